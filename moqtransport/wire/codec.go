@@ -177,8 +177,8 @@ func (w *builder) string(field string, v string, limit int) {
 }
 
 func (w *builder) location(field string, l Location) {
-	w.varint(field+" group", l.Group)
-	w.varint(field+" object", l.Object)
+	w.varint(field, l.Group)
+	w.varint(field, l.Object)
 }
 
 func (w *builder) reasonPhrase(r string) { w.string("reason phrase", r, MaxReasonPhraseLen) }

@@ -34,7 +34,11 @@ func AppendKeyValue(b []byte, kv KeyValue) ([]byte, error) {
 func (w *builder) keyValue(kv KeyValue) {
 	w.varint("key-value type", kv.Type)
 	if kv.IsBytes() {
-		w.lengthPrefixed(fmt.Sprintf("value of key-value 0x%x", kv.Type), kv.Bytes, MaxKVPValueLen)
+		if len(kv.Bytes) > MaxKVPValueLen {
+			w.fail(violation("value of key-value 0x%x is %d bytes, limit %d", kv.Type, len(kv.Bytes), MaxKVPValueLen))
+			return
+		}
+		w.lengthPrefixed("key-value value", kv.Bytes, MaxKVPValueLen)
 		return
 	}
 	if kv.Bytes != nil {
@@ -58,7 +62,11 @@ func (p *parser) keyValue() KeyValue {
 		return KeyValue{}
 	}
 	if kv.IsBytes() {
-		kv.Bytes = p.lengthPrefixed(fmt.Sprintf("value of key-value 0x%x", kv.Type), MaxKVPValueLen)
+		l := p.varint()
+		if p.err == nil && l > MaxKVPValueLen {
+			p.fail(violation("value of key-value 0x%x is %d bytes, limit %d", kv.Type, l, MaxKVPValueLen))
+		}
+		kv.Bytes = p.bytes(l)
 		if kv.Bytes == nil && p.err == nil {
 			kv.Bytes = []byte{}
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // ControlReader reads framed control messages from a control stream.
@@ -250,10 +251,37 @@ func (s *StreamReader) ReadObject() (Object, error) {
 		}
 	}
 	if o.PayloadLength > 0 {
-		o.Payload = make([]byte, o.PayloadLength)
-		if _, err := io.ReadFull(s.r, o.Payload); err != nil {
+		if o.Payload, err = s.readPayload(int(o.PayloadLength)); err != nil {
 			return o, streamErr(err, fmt.Sprintf("data stream ended inside the %d-byte payload of object %d", o.PayloadLength, o.ID))
 		}
 	}
 	return o, nil
+}
+
+// eagerPayload is the payload size up to which the reader allocates the
+// whole payload at once. Above it, the buffer grows as bytes arrive, so a
+// peer that declares a large object and sends little costs little memory.
+const eagerPayload = 1 << 20
+
+// readPayload reads exactly n bytes. Up to eagerPayload it allocates once
+// and copies each byte once; above, it doubles its buffer as data arrives,
+// which bounds memory by twice what was received.
+func (s *StreamReader) readPayload(n int) ([]byte, error) {
+	if n <= eagerPayload {
+		b := make([]byte, n)
+		_, err := io.ReadFull(s.r, b)
+		return b, err
+	}
+	b := make([]byte, 0, eagerPayload)
+	for len(b) < n {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(cap(b), n-len(b)))
+		}
+		m, err := io.ReadFull(s.r, b[len(b):min(cap(b), n)])
+		b = b[:len(b)+m]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
 }
