@@ -75,6 +75,9 @@ func AppendDatagram(b []byte, d *Datagram) ([]byte, error) {
 	} else if d.Status != StatusNormal {
 		return b, fmt.Errorf("wire: a payload datagram has status Normal; set IsStatus to send %s", d.Status)
 	}
+	if err := validateExtensions(d.Extensions); err != nil {
+		return b, err
+	}
 	t := d.DatagramType()
 	b = quicvarint.Append(b, t)
 	b = quicvarint.Append(b, d.TrackAlias)

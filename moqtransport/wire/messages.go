@@ -21,7 +21,7 @@ func (m *ClientSetup) appendBody(w *builder) {
 	for _, v := range m.Versions {
 		w.varint("version", uint64(v))
 	}
-	w.params(m.Params)
+	w.params(m.Params, setupParamRules)
 }
 
 func (m *ClientSetup) parseBody(p *parser) {
@@ -53,7 +53,7 @@ func (*ServerSetup) Type() MessageType { return TypeServerSetup }
 
 func (m *ServerSetup) appendBody(w *builder) {
 	w.varint("version", uint64(m.Version))
-	w.params(m.Params)
+	w.params(m.Params, setupParamRules)
 }
 
 func (m *ServerSetup) parseBody(p *parser) {
@@ -120,7 +120,7 @@ func (m *Subscribe) appendBody(w *builder) {
 	w.groupOrder(m.GroupOrder, true)
 	w.bool(m.Forward)
 	w.filter(m.Filter)
-	w.params(m.Params)
+	w.params(m.Params, rulesSubscribe)
 }
 
 func (m *Subscribe) parseBody(p *parser) { m.parse(p, rulesSubscribe) }
@@ -158,7 +158,7 @@ func (m *SubscribeOK) appendBody(w *builder) {
 	if m.ContentExists {
 		w.location("largest", m.Largest)
 	}
-	w.params(m.Params)
+	w.params(m.Params, rulesSubscribeOK)
 }
 
 func (m *SubscribeOK) parseBody(p *parser) {
@@ -239,7 +239,7 @@ func (m *SubscribeUpdate) appendBody(w *builder) {
 	}
 	w.uint8(m.SubscriberPriority)
 	w.bool(m.Forward)
-	w.params(m.Params)
+	w.params(m.Params, rulesSubscribe)
 }
 
 func (m *SubscribeUpdate) parseBody(p *parser) {
@@ -317,7 +317,7 @@ func (m *Publish) appendBody(w *builder) {
 		w.location("largest", m.Largest)
 	}
 	w.bool(m.Forward)
-	w.params(m.Params)
+	w.params(m.Params, rulesPublish)
 }
 
 func (m *Publish) parseBody(p *parser) {
@@ -351,7 +351,7 @@ func (m *PublishOK) appendBody(w *builder) {
 	w.uint8(m.SubscriberPriority)
 	w.groupOrder(m.GroupOrder, false)
 	w.filter(m.Filter)
-	w.params(m.Params)
+	w.params(m.Params, rulesPublishOK)
 }
 
 func (m *PublishOK) parseBody(p *parser) {
@@ -441,7 +441,7 @@ func (m *Fetch) appendBody(w *builder) {
 	default:
 		w.fail(violation("unknown fetch type %s", m.FetchType))
 	}
-	w.params(m.Params)
+	w.params(m.Params, rulesAuthOnly)
 }
 
 func (m *Fetch) parseBody(p *parser) {
@@ -483,7 +483,7 @@ func (m *FetchOK) appendBody(w *builder) {
 	w.groupOrder(m.GroupOrder, false)
 	w.bool(m.EndOfTrack)
 	w.location("end", m.End)
-	w.params(m.Params)
+	w.params(m.Params, rulesFetchOK)
 }
 
 func (m *FetchOK) parseBody(p *parser) {
@@ -556,7 +556,7 @@ func (*PublishNamespace) Type() MessageType { return TypePublishNamespace }
 func (m *PublishNamespace) appendBody(w *builder) {
 	w.varint("request ID", m.RequestID)
 	w.namespace(m.Namespace)
-	w.params(m.Params)
+	w.params(m.Params, rulesAuthOnly)
 }
 
 func (m *PublishNamespace) parseBody(p *parser) {
@@ -639,7 +639,7 @@ func (*SubscribeNamespace) Type() MessageType { return TypeSubscribeNamespace }
 func (m *SubscribeNamespace) appendBody(w *builder) {
 	w.varint("request ID", m.RequestID)
 	w.namespace(m.Prefix)
-	w.params(m.Params)
+	w.params(m.Params, rulesAuthOnly)
 }
 
 func (m *SubscribeNamespace) parseBody(p *parser) {

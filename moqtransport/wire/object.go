@@ -146,6 +146,9 @@ func appendObjectTail(b []byte, h *ObjectHeader, withExtensions bool) ([]byte, e
 		return b, fmt.Errorf("wire: payload length %d does not fit in a varint", h.PayloadLength)
 	}
 	if withExtensions {
+		if err := validateExtensions(h.Extensions); err != nil {
+			return b, err
+		}
 		b = quicvarint.Append(b, uint64(len(h.Extensions)))
 		b = append(b, h.Extensions...)
 	} else if len(h.Extensions) > 0 {

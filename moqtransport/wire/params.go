@@ -34,6 +34,10 @@ func AppendKeyValue(b []byte, kv KeyValue) ([]byte, error) {
 func (w *builder) keyValue(kv KeyValue) {
 	w.varint("key-value type", kv.Type)
 	if kv.IsBytes() {
+		if kv.Value != 0 {
+			w.fail(fmt.Errorf("wire: key-value type 0x%x is odd and carries bytes, not a varint", kv.Type))
+			return
+		}
 		if len(kv.Bytes) > MaxKVPValueLen {
 			w.fail(violation("value of key-value 0x%x is %d bytes, limit %d", kv.Type, len(kv.Bytes), MaxKVPValueLen))
 			return
@@ -216,9 +220,35 @@ var (
 	rulesFetchOK     = paramRules{ParamMaxCacheDuration: paramOnce}
 )
 
-func (w *builder) params(ps Parameters) {
+// check applies the rules to one parameter: no duplicate of a
+// non-repeatable parameter (PROTOCOL_VIOLATION) and tokens that decode
+// (KEY_VALUE_FORMATTING_ERROR). seen has bit i set once type i (< 64) was
+// seen.
+func (rules paramRules) check(kv KeyValue, seen *uint64) error {
+	switch rules[kv.Type] {
+	case paramOnce:
+		if *seen&(1<<kv.Type) != 0 {
+			return violation("parameter 0x%x appears more than once", kv.Type)
+		}
+		*seen |= 1 << kv.Type
+	case paramToken:
+		if _, err := ParseToken(kv.Bytes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// params writes a count-prefixed parameter list, refusing what the
+// receiver would reject under rules.
+func (w *builder) params(ps Parameters, rules paramRules) {
 	w.varint("parameter count", uint64(len(ps)))
+	var seen uint64
 	for _, kv := range ps {
+		if err := rules.check(kv, &seen); err != nil {
+			w.fail(err)
+			return
+		}
 		w.keyValue(kv)
 	}
 }
@@ -240,24 +270,15 @@ func (p *parser) params(rules paramRules) Parameters {
 		return nil
 	}
 	ps := make(Parameters, 0, min(n, maxParamsPrealloc))
-	var seen uint64 // bit i set when type i (< 64) was seen
+	var seen uint64
 	for range n {
 		kv := p.keyValue()
 		if p.err != nil {
 			return nil
 		}
-		switch rules[kv.Type] {
-		case paramOnce:
-			if seen&(1<<kv.Type) != 0 {
-				p.fail(violation("parameter 0x%x appears more than once", kv.Type))
-				return nil
-			}
-			seen |= 1 << kv.Type
-		case paramToken:
-			if _, err := ParseToken(kv.Bytes); err != nil {
-				p.fail(err)
-				return nil
-			}
+		if err := rules.check(kv, &seen); err != nil {
+			p.fail(err)
+			return nil
 		}
 		if kv.Bytes != nil {
 			kv.Bytes = append([]byte{}, kv.Bytes...)

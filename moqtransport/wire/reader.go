@@ -92,7 +92,7 @@ var ErrObjectTooLarge = errors.New("wire: object exceeds the reader's size limit
 // Default reader limits.
 const (
 	DefaultMaxObjectPayload = 64 << 20
-	DefaultMaxExtensionsLen = 64 << 10
+	DefaultMaxExtensionsLen = 256 << 10 // room for a few maximum-size (65535-byte) extensions
 )
 
 // StreamReaderConfig bounds what a StreamReader allocates for one object.
