@@ -1,0 +1,286 @@
+package moqtransport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// readControl reads the control stream until the session ends. Every
+// message is handled here, in order; requests that need the application go
+// to a goroutine of their own.
+func (s *Session) readControl() {
+	for {
+		m, err := s.reader.ReadMessage()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			if err == io.EOF {
+				err = &wire.SessionError{Code: wire.ProtocolViolation, Reason: "the peer closed the control stream"}
+			}
+			s.fail(err)
+			return
+		}
+		s.log.Debug("received", "msg", m.Type())
+		if err := s.handle(m); err != nil {
+			s.fail(err)
+			return
+		}
+	}
+}
+
+func violation(format string, args ...any) error {
+	return &wire.SessionError{Code: wire.ProtocolViolation, Reason: fmt.Sprintf(format, args...)}
+}
+
+// handle acts on one control message. A returned error closes the session
+// with the code it carries.
+func (s *Session) handle(m wire.Message) error {
+	switch m := m.(type) {
+	case *wire.ClientSetup, *wire.ServerSetup:
+		return violation("%s after setup", m.Type())
+
+	case *wire.MaxRequestID:
+		return s.ids.setPeerMax(m.Max, false)
+	case *wire.RequestsBlocked:
+		if grant := s.ids.peerBlocked(); grant > 0 {
+			s.sendOrFail(&wire.MaxRequestID{Max: grant})
+		}
+		return nil
+	case *wire.GoAway:
+		return s.handleGoAway(m)
+
+	// Responses to our requests.
+	case *wire.SubscribeOK:
+		return s.handleSubscribeOK(m)
+	case *wire.SubscribeError:
+		return s.respond(m.RequestID, m)
+	case *wire.PublishNamespaceOK:
+		return s.respond(m.RequestID, m)
+	case *wire.PublishNamespaceError:
+		return s.respond(m.RequestID, m)
+	case *wire.TrackStatusOK:
+		return s.respond(m.RequestID, m)
+	case *wire.TrackStatusError:
+		return s.respond(m.RequestID, m)
+	case *wire.FetchOK:
+		return s.respond(m.RequestID, m)
+	case *wire.FetchError:
+		return s.respond(m.RequestID, m)
+	case *wire.SubscribeNamespaceOK:
+		return s.respond(m.RequestID, m)
+	case *wire.SubscribeNamespaceError:
+		return s.respond(m.RequestID, m)
+	case *wire.PublishOK:
+		return s.respond(m.RequestID, m)
+	case *wire.PublishError:
+		return s.respond(m.RequestID, m)
+	case *wire.PublishDone:
+		return s.handlePublishDone(m)
+	case *wire.PublishNamespaceCancel:
+		s.handleNamespaceCancel(m)
+		return nil
+
+	// Requests from the peer.
+	case *wire.Subscribe:
+		if err := s.ids.accept(m.RequestID); err != nil {
+			return err
+		}
+		return s.handleSubscribe(m)
+	case *wire.SubscribeUpdate:
+		if err := s.ids.accept(m.RequestID); err != nil {
+			return err
+		}
+		s.requestDone()
+		return s.handleSubscribeUpdate(m)
+	case *wire.Unsubscribe:
+		s.handleUnsubscribe(m)
+		return nil
+	case *wire.PublishNamespace:
+		if err := s.ids.accept(m.RequestID); err != nil {
+			return err
+		}
+		s.handlePublishNamespace(m)
+		return nil
+	case *wire.PublishNamespaceDone:
+		s.handlePublishNamespaceDone(m)
+		return nil
+
+	// Requests this version of the library refuses, each with the error
+	// its registry has for it.
+	case *wire.Fetch:
+		if err := s.ids.accept(m.RequestID); err != nil {
+			return err
+		}
+		s.refuse(&wire.FetchError{RequestID: m.RequestID, Code: wire.FetchNotSupported, Reason: "FETCH is not supported by this endpoint"})
+		return nil
+	case *wire.FetchCancel:
+		return nil // no fetch can be open
+	case *wire.TrackStatus:
+		if err := s.ids.accept(m.RequestID); err != nil {
+			return err
+		}
+		s.refuse(&wire.TrackStatusError{RequestID: m.RequestID, Code: wire.SubscribeNotSupported, Reason: "TRACK_STATUS is not supported by this endpoint"})
+		return nil
+	case *wire.SubscribeNamespace:
+		if err := s.ids.accept(m.RequestID); err != nil {
+			return err
+		}
+		s.refuse(&wire.SubscribeNamespaceError{RequestID: m.RequestID, Code: wire.SubscribeNamespaceNotSupported, Reason: "SUBSCRIBE_NAMESPACE is not supported by this endpoint"})
+		return nil
+	case *wire.UnsubscribeNamespace:
+		return nil // no namespace subscription can be open
+	case *wire.Publish:
+		if err := s.ids.accept(m.RequestID); err != nil {
+			return err
+		}
+		s.refuse(&wire.PublishError{RequestID: m.RequestID, Code: wire.PublishNotSupported, Reason: "PUBLISH is not supported by this endpoint"})
+		return nil
+	}
+	return violation("unexpected %s", m.Type())
+}
+
+// refuse answers a request with an error message; the request is over.
+func (s *Session) refuse(m wire.Message) {
+	s.sendOrFail(m)
+	s.requestDone()
+}
+
+// requestDone ends one of the peer's requests and tops up its grant.
+func (s *Session) requestDone() {
+	if grant := s.ids.finish(); grant > 0 {
+		s.sendOrFail(&wire.MaxRequestID{Max: grant})
+	}
+}
+
+// request sends a request that takes a new request ID and waits for its
+// response. build makes the message for the allocated ID.
+func (s *Session) request(ctx context.Context, build func(id uint64) wire.Message) (uint64, wire.Message, error) {
+	if err := s.checkOpen(); err != nil {
+		return 0, nil, err
+	}
+	id, err := s.ids.allocate(ctx, func(limit uint64) {
+		s.log.Debug("blocked on the peer's MAX_REQUEST_ID", "limit", limit)
+		s.sendOrFail(&wire.RequestsBlocked{Max: limit})
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	ch := make(chan wire.Message, 1)
+	s.mu.Lock()
+	s.pending[id] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.pending, id)
+		s.mu.Unlock()
+	}()
+	if err := s.send(build(id)); err != nil {
+		return id, nil, err
+	}
+	select {
+	case m := <-ch:
+		return id, m, nil
+	case <-ctx.Done():
+		return id, nil, ctx.Err()
+	case <-s.closed:
+		return id, nil, s.closedErr()
+	}
+}
+
+// respond hands a response to the request waiting for it. A response to a
+// request we never sent, or a second response, is a protocol violation.
+func (s *Session) respond(id uint64, m wire.Message) error {
+	s.mu.Lock()
+	ch, ok := s.pending[id]
+	if ok {
+		delete(s.pending, id)
+	}
+	s.mu.Unlock()
+	if !ok {
+		if s.ownID(id) && id < s.nextOwnID() {
+			// A request we gave up on (its caller's context ended):
+			// drop the late answer.
+			return nil
+		}
+		return violation("%s for request %d, which is not a request of ours", m.Type(), id)
+	}
+	ch <- m
+	return nil
+}
+
+func (s *Session) ownID(id uint64) bool { return (id%2 == 0) == s.client }
+
+func (s *Session) nextOwnID() uint64 {
+	s.ids.mu.Lock()
+	defer s.ids.mu.Unlock()
+	return s.ids.next
+}
+
+func (s *Session) checkOpen() error {
+	select {
+	case <-s.closed:
+		return s.closedErr()
+	default:
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.goAwayReceived {
+		return ErrGoingAway
+	}
+	return nil
+}
+
+func (s *Session) closedErr() error {
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrSessionClosed, err)
+	}
+	return ErrSessionClosed
+}
+
+func (s *Session) handleGoAway(m *wire.GoAway) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.goAwayReceived {
+		return violation("second GOAWAY")
+	}
+	if !s.client && m.NewSessionURI != "" {
+		return violation("GOAWAY with a new session URI sent to a server")
+	}
+	s.goAwayReceived, s.goAwayURI = true, m.NewSessionURI
+	close(s.goAway)
+	s.log.Info("peer sent GOAWAY", "uri", m.NewSessionURI)
+	return nil
+}
+
+// GoAway is closed when the peer sends GOAWAY: finish what is open and
+// start new requests on a new session.
+func (s *Session) GoAway() <-chan struct{} { return s.goAway }
+
+// GoAwayURI is the URI a GOAWAY named, or "" for "reconnect to the same
+// URI".
+func (s *Session) GoAwayURI() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.goAwayURI
+}
+
+// SendGoAway tells the peer to move to uri (empty: the same URI). Only a
+// server may name a URI.
+func (s *Session) SendGoAway(uri string) error {
+	if !s.client || uri == "" {
+		s.mu.Lock()
+		sent := s.goAwaySent
+		s.goAwaySent = true
+		s.mu.Unlock()
+		if sent {
+			return errors.New("moqt: GOAWAY already sent")
+		}
+		return s.send(&wire.GoAway{NewSessionURI: uri})
+	}
+	return errors.New("moqt: a client cannot send a GOAWAY URI")
+}

@@ -1,0 +1,142 @@
+package moqtransport
+
+import (
+	"context"
+	"sync"
+
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// NamespacePublication is a namespace we published with PUBLISH_NAMESPACE
+// and the peer accepted.
+type NamespacePublication struct {
+	s         *Session
+	namespace wire.Namespace
+	once      sync.Once
+	done      chan struct{}
+	err       error
+}
+
+// Namespace returns the published namespace.
+func (p *NamespacePublication) Namespace() wire.Namespace { return p.namespace }
+
+// Done is closed when the publication ends: we withdrew it, the peer
+// cancelled it (PUBLISH_NAMESPACE_CANCEL), or the session ended.
+func (p *NamespacePublication) Done() <-chan struct{} { return p.done }
+
+// Err says why the publication ended: nil after Close, a *RequestError
+// after PUBLISH_NAMESPACE_CANCEL, or the session's error.
+func (p *NamespacePublication) Err() error {
+	<-p.done
+	return p.err
+}
+
+func (p *NamespacePublication) end(err error) {
+	p.once.Do(func() {
+		p.err = err
+		close(p.done)
+	})
+}
+
+// Close withdraws the namespace with PUBLISH_NAMESPACE_DONE.
+func (p *NamespacePublication) Close() error {
+	s := p.s
+	s.mu.Lock()
+	key := nsKey(p.namespace)
+	mine := s.ourNamespaces[key] == p
+	if mine {
+		delete(s.ourNamespaces, key)
+	}
+	s.mu.Unlock()
+	p.end(nil)
+	if !mine {
+		return nil
+	}
+	return s.send(&wire.PublishNamespaceDone{Namespace: p.namespace})
+}
+
+// PublishNamespace announces ns to the peer and waits for its answer. A
+// refusal is a *RequestError with the PUBLISH_NAMESPACE_ERROR code.
+func (s *Session) PublishNamespace(ctx context.Context, ns wire.Namespace, params wire.Parameters) (*NamespacePublication, error) {
+	if err := ns.Validate(); err != nil {
+		return nil, err
+	}
+	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
+		return &wire.PublishNamespace{RequestID: id, Namespace: ns, Params: params}
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch r := resp.(type) {
+	case *wire.PublishNamespaceOK:
+		p := &NamespacePublication{s: s, namespace: ns, done: make(chan struct{})}
+		s.mu.Lock()
+		s.ourNamespaces[nsKey(ns)] = p
+		s.mu.Unlock()
+		return p, nil
+	case *wire.PublishNamespaceError:
+		return nil, &RequestError{Message: wire.TypePublishNamespaceError, Code: uint64(r.Code), Reason: r.Reason}
+	}
+	return nil, violation("%s in answer to PUBLISH_NAMESPACE", resp.Type())
+}
+
+func (s *Session) handleNamespaceCancel(m *wire.PublishNamespaceCancel) {
+	s.mu.Lock()
+	key := nsKey(m.Namespace)
+	p := s.ourNamespaces[key]
+	delete(s.ourNamespaces, key)
+	s.mu.Unlock()
+	if p != nil {
+		p.end(&RequestError{Message: wire.TypePublishNamespaceCancel, Code: uint64(m.Code), Reason: m.Reason})
+	}
+}
+
+// handlePublishNamespace asks the handler about a namespace the peer
+// published and answers.
+func (s *Session) handlePublishNamespace(m *wire.PublishNamespace) {
+	s.goFunc(func() {
+		err := s.cfg.Handler.PublishNamespace(s.ctx, s, m)
+		if s.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			code, reason := requestCode(err, uint64(wire.NamespaceInternalError))
+			s.refuse(&wire.PublishNamespaceError{RequestID: m.RequestID, Code: wire.PublishNamespaceErrorCode(code), Reason: reason})
+			return
+		}
+		s.mu.Lock()
+		s.peerNamespaces[nsKey(m.Namespace)] = m.Namespace
+		s.mu.Unlock()
+		s.sendOrFail(&wire.PublishNamespaceOK{RequestID: m.RequestID})
+	})
+}
+
+// handlePublishNamespaceDone: the peer withdrew a namespace; its request is
+// over.
+func (s *Session) handlePublishNamespaceDone(m *wire.PublishNamespaceDone) {
+	s.mu.Lock()
+	key := nsKey(m.Namespace)
+	_, ok := s.peerNamespaces[key]
+	delete(s.peerNamespaces, key)
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	s.requestDone()
+	s.cfg.Handler.PublishNamespaceDone(s, m.Namespace)
+}
+
+// CancelNamespace refuses further subscriptions to a namespace the peer
+// published (PUBLISH_NAMESPACE_CANCEL).
+func (s *Session) CancelNamespace(ns wire.Namespace, code wire.PublishNamespaceErrorCode, reason string) error {
+	s.mu.Lock()
+	key := nsKey(ns)
+	_, ok := s.peerNamespaces[key]
+	delete(s.peerNamespaces, key)
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	s.requestDone()
+	return s.send(&wire.PublishNamespaceCancel{Namespace: ns, Code: code, Reason: reason})
+}

@@ -1,0 +1,339 @@
+package moqtransport
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// servedSubscription is a SUBSCRIBE from the peer that we serve from a
+// track.
+type servedSubscription struct {
+	s      *Session
+	req    *wire.Subscribe
+	key    string // full track name, to refuse a second subscription to it
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	reader   *TrackReader
+	start    wire.Location
+	hasEnd   bool
+	endGroup uint64
+	priority uint8
+	forward  bool
+	streams  map[subgroupKey]*outStream
+	opened   uint64
+	// unsubscribed is set by UNSUBSCRIBE: the subscription ends with
+	// SUBSCRIPTION_ENDED.
+	unsubscribed bool
+}
+
+type subgroupKey struct{ group, subgroup uint64 }
+
+// outStream is one subgroup stream we write.
+type outStream struct {
+	str   SendStream
+	state *wire.SubgroupState
+	buf   []byte
+}
+
+func (s *Session) handleSubscribe(m *wire.Subscribe) error {
+	key := trackKey(wire.FullTrackName{Namespace: m.Namespace, Name: m.Name})
+	s.mu.Lock()
+	for _, other := range s.served {
+		if other.key == key {
+			s.mu.Unlock()
+			return violation("a second SUBSCRIBE for track %s in one session", m.Namespace.String()+"/"+m.Name)
+		}
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	sv := &servedSubscription{
+		s: s, req: m, key: key, ctx: ctx, cancel: cancel,
+		priority: m.SubscriberPriority, forward: m.Forward,
+		streams: map[subgroupKey]*outStream{},
+	}
+	s.served[m.RequestID] = sv
+	s.mu.Unlock()
+	s.goFunc(sv.run)
+	return nil
+}
+
+// run asks the handler for the track, answers the SUBSCRIBE, and delivers
+// objects until the subscription ends.
+func (sv *servedSubscription) run() {
+	s := sv.s
+	defer func() {
+		sv.cancel()
+		s.mu.Lock()
+		delete(s.served, sv.req.RequestID)
+		s.mu.Unlock()
+		if s.ctx.Err() == nil {
+			s.requestDone()
+		}
+	}()
+	track, err := s.cfg.Handler.Subscribe(sv.ctx, s, sv.req)
+	if s.ctx.Err() != nil {
+		return
+	}
+	if err == nil && track == nil {
+		err = ErrTrackNotFound
+	}
+	if err != nil {
+		code, reason := requestCode(err, uint64(wire.SubscribeInternalError))
+		s.sendOrFail(&wire.SubscribeError{RequestID: sv.req.RequestID, Code: wire.SubscribeErrorCode(code), Reason: reason})
+		return
+	}
+	largest, exists := track.Largest()
+	f := sv.req.Filter
+	switch f.Type {
+	case wire.FilterNextGroupStart:
+		if exists {
+			sv.start = wire.Location{Group: largest.Group + 1}
+		}
+	case wire.FilterLargestObject:
+		if exists {
+			sv.start = wire.Location{Group: largest.Group, Object: largest.Object + 1}
+		}
+	case wire.FilterAbsoluteStart:
+		sv.start = f.Start
+	case wire.FilterAbsoluteRange:
+		sv.start, sv.hasEnd, sv.endGroup = f.Start, true, f.EndGroup
+		if f.EndGroup < f.Start.Group || (exists && f.EndGroup < largest.Group) {
+			s.sendOrFail(&wire.SubscribeError{RequestID: sv.req.RequestID, Code: wire.SubscribeInvalidRange,
+				Reason: "the end group is before the start or already published"})
+			return
+		}
+	}
+	sv.mu.Lock()
+	sv.reader = track.NewReader(ReaderFilter{Start: sv.start, HasEnd: sv.hasEnd, EndGroup: sv.endGroup})
+	sv.mu.Unlock()
+	defer sv.reader.Close()
+	order := sv.req.GroupOrder
+	if order == wire.GroupOrderPublisher {
+		order = track.GroupOrder()
+	}
+	ok := &wire.SubscribeOK{RequestID: sv.req.RequestID, TrackAlias: sv.req.RequestID, GroupOrder: order, ContentExists: exists}
+	if exists {
+		ok.Largest = largest
+	}
+	if err := s.send(ok); err != nil {
+		return
+	}
+	code, reason := sv.deliver()
+	if s.ctx.Err() != nil {
+		return
+	}
+	sv.mu.Lock()
+	opened := sv.opened
+	sv.mu.Unlock()
+	s.sendOrFail(&wire.PublishDone{RequestID: sv.req.RequestID, StatusCode: code, StreamCount: opened, Reason: reason})
+}
+
+// deliver writes the track's objects until the track ends, the peer
+// unsubscribes, or the session ends, and says how it ended.
+func (sv *servedSubscription) deliver() (wire.PublishDoneCode, string) {
+	for {
+		ev, err := sv.reader.Next(sv.ctx)
+		if err != nil {
+			return sv.finish(err)
+		}
+		switch ev.Kind {
+		case EventObject:
+			if err := sv.writeObject(ev); err != nil {
+				if sv.ctx.Err() != nil {
+					return sv.finish(sv.ctx.Err())
+				}
+				sv.s.log.Debug("subgroup stream failed", "group", ev.Group, "subgroup", ev.Subgroup, "err", err)
+				sv.resetStream(subgroupKey{ev.Group, ev.Subgroup}, wire.ResetInternalError)
+			}
+		case EventSubgroupEnd:
+			sv.closeStream(subgroupKey{ev.Group, ev.Subgroup})
+		case EventSubgroupAbort:
+			sv.resetStream(subgroupKey{ev.Group, ev.Subgroup}, wire.StreamResetCode(ev.Code))
+		case EventSkipped:
+			// The subscriber fell behind the cache: the subgroups in
+			// flight cannot be completed.
+			sv.resetAll(wire.ResetCancelled)
+		}
+	}
+}
+
+// finish closes the open streams and picks the PUBLISH_DONE status.
+func (sv *servedSubscription) finish(err error) (wire.PublishDoneCode, string) {
+	sv.mu.Lock()
+	unsubscribed := sv.unsubscribed
+	sv.mu.Unlock()
+	switch {
+	case errors.Is(err, io.EOF):
+		for k := range sv.streams {
+			sv.closeStream(k)
+		}
+		return wire.DoneTrackEnded, "track ended"
+	case unsubscribed:
+		sv.resetAll(wire.ResetCancelled)
+		return wire.DoneSubscriptionEnded, "unsubscribed"
+	case sv.s.ctx.Err() != nil:
+		sv.resetAll(wire.ResetSessionClosed)
+		return wire.DoneGoingAway, "session closed"
+	}
+	sv.resetAll(wire.ResetInternalError)
+	var re *RequestError
+	if errors.As(err, &re) && re.Message == wire.TypePublishDone {
+		return wire.PublishDoneCode(re.Code), re.Reason
+	}
+	return wire.DoneInternalError, err.Error()
+}
+
+func (sv *servedSubscription) writeObject(ev Event) error {
+	sv.mu.Lock()
+	forward, priority := sv.forward, sv.priority
+	sv.mu.Unlock()
+	if !forward {
+		return nil
+	}
+	o := ev.Object
+	if ev.Datagram {
+		b, err := wire.AppendDatagram(nil, &wire.Datagram{
+			TrackAlias: sv.req.RequestID, Group: o.Group, Object: o.ID, PublisherPriority: o.PublisherPriority,
+			EndOfGroup: o.EndOfGroup && o.Status == wire.StatusNormal,
+			IsStatus:   o.Status != wire.StatusNormal, Status: o.Status, Extensions: o.Extensions, Payload: o.Payload,
+		})
+		if err != nil {
+			return err
+		}
+		return sv.s.conn.SendDatagram(b)
+	}
+	k := subgroupKey{ev.Group, ev.Subgroup}
+	st := sv.streams[k]
+	if st != nil && len(o.Extensions) > 0 && !st.state.Header.Extensions {
+		// The stream's type carries no extensions: start the subgroup
+		// again on a stream whose type does.
+		sv.resetStream(k, wire.ResetInternalError)
+		st = nil
+	}
+	if st == nil {
+		var err error
+		if st, err = sv.openStream(ev, priority); err != nil {
+			return err
+		}
+		sv.streams[k] = st
+	}
+	h := wire.ObjectHeader{ID: o.ID, Status: o.Status, Extensions: o.Extensions, PayloadLength: uint64(len(o.Payload))}
+	var err error
+	if st.buf, err = st.state.AppendObject(st.buf[:0], &h); err != nil {
+		return err
+	}
+	if _, err := st.str.Write(st.buf); err != nil {
+		return err
+	}
+	if len(o.Payload) > 0 {
+		if _, err := st.str.Write(o.Payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openStream opens a subgroup stream with the smallest header type that
+// fits the subgroup's first object.
+func (sv *servedSubscription) openStream(ev Event, priority uint8) (*outStream, error) {
+	o := ev.Object
+	h := wire.SubgroupHeader{
+		TrackAlias: sv.req.RequestID, GroupID: o.Group, SubgroupID: o.Subgroup,
+		PublisherPriority: o.PublisherPriority, Extensions: len(o.Extensions) > 0, EndOfGroup: ev.EndOfGroup,
+	}
+	switch o.Subgroup {
+	case 0:
+		h.IDMode = wire.SubgroupIDZero
+	case o.ID:
+		h.IDMode = wire.SubgroupIDFirstObject
+	default:
+		h.IDMode = wire.SubgroupIDExplicit
+	}
+	str, err := sv.s.conn.OpenUniStreamSync(sv.ctx)
+	if err != nil {
+		return nil, err
+	}
+	sv.mu.Lock()
+	sv.opened++
+	sv.mu.Unlock()
+	str.SetPriority(priority)
+	st := &outStream{str: str, state: wire.NewSubgroupState(h)}
+	if st.buf, err = wire.AppendSubgroupHeader(make([]byte, 0, 64), &h); err != nil {
+		str.CancelWrite(uint64(wire.ResetInternalError))
+		return nil, err
+	}
+	if _, err := str.Write(st.buf); err != nil {
+		str.CancelWrite(uint64(wire.ResetInternalError))
+		return nil, err
+	}
+	return st, nil
+}
+
+func (sv *servedSubscription) closeStream(k subgroupKey) {
+	if st := sv.streams[k]; st != nil {
+		_ = st.str.Close()
+		delete(sv.streams, k)
+	}
+}
+
+func (sv *servedSubscription) resetStream(k subgroupKey, code wire.StreamResetCode) {
+	if st := sv.streams[k]; st != nil {
+		st.str.CancelWrite(uint64(code))
+		delete(sv.streams, k)
+	}
+}
+
+func (sv *servedSubscription) resetAll(code wire.StreamResetCode) {
+	for k := range sv.streams {
+		sv.resetStream(k, code)
+	}
+}
+
+func (s *Session) handleUnsubscribe(m *wire.Unsubscribe) {
+	s.mu.Lock()
+	sv := s.served[m.RequestID]
+	s.mu.Unlock()
+	if sv == nil {
+		return // already ended: PUBLISH_DONE is on its way or sent
+	}
+	sv.mu.Lock()
+	sv.unsubscribed = true
+	sv.mu.Unlock()
+	sv.cancel()
+}
+
+// handleSubscribeUpdate narrows a served subscription. Widening it, or
+// naming a subscription that never existed, is a protocol violation.
+func (s *Session) handleSubscribeUpdate(m *wire.SubscribeUpdate) error {
+	s.mu.Lock()
+	sv := s.served[m.SubscriptionRequestID]
+	s.mu.Unlock()
+	if sv == nil {
+		if m.SubscriptionRequestID%2 == 0 != s.client && m.SubscriptionRequestID < m.RequestID {
+			return nil // a subscription that already ended
+		}
+		return violation("SUBSCRIBE_UPDATE for request %d, which is not a subscription", m.SubscriptionRequestID)
+	}
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	if m.Start.Less(sv.start) {
+		return violation("SUBSCRIBE_UPDATE moves the start back from %s to %s", sv.start, m.Start)
+	}
+	if sv.hasEnd && (!m.HasEndGroup || m.EndGroup > sv.endGroup) {
+		return violation("SUBSCRIBE_UPDATE moves the end group past %d", sv.endGroup)
+	}
+	if m.HasEndGroup && m.EndGroup < m.Start.Group {
+		return violation("SUBSCRIBE_UPDATE end group %d is before its start group %d", m.EndGroup, m.Start.Group)
+	}
+	sv.start, sv.hasEnd, sv.endGroup = m.Start, m.HasEndGroup, m.EndGroup
+	sv.priority, sv.forward = m.SubscriberPriority, m.Forward
+	if sv.reader != nil {
+		sv.reader.SetFilter(ReaderFilter{Start: sv.start, HasEnd: sv.hasEnd, EndGroup: sv.endGroup})
+	}
+	return nil
+}

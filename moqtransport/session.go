@@ -1,0 +1,475 @@
+// Package moqtransport is a draft-ietf-moq-transport-14 session: setup,
+// the control stream, request IDs and their flow control, and the publisher
+// and subscriber sides over any transport that implements Conn (package
+// moqnative provides raw QUIC and WebTransport).
+package moqtransport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/moqgo/moq/internal/version"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// Config configures a session. The zero value is usable: it grants the peer
+// 100 concurrent requests, waits 10 seconds for setup, logs nothing, and
+// refuses every request from the peer with the right error code.
+type Config struct {
+	// Logger receives the session's logs; nil is silent.
+	Logger *slog.Logger
+	// SetupTimeout bounds CLIENT_SETUP / SERVER_SETUP; default 10s.
+	SetupTimeout time.Duration
+	// MaxRequests is how many requests the peer may have open at once: we
+	// grant request IDs in MAX_REQUEST_ID to keep this window. Default 100.
+	MaxRequests uint64
+	// Implementation is sent as MOQT_IMPLEMENTATION; default "moq-go/<version>".
+	Implementation string
+	// Path and Authority are the PATH and AUTHORITY setup parameters a
+	// client sends over raw QUIC (draft-14 §3.1); they are not sent over
+	// WebTransport.
+	Path, Authority string
+	// Handler answers the peer's requests; nil refuses them all.
+	Handler Handler
+	// MaxPendingStreams bounds data streams held while their track alias is
+	// not yet known (data that arrives before SUBSCRIBE_OK); default 64.
+	MaxPendingStreams int
+	// PendingStreamTimeout is how long such a stream waits for its alias;
+	// default 5s. Past it, the stream is stopped.
+	PendingStreamTimeout time.Duration
+	// Track configures the tracks that hold received objects.
+	Track TrackConfig
+	// Reader bounds what one received object may allocate.
+	Reader wire.StreamReaderConfig
+}
+
+func (c *Config) withDefaults() Config {
+	out := Config{}
+	if c != nil {
+		out = *c
+	}
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	if out.SetupTimeout == 0 {
+		out.SetupTimeout = 10 * time.Second
+	}
+	if out.MaxRequests == 0 {
+		out.MaxRequests = 100
+	}
+	if out.Implementation == "" {
+		out.Implementation = "moq-go/" + version.Version
+	}
+	if out.Handler == nil {
+		out.Handler = RejectAll{}
+	}
+	if out.MaxPendingStreams == 0 {
+		out.MaxPendingStreams = 64
+	}
+	if out.PendingStreamTimeout == 0 {
+		out.PendingStreamTimeout = 5 * time.Second
+	}
+	return out
+}
+
+// Session is one MoQT session. It is safe for concurrent use.
+type Session struct {
+	conn   Conn
+	cfg    Config
+	log    *slog.Logger
+	client bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	control   Stream
+	reader    *wire.ControlReader
+	writeMu   sync.Mutex
+	ids       *requestIDs
+	version   wire.Version
+	peerSetup wire.Parameters
+	path      string
+	authority string
+
+	closeOnce sync.Once
+	closeErr  error
+	closed    chan struct{}
+
+	mu sync.Mutex
+	// Requests we sent, waiting for a response, by request ID.
+	pending map[uint64]chan wire.Message
+	// Subscriptions we made (subscriber side), by request ID and alias.
+	subs       map[uint64]*Subscription
+	subsByAlas map[uint64]*Subscription
+	aliasAdded chan struct{} // closed and replaced when an alias is learned
+	waiting    int           // data streams waiting for their alias
+	// Subscriptions we serve (publisher side), by request ID.
+	served map[uint64]*servedSubscription
+	// Namespaces we published, and the ones the peer published to us.
+	ourNamespaces  map[string]*NamespacePublication
+	peerNamespaces map[string]wire.Namespace
+	// GOAWAY state.
+	goAwayReceived bool
+	goAwayURI      string
+	goAway         chan struct{}
+	goAwaySent     bool
+}
+
+// Connect runs the client side of setup on conn: it opens the control
+// stream, sends CLIENT_SETUP offering draft-14, and waits for SERVER_SETUP.
+// On failure conn is closed with the draft's error code.
+func Connect(ctx context.Context, conn Conn, cfg *Config) (*Session, error) {
+	s := newSession(conn, cfg, true)
+	if err := s.setupClient(ctx); err != nil {
+		s.fail(err)
+		return nil, s.Err()
+	}
+	s.start()
+	return s, nil
+}
+
+// Accept runs the server side of setup on conn: it accepts the control
+// stream, reads CLIENT_SETUP and answers SERVER_SETUP. path is the
+// WebTransport URL path; over raw QUIC the PATH setup parameter gives it.
+func Accept(ctx context.Context, conn Conn, path string, cfg *Config) (*Session, error) {
+	s := newSession(conn, cfg, false)
+	s.path = path
+	if err := s.setupServer(ctx); err != nil {
+		s.fail(err)
+		return nil, s.Err()
+	}
+	s.start()
+	return s, nil
+}
+
+func newSession(conn Conn, cfg *Config, client bool) *Session {
+	c := cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	role := "server"
+	if client {
+		role = "client"
+	}
+	return &Session{
+		conn: conn, cfg: c, client: client,
+		log:            c.Logger.With("role", role, "transport", conn.Protocol().String()),
+		ctx:            ctx,
+		cancel:         cancel,
+		ids:            newRequestIDs(client, c.MaxRequests),
+		closed:         make(chan struct{}),
+		pending:        map[uint64]chan wire.Message{},
+		subs:           map[uint64]*Subscription{},
+		subsByAlas:     map[uint64]*Subscription{},
+		aliasAdded:     make(chan struct{}),
+		served:         map[uint64]*servedSubscription{},
+		ourNamespaces:  map[string]*NamespacePublication{},
+		peerNamespaces: map[string]wire.Namespace{},
+		goAway:         make(chan struct{}),
+	}
+}
+
+// Version returns the negotiated MoQT version.
+func (s *Session) Version() wire.Version { return s.version }
+
+// Path returns the session's path: the WebTransport URL path, or the PATH
+// setup parameter over raw QUIC ("" when none was sent).
+func (s *Session) Path() string { return s.path }
+
+// Authority returns the AUTHORITY setup parameter a raw QUIC client sent.
+func (s *Session) Authority() string { return s.authority }
+
+// PeerImplementation returns the peer's MOQT_IMPLEMENTATION, if it sent one.
+func (s *Session) PeerImplementation() string {
+	b, _ := s.peerSetup.Bytes(wire.SetupParamMOQTImplementation)
+	return string(b)
+}
+
+// Context is cancelled when the session ends.
+func (s *Session) Context() context.Context { return s.ctx }
+
+// Done is closed when the session has ended.
+func (s *Session) Done() <-chan struct{} { return s.closed }
+
+// Err returns why the session ended, or nil while it runs. A session that
+// the peer closed returns a *ConnError.
+func (s *Session) Err() error {
+	select {
+	case <-s.closed:
+		return s.closeErr
+	default:
+		return nil
+	}
+}
+
+// Close ends the session with NO_ERROR and waits for its goroutines.
+func (s *Session) Close() error {
+	s.closeWith(wire.NoError, "session closed")
+	s.wg.Wait()
+	return nil
+}
+
+// CloseWithError ends the session with code and reason and waits for its
+// goroutines.
+func (s *Session) CloseWithError(code wire.SessionErrorCode, reason string) {
+	s.closeWith(code, reason)
+	s.wg.Wait()
+}
+
+// fail closes the session with the code err calls for: a *wire.SessionError
+// keeps its code; a closed connection keeps its error; anything else is
+// INTERNAL_ERROR.
+func (s *Session) fail(err error) {
+	var ce *ConnError
+	if errors.As(err, &ce) {
+		s.finish(err)
+		return
+	}
+	if errors.Is(err, context.Canceled) && s.ctx.Err() != nil {
+		s.finish(ErrSessionClosed)
+		return
+	}
+	code := wire.SessionCode(err)
+	s.log.Warn("closing session", "code", code, "err", err)
+	s.closeWithErr(code, err.Error(), err)
+}
+
+func (s *Session) closeWith(code wire.SessionErrorCode, reason string) {
+	s.closeWithErr(code, reason, &ConnError{Code: uint64(code), Reason: reason})
+}
+
+func (s *Session) closeWithErr(code wire.SessionErrorCode, reason string, err error) {
+	s.closeOnce.Do(func() {
+		if len(reason) > 1024 {
+			reason = reason[:1024]
+		}
+		_ = s.conn.CloseWithError(uint64(code), reason)
+		s.closeErr = err
+		s.cancel()
+		close(s.closed)
+		s.endAll(err)
+	})
+}
+
+// finish records err as the reason the session ended (the connection is
+// already closed).
+func (s *Session) finish(err error) {
+	s.closeOnce.Do(func() {
+		s.closeErr = err
+		s.cancel()
+		close(s.closed)
+		s.endAll(err)
+	})
+}
+
+// start runs the session's loops, each owned by s.wg.
+func (s *Session) start() {
+	s.goFunc(s.readControl)
+	s.goFunc(s.acceptUniStreams)
+	s.goFunc(s.acceptBidiStreams)
+	s.goFunc(s.receiveDatagrams)
+}
+
+func (s *Session) goFunc(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+// send writes one control message.
+func (s *Session) send(m wire.Message) error {
+	b, err := wire.AppendMessage(nil, m)
+	if err != nil {
+		return err
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if s.ctx.Err() != nil {
+		return ErrSessionClosed
+	}
+	if _, err := s.control.Write(b); err != nil {
+		return fmt.Errorf("moqt: writing %s: %w", m.Type(), err)
+	}
+	s.log.Debug("sent", "msg", m.Type())
+	return nil
+}
+
+// sendOrFail sends m and ends the session if the control stream fails.
+func (s *Session) sendOrFail(m wire.Message) {
+	if err := s.send(m); err != nil && s.ctx.Err() == nil {
+		s.fail(err)
+	}
+}
+
+func (s *Session) setupParams() wire.Parameters {
+	ps := wire.Parameters{}.
+		WithVarint(wire.SetupParamMaxRequestID, s.ids.initialGrant()).
+		WithBytes(wire.SetupParamMOQTImplementation, []byte(s.cfg.Implementation))
+	return ps
+}
+
+func (s *Session) setupClient(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.SetupTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = s.conn.CloseWithError(uint64(wire.ControlMessageTimeout), "setup timed out") })
+	defer stop()
+	control, err := s.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return s.setupErr(ctx, err)
+	}
+	s.control, s.reader = control, wire.NewControlReader(control)
+	params := s.setupParams()
+	if s.conn.Protocol() == ProtocolQUIC {
+		params = params.WithBytes(wire.SetupParamPath, []byte(s.cfg.Path))
+		if s.cfg.Authority != "" {
+			params = params.WithBytes(wire.SetupParamAuthority, []byte(s.cfg.Authority))
+		}
+	}
+	if err := s.send(&wire.ClientSetup{Versions: []wire.Version{wire.Draft14}, Params: params}); err != nil {
+		return s.setupErr(ctx, err)
+	}
+	m, err := s.readSetup(ctx)
+	if err != nil {
+		return err
+	}
+	ss, ok := m.(*wire.ServerSetup)
+	if !ok {
+		return &wire.SessionError{Code: wire.ProtocolViolation, Reason: fmt.Sprintf("expected SERVER_SETUP, got %s", m.Type())}
+	}
+	if ss.Version != wire.Draft14 {
+		return &wire.SessionError{Code: wire.VersionNegotiationFailed,
+			Reason: fmt.Sprintf("server selected %s, which we did not offer", ss.Version)}
+	}
+	if _, ok := ss.Params.Get(wire.SetupParamPath); ok {
+		return &wire.SessionError{Code: wire.InvalidPath, Reason: "server sent the PATH setup parameter"}
+	}
+	if _, ok := ss.Params.Get(wire.SetupParamAuthority); ok {
+		return &wire.SessionError{Code: wire.InvalidAuthority, Reason: "server sent the AUTHORITY setup parameter"}
+	}
+	return s.applyPeerSetup(ss.Version, ss.Params)
+}
+
+func (s *Session) setupServer(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.SetupTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = s.conn.CloseWithError(uint64(wire.ControlMessageTimeout), "setup timed out") })
+	defer stop()
+	control, err := s.conn.AcceptStream(ctx)
+	if err != nil {
+		return s.setupErr(ctx, err)
+	}
+	s.control, s.reader = control, wire.NewControlReader(control)
+	m, err := s.readSetup(ctx)
+	if err != nil {
+		return err
+	}
+	cs, ok := m.(*wire.ClientSetup)
+	if !ok {
+		return &wire.SessionError{Code: wire.ProtocolViolation, Reason: fmt.Sprintf("expected CLIENT_SETUP, got %s", m.Type())}
+	}
+	offered := false
+	for _, v := range cs.Versions {
+		offered = offered || v == wire.Draft14
+	}
+	if !offered {
+		return &wire.SessionError{Code: wire.VersionNegotiationFailed,
+			Reason: fmt.Sprintf("no common version: client offered %v, we speak %s", cs.Versions, wire.Draft14)}
+	}
+	path, hasPath := cs.Params.Bytes(wire.SetupParamPath)
+	authority, hasAuthority := cs.Params.Bytes(wire.SetupParamAuthority)
+	if s.conn.Protocol() == ProtocolWebTransport {
+		if hasPath {
+			return &wire.SessionError{Code: wire.InvalidPath, Reason: "PATH setup parameter over WebTransport"}
+		}
+		if hasAuthority {
+			return &wire.SessionError{Code: wire.InvalidAuthority, Reason: "AUTHORITY setup parameter over WebTransport"}
+		}
+	} else {
+		if hasPath {
+			if err := checkPath(string(path)); err != nil {
+				return err
+			}
+			s.path = string(path)
+		}
+		s.authority = string(authority)
+	}
+	if err := s.applyPeerSetup(wire.Draft14, cs.Params); err != nil {
+		return err
+	}
+	return s.send(&wire.ServerSetup{Version: wire.Draft14, Params: s.setupParams()})
+}
+
+// checkPath applies RFC 3986 path-abempty (plus an optional query) to a
+// PATH parameter: empty, or starting with "/" and made of printable ASCII.
+func checkPath(p string) error {
+	if p != "" && p[0] != '/' {
+		return &wire.SessionError{Code: wire.MalformedPath, Reason: fmt.Sprintf("PATH %q does not start with /", p)}
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] <= 0x20 || p[i] >= 0x7f {
+			return &wire.SessionError{Code: wire.MalformedPath, Reason: fmt.Sprintf("PATH has byte 0x%02x at %d", p[i], i)}
+		}
+	}
+	return nil
+}
+
+func (s *Session) applyPeerSetup(v wire.Version, ps wire.Parameters) error {
+	s.version = v
+	s.peerSetup = ps
+	max, _ := ps.Varint(wire.SetupParamMaxRequestID) // absent means 0: no requests
+	return s.ids.setPeerMax(max, true)
+}
+
+// readSetup reads the first control message, mapping a timeout to
+// CONTROL_MESSAGE_TIMEOUT.
+func (s *Session) readSetup(ctx context.Context) (wire.Message, error) {
+	m, err := s.reader.ReadMessage()
+	if err != nil {
+		if err == io.EOF {
+			return nil, &wire.SessionError{Code: wire.ProtocolViolation, Reason: "control stream closed during setup"}
+		}
+		return nil, s.setupErr(ctx, err)
+	}
+	return m, nil
+}
+
+func (s *Session) setupErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return &wire.SessionError{Code: wire.ControlMessageTimeout, Reason: "setup did not complete in time"}
+	}
+	return err
+}
+
+// endAll ends every request of the session once it has closed.
+func (s *Session) endAll(err error) {
+	s.mu.Lock()
+	subs := make([]*Subscription, 0, len(s.subs))
+	for _, sub := range s.subs {
+		subs = append(subs, sub)
+	}
+	pubs := make([]*NamespacePublication, 0, len(s.ourNamespaces))
+	for _, p := range s.ourNamespaces {
+		pubs = append(pubs, p)
+	}
+	peerNS := make([]wire.Namespace, 0, len(s.peerNamespaces))
+	for _, ns := range s.peerNamespaces {
+		peerNS = append(peerNS, ns)
+	}
+	clear(s.peerNamespaces)
+	s.mu.Unlock()
+	for _, ns := range peerNS {
+		s.cfg.Handler.PublishNamespaceDone(s, ns)
+	}
+	for _, sub := range subs {
+		sub.end(err)
+	}
+	for _, p := range pubs {
+		p.end(err)
+	}
+}

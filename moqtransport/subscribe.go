@@ -1,0 +1,438 @@
+package moqtransport
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// DefaultPriority is the subscriber priority the draft recommends when an
+// application has no preference (lower values are more urgent).
+const DefaultPriority = 128
+
+// SubscribeOptions are the fields of a SUBSCRIBE. The zero value asks for
+// the newest objects (Largest Object filter), forwarding on, the
+// publisher's group order, and priority 0 (use DefaultPriority for the
+// draft's recommended 128).
+type SubscribeOptions struct {
+	Priority   uint8
+	GroupOrder wire.GroupOrder
+	// Filter defaults to Largest Object when its Type is 0.
+	Filter wire.Filter
+	// Paused subscribes with Forward 0: the subscription exists but no
+	// objects flow until Update turns forwarding on.
+	Paused bool
+	Params wire.Parameters
+}
+
+// Subscription is a track we subscribed to. Received objects go into
+// Track(), which any number of readers can read.
+type Subscription struct {
+	s     *Session
+	id    uint64
+	name  wire.FullTrackName
+	track *Track
+
+	mu       sync.Mutex
+	ok       wire.SubscribeOK
+	start    wire.Location
+	hasEnd   bool
+	endGroup uint64
+	// Data streams: how many arrived, how many are still being read, and
+	// the count PUBLISH_DONE announced.
+	streams     uint64
+	active      int
+	doneCount   uint64
+	doneMsg     *wire.PublishDone
+	doneTimer   *time.Timer
+	unsubscribe bool
+
+	once sync.Once
+	done chan struct{}
+	err  error
+}
+
+// RequestID returns the SUBSCRIBE's request ID.
+func (sub *Subscription) RequestID() uint64 { return sub.id }
+
+// Name returns the track's full name.
+func (sub *Subscription) Name() wire.FullTrackName { return sub.name }
+
+// Track returns the track that holds the received objects.
+func (sub *Subscription) Track() *Track { return sub.track }
+
+// OK returns the publisher's SUBSCRIBE_OK: track alias, group order, and
+// the largest location when content exists.
+func (sub *Subscription) OK() wire.SubscribeOK {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	return sub.ok
+}
+
+// Done is closed when the subscription has ended: PUBLISH_DONE arrived
+// and its streams were read, we unsubscribed, or the session ended.
+func (sub *Subscription) Done() <-chan struct{} { return sub.done }
+
+// Err says how the subscription ended: nil for PUBLISH_DONE TRACK_ENDED or
+// SUBSCRIPTION_ENDED, or after Unsubscribe; a *RequestError carrying the
+// PUBLISH_DONE status otherwise; the session's error if it ended first.
+func (sub *Subscription) Err() error {
+	<-sub.done
+	return sub.err
+}
+
+func (sub *Subscription) end(err error) {
+	sub.once.Do(func() {
+		sub.err = err
+		sub.mu.Lock()
+		if sub.doneTimer != nil {
+			sub.doneTimer.Stop()
+		}
+		sub.mu.Unlock()
+		sub.track.Close(err)
+		s := sub.s
+		s.mu.Lock()
+		delete(s.subs, sub.id)
+		if s.subsByAlas[sub.ok.TrackAlias] == sub {
+			delete(s.subsByAlas, sub.ok.TrackAlias)
+		}
+		s.mu.Unlock()
+		close(sub.done)
+	})
+}
+
+// Subscribe sends SUBSCRIBE for a track and waits for SUBSCRIBE_OK. A
+// refusal is a *RequestError with the SUBSCRIBE_ERROR code.
+func (s *Session) Subscribe(ctx context.Context, ns wire.Namespace, name string, opts SubscribeOptions) (*Subscription, error) {
+	full := wire.FullTrackName{Namespace: ns, Name: name}
+	if err := full.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Filter.Type == 0 {
+		opts.Filter.Type = wire.FilterLargestObject
+	}
+	sub := &Subscription{s: s, name: full, track: NewTrack(full, s.cfg.Track), done: make(chan struct{})}
+	sub.start = opts.Filter.Start
+	sub.hasEnd, sub.endGroup = opts.Filter.Type == wire.FilterAbsoluteRange, opts.Filter.EndGroup
+	registered := false
+	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
+		sub.id, registered = id, true
+		s.mu.Lock()
+		s.subs[id] = sub
+		s.mu.Unlock()
+		return &wire.Subscribe{
+			RequestID: id, Namespace: ns, Name: name,
+			SubscriberPriority: opts.Priority, GroupOrder: opts.GroupOrder,
+			Forward: !opts.Paused, Filter: opts.Filter, Params: opts.Params,
+		}
+	})
+	if err != nil {
+		if registered && ctx.Err() != nil && s.ctx.Err() == nil {
+			// We gave up waiting: tell the publisher.
+			s.sendOrFail(&wire.Unsubscribe{RequestID: sub.id})
+		}
+		sub.end(err)
+		return nil, err
+	}
+	switch r := resp.(type) {
+	case *wire.SubscribeOK:
+		return sub, nil
+	case *wire.SubscribeError:
+		err := &RequestError{Message: wire.TypeSubscribeError, Code: uint64(r.Code), Reason: r.Reason}
+		sub.end(err)
+		return nil, err
+	}
+	return nil, violation("%s in answer to SUBSCRIBE", resp.Type())
+}
+
+// handleSubscribeOK learns the track alias before anything else can read
+// data for it, then hands the answer to the waiting Subscribe.
+func (s *Session) handleSubscribeOK(m *wire.SubscribeOK) error {
+	s.mu.Lock()
+	sub, ok := s.subs[m.RequestID]
+	if ok {
+		if other, dup := s.subsByAlas[m.TrackAlias]; dup && other != sub {
+			s.mu.Unlock()
+			return &wire.SessionError{Code: wire.DuplicateTrackAlias, Reason: "SUBSCRIBE_OK reuses a track alias in use"}
+		}
+		s.subsByAlas[m.TrackAlias] = sub
+		close(s.aliasAdded)
+		s.aliasAdded = make(chan struct{})
+	}
+	s.mu.Unlock()
+	if ok {
+		sub.mu.Lock()
+		sub.ok = *m
+		sub.mu.Unlock()
+	}
+	return s.respond(m.RequestID, m)
+}
+
+// Unsubscribe ends the subscription (UNSUBSCRIBE). Objects already
+// received stay readable in Track().
+func (sub *Subscription) Unsubscribe() error {
+	sub.mu.Lock()
+	already := sub.unsubscribe
+	sub.unsubscribe = true
+	sub.mu.Unlock()
+	if already {
+		return nil
+	}
+	select {
+	case <-sub.done:
+		return nil
+	default:
+	}
+	err := sub.s.send(&wire.Unsubscribe{RequestID: sub.id})
+	sub.end(nil)
+	return err
+}
+
+// Update narrows the subscription or changes its priority and forwarding
+// (SUBSCRIBE_UPDATE). The start may not move back and the end may not
+// grow: the draft makes that a protocol violation, so Update refuses it.
+// hasEnd false keeps the subscription open-ended.
+func (sub *Subscription) Update(ctx context.Context, start wire.Location, hasEnd bool, endGroup uint64, priority uint8, forward bool) error {
+	sub.mu.Lock()
+	if start.Less(sub.start) || (sub.hasEnd && (!hasEnd || endGroup > sub.endGroup)) || (hasEnd && endGroup < start.Group) {
+		sub.mu.Unlock()
+		return errors.New("moqt: SUBSCRIBE_UPDATE may only narrow a subscription")
+	}
+	sub.start, sub.hasEnd, sub.endGroup = start, hasEnd, endGroup
+	sub.mu.Unlock()
+	s := sub.s
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	id, err := s.ids.allocate(ctx, func(limit uint64) { s.sendOrFail(&wire.RequestsBlocked{Max: limit}) })
+	if err != nil {
+		return err
+	}
+	return s.send(&wire.SubscribeUpdate{
+		RequestID: id, SubscriptionRequestID: sub.id, Start: start,
+		HasEndGroup: hasEnd, EndGroup: endGroup, SubscriberPriority: priority, Forward: forward,
+	})
+}
+
+// handlePublishDone: the publisher ended the subscription. The track
+// closes once the streams PUBLISH_DONE counts have been read, or after a
+// grace period for streams that never come.
+func (s *Session) handlePublishDone(m *wire.PublishDone) error {
+	s.mu.Lock()
+	sub, ok := s.subs[m.RequestID]
+	s.mu.Unlock()
+	if !ok {
+		if s.ownID(m.RequestID) && m.RequestID < s.nextOwnID() {
+			return nil // a subscription we already ended
+		}
+		return violation("PUBLISH_DONE for request %d, which is not a subscription of ours", m.RequestID)
+	}
+	sub.mu.Lock()
+	sub.doneMsg, sub.doneCount = m, m.StreamCount
+	sub.doneTimer = time.AfterFunc(s.cfg.PendingStreamTimeout, sub.finishDone)
+	sub.mu.Unlock()
+	sub.maybeFinish()
+	return nil
+}
+
+// maybeFinish ends a subscription whose PUBLISH_DONE arrived once all its
+// streams have been read.
+func (sub *Subscription) maybeFinish() {
+	sub.mu.Lock()
+	ready := sub.doneMsg != nil && sub.active == 0 && (sub.streams >= sub.doneCount || sub.doneCount == wire.StreamCountUnknown)
+	sub.mu.Unlock()
+	if ready {
+		sub.finishDone()
+	}
+}
+
+func (sub *Subscription) finishDone() {
+	sub.mu.Lock()
+	m := sub.doneMsg
+	sub.mu.Unlock()
+	var err error
+	if m.StatusCode != wire.DoneTrackEnded && m.StatusCode != wire.DoneSubscriptionEnded {
+		err = &RequestError{Message: wire.TypePublishDone, Code: uint64(m.StatusCode), Reason: m.Reason}
+	}
+	sub.end(err)
+}
+
+// acceptUniStreams takes the peer's data streams for as long as the
+// session runs.
+func (s *Session) acceptUniStreams() {
+	for {
+		str, err := s.conn.AcceptUniStream(s.ctx)
+		if err != nil {
+			return
+		}
+		s.goFunc(func() { s.readDataStream(str) })
+	}
+}
+
+// acceptBidiStreams refuses any bidirectional stream after the control
+// stream: draft-14 has no use for one (§3.3).
+func (s *Session) acceptBidiStreams() {
+	if _, err := s.conn.AcceptStream(s.ctx); err == nil {
+		s.fail(violation("a second bidirectional stream"))
+	}
+}
+
+// subscriptionFor finds the subscription of a track alias, waiting a
+// bounded time for a SUBSCRIBE_OK still on its way.
+func (s *Session) subscriptionFor(alias uint64) *Subscription {
+	s.mu.Lock()
+	if sub, ok := s.subsByAlas[alias]; ok {
+		s.mu.Unlock()
+		return sub
+	}
+	if s.waiting >= s.cfg.MaxPendingStreams {
+		s.mu.Unlock()
+		return nil
+	}
+	s.waiting++
+	defer func() {
+		s.mu.Lock()
+		s.waiting--
+		s.mu.Unlock()
+	}()
+	timer := time.NewTimer(s.cfg.PendingStreamTimeout)
+	defer timer.Stop()
+	for {
+		wait := s.aliasAdded
+		s.mu.Unlock()
+		select {
+		case <-wait:
+		case <-timer.C:
+			return nil
+		case <-s.ctx.Done():
+			return nil
+		}
+		s.mu.Lock()
+		if sub, ok := s.subsByAlas[alias]; ok {
+			s.mu.Unlock()
+			return sub
+		}
+	}
+}
+
+// readDataStream reads one subgroup stream into its subscription's track.
+func (s *Session) readDataStream(str ReceiveStream) {
+	r, err := wire.NewStreamReader(str, s.cfg.Reader)
+	if err != nil {
+		s.streamFailed(str, err)
+		return
+	}
+	h := r.Header()
+	if h.IsFetch() {
+		// No FETCH of ours can be open.
+		str.CancelRead(uint64(wire.ResetCancelled))
+		return
+	}
+	sub := s.subscriptionFor(h.Subgroup.TrackAlias)
+	if sub == nil {
+		s.log.Debug("data stream for an unknown track alias", "alias", h.Subgroup.TrackAlias)
+		str.CancelRead(uint64(wire.ResetCancelled))
+		return
+	}
+	sub.mu.Lock()
+	sub.streams++
+	sub.active++
+	sub.mu.Unlock()
+	defer func() {
+		sub.mu.Lock()
+		sub.active--
+		sub.mu.Unlock()
+		sub.maybeFinish()
+	}()
+	var w *SubgroupWriter
+	for {
+		o, err := r.ReadObject()
+		if err == io.EOF {
+			if w != nil {
+				_ = w.Close()
+			}
+			return
+		}
+		if err != nil {
+			if w != nil {
+				w.Abort(resetCode(err))
+			}
+			s.streamFailed(str, err)
+			return
+		}
+		if w == nil {
+			sh := r.Header().Subgroup
+			if w, err = sub.track.OpenSubgroup(sh.GroupID, sh.SubgroupID, sh.PublisherPriority, sh.EndOfGroup); err != nil {
+				s.log.Debug("dropping a data stream the track refuses", "err", err)
+				str.CancelRead(uint64(wire.ResetCancelled))
+				return
+			}
+		}
+		if o.Status == wire.StatusNormal && o.PayloadLength > 0 {
+			err = w.Write(o.ID, o.Extensions, o.Payload)
+		} else {
+			err = w.WriteStatus(o.ID, o.Status, o.Extensions)
+		}
+		if err != nil {
+			s.log.Debug("dropping a data stream the track refuses", "err", err)
+			w.Abort(uint64(wire.ResetInternalError))
+			str.CancelRead(uint64(wire.ResetCancelled))
+			return
+		}
+	}
+}
+
+// resetCode is the code a stream error carries, for the subgroup's readers.
+func resetCode(err error) uint64 {
+	var se *StreamError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return uint64(wire.ResetInternalError)
+}
+
+// streamFailed handles a data stream that ended in an error: a protocol
+// violation ends the session, a local limit stops the stream, and the
+// peer's reset or the session's end need nothing more.
+func (s *Session) streamFailed(str ReceiveStream, err error) {
+	var se *wire.SessionError
+	switch {
+	case errors.As(err, &se):
+		s.fail(err)
+	case errors.Is(err, wire.ErrObjectTooLarge):
+		s.log.Warn("stopping a data stream", "err", err)
+		str.CancelRead(uint64(wire.ResetInternalError))
+	}
+}
+
+// receiveDatagrams reads OBJECT_DATAGRAMs for as long as the session runs.
+func (s *Session) receiveDatagrams() {
+	for {
+		b, err := s.conn.ReceiveDatagram(s.ctx)
+		if err != nil {
+			return
+		}
+		d, err := wire.ParseDatagram(b)
+		if err != nil {
+			s.fail(err)
+			return
+		}
+		s.mu.Lock()
+		sub := s.subsByAlas[d.TrackAlias]
+		s.mu.Unlock()
+		if sub == nil {
+			continue // unknown alias: dropped, as the draft allows
+		}
+		o := Object{Group: d.Group, ID: d.Object, PublisherPriority: d.PublisherPriority, Extensions: d.Extensions, Payload: d.Payload, EndOfGroup: d.EndOfGroup}
+		if d.IsStatus {
+			o.Status = d.Status
+		}
+		if err := sub.track.WriteDatagram(o); err != nil {
+			s.log.Debug("dropping a datagram the track refuses", "err", err)
+		}
+	}
+}

@@ -1,0 +1,115 @@
+package moqtransport
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// Protocol is the transport a session runs over. It decides which setup
+// parameters apply: PATH and AUTHORITY are sent over raw QUIC only (§3.1).
+type Protocol uint8
+
+// Transports.
+const (
+	ProtocolQUIC         Protocol = iota + 1 // raw QUIC, ALPN moq-00
+	ProtocolWebTransport                     // WebTransport over HTTP/3
+)
+
+func (p Protocol) String() string {
+	switch p {
+	case ProtocolQUIC:
+		return "quic"
+	case ProtocolWebTransport:
+		return "webtransport"
+	}
+	return fmt.Sprintf("protocol(%d)", uint8(p))
+}
+
+// Conn is the transport connection a session runs on: a raw QUIC
+// connection or a WebTransport session. Package moqnative adapts quic-go
+// and webtransport-go to it.
+//
+// Errors: once the connection is closed, methods return a *ConnError that
+// carries the application close code. Stream methods report a reset or
+// STOP_SENDING from the peer as a *StreamError.
+type Conn interface {
+	// OpenStreamSync opens a bidirectional stream, waiting for the peer's
+	// stream limit if need be.
+	OpenStreamSync(ctx context.Context) (Stream, error)
+	// AcceptStream waits for the peer's next bidirectional stream.
+	AcceptStream(ctx context.Context) (Stream, error)
+	// OpenUniStreamSync opens a unidirectional stream, waiting for the
+	// peer's stream limit if need be.
+	OpenUniStreamSync(ctx context.Context) (SendStream, error)
+	// AcceptUniStream waits for the peer's next unidirectional stream.
+	AcceptUniStream(ctx context.Context) (ReceiveStream, error)
+	// SendDatagram sends one datagram; it may be dropped.
+	SendDatagram(b []byte) error
+	// ReceiveDatagram waits for the next datagram.
+	ReceiveDatagram(ctx context.Context) ([]byte, error)
+	// CloseWithError closes the connection with an application error code
+	// (a MoQT session termination code) and a reason.
+	CloseWithError(code uint64, reason string) error
+	// Context is cancelled when the connection closes.
+	Context() context.Context
+	// Protocol says which transport this is.
+	Protocol() Protocol
+}
+
+// SendStream is the sending side of a stream.
+type SendStream interface {
+	io.Writer
+	// Close ends the stream with a FIN once its data is sent.
+	Close() error
+	// CancelWrite resets the stream with an application error code.
+	CancelWrite(code uint64)
+	// SetPriority hints the order in which streams are sent: lower values
+	// go first. Transports that cannot prioritise ignore it.
+	SetPriority(p uint8)
+}
+
+// ReceiveStream is the receiving side of a stream.
+type ReceiveStream interface {
+	io.Reader
+	// CancelRead asks the peer to stop sending (STOP_SENDING) with an
+	// application error code.
+	CancelRead(code uint64)
+}
+
+// Stream is a bidirectional stream.
+type Stream interface {
+	SendStream
+	ReceiveStream
+}
+
+// ConnError is a closed connection: the application close code and reason,
+// and whether the peer closed it.
+type ConnError struct {
+	Code   uint64
+	Reason string
+	Remote bool
+}
+
+func (e *ConnError) Error() string {
+	who := "locally"
+	if e.Remote {
+		who = "by the peer"
+	}
+	return fmt.Sprintf("moqt: connection closed %s with code 0x%x: %s", who, e.Code, e.Reason)
+}
+
+// StreamError is a stream reset (RESET_STREAM) or stopped (STOP_SENDING)
+// with an application error code.
+type StreamError struct {
+	Code   uint64
+	Remote bool
+}
+
+func (e *StreamError) Error() string {
+	who := "locally"
+	if e.Remote {
+		who = "by the peer"
+	}
+	return fmt.Sprintf("moqt: stream cancelled %s with code 0x%x", who, e.Code)
+}
