@@ -244,7 +244,7 @@ func (sv *servedSubscription) openStream(ev Event, priority uint8) (*outStream, 
 	o := ev.Object
 	h := wire.SubgroupHeader{
 		TrackAlias: sv.req.RequestID, GroupID: o.Group, SubgroupID: o.Subgroup,
-		PublisherPriority: o.PublisherPriority, Extensions: len(o.Extensions) > 0, EndOfGroup: ev.EndOfGroup,
+		PublisherPriority: o.PublisherPriority, Extensions: ev.Extensions || len(o.Extensions) > 0, EndOfGroup: ev.EndOfGroup,
 	}
 	switch o.Subgroup {
 	case 0:

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -225,7 +226,9 @@ func (s *Session) CloseWithError(code wire.SessionErrorCode, reason string) {
 // INTERNAL_ERROR.
 func (s *Session) fail(err error) {
 	var ce *ConnError
-	if errors.As(err, &ce) {
+	if errors.As(err, &ce) || errors.Is(err, net.ErrClosed) {
+		// The connection is gone (closed with a code, idle timeout,
+		// stateless reset): nothing to send, only to record.
 		s.finish(err)
 		return
 	}

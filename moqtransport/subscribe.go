@@ -366,7 +366,7 @@ func (s *Session) readDataStream(str ReceiveStream) {
 		}
 		if w == nil {
 			sh := r.Header().Subgroup
-			if w, err = sub.track.OpenSubgroup(sh.GroupID, sh.SubgroupID, sh.PublisherPriority, sh.EndOfGroup); err != nil {
+			if w, err = sub.track.OpenSubgroup(sh.GroupID, sh.SubgroupID, SubgroupOptions{Priority: sh.PublisherPriority, EndOfGroup: sh.EndOfGroup, Extensions: sh.Extensions}); err != nil {
 				s.log.Debug("dropping a data stream the track refuses", "err", err)
 				str.CancelRead(uint64(wire.ResetCancelled))
 				return

@@ -301,16 +301,32 @@ type SubgroupWriter struct {
 	subgroup   uint64
 	priority   uint8
 	endOfGroup bool
+	extensions bool // declared at open, or an object of it had extensions
 	lastID     uint64
 	hasLast    bool
 	logged     bool // an object of it is in the log, so its end is too
 	done       bool
 }
 
-// OpenSubgroup starts a subgroup (one stream on the wire). endOfGroup says
-// that the subgroup's last object will be the last object of its group
-// (the draft-14 "contains End of Group" stream types 0x18-0x1D).
-func (t *Track) OpenSubgroup(group, subgroup uint64, priority uint8, endOfGroup bool) (*SubgroupWriter, error) {
+// SubgroupOptions describe a subgroup when it opens, so that the delivery
+// code can pick its stream header type before the first object.
+type SubgroupOptions struct {
+	// Priority is the publisher priority of the subgroup's objects.
+	Priority uint8
+	// EndOfGroup says that the subgroup's last object will be the last
+	// object of its group (the draft-14 "contains End of Group" stream
+	// types 0x18-0x1D).
+	EndOfGroup bool
+	// Extensions says that objects of the subgroup may carry extension
+	// headers (the stream types with extensions). A subgroup that did not
+	// declare it and then writes an object with extensions makes the
+	// delivery code restart the subgroup on a new stream, which can lose
+	// objects in flight: declare it when extensions are possible.
+	Extensions bool
+}
+
+// OpenSubgroup starts a subgroup (one stream on the wire).
+func (t *Track) OpenSubgroup(group, subgroup uint64, opts SubgroupOptions) (*SubgroupWriter, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -319,7 +335,7 @@ func (t *Track) OpenSubgroup(group, subgroup uint64, priority uint8, endOfGroup 
 	if err := t.setForwarding(ForwardSubgroup); err != nil {
 		return nil, err
 	}
-	w := &SubgroupWriter{t: t, group: group, subgroup: subgroup, priority: priority, endOfGroup: endOfGroup}
+	w := &SubgroupWriter{t: t, group: group, subgroup: subgroup, priority: opts.Priority, endOfGroup: opts.EndOfGroup, extensions: opts.Extensions}
 	t.writers[w] = struct{}{}
 	return w, nil
 }
@@ -357,10 +373,11 @@ func (w *SubgroupWriter) write(id uint64, status wire.ObjectStatus, ext wire.Ext
 		Extensions:        ext,
 		Payload:           payload,
 	}
-	if err := t.addObject(o, Event{Kind: EventObject, Object: o, Group: w.group, Subgroup: w.subgroup, EndOfGroup: w.endOfGroup}); err != nil {
+	ext0 := w.extensions || len(ext) > 0
+	if err := t.addObject(o, Event{Kind: EventObject, Object: o, Group: w.group, Subgroup: w.subgroup, EndOfGroup: w.endOfGroup, Extensions: ext0}); err != nil {
 		return err
 	}
-	w.lastID, w.hasLast, w.logged = id, true, true
+	w.lastID, w.hasLast, w.logged, w.extensions = id, true, true, ext0
 	return nil
 }
 
@@ -810,6 +827,9 @@ type Event struct {
 	// code picks the header type); set on every event of that subgroup.
 	// For a datagram it is the object's End Of Group bit.
 	EndOfGroup bool
+	// Extensions: objects of the subgroup may carry extensions (declared
+	// when it opened, or seen on one of its objects so far).
+	Extensions bool
 	Code       uint64 // for EventSubgroupAbort
 	Datagram   bool   // the object was written with WriteDatagram
 }

@@ -89,7 +89,7 @@ func expectEvents(t *testing.T, r *TrackReader, want ...string) {
 
 func mustOpen(t testing.TB, tr *Track, group, subgroup uint64, eog bool) *SubgroupWriter {
 	t.Helper()
-	w, err := tr.OpenSubgroup(group, subgroup, 128, eog)
+	w, err := tr.OpenSubgroup(group, subgroup, SubgroupOptions{Priority: 128, EndOfGroup: eog})
 	if err != nil {
 		t.Fatalf("OpenSubgroup(%d,%d): %v", group, subgroup, err)
 	}
@@ -339,7 +339,7 @@ func TestTrackIncreasingObjectIDs(t *testing.T) {
 	if err := dg.WriteDatagram(Object{Payload: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dg.OpenSubgroup(0, 0, 0, false); !errors.Is(err, ErrMalformedTrack) {
+	if _, err := dg.OpenSubgroup(0, 0, SubgroupOptions{Priority: 0, EndOfGroup: false}); !errors.Is(err, ErrMalformedTrack) {
 		t.Errorf("subgroup on a datagram track: %v", err)
 	}
 
@@ -356,7 +356,7 @@ func TestTrackIncreasingObjectIDs(t *testing.T) {
 	if err := w2.Write(2, nil, []byte("late")); !errors.Is(err, ErrTrackClosed) {
 		t.Errorf("Write after track Close: %v", err)
 	}
-	if _, err := tr.OpenSubgroup(1, 0, 0, false); !errors.Is(err, ErrTrackClosed) {
+	if _, err := tr.OpenSubgroup(1, 0, SubgroupOptions{Priority: 0, EndOfGroup: false}); !errors.Is(err, ErrTrackClosed) {
 		t.Errorf("OpenSubgroup after track Close: %v", err)
 	}
 	if err := tr.WriteDatagram(Object{Group: 5}); !errors.Is(err, ErrTrackClosed) {
@@ -970,7 +970,7 @@ func BenchmarkTrackFanout(b *testing.B) {
 				_ = w.Close()
 			}
 			var err error
-			if w, err = tr.OpenSubgroup(uint64(i/perGroup), 0, 128, false); err != nil {
+			if w, err = tr.OpenSubgroup(uint64(i/perGroup), 0, SubgroupOptions{Priority: 128}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -1,0 +1,135 @@
+package moqnative
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	h3qlog "github.com/quic-go/quic-go/http3/qlog"
+	"github.com/quic-go/quic-go/qlog"
+	"github.com/quic-go/quic-go/qlogwriter"
+)
+
+// QUIC settings shared by the server and the client.
+const (
+	// MaxIncomingUniStreams: MoQT sends every subgroup on its own
+	// unidirectional stream, so a relay fanning out many tracks to one
+	// subscriber needs many concurrent streams. quic-go allocates per-stream
+	// state only when a stream is opened, so a high limit costs nothing up
+	// front; the receive windows below bound the memory a peer can pin.
+	MaxIncomingUniStreams = 10000
+	// MaxIncomingStreams: MoQT uses one bidirectional stream (the control
+	// stream, §3.3). Over WebTransport the HTTP/3 CONNECT request stream
+	// is a second one. A few more leave room for a misbehaving peer to be
+	// told off by the session (PROTOCOL_VIOLATION) rather than by flow control.
+	MaxIncomingStreams = 16
+	// KeepAlivePeriod keeps NAT bindings open and lets an idle subscriber
+	// (waiting for the next group) stay connected.
+	KeepAlivePeriod = 10 * time.Second
+	// MaxIdleTimeout closes a connection whose peer has vanished.
+	MaxIdleTimeout = 30 * time.Second
+	// Receive windows: a stream carries a subgroup, for video a GOP of up
+	// to a few MB at high bit rates; quic-go grows the windows from the
+	// initial values up to the maximum as the application keeps reading.
+	InitialStreamReceiveWindow     = 512 << 10
+	MaxStreamReceiveWindow         = 4 << 20
+	InitialConnectionReceiveWindow = 2 << 20
+	MaxConnectionReceiveWindow     = 16 << 20
+)
+
+// quicConfig builds the quic.Config of every server and client connection.
+// qlogDir, when set, is where each connection writes a qlog file.
+func quicConfig(qlogDir string, logger *slog.Logger) *quic.Config {
+	conf := &quic.Config{
+		// MoQT requires the QUIC DATAGRAM extension (§3.1), and
+		// WebTransport over HTTP/3 does too.
+		EnableDatagrams: true,
+		// RESET_STREAM_AT: webtransport-go requires it (it resets a stream
+		// while still delivering its header), and MoQT can use it to
+		// deliver a subgroup header reliably before a reset (§10.4.3).
+		EnableStreamResetPartialDelivery: true,
+		MaxIncomingUniStreams:            MaxIncomingUniStreams,
+		MaxIncomingStreams:               MaxIncomingStreams,
+		KeepAlivePeriod:                  KeepAlivePeriod,
+		MaxIdleTimeout:                   MaxIdleTimeout,
+		InitialStreamReceiveWindow:       InitialStreamReceiveWindow,
+		MaxStreamReceiveWindow:           MaxStreamReceiveWindow,
+		InitialConnectionReceiveWindow:   InitialConnectionReceiveWindow,
+		MaxConnectionReceiveWindow:       MaxConnectionReceiveWindow,
+		// 0-RTT stays off (Allow0RTT false): MoQT setup messages are not
+		// replay safe, and the client dials without a session cache.
+	}
+	if qlogDir != "" {
+		conf.Tracer = qlogTracer(qlogDir, logger)
+	}
+	return conf
+}
+
+// qlogSchemas: the QUIC events, and HTTP/3 events for WebTransport
+// connections (http3 records them when the trace supports the schema).
+var qlogSchemas = []string{qlog.EventSchema, h3qlog.EventSchema}
+
+// qlogTracer returns a quic.Config.Tracer that writes one JSON-SEQ qlog file
+// per connection into dir, named <role>_<original destination connection
+// ID>.sqlog (the same ID names the client's and the server's file of one
+// connection). Each file has a writer goroutine (qlogwriter.FileSeq.Run)
+// that quic-go ends by closing its recorder when the connection ends.
+func qlogTracer(dir string, logger *slog.Logger) func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace {
+	return func(_ context.Context, isClient bool, connID quic.ConnectionID) qlogwriter.Trace {
+		role := "server"
+		if isClient {
+			role = "client"
+		}
+		path := filepath.Join(dir, fmt.Sprintf("%s_%s.sqlog", role, connID))
+		f, err := os.Create(path)
+		if err != nil {
+			logger.Warn("cannot create qlog file", "path", path, "error", err)
+			return nil
+		}
+		seq := qlogwriter.NewConnectionFileSeq(&bufferedFile{Writer: bufio.NewWriter(f), f: f}, isClient, connID, qlogSchemas)
+		go seq.Run()
+		return seq
+	}
+}
+
+// bufferedFile flushes its buffer before closing the file.
+type bufferedFile struct {
+	*bufio.Writer
+	f *os.File
+}
+
+var _ io.WriteCloser = (*bufferedFile)(nil)
+
+func (b *bufferedFile) Close() error {
+	err := b.Flush()
+	if cerr := b.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ensureDir creates the qlog directory when it is configured.
+func ensureDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("moqnative: qlog directory: %w", err)
+	}
+	return nil
+}
+
+// loggerOrDiscard returns l, or a logger that drops everything when l is
+// nil: libraries are silent unless asked.
+func loggerOrDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}

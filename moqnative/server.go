@@ -1,0 +1,391 @@
+package moqnative
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	"github.com/quic-go/webtransport-go"
+
+	"github.com/moqgo/moq/moqtransport"
+)
+
+// ErrServerClosed is returned by Server.Accept once the server is closed.
+var ErrServerClosed = errors.New("moqnative: server closed")
+
+// serverClosed is the reason of the connections Server.Close closes.
+const serverClosed = "server closed"
+
+// DefaultMaxPending is ServerConfig.MaxPending's default.
+const DefaultMaxPending = 64
+
+// ServerConfig configures a Server. The zero value serves a generated
+// self-signed certificate, accepts WebTransport from any origin and logs
+// nothing.
+type ServerConfig struct {
+	// Certificates are served by SNI (see CertificateChooser); load them
+	// with LoadCertificates. When empty, the server generates a self-signed
+	// certificate for SelfSignedHosts (see GenerateSelfSigned), whose
+	// fingerprint Server.Fingerprint reports for browsers'
+	// serverCertificateHashes.
+	Certificates []tls.Certificate
+	// SelfSignedHosts are the names of the generated certificate;
+	// DefaultSelfSignedHosts when empty.
+	SelfSignedHosts []string
+
+	// CheckOrigin decides whether a WebTransport request's Origin header
+	// is acceptable. When nil and AllowedOrigins is empty, every origin is
+	// accepted: browsers reach a development server by certificate hash from
+	// test pages served on other origins, and MoQT authorizes with tokens
+	// in CLIENT_SETUP rather than with cookies, so cross-origin requests
+	// carry no ambient authority. Set AllowedOrigins or CheckOrigin to
+	// restrict it.
+	CheckOrigin func(r *http.Request) bool
+	// AllowedOrigins, when not empty and CheckOrigin is nil, lists the
+	// accepted origins ("https://example.com", compared case-insensitively);
+	// a request without an Origin header (a non-browser client) is accepted.
+	AllowedOrigins []string
+
+	// MaxPending bounds the connections accepted but not yet taken by
+	// Accept (DefaultMaxPending when 0). Beyond it, new raw QUIC
+	// connections are closed with INTERNAL_ERROR and WebTransport requests
+	// are answered 503.
+	MaxPending int
+
+	// QlogDir, when set, receives one qlog file per connection.
+	QlogDir string
+	// Logger receives the server's logs; nil means none.
+	Logger *slog.Logger
+}
+
+// Incoming is a connection the server accepted.
+type Incoming struct {
+	Conn moqtransport.Conn
+	// Path is, for WebTransport, the request's path and query
+	// ("/app?x=1"). For raw QUIC it is empty: the client sends its path in
+	// the PATH setup parameter.
+	Path string
+	// Authority is, for WebTransport, the request's :authority. For raw
+	// QUIC it is empty: the client sends it in the AUTHORITY setup
+	// parameter.
+	Authority string
+	// RemoteAddr is the client's address.
+	RemoteAddr net.Addr
+}
+
+// Server accepts MoQT connections over raw QUIC (ALPN moq-00) and
+// WebTransport (ALPN h3) on one UDP socket.
+//
+// quic-go may print one warning through the standard log package if it
+// cannot enlarge the socket's buffers (set
+// QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true to silence it).
+type Server struct {
+	logger      *slog.Logger
+	selfSigned  *SelfSigned
+	checkOrigin func(*http.Request) bool
+
+	udp    *net.UDPConn
+	tr     *quic.Transport
+	ln     *quic.Listener
+	wts    *webtransport.Server
+	keyLog *keyLog
+
+	incoming chan *Incoming
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the server starts
+
+	mu     sync.Mutex
+	conns  map[*quic.Conn]string // open connections and their ALPN
+	closed bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type quicConnKey struct{}
+
+// Listen binds one UDP socket on addr (host:port; port 0 picks a free one)
+// and serves MoQT over raw QUIC and WebTransport on it.
+func Listen(addr string, cfg ServerConfig) (*Server, error) {
+	logger := loggerOrDiscard(cfg.Logger)
+	if err := ensureDir(cfg.QlogDir); err != nil {
+		return nil, err
+	}
+	s := &Server{logger: logger, conns: make(map[*quic.Conn]string)}
+
+	certs := cfg.Certificates
+	if len(certs) == 0 {
+		ss, err := GenerateSelfSigned(cfg.SelfSignedHosts...)
+		if err != nil {
+			return nil, err
+		}
+		s.selfSigned = ss
+		certs = []tls.Certificate{ss.Certificate}
+	}
+	s.checkOrigin = originChecker(cfg)
+
+	maxPending := cfg.MaxPending
+	if maxPending <= 0 {
+		maxPending = DefaultMaxPending
+	}
+	s.incoming = make(chan *Incoming, maxPending)
+
+	var err error
+	if s.keyLog, err = openKeyLog(); err != nil {
+		return nil, err
+	}
+	udpAddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		s.keyLog.Close()
+		return nil, fmt.Errorf("moqnative: %w", err)
+	}
+	if s.udp, err = net.ListenUDP("udp", udpAddr); err != nil {
+		s.keyLog.Close()
+		return nil, fmt.Errorf("moqnative: %w", err)
+	}
+	s.tr = &quic.Transport{Conn: s.udp}
+	tlsConf := &tls.Config{
+		GetCertificate: CertificateChooser(certs),
+		NextProtos:     []string{ALPNMoQT, ALPNH3},
+		MinVersion:     tls.VersionTLS13,
+		KeyLogWriter:   s.keyLog.writer(),
+	}
+	if s.ln, err = s.tr.Listen(tlsConf, quicConfig(cfg.QlogDir, logger)); err != nil {
+		s.tr.Close()
+		s.udp.Close()
+		s.keyLog.Close()
+		return nil, fmt.Errorf("moqnative: %w", err)
+	}
+
+	h3 := &http3.Server{
+		Handler: http.HandlerFunc(s.serveHTTP),
+		Logger:  logger.With("component", "http3"),
+		// Remember each request's QUIC connection: the session needs it to
+		// close the connection when the session ends.
+		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
+			return context.WithValue(ctx, quicConnKey{}, c)
+		},
+	}
+	// webtransport.Server applies webtransport.ConfigureHTTP3Server to H3
+	// when it initializes (SETTINGS for WebTransport and HTTP datagrams,
+	// and the connection in the request context).
+	s.wts = &webtransport.Server{H3: h3, CheckOrigin: s.checkOrigin}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	s.wg.Go(s.acceptLoop)
+	logger.Info("listening", "addr", s.udp.LocalAddr().String(), "self_signed", s.selfSigned != nil)
+	return s, nil
+}
+
+// Addr is the address of the server's UDP socket.
+func (s *Server) Addr() net.Addr { return s.udp.LocalAddr() }
+
+// SelfSigned is the generated certificate, or nil when the server was
+// given certificates.
+func (s *Server) SelfSigned() *SelfSigned { return s.selfSigned }
+
+// Fingerprint is the SHA-256 of the generated certificate; ok is false
+// when the server was given certificates.
+func (s *Server) Fingerprint() (fp [32]byte, ok bool) {
+	if s.selfSigned == nil {
+		return fp, false
+	}
+	return s.selfSigned.Fingerprint(), true
+}
+
+// Accept returns the next connection, raw QUIC or WebTransport.
+func (s *Server) Accept(ctx context.Context) (*Incoming, error) {
+	for {
+		select {
+		case in := <-s.incoming:
+			if in.Conn.Context().Err() != nil {
+				continue // gave up while queued
+			}
+			return in, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.ctx.Done():
+			return nil, ErrServerClosed
+		}
+	}
+}
+
+// Close closes every connection (raw QUIC ones with NO_ERROR, WebTransport
+// ones with H3_NO_ERROR), stops every goroutine the server started and
+// closes the socket. Sessions should drain (GOAWAY) before.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		err := s.ln.Close()
+
+		s.mu.Lock()
+		s.closed = true
+		conns := s.conns
+		s.conns = nil
+		s.mu.Unlock()
+		var wg sync.WaitGroup
+		for c, alpn := range conns {
+			code := quic.ApplicationErrorCode(codeNoError)
+			if alpn == ALPNH3 {
+				code = quic.ApplicationErrorCode(http3.ErrCodeNoError)
+			}
+			wg.Go(func() { c.CloseWithError(code, serverClosed) })
+		}
+		wg.Wait()
+
+		if werr := s.wts.Close(); err == nil {
+			err = werr
+		}
+		s.wg.Wait()
+		for len(s.incoming) > 0 { // their connections are closed already
+			<-s.incoming
+		}
+		if terr := s.tr.Close(); err == nil {
+			err = terr
+		}
+		if uerr := s.udp.Close(); err == nil {
+			err = uerr
+		}
+		if kerr := s.keyLog.Close(); err == nil {
+			err = kerr
+		}
+		s.closeErr = err
+		s.logger.Info("closed")
+	})
+	return s.closeErr
+}
+
+// track records an open connection so Close can close it; it reports
+// false, having closed the connection, when the server is closing.
+func (s *Server) track(c *quic.Conn, alpn string) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.CloseWithError(0, serverClosed)
+		return false
+	}
+	s.conns[c] = alpn
+	s.mu.Unlock()
+	context.AfterFunc(c.Context(), func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	})
+	return true
+}
+
+func (s *Server) acceptLoop() {
+	for {
+		c, err := s.ln.Accept(s.ctx)
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.logger.Error("accept failed", "error", err)
+			}
+			return
+		}
+		alpn := c.ConnectionState().TLS.NegotiatedProtocol
+		if !s.track(c, alpn) {
+			return
+		}
+		logger := s.logger.With("remote", c.RemoteAddr().String(), "alpn", alpn)
+		switch alpn {
+		case ALPNMoQT:
+			s.enqueue(&Incoming{Conn: &quicConn{c: c}, RemoteAddr: c.RemoteAddr()}, logger)
+		case ALPNH3:
+			logger.Debug("serving HTTP/3")
+			s.wg.Go(func() {
+				if err := s.wts.ServeQUICConn(c); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					logger.Debug("HTTP/3 connection ended", "error", err)
+				}
+			})
+		default: // unreachable: TLS only negotiates the protocols offered
+			logger.Warn("unexpected ALPN")
+			c.CloseWithError(quic.ApplicationErrorCode(codeInternalError), "unexpected ALPN")
+		}
+	}
+}
+
+// enqueue hands a connection to Accept, or closes it when too many are
+// waiting.
+func (s *Server) enqueue(in *Incoming, logger *slog.Logger) {
+	select {
+	case s.incoming <- in:
+		logger.Debug("accepted", "protocol", in.Conn.Protocol().String())
+	default:
+		logger.Warn("too many connections waiting for Accept; closing", "max_pending", cap(s.incoming))
+		in.Conn.CloseWithError(codeInternalError, "server busy")
+	}
+}
+
+// serveHTTP upgrades an extended CONNECT request on any path to a
+// WebTransport session; anything else is 404.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	logger := s.logger.With("remote", r.RemoteAddr, "path", r.RequestURI)
+	if r.Method != http.MethodConnect {
+		http.NotFound(w, r)
+		return
+	}
+	if !s.checkOrigin(r) {
+		logger.Info("WebTransport origin refused", "origin", r.Header.Get("Origin"))
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	if s.ctx.Err() != nil || len(s.incoming) >= cap(s.incoming) {
+		logger.Warn("refusing WebTransport session: server closing or too many connections waiting for Accept")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	qconn, _ := r.Context().Value(quicConnKey{}).(*quic.Conn)
+	if qconn == nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	sess, err := s.wts.Upgrade(w, r)
+	if err != nil {
+		logger.Info("WebTransport upgrade failed", "error", err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	wc := newWTConn(sess, qconn)
+	// This handler runs inside ServeQUICConn, which s.wg counts, so the
+	// counter is above zero here.
+	s.wg.Go(func() { wc.closeQUICAfterSession(s.ctx.Done(), serverClosed) })
+	s.enqueue(&Incoming{Conn: wc, Path: r.RequestURI, Authority: r.Host, RemoteAddr: qconn.RemoteAddr()}, logger)
+}
+
+// originChecker builds the WebTransport origin check from the config.
+func originChecker(cfg ServerConfig) func(*http.Request) bool {
+	if cfg.CheckOrigin != nil {
+		return cfg.CheckOrigin
+	}
+	if len(cfg.AllowedOrigins) == 0 {
+		return func(*http.Request) bool { return true }
+	}
+	allowed := make(map[string]bool, len(cfg.AllowedOrigins))
+	for _, o := range cfg.AllowedOrigins {
+		allowed[normalizeOrigin(o)] = true
+	}
+	return func(r *http.Request) bool {
+		o := r.Header.Get("Origin")
+		return o == "" || allowed[normalizeOrigin(o)]
+	}
+}
+
+func normalizeOrigin(o string) string {
+	o = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(o), "/"))
+	if u, err := url.Parse(o); err == nil && u.Scheme != "" && u.Host != "" {
+		return u.Scheme + "://" + u.Host
+	}
+	return o
+}
