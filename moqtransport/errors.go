@@ -71,3 +71,9 @@ var ErrSessionClosed = errors.New("moqt: session closed")
 // ErrGoingAway is returned when a request is refused locally because the
 // peer sent GOAWAY: open a new session (Session.GoAwayURI says where).
 var ErrGoingAway = errors.New("moqt: the peer sent GOAWAY; open a new session for new requests")
+
+// PublishDoneError returns an error to close a track with (Track.Close):
+// its subscribers get PUBLISH_DONE with code and reason.
+func PublishDoneError(code wire.PublishDoneCode, reason string) error {
+	return &RequestError{Message: wire.TypePublishDone, Code: uint64(code), Reason: reason}
+}

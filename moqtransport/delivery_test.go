@@ -1,0 +1,214 @@
+package moqtransport_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// served starts a server with one track and a client session.
+func served(t *testing.T, scheme string) (*moqtransport.Track, *moqtransport.Session, wire.FullTrackName) {
+	t.Helper()
+	tracks := &moqtransport.Tracks{}
+	name := wire.FullTrackName{Namespace: wire.Namespace{"d"}, Name: "t"}
+	tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
+	tracks.Add(tr)
+	e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks})
+	client, _ := e.dial(nil)
+	return tr, client, name
+}
+
+// waitObjects reads n objects from r or fails.
+func waitObjects(ctx context.Context, t *testing.T, r *moqtransport.TrackReader, n int) []*moqtransport.Object {
+	t.Helper()
+	var out []*moqtransport.Object
+	for len(out) < n {
+		ev, err := r.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d of %d objects: %v", len(out), n, err)
+		}
+		if ev.Kind == moqtransport.EventObject {
+			out = append(out, ev.Object)
+		}
+	}
+	return out
+}
+
+func TestDatagramsEndToEnd(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		tr, client, name := served(t, scheme)
+		ctx := timeout(t)
+		sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+		defer r.Close()
+		ext, _ := wire.BuildExtensions(wire.KeyValue{Type: 0x3e, Value: 1})
+		const n = 10
+		for i := range n {
+			o := moqtransport.Object{Group: uint64(i), ID: 1, PublisherPriority: 3, Payload: fmt.Appendf(nil, "dg%d", i)}
+			if i%2 == 1 {
+				o.Extensions = ext
+			}
+			if i == n-1 {
+				o.Payload, o.Status = nil, wire.StatusEndOfTrack
+			}
+			if err := tr.WriteDatagram(o); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * time.Millisecond) // loopback: keep socket buffers from overflowing under -race
+		}
+		got := waitObjects(ctx, t, r, n)
+		for i, o := range got {
+			if o.Group != uint64(i) || o.ID != 1 || o.PublisherPriority != 3 {
+				t.Errorf("datagram %d at %v prio %d", i, o.Location(), o.PublisherPriority)
+			}
+			if i == n-1 {
+				if o.Status != wire.StatusEndOfTrack {
+					t.Errorf("last datagram status %s, want EndOfTrack", o.Status)
+				}
+				continue
+			}
+			if string(o.Payload) != fmt.Sprintf("dg%d", i) || (len(o.Extensions) > 0) != (i%2 == 1) {
+				t.Errorf("datagram %d: %q ext %x", i, o.Payload, []byte(o.Extensions))
+			}
+		}
+	})
+}
+
+func TestSubgroupHeaderTypesAndStatus(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		tr, client, name := served(t, scheme)
+		ctx := timeout(t)
+		sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+		defer r.Close()
+		// Subgroup 0 (type with Subgroup ID 0), subgroup 5 starting at
+		// object 5 (Subgroup ID = first object), subgroup 9 starting at
+		// object 2 (explicit Subgroup ID).
+		write := func(sg, first uint64, status wire.ObjectStatus) {
+			w, err := tr.OpenSubgroup(0, sg, moqtransport.SubgroupOptions{Priority: uint8(sg)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Write(first, nil, []byte{byte(sg)}); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.WriteStatus(first+3, status, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		write(0, 0, wire.StatusDoesNotExist)
+		write(5, 5, wire.StatusNormal)
+		write(9, 2, wire.StatusDoesNotExist)
+		got := waitObjects(ctx, t, r, 6)
+		seen := map[[2]uint64]*moqtransport.Object{}
+		for _, o := range got {
+			seen[[2]uint64{o.Subgroup, o.ID}] = o
+		}
+		for _, c := range []struct {
+			sg, id uint64
+			status wire.ObjectStatus
+		}{{0, 0, 0}, {0, 3, wire.StatusDoesNotExist}, {5, 5, 0}, {5, 8, wire.StatusNormal}, {9, 2, 0}, {9, 5, wire.StatusDoesNotExist}} {
+			o := seen[[2]uint64{c.sg, c.id}]
+			if o == nil {
+				t.Errorf("subgroup %d object %d missing", c.sg, c.id)
+				continue
+			}
+			if o.Status != c.status || o.PublisherPriority != uint8(c.sg) {
+				t.Errorf("subgroup %d object %d: status %s prio %d", c.sg, c.id, o.Status, o.PublisherPriority)
+			}
+		}
+	})
+}
+
+func TestPausedSubscriptionAndUpdate(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		tr, client, name := served(t, scheme)
+		ctx := timeout(t)
+		sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{
+			Paused: true, Filter: wire.Filter{Type: wire.FilterAbsoluteStart},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+		defer r.Close()
+		publishObjects(t, tr, 0, 2, 2)
+		short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		if ev, err := r.Next(short); err == nil {
+			t.Fatalf("a paused subscription delivered an event of kind %s", ev.Kind)
+		}
+		cancel()
+		// Forward on, and narrow to groups 3..4.
+		if err := sub.Update(ctx, wire.Location{Group: 3}, true, 4, 1, true); err != nil {
+			t.Fatal(err)
+		}
+		// A widening update is refused locally.
+		if err := sub.Update(ctx, wire.Location{Group: 1}, true, 4, 1, true); err == nil {
+			t.Error("an update that moves the start back was sent")
+		}
+		waitUntilServed(t, tr) // the update reached the publisher
+		publishObjects(t, tr, 2, 6, 2)
+		got := waitObjects(ctx, t, r, 4)
+		for _, o := range got {
+			if o.Group < 3 || o.Group > 4 {
+				t.Errorf("object %v outside the updated range 3..4", o.Location())
+			}
+		}
+		short, cancel = context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		for {
+			ev, err := r.Next(short)
+			if err != nil {
+				break
+			}
+			if ev.Kind == moqtransport.EventObject {
+				t.Errorf("an object past the end group arrived: %v", ev.Object.Location())
+			}
+		}
+	})
+}
+
+// waitUntilServed gives the control stream time to carry a message that has
+// no answer (SUBSCRIBE_UPDATE).
+func waitUntilServed(t *testing.T, _ *moqtransport.Track) {
+	t.Helper()
+	time.Sleep(200 * time.Millisecond)
+}
+
+func TestPublishDoneStatusAndStreamCount(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		tr, client, name := served(t, scheme)
+		ctx := timeout(t)
+		sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		publishObjects(t, tr, 0, 5, 3)
+		tr.Close(moqtransport.PublishDoneError(wire.DoneMalformedTrack, "bad input"))
+		err = sub.Err()
+		re, ok := err.(*moqtransport.RequestError)
+		if !ok || re.Message != wire.TypePublishDone || re.Code != uint64(wire.DoneMalformedTrack) || re.Reason != "bad input" {
+			t.Fatalf("subscription ended with %v, want PUBLISH_DONE MALFORMED_TRACK", err)
+		}
+		// Every object sent before PUBLISH_DONE was read first: the
+		// subscriber waited for the streams PUBLISH_DONE counted.
+		got, rerr := collect(ctx, sub.Track())
+		if rerr == nil || rerr == io.EOF || len(got) != 15 {
+			t.Errorf("after PUBLISH_DONE: %d objects, end %v; want 15 and the error", len(got), rerr)
+		}
+	})
+}
