@@ -26,6 +26,14 @@ type Handler interface {
 	PublishNamespaceDone(s *Session, ns wire.Namespace)
 }
 
+// SubscriptionEnder is implemented by a Handler that wants to know when a
+// subscription it answered with a track has ended (UNSUBSCRIBE, the track
+// ended, or the session closed): a relay drops its upstream subscription
+// when the last one ends.
+type SubscriptionEnder interface {
+	SubscriptionEnded(s *Session, req *wire.Subscribe, t *Track)
+}
+
 // RejectAll is a Handler that has no tracks and accepts no namespaces.
 type RejectAll struct{}
 

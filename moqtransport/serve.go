@@ -76,6 +76,11 @@ func (sv *servedSubscription) run() {
 		}
 	}()
 	track, err := s.cfg.Handler.Subscribe(sv.ctx, s, sv.req)
+	if track != nil {
+		if e, ok := s.cfg.Handler.(SubscriptionEnder); ok {
+			defer e.SubscriptionEnded(s, sv.req, track)
+		}
+	}
 	if s.ctx.Err() != nil {
 		return
 	}

@@ -1,7 +1,3 @@
-// Package moqtransport is a draft-ietf-moq-transport-14 session: setup,
-// the control stream, request IDs and their flow control, and the publisher
-// and subscriber sides over any transport that implements Conn (package
-// moqnative provides raw QUIC and WebTransport).
 package moqtransport
 
 import (
@@ -469,8 +465,11 @@ func (s *Session) endAll(err error) {
 	for _, ns := range peerNS {
 		s.cfg.Handler.PublishNamespaceDone(s, ns)
 	}
+	// A track whose session ended tells its readers (a relay's
+	// subscribers) that the publisher went away.
+	gone := &RequestError{Message: wire.TypePublishDone, Code: uint64(wire.DoneGoingAway), Reason: "the publisher's session ended"}
 	for _, sub := range subs {
-		sub.end(err)
+		sub.endWith(err, gone)
 	}
 	for _, p := range pubs {
 		p.end(err)

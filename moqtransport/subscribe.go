@@ -85,7 +85,11 @@ func (sub *Subscription) Err() error {
 	return sub.err
 }
 
-func (sub *Subscription) end(err error) {
+func (sub *Subscription) end(err error) { sub.endWith(err, err) }
+
+// endWith ends the subscription with err and closes its track with
+// trackErr, the error the track's readers (and a relay's subscribers) get.
+func (sub *Subscription) endWith(err, trackErr error) {
 	sub.once.Do(func() {
 		sub.err = err
 		sub.mu.Lock()
@@ -93,7 +97,7 @@ func (sub *Subscription) end(err error) {
 			sub.doneTimer.Stop()
 		}
 		sub.mu.Unlock()
-		sub.track.Close(err)
+		sub.track.Close(trackErr)
 		s := sub.s
 		s.mu.Lock()
 		delete(s.subs, sub.id)
@@ -168,6 +172,9 @@ func (s *Session) handleSubscribeOK(m *wire.SubscribeOK) error {
 		sub.mu.Lock()
 		sub.ok = *m
 		sub.mu.Unlock()
+		if m.ContentExists {
+			sub.track.NoteLargest(m.Largest)
+		}
 	}
 	return s.respond(m.RequestID, m)
 }

@@ -242,8 +242,29 @@ func (t *Track) Largest() (wire.Location, bool) {
 	return t.largest, t.hasLargest
 }
 
+// NoteLargest records that the track's source has published objects up to
+// loc (the Largest Location of a SUBSCRIBE_OK), so that Largest reports it
+// before those objects arrive here. It never lowers Largest.
+func (t *Track) NoteLargest(loc wire.Location) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.hasLargest || t.largest.Less(loc) {
+		t.largest, t.hasLargest = loc, true
+	}
+}
+
 // Done is closed by Close.
 func (t *Track) Done() <-chan struct{} { return t.done }
+
+// Closed reports whether Close has been called.
+func (t *Track) Closed() bool {
+	select {
+	case <-t.done:
+		return true
+	default:
+		return false
+	}
+}
 
 // Err returns the error the track was closed with: nil while it is open or
 // after a normal end.

@@ -1,40 +1,81 @@
-// Command moq-relay will be the moq-go MoQT relay. Until the relay lands it is
-// a placeholder that prints its version and says so.
+// Command moq-relay is the moq-go MoQT relay (draft-ietf-moq-transport-14):
+// one UDP port serving raw QUIC (moqt://, ALPN moq-00) and WebTransport
+// (https://). Publishers announce namespaces with PUBLISH_NAMESPACE;
+// subscribers' SUBSCRIBEs are routed to them and fanned out from one
+// upstream subscription per track.
+//
+// With no flags it serves on [::]:4443 with a generated self-signed
+// certificate (valid 10 days, so browsers accept it by its SHA-256 hash)
+// and logs the certificate's fingerprint. The first SIGINT or SIGTERM sends
+// GOAWAY to every session and waits for them to end (up to
+// --drain-timeout); the second exits at once.
 package main
 
 import (
 	"context"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/moqgo/moq/internal/version"
+	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/relay"
 )
 
 const binaryName = "moq-relay"
 
-// config holds everything run needs. The relay's flags will be added here.
+// defaultBind is the listen address with no --bind: every interface.
+const defaultBind = "[::]:4443"
+
+// config holds everything run needs.
 type config struct {
-	stdout io.Writer
-	stderr io.Writer
+	bind         string
+	tlsCerts     []string
+	tlsKeys      []string
+	qlogDir      string
+	logLevel     string
+	drainTimeout time.Duration
+
+	stdout, stderr io.Writer
+	// force is closed to end a drain at once (the second signal).
+	force <-chan struct{}
+	// ready, when set, is told the address and the certificate
+	// fingerprint once the relay serves (tests).
+	ready func(addr net.Addr, fingerprint string)
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := newRootCommand().ExecuteContext(ctx); err != nil {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	force := make(chan struct{})
+	go func() {
+		<-sigs
+		cancel()
+		<-sigs
+		close(force)
+	}()
+	cmd := newRootCommand(force)
+	if err := cmd.ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", binaryName, err)
 		os.Exit(1)
 	}
 }
 
-// newRootCommand builds the moq-relay command line: the root command runs the
-// relay, --version and the version subcommand print the version line.
-func newRootCommand() *cobra.Command {
+// newRootCommand builds the moq-relay command line: the root command runs
+// the relay; --version and the version subcommand print the version line.
+func newRootCommand(force <-chan struct{}) *cobra.Command {
+	cfg := config{force: force}
 	root := &cobra.Command{
 		Use:           binaryName,
 		Short:         "MoQT relay (" + version.Draft + ")",
@@ -43,10 +84,17 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := config{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr()}
+			cfg.stdout, cfg.stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			return run(cmd.Context(), cfg)
 		},
 	}
+	f := root.Flags()
+	f.StringVar(&cfg.bind, "bind", defaultBind, "UDP address to listen on for raw QUIC and WebTransport")
+	f.StringArrayVar(&cfg.tlsCerts, "tls-cert", nil, "certificate chain file (PEM); repeat with --tls-key for several names, chosen by SNI")
+	f.StringArrayVar(&cfg.tlsKeys, "tls-key", nil, "private key file (PEM) for the --tls-cert at the same position")
+	f.StringVar(&cfg.qlogDir, "qlog-dir", "", "write a qlog file per connection into this directory")
+	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.DurationVar(&cfg.drainTimeout, "drain-timeout", relay.DefaultDrainTimeout, "how long the first signal waits for sessions to end after GOAWAY")
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
@@ -60,15 +108,82 @@ func newRootCommand() *cobra.Command {
 	return root
 }
 
-// run starts the relay. For now there is no relay: it prints the version and
-// a notice on stderr, and returns nil.
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// run serves until ctx ends, then drains.
 func run(ctx context.Context, cfg config) error {
-	if err := ctx.Err(); err != nil {
+	level, err := parseLevel(cfg.logLevel)
+	if err != nil {
 		return err
 	}
-	if _, err := fmt.Fprintln(cfg.stdout, version.String(binaryName)); err != nil {
+	logger := slog.New(slog.NewTextHandler(cfg.stderr, &slog.HandlerOptions{Level: level}))
+	if len(cfg.tlsCerts) != len(cfg.tlsKeys) {
+		return fmt.Errorf("%d --tls-cert but %d --tls-key: give them in pairs", len(cfg.tlsCerts), len(cfg.tlsKeys))
+	}
+	scfg := moqnative.ServerConfig{QlogDir: cfg.qlogDir, Logger: logger}
+	if len(cfg.tlsCerts) > 0 {
+		pairs := make([]moqnative.CertKeyPair, len(cfg.tlsCerts))
+		for i := range cfg.tlsCerts {
+			pairs[i] = moqnative.CertKeyPair{CertFile: cfg.tlsCerts[i], KeyFile: cfg.tlsKeys[i]}
+		}
+		if scfg.Certificates, err = moqnative.LoadCertificates(pairs...); err != nil {
+			return err
+		}
+	}
+	srv, err := moqnative.Listen(cfg.bind, scfg)
+	if err != nil && cfg.bind == defaultBind && strings.Contains(err.Error(), "address family") {
+		// No IPv6 on this machine: every IPv4 interface instead.
+		srv, err = moqnative.Listen("0.0.0.0:4443", scfg)
+	}
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w (choose another address with --bind)", cfg.bind, err)
+	}
+	fingerprint := ""
+	if fp, ok := srv.Fingerprint(); ok {
+		fingerprint = hex.EncodeToString(fp[:])
+		logger.Info("generated a self-signed certificate for localhost; browsers accept it by this hash (serverCertificateHashes)", "fingerprint", fingerprint)
+	}
+	logger.Info("relay serving", "addr", srv.Addr().String(), "version", version.Version, "draft", version.Draft,
+		"urls", fmt.Sprintf("moqt://localhost:%d/ https://localhost:%d/", srv.Addr().(*net.UDPAddr).Port, srv.Addr().(*net.UDPAddr).Port))
+
+	rs := relay.NewServer(relay.New(relay.Config{Logger: logger}), srv)
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- rs.Serve(serveCtx) }()
+	if cfg.ready != nil {
+		cfg.ready(srv.Addr(), fingerprint)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		stopServing()
+		_ = srv.Close()
 		return err
 	}
-	_, err := fmt.Fprintf(cfg.stderr, "%s: the relay is not implemented yet in version %s\n", binaryName, version.Version)
+	logger.Info("draining: GOAWAY sent to every session; signal again to exit now", "timeout", cfg.drainTimeout)
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-cfg.force:
+			cancel()
+		case <-drainCtx.Done():
+		}
+	}()
+	rs.Drain(drainCtx, "")
+	stopServing()
+	rs.Close()
+	err = srv.Close()
+	if serr := <-served; serr != nil && !errors.Is(serr, context.Canceled) {
+		err = errors.Join(err, serr)
+	}
+	logger.Info("relay stopped")
 	return err
 }

@@ -3,18 +3,31 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/moqgo/moq/internal/version"
+	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // execute runs the moq-relay command with args and returns what it wrote to
 // stdout and stderr.
 func execute(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	cmd := newRootCommand()
+	cmd := newRootCommand(nil)
 	cmd.SetOut(&out)
 	cmd.SetErr(&errOut)
 	cmd.SetArgs(args)
@@ -41,21 +54,125 @@ func TestRelayVersion(t *testing.T) {
 	}
 }
 
-func TestRelayNoArgsSaysNotImplemented(t *testing.T) {
-	stdout, stderr, err := execute(t)
-	if err != nil {
-		t.Fatalf("no args: %v", err)
-	}
-	if !strings.Contains(stdout, version.Version) || !strings.Contains(stdout, version.Draft) {
-		t.Errorf("stdout %q lacks version %q or draft %q", stdout, version.Version, version.Draft)
-	}
-	if !strings.Contains(stderr, "not implemented yet") {
-		t.Errorf("stderr %q does not say the relay is not implemented yet", stderr)
-	}
-}
-
 func TestRelayRejectsArgs(t *testing.T) {
 	if _, _, err := execute(t, "extra"); err == nil {
 		t.Fatal("unexpected positional argument was accepted")
 	}
+}
+
+func TestRelayRejectsUnpairedCertificates(t *testing.T) {
+	if _, _, err := execute(t, "--bind", "127.0.0.1:0", "--tls-cert", "a.pem"); err == nil || !strings.Contains(err.Error(), "pairs") {
+		t.Fatalf("a --tls-cert without --tls-key: %v", err)
+	}
+	if _, _, err := execute(t, "--log-level", "loud"); err == nil {
+		t.Fatal("an unknown log level was accepted")
+	}
+}
+
+// TestRelayServesAndDrains runs the relay on loopback, moves a track
+// through it over both transports, and checks that cancelling the context
+// (the first signal) sends GOAWAY and stops the relay.
+func TestRelayServesAndDrains(t *testing.T) {
+	type ready struct {
+		addr net.Addr
+		fp   string
+	}
+	readyc := make(chan ready, 1)
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, config{
+			bind: "127.0.0.1:0", logLevel: "info", drainTimeout: 2 * time.Second,
+			stdout: io.Discard, stderr: &logs,
+			ready: func(addr net.Addr, fp string) { readyc <- ready{addr, fp} },
+		})
+	}()
+	var r ready
+	select {
+	case r = <-readyc:
+	case err := <-done:
+		t.Fatalf("relay stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay did not start")
+	}
+	if len(r.fp) != 64 || !strings.Contains(logs.String(), r.fp) {
+		t.Fatalf("fingerprint %q not logged: %s", r.fp, logs.String())
+	}
+	raw, _ := hex.DecodeString(r.fp)
+	var fp [32]byte
+	copy(fp[:], raw)
+	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer tcancel()
+	connect := func(scheme string, h moqtransport.Handler) *moqtransport.Session {
+		d, err := moqnative.Dial(tctx, fmt.Sprintf("%s://%s/", scheme, r.addr), moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = d.Close() })
+		s, err := moqtransport.Connect(tctx, d.Conn, &moqtransport.Config{Handler: h, Path: d.Path, Authority: d.Authority})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	tracks := &moqtransport.Tracks{}
+	ns := wire.Namespace{"clock"}
+	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "now"}, moqtransport.TrackConfig{})
+	tracks.Add(tr)
+	pub := connect("moqt", tracks)
+	if _, err := pub.PublishNamespace(tctx, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	sub := connect("https", nil)
+	s, err := sub.Subscribe(tctx, ns, "now", moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
+	if err := w.Write(0, nil, []byte("12:00:00")); err != nil {
+		t.Fatal(err)
+	}
+	rd := s.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+	defer rd.Close()
+	ev, err := rd.Next(tctx)
+	if err != nil || ev.Kind != moqtransport.EventObject || string(ev.Object.Payload) != "12:00:00" {
+		t.Fatalf("through the relay: %+v, %v", ev, err)
+	}
+
+	cancel() // the first signal
+	select {
+	case <-sub.GoAway():
+	case <-tctx.Done():
+		t.Fatal("no GOAWAY on drain")
+	}
+	_ = sub.Close()
+	_ = pub.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("relay stopped with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay did not stop after the drain")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

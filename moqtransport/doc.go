@@ -1,0 +1,60 @@
+// Package moqtransport is a Media over QUIC Transport session,
+// draft-ietf-moq-transport-14 (version 0xff00000e), over any transport that
+// implements Conn; package moqnative provides raw QUIC (ALPN moq-00) and
+// WebTransport.
+//
+// # Sessions
+//
+// Connect runs the client side of setup on a connection and Accept the
+// server side. A session negotiates draft-14, exchanges MAX_REQUEST_ID,
+// MOQT_IMPLEMENTATION and, over raw QUIC, PATH and AUTHORITY, and then reads
+// the control stream until it ends. Every rule the draft gives a session
+// error code for closes the session with that code: a malformed or unknown
+// message (PROTOCOL_VIOLATION), a request ID of the wrong parity, reused or
+// skipped (INVALID_REQUEST_ID), a request past our MAX_REQUEST_ID grant
+// (TOO_MANY_REQUESTS), an undecodable token (KEY_VALUE_FORMATTING_ERROR),
+// and the rest.
+//
+// Request IDs are flow-controlled in both directions. We grant the peer
+// Config.MaxRequests open requests and top the grant up as they finish; our
+// own requests wait for the peer's grant (sending REQUESTS_BLOCKED once per
+// limit) until their context ends.
+//
+// # Publishing
+//
+// A Track holds objects (track, group, subgroup, object) written once and
+// read by any number of readers at their own pace, in a cache bounded by
+// groups, bytes and age. A Handler answers the peer's SUBSCRIBE with a track
+// (Tracks is a ready-made one). The session then delivers the track: one
+// unidirectional stream per subgroup with the smallest header type that fits
+// (Subgroup ID 0, the first object's ID, or explicit; extensions only when
+// the subgroup has them; the end-of-group types when the subgroup ends its
+// group), draft-14 object ID deltas, status objects, datagrams, and
+// PUBLISH_DONE with the true status and stream count. All four filters,
+// the forward flag, group order, end group and SUBSCRIBE_UPDATE are honoured.
+//
+// # Subscribing
+//
+// Session.Subscribe returns a Subscription whose Track receives the objects
+// with their true IDs, status and extensions. Data that arrives before
+// SUBSCRIBE_OK waits, within Config.MaxPendingStreams and
+// Config.PendingStreamTimeout, for its track alias. PUBLISH_DONE ends the
+// track once the streams it counts have been read.
+//
+// # Priorities
+//
+// quic-go schedules streams by an urgency of 0 to 7 and, within an urgency,
+// by stream ID (non-incremental) or round robin (incremental). The session
+// maps the subscriber priority to the urgency (priority/32) of every stream
+// of a subscription and leaves it non-incremental, so within a subscription
+// older subgroup streams are sent first: ascending group order. What quic-go
+// cannot express: publisher priority as a tie-break within an urgency,
+// descending group order (newest group first), and more than eight levels.
+// WebTransport streams (webtransport-go) have no priority at all. Objects
+// reach a stream in the order the track received them.
+//
+// # Logging
+//
+// The package logs through log/slog (Config.Logger) and is silent by
+// default.
+package moqtransport

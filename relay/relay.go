@@ -1,0 +1,344 @@
+// Package relay is the moq-go relay engine: it accepts MoQT sessions, takes
+// namespaces from publishers, and fans each track out to any number of
+// subscribers from one upstream subscription and its cache.
+//
+// # Scopes
+//
+// A session's path (the WebTransport URL path, or the PATH setup parameter
+// over raw QUIC) is its scope, as in moq-rs: namespaces published in one
+// scope are found by subscribers in the same scope. The query string is not
+// part of the scope; "" and "/" are the unscoped scope. A path-scoped
+// subscriber that finds no publisher in its own scope falls back to the
+// unscoped scope, so that a publisher at https://relay/ serves a subscriber
+// at https://relay/room (moq-rs keeps them apart). A path must start with
+// "/", be at most 1024 bytes, and have no empty, "." or ".." segment and no
+// "%"; any other path closes the session with MALFORMED_PATH.
+//
+// # Routing
+//
+// SUBSCRIBE is routed to the publisher whose namespace is the longest
+// prefix of the track's namespace (field by field) within the scope. There
+// is one upstream SUBSCRIBE per track, shared by every downstream
+// subscriber, each served from the track's cache with its own filter and
+// priority. When the last downstream subscription ends, the relay sends
+// UNSUBSCRIBE upstream; a new subscriber subscribes again. A namespace no
+// publisher has gets SUBSCRIBE_ERROR TRACK_DOES_NOT_EXIST.
+//
+// When a publisher's session ends, its tracks end for their subscribers
+// with PUBLISH_DONE GOING_AWAY; a PUBLISH_DONE from the publisher passes
+// through with its own status.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// Config configures a Relay. The zero value is usable.
+type Config struct {
+	// Logger receives the relay's logs; nil is silent.
+	Logger *slog.Logger
+	// Session is the template for every session's configuration; its
+	// Handler is replaced by the relay.
+	Session moqtransport.Config
+	// Track bounds each relayed track's cache.
+	Track moqtransport.TrackConfig
+	// UpstreamTimeout bounds an upstream SUBSCRIBE; default 10s.
+	UpstreamTimeout time.Duration
+}
+
+// Relay routes namespaces and tracks between sessions. It implements
+// moqtransport.Handler: pass it as the Handler of every session, or use
+// Serve.
+type Relay struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex
+	scopes map[string]*scope
+}
+
+type scope struct {
+	// origins: published namespaces, by namespace key.
+	origins map[string]*origin
+	// tracks: relayed tracks with their upstream subscription.
+	tracks map[string]*relayTrack
+}
+
+type origin struct {
+	s  *moqtransport.Session
+	ns wire.Namespace
+}
+
+// relayTrack is one upstream subscription shared by its downstream ones.
+type relayTrack struct {
+	key   string
+	scope string
+	up    *moqtransport.Subscription
+	track *moqtransport.Track
+	refs  int
+	ready chan struct{} // closed once up is known or failed
+	err   error
+}
+
+// New returns a relay.
+func New(cfg Config) *Relay {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.UpstreamTimeout == 0 {
+		cfg.UpstreamTimeout = 10 * time.Second
+	}
+	return &Relay{cfg: cfg, log: cfg.Logger, scopes: map[string]*scope{}}
+}
+
+// SessionConfig returns the configuration to run a session of this relay
+// with.
+func (r *Relay) SessionConfig() *moqtransport.Config {
+	c := r.cfg.Session
+	c.Handler = r
+	if c.Logger == nil {
+		c.Logger = r.log
+	}
+	c.Track = r.cfg.Track
+	return &c
+}
+
+// Scope normalises a session path into its scope: the path without its
+// query and trailing "/", "" for none. It returns an error for a path the
+// relay refuses.
+func Scope(path string) (string, error) {
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if len(path) > 1024 {
+		return "", fmt.Errorf("path is %d bytes, limit 1024", len(path))
+	}
+	if strings.Trim(path, "/") == "" {
+		return "", nil
+	}
+	if path[0] != '/' {
+		return "", fmt.Errorf("path %q does not start with /", path)
+	}
+	if strings.Contains(path, "%") {
+		return "", fmt.Errorf("path %q has a %% escape", path)
+	}
+	path = strings.TrimSuffix(path, "/")
+	for _, seg := range strings.Split(path[1:], "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "", fmt.Errorf("path %q has an empty or dot segment", path)
+		}
+	}
+	return path, nil
+}
+
+func scopeOf(s *moqtransport.Session) string {
+	sc, _ := Scope(s.Path()) // checked when the session was admitted
+	return sc
+}
+
+func (r *Relay) scope(name string) *scope {
+	sc := r.scopes[name]
+	if sc == nil {
+		sc = &scope{origins: map[string]*origin{}, tracks: map[string]*relayTrack{}}
+		r.scopes[name] = sc
+	}
+	return sc
+}
+
+// Admit checks a new session's path; a refused session is closed with
+// MALFORMED_PATH. Server calls it and SessionEnded; call them yourself
+// when you run sessions.
+func (r *Relay) Admit(s *moqtransport.Session) error {
+	if _, err := Scope(s.Path()); err != nil {
+		s.CloseWithError(wire.MalformedPath, err.Error())
+		return err
+	}
+	return nil
+}
+
+func nsKey(ns wire.Namespace) string {
+	var b strings.Builder
+	for _, f := range ns {
+		fmt.Fprintf(&b, "%d:%s", len(f), f)
+	}
+	return b.String()
+}
+
+func trackKey(ns wire.Namespace, name string) string {
+	return fmt.Sprintf("%d|%s%d:%s", len(ns), nsKey(ns), len(name), name)
+}
+
+// PublishNamespace registers a publisher's namespace in its scope. A
+// namespace another session already publishes there is refused.
+func (r *Relay) PublishNamespace(_ context.Context, s *moqtransport.Session, req *wire.PublishNamespace) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sc := r.scope(scopeOf(s))
+	k := nsKey(req.Namespace)
+	if o := sc.origins[k]; o != nil && o.s != s {
+		return moqtransport.NamespaceError(wire.NamespaceInternalError, "namespace "+req.Namespace.String()+" is already published")
+	}
+	sc.origins[k] = &origin{s: s, ns: req.Namespace}
+	r.log.Info("namespace published", "scope", scopeOf(s), "namespace", req.Namespace.String())
+	return nil
+}
+
+// PublishNamespaceDone removes a withdrawn namespace.
+func (r *Relay) PublishNamespaceDone(s *moqtransport.Session, ns wire.Namespace) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sc := r.scope(scopeOf(s))
+	k := nsKey(ns)
+	if o := sc.origins[k]; o != nil && o.s == s {
+		delete(sc.origins, k)
+		r.log.Info("namespace withdrawn", "scope", scopeOf(s), "namespace", ns.String())
+	}
+}
+
+// route finds the origin for a namespace: the longest published prefix in
+// the scope, then in the unscoped scope.
+func (r *Relay) route(scopeName string, ns wire.Namespace) (*origin, string) {
+	for _, name := range []string{scopeName, ""} {
+		sc := r.scopes[name]
+		if sc == nil {
+			continue
+		}
+		var best *origin
+		for _, o := range sc.origins {
+			if ns.HasPrefix(o.ns) && (best == nil || len(o.ns) > len(best.ns)) {
+				best = o
+			}
+		}
+		if best != nil {
+			return best, name
+		}
+		if name == "" {
+			break
+		}
+	}
+	return nil, ""
+}
+
+// Subscribe serves a track from its shared upstream subscription,
+// subscribing upstream for the first subscriber.
+func (r *Relay) Subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
+	r.mu.Lock()
+	o, scName := r.route(scopeOf(s), req.Namespace)
+	if o == nil {
+		r.mu.Unlock()
+		return nil, moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
+	}
+	sc := r.scope(scName)
+	k := trackKey(req.Namespace, req.Name)
+	rt := sc.tracks[k]
+	if rt != nil && rt.track != nil && rt.track.Closed() {
+		// The upstream subscription ended: subscribe again.
+		delete(sc.tracks, k)
+		rt = nil
+	}
+	if rt == nil {
+		rt = &relayTrack{key: k, scope: scName, ready: make(chan struct{})}
+		sc.tracks[k] = rt
+		rt.refs++
+		r.mu.Unlock()
+		r.subscribeUpstream(ctx, o, rt, req)
+	} else {
+		rt.refs++
+		r.mu.Unlock()
+	}
+	select {
+	case <-rt.ready:
+	case <-ctx.Done():
+		r.release(rt)
+		return nil, ctx.Err()
+	}
+	if rt.err != nil {
+		r.release(rt)
+		return nil, rt.err
+	}
+	return rt.track, nil
+}
+
+// subscribeUpstream opens the shared upstream subscription of rt.
+func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack, req *wire.Subscribe) {
+	defer close(rt.ready)
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.UpstreamTimeout)
+	defer cancel()
+	// The upstream subscription serves every downstream one: it starts at
+	// the newest object and forwards, whatever the first subscriber asked
+	// (§8.3: relays aggregate with Largest Object).
+	up, err := o.s.Subscribe(ctx, req.Namespace, req.Name, moqtransport.SubscribeOptions{
+		Priority: moqtransport.DefaultPriority,
+		Filter:   wire.Filter{Type: wire.FilterLargestObject},
+	})
+	if err != nil {
+		var re *moqtransport.RequestError
+		if !errors.As(err, &re) {
+			err = moqtransport.SubscribeError(wire.SubscribeInternalError, "upstream subscription failed: "+err.Error())
+		}
+		rt.err = err
+		r.log.Info("upstream subscribe failed", "track", req.Namespace.String()+"/"+req.Name, "err", err)
+		return
+	}
+	// When the publisher's session ends, the track ends for its
+	// subscribers with GOING_AWAY; a PUBLISH_DONE passes its own status
+	// through the track.
+	rt.up, rt.track = up, up.Track()
+	r.log.Info("upstream subscribed", "track", req.Namespace.String()+"/"+req.Name)
+}
+
+// SubscriptionEnded drops a downstream subscriber; the last one takes the
+// upstream subscription with it.
+func (r *Relay) SubscriptionEnded(_ *moqtransport.Session, _ *wire.Subscribe, t *moqtransport.Track) {
+	r.mu.Lock()
+	var found *relayTrack
+	for _, sc := range r.scopes {
+		for _, rt := range sc.tracks {
+			if rt.track == t {
+				found = rt
+			}
+		}
+	}
+	r.mu.Unlock()
+	if found != nil {
+		r.release(found)
+	}
+}
+
+func (r *Relay) release(rt *relayTrack) {
+	r.mu.Lock()
+	rt.refs--
+	last := rt.refs == 0
+	if last {
+		if sc := r.scopes[rt.scope]; sc != nil && sc.tracks[rt.key] == rt {
+			delete(sc.tracks, rt.key)
+		}
+	}
+	r.mu.Unlock()
+	if last && rt.up != nil {
+		_ = rt.up.Unsubscribe()
+		r.log.Info("upstream unsubscribed", "track", rt.up.Name().String())
+	}
+}
+
+// SessionEnded removes what a closed session published.
+func (r *Relay) SessionEnded(s *moqtransport.Session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, sc := range r.scopes {
+		for k, o := range sc.origins {
+			if o.s == s {
+				delete(sc.origins, k)
+			}
+		}
+	}
+}

@@ -1,0 +1,385 @@
+package relay_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+	"github.com/moqgo/moq/relay"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type relayEnv struct {
+	t      *testing.T
+	scheme string
+	srv    *moqnative.Server
+	rs     *relay.Server
+}
+
+func startRelay(t *testing.T, scheme string) *relayEnv {
+	t.Helper()
+	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := relay.NewServer(relay.New(relay.Config{}), srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = rs.Serve(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		rs.Close()
+		_ = srv.Close()
+		<-done
+	})
+	return &relayEnv{t: t, scheme: scheme, srv: srv, rs: rs}
+}
+
+// connect opens a session to the relay at path, with handler answering the
+// relay's requests.
+func (e *relayEnv) connect(path string, handler moqtransport.Handler) *moqtransport.Session {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fp, _ := e.srv.Fingerprint()
+	d, err := moqnative.Dial(ctx, fmt.Sprintf("%s://%s%s", e.scheme, e.srv.Addr(), path),
+		moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Handler: handler, Path: d.Path, Authority: d.Authority})
+	if err != nil {
+		_ = d.Close()
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		_ = s.Close()
+		_ = d.Close()
+	})
+	return s
+}
+
+// countingTracks serves tracks and counts the relay's upstream requests.
+type countingTracks struct {
+	moqtransport.Tracks
+	subscribes atomic.Int32
+	ended      atomic.Int32
+}
+
+func (c *countingTracks) Subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
+	c.subscribes.Add(1)
+	return c.Tracks.Subscribe(ctx, s, req)
+}
+
+func (c *countingTracks) SubscriptionEnded(*moqtransport.Session, *wire.Subscribe, *moqtransport.Track) {
+	c.ended.Add(1)
+}
+
+// publisher connects a publisher of namespace ns with one track.
+func (e *relayEnv) publisher(path string, ns wire.Namespace, name string) (*moqtransport.Session, *moqtransport.Track, *countingTracks) {
+	e.t.Helper()
+	h := &countingTracks{}
+	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: name}, moqtransport.TrackConfig{})
+	h.Add(tr)
+	s := e.connect(path, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.PublishNamespace(ctx, ns, nil); err != nil {
+		e.t.Fatal(err)
+	}
+	return s, tr, h
+}
+
+func forEachTransport(t *testing.T, f func(t *testing.T, scheme string)) {
+	for _, scheme := range []string{"moqt", "https"} {
+		t.Run(scheme, func(t *testing.T) { f(t, scheme) })
+	}
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func write(t *testing.T, tr *moqtransport.Track, from, to uint64, n int) {
+	t.Helper()
+	for g := from; g < to; g++ {
+		w, err := tr.OpenSubgroup(g, 0, moqtransport.SubgroupOptions{Priority: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			if err := w.Write(uint64(i), nil, fmt.Appendf(nil, "%d/%d", g, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func read(ctx context.Context, tr *moqtransport.Track) ([]string, error) {
+	r := tr.NewReader(moqtransport.ReaderFilter{FromCache: true})
+	defer r.Close()
+	var out []string
+	for {
+		ev, err := r.Next(ctx)
+		if err != nil {
+			slices.Sort(out)
+			return out, err
+		}
+		if ev.Kind == moqtransport.EventObject {
+			out = append(out, fmt.Sprintf("%d/%d=%s", ev.Object.Group, ev.Object.ID, ev.Object.Payload))
+		}
+	}
+}
+
+func expected(from, to uint64, n int) []string {
+	var out []string
+	for g := from; g < to; g++ {
+		for i := range n {
+			out = append(out, fmt.Sprintf("%d/%d=%d/%d", g, i, g, i))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestFanOutOneUpstream(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelay(t, scheme)
+		ns := wire.Namespace{"live"}
+		_, tr, h := e.publisher("/", ns, "video")
+		ctx := ctxFor(t)
+		const n = 4
+		subs := make([]*moqtransport.Subscription, n)
+		for i := range n {
+			s := e.connect("/", nil)
+			sub, err := s.Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{})
+			if err != nil {
+				t.Fatalf("subscriber %d: %v", i, err)
+			}
+			subs[i] = sub
+		}
+		if got := h.subscribes.Load(); got != 1 {
+			t.Errorf("the publisher got %d upstream SUBSCRIBEs for %d subscribers, want 1", got, n)
+		}
+		results := make([][]string, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i, sub := range subs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i], errs[i] = read(ctx, sub.Track())
+			}()
+		}
+		write(t, tr, 0, 5, 3)
+		tr.Close(nil)
+		wg.Wait()
+		want := expected(0, 5, 3)
+		for i := range n {
+			if errs[i] != io.EOF || !slices.Equal(results[i], want) {
+				t.Errorf("subscriber %d: %v after %d objects, want io.EOF after %d", i, errs[i], len(results[i]), len(want))
+			}
+			if err := subs[i].Err(); err != nil {
+				t.Errorf("subscriber %d ended with %v, want TRACK_ENDED passed through", i, err)
+			}
+		}
+	})
+}
+
+func TestUnknownNamespace(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelay(t, scheme)
+		s := e.connect("/", nil)
+		_, err := s.Subscribe(ctxFor(t), wire.Namespace{"missing"}, "x", moqtransport.SubscribeOptions{})
+		var re *moqtransport.RequestError
+		if !errors.As(err, &re) || re.Code != uint64(wire.SubscribeTrackDoesNotExist) {
+			t.Fatalf("subscribe to an unknown namespace: %v, want TRACK_DOES_NOT_EXIST", err)
+		}
+	})
+}
+
+func TestUnknownTrackPassesThroughPublisherError(t *testing.T) {
+	e := startRelay(t, "moqt")
+	ns := wire.Namespace{"live"}
+	e.publisher("/", ns, "video")
+	s := e.connect("/", nil)
+	_, err := s.Subscribe(ctxFor(t), ns, "audio", moqtransport.SubscribeOptions{})
+	var re *moqtransport.RequestError
+	if !errors.As(err, &re) || re.Code != uint64(wire.SubscribeTrackDoesNotExist) {
+		t.Fatalf("subscribe to a track the publisher lacks: %v, want TRACK_DOES_NOT_EXIST", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestUpstreamUnsubscribedWhenLastSubscriberLeaves(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelay(t, scheme)
+		ns := wire.Namespace{"live"}
+		_, _, h := e.publisher("/", ns, "video")
+		ctx := ctxFor(t)
+		a, _ := e.connect("/", nil).Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{})
+		b, err := e.connect("/", nil).Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{})
+		if a == nil || err != nil {
+			t.Fatal("subscribe failed")
+		}
+		_ = a.Unsubscribe()
+		time.Sleep(100 * time.Millisecond)
+		if h.ended.Load() != 0 {
+			t.Fatal("the upstream subscription ended while a subscriber remained")
+		}
+		_ = b.Unsubscribe()
+		waitFor(t, "the upstream UNSUBSCRIBE", func() bool { return h.ended.Load() == 1 })
+		// A new subscriber subscribes upstream again.
+		if _, err := e.connect("/", nil).Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.subscribes.Load(); got != 2 {
+			t.Errorf("upstream SUBSCRIBEs %d, want 2", got)
+		}
+	})
+}
+
+func TestPublisherDisconnect(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelay(t, scheme)
+		ns := wire.Namespace{"live"}
+		pub, tr, _ := e.publisher("/", ns, "video")
+		ctx := ctxFor(t)
+		sub, err := e.connect("/", nil).Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, tr, 0, 1, 2)
+		_ = pub.Close()
+		select {
+		case <-sub.Done():
+		case <-ctx.Done():
+			t.Fatal("the subscription outlived its publisher")
+		}
+		var re *moqtransport.RequestError
+		if err := sub.Err(); !errors.As(err, &re) || re.Code != uint64(wire.DoneGoingAway) {
+			t.Fatalf("subscription ended with %v, want PUBLISH_DONE GOING_AWAY", err)
+		}
+		// The namespace is gone with its publisher.
+		waitFor(t, "the namespace to be withdrawn", func() bool {
+			_, err := e.connect("/", nil).Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{})
+			return errors.As(err, &re) && re.Code == uint64(wire.SubscribeTrackDoesNotExist)
+		})
+	})
+}
+
+func TestScopes(t *testing.T) {
+	e := startRelay(t, "https")
+	ctx := ctxFor(t)
+	var re *moqtransport.RequestError
+	e.publisher("/a", wire.Namespace{"scoped"}, "t")
+	if _, err := e.connect("/b", nil).Subscribe(ctx, wire.Namespace{"scoped"}, "t", moqtransport.SubscribeOptions{}); !errors.As(err, &re) {
+		t.Errorf("a subscriber in /b found a publisher in /a: %v", err)
+	}
+	if _, err := e.connect("/a/", nil).Subscribe(ctx, wire.Namespace{"scoped"}, "t", moqtransport.SubscribeOptions{}); err != nil {
+		t.Errorf("a subscriber in /a/ (same scope) did not find the publisher: %v", err)
+	}
+	// An unscoped publisher serves subscribers of every scope.
+	e.publisher("/", wire.Namespace{"global", "x"}, "t")
+	if _, err := e.connect("/room?token=1", nil).Subscribe(ctx, wire.Namespace{"global", "x", "deeper"}, "t", moqtransport.SubscribeOptions{}); !errors.As(err, &re) || re.Code != uint64(wire.SubscribeTrackDoesNotExist) {
+		// Routed by prefix to the publisher, which has no such track.
+		t.Errorf("prefix route through the unscoped fallback: %v", err)
+	}
+	if _, err := e.connect("/room", nil).Subscribe(ctx, wire.Namespace{"global", "x"}, "t", moqtransport.SubscribeOptions{}); err != nil {
+		t.Errorf("a scoped subscriber did not find the unscoped publisher: %v", err)
+	}
+}
+
+func TestScopeRules(t *testing.T) {
+	for path, want := range map[string]string{"": "", "/": "", "///": "", "/app": "/app", "/app/": "/app", "/t/s-1?x=y": "/t/s-1"} {
+		if got, err := relay.Scope(path); err != nil || got != want {
+			t.Errorf("Scope(%q) = %q, %v; want %q", path, got, err, want)
+		}
+	}
+	for _, path := range []string{"app", "/app//s", "/app/./s", "/app/../x", "/%2e", "/" + string(make([]byte, 1024))} {
+		if _, err := relay.Scope(path); err == nil {
+			t.Errorf("Scope(%q) accepted", path)
+		}
+	}
+}
+
+func TestLateJoiner(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelay(t, scheme)
+		ns := wire.Namespace{"live"}
+		_, tr, _ := e.publisher("/", ns, "video")
+		ctx := ctxFor(t)
+		first, err := e.connect("/", nil).Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, tr, 0, 2, 3)
+		// Wait until the relay has the objects, then join late.
+		waitFor(t, "the first subscriber's objects", func() bool {
+			l, ok := first.Track().Largest()
+			return ok && l == wire.Location{Group: 1, Object: 2}
+		})
+		late, err := e.connect("/", nil).Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{Filter: wire.Filter{Type: wire.FilterNextGroupStart}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok := late.OK(); !ok.ContentExists || ok.Largest != (wire.Location{Group: 1, Object: 2}) {
+			t.Errorf("late joiner's SUBSCRIBE_OK: exists %v largest %v, want {1,2}", ok.ContentExists, ok.Largest)
+		}
+		write(t, tr, 2, 4, 3)
+		tr.Close(nil)
+		got, err := read(ctx, late.Track())
+		if err != io.EOF || !slices.Equal(got, expected(2, 4, 3)) {
+			t.Errorf("late joiner got %v (%v), want groups 2 and 3", got, err)
+		}
+	})
+}
+
+func TestDrainSendsGoAway(t *testing.T) {
+	e := startRelay(t, "moqt")
+	s := e.connect("/", nil)
+	waitFor(t, "the relay to count the session", func() bool { return e.rs.Sessions() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	go func() {
+		<-s.GoAway()
+		_ = s.Close()
+	}()
+	e.rs.Drain(ctx, "")
+	select {
+	case <-s.GoAway():
+	default:
+		t.Fatal("no GOAWAY reached the client")
+	}
+	waitFor(t, "the session to end", func() bool { return e.rs.Sessions() == 0 })
+}
