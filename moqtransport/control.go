@@ -124,7 +124,7 @@ func (s *Session) handle(m wire.Message) error {
 		if err := s.ids.accept(m.RequestID); err != nil {
 			return err
 		}
-		s.refuse(&wire.TrackStatusError{RequestID: m.RequestID, Code: wire.SubscribeNotSupported, Reason: "TRACK_STATUS is not supported by this endpoint"})
+		s.goFunc(func() { s.answerTrackStatus(m) })
 		return nil
 	case *wire.SubscribeNamespace:
 		if err := s.ids.accept(m.RequestID); err != nil {

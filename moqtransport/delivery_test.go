@@ -2,6 +2,7 @@ package moqtransport_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"testing"
@@ -209,6 +210,37 @@ func TestPublishDoneStatusAndStreamCount(t *testing.T) {
 		got, rerr := collect(ctx, sub.Track())
 		if rerr == nil || rerr == io.EOF || len(got) != 15 {
 			t.Errorf("after PUBLISH_DONE: %d objects, end %v; want 15 and the error", len(got), rerr)
+		}
+	})
+}
+
+func TestTrackStatus(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		tr, client, name := served(t, scheme)
+		ctx := timeout(t)
+		st, err := client.TrackStatus(ctx, name.Namespace, name.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ContentExists || st.TrackAlias != 0 || st.GroupOrder != wire.GroupOrderAscending {
+			t.Errorf("empty track status %+v", st)
+		}
+		publishObjects(t, tr, 0, 3, 2)
+		if st, err = client.TrackStatus(ctx, name.Namespace, name.Name); err != nil {
+			t.Fatal(err)
+		}
+		if !st.ContentExists || st.Largest != (wire.Location{Group: 2, Object: 2}) {
+			t.Errorf("track status %+v, want largest {2,2}", st)
+		}
+		_, err = client.TrackStatus(ctx, wire.Namespace{"nope"}, "x")
+		var re *moqtransport.RequestError
+		if !errors.As(err, &re) || re.Message != wire.TypeTrackStatusError || re.Code != uint64(wire.SubscribeTrackDoesNotExist) {
+			t.Errorf("status of an unknown track: %v, want TRACK_STATUS_ERROR TRACK_DOES_NOT_EXIST", err)
+		}
+		// TRACK_STATUS opens no subscription: a SUBSCRIBE to the same
+		// track is not a duplicate.
+		if _, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{}); err != nil {
+			t.Errorf("subscribe after TRACK_STATUS: %v", err)
 		}
 	})
 }

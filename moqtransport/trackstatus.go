@@ -1,0 +1,72 @@
+package moqtransport
+
+import (
+	"context"
+
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// TrackStatus asks the peer for a track's status (TRACK_STATUS) and returns
+// its TRACK_STATUS_OK: whether content exists, the largest location, and
+// the group order. A refusal is a *RequestError with a SUBSCRIBE_ERROR code.
+func (s *Session) TrackStatus(ctx context.Context, ns wire.Namespace, name string) (*wire.TrackStatusOK, error) {
+	full := wire.FullTrackName{Namespace: ns, Name: name}
+	if err := full.Validate(); err != nil {
+		return nil, err
+	}
+	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
+		return &wire.TrackStatus{
+			RequestID: id, Namespace: ns, Name: name, SubscriberPriority: DefaultPriority,
+			Forward: true, Filter: wire.Filter{Type: wire.FilterLargestObject},
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch r := resp.(type) {
+	case *wire.TrackStatusOK:
+		return r, nil
+	case *wire.TrackStatusError:
+		return nil, &RequestError{Message: wire.TypeTrackStatusError, Code: uint64(r.Code), Reason: r.Reason}
+	}
+	return nil, violation("%s in answer to TRACK_STATUS", resp.Type())
+}
+
+// answerTrackStatus answers TRACK_STATUS from the track the handler gives
+// for the same request as a SUBSCRIBE, filled in as SUBSCRIBE_OK would be,
+// with Track Alias 0 (§9.20). The request opens no subscription.
+func (s *Session) answerTrackStatus(m *wire.TrackStatus) {
+	defer func() {
+		if s.ctx.Err() == nil {
+			s.requestDone()
+		}
+	}()
+	req := (*wire.Subscribe)(m)
+	track, err := s.cfg.Handler.Subscribe(s.ctx, s, req)
+	if track != nil {
+		if e, ok := s.cfg.Handler.(SubscriptionEnder); ok {
+			defer e.SubscriptionEnded(s, req, track)
+		}
+	}
+	if s.ctx.Err() != nil {
+		return
+	}
+	if err == nil && track == nil {
+		err = ErrTrackNotFound
+	}
+	if err != nil {
+		code, reason := requestCode(err, uint64(wire.SubscribeInternalError))
+		s.sendOrFail(&wire.TrackStatusError{RequestID: m.RequestID, Code: wire.SubscribeErrorCode(code), Reason: reason})
+		return
+	}
+	largest, exists := track.Largest()
+	order := m.GroupOrder
+	if order == wire.GroupOrderPublisher {
+		order = track.GroupOrder()
+	}
+	ok := &wire.TrackStatusOK{RequestID: m.RequestID, GroupOrder: order, ContentExists: exists}
+	if exists {
+		ok.Largest = largest
+	}
+	s.sendOrFail(ok)
+}
