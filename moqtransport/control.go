@@ -116,10 +116,10 @@ func (s *Session) handle(m wire.Message) error {
 		if err := s.ids.accept(m.RequestID); err != nil {
 			return err
 		}
-		s.refuse(&wire.FetchError{RequestID: m.RequestID, Code: wire.FetchNotSupported, Reason: "FETCH is not supported by this endpoint"})
-		return nil
+		return s.handleFetch(m)
 	case *wire.FetchCancel:
-		return nil // no fetch can be open
+		s.handleFetchCancel(m)
+		return nil
 	case *wire.TrackStatus:
 		if err := s.ids.accept(m.RequestID); err != nil {
 			return err

@@ -20,6 +20,11 @@ type servedSubscription struct {
 
 	mu       sync.Mutex
 	reader   *TrackReader
+	largest  wire.Location // SUBSCRIBE_OK's, for joining fetches
+	exists   bool
+	accepted bool
+	// answered is closed once SUBSCRIBE_OK or SUBSCRIBE_ERROR is sent.
+	answered chan struct{}
 	start    wire.Location
 	hasEnd   bool
 	endGroup uint64
@@ -54,7 +59,8 @@ func (s *Session) handleSubscribe(m *wire.Subscribe) error {
 	sv := &servedSubscription{
 		s: s, req: m, key: key, ctx: ctx, cancel: cancel,
 		priority: m.SubscriberPriority, forward: m.Forward,
-		streams: map[subgroupKey]*outStream{},
+		streams:  map[subgroupKey]*outStream{},
+		answered: make(chan struct{}),
 	}
 	s.served[m.RequestID] = sv
 	s.mu.Unlock()
@@ -66,7 +72,15 @@ func (s *Session) handleSubscribe(m *wire.Subscribe) error {
 // objects until the subscription ends.
 func (sv *servedSubscription) run() {
 	s := sv.s
+	answered := false
+	answer := func() {
+		if !answered {
+			answered = true
+			close(sv.answered)
+		}
+	}
 	defer func() {
+		answer()
 		sv.cancel()
 		s.mu.Lock()
 		delete(s.served, sv.req.RequestID)
@@ -115,6 +129,7 @@ func (sv *servedSubscription) run() {
 	}
 	sv.mu.Lock()
 	sv.reader = track.NewReader(ReaderFilter{Start: sv.start, HasEnd: sv.hasEnd, EndGroup: sv.endGroup})
+	sv.largest, sv.exists = largest, exists
 	sv.mu.Unlock()
 	defer sv.reader.Close()
 	order := sv.req.GroupOrder
@@ -125,7 +140,12 @@ func (sv *servedSubscription) run() {
 	if exists {
 		ok.Largest = largest
 	}
-	if err := s.send(ok); err != nil {
+	sv.mu.Lock()
+	sv.accepted = true
+	sv.mu.Unlock()
+	err = s.send(ok)
+	answer()
+	if err != nil {
 		return
 	}
 	code, reason := sv.deliver()

@@ -108,6 +108,9 @@ type Session struct {
 	waiting    int           // data streams waiting for their alias
 	// Subscriptions we serve (publisher side), by request ID.
 	served map[uint64]*servedSubscription
+	// Fetches we sent, and the ones we serve, by request ID.
+	fetches       map[uint64]*Fetch
+	servedFetches map[uint64]*servedFetch
 	// Namespaces we published, and the ones the peer published to us.
 	ourNamespaces  map[string]*NamespacePublication
 	peerNamespaces map[string]wire.Namespace
@@ -164,6 +167,8 @@ func newSession(conn Conn, cfg *Config, client bool) *Session {
 		subsByAlas:     map[uint64]*Subscription{},
 		aliasAdded:     make(chan struct{}),
 		served:         map[uint64]*servedSubscription{},
+		fetches:        map[uint64]*Fetch{},
+		servedFetches:  map[uint64]*servedFetch{},
 		ourNamespaces:  map[string]*NamespacePublication{},
 		peerNamespaces: map[string]wire.Namespace{},
 		goAway:         make(chan struct{}),
@@ -456,6 +461,10 @@ func (s *Session) endAll(err error) {
 	for _, p := range s.ourNamespaces {
 		pubs = append(pubs, p)
 	}
+	fetches := make([]*Fetch, 0, len(s.fetches))
+	for _, f := range s.fetches {
+		fetches = append(fetches, f)
+	}
 	peerNS := make([]wire.Namespace, 0, len(s.peerNamespaces))
 	for _, ns := range s.peerNamespaces {
 		peerNS = append(peerNS, ns)
@@ -464,6 +473,9 @@ func (s *Session) endAll(err error) {
 	s.mu.Unlock()
 	for _, ns := range peerNS {
 		s.cfg.Handler.PublishNamespaceDone(s, ns)
+	}
+	for _, f := range fetches {
+		f.abort(err)
 	}
 	// A track whose session ended tells its readers (a relay's
 	// subscribers) that the publisher went away.

@@ -335,8 +335,7 @@ func (s *Session) readDataStream(str ReceiveStream) {
 	}
 	h := r.Header()
 	if h.IsFetch() {
-		// No FETCH of ours can be open.
-		str.CancelRead(uint64(wire.ResetCancelled))
+		s.readFetchStream(str, r)
 		return
 	}
 	sub := s.subscriptionFor(h.Subgroup.TrackAlias)

@@ -1,0 +1,401 @@
+package moqtransport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// FetchOptions are the fields of a FETCH. A standalone fetch names a track
+// and a range; a joining fetch names one of our subscriptions (Joining) and
+// asks for the groups before its SUBSCRIBE_OK's largest location: the last
+// JoiningStart groups (relative), or from group JoiningStart (absolute).
+type FetchOptions struct {
+	Priority   uint8
+	GroupOrder wire.GroupOrder
+
+	// Standalone fetch: objects from Start up to End, where End {G, 0}
+	// means all of group G and {G, N} means objects before N.
+	Namespace  wire.Namespace
+	Name       string
+	Start, End wire.Location
+
+	// Joining fetch.
+	Joining      *Subscription
+	Absolute     bool
+	JoiningStart uint64
+
+	Params wire.Parameters
+}
+
+// Fetch is a FETCH we sent: Next yields its objects in the order they come.
+type Fetch struct {
+	s   *Session
+	id  uint64
+	ok  wire.FetchOK
+	ch  chan *Object
+	mu  sync.Mutex
+	err error // why the stream ended, once ch is closed
+
+	streamOnce sync.Once
+	stream     chan struct{} // closed once a stream arrived for it
+	cancelOnce sync.Once
+}
+
+// abort ends a fetch whose stream never came.
+func (f *Fetch) abort(err error) {
+	f.streamOnce.Do(func() {
+		close(f.stream)
+		f.mu.Lock()
+		f.err = err
+		f.mu.Unlock()
+		close(f.ch)
+	})
+}
+
+// OK returns the FETCH_OK: group order, end of track, end location.
+func (f *Fetch) OK() wire.FetchOK { return f.ok }
+
+// Next returns the next object, io.EOF after the last one, or the error
+// that ended the fetch (a reset stream, the session's end).
+func (f *Fetch) Next(ctx context.Context) (*Object, error) {
+	select {
+	case o, ok := <-f.ch:
+		if !ok {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return nil, f.err
+		}
+		return o, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Cancel stops the fetch (FETCH_CANCEL).
+func (f *Fetch) Cancel() error {
+	var err error
+	f.cancelOnce.Do(func() {
+		f.s.mu.Lock()
+		_, open := f.s.fetches[f.id]
+		delete(f.s.fetches, f.id)
+		f.s.mu.Unlock()
+		if open {
+			err = f.s.send(&wire.FetchCancel{RequestID: f.id})
+		}
+	})
+	return err
+}
+
+// Fetch sends FETCH and waits for FETCH_OK; the objects then come through
+// Next. A refusal is a *RequestError with the FETCH_ERROR code.
+func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) {
+	f := &Fetch{s: s, ch: make(chan *Object, 16), stream: make(chan struct{})}
+	m := &wire.Fetch{SubscriberPriority: opts.Priority, GroupOrder: opts.GroupOrder, Params: opts.Params}
+	if opts.Joining != nil {
+		m.FetchType = wire.FetchRelativeJoining
+		if opts.Absolute {
+			m.FetchType = wire.FetchAbsoluteJoining
+		}
+		m.JoiningRequestID, m.JoiningStart = opts.Joining.id, opts.JoiningStart
+	} else {
+		full := wire.FullTrackName{Namespace: opts.Namespace, Name: opts.Name}
+		if err := full.Validate(); err != nil {
+			return nil, err
+		}
+		m.FetchType = wire.FetchStandalone
+		m.Namespace, m.Name, m.Start, m.End = opts.Namespace, opts.Name, opts.Start, opts.End
+	}
+	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
+		f.id, m.RequestID = id, id
+		s.mu.Lock()
+		s.fetches[id] = f
+		s.mu.Unlock()
+		return m
+	})
+	if err != nil {
+		s.mu.Lock()
+		delete(s.fetches, f.id)
+		s.mu.Unlock()
+		return nil, err
+	}
+	switch r := resp.(type) {
+	case *wire.FetchOK:
+		if m.FetchType == wire.FetchStandalone && fetchLast(r.End).Less(m.Start) {
+			return nil, violation("FETCH_OK end %v is before the FETCH start %v", r.End, m.Start)
+		}
+		f.ok = *r
+		return f, nil
+	case *wire.FetchError:
+		s.mu.Lock()
+		delete(s.fetches, f.id)
+		s.mu.Unlock()
+		return nil, &RequestError{Message: wire.TypeFetchError, Code: uint64(r.Code), Reason: r.Reason}
+	}
+	return nil, violation("%s in answer to FETCH", resp.Type())
+}
+
+// fetchLast is the last location an end location (sent plus one) covers:
+// {G, 0} covers all of group G.
+func fetchLast(end wire.Location) wire.Location {
+	if end.Object == 0 {
+		return wire.Location{Group: end.Group, Object: wire.MaxVarint}
+	}
+	return wire.Location{Group: end.Group, Object: end.Object - 1}
+}
+
+// readFetchStream delivers a fetch stream's objects to its Fetch.
+func (s *Session) readFetchStream(str ReceiveStream, r *wire.StreamReader) {
+	id := r.Header().FetchID
+	s.mu.Lock()
+	f := s.fetches[id]
+	s.mu.Unlock()
+	if f == nil {
+		str.CancelRead(uint64(wire.ResetCancelled))
+		return
+	}
+	first := false
+	f.streamOnce.Do(func() { first = true; close(f.stream) })
+	if !first {
+		s.fail(violation("a second stream for FETCH %d", id))
+		return
+	}
+	var end error
+	defer func() {
+		f.mu.Lock()
+		f.err = end
+		f.mu.Unlock()
+		close(f.ch)
+		s.mu.Lock()
+		delete(s.fetches, id)
+		s.mu.Unlock()
+	}()
+	for {
+		o, err := r.ReadObject()
+		if err != nil {
+			end = err
+			if err != io.EOF {
+				s.streamFailed(str, err)
+			}
+			return
+		}
+		obj := &Object{Group: o.Group, Subgroup: o.Subgroup, ID: o.ID, PublisherPriority: o.PublisherPriority,
+			Status: o.Status, Extensions: o.Extensions, Payload: o.Payload}
+		select {
+		case f.ch <- obj:
+		case <-s.ctx.Done():
+			end = s.closedErr()
+			return
+		}
+	}
+}
+
+// servedFetch is a FETCH from the peer that we answer from a track.
+type servedFetch struct {
+	cancel context.CancelFunc
+}
+
+func (s *Session) handleFetch(m *wire.Fetch) error {
+	var joined *servedSubscription
+	if m.FetchType != wire.FetchStandalone {
+		s.mu.Lock()
+		joined = s.served[m.JoiningRequestID]
+		s.mu.Unlock()
+		if joined != nil && joined.req.Filter.Type != wire.FilterLargestObject {
+			return violation("joining FETCH on subscription %d, whose filter is %s, not LargestObject", m.JoiningRequestID, joined.req.Filter.Type)
+		}
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	s.mu.Lock()
+	s.servedFetches[m.RequestID] = &servedFetch{cancel: cancel}
+	s.mu.Unlock()
+	s.goFunc(func() {
+		defer func() {
+			cancel()
+			s.mu.Lock()
+			delete(s.servedFetches, m.RequestID)
+			s.mu.Unlock()
+			if s.ctx.Err() == nil {
+				s.requestDone()
+			}
+		}()
+		s.serveFetch(ctx, m, joined)
+	})
+	return nil
+}
+
+func (s *Session) handleFetchCancel(m *wire.FetchCancel) {
+	s.mu.Lock()
+	f := s.servedFetches[m.RequestID]
+	s.mu.Unlock()
+	if f != nil {
+		f.cancel()
+	}
+}
+
+func (s *Session) fetchError(id uint64, code wire.FetchErrorCode, reason string) {
+	s.sendOrFail(&wire.FetchError{RequestID: id, Code: code, Reason: reason})
+}
+
+// serveFetch answers one FETCH from the cache of the handler's track.
+func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedSubscription) {
+	var (
+		ns         wire.Namespace
+		name       string
+		start, end wire.Location // end as on the wire: plus one, {G,0} = whole group
+	)
+	switch m.FetchType {
+	case wire.FetchStandalone:
+		ns, name, start, end = m.Namespace, m.Name, m.Start, m.End
+	default:
+		if joined == nil {
+			s.fetchError(m.RequestID, wire.FetchInvalidJoiningRequestID, fmt.Sprintf("request %d is not a subscription of this session", m.JoiningRequestID))
+			return
+		}
+		select {
+		case <-joined.answered:
+		case <-ctx.Done():
+			return
+		}
+		joined.mu.Lock()
+		largest, exists, accepted := joined.largest, joined.exists, joined.accepted
+		joined.mu.Unlock()
+		if !accepted {
+			s.fetchError(m.RequestID, wire.FetchInvalidJoiningRequestID, fmt.Sprintf("subscription %d was refused", m.JoiningRequestID))
+			return
+		}
+		if !exists {
+			s.fetchError(m.RequestID, wire.FetchInvalidRange, "the joined subscription had no content when it started")
+			return
+		}
+		ns, name = joined.req.Namespace, joined.req.Name
+		end = wire.Location{Group: largest.Group, Object: largest.Object + 1}
+		if m.FetchType == wire.FetchAbsoluteJoining {
+			start = wire.Location{Group: m.JoiningStart}
+		} else if m.JoiningStart <= largest.Group {
+			start = wire.Location{Group: largest.Group - m.JoiningStart}
+		}
+	}
+	last := fetchLast(end)
+	if last.Less(start) {
+		s.fetchError(m.RequestID, wire.FetchInvalidRange, fmt.Sprintf("end %v is before start %v", end, start))
+		return
+	}
+	req := &wire.Subscribe{RequestID: m.RequestID, Namespace: ns, Name: name, SubscriberPriority: m.SubscriberPriority,
+		GroupOrder: m.GroupOrder, Forward: true, Filter: wire.Filter{Type: wire.FilterLargestObject}, Params: m.Params}
+	track, err := s.cfg.Handler.Subscribe(ctx, s, req)
+	if track != nil {
+		if e, ok := s.cfg.Handler.(SubscriptionEnder); ok {
+			defer e.SubscriptionEnded(s, req, track)
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil || track == nil {
+		code, reason := uint64(wire.FetchTrackDoesNotExist), "track does not exist"
+		if err != nil {
+			code, reason = requestCode(err, uint64(wire.FetchInternalError))
+		}
+		s.fetchError(m.RequestID, wire.FetchErrorCode(code), reason)
+		return
+	}
+	largest, exists := track.Largest()
+	if !exists || largest.Less(start) {
+		s.fetchError(m.RequestID, wire.FetchInvalidRange, fmt.Sprintf("start %v is past the largest object", start))
+		return
+	}
+	oldest, _, cached := track.CachedGroups()
+	if !cached || start.Group < oldest {
+		s.fetchError(m.RequestID, wire.FetchUnknownStatusInRange, "the start of the range is no longer cached")
+		return
+	}
+	okEnd := end
+	if largest.Less(last) {
+		okEnd = wire.Location{Group: largest.Group, Object: largest.Object + 1}
+		last = largest
+	}
+	// Collect the range now, in the requested group order.
+	var objs []*Object
+	for g := start.Group; g <= last.Group; g++ {
+		if track.GroupTruncated(g) {
+			s.fetchError(m.RequestID, wire.FetchUnknownStatusInRange, fmt.Sprintf("group %d is only partly cached", g))
+			return
+		}
+		for _, o := range track.GroupObjects(g) {
+			if l := o.Location(); !l.Less(start) && !last.Less(l) {
+				objs = append(objs, o)
+			}
+		}
+	}
+	if len(objs) == 0 {
+		s.fetchError(m.RequestID, wire.FetchNoObjects, "no objects in the range")
+		return
+	}
+	order := m.GroupOrder
+	if order == wire.GroupOrderPublisher {
+		order = track.GroupOrder()
+	}
+	if order == wire.GroupOrderDescending {
+		objs = descendingGroups(objs)
+	}
+	endOfTrack := track.Closed() && track.Err() == nil && !last.Less(largest)
+	if err := s.send(&wire.FetchOK{RequestID: m.RequestID, GroupOrder: order, EndOfTrack: endOfTrack, End: okEnd}); err != nil {
+		return
+	}
+	if err := s.writeFetch(ctx, m, objs); err != nil && s.ctx.Err() == nil {
+		s.log.Debug("fetch stream failed", "request", m.RequestID, "err", err)
+	}
+}
+
+// descendingGroups reorders objects sorted by location so that groups go
+// newest first, objects within a group still in ID order.
+func descendingGroups(objs []*Object) []*Object {
+	out := make([]*Object, 0, len(objs))
+	for i := len(objs); i > 0; {
+		j := i - 1
+		for j > 0 && objs[j-1].Group == objs[i-1].Group {
+			j--
+		}
+		out = append(out, objs[j:i]...)
+		i = j
+	}
+	return out
+}
+
+// writeFetch writes the fetch stream: header, then each object.
+func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, objs []*Object) error {
+	str, err := s.conn.OpenUniStreamSync(ctx)
+	if err != nil {
+		return err
+	}
+	str.SetPriority(m.SubscriberPriority)
+	stop := context.AfterFunc(ctx, func() { str.CancelWrite(uint64(wire.ResetCancelled)) })
+	defer stop()
+	buf, _ := wire.AppendFetchHeader(make([]byte, 0, 256), m.RequestID)
+	for _, o := range objs {
+		h := wire.ObjectHeader{Group: o.Group, Subgroup: o.Subgroup, ID: o.ID, PublisherPriority: o.PublisherPriority,
+			Status: o.Status, Extensions: o.Extensions, PayloadLength: uint64(len(o.Payload))}
+		if buf, err = wire.AppendFetchObject(buf, &h); err != nil {
+			str.CancelWrite(uint64(wire.ResetInternalError))
+			return err
+		}
+		if _, err := str.Write(buf); err != nil {
+			return err
+		}
+		buf = buf[:0]
+		if len(o.Payload) > 0 {
+			if _, err := str.Write(o.Payload); err != nil {
+				return err
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return errors.New("fetch cancelled")
+	}
+	return str.Close()
+}
