@@ -130,10 +130,11 @@ func (s *Session) handle(m wire.Message) error {
 		if err := s.ids.accept(m.RequestID); err != nil {
 			return err
 		}
-		s.refuse(&wire.SubscribeNamespaceError{RequestID: m.RequestID, Code: wire.SubscribeNamespaceNotSupported, Reason: "SUBSCRIBE_NAMESPACE is not supported by this endpoint"})
+		s.handleSubscribeNamespace(m)
 		return nil
 	case *wire.UnsubscribeNamespace:
-		return nil // no namespace subscription can be open
+		s.handleUnsubscribeNamespace(m)
+		return nil
 	case *wire.Publish:
 		if err := s.ids.accept(m.RequestID); err != nil {
 			return err

@@ -111,6 +111,9 @@ type Session struct {
 	// Fetches we sent, and the ones we serve, by request ID.
 	fetches       map[uint64]*Fetch
 	servedFetches map[uint64]*servedFetch
+	// Namespace subscriptions we made, and the peer's prefixes.
+	ourNSSubs  map[string]*NamespaceSubscription
+	peerNSSubs map[string]wire.Namespace
 	// Namespaces we published, and the ones the peer published to us.
 	ourNamespaces  map[string]*NamespacePublication
 	peerNamespaces map[string]wire.Namespace
@@ -169,6 +172,8 @@ func newSession(conn Conn, cfg *Config, client bool) *Session {
 		served:         map[uint64]*servedSubscription{},
 		fetches:        map[uint64]*Fetch{},
 		servedFetches:  map[uint64]*servedFetch{},
+		ourNSSubs:      map[string]*NamespaceSubscription{},
+		peerNSSubs:     map[string]wire.Namespace{},
 		ourNamespaces:  map[string]*NamespacePublication{},
 		peerNamespaces: map[string]wire.Namespace{},
 		goAway:         make(chan struct{}),
@@ -470,7 +475,17 @@ func (s *Session) endAll(err error) {
 		peerNS = append(peerNS, ns)
 	}
 	clear(s.peerNamespaces)
+	prefixes := make([]wire.Namespace, 0, len(s.peerNSSubs))
+	for _, p := range s.peerNSSubs {
+		prefixes = append(prefixes, p)
+	}
+	clear(s.peerNSSubs)
 	s.mu.Unlock()
+	if h, ok := s.cfg.Handler.(NamespaceSubscriptionHandler); ok {
+		for _, p := range prefixes {
+			h.UnsubscribeNamespace(s, p)
+		}
+	}
 	for _, ns := range peerNS {
 		s.cfg.Handler.PublishNamespaceDone(s, ns)
 	}

@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +62,8 @@ type Config struct {
 type Relay struct {
 	cfg Config
 	log *slog.Logger
+	// wg owns the goroutines that announce namespaces to subscribers.
+	wg sync.WaitGroup
 
 	mu     sync.Mutex
 	scopes map[string]*scope
@@ -71,6 +74,16 @@ type scope struct {
 	origins map[string]*origin
 	// tracks: relayed tracks with their upstream subscription.
 	tracks map[string]*relayTrack
+	// nsSubs: sessions' SUBSCRIBE_NAMESPACE prefixes.
+	nsSubs []*nsSub
+}
+
+// nsSub is a session's namespace subscription and what the relay
+// announced to it, by namespace key.
+type nsSub struct {
+	s         *moqtransport.Session
+	prefix    wire.Namespace
+	announced map[string]*moqtransport.NamespacePublication
 }
 
 type origin struct {
@@ -189,6 +202,11 @@ func (r *Relay) PublishNamespace(_ context.Context, s *moqtransport.Session, req
 	}
 	sc.origins[k] = &origin{s: s, ns: req.Namespace}
 	r.log.Info("namespace published", "scope", scopeOf(s), "namespace", req.Namespace.String())
+	for _, sub := range sc.nsSubs {
+		if req.Namespace.HasPrefix(sub.prefix) {
+			r.announce(sub, req.Namespace)
+		}
+	}
 	return nil
 }
 
@@ -201,6 +219,7 @@ func (r *Relay) PublishNamespaceDone(s *moqtransport.Session, ns wire.Namespace)
 	if o := sc.origins[k]; o != nil && o.s == s {
 		delete(sc.origins, k)
 		r.log.Info("namespace withdrawn", "scope", scopeOf(s), "namespace", ns.String())
+		r.withdraw(sc, k)
 	}
 }
 
@@ -330,7 +349,8 @@ func (r *Relay) release(rt *relayTrack) {
 	}
 }
 
-// SessionEnded removes what a closed session published.
+// SessionEnded removes what a closed session published and its namespace
+// subscriptions.
 func (r *Relay) SessionEnded(s *moqtransport.Session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -338,7 +358,102 @@ func (r *Relay) SessionEnded(s *moqtransport.Session) {
 		for k, o := range sc.origins {
 			if o.s == s {
 				delete(sc.origins, k)
+				r.withdraw(sc, k)
 			}
+		}
+		sc.nsSubs = slices.DeleteFunc(sc.nsSubs, func(n *nsSub) bool { return n.s == s })
+	}
+}
+
+// Wait waits for the goroutines that announce namespaces to subscribers.
+func (r *Relay) Wait() { r.wg.Wait() }
+
+// SubscribeNamespace accepts a namespace subscription in the session's
+// scope.
+func (r *Relay) SubscribeNamespace(_ context.Context, s *moqtransport.Session, req *wire.SubscribeNamespace) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sc := r.scope(scopeOf(s))
+	sc.nsSubs = append(sc.nsSubs, &nsSub{s: s, prefix: req.Prefix, announced: map[string]*moqtransport.NamespacePublication{}})
+	return nil
+}
+
+// NamespaceSubscribed announces the namespaces published under the prefix
+// now; later ones follow as they are published. The subscriber's own
+// namespaces are echoed back too, as draft-14 says.
+func (r *Relay) NamespaceSubscribed(s *moqtransport.Session, prefix wire.Namespace) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sc := r.scope(scopeOf(s))
+	for _, sub := range sc.nsSubs {
+		if sub.s != s || !sub.prefix.Equal(prefix) {
+			continue
+		}
+		for _, o := range sc.origins {
+			if o.ns.HasPrefix(prefix) {
+				r.announce(sub, o.ns)
+			}
+		}
+	}
+}
+
+// UnsubscribeNamespace forgets a namespace subscription: nothing more is
+// announced to it.
+func (r *Relay) UnsubscribeNamespace(s *moqtransport.Session, prefix wire.Namespace) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sc := r.scope(scopeOf(s))
+	sc.nsSubs = slices.DeleteFunc(sc.nsSubs, func(n *nsSub) bool { return n.s == s && n.prefix.Equal(prefix) })
+}
+
+// announce sends PUBLISH_NAMESPACE for ns to a namespace subscriber. Called
+// with r.mu held; the request runs on a goroutine of the relay.
+func (r *Relay) announce(sub *nsSub, ns wire.Namespace) {
+	k := nsKey(ns)
+	if _, done := sub.announced[k]; done {
+		return
+	}
+	sub.announced[k] = nil // reserved: in flight
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		ctx, cancel := context.WithTimeout(sub.s.Context(), r.cfg.UpstreamTimeout)
+		defer cancel()
+		pub, err := sub.s.PublishNamespace(ctx, ns, nil)
+		r.mu.Lock()
+		if err != nil {
+			r.log.Debug("announcing to a namespace subscriber failed", "namespace", ns.String(), "err", err)
+			delete(sub.announced, k)
+			r.mu.Unlock()
+			return
+		}
+		_, still := sub.announced[k]
+		if still {
+			sub.announced[k] = pub
+		}
+		r.mu.Unlock()
+		if !still {
+			// Withdrawn while the announcement was in flight.
+			_ = pub.Close()
+		}
+	}()
+}
+
+// withdraw sends PUBLISH_NAMESPACE_DONE for a namespace to every
+// subscriber it was announced to. Called with r.mu held.
+func (r *Relay) withdraw(sc *scope, k string) {
+	for _, sub := range sc.nsSubs {
+		pub, ok := sub.announced[k]
+		if !ok {
+			continue
+		}
+		delete(sub.announced, k)
+		if pub != nil {
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				_ = pub.Close()
+			}()
 		}
 	}
 }

@@ -383,3 +383,148 @@ func TestDrainSendsGoAway(t *testing.T) {
 	}
 	waitFor(t, "the session to end", func() bool { return e.rs.Sessions() == 0 })
 }
+
+// announcements records the namespaces a relay announces to a session.
+type announcements struct {
+	moqtransport.RejectAll
+	mu   sync.Mutex
+	got  []string
+	done []string
+}
+
+func (a *announcements) PublishNamespace(_ context.Context, _ *moqtransport.Session, req *wire.PublishNamespace) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.got = append(a.got, req.Namespace.String())
+	return nil
+}
+
+func (a *announcements) PublishNamespaceDone(_ *moqtransport.Session, ns wire.Namespace) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.done = append(a.done, ns.String())
+}
+
+func (a *announcements) seen() (got, done []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	got, done = slices.Clone(a.got), slices.Clone(a.done)
+	slices.Sort(got)
+	slices.Sort(done)
+	return got, done
+}
+
+func TestSubscribeNamespace(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelay(t, scheme)
+		ctx := ctxFor(t)
+		pub, _, _ := e.publisher("/", wire.Namespace{"live", "a"}, "t")
+		a := &announcements{}
+		s := e.connect("/", a)
+		nsub, err := s.SubscribeNamespace(ctx, wire.Namespace{"live"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the existing namespace", func() bool { got, _ := a.seen(); return len(got) == 1 })
+		// Later namespaces under the prefix follow; others do not.
+		pb, err := pub.PublishNamespace(ctx, wire.Namespace{"live", "b"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pub.PublishNamespace(ctx, wire.Namespace{"other"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the new namespace", func() bool { got, _ := a.seen(); return len(got) == 2 })
+		// Withdrawn namespaces are withdrawn from the subscriber too.
+		if err := pb.Close(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "PUBLISH_NAMESPACE_DONE", func() bool { _, done := a.seen(); return len(done) == 1 })
+		got, done := a.seen()
+		if !slices.Equal(got, []string{"live/a", "live/b"}) || !slices.Equal(done, []string{"live/b"}) {
+			t.Errorf("announced %v, withdrawn %v", got, done)
+		}
+		// Overlapping prefixes on one session are refused.
+		var re *moqtransport.RequestError
+		for _, p := range []wire.Namespace{{"live"}, {"live", "x"}} {
+			if _, err := s.SubscribeNamespace(ctx, p, nil); !errors.As(err, &re) || re.Code != uint64(wire.NamespacePrefixOverlap) {
+				t.Errorf("overlapping prefix %v: %v, want NAMESPACE_PREFIX_OVERLAP", p, err)
+			}
+		}
+		// After UNSUBSCRIBE_NAMESPACE nothing new is announced, and the
+		// prefix is free again.
+		if err := nsub.Close(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if _, err := pub.PublishNamespace(ctx, wire.Namespace{"live", "c"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if got, _ := a.seen(); len(got) != 2 {
+			t.Errorf("announced after UNSUBSCRIBE_NAMESPACE: %v", got)
+		}
+		if _, err := s.SubscribeNamespace(ctx, wire.Namespace{"live", "x"}, nil); err != nil {
+			t.Errorf("prefix after UNSUBSCRIBE_NAMESPACE: %v", err)
+		}
+	})
+}
+
+func TestSubscribeNamespaceEchoesToThePublisher(t *testing.T) {
+	e := startRelay(t, "moqt")
+	ctx := ctxFor(t)
+	a := &announcements{}
+	s := e.connect("/", a)
+	if _, err := s.SubscribeNamespace(ctx, wire.Namespace{"mine"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PublishNamespace(ctx, wire.Namespace{"mine", "x"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the echo", func() bool { got, _ := a.seen(); return len(got) == 1 && got[0] == "mine/x" })
+}
+
+func TestSubscribeNamespaceNotSupportedWithoutHandler(t *testing.T) {
+	// A plain endpoint (not a relay) refuses SUBSCRIBE_NAMESPACE.
+	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx := ctxFor(t)
+	accepted := make(chan *moqtransport.Session, 1)
+	go func() {
+		in, err := srv.Accept(ctx)
+		if err != nil {
+			close(accepted)
+			return
+		}
+		s, err := moqtransport.Accept(ctx, in.Conn, in.Path, nil)
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- s
+	}()
+	fp, _ := srv.Fingerprint()
+	d, err := moqnative.Dial(ctx, fmt.Sprintf("moqt://%s/", srv.Addr()), moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	c, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Path: d.Path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	server := <-accepted
+	if server == nil {
+		t.Fatal("server session failed")
+	}
+	defer server.Close()
+	_, err = c.SubscribeNamespace(ctx, wire.Namespace{"x"}, nil)
+	var re *moqtransport.RequestError
+	if !errors.As(err, &re) || re.Code != uint64(wire.SubscribeNamespaceNotSupported) {
+		t.Fatalf("SUBSCRIBE_NAMESPACE to a plain endpoint: %v, want NOT_SUPPORTED", err)
+	}
+}
