@@ -76,6 +76,9 @@ func (s *Session) handle(m wire.Message) error {
 	case *wire.SubscribeNamespaceError:
 		return s.respond(m.RequestID, m)
 	case *wire.PublishOK:
+		if err := s.applyPublishOK(m); err != nil {
+			return err
+		}
 		return s.respond(m.RequestID, m)
 	case *wire.PublishError:
 		return s.respond(m.RequestID, m)
@@ -139,8 +142,7 @@ func (s *Session) handle(m wire.Message) error {
 		if err := s.ids.accept(m.RequestID); err != nil {
 			return err
 		}
-		s.refuse(&wire.PublishError{RequestID: m.RequestID, Code: wire.PublishNotSupported, Reason: "PUBLISH is not supported by this endpoint"})
-		return nil
+		return s.handlePublish(m)
 	}
 	return violation("unexpected %s", m.Type())
 }
@@ -171,20 +173,25 @@ func (s *Session) request(ctx context.Context, build func(id uint64) wire.Messag
 	if err != nil {
 		return 0, nil, err
 	}
-	ch := make(chan wire.Message, 1)
+	m := build(id)
+	p := &pendingRequest{ch: make(chan wire.Message, 1), kind: m.Type()}
 	s.mu.Lock()
-	s.pending[id] = ch
+	s.pending[id] = p
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.pending, id)
+		if _, still := s.pending[id]; still {
+			// Given up before the answer: a late one is dropped.
+			delete(s.pending, id)
+			s.abandoned[id] = struct{}{}
+		}
 		s.mu.Unlock()
 	}()
-	if err := s.send(build(id)); err != nil {
+	if err := s.send(m); err != nil {
 		return id, nil, err
 	}
 	select {
-	case m := <-ch:
+	case m := <-p.ch:
 		return id, m, nil
 	case <-ctx.Done():
 		return id, nil, ctx.Err()
@@ -193,24 +200,47 @@ func (s *Session) request(ctx context.Context, build func(id uint64) wire.Messag
 	}
 }
 
+// pendingRequest is a request of ours waiting for its answer.
+type pendingRequest struct {
+	ch   chan wire.Message
+	kind wire.MessageType
+}
+
+// answers lists the messages that answer each kind of request.
+var answers = map[wire.MessageType][2]wire.MessageType{
+	wire.TypeSubscribe:          {wire.TypeSubscribeOK, wire.TypeSubscribeError},
+	wire.TypePublishNamespace:   {wire.TypePublishNamespaceOK, wire.TypePublishNamespaceError},
+	wire.TypeTrackStatus:        {wire.TypeTrackStatusOK, wire.TypeTrackStatusError},
+	wire.TypeFetch:              {wire.TypeFetchOK, wire.TypeFetchError},
+	wire.TypeSubscribeNamespace: {wire.TypeSubscribeNamespaceOK, wire.TypeSubscribeNamespaceError},
+	wire.TypePublish:            {wire.TypePublishOK, wire.TypePublishError},
+}
+
 // respond hands a response to the request waiting for it. A response to a
-// request we never sent, or a second response, is a protocol violation.
+// request we never sent, a second response, or a response of the wrong
+// kind is a protocol violation; a late answer to a request whose caller
+// gave up is dropped.
 func (s *Session) respond(id uint64, m wire.Message) error {
 	s.mu.Lock()
-	ch, ok := s.pending[id]
+	p, ok := s.pending[id]
+	_, abandoned := s.abandoned[id]
 	if ok {
 		delete(s.pending, id)
 	}
+	if abandoned {
+		delete(s.abandoned, id)
+	}
 	s.mu.Unlock()
 	if !ok {
-		if s.ownID(id) && id < s.nextOwnID() {
-			// A request we gave up on (its caller's context ended):
-			// drop the late answer.
+		if abandoned {
 			return nil
 		}
-		return violation("%s for request %d, which is not a request of ours", m.Type(), id)
+		return violation("%s for request %d, which is not a request of ours waiting for an answer", m.Type(), id)
 	}
-	ch <- m
+	if a := answers[p.kind]; m.Type() != a[0] && m.Type() != a[1] {
+		return violation("%s in answer to %s %d", m.Type(), p.kind, id)
+	}
+	p.ch <- m
 	return nil
 }
 

@@ -126,7 +126,9 @@ func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) 
 	switch r := resp.(type) {
 	case *wire.FetchOK:
 		if m.FetchType == wire.FetchStandalone && fetchLast(r.End).Less(m.Start) {
-			return nil, violation("FETCH_OK end %v is before the FETCH start %v", r.End, m.Start)
+			err := violation("FETCH_OK end %v is before the FETCH start %v", r.End, m.Start)
+			s.fail(err)
+			return nil, err
 		}
 		f.ok = *r
 		return f, nil

@@ -25,6 +25,8 @@ type servedSubscription struct {
 	accepted bool
 	// answered is closed once SUBSCRIBE_OK or SUBSCRIBE_ERROR is sent.
 	answered chan struct{}
+	// ended is closed when delivery is over.
+	ended    chan struct{}
 	start    wire.Location
 	hasEnd   bool
 	endGroup uint64
@@ -35,6 +37,9 @@ type servedSubscription struct {
 	// unsubscribed is set by UNSUBSCRIBE: the subscription ends with
 	// SUBSCRIPTION_ENDED.
 	unsubscribed bool
+	// refused is set by PUBLISH_ERROR for a PUBLISH we sent: delivery
+	// stops and no PUBLISH_DONE follows.
+	refused bool
 }
 
 type subgroupKey struct{ group, subgroup uint64 }
@@ -55,17 +60,32 @@ func (s *Session) handleSubscribe(m *wire.Subscribe) error {
 			return violation("a second SUBSCRIBE for track %s in one session", m.Namespace.String()+"/"+m.Name)
 		}
 	}
-	ctx, cancel := context.WithCancel(s.ctx)
-	sv := &servedSubscription{
-		s: s, req: m, key: key, ctx: ctx, cancel: cancel,
-		priority: m.SubscriberPriority, forward: m.Forward,
-		streams:  map[subgroupKey]*outStream{},
-		answered: make(chan struct{}),
-	}
-	s.served[m.RequestID] = sv
+	sv := s.newServedLocked(m)
 	s.mu.Unlock()
 	s.goFunc(sv.run)
 	return nil
+}
+
+// newServed registers a subscription we serve (a SUBSCRIBE from the peer,
+// or a PUBLISH we send).
+func (s *Session) newServed(req *wire.Subscribe) *servedSubscription {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.newServedLocked(req)
+}
+
+func (s *Session) newServedLocked(req *wire.Subscribe) *servedSubscription {
+	ctx, cancel := context.WithCancel(s.ctx)
+	sv := &servedSubscription{
+		s: s, req: req, key: trackKey(wire.FullTrackName{Namespace: req.Namespace, Name: req.Name}),
+		ctx: ctx, cancel: cancel,
+		priority: req.SubscriberPriority, forward: req.Forward,
+		streams:  map[subgroupKey]*outStream{},
+		answered: make(chan struct{}),
+		ended:    make(chan struct{}),
+	}
+	s.served[req.RequestID] = sv
+	return sv
 }
 
 // run asks the handler for the track, answers the SUBSCRIBE, and delivers
@@ -85,6 +105,7 @@ func (sv *servedSubscription) run() {
 		s.mu.Lock()
 		delete(s.served, sv.req.RequestID)
 		s.mu.Unlock()
+		close(sv.ended)
 		if s.ctx.Err() == nil {
 			s.requestDone()
 		}
@@ -107,25 +128,12 @@ func (sv *servedSubscription) run() {
 		return
 	}
 	largest, exists := track.Largest()
-	f := sv.req.Filter
-	switch f.Type {
-	case wire.FilterNextGroupStart:
-		if exists {
-			sv.start = wire.Location{Group: largest.Group + 1}
-		}
-	case wire.FilterLargestObject:
-		if exists {
-			sv.start = wire.Location{Group: largest.Group, Object: largest.Object + 1}
-		}
-	case wire.FilterAbsoluteStart:
-		sv.start = f.Start
-	case wire.FilterAbsoluteRange:
-		sv.start, sv.hasEnd, sv.endGroup = f.Start, true, f.EndGroup
-		if f.EndGroup < f.Start.Group || (exists && f.EndGroup < largest.Group) {
-			s.sendOrFail(&wire.SubscribeError{RequestID: sv.req.RequestID, Code: wire.SubscribeInvalidRange,
-				Reason: "the end group is before the start or already published"})
-			return
-		}
+	var ok bool
+	sv.start, sv.hasEnd, sv.endGroup, ok = filterRange(sv.req.Filter, largest, exists)
+	if !ok {
+		s.sendOrFail(&wire.SubscribeError{RequestID: sv.req.RequestID, Code: wire.SubscribeInvalidRange,
+			Reason: "the end group is before the start or already published"})
+		return
 	}
 	sv.mu.Lock()
 	sv.reader = track.NewReader(ReaderFilter{Start: sv.start, HasEnd: sv.hasEnd, EndGroup: sv.endGroup})
@@ -136,25 +144,57 @@ func (sv *servedSubscription) run() {
 	if order == wire.GroupOrderPublisher {
 		order = track.GroupOrder()
 	}
-	ok := &wire.SubscribeOK{RequestID: sv.req.RequestID, TrackAlias: sv.req.RequestID, GroupOrder: order, ContentExists: exists}
+	answerOK := &wire.SubscribeOK{RequestID: sv.req.RequestID, TrackAlias: sv.req.RequestID, GroupOrder: order, ContentExists: exists}
 	if exists {
-		ok.Largest = largest
+		answerOK.Largest = largest
 	}
 	sv.mu.Lock()
 	sv.accepted = true
 	sv.mu.Unlock()
-	err = s.send(ok)
+	err = s.send(answerOK)
 	answer()
 	if err != nil {
 		return
 	}
+	sv.deliverAndFinish()
+}
+
+// filterRange turns a subscription filter into the range it selects, given
+// the track's largest location: the start, and the inclusive end group when
+// there is one. ok is false for a range that cannot be satisfied: an end
+// before the start, or already published (INVALID_RANGE).
+func filterRange(f wire.Filter, largest wire.Location, exists bool) (start wire.Location, hasEnd bool, endGroup uint64, ok bool) {
+	switch f.Type {
+	case wire.FilterNextGroupStart:
+		if exists {
+			start = wire.Location{Group: largest.Group + 1}
+		}
+	case wire.FilterLargestObject:
+		if exists {
+			start = wire.Location{Group: largest.Group, Object: largest.Object + 1}
+		}
+	case wire.FilterAbsoluteStart:
+		start = f.Start
+	case wire.FilterAbsoluteRange:
+		start, hasEnd, endGroup = f.Start, true, f.EndGroup
+		if f.EndGroup < f.Start.Group || (exists && f.EndGroup < largest.Group) {
+			return start, hasEnd, endGroup, false
+		}
+	}
+	return start, hasEnd, endGroup, true
+}
+
+// deliverAndFinish delivers the track and then sends PUBLISH_DONE, unless
+// the session ended or the request was refused (PUBLISH_ERROR).
+func (sv *servedSubscription) deliverAndFinish() {
+	s := sv.s
 	code, reason := sv.deliver()
-	if s.ctx.Err() != nil {
+	sv.mu.Lock()
+	opened, refused := sv.opened, sv.refused
+	sv.mu.Unlock()
+	if s.ctx.Err() != nil || refused {
 		return
 	}
-	sv.mu.Lock()
-	opened := sv.opened
-	sv.mu.Unlock()
 	s.sendOrFail(&wire.PublishDone{RequestID: sv.req.RequestID, StatusCode: code, StreamCount: opened, Reason: reason})
 }
 
@@ -201,6 +241,9 @@ func (sv *servedSubscription) finish(err error) (wire.PublishDoneCode, string) {
 	case unsubscribed:
 		sv.resetAll(wire.ResetCancelled)
 		return wire.DoneSubscriptionEnded, "unsubscribed"
+	case sv.isRefused():
+		sv.resetAll(wire.ResetCancelled)
+		return wire.DoneSubscriptionEnded, "refused"
 	case sv.s.ctx.Err() != nil:
 		sv.resetAll(wire.ResetSessionClosed)
 		return wire.DoneGoingAway, "session closed"
@@ -361,4 +404,10 @@ func (s *Session) handleSubscribeUpdate(m *wire.SubscribeUpdate) error {
 		sv.reader.SetFilter(ReaderFilter{Start: sv.start, HasEnd: sv.hasEnd, EndGroup: sv.endGroup})
 	}
 	return nil
+}
+
+func (sv *servedSubscription) isRefused() bool {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	return sv.refused
 }

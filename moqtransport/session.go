@@ -100,7 +100,9 @@ type Session struct {
 
 	mu sync.Mutex
 	// Requests we sent, waiting for a response, by request ID.
-	pending map[uint64]chan wire.Message
+	pending map[uint64]*pendingRequest
+	// Requests whose caller gave up before the answer came.
+	abandoned map[uint64]struct{}
 	// Subscriptions we made (subscriber side), by request ID and alias.
 	subs       map[uint64]*Subscription
 	subsByAlas map[uint64]*Subscription
@@ -165,7 +167,8 @@ func newSession(conn Conn, cfg *Config, client bool) *Session {
 		cancel:         cancel,
 		ids:            newRequestIDs(client, c.MaxRequests),
 		closed:         make(chan struct{}),
-		pending:        map[uint64]chan wire.Message{},
+		pending:        map[uint64]*pendingRequest{},
+		abandoned:      map[uint64]struct{}{},
 		subs:           map[uint64]*Subscription{},
 		subsByAlas:     map[uint64]*Subscription{},
 		aliasAdded:     make(chan struct{}),

@@ -50,6 +50,9 @@ type Subscription struct {
 	doneMsg     *wire.PublishDone
 	doneTimer   *time.Timer
 	unsubscribe bool
+	// incoming: the peer pushed this track with PUBLISH; its request is
+	// the peer's, and ends with the subscription.
+	incoming bool
 
 	once sync.Once
 	done chan struct{}
@@ -106,6 +109,9 @@ func (sub *Subscription) endWith(err, trackErr error) {
 		}
 		s.mu.Unlock()
 		close(sub.done)
+		if sub.incoming && s.ctx.Err() == nil {
+			s.requestDone()
+		}
 	})
 }
 

@@ -1,0 +1,188 @@
+package moqtransport
+
+import (
+	"context"
+
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// PublishOptions are the fields of a PUBLISH we send.
+type PublishOptions struct {
+	// Paused sends Forward 0: no objects flow until the subscriber's
+	// PUBLISH_OK turns forwarding on. By default objects flow at once,
+	// before PUBLISH_OK, as draft-14 allows.
+	Paused bool
+	Params wire.Parameters
+}
+
+// Publication is a track we pushed to the peer with PUBLISH and it
+// accepted. It ends like a subscription the peer made: the track ends,
+// or the peer sends UNSUBSCRIBE.
+type Publication struct {
+	sv *servedSubscription
+	ok wire.PublishOK
+}
+
+// RequestID returns the PUBLISH's request ID (the track alias too).
+func (p *Publication) RequestID() uint64 { return p.sv.req.RequestID }
+
+// OK returns the subscriber's PUBLISH_OK: its forward flag, priority,
+// group order and filter.
+func (p *Publication) OK() wire.PublishOK { return p.ok }
+
+// Done is closed when delivery has ended.
+func (p *Publication) Done() <-chan struct{} { return p.sv.ended }
+
+// Publish pushes a track to the peer (PUBLISH) and waits for its answer.
+// Objects written to the track from now on flow at once; PUBLISH_OK then
+// sets the subscriber's filter, priority and forwarding. A refusal is a
+// *RequestError with the PUBLISH_ERROR code, and delivery stops.
+func (s *Session) Publish(ctx context.Context, t *Track, opts PublishOptions) (*Publication, error) {
+	name := t.Name()
+	if err := name.Validate(); err != nil {
+		return nil, err
+	}
+	var sv *servedSubscription
+	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
+		largest, exists := t.Largest()
+		req := &wire.Subscribe{RequestID: id, Namespace: name.Namespace, Name: name.Name,
+			SubscriberPriority: DefaultPriority, GroupOrder: t.GroupOrder(), Forward: !opts.Paused,
+			Filter: wire.Filter{Type: wire.FilterLargestObject}}
+		sv = s.newServed(req)
+		sv.start, _, _, _ = filterRange(req.Filter, largest, exists)
+		sv.largest, sv.exists, sv.accepted = largest, exists, true
+		sv.reader = t.NewReader(ReaderFilter{Start: sv.start})
+		close(sv.answered)
+		s.goFunc(sv.runPublish)
+		m := &wire.Publish{RequestID: id, Namespace: name.Namespace, Name: name.Name, TrackAlias: id,
+			GroupOrder: t.GroupOrder(), ContentExists: exists, Forward: !opts.Paused, Params: opts.Params}
+		if exists {
+			m.Largest = largest
+		}
+		return m
+	})
+	if err != nil {
+		if sv != nil {
+			sv.refuse()
+		}
+		return nil, err
+	}
+	switch r := resp.(type) {
+	case *wire.PublishOK:
+		return &Publication{sv: sv, ok: *r}, nil
+	case *wire.PublishError:
+		sv.refuse()
+		return nil, &RequestError{Message: wire.TypePublishError, Code: uint64(r.Code), Reason: r.Reason}
+	}
+	return nil, violation("%s in answer to PUBLISH", resp.Type())
+}
+
+// refuse stops a PUBLISH the peer refused: no PUBLISH_DONE follows.
+func (sv *servedSubscription) refuse() {
+	sv.mu.Lock()
+	sv.refused = true
+	sv.mu.Unlock()
+	sv.cancel()
+}
+
+// runPublish delivers a PUBLISH-initiated subscription.
+func (sv *servedSubscription) runPublish() {
+	s := sv.s
+	defer func() {
+		sv.reader.Close()
+		sv.cancel()
+		s.mu.Lock()
+		delete(s.served, sv.req.RequestID)
+		s.mu.Unlock()
+		close(sv.ended)
+	}()
+	sv.deliverAndFinish()
+}
+
+// applyPublishOK applies the subscriber's choices to a PUBLISH we sent:
+// forwarding, priority and filter (§9.14).
+func (s *Session) applyPublishOK(m *wire.PublishOK) error {
+	s.mu.Lock()
+	sv := s.served[m.RequestID]
+	s.mu.Unlock()
+	if sv == nil {
+		return nil // respond decides whether the answer was expected
+	}
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	start, hasEnd, endGroup, _ := filterRange(m.Filter, sv.largest, sv.exists)
+	sv.start, sv.hasEnd, sv.endGroup = start, hasEnd, endGroup
+	sv.priority, sv.forward = m.SubscriberPriority, m.Forward
+	sv.reader.SetFilter(ReaderFilter{Start: start, HasEnd: hasEnd, EndGroup: endGroup})
+	return nil
+}
+
+// PublishHandler is implemented by a Handler that accepts tracks the peer
+// pushes with PUBLISH. A Handler without it refuses them with
+// NOT_SUPPORTED.
+type PublishHandler interface {
+	// Publish answers PUBLISH. sub already receives the track's objects
+	// (they may arrive before the answer). Returning nil accepts with
+	// PUBLISH_OK carrying opts (its Filter defaults to Largest Object and
+	// Paused sends Forward 0); an error refuses with PUBLISH_ERROR (a
+	// *RequestError keeps its code; use UNINTERESTED for a track you do
+	// not want).
+	Publish(ctx context.Context, s *Session, req *wire.Publish, sub *Subscription) (SubscribeOptions, error)
+}
+
+// PublishError returns a handler error that refuses a PUBLISH with code.
+func PublishError(code wire.PublishErrorCode, reason string) error {
+	return &RequestError{Message: wire.TypePublishError, Code: uint64(code), Reason: reason}
+}
+
+// handlePublish takes a track the peer pushes: its objects are received
+// under the announced alias at once, and the handler decides.
+func (s *Session) handlePublish(m *wire.Publish) error {
+	h, ok := s.cfg.Handler.(PublishHandler)
+	if !ok {
+		s.refuse(&wire.PublishError{RequestID: m.RequestID, Code: wire.PublishNotSupported, Reason: "PUBLISH is not supported by this endpoint"})
+		return nil
+	}
+	full := wire.FullTrackName{Namespace: m.Namespace, Name: m.Name}
+	sub := &Subscription{s: s, id: m.RequestID, name: full, track: NewTrack(full, s.cfg.Track), done: make(chan struct{}), incoming: true}
+	sub.ok = wire.SubscribeOK{RequestID: m.RequestID, TrackAlias: m.TrackAlias, GroupOrder: m.GroupOrder, ContentExists: m.ContentExists, Largest: m.Largest}
+	if m.ContentExists {
+		sub.track.NoteLargest(m.Largest)
+	}
+	s.mu.Lock()
+	if _, dup := s.subsByAlas[m.TrackAlias]; dup {
+		s.mu.Unlock()
+		return &wire.SessionError{Code: wire.DuplicateTrackAlias, Reason: "PUBLISH reuses a track alias in use"}
+	}
+	s.subs[m.RequestID] = sub
+	s.subsByAlas[m.TrackAlias] = sub
+	close(s.aliasAdded)
+	s.aliasAdded = make(chan struct{})
+	s.mu.Unlock()
+	s.goFunc(func() {
+		opts, err := h.Publish(s.ctx, s, m, sub)
+		if s.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			code, reason := requestCode(err, uint64(wire.PublishInternalError))
+			s.sendOrFail(&wire.PublishError{RequestID: m.RequestID, Code: wire.PublishErrorCode(code), Reason: reason})
+			sub.end(err)
+			return
+		}
+		if opts.Filter.Type == 0 {
+			opts.Filter.Type = wire.FilterLargestObject
+		}
+		order := opts.GroupOrder
+		if order == wire.GroupOrderPublisher {
+			order = m.GroupOrder
+		}
+		sub.mu.Lock()
+		sub.start = opts.Filter.Start
+		sub.hasEnd, sub.endGroup = opts.Filter.Type == wire.FilterAbsoluteRange, opts.Filter.EndGroup
+		sub.mu.Unlock()
+		s.sendOrFail(&wire.PublishOK{RequestID: m.RequestID, Forward: !opts.Paused, SubscriberPriority: opts.Priority,
+			GroupOrder: order, Filter: opts.Filter, Params: opts.Params})
+	})
+	return nil
+}
