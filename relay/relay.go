@@ -100,6 +100,9 @@ type relayTrack struct {
 	refs  int
 	ready chan struct{} // closed once up is known or failed
 	err   error
+	// published: the track was pushed to the relay with PUBLISH; it lives
+	// as long as that publication, whatever its subscribers do.
+	published bool
 }
 
 // New returns a relay.
@@ -251,13 +254,18 @@ func (r *Relay) route(scopeName string, ns wire.Namespace) (*origin, string) {
 // subscribing upstream for the first subscriber.
 func (r *Relay) Subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
 	r.mu.Lock()
+	k := trackKey(req.Namespace, req.Name)
+	if rt := r.publishedTrack(scopeOf(s), k); rt != nil {
+		rt.refs++
+		r.mu.Unlock()
+		return rt.track, nil
+	}
 	o, scName := r.route(scopeOf(s), req.Namespace)
 	if o == nil {
 		r.mu.Unlock()
 		return nil, moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
 	}
 	sc := r.scope(scName)
-	k := trackKey(req.Namespace, req.Name)
 	rt := sc.tracks[k]
 	if rt != nil && rt.track != nil && rt.track.Closed() {
 		// The upstream subscription ended: subscribe again.
@@ -336,7 +344,7 @@ func (r *Relay) SubscriptionEnded(_ *moqtransport.Session, _ *wire.Subscribe, t 
 func (r *Relay) release(rt *relayTrack) {
 	r.mu.Lock()
 	rt.refs--
-	last := rt.refs == 0
+	last := rt.refs == 0 && !rt.published
 	if last {
 		if sc := r.scopes[rt.scope]; sc != nil && sc.tracks[rt.key] == rt {
 			delete(sc.tracks, rt.key)
@@ -456,4 +464,68 @@ func (r *Relay) withdraw(sc *scope, k string) {
 			}()
 		}
 	}
+}
+
+// publishedTrack finds a live track pushed with PUBLISH, in the scope or
+// the unscoped scope. Called with r.mu held.
+func (r *Relay) publishedTrack(scopeName, k string) *relayTrack {
+	for _, name := range []string{scopeName, ""} {
+		if sc := r.scopes[name]; sc != nil {
+			if rt := sc.tracks[k]; rt != nil && rt.published && !rt.track.Closed() {
+				return rt
+			}
+		}
+		if name == "" {
+			break
+		}
+	}
+	return nil
+}
+
+// Publish accepts a track a publisher pushes (PUBLISH): subscribers of the
+// scope get it from the relay's cache, and namespace subscribers whose
+// prefix matches get a PUBLISH of their own.
+func (r *Relay) Publish(_ context.Context, s *moqtransport.Session, req *wire.Publish, sub *moqtransport.Subscription) (moqtransport.SubscribeOptions, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	scName := scopeOf(s)
+	sc := r.scope(scName)
+	k := trackKey(req.Namespace, req.Name)
+	if rt := sc.tracks[k]; rt != nil && rt.track != nil && !rt.track.Closed() {
+		return moqtransport.SubscribeOptions{}, moqtransport.PublishError(wire.PublishInternalError, "track "+req.Namespace.String()+"/"+req.Name+" is already published here")
+	}
+	rt := &relayTrack{key: k, scope: scName, track: sub.Track(), published: true, ready: make(chan struct{})}
+	close(rt.ready)
+	sc.tracks[k] = rt
+	r.log.Info("track published", "scope", scName, "track", req.Namespace.String()+"/"+req.Name)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		<-sub.Done()
+		r.mu.Lock()
+		if sc.tracks[k] == rt {
+			delete(sc.tracks, k)
+		}
+		r.mu.Unlock()
+	}()
+	for _, ns := range sc.nsSubs {
+		if req.Namespace.HasPrefix(ns.prefix) {
+			r.forwardPublish(ns.s, sub.Track())
+		}
+	}
+	return moqtransport.SubscribeOptions{Priority: moqtransport.DefaultPriority}, nil
+}
+
+// forwardPublish pushes a published track on to a namespace subscriber.
+// Called with r.mu held.
+func (r *Relay) forwardPublish(s *moqtransport.Session, t *moqtransport.Track) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		ctx, cancel := context.WithTimeout(s.Context(), r.cfg.UpstreamTimeout)
+		defer cancel()
+		if _, err := s.Publish(ctx, t, moqtransport.PublishOptions{}); err != nil {
+			r.log.Debug("forwarding PUBLISH to a namespace subscriber failed", "track", t.Name().String(), "err", err)
+		}
+	}()
 }

@@ -528,3 +528,62 @@ func TestSubscribeNamespaceNotSupportedWithoutHandler(t *testing.T) {
 		t.Fatalf("SUBSCRIBE_NAMESPACE to a plain endpoint: %v, want NOT_SUPPORTED", err)
 	}
 }
+
+// pushed accepts every PUBLISH and hands the subscription over.
+type pushed struct {
+	moqtransport.RejectAll
+	subs chan *moqtransport.Subscription
+}
+
+func (p *pushed) Publish(_ context.Context, _ *moqtransport.Session, _ *wire.Publish, sub *moqtransport.Subscription) (moqtransport.SubscribeOptions, error) {
+	p.subs <- sub
+	return moqtransport.SubscribeOptions{}, nil
+}
+
+func TestPublishThroughRelay(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelay(t, scheme)
+		ctx := ctxFor(t)
+		// A namespace subscriber that takes pushed tracks.
+		p := &pushed{subs: make(chan *moqtransport.Subscription, 1)}
+		watcher := e.connect("/", p)
+		if _, err := watcher.SubscribeNamespace(ctx, wire.Namespace{"push"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		publisher := e.connect("/", nil)
+		tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"push", "cam"}, Name: "v"}, moqtransport.TrackConfig{})
+		if _, err := publisher.Publish(ctx, tr, moqtransport.PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// A plain subscriber finds the pushed track.
+		sub, err := e.connect("/", nil).Subscribe(ctx, wire.Namespace{"push", "cam"}, "v", moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var forwarded *moqtransport.Subscription
+		select {
+		case forwarded = <-p.subs:
+		case <-ctx.Done():
+			t.Fatal("the namespace subscriber got no PUBLISH")
+		}
+		type result struct {
+			got []string
+			err error
+		}
+		results := make(chan result, 2)
+		for _, s := range []*moqtransport.Subscription{sub, forwarded} {
+			go func() {
+				got, err := read(ctx, s.Track())
+				results <- result{got, err}
+			}()
+		}
+		write(t, tr, 0, 3, 2)
+		tr.Close(nil)
+		for range 2 {
+			r := <-results
+			if r.err != io.EOF || !slices.Equal(r.got, expected(0, 3, 2)) {
+				t.Errorf("through the relay: %v (%v)", r.got, r.err)
+			}
+		}
+	})
+}
