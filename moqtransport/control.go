@@ -93,9 +93,15 @@ func (s *Session) handle(m wire.Message) error {
 		if err := s.ids.accept(m.RequestID); err != nil {
 			return err
 		}
+		if refused, err := s.authorize(m, m.RequestID, m.Params); refused || err != nil {
+			return err
+		}
 		return s.handleSubscribe(m)
 	case *wire.SubscribeUpdate:
 		if err := s.ids.accept(m.RequestID); err != nil {
+			return err
+		}
+		if _, _, err := s.tokens.resolve(m.Params, false); err != nil {
 			return err
 		}
 		s.requestDone()
@@ -105,6 +111,9 @@ func (s *Session) handle(m wire.Message) error {
 		return nil
 	case *wire.PublishNamespace:
 		if err := s.ids.accept(m.RequestID); err != nil {
+			return err
+		}
+		if refused, err := s.authorize(m, m.RequestID, m.Params); refused || err != nil {
 			return err
 		}
 		s.handlePublishNamespace(m)
@@ -119,6 +128,9 @@ func (s *Session) handle(m wire.Message) error {
 		if err := s.ids.accept(m.RequestID); err != nil {
 			return err
 		}
+		if refused, err := s.authorize(m, m.RequestID, m.Params); refused || err != nil {
+			return err
+		}
 		return s.handleFetch(m)
 	case *wire.FetchCancel:
 		s.handleFetchCancel(m)
@@ -127,10 +139,16 @@ func (s *Session) handle(m wire.Message) error {
 		if err := s.ids.accept(m.RequestID); err != nil {
 			return err
 		}
+		if refused, err := s.authorize(m, m.RequestID, m.Params); refused || err != nil {
+			return err
+		}
 		s.goFunc(func() { s.answerTrackStatus(m) })
 		return nil
 	case *wire.SubscribeNamespace:
 		if err := s.ids.accept(m.RequestID); err != nil {
+			return err
+		}
+		if refused, err := s.authorize(m, m.RequestID, m.Params); refused || err != nil {
 			return err
 		}
 		s.handleSubscribeNamespace(m)
@@ -140,6 +158,9 @@ func (s *Session) handle(m wire.Message) error {
 		return nil
 	case *wire.Publish:
 		if err := s.ids.accept(m.RequestID); err != nil {
+			return err
+		}
+		if refused, err := s.authorize(m, m.RequestID, m.Params); refused || err != nil {
 			return err
 		}
 		return s.handlePublish(m)

@@ -39,6 +39,16 @@ type Config struct {
 	// PendingStreamTimeout is how long such a stream waits for its alias;
 	// default 5s. Past it, the stream is stopped.
 	PendingStreamTimeout time.Duration
+	// SetupParams are extra parameters for CLIENT_SETUP or SERVER_SETUP,
+	// such as AUTHORIZATION TOKEN (wire.TokenParam).
+	SetupParams wire.Parameters
+	// Authorize, when set, decides every request (and, on the server
+	// side, CLIENT_SETUP) from its authorization tokens; see Authorizer.
+	Authorize Authorizer
+	// MaxAuthTokenCacheSize is the MAX_AUTH_TOKEN_CACHE_SIZE we advertise:
+	// how many bytes of token aliases the peer may register with us. The
+	// default, 0, allows no aliases.
+	MaxAuthTokenCacheSize uint64
 	// Track configures the tracks that hold received objects.
 	Track TrackConfig
 	// Reader bounds what one received object may allocate.
@@ -89,6 +99,7 @@ type Session struct {
 	reader    *wire.ControlReader
 	writeMu   sync.Mutex
 	ids       *requestIDs
+	tokens    tokenCache
 	version   wire.Version
 	peerSetup wire.Parameters
 	path      string
@@ -166,6 +177,7 @@ func newSession(conn Conn, cfg *Config, client bool) *Session {
 		ctx:            ctx,
 		cancel:         cancel,
 		ids:            newRequestIDs(client, c.MaxRequests),
+		tokens:         tokenCache{max: c.MaxAuthTokenCacheSize},
 		closed:         make(chan struct{}),
 		pending:        map[uint64]*pendingRequest{},
 		abandoned:      map[uint64]struct{}{},
@@ -323,7 +335,10 @@ func (s *Session) setupParams() wire.Parameters {
 	ps := wire.Parameters{}.
 		WithVarint(wire.SetupParamMaxRequestID, s.ids.initialGrant()).
 		WithBytes(wire.SetupParamMOQTImplementation, []byte(s.cfg.Implementation))
-	return ps
+	if s.cfg.MaxAuthTokenCacheSize > 0 {
+		ps = ps.WithVarint(wire.SetupParamMaxAuthTokenCacheSize, s.cfg.MaxAuthTokenCacheSize)
+	}
+	return append(ps, s.cfg.SetupParams...)
 }
 
 func (s *Session) setupClient(ctx context.Context) error {
@@ -412,6 +427,9 @@ func (s *Session) setupServer(ctx context.Context) error {
 		s.authority = string(authority)
 	}
 	if err := s.applyPeerSetup(wire.Draft14, cs.Params); err != nil {
+		return err
+	}
+	if err := s.authorizeSetup(cs); err != nil {
 		return err
 	}
 	return s.send(&wire.ServerSetup{Version: wire.Draft14, Params: s.setupParams()})
