@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,6 +242,45 @@ func TestTrackStatus(t *testing.T) {
 		// track is not a duplicate.
 		if _, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{}); err != nil {
 			t.Errorf("subscribe after TRACK_STATUS: %v", err)
+		}
+	})
+}
+
+func TestDeliveryTimeoutAndMaxCacheDuration(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		tracks := &moqtransport.Tracks{}
+		name := wire.FullTrackName{Namespace: wire.Namespace{"dt"}, Name: "t"}
+		var skew atomic.Int64 // how far in the past the track's clock says objects arrived
+		tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{Now: func() time.Time {
+			return time.Now().Add(-time.Duration(skew.Load()))
+		}})
+		tr.SetTimeouts(0, 5*time.Second)
+		tracks.Add(tr)
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks})
+		client, _ := e.dial(nil)
+		ctx := timeout(t)
+		sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{
+			Params: wire.Parameters{}.WithVarint(wire.ParamDeliveryTimeout, 200), // ms
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if delivery, maxCache := sub.Track().Timeouts(); delivery != 0 || maxCache != 5*time.Second {
+			t.Errorf("the subscriber learned timeouts %v %v, want MAX_CACHE_DURATION 5s", delivery, maxCache)
+		}
+		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+		defer r.Close()
+		// Objects stamped a second ago are past the 200 ms delivery
+		// timeout: they are not sent, and their stream is reset.
+		skew.Store(int64(time.Second))
+		w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
+		_ = w.Write(0, nil, []byte("late"))
+		skew.Store(0)
+		_ = w.Write(1, nil, []byte("fresh"))
+		_ = w.Close()
+		got := waitObjects(ctx, t, r, 1)
+		if string(got[0].Payload) != "fresh" || got[0].ID != 1 {
+			t.Errorf("first object delivered: %v %q, want only the fresh one", got[0].Location(), got[0].Payload)
 		}
 	})
 }

@@ -328,7 +328,11 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 			s.fetchError(m.RequestID, wire.FetchUnknownStatusInRange, fmt.Sprintf("group %d is only partly cached", g))
 			return
 		}
+		_, maxCache := track.Timeouts()
 		for _, o := range track.GroupObjects(g) {
+			if maxCache > 0 && track.Now().Sub(o.Received) > maxCache {
+				continue // §9.2.1.3: not forwarded past MAX_CACHE_DURATION
+			}
 			if l := o.Location(); !l.Less(start) && !last.Less(l) {
 				objs = append(objs, o)
 			}

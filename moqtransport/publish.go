@@ -50,12 +50,12 @@ func (s *Session) Publish(ctx context.Context, t *Track, opts PublishOptions) (*
 			Filter: wire.Filter{Type: wire.FilterLargestObject}}
 		sv = s.newServed(req)
 		sv.start, _, _, _ = filterRange(req.Filter, largest, exists)
-		sv.largest, sv.exists, sv.accepted = largest, exists, true
+		sv.largest, sv.exists, sv.accepted, sv.track = largest, exists, true, t
 		sv.reader = t.NewReader(ReaderFilter{Start: sv.start})
 		close(sv.answered)
 		s.goFunc(sv.runPublish)
 		m := &wire.Publish{RequestID: id, Namespace: name.Namespace, Name: name.Name, TrackAlias: id,
-			GroupOrder: t.GroupOrder(), ContentExists: exists, Forward: !opts.Paused, Params: opts.Params}
+			GroupOrder: t.GroupOrder(), ContentExists: exists, Forward: !opts.Paused, Params: append(timeoutParams(t), opts.Params...)}
 		if exists {
 			m.Largest = largest
 		}
@@ -113,6 +113,9 @@ func (s *Session) applyPublishOK(m *wire.PublishOK) error {
 	start, hasEnd, endGroup, _ := filterRange(m.Filter, sv.largest, sv.exists)
 	sv.start, sv.hasEnd, sv.endGroup = start, hasEnd, endGroup
 	sv.priority, sv.forward = m.SubscriberPriority, m.Forward
+	if d, ok := m.Params.DeliveryTimeout(); ok {
+		sv.deliveryTimeout = d
+	}
 	sv.reader.SetFilter(ReaderFilter{Start: start, HasEnd: hasEnd, EndGroup: endGroup})
 	return nil
 }
@@ -149,6 +152,9 @@ func (s *Session) handlePublish(m *wire.Publish) error {
 	if m.ContentExists {
 		sub.track.NoteLargest(m.Largest)
 	}
+	delivery, _ := m.Params.DeliveryTimeout()
+	maxCache, _ := m.Params.MaxCacheDuration()
+	sub.track.SetTimeouts(delivery, maxCache)
 	s.mu.Lock()
 	if _, dup := s.subsByAlas[m.TrackAlias]; dup {
 		s.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/moqgo/moq/moqtransport/wire"
 )
@@ -32,8 +33,11 @@ type servedSubscription struct {
 	endGroup uint64
 	priority uint8
 	forward  bool
-	streams  map[subgroupKey]*outStream
-	opened   uint64
+	// deliveryTimeout is the subscriber's DELIVERY TIMEOUT (0: none).
+	deliveryTimeout time.Duration
+	track           *Track
+	streams         map[subgroupKey]*outStream
+	opened          uint64
 	// unsubscribed is set by UNSUBSCRIBE: the subscription ends with
 	// SUBSCRIPTION_ENDED.
 	unsubscribed bool
@@ -76,9 +80,11 @@ func (s *Session) newServed(req *wire.Subscribe) *servedSubscription {
 
 func (s *Session) newServedLocked(req *wire.Subscribe) *servedSubscription {
 	ctx, cancel := context.WithCancel(s.ctx)
+	timeout, _ := req.Params.DeliveryTimeout()
 	sv := &servedSubscription{
 		s: s, req: req, key: trackKey(wire.FullTrackName{Namespace: req.Namespace, Name: req.Name}),
-		ctx: ctx, cancel: cancel,
+		deliveryTimeout: timeout,
+		ctx:             ctx, cancel: cancel,
 		priority: req.SubscriberPriority, forward: req.Forward,
 		streams:  map[subgroupKey]*outStream{},
 		answered: make(chan struct{}),
@@ -137,7 +143,7 @@ func (sv *servedSubscription) run() {
 	}
 	sv.mu.Lock()
 	sv.reader = track.NewReader(ReaderFilter{Start: sv.start, HasEnd: sv.hasEnd, EndGroup: sv.endGroup})
-	sv.largest, sv.exists = largest, exists
+	sv.largest, sv.exists, sv.track = largest, exists, track
 	sv.mu.Unlock()
 	defer sv.reader.Close()
 	order := sv.req.GroupOrder
@@ -148,6 +154,7 @@ func (sv *servedSubscription) run() {
 	if exists {
 		answerOK.Largest = largest
 	}
+	answerOK.Params = timeoutParams(track)
 	sv.mu.Lock()
 	sv.accepted = true
 	sv.mu.Unlock()
@@ -256,6 +263,40 @@ func (sv *servedSubscription) finish(err error) (wire.PublishDoneCode, string) {
 	return wire.DoneInternalError, err.Error()
 }
 
+// timeoutParams are the DELIVERY TIMEOUT and MAX_CACHE_DURATION a track
+// got from its publisher, for our SUBSCRIBE_OK or PUBLISH.
+func timeoutParams(t *Track) wire.Parameters {
+	var ps wire.Parameters
+	delivery, maxCache := t.Timeouts()
+	if delivery > 0 {
+		ps = ps.WithVarint(wire.ParamDeliveryTimeout, uint64(delivery/time.Millisecond))
+	}
+	if maxCache > 0 {
+		ps = ps.WithVarint(wire.ParamMaxCacheDuration, uint64(maxCache/time.Millisecond))
+	}
+	return ps
+}
+
+// tooOld says whether an object may no longer be sent: past the
+// subscription's delivery timeout (the smaller of the subscriber's and the
+// publisher's) or, for a relay, past the publisher's MAX_CACHE_DURATION.
+func (sv *servedSubscription) tooOld(o *Object) (late bool, timedOut bool) {
+	if sv.track == nil || o.Received.IsZero() {
+		return false, false
+	}
+	age := sv.track.Now().Sub(o.Received)
+	delivery, maxCache := sv.track.Timeouts()
+	sv.mu.Lock()
+	if sv.deliveryTimeout > 0 && (delivery == 0 || sv.deliveryTimeout < delivery) {
+		delivery = sv.deliveryTimeout
+	}
+	sv.mu.Unlock()
+	if delivery > 0 && age > delivery {
+		return true, true
+	}
+	return maxCache > 0 && age > maxCache, false
+}
+
 func (sv *servedSubscription) writeObject(ev Event) error {
 	sv.mu.Lock()
 	forward, priority := sv.forward, sv.priority
@@ -264,6 +305,14 @@ func (sv *servedSubscription) writeObject(ev Event) error {
 		return nil
 	}
 	o := ev.Object
+	if late, timedOut := sv.tooOld(o); late {
+		if timedOut && !ev.Datagram {
+			// §9.2.1.2: a subgroup object past the delivery timeout
+			// resets its stream; later objects start a new one.
+			sv.resetStream(subgroupKey{ev.Group, ev.Subgroup}, wire.ResetDeliveryTimeout)
+		}
+		return nil
+	}
 	if ev.Datagram {
 		b, err := wire.AppendDatagram(nil, &wire.Datagram{
 			TrackAlias: sv.req.RequestID, Group: o.Group, Object: o.ID, PublisherPriority: o.PublisherPriority,
@@ -400,6 +449,9 @@ func (s *Session) handleSubscribeUpdate(m *wire.SubscribeUpdate) error {
 	}
 	sv.start, sv.hasEnd, sv.endGroup = m.Start, m.HasEndGroup, m.EndGroup
 	sv.priority, sv.forward = m.SubscriberPriority, m.Forward
+	if d, ok := m.Params.DeliveryTimeout(); ok {
+		sv.deliveryTimeout = d
+	}
 	if sv.reader != nil {
 		sv.reader.SetFilter(ReaderFilter{Start: sv.start, HasEnd: sv.hasEnd, EndGroup: sv.endGroup})
 	}

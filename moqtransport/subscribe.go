@@ -181,6 +181,9 @@ func (s *Session) handleSubscribeOK(m *wire.SubscribeOK) error {
 		if m.ContentExists {
 			sub.track.NoteLargest(m.Largest)
 		}
+		delivery, _ := m.Params.DeliveryTimeout()
+		maxCache, _ := m.Params.MaxCacheDuration()
+		sub.track.SetTimeouts(delivery, maxCache)
 	}
 	return s.respond(m.RequestID, m)
 }

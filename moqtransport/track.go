@@ -151,13 +151,16 @@ type Track struct {
 	writers      map[*SubgroupWriter]struct{}
 	justWritten  bool // enforceLimits runs for the object last logged
 
-	largest    wire.Location
-	hasLargest bool
-	endOfTrack *wire.Location
-	fwd        ForwardingPreference
-	fwdSet     bool
-	closed     bool
-	closeErr   error
+	largest wire.Location
+
+	deliveryTimeout  time.Duration
+	maxCacheDuration time.Duration
+	hasLargest       bool
+	endOfTrack       *wire.Location
+	fwd              ForwardingPreference
+	fwdSet           bool
+	closed           bool
+	closeErr         error
 }
 
 // trackEntry is one event of the log.
@@ -255,6 +258,26 @@ func (t *Track) NoteLargest(loc wire.Location) {
 
 // Done is closed by Close.
 func (t *Track) Done() <-chan struct{} { return t.done }
+
+// SetTimeouts records the track's DELIVERY TIMEOUT and MAX_CACHE_DURATION
+// (zero: none), as a publisher gave them in SUBSCRIBE_OK or PUBLISH. A
+// relay passes them on to its subscribers and applies them when it
+// forwards (§9.2.1.2, §9.2.1.3).
+func (t *Track) SetTimeouts(delivery, maxCache time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.deliveryTimeout, t.maxCacheDuration = delivery, maxCache
+}
+
+// Timeouts returns what SetTimeouts recorded.
+func (t *Track) Timeouts() (delivery, maxCache time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.deliveryTimeout, t.maxCacheDuration
+}
+
+// Now is the track's clock (TrackConfig.Now).
+func (t *Track) Now() time.Time { return t.now() }
 
 // Closed reports whether Close has been called.
 func (t *Track) Closed() bool {
