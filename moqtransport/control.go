@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/moqgo/moq/moqtransport/wire"
 )
@@ -335,4 +336,48 @@ func (s *Session) SendGoAway(uri string) error {
 		return s.send(&wire.GoAway{NewSessionURI: uri})
 	}
 	return errors.New("moqt: a client cannot send a GOAWAY URI")
+}
+
+// Drain sends GOAWAY (with uri, empty for "reconnect to the same URI";
+// only a server may name one) and waits for the session's subscriptions and
+// fetches, in both directions, to end: then it closes the session with
+// NO_ERROR. If ctx ends first, it closes with GOAWAY_TIMEOUT (§3.5).
+func (s *Session) Drain(ctx context.Context, uri string) error {
+	if err := s.SendGoAway(uri); err != nil {
+		return err
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if s.idle() {
+			// Leave the peer time to read GOAWAY and close first: a
+			// CONNECTION_CLOSE right behind it could overtake it.
+			select {
+			case <-s.closed:
+			case <-ctx.Done():
+			case <-time.After(drainLinger):
+			}
+			return s.Close()
+		}
+		select {
+		case <-s.closed:
+			return nil
+		case <-ctx.Done():
+			s.CloseWithError(wire.GoawayTimeout, "requests still open after GOAWAY")
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// drainLinger is how long Drain waits for an idle peer to close after
+// GOAWAY before closing itself.
+const drainLinger = 500 * time.Millisecond
+
+// idle reports whether no subscription or fetch is open in either
+// direction.
+func (s *Session) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.served) == 0 && len(s.subs) == 0 && len(s.servedFetches) == 0 && len(s.fetches) == 0
 }

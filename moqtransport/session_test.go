@@ -535,3 +535,45 @@ func TestSessionCloseCodeReachesPeer(t *testing.T) {
 		}
 	})
 }
+
+func TestDrain(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		tracks := &moqtransport.Tracks{}
+		name := wire.FullTrackName{Namespace: wire.Namespace{"g"}, Name: "t"}
+		tracks.Add(moqtransport.NewTrack(name, moqtransport.TrackConfig{}))
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks})
+		ctx := timeout(t)
+
+		// An idle client gets GOAWAY; the drain then closes with NO_ERROR.
+		idle, server := e.dial(nil)
+		if err := server.Drain(ctx, ""); err != nil {
+			t.Fatal(err)
+		}
+		<-idle.Done()
+		select {
+		case <-idle.GoAway():
+		default:
+			t.Error("the idle client got no GOAWAY")
+		}
+		var ce *moqtransport.ConnError
+		if err := idle.Err(); !errors.As(err, &ce) || ce.Code != uint64(wire.NoError) {
+			t.Errorf("idle client ended with %v, want NO_ERROR", err)
+		}
+
+		// A client that keeps a subscription open past the grace period
+		// is closed with GOAWAY_TIMEOUT.
+		busy, server := e.dial(nil)
+		if _, err := busy.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		grace, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		if err := server.Drain(grace, ""); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Drain with an open subscription: %v", err)
+		}
+		<-busy.Done()
+		if err := busy.Err(); !errors.As(err, &ce) || ce.Code != uint64(wire.GoawayTimeout) {
+			t.Errorf("busy client ended with %v, want GOAWAY_TIMEOUT", err)
+		}
+	})
+}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
-	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 // Server runs a relay on a moqnative server: every connection becomes a
@@ -85,8 +84,8 @@ func (s *Server) Sessions() int {
 }
 
 // Drain sends GOAWAY (with uri, empty for "reconnect here") to every
-// session and waits for them to end until ctx does; then it closes the rest
-// with GOAWAY_TIMEOUT.
+// session; each closes once its subscriptions and fetches have ended, or
+// with GOAWAY_TIMEOUT when ctx ends first.
 func (s *Server) Drain(ctx context.Context, uri string) {
 	s.mu.Lock()
 	s.draining = true
@@ -95,16 +94,15 @@ func (s *Server) Drain(ctx context.Context, uri string) {
 		all = append(all, sess)
 	}
 	s.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, sess := range all {
-		_ = sess.SendGoAway(uri)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = sess.Drain(ctx, uri)
+		}()
 	}
-	for _, sess := range all {
-		select {
-		case <-sess.Done():
-		case <-ctx.Done():
-			sess.CloseWithError(wire.GoawayTimeout, "relay drained")
-		}
-	}
+	wg.Wait()
 }
 
 // Close ends every session now.
