@@ -59,7 +59,7 @@ func (s *Session) handleSubscribe(m *wire.Subscribe) error {
 	key := trackKey(wire.FullTrackName{Namespace: m.Namespace, Name: m.Name})
 	s.mu.Lock()
 	for _, other := range s.served {
-		if other.key == key {
+		if other.key == key && !other.isUnsubscribed() {
 			s.mu.Unlock()
 			return violation("a second SUBSCRIBE for track %s in one session", m.Namespace.String()+"/"+m.Name)
 		}
@@ -462,4 +462,12 @@ func (sv *servedSubscription) isRefused() bool {
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
 	return sv.refused
+}
+
+// isUnsubscribed reports whether the peer sent UNSUBSCRIBE: the
+// subscription is ending and no longer counts as the track's one.
+func (sv *servedSubscription) isUnsubscribed() bool {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	return sv.unsubscribed
 }

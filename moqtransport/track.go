@@ -35,9 +35,12 @@ import (
 // Payloads and extensions are never copied: every reader gets the same
 // *Object.
 
-// Default cache limits.
+// Default cache limits. MaxBytes is the memory bound; the group limit is
+// generous because a subscriber's groups arrive on streams of their own and
+// can arrive out of order: a group older than every cached one is dropped
+// on arrival, so a small limit would lose groups that were merely late.
 const (
-	DefaultTrackMaxGroups       = 16
+	DefaultTrackMaxGroups       = 64
 	DefaultTrackMaxBytes  int64 = 32 << 20
 )
 
@@ -541,7 +544,8 @@ func (t *Track) addObject(o *Object, ev Event) error {
 	o.Received = t.now()
 	switch o.Status {
 	case wire.StatusEndOfTrack:
-		t.endOfTrack = &loc
+		eot := loc
+		t.endOfTrack = &eot
 		g.endID, g.hasEnd = o.ID, true
 	case wire.StatusEndOfGroup:
 		g.endID, g.hasEnd = o.ID, true

@@ -1,0 +1,438 @@
+// Command moq-clock publishes or prints a clock track through a MoQT relay
+// (draft-ietf-moq-transport-14), in the format of moq-rs's moq-clock-ietf
+// (see internal/clock): a group a minute whose object 0 is the date and
+// minute and whose later objects are the seconds, or with --datagrams one
+// datagram a second.
+//
+//	moq-clock [flags] URL
+//
+// URL is moqt://host:port/path (raw QUIC) or https://host:port/path
+// (WebTransport). With --publish it announces the namespace (default
+// "clock") and serves the track (default "now"), printing every second it
+// publishes; otherwise it subscribes and prints one timestamp a line. Logs
+// go to stderr; stdout carries only the clock lines.
+//
+// A subscriber exits 0 when the track ends (PUBLISH_DONE) or on SIGINT or
+// SIGTERM (it unsubscribes first), and non-zero with the reason otherwise.
+// A publisher ends its track on the first signal (its subscribers get
+// PUBLISH_DONE) and withdraws the namespace; a second signal exits at once.
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moqgo/moq/internal/clock"
+	"github.com/moqgo/moq/internal/version"
+	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+const binaryName = "moq-clock"
+
+// Bounds of a publisher's shutdown.
+const (
+	// endTimeout bounds the wait for the subscriptions to end after the
+	// track has ended (their PUBLISH_DONE written).
+	endTimeout = 2 * time.Second
+	// defaultCloseGrace is how long a publisher keeps its connection open
+	// after PUBLISH_DONE and PUBLISH_NAMESPACE_DONE, so that they and the
+	// last stream's FIN reach the relay before CONNECTION_CLOSE (which
+	// discards what was not sent yet).
+	defaultCloseGrace = 250 * time.Millisecond
+)
+
+// config holds everything run needs.
+type config struct {
+	url         string
+	publish     bool
+	namespace   string
+	track       string
+	datagrams   bool
+	trackStatus bool
+
+	tlsRoots         []string
+	tlsDisableVerify bool
+	fingerprints     []string
+	qlogDir          string
+	logLevel         string
+
+	stdout, stderr io.Writer
+
+	// Tests: the publisher's clock (nil: the system clock), a hook called
+	// once the namespace is published or the subscription is open, and
+	// the publisher's close grace (0: defaultCloseGrace).
+	now        func() time.Time
+	newTicker  func() clock.Ticker
+	ready      func()
+	closeGrace time.Duration
+}
+
+func main() {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-sigs
+		cancel()
+		<-sigs
+		fmt.Fprintf(os.Stderr, "%s: interrupted again, exiting\n", binaryName)
+		os.Exit(1)
+	}()
+	if err := newRootCommand(config{}).ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", binaryName, err)
+		os.Exit(1)
+	}
+}
+
+// newRootCommand builds the moq-clock command line on top of base (which
+// carries the test hooks); --version and the version subcommand print the
+// version line.
+func newRootCommand(base config) *cobra.Command {
+	cfg := base
+	root := &cobra.Command{
+		Use:           binaryName + " [flags] URL",
+		Short:         "Publish or print a MoQT clock track (" + version.Draft + ")",
+		Long:          "Publish (--publish) or print the clock track of moq-rs's moq-clock-ietf through a MoQT relay.\nURL is moqt://host:port/path (raw QUIC) or https://host:port/path (WebTransport).",
+		Version:       version.String(binaryName),
+		Args:          cobra.ExactArgs(1),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.url = args[0]
+			cfg.stdout, cfg.stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			return run(cmd.Context(), cfg)
+		},
+	}
+	disableVerify, _ := strconv.ParseBool(os.Getenv("TLS_DISABLE_VERIFY"))
+	f := root.Flags()
+	f.BoolVar(&cfg.publish, "publish", false, "publish the clock; otherwise subscribe and print it")
+	f.StringVar(&cfg.namespace, "namespace", "clock", "track namespace, fields separated by /")
+	f.StringVar(&cfg.track, "track", "now", "track name")
+	f.BoolVar(&cfg.datagrams, "datagrams", false, "publisher: one datagram a second instead of a stream a minute")
+	f.BoolVar(&cfg.trackStatus, "track-status", false, "subscriber: ask for the track's status (TRACK_STATUS) before subscribing")
+	f.StringArrayVar(&cfg.tlsRoots, "tls-root", nil, "root CA file (PEM) to verify the server with, instead of the system roots; repeatable")
+	f.BoolVar(&cfg.tlsDisableVerify, "tls-disable-verify", disableVerify, "do not verify the server's certificate (env TLS_DISABLE_VERIFY)")
+	f.StringArrayVar(&cfg.fingerprints, "fingerprint", nil, "accept the server certificate whose SHA-256 is HEX (64 hex digits), as a browser's serverCertificateHashes; repeatable")
+	f.StringVar(&cfg.qlogDir, "qlog-dir", "", "write a qlog file of the connection into this directory")
+	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), version.String(binaryName))
+			return err
+		},
+	})
+	return root
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// checkURL refuses what moqnative.Dial cannot dial, before any network.
+func checkURL(raw string) error {
+	const use = "use moqt://host:port/path (raw QUIC) or https://host:port/path (WebTransport)"
+	scheme, _, found := strings.Cut(raw, "://")
+	if !found {
+		return fmt.Errorf("URL %q has no scheme: %s", raw, use)
+	}
+	switch strings.ToLower(scheme) {
+	case "moqt", "https":
+	default:
+		return fmt.Errorf("URL %q: unsupported scheme %q: %s", raw, scheme, use)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("URL %q: %w", raw, err)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("URL %q has no host", raw)
+	}
+	return nil
+}
+
+// parseFingerprint reads a SHA-256 given as hex, with or without colons.
+func parseFingerprint(s string) ([32]byte, error) {
+	var fp [32]byte
+	b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
+	if err != nil || len(b) != len(fp) {
+		return fp, fmt.Errorf("--fingerprint %q: want the certificate's SHA-256 as 64 hex digits", s)
+	}
+	copy(fp[:], b)
+	return fp, nil
+}
+
+// run connects to the relay and publishes or subscribes until ctx ends or
+// the track or session does.
+func run(ctx context.Context, cfg config) error {
+	level, err := parseLevel(cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(cfg.stderr, &slog.HandlerOptions{Level: level}))
+	if err := checkURL(cfg.url); err != nil {
+		return err
+	}
+	ns := wire.ParseNamespacePath(cfg.namespace)
+	name := wire.FullTrackName{Namespace: ns, Name: cfg.track}
+	if err := name.Validate(); err != nil {
+		return fmt.Errorf("--namespace %q --track %q: %w", cfg.namespace, cfg.track, err)
+	}
+	tlsConf := moqnative.ClientTLS{RootCAFiles: cfg.tlsRoots, InsecureSkipVerify: cfg.tlsDisableVerify}
+	for _, s := range cfg.fingerprints {
+		fp, err := parseFingerprint(s)
+		if err != nil {
+			return err
+		}
+		tlsConf.ServerCertificateHashes = append(tlsConf.ServerCertificateHashes, fp)
+	}
+	if cfg.publish && cfg.trackStatus {
+		logger.Warn("--track-status applies to subscribers only; ignored")
+	}
+	if !cfg.publish && cfg.datagrams {
+		logger.Warn("--datagrams applies to publishers only (a subscriber reads either); ignored")
+	}
+
+	d, err := moqnative.Dial(ctx, cfg.url, moqnative.ClientConfig{TLS: tlsConf, QlogDir: cfg.qlogDir, Logger: logger})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer func() { _ = d.Close() }()
+
+	scfg := &moqtransport.Config{Logger: logger, Path: d.Path, Authority: d.Authority}
+	if cfg.publish {
+		return publish(ctx, cfg, logger, d, scfg, name)
+	}
+	return subscribe(ctx, cfg, logger, d, scfg, name)
+}
+
+// connect runs the MoQT setup on the dialed connection.
+func connect(ctx context.Context, logger *slog.Logger, d *moqnative.Dialed, scfg *moqtransport.Config) (*moqtransport.Session, error) {
+	sess, err := moqtransport.Connect(ctx, d.Conn, scfg)
+	if err != nil {
+		return nil, fmt.Errorf("MoQT setup: %w", err)
+	}
+	logger.Info("connected", "protocol", d.Conn.Protocol().String(), "authority", d.Authority,
+		"path", d.Path, "peer", sess.PeerImplementation())
+	go func() {
+		select {
+		case <-sess.GoAway():
+			logger.Warn("the relay is going away (GOAWAY)", "uri", sess.GoAwayURI())
+		case <-sess.Done():
+		}
+	}()
+	return sess, nil
+}
+
+// publish announces the namespace and serves the clock track until ctx
+// ends (nil) or the session or the publication does (an error).
+func publish(ctx context.Context, cfg config, logger *slog.Logger, d *moqnative.Dialed, scfg *moqtransport.Config, name wire.FullTrackName) error {
+	track := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
+	h := &publisherHandler{changed: make(chan struct{})}
+	h.Add(track)
+	scfg.Handler = h
+	sess, err := connect(ctx, logger, d, scfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer func() { _ = sess.Close() }()
+	pub, err := sess.PublishNamespace(ctx, name.Namespace, nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("publishing namespace %s: %w", name.Namespace, err)
+	}
+	logger.Info("namespace published", "namespace", name.Namespace.String(), "track", name.Name, "datagrams", cfg.datagrams)
+	if cfg.ready != nil {
+		cfg.ready()
+	}
+
+	// The clock runs until ctx ends, the session ends, or the relay
+	// cancels the namespace.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-sess.Done():
+		case <-pub.Done():
+		case <-runCtx.Done():
+		}
+		stop()
+	}()
+	p := &clock.Publisher{Track: track, Datagrams: cfg.datagrams, Out: cfg.stdout, Now: cfg.now, NewTicker: cfg.newTicker}
+	runErr := p.Run(runCtx)
+	if sess.Err() != nil {
+		track.Close(sess.Err())
+		return fmt.Errorf("session ended: %w", sess.Err())
+	}
+	select {
+	case <-pub.Done():
+		track.Close(pub.Err())
+		return fmt.Errorf("namespace %s withdrawn by the relay: %w", name.Namespace, pub.Err())
+	default:
+	}
+	if runErr != nil {
+		track.Close(moqtransport.PublishDoneError(wire.DoneInternalError, runErr.Error()))
+		return runErr
+	}
+
+	// Interrupted: end the track so that every subscriber gets
+	// PUBLISH_DONE, withdraw the namespace, and let both reach the relay.
+	logger.Info("ending the track")
+	track.Close(nil)
+	waitCtx, cancel := context.WithTimeout(context.Background(), endTimeout)
+	if err := h.waitIdle(waitCtx, sess); err != nil {
+		logger.Warn("subscriptions did not end in time", "err", err)
+	}
+	cancel()
+	if err := pub.Close(); err != nil && sess.Err() == nil {
+		logger.Warn("withdrawing the namespace", "err", err)
+	}
+	grace := cfg.closeGrace
+	if grace == 0 {
+		grace = defaultCloseGrace
+	}
+	select {
+	case <-time.After(grace):
+	case <-sess.Done():
+	}
+	logger.Info("publisher stopped")
+	return nil
+}
+
+// publisherHandler serves the clock track and counts the subscriptions it
+// serves, so that the publisher can wait for their PUBLISH_DONE.
+type publisherHandler struct {
+	moqtransport.Tracks
+	mu      sync.Mutex
+	active  int
+	changed chan struct{} // closed and replaced when active drops
+}
+
+func (h *publisherHandler) Subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
+	t, err := h.Tracks.Subscribe(ctx, s, req)
+	if t != nil {
+		h.mu.Lock()
+		h.active++
+		h.mu.Unlock()
+	}
+	return t, err
+}
+
+// SubscriptionEnded is called once a subscription (or TRACK_STATUS) the
+// handler gave a track to has ended, after its PUBLISH_DONE was written.
+func (h *publisherHandler) SubscriptionEnded(*moqtransport.Session, *wire.Subscribe, *moqtransport.Track) {
+	h.mu.Lock()
+	h.active--
+	close(h.changed)
+	h.changed = make(chan struct{})
+	h.mu.Unlock()
+}
+
+// waitIdle waits until no subscription is served, the session ends, or ctx
+// does.
+func (h *publisherHandler) waitIdle(ctx context.Context, sess *moqtransport.Session) error {
+	for {
+		h.mu.Lock()
+		idle, changed := h.active <= 0, h.changed
+		h.mu.Unlock()
+		if idle {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-sess.Done():
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// subscribe prints the clock track until it ends (nil), ctx ends (nil,
+// after UNSUBSCRIBE), or the subscription or session fails (an error).
+func subscribe(ctx context.Context, cfg config, logger *slog.Logger, d *moqnative.Dialed, scfg *moqtransport.Config, name wire.FullTrackName) error {
+	sess, err := connect(ctx, logger, d, scfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer func() { _ = sess.Close() }()
+	if cfg.trackStatus {
+		st, err := sess.TrackStatus(ctx, name.Namespace, name.Name)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			// moq-clock-ietf ignores the answer; SUBSCRIBE says the rest.
+			logger.Warn("track status", "track", name.String(), "err", err)
+		case st.ContentExists:
+			logger.Info("track status", "track", name.String(), "content_exists", true, "largest", st.Largest.String(), "group_order", st.GroupOrder)
+		default:
+			logger.Info("track status", "track", name.String(), "content_exists", false, "group_order", st.GroupOrder)
+		}
+	}
+	sub, err := sess.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{Priority: clock.SubscriberPriority})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("subscribing to %s: %w", name, err)
+	}
+	if ok := sub.OK(); ok.ContentExists {
+		logger.Info("subscribed", "track", name.String(), "largest", ok.Largest.String())
+	} else {
+		logger.Info("subscribed", "track", name.String())
+	}
+	if cfg.ready != nil {
+		cfg.ready()
+	}
+	s := &clock.Subscriber{Out: cfg.stdout, Logger: logger}
+	err = s.Run(ctx, sub.Track())
+	switch {
+	case ctx.Err() != nil:
+		if uerr := sub.Unsubscribe(); uerr != nil && sess.Err() == nil {
+			logger.Warn("unsubscribing", "err", uerr)
+		}
+		logger.Info("unsubscribed")
+		return nil
+	case sess.Err() != nil && !errors.Is(sess.Err(), moqtransport.ErrSessionClosed):
+		return fmt.Errorf("session ended: %w", sess.Err())
+	case err != nil:
+		return fmt.Errorf("subscription to %s ended: %w", name, err)
+	}
+	logger.Info("track ended", "track", name.String())
+	return nil
+}
