@@ -27,6 +27,9 @@ func (s *Session) readControl() {
 			return
 		}
 		s.log.Debug("received", "msg", m.Type())
+		if s.cfg.Tracer != nil {
+			s.cfg.Tracer.ControlMessage(false, m)
+		}
 		if err := s.handle(m); err != nil {
 			s.fail(err)
 			return

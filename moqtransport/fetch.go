@@ -185,6 +185,9 @@ func (s *Session) readFetchStream(str ReceiveStream, r *wire.StreamReader) {
 			}
 			return
 		}
+		if s.cfg.Tracer != nil {
+			s.cfg.Tracer.FetchObject(false, &o.ObjectHeader)
+		}
 		obj := &Object{Group: o.Group, Subgroup: o.Subgroup, ID: o.ID, PublisherPriority: o.PublisherPriority,
 			Status: o.Status, Extensions: o.Extensions, Payload: o.Payload}
 		select {
@@ -383,12 +386,19 @@ func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, objs []*Object)
 	stop := context.AfterFunc(ctx, func() { str.CancelWrite(uint64(wire.ResetCancelled)) })
 	defer stop()
 	buf, _ := wire.AppendFetchHeader(make([]byte, 0, 256), m.RequestID)
+	tr := s.cfg.Tracer
+	if tr != nil {
+		tr.FetchHeader(true, m.RequestID)
+	}
 	for _, o := range objs {
 		h := wire.ObjectHeader{Group: o.Group, Subgroup: o.Subgroup, ID: o.ID, PublisherPriority: o.PublisherPriority,
 			Status: o.Status, Extensions: o.Extensions, PayloadLength: uint64(len(o.Payload))}
 		if buf, err = wire.AppendFetchObject(buf, &h); err != nil {
 			str.CancelWrite(uint64(wire.ResetInternalError))
 			return err
+		}
+		if tr != nil {
+			tr.FetchObject(true, &h)
 		}
 		if _, err := str.Write(buf); err != nil {
 			return err

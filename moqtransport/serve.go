@@ -322,6 +322,10 @@ func (sv *servedSubscription) writeObject(ev Event) error {
 		if err != nil {
 			return err
 		}
+		if tr := sv.s.cfg.Tracer; tr != nil {
+			d, _ := wire.ParseDatagram(b)
+			tr.Datagram(true, &d)
+		}
 		return sv.s.conn.SendDatagram(b)
 	}
 	k := subgroupKey{ev.Group, ev.Subgroup}
@@ -343,6 +347,9 @@ func (sv *servedSubscription) writeObject(ev Event) error {
 	var err error
 	if st.buf, err = st.state.AppendObject(st.buf[:0], &h); err != nil {
 		return err
+	}
+	if tr := sv.s.cfg.Tracer; tr != nil {
+		tr.SubgroupObject(true, &st.state.Header, &h)
 	}
 	if _, err := st.str.Write(st.buf); err != nil {
 		return err
@@ -387,6 +394,9 @@ func (sv *servedSubscription) openStream(ev Event, priority uint8) (*outStream, 
 	if _, err := str.Write(st.buf); err != nil {
 		str.CancelWrite(uint64(wire.ResetInternalError))
 		return nil, err
+	}
+	if tr := sv.s.cfg.Tracer; tr != nil {
+		tr.SubgroupHeader(true, &h)
 	}
 	return st, nil
 }

@@ -49,6 +49,9 @@ type Config struct {
 	// how many bytes of token aliases the peer may register with us. The
 	// default, 0, allows no aliases.
 	MaxAuthTokenCacheSize uint64
+	// Tracer, when set, receives every MoQT event of the session (see
+	// package mlog).
+	Tracer Tracer
 	// Track configures the tracks that hold received objects.
 	Track TrackConfig
 	// Reader bounds what one received object may allocate.
@@ -321,6 +324,9 @@ func (s *Session) send(m wire.Message) error {
 		return fmt.Errorf("moqt: writing %s: %w", m.Type(), err)
 	}
 	s.log.Debug("sent", "msg", m.Type())
+	if s.cfg.Tracer != nil {
+		s.cfg.Tracer.ControlMessage(true, m)
+	}
 	return nil
 }
 
@@ -460,6 +466,9 @@ func (s *Session) applyPeerSetup(v wire.Version, ps wire.Parameters) error {
 // CONTROL_MESSAGE_TIMEOUT.
 func (s *Session) readSetup(ctx context.Context) (wire.Message, error) {
 	m, err := s.reader.ReadMessage()
+	if err == nil && s.cfg.Tracer != nil {
+		s.cfg.Tracer.ControlMessage(false, m)
+	}
 	if err != nil {
 		if err == io.EOF {
 			return nil, &wire.SessionError{Code: wire.ProtocolViolation, Reason: "control stream closed during setup"}

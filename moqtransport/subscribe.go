@@ -343,9 +343,16 @@ func (s *Session) readDataStream(str ReceiveStream) {
 		return
 	}
 	h := r.Header()
+	tr := s.cfg.Tracer
 	if h.IsFetch() {
+		if tr != nil {
+			tr.FetchHeader(false, h.FetchID)
+		}
 		s.readFetchStream(str, r)
 		return
+	}
+	if tr != nil {
+		tr.SubgroupHeader(false, &h.Subgroup)
 	}
 	sub := s.subscriptionFor(h.Subgroup.TrackAlias)
 	if sub == nil {
@@ -378,6 +385,10 @@ func (s *Session) readDataStream(str ReceiveStream) {
 			}
 			s.streamFailed(str, err)
 			return
+		}
+		if tr != nil {
+			sh := r.Header().Subgroup
+			tr.SubgroupObject(false, &sh, &o.ObjectHeader)
 		}
 		if w == nil {
 			sh := r.Header().Subgroup
@@ -435,6 +446,9 @@ func (s *Session) receiveDatagrams() {
 		if err != nil {
 			s.fail(err)
 			return
+		}
+		if s.cfg.Tracer != nil {
+			s.cfg.Tracer.Datagram(false, &d)
 		}
 		s.mu.Lock()
 		sub := s.subsByAlas[d.TrackAlias]
