@@ -3,6 +3,7 @@ module github.com/moqgo/moq
 go 1.26.0
 
 require (
+	github.com/abema/go-mp4 v1.7.0
 	github.com/quic-go/quic-go v0.64.1
 	github.com/quic-go/webtransport-go v0.13.0
 	github.com/spf13/cobra v1.10.2
@@ -11,6 +12,7 @@ require (
 
 require (
 	github.com/dunglas/httpsfv v1.1.1 // indirect
+	github.com/google/uuid v1.1.2 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/quic-go/qpack v0.6.0 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect

@@ -1,0 +1,78 @@
+package catalog
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	mp4 "github.com/abema/go-mp4"
+)
+
+// FuzzBuild: Build never panics; it either fails with ErrMalformed or ErrUnsupportedCodec, or
+// returns a catalog that encodes and parses back to itself.
+func FuzzBuild(f *testing.F) {
+	files, err := filepath.Glob("testdata/*.mp4")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add(bbbInit(f))
+	f.Add(initSegment(f,
+		trak(1, "vide", 0, 0, visual("encv", 64, 64, avcC(0x64, 0, 0x28), sinf("avc1"))),
+		trak(2, "soun", 0, 0, audio("ec-3", 2, 48000, raw("dec3", dec3(768, 7, 1, 1, 0b010000000)))),
+		trak(3, "soun", 0, 0, audio("ac-3", 2, 48000, bx(&mp4.Dac3{Acmod: 7, LfeOn: 1}))),
+		trak(4, "soun", 0, 0, audio("Opus", 2, 48000, bx(&mp4.DOps{OutputChannelCount: 2}))),
+	))
+	f.Fuzz(func(t *testing.T, init []byte) {
+		c, err := Build(init, Options{Namespace: []string{"fuzz"}, Framerate: 30, Bitrate: 1})
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnsupportedCodec) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		checkRoundTrip(t, c)
+	})
+}
+
+// FuzzParse: Parse never panics, and whatever it accepts encodes to a document that parses to
+// the same catalog.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(bbbJSON))
+	f.Add([]byte(fullJSON))
+	f.Add([]byte(`{"version":1,"streamingFormat":1,"streamingFormatVersion":"","supportsDeltaUpdates":false,"commonTrackFields":{},"tracks":[{"name":"\u0000\ud800","selectionParams":{"x":[{}]},"depends":[]}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse(b)
+		if err != nil {
+			return
+		}
+		checkRoundTrip(t, c)
+	})
+}
+
+func checkRoundTrip(t *testing.T, c *Catalog) {
+	t.Helper()
+	enc, err := c.Encode()
+	if err != nil {
+		t.Fatalf("Encode: %v", err)
+	}
+	back, err := Parse(enc)
+	if err != nil {
+		t.Fatalf("Parse(Encode()): %v\n%s", err, enc)
+	}
+	again, err := back.Encode()
+	if err != nil {
+		t.Fatalf("Encode again: %v", err)
+	}
+	if !bytes.Equal(enc, again) {
+		t.Fatalf("round trip differs:\n%s\n%s", enc, again)
+	}
+}
