@@ -208,6 +208,10 @@ func (s *Session) Path() string { return s.path }
 // Authority returns the AUTHORITY setup parameter a raw QUIC client sent.
 func (s *Session) Authority() string { return s.authority }
 
+// PeerSetupParams returns the parameters of the peer's CLIENT_SETUP or
+// SERVER_SETUP, unknown ones included.
+func (s *Session) PeerSetupParams() wire.Parameters { return s.peerSetup }
+
 // PeerImplementation returns the peer's MOQT_IMPLEMENTATION, if it sent one.
 func (s *Session) PeerImplementation() string {
 	b, _ := s.peerSetup.Bytes(wire.SetupParamMOQTImplementation)

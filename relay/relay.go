@@ -54,6 +54,15 @@ type Config struct {
 	Track moqtransport.TrackConfig
 	// UpstreamTimeout bounds an upstream SUBSCRIBE; default 10s.
 	UpstreamTimeout time.Duration
+	// Coordinator, when set, registers the namespaces published here and
+	// finds the ones published on other relays.
+	Coordinator Coordinator
+	// Node is this relay's URL as other relays reach it: what the
+	// coordinator records for the namespaces published here.
+	Node string
+	// Dial opens sessions to other relays (moqnative.Dial and
+	// moqtransport.Connect, with the TLS settings for the cluster).
+	Dial DialFunc
 }
 
 // Relay routes namespaces and tracks between sessions. It implements
@@ -65,8 +74,9 @@ type Relay struct {
 	// wg owns the goroutines that announce namespaces to subscribers.
 	wg sync.WaitGroup
 
-	mu     sync.Mutex
-	scopes map[string]*scope
+	mu      sync.Mutex
+	scopes  map[string]*scope
+	remotes map[string]*remote
 }
 
 type scope struct {
@@ -87,8 +97,9 @@ type nsSub struct {
 }
 
 type origin struct {
-	s  *moqtransport.Session
-	ns wire.Namespace
+	s   *moqtransport.Session
+	ns  wire.Namespace
+	reg Registration // with the coordinator, when there is one
 }
 
 // relayTrack is one upstream subscription shared by its downstream ones.
@@ -113,7 +124,7 @@ func New(cfg Config) *Relay {
 	if cfg.UpstreamTimeout == 0 {
 		cfg.UpstreamTimeout = 10 * time.Second
 	}
-	return &Relay{cfg: cfg, log: cfg.Logger, scopes: map[string]*scope{}}
+	return &Relay{cfg: cfg, log: cfg.Logger, scopes: map[string]*scope{}, remotes: map[string]*remote{}}
 }
 
 // SessionConfig returns the configuration to run a session of this relay
@@ -193,24 +204,66 @@ func trackKey(ns wire.Namespace, name string) string {
 	return fmt.Sprintf("%d|%s%d:%s", len(ns), nsKey(ns), len(name), name)
 }
 
-// PublishNamespace registers a publisher's namespace in its scope. A
-// namespace another session already publishes there is refused.
-func (r *Relay) PublishNamespace(_ context.Context, s *moqtransport.Session, req *wire.PublishNamespace) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	sc := r.scope(scopeOf(s))
+// PublishNamespace registers a publisher's namespace in its scope, and
+// with the coordinator. A namespace another session (or, through the
+// coordinator, another relay) already publishes is refused.
+func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, req *wire.PublishNamespace) error {
+	scName := scopeOf(s)
 	k := nsKey(req.Namespace)
-	if o := sc.origins[k]; o != nil && o.s != s {
+	o := &origin{s: s, ns: req.Namespace}
+	r.mu.Lock()
+	sc := r.scope(scName)
+	if other := sc.origins[k]; other != nil && other.s != s {
+		r.mu.Unlock()
 		return moqtransport.NamespaceError(wire.NamespaceInternalError, "namespace "+req.Namespace.String()+" is already published")
 	}
-	sc.origins[k] = &origin{s: s, ns: req.Namespace}
-	r.log.Info("namespace published", "scope", scopeOf(s), "namespace", req.Namespace.String())
+	sc.origins[k] = o
+	r.mu.Unlock()
+	if r.cfg.Coordinator != nil {
+		reg, err := r.cfg.Coordinator.Register(ctx, scName, req.Namespace)
+		if err != nil {
+			r.mu.Lock()
+			if sc.origins[k] == o {
+				delete(sc.origins, k)
+			}
+			r.mu.Unlock()
+			return moqtransport.NamespaceError(wire.NamespaceInternalError, "registering with the coordinator: "+err.Error())
+		}
+		r.mu.Lock()
+		o.reg = reg
+		gone := sc.origins[k] != o
+		r.mu.Unlock()
+		if gone {
+			_ = reg.Close()
+			return moqtransport.NamespaceError(wire.NamespaceInternalError, "the publisher left")
+		}
+	}
+	r.log.Info("namespace published", "scope", scName, "namespace", req.Namespace.String())
+	r.mu.Lock()
 	for _, sub := range sc.nsSubs {
 		if req.Namespace.HasPrefix(sub.prefix) {
 			r.announce(sub, req.Namespace)
 		}
 	}
+	r.mu.Unlock()
 	return nil
+}
+
+// unregister drops an origin's coordinator registration, off the caller's
+// goroutine. Called with r.mu held.
+func (r *Relay) unregister(o *origin) {
+	if o.reg == nil {
+		return
+	}
+	reg := o.reg
+	o.reg = nil
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if err := reg.Close(); err != nil {
+			r.log.Warn("removing a namespace from the coordinator", "namespace", o.ns.String(), "err", err)
+		}
+	}()
 }
 
 // PublishNamespaceDone removes a withdrawn namespace.
@@ -222,6 +275,7 @@ func (r *Relay) PublishNamespaceDone(s *moqtransport.Session, ns wire.Namespace)
 	if o := sc.origins[k]; o != nil && o.s == s {
 		delete(sc.origins, k)
 		r.log.Info("namespace withdrawn", "scope", scopeOf(s), "namespace", ns.String())
+		r.unregister(o)
 		r.withdraw(sc, k)
 	}
 }
@@ -263,7 +317,20 @@ func (r *Relay) Subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 	o, scName := r.route(scopeOf(s), req.Namespace)
 	if o == nil {
 		r.mu.Unlock()
-		return nil, moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
+		notFound := moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
+		if r.cfg.Coordinator == nil || isRelayPeer(s) {
+			return nil, notFound
+		}
+		remote, err := r.remoteOrigin(ctx, scopeOf(s), req.Namespace)
+		if errors.Is(err, ErrNotFound) {
+			return nil, notFound
+		}
+		if err != nil {
+			r.log.Warn("routing through the coordinator failed", "namespace", req.Namespace.String(), "err", err)
+			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed: "+err.Error())
+		}
+		o, scName = remote, scopeOf(s)
+		r.mu.Lock()
 	}
 	sc := r.scope(scName)
 	rt := sc.tracks[k]
@@ -366,6 +433,7 @@ func (r *Relay) SessionEnded(s *moqtransport.Session) {
 		for k, o := range sc.origins {
 			if o.s == s {
 				delete(sc.origins, k)
+				r.unregister(o)
 				r.withdraw(sc, k)
 			}
 		}

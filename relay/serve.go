@@ -31,7 +31,7 @@ func NewServer(r *Relay, srv *moqnative.Server) *Server {
 // then waits for the setups it started. Sessions go on until they end or
 // Close.
 func (s *Server) Serve(ctx context.Context) error {
-	defer s.Relay.Wait()
+	defer s.Relay.Close()
 	defer s.wg.Wait()
 	for {
 		in, err := s.srv.Accept(ctx)

@@ -1,0 +1,39 @@
+package relay
+
+import (
+	"context"
+	"errors"
+
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// Coordinator lets relays find each other's namespaces (origin discovery).
+// When a publisher announces a namespace, the relay registers it; when a
+// subscriber asks for a namespace no local publisher has, the relay looks
+// it up, connects to the relay that has it, and subscribes there.
+//
+// Scopes and the cluster: registrations are per scope (the session path),
+// so a namespace published at https://a/room is found by subscribers of
+// scope /room on every relay of the cluster, and an unscoped one by
+// subscribers of any scope (the relay's fallback rule). A relay connects to
+// another with the scope in its URL path, so the remote relay resolves the
+// request in the same scope.
+type Coordinator interface {
+	// Register records that this relay serves ns in scope. Close the
+	// registration when the namespace ends. A namespace another relay
+	// already serves is refused with an error.
+	Register(ctx context.Context, scope string, ns wire.Namespace) (Registration, error)
+	// Lookup returns the URL of the relay that serves the longest
+	// registered prefix of ns in scope, or ErrNotFound.
+	Lookup(ctx context.Context, scope string, ns wire.Namespace) (url string, err error)
+}
+
+// Registration is a namespace registered with a Coordinator.
+type Registration interface {
+	// Close removes the registration (and stops refreshing it).
+	Close() error
+}
+
+// ErrNotFound is what Coordinator.Lookup returns for a namespace no relay
+// serves.
+var ErrNotFound = errors.New("relay: no relay serves this namespace")
