@@ -15,3 +15,56 @@ type Tracer interface {
 	FetchObject(created bool, o *wire.ObjectHeader)
 	Datagram(created bool, d *wire.Datagram)
 }
+
+// MultiTracer returns a Tracer that passes every event to each of ts (nil
+// ones are skipped).
+func MultiTracer(ts ...Tracer) Tracer {
+	var out multiTracer
+	for _, t := range ts {
+		if t != nil {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 1 {
+		return out[0]
+	}
+	return out
+}
+
+type multiTracer []Tracer
+
+func (m multiTracer) ControlMessage(c bool, msg wire.Message) {
+	for _, t := range m {
+		t.ControlMessage(c, msg)
+	}
+}
+
+func (m multiTracer) SubgroupHeader(c bool, h *wire.SubgroupHeader) {
+	for _, t := range m {
+		t.SubgroupHeader(c, h)
+	}
+}
+
+func (m multiTracer) SubgroupObject(c bool, h *wire.SubgroupHeader, o *wire.ObjectHeader) {
+	for _, t := range m {
+		t.SubgroupObject(c, h, o)
+	}
+}
+
+func (m multiTracer) FetchHeader(c bool, id uint64) {
+	for _, t := range m {
+		t.FetchHeader(c, id)
+	}
+}
+
+func (m multiTracer) FetchObject(c bool, o *wire.ObjectHeader) {
+	for _, t := range m {
+		t.FetchObject(c, o)
+	}
+}
+
+func (m multiTracer) Datagram(c bool, d *wire.Datagram) {
+	for _, t := range m {
+		t.Datagram(c, d)
+	}
+}

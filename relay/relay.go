@@ -74,6 +74,8 @@ type Relay struct {
 	// wg owns the goroutines that announce namespaces to subscribers.
 	wg sync.WaitGroup
 
+	metrics Metrics
+
 	mu      sync.Mutex
 	scopes  map[string]*scope
 	remotes map[string]*remote
@@ -136,6 +138,7 @@ func (r *Relay) SessionConfig() *moqtransport.Config {
 		c.Logger = r.log
 	}
 	c.Track = r.cfg.Track
+	c.Tracer = moqtransport.MultiTracer(c.Tracer, countingTracer{&r.metrics})
 	return &c
 }
 
@@ -211,10 +214,12 @@ func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, r
 	scName := scopeOf(s)
 	k := nsKey(req.Namespace)
 	o := &origin{s: s, ns: req.Namespace}
+	r.metrics.PublishersTotal.Add(1)
 	r.mu.Lock()
 	sc := r.scope(scName)
 	if other := sc.origins[k]; other != nil && other.s != s {
 		r.mu.Unlock()
+		r.metrics.countError("moq_relay_announce_errors_total", "phase", "local_register")
 		return moqtransport.NamespaceError(wire.NamespaceInternalError, "namespace "+req.Namespace.String()+" is already published")
 	}
 	sc.origins[k] = o
@@ -227,6 +232,7 @@ func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, r
 				delete(sc.origins, k)
 			}
 			r.mu.Unlock()
+			r.metrics.countError("moq_relay_announce_errors_total", "phase", "coordinator_register")
 			return moqtransport.NamespaceError(wire.NamespaceInternalError, "registering with the coordinator: "+err.Error())
 		}
 		r.mu.Lock()
@@ -239,6 +245,7 @@ func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, r
 		}
 	}
 	r.log.Info("namespace published", "scope", scName, "namespace", req.Namespace.String())
+	r.metrics.AnnounceOKTotal.Add(1)
 	r.mu.Lock()
 	for _, sub := range sc.nsSubs {
 		if req.Namespace.HasPrefix(sub.prefix) {
@@ -307,6 +314,15 @@ func (r *Relay) route(scopeName string, ns wire.Namespace) (*origin, string) {
 // Subscribe serves a track from its shared upstream subscription,
 // subscribing upstream for the first subscriber.
 func (r *Relay) Subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
+	r.metrics.SubscribersTotal.Add(1)
+	t, err := r.subscribe(ctx, s, req)
+	if err == nil {
+		r.metrics.ActiveSubscriptions.Add(1)
+	}
+	return t, err
+}
+
+func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
 	r.mu.Lock()
 	k := trackKey(req.Namespace, req.Name)
 	if rt := r.publishedTrack(scopeOf(s), k); rt != nil {
@@ -319,13 +335,16 @@ func (r *Relay) Subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 		r.mu.Unlock()
 		notFound := moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
 		if r.cfg.Coordinator == nil || isRelayPeer(s) {
+			r.metrics.SubscribeNotFoundTotal.Add(1)
 			return nil, notFound
 		}
 		remote, err := r.remoteOrigin(ctx, scopeOf(s), req.Namespace)
 		if errors.Is(err, ErrNotFound) {
+			r.metrics.SubscribeNotFoundTotal.Add(1)
 			return nil, notFound
 		}
 		if err != nil {
+			r.metrics.SubscribeRouteErrors.Add(1)
 			r.log.Warn("routing through the coordinator failed", "namespace", req.Namespace.String(), "err", err)
 			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed: "+err.Error())
 		}
@@ -393,6 +412,7 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 // SubscriptionEnded drops a downstream subscriber; the last one takes the
 // upstream subscription with it.
 func (r *Relay) SubscriptionEnded(_ *moqtransport.Session, _ *wire.Subscribe, t *moqtransport.Track) {
+	r.metrics.ActiveSubscriptions.Add(-1)
 	r.mu.Lock()
 	var found *relayTrack
 	for _, sc := range r.scopes {

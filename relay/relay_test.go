@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -586,4 +589,86 @@ func TestPublishThroughRelay(t *testing.T) {
 			}
 		}
 	})
+}
+
+func metricValue(t *testing.T, text, name string) int64 {
+	t.Helper()
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("metric %s missing from:\n%s", name, text)
+	return 0
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	e := startRelay(t, "moqt")
+	ns := wire.Namespace{"m"}
+	_, tr, _ := e.publisher("/", ns, "t")
+	ctx := ctxFor(t)
+	sub, err := e.connect("/", nil).Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var re *moqtransport.RequestError
+	if _, err := e.connect("/", nil).Subscribe(ctx, wire.Namespace{"none"}, "t", moqtransport.SubscribeOptions{}); !errors.As(err, &re) {
+		t.Fatal(err)
+	}
+	write(t, tr, 0, 2, 5)
+	r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+	defer r.Close()
+	for n := 0; n < 10; {
+		ev, err := r.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Kind == moqtransport.EventObject {
+			n++
+		}
+	}
+	h := relay.OpsHandler(e.rs, false)
+	get := func(path string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	code, text := get("/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for name, want := range map[string]int64{
+		"moq_relay_connections_total":         3,
+		"moq_relay_active_connections":        3,
+		"moq_relay_announce_ok_total":         1,
+		"moq_relay_announced_namespaces":      1,
+		"moq_relay_subscribe_not_found_total": 1,
+		"moq_relay_active_subscriptions":      1,
+		"moq_relay_active_tracks":             1,
+		"moq_relay_objects_received_total":    10,
+		"moq_relay_objects_sent_total":        10,
+	} {
+		if got := metricValue(t, text, name); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+	if got := metricValue(t, text, "moq_relay_bytes_sent_total"); got != metricValue(t, text, "moq_relay_bytes_received_total") || got == 0 {
+		t.Errorf("bytes sent %d, received %d", got, metricValue(t, text, "moq_relay_bytes_received_total"))
+	}
+	if code, body := get("/health"); code != 200 || !strings.Contains(body, `"status":"ok"`) {
+		t.Errorf("/health: %d %s", code, body)
+	}
+	if code, _ := get("/debug/pprof/"); code != 404 {
+		t.Errorf("pprof served without being asked: %d", code)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	e.rs.Drain(dctx, "")
+	if code, body := get("/health"); code != 503 || !strings.Contains(body, "draining") {
+		t.Errorf("/health while draining: %d %s", code, body)
+	}
 }

@@ -99,14 +99,19 @@ func (r *Relay) remoteSession(ctx context.Context, target string) (*moqtransport
 		if cfg.Logger == nil {
 			cfg.Logger = r.log
 		}
+		cfg.Tracer = moqtransport.MultiTracer(cfg.Tracer, countingTracer{&r.metrics})
 		rm.s, rm.err = r.cfg.Dial(ctx, target, &cfg)
 		close(rm.ready)
-		if rm.err == nil {
+		if rm.err != nil {
+			r.metrics.countError("moq_relay_upstream_errors_total", "stage", "connect")
+		} else {
 			r.log.Info("connected to relay", "url", target)
+			r.metrics.UpstreamConnections.Add(1)
 			r.wg.Add(1)
 			go func() {
 				defer r.wg.Done()
 				<-rm.s.Done()
+				r.metrics.UpstreamConnections.Add(-1)
 				r.mu.Lock()
 				if r.remotes[target] == rm {
 					delete(r.remotes, target)

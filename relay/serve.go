@@ -50,15 +50,24 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 func (s *Server) run(ctx context.Context, in *moqnative.Incoming) {
+	m := &s.Relay.metrics
 	sess, err := moqtransport.Accept(ctx, in.Conn, in.Path, s.Relay.SessionConfig())
 	if err != nil {
+		m.countError("moq_relay_connection_errors_total", "stage", "session_accept")
 		s.Relay.log.Debug("session setup failed", "remote", in.RemoteAddr, "err", err)
 		return
 	}
 	if err := s.Relay.Admit(sess); err != nil {
+		m.countError("moq_relay_connection_errors_total", "stage", "scope_resolve")
 		s.Relay.log.Info("session refused", "remote", in.RemoteAddr, "err", err)
 		return
 	}
+	m.ConnectionsTotal.Add(1)
+	m.ActiveConnections.Add(1)
+	defer func() {
+		m.ActiveConnections.Add(-1)
+		m.ConnectionsClosedTotal.Add(1)
+	}()
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
@@ -74,6 +83,13 @@ func (s *Server) run(ctx context.Context, in *moqnative.Incoming) {
 	delete(s.sessions, sess)
 	s.mu.Unlock()
 	s.Relay.log.Info("session ended", "remote", in.RemoteAddr, "err", sess.Err())
+}
+
+// Draining reports whether Drain has begun.
+func (s *Server) Draining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
 }
 
 // Sessions returns how many sessions are running.
