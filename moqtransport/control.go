@@ -23,7 +23,7 @@ func (s *Session) readControl() {
 			if err == io.EOF {
 				err = &wire.SessionError{Code: wire.ProtocolViolation, Reason: "the peer closed the control stream"}
 			}
-			s.fail(err)
+			s.fail(controlStreamErr(err))
 			return
 		}
 		s.log.Debug("received", "msg", m.Type())
@@ -35,6 +35,18 @@ func (s *Session) readControl() {
 			return
 		}
 	}
+}
+
+// controlStreamErr turns a reset (RESET_STREAM) or STOP_SENDING of the
+// control stream into the PROTOCOL_VIOLATION of §3.3: "The control stream
+// MUST NOT be closed at the underlying transport layer while the session
+// is active."
+func controlStreamErr(err error) error {
+	var se *StreamError
+	if errors.As(err, &se) {
+		return violation("the peer reset or stopped the control stream (code 0x%x)", se.Code)
+	}
+	return err
 }
 
 func violation(format string, args ...any) error {

@@ -44,6 +44,36 @@ type servedSubscription struct {
 	// refused is set by PUBLISH_ERROR for a PUBLISH we sent: delivery
 	// stops and no PUBLISH_DONE follows.
 	refused bool
+	// writing is the stream a Write of ours may be blocked on (flow
+	// control): when sv.ctx ends, it is reset so that the Write returns.
+	writing SendStream
+}
+
+// write writes b to str; UNSUBSCRIBE or the session's end (sv.ctx) resets
+// str if the write is blocked.
+func (sv *servedSubscription) write(str SendStream, b []byte) error {
+	sv.mu.Lock()
+	if err := sv.ctx.Err(); err != nil {
+		sv.mu.Unlock()
+		return err
+	}
+	sv.writing = str
+	sv.mu.Unlock()
+	_, err := str.Write(b)
+	sv.mu.Lock()
+	sv.writing = nil
+	sv.mu.Unlock()
+	return err
+}
+
+// unblockWriter runs when sv.ctx ends.
+func (sv *servedSubscription) unblockWriter() {
+	sv.mu.Lock()
+	str := sv.writing
+	sv.mu.Unlock()
+	if str != nil {
+		str.CancelWrite(uint64(wire.ResetCancelled))
+	}
 }
 
 type subgroupKey struct{ group, subgroup uint64 }
@@ -90,6 +120,15 @@ func (s *Session) newServedLocked(req *wire.Subscribe) *servedSubscription {
 		answered: make(chan struct{}),
 		ended:    make(chan struct{}),
 	}
+	// The range an absolute filter names is known now: a SUBSCRIBE_UPDATE
+	// that arrives before run resolves the filter is checked against it.
+	switch req.Filter.Type {
+	case wire.FilterAbsoluteRange:
+		sv.hasEnd, sv.endGroup = true, req.Filter.EndGroup
+		fallthrough
+	case wire.FilterAbsoluteStart:
+		sv.start = req.Filter.Start
+	}
 	s.served[req.RequestID] = sv
 	return sv
 }
@@ -134,14 +173,21 @@ func (sv *servedSubscription) run() {
 		return
 	}
 	largest, exists := track.Largest()
-	var ok bool
-	sv.start, sv.hasEnd, sv.endGroup, ok = filterRange(sv.req.Filter, largest, exists)
+	start, hasEnd, endGroup, ok := filterRange(sv.req.Filter, largest, exists)
 	if !ok {
 		s.sendOrFail(&wire.SubscribeError{RequestID: sv.req.RequestID, Code: wire.SubscribeInvalidRange,
 			Reason: "the end group is before the start or already published"})
 		return
 	}
 	sv.mu.Lock()
+	// A SUBSCRIBE_UPDATE handled meanwhile may have narrowed the range:
+	// keep the narrower of the two.
+	if sv.start.Less(start) {
+		sv.start = start
+	}
+	if hasEnd && (!sv.hasEnd || endGroup < sv.endGroup) {
+		sv.hasEnd, sv.endGroup = true, endGroup
+	}
 	sv.reader = track.NewReader(ReaderFilter{Start: sv.start, HasEnd: sv.hasEnd, EndGroup: sv.endGroup})
 	sv.largest, sv.exists, sv.track = largest, exists, track
 	sv.mu.Unlock()
@@ -195,6 +241,7 @@ func filterRange(f wire.Filter, largest wire.Location, exists bool) (start wire.
 // the session ended or the request was refused (PUBLISH_ERROR).
 func (sv *servedSubscription) deliverAndFinish() {
 	s := sv.s
+	defer context.AfterFunc(sv.ctx, sv.unblockWriter)()
 	code, reason := sv.deliver()
 	sv.mu.Lock()
 	opened, refused := sv.opened, sv.refused
@@ -351,11 +398,11 @@ func (sv *servedSubscription) writeObject(ev Event) error {
 	if tr := sv.s.cfg.Tracer; tr != nil {
 		tr.SubgroupObject(true, &st.state.Header, &h)
 	}
-	if _, err := st.str.Write(st.buf); err != nil {
+	if err := sv.write(st.str, st.buf); err != nil {
 		return err
 	}
 	if len(o.Payload) > 0 {
-		if _, err := st.str.Write(o.Payload); err != nil {
+		if err := sv.write(st.str, o.Payload); err != nil {
 			return err
 		}
 	}
@@ -391,7 +438,7 @@ func (sv *servedSubscription) openStream(ev Event, priority uint8) (*outStream, 
 		str.CancelWrite(uint64(wire.ResetInternalError))
 		return nil, err
 	}
-	if _, err := str.Write(st.buf); err != nil {
+	if err := sv.write(str, st.buf); err != nil {
 		str.CancelWrite(uint64(wire.ResetInternalError))
 		return nil, err
 	}

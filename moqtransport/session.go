@@ -118,10 +118,11 @@ type Session struct {
 	// Requests whose caller gave up before the answer came.
 	abandoned map[uint64]struct{}
 	// Subscriptions we made (subscriber side), by request ID and alias.
-	subs       map[uint64]*Subscription
-	subsByAlas map[uint64]*Subscription
-	aliasAdded chan struct{} // closed and replaced when an alias is learned
-	waiting    int           // data streams waiting for their alias
+	subs        map[uint64]*Subscription
+	subsByAlas  map[uint64]*Subscription
+	aliasAdded  chan struct{} // closed and replaced when an alias is learned
+	waiting     int           // data streams waiting for their alias
+	headerWaits int           // data streams waiting for their header
 	// Subscriptions we serve (publisher side), by request ID.
 	served map[uint64]*servedSubscription
 	// Fetches we sent, and the ones we serve, by request ID.
@@ -325,7 +326,7 @@ func (s *Session) send(m wire.Message) error {
 		return ErrSessionClosed
 	}
 	if _, err := s.control.Write(b); err != nil {
-		return fmt.Errorf("moqt: writing %s: %w", m.Type(), err)
+		return fmt.Errorf("moqt: writing %s: %w", m.Type(), controlStreamErr(err))
 	}
 	s.log.Debug("sent", "msg", m.Type())
 	if s.cfg.Tracer != nil {
@@ -477,7 +478,7 @@ func (s *Session) readSetup(ctx context.Context) (wire.Message, error) {
 		if err == io.EOF {
 			return nil, &wire.SessionError{Code: wire.ProtocolViolation, Reason: "control stream closed during setup"}
 		}
-		return nil, s.setupErr(ctx, err)
+		return nil, s.setupErr(ctx, controlStreamErr(err))
 	}
 	return m, nil
 }

@@ -335,9 +335,34 @@ func (s *Session) subscriptionFor(alias uint64) *Subscription {
 	}
 }
 
+// headerWaitsPerPending scales Config.MaxPendingStreams into the number of
+// data streams that may wait for their header at once.
+const headerWaitsPerPending = 16
+
 // readDataStream reads one subgroup stream into its subscription's track.
 func (s *Session) readDataStream(str ReceiveStream) {
+	// A stream whose header has not arrived yet holds a goroutine: at most
+	// headerWaitsPerPending*MaxPendingStreams of them wait at once, each
+	// for at most PendingStreamTimeout. (The header normally comes in the
+	// stream's first packet, so the limit is generous: a burst of new
+	// group streams must not be refused.)
+	s.mu.Lock()
+	if s.headerWaits >= headerWaitsPerPending*s.cfg.MaxPendingStreams {
+		s.mu.Unlock()
+		str.CancelRead(uint64(wire.ResetCancelled))
+		return
+	}
+	s.headerWaits++
+	s.mu.Unlock()
+	timer := time.AfterFunc(s.cfg.PendingStreamTimeout, func() { str.CancelRead(uint64(wire.ResetCancelled)) })
 	r, err := wire.NewStreamReader(str, s.cfg.Reader)
+	late := !timer.Stop()
+	s.mu.Lock()
+	s.headerWaits--
+	s.mu.Unlock()
+	if late {
+		return
+	}
 	if err != nil {
 		s.streamFailed(str, err)
 		return
