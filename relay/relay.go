@@ -63,6 +63,9 @@ type Config struct {
 	// Dial opens sessions to other relays (moqnative.Dial and
 	// moqtransport.Connect, with the TLS settings for the cluster).
 	Dial DialFunc
+	// Auth, when set, checks every session's and request's token; nil
+	// leaves the relay open, as moq-rs is.
+	Auth *TokenAuth
 }
 
 // Relay routes namespaces and tracks between sessions. It implements
@@ -139,6 +142,9 @@ func (r *Relay) SessionConfig() *moqtransport.Config {
 	}
 	c.Track = r.cfg.Track
 	c.Tracer = moqtransport.MultiTracer(c.Tracer, countingTracer{&r.metrics})
+	if r.cfg.Auth != nil {
+		c.Authorize = r.cfg.Auth.Authorize
+	}
 	return &c
 }
 
@@ -447,6 +453,9 @@ func (r *Relay) release(rt *relayTrack) {
 // SessionEnded removes what a closed session published and its namespace
 // subscriptions.
 func (r *Relay) SessionEnded(s *moqtransport.Session) {
+	if r.cfg.Auth != nil {
+		r.cfg.Auth.Forget(s)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, sc := range r.scopes {

@@ -1,0 +1,143 @@
+package relay_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+	"github.com/moqgo/moq/relay"
+)
+
+// startAuthRelay runs a relay that checks tokens with auth.
+func startAuthRelay(t *testing.T, auth *relay.TokenAuth) *relayEnv {
+	t.Helper()
+	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := relay.NewServer(relay.New(relay.Config{Auth: auth}), srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = rs.Serve(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		rs.Close()
+		_ = srv.Close()
+		<-done
+	})
+	return &relayEnv{t: t, scheme: "moqt", srv: srv, rs: rs}
+}
+
+func tokenParams(t *testing.T, tok *jwt.Token, key any) wire.Parameters {
+	t.Helper()
+	signed, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := wire.TokenParam(wire.Token{AliasType: wire.TokenUseValue, Type: 0, Value: []byte(signed)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wire.Parameters{kv}
+}
+
+// connectWith opens a session whose CLIENT_SETUP carries params.
+func (e *relayEnv) connectWith(params wire.Parameters, handler moqtransport.Handler) *moqtransport.Session {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fp, _ := e.srv.Fingerprint()
+	d, err := moqnative.Dial(ctx, fmt.Sprintf("moqt://%s/", e.srv.Addr()), moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Handler: handler, Path: d.Path, SetupParams: params})
+	if err != nil {
+		_ = d.Close()
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		_ = s.Close()
+		_ = d.Close()
+	})
+	return s
+}
+
+func TestTokenAuth(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := relay.NewEd25519Auth(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startAuthRelay(t, auth)
+	ctx := ctxFor(t)
+	claims := func(pubs, subs []string, exp time.Duration) *jwt.Token {
+		return jwt.NewWithClaims(jwt.SigningMethodEdDSA, relay.Claims{Publish: pubs, Subscribe: subs,
+			RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(time.Now().Add(exp))}})
+	}
+
+	// A publisher allowed under live/ announces live/room and is refused other.
+	tracks := &moqtransport.Tracks{}
+	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"live", "room"}, Name: "v"}, moqtransport.TrackConfig{})
+	tracks.Add(tr)
+	publisher := e.connectWith(tokenParams(t, claims([]string{"live"}, nil, time.Hour), priv), tracks)
+	if _, err := publisher.PublishNamespace(ctx, wire.Namespace{"live", "room"}, nil); err != nil {
+		t.Fatalf("authorized PUBLISH_NAMESPACE: %v", err)
+	}
+	var re *moqtransport.RequestError
+	if _, err := publisher.PublishNamespace(ctx, wire.Namespace{"other"}, nil); !errors.As(err, &re) || re.Code != uint64(wire.NamespaceUnauthorized) {
+		t.Errorf("PUBLISH_NAMESPACE outside the claims: %v, want UNAUTHORIZED", err)
+	}
+
+	// A subscriber with a session token for live/room subscribes; without
+	// a token, or with one for elsewhere, it is refused.
+	viewer := e.connectWith(tokenParams(t, claims(nil, []string{"live/room"}, time.Hour), priv), nil)
+	if _, err := viewer.Subscribe(ctx, wire.Namespace{"live", "room"}, "v", moqtransport.SubscribeOptions{}); err != nil {
+		t.Errorf("authorized SUBSCRIBE: %v", err)
+	}
+	anonymous := e.connectWith(nil, nil)
+	if _, err := anonymous.Subscribe(ctx, wire.Namespace{"live", "room"}, "v", moqtransport.SubscribeOptions{}); !errors.As(err, &re) || re.Code != uint64(wire.SubscribeUnauthorized) {
+		t.Errorf("SUBSCRIBE without a token: %v, want UNAUTHORIZED", err)
+	}
+	// A token in the request itself.
+	if _, err := anonymous.Subscribe(ctx, wire.Namespace{"live", "room"}, "v", moqtransport.SubscribeOptions{
+		Params: tokenParams(t, claims(nil, []string{""}, time.Hour), priv)}); err != nil {
+		t.Errorf("SUBSCRIBE with a request token: %v", err)
+	}
+	// Expired and forged tokens.
+	expired := e.connectWith(nil, nil)
+	if _, err := expired.Subscribe(ctx, wire.Namespace{"live", "room"}, "v", moqtransport.SubscribeOptions{
+		Params: tokenParams(t, claims(nil, []string{""}, -time.Minute), priv)}); !errors.As(err, &re) || re.Code != uint64(wire.SubscribeExpiredAuthToken) {
+		t.Errorf("expired token: %v, want EXPIRED_AUTH_TOKEN", err)
+	}
+	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
+	if _, err := expired.Subscribe(ctx, wire.Namespace{"live", "room"}, "v", moqtransport.SubscribeOptions{
+		Params: tokenParams(t, claims(nil, []string{""}, time.Hour), otherKey)}); !errors.As(err, &re) || re.Code != uint64(wire.SubscribeMalformedAuthToken) {
+		t.Errorf("forged token: %v, want MALFORMED_AUTH_TOKEN", err)
+	}
+}
+
+func TestHMACAuthKeyLength(t *testing.T) {
+	if _, err := relay.NewHMACAuth([]byte("short")); err == nil {
+		t.Error("a 5-byte HMAC key was accepted")
+	}
+	a, err := relay.NewHMACAuth([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil || a == nil {
+		t.Fatal(err)
+	}
+}
