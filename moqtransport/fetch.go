@@ -292,20 +292,15 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 	}
 	req := &wire.Subscribe{RequestID: m.RequestID, Namespace: ns, Name: name, SubscriberPriority: m.SubscriberPriority,
 		GroupOrder: m.GroupOrder, Forward: true, Filter: wire.Filter{Type: wire.FilterLargestObject}, Params: m.Params}
-	track, err := s.cfg.Handler.Subscribe(ctx, s, req)
-	if track != nil {
-		if e, ok := s.cfg.Handler.(SubscriptionEnder); ok {
-			defer e.SubscriptionEnded(s, req, track)
-		}
-	}
+	track, release, err := s.handlerTrack(ctx, req)
+	defer release()
 	if ctx.Err() != nil {
 		return
 	}
-	if err != nil || track == nil {
-		code, reason := uint64(wire.FetchTrackDoesNotExist), "track does not exist"
-		if err != nil {
-			code, reason = requestCode(err, uint64(wire.FetchInternalError))
-		}
+	if err != nil {
+		// SUBSCRIBE_ERROR and FETCH_ERROR share their codes up to 0x5
+		// (TRACK_DOES_NOT_EXIST, INVALID_RANGE) and for tokens.
+		code, reason := requestCode(err, uint64(wire.FetchInternalError))
 		s.fetchError(m.RequestID, wire.FetchErrorCode(code), reason)
 		return
 	}

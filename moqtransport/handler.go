@@ -108,3 +108,21 @@ func (ts *Tracks) Subscribe(_ context.Context, _ *Session, req *wire.Subscribe) 
 	}
 	return nil, ErrTrackNotFound
 }
+
+// handlerTrack asks the handler for the track a request names. The
+// returned release tells a SubscriptionEnder that the request is over; it
+// is never nil. A handler that returns neither a track nor an error gets
+// ErrTrackNotFound.
+func (s *Session) handlerTrack(ctx context.Context, req *wire.Subscribe) (*Track, func(), error) {
+	track, err := s.cfg.Handler.Subscribe(ctx, s, req)
+	release := func() {}
+	if track != nil {
+		if e, ok := s.cfg.Handler.(SubscriptionEnder); ok {
+			release = func() { e.SubscriptionEnded(s, req, track) }
+		}
+	}
+	if err == nil && track == nil {
+		err = ErrTrackNotFound
+	}
+	return track, release, err
+}

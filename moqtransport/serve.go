@@ -155,17 +155,10 @@ func (sv *servedSubscription) run() {
 			s.requestDone()
 		}
 	}()
-	track, err := s.cfg.Handler.Subscribe(sv.ctx, s, sv.req)
-	if track != nil {
-		if e, ok := s.cfg.Handler.(SubscriptionEnder); ok {
-			defer e.SubscriptionEnded(s, sv.req, track)
-		}
-	}
+	track, release, err := s.handlerTrack(sv.ctx, sv.req)
+	defer release()
 	if s.ctx.Err() != nil {
 		return
-	}
-	if err == nil && track == nil {
-		err = ErrTrackNotFound
 	}
 	if err != nil {
 		code, reason := requestCode(err, uint64(wire.SubscribeInternalError))

@@ -42,17 +42,10 @@ func (s *Session) answerTrackStatus(m *wire.TrackStatus) {
 		}
 	}()
 	req := (*wire.Subscribe)(m)
-	track, err := s.cfg.Handler.Subscribe(s.ctx, s, req)
-	if track != nil {
-		if e, ok := s.cfg.Handler.(SubscriptionEnder); ok {
-			defer e.SubscriptionEnded(s, req, track)
-		}
-	}
+	track, release, err := s.handlerTrack(s.ctx, req)
+	defer release()
 	if s.ctx.Err() != nil {
 		return
-	}
-	if err == nil && track == nil {
-		err = ErrTrackNotFound
 	}
 	if err != nil {
 		code, reason := requestCode(err, uint64(wire.SubscribeInternalError))
