@@ -24,7 +24,8 @@ type Coordinator interface {
 	// already serves is refused with an error.
 	Register(ctx context.Context, scope string, ns wire.Namespace) (Registration, error)
 	// Lookup returns the URL of the relay that serves the longest
-	// registered prefix of ns in scope, or ErrNotFound.
+	// registered prefix of ns in scope, falling back to the unscoped scope
+	// (the relay's own rule for local publishers), or ErrNotFound.
 	Lookup(ctx context.Context, scope string, ns wire.Namespace) (url string, err error)
 }
 

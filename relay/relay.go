@@ -230,7 +230,8 @@ func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, r
 	}
 	sc.origins[k] = o
 	r.mu.Unlock()
-	if r.cfg.Coordinator != nil {
+	// A relay peer's namespaces are that relay's to register, not ours.
+	if r.cfg.Coordinator != nil && !isRelayPeer(s) {
 		reg, err := r.cfg.Coordinator.Register(ctx, scName, req.Namespace)
 		if err != nil {
 			r.mu.Lock()
@@ -338,6 +339,12 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 	}
 	o, scName := r.route(scopeOf(s), req.Namespace)
 	if o == nil {
+		// A track already relayed from another relay needs no lookup.
+		if rt := r.scope(scopeOf(s)).tracks[k]; rt != nil && (rt.track == nil || !rt.track.Closed()) {
+			rt.refs++
+			r.mu.Unlock()
+			return r.awaitTrack(ctx, rt)
+		}
 		r.mu.Unlock()
 		notFound := moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
 		if r.cfg.Coordinator == nil || isRelayPeer(s) {
@@ -352,7 +359,7 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 		if err != nil {
 			r.metrics.SubscribeRouteErrors.Add(1)
 			r.log.Warn("routing through the coordinator failed", "namespace", req.Namespace.String(), "err", err)
-			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed: "+err.Error())
+			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed")
 		}
 		o, scName = remote, scopeOf(s)
 		r.mu.Lock()
@@ -374,6 +381,12 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 		rt.refs++
 		r.mu.Unlock()
 	}
+	return r.awaitTrack(ctx, rt)
+}
+
+// awaitTrack waits for a relayed track's upstream subscription; the
+// caller holds a reference, which a failure gives back.
+func (r *Relay) awaitTrack(ctx context.Context, rt *relayTrack) (*moqtransport.Track, error) {
 	select {
 	case <-rt.ready:
 	case <-ctx.Done():

@@ -100,7 +100,11 @@ func (r *Relay) remoteSession(ctx context.Context, target string) (*moqtransport
 			cfg.Logger = r.log
 		}
 		cfg.Tracer = moqtransport.MultiTracer(cfg.Tracer, countingTracer{&r.metrics})
-		rm.s, rm.err = r.cfg.Dial(ctx, target, &cfg)
+		// The dial serves every request waiting for this relay, not only
+		// the first: it must not end with that one's context.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.UpstreamTimeout)
+		rm.s, rm.err = r.cfg.Dial(dctx, target, &cfg)
+		cancel()
 		close(rm.ready)
 		if rm.err != nil {
 			r.metrics.countError("moq_relay_upstream_errors_total", "stage", "connect")

@@ -45,6 +45,7 @@ type config struct {
 	qlogDir      string
 	logLevel     string
 	drainTimeout time.Duration
+	cluster      clusterConfig
 
 	stdout, stderr io.Writer
 	// force is closed to end a drain at once (the second signal).
@@ -95,6 +96,7 @@ func newRootCommand(force <-chan struct{}) *cobra.Command {
 	f.StringVar(&cfg.qlogDir, "qlog-dir", "", "write a qlog file per connection into this directory")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&cfg.drainTimeout, "drain-timeout", relay.DefaultDrainTimeout, "how long the first signal waits for sessions to end after GOAWAY")
+	cfg.cluster.addFlags(f)
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
@@ -152,7 +154,14 @@ func run(ctx context.Context, cfg config) error {
 	logger.Info("relay serving", "addr", srv.Addr().String(), "version", version.Version, "draft", version.Draft,
 		"urls", fmt.Sprintf("moqt://localhost:%d/ https://localhost:%d/", srv.Addr().(*net.UDPAddr).Port, srv.Addr().(*net.UDPAddr).Port))
 
-	rs := relay.NewServer(relay.New(relay.Config{Logger: logger}), srv)
+	rcfg := relay.Config{Logger: logger}
+	closeCluster, err := cfg.cluster.apply(&rcfg, srv.Addr(), logger)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	defer closeCluster() // after the relay has stopped: the deferred functions run after <-served
+	rs := relay.NewServer(relay.New(rcfg), srv)
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- rs.Serve(serveCtx) }()

@@ -1,0 +1,131 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// maxAnswer bounds the bytes of an answer the client reads.
+const maxAnswer = 64 << 10
+
+// Client calls a registry's routes, as moq-api's client does.
+type Client struct {
+	base string
+	hc   *http.Client
+	own  bool
+}
+
+// NewClient returns a client of the registry at base, e.g.
+// "http://127.0.0.1:8080" or "http://host/prefix" (routes go under the
+// prefix; moq-api's client drops a last segment without a trailing "/").
+// With hc nil the client has its own connection pool and a 10 s timeout per
+// request; Close releases it.
+func NewClient(base string, hc *http.Client) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("api: registry URL %q: %w", base, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("api: registry URL %q: want http://host[:port][/prefix]", base)
+	}
+	u.RawQuery, u.Fragment = "", ""
+	c := &Client{base: strings.TrimRight(u.String(), "/"), hc: hc}
+	if hc == nil {
+		c.hc = &http.Client{Timeout: 10 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		c.own = true
+	}
+	return c, nil
+}
+
+// Close closes the idle connections of a client NewClient made its pool
+// for.
+func (c *Client) Close() {
+	if c.own {
+		c.hc.CloseIdleConnections()
+	}
+}
+
+// URL returns the route of namespace ns.
+func (c *Client) URL(ns string) string {
+	segs := strings.Split(ns, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return c.base + "/origin/" + strings.Join(segs, "/")
+}
+
+// GetOrigin returns the origin of ns, or ErrNotFound.
+func (c *Client) GetOrigin(ctx context.Context, ns string) (Origin, error) {
+	var o Origin
+	body, err := c.do(ctx, http.MethodGet, ns, nil)
+	if err != nil {
+		return o, err
+	}
+	if err := json.Unmarshal(body, &o); err != nil {
+		return o, fmt.Errorf("api: GET %s: %w", c.URL(ns), err)
+	}
+	return o, nil
+}
+
+// SetOrigin registers o for ns (POST). It returns ErrConflict if another
+// URL holds ns; registering again with the same URL renews the TTL.
+func (c *Client) SetOrigin(ctx context.Context, ns string, o Origin) error {
+	_, err := c.do(ctx, http.MethodPost, ns, &o)
+	return err
+}
+
+// PatchOrigin renews ns's TTL (PATCH). It returns ErrNotFound if ns has no
+// origin (it expired, or Redis lost it) and ErrConflict if another URL
+// holds it.
+func (c *Client) PatchOrigin(ctx context.Context, ns string, o Origin) error {
+	_, err := c.do(ctx, http.MethodPatch, ns, &o)
+	return err
+}
+
+// DeleteOrigin removes ns's origin (DELETE). With owner set, only if
+// owner's URL holds it (else ErrConflict); with nil, whoever holds it, as
+// moq-api's client does. It returns ErrNotFound if there was none.
+func (c *Client) DeleteOrigin(ctx context.Context, ns string, owner *Origin) error {
+	_, err := c.do(ctx, http.MethodDelete, ns, owner)
+	return err
+}
+
+func (c *Client) do(ctx context.Context, method, ns string, o *Origin) ([]byte, error) {
+	u := c.URL(ns)
+	var body io.Reader
+	if o != nil {
+		body = bytes.NewReader(encode(*o))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	if o != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return nil, fmt.Errorf("api: %s %s: reading the answer: %w", method, u, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return b, nil
+	case http.StatusNotFound:
+		return nil, ErrNotFound
+	case http.StatusConflict:
+		return nil, ErrConflict
+	}
+	return nil, &StatusError{Method: method, URL: u, Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
+}

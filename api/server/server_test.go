@@ -1,0 +1,303 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/moqgo/moq/api"
+	"github.com/moqgo/moq/api/redistest"
+	"github.com/moqgo/moq/api/server"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type env struct {
+	redis *redistest.Server
+	rdb   *redis.Client
+	http  *httptest.Server
+	c     *api.Client
+}
+
+// start runs a registry with ttl over a fresh redis-server.
+func start(t *testing.T, ttl time.Duration) *env {
+	t.Helper()
+	rs := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	hs := httptest.NewServer(server.New(server.Config{Redis: rdb, TTL: ttl}))
+	c, err := api.NewClient(hs.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		hs.Close()
+		_ = rdb.Close()
+	})
+	return &env{redis: rs, rdb: rdb, http: hs, c: c}
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// raw sends a request with body and returns the status and body.
+func (e *env) raw(t *testing.T, method, path, contentType, body string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.http.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := e.http.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func TestRoutesAndStatusCodes(t *testing.T) {
+	e := start(t, 0)
+	const js = "application/json"
+	a, b := `{"url":"https://relay1/"}`, `{"url":"moqt://relay2:4443"}`
+	// The relays' keys: a scope with "/" (so "//" after /origin) and ":".
+	const p = "/origin//room:626262.6869"
+	steps := []struct {
+		method, path, ct, body string
+		want                   int
+		wantBody               string
+	}{
+		{"GET", p, "", "", 404, ""},
+		{"PATCH", p, js, a, 404, ""},
+		{"DELETE", p, js, a, 404, ""},
+		{"POST", p, js, a, 200, ""},
+		{"GET", p, "", "", 200, a},
+		{"POST", p, js, a, 200, ""}, // the same URL again
+		{"POST", p, js, b, 409, ""},
+		{"PATCH", p, js, b, 409, ""},
+		{"PATCH", p, js, a, 200, ""},
+		{"DELETE", p, js, b, 409, ""},
+		{"GET", p, "", "", 200, a},
+		{"DELETE", p, js, a, 200, ""},
+		{"GET", p, "", "", 404, ""},
+		// moq-api's DELETE without a body deletes whoever holds it.
+		{"POST", p, "", b, 200, ""}, // no Content-Type is accepted
+		{"DELETE", p, "", "", 200, ""},
+		{"DELETE", p, "", "", 404, ""},
+		// Refused requests.
+		{"POST", p, js, `{"url":`, 400, ""},
+		{"POST", p, js, `{"url":"relay1"}`, 422, ""},
+		{"POST", p, js, `{"uri":"https://relay1/"}`, 422, ""},
+		{"POST", p, js, ``, 400, ""},
+		{"POST", p, "text/plain", a, 415, ""},
+		{"PUT", p, js, a, 405, ""},
+		{"GET", "/origin/", "", "", 404, ""},
+		{"GET", "/other/x", "", "", 404, ""},
+		{"GET", p, "", "", 404, ""},
+	}
+	for i, s := range steps {
+		code, body, h := e.raw(t, s.method, s.path, s.ct, s.body)
+		if code != s.want || (s.wantBody != "" && body != s.wantBody) {
+			t.Fatalf("step %d: %s %s %s: %d %q, want %d %q", i, s.method, s.path, s.body, code, body, s.want, s.wantBody)
+		}
+		if s.wantBody != "" && h.Get("Content-Type") != "application/json" {
+			t.Errorf("step %d: Content-Type %q", i, h.Get("Content-Type"))
+		}
+	}
+	// The Redis layout: origin.{namespace} holds the JSON, with the TTL.
+	ctx := ctxFor(t)
+	if err := e.c.SetOrigin(ctx, "/room:6262", api.Origin{URL: "https://relay1/?a=<b>&c"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.rdb.Get(ctx, "origin./room:6262").Result()
+	if err != nil || v != `{"url":"https://relay1/?a=<b>&c"}` {
+		t.Errorf("Redis value %q, %v", v, err)
+	}
+	if ttl := e.rdb.PTTL(ctx, "origin./room:6262").Val(); ttl <= 599*time.Second || ttl > api.DefaultTTL {
+		t.Errorf("TTL %v, want the default 600s", ttl)
+	}
+}
+
+func TestClient(t *testing.T) {
+	e := start(t, 0)
+	ctx := ctxFor(t)
+	a, b := api.Origin{URL: "moqt://127.0.0.1:1"}, api.Origin{URL: "https://[::1]:2/"}
+	const ns = ":6c697665" // unscoped "live"
+	if _, err := e.c.GetOrigin(ctx, ns); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("GetOrigin of nothing: %v", err)
+	}
+	if err := e.c.SetOrigin(ctx, ns, a); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := e.c.GetOrigin(ctx, ns); err != nil || o != a {
+		t.Fatalf("GetOrigin: %v, %v", o, err)
+	}
+	if err := e.c.SetOrigin(ctx, ns, b); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("SetOrigin over another: %v", err)
+	}
+	if err := e.c.PatchOrigin(ctx, ns, b); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("PatchOrigin of another's: %v", err)
+	}
+	if err := e.c.DeleteOrigin(ctx, ns, &b); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("DeleteOrigin of another's: %v", err)
+	}
+	if err := e.c.PatchOrigin(ctx, ns, a); err != nil {
+		t.Error(err)
+	}
+	if err := e.c.DeleteOrigin(ctx, ns, &a); err != nil {
+		t.Error(err)
+	}
+	if err := e.c.PatchOrigin(ctx, ns, a); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("PatchOrigin of nothing: %v", err)
+	}
+	// A Redis failure is a 500 with the reason.
+	e.redis.Stop()
+	_, err := e.c.GetOrigin(ctx, ns)
+	var se *api.StatusError
+	if !errors.As(err, &se) || se.Code != 500 || !strings.Contains(se.Body, "redis error") {
+		t.Errorf("GetOrigin without Redis: %v", err)
+	}
+	// A base URL with a prefix keeps it.
+	c, err := api.NewClient("http://registry.example/moq/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.URL("/room:61"); got != "http://registry.example/moq/origin//room:61" {
+		t.Errorf("URL %q", got)
+	}
+	if _, err := api.NewClient("redis://x", nil); err == nil {
+		t.Error("a redis:// registry URL was accepted")
+	}
+}
+
+// TestOnlyTheOwner races relays on one key: exactly one registers, and
+// the others can neither refresh nor delete its entry.
+func TestOnlyTheOwner(t *testing.T) {
+	e := start(t, 0)
+	ctx := ctxFor(t)
+	const relays = 8
+	for round := range 20 {
+		ns := fmt.Sprintf(":%04x", round)
+		var mu sync.Mutex
+		var winners []int
+		var wg sync.WaitGroup
+		for i := range relays {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := e.c.SetOrigin(ctx, ns, api.Origin{URL: fmt.Sprintf("moqt://relay%d", i)})
+				if err == nil {
+					mu.Lock()
+					winners = append(winners, i)
+					mu.Unlock()
+				} else if !errors.Is(err, api.ErrConflict) {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if len(winners) != 1 {
+			t.Fatalf("round %d: %d relays registered %s: %v", round, len(winners), ns, winners)
+		}
+		owner := api.Origin{URL: fmt.Sprintf("moqt://relay%d", winners[0])}
+		// Everyone refreshes and deletes at once; only the owner's
+		// refresh succeeds, and no one else's delete.
+		for i := range relays {
+			if i == winners[0] {
+				continue
+			}
+			wg.Add(2)
+			o := api.Origin{URL: fmt.Sprintf("moqt://relay%d", i)}
+			go func() {
+				defer wg.Done()
+				if err := e.c.PatchOrigin(ctx, ns, o); !errors.Is(err, api.ErrConflict) {
+					t.Errorf("relay %d refreshed the owner's entry: %v", i, err)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				if err := e.c.DeleteOrigin(ctx, ns, &o); !errors.Is(err, api.ErrConflict) {
+					t.Errorf("relay %d deleted the owner's entry: %v", i, err)
+				}
+			}()
+		}
+		if err := e.c.PatchOrigin(ctx, ns, owner); err != nil {
+			t.Errorf("the owner's refresh: %v", err)
+		}
+		wg.Wait()
+		if got, err := e.c.GetOrigin(ctx, ns); err != nil || got != owner {
+			t.Fatalf("round %d: the entry is %v, %v; want the owner's %v", round, got, err, owner)
+		}
+	}
+}
+
+// TestTTL checks that an entry expires without refreshes, that PATCH and
+// a repeated POST extend it, and that once expired another relay may
+// take the namespace while the old owner can no longer refresh it.
+func TestTTL(t *testing.T) {
+	const ttl = 400 * time.Millisecond
+	e := start(t, ttl)
+	ctx := ctxFor(t)
+	a, b := api.Origin{URL: "moqt://a"}, api.Origin{URL: "moqt://b"}
+	if err := e.c.SetOrigin(ctx, ":01", a); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.SetOrigin(ctx, ":02", a); err != nil {
+		t.Fatal(err)
+	}
+	if ms := e.rdb.PTTL(ctx, "origin.:01").Val(); ms <= 0 || ms > ttl {
+		t.Fatalf("PTTL %v, want at most %v", ms, ttl)
+	}
+	// Refresh :01 (PATCH) and :02 (POST again) twice across one TTL.
+	for range 2 {
+		time.Sleep(ttl / 2)
+		if err := e.c.PatchOrigin(ctx, ":01", a); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.c.SetOrigin(ctx, ":02", a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.c.GetOrigin(ctx, ":01"); err != nil {
+		t.Fatalf("a refreshed entry: %v", err)
+	}
+	if _, err := e.c.GetOrigin(ctx, ":02"); err != nil {
+		t.Fatalf("an entry POSTed again: %v", err)
+	}
+	deadline := time.Now().Add(3 * ttl)
+	for {
+		_, err := e.c.GetOrigin(ctx, ":01")
+		if errors.Is(err, api.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the entry did not expire: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := e.c.PatchOrigin(ctx, ":01", a); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("PATCH after expiry: %v, want ErrNotFound", err)
+	}
+	if err := e.c.SetOrigin(ctx, ":01", b); err != nil {
+		t.Fatalf("another relay after expiry: %v", err)
+	}
+	if err := e.c.PatchOrigin(ctx, ":01", a); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("the old owner refreshed the new owner's entry: %v", err)
+	}
+}

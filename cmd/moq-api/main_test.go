@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/moqgo/moq/api"
+	"github.com/moqgo/moq/api/redistest"
+	"github.com/moqgo/moq/internal/version"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func execute(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := newRootCommand()
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestVersionAndFlags(t *testing.T) {
+	want := "moq-api " + version.Version + " (moq-go, draft-ietf-moq-transport-14)\n"
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		if out, err := execute(t, args...); err != nil || out != want {
+			t.Errorf("%v: %q, %v", args, out, err)
+		}
+	}
+	for _, args := range [][]string{{"extra"}, {"--redis", "http://x"}, {"--log-level", "loud"}, {"--ttl", "0s"}} {
+		if _, err := execute(t, args...); err == nil {
+			t.Errorf("%v was accepted", args)
+		}
+	}
+	cmd := newRootCommand()
+	for flag, def := range map[string]string{"bind": "127.0.0.1:8080", "redis": "redis://127.0.0.1:6379", "ttl": "10m0s"} {
+		if got := cmd.Flags().Lookup(flag).DefValue; got != def {
+			t.Errorf("--%s defaults to %q, want %q", flag, got, def)
+		}
+	}
+}
+
+// TestServesOverRedis runs moq-api against a real redis-server, drives its
+// routes with the client, and stops it.
+func TestServesOverRedis(t *testing.T) {
+	rs := redistest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan net.Addr, 1)
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, config{bind: "127.0.0.1:0", redisURL: rs.URL, ttl: time.Minute, logLevel: "debug",
+			stderr: &logs, ready: func(a net.Addr) { ready <- a }})
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("moq-api stopped: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("moq-api did not start")
+	}
+	c, err := api.NewClient("http://"+addr.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tctx, tcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer tcancel()
+	o := api.Origin{URL: "https://relay1:4443/"}
+	if err := c.SetOrigin(tctx, "/room:6262", o); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.GetOrigin(tctx, "/room:6262"); err != nil || got != o {
+		t.Fatalf("GET: %v, %v", got, err)
+	}
+	if err := c.SetOrigin(tctx, "/room:6262", api.Origin{URL: "https://relay2/"}); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("POST by another relay: %v", err)
+	}
+	if err := c.PatchOrigin(tctx, "/room:6262", o); err != nil {
+		t.Error(err)
+	}
+	if err := c.DeleteOrigin(tctx, "/room:6262", &o); err != nil {
+		t.Error(err)
+	}
+	if _, err := c.GetOrigin(tctx, "/room:6262"); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("GET after DELETE: %v", err)
+	}
+	c.Close()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("moq-api stopped with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("moq-api did not stop")
+	}
+	if !strings.Contains(logs.String(), "registry serving") {
+		t.Errorf("logs: %s", logs.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

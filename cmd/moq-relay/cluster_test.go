@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/moqgo/moq/api"
+	"github.com/moqgo/moq/api/redistest"
+	"github.com/moqgo/moq/api/server"
+	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+	"github.com/moqgo/moq/relay"
+)
+
+func TestClusterFlags(t *testing.T) {
+	f := newRootCommand(nil).Flags()
+	for flag, def := range map[string]string{"node": "", "api-url": "", "api-ttl": "10m0s", "coordinator-file": "", "tls-root": "[]", "tls-disable-verify": "false"} {
+		if got := f.Lookup(flag); got == nil || got.DefValue != def {
+			t.Errorf("--%s: %v, want default %q", flag, got, def)
+		}
+	}
+	var v secondsValue
+	for in, want := range map[string]time.Duration{"600": 600 * time.Second, "90s": 90 * time.Second, "10m": 10 * time.Minute} {
+		if err := v.Set(in); err != nil || time.Duration(v) != want {
+			t.Errorf("--api-ttl %s: %v, %v", in, time.Duration(v), err)
+		}
+	}
+	if err := v.Set("soon"); err == nil {
+		t.Error("--api-ttl soon was accepted")
+	}
+	for _, args := range [][]string{
+		{"--api-url", "http://127.0.0.1:1", "--coordinator-file", "x.json"},
+		{"--coordinator-file", "x.json", "--node", "ftp://x"},
+		{"--api-url", "redis://x"},
+		{"--api-url", "http://127.0.0.1:1", "--api-ttl", "0"},
+		{"--coordinator-file", "x.json", "--tls-root", "/nonexistent.pem"},
+	} {
+		if _, _, err := execute(t, append([]string{"--bind", "127.0.0.1:0"}, args...)...); err == nil {
+			t.Errorf("%v was accepted", args)
+		}
+	}
+	if got := defaultNode(&net.UDPAddr{IP: net.IPv6unspecified, Port: 4443}); got != "https://localhost:4443" {
+		t.Errorf("default node %q", got)
+	}
+	if got := defaultNode(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}); got != "https://127.0.0.1:1" {
+		t.Errorf("default node %q", got)
+	}
+}
+
+// startRelay runs moq-relay with the cluster flags and returns its address
+// and fingerprint; it stops when the test ends.
+func startRelay(t *testing.T, cluster clusterConfig) (net.Addr, [32]byte) {
+	t.Helper()
+	type ready struct {
+		addr net.Addr
+		fp   string
+	}
+	readyc := make(chan ready, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, config{
+			bind: "127.0.0.1:0", logLevel: "info", drainTimeout: time.Second, cluster: cluster,
+			stdout: io.Discard, stderr: io.Discard,
+			ready: func(addr net.Addr, fp string) { readyc <- ready{addr, fp} },
+		})
+	}()
+	select {
+	case r := <-readyc:
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("relay stopped with %v", err)
+			}
+		})
+		var fp [32]byte
+		raw, _ := hex.DecodeString(r.fp)
+		copy(fp[:], raw)
+		return r.addr, fp
+	case err := <-done:
+		cancel()
+		t.Fatalf("relay stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("relay did not start")
+	}
+	panic("unreachable")
+}
+
+func connectTo(t *testing.T, ctx context.Context, url string, fp [32]byte, h moqtransport.Handler) *moqtransport.Session {
+	t.Helper()
+	d, err := moqnative.Dial(ctx, url, moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Handler: h, Path: d.Path, Authority: d.Authority})
+	if err != nil {
+		_ = d.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.Close()
+		_ = d.Close()
+	})
+	return s
+}
+
+// TestRelaysCluster runs two moq-relays on a moq-api registry, and two on a
+// coordinator file: a track published on one reaches a subscriber of the
+// other, and the registration leaves with the publisher.
+func TestRelaysCluster(t *testing.T) {
+	rs := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	hs := httptest.NewServer(server.New(server.Config{Redis: rdb}))
+	client, err := api.NewClient(hs.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		client.Close()
+		hs.Close()
+		_ = rdb.Close()
+	})
+	file := filepath.Join(t.TempDir(), "coordinator.json")
+	for _, c := range []struct {
+		name    string
+		cluster clusterConfig
+	}{
+		{"api", clusterConfig{apiURL: hs.URL, apiTTL: time.Minute, tlsDisableVerify: true}},
+		{"file", clusterConfig{coordinatorFile: file, tlsDisableVerify: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, fpA := startRelay(t, c.cluster)
+			b, fpB := startRelay(t, c.cluster)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			tracks := &moqtransport.Tracks{}
+			ns := wire.Namespace{"clock"}
+			tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "now"}, moqtransport.TrackConfig{})
+			tracks.Add(tr)
+			pub := connectTo(t, ctx, fmt.Sprintf("moqt://%s/", a), fpA, tracks)
+			if _, err := pub.PublishNamespace(ctx, ns, nil); err != nil {
+				t.Fatal(err)
+			}
+			sub, err := connectTo(t, ctx, fmt.Sprintf("https://%s/", b), fpB, nil).Subscribe(ctx, ns, "now", moqtransport.SubscribeOptions{})
+			if err != nil {
+				t.Fatalf("a subscriber on the other relay: %v", err)
+			}
+			w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
+			if err := w.Write(0, nil, []byte("12:00:00")); err != nil {
+				t.Fatal(err)
+			}
+			rd := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+			defer rd.Close()
+			ev, err := rd.Next(ctx)
+			if err != nil || ev.Kind != moqtransport.EventObject || string(ev.Object.Payload) != "12:00:00" {
+				t.Fatalf("through two relays: %+v, %v", ev, err)
+			}
+			// The node URL is https://<bind address> by default.
+			node := "https://" + a.String()
+			lookup := func() (string, error) {
+				if c.name == "api" {
+					o, err := client.GetOrigin(ctx, relay.RegistryKey("", ns))
+					return o.URL, err
+				}
+				fc, err := relay.NewFileCoordinator(relay.FileCoordinatorConfig{Path: file, Node: "moqt://reader"})
+				if err != nil {
+					return "", err
+				}
+				return fc.Lookup(ctx, "", ns)
+			}
+			if got, err := lookup(); err != nil || got != node {
+				t.Errorf("the coordinator has %q, %v; want %q", got, err, node)
+			}
+			_ = pub.Close()
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				_, err := lookup()
+				if errors.Is(err, api.ErrNotFound) || errors.Is(err, relay.ErrNotFound) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the registration outlived its publisher: %v", err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}

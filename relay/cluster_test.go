@@ -1,0 +1,294 @@
+package relay_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+	"github.com/moqgo/moq/relay"
+)
+
+// nativeDial connects to another relay as moq-relay does: moqnative.Dial,
+// then MoQT setup with the relay's configuration (PATH and AUTHORITY from
+// the URL for raw QUIC), and the connection closed when the session ends.
+func nativeDial(tls moqnative.ClientTLS) relay.DialFunc {
+	return func(ctx context.Context, url string, cfg *moqtransport.Config) (*moqtransport.Session, error) {
+		d, err := moqnative.Dial(ctx, url, moqnative.ClientConfig{TLS: tls})
+		if err != nil {
+			return nil, err
+		}
+		c := *cfg
+		c.Path, c.Authority = d.Path, d.Authority
+		s, err := moqtransport.Connect(ctx, d.Conn, &c)
+		if err != nil {
+			_ = d.Close()
+			return nil, err
+		}
+		go func() {
+			<-s.Done()
+			_ = d.Close()
+		}()
+		return s, nil
+	}
+}
+
+// startCluster starts n relays on loopback with URLs scheme://127.0.0.1:port
+// and the coordinators coord makes for them; the relays trust each other
+// by their certificates' fingerprints.
+func startCluster(t *testing.T, scheme string, n int, coord func(i int, node string) relay.Coordinator) ([]*relayEnv, []string) {
+	t.Helper()
+	srvs := make([]*moqnative.Server, n)
+	nodes := make([]string, n)
+	var fps [][32]byte
+	for i := range n {
+		srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srvs[i] = srv
+		fp, _ := srv.Fingerprint()
+		fps = append(fps, fp)
+		nodes[i] = fmt.Sprintf("%s://%s", scheme, srv.Addr())
+	}
+	envs := make([]*relayEnv, n)
+	for i, srv := range srvs {
+		c := coord(i, nodes[i])
+		rs := relay.NewServer(relay.New(relay.Config{
+			Coordinator: c,
+			Node:        nodes[i],
+			Dial:        nativeDial(moqnative.ClientTLS{ServerCertificateHashes: fps}),
+		}), srv)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = rs.Serve(ctx)
+		}()
+		t.Cleanup(func() {
+			cancel()
+			rs.Close()
+			_ = srv.Close()
+			<-done
+		})
+		envs[i] = &relayEnv{t: t, scheme: scheme, srv: srv, rs: rs}
+	}
+	return envs, nodes
+}
+
+type readResult struct {
+	got []string
+	err error
+}
+
+func readAsync(ctx context.Context, tr *moqtransport.Track) <-chan readResult {
+	c := make(chan readResult, 1)
+	go func() {
+		got, err := read(ctx, tr)
+		c <- readResult{got, err}
+	}()
+	return c
+}
+
+func wantObjects(t *testing.T, who string, c <-chan readResult, want []string) {
+	t.Helper()
+	r := <-c
+	if r.err != io.EOF || !slices.Equal(r.got, want) {
+		t.Errorf("%s: %v after %d objects %v, want io.EOF after %v", who, r.err, len(r.got), r.got, want)
+	}
+}
+
+// TestClusterThreeRelays: the publisher on relay 0, subscribers on relays
+// 1 and 2 through moq-api and Redis; every object arrives at both, and the
+// namespace leaves the registry with its publisher.
+func TestClusterThreeRelays(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		reg := startRegistry(t, 0)
+		relays, nodes := startCluster(t, scheme, 3, func(_ int, node string) relay.Coordinator {
+			return reg.apiCoordinator(t, node, 0)
+		})
+		ns := wire.Namespace{"live", "cam"}
+		pub, tr, h := relays[0].publisher("/", ns, "video")
+		if got := reg.origin(t, "", ns); got != nodes[0] {
+			t.Fatalf("the registry has %q for the namespace, want relay 0's %q", got, nodes[0])
+		}
+		ctx := ctxFor(t)
+		var results []<-chan readResult
+		for i := 1; i <= 2; i++ {
+			// Two subscribers per relay, one upstream subscription.
+			for range 2 {
+				sub, err := relays[i].connect("/", nil).Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{})
+				if err != nil {
+					t.Fatalf("subscriber on relay %d: %v", i, err)
+				}
+				results = append(results, readAsync(ctx, sub.Track()))
+			}
+		}
+		if got := h.subscribes.Load(); got != 1 {
+			t.Errorf("the publisher got %d SUBSCRIBEs, want 1 (relay 0 shares its upstream subscription)", got)
+		}
+		write(t, tr, 0, 5, 3)
+		tr.Close(nil)
+		for i, c := range results {
+			wantObjects(t, fmt.Sprintf("subscriber %d on relay %d", i%2, 1+i/2), c, expected(0, 5, 3))
+		}
+		// A namespace nobody publishes: TRACK_DOES_NOT_EXIST everywhere.
+		var re *moqtransport.RequestError
+		if _, err := relays[2].connect("/", nil).Subscribe(ctx, wire.Namespace{"nobody"}, "x", moqtransport.SubscribeOptions{}); !errors.As(err, &re) || re.Code != uint64(wire.SubscribeTrackDoesNotExist) {
+			t.Errorf("an unknown namespace: %v", err)
+		}
+		// Publisher disconnect: the registration goes with it.
+		_ = pub.Close()
+		waitFor(t, "the namespace to leave the registry", func() bool { return reg.origin(t, "", ns) == "" })
+	})
+}
+
+// TestClusterScopes: scopes hold across relays, and a scoped subscriber
+// finds an unscoped publisher on another relay as on its own.
+func TestClusterScopes(t *testing.T) {
+	reg := startRegistry(t, 0)
+	relays, _ := startCluster(t, "moqt", 2, func(_ int, node string) relay.Coordinator {
+		return reg.apiCoordinator(t, node, 0)
+	})
+	ctx := ctxFor(t)
+	var re *moqtransport.RequestError
+	relays[0].publisher("/room", wire.Namespace{"scoped"}, "t")
+	if _, err := relays[1].connect("/room", nil).Subscribe(ctx, wire.Namespace{"scoped"}, "t", moqtransport.SubscribeOptions{}); err != nil {
+		t.Errorf("a subscriber of the same scope on another relay: %v", err)
+	}
+	if _, err := relays[1].connect("/other", nil).Subscribe(ctx, wire.Namespace{"scoped"}, "t", moqtransport.SubscribeOptions{}); !errors.As(err, &re) || re.Code != uint64(wire.SubscribeTrackDoesNotExist) {
+		t.Errorf("a subscriber of another scope: %v, want TRACK_DOES_NOT_EXIST", err)
+	}
+	relays[0].publisher("/", wire.Namespace{"global"}, "t")
+	if _, err := relays[1].connect("/room", nil).Subscribe(ctx, wire.Namespace{"global"}, "t", moqtransport.SubscribeOptions{}); err != nil {
+		t.Errorf("a scoped subscriber of an unscoped publisher on another relay: %v", err)
+	}
+	// A namespace another relay publishes is refused here.
+	s := relays[1].connect("/", nil)
+	if _, err := s.PublishNamespace(ctx, wire.Namespace{"global"}, nil); !errors.As(err, &re) {
+		t.Errorf("publishing a namespace another relay has: %v", err)
+	}
+}
+
+// countingCoordinator sends every namespace to one URL and counts lookups.
+type countingCoordinator struct {
+	url     atomic.Pointer[string]
+	lookups atomic.Int32
+}
+
+type nopRegistration struct{}
+
+func (nopRegistration) Close() error { return nil }
+
+func (c *countingCoordinator) Register(context.Context, string, wire.Namespace) (relay.Registration, error) {
+	return nopRegistration{}, nil
+}
+
+func (c *countingCoordinator) Lookup(context.Context, string, wire.Namespace) (string, error) {
+	c.lookups.Add(1)
+	return *c.url.Load(), nil
+}
+
+// TestClusterLoopPrevented: stale registrations that send relay 0 to relay
+// 1 and relay 1 to relay 0 end in TRACK_DOES_NOT_EXIST, not a loop: a
+// relay serves another relay from its local publishers only.
+func TestClusterLoopPrevented(t *testing.T) {
+	coords := []*countingCoordinator{{}, {}}
+	relays, nodes := startCluster(t, "moqt", 2, func(i int, _ string) relay.Coordinator { return coords[i] })
+	coords[0].url.Store(&nodes[1])
+	coords[1].url.Store(&nodes[0])
+	ctx := ctxFor(t)
+	start := time.Now()
+	_, err := relays[0].connect("/", nil).Subscribe(ctx, wire.Namespace{"stale"}, "t", moqtransport.SubscribeOptions{})
+	var re *moqtransport.RequestError
+	if !errors.As(err, &re) || re.Code != uint64(wire.SubscribeTrackDoesNotExist) {
+		t.Fatalf("subscribe through a loop of stale registrations: %v, want TRACK_DOES_NOT_EXIST", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the answer took %v", d)
+	}
+	if a, b := coords[0].lookups.Load(), coords[1].lookups.Load(); a != 1 || b != 0 {
+		t.Errorf("lookups: relay 0 %d, relay 1 %d; want 1 and 0", a, b)
+	}
+	// A registration of our own with no local publisher is stale too.
+	coords[0].url.Store(&nodes[0])
+	if _, err := relays[0].connect("/", nil).Subscribe(ctx, wire.Namespace{"stale"}, "t", moqtransport.SubscribeOptions{}); !errors.As(err, &re) || re.Code != uint64(wire.SubscribeTrackDoesNotExist) {
+		t.Errorf("a stale registration of our own: %v", err)
+	}
+}
+
+// TestClusterRedisRestart: Redis stops under a live cluster. Relayed
+// tracks keep flowing (the relays' sessions are up); lookups fail until it
+// is back; then the publisher's relay registers its namespace again at its
+// next refresh, and a new subscriber on another relay finds it.
+func TestClusterRedisRestart(t *testing.T) {
+	const ttl = 400 * time.Millisecond // refresh every 200 ms
+	reg := startRegistry(t, 0)
+	relays, nodes := startCluster(t, "moqt", 3, func(_ int, node string) relay.Coordinator {
+		return reg.apiCoordinator(t, node, ttl)
+	})
+	ns := wire.Namespace{"live"}
+	_, tr, _ := relays[0].publisher("/", ns, "video")
+	ctx := ctxFor(t)
+	sub1, err := relays[1].connect("/", nil).Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got1 := readAsync(ctx, sub1.Track())
+	write(t, tr, 0, 2, 3)
+
+	reg.redis.Stop()
+	write(t, tr, 2, 4, 3)
+	waitFor(t, "objects during the outage", func() bool {
+		l, ok := sub1.Track().Largest()
+		return ok && l == wire.Location{Group: 3, Object: 2}
+	})
+	var re *moqtransport.RequestError
+	if _, err := relays[2].connect("/", nil).Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{}); !errors.As(err, &re) || re.Code != uint64(wire.SubscribeInternalError) {
+		t.Errorf("a lookup without Redis: %v, want INTERNAL_ERROR", err)
+	}
+
+	reg.redis.Restart() // empty: nothing is saved
+	waitFor(t, "the namespace to be registered again", func() bool { return reg.origin(t, "", ns) == nodes[0] })
+	sub2, err := relays[2].connect("/", nil).Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatalf("a new subscriber on relay 2 after the restart: %v", err)
+	}
+	got2 := readAsync(ctx, sub2.Track())
+	write(t, tr, 4, 6, 3)
+	tr.Close(nil)
+	wantObjects(t, "the subscriber on relay 1", got1, expected(0, 6, 3))
+	wantObjects(t, "the subscriber on relay 2", got2, expected(4, 6, 3))
+}
+
+// TestClusterFileCoordinator: two relays sharing a coordinator file.
+func TestClusterFileCoordinator(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "coordinator.json")
+	relays, nodes := startCluster(t, "https", 2, func(_ int, node string) relay.Coordinator {
+		return fileCoordinator(t, path, node)
+	})
+	ns := wire.Namespace{"live"}
+	pub, tr, _ := relays[0].publisher("/", ns, "video")
+	if got := readJSON(t, path)["namespaces"][""]["/live"]; got != nodes[0] {
+		t.Fatalf("the file has %q for /live", got)
+	}
+	ctx := ctxFor(t)
+	sub, err := relays[1].connect("/", nil).Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAsync(ctx, sub.Track())
+	write(t, tr, 0, 3, 2)
+	tr.Close(nil)
+	wantObjects(t, "the subscriber on relay 1", got, expected(0, 3, 2))
+	_ = pub.Close()
+	waitFor(t, "the namespace to leave the file", func() bool { return len(readJSON(t, path)["namespaces"]) == 0 })
+}

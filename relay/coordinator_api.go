@@ -1,0 +1,203 @@
+package relay
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moqgo/moq/api"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// APICoordinatorConfig configures an APICoordinator.
+type APICoordinatorConfig struct {
+	// URL is the registry's (moq-api's) base URL, e.g. http://127.0.0.1:8080.
+	URL string
+	// Node is this relay's URL, what it registers (Config.Node).
+	Node string
+	// TTL is the registry's TTL as the relay sees it: a registration is
+	// refreshed every TTL/2. Default api.DefaultTTL (moq-rs's --api-ttl).
+	TTL time.Duration
+	// Timeout bounds each request to the registry; default 5s.
+	Timeout time.Duration
+	// HTTPClient makes the requests; nil is a client of its own, whose
+	// idle connections Close closes.
+	HTTPClient *http.Client
+	// Logger receives the coordinator's logs; nil is silent.
+	Logger *slog.Logger
+}
+
+// APICoordinator is moq-rs's API coordinator: the relays register their
+// namespaces with a moq-api registry (package api) under RegistryKey.
+//
+//   - Register POSTs the relay's URL; a 409 (another relay's URL holds the
+//     namespace) is an error. While registered, it PATCHes every TTL/2; a
+//     PATCH answered 404 (the entry expired, or Redis restarted empty)
+//     POSTs again, so the registry recovers within TTL/2. Close stops the
+//     refresh and DELETEs the entry with our URL in the body, which the
+//     registry honours only if the entry is still ours.
+//   - Lookup GETs the namespace's key, then each shorter prefix's, since
+//     the registry matches keys exactly: the longest registered prefix
+//     wins. It then does the same in the unscoped scope, the relay's
+//     fallback for a scoped subscriber (Relay.Subscribe looks up only the
+//     subscriber's scope).
+type APICoordinator struct {
+	client  *api.Client
+	node    string
+	ttl     time.Duration
+	timeout time.Duration
+	log     *slog.Logger
+	regs    registrations
+
+	// wg owns the refresh goroutines.
+	wg sync.WaitGroup
+}
+
+// NewAPICoordinator returns a coordinator on the registry at cfg.URL.
+func NewAPICoordinator(cfg APICoordinatorConfig) (*APICoordinator, error) {
+	if cfg.Node == "" {
+		return nil, errors.New("relay: the API coordinator needs this relay's URL (Node)")
+	}
+	c, err := api.NewClient(cfg.URL, cfg.HTTPClient)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = api.DefaultTTL
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &APICoordinator{client: c, node: cfg.Node, ttl: cfg.TTL, timeout: cfg.Timeout, log: cfg.Logger}, nil
+}
+
+// RegistryKey is a namespace's key in the registry, as moq-rs's API
+// coordinator writes it: the scope, ":", then each field in lowercase hex,
+// joined by ".". The unscoped namespace (bbb) is ":626262".
+func RegistryKey(scope string, ns wire.Namespace) string {
+	var b strings.Builder
+	b.WriteString(scope)
+	b.WriteByte(':')
+	for i, f := range ns {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(hex.EncodeToString([]byte(f)))
+	}
+	return b.String()
+}
+
+// Register POSTs this relay's URL for ns in scope and refreshes it until
+// the registration is closed.
+func (c *APICoordinator) Register(ctx context.Context, scope string, ns wire.Namespace) (Registration, error) {
+	key := RegistryKey(scope, ns)
+	origin := api.Origin{URL: c.node}
+	var stop context.CancelFunc
+	var stopped chan struct{}
+	return c.regs.register(key, func() error {
+		rctx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		if err := c.client.SetOrigin(rctx, key, origin); err != nil {
+			if errors.Is(err, api.ErrConflict) {
+				if o, gerr := c.client.GetOrigin(rctx, key); gerr == nil {
+					return fmt.Errorf("namespace %s (scope %q) is served by relay %s", ns, scope, o.URL)
+				}
+				return fmt.Errorf("namespace %s (scope %q) is served by another relay", ns, scope)
+			}
+			return err
+		}
+		var refreshCtx context.Context
+		refreshCtx, stop = context.WithCancel(context.Background())
+		stopped = make(chan struct{})
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			defer close(stopped)
+			c.refresh(refreshCtx, key, ns, scope, origin)
+		}()
+		return nil
+	}, func() error {
+		stop()
+		<-stopped
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		defer cancel()
+		err := c.client.DeleteOrigin(ctx, key, &origin)
+		if errors.Is(err, api.ErrNotFound) || errors.Is(err, api.ErrConflict) {
+			return nil // expired, or another relay's now: nothing of ours
+		}
+		return err
+	})
+}
+
+// refresh PATCHes the registration every ttl/2 until ctx ends, POSTing it
+// again if the registry lost it.
+func (c *APICoordinator) refresh(ctx context.Context, key string, ns wire.Namespace, scope string, origin api.Origin) {
+	t := time.NewTicker(c.ttl / 2)
+	defer t.Stop()
+	lost := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, c.timeout)
+		err := c.client.PatchOrigin(rctx, key, origin)
+		if errors.Is(err, api.ErrNotFound) {
+			if err = c.client.SetOrigin(rctx, key, origin); err == nil {
+				c.log.Info("registered again: the registry had lost the namespace", "scope", scope, "namespace", ns.String())
+			}
+		}
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, api.ErrConflict):
+			if !lost {
+				c.log.Warn("another relay holds a namespace published here", "scope", scope, "namespace", ns.String())
+			}
+			lost = true
+		case err != nil:
+			c.log.Warn("refreshing a namespace with the registry failed", "scope", scope, "namespace", ns.String(), "err", err)
+		default:
+			lost = false
+		}
+	}
+}
+
+// Lookup returns the URL registered for the longest prefix of ns in scope,
+// else in the unscoped scope.
+func (c *APICoordinator) Lookup(ctx context.Context, scope string, ns wire.Namespace) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	for _, sc := range lookupScopes(scope) {
+		for n := len(ns); n >= 1; n-- {
+			o, err := c.client.GetOrigin(ctx, RegistryKey(sc, ns[:n]))
+			if err == nil {
+				return o.URL, nil
+			}
+			if !errors.Is(err, api.ErrNotFound) {
+				return "", fmt.Errorf("looking %s up in the registry: %w", ns, err)
+			}
+		}
+	}
+	return "", ErrNotFound
+}
+
+// Close removes the registrations still open, waits for their refreshes
+// to stop, and closes the idle connections to the registry.
+func (c *APICoordinator) Close() error {
+	err := c.regs.closeAll()
+	c.wg.Wait()
+	c.client.Close()
+	return err
+}

@@ -1,0 +1,180 @@
+package relay_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/moqgo/moq/api"
+	"github.com/moqgo/moq/api/redistest"
+	"github.com/moqgo/moq/api/server"
+	"github.com/moqgo/moq/moqtransport/wire"
+	"github.com/moqgo/moq/relay"
+)
+
+// registry is a moq-api registry over a redis-server of the test's own.
+type registry struct {
+	redis  *redistest.Server
+	url    string
+	client *api.Client
+}
+
+// startRegistry runs a registry whose entries live ttl (0: the default).
+func startRegistry(t *testing.T, ttl time.Duration) *registry {
+	t.Helper()
+	rs := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	hs := httptest.NewServer(server.New(server.Config{Redis: rdb, TTL: ttl}))
+	c, err := api.NewClient(hs.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		hs.Close()
+		_ = rdb.Close()
+	})
+	return &registry{redis: rs, url: hs.URL, client: c}
+}
+
+// origin returns the URL the registry has for ns in scope, "" for none.
+func (r *registry) origin(t *testing.T, scope string, ns wire.Namespace) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	o, err := r.client.GetOrigin(ctx, relay.RegistryKey(scope, ns))
+	if errors.Is(err, api.ErrNotFound) {
+		return ""
+	}
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return o.URL
+}
+
+// apiCoordinator returns a coordinator of node on the registry, closed
+// when the test ends.
+func (r *registry) apiCoordinator(t *testing.T, node string, ttl time.Duration) *relay.APICoordinator {
+	t.Helper()
+	c, err := relay.NewAPICoordinator(relay.APICoordinatorConfig{URL: r.url, Node: node, TTL: ttl, Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestRegistryKey(t *testing.T) {
+	for _, c := range []struct {
+		scope string
+		ns    wire.Namespace
+		want  string
+	}{
+		{"", wire.Namespace{"bbb"}, ":626262"},
+		{"/room", wire.Namespace{"a", "bc"}, "/room:61.6263"},
+		{"", wire.Namespace{"A", ""}, ":41."},
+	} {
+		if got := relay.RegistryKey(c.scope, c.ns); got != c.want {
+			t.Errorf("RegistryKey(%q, %q) = %q, want %q", c.scope, c.ns, got, c.want)
+		}
+	}
+}
+
+func TestAPICoordinator(t *testing.T) {
+	reg := startRegistry(t, 0)
+	const nodeA, nodeB = "moqt://127.0.0.1:1", "https://127.0.0.1:2"
+	a, b := reg.apiCoordinator(t, nodeA, 0), reg.apiCoordinator(t, nodeB, 0)
+	ctx := context.Background()
+	rLive, err := a.Register(ctx, "", wire.Namespace{"live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := reg.origin(t, "", wire.Namespace{"live"}); got != nodeA {
+		t.Fatalf("registry has %q", got)
+	}
+	if _, err := b.Register(ctx, "", wire.Namespace{"live"}); err == nil || !strings.Contains(err.Error(), nodeA) {
+		t.Fatalf("B registered A's namespace: %v", err)
+	}
+	rHD, err := b.Register(ctx, "", wire.Namespace{"live", "hd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Register(ctx, "/room", wire.Namespace{"x", "y"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []relay.Coordinator{a, b} {
+		wantLookup(t, c, "", wire.Namespace{"live"}, nodeA)
+		wantLookup(t, c, "", wire.Namespace{"live", "sd", "1"}, nodeA)
+		wantLookup(t, c, "", wire.Namespace{"live", "hd"}, nodeB)
+		wantLookup(t, c, "", wire.Namespace{"live", "hd", "720"}, nodeB)
+		wantLookup(t, c, "", wire.Namespace{"liv"}, "")
+		wantLookup(t, c, "/room", wire.Namespace{"x"}, "")
+		wantLookup(t, c, "/room", wire.Namespace{"x", "y", "z"}, nodeA)
+		wantLookup(t, c, "/other", wire.Namespace{"x", "y"}, "")
+		wantLookup(t, c, "/room", wire.Namespace{"live", "hd"}, nodeB) // the unscoped fallback
+	}
+	// Close DELETEs only our own entry: B's entry under A's key (A's
+	// expired and B took it) survives A's Close.
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	key := relay.RegistryKey("", wire.Namespace{"live"})
+	if err := reg.client.DeleteOrigin(rctx, key, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.client.SetOrigin(rctx, key, api.Origin{URL: nodeB}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rLive.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := reg.origin(t, "", wire.Namespace{"live"}); got != nodeB {
+		t.Errorf("A's Close removed B's entry: %q", got)
+	}
+	if err := rHD.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := reg.origin(t, "", wire.Namespace{"live", "hd"}); got != "" {
+		t.Errorf("after Close the registry has %q", got)
+	}
+	// Closing the coordinator removes what is still registered.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := reg.origin(t, "/room", wire.Namespace{"x", "y"}); got != "" {
+		t.Errorf("after the coordinator's Close the registry has %q", got)
+	}
+}
+
+// TestAPICoordinatorRefresh: a registration outlives the registry's TTL by
+// its refreshes, and comes back when the registry loses it.
+func TestAPICoordinatorRefresh(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	reg := startRegistry(t, ttl)
+	c := reg.apiCoordinator(t, "moqt://a", ttl)
+	ns := wire.Namespace{"live"}
+	r, err := c.Register(context.Background(), "", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * ttl)
+	if got := reg.origin(t, "", ns); got != "moqt://a" {
+		t.Fatalf("after 3 TTLs the registry has %q", got)
+	}
+	// The registry loses it (Redis restarted empty): the next refresh
+	// finds it gone (PATCH 404) and registers it again.
+	reg.redis.Restart()
+	waitFor(t, "the registration to come back", func() bool { return reg.origin(t, "", ns) == "moqt://a" })
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// No refresh brings it back after Close.
+	time.Sleep(ttl)
+	if got := reg.origin(t, "", ns); got != "" {
+		t.Errorf("after Close the registry has %q", got)
+	}
+}
