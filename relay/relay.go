@@ -66,6 +66,9 @@ type Config struct {
 	// Auth, when set, checks every session's and request's token; nil
 	// leaves the relay open, as moq-rs is.
 	Auth *TokenAuth
+	// SessionTracer, when set, gives each accepted session a Tracer of its
+	// own (an mlog file per session); nil results are skipped.
+	SessionTracer func() moqtransport.Tracer
 }
 
 // Relay routes namespaces and tracks between sessions. It implements
@@ -141,7 +144,11 @@ func (r *Relay) SessionConfig() *moqtransport.Config {
 		c.Logger = r.log
 	}
 	c.Track = r.cfg.Track
-	c.Tracer = moqtransport.MultiTracer(c.Tracer, countingTracer{&r.metrics})
+	var own moqtransport.Tracer
+	if r.cfg.SessionTracer != nil {
+		own = r.cfg.SessionTracer()
+	}
+	c.Tracer = moqtransport.MultiTracer(c.Tracer, own, countingTracer{&r.metrics})
 	if r.cfg.Auth != nil {
 		c.Authorize = r.cfg.Auth.Authorize
 	}

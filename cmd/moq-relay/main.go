@@ -46,6 +46,7 @@ type config struct {
 	logLevel     string
 	drainTimeout time.Duration
 	cluster      clusterConfig
+	ops          opsConfig
 
 	stdout, stderr io.Writer
 	// force is closed to end a drain at once (the second signal).
@@ -97,6 +98,7 @@ func newRootCommand(force <-chan struct{}) *cobra.Command {
 	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&cfg.drainTimeout, "drain-timeout", relay.DefaultDrainTimeout, "how long the first signal waits for sessions to end after GOAWAY")
 	cfg.cluster.addFlags(f)
+	cfg.ops.addFlags(f)
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
@@ -161,7 +163,19 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer closeCluster() // after the relay has stopped: the deferred functions run after <-served
+	closeLogs, err := cfg.ops.apply(&rcfg, logger)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	defer closeLogs()
 	rs := relay.NewServer(relay.New(rcfg), srv)
+	stopOps, err := cfg.ops.serveOps(ctx, rs, logger)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	defer stopOps()
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- rs.Serve(serveCtx) }()

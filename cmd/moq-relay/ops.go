@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/mlog"
+	"github.com/moqgo/moq/relay"
+)
+
+// opsConfig holds the flags for the operations surface, access control,
+// event logs and limits.
+type opsConfig struct {
+	metricsAddr    string
+	pprof          bool
+	authKey        string
+	mlogDir        string
+	cacheMaxBytes  int64
+	cacheMaxGroups int
+	cacheMaxAge    time.Duration
+	maxRequests    uint64
+}
+
+func (o *opsConfig) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /health on this TCP address (e.g. 127.0.0.1:9090)")
+	f.BoolVar(&o.pprof, "pprof", false, "also serve /debug/pprof/ on --metrics-addr")
+	f.StringVar(&o.authKey, "auth-key", "", "check JWTs in AUTHORIZATION TOKEN: a file holding an Ed25519 public key (PEM) or an HMAC secret (raw bytes, at least 16); none leaves the relay open")
+	f.StringVar(&o.mlogDir, "mlog-dir", "", "write a MoQT event log (qlog JSON-SEQ) per session into this directory")
+	f.Int64Var(&o.cacheMaxBytes, "cache-max-bytes", moqtransport.DefaultTrackMaxBytes, "bytes each relayed track may cache")
+	f.IntVar(&o.cacheMaxGroups, "cache-max-groups", moqtransport.DefaultTrackMaxGroups, "groups each relayed track may cache")
+	f.DurationVar(&o.cacheMaxAge, "cache-max-age", 0, "drop cached groups older than this (0: no age limit)")
+	f.Uint64Var(&o.maxRequests, "max-requests", 100, "requests a session may have open at once (MAX_REQUEST_ID window)")
+}
+
+// apply puts the flags into the relay's configuration.
+func (o *opsConfig) apply(rcfg *relay.Config, logger *slog.Logger) (func(), error) {
+	rcfg.Track = moqtransport.TrackConfig{MaxBytes: o.cacheMaxBytes, MaxGroups: o.cacheMaxGroups, MaxAge: o.cacheMaxAge}
+	rcfg.Session.MaxRequests = o.maxRequests
+	if o.authKey != "" {
+		auth, err := loadAuth(o.authKey)
+		if err != nil {
+			return nil, err
+		}
+		rcfg.Auth = auth
+		logger.Info("access control on: requests need a token", "key", o.authKey)
+	}
+	closeLogs := func() {}
+	if o.mlogDir != "" {
+		open := mlog.Dir(o.mlogDir)
+		var mu sync.Mutex
+		var logs []*mlog.Logger
+		n := 0
+		rcfg.SessionTracer = func() moqtransport.Tracer {
+			mu.Lock()
+			defer mu.Unlock()
+			n++
+			l, err := open("server", fmt.Sprintf("session-%d-%d", os.Getpid(), n))
+			if err != nil {
+				logger.Warn("opening an mlog file", "err", err)
+				return nil
+			}
+			logs = append(logs, l)
+			return l
+		}
+		closeLogs = func() {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, l := range logs {
+				_ = l.Close()
+			}
+		}
+	}
+	return closeLogs, nil
+}
+
+// loadAuth reads an Ed25519 public key (PEM) or an HMAC secret.
+func loadAuth(path string) (*relay.TokenAuth, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--auth-key: %w", err)
+	}
+	if block, _ := pem.Decode(b); block != nil {
+		key, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("--auth-key %s: %w", path, err)
+		}
+		return relay.NewEd25519Auth(key)
+	}
+	return relay.NewHMACAuth([]byte(strings.TrimSpace(string(b))))
+}
+
+// serveOps runs the metrics server until ctx ends.
+func (o *opsConfig) serveOps(ctx context.Context, rs *relay.Server, logger *slog.Logger) (func(), error) {
+	if o.metricsAddr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", o.metricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr %s: %w", o.metricsAddr, err)
+	}
+	hs := &http.Server{Handler: relay.OpsHandler(rs, o.pprof), ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn("metrics server", "err", err)
+		}
+	}()
+	logger.Info("metrics serving", "addr", ln.Addr().String(), "pprof", o.pprof)
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+		<-done
+	}, nil
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/moqgo/moq/relay"
+)
+
+func TestOpsFlags(t *testing.T) {
+	dir := t.TempDir()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	edPath := filepath.Join(dir, "ed.pem")
+	if err := os.WriteFile(edPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hmacPath := filepath.Join(dir, "secret")
+	if err := os.WriteFile(hmacPath, []byte("0123456789abcdef0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shortPath := filepath.Join(dir, "short")
+	if err := os.WriteFile(shortPath, []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	for _, key := range []string{edPath, hmacPath} {
+		o := opsConfig{authKey: key, cacheMaxBytes: 1 << 20, cacheMaxGroups: 8, maxRequests: 7, mlogDir: filepath.Join(dir, "mlog")}
+		var rcfg relay.Config
+		closeLogs, err := o.apply(&rcfg, log)
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		if rcfg.Auth == nil || rcfg.Track.MaxBytes != 1<<20 || rcfg.Track.MaxGroups != 8 || rcfg.Session.MaxRequests != 7 || rcfg.SessionTracer == nil {
+			t.Errorf("%s: relay config %+v", key, rcfg)
+		}
+		if tr := rcfg.SessionTracer(); tr == nil {
+			t.Error("no mlog tracer for a session")
+		}
+		closeLogs()
+		files, _ := filepath.Glob(filepath.Join(dir, "mlog", "*.mlog"))
+		if len(files) == 0 {
+			t.Error("no mlog file written")
+		}
+	}
+	for _, bad := range []string{shortPath, filepath.Join(dir, "missing")} {
+		o := opsConfig{authKey: bad}
+		if _, err := o.apply(&relay.Config{}, log); err == nil {
+			t.Errorf("--auth-key %s accepted", bad)
+		}
+	}
+}
