@@ -203,11 +203,12 @@ func (s *Session) request(ctx context.Context, build func(id uint64) wire.Messag
 	if err := s.checkOpen(); err != nil {
 		return 0, nil, err
 	}
-	id, err := s.ids.allocate(ctx, func(limit uint64) {
-		s.log.Debug("blocked on the peer's MAX_REQUEST_ID", "limit", limit)
-		s.sendOrFail(&wire.RequestsBlocked{Max: limit})
-	})
+	// Request IDs must reach the peer in order: allocate and send under
+	// one lock, or two concurrent requests could go out swapped.
+	s.reqMu.Lock()
+	id, err := s.allocateID(ctx)
 	if err != nil {
+		s.reqMu.Unlock()
 		return 0, nil, err
 	}
 	m := build(id)
@@ -224,7 +225,9 @@ func (s *Session) request(ctx context.Context, build func(id uint64) wire.Messag
 		}
 		s.mu.Unlock()
 	}()
-	if err := s.send(m); err != nil {
+	err = s.send(m)
+	s.reqMu.Unlock()
+	if err != nil {
 		return id, nil, err
 	}
 	select {
@@ -235,6 +238,16 @@ func (s *Session) request(ctx context.Context, build func(id uint64) wire.Messag
 	case <-s.closed:
 		return id, nil, s.closedErr()
 	}
+}
+
+// allocateID takes our next request ID, waiting for the peer's grant and
+// telling it with REQUESTS_BLOCKED. The caller holds s.reqMu until the
+// request is sent.
+func (s *Session) allocateID(ctx context.Context) (uint64, error) {
+	return s.ids.allocate(ctx, func(limit uint64) {
+		s.log.Debug("blocked on the peer's MAX_REQUEST_ID", "limit", limit)
+		s.sendOrFail(&wire.RequestsBlocked{Max: limit})
+	})
 }
 
 // pendingRequest is a request of ours waiting for its answer.

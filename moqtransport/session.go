@@ -101,6 +101,7 @@ type Session struct {
 	control   Stream
 	reader    *wire.ControlReader
 	writeMu   sync.Mutex
+	reqMu     sync.Mutex // orders request IDs on the wire
 	ids       *requestIDs
 	tokens    tokenCache
 	version   wire.Version

@@ -577,3 +577,34 @@ func TestDrain(t *testing.T) {
 		}
 	})
 }
+
+// Concurrent requests on one session must reach the peer in request-ID
+// order, or the peer closes with INVALID_REQUEST_ID.
+func TestConcurrentRequestsKeepIDOrder(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: &moqtransport.Tracks{}})
+		client, _ := e.dial(nil)
+		ctx := timeout(t)
+		var wg sync.WaitGroup
+		errs := make(chan error, 40)
+		for i := range 40 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := client.Subscribe(ctx, wire.Namespace{"c"}, fmt.Sprint(i), moqtransport.SubscribeOptions{})
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			var re *moqtransport.RequestError
+			if !errors.As(err, &re) || re.Code != uint64(wire.SubscribeTrackDoesNotExist) {
+				t.Fatalf("concurrent SUBSCRIBE: %v, want TRACK_DOES_NOT_EXIST", err)
+			}
+		}
+		if err := client.Err(); err != nil {
+			t.Fatalf("session ended: %v", err)
+		}
+	})
+}

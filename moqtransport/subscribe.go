@@ -224,7 +224,9 @@ func (sub *Subscription) Update(ctx context.Context, start wire.Location, hasEnd
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
-	id, err := s.ids.allocate(ctx, func(limit uint64) { s.sendOrFail(&wire.RequestsBlocked{Max: limit}) })
+	s.reqMu.Lock()
+	defer s.reqMu.Unlock()
+	id, err := s.allocateID(ctx)
 	if err != nil {
 		return err
 	}

@@ -431,7 +431,9 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 	// When the publisher's session ends, the track ends for its
 	// subscribers with GOING_AWAY; a PUBLISH_DONE passes its own status
 	// through the track.
+	r.mu.Lock()
 	rt.up, rt.track = up, up.Track()
+	r.mu.Unlock()
 	r.log.Info("upstream subscribed", "track", req.Namespace.String()+"/"+req.Name)
 }
 
