@@ -1,0 +1,289 @@
+// Command moq-pub publishes fragmented MP4 from stdin as a MoQT broadcast
+// (draft-ietf-moq-transport-14), in the track layout of moq-rs's moq-pub.
+//
+//	ffmpeg ... -f mp4 -movflags cmaf+separate_moof+delay_moov+skip_trailer+frag_every_frame - |
+//	    moq-pub [flags] URL --name NAME
+//
+// URL is moqt://host:port/path (raw QUIC) or https://host:port/path
+// (WebTransport). The namespace is NAME split on "/"; moq-pub announces it
+// (PUBLISH_NAMESPACE) and serves these tracks:
+//
+//   - ".catalog": group 0, one object, the catalog JSON (package catalog),
+//     with --fps and --bitrate on every video track when given;
+//   - "0.mp4": group 0, one object, the init segment (ftyp and moov);
+//   - "{track_ID}.m4s" for each track of the moov: each moof with its mdat
+//     is one object. A key frame of the first video track starts a new
+//     group on every track (other video tracks start one at their own key
+//     frames); without video, a group spans --group-duration of media
+//     time. Object IDs run 0, 1, 2... within each group.
+//
+// The catalog and the init segment are also pushed to the relay (PUBLISH)
+// before they are written, so that the relay caches them and subscribers
+// that come later can FETCH them; a relay that refuses (or ignores) PUBLISH
+// serves them from this process as any other track.
+//
+// At the end of the input every track ends with an End of Track object and
+// PUBLISH_DONE TRACK_ENDED, and moq-pub exits 0 once the subscriptions have
+// ended (at most a few seconds). The first SIGINT or SIGTERM does the same;
+// a second one exits at once. Input that is not fragmented MP4 (or a
+// codec the catalog cannot name on every track) ends it with exit status 3
+// and a message that says what is wrong; other failures exit 1. Logs go to
+// stderr.
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moqgo/moq/catalog"
+	"github.com/moqgo/moq/internal/fmp4"
+	"github.com/moqgo/moq/internal/version"
+	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+const binaryName = "moq-pub"
+
+// Exit statuses.
+const (
+	exitFailure = 1
+	// exitBadInput: the input is not fragmented MP4 moq-pub can publish.
+	exitBadInput = 3
+)
+
+// config holds everything run needs.
+type config struct {
+	url           string
+	name          string
+	fps           uint64
+	bitrate       uint32
+	groupDuration time.Duration
+
+	tlsRoots         []string
+	tlsDisableVerify bool
+	fingerprints     []string
+	qlogDir          string
+	logLevel         string
+
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	// Tests: a hook called once the namespace is published and the
+	// catalog and init tracks exist (before the input is read), and the
+	// shutdown bounds (0: the defaults).
+	ready      func()
+	endTimeout time.Duration
+	closeGrace time.Duration
+}
+
+func main() {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-sigs
+		cancel()
+		<-sigs
+		fmt.Fprintf(os.Stderr, "%s: interrupted again, exiting\n", binaryName)
+		os.Exit(exitFailure)
+	}()
+	if err := newRootCommand(config{stdin: os.Stdin}).ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", binaryName, err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// inputError is an error about the input: exit status 3.
+type inputError struct{ err error }
+
+func (e *inputError) Error() string { return e.err.Error() }
+func (e *inputError) Unwrap() error { return e.err }
+
+// exitCode is the exit status for run's error.
+func exitCode(err error) int {
+	var ie *inputError
+	if errors.As(err, &ie) {
+		return exitBadInput
+	}
+	return exitFailure
+}
+
+// newRootCommand builds the moq-pub command line on top of base (which
+// carries stdin and the test hooks); --version and the version subcommand
+// print the version line.
+func newRootCommand(base config) *cobra.Command {
+	cfg := base
+	root := &cobra.Command{
+		Use:   binaryName + " [flags] URL --name NAME",
+		Short: "Publish fragmented MP4 from stdin through a MoQT relay (" + version.Draft + ")",
+		Long: "Publish fragmented MP4 read from stdin as a MoQT broadcast in moq-rs's layout (.catalog, 0.mp4, {track_ID}.m4s).\n" +
+			"URL is moqt://host:port/path (raw QUIC) or https://host:port/path (WebTransport).\n\n" +
+			"Example:\n  ffmpeg -i in.mp4 -c copy -f mp4 -movflags cmaf+separate_moof+delay_moov+skip_trailer+frag_every_frame - |\n" +
+			"    moq-pub --tls-disable-verify --name demo moqt://localhost:4443/",
+		Version:       version.String(binaryName),
+		Args:          cobra.ExactArgs(1),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.url = args[0]
+			cfg.stdout, cfg.stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if cfg.stdin == nil {
+				cfg.stdin = cmd.InOrStdin()
+			}
+			return run(cmd.Context(), cfg)
+		},
+	}
+	disableVerify, _ := strconv.ParseBool(os.Getenv("TLS_DISABLE_VERIFY"))
+	f := root.Flags()
+	f.StringVar(&cfg.name, "name", "", "broadcast namespace, fields separated by / (required)")
+	f.Uint64Var(&cfg.fps, "fps", 0, "frame rate to advertise in the catalog for each video track (0: none)")
+	f.Uint32Var(&cfg.bitrate, "bitrate", 0, "bitrate in bits per second to advertise in the catalog for each video track (0: none)")
+	f.DurationVar(&cfg.groupDuration, "group-duration", fmp4.DefaultGroupDuration, "media time a group spans when the input has no video track")
+	f.StringArrayVar(&cfg.tlsRoots, "tls-root", nil, "root CA file (PEM) to verify the server with, instead of the system roots; repeatable")
+	f.BoolVar(&cfg.tlsDisableVerify, "tls-disable-verify", disableVerify, "do not verify the server's certificate (env TLS_DISABLE_VERIFY)")
+	f.StringArrayVar(&cfg.fingerprints, "fingerprint", nil, "accept the server certificate whose SHA-256 is HEX (64 hex digits), as a browser's serverCertificateHashes; repeatable")
+	f.StringVar(&cfg.qlogDir, "qlog-dir", "", "write a qlog file of the connection into this directory")
+	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	_ = root.MarkFlagRequired("name")
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), version.String(binaryName))
+			return err
+		},
+	})
+	return root
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// checkURL refuses what moqnative.Dial cannot dial, before any network.
+func checkURL(raw string) error {
+	const use = "use moqt://host:port/path (raw QUIC) or https://host:port/path (WebTransport)"
+	scheme, _, found := strings.Cut(raw, "://")
+	if !found {
+		return fmt.Errorf("URL %q has no scheme: %s", raw, use)
+	}
+	switch strings.ToLower(scheme) {
+	case "moqt", "https":
+	default:
+		return fmt.Errorf("URL %q: unsupported scheme %q: %s", raw, scheme, use)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("URL %q: %w", raw, err)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("URL %q has no host", raw)
+	}
+	return nil
+}
+
+// parseFingerprint reads a SHA-256 given as hex, with or without colons.
+func parseFingerprint(s string) ([32]byte, error) {
+	var fp [32]byte
+	b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
+	if err != nil || len(b) != len(fp) {
+		return fp, fmt.Errorf("--fingerprint %q: want the certificate's SHA-256 as 64 hex digits", s)
+	}
+	copy(fp[:], b)
+	return fp, nil
+}
+
+// run connects to the relay and publishes stdin until it ends, ctx ends,
+// or the session does.
+func run(ctx context.Context, cfg config) error {
+	level, err := parseLevel(cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(cfg.stderr, &slog.HandlerOptions{Level: level}))
+	if err := checkURL(cfg.url); err != nil {
+		return err
+	}
+	if cfg.name == "" {
+		return errors.New("--name is empty: name the broadcast, e.g. --name demo")
+	}
+	ns := wire.ParseNamespacePath(cfg.name)
+	if err := ns.Validate(); err != nil {
+		return fmt.Errorf("--name %q: %w", cfg.name, err)
+	}
+	for _, n := range []string{catalogTrack, catalog.DefaultInitTrack} {
+		if err := (wire.FullTrackName{Namespace: ns, Name: n}).Validate(); err != nil {
+			return fmt.Errorf("--name %q: %w", cfg.name, err)
+		}
+	}
+	if cfg.groupDuration <= 0 {
+		return fmt.Errorf("--group-duration %v: want a positive duration", cfg.groupDuration)
+	}
+	tlsConf := moqnative.ClientTLS{RootCAFiles: cfg.tlsRoots, InsecureSkipVerify: cfg.tlsDisableVerify}
+	for _, s := range cfg.fingerprints {
+		fp, err := parseFingerprint(s)
+		if err != nil {
+			return err
+		}
+		tlsConf.ServerCertificateHashes = append(tlsConf.ServerCertificateHashes, fp)
+	}
+
+	d, err := moqnative.Dial(ctx, cfg.url, moqnative.ClientConfig{TLS: tlsConf, QlogDir: cfg.qlogDir, Logger: logger})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer func() { _ = d.Close() }()
+
+	h := newHandler()
+	sess, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Logger: logger, Path: d.Path, Authority: d.Authority, Handler: h})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("MoQT setup: %w", err)
+	}
+	defer func() { _ = sess.Close() }()
+	logger.Info("connected", "protocol", d.Conn.Protocol().String(), "authority", d.Authority,
+		"path", d.Path, "peer", sess.PeerImplementation())
+	go func() {
+		select {
+		case <-sess.GoAway():
+			logger.Warn("the relay is going away (GOAWAY)", "uri", sess.GoAwayURI())
+		case <-sess.Done():
+		}
+	}()
+	nsPub, err := sess.PublishNamespace(ctx, ns, nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("publishing namespace %s: %w", ns, err)
+	}
+	logger.Info("namespace published", "namespace", ns.String())
+
+	p := &publisher{cfg: cfg, log: logger, sess: sess, h: h, ns: ns, nsPub: nsPub}
+	return p.run(ctx)
+}

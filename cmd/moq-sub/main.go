@@ -1,0 +1,230 @@
+// Command moq-sub plays a MoQT broadcast (draft-ietf-moq-transport-14) in
+// moq-rs's moq-pub layout to stdout as fragmented MP4, for ffplay or a
+// file.
+//
+//	moq-sub [flags] URL --name NAME [--catalog] [--track NAME]... | ffplay -
+//
+// URL is moqt://host:port/path (raw QUIC) or https://host:port/path
+// (WebTransport). moq-sub gets the init segment (track "0.mp4", or the
+// init track the catalog names with --catalog) from a subscription or, when
+// it was published before, with FETCH; picks the tracks (every video and
+// audio track of the init segment, or those named with --track, by their
+// track names such as "1.m4s"); writes the init segment, cut down to those
+// tracks, and then every moof+mdat object of the tracks as it arrives,
+// tracks interleaved, each track in group and object order. Each track
+// starts at the next group (NextGroupStart): a key frame.
+//
+// stdout carries nothing but the media: ftyp moov (moof mdat)*. Logs go to
+// stderr. moq-sub exits 0 when the publisher ends the tracks (or on SIGINT
+// or SIGTERM, after unsubscribing), and 1 with the reason otherwise.
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moqgo/moq/internal/version"
+	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+const binaryName = "moq-sub"
+
+// config holds everything run needs.
+type config struct {
+	url        string
+	name       string
+	useCatalog bool
+	tracks     []string
+
+	tlsRoots         []string
+	tlsDisableVerify bool
+	fingerprints     []string
+	qlogDir          string
+	logLevel         string
+
+	stdout, stderr io.Writer
+
+	// Tests: a hook called once the init segment is written and the
+	// media subscriptions are open, and how long to wait for an init
+	// segment that FETCH could not get (0: the default).
+	ready       func()
+	initTimeout time.Duration
+}
+
+func main() {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-sigs
+		cancel()
+		<-sigs
+		fmt.Fprintf(os.Stderr, "%s: interrupted again, exiting\n", binaryName)
+		os.Exit(1)
+	}()
+	if err := newRootCommand(config{}).ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", binaryName, err)
+		os.Exit(1)
+	}
+}
+
+// newRootCommand builds the moq-sub command line on top of base (which
+// carries the test hooks); --version and the version subcommand print the
+// version line.
+func newRootCommand(base config) *cobra.Command {
+	cfg := base
+	root := &cobra.Command{
+		Use:   binaryName + " [flags] URL --name NAME [--catalog] [--track NAME]...",
+		Short: "Play a MoQT broadcast to stdout as fragmented MP4 (" + version.Draft + ")",
+		Long: "Subscribe to a broadcast in moq-rs's layout (.catalog, 0.mp4, {track_ID}.m4s) and write it to stdout as fragmented MP4.\n" +
+			"URL is moqt://host:port/path (raw QUIC) or https://host:port/path (WebTransport).\n\n" +
+			"Example:\n  moq-sub --tls-disable-verify --name demo moqt://localhost:4443/ | ffplay -",
+		Version:       version.String(binaryName),
+		Args:          cobra.ExactArgs(1),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.url = args[0]
+			cfg.stdout, cfg.stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			return run(cmd.Context(), cfg)
+		},
+	}
+	disableVerify, _ := strconv.ParseBool(os.Getenv("TLS_DISABLE_VERIFY"))
+	f := root.Flags()
+	f.StringVar(&cfg.name, "name", "", "broadcast namespace, fields separated by / (required)")
+	f.BoolVar(&cfg.useCatalog, "catalog", false, "read the .catalog track first and take the track names and the init track from it")
+	f.StringArrayVar(&cfg.tracks, "track", nil, "play only this track, e.g. 1.m4s (default: every video and audio track); repeatable")
+	f.StringArrayVar(&cfg.tlsRoots, "tls-root", nil, "root CA file (PEM) to verify the server with, instead of the system roots; repeatable")
+	f.BoolVar(&cfg.tlsDisableVerify, "tls-disable-verify", disableVerify, "do not verify the server's certificate (env TLS_DISABLE_VERIFY)")
+	f.StringArrayVar(&cfg.fingerprints, "fingerprint", nil, "accept the server certificate whose SHA-256 is HEX (64 hex digits), as a browser's serverCertificateHashes; repeatable")
+	f.StringVar(&cfg.qlogDir, "qlog-dir", "", "write a qlog file of the connection into this directory")
+	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	_ = root.MarkFlagRequired("name")
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), version.String(binaryName))
+			return err
+		},
+	})
+	return root
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// checkURL refuses what moqnative.Dial cannot dial, before any network.
+func checkURL(raw string) error {
+	const use = "use moqt://host:port/path (raw QUIC) or https://host:port/path (WebTransport)"
+	scheme, _, found := strings.Cut(raw, "://")
+	if !found {
+		return fmt.Errorf("URL %q has no scheme: %s", raw, use)
+	}
+	switch strings.ToLower(scheme) {
+	case "moqt", "https":
+	default:
+		return fmt.Errorf("URL %q: unsupported scheme %q: %s", raw, scheme, use)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("URL %q: %w", raw, err)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("URL %q has no host", raw)
+	}
+	return nil
+}
+
+// parseFingerprint reads a SHA-256 given as hex, with or without colons.
+func parseFingerprint(s string) ([32]byte, error) {
+	var fp [32]byte
+	b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
+	if err != nil || len(b) != len(fp) {
+		return fp, fmt.Errorf("--fingerprint %q: want the certificate's SHA-256 as 64 hex digits", s)
+	}
+	copy(fp[:], b)
+	return fp, nil
+}
+
+// run connects to the relay and plays the broadcast until its tracks end,
+// ctx ends, or something fails.
+func run(ctx context.Context, cfg config) error {
+	level, err := parseLevel(cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(cfg.stderr, &slog.HandlerOptions{Level: level}))
+	if err := checkURL(cfg.url); err != nil {
+		return err
+	}
+	if cfg.name == "" {
+		return fmt.Errorf("--name is empty: name the broadcast, e.g. --name demo")
+	}
+	ns := wire.ParseNamespacePath(cfg.name)
+	if err := ns.Validate(); err != nil {
+		return fmt.Errorf("--name %q: %w", cfg.name, err)
+	}
+	for _, t := range cfg.tracks {
+		if err := (wire.FullTrackName{Namespace: ns, Name: t}).Validate(); err != nil || t == "" {
+			return fmt.Errorf("--track %q: not a track name", t)
+		}
+	}
+	tlsConf := moqnative.ClientTLS{RootCAFiles: cfg.tlsRoots, InsecureSkipVerify: cfg.tlsDisableVerify}
+	for _, s := range cfg.fingerprints {
+		fp, err := parseFingerprint(s)
+		if err != nil {
+			return err
+		}
+		tlsConf.ServerCertificateHashes = append(tlsConf.ServerCertificateHashes, fp)
+	}
+
+	d, err := moqnative.Dial(ctx, cfg.url, moqnative.ClientConfig{TLS: tlsConf, QlogDir: cfg.qlogDir, Logger: logger})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer func() { _ = d.Close() }()
+	sess, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Logger: logger, Path: d.Path, Authority: d.Authority})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("MoQT setup: %w", err)
+	}
+	defer func() { _ = sess.Close() }()
+	logger.Info("connected", "protocol", d.Conn.Protocol().String(), "authority", d.Authority,
+		"path", d.Path, "peer", sess.PeerImplementation())
+	go func() {
+		select {
+		case <-sess.GoAway():
+			logger.Warn("the relay is going away (GOAWAY)", "uri", sess.GoAwayURI())
+		case <-sess.Done():
+		}
+	}()
+	s := &subscriber{cfg: cfg, log: logger, sess: sess, ns: ns, out: &output{w: cfg.stdout}}
+	return s.run(ctx)
+}

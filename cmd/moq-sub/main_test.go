@@ -1,0 +1,634 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/moqgo/moq/internal/fmp4"
+	"github.com/moqgo/moq/internal/fmp4/fmp4test"
+	"github.com/moqgo/moq/internal/version"
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+var binDir string // where the tests build moq-pub
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "moq-sub-test-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// Test media: 3 s of 320x240 at 30 fps, a key frame every second and no
+// B-frames, and a tone in AAC.
+func avArgs() []string {
+	return []string{
+		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=3",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3",
+		"-map", "0", "-map", "1",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "64k",
+	}
+}
+
+func execute(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := newRootCommand(config{initTimeout: time.Second})
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = cmd.ExecuteContext(ctx)
+	return out.String(), errOut.String(), err
+}
+
+func TestSubVersion(t *testing.T) {
+	want := "moq-sub " + version.Version + " (moq-go, draft-ietf-moq-transport-14)\n"
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		stdout, stderr, err := execute(t, args...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if stdout != want || stderr != "" {
+			t.Errorf("%v: stdout %q stderr %q, want %q", args, stdout, stderr, want)
+		}
+	}
+}
+
+func TestSubBadArguments(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--name", "a"}, "accepts 1 arg"},
+		{[]string{"moqt://127.0.0.1:4443/"}, `required flag(s) "name" not set`},
+		{[]string{"--name", "", "moqt://127.0.0.1:4443/"}, "--name is empty"},
+		{[]string{"--name", "a", "--track", "", "moqt://127.0.0.1:4443/"}, `--track "": not a track name`},
+		{[]string{"--name", "a", "http://127.0.0.1:4443/"}, `unsupported scheme "http"`},
+		{[]string{"--name", "a", "moqt:///x"}, "has no host"},
+		{[]string{"--name", "a", "--fingerprint", "zz", "moqt://127.0.0.1:4443/"}, "64 hex digits"},
+		{[]string{"--name", "a", "--log-level", "loud", "moqt://127.0.0.1:4443/"}, "--log-level"},
+	} {
+		stdout, _, err := execute(t, c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: err = %v, want it to contain %q", c.args, err, c.want)
+		}
+		if stdout != "" {
+			t.Errorf("%q: stdout %q", c.args, stdout)
+		}
+	}
+}
+
+// syncBuffer is an output that tests can read and wait on.
+type syncBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{}
+}
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{changed: make(chan struct{})} }
+
+func (l *syncBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	close(l.changed)
+	l.changed = make(chan struct{})
+	return l.b.Write(p)
+}
+
+func (l *syncBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.b.Bytes())
+}
+
+func (l *syncBuffer) String() string { return string(l.Bytes()) }
+
+func (l *syncBuffer) waitFor(t *testing.T, what string, ss ...string) {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		l.mu.Lock()
+		has, changed := true, l.changed
+		for _, s := range ss {
+			has = has && strings.Contains(l.b.String(), s)
+		}
+		l.mu.Unlock()
+		if has {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("%s: no %q in:\n%s", what, ss, l.String())
+		}
+	}
+}
+
+var (
+	buildOnce sync.Once
+	buildErr  string
+)
+
+// pubBinary builds moq-pub (with the race detector when the tests have it,
+// so that the packages compiled for the tests are reused).
+func pubBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(binDir, "moq-pub")
+	buildOnce.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+		}
+		args := []string{"build", "-o", bin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		args = append(args, "github.com/moqgo/moq/cmd/moq-pub")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, goTool, args...).CombinedOutput(); err != nil {
+			buildErr = "go " + strings.Join(args, " ") + ": " + err.Error() + "\n" + string(out)
+		}
+	})
+	if buildErr != "" {
+		t.Fatal(buildErr)
+	}
+	return bin
+}
+
+// pubProc is a moq-pub process reading a pipe.
+type pubProc struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stderr *syncBuffer
+	done   chan error
+}
+
+func startPub(t *testing.T, r *fmp4test.Relay, scheme string, args ...string) *pubProc {
+	t.Helper()
+	bin := pubBinary(t)
+	p := &pubProc{stderr: newSyncBuffer(), done: make(chan error, 1)}
+	p.cmd = exec.Command(bin, append([]string{"--fingerprint", r.Fingerprint}, append(args, r.URL(scheme))...)...)
+	p.cmd.Stderr = p.stderr
+	var err error
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.stdin.Close()
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			t.Errorf("moq-pub did not stop:\n%s", p.stderr.String())
+		}
+	})
+	p.stderr.waitFor(t, "moq-pub", "namespace published")
+	return p
+}
+
+func (p *pubProc) write(t *testing.T, b []byte) {
+	t.Helper()
+	if _, err := p.stdin.Write(b); err != nil {
+		t.Fatalf("writing to moq-pub: %v\n%s", err, p.stderr.String())
+	}
+}
+
+func (p *pubProc) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return err
+	case <-time.After(15 * time.Second):
+		t.Fatalf("moq-pub did not end:\n%s", p.stderr.String())
+		return nil
+	}
+}
+
+// subProc is moq-sub running in the test.
+type subProc struct {
+	stdout, stderr *syncBuffer
+	ready          chan struct{}
+	cancel         context.CancelFunc
+	done           chan error
+}
+
+func startSub(t *testing.T, r *fmp4test.Relay, scheme string, args ...string) *subProc {
+	t.Helper()
+	s := &subProc{stdout: newSyncBuffer(), stderr: newSyncBuffer(), ready: make(chan struct{}), done: make(chan error, 1)}
+	var once sync.Once
+	cmd := newRootCommand(config{ready: func() { once.Do(func() { close(s.ready) }) }, initTimeout: time.Second})
+	cmd.SetOut(s.stdout)
+	cmd.SetErr(s.stderr)
+	cmd.SetArgs(append([]string{"--fingerprint", r.Fingerprint, "--log-level", "debug"}, append(args, r.URL(scheme))...))
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go func() { s.done <- cmd.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("moq-sub did not stop")
+		}
+	})
+	return s
+}
+
+func (s *subProc) waitReady(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.ready:
+	case err := <-s.done:
+		s.done <- err
+		t.Fatalf("moq-sub stopped: %v\n%s", err, s.stderr.String())
+	case <-time.After(15 * time.Second):
+		t.Fatalf("moq-sub not ready:\n%s", s.stderr.String())
+	}
+}
+
+func (s *subProc) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		s.done <- err
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatalf("moq-sub did not end:\n%s", s.stderr.String())
+		return nil
+	}
+}
+
+// splitInit returns the init segment and the fragments of a stream, with
+// each fragment's group as moq-pub places it.
+func splitStream(t *testing.T, b []byte) (*fmp4.Init, []byte, []*fmp4.Fragment, []uint64) {
+	t.Helper()
+	sp := fmp4.NewSplitter(bytes.NewReader(b))
+	in, err := sp.Init()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := fmp4.NewGrouper(in, 0)
+	var frags []*fmp4.Fragment
+	var groups []uint64
+	for {
+		f, err := sp.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		frags = append(frags, f)
+		groups = append(groups, g.Place(f).Group)
+	}
+	return in, b[:frags[0].Offset], frags, groups
+}
+
+// hashes returns the size and hash columns of framemd5 lines.
+func hashes(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		f := strings.Split(l, ",")
+		out = append(out, strings.TrimSpace(f[len(f)-2])+","+strings.TrimSpace(f[len(f)-1]))
+	}
+	return out
+}
+
+// TestSubEndToEnd: ffmpeg → moq-pub → relay → moq-sub → file. The file has
+// as many video and audio packets as the input, and its video decodes to
+// the same frames (framemd5), over WebTransport and over raw QUIC.
+func TestSubEndToEnd(t *testing.T) {
+	media := fmp4test.Encode(t, avArgs()...)
+	inPath := fmp4test.WriteFile(t, "in.mp4", media)
+	wantPackets := fmp4test.Packets(t, inPath)
+	wantMD5 := fmp4test.FrameMD5(t, inPath)
+	if wantPackets["video"] != 90 || wantPackets["audio"] == 0 || len(wantMD5) != 90 {
+		t.Fatalf("the input has %v packets and %d frames", wantPackets, len(wantMD5))
+	}
+	_, initBytes, frags, _ := splitStream(t, media)
+	for _, c := range []struct {
+		scheme  string
+		catalog bool
+	}{{"https", false}, {"moqt", true}} {
+		t.Run(c.scheme, func(t *testing.T) {
+			start := time.Now()
+			r := fmp4test.StartRelay(t)
+			pub := startPub(t, r, c.scheme, "--name", "e2e/av", "--fps", "30")
+			// The init segment first; the media once moq-sub subscribed,
+			// so that it gets every packet.
+			pub.write(t, initBytes)
+			pub.stderr.waitFor(t, "moq-pub", "msg=publishing")
+			args := []string{"--name", "e2e/av"}
+			if c.catalog {
+				args = append(args, "--catalog")
+			}
+			sub := startSub(t, r, c.scheme, args...)
+			sub.waitReady(t)
+			pub.write(t, media[frags[0].Offset:])
+			_ = pub.stdin.Close()
+			if err := sub.wait(t); err != nil {
+				t.Fatalf("moq-sub: %v\n%s\nmoq-pub:\n%s", err, sub.stderr.String(), pub.stderr.String())
+			}
+			if err := pub.wait(t); err != nil {
+				t.Fatalf("moq-pub: %v\n%s", err, pub.stderr.String())
+			}
+			out := fmp4test.WriteFile(t, "out.mp4", sub.stdout.Bytes())
+			if got := fmp4test.Packets(t, out); got["video"] != wantPackets["video"] || got["audio"] != wantPackets["audio"] {
+				t.Errorf("output packets %v, input %v", got, wantPackets)
+			}
+			if got := fmp4test.FrameMD5(t, out); !slices.Equal(got, wantMD5) {
+				t.Errorf("the output's video frames differ from the input's:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantMD5, "\n"))
+			}
+			if got := fmp4test.Streams(t, out); !slices.Equal(got, []string{"h264", "aac"}) {
+				t.Errorf("output streams %v", got)
+			}
+			for _, s := range []string{"the tracks ended", `tracks="1.m4s (video), 2.m4s (audio)"`} {
+				if !strings.Contains(sub.stderr.String(), s) {
+					t.Errorf("no %q in moq-sub's log:\n%s", s, sub.stderr.String())
+				}
+			}
+			t.Logf("%s: %v", c.scheme, time.Since(start))
+		})
+	}
+}
+
+// TestSubLateJoin: a subscriber that joins in the middle of a group gets the
+// init segment (FETCH from the relay) and starts at the next group on both
+// tracks: a key frame, with the audio from that moment.
+func TestSubLateJoin(t *testing.T) {
+	media := fmp4test.Encode(t, avArgs()...)
+	inPath := fmp4test.WriteFile(t, "in.mp4", media)
+	wantMD5 := fmp4test.FrameMD5(t, inPath)
+	_, initBytes, frags, groups := splitStream(t, media)
+	// Feed up to the 11th video frame of group 1 (frame 40 of 90).
+	cut, videoSeen := 0, 0
+	for i, f := range frags {
+		if f.TrackID == 1 {
+			videoSeen++
+		}
+		if videoSeen == 41 {
+			cut = i
+			break
+		}
+	}
+	want := map[string]int{}
+	for i, f := range frags {
+		if groups[i] >= 2 {
+			want[map[uint32]string{1: "video", 2: "audio"}[f.TrackID]]++
+		}
+	}
+	r := fmp4test.StartRelay(t)
+	pub := startPub(t, r, "moqt", "--name", "late", "--log-level", "debug")
+	pub.write(t, initBytes)
+	pub.write(t, media[frags[0].Offset:frags[cut].Offset])
+	pub.stderr.waitFor(t, "moq-pub", "msg=group track=1 group=1", "msg=group track=2 group=1")
+	sub := startSub(t, r, "https", "--name", "late", "--catalog")
+	sub.waitReady(t)
+	pub.write(t, media[frags[cut].Offset:])
+	_ = pub.stdin.Close()
+	if err := sub.wait(t); err != nil {
+		t.Fatalf("moq-sub: %v\n%s", err, sub.stderr.String())
+	}
+	if err := pub.wait(t); err != nil {
+		t.Fatalf("moq-pub: %v\n%s", err, pub.stderr.String())
+	}
+	for _, s := range []string{"by=fetch", "track=1.m4s largest={1,", "from_group=2"} {
+		if !strings.Contains(sub.stderr.String(), s) {
+			t.Errorf("no %q in moq-sub's log:\n%s", s, sub.stderr.String())
+		}
+	}
+	out := fmp4test.WriteFile(t, "out.mp4", sub.stdout.Bytes())
+	if got := fmp4test.Packets(t, out); got["video"] != want["video"] || got["audio"] != want["audio"] || want["video"] != 30 {
+		t.Errorf("output packets %v, want %v (groups 2 and later)", got, want)
+	}
+	// The video starts at the key frame of frame 60 and decodes to the
+	// input's frames from there.
+	if got, want := hashes(fmp4test.FrameMD5(t, out)), hashes(wantMD5[60:]); !slices.Equal(got, want) {
+		t.Errorf("output frames\n%s\nwant the input's from frame 60\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestSubTrackSelection: --track plays the tracks named, and the init segment
+// written holds only them.
+func TestSubTrackSelection(t *testing.T) {
+	media := fmp4test.Encode(t, avArgs()...)
+	wantPackets := fmp4test.Packets(t, fmp4test.WriteFile(t, "in.mp4", media))
+	_, initBytes, frags, _ := splitStream(t, media)
+	r := fmp4test.StartRelay(t)
+	pub := startPub(t, r, "moqt", "--name", "pick")
+	pub.write(t, initBytes)
+	pub.stderr.waitFor(t, "moq-pub", "msg=publishing")
+
+	_, _, err := execute(t, "--fingerprint", r.Fingerprint, "--name", "pick", "--track", "9.m4s", r.URL("moqt"))
+	if err == nil || !strings.Contains(err.Error(), `--track "9.m4s": no such track; the broadcast has 1.m4s (video), 2.m4s (audio)`) {
+		t.Errorf("an unknown track: %v", err)
+	}
+	_, _, err = execute(t, "--fingerprint", r.Fingerprint, "--name", "pick", "--catalog", "--track", "9.m4s", r.URL("moqt"))
+	if err == nil || !strings.Contains(err.Error(), `--track "9.m4s" is not in the catalog, which has 1.m4s, 2.m4s`) {
+		t.Errorf("an unknown track with --catalog: %v", err)
+	}
+
+	sub := startSub(t, r, "moqt", "--name", "pick", "--track", "2.m4s")
+	sub.waitReady(t)
+	pub.write(t, media[frags[0].Offset:])
+	_ = pub.stdin.Close()
+	if err := sub.wait(t); err != nil {
+		t.Fatalf("moq-sub: %v\n%s", err, sub.stderr.String())
+	}
+	out := fmp4test.WriteFile(t, "out.mp4", sub.stdout.Bytes())
+	if got := fmp4test.Streams(t, out); !slices.Equal(got, []string{"aac"}) {
+		t.Errorf("output streams %v, want only the audio", got)
+	}
+	if got := fmp4test.Packets(t, out); got["audio"] != wantPackets["audio"] || got["video"] != 0 {
+		t.Errorf("output packets %v, want %d audio\n%s", got, wantPackets["audio"], sub.stderr.String())
+	}
+	if err := pub.wait(t); err != nil {
+		t.Errorf("moq-pub: %v", err)
+	}
+}
+
+// TestSubscriberErrors: no publisher, and a relay that goes away, end
+// moq-sub with an error that says so; an interrupt ends it with nil.
+func TestSubscriberErrors(t *testing.T) {
+	r := fmp4test.StartRelay(t)
+	stdout, _, err := execute(t, "--fingerprint", r.Fingerprint, "--name", "nobody", r.URL("https"))
+	if err == nil || !strings.Contains(err.Error(), "subscribing to 0.mp4") || !strings.Contains(err.Error(), "TRACK_DOES_NOT_EXIST") {
+		t.Errorf("no publisher: %v", err)
+	}
+	if stdout != "" {
+		t.Errorf("stdout %q", stdout)
+	}
+
+	media := fmp4test.Encode(t, avArgs()...)
+	_, initBytes, frags, _ := splitStream(t, media)
+	pub := startPub(t, r, "moqt", "--name", "gone")
+	pub.write(t, initBytes)
+	pub.write(t, media[frags[0].Offset:frags[10].Offset])
+	pub.stderr.waitFor(t, "moq-pub", "msg=publishing")
+	sub := startSub(t, r, "moqt", "--name", "gone")
+	sub.waitReady(t)
+	interrupted := startSub(t, r, "https", "--name", "gone", "--catalog")
+	interrupted.waitReady(t)
+	interrupted.cancel()
+	if err := interrupted.wait(t); err != nil {
+		t.Errorf("interrupted moq-sub: %v", err)
+	}
+	if !strings.Contains(interrupted.stderr.String(), "interrupted") {
+		t.Errorf("interrupted moq-sub's log:\n%s", interrupted.stderr.String())
+	}
+	r.Stop()
+	if err := sub.wait(t); err == nil || !strings.Contains(err.Error(), "session ended") {
+		t.Errorf("moq-sub after the relay closed: %v", err)
+	}
+	var ee *exec.ExitError
+	if err := pub.wait(t); !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("moq-pub after the relay closed: %v\n%s", err, pub.stderr.String())
+	}
+}
+
+// TestSubInitFetchFails: when the init segment was published before the
+// subscription and FETCH cannot get it (a publisher that does not push it
+// to the relay, whose upstream subscription starts after it), moq-sub says
+// so after initTimeout.
+func TestSubInitFetchFails(t *testing.T) {
+	r := fmp4test.StartRelay(t)
+	ns := wire.Namespace{"nofetch"}
+	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "0.mp4"}, moqtransport.TrackConfig{})
+	w, err := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(0, nil, []byte("init")); err != nil {
+		t.Fatal(err)
+	}
+	h := &moqtransport.Tracks{}
+	h.Add(tr)
+	pubC := r.ConnectHandler(t, "moqt", h)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := pubC.Sess.PublishNamespace(ctx, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := execute(t, "--fingerprint", r.Fingerprint, "--name", "nofetch", r.URL("moqt"))
+	if err == nil || !strings.Contains(err.Error(), "no object on track 0.mp4: it was published before this subscription (largest {0,0}) and FETCH failed") {
+		t.Errorf("err = %v\n%s", err, stderr)
+	}
+	if stdout != "" {
+		t.Errorf("stdout %q", stdout)
+	}
+	tr.Close(nil)
+}
+
+func testObject(g, id uint64) *moqtransport.Object {
+	return &moqtransport.Object{Group: g, ID: id, Payload: []byte{byte(g), byte(id)}}
+}
+
+// TestSubOrderer: objects of later groups wait until the groups before them
+// are written; late objects are dropped; a missing group is waited for a
+// while; a group is only written from its object 0.
+func TestSubOrderer(t *testing.T) {
+	var got []string
+	now := time.Unix(1000, 0)
+	newO := func(start uint64) *orderer {
+		got = nil
+		o := newOrderer(slog.New(slog.DiscardHandler), start, func(obj *moqtransport.Object) error {
+			got = append(got, fmt.Sprintf("%d.%d", obj.Group, obj.ID))
+			return nil
+		})
+		o.now = func() time.Time { return now }
+		return o
+	}
+	run := func(steps ...func() error) {
+		t.Helper()
+		for i, s := range steps {
+			if err := s(); err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+		}
+	}
+	o := newO(5)
+	obj := func(g, id uint64) func() error { return func() error { return o.object(testObject(g, id)) } }
+	end := func(g uint64) func() error { return func() error { return o.groupEnd(g, false) } }
+	run(
+		obj(4, 3), // before the start: dropped
+		obj(5, 0), obj(5, 1),
+		obj(6, 0), // overtakes the end of 5
+		obj(5, 2),
+		obj(7, 0), obj(6, 1),
+		end(6), // 6 ends before 5
+		end(5), // 5, then 6, then 7 so far
+		obj(7, 1),
+		obj(5, 3), // late: dropped
+		func() error { return o.object(&moqtransport.Object{Group: 7, ID: 2, Status: wire.StatusEndOfTrack}) },
+		func() error { return o.groupEnd(7, true) },
+		obj(9, 0), // group 8 is missing: 9 waits
+		o.tick,
+		func() error { now = now.Add(maxGapWait); return nil },
+		o.tick, // ... until the wait is over
+		obj(9, 1),
+		func() error { o.skipped(); return nil },
+		obj(9, 2),  // after a skip: not a group start, dropped
+		obj(10, 0), // a group start
+		obj(12, 0), // group 11 is missing
+		o.flush,    // the end of the track writes what is held
+	)
+	want := []string{"5.0", "5.1", "5.2", "6.0", "6.1", "7.0", "7.1", "9.0", "9.1", "10.0", "12.0"}
+	if !slices.Equal(got, want) {
+		t.Errorf("written %v, want %v", got, want)
+	}
+	if o.written != len(want) {
+		t.Errorf("written count %d", o.written)
+	}
+
+	// A whole group overtakes the one before it.
+	o = newO(0)
+	run(obj(1, 0), obj(1, 1), end(1), obj(0, 0), obj(0, 1), obj(2, 0), end(0), obj(2, 1), o.flush)
+	if want := []string{"0.0", "0.1", "1.0", "1.1", "2.0", "2.1"}; !slices.Equal(got, want) {
+		t.Errorf("written %v, want %v", got, want)
+	}
+
+	// A current group that never ends is given up once later groups pile
+	// up.
+	o = newO(1)
+	for g := uint64(1); g <= maxPendingGroups+2; g++ {
+		run(obj(g, 0))
+	}
+	if want := []string{"1.0", "2.0"}; !slices.Equal(got, want) {
+		t.Errorf("written %v, want %v", got, want)
+	}
+}

@@ -1,0 +1,613 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moqgo/moq/catalog"
+	"github.com/moqgo/moq/internal/fmp4"
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// catalogTrack is the name of the track that carries the catalog.
+const catalogTrack = ".catalog"
+
+// Subscriber priorities: the catalog and the init segment first, then
+// audio before video (quic-go sends a lower urgency, priority/32, first).
+const (
+	metaPriority  = 0
+	audioPriority = 96
+	videoPriority = moqtransport.DefaultPriority
+)
+
+// defaultInitTimeout bounds the wait for a catalog or init object that was
+// published before our subscription, once FETCH failed to get it.
+const defaultInitTimeout = 5 * time.Second
+
+// Bounds of a track's reordering buffer (objects of later groups held until
+// the groups before them are written): past them, the current group is
+// given up, or a missing group no longer waited for.
+const (
+	maxPendingGroups = 4
+	maxPendingBytes  = 32 << 20
+	maxGapWait       = 500 * time.Millisecond
+)
+
+// subscriber plays one broadcast.
+type subscriber struct {
+	cfg  config
+	log  *slog.Logger
+	sess *moqtransport.Session
+	ns   wire.Namespace
+	out  *output
+}
+
+// output serialises whole objects onto stdout.
+type output struct {
+	mu sync.Mutex
+	w  io.Writer
+	n  int64
+}
+
+func (o *output) write(b []byte) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n, err := o.w.Write(b)
+	o.n += int64(n)
+	if err != nil {
+		return fmt.Errorf("writing the output: %w", err)
+	}
+	return nil
+}
+
+// chosen is a track to play.
+type chosen struct {
+	name string
+	id   uint32
+	kind fmp4.Kind
+}
+
+func (s *subscriber) run(ctx context.Context) error {
+	// The catalog and init subscriptions stay until the end: they cost
+	// nothing once their one object came, and an UNSUBSCRIBE racing the
+	// media SUBSCRIBEs trips a data race in the relay (reported).
+	var metaSubs []*moqtransport.Subscription
+	defer func() {
+		for _, sub := range metaSubs {
+			if s.sess.Err() == nil {
+				_ = sub.Unsubscribe()
+			}
+		}
+	}()
+	var cat *catalog.Catalog
+	initName := catalog.DefaultInitTrack
+	if s.cfg.useCatalog {
+		b, sub, err := s.first(ctx, catalogTrack)
+		if sub != nil {
+			metaSubs = append(metaSubs, sub)
+		}
+		if err != nil {
+			return s.failure(ctx, err)
+		}
+		if cat, err = catalog.Parse(b); err != nil {
+			return fmt.Errorf("the catalog: %w", err)
+		}
+		if initName, err = initTrackOf(cat, s.cfg.tracks); err != nil {
+			return err
+		}
+		s.log.Info("catalog", "tracks", len(cat.Tracks), "init_track", initName)
+	}
+	initData, sub, err := s.first(ctx, initName)
+	if sub != nil {
+		metaSubs = append(metaSubs, sub)
+	}
+	if err != nil {
+		return s.failure(ctx, err)
+	}
+	in, err := fmp4.ParseInit(initData)
+	if err != nil {
+		return fmt.Errorf("the init segment (track %s): %w", initName, err)
+	}
+	tracks, err := s.choose(cat, in)
+	if err != nil {
+		return err
+	}
+	keep := map[uint32]bool{}
+	var desc []string
+	for _, c := range tracks {
+		keep[c.id] = true
+		desc = append(desc, fmt.Sprintf("%s (%s)", c.name, c.kind))
+	}
+	init, err := fmp4.FilterInit(in.Data, func(id uint32) bool { return keep[id] })
+	if err != nil {
+		return fmt.Errorf("the init segment (track %s): %w", initName, err)
+	}
+	if err := s.out.write(init); err != nil {
+		return err
+	}
+	s.log.Info("playing", "tracks", strings.Join(desc, ", "))
+
+	subs := make([]*moqtransport.Subscription, len(tracks))
+	defer func() {
+		for _, sub := range subs {
+			if sub != nil && s.sess.Err() == nil {
+				_ = sub.Unsubscribe()
+			}
+		}
+	}()
+	for i, c := range tracks {
+		prio := uint8(videoPriority)
+		if c.kind != fmp4.KindVideo {
+			prio = audioPriority
+		}
+		sub, err := s.sess.Subscribe(ctx, s.ns, c.name, moqtransport.SubscribeOptions{
+			Priority: prio, Filter: wire.Filter{Type: wire.FilterNextGroupStart},
+		})
+		if err != nil {
+			return s.failure(ctx, fmt.Errorf("subscribing to %s: %w", c.name, err))
+		}
+		subs[i] = sub
+		if ok := sub.OK(); ok.ContentExists {
+			s.log.Info("subscribed", "track", c.name, "largest", ok.Largest.String(), "from_group", ok.Largest.Group+1)
+		} else {
+			s.log.Info("subscribed", "track", c.name, "from_group", 0)
+		}
+	}
+	if s.cfg.ready != nil {
+		s.cfg.ready()
+	}
+
+	playCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(tracks))
+	for i, c := range tracks {
+		go func() {
+			err := s.play(playCtx, c, subs[i])
+			if err != nil {
+				cancel()
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range tracks {
+		if err := <-errs; err != nil && first == nil && !errors.Is(err, context.Canceled) {
+			first = err
+		}
+	}
+	if first != nil {
+		return s.failure(ctx, first)
+	}
+	if ctx.Err() != nil {
+		s.log.Info("interrupted: unsubscribing")
+		return nil
+	}
+	s.log.Info("the tracks ended", "bytes", s.out.n)
+	return nil
+}
+
+// failure turns an error into run's result: nil when ctx ended (an
+// interrupt), the session's end when it ended first.
+func (s *subscriber) failure(ctx context.Context, err error) error {
+	if ctx.Err() != nil && s.sess.Err() == nil {
+		s.log.Info("interrupted")
+		return nil
+	}
+	if serr := s.sess.Err(); serr != nil && !errors.Is(serr, moqtransport.ErrSessionClosed) {
+		return fmt.Errorf("session ended: %w", serr)
+	}
+	return err
+}
+
+// initTrackOf returns the init track of the tracks to play (all of the
+// catalog's unless names are given), which must share one.
+func initTrackOf(cat *catalog.Catalog, names []string) (string, error) {
+	if len(names) == 0 {
+		for _, t := range cat.Tracks {
+			names = append(names, t.Name)
+		}
+	}
+	if len(names) == 0 {
+		return "", errors.New("the catalog has no tracks")
+	}
+	var inits []string
+	for _, n := range names {
+		t, ok := cat.Track(n)
+		if !ok {
+			return "", fmt.Errorf("--track %q is not in the catalog, which has %s", n, catalogNames(cat))
+		}
+		init := catalog.DefaultInitTrack
+		if t.InitTrack != nil {
+			init = *t.InitTrack
+		}
+		if !slices.Contains(inits, init) {
+			inits = append(inits, init)
+		}
+	}
+	if len(inits) > 1 {
+		return "", fmt.Errorf("the tracks use different init tracks (%s): pick tracks of one with --track", strings.Join(inits, ", "))
+	}
+	return inits[0], nil
+}
+
+func catalogNames(cat *catalog.Catalog) string {
+	var ns []string
+	for _, t := range cat.Tracks {
+		ns = append(ns, t.Name)
+	}
+	return strings.Join(ns, ", ")
+}
+
+// trackName is the name moq-pub gives a track of the init segment.
+func trackName(id uint32) string { return strconv.FormatUint(uint64(id), 10) + ".m4s" }
+
+// choose picks the tracks to play: those named with --track, or every
+// video and audio track. With a catalog, a track name maps to the trak
+// whose track_ID it carries ("{id}.m4s"), or else to the trak at the same
+// position as the track in the catalog (as moq-rs does).
+func (s *subscriber) choose(cat *catalog.Catalog, in *fmp4.Init) ([]chosen, error) {
+	var all []chosen
+	if cat == nil {
+		for _, t := range in.Tracks {
+			all = append(all, chosen{name: trackName(t.ID), id: t.ID, kind: t.Kind})
+		}
+	} else {
+		for i, ct := range cat.Tracks {
+			var trak *fmp4.Track
+			if id, ok := strings.CutSuffix(ct.Name, ".m4s"); ok {
+				if n, err := strconv.ParseUint(id, 10, 32); err == nil {
+					trak, _ = in.Track(uint32(n))
+				}
+			}
+			if trak == nil && len(cat.Tracks) == len(in.Tracks) {
+				trak = &in.Tracks[i]
+			}
+			if trak == nil {
+				s.log.Warn("a catalog track matches no track of the init segment", "track", ct.Name)
+				continue
+			}
+			all = append(all, chosen{name: ct.Name, id: trak.ID, kind: trak.Kind})
+		}
+	}
+	var out []chosen
+	if len(s.cfg.tracks) > 0 {
+		for _, n := range s.cfg.tracks {
+			i := slices.IndexFunc(all, func(c chosen) bool { return c.name == n })
+			if i < 0 {
+				return nil, fmt.Errorf("--track %q: no such track; the broadcast has %s", n, describe(all))
+			}
+			if !slices.ContainsFunc(out, func(c chosen) bool { return c.name == n }) {
+				out = append(out, all[i])
+			}
+		}
+		return out, nil
+	}
+	for _, c := range all {
+		if c.kind == fmp4.KindVideo || c.kind == fmp4.KindAudio {
+			out = append(out, c)
+		} else {
+			s.log.Info("not playing a track that is neither video nor audio (name it with --track to play it)", "track", c.name, "kind", c.kind)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("the broadcast has no video or audio track (it has %s)", describe(all))
+	}
+	return out, nil
+}
+
+func describe(cs []chosen) string {
+	var ds []string
+	for _, c := range cs {
+		ds = append(ds, fmt.Sprintf("%s (%s)", c.name, c.kind))
+	}
+	if len(ds) == 0 {
+		return "none"
+	}
+	return strings.Join(ds, ", ")
+}
+
+// first returns the payload of a track's first object (object 0 of a
+// group; group 0 for one published before we subscribed): the catalog or
+// the init segment. It subscribes from {0, 0}, which gets an object
+// published from now on, and when SUBSCRIBE_OK says the track already has
+// content, it FETCHes object {0, 0} too. If FETCH fails, the subscription
+// has initTimeout to deliver a newer group. The subscription is returned
+// (also with an error) for the caller to end.
+func (s *subscriber) first(ctx context.Context, name string) ([]byte, *moqtransport.Subscription, error) {
+	sub, err := s.sess.Subscribe(ctx, s.ns, name, moqtransport.SubscribeOptions{
+		Priority: metaPriority, Filter: wire.Filter{Type: wire.FilterAbsoluteStart},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("subscribing to %s: %w", name, err)
+	}
+	b, err := s.firstObject(ctx, sub)
+	return b, sub, err
+}
+
+func (s *subscriber) firstObject(ctx context.Context, sub *moqtransport.Subscription) ([]byte, error) {
+	name := sub.Name().Name
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		b     []byte
+		err   error
+		fetch bool
+	}
+	results := make(chan result, 2)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() {
+		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+		defer r.Close()
+		for {
+			ev, err := r.Next(ctx)
+			if errors.Is(err, io.EOF) {
+				results <- result{err: fmt.Errorf("track %s ended without an object", name)}
+				return
+			}
+			if err != nil {
+				results <- result{err: fmt.Errorf("track %s: %w", name, err)}
+				return
+			}
+			if o := ev.Object; ev.Kind == moqtransport.EventObject && o.Status == wire.StatusNormal && o.ID == 0 {
+				results <- result{b: o.Payload}
+				return
+			}
+		}
+	})
+	ok := sub.OK()
+	if ok.ContentExists {
+		wg.Go(func() {
+			f, err := s.sess.Fetch(ctx, moqtransport.FetchOptions{
+				Priority: metaPriority, Namespace: s.ns, Name: name,
+				Start: wire.Location{}, End: wire.Location{Group: 0, Object: 1},
+			})
+			if err != nil {
+				results <- result{err: err, fetch: true}
+				return
+			}
+			defer func() { _ = f.Cancel() }()
+			for {
+				o, err := f.Next(ctx)
+				if err == io.EOF {
+					err = errors.New("FETCH returned no object 0")
+				}
+				if err != nil {
+					results <- result{err: err, fetch: true}
+					return
+				}
+				if o.Status == wire.StatusNormal && o.ID == 0 {
+					results <- result{b: o.Payload, fetch: true}
+					return
+				}
+			}
+		})
+	}
+	var timeout <-chan time.Time
+	var fetchErr error
+	for {
+		select {
+		case r := <-results:
+			switch {
+			case r.err == nil:
+				how := "subscription"
+				if r.fetch {
+					how = "fetch"
+				}
+				s.log.Debug("got the first object", "track", name, "bytes", len(r.b), "by", how)
+				return r.b, nil
+			case !r.fetch:
+				return nil, r.err
+			}
+			fetchErr = r.err
+			wait := s.cfg.initTimeout
+			if wait == 0 {
+				wait = defaultInitTimeout
+			}
+			s.log.Info("FETCH failed; waiting for a new group on the subscription", "track", name, "largest", ok.Largest.String(), "err", fetchErr, "for", wait)
+			timeout = time.After(wait)
+		case <-timeout:
+			return nil, fmt.Errorf("no object on track %s: it was published before this subscription (largest %s) and FETCH failed: %w", name, ok.Largest, fetchErr)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// play writes a track's objects until the track ends (nil), ctx ends, or
+// the subscription fails.
+func (s *subscriber) play(ctx context.Context, c chosen, sub *moqtransport.Subscription) error {
+	r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+	defer r.Close()
+	start := uint64(0)
+	if ok := sub.OK(); ok.ContentExists {
+		start = ok.Largest.Group + 1 // Next Group Start
+	}
+	o := newOrderer(s.log.With("track", c.name), start, func(obj *moqtransport.Object) error {
+		if id, err := fmp4.FragmentTrack(obj.Payload); err != nil || id != c.id {
+			s.log.Warn("skipping an object that is not a fragment of the track", "track", c.name, "group", obj.Group, "object", obj.ID, "track_id", id, "err", err)
+			return nil
+		}
+		return s.out.write(obj.Payload)
+	})
+	for {
+		waitCtx, cancel := context.WithTimeout(ctx, maxGapWait)
+		ev, err := r.Next(waitCtx)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			if err := o.tick(); err != nil {
+				return err
+			}
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			if err := o.flush(); err != nil {
+				return err
+			}
+			s.log.Info("track ended", "track", c.name, "objects", o.written)
+			return nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("track %s: %w", c.name, err)
+		}
+		switch ev.Kind {
+		case moqtransport.EventObject:
+			err = o.object(ev.Object)
+		case moqtransport.EventSubgroupEnd:
+			err = o.groupEnd(ev.Group, false)
+		case moqtransport.EventSubgroupAbort:
+			err = o.groupEnd(ev.Group, true)
+		case moqtransport.EventSkipped:
+			o.skipped()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// orderer writes one track's objects in group order: the objects of the
+// current group as they come, and those of later groups (whose streams can
+// overtake the current one) once it has ended and the groups before them
+// have been written. A group that does not come (a gap in the group IDs)
+// is waited for at most maxGapWait, maxPendingGroups groups or
+// maxPendingBytes bytes. A group is only written from its object 0: a
+// track starts at a group start, a key frame.
+type orderer struct {
+	log   *slog.Logger
+	write func(*moqtransport.Object) error
+	now   func() time.Time
+
+	next     uint64 // the group expected next
+	haveNext bool   // next is known (false after a skip)
+	cur      uint64 // the group being written
+	inGroup  bool
+	pending  map[uint64][]*moqtransport.Object
+	ended    map[uint64]bool // pending groups whose subgroup ended
+	bytes    int
+	gapSince time.Time // when the output started waiting for group next
+	written  int
+}
+
+// newOrderer expects the track to start at group start.
+func newOrderer(log *slog.Logger, start uint64, write func(*moqtransport.Object) error) *orderer {
+	return &orderer{log: log, write: write, now: time.Now, next: start, haveNext: true,
+		pending: map[uint64][]*moqtransport.Object{}, ended: map[uint64]bool{}}
+}
+
+func (o *orderer) put(obj *moqtransport.Object) error {
+	o.written++
+	return o.write(obj)
+}
+
+func (o *orderer) object(obj *moqtransport.Object) error {
+	if obj.Status != wire.StatusNormal {
+		return nil // End of Group, End of Track, Does Not Exist: no media
+	}
+	switch {
+	case o.inGroup && obj.Group == o.cur:
+		return o.put(obj)
+	case (o.inGroup && obj.Group < o.cur) || (o.haveNext && obj.Group < o.next):
+		o.log.Debug("dropping a late object", "group", obj.Group, "object", obj.ID)
+		return nil
+	}
+	o.pending[obj.Group] = append(o.pending[obj.Group], obj)
+	o.bytes += len(obj.Payload)
+	if o.inGroup && o.crowded() {
+		o.log.Warn("group incomplete: moving on", "group", o.cur)
+		o.inGroup, o.next, o.haveNext = false, o.cur+1, true
+	}
+	return o.advance(false)
+}
+
+func (o *orderer) crowded() bool {
+	return len(o.pending) > maxPendingGroups || o.bytes > maxPendingBytes
+}
+
+// groupEnd: a group's subgroup ended (or was reset).
+func (o *orderer) groupEnd(group uint64, aborted bool) error {
+	if aborted {
+		o.log.Debug("group reset", "group", group)
+	}
+	switch {
+	case o.inGroup && group == o.cur:
+		o.inGroup, o.next, o.haveNext = false, group+1, true
+		return o.advance(false)
+	case !o.inGroup || group > o.cur:
+		if _, ok := o.pending[group]; ok {
+			o.ended[group] = true
+		}
+	}
+	return o.advance(false)
+}
+
+// advance starts pending groups while no group is being written: the
+// expected one at once, a later one once the gap has been waited for (or
+// at once with force).
+func (o *orderer) advance(force bool) error {
+	for !o.inGroup && len(o.pending) > 0 {
+		g := slices.Min(slices.Collect(maps.Keys(o.pending)))
+		if o.haveNext && g != o.next && !force {
+			if o.gapSince.IsZero() {
+				o.gapSince = o.now()
+			}
+			if !o.crowded() && o.now().Sub(o.gapSince) < maxGapWait {
+				return nil
+			}
+			o.log.Warn("a group did not come: moving on", "missing", o.next, "next", g)
+		}
+		o.gapSince = time.Time{}
+		objs, ended := o.pending[g], o.ended[g]
+		delete(o.pending, g)
+		delete(o.ended, g)
+		for _, obj := range objs {
+			o.bytes -= len(obj.Payload)
+		}
+		o.next, o.haveNext = g+1, true
+		if objs[0].ID != 0 {
+			o.log.Debug("dropping a group joined after its start", "group", g, "object", objs[0].ID)
+			continue
+		}
+		o.cur, o.inGroup = g, !ended
+		for _, obj := range objs {
+			if err := o.put(obj); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// tick lets a gap time out while no event comes.
+func (o *orderer) tick() error { return o.advance(false) }
+
+// skipped: the track's cache dropped events we had not read; start again
+// at the next group start.
+func (o *orderer) skipped() {
+	o.log.Warn("fell behind the track: skipping to the next group")
+	o.inGroup, o.haveNext = false, false
+	clear(o.pending)
+	clear(o.ended)
+	o.bytes = 0
+	o.gapSince = time.Time{}
+}
+
+// flush writes what is still held, in group order, at the end of the track.
+func (o *orderer) flush() error {
+	o.inGroup = false
+	return o.advance(true)
+}

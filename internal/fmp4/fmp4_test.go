@@ -1,0 +1,479 @@
+package fmp4
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+// stream concatenates boxes.
+func stream(parts ...[]byte) []byte { return slices.Concat(parts...) }
+
+func TestFmp4BoxReader(t *testing.T) {
+	large := append([]byte{0, 0, 0, 1, 'f', 'r', 'e', 'e', 0, 0, 0, 0, 0, 0, 0, 20}, 1, 2, 3, 4)
+	in := stream(ftyp(), large, box("skip", []byte("xyz")))
+	br := NewBoxReader(iotest.OneByteReader(bytes.NewReader(in)))
+	var got []string
+	for {
+		b, err := br.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, b.Type)
+		if b.Type == "free" && (b.Header != 16 || !bytes.Equal(b.Payload(), []byte{1, 2, 3, 4}) || b.Offset != int64(len(ftyp()))) {
+			t.Errorf("64-bit box: header %d payload %x offset %d", b.Header, b.Payload(), b.Offset)
+		}
+	}
+	if want := []string{"ftyp", "free", "skip"}; !slices.Equal(got, want) {
+		t.Errorf("boxes %v, want %v", got, want)
+	}
+	if br.Offset() != int64(len(in)) {
+		t.Errorf("offset %d, want %d", br.Offset(), len(in))
+	}
+}
+
+func TestFmp4BoxReaderErrors(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   []byte
+		max  int64
+		want string
+	}{
+		{"short header", []byte{0, 0, 0, 9, 'f'}, 0, "truncated box header at offset 0 (5 of 8 bytes)"},
+		{"garbage", []byte("\x89PNG\r\n\x1a\n...."), 0, "not MP4"},
+		{"text", []byte("hello world, this is not a video"), 0, `the input is not MP4: it starts with "hello wo"`},
+		{"huge", []byte("\xff\xff\xff\xffmdat"), 0, "has 4294967295 bytes, over the limit of 67108864"},
+		{"size 0", []byte{0, 0, 0, 0, 'm', 'd', 'a', 't', 1}, 0, "size 0"},
+		{"size 4", []byte{0, 0, 0, 4, 'f', 'r', 'e', 'e'}, 0, "less than its 8-byte header"},
+		{"large size 8", []byte{0, 0, 0, 1, 'f', 'r', 'e', 'e', 0, 0, 0, 0, 0, 0, 0, 8}, 0, "less than its 16-byte header"},
+		{"truncated large header", []byte{0, 0, 0, 1, 'f', 'r', 'e', 'e', 0, 0}, 0, "truncated header"},
+		{"truncated body", []byte{0, 0, 0, 100, 'f', 'r', 'e', 'e', 1, 2, 3}, 0, "truncated: 100 bytes declared, the input ended after 11"},
+		{"over the limit", box("free", make([]byte, 100)), 64, "over the limit of 64"},
+	} {
+		br := NewBoxReader(bytes.NewReader(c.in))
+		br.MaxSize = c.max
+		_, err := br.Next()
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want ErrInvalid with %q", c.name, err, c.want)
+		}
+	}
+	// A read error passes through.
+	boom := errors.New("boom")
+	if _, err := NewBoxReader(iotest.ErrReader(boom)).Next(); !errors.Is(err, boom) {
+		t.Errorf("read error: %v", err)
+	}
+}
+
+func TestFmp4ParseInit(t *testing.T) {
+	sub := testTrack{id: 7, handler: "subt", timescale: 1000}
+	data := stream(ftyp(), moov(true, videoTrack, audioTrack, sub))
+	in, err := ParseInit(stream(box("free"), data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(in.Data, data) {
+		t.Error("Data is not the ftyp and moov")
+	}
+	if !in.Fragmented {
+		t.Error("not fragmented")
+	}
+	want := []Track{
+		{ID: 1, Handler: "vide", Kind: KindVideo, Timescale: 15360, DefaultSampleDuration: 512},
+		{ID: 2, Handler: "soun", Kind: KindAudio, Timescale: 48000, DefaultSampleDuration: 1024},
+		{ID: 7, Handler: "subt", Kind: KindText, Timescale: 1000},
+	}
+	if !slices.Equal(in.Tracks, want) {
+		t.Errorf("tracks\n%+v\nwant\n%+v", in.Tracks, want)
+	}
+	if s := in.String(); s != "1 video, 2 audio, 7 text" {
+		t.Errorf("String() = %q", s)
+	}
+	if in, err := ParseInit(moov(false, videoTrack)); err != nil || in.Fragmented {
+		t.Errorf("without mvex: %v, fragmented %v", err, in.Fragmented)
+	}
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"no moov", ftyp(), "no moov"},
+		{"two moovs", stream(moov(true, videoTrack), moov(true, videoTrack)), "two moov"},
+		{"no trak", box("moov", box("mvex")), "no trak"},
+		{"duplicate track", moov(true, videoTrack, videoTrack), "two traks with track_ID 1"},
+		{"timescale 0", moov(true, testTrack{id: 1, handler: "vide"}), "timescale 0"},
+		{"track 0", moov(true, testTrack{handler: "vide", timescale: 1}), "track_ID 0"},
+		{"no tkhd", box("moov", box("trak", box("mdia"))), "no tkhd"},
+		{"truncated", ftyp()[:10], "has size 24 with 10 bytes left"}, {"trailing", ftyp()[:5], "trailing bytes"},
+		{"bad child", box("moov", []byte{0, 0, 0, 50, 't', 'r', 'a', 'k'}), "size 50"},
+	} {
+		if _, err := ParseInit(c.in); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want ErrInvalid with %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestFmp4FilterInit(t *testing.T) {
+	full := stream(ftyp(), moov(true, videoTrack, audioTrack))
+	out, err := FilterInit(full, func(id uint32) bool { return id == 2 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := ParseInit(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Tracks) != 1 || in.Tracks[0].ID != 2 || in.Tracks[0].DefaultSampleDuration != 1024 || !in.Fragmented {
+		t.Errorf("filtered: %+v", in)
+	}
+	if want := stream(ftyp(), moov(true, audioTrack)); !bytes.Equal(out, want) {
+		t.Errorf("filtered init\n%x\nwant\n%x", out, want)
+	}
+	same, err := FilterInit(full, func(uint32) bool { return true })
+	if err != nil || !bytes.Equal(same, full) {
+		t.Errorf("keeping everything changed it: %v", err)
+	}
+	if _, err := FilterInit(full, func(uint32) bool { return false }); !errors.Is(err, ErrInvalid) {
+		t.Errorf("keeping nothing: %v", err)
+	}
+}
+
+func TestFmp4Splitter(t *testing.T) {
+	init := stream(ftyp(), moov(true, videoTrack, audioTrack))
+	var frags []testFrag
+	for i := range 6 {
+		frags = append(frags, videoFrag(i, 3), audioFrag(i))
+	}
+	parts := [][]byte{box("free"), init, box("styp", []byte("msdh"))}
+	for i, f := range frags {
+		parts = append(parts, f.bytes())
+		if i == 3 {
+			parts = append(parts, box("prft", make([]byte, 16)))
+		}
+	}
+	parts = append(parts, box("mfra"))
+	s := NewSplitter(iotest.HalfReader(bytes.NewReader(stream(parts...))))
+	var skipped []string
+	s.Skipped = func(typ string, _ int64) { skipped = append(skipped, typ) }
+	in, err := s.Init()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(in.Data, init) {
+		t.Error("init data")
+	}
+	for i, want := range frags {
+		f, err := s.Next()
+		if err != nil {
+			t.Fatalf("fragment %d: %v", i, err)
+		}
+		if !bytes.Equal(f.Data, want.bytes()) {
+			t.Errorf("fragment %d: data differs", i)
+		}
+		if f.TrackID != want.track || f.Samples != 1 || !f.HasTFDT || f.DecodeTime != *want.tfdt || f.Duration != uint64(want.durs[0]) {
+			t.Errorf("fragment %d: %+v", i, f)
+		}
+		if key := want.track == 2 || (i/2)%3 == 0; f.Keyframe != key {
+			t.Errorf("fragment %d: keyframe %v, want %v", i, f.Keyframe, key)
+		}
+	}
+	if _, err := s.Next(); err != io.EOF {
+		t.Fatalf("after the last fragment: %v", err)
+	}
+	if want := []string{"free", "styp", "prft", "mfra"}; !slices.Equal(skipped, want) {
+		t.Errorf("skipped %v, want %v", skipped, want)
+	}
+}
+
+// TestFmp4SampleFlagsAndTimes: key frames and durations from per-sample flags,
+// first_sample_flags, tfhd defaults and trex defaults; decode times without
+// tfdt.
+func TestFmp4SampleFlagsAndTimes(t *testing.T) {
+	v := testTrack{id: 1, handler: "vide", timescale: 90000, dur: 3000, flags: nonKeyFlags}
+	frags := []struct {
+		f       testFrag
+		key     bool
+		samples uint64
+		dur     uint64
+		start   uint64
+	}{
+		// first_sample_flags marks a key frame; the rest use the trex default.
+		{testFrag{track: 1, first: ptr(uint32(keyFlags)), durs: []uint32{3000, 3000, 3000}, payload: make([]byte, 3)}, true, 3, 9000, 0},
+		// trex default flags only: not a key frame.
+		{testFrag{track: 1, durs: []uint32{3000, 3000}, payload: make([]byte, 2)}, false, 2, 6000, 9000},
+		// tfhd default flags override trex; tfhd duration too.
+		{testFrag{track: 1, tfhdFlag: ptr(uint32(0)), tfhdDur: ptr(uint32(1500)), payload: make([]byte, 1)}, true, 1, 1500, 15000},
+		// A key frame in the middle of a fragment counts.
+		{testFrag{track: 1, flags: []uint32{nonKeyFlags, keyFlags}, payload: make([]byte, 2)}, true, 2, 6000, 16500},
+		// tfdt resets the running time.
+		{testFrag{track: 1, tfdt: ptr(uint64(1 << 40)), flags: []uint32{nonKeyFlags}, payload: make([]byte, 1)}, false, 1, 3000, 1 << 40},
+		{testFrag{track: 1, flags: []uint32{0x00010000}, payload: make([]byte, 1)}, false, 1, 3000, 1<<40 + 3000},
+	}
+	parts := [][]byte{moov(true, v)}
+	for _, f := range frags {
+		parts = append(parts, f.f.bytes())
+	}
+	s := NewSplitter(bytes.NewReader(stream(parts...)))
+	for i, want := range frags {
+		f, err := s.Next()
+		if err != nil {
+			t.Fatalf("fragment %d: %v", i, err)
+		}
+		if f.Keyframe != want.key || f.Samples != want.samples || f.Duration != want.dur || f.DecodeTime != want.start || f.HasTFDT != (want.f.tfdt != nil) {
+			t.Errorf("fragment %d: %+v, want key %v samples %d duration %d start %d", i, f, want.key, want.samples, want.dur, want.start)
+		}
+	}
+	for flags, sync := range map[uint32]bool{0: true, keyFlags: true, nonKeyFlags: false, 0x00010000: false, 0x01000000: false, 0x03000000: true} {
+		if IsSync(flags) != sync {
+			t.Errorf("IsSync(%#x) = %v", flags, !sync)
+		}
+	}
+}
+
+func TestFmp4SplitterErrors(t *testing.T) {
+	init := stream(ftyp(), moov(true, videoTrack, audioTrack))
+	frag := videoFrag(0, 1)
+	twoTrafs := box("moof", box("traf", box("tfhd", fullBox(0, 0x020000), u32(1))), box("traf", box("tfhd", fullBox(0, 0x020000), u32(2))))
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"empty", nil, "the input is empty"},
+		{"garbage", []byte("\x00\x01\x02\x03\x04\x05\x06\x07 garbage garbage"), "not MP4"},
+		{"no moov", ftyp(), "ended before its moov"},
+		{"truncated moov", init[:len(init)-5], "truncated"},
+		{"not fragmented", stream(ftyp(), moov(false, videoTrack), box("mdat", []byte{1})), "not fragmented MP4"},
+		{"mdat first", stream(ftyp(), box("mdat", []byte{1}), moov(false, videoTrack)), "before the moov: this is a regular MP4 file"},
+		{"moof first", stream(ftyp(), frag.bytes(), init), "moof at offset 24 before the moov"},
+		{"moof without mdat at the end", stream(init, frag.moof()), "has no mdat: the input ended"},
+		{"moof then moof", stream(init, frag.moof(), frag.bytes()), "is followed by \"moof\""},
+		{"mdat without moof", stream(init, box("mdat", []byte{1})), "mdat at offset"},
+		{"truncated mdat", stream(init, frag.bytes()[:len(frag.bytes())-1]), "truncated"},
+		{"second moov", stream(init, frag.bytes(), init), "a second ftyp"},
+		{"two trafs", stream(init, twoTrafs, box("mdat")), "2 trafs"},
+		{"no traf", stream(init, box("moof", box("mfhd", fullBox(0, 0), u32(1))), box("mdat")), "no traf"},
+		{"unknown track", stream(init, testFrag{track: 9, payload: []byte{1}}.bytes()), "track 9, which the moov does not have"},
+		{"base data offset", stream(init, testFrag{track: 1, baseOff: true, payload: []byte{1}}.bytes()), "explicit base data offset"},
+		{"no tfhd", stream(init, box("moof", box("traf")), box("mdat")), "no tfhd"},
+		{"short trun", stream(init, box("moof", box("traf", box("tfhd", fullBox(0, 0x020000), u32(1)), box("trun", fullBox(0, 0x100), u32(1000)))), box("mdat")), "declares 1000 samples"},
+		{"tiny trun", stream(init, box("moof", box("traf", box("tfhd", fullBox(0, 0x020000), u32(1)), box("trun", fullBox(0, 0x4)))), box("mdat")), "truncated"},
+		{"short tfhd", stream(init, box("moof", box("traf", box("tfhd", fullBox(0, 0x020008), u32(1)))), box("mdat")), "tfhd"},
+	} {
+		s := NewSplitter(bytes.NewReader(c.in))
+		var err error
+		for err == nil {
+			_, err = s.Next()
+		}
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want ErrInvalid with %q", c.name, err, c.want)
+		}
+	}
+	// A huge sample count without per-sample fields is fine (and cheap).
+	huge := box("moof", box("traf", box("tfhd", fullBox(0, 0x020000), u32(1)), box("trun", fullBox(0, 0), u32(0xffffffff))))
+	s := NewSplitter(bytes.NewReader(stream(init, huge, box("mdat"))))
+	if f, err := s.Next(); err != nil || f.Samples != 0xffffffff {
+		t.Errorf("huge sample count: %v", err)
+	}
+}
+
+func TestFmp4FragmentTrack(t *testing.T) {
+	f := audioFrag(3).bytes()
+	if id, err := FragmentTrack(f); err != nil || id != 2 {
+		t.Errorf("FragmentTrack = %d, %v", id, err)
+	}
+	in, err := ParseInit(moov(true, videoTrack, audioTrack))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := videoFrag(6, 3).bytes()
+	if fr, err := ParseFragment(v, in); err != nil || fr.TrackID != 1 || !fr.Keyframe || fr.DecodeTime != 6*512 || fr.Duration != 512 || !bytes.Equal(fr.Data, v) {
+		t.Errorf("ParseFragment = %+v, %v", fr, err)
+	}
+	for _, b := range [][]byte{nil, box("mdat"), audioFrag(1).moof(), stream(f, box("free")), []byte("garbage!")} {
+		if _, err := FragmentTrack(b); !errors.Is(err, ErrInvalid) {
+			t.Errorf("FragmentTrack(%q) = %v", b, err)
+		}
+		if _, err := ParseFragment(b, in); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseFragment(%q) = %v", b, err)
+		}
+	}
+}
+
+type placed struct{ track, group, object uint64 }
+
+func place(t *testing.T, in *Init, d time.Duration, frags []testFrag) []placed {
+	t.Helper()
+	parts := [][]byte{in.Data}
+	for _, f := range frags {
+		parts = append(parts, f.bytes())
+	}
+	s := NewSplitter(bytes.NewReader(stream(parts...)))
+	if _, err := s.Init(); err != nil {
+		t.Fatal(err)
+	}
+	g := NewGrouper(in, d)
+	var out []placed
+	var lastGroup = map[uint32]uint64{}
+	for {
+		f, err := s.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := g.Place(f)
+		if prev, ok := lastGroup[f.TrackID]; p.NewGroup != (!ok || prev != p.Group) {
+			t.Errorf("NewGroup %v for group %d after %d", p.NewGroup, p.Group, prev)
+		}
+		lastGroup[f.TrackID] = p.Group
+		out = append(out, placed{uint64(f.TrackID), p.Group, p.Object})
+	}
+}
+
+func TestFmp4GrouperVideoAndAudio(t *testing.T) {
+	in, err := ParseInit(stream(ftyp(), moov(true, audioTrack, videoTrack)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Audio first, then video with a key frame every 3 frames; the first
+	// video fragment is a key frame too.
+	frags := []testFrag{audioFrag(0), videoFrag(0, 3), audioFrag(1), videoFrag(1, 3), videoFrag(2, 3), audioFrag(2),
+		videoFrag(3, 3), audioFrag(3), videoFrag(4, 3), videoFrag(5, 3), videoFrag(6, 3), audioFrag(4)}
+	got := place(t, in, 0, frags)
+	want := []placed{{2, 0, 0}, {1, 0, 0}, {2, 0, 1}, {1, 0, 1}, {1, 0, 2}, {2, 0, 2},
+		{1, 1, 0}, {2, 1, 0}, {1, 1, 1}, {1, 1, 2}, {1, 2, 0}, {2, 2, 0}}
+	if !slices.Equal(got, want) {
+		t.Errorf("placed\n%v\nwant\n%v", got, want)
+	}
+	g := NewGrouper(in, 0)
+	if id, byTime := g.Primary(); id != 1 || byTime {
+		t.Errorf("primary %d byTime %v", id, byTime)
+	}
+}
+
+func TestFmp4GrouperSecondVideo(t *testing.T) {
+	v2 := testTrack{id: 3, handler: "vide", timescale: 15360, dur: 512}
+	in, err := ParseInit(moov(true, videoTrack, v2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := func(n, gop int) testFrag { f := videoFrag(n, gop); f.track = 3; return f }
+	// The second rendition has key frames twice as often, and its key
+	// frame of frame 4 comes just before the primary's.
+	frags := []testFrag{videoFrag(0, 4), second(0, 2), videoFrag(1, 4), second(1, 2), videoFrag(2, 4), second(2, 2),
+		videoFrag(3, 4), second(3, 2), second(4, 2), videoFrag(4, 4), videoFrag(5, 4), second(5, 2)}
+	got := place(t, in, 0, frags)
+	want := []placed{{1, 0, 0}, {3, 0, 0}, {1, 0, 1}, {3, 0, 1}, {1, 0, 2}, {3, 1, 0},
+		{1, 0, 3}, {3, 1, 1}, {3, 2, 0}, {1, 1, 0}, {1, 1, 1}, {3, 2, 1}}
+	if !slices.Equal(got, want) {
+		t.Errorf("placed\n%v\nwant\n%v", got, want)
+	}
+}
+
+func TestFmp4GrouperAudioOnly(t *testing.T) {
+	in, err := ParseInit(moov(true, audioTrack))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1024 samples at 48 kHz: 21.33 ms a frame; 100 ms groups hold 4 or 5.
+	var frags []testFrag
+	for i := range 20 {
+		frags = append(frags, audioFrag(i))
+	}
+	got := place(t, in, 100*time.Millisecond, frags)
+	var groups []uint64
+	count := map[uint64]int{}
+	for i, p := range got {
+		if len(groups) == 0 || groups[len(groups)-1] != p.group {
+			groups = append(groups, p.group)
+		}
+		count[p.group]++
+		// A group starts at the first frame at or after each 100 ms
+		// (4800 samples) boundary.
+		if wantGroup := uint64(i*1024) / 4800; p.group != wantGroup {
+			t.Errorf("frame %d (at %d) in group %d, want %d", i, i*1024, p.group, wantGroup)
+		}
+	}
+	if !slices.Equal(groups, []uint64{0, 1, 2, 3, 4}) {
+		t.Errorf("groups %v", groups)
+	}
+	g := NewGrouper(in, 0)
+	if id, byTime := g.Primary(); id != 2 || !byTime {
+		t.Errorf("primary %d byTime %v", id, byTime)
+	}
+	// A decode time that goes back starts a group.
+	back := []testFrag{audioFrag(10), audioFrag(11), audioFrag(0), audioFrag(1)}
+	if got := place(t, in, time.Second, back); !slices.Equal(got, []placed{{2, 0, 0}, {2, 0, 1}, {2, 1, 0}, {2, 1, 1}}) {
+		t.Errorf("time going back: %v", got)
+	}
+}
+
+func TestFmp4GrouperLast(t *testing.T) {
+	in, err := ParseInit(moov(true, videoTrack, audioTrack))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewGrouper(in, 0)
+	if _, _, ok := g.Last(1); ok {
+		t.Error("Last before any fragment")
+	}
+	for i := range 5 {
+		g.Place(&Fragment{TrackID: 1, Keyframe: i%3 == 0})
+	}
+	if group, next, ok := g.Last(1); !ok || group != 1 || next != 2 {
+		t.Errorf("Last = %d, %d, %v", group, next, ok)
+	}
+	if _, _, ok := g.Last(2); ok {
+		t.Error("Last of a track without fragments")
+	}
+}
+
+func FuzzFmp4Splitter(f *testing.F) {
+	init := stream(ftyp(), moov(true, videoTrack, audioTrack))
+	var frags [][]byte
+	for i := range 4 {
+		frags = append(frags, videoFrag(i, 2).bytes(), audioFrag(i).bytes())
+	}
+	f.Add(stream(append([][]byte{init}, frags...)...))
+	f.Add(init)
+	f.Add(stream(init, testFrag{track: 1, first: ptr(uint32(keyFlags)), tfhdDur: ptr(uint32(3)), payload: []byte{1, 2}}.bytes()))
+	f.Add([]byte("not mp4 at all"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := NewSplitter(bytes.NewReader(b))
+		s.SetMaxBoxSize(1 << 16)
+		in, err := s.Init()
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Init: %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		g := NewGrouper(in, time.Second)
+		for {
+			fr, err := s.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				if !errors.Is(err, ErrInvalid) {
+					t.Fatalf("Next: %v does not wrap ErrInvalid", err)
+				}
+				break
+			}
+			g.Place(fr)
+			if _, err := FragmentTrack(fr.Data); err != nil {
+				t.Fatalf("a fragment the splitter returned: %v", err)
+			}
+		}
+		_, _ = FilterInit(in.Data, func(id uint32) bool { return id%2 == 0 })
+	})
+}
