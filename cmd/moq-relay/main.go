@@ -47,6 +47,7 @@ type config struct {
 	drainTimeout time.Duration
 	cluster      clusterConfig
 	ops          opsConfig
+	dev          devConfig
 
 	stdout, stderr io.Writer
 	// force is closed to end a drain at once (the second signal).
@@ -99,6 +100,7 @@ func newRootCommand(force <-chan struct{}) *cobra.Command {
 	f.DurationVar(&cfg.drainTimeout, "drain-timeout", relay.DefaultDrainTimeout, "how long the first signal waits for sessions to end after GOAWAY")
 	cfg.cluster.addFlags(f)
 	cfg.ops.addFlags(f)
+	cfg.dev.addFlags(f)
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
@@ -176,6 +178,12 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer stopOps()
+	stopDev, err := serveDev(cfg.dev, srv.Addr(), scfg.Certificates, srv, cfg.qlogDir, cfg.ops.mlogDir, logger)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	defer stopDev()
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- rs.Serve(serveCtx) }()

@@ -3,9 +3,12 @@ package main
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -57,5 +60,32 @@ func TestOpsFlags(t *testing.T) {
 		if _, err := o.apply(&relay.Config{}, log); err == nil {
 			t.Errorf("--auth-key %s accepted", bad)
 		}
+	}
+}
+
+func TestDevHandler(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "server_abc.sqlog"), []byte("qlog"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	der := []byte("certificate")
+	h := devHandler(der, dir, "")
+	get := func(path string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	sum := sha256.Sum256(der)
+	if code, body := get("/fingerprint"); code != 200 || body != hex.EncodeToString(sum[:]) {
+		t.Errorf("/fingerprint: %d %q", code, body)
+	}
+	if code, body := get("/qlog/server_abc"); code != 200 || body != "qlog" {
+		t.Errorf("/qlog/server_abc: %d %q", code, body)
+	}
+	if code, _ := get("/qlog/..%2Fsecret"); code == 200 {
+		t.Error("a path escape was served")
+	}
+	if code, _ := get("/mlog/x"); code != 404 {
+		t.Errorf("/mlog without --mlog-serve: %d", code)
 	}
 }
