@@ -122,6 +122,9 @@ type relayTrack struct {
 	// published: the track was pushed to the relay with PUBLISH; it lives
 	// as long as that publication, whatever its subscribers do.
 	published bool
+	// remote: the upstream is another relay, found through the
+	// coordinator.
+	remote bool
 }
 
 // New returns a relay.
@@ -345,9 +348,10 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 		return rt.track, nil
 	}
 	o, scName := r.route(scopeOf(s), req.Namespace)
+	viaRemote := false
 	if o == nil {
 		// A track already relayed from another relay needs no lookup.
-		if rt := r.scope(scopeOf(s)).tracks[k]; rt != nil && (rt.track == nil || !rt.track.Closed()) {
+		if rt := r.scope(scopeOf(s)).tracks[k]; rt != nil && rt.remote && (rt.track == nil || !rt.track.Closed()) {
 			rt.refs++
 			r.mu.Unlock()
 			return r.awaitTrack(ctx, rt)
@@ -368,7 +372,7 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 			r.log.Warn("routing through the coordinator failed", "namespace", req.Namespace.String(), "err", err)
 			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed")
 		}
-		o, scName = remote, scopeOf(s)
+		o, scName, viaRemote = remote, scopeOf(s), true
 		r.mu.Lock()
 	}
 	sc := r.scope(scName)
@@ -379,7 +383,7 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 		rt = nil
 	}
 	if rt == nil {
-		rt = &relayTrack{key: k, scope: scName, ready: make(chan struct{})}
+		rt = &relayTrack{key: k, scope: scName, ready: make(chan struct{}), remote: viaRemote}
 		sc.tracks[k] = rt
 		rt.refs++
 		r.mu.Unlock()

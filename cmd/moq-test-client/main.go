@@ -1,0 +1,260 @@
+// Command moq-test-client checks a MoQT relay (draft-ietf-moq-transport-14)
+// from the client side and reports in TAP version 14, like moq-rs's
+// moq-test-client but with stricter pass criteria and more scenarios (see
+// internal/testclient and --list -v).
+//
+//	moq-test-client [-r URL] [-t NAME[,NAME...]] [--tls-disable-verify] [-v]
+//	moq-test-client -l
+//
+// TAP goes to stdout, logs to stderr. The exit code is 0 when every
+// selected scenario passed (or was skipped) and 1 otherwise.
+//
+// The goaway scenario is manual: it passes only if the relay is drained
+// (moq-relay: SIGTERM) while it runs, after stderr says "waiting for
+// GOAWAY". It runs only when named with -t.
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moqgo/moq/internal/testclient"
+	"github.com/moqgo/moq/internal/version"
+	"github.com/moqgo/moq/moqnative"
+)
+
+const binaryName = "moq-test-client"
+
+// defaultRelay is moq-rs's default --relay.
+const defaultRelay = "https://localhost:4443"
+
+// errFailed is returned when a scenario failed; the TAP output says which.
+var errFailed = errors.New("some tests failed")
+
+// config holds everything run needs.
+type config struct {
+	relay            string
+	tests            string
+	list             bool
+	verbose          bool
+	timeout          time.Duration
+	tlsRoots         []string
+	tlsDisableVerify bool
+	fingerprints     []string
+	qlogDir          string
+	logLevel         string
+
+	stdout, stderr io.Writer
+
+	// Tests: called when the goaway scenario waits for the relay to drain.
+	goAwayWait func()
+}
+
+func main() {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-sigs
+		cancel()
+		<-sigs
+		fmt.Fprintf(os.Stderr, "%s: interrupted again, exiting\n", binaryName)
+		os.Exit(1)
+	}()
+	if err := newRootCommand(config{}).ExecuteContext(ctx); err != nil {
+		if !errors.Is(err, errFailed) {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", binaryName, err)
+		}
+		os.Exit(1)
+	}
+}
+
+// envBool reads a boolean environment variable; unset or unparsable is
+// false.
+func envBool(name string) bool {
+	v, _ := strconv.ParseBool(os.Getenv(name))
+	return v
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// newRootCommand builds the command line on top of base (which carries the
+// test hooks). Flag defaults come from the environment as it is now.
+func newRootCommand(base config) *cobra.Command {
+	cfg := base
+	root := &cobra.Command{
+		Use:   binaryName + " [flags]",
+		Short: "Check a MoQT relay and report in TAP (" + version.Draft + ")",
+		Long: "Run interop scenarios against a MoQT relay and print TAP version 14 on stdout (logs on stderr).\n" +
+			"Exit code 0 when every selected scenario passed, 1 otherwise. See --list -v for the scenarios.\n" +
+			"The goaway scenario is manual: it needs the relay to drain while it runs (moq-relay: SIGTERM once\n" +
+			"stderr says \"waiting for GOAWAY\"), and runs only when named with -t.",
+		Version:       version.String(binaryName),
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.stdout, cfg.stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			return run(cmd.Context(), cfg)
+		},
+	}
+	f := root.Flags()
+	f.StringVarP(&cfg.relay, "relay", "r", envOr("RELAY_URL", defaultRelay), "relay under test: moqt://host:port/path (raw QUIC) or https://host:port/path (WebTransport) (env RELAY_URL)")
+	f.StringVarP(&cfg.tests, "test", "t", envOr("TESTCASE", "all"), "test to run, or several separated by commas; \"all\" is every test but the manual ones (env TESTCASE)")
+	f.BoolVarP(&cfg.list, "list", "l", false, "print the names of the tests \"all\" runs, one a line, and exit; with -v also describe every test")
+	f.BoolVarP(&cfg.verbose, "verbose", "v", envBool("VERBOSE"), "whole failure messages in the TAP diagnostics, not only their first line (env VERBOSE)")
+	f.DurationVar(&cfg.timeout, "timeout", testclient.DefaultTimeout, "time limit of each test")
+	f.StringArrayVar(&cfg.tlsRoots, "tls-root", nil, "root CA file (PEM) to verify the relay with, instead of the system roots; repeatable")
+	f.BoolVar(&cfg.tlsDisableVerify, "tls-disable-verify", envBool("TLS_DISABLE_VERIFY"), "do not verify the relay's certificate (env TLS_DISABLE_VERIFY)")
+	f.StringArrayVar(&cfg.fingerprints, "fingerprint", nil, "accept the relay certificate whose SHA-256 is HEX (64 hex digits), as a browser's serverCertificateHashes; repeatable")
+	f.StringVar(&cfg.qlogDir, "qlog-dir", "", "write a qlog file per connection into this directory")
+	f.StringVar(&cfg.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), version.String(binaryName))
+			return err
+		},
+	})
+	return root
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// checkURL refuses what moqnative.Dial cannot dial, before any network.
+func checkURL(raw string) error {
+	const use = "use moqt://host:port/path (raw QUIC) or https://host:port/path (WebTransport)"
+	scheme, _, found := strings.Cut(raw, "://")
+	if !found {
+		return fmt.Errorf("--relay %q has no scheme: %s", raw, use)
+	}
+	switch strings.ToLower(scheme) {
+	case "moqt", "https":
+	default:
+		return fmt.Errorf("--relay %q: unsupported scheme %q: %s", raw, scheme, use)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("--relay %q: %w", raw, err)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("--relay %q has no host", raw)
+	}
+	return nil
+}
+
+// parseFingerprint reads a SHA-256 given as hex, with or without colons.
+func parseFingerprint(s string) ([32]byte, error) {
+	var fp [32]byte
+	b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
+	if err != nil || len(b) != len(fp) {
+		return fp, fmt.Errorf("--fingerprint %q: want the certificate's SHA-256 as 64 hex digits", s)
+	}
+	copy(fp[:], b)
+	return fp, nil
+}
+
+// list prints the names of the default tests or, verbose, every test with
+// its description.
+func list(w io.Writer, verbose bool) error {
+	for _, sc := range testclient.Scenarios() {
+		var err error
+		switch {
+		case verbose:
+			manual := ""
+			if sc.Manual {
+				manual = " (manual: the relay must drain while it runs; run it with -t " + sc.Name + ")"
+			}
+			_, err = fmt.Fprintf(w, "%-26s %s%s\n", sc.Name, sc.Description, manual)
+		case !sc.Manual:
+			_, err = fmt.Fprintln(w, sc.Name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// run lists the tests or runs the selected ones; errFailed means that one
+// failed.
+func run(ctx context.Context, cfg config) error {
+	if cfg.list {
+		return list(cfg.stdout, cfg.verbose)
+	}
+	level, err := parseLevel(cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	if err := checkURL(cfg.relay); err != nil {
+		return err
+	}
+	if cfg.timeout <= 0 {
+		return fmt.Errorf("--timeout %v: want a positive duration", cfg.timeout)
+	}
+	tests, err := testclient.Select(strings.Split(cfg.tests, ","))
+	if err != nil {
+		return err
+	}
+	tlsConf := moqnative.ClientTLS{RootCAFiles: cfg.tlsRoots, InsecureSkipVerify: cfg.tlsDisableVerify}
+	for _, s := range cfg.fingerprints {
+		fp, err := parseFingerprint(s)
+		if err != nil {
+			return err
+		}
+		tlsConf.ServerCertificateHashes = append(tlsConf.ServerCertificateHashes, fp)
+	}
+	logger := slog.New(slog.NewTextHandler(cfg.stderr, &slog.HandlerOptions{Level: level}))
+	results, err := testclient.Run(ctx, cfg.stdout, testclient.Options{
+		RelayURL:   cfg.relay,
+		TLS:        tlsConf,
+		QlogDir:    cfg.qlogDir,
+		Logger:     logger,
+		Timeout:    cfg.timeout,
+		Verbose:    cfg.verbose,
+		Banner:     version.String(binaryName),
+		GoAwayWait: cfg.goAwayWait,
+	}, tests)
+	if err != nil {
+		return fmt.Errorf("writing the results: %w", err)
+	}
+	failed := 0
+	for _, r := range results {
+		if r.Err != nil {
+			failed++
+		}
+	}
+	if failed > 0 {
+		logger.Error("tests failed", "failed", failed, "total", len(results))
+		return errFailed
+	}
+	logger.Info("all tests passed", "total", len(results))
+	return nil
+}
