@@ -1,0 +1,222 @@
+// Command moq-bench measures MoQT fan-out through a relay: M publishers and
+// N subscribers, every subscriber subscribed to every publisher's track,
+// next to a raw quic-go baseline that sends the same bytes in the same
+// stream pattern in the same run.
+//
+//	moq-bench [flags] [URL]
+//
+// With a URL (moqt://host:port/path or https://...) the relay at URL is
+// measured; publishers PUBLISH_NAMESPACE bench/<pid>-<run>/<i> and serve
+// track "t". With --spawn-relay PATH the moq-relay binary at PATH is started
+// on a free loopback port for each run (its CPU and peak RSS are read from
+// /proc); with neither, a moq-go relay runs inside this process (its CPU
+// cannot be told apart from the clients').
+//
+// Every publisher writes --rate objects a second of --object-size bytes,
+// --group-objects objects per group, one subgroup (one QUIC stream per
+// subscriber) per group. Every payload carries its due time (a monotonic
+// offset from the start of the process; all clients live in this process, so
+// one clock times both ends); a late publisher is charged from the due time.
+// The baseline (--baseline, default on) is an in-process quic-go server
+// that hands each publisher's objects to N raw client connections, one
+// unidirectional stream per group, with moqnative's QUIC settings.
+//
+// Reported per path: delivered payload MB/s, object latency p50/p99/max,
+// objects lost (expected minus received after a drain period), CPU seconds
+// per GB delivered (this process; the relay's when its pid is known; the
+// total), peak RSS; and the ratios moq-go/baseline. --matrix runs fan-out
+// 1:10, 1:100, 1:500 with 1 KB, 4 KB and 20 KB objects and prints a
+// markdown table.
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moqgo/moq/internal/version"
+	"github.com/moqgo/moq/moqnative"
+)
+
+const binaryName = "moq-bench"
+
+// drainTimeout is how long a run waits, after the last object was
+// published, for the subscribers to read everything; what is missing then
+// is lost.
+const drainTimeout = 3 * time.Second
+
+// epoch is the common clock of every payload timestamp.
+var epoch = time.Now()
+
+// runSeq numbers the runs of this process (namespaces stay unique when
+// one relay serves several runs).
+var runSeq atomic.Int64
+
+// params is one run's configuration.
+type params struct {
+	pubs, subs   int
+	size         int
+	rate         float64
+	groupObjects int
+	duration     time.Duration
+	url          string // "" : in-process relay or --spawn-relay
+	tls          moqnative.ClientTLS
+	relayPID     int    // read this relay's /proc (0: none)
+	spawnRelay   string // moq-relay binary to start per run
+	baseline     bool
+}
+
+// config is the command line.
+type config struct {
+	params
+	objectSize    string
+	fingerprints  []string
+	disableVerify bool
+	jsonOut       bool
+	matrix        bool
+	stdout        io.Writer
+	stderr        io.Writer
+}
+
+func main() {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-sigs
+		cancel()
+		<-sigs
+		fmt.Fprintf(os.Stderr, "%s: interrupted again, exiting\n", binaryName)
+		os.Exit(1)
+	}()
+	if err := newRootCommand().ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", binaryName, err)
+		os.Exit(1)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	var cfg config
+	root := &cobra.Command{
+		Use:           binaryName + " [flags] [URL]",
+		Short:         "Benchmark MoQT relay fan-out against a raw quic-go baseline (" + version.Draft + ")",
+		Version:       version.String(binaryName),
+		Args:          cobra.MaximumNArgs(1),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				cfg.url = args[0]
+			}
+			cfg.stdout, cfg.stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			return run(cmd.Context(), &cfg)
+		},
+	}
+	f := root.Flags()
+	f.IntVar(&cfg.pubs, "publishers", 1, "publishers (M), one session and one track each")
+	f.IntVar(&cfg.subs, "subscribers", 10, "subscribers (N), one QUIC connection each, subscribed to every publisher")
+	f.StringVar(&cfg.objectSize, "object-size", "1200", "object payload size: bytes, or 1KB/4KB/20KB (KB = 1024 bytes)")
+	f.Float64Var(&cfg.rate, "rate", 30, "objects per second per publisher")
+	f.IntVar(&cfg.groupObjects, "group-objects", 30, "objects per group; one group is one stream per subscriber")
+	f.DurationVar(&cfg.duration, "duration", 10*time.Second, "publishing time of a run (each cell with --matrix)")
+	f.BoolVar(&cfg.disableVerify, "tls-disable-verify", false, "do not verify the relay's certificate")
+	f.StringArrayVar(&cfg.fingerprints, "fingerprint", nil, "accept the relay certificate whose SHA-256 is HEX; repeatable")
+	f.IntVar(&cfg.relayPID, "relay-pid", 0, "pid of a local relay to read CPU and RSS of from /proc")
+	f.StringVar(&cfg.spawnRelay, "spawn-relay", "", "start this moq-relay binary on a free loopback port for each run and measure it")
+	f.BoolVar(&cfg.baseline, "baseline", true, "also run the raw quic-go fan-out baseline and report ratios")
+	f.BoolVar(&cfg.jsonOut, "json", false, "print JSON instead of text")
+	f.BoolVar(&cfg.matrix, "matrix", false, "run fan-out 1:10, 1:100, 1:500 x 1KB, 4KB, 20KB and print a markdown table of ratios")
+	root.SetVersionTemplate("{{.Version}}\n")
+	return root
+}
+
+// parseSize reads 1200, 1KB, 4kb, 20KB, 1MB.
+func parseSize(s string) (int, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	mult := 1
+	switch {
+	case strings.HasSuffix(t, "KB"):
+		mult, t = 1024, strings.TrimSuffix(t, "KB")
+	case strings.HasSuffix(t, "MB"):
+		mult, t = 1024*1024, strings.TrimSuffix(t, "MB")
+	case strings.HasSuffix(t, "B"):
+		t = strings.TrimSuffix(t, "B")
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(t))
+	if err != nil || n*mult < 8 || n*mult > 16<<20 {
+		return 0, fmt.Errorf("--object-size %q: want bytes (at least 8) or a size such as 4KB", s)
+	}
+	return n * mult, nil
+}
+
+func run(ctx context.Context, cfg *config) error {
+	size, err := parseSize(cfg.objectSize)
+	if err != nil {
+		return err
+	}
+	cfg.size = size
+	if cfg.pubs < 1 || cfg.subs < 1 || cfg.rate <= 0 || cfg.groupObjects < 1 || cfg.duration <= 0 {
+		return errors.New("--publishers, --subscribers, --rate, --group-objects and --duration must be positive")
+	}
+	if cfg.url != "" && cfg.spawnRelay != "" {
+		return errors.New("give a URL or --spawn-relay, not both")
+	}
+	cfg.tls.InsecureSkipVerify = cfg.disableVerify
+	for _, s := range cfg.fingerprints {
+		b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
+		if err != nil || len(b) != 32 {
+			return fmt.Errorf("--fingerprint %q: want 64 hex digits", s)
+		}
+		cfg.tls.ServerCertificateHashes = append(cfg.tls.ServerCertificateHashes, [32]byte(b))
+	}
+	if !cfg.matrix {
+		res, err := runOne(ctx, cfg.params, cfg.stderr)
+		if err != nil {
+			return err
+		}
+		if cfg.jsonOut {
+			return writeJSON(cfg.stdout, res)
+		}
+		printResult(cfg.stdout, res)
+		return nil
+	}
+	var all []*result
+	for _, n := range []int{10, 100, 500} {
+		for _, sz := range []int{1024, 4096, 20480} {
+			p := cfg.params
+			p.subs, p.size = n, sz
+			fmt.Fprintf(cfg.stderr, "%s: fan-out 1:%d, %d B objects...\n", binaryName, n, sz)
+			res, err := runOne(ctx, p, cfg.stderr)
+			if err != nil {
+				return fmt.Errorf("fan-out 1:%d, %d B: %w", n, sz, err)
+			}
+			if !cfg.jsonOut {
+				printResult(cfg.stderr, res)
+			}
+			all = append(all, res)
+		}
+	}
+	if cfg.jsonOut {
+		return writeJSON(cfg.stdout, all)
+	}
+	printMatrix(cfg.stdout, all)
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+func optF(v *float64, format string) string {
+	if v == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf(format, *v)
+}
+
+func printResult(w io.Writer, r *result) {
+	fmt.Fprintf(w, "%d publisher(s) x %d subscribers, %d B objects at %g/s per publisher, %d objects/group, %s; relay: %s\n",
+		r.Publishers, r.Subscribers, r.ObjectSize, r.Rate, r.GroupObjects, r.Duration, r.Relay)
+	fmt.Fprintf(w, "%-9s %9s %9s %9s %9s %9s %9s %11s %11s %11s %9s %9s %7s\n",
+		"path", "MB/s", "p50 ms", "p99 ms", "max ms", "received", "lost", "bench s/GB", "relay s/GB", "total s/GB", "bench MB", "relay MB", "setup s")
+	for _, p := range []*pathResult{r.Moq, r.Baseline} {
+		if p == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%-9s %9.3f %9.2f %9.2f %9.2f %9d %9d %11.1f %11s %11.1f %9.0f %9s %7.1f\n",
+			p.Path, p.MBps, p.P50ms, p.P99ms, p.MaxMs, p.Received, p.Lost, p.BenchCPUPerGB,
+			optF(p.RelayCPUPerGB, "%.1f"), p.TotalCPUPerGB, p.BenchPeakRSSMB, optF(p.RelayPeakRSSMB, "%.0f"), p.SetupSeconds)
+		if p.Skipped > 0 || p.Bad > 0 || p.Error != "" {
+			fmt.Fprintf(w, "  %s: skipped %d, bad %d %s\n", p.Path, p.Skipped, p.Bad, p.Error)
+		}
+	}
+	if len(r.Ratios) > 0 {
+		fmt.Fprintf(w, "moq-go / raw-quic: MB/s %s, p50 %s, p99 %s, max %s, total CPU/GB %s\n",
+			ratioS(r.Ratios, "mb_per_s"), ratioS(r.Ratios, "p50"), ratioS(r.Ratios, "p99"),
+			ratioS(r.Ratios, "max"), ratioS(r.Ratios, "total_cpu_per_gb"))
+	}
+	if r.Moq != nil && r.Moq.Lost > 0 {
+		fmt.Fprintf(w, "WARNING: moq-go lost %d of %d objects: the relay or the clients could not keep up\n", r.Moq.Lost, r.Moq.Expected)
+	}
+	if r.Baseline != nil && r.Baseline.Lost > 0 {
+		fmt.Fprintf(w, "WARNING: raw-quic lost %d of %d objects: the machine could not keep up\n", r.Baseline.Lost, r.Baseline.Expected)
+	}
+	fmt.Fprintln(w)
+}
+
+func ratioS(m map[string]float64, k string) string {
+	if v, ok := m[k]; ok {
+		return fmt.Sprintf("%.2fx", v)
+	}
+	return "n/a"
+}
+
+// printMatrix prints a markdown table, one row per cell.
+func printMatrix(w io.Writer, rs []*result) {
+	hdr := []string{"fan-out", "object", "MB/s moq / raw (x)", "p50 ms moq / raw (x)", "p99 ms moq / raw (x)",
+		"max ms moq / raw (x)", "lost moq / raw", "relay CPU s/GB", "total CPU s/GB moq / raw (x)", "relay peak RSS MB", "bench peak RSS MB moq / raw"}
+	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(hdr, " | "), strings.Repeat("---|", len(hdr)))
+	for _, r := range rs {
+		m, b := r.Moq, r.Baseline
+		if b == nil {
+			b = &pathResult{}
+		}
+		pair := func(a, c float64, k, f string) string {
+			return fmt.Sprintf(f+" / "+f+" (%s)", a, c, ratioS(r.Ratios, k))
+		}
+		fmt.Fprintf(w, "| 1:%d | %d B | %s | %s | %s | %s | %d / %d | %s | %s | %s | %.0f / %.0f |\n",
+			r.Subscribers, r.ObjectSize,
+			pair(m.MBps, b.MBps, "mb_per_s", "%.2f"),
+			pair(m.P50ms, b.P50ms, "p50", "%.2f"),
+			pair(m.P99ms, b.P99ms, "p99", "%.2f"),
+			pair(m.MaxMs, b.MaxMs, "max", "%.1f"),
+			m.Lost, b.Lost,
+			optF(m.RelayCPUPerGB, "%.1f"),
+			pair(m.TotalCPUPerGB, b.TotalCPUPerGB, "total_cpu_per_gb", "%.1f"),
+			optF(m.RelayPeakRSSMB, "%.0f"),
+			m.BenchPeakRSSMB, b.BenchPeakRSSMB)
+	}
+}

@@ -1,0 +1,371 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/relay"
+)
+
+// pathResult is what one path delivered.
+type pathResult struct {
+	Path         string  `json:"path"`
+	SetupSeconds float64 `json:"setup_seconds"`
+	Seconds      float64 `json:"seconds"` // start of publishing to the last object read
+	Expected     int64   `json:"expected_objects"`
+	Received     int64   `json:"received_objects"`
+	Lost         int64   `json:"lost_objects"`
+	Skipped      int64   `json:"skipped_objects,omitempty"` // moq-go: reported lost by the subscriber's track
+	Bad          int64   `json:"bad_objects,omitempty"`
+	Bytes        int64   `json:"bytes"`
+	MBps         float64 `json:"mb_per_s"`
+	P50ms        float64 `json:"p50_ms"`
+	P99ms        float64 `json:"p99_ms"`
+	MaxMs        float64 `json:"max_ms"`
+	// CPU over the measured window, per GB (1e9 bytes) of payload
+	// delivered: this process (clients, and the server of an in-process
+	// relay or of the baseline), the relay process when measured, and
+	// their sum.
+	BenchCPUSeconds float64  `json:"bench_cpu_seconds"`
+	BenchCPUPerGB   float64  `json:"bench_cpu_s_per_gb"`
+	RelayCPUSeconds *float64 `json:"relay_cpu_seconds,omitempty"`
+	RelayCPUPerGB   *float64 `json:"relay_cpu_s_per_gb,omitempty"`
+	TotalCPUPerGB   float64  `json:"total_cpu_s_per_gb"`
+	BenchPeakRSSMB  float64  `json:"bench_peak_rss_mb"`
+	RelayPeakRSSMB  *float64 `json:"relay_peak_rss_mb,omitempty"`
+	Error           string   `json:"error,omitempty"`
+}
+
+// result is one run: both paths and their ratios.
+type result struct {
+	Publishers   int                `json:"publishers"`
+	Subscribers  int                `json:"subscribers"`
+	ObjectSize   int                `json:"object_size"`
+	Rate         float64            `json:"rate"`
+	GroupObjects int                `json:"group_objects"`
+	Duration     string             `json:"duration"`
+	Relay        string             `json:"relay"` // in-process, spawned PATH, or the URL
+	Moq          *pathResult        `json:"moq"`
+	Baseline     *pathResult        `json:"baseline,omitempty"`
+	Ratios       map[string]float64 `json:"ratios,omitempty"` // moq / baseline
+}
+
+// path is one way of carrying the objects.
+type path interface {
+	name() string
+	setup(ctx context.Context) error
+	publish(pub int, k, at int64) error
+	endPublish(pub int)
+	close()
+}
+
+func runOne(ctx context.Context, p params, logw io.Writer) (*result, error) {
+	res := &result{
+		Publishers: p.pubs, Subscribers: p.subs, ObjectSize: p.size, Rate: p.rate,
+		GroupObjects: p.groupObjects, Duration: p.duration.String(),
+	}
+	// The baseline runs first, before any relay exists.
+	if p.baseline {
+		rec := newRecorder(epoch, p.subs, p.size, expected(p))
+		rp := newRawPath(&p, rec)
+		pr, err := measure(ctx, &p, rp, rec, 0, rp.err)
+		if err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+		res.Baseline = pr
+	}
+	mp := p
+	run := fmt.Sprintf("%d-%d", os.Getpid(), runSeq.Add(1))
+	switch {
+	case p.url != "":
+		res.Relay = p.url
+	case p.spawnRelay != "":
+		sr, err := spawnRelay(ctx, p.spawnRelay, logw)
+		if err != nil {
+			return nil, err
+		}
+		defer sr.stop()
+		mp.url, mp.relayPID = sr.url, sr.pid
+		mp.tls = moqnative.ClientTLS{InsecureSkipVerify: true}
+		res.Relay = "spawned " + p.spawnRelay
+	default:
+		ir, err := startInProcessRelay()
+		if err != nil {
+			return nil, err
+		}
+		defer ir.stop()
+		mp.url = ir.url
+		mp.tls = moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{ir.fp}}
+		res.Relay = "in-process"
+	}
+	rec := newRecorder(epoch, p.subs, p.size, expected(p))
+	pr, err := measure(ctx, &mp, newMoqPath(&mp, rec, run), rec, mp.relayPID, nil)
+	if err != nil {
+		return nil, fmt.Errorf("moq-go: %w", err)
+	}
+	res.Moq = pr
+	if b := res.Baseline; b != nil {
+		res.Ratios = map[string]float64{}
+		ratio := func(k string, a, b float64) {
+			if b > 0 {
+				res.Ratios[k] = a / b
+			}
+		}
+		ratio("mb_per_s", pr.MBps, b.MBps)
+		ratio("p50", pr.P50ms, b.P50ms)
+		ratio("p99", pr.P99ms, b.P99ms)
+		ratio("max", pr.MaxMs, b.MaxMs)
+		// Total CPU is comparable when the relay's CPU is counted: it
+		// runs in this process or its pid is known.
+		if p.url == "" || mp.relayPID != 0 {
+			ratio("total_cpu_per_gb", pr.TotalCPUPerGB, b.TotalCPUPerGB)
+		}
+	}
+	return res, nil
+}
+
+func expected(p params) int64 {
+	return int64(p.rate*p.duration.Seconds()) * int64(p.pubs) * int64(p.subs)
+}
+
+// measure sets up a path, publishes on it for the duration, waits for the
+// subscribers to drain, and closes it.
+func measure(ctx context.Context, p *params, pa path, rec *recorder, relayPID int, senderErr func() error) (*pathResult, error) {
+	defer pa.close()
+	pr := &pathResult{Path: pa.name(), Expected: rec.expected}
+	t0 := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, setupTimeout(p.subs))
+	err := pa.setup(sctx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	pr.SetupSeconds = time.Since(t0).Seconds()
+
+	rss := startRSS(relayPID)
+	cpu0 := selfCPU()
+	var rcpu0 time.Duration
+	if relayPID != 0 {
+		if rcpu0, err = procCPU(relayPID); err != nil {
+			return nil, err
+		}
+	}
+	interval := time.Duration(float64(time.Second) / p.rate)
+	perPub := int64(p.rate * p.duration.Seconds())
+	start := time.Now().Add(20 * time.Millisecond)
+	startNs := int64(start.Sub(epoch))
+	var (
+		wg     sync.WaitGroup
+		errMu  sync.Mutex
+		pubErr error
+	)
+	pubCtx, stopPub := context.WithCancel(ctx)
+	defer stopPub()
+	for i := range p.pubs {
+		// Publishers are spread evenly over one interval.
+		offset := time.Duration(i) * interval / time.Duration(p.pubs)
+		wg.Go(func() {
+			defer pa.endPublish(i)
+			for k := range perPub {
+				due := start.Add(offset + time.Duration(k)*interval)
+				if d := time.Until(due); d > 0 {
+					select {
+					case <-time.After(d):
+					case <-pubCtx.Done():
+						return
+					}
+				}
+				if err := pa.publish(i, k, int64(due.Sub(epoch))); err != nil {
+					errMu.Lock()
+					pubErr = errors.Join(pubErr, fmt.Errorf("publisher %d: %w", i, err))
+					errMu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if rp, ok := pa.(*rawPath); ok {
+		rp.finishSenders()
+	}
+	drain := time.NewTimer(drainTimeout)
+	select {
+	case <-rec.done:
+	case <-drain.C:
+	case <-ctx.Done():
+	}
+	drain.Stop()
+	cpu := selfCPU() - cpu0
+	selfRSS, relRSS := rss.finish()
+	if pubErr != nil {
+		return nil, pubErr
+	}
+	if senderErr != nil {
+		if err := senderErr(); err != nil {
+			pr.Error = err.Error()
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+
+	pr.Received = rec.got.Load()
+	pr.Lost = pr.Expected - pr.Received
+	pr.Skipped = rec.skipped.Load()
+	pr.Bad = rec.bad.Load()
+	pr.Bytes = rec.bytes.Load()
+	last := rec.last.Load()
+	if last <= startNs {
+		last = startNs + int64(p.duration)
+	}
+	pr.Seconds = float64(last-startNs) / 1e9
+	pr.MBps = float64(pr.Bytes) / 1e6 / pr.Seconds
+	lat := rec.latencies()
+	pr.P50ms, pr.P99ms = quantile(lat, 0.50), quantile(lat, 0.99)
+	if len(lat) > 0 {
+		pr.MaxMs = float64(lat[len(lat)-1]) / 1e6
+	}
+	gb := float64(pr.Bytes) / 1e9
+	perGB := func(d time.Duration) float64 {
+		if gb == 0 {
+			return 0
+		}
+		return d.Seconds() / gb
+	}
+	pr.BenchCPUSeconds = cpu.Seconds()
+	pr.BenchCPUPerGB = perGB(cpu)
+	pr.TotalCPUPerGB = pr.BenchCPUPerGB
+	pr.BenchPeakRSSMB = selfRSS
+	if relayPID != 0 {
+		if rcpu1, err := procCPU(relayPID); err == nil {
+			rc := rcpu1 - rcpu0
+			s, g := rc.Seconds(), perGB(rc)
+			pr.RelayCPUSeconds, pr.RelayCPUPerGB = &s, &g
+			pr.TotalCPUPerGB = perGB(cpu + rc)
+		}
+		pr.RelayPeakRSSMB = &relRSS
+	}
+	return pr, nil
+}
+
+// inProcessRelay is a moq-go relay on 127.0.0.1 in this process.
+type inProcessRelay struct {
+	url    string
+	fp     [32]byte
+	srv    *moqnative.Server
+	rs     *relay.Server
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startInProcessRelay() (*inProcessRelay, error) {
+	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	fp, _ := srv.Fingerprint()
+	ir := &inProcessRelay{url: fmt.Sprintf("moqt://%s/", srv.Addr()), fp: fp, srv: srv, done: make(chan struct{})}
+	ir.rs = relay.NewServer(relay.New(relay.Config{}), srv)
+	var ctx context.Context
+	ctx, ir.cancel = context.WithCancel(context.Background())
+	go func() {
+		defer close(ir.done)
+		_ = ir.rs.Serve(ctx)
+	}()
+	return ir, nil
+}
+
+func (ir *inProcessRelay) stop() {
+	ir.cancel()
+	ir.rs.Close()
+	_ = ir.srv.Close()
+	<-ir.done
+}
+
+// spawnedRelay is a moq-relay child process.
+type spawnedRelay struct {
+	cmd  *exec.Cmd
+	pid  int
+	url  string
+	done chan struct{}
+}
+
+func spawnRelay(ctx context.Context, bin string, logw io.Writer) (*spawnedRelay, error) {
+	// A free port: bind, note, release.
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	_ = c.Close()
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(bin, "--bind", addr, "--log-level", "info", "--drain-timeout", "1s")
+	cmd.Env = append(os.Environ(), "QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("--spawn-relay: %w", err)
+	}
+	sr := &spawnedRelay{cmd: cmd, pid: cmd.Process.Pid, url: "moqt://" + addr + "/", done: make(chan struct{})}
+	ready := make(chan struct{})
+	var tail []string
+	go func() {
+		defer close(sr.done)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		signalled := false
+		for sc.Scan() {
+			line := sc.Text()
+			if !signalled {
+				tail = append(tail, line)
+				if strings.Contains(line, "relay serving") {
+					signalled = true
+					close(ready)
+				}
+			} else if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
+				fmt.Fprintf(logw, "moq-relay: %s\n", line)
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		if !signalled {
+			close(ready)
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
+	}
+	select {
+	case <-sr.done: // exited before serving
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("--spawn-relay %s exited: %s", bin, strings.Join(tail, "\n"))
+	default:
+	}
+	if ctx.Err() != nil {
+		sr.stop()
+		return nil, ctx.Err()
+	}
+	return sr, nil
+}
+
+func (sr *spawnedRelay) stop() {
+	_ = sr.cmd.Process.Signal(os.Interrupt)
+	t := time.AfterFunc(5*time.Second, func() { _ = sr.cmd.Process.Kill() })
+	<-sr.done
+	_ = sr.cmd.Wait()
+	t.Stop()
+}
