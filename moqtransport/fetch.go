@@ -290,6 +290,20 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 		s.fetchError(m.RequestID, wire.FetchInvalidRange, fmt.Sprintf("end %v is before start %v", end, start))
 		return
 	}
+	if fh, ok := s.cfg.Handler.(FetchHandler); ok {
+		resp, err := fh.Fetch(ctx, s, &FetchRequest{Fetch: m, Namespace: ns, Name: name, Start: start, End: end})
+		if err == nil {
+			s.serveFetchResponse(ctx, m, resp)
+			return
+		}
+		if !errors.Is(err, ErrFetchFromCache) {
+			if ctx.Err() == nil {
+				code, reason := requestCode(err, uint64(wire.FetchInternalError))
+				s.fetchError(m.RequestID, wire.FetchErrorCode(code), reason)
+			}
+			return
+		}
+	}
 	req := &wire.Subscribe{RequestID: m.RequestID, Namespace: ns, Name: name, SubscriberPriority: m.SubscriberPriority,
 		GroupOrder: m.GroupOrder, Forward: true, Filter: wire.Filter{Type: wire.FilterLargestObject}, Params: m.Params}
 	track, release, err := s.handlerTrack(ctx, req)
@@ -351,7 +365,7 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 	if err := s.send(&wire.FetchOK{RequestID: m.RequestID, GroupOrder: order, EndOfTrack: endOfTrack, End: okEnd}); err != nil {
 		return
 	}
-	if err := s.writeFetch(ctx, m, objs); err != nil && s.ctx.Err() == nil {
+	if err := s.writeFetch(ctx, m, sliceObjects(objs)); err != nil && s.ctx.Err() == nil {
 		s.log.Debug("fetch stream failed", "request", m.RequestID, "err", err)
 	}
 }
@@ -371,8 +385,21 @@ func descendingGroups(objs []*Object) []*Object {
 	return out
 }
 
-// writeFetch writes the fetch stream: header, then each object.
-func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, objs []*Object) error {
+// sliceObjects iterates over objs, then io.EOF.
+func sliceObjects(objs []*Object) func(context.Context) (*Object, error) {
+	return func(context.Context) (*Object, error) {
+		if len(objs) == 0 {
+			return nil, io.EOF
+		}
+		o := objs[0]
+		objs = objs[1:]
+		return o, nil
+	}
+}
+
+// writeFetch writes the fetch stream: header, then each object next
+// yields until io.EOF. Another error resets the stream.
+func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, next func(context.Context) (*Object, error)) error {
 	str, err := s.conn.OpenUniStreamSync(ctx)
 	if err != nil {
 		return err
@@ -385,7 +412,15 @@ func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, objs []*Object)
 	if tr != nil {
 		tr.FetchHeader(true, m.RequestID)
 	}
-	for _, o := range objs {
+	for {
+		o, err := next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			str.CancelWrite(uint64(wire.ResetInternalError))
+			return err
+		}
 		h := wire.ObjectHeader{Group: o.Group, Subgroup: o.Subgroup, ID: o.ID, PublisherPriority: o.PublisherPriority,
 			Status: o.Status, Extensions: o.Extensions, PayloadLength: uint64(len(o.Payload))}
 		if buf, err = wire.AppendFetchObject(buf, &h); err != nil {
@@ -409,4 +444,62 @@ func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, objs []*Object)
 		return errors.New("fetch cancelled")
 	}
 	return str.Close()
+}
+
+// FetchRequest is a FETCH with its track and range resolved: for a joining
+// fetch, from the joined subscription. End is as on the wire: {G, 0} is
+// all of group G, {G, N} the objects before N.
+type FetchRequest struct {
+	*wire.Fetch
+	Namespace  wire.Namespace
+	Name       string
+	Start, End wire.Location
+}
+
+// FetchResponse answers a FETCH from a FetchHandler: the FETCH_OK fields,
+// and the objects in the order they go on the stream.
+type FetchResponse struct {
+	GroupOrder wire.GroupOrder
+	EndOfTrack bool
+	End        wire.Location
+	// Next returns the next object, io.EOF after the last; any other
+	// error resets the fetch stream.
+	Next func(ctx context.Context) (*Object, error)
+	// Close, if set, is called when the response is done or cancelled.
+	Close func()
+}
+
+// FetchHandler is implemented by a Handler that answers FETCH itself: an
+// application with its own store, or a relay that forwards a range its
+// cache lacks. Returning ErrFetchFromCache leaves the FETCH to the track
+// cache (the track Handler.Subscribe gives); another error is sent as
+// FETCH_ERROR (a *RequestError keeps its code).
+type FetchHandler interface {
+	Fetch(ctx context.Context, s *Session, req *FetchRequest) (*FetchResponse, error)
+}
+
+// ErrFetchFromCache is what a FetchHandler returns to let the session
+// serve a FETCH from the track cache.
+var ErrFetchFromCache = errors.New("moqt: serve this fetch from the track cache")
+
+// FetchError returns a handler error that refuses a FETCH with code.
+func FetchError(code wire.FetchErrorCode, reason string) error {
+	return &RequestError{Message: wire.TypeFetchError, Code: uint64(code), Reason: reason}
+}
+
+// serveFetchResponse sends FETCH_OK and streams a handler's objects.
+func (s *Session) serveFetchResponse(ctx context.Context, m *wire.Fetch, resp *FetchResponse) {
+	if resp.Close != nil {
+		defer resp.Close()
+	}
+	order := resp.GroupOrder
+	if order == wire.GroupOrderPublisher {
+		order = wire.GroupOrderAscending
+	}
+	if err := s.send(&wire.FetchOK{RequestID: m.RequestID, GroupOrder: order, EndOfTrack: resp.EndOfTrack, End: resp.End}); err != nil {
+		return
+	}
+	if err := s.writeFetch(ctx, m, resp.Next); err != nil && s.ctx.Err() == nil {
+		s.log.Debug("fetch stream failed", "request", m.RequestID, "err", err)
+	}
 }

@@ -672,3 +672,59 @@ func TestMetricsAndHealth(t *testing.T) {
 		t.Errorf("/health while draining: %d %s", code, body)
 	}
 }
+
+func fetchAll(ctx context.Context, f *moqtransport.Fetch) ([]string, error) {
+	var out []string
+	for {
+		o, err := f.Next(ctx)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, fmt.Sprintf("%d/%d=%s", o.Group, o.ID, o.Payload))
+	}
+}
+
+func TestFetchForwardedWhenTheCacheLacksTheRange(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelay(t, scheme)
+		ns := wire.Namespace{"f"}
+		_, tr, h := e.publisher("/", ns, "t")
+		ctx := ctxFor(t)
+		write(t, tr, 0, 3, 2)
+
+		// Nobody subscribed: the relay has nothing cached and asks the
+		// publisher.
+		s := e.connect("/", nil)
+		f, err := s.Fetch(ctx, moqtransport.FetchOptions{Namespace: ns, Name: "t", End: wire.Location{Group: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := fetchAll(ctx, f)
+		if err != io.EOF || !slices.Equal(got, expected(0, 3, 2)) {
+			t.Fatalf("forwarded fetch: %v (%v)", got, err)
+		}
+
+		// A subscription that starts in the middle of group 3 caches it
+		// from there: a joining fetch for all of group 3 is forwarded too.
+		w, _ := tr.OpenSubgroup(3, 0, moqtransport.SubgroupOptions{})
+		_ = w.Write(0, nil, []byte("3/0"))
+		_ = w.Write(1, nil, []byte("3/1"))
+		sub, err := s.Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l := sub.OK().Largest; l != (wire.Location{Group: 3, Object: 1}) {
+			t.Fatalf("largest %v", l)
+		}
+		jf, err := s.Fetch(ctx, moqtransport.FetchOptions{Joining: sub, JoiningStart: 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := fetchAll(ctx, jf); err != io.EOF || !slices.Equal(got, []string{"3/0=3/0", "3/1=3/1"}) {
+			t.Errorf("joining fetch through the relay: %v (%v)", got, err)
+		}
+		if n := h.subscribes.Load(); n < 1 {
+			t.Errorf("the publisher saw %d SUBSCRIBEs", n)
+		}
+	})
+}

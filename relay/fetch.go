@@ -1,0 +1,76 @@
+package relay
+
+import (
+	"context"
+	"errors"
+
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// Fetch answers FETCH from the relay's cache when the cached track holds
+// the start of the range, and otherwise forwards it to the track's
+// publisher (the namespace's origin), streaming the answer through
+// (draft-14 §8.3: a relay must not skip objects whose status it does not
+// know). A joining fetch arrives here with its range already resolved.
+func (r *Relay) Fetch(ctx context.Context, s *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+	k := trackKey(req.Namespace, req.Name)
+	r.mu.Lock()
+	var cached *moqtransport.Track
+	if rt := r.publishedTrack(scopeOf(s), k); rt != nil {
+		cached = rt.track
+	} else if rt := r.scope(scopeOf(s)).tracks[k]; rt != nil && rt.track != nil && !rt.track.Closed() {
+		cached = rt.track
+	}
+	if cached != nil && covers(cached, req.Start) {
+		r.mu.Unlock()
+		return nil, moqtransport.ErrFetchFromCache
+	}
+	o, _ := r.route(scopeOf(s), req.Namespace)
+	r.mu.Unlock()
+	if o == nil && r.cfg.Coordinator != nil && !isRelayPeer(s) {
+		if remote, err := r.remoteOrigin(ctx, scopeOf(s), req.Namespace); err == nil {
+			o = remote
+		}
+	}
+	if o == nil {
+		if cached != nil {
+			return nil, moqtransport.ErrFetchFromCache // a pushed track: the cache is all there is
+		}
+		return nil, moqtransport.FetchError(wire.FetchTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
+	}
+	up, err := o.s.Fetch(ctx, moqtransport.FetchOptions{
+		Priority: req.SubscriberPriority, GroupOrder: req.GroupOrder,
+		Namespace: req.Namespace, Name: req.Name, Start: req.Start, End: req.End,
+	})
+	if err != nil {
+		var re *moqtransport.RequestError
+		if errors.As(err, &re) {
+			return nil, err
+		}
+		return nil, moqtransport.FetchError(wire.FetchInternalError, "fetching from the publisher failed")
+	}
+	ok := up.OK()
+	return &moqtransport.FetchResponse{
+		GroupOrder: ok.GroupOrder, EndOfTrack: ok.EndOfTrack, End: ok.End,
+		Next:  up.Next,
+		Close: func() { _ = up.Cancel() },
+	}, nil
+}
+
+// covers reports whether a cached track holds the start of a range: the
+// start's group is cached from an object at or before the start.
+func covers(t *moqtransport.Track, start wire.Location) bool {
+	oldest, _, ok := t.CachedGroups()
+	if !ok || start.Group < oldest {
+		return false
+	}
+	objs := t.GroupObjects(start.Group)
+	if len(objs) == 0 {
+		// Not cached: either not published yet (the cache answers
+		// INVALID_RANGE) or missed; let the publisher say.
+		largest, exists := t.Largest()
+		return exists && largest.Less(start)
+	}
+	return objs[0].ID <= start.Object
+}
