@@ -50,6 +50,10 @@ type Config struct {
 	// Session is the template for every session's configuration; its
 	// Handler is replaced by the relay.
 	Session moqtransport.Config
+	// MaxSessions caps the sessions running at once; past it a new session
+	// is closed with INTERNAL_ERROR ("relay full") right after setup. 0 is
+	// no cap.
+	MaxSessions int
 	// Track bounds each relayed track's cache.
 	Track moqtransport.TrackConfig
 	// UpstreamTimeout bounds an upstream SUBSCRIBE; default 10s.

@@ -728,3 +728,52 @@ func TestFetchForwardedWhenTheCacheLacksTheRange(t *testing.T) {
 		}
 	})
 }
+
+func TestSessionLimit(t *testing.T) {
+	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := relay.NewServer(relay.New(relay.Config{MaxSessions: 2}), srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = rs.Serve(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		rs.Close()
+		_ = srv.Close()
+		<-done
+	})
+	e := &relayEnv{t: t, scheme: "moqt", srv: srv, rs: rs}
+	e.connect("/", nil)
+	e.connect("/", nil)
+	waitFor(t, "two sessions", func() bool { return rs.Sessions() == 2 })
+	// The close may come before or after the client reads SERVER_SETUP.
+	tctx := ctxFor(t)
+	fp, _ := srv.Fingerprint()
+	d, err := moqnative.Dial(tctx, fmt.Sprintf("moqt://%s/", srv.Addr()), moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	third, err := moqtransport.Connect(tctx, d.Conn, &moqtransport.Config{Path: d.Path})
+	if err == nil {
+		defer third.Close()
+		select {
+		case <-third.Done():
+		case <-tctx.Done():
+			t.Fatal("a session past the limit stayed open")
+		}
+		err = third.Err()
+	}
+	var ce *moqtransport.ConnError
+	if !errors.As(err, &ce) || ce.Code != uint64(wire.InternalError) || !strings.Contains(ce.Reason, "relay full") {
+		t.Fatalf("third session ended with %v, want INTERNAL_ERROR relay full", err)
+	}
+	if rs.Sessions() != 2 {
+		t.Errorf("sessions %d", rs.Sessions())
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 // Server runs a relay on a moqnative server: every connection becomes a
@@ -62,8 +63,14 @@ func (s *Server) run(ctx context.Context, in *moqnative.Incoming) {
 		s.Relay.log.Info("session refused", "remote", in.RemoteAddr, "err", err)
 		return
 	}
+	if n := m.ActiveConnections.Add(1); s.Relay.cfg.MaxSessions > 0 && n > int64(s.Relay.cfg.MaxSessions) {
+		m.ActiveConnections.Add(-1)
+		m.countError("moq_relay_connection_errors_total", "stage", "limit")
+		s.Relay.log.Warn("session refused: the relay is at its session limit", "remote", in.RemoteAddr, "limit", s.Relay.cfg.MaxSessions)
+		sess.CloseWithError(wire.InternalError, "relay full: try another relay or later")
+		return
+	}
 	m.ConnectionsTotal.Add(1)
-	m.ActiveConnections.Add(1)
 	defer func() {
 		m.ActiveConnections.Add(-1)
 		m.ConnectionsClosedTotal.Add(1)

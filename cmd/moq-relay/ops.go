@@ -32,6 +32,7 @@ type opsConfig struct {
 	cacheMaxGroups int
 	cacheMaxAge    time.Duration
 	maxRequests    uint64
+	maxSessions    int
 }
 
 func (o *opsConfig) addFlags(f *pflag.FlagSet) {
@@ -43,12 +44,14 @@ func (o *opsConfig) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.cacheMaxGroups, "cache-max-groups", moqtransport.DefaultTrackMaxGroups, "groups each relayed track may cache")
 	f.DurationVar(&o.cacheMaxAge, "cache-max-age", 0, "drop cached groups older than this (0: no age limit)")
 	f.Uint64Var(&o.maxRequests, "max-requests", 100, "requests a session may have open at once (MAX_REQUEST_ID window)")
+	f.IntVar(&o.maxSessions, "max-sessions", 0, "sessions the relay runs at once; more are closed with INTERNAL_ERROR \"relay full\" (0: no cap)")
 }
 
 // apply puts the flags into the relay's configuration.
 func (o *opsConfig) apply(rcfg *relay.Config, logger *slog.Logger) (func(), error) {
 	rcfg.Track = moqtransport.TrackConfig{MaxBytes: o.cacheMaxBytes, MaxGroups: o.cacheMaxGroups, MaxAge: o.cacheMaxAge}
 	rcfg.Session.MaxRequests = o.maxRequests
+	rcfg.MaxSessions = o.maxSessions
 	if o.authKey != "" {
 		auth, err := loadAuth(o.authKey)
 		if err != nil {
