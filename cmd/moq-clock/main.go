@@ -20,22 +20,19 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/moqgo/moq/internal/cli"
 	"github.com/moqgo/moq/internal/clock"
 	"github.com/moqgo/moq/internal/version"
 	"github.com/moqgo/moq/moqnative"
@@ -66,11 +63,7 @@ type config struct {
 	datagrams   bool
 	trackStatus bool
 
-	tlsRoots         []string
-	tlsDisableVerify bool
-	fingerprints     []string
-	qlogDir          string
-	logLevel         string
+	client cli.ClientFlags
 
 	stdout, stderr io.Writer
 
@@ -119,18 +112,13 @@ func newRootCommand(base config) *cobra.Command {
 			return run(cmd.Context(), cfg)
 		},
 	}
-	disableVerify, _ := strconv.ParseBool(os.Getenv("TLS_DISABLE_VERIFY"))
 	f := root.Flags()
 	f.BoolVar(&cfg.publish, "publish", false, "publish the clock; otherwise subscribe and print it")
 	f.StringVar(&cfg.namespace, "namespace", "clock", "track namespace, fields separated by /")
 	f.StringVar(&cfg.track, "track", "now", "track name")
 	f.BoolVar(&cfg.datagrams, "datagrams", false, "publisher: one datagram a second instead of a stream a minute")
 	f.BoolVar(&cfg.trackStatus, "track-status", false, "subscriber: ask for the track's status (TRACK_STATUS) before subscribing")
-	f.StringArrayVar(&cfg.tlsRoots, "tls-root", nil, "root CA file (PEM) to verify the server with, instead of the system roots; repeatable")
-	f.BoolVar(&cfg.tlsDisableVerify, "tls-disable-verify", disableVerify, "do not verify the server's certificate (env TLS_DISABLE_VERIFY)")
-	f.StringArrayVar(&cfg.fingerprints, "fingerprint", nil, "accept the server certificate whose SHA-256 is HEX (64 hex digits), as a browser's serverCertificateHashes; repeatable")
-	f.StringVar(&cfg.qlogDir, "qlog-dir", "", "write a qlog file of the connection into this directory")
-	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cfg.client.Add(f)
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
@@ -144,56 +132,14 @@ func newRootCommand(base config) *cobra.Command {
 	return root
 }
 
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
-	}
-	return l, nil
-}
-
-// checkURL refuses what moqnative.Dial cannot dial, before any network.
-func checkURL(raw string) error {
-	const use = "use moqt://host:port/path (raw QUIC) or https://host:port/path (WebTransport)"
-	scheme, _, found := strings.Cut(raw, "://")
-	if !found {
-		return fmt.Errorf("URL %q has no scheme: %s", raw, use)
-	}
-	switch strings.ToLower(scheme) {
-	case "moqt", "https":
-	default:
-		return fmt.Errorf("URL %q: unsupported scheme %q: %s", raw, scheme, use)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("URL %q: %w", raw, err)
-	}
-	if u.Hostname() == "" {
-		return fmt.Errorf("URL %q has no host", raw)
-	}
-	return nil
-}
-
-// parseFingerprint reads a SHA-256 given as hex, with or without colons.
-func parseFingerprint(s string) ([32]byte, error) {
-	var fp [32]byte
-	b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
-	if err != nil || len(b) != len(fp) {
-		return fp, fmt.Errorf("--fingerprint %q: want the certificate's SHA-256 as 64 hex digits", s)
-	}
-	copy(fp[:], b)
-	return fp, nil
-}
-
 // run connects to the relay and publishes or subscribes until ctx ends or
 // the track or session does.
 func run(ctx context.Context, cfg config) error {
-	level, err := parseLevel(cfg.logLevel)
+	logger, err := cfg.client.Logger(cfg.stderr)
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(cfg.stderr, &slog.HandlerOptions{Level: level}))
-	if err := checkURL(cfg.url); err != nil {
+	if err := cli.CheckURL(cfg.url); err != nil {
 		return err
 	}
 	ns := wire.ParseNamespacePath(cfg.namespace)
@@ -201,13 +147,9 @@ func run(ctx context.Context, cfg config) error {
 	if err := name.Validate(); err != nil {
 		return fmt.Errorf("--namespace %q --track %q: %w", cfg.namespace, cfg.track, err)
 	}
-	tlsConf := moqnative.ClientTLS{RootCAFiles: cfg.tlsRoots, InsecureSkipVerify: cfg.tlsDisableVerify}
-	for _, s := range cfg.fingerprints {
-		fp, err := parseFingerprint(s)
-		if err != nil {
-			return err
-		}
-		tlsConf.ServerCertificateHashes = append(tlsConf.ServerCertificateHashes, fp)
+	tlsConf, err := cfg.client.TLS()
+	if err != nil {
+		return err
 	}
 	if cfg.publish && cfg.trackStatus {
 		logger.Warn("--track-status applies to subscribers only; ignored")
@@ -216,7 +158,7 @@ func run(ctx context.Context, cfg config) error {
 		logger.Warn("--datagrams applies to publishers only (a subscriber reads either); ignored")
 	}
 
-	d, err := moqnative.Dial(ctx, cfg.url, moqnative.ClientConfig{TLS: tlsConf, QlogDir: cfg.qlogDir, Logger: logger})
+	d, err := cfg.client.Dial(ctx, cfg.url, tlsConf, logger)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -225,29 +167,11 @@ func run(ctx context.Context, cfg config) error {
 	}
 	defer func() { _ = d.Close() }()
 
-	scfg := &moqtransport.Config{Logger: logger, Path: d.Path, Authority: d.Authority}
+	scfg := &moqtransport.Config{}
 	if cfg.publish {
 		return publish(ctx, cfg, logger, d, scfg, name)
 	}
 	return subscribe(ctx, cfg, logger, d, scfg, name)
-}
-
-// connect runs the MoQT setup on the dialed connection.
-func connect(ctx context.Context, logger *slog.Logger, d *moqnative.Dialed, scfg *moqtransport.Config) (*moqtransport.Session, error) {
-	sess, err := moqtransport.Connect(ctx, d.Conn, scfg)
-	if err != nil {
-		return nil, fmt.Errorf("MoQT setup: %w", err)
-	}
-	logger.Info("connected", "protocol", d.Conn.Protocol().String(), "authority", d.Authority,
-		"path", d.Path, "peer", sess.PeerImplementation())
-	go func() {
-		select {
-		case <-sess.GoAway():
-			logger.Warn("the relay is going away (GOAWAY)", "uri", sess.GoAwayURI())
-		case <-sess.Done():
-		}
-	}()
-	return sess, nil
 }
 
 // publish announces the namespace and serves the clock track until ctx
@@ -257,7 +181,7 @@ func publish(ctx context.Context, cfg config, logger *slog.Logger, d *moqnative.
 	h := &publisherHandler{changed: make(chan struct{})}
 	h.Add(track)
 	scfg.Handler = h
-	sess, err := connect(ctx, logger, d, scfg)
+	sess, err := cli.Setup(ctx, d, scfg, logger)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -382,7 +306,7 @@ func (h *publisherHandler) waitIdle(ctx context.Context, sess *moqtransport.Sess
 // subscribe prints the clock track until it ends (nil), ctx ends (nil,
 // after UNSUBSCRIBE), or the subscription or session fails (an error).
 func subscribe(ctx context.Context, cfg config, logger *slog.Logger, d *moqnative.Dialed, scfg *moqtransport.Config, name wire.FullTrackName) error {
-	sess, err := connect(ctx, logger, d, scfg)
+	sess, err := cli.Setup(ctx, d, scfg, logger)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/moqgo/moq/internal/cli"
 	"github.com/moqgo/moq/internal/clock"
 	"github.com/moqgo/moq/internal/version"
 	"github.com/moqgo/moq/moqnative"
@@ -95,7 +96,7 @@ func TestParseFingerprint(t *testing.T) {
 		parts = append(parts, strings.ToUpper(hexs[i:i+2]))
 	}
 	for _, s := range []string{hexs, strings.Join(parts, ":"), " " + hexs + "\n"} {
-		if got, err := parseFingerprint(s); err != nil || got != want {
+		if got, err := cli.ParseFingerprint(s); err != nil || got != want {
 			t.Errorf("parseFingerprint(%q) = %x, %v", s, got, err)
 		}
 	}

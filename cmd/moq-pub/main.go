@@ -33,25 +33,20 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/moqgo/moq/catalog"
+	"github.com/moqgo/moq/internal/cli"
 	"github.com/moqgo/moq/internal/fmp4"
 	"github.com/moqgo/moq/internal/version"
-	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
 )
@@ -73,11 +68,7 @@ type config struct {
 	bitrate       uint32
 	groupDuration time.Duration
 
-	tlsRoots         []string
-	tlsDisableVerify bool
-	fingerprints     []string
-	qlogDir          string
-	logLevel         string
+	client cli.ClientFlags
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -147,17 +138,12 @@ func newRootCommand(base config) *cobra.Command {
 			return run(cmd.Context(), cfg)
 		},
 	}
-	disableVerify, _ := strconv.ParseBool(os.Getenv("TLS_DISABLE_VERIFY"))
 	f := root.Flags()
 	f.StringVar(&cfg.name, "name", "", "broadcast namespace, fields separated by / (required)")
 	f.Uint64Var(&cfg.fps, "fps", 0, "frame rate to advertise in the catalog for each video track (0: none)")
 	f.Uint32Var(&cfg.bitrate, "bitrate", 0, "bitrate in bits per second to advertise in the catalog for each video track (0: none)")
 	f.DurationVar(&cfg.groupDuration, "group-duration", fmp4.DefaultGroupDuration, "media time a group spans when the input has no video track")
-	f.StringArrayVar(&cfg.tlsRoots, "tls-root", nil, "root CA file (PEM) to verify the server with, instead of the system roots; repeatable")
-	f.BoolVar(&cfg.tlsDisableVerify, "tls-disable-verify", disableVerify, "do not verify the server's certificate (env TLS_DISABLE_VERIFY)")
-	f.StringArrayVar(&cfg.fingerprints, "fingerprint", nil, "accept the server certificate whose SHA-256 is HEX (64 hex digits), as a browser's serverCertificateHashes; repeatable")
-	f.StringVar(&cfg.qlogDir, "qlog-dir", "", "write a qlog file of the connection into this directory")
-	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cfg.client.Add(f)
 	_ = root.MarkFlagRequired("name")
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(&cobra.Command{
@@ -172,56 +158,14 @@ func newRootCommand(base config) *cobra.Command {
 	return root
 }
 
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
-	}
-	return l, nil
-}
-
-// checkURL refuses what moqnative.Dial cannot dial, before any network.
-func checkURL(raw string) error {
-	const use = "use moqt://host:port/path (raw QUIC) or https://host:port/path (WebTransport)"
-	scheme, _, found := strings.Cut(raw, "://")
-	if !found {
-		return fmt.Errorf("URL %q has no scheme: %s", raw, use)
-	}
-	switch strings.ToLower(scheme) {
-	case "moqt", "https":
-	default:
-		return fmt.Errorf("URL %q: unsupported scheme %q: %s", raw, scheme, use)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("URL %q: %w", raw, err)
-	}
-	if u.Hostname() == "" {
-		return fmt.Errorf("URL %q has no host", raw)
-	}
-	return nil
-}
-
-// parseFingerprint reads a SHA-256 given as hex, with or without colons.
-func parseFingerprint(s string) ([32]byte, error) {
-	var fp [32]byte
-	b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
-	if err != nil || len(b) != len(fp) {
-		return fp, fmt.Errorf("--fingerprint %q: want the certificate's SHA-256 as 64 hex digits", s)
-	}
-	copy(fp[:], b)
-	return fp, nil
-}
-
 // run connects to the relay and publishes stdin until it ends, ctx ends,
 // or the session does.
 func run(ctx context.Context, cfg config) error {
-	level, err := parseLevel(cfg.logLevel)
+	logger, err := cfg.client.Logger(cfg.stderr)
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(cfg.stderr, &slog.HandlerOptions{Level: level}))
-	if err := checkURL(cfg.url); err != nil {
+	if err := cli.CheckURL(cfg.url); err != nil {
 		return err
 	}
 	if cfg.name == "" {
@@ -239,42 +183,20 @@ func run(ctx context.Context, cfg config) error {
 	if cfg.groupDuration <= 0 {
 		return fmt.Errorf("--group-duration %v: want a positive duration", cfg.groupDuration)
 	}
-	tlsConf := moqnative.ClientTLS{RootCAFiles: cfg.tlsRoots, InsecureSkipVerify: cfg.tlsDisableVerify}
-	for _, s := range cfg.fingerprints {
-		fp, err := parseFingerprint(s)
-		if err != nil {
-			return err
-		}
-		tlsConf.ServerCertificateHashes = append(tlsConf.ServerCertificateHashes, fp)
+	tlsConf, err := cfg.client.TLS()
+	if err != nil {
+		return err
 	}
 
-	d, err := moqnative.Dial(ctx, cfg.url, moqnative.ClientConfig{TLS: tlsConf, QlogDir: cfg.qlogDir, Logger: logger})
+	h := newHandler()
+	sess, closeSess, err := cfg.client.Connect(ctx, cfg.url, tlsConf, &moqtransport.Config{Handler: h}, logger)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	defer func() { _ = d.Close() }()
-
-	h := newHandler()
-	sess, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Logger: logger, Path: d.Path, Authority: d.Authority, Handler: h})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("MoQT setup: %w", err)
-	}
-	defer func() { _ = sess.Close() }()
-	logger.Info("connected", "protocol", d.Conn.Protocol().String(), "authority", d.Authority,
-		"path", d.Path, "peer", sess.PeerImplementation())
-	go func() {
-		select {
-		case <-sess.GoAway():
-			logger.Warn("the relay is going away (GOAWAY)", "uri", sess.GoAwayURI())
-		case <-sess.Done():
-		}
-	}()
+	defer closeSess()
 	nsPub, err := sess.PublishNamespace(ctx, ns, nil)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -196,6 +196,11 @@ func (p *publisher) loop(ctx context.Context, items <-chan item) error {
 		case <-p.sess.Done():
 			return fmt.Errorf("session ended: %w", p.sess.Err())
 		case <-p.nsPub.Done():
+			// A session that ended takes its namespaces with it: say so
+			// rather than blame the relay.
+			if err := p.sess.Err(); err != nil {
+				return fmt.Errorf("session ended: %w", err)
+			}
 			return fmt.Errorf("namespace %s withdrawn by the relay: %w", p.ns, p.nsPub.Err())
 		case it := <-items:
 			switch {

@@ -16,12 +16,9 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -31,9 +28,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moqgo/moq/internal/cli"
 	"github.com/moqgo/moq/internal/testclient"
 	"github.com/moqgo/moq/internal/version"
-	"github.com/moqgo/moq/moqnative"
 )
 
 const binaryName = "moq-test-client"
@@ -46,16 +43,12 @@ var errFailed = errors.New("some tests failed")
 
 // config holds everything run needs.
 type config struct {
-	relay            string
-	tests            string
-	list             bool
-	verbose          bool
-	timeout          time.Duration
-	tlsRoots         []string
-	tlsDisableVerify bool
-	fingerprints     []string
-	qlogDir          string
-	logLevel         string
+	relay   string
+	tests   string
+	list    bool
+	verbose bool
+	timeout time.Duration
+	client  cli.ClientFlags
 
 	stdout, stderr io.Writer
 
@@ -122,11 +115,11 @@ func newRootCommand(base config) *cobra.Command {
 	f.BoolVarP(&cfg.list, "list", "l", false, "print the names of the tests \"all\" runs, one a line, and exit; with -v also describe every test")
 	f.BoolVarP(&cfg.verbose, "verbose", "v", envBool("VERBOSE"), "whole failure messages in the TAP diagnostics, not only their first line (env VERBOSE)")
 	f.DurationVar(&cfg.timeout, "timeout", testclient.DefaultTimeout, "time limit of each test")
-	f.StringArrayVar(&cfg.tlsRoots, "tls-root", nil, "root CA file (PEM) to verify the relay with, instead of the system roots; repeatable")
-	f.BoolVar(&cfg.tlsDisableVerify, "tls-disable-verify", envBool("TLS_DISABLE_VERIFY"), "do not verify the relay's certificate (env TLS_DISABLE_VERIFY)")
-	f.StringArrayVar(&cfg.fingerprints, "fingerprint", nil, "accept the relay certificate whose SHA-256 is HEX (64 hex digits), as a browser's serverCertificateHashes; repeatable")
-	f.StringVar(&cfg.qlogDir, "qlog-dir", "", "write a qlog file per connection into this directory")
-	f.StringVar(&cfg.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
+	cfg.client.AddWith(f, cli.Help{
+		Peer:     "relay",
+		QlogDir:  "write a qlog file per connection into this directory",
+		LogLevel: "log level on stderr: debug, info, warn or error",
+	})
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
@@ -138,47 +131,6 @@ func newRootCommand(base config) *cobra.Command {
 		},
 	})
 	return root
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
-	}
-	return l, nil
-}
-
-// checkURL refuses what moqnative.Dial cannot dial, before any network.
-func checkURL(raw string) error {
-	const use = "use moqt://host:port/path (raw QUIC) or https://host:port/path (WebTransport)"
-	scheme, _, found := strings.Cut(raw, "://")
-	if !found {
-		return fmt.Errorf("--relay %q has no scheme: %s", raw, use)
-	}
-	switch strings.ToLower(scheme) {
-	case "moqt", "https":
-	default:
-		return fmt.Errorf("--relay %q: unsupported scheme %q: %s", raw, scheme, use)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("--relay %q: %w", raw, err)
-	}
-	if u.Hostname() == "" {
-		return fmt.Errorf("--relay %q has no host", raw)
-	}
-	return nil
-}
-
-// parseFingerprint reads a SHA-256 given as hex, with or without colons.
-func parseFingerprint(s string) ([32]byte, error) {
-	var fp [32]byte
-	b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
-	if err != nil || len(b) != len(fp) {
-		return fp, fmt.Errorf("--fingerprint %q: want the certificate's SHA-256 as 64 hex digits", s)
-	}
-	copy(fp[:], b)
-	return fp, nil
 }
 
 // list prints the names of the default tests or, verbose, every test with
@@ -209,11 +161,11 @@ func run(ctx context.Context, cfg config) error {
 	if cfg.list {
 		return list(cfg.stdout, cfg.verbose)
 	}
-	level, err := parseLevel(cfg.logLevel)
+	logger, err := cfg.client.Logger(cfg.stderr)
 	if err != nil {
 		return err
 	}
-	if err := checkURL(cfg.relay); err != nil {
+	if err := cli.CheckURLNamed("--relay", cfg.relay); err != nil {
 		return err
 	}
 	if cfg.timeout <= 0 {
@@ -223,19 +175,14 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	tlsConf := moqnative.ClientTLS{RootCAFiles: cfg.tlsRoots, InsecureSkipVerify: cfg.tlsDisableVerify}
-	for _, s := range cfg.fingerprints {
-		fp, err := parseFingerprint(s)
-		if err != nil {
-			return err
-		}
-		tlsConf.ServerCertificateHashes = append(tlsConf.ServerCertificateHashes, fp)
+	tlsConf, err := cfg.client.TLS()
+	if err != nil {
+		return err
 	}
-	logger := slog.New(slog.NewTextHandler(cfg.stderr, &slog.HandlerOptions{Level: level}))
 	results, err := testclient.Run(ctx, cfg.stdout, testclient.Options{
 		RelayURL:   cfg.relay,
 		TLS:        tlsConf,
-		QlogDir:    cfg.qlogDir,
+		QlogDir:    cfg.client.QlogDir,
 		Logger:     logger,
 		Timeout:    cfg.timeout,
 		Verbose:    cfg.verbose,

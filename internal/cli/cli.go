@@ -1,0 +1,182 @@
+// Package cli holds the client plumbing the moq-go client commands share:
+// the TLS, qlog and log-level flags, the URL and fingerprint checks, and
+// dialing a relay and running the MoQT setup on the connection.
+package cli
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/moqtransport"
+)
+
+// ClientFlags are the flags every client command has: --tls-root,
+// --tls-disable-verify, --fingerprint, --qlog-dir and --log-level.
+type ClientFlags struct {
+	TLSRoots         []string
+	TLSDisableVerify bool
+	Fingerprints     []string
+	QlogDir          string
+	LogLevel         string
+}
+
+// Help words the flags' help texts; a zero field keeps the default.
+type Help struct {
+	// Peer names the other end in the TLS flags' help: "server" by
+	// default, "relay" for a command that only talks to a relay.
+	Peer string
+	// QlogDir and LogLevel replace the help of --qlog-dir and
+	// --log-level.
+	QlogDir  string
+	LogLevel string
+}
+
+// Add defines the flags on f with the default help texts. The default of
+// --tls-disable-verify comes from the environment variable
+// TLS_DISABLE_VERIFY as it is now.
+func (c *ClientFlags) Add(f *pflag.FlagSet) { c.AddWith(f, Help{}) }
+
+// AddWith defines the flags on f with the help texts h.
+func (c *ClientFlags) AddWith(f *pflag.FlagSet, h Help) {
+	peer := h.Peer
+	if peer == "" {
+		peer = "server"
+	}
+	qlogHelp := h.QlogDir
+	if qlogHelp == "" {
+		qlogHelp = "write a qlog file of the connection into this directory"
+	}
+	logHelp := h.LogLevel
+	if logHelp == "" {
+		logHelp = "log level: debug, info, warn or error"
+	}
+	disableVerify, _ := strconv.ParseBool(os.Getenv("TLS_DISABLE_VERIFY"))
+	f.StringArrayVar(&c.TLSRoots, "tls-root", nil, "root CA file (PEM) to verify the "+peer+" with, instead of the system roots; repeatable")
+	f.BoolVar(&c.TLSDisableVerify, "tls-disable-verify", disableVerify, "do not verify the "+peer+"'s certificate (env TLS_DISABLE_VERIFY)")
+	f.StringArrayVar(&c.Fingerprints, "fingerprint", nil, "accept the "+peer+" certificate whose SHA-256 is HEX (64 hex digits), as a browser's serverCertificateHashes; repeatable")
+	f.StringVar(&c.QlogDir, "qlog-dir", "", qlogHelp)
+	f.StringVar(&c.LogLevel, "log-level", "info", logHelp)
+}
+
+// ParseLevel reads a --log-level value.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// Logger is a text logger on w at the level of --log-level.
+func (c *ClientFlags) Logger(w io.Writer) (*slog.Logger, error) {
+	level, err := ParseLevel(c.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
+}
+
+// CheckURL refuses what moqnative.Dial cannot dial, before any network;
+// the errors call raw "URL".
+func CheckURL(raw string) error { return CheckURLNamed("URL", raw) }
+
+// CheckURLNamed is CheckURL with errors that call raw what, e.g. "--relay".
+func CheckURLNamed(what, raw string) error {
+	const use = "use moqt://host:port/path (raw QUIC) or https://host:port/path (WebTransport)"
+	scheme, _, found := strings.Cut(raw, "://")
+	if !found {
+		return fmt.Errorf("%s %q has no scheme: %s", what, raw, use)
+	}
+	switch strings.ToLower(scheme) {
+	case "moqt", "https":
+	default:
+		return fmt.Errorf("%s %q: unsupported scheme %q: %s", what, raw, scheme, use)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", what, raw, err)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("%s %q has no host", what, raw)
+	}
+	return nil
+}
+
+// ParseFingerprint reads a SHA-256 given as hex, with or without colons.
+func ParseFingerprint(s string) ([32]byte, error) {
+	var fp [32]byte
+	b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
+	if err != nil || len(b) != len(fp) {
+		return fp, fmt.Errorf("--fingerprint %q: want the certificate's SHA-256 as 64 hex digits", s)
+	}
+	copy(fp[:], b)
+	return fp, nil
+}
+
+// TLS is the client TLS configuration the flags describe.
+func (c *ClientFlags) TLS() (moqnative.ClientTLS, error) {
+	tlsConf := moqnative.ClientTLS{RootCAFiles: c.TLSRoots, InsecureSkipVerify: c.TLSDisableVerify}
+	for _, s := range c.Fingerprints {
+		fp, err := ParseFingerprint(s)
+		if err != nil {
+			return moqnative.ClientTLS{}, err
+		}
+		tlsConf.ServerCertificateHashes = append(tlsConf.ServerCertificateHashes, fp)
+	}
+	return tlsConf, nil
+}
+
+// Dial dials rawURL with the flags' TLS configuration and qlog directory.
+func (c *ClientFlags) Dial(ctx context.Context, rawURL string, tlsConf moqnative.ClientTLS, logger *slog.Logger) (*moqnative.Dialed, error) {
+	return moqnative.Dial(ctx, rawURL, moqnative.ClientConfig{TLS: tlsConf, QlogDir: c.QlogDir, Logger: logger})
+}
+
+// Setup runs the MoQT setup on the dialed connection d with cfg, whose
+// Logger, Path and Authority it sets (the last two matter for raw QUIC). It
+// logs the connection and, in the background, a GOAWAY from the relay.
+func Setup(ctx context.Context, d *moqnative.Dialed, cfg *moqtransport.Config, logger *slog.Logger) (*moqtransport.Session, error) {
+	cfg.Logger, cfg.Path, cfg.Authority = logger, d.Path, d.Authority
+	sess, err := moqtransport.Connect(ctx, d.Conn, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("MoQT setup: %w", err)
+	}
+	logger.Info("connected", "protocol", d.Conn.Protocol().String(), "authority", d.Authority,
+		"path", d.Path, "peer", sess.PeerImplementation())
+	go func() {
+		select {
+		case <-sess.GoAway():
+			logger.Warn("the relay is going away (GOAWAY)", "uri", sess.GoAwayURI())
+		case <-sess.Done():
+		}
+	}()
+	return sess, nil
+}
+
+// Connect dials rawURL with tlsConf and runs the MoQT setup with cfg (see
+// Setup). close ends the session and then the connection. When ctx ends
+// meanwhile the error is the dial's or setup's; callers check ctx first.
+func (c *ClientFlags) Connect(ctx context.Context, rawURL string, tlsConf moqnative.ClientTLS, cfg *moqtransport.Config, logger *slog.Logger) (sess *moqtransport.Session, close func(), err error) {
+	d, err := c.Dial(ctx, rawURL, tlsConf, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	sess, err = Setup(ctx, d, cfg, logger)
+	if err != nil {
+		_ = d.Close()
+		return nil, nil, err
+	}
+	return sess, func() {
+		_ = sess.Close()
+		_ = d.Close()
+	}, nil
+}
