@@ -369,6 +369,7 @@ func (s *Session) readDataStream(str ReceiveStream) {
 		s.streamFailed(str, err)
 		return
 	}
+	defer r.Release()
 	h := r.Header()
 	tr := s.cfg.Tracer
 	if h.IsFetch() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 )
 
 // ControlReader reads framed control messages from a control stream.
@@ -128,9 +129,12 @@ func NewStreamReader(r io.Reader, cfg StreamReaderConfig) (*StreamReader, error)
 	if cfg.MaxExtensionsLen == 0 {
 		cfg.MaxExtensionsLen = DefaultMaxExtensionsLen
 	}
-	s := &StreamReader{r: bufio.NewReaderSize(r, 2048), cfg: cfg}
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(r)
+	s := &StreamReader{r: br, cfg: cfg}
 	t, err := readVarint(s.r)
 	if err != nil {
+		s.Release()
 		return nil, streamErr(err, "data stream ended before its type")
 	}
 	s.header.Type = t
@@ -140,9 +144,11 @@ func NewStreamReader(r io.Reader, cfg StreamReaderConfig) (*StreamReader, error)
 	case IsSubgroupStreamType(t):
 		err = s.readSubgroupHeader(t)
 	default:
+		s.Release()
 		return nil, violation("unknown data stream type 0x%x", t)
 	}
 	if err != nil {
+		s.Release()
 		return nil, streamErr(err, "data stream ended inside its header")
 	}
 	return s, nil
@@ -168,6 +174,23 @@ func (s *StreamReader) readSubgroupHeader(t uint64) error {
 	s.header.Subgroup = h
 	s.subgroup = SubgroupState{Header: h}
 	return nil
+}
+
+// readerPool recycles the buffered readers of data streams: a relay opens
+// one stream per group per subscription, and each would otherwise cost a
+// fresh 2 KiB buffer.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 2048) }}
+
+// Release returns the reader's buffer for reuse. Call it once the stream
+// is done; the StreamReader must not be used afterwards. Objects already
+// read stay valid: they never alias the buffer.
+func (s *StreamReader) Release() {
+	if s.r == nil {
+		return
+	}
+	s.r.Reset(nil)
+	readerPool.Put(s.r)
+	s.r = nil
 }
 
 // Header returns the stream header. For a subgroup stream whose Subgroup ID
