@@ -193,9 +193,8 @@ func (ps Parameters) AuthorizationTokens() ([]Token, error) {
 type paramRule uint8
 
 const (
-	paramOnce     paramRule = iota + 1 // at most one instance
-	paramRepeated                      // may repeat
-	paramToken                         // may repeat; value must decode as a Token
+	paramOnce  paramRule = iota + 1 // at most one instance
+	paramToken                      // may repeat; value must decode as a Token
 )
 
 // paramRules maps a parameter type to its rule for one message type. A known
