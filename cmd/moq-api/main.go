@@ -28,6 +28,7 @@ import (
 
 	"github.com/moqgo/moq/api"
 	"github.com/moqgo/moq/api/server"
+	"github.com/moqgo/moq/internal/cli"
 	"github.com/moqgo/moq/internal/version"
 )
 
@@ -73,15 +74,7 @@ func newRootCommand() *cobra.Command {
 	f.DurationVar(&cfg.ttl, "ttl", api.DefaultTTL, "how long an origin lives without a refresh; relays refresh every --api-ttl/2, so keep it at least their --api-ttl")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(&cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), version.String(binaryName))
-			return err
-		},
-	})
+	root.AddCommand(cli.VersionCommand(binaryName))
 	return root
 }
 

@@ -37,15 +37,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/moqgo/moq/internal/cli"
 	"github.com/moqgo/moq/internal/version"
 	"github.com/moqgo/moq/moqnative"
 )
@@ -91,16 +90,7 @@ type config struct {
 }
 
 func main() {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-sigs
-		cancel()
-		<-sigs
-		fmt.Fprintf(os.Stderr, "%s: interrupted again, exiting\n", binaryName)
-		os.Exit(1)
-	}()
+	ctx := cli.SignalContext(binaryName)
 	if err := newRootCommand().ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", binaryName, err)
 		os.Exit(1)

@@ -25,9 +25,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -77,16 +75,7 @@ type config struct {
 }
 
 func main() {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-sigs
-		cancel()
-		<-sigs
-		fmt.Fprintf(os.Stderr, "%s: interrupted again, exiting\n", binaryName)
-		os.Exit(1)
-	}()
+	ctx := cli.SignalContext(binaryName)
 	if err := newRootCommand(config{}).ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", binaryName, err)
 		os.Exit(1)
@@ -120,15 +109,7 @@ func newRootCommand(base config) *cobra.Command {
 	f.BoolVar(&cfg.trackStatus, "track-status", false, "subscriber: ask for the track's status (TRACK_STATUS) before subscribing")
 	cfg.client.Add(f)
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(&cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), version.String(binaryName))
-			return err
-		},
-	})
+	root.AddCommand(cli.VersionCommand(binaryName))
 	return root
 }
 

@@ -27,6 +27,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moqgo/moq/internal/cli"
 	"github.com/moqgo/moq/internal/version"
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/relay"
@@ -102,15 +103,7 @@ func newRootCommand(force <-chan struct{}) *cobra.Command {
 	cfg.ops.addFlags(f)
 	cfg.dev.addFlags(f)
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(&cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), version.String(binaryName))
-			return err
-		},
-	})
+	root.AddCommand(cli.VersionCommand(binaryName))
 	return root
 }
 

@@ -1,6 +1,7 @@
-// Package cli holds the client plumbing the moq-go client commands share:
-// the TLS, qlog and log-level flags, the URL and fingerprint checks, and
-// dialing a relay and running the MoQT setup on the connection.
+// Package cli holds the plumbing the moq-go commands share: signal
+// handling, the version subcommand, and for clients the TLS, qlog and
+// log-level flags, the URL and fingerprint checks, and dialing a relay and
+// running the MoQT setup on the connection.
 package cli
 
 import (
@@ -11,11 +12,15 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/moqgo/moq/internal/version"
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
 )
@@ -179,4 +184,35 @@ func (c *ClientFlags) Connect(ctx context.Context, rawURL string, tlsConf moqnat
 		_ = sess.Close()
 		_ = d.Close()
 	}, nil
+}
+
+// SignalContext returns a context that the first SIGINT or SIGTERM
+// cancels, so that a command can end cleanly; a second signal exits at
+// once with status 1.
+func SignalContext(binary string) context.Context {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-sigs
+		cancel()
+		<-sigs
+		fmt.Fprintf(os.Stderr, "%s: interrupted again, exiting\n", binary)
+		os.Exit(1)
+	}()
+	return ctx
+}
+
+// VersionCommand is the "version" subcommand every binary has: it prints
+// the same line as --version.
+func VersionCommand(binary string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), version.String(binary))
+			return err
+		},
+	}
 }
