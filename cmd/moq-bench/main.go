@@ -27,6 +27,18 @@
 // total), peak RSS; and the ratios moq-go/baseline. --matrix runs fan-out
 // 1:10, 1:100, 1:500 with 1 KB, 4 KB and 20 KB objects and prints a
 // markdown table.
+//
+// Live mode (--slow N and/or --stalled N) watches one live track with
+// classes of viewers instead: fast ones (--subscribers), slow ones behind a
+// shaping proxy each, and stalled ones that never read one of their
+// streams. It reports, per class, the objects and key frames delivered, the
+// lag behind live when publishing ends, the share of streams the relay
+// reset, and the fast viewers' latency next to their latency alone (see
+// live.go). The scenario of issue 11:
+//
+//	moq-bench --subscribers 1 --slow 1 --slow-mbps 1.5 --slow-queue-ms 200 \
+//	  --delivery-timeout 1s --group-order desc --stalled 1 \
+//	  --track-mbps 4 --key-ratio 4 --rate 30 --group-objects 30 --duration 20s
 package main
 
 import (
@@ -75,6 +87,7 @@ type params struct {
 	relayPID     int    // read this relay's /proc (0: none)
 	spawnRelay   string // moq-relay binary to start per run
 	baseline     bool
+	live         liveParams
 }
 
 // config is the command line.
@@ -128,6 +141,21 @@ func newRootCommand() *cobra.Command {
 	f.BoolVar(&cfg.baseline, "baseline", true, "also run the raw quic-go fan-out baseline and report ratios")
 	f.BoolVar(&cfg.jsonOut, "json", false, "print JSON instead of text")
 	f.BoolVar(&cfg.matrix, "matrix", false, "run fan-out 1:10, 1:100, 1:500 x 1KB, 4KB, 20KB and print a markdown table of ratios")
+	lf := &cfg.live
+	f.IntVar(&lf.slow, "slow", 0, "live mode: slow viewers, each behind its own shaping proxy (--slow-mbps, --slow-queue-ms)")
+	f.Float64Var(&lf.slowMbps, "slow-mbps", 1.5, "live mode: the slow viewers' downlink rate, Mbit/s")
+	f.IntVar(&lf.slowQueueMs, "slow-queue-ms", 200, "live mode: the slow viewers' downlink queue, in ms at --slow-mbps (tail drop)")
+	f.DurationVar(&lf.slowDelay, "slow-delay", 0, "live mode: one-way delay of the slow viewers' links, each way")
+	f.Float64Var(&lf.slowLoss, "slow-loss", 0, "live mode: random loss of the slow viewers' downlinks, 0..1")
+	f.DurationVar(&lf.deliveryTimeout, "delivery-timeout", 0, "live mode: DELIVERY TIMEOUT the slow and stalled viewers send in SUBSCRIBE (0: none)")
+	f.StringVar(&lf.groupOrder, "group-order", "publisher", "live mode: group order the slow and stalled viewers ask for: publisher, asc or desc")
+	f.IntVar(&lf.stalled, "stalled", 0, "live mode: viewers that never read one of their data streams (the second)")
+	f.IntVar(&lf.keyRatio, "key-ratio", 1, "live mode: object 0 of each group (the key frame) is this many times larger")
+	f.Float64Var(&lf.trackMbps, "track-mbps", 0, "live mode: size objects so that --rate of them carry this many Mbit/s (overrides --object-size; key frames add to it)")
+	f.BoolVar(&lf.alone, "alone", true, "live mode: first run the fast viewers alone, to report their latency in company as a ratio")
+	f.DurationVar(&lf.drain, "drain", drainTimeout, "live mode: how long viewers may catch up after publishing ends")
+	f.BoolVar(&lf.webTransport, "webtransport", false, "live mode: viewers of an in-process or spawned relay use WebTransport (https://) instead of raw QUIC")
+	f.DurationVar(&lf.progress, "progress", 5*time.Second, "live mode: print progress on stderr this often (0: never)")
 	root.SetVersionTemplate("{{.Version}}\n")
 	return root
 }
@@ -157,8 +185,19 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 	cfg.size = size
-	if cfg.pubs < 1 || cfg.subs < 1 || cfg.rate <= 0 || cfg.groupObjects < 1 || cfg.duration <= 0 {
+	live := cfg.live.slow > 0 || cfg.live.stalled > 0
+	minSubs := 1
+	if live {
+		minSubs = 0 // the fast class may be empty
+	}
+	if cfg.pubs < 1 || cfg.subs < minSubs || cfg.rate <= 0 || cfg.groupObjects < 1 || cfg.duration <= 0 {
 		return errors.New("--publishers, --subscribers, --rate, --group-objects and --duration must be positive")
+	}
+	if !live && (cfg.live.keyRatio != 1 || cfg.live.trackMbps != 0 || cfg.live.webTransport) {
+		return errors.New("--key-ratio, --track-mbps and --webtransport belong to live mode: add --slow N or --stalled N")
+	}
+	if live && cfg.matrix {
+		return errors.New("--matrix measures fan-out, not live viewers: drop --slow/--stalled or --matrix")
 	}
 	if cfg.url != "" && cfg.spawnRelay != "" {
 		return errors.New("give a URL or --spawn-relay, not both")
@@ -170,6 +209,17 @@ func run(ctx context.Context, cfg *config) error {
 			return fmt.Errorf("--fingerprint %q: want 64 hex digits", s)
 		}
 		cfg.tls.ServerCertificateHashes = append(cfg.tls.ServerCertificateHashes, [32]byte(b))
+	}
+	if live {
+		res, err := runLive(ctx, cfg.params, cfg.live, cfg.stderr)
+		if err != nil {
+			return err
+		}
+		if cfg.jsonOut {
+			return writeJSON(cfg.stdout, res)
+		}
+		printLive(cfg.stdout, res)
+		return nil
 	}
 	if !cfg.matrix {
 		res, err := runOne(ctx, cfg.params, cfg.stderr)

@@ -108,3 +108,79 @@ func TestProcReaders(t *testing.T) {
 		t.Errorf("procCPU(1): %v", err)
 	}
 }
+
+// TestLiveClasses: a short live run with a fast, a slow and a stalled
+// viewer, and the fast viewer alone first. The figures are the relay's
+// business; this checks that each class is measured and that the figures
+// hang together.
+func TestLiveClasses(t *testing.T) {
+	out, errOut := runCLI(t, "--subscribers", "1", "--slow", "1", "--stalled", "1", "--slow-mbps", "1", "--slow-queue-ms", "100",
+		"--track-mbps", "2", "--key-ratio", "4", "--rate", "30", "--group-objects", "10", "--duration", "1500ms",
+		"--delivery-timeout", "500ms", "--group-order", "desc", "--drain", "300ms", "--progress", "500ms", "--json")
+	var r liveResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("--json output does not parse: %v\n%s", err, out)
+	}
+	if r.Objects != 45 || r.Groups != 5 || r.ObjectSize != 8333 || r.KeySize != 4*8333 || r.GroupOrder != "descending" || r.DeliveryTimeout != "500ms" {
+		t.Errorf("track or options misreported: %+v", r)
+	}
+	byClass := map[string]*classResult{}
+	for _, c := range r.Classes {
+		byClass[c.Class] = c
+		if c.Viewers != 1 || c.Expected != 45 || c.Groups != 5 || c.Received > c.Expected || c.KeyFrames > c.Groups || c.Bad != 0 {
+			t.Errorf("%s: %+v", c.Class, c)
+		}
+		if c.LagP50ms < 0 || c.LagMaxms < c.LagP50ms || c.StreamsReset > c.Streams {
+			t.Errorf("%s: implausible lag or streams: %+v", c.Class, c)
+		}
+	}
+	for _, name := range []string{classAlone, classFast, classSlow, classStalled} {
+		if byClass[name] == nil {
+			t.Fatalf("no %q class in %s", name, out)
+		}
+	}
+	for _, name := range []string{classAlone, classFast} {
+		// Nothing shapes a fast viewer: it reads every object.
+		if c := byClass[name]; c.Received != 45 || c.KeyFrames != 5 || c.P50ms <= 0 || c.Streams < 5 {
+			t.Errorf("%s: %+v", name, c)
+		}
+	}
+	slow := byClass[classSlow]
+	if slow.LinkBytes == 0 || slow.PayloadBytes > slow.LinkBytes {
+		t.Errorf("slow link bytes %d, payload %d", slow.LinkBytes, slow.PayloadBytes)
+	}
+	// The proxy holds the link to 1 Mbit/s: over the run and the drain
+	// (setup traffic aside) it cannot carry much more than 2.5 s' worth.
+	if limit := int64(1e6 / 8 * 2.5 * 1.2); slow.LinkBytes > limit {
+		t.Errorf("slow link carried %d bytes, more than a 1 Mbit/s link can", slow.LinkBytes)
+	}
+	if st := byClass[classStalled]; st.Streams < stallStream || st.StalledAtSecs <= 0 {
+		t.Errorf("stalled viewer did not stall a stream: %+v", st)
+	}
+	for _, k := range []string{"p50", "p99", "max"} {
+		if v, ok := r.Ratios[k]; !ok || v <= 0 {
+			t.Errorf("ratio %s = %v, %v", k, v, ok)
+		}
+	}
+	if !strings.Contains(errOut, "fast viewer(s) alone") || !strings.Contains(errOut, "| slow:") {
+		t.Errorf("no progress on stderr:\n%s", errOut)
+	}
+}
+
+func TestLiveFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--key-ratio", "4"},
+		{"--slow", "1", "--publishers", "2"},
+		{"--slow", "1", "--matrix"},
+		{"--slow", "1", "--group-order", "sideways"},
+		{"--slow", "1", "--slow-mbps", "0"},
+	} {
+		cmd := newRootCommand()
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		cmd.SetArgs(args)
+		if err := cmd.Execute(); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}

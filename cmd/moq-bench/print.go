@@ -76,3 +76,51 @@ func printMatrix(w io.Writer, rs []*result) {
 			m.BenchPeakRSSMB, b.BenchPeakRSSMB)
 	}
 }
+
+// printLive prints a live-mode result: the track, the slow link, then one
+// row per class.
+func printLive(w io.Writer, r *liveResult) {
+	fmt.Fprintf(w, "live track: %g objects/s, %d per group, %d B objects, key frame (object 0) %d B: %.2f Mbit/s; %s, %d groups; relay: %s (%s)\n",
+		r.Rate, r.GroupObjects, r.ObjectSize, r.KeySize, r.TrackMbps, r.Duration, r.Groups, r.Relay, r.Transport)
+	if r.SlowMbps > 0 {
+		fmt.Fprintf(w, "slow links: %g Mbit/s down, queue %d B, delay %g ms, loss %g\n", r.SlowMbps, r.SlowQueueBytes, r.SlowDelayMs, r.SlowLoss)
+	}
+	dt := r.DeliveryTimeout
+	if dt == "" {
+		dt = "none"
+	}
+	fmt.Fprintf(w, "slow and stalled SUBSCRIBE: delivery timeout %s, group order %s\n", dt, r.GroupOrder)
+	fmt.Fprintf(w, "%-13s %3s %17s %15s %9s %9s %15s %8s %8s %8s %11s\n",
+		"class", "n", "objects", "key frames", "lag p50 s", "lag max s", "streams reset", "p50 ms", "p99 ms", "max ms", "link useful")
+	for _, c := range r.Classes {
+		useful := "-"
+		if c.LinkBytes > 0 {
+			useful = fmt.Sprintf("%.0f%%", pct(c.PayloadBytes, c.LinkBytes))
+		}
+		fmt.Fprintf(w, "%-13s %3d %9d %6.1f%% %7d/%-4d%3.0f%% %9.2f %9.2f %7d %6.0f%% %8.1f %8.1f %8.1f %11s\n",
+			c.Class, c.Viewers, c.Received, pct(c.Received, c.Expected), c.KeyFrames, c.Groups, pct(c.KeyFrames, c.Groups),
+			c.LagP50ms/1000, c.LagMaxms/1000, c.StreamsReset, pct(c.StreamsReset, c.Streams), c.P50ms, c.P99ms, c.MaxMs, useful)
+		if c.LaterGroups > 0 || c.Class == classStalled {
+			fmt.Fprintf(w, "  %s: stalled a stream at %.1fs; key frames of later groups: %d of %d (%.0f%%)\n",
+				c.Class, c.StalledAtSecs, c.LaterKeys, c.LaterGroups, pct(c.LaterKeys, c.LaterGroups))
+		}
+		if c.LinkDropped > 0 {
+			fmt.Fprintf(w, "  %s: the links' queues dropped %d packets\n", c.Class, c.LinkDropped)
+		}
+		if c.Bad > 0 || c.Skipped > 0 {
+			fmt.Fprintf(w, "  %s: %d bad objects, %d skips\n", c.Class, c.Bad, c.Skipped)
+		}
+	}
+	if len(r.Ratios) > 0 {
+		fmt.Fprintf(w, "fast viewers' latency in company / alone: p50 %s, p99 %s, max %s\n",
+			ratioS(r.Ratios, "p50"), ratioS(r.Ratios, "p99"), ratioS(r.Ratios, "max"))
+	}
+	fmt.Fprintln(w)
+}
+
+func pct(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * float64(a) / float64(b)
+}

@@ -85,30 +85,13 @@ func runOne(ctx context.Context, p params, logw io.Writer) (*result, error) {
 		}
 		res.Baseline = pr
 	}
-	mp := p
 	run := fmt.Sprintf("%d-%d", os.Getpid(), runSeq.Add(1))
-	switch {
-	case p.url != "":
-		res.Relay = p.url
-	case p.spawnRelay != "":
-		sr, err := spawnRelay(ctx, p.spawnRelay, logw)
-		if err != nil {
-			return nil, err
-		}
-		defer sr.stop()
-		mp.url, mp.relayPID = sr.url, sr.pid
-		mp.tls = moqnative.ClientTLS{InsecureSkipVerify: true}
-		res.Relay = "spawned " + p.spawnRelay
-	default:
-		ir, err := startInProcessRelay()
-		if err != nil {
-			return nil, err
-		}
-		defer ir.stop()
-		mp.url = ir.url
-		mp.tls = moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{ir.fp}}
-		res.Relay = "in-process"
+	mp, desc, stop, err := startRelay(ctx, p, logw)
+	if err != nil {
+		return nil, err
 	}
+	defer stop()
+	res.Relay = desc
 	rec := newRecorder(epoch, p.subs, p.size, expected(p))
 	pr, err := measure(ctx, &mp, newMoqPath(&mp, rec, run), rec, mp.relayPID, nil)
 	if err != nil {
@@ -133,6 +116,33 @@ func runOne(ctx context.Context, p params, logw io.Writer) (*result, error) {
 		}
 	}
 	return res, nil
+}
+
+// startRelay returns p with the URL (and TLS, pid) of the relay to
+// measure: p.url itself, a spawned moq-relay, or one in this process; desc
+// names it, and stop ends what was started.
+func startRelay(ctx context.Context, p params, logw io.Writer) (mp params, desc string, stop func(), err error) {
+	mp = p
+	switch {
+	case p.url != "":
+		return mp, p.url, func() {}, nil
+	case p.spawnRelay != "":
+		sr, err := spawnRelay(ctx, p.spawnRelay, logw)
+		if err != nil {
+			return mp, "", nil, err
+		}
+		mp.url, mp.relayPID = sr.url, sr.pid
+		mp.tls = moqnative.ClientTLS{InsecureSkipVerify: true}
+		return mp, "spawned " + p.spawnRelay, sr.stop, nil
+	default:
+		ir, err := startInProcessRelay()
+		if err != nil {
+			return mp, "", nil, err
+		}
+		mp.url = ir.url
+		mp.tls = moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{ir.fp}}
+		return mp, "in-process", ir.stop, nil
+	}
 }
 
 func expected(p params) int64 {
