@@ -98,6 +98,10 @@ type liveResult struct {
 	// Ratios: the fast viewers' latency in company over their latency
 	// alone (p50, p99, max).
 	Ratios map[string]float64 `json:"fast_vs_alone,omitempty"`
+	// Peak RSS while every class watched: this process (clients, proxies,
+	// an in-process relay) and the relay when its pid is known.
+	BenchPeakRSSMB float64  `json:"bench_peak_rss_mb"`
+	RelayPeakRSSMB *float64 `json:"relay_peak_rss_mb,omitempty"`
 }
 
 // classResult is what one class of viewers got.
@@ -251,7 +255,7 @@ func runLive(ctx context.Context, p params, lp liveParams, logw io.Writer) (*liv
 	}
 	if lp.alone && p.subs > 0 {
 		fmt.Fprintf(logw, "%s: %d fast viewer(s) alone for %v...\n", binaryName, p.subs, p.duration)
-		cs, err := runPhase(ctx, &mp, &lp, order, map[string]int{classFast: p.subs}, logw)
+		cs, _, _, err := runPhase(ctx, &mp, &lp, order, map[string]int{classFast: p.subs}, logw)
 		if err != nil {
 			return nil, fmt.Errorf("fast viewers alone: %w", err)
 		}
@@ -259,9 +263,13 @@ func runLive(ctx context.Context, p params, lp liveParams, logw io.Writer) (*liv
 		res.Classes = append(res.Classes, cs...)
 	}
 	fmt.Fprintf(logw, "%s: %d fast, %d slow, %d stalled viewer(s) for %v...\n", binaryName, p.subs, lp.slow, lp.stalled, p.duration)
-	cs, err := runPhase(ctx, &mp, &lp, order, map[string]int{classFast: p.subs, classSlow: lp.slow, classStalled: lp.stalled}, logw)
+	cs, selfRSS, relRSS, err := runPhase(ctx, &mp, &lp, order, map[string]int{classFast: p.subs, classSlow: lp.slow, classStalled: lp.stalled}, logw)
 	if err != nil {
 		return nil, err
+	}
+	res.BenchPeakRSSMB = selfRSS
+	if mp.relayPID != 0 {
+		res.RelayPeakRSSMB = &relRSS
 	}
 	res.Classes = append(res.Classes, cs...)
 	var alone, fast *classResult
@@ -289,8 +297,9 @@ func slowQueueBytes(lp *liveParams) int {
 }
 
 // runPhase publishes the track for the duration to the viewers counted in
-// n (by class) and returns one result per class that has viewers.
-func runPhase(ctx context.Context, p *params, lp *liveParams, order wire.GroupOrder, n map[string]int, logw io.Writer) ([]*classResult, error) {
+// n (by class) and returns one result per class that has viewers, and the
+// peak RSS (MB) of this process and of the relay (0 unless p.relayPID).
+func runPhase(ctx context.Context, p *params, lp *liveParams, order wire.GroupOrder, n map[string]int, logw io.Writer) (cs []*classResult, selfRSS, relayRSS float64, err error) {
 	ph := &phase{p: p, lp: lp, run: fmt.Sprintf("%d-%d", os.Getpid(), runSeq.Add(1)), allDone: make(chan struct{})}
 	ph.size, ph.keySize = liveSizes(p, lp)
 	ph.perPub = int64(p.rate * p.duration.Seconds())
@@ -299,14 +308,16 @@ func runPhase(ctx context.Context, p *params, lp *liveParams, order wire.GroupOr
 	defer ph.close()
 
 	sctx, cancel := context.WithTimeout(ctx, setupTimeout(n[classFast]+n[classSlow]+n[classStalled]))
-	err := ph.setup(sctx, order, n)
+	err = ph.setup(sctx, order, n)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("setup: %w", err)
+		return nil, 0, 0, fmt.Errorf("setup: %w", err)
 	}
+	rss := startRSS(p.relayPID)
 	end, err := ph.publish(ctx, logw)
 	if err != nil {
-		return nil, err
+		rss.finish()
+		return nil, 0, 0, err
 	}
 	lags := map[*viewer]int64{}
 	for _, v := range ph.viewers {
@@ -321,16 +332,16 @@ func runPhase(ctx context.Context, p *params, lp *liveParams, order wire.GroupOr
 	case <-ctx.Done():
 	}
 	drain.Stop()
+	selfRSS, relayRSS = rss.finish()
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		return nil, 0, 0, ctx.Err()
 	}
-	var out []*classResult
 	for _, class := range []string{classFast, classSlow, classStalled} {
 		if n[class] > 0 {
-			out = append(out, ph.classResult(class, lags))
+			cs = append(cs, ph.classResult(class, lags))
 		}
 	}
-	return out, nil
+	return cs, selfRSS, relayRSS, nil
 }
 
 func (ph *phase) setup(ctx context.Context, order wire.GroupOrder, n map[string]int) error {

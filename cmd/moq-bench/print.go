@@ -90,16 +90,16 @@ func printLive(w io.Writer, r *liveResult) {
 		dt = "none"
 	}
 	fmt.Fprintf(w, "slow and stalled SUBSCRIBE: delivery timeout %s, group order %s\n", dt, r.GroupOrder)
-	fmt.Fprintf(w, "%-13s %3s %17s %15s %9s %9s %15s %8s %8s %8s %11s\n",
+	fmt.Fprintf(w, "%-13s %3s %17s %15s %9s %9s %17s %8s %8s %8s %11s\n",
 		"class", "n", "objects", "key frames", "lag p50 s", "lag max s", "streams reset", "p50 ms", "p99 ms", "max ms", "link useful")
 	for _, c := range r.Classes {
 		useful := "-"
 		if c.LinkBytes > 0 {
 			useful = fmt.Sprintf("%.0f%%", pct(c.PayloadBytes, c.LinkBytes))
 		}
-		fmt.Fprintf(w, "%-13s %3d %9d %6.1f%% %7d/%-4d%3.0f%% %9.2f %9.2f %7d %6.0f%% %8.1f %8.1f %8.1f %11s\n",
+		fmt.Fprintf(w, "%-13s %3d %9d %6.1f%% %7d/%-4d%3.0f%% %9.2f %9.2f %7d/%-5d%3.0f%% %8.1f %8.1f %8.1f %11s\n",
 			c.Class, c.Viewers, c.Received, pct(c.Received, c.Expected), c.KeyFrames, c.Groups, pct(c.KeyFrames, c.Groups),
-			c.LagP50ms/1000, c.LagMaxms/1000, c.StreamsReset, pct(c.StreamsReset, c.Streams), c.P50ms, c.P99ms, c.MaxMs, useful)
+			c.LagP50ms/1000, c.LagMaxms/1000, c.StreamsReset, c.Streams, pct(c.StreamsReset, c.Streams), c.P50ms, c.P99ms, c.MaxMs, useful)
 		if c.LaterGroups > 0 || c.Class == classStalled {
 			fmt.Fprintf(w, "  %s: stalled a stream at %.1fs; key frames of later groups: %d of %d (%.0f%%)\n",
 				c.Class, c.StalledAtSecs, c.LaterKeys, c.LaterGroups, pct(c.LaterKeys, c.LaterGroups))
@@ -115,6 +115,7 @@ func printLive(w io.Writer, r *liveResult) {
 		fmt.Fprintf(w, "fast viewers' latency in company / alone: p50 %s, p99 %s, max %s\n",
 			ratioS(r.Ratios, "p50"), ratioS(r.Ratios, "p99"), ratioS(r.Ratios, "max"))
 	}
+	fmt.Fprintf(w, "peak RSS in company: bench %.0f MB, relay %s MB\n", r.BenchPeakRSSMB, optF(r.RelayPeakRSSMB, "%.0f"))
 	fmt.Fprintln(w)
 }
 
