@@ -121,6 +121,10 @@ type classResult struct {
 	// over the class's viewers.
 	LagP50ms float64 `json:"lag_p50_ms"`
 	LagMaxms float64 `json:"lag_max_ms"`
+	// Lag growth: lag gained per second over the second half of
+	// publishing (0 for a viewer that keeps up), p50 and max.
+	LagGrowthP50 float64 `json:"lag_growth_p50_s_per_s"`
+	LagGrowthMax float64 `json:"lag_growth_max_s_per_s"`
 	// Object latency (read time minus release time) over every object
 	// the class read.
 	P50ms float64 `json:"p50_ms"`
@@ -149,6 +153,9 @@ type phase struct {
 	perPub  int64
 	groups  int64
 	start   time.Time
+	midAt   int64 // ns since epoch: half of the objects published
+	midLags map[*viewer]int64
+	end     int64 // ns since epoch: publishing ended
 
 	pubD     *moqnative.Dialed
 	pubSess  *moqtransport.Session
@@ -319,12 +326,7 @@ func runPhase(ctx context.Context, p *params, lp *liveParams, order wire.GroupOr
 		rss.finish()
 		return nil, 0, 0, err
 	}
-	lags := map[*viewer]int64{}
-	for _, v := range ph.viewers {
-		v.mu.Lock()
-		lags[v] = end - max(v.newestDue, int64(ph.start.Sub(epoch)))
-		v.mu.Unlock()
-	}
+	lags := ph.lags(end)
 	drain := time.NewTimer(lp.drain)
 	select {
 	case <-ph.allDone:
@@ -535,6 +537,10 @@ func (ph *phase) publish(ctx context.Context, logw io.Writer) (int64, error) {
 				return 0, ctx.Err()
 			}
 		}
+		if k == ph.perPub/2 && k > 0 {
+			ph.midAt = int64(time.Since(epoch))
+			ph.midLags = ph.lags(ph.midAt)
+		}
 		if ph.lp.progress > 0 && !due.Before(nextProgress) {
 			ph.printProgress(logw, due)
 			nextProgress = nextProgress.Add(ph.lp.progress)
@@ -561,7 +567,8 @@ func (ph *phase) publish(ctx context.Context, logw io.Writer) (int64, error) {
 			}
 		}
 	}
-	return int64(time.Since(epoch)), nil
+	ph.end = int64(time.Since(epoch))
+	return ph.end, nil
 }
 
 // printProgress prints one line: per class, objects read and the worst
@@ -591,9 +598,21 @@ func (ph *phase) printProgress(w io.Writer, now time.Time) {
 	fmt.Fprintln(w, b.String())
 }
 
+// lags returns every viewer's lag behind live at at (ns since epoch): at
+// minus the release time of the newest object it has read.
+func (ph *phase) lags(at int64) map[*viewer]int64 {
+	out := make(map[*viewer]int64, len(ph.viewers))
+	for _, v := range ph.viewers {
+		v.mu.Lock()
+		out[v] = at - max(v.newestDue, int64(ph.start.Sub(epoch)))
+		v.mu.Unlock()
+	}
+	return out
+}
+
 func (ph *phase) classResult(class string, lags map[*viewer]int64) *classResult {
 	c := &classResult{Class: class}
-	var lat, lagv []int64
+	var lat, lagv, growth []int64
 	for _, v := range ph.viewers {
 		if v.class != class {
 			continue
@@ -621,6 +640,11 @@ func (ph *phase) classResult(class string, lags map[*viewer]int64) *classResult 
 		lat = append(lat, v.lat...)
 		v.mu.Unlock()
 		lagv = append(lagv, lags[v])
+		if span := ph.end - ph.midAt; ph.midLags != nil && span > 0 {
+			// Lag gained over the second half, per second, in
+			// millionths (quantile divides by 1e6).
+			growth = append(growth, (lags[v]-ph.midLags[v])*1e6/span)
+		}
 		c.Streams += v.conn.streams.Load()
 		c.StreamsReset += v.conn.resets.Load()
 		if stalledAt != 0 {
@@ -637,6 +661,11 @@ func (ph *phase) classResult(class string, lags map[*viewer]int64) *classResult 
 	c.P50ms, c.P99ms = quantile(lat, 0.5), quantile(lat, 0.99)
 	if len(lat) > 0 {
 		c.MaxMs = float64(lat[len(lat)-1]) / 1e6
+	}
+	slices.Sort(growth)
+	c.LagGrowthP50 = quantile(growth, 0.5)
+	if len(growth) > 0 {
+		c.LagGrowthMax = float64(growth[len(growth)-1]) / 1e6
 	}
 	c.LagP50ms = quantile(lagv, 0.5)
 	if len(lagv) > 0 {

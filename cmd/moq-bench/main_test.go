@@ -130,7 +130,7 @@ func TestLiveClasses(t *testing.T) {
 		if c.Viewers != 1 || c.Expected != 45 || c.Groups != 5 || c.Received > c.Expected || c.KeyFrames > c.Groups || c.Bad != 0 {
 			t.Errorf("%s: %+v", c.Class, c)
 		}
-		if c.LagP50ms < 0 || c.LagMaxms < c.LagP50ms || c.StreamsReset > c.Streams {
+		if c.LagP50ms < 0 || c.LagMaxms < c.LagP50ms || c.StreamsReset > c.Streams || c.LagGrowthMax < c.LagGrowthP50 {
 			t.Errorf("%s: implausible lag or streams: %+v", c.Class, c)
 		}
 	}

@@ -104,6 +104,9 @@ func printLive(w io.Writer, r *liveResult) {
 			fmt.Fprintf(w, "  %s: stalled a stream at %.1fs; key frames of later groups: %d of %d (%.0f%%)\n",
 				c.Class, c.StalledAtSecs, c.LaterKeys, c.LaterGroups, pct(c.LaterKeys, c.LaterGroups))
 		}
+		if c.LagGrowthMax > 0.05 {
+			fmt.Fprintf(w, "  %s: fell behind live by %.2f s every second of the second half (p50; max %.2f)\n", c.Class, c.LagGrowthP50, c.LagGrowthMax)
+		}
 		if c.LinkDropped > 0 {
 			fmt.Fprintf(w, "  %s: the links' queues dropped %d packets\n", c.Class, c.LinkDropped)
 		}
