@@ -135,12 +135,13 @@ type classResult struct {
 	StreamsReset int64 `json:"streams_reset"`
 	// Slow class: the bytes its links carried down and the payload of
 	// the complete objects among them; packets the links' queues dropped.
-	LinkBytes     int64   `json:"link_bytes,omitempty"`
-	PayloadBytes  int64   `json:"payload_bytes"`
-	LinkDropped   int64   `json:"link_dropped_packets,omitempty"`
-	LaterKeys     int64   `json:"later_key_frames,omitempty"` // stalled: key frames of groups started after the stall
-	LaterGroups   int64   `json:"later_groups,omitempty"`
-	StalledAtSecs float64 `json:"stalled_at_s,omitempty"`
+	LinkBytes      int64   `json:"link_bytes,omitempty"`
+	PayloadBytes   int64   `json:"payload_bytes"`
+	LinkDropped    int64   `json:"link_dropped_packets,omitempty"`
+	LaterKeys      int64   `json:"later_key_frames,omitempty"` // stalled: key frames of groups started after the stall
+	LaterGroups    int64   `json:"later_groups,omitempty"`
+	StalledViewers int     `json:"stalled_viewers,omitempty"` // viewers that got the stream to stall
+	StalledAtSecs  float64 `json:"stalled_at_s,omitempty"`
 }
 
 // phase is one run of the live track with some viewers.
@@ -648,6 +649,7 @@ func (ph *phase) classResult(class string, lags map[*viewer]int64) *classResult 
 		c.Streams += v.conn.streams.Load()
 		c.StreamsReset += v.conn.resets.Load()
 		if stalledAt != 0 {
+			c.StalledViewers++
 			c.StalledAtSecs = (time.Duration(stalledAt) - ph.start.Sub(epoch)).Seconds()
 		}
 		if v.proxy != nil {

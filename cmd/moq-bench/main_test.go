@@ -154,7 +154,7 @@ func TestLiveClasses(t *testing.T) {
 	if limit := int64(1e6 / 8 * 2.5 * 1.2); slow.LinkBytes > limit {
 		t.Errorf("slow link carried %d bytes, more than a 1 Mbit/s link can", slow.LinkBytes)
 	}
-	if st := byClass[classStalled]; st.Streams < stallStream || st.StalledAtSecs <= 0 {
+	if st := byClass[classStalled]; st.Streams < stallStream || st.StalledAtSecs <= 0 || st.StalledViewers != 1 {
 		t.Errorf("stalled viewer did not stall a stream: %+v", st)
 	}
 	for _, k := range []string{"p50", "p99", "max"} {

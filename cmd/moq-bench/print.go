@@ -100,9 +100,13 @@ func printLive(w io.Writer, r *liveResult) {
 		fmt.Fprintf(w, "%-13s %3d %9d %6.1f%% %7d/%-4d%3.0f%% %9.2f %9.2f %7d/%-5d%3.0f%% %8.1f %8.1f %8.1f %11s\n",
 			c.Class, c.Viewers, c.Received, pct(c.Received, c.Expected), c.KeyFrames, c.Groups, pct(c.KeyFrames, c.Groups),
 			c.LagP50ms/1000, c.LagMaxms/1000, c.StreamsReset, c.Streams, pct(c.StreamsReset, c.Streams), c.P50ms, c.P99ms, c.MaxMs, useful)
-		if c.LaterGroups > 0 || c.Class == classStalled {
-			fmt.Fprintf(w, "  %s: stalled a stream at %.1fs; key frames of later groups: %d of %d (%.0f%%)\n",
-				c.Class, c.StalledAtSecs, c.LaterKeys, c.LaterGroups, pct(c.LaterKeys, c.LaterGroups))
+		if c.Class == classStalled {
+			if c.StalledViewers > 0 {
+				fmt.Fprintf(w, "  %s: %d viewer(s) stalled a stream at %.1fs; key frames of later groups: %d of %d (%.0f%%)\n",
+					c.Class, c.StalledViewers, c.StalledAtSecs, c.LaterKeys, c.LaterGroups, pct(c.LaterKeys, c.LaterGroups))
+			} else {
+				fmt.Fprintf(w, "  %s: no stream stalled: fewer than %d data streams arrived\n", c.Class, stallStream)
+			}
 		}
 		if c.LagGrowthMax > 0.05 {
 			fmt.Fprintf(w, "  %s: fell behind live by %.2f s every second of the second half (p50; max %.2f)\n", c.Class, c.LagGrowthP50, c.LagGrowthMax)
@@ -118,7 +122,11 @@ func printLive(w io.Writer, r *liveResult) {
 		fmt.Fprintf(w, "fast viewers' latency in company / alone: p50 %s, p99 %s, max %s\n",
 			ratioS(r.Ratios, "p50"), ratioS(r.Ratios, "p99"), ratioS(r.Ratios, "max"))
 	}
-	fmt.Fprintf(w, "peak RSS in company: bench %.0f MB, relay %s MB\n", r.BenchPeakRSSMB, optF(r.RelayPeakRSSMB, "%.0f"))
+	if r.RelayPeakRSSMB != nil {
+		fmt.Fprintf(w, "peak RSS in company: bench %.0f MB, relay %.0f MB\n", r.BenchPeakRSSMB, *r.RelayPeakRSSMB)
+	} else {
+		fmt.Fprintf(w, "peak RSS in company: bench %.0f MB (relay not measured)\n", r.BenchPeakRSSMB)
+	}
 	fmt.Fprintln(w)
 }
 
