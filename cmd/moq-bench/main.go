@@ -86,6 +86,7 @@ type params struct {
 	tls          moqnative.ClientTLS
 	relayPID     int    // read this relay's /proc (0: none)
 	spawnRelay   string // moq-relay binary to start per run
+	relayArgs    []string
 	baseline     bool
 	live         liveParams
 }
@@ -138,6 +139,7 @@ func newRootCommand() *cobra.Command {
 	f.StringArrayVar(&cfg.fingerprints, "fingerprint", nil, "accept the relay certificate whose SHA-256 is HEX; repeatable")
 	f.IntVar(&cfg.relayPID, "relay-pid", 0, "pid of a local relay to read CPU and RSS of from /proc")
 	f.StringVar(&cfg.spawnRelay, "spawn-relay", "", "start this moq-relay binary on a free loopback port for each run and measure it")
+	f.StringArrayVar(&cfg.relayArgs, "relay-arg", nil, "pass this argument to the --spawn-relay binary too; repeatable (e.g. --relay-arg=--some-flag=value)")
 	f.BoolVar(&cfg.baseline, "baseline", true, "also run the raw quic-go fan-out baseline and report ratios")
 	f.BoolVar(&cfg.jsonOut, "json", false, "print JSON instead of text")
 	f.BoolVar(&cfg.matrix, "matrix", false, "run fan-out 1:10, 1:100, 1:500 x 1KB, 4KB, 20KB and print a markdown table of ratios")
@@ -201,6 +203,9 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	if cfg.url != "" && cfg.spawnRelay != "" {
 		return errors.New("give a URL or --spawn-relay, not both")
+	}
+	if len(cfg.relayArgs) > 0 && cfg.spawnRelay == "" {
+		return errors.New("--relay-arg needs --spawn-relay")
 	}
 	cfg.tls.InsecureSkipVerify = cfg.disableVerify
 	for _, s := range cfg.fingerprints {

@@ -170,6 +170,7 @@ func TestLiveClasses(t *testing.T) {
 func TestLiveFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--key-ratio", "4"},
+		{"--relay-arg", "--x"},
 		{"--slow", "1", "--publishers", "2"},
 		{"--slow", "1", "--matrix"},
 		{"--slow", "1", "--group-order", "sideways"},

@@ -127,13 +127,17 @@ func startRelay(ctx context.Context, p params, logw io.Writer) (mp params, desc 
 	case p.url != "":
 		return mp, p.url, func() {}, nil
 	case p.spawnRelay != "":
-		sr, err := spawnRelay(ctx, p.spawnRelay, logw)
+		sr, err := spawnRelay(ctx, p.spawnRelay, p.relayArgs, logw)
 		if err != nil {
 			return mp, "", nil, err
 		}
 		mp.url, mp.relayPID = sr.url, sr.pid
 		mp.tls = moqnative.ClientTLS{InsecureSkipVerify: true}
-		return mp, "spawned " + p.spawnRelay, sr.stop, nil
+		desc := "spawned " + p.spawnRelay
+		if len(p.relayArgs) > 0 {
+			desc += " " + strings.Join(p.relayArgs, " ")
+		}
+		return mp, desc, sr.stop, nil
 	default:
 		ir, err := startInProcessRelay()
 		if err != nil {
@@ -311,7 +315,7 @@ type spawnedRelay struct {
 	done chan struct{}
 }
 
-func spawnRelay(ctx context.Context, bin string, logw io.Writer) (*spawnedRelay, error) {
+func spawnRelay(ctx context.Context, bin string, extra []string, logw io.Writer) (*spawnedRelay, error) {
 	// A free port: bind, note, release.
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -320,7 +324,7 @@ func spawnRelay(ctx context.Context, bin string, logw io.Writer) (*spawnedRelay,
 	port := c.LocalAddr().(*net.UDPAddr).Port
 	_ = c.Close()
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(bin, "--bind", addr, "--log-level", "info", "--drain-timeout", "1s")
+	cmd := exec.Command(bin, append([]string{"--bind", addr, "--log-level", "info", "--drain-timeout", "1s"}, extra...)...)
 	cmd.Env = append(os.Environ(), "QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
