@@ -57,7 +57,8 @@ type Link struct {
 	// Reorder is the probability, 0..1, that a packet is held back and
 	// written after the next one.
 	Reorder float64
-	// Seed seeds the loss and reordering decisions.
+	// Seed seeds the loss and reordering decisions; SetUp and SetDown
+	// restart the generator from the new Link's Seed.
 	Seed int64
 }
 
