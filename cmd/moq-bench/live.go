@@ -169,6 +169,8 @@ type phase struct {
 	complete atomic.Int64 // viewers that read every object
 	allDone  chan struct{}
 	doneOnce sync.Once
+	fastLeft atomic.Int64 // fast viewers still missing objects
+	fastDone chan struct{}
 }
 
 // viewer is one subscriber session.
@@ -308,7 +310,7 @@ func slowQueueBytes(lp *liveParams) int {
 // n (by class) and returns one result per class that has viewers, and the
 // peak RSS (MB) of this process and of the relay (0 unless p.relayPID).
 func runPhase(ctx context.Context, p *params, lp *liveParams, order wire.GroupOrder, n map[string]int, logw io.Writer) (cs []*classResult, selfRSS, relayRSS float64, err error) {
-	ph := &phase{p: p, lp: lp, run: fmt.Sprintf("%d-%d", os.Getpid(), runSeq.Add(1)), allDone: make(chan struct{})}
+	ph := &phase{p: p, lp: lp, run: fmt.Sprintf("%d-%d", os.Getpid(), runSeq.Add(1)), allDone: make(chan struct{}), fastDone: make(chan struct{})}
 	ph.size, ph.keySize = liveSizes(p, lp)
 	ph.perPub = int64(p.rate * p.duration.Seconds())
 	ph.groups = (ph.perPub + int64(p.groupObjects) - 1) / int64(p.groupObjects)
@@ -328,13 +330,7 @@ func runPhase(ctx context.Context, p *params, lp *liveParams, order wire.GroupOr
 		return nil, 0, 0, err
 	}
 	lags := ph.lags(end)
-	drain := time.NewTimer(lp.drain)
-	select {
-	case <-ph.allDone:
-	case <-drain.C:
-	case <-ctx.Done():
-	}
-	drain.Stop()
+	ph.drain(ctx)
 	selfRSS, relayRSS = rss.finish()
 	if ctx.Err() != nil {
 		return nil, 0, 0, ctx.Err()
@@ -370,6 +366,10 @@ func (ph *phase) setup(ctx context.Context, order wire.GroupOrder, n map[string]
 		}
 	}
 	ph.viewers = vs
+	ph.fastLeft.Store(int64(n[classFast]))
+	if n[classFast] == 0 {
+		close(ph.fastDone)
+	}
 	return dialAll(ctx, len(vs), func(ctx context.Context, i int) error {
 		if err := vs[i].connect(ctx, order); err != nil {
 			return fmt.Errorf("%s viewer: %w", vs[i].class, err)
@@ -507,8 +507,13 @@ func (v *viewer) record(o *moqtransport.Object) {
 		v.keys[o.Group] = true
 	}
 	v.newestDue = max(v.newestDue, due)
-	if v.received == ph.perPub && ph.complete.Add(1) == int64(len(ph.viewers)) {
-		ph.doneOnce.Do(func() { close(ph.allDone) })
+	if v.received == ph.perPub {
+		if ph.complete.Add(1) == int64(len(ph.viewers)) {
+			ph.doneOnce.Do(func() { close(ph.allDone) })
+		}
+		if v.class == classFast && ph.fastLeft.Add(-1) == 0 {
+			close(ph.fastDone)
+		}
 	}
 }
 
@@ -597,6 +602,29 @@ func (ph *phase) printProgress(w io.Writer, now time.Time) {
 		}
 	}
 	fmt.Fprintln(w, b.String())
+}
+
+// drain waits for the viewers to read what is still on its way: until
+// every viewer has everything, or --drain has passed and the fast viewers
+// have everything (they are not impaired; on a loaded machine they may
+// simply be late), but no longer than --drain plus drainTimeout.
+func (ph *phase) drain(ctx context.Context) {
+	t := time.NewTimer(ph.lp.drain)
+	defer t.Stop()
+	select {
+	case <-ph.allDone:
+		return
+	case <-t.C:
+	case <-ctx.Done():
+		return
+	}
+	t.Reset(drainTimeout)
+	select {
+	case <-ph.allDone:
+	case <-ph.fastDone:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // lags returns every viewer's lag behind live at at (ns since epoch): at

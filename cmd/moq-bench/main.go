@@ -155,7 +155,7 @@ func newRootCommand() *cobra.Command {
 	f.IntVar(&lf.keyRatio, "key-ratio", 1, "live mode: object 0 of each group (the key frame) is this many times larger")
 	f.Float64Var(&lf.trackMbps, "track-mbps", 0, "live mode: size objects so that --rate of them carry this many Mbit/s (overrides --object-size; key frames add to it)")
 	f.BoolVar(&lf.alone, "alone", true, "live mode: first run the fast viewers alone, to report their latency in company as a ratio")
-	f.DurationVar(&lf.drain, "drain", drainTimeout, "live mode: how long viewers may catch up after publishing ends")
+	f.DurationVar(&lf.drain, "drain", drainTimeout, "live mode: how long viewers may catch up after publishing ends (the fast ones up to 3 s more)")
 	f.BoolVar(&lf.webTransport, "webtransport", false, "live mode: viewers of an in-process or spawned relay use WebTransport (https://) instead of raw QUIC")
 	f.DurationVar(&lf.progress, "progress", 5*time.Second, "live mode: print progress on stderr this often (0: never)")
 	root.SetVersionTemplate("{{.Version}}\n")
