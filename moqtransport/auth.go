@@ -17,14 +17,17 @@ type AuthToken struct {
 
 // Authorizer decides whether the peer may do what a message asks, given the
 // tokens it carried (§9.2.1.1). It is called on the session's control
-// goroutine, in order, for CLIENT_SETUP (the server side) and for every
-// request that can carry tokens: SUBSCRIBE, PUBLISH_NAMESPACE,
+// goroutine, in order, for the peer's setup message (CLIENT_SETUP on the
+// server side, SERVER_SETUP on the client side, both before the session's
+// control loop runs, so it is the place to admit or refuse a session) and
+// for every request that can carry tokens: SUBSCRIBE, PUBLISH_NAMESPACE,
 // SUBSCRIBE_NAMESPACE, TRACK_STATUS, FETCH and PUBLISH. It must not block.
 //
 // A nil error allows. ErrUnauthorized, ErrExpiredToken and
 // ErrMalformedToken refuse the request with the matching code of its
-// error registry (or close the session, for CLIENT_SETUP); any other error
-// refuses with UNAUTHORIZED.
+// error registry (or close the session, for a setup message); any other
+// error refuses with UNAUTHORIZED. For a setup message, a
+// *wire.SessionError closes the session with its own code.
 type Authorizer func(s *Session, m wire.Message, tokens []AuthToken) error
 
 // Errors an Authorizer returns.
@@ -151,14 +154,19 @@ func refusal(m wire.Message, id uint64, err error) wire.Message {
 	}
 }
 
-// authorizeSetup applies CLIENT_SETUP's tokens on the server side.
-func (s *Session) authorizeSetup(m *wire.ClientSetup) error {
-	tokens, reqErr, sessErr := s.tokens.resolve(m.Params, true)
+// authorizeSetup applies the tokens of the peer's setup message
+// (CLIENT_SETUP on the server side, SERVER_SETUP on the client side).
+func (s *Session) authorizeSetup(m wire.Message, params wire.Parameters) error {
+	tokens, reqErr, sessErr := s.tokens.resolve(params, true)
 	if sessErr != nil {
 		return sessErr
 	}
 	if reqErr == nil && s.cfg.Authorize != nil {
 		reqErr = s.cfg.Authorize(s, m, tokens)
+	}
+	var se *wire.SessionError
+	if errors.As(reqErr, &se) {
+		return se
 	}
 	if reqErr != nil {
 		code := wire.Unauthorized

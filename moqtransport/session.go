@@ -391,7 +391,10 @@ func (s *Session) setupClient(ctx context.Context) error {
 	if _, ok := ss.Params.Get(wire.SetupParamAuthority); ok {
 		return &wire.SessionError{Code: wire.InvalidAuthority, Reason: "server sent the AUTHORITY setup parameter"}
 	}
-	return s.applyPeerSetup(ss.Version, ss.Params)
+	if err := s.applyPeerSetup(ss.Version, ss.Params); err != nil {
+		return err
+	}
+	return s.authorizeSetup(ss, ss.Params)
 }
 
 func (s *Session) setupServer(ctx context.Context) error {
@@ -441,7 +444,7 @@ func (s *Session) setupServer(ctx context.Context) error {
 	if err := s.applyPeerSetup(wire.Draft14, cs.Params); err != nil {
 		return err
 	}
-	if err := s.authorizeSetup(cs); err != nil {
+	if err := s.authorizeSetup(cs, cs.Params); err != nil {
 		return err
 	}
 	return s.send(&wire.ServerSetup{Version: wire.Draft14, Params: s.setupParams()})

@@ -5,7 +5,9 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"sync"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -15,27 +17,66 @@ import (
 
 // Claims are what a relay token grants: the namespace prefixes its holder
 // may publish under (PUBLISH_NAMESPACE, PUBLISH) and subscribe under
-// (SUBSCRIBE, FETCH, TRACK_STATUS, SUBSCRIBE_NAMESPACE). Prefixes are
-// slash-separated namespace paths ("live/room1"); "" grants everything.
+// (SUBSCRIBE, FETCH, TRACK_STATUS, SUBSCRIBE_NAMESPACE).
+//
+// A prefix is a namespace path: its fields joined by "/" ("live/room1"
+// grants live/room1 and every namespace under it, field by field). One
+// leading "/" is allowed and means nothing ("/live" is "live"). The empty
+// prefix "" grants every namespace: that is the only way to grant
+// everything. A prefix with an empty field ("/", "live//x", "live/") is not
+// a namespace path, and a token that holds one is refused as
+// MALFORMED_AUTH_TOKEN, so that a typo never widens a grant.
 type Claims struct {
 	Publish   []string `json:"pub,omitempty"`
 	Subscribe []string `json:"sub_ns,omitempty"`
 	jwt.RegisteredClaims
 }
 
+// parsePrefix turns a claim into the namespace prefix it grants.
+func parsePrefix(p string) (wire.Namespace, error) {
+	if p == "" {
+		return nil, nil // everything, deliberately
+	}
+	p = strings.TrimPrefix(p, "/")
+	ns := wire.ParseNamespacePath(p)
+	if len(ns) == 0 || slices.Contains(ns, "") {
+		return nil, fmt.Errorf("claim %q has an empty namespace field (grant everything with \"\")", "/"+p)
+	}
+	return ns, nil
+}
+
+// grants reports whether one of the prefixes covers ns.
+func grants(prefixes []string, ns wire.Namespace) bool {
+	for _, p := range prefixes {
+		pre, err := parsePrefix(p)
+		if err == nil && ns.HasPrefix(pre) {
+			return true
+		}
+	}
+	return false
+}
+
 // TokenAuth checks JWTs carried in AUTHORIZATION TOKEN parameters (token
 // type 0, "negotiated out of band"), signed with HMAC (HS256/384/512) or
-// Ed25519 (EdDSA). A token in CLIENT_SETUP applies to the whole session; a
-// token in a request applies to that request. A request whose namespace is
-// outside the claims is refused with UNAUTHORIZED, an expired token with
-// EXPIRED_AUTH_TOKEN and a token that does not verify with
-// MALFORMED_AUTH_TOKEN.
+// Ed25519 (EdDSA). A token in CLIENT_SETUP applies to the whole session,
+// until its exp: a request that relies on it after exp is refused with
+// EXPIRED_AUTH_TOKEN (what it was granted before exp, such as a running
+// subscription, goes on). A token in a request applies to that request. A
+// request whose namespace is outside the claims is refused with
+// UNAUTHORIZED, an expired token with EXPIRED_AUTH_TOKEN and a token that
+// does not verify with MALFORMED_AUTH_TOKEN. When Issuer or Audience is
+// set, a token must carry that iss, or that value among its aud.
+//
+// TokenAuth keeps no state of its own: the relay keeps each session's
+// claims with the session and drops them when it ends.
 type TokenAuth struct {
 	key    any
 	method []string
 
-	mu       sync.Mutex
-	sessions map[*moqtransport.Session]*Claims
+	// Issuer, when set, is the iss every token must have.
+	Issuer string
+	// Audience, when set, must be one of a token's aud values.
+	Audience string
 }
 
 // NewHMACAuth checks tokens signed with an HMAC secret.
@@ -43,7 +84,7 @@ func NewHMACAuth(secret []byte) (*TokenAuth, error) {
 	if len(secret) < 16 {
 		return nil, errors.New("relay: an HMAC token key needs at least 16 bytes")
 	}
-	return &TokenAuth{key: secret, method: []string{"HS256", "HS384", "HS512"}, sessions: map[*moqtransport.Session]*Claims{}}, nil
+	return &TokenAuth{key: secret, method: []string{"HS256", "HS384", "HS512"}}, nil
 }
 
 // NewEd25519Auth checks tokens signed with the private half of pub.
@@ -51,86 +92,111 @@ func NewEd25519Auth(pub crypto.PublicKey) (*TokenAuth, error) {
 	if _, ok := pub.(ed25519.PublicKey); !ok {
 		return nil, fmt.Errorf("relay: %T is not an Ed25519 public key", pub)
 	}
-	return &TokenAuth{key: pub, method: []string{"EdDSA"}, sessions: map[*moqtransport.Session]*Claims{}}, nil
+	return &TokenAuth{key: pub, method: []string{"EdDSA"}}, nil
 }
 
-func (a *TokenAuth) parse(raw []byte) (*Claims, error) {
+// Parse verifies a token and returns its claims. Its errors wrap
+// moqtransport.ErrExpiredToken or moqtransport.ErrMalformedToken.
+func (a *TokenAuth) Parse(raw []byte) (*Claims, error) {
 	var c Claims
-	_, err := jwt.ParseWithClaims(string(raw), &c, func(*jwt.Token) (any, error) { return a.key, nil },
-		jwt.WithValidMethods(a.method))
+	opts := []jwt.ParserOption{jwt.WithValidMethods(a.method)}
+	if a.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(a.Issuer))
+	}
+	if a.Audience != "" {
+		opts = append(opts, jwt.WithAudience(a.Audience))
+	}
+	_, err := jwt.ParseWithClaims(string(raw), &c, func(*jwt.Token) (any, error) { return a.key, nil }, opts...)
 	switch {
 	case err == nil:
-		return &c, nil
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return nil, fmt.Errorf("%w: %v", moqtransport.ErrExpiredToken, err)
 	default:
 		return nil, fmt.Errorf("%w: %v", moqtransport.ErrMalformedToken, err)
 	}
+	for _, p := range append(slices.Clip(c.Publish), c.Subscribe...) {
+		if _, err := parsePrefix(p); err != nil {
+			return nil, fmt.Errorf("%w: %v", moqtransport.ErrMalformedToken, err)
+		}
+	}
+	return &c, nil
 }
 
-// Authorize is a moqtransport.Authorizer.
-func (a *TokenAuth) Authorize(s *moqtransport.Session, m wire.Message, tokens []moqtransport.AuthToken) error {
+// tokenClaims returns the claims of the type-0 tokens among tokens (the
+// last one wins), nil when there are none.
+func (a *TokenAuth) tokenClaims(tokens []moqtransport.AuthToken) (*Claims, error) {
 	var claims *Claims
 	for _, t := range tokens {
 		if t.Type != 0 {
 			continue
 		}
-		c, err := a.parse(t.Value)
+		c, err := a.Parse(t.Value)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		claims = c
 	}
-	if m.Type() == wire.TypeClientSetup {
-		// A session may open without a token; its requests then need
-		// their own.
-		if claims != nil {
-			a.mu.Lock()
-			a.sessions[s] = claims
-			a.mu.Unlock()
-		}
-		return nil
-	}
-	if claims == nil {
-		a.mu.Lock()
-		claims = a.sessions[s]
-		a.mu.Unlock()
+	return claims, nil
+}
+
+// Check decides a request from the claims that apply to it: the request's
+// own token, else the session's. now is checked against the claims' exp,
+// so that a session token stops authorizing when it expires.
+func (a *TokenAuth) Check(m wire.Message, claims *Claims, now time.Time) error {
+	ns, publish, ok := requestNamespace(m)
+	if !ok {
+		return nil // not a request on a namespace, or joins an authorized one
 	}
 	if claims == nil {
 		return fmt.Errorf("%w: no authorization token", moqtransport.ErrUnauthorized)
 	}
-	var ns wire.Namespace
-	var allowed []string
-	switch m := m.(type) {
-	case *wire.PublishNamespace:
-		ns, allowed = m.Namespace, claims.Publish
-	case *wire.Publish:
-		ns, allowed = m.Namespace, claims.Publish
-	case *wire.Subscribe:
-		ns, allowed = m.Namespace, claims.Subscribe
-	case *wire.TrackStatus:
-		ns, allowed = m.Namespace, claims.Subscribe
-	case *wire.SubscribeNamespace:
-		ns, allowed = m.Prefix, claims.Subscribe
-	case *wire.Fetch:
-		if m.FetchType != wire.FetchStandalone {
-			return nil // joins a subscription that was authorized
-		}
-		ns, allowed = m.Namespace, claims.Subscribe
-	default:
-		return nil
+	if claims.ExpiresAt != nil && !now.Before(claims.ExpiresAt.Time) {
+		return fmt.Errorf("%w: the session's token expired at %s", moqtransport.ErrExpiredToken, claims.ExpiresAt.Time.UTC().Format(time.RFC3339))
 	}
-	for _, p := range allowed {
-		if ns.HasPrefix(wire.ParseNamespacePath(p)) {
-			return nil
-		}
+	allowed := claims.Subscribe
+	if publish {
+		allowed = claims.Publish
+	}
+	if grants(allowed, ns) {
+		return nil
 	}
 	return fmt.Errorf("%w: the token does not grant %s", moqtransport.ErrUnauthorized, ns)
 }
 
-// Forget drops a session's claims; call it when the session ends.
-func (a *TokenAuth) Forget(s *moqtransport.Session) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.sessions, s)
+// requestNamespace returns the namespace a request acts on and whether it
+// publishes; ok is false for messages that need no namespace grant.
+func requestNamespace(m wire.Message) (ns wire.Namespace, publish, ok bool) {
+	switch m := m.(type) {
+	case *wire.PublishNamespace:
+		return m.Namespace, true, true
+	case *wire.Publish:
+		return m.Namespace, true, true
+	case *wire.Subscribe:
+		return m.Namespace, false, true
+	case *wire.TrackStatus:
+		return m.Namespace, false, true
+	case *wire.SubscribeNamespace:
+		return m.Prefix, false, true
+	case *wire.Fetch:
+		if m.FetchType != wire.FetchStandalone {
+			return nil, false, false // joins a subscription that was authorized
+		}
+		return m.Namespace, false, true
+	}
+	return nil, false, false
+}
+
+// Authorize is a moqtransport.Authorizer for sessions that are not run by
+// a Relay: it checks every request against its own token only (a
+// CLIENT_SETUP token is verified, but a session keeps no claims).
+func (a *TokenAuth) Authorize(_ *moqtransport.Session, m wire.Message, tokens []moqtransport.AuthToken) error {
+	claims, err := a.tokenClaims(tokens)
+	if err != nil {
+		return err
+	}
+	switch m.Type() {
+	case wire.TypeClientSetup, wire.TypeServerSetup:
+		return nil
+	}
+	return a.Check(m, claims, time.Now())
 }

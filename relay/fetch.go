@@ -15,21 +15,24 @@ import (
 // know). A joining fetch arrives here with its range already resolved.
 func (r *Relay) Fetch(ctx context.Context, s *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
 	k := trackKey(req.Namespace, req.Name)
+	own := scopeOf(s)
 	r.mu.Lock()
+	pub, o, _ := r.resolve(own, req.Namespace, k)
 	var cached *moqtransport.Track
-	if rt := r.publishedTrack(scopeOf(s), k); rt != nil {
-		cached = rt.track
-	} else if rt := r.scope(scopeOf(s)).tracks[k]; rt != nil && rt.track != nil && !rt.track.Closed() {
-		cached = rt.track
+	if pub != nil {
+		cached = pub.track
+	} else if sc := r.scopes[own]; sc != nil {
+		if rt := sc.tracks[k]; rt != nil && rt.track != nil && !rt.track.Closed() {
+			cached = rt.track
+		}
 	}
 	if cached != nil && covers(cached, req.Start) {
 		r.mu.Unlock()
 		return nil, moqtransport.ErrFetchFromCache
 	}
-	o, _ := r.route(scopeOf(s), req.Namespace)
 	r.mu.Unlock()
-	if o == nil && r.cfg.Coordinator != nil && !isRelayPeer(s) {
-		if remote, err := r.remoteOrigin(ctx, scopeOf(s), req.Namespace); err == nil {
+	if pub == nil && o == nil && r.cfg.Coordinator != nil && !r.isRelayPeer(s) {
+		if remote, err := r.remoteOrigin(ctx, own, req.Namespace); err == nil {
 			o = remote
 		}
 	}

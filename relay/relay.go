@@ -12,7 +12,36 @@
 // unscoped scope, so that a publisher at https://relay/ serves a subscriber
 // at https://relay/room (moq-rs keeps them apart). A path must start with
 // "/", be at most 1024 bytes, and have no empty, "." or ".." segment and no
-// "%"; any other path closes the session with MALFORMED_PATH.
+// "%"; any other path closes the session with MALFORMED_PATH. A scope
+// exists while something is in it: the last namespace, track or namespace
+// subscription to leave it deletes it.
+//
+// # Admission and trust
+//
+// A session is admitted when its setup message arrives, before its control
+// loop runs: its path, its AUTHORITY (against Config.Authorities), the
+// session cap, its token (Config.Auth) and, for a relay peer, its peer
+// token (Config.ClusterKey, see ClusterKey) are checked there, and a
+// refused session is closed with the draft's code and leaves nothing
+// behind. Who the peer is (a client, a relay peer, a relay we dialed) and
+// what its token grants are decided once, at admission, for accepted and
+// dialed sessions alike; every request is checked against them (see
+// Relay.checkRequest for the rules). Every admitted session's end is seen
+// by the relay, which then drops what the session registered and what it
+// knew of it (claims, its event log).
+//
+// # Ownership
+//
+// A namespace belongs to the session that published it (PUBLISH_NAMESPACE)
+// in its scope, and so does every namespace under it: another session's
+// PUBLISH_NAMESPACE of it or of a namespace under it is refused with
+// PUBLISH_NAMESPACE_ERROR UNAUTHORIZED, and another session's PUBLISH of a
+// track under it with PUBLISH_ERROR UNAUTHORIZED. A track pushed with
+// PUBLISH belongs to its publisher: a second PUBLISH of it is refused the
+// same way. Ownership is per scope, and the unscoped fallback is only a
+// fallback: a subscriber is served from its own scope whenever its scope
+// has a publisher for the track (a published track or a namespace), so an
+// unscoped publisher never shadows a scoped one.
 //
 // # Routing
 //
@@ -27,6 +56,15 @@
 // When a publisher's session ends, its tracks end for their subscribers
 // with PUBLISH_DONE GOING_AWAY; a PUBLISH_DONE from the publisher passes
 // through with its own status.
+//
+// # Namespace subscriptions
+//
+// A SUBSCRIBE_NAMESPACE gets the namespaces (PUBLISH_NAMESPACE) and the
+// pushed tracks (PUBLISH) of its scope under its prefix, the ones that
+// exist when it arrives and the ones that come later (§9.28). One goroutine
+// per namespace subscription sends them, one at a time: a subscriber that
+// does not read its control stream holds up only itself, and churn only
+// changes what that goroutine has left to send.
 package relay
 
 import (
@@ -48,11 +86,12 @@ type Config struct {
 	// Logger receives the relay's logs; nil is silent.
 	Logger *slog.Logger
 	// Session is the template for every session's configuration; its
-	// Handler is replaced by the relay.
+	// Handler is replaced by the relay, and its Authorize, when set, is
+	// asked after the relay's own checks.
 	Session moqtransport.Config
-	// MaxSessions caps the sessions running at once; past it a new session
-	// is closed with INTERNAL_ERROR ("relay full") right after setup. 0 is
-	// no cap.
+	// MaxSessions caps the accepted sessions running at once; past it a
+	// new session is closed with INTERNAL_ERROR ("relay full") at setup.
+	// 0 is no cap.
 	MaxSessions int
 	// Track bounds each relayed track's cache.
 	Track moqtransport.TrackConfig
@@ -62,7 +101,8 @@ type Config struct {
 	// finds the ones published on other relays.
 	Coordinator Coordinator
 	// Node is this relay's URL as other relays reach it: what the
-	// coordinator records for the namespaces published here.
+	// coordinator records for the namespaces published here, and the
+	// audience of the peer tokens other relays send it.
 	Node string
 	// Dial opens sessions to other relays (moqnative.Dial and
 	// moqtransport.Connect, with the TLS settings for the cluster).
@@ -70,25 +110,38 @@ type Config struct {
 	// Auth, when set, checks every session's and request's token; nil
 	// leaves the relay open, as moq-rs is.
 	Auth *TokenAuth
+	// ClusterKey, when set, makes and checks the peer tokens relays prove
+	// they are relays with (see ClusterKey).
+	ClusterKey *ClusterKey
+	// Authorities, when set, are the host names (and addresses) this
+	// relay serves, "*.example.com" matching one label: a session whose
+	// AUTHORITY (raw QUIC) or :authority (WebTransport) names another host
+	// is closed with INVALID_AUTHORITY. moq-relay sets them from its
+	// certificates; leave them empty for a generated certificate.
+	Authorities []string
 	// SessionTracer, when set, gives each accepted session a Tracer of its
-	// own (an mlog file per session); nil results are skipped.
+	// own (an mlog file per session); nil results are skipped. A Tracer
+	// that is an io.Closer is closed when its session ends.
 	SessionTracer func() moqtransport.Tracer
 }
 
 // Relay routes namespaces and tracks between sessions. It implements
-// moqtransport.Handler: pass it as the Handler of every session, or use
-// Serve.
+// moqtransport.Handler; run its sessions with SessionConfig, or use Serve.
 type Relay struct {
 	cfg Config
 	log *slog.Logger
-	// wg owns the goroutines that announce namespaces to subscribers.
+	// wg owns the relay's goroutines: namespace-subscription senders,
+	// session-end watchers, coordinator removals.
 	wg sync.WaitGroup
 
 	metrics Metrics
 
-	mu      sync.Mutex
-	scopes  map[string]*scope
-	remotes map[string]*remote
+	mu       sync.Mutex
+	closed   bool
+	scopes   map[string]*scope
+	remotes  map[string]*remote
+	sessions map[*moqtransport.Session]*peer
+	accepted int // admitted sessions that are not ours to other relays
 }
 
 type scope struct {
@@ -100,12 +153,8 @@ type scope struct {
 	nsSubs []*nsSub
 }
 
-// nsSub is a session's namespace subscription and what the relay
-// announced to it, by namespace key.
-type nsSub struct {
-	s         *moqtransport.Session
-	prefix    wire.Namespace
-	announced map[string]*moqtransport.NamespacePublication
+func (sc *scope) empty() bool {
+	return len(sc.origins) == 0 && len(sc.tracks) == 0 && len(sc.nsSubs) == 0
 }
 
 type origin struct {
@@ -118,14 +167,16 @@ type origin struct {
 type relayTrack struct {
 	key   string
 	scope string
+	ns    wire.Namespace
 	up    *moqtransport.Subscription
 	track *moqtransport.Track
 	refs  int
 	ready chan struct{} // closed once up is known or failed
 	err   error
-	// published: the track was pushed to the relay with PUBLISH; it lives
-	// as long as that publication, whatever its subscribers do.
+	// published: the track was pushed to the relay with PUBLISH by owner;
+	// it lives as long as that publication, whatever its subscribers do.
 	published bool
+	owner     *moqtransport.Session
 	// remote: the upstream is another relay, found through the
 	// coordinator.
 	remote bool
@@ -139,27 +190,8 @@ func New(cfg Config) *Relay {
 	if cfg.UpstreamTimeout == 0 {
 		cfg.UpstreamTimeout = 10 * time.Second
 	}
-	return &Relay{cfg: cfg, log: cfg.Logger, scopes: map[string]*scope{}, remotes: map[string]*remote{}}
-}
-
-// SessionConfig returns the configuration to run a session of this relay
-// with.
-func (r *Relay) SessionConfig() *moqtransport.Config {
-	c := r.cfg.Session
-	c.Handler = r
-	if c.Logger == nil {
-		c.Logger = r.log
-	}
-	c.Track = r.cfg.Track
-	var own moqtransport.Tracer
-	if r.cfg.SessionTracer != nil {
-		own = r.cfg.SessionTracer()
-	}
-	c.Tracer = moqtransport.MultiTracer(c.Tracer, own, countingTracer{&r.metrics})
-	if r.cfg.Auth != nil {
-		c.Authorize = r.cfg.Auth.Authorize
-	}
-	return &c
+	return &Relay{cfg: cfg, log: cfg.Logger, scopes: map[string]*scope{}, remotes: map[string]*remote{},
+		sessions: map[*moqtransport.Session]*peer{}}
 }
 
 // Scope normalises a session path into its scope: the path without its
@@ -195,6 +227,7 @@ func scopeOf(s *moqtransport.Session) string {
 	return sc
 }
 
+// scope returns a scope to add to, creating it. Called with r.mu held.
 func (r *Relay) scope(name string) *scope {
 	sc := r.scopes[name]
 	if sc == nil {
@@ -204,15 +237,26 @@ func (r *Relay) scope(name string) *scope {
 	return sc
 }
 
-// Admit checks a new session's path; a refused session is closed with
-// MALFORMED_PATH. Server calls it and SessionEnded; call them yourself
-// when you run sessions.
-func (r *Relay) Admit(s *moqtransport.Session) error {
-	if _, err := Scope(s.Path()); err != nil {
-		s.CloseWithError(wire.MalformedPath, err.Error())
-		return err
+// dropIfEmpty deletes a scope nothing is in. Called with r.mu held.
+func (r *Relay) dropIfEmpty(name string) {
+	if sc := r.scopes[name]; sc != nil && sc.empty() {
+		delete(r.scopes, name)
 	}
-	return nil
+}
+
+// Scopes returns how many scopes hold something.
+func (r *Relay) Scopes() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.scopes)
+}
+
+// Sessions returns how many sessions the relay knows: admitted and not
+// ended, accepted and dialed.
+func (r *Relay) Sessions() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sessions)
 }
 
 func nsKey(ns wire.Namespace) string {
@@ -227,40 +271,65 @@ func trackKey(ns wire.Namespace, name string) string {
 	return fmt.Sprintf("%d|%s%d:%s", len(ns), nsKey(ns), len(name), name)
 }
 
+// owner returns the origin in sc that owns ns: the one whose namespace is
+// the longest prefix of ns. Called with r.mu held.
+func (sc *scope) owner(ns wire.Namespace) *origin {
+	var best *origin
+	for _, o := range sc.origins {
+		if ns.HasPrefix(o.ns) && (best == nil || len(o.ns) > len(best.ns)) {
+			best = o
+		}
+	}
+	return best
+}
+
 // PublishNamespace registers a publisher's namespace in its scope, and
 // with the coordinator. A namespace another session (or, through the
-// coordinator, another relay) already publishes is refused.
+// coordinator, another relay) already owns is refused.
 func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, req *wire.PublishNamespace) error {
 	scName := scopeOf(s)
 	k := nsKey(req.Namespace)
 	o := &origin{s: s, ns: req.Namespace}
 	r.metrics.PublishersTotal.Add(1)
 	r.mu.Lock()
+	if !r.live(s) {
+		r.mu.Unlock()
+		return moqtransport.NamespaceError(wire.NamespaceInternalError, "the session has ended")
+	}
 	sc := r.scope(scName)
-	if other := sc.origins[k]; other != nil && other.s != s {
+	if other := sc.owner(req.Namespace); other != nil && other.s != s {
+		r.dropIfEmpty(scName)
 		r.mu.Unlock()
 		r.metrics.countError("moq_relay_announce_errors_total", "phase", "local_register")
-		return moqtransport.NamespaceError(wire.NamespaceInternalError, "namespace "+req.Namespace.String()+" is already published")
+		return moqtransport.NamespaceError(wire.NamespaceUnauthorized, "namespace "+req.Namespace.String()+" is already published by another session (as "+other.ns.String()+")")
+	}
+	if sc.origins[k] != nil {
+		r.mu.Unlock()
+		return moqtransport.NamespaceError(wire.NamespaceInternalError, "namespace "+req.Namespace.String()+" is already published by this session")
 	}
 	sc.origins[k] = o
 	r.mu.Unlock()
-	// A relay peer's namespaces are that relay's to register, not ours.
-	if r.cfg.Coordinator != nil && !isRelayPeer(s) {
+	if r.cfg.Coordinator != nil {
 		reg, err := r.cfg.Coordinator.Register(ctx, scName, req.Namespace)
 		if err != nil {
 			r.mu.Lock()
 			if sc.origins[k] == o {
 				delete(sc.origins, k)
+				r.dropIfEmpty(scName)
 			}
 			r.mu.Unlock()
 			r.metrics.countError("moq_relay_announce_errors_total", "phase", "coordinator_register")
 			return moqtransport.NamespaceError(wire.NamespaceInternalError, "registering with the coordinator: "+err.Error())
 		}
 		r.mu.Lock()
-		o.reg = reg
 		gone := sc.origins[k] != o
+		if !gone {
+			o.reg = reg
+		}
 		r.mu.Unlock()
 		if gone {
+			// The session ended while the coordinator was asked: the
+			// registration must not outlive it.
 			_ = reg.Close()
 			return moqtransport.NamespaceError(wire.NamespaceInternalError, "the publisher left")
 		}
@@ -268,9 +337,11 @@ func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, r
 	r.log.Info("namespace published", "scope", scName, "namespace", req.Namespace.String())
 	r.metrics.AnnounceOKTotal.Add(1)
 	r.mu.Lock()
-	for _, sub := range sc.nsSubs {
-		if req.Namespace.HasPrefix(sub.prefix) {
-			r.announce(sub, req.Namespace)
+	if sc.origins[k] == o {
+		for _, sub := range sc.nsSubs {
+			if req.Namespace.HasPrefix(sub.prefix) {
+				sub.want(k, req.Namespace)
+			}
 		}
 	}
 	r.mu.Unlock()
@@ -298,38 +369,39 @@ func (r *Relay) unregister(o *origin) {
 func (r *Relay) PublishNamespaceDone(s *moqtransport.Session, ns wire.Namespace) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sc := r.scope(scopeOf(s))
+	scName := scopeOf(s)
+	sc := r.scopes[scName]
+	if sc == nil {
+		return
+	}
 	k := nsKey(ns)
 	if o := sc.origins[k]; o != nil && o.s == s {
 		delete(sc.origins, k)
-		r.log.Info("namespace withdrawn", "scope", scopeOf(s), "namespace", ns.String())
+		r.log.Info("namespace withdrawn", "scope", scName, "namespace", ns.String())
 		r.unregister(o)
 		r.withdraw(sc, k)
+		r.dropIfEmpty(scName)
 	}
 }
 
-// route finds the origin for a namespace: the longest published prefix in
-// the scope, then in the unscoped scope.
-func (r *Relay) route(scopeName string, ns wire.Namespace) (*origin, string) {
+// resolve finds what serves a track: in the session's scope, a live
+// published track or the origin owning its namespace, then the same in the
+// unscoped scope. Called with r.mu held.
+func (r *Relay) resolve(scopeName string, ns wire.Namespace, k string) (pub *relayTrack, o *origin, where string) {
 	for _, name := range []string{scopeName, ""} {
-		sc := r.scopes[name]
-		if sc == nil {
-			continue
-		}
-		var best *origin
-		for _, o := range sc.origins {
-			if ns.HasPrefix(o.ns) && (best == nil || len(o.ns) > len(best.ns)) {
-				best = o
+		if sc := r.scopes[name]; sc != nil {
+			if rt := sc.tracks[k]; rt != nil && rt.published && !rt.track.Closed() {
+				return rt, nil, name
 			}
-		}
-		if best != nil {
-			return best, name
+			if o := sc.owner(ns); o != nil {
+				return nil, o, name
+			}
 		}
 		if name == "" {
 			break
 		}
 	}
-	return nil, ""
+	return nil, nil, ""
 }
 
 // Subscribe serves a track from its shared upstream subscription,
@@ -344,29 +416,32 @@ func (r *Relay) Subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 }
 
 func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
-	r.mu.Lock()
+	own := scopeOf(s)
 	k := trackKey(req.Namespace, req.Name)
-	if rt := r.publishedTrack(scopeOf(s), k); rt != nil {
-		rt.refs++
+	r.mu.Lock()
+	pub, o, scName := r.resolve(own, req.Namespace, k)
+	if pub != nil {
+		pub.refs++
 		r.mu.Unlock()
-		return rt.track, nil
+		return pub.track, nil
 	}
-	o, scName := r.route(scopeOf(s), req.Namespace)
 	viaRemote := false
 	if o == nil {
 		// A track already relayed from another relay needs no lookup.
-		if rt := r.scope(scopeOf(s)).tracks[k]; rt != nil && rt.remote && (rt.track == nil || !rt.track.Closed()) {
-			rt.refs++
-			r.mu.Unlock()
-			return r.awaitTrack(ctx, rt)
+		if sc := r.scopes[own]; sc != nil {
+			if rt := sc.tracks[k]; rt != nil && rt.remote && (rt.track == nil || !rt.track.Closed()) {
+				rt.refs++
+				r.mu.Unlock()
+				return r.awaitTrack(ctx, rt)
+			}
 		}
 		r.mu.Unlock()
 		notFound := moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
-		if r.cfg.Coordinator == nil || isRelayPeer(s) {
+		if r.cfg.Coordinator == nil || r.isRelayPeer(s) {
 			r.metrics.SubscribeNotFoundTotal.Add(1)
 			return nil, notFound
 		}
-		remote, err := r.remoteOrigin(ctx, scopeOf(s), req.Namespace)
+		remote, err := r.remoteOrigin(ctx, own, req.Namespace)
 		if errors.Is(err, ErrNotFound) {
 			r.metrics.SubscribeNotFoundTotal.Add(1)
 			return nil, notFound
@@ -376,7 +451,7 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 			r.log.Warn("routing through the coordinator failed", "namespace", req.Namespace.String(), "err", err)
 			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed")
 		}
-		o, scName, viaRemote = remote, scopeOf(s), true
+		o, scName, viaRemote = remote, own, true
 		r.mu.Lock()
 	}
 	sc := r.scope(scName)
@@ -387,7 +462,7 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 		rt = nil
 	}
 	if rt == nil {
-		rt = &relayTrack{key: k, scope: scName, ready: make(chan struct{}), remote: viaRemote}
+		rt = &relayTrack{key: k, scope: scName, ns: req.Namespace, ready: make(chan struct{}), remote: viaRemote}
 		sc.tracks[k] = rt
 		rt.refs++
 		r.mu.Unlock()
@@ -471,6 +546,7 @@ func (r *Relay) release(rt *relayTrack) {
 	if last {
 		if sc := r.scopes[rt.scope]; sc != nil && sc.tracks[rt.key] == rt {
 			delete(sc.tracks, rt.key)
+			r.dropIfEmpty(rt.scope)
 		}
 	}
 	r.mu.Unlock()
@@ -480,53 +556,50 @@ func (r *Relay) release(rt *relayTrack) {
 	}
 }
 
-// SessionEnded removes what a closed session published and its namespace
-// subscriptions.
-func (r *Relay) SessionEnded(s *moqtransport.Session) {
-	if r.cfg.Auth != nil {
-		r.cfg.Auth.Forget(s)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, sc := range r.scopes {
-		for k, o := range sc.origins {
-			if o.s == s {
-				delete(sc.origins, k)
-				r.unregister(o)
-				r.withdraw(sc, k)
-			}
-		}
-		sc.nsSubs = slices.DeleteFunc(sc.nsSubs, func(n *nsSub) bool { return n.s == s })
-	}
-}
-
-// Wait waits for the goroutines that announce namespaces to subscribers.
+// Wait waits for the relay's goroutines.
 func (r *Relay) Wait() { r.wg.Wait() }
 
 // SubscribeNamespace accepts a namespace subscription in the session's
-// scope.
+// scope and starts the goroutine that sends it what matches.
 func (r *Relay) SubscribeNamespace(_ context.Context, s *moqtransport.Session, req *wire.SubscribeNamespace) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.live(s) || r.closed {
+		return &moqtransport.RequestError{Message: wire.TypeSubscribeNamespaceError, Code: uint64(wire.SubscribeNamespaceInternalError), Reason: "the session has ended"}
+	}
 	sc := r.scope(scopeOf(s))
-	sc.nsSubs = append(sc.nsSubs, &nsSub{s: s, prefix: req.Prefix, announced: map[string]*moqtransport.NamespacePublication{}})
+	n := newNSSub(s, req.Prefix)
+	sc.nsSubs = append(sc.nsSubs, n)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.sendNamespaces(n)
+	}()
 	return nil
 }
 
-// NamespaceSubscribed announces the namespaces published under the prefix
-// now; later ones follow as they are published. The subscriber's own
-// namespaces are echoed back too, as draft-14 says.
+// NamespaceSubscribed queues what the scope has under the prefix now:
+// its namespaces, then its pushed tracks; later ones follow as they come.
+// The subscriber's own namespaces are echoed back too, as draft-14 says.
 func (r *Relay) NamespaceSubscribed(s *moqtransport.Session, prefix wire.Namespace) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sc := r.scope(scopeOf(s))
+	sc := r.scopes[scopeOf(s)]
+	if sc == nil {
+		return
+	}
 	for _, sub := range sc.nsSubs {
 		if sub.s != s || !sub.prefix.Equal(prefix) {
 			continue
 		}
-		for _, o := range sc.origins {
+		for k, o := range sc.origins {
 			if o.ns.HasPrefix(prefix) {
-				r.announce(sub, o.ns)
+				sub.want(k, o.ns)
+			}
+		}
+		for _, rt := range sc.tracks {
+			if rt.published && rt.owner != s && !rt.track.Closed() && rt.ns.HasPrefix(prefix) {
+				sub.push(rt.track)
 			}
 		}
 	}
@@ -537,122 +610,85 @@ func (r *Relay) NamespaceSubscribed(s *moqtransport.Session, prefix wire.Namespa
 func (r *Relay) UnsubscribeNamespace(s *moqtransport.Session, prefix wire.Namespace) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sc := r.scope(scopeOf(s))
-	sc.nsSubs = slices.DeleteFunc(sc.nsSubs, func(n *nsSub) bool { return n.s == s && n.prefix.Equal(prefix) })
-}
-
-// announce sends PUBLISH_NAMESPACE for ns to a namespace subscriber. Called
-// with r.mu held; the request runs on a goroutine of the relay.
-func (r *Relay) announce(sub *nsSub, ns wire.Namespace) {
-	k := nsKey(ns)
-	if _, done := sub.announced[k]; done {
+	name := scopeOf(s)
+	sc := r.scopes[name]
+	if sc == nil {
 		return
 	}
-	sub.announced[k] = nil // reserved: in flight
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		ctx, cancel := context.WithTimeout(sub.s.Context(), r.cfg.UpstreamTimeout)
-		defer cancel()
-		pub, err := sub.s.PublishNamespace(ctx, ns, nil)
-		r.mu.Lock()
-		if err != nil {
-			r.log.Debug("announcing to a namespace subscriber failed", "namespace", ns.String(), "err", err)
-			delete(sub.announced, k)
-			r.mu.Unlock()
-			return
-		}
-		_, still := sub.announced[k]
-		if still {
-			sub.announced[k] = pub
-		}
-		r.mu.Unlock()
-		if !still {
-			// Withdrawn while the announcement was in flight.
-			_ = pub.Close()
-		}
-	}()
+	sc.nsSubs = deleteSubs(sc.nsSubs, func(n *nsSub) bool { return n.s == s && n.prefix.Equal(prefix) })
+	r.dropIfEmpty(name)
 }
 
-// withdraw sends PUBLISH_NAMESPACE_DONE for a namespace to every
-// subscriber it was announced to. Called with r.mu held.
+// deleteSubs removes and stops the namespace subscriptions del picks.
+func deleteSubs(subs []*nsSub, del func(*nsSub) bool) []*nsSub {
+	return slices.DeleteFunc(subs, func(n *nsSub) bool {
+		if del(n) {
+			n.stop()
+			return true
+		}
+		return false
+	})
+}
+
+// withdraw takes a namespace back from every namespace subscriber of the
+// scope. Called with r.mu held.
 func (r *Relay) withdraw(sc *scope, k string) {
 	for _, sub := range sc.nsSubs {
-		pub, ok := sub.announced[k]
-		if !ok {
-			continue
-		}
-		delete(sub.announced, k)
-		if pub != nil {
-			r.wg.Add(1)
-			go func() {
-				defer r.wg.Done()
-				_ = pub.Close()
-			}()
-		}
+		sub.unwant(k)
 	}
 }
 
-// publishedTrack finds a live track pushed with PUBLISH, in the scope or
-// the unscoped scope. Called with r.mu held.
-func (r *Relay) publishedTrack(scopeName, k string) *relayTrack {
-	for _, name := range []string{scopeName, ""} {
-		if sc := r.scopes[name]; sc != nil {
-			if rt := sc.tracks[k]; rt != nil && rt.published && !rt.track.Closed() {
-				return rt
-			}
-		}
-		if name == "" {
-			break
-		}
-	}
-	return nil
-}
-
-// Publish accepts a track a publisher pushes (PUBLISH): subscribers of the
-// scope get it from the relay's cache, and namespace subscribers whose
-// prefix matches get a PUBLISH of their own.
+// Publish accepts a track a publisher pushes (PUBLISH), unless its
+// namespace or the track belongs to another session of the scope (see
+// Ownership in the package doc): subscribers of the scope get it from the
+// relay's cache, and namespace subscribers whose prefix matches get a
+// PUBLISH of their own.
 func (r *Relay) Publish(_ context.Context, s *moqtransport.Session, req *wire.Publish, sub *moqtransport.Subscription) (moqtransport.SubscribeOptions, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	scName := scopeOf(s)
-	sc := r.scope(scName)
-	k := trackKey(req.Namespace, req.Name)
-	if rt := sc.tracks[k]; rt != nil && rt.track != nil && !rt.track.Closed() {
-		return moqtransport.SubscribeOptions{}, moqtransport.PublishError(wire.PublishInternalError, "track "+req.Namespace.String()+"/"+req.Name+" is already published here")
+	name := req.Namespace.String() + "/" + req.Name
+	if !r.live(s) {
+		return moqtransport.SubscribeOptions{}, moqtransport.PublishError(wire.PublishInternalError, "the session has ended")
 	}
-	rt := &relayTrack{key: k, scope: scName, track: sub.Track(), published: true, ready: make(chan struct{})}
+	scName := scopeOf(s)
+	k := trackKey(req.Namespace, req.Name)
+	if sc := r.scopes[scName]; sc != nil {
+		if o := sc.owner(req.Namespace); o != nil && o.s != s {
+			r.metrics.countError("moq_relay_publish_errors_total", "reason", "namespace_owned")
+			return moqtransport.SubscribeOptions{}, moqtransport.PublishError(wire.PublishUnauthorized,
+				"namespace "+o.ns.String()+" is published by another session; "+name+" may not be pushed into it")
+		}
+		if rt := sc.tracks[k]; rt != nil && (rt.track == nil || !rt.track.Closed()) {
+			r.metrics.countError("moq_relay_publish_errors_total", "reason", "track_owned")
+			return moqtransport.SubscribeOptions{}, moqtransport.PublishError(wire.PublishUnauthorized, "track "+name+" is already published here")
+		}
+	}
+	sc := r.scope(scName)
+	t := sub.Track()
+	rt := &relayTrack{key: k, scope: scName, ns: req.Namespace, track: t, published: true, owner: s, ready: make(chan struct{})}
 	close(rt.ready)
 	sc.tracks[k] = rt
-	r.log.Info("track published", "scope", scName, "track", req.Namespace.String()+"/"+req.Name)
+	r.log.Info("track published", "scope", scName, "track", name)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		<-sub.Done()
 		r.mu.Lock()
+		defer r.mu.Unlock()
 		if sc.tracks[k] == rt {
 			delete(sc.tracks, k)
 		}
-		r.mu.Unlock()
+		for _, n := range sc.nsSubs {
+			n.forget(t)
+		}
+		if r.scopes[scName] == sc {
+			r.dropIfEmpty(scName)
+		}
 	}()
-	for _, ns := range sc.nsSubs {
-		if req.Namespace.HasPrefix(ns.prefix) {
-			r.forwardPublish(ns.s, sub.Track())
+	for _, n := range sc.nsSubs {
+		if n.s != s && req.Namespace.HasPrefix(n.prefix) {
+			n.push(t)
 		}
 	}
 	return moqtransport.SubscribeOptions{Priority: moqtransport.DefaultPriority}, nil
-}
-
-// forwardPublish pushes a published track on to a namespace subscriber.
-// Called with r.mu held.
-func (r *Relay) forwardPublish(s *moqtransport.Session, t *moqtransport.Track) {
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		ctx, cancel := context.WithTimeout(s.Context(), r.cfg.UpstreamTimeout)
-		defer cancel()
-		if _, err := s.Publish(ctx, t, moqtransport.PublishOptions{}); err != nil {
-			r.log.Debug("forwarding PUBLISH to a namespace subscriber failed", "track", t.Name().String(), "err", err)
-		}
-	}()
 }

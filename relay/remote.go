@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
+	"time"
 
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -13,15 +15,12 @@ import (
 // connects to another relay. The receiving relay resolves that session's
 // requests with its local publishers only, never through the coordinator
 // again, so that stale registrations cannot make relays forward a request
-// around in a loop. Peers that do not know it ignore it, as draft-14
-// requires for unknown setup parameters.
+// around in a loop, and refuses to take namespaces or tracks from it.
+// Since it only narrows what a session may do, it is honoured from anyone;
+// what a relay peer is granted beyond a client (reading any namespace
+// under Config.Auth) needs a peer token (see ClusterKey). Peers that do not
+// know it ignore it, as draft-14 requires for unknown setup parameters.
 const ParamRelayHop = 0x6d72
-
-// isRelayPeer reports whether a session comes from another relay.
-func isRelayPeer(s *moqtransport.Session) bool {
-	_, ok := s.PeerSetupParams().Varint(ParamRelayHop)
-	return ok
-}
 
 // DialFunc opens a MoQT session to another relay at url with cfg; the relay
 // passes a cfg that carries ParamRelayHop.
@@ -85,6 +84,10 @@ func (r *Relay) remoteSession(ctx context.Context, target string) (*moqtransport
 		}
 	}
 	if rm == nil {
+		if r.closed {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("relay: closed")
+		}
 		if r.cfg.Dial == nil {
 			r.mu.Unlock()
 			return nil, fmt.Errorf("relay: no Dial configured for relay-to-relay connections")
@@ -92,18 +95,21 @@ func (r *Relay) remoteSession(ctx context.Context, target string) (*moqtransport
 		rm = &remote{ready: make(chan struct{})}
 		r.remotes[target] = rm
 		r.mu.Unlock()
-		cfg := r.cfg.Session
-		cfg.Handler = r
-		cfg.SetupParams = cfg.SetupParams.WithVarint(ParamRelayHop, 1)
-		cfg.Track = r.cfg.Track
-		if cfg.Logger == nil {
-			cfg.Logger = r.log
+		cfg, err := r.dialConfig(target)
+		if err != nil {
+			r.mu.Lock()
+			if r.remotes[target] == rm {
+				delete(r.remotes, target)
+			}
+			r.mu.Unlock()
+			rm.err = err
+			close(rm.ready)
+			return nil, err
 		}
-		cfg.Tracer = moqtransport.MultiTracer(cfg.Tracer, countingTracer{&r.metrics})
 		// The dial serves every request waiting for this relay, not only
 		// the first: it must not end with that one's context.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.UpstreamTimeout)
-		rm.s, rm.err = r.cfg.Dial(dctx, target, &cfg)
+		rm.s, rm.err = r.cfg.Dial(dctx, target, cfg)
 		cancel()
 		close(rm.ready)
 		if rm.err != nil {
@@ -138,6 +144,12 @@ func (r *Relay) remoteSession(ctx context.Context, target string) (*moqtransport
 // relay's goroutines.
 func (r *Relay) Close() {
 	r.mu.Lock()
+	r.closed = true
+	for _, sc := range r.scopes {
+		for _, n := range sc.nsSubs {
+			n.stop()
+		}
+	}
 	var sessions []*moqtransport.Session
 	for _, rm := range r.remotes {
 		select {
@@ -153,4 +165,27 @@ func (r *Relay) Close() {
 		_ = s.Close()
 	}
 	r.wg.Wait()
+}
+
+// dialConfig is the configuration of a session this relay opens to the
+// relay at target: it says it is a relay (ParamRelayHop) and, with a
+// cluster key, proves it with a peer token made for that relay only. The
+// session is admitted like an accepted one (by the peer's SERVER_SETUP),
+// and what the peer requests on it is checked as a relay peer's that has
+// proved nothing (see checkRequest).
+func (r *Relay) dialConfig(target string) (*moqtransport.Config, error) {
+	cfg := r.sessionConfig(&peer{role: roleDialed})
+	cfg.SetupParams = slices.Clone(cfg.SetupParams).WithVarint(ParamRelayHop, 1)
+	if r.cfg.ClusterKey != nil {
+		tok, err := r.cfg.ClusterKey.PeerToken(r.cfg.Node, target, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("relay: making a peer token: %w", err)
+		}
+		kv, err := peerTokenParam(tok)
+		if err != nil {
+			return nil, err
+		}
+		cfg.SetupParams = append(cfg.SetupParams, kv)
+	}
+	return cfg, nil
 }

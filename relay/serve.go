@@ -8,7 +8,6 @@ import (
 
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
-	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 // Server runs a relay on a moqnative server: every connection becomes a
@@ -52,29 +51,17 @@ func (s *Server) Serve(ctx context.Context) error {
 
 func (s *Server) run(ctx context.Context, in *moqnative.Incoming) {
 	m := &s.Relay.metrics
-	sess, err := moqtransport.Accept(ctx, in.Conn, in.Path, s.Relay.SessionConfig())
+	// The session is admitted (or refused) by its CLIENT_SETUP, inside
+	// Accept, before its control loop runs; its end reaches the relay
+	// however it ends.
+	p := &peer{role: roleClient, authority: in.Authority}
+	sess, err := moqtransport.Accept(ctx, in.Conn, in.Path, s.Relay.sessionConfig(p))
 	if err != nil {
+		p.close() // refused or failed before admission: nothing else to drop
 		m.countError("moq_relay_connection_errors_total", "stage", "session_accept")
 		s.Relay.log.Debug("session setup failed", "remote", in.RemoteAddr, "err", err)
 		return
 	}
-	if err := s.Relay.Admit(sess); err != nil {
-		m.countError("moq_relay_connection_errors_total", "stage", "scope_resolve")
-		s.Relay.log.Info("session refused", "remote", in.RemoteAddr, "err", err)
-		return
-	}
-	if n := m.ActiveConnections.Add(1); s.Relay.cfg.MaxSessions > 0 && n > int64(s.Relay.cfg.MaxSessions) {
-		m.ActiveConnections.Add(-1)
-		m.countError("moq_relay_connection_errors_total", "stage", "limit")
-		s.Relay.log.Warn("session refused: the relay is at its session limit", "remote", in.RemoteAddr, "limit", s.Relay.cfg.MaxSessions)
-		sess.CloseWithError(wire.InternalError, "relay full: try another relay or later")
-		return
-	}
-	m.ConnectionsTotal.Add(1)
-	defer func() {
-		m.ActiveConnections.Add(-1)
-		m.ConnectionsClosedTotal.Add(1)
-	}()
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()

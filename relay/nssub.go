@@ -1,0 +1,157 @@
+package relay
+
+import (
+	"context"
+
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// nsSub is a session's namespace subscription: what the relay should have
+// announced to it, what it has, and the pushed tracks it has still to
+// forward. One goroutine (sendNamespaces) makes the two agree, one request
+// at a time; the relay only edits the sets, under Relay.mu, and never
+// waits for the subscriber.
+type nsSub struct {
+	s      *moqtransport.Session
+	prefix wire.Namespace
+	ctx    context.Context // ends with the session or the subscription
+	cancel context.CancelFunc
+	kick   chan struct{} // capacity 1: "the sets changed"
+
+	// Under Relay.mu.
+	// wanted: the namespaces to announce, by key.
+	wanted map[string]wire.Namespace
+	// announced: namespaces announced, by key; a nil value is one in
+	// flight, or one the subscriber refused (not retried until it is
+	// withdrawn and published again).
+	announced map[string]*moqtransport.NamespacePublication
+	// toPush: pushed tracks to forward; pushed: forwarded (or being), so
+	// that each goes once.
+	toPush map[*moqtransport.Track]struct{}
+	pushed map[*moqtransport.Track]struct{}
+}
+
+func newNSSub(s *moqtransport.Session, prefix wire.Namespace) *nsSub {
+	ctx, cancel := context.WithCancel(s.Context())
+	return &nsSub{s: s, prefix: prefix, ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1),
+		wanted: map[string]wire.Namespace{}, announced: map[string]*moqtransport.NamespacePublication{},
+		toPush: map[*moqtransport.Track]struct{}{}, pushed: map[*moqtransport.Track]struct{}{}}
+}
+
+func (n *nsSub) poke() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// want asks for ns to be announced. Called with Relay.mu held.
+func (n *nsSub) want(k string, ns wire.Namespace) {
+	n.wanted[k] = ns
+	n.poke()
+}
+
+// unwant asks for a namespace to be withdrawn. Called with Relay.mu held.
+func (n *nsSub) unwant(k string) {
+	if _, ok := n.wanted[k]; ok {
+		delete(n.wanted, k)
+		n.poke()
+	}
+}
+
+// push asks for a pushed track to be forwarded. Called with Relay.mu held.
+func (n *nsSub) push(t *moqtransport.Track) {
+	if _, done := n.pushed[t]; done {
+		return
+	}
+	n.toPush[t] = struct{}{}
+	n.poke()
+}
+
+// forget drops an ended track. Called with Relay.mu held.
+func (n *nsSub) forget(t *moqtransport.Track) {
+	delete(n.toPush, t)
+	delete(n.pushed, t)
+}
+
+// stop ends the subscription's goroutine. Called with Relay.mu held.
+func (n *nsSub) stop() { n.cancel() }
+
+// next picks the next thing to send, marks it in flight and returns it
+// as a function, nil when the sets agree. Called with Relay.mu held.
+func (r *Relay) nextNamespaceAction(n *nsSub) func() {
+	for k, pub := range n.announced {
+		if _, ok := n.wanted[k]; ok {
+			continue
+		}
+		delete(n.announced, k)
+		if pub != nil {
+			return func() { _ = pub.Close() }
+		}
+	}
+	for k, ns := range n.wanted {
+		if _, ok := n.announced[k]; ok {
+			continue
+		}
+		n.announced[k] = nil // in flight
+		return func() { r.announce(n, k, ns) }
+	}
+	for t := range n.toPush {
+		delete(n.toPush, t)
+		n.pushed[t] = struct{}{}
+		return func() {
+			ctx, cancel := context.WithTimeout(n.ctx, r.cfg.UpstreamTimeout)
+			defer cancel()
+			if _, err := n.s.Publish(ctx, t, moqtransport.PublishOptions{}); err != nil {
+				r.log.Debug("forwarding PUBLISH to a namespace subscriber failed", "track", t.Name().String(), "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+// announce sends PUBLISH_NAMESPACE for ns and records the answer.
+func (r *Relay) announce(n *nsSub, k string, ns wire.Namespace) {
+	ctx, cancel := context.WithTimeout(n.ctx, r.cfg.UpstreamTimeout)
+	defer cancel()
+	pub, err := n.s.PublishNamespace(ctx, ns, nil)
+	if err != nil {
+		r.log.Debug("announcing to a namespace subscriber failed", "namespace", ns.String(), "err", err)
+		return // stays nil in announced: not retried
+	}
+	r.mu.Lock()
+	cur, inFlight := n.announced[k]
+	_, wanted := n.wanted[k]
+	keep := inFlight && cur == nil && wanted
+	if keep {
+		n.announced[k] = pub
+	} else if inFlight && cur == nil {
+		delete(n.announced, k)
+	}
+	r.mu.Unlock()
+	if !keep {
+		_ = pub.Close() // withdrawn while it was in flight
+	}
+}
+
+// sendNamespaces is a namespace subscription's goroutine: it sends what
+// the sets ask for until the subscription or its session ends.
+func (r *Relay) sendNamespaces(n *nsSub) {
+	for {
+		select {
+		case <-n.kick:
+		case <-n.ctx.Done():
+			return
+		}
+		for n.ctx.Err() == nil {
+			r.mu.Lock()
+			act := r.nextNamespaceAction(n)
+			r.mu.Unlock()
+			if act == nil {
+				break
+			}
+			act()
+		}
+	}
+}

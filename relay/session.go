@@ -1,0 +1,315 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// role is who the peer of a session is.
+type role int
+
+const (
+	// roleClient: an accepted session from a publisher or subscriber.
+	roleClient role = iota
+	// roleRelayPeer: an accepted session that says it comes from another
+	// relay (ParamRelayHop); authenticated when it proved it with a peer
+	// token.
+	roleRelayPeer
+	// roleDialed: a session this relay opened to another relay.
+	roleDialed
+)
+
+// peer is what the relay knows of one session: decided once, when the
+// session is admitted, and dropped when it ends.
+type peer struct {
+	role role
+	// authenticated: a relay peer that presented a valid peer token.
+	authenticated bool
+	// node: an authenticated relay peer's node URL (its token's iss).
+	node string
+	// claims: the token of the session's CLIENT_SETUP, when there was one.
+	claims *Claims
+	// authority: the WebTransport request's :authority (raw QUIC sends
+	// AUTHORITY in CLIENT_SETUP instead).
+	authority string
+
+	// Set under Relay.mu.
+	s        *moqtransport.Session
+	admitted bool
+	ended    bool
+
+	closeOnce sync.Once
+	tracer    io.Closer // the session's own event log, closed at its end
+}
+
+// close releases what the session holds outside the relay's tables.
+func (p *peer) close() {
+	p.closeOnce.Do(func() {
+		if p.tracer != nil {
+			_ = p.tracer.Close()
+		}
+	})
+}
+
+// sessionConfig returns the configuration of one session and its peer
+// record. The session is admitted by its setup message (see admit); the
+// caller closes the peer record if setup fails before that.
+func (r *Relay) sessionConfig(p *peer) *moqtransport.Config {
+	c := r.cfg.Session
+	c.Handler = r
+	if c.Logger == nil {
+		c.Logger = r.log
+	}
+	c.Track = r.cfg.Track
+	var own moqtransport.Tracer
+	if p.role != roleDialed && r.cfg.SessionTracer != nil {
+		own = r.cfg.SessionTracer()
+		if cl, ok := own.(io.Closer); ok {
+			p.tracer = cl
+		}
+	}
+	c.Tracer = moqtransport.MultiTracer(c.Tracer, own, countingTracer{&r.metrics})
+	next := c.Authorize
+	c.Authorize = func(s *moqtransport.Session, m wire.Message, tokens []moqtransport.AuthToken) error {
+		if err := r.authorize(p, s, m, tokens); err != nil {
+			return err
+		}
+		if next != nil {
+			return next(s, m, tokens)
+		}
+		return nil
+	}
+	return &c
+}
+
+// SessionConfig returns the configuration to run an accepted session of
+// this relay with: the session is admitted when its CLIENT_SETUP arrives
+// (path, AUTHORITY, session cap, tokens, relay-peer proof), before its
+// control loop runs, and forgotten when it ends.
+func (r *Relay) SessionConfig() *moqtransport.Config {
+	return r.sessionConfig(&peer{role: roleClient})
+}
+
+// authorize is every session's Authorizer: it admits the session at its
+// setup message, then decides each of its requests.
+func (r *Relay) authorize(p *peer, s *moqtransport.Session, m wire.Message, tokens []moqtransport.AuthToken) error {
+	switch m.Type() {
+	case wire.TypeClientSetup, wire.TypeServerSetup:
+		return r.admit(p, s, tokens)
+	}
+	r.mu.Lock()
+	live := p.admitted && !p.ended && p.s == s
+	r.mu.Unlock()
+	if !live {
+		return fmt.Errorf("%w: the session was not admitted or has ended", moqtransport.ErrUnauthorized)
+	}
+	return r.checkRequest(p, m, tokens)
+}
+
+// admit decides whether a session may run, from its setup message: the
+// session's scope, its AUTHORITY, whether it is a relay peer and can prove
+// it, its token, and the session cap. An admitted session is known to the
+// relay until it ends; a refused one leaves nothing behind.
+func (r *Relay) admit(p *peer, s *moqtransport.Session, tokens []moqtransport.AuthToken) error {
+	m := &r.metrics
+	if p.role != roleDialed {
+		if _, err := Scope(s.Path()); err != nil {
+			m.countError("moq_relay_connection_errors_total", "stage", "scope_resolve")
+			return &wire.SessionError{Code: wire.MalformedPath, Reason: err.Error()}
+		}
+		if err := r.checkAuthority(p, s); err != nil {
+			m.countError("moq_relay_connection_errors_total", "stage", "authority")
+			return err
+		}
+		_, marked := s.PeerSetupParams().Varint(ParamRelayHop)
+		var userTokens []moqtransport.AuthToken
+		for _, t := range tokens {
+			if t.Type == 0 && r.cfg.ClusterKey != nil {
+				node, isPeer, err := r.cfg.ClusterKey.verifyPeer(t.Value, r.cfg.Node)
+				if err != nil {
+					m.countError("moq_relay_connection_errors_total", "stage", "peer_token")
+					return err
+				}
+				if isPeer {
+					p.authenticated, p.node = true, node
+					continue
+				}
+			}
+			userTokens = append(userTokens, t)
+		}
+		if marked || p.authenticated {
+			p.role = roleRelayPeer
+		}
+		if r.cfg.Auth != nil {
+			claims, err := r.cfg.Auth.tokenClaims(userTokens)
+			if err != nil {
+				m.countError("moq_relay_connection_errors_total", "stage", "token")
+				return err
+			}
+			p.claims = claims
+		}
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return &wire.SessionError{Code: wire.InternalError, Reason: "the relay is shutting down"}
+	}
+	if p.role != roleDialed && r.cfg.MaxSessions > 0 && r.accepted >= r.cfg.MaxSessions {
+		r.mu.Unlock()
+		m.countError("moq_relay_connection_errors_total", "stage", "limit")
+		r.log.Warn("session refused: the relay is at its session limit", "limit", r.cfg.MaxSessions)
+		return &wire.SessionError{Code: wire.InternalError, Reason: "relay full: try another relay or later"}
+	}
+	p.s, p.admitted = s, true
+	r.sessions[s] = p
+	if p.role != roleDialed {
+		r.accepted++
+		m.ActiveConnections.Add(1)
+		m.ConnectionsTotal.Add(1)
+	}
+	// Every admitted session's end is seen here, however it ends.
+	r.wg.Add(1)
+	r.mu.Unlock()
+	context.AfterFunc(s.Context(), func() {
+		defer r.wg.Done()
+		r.SessionEnded(s)
+	})
+	return nil
+}
+
+// checkAuthority refuses a session that names an authority this relay
+// does not serve, when the relay knows its names (Config.Authorities).
+func (r *Relay) checkAuthority(p *peer, s *moqtransport.Session) error {
+	if len(r.cfg.Authorities) == 0 {
+		return nil
+	}
+	a := s.Authority()
+	if a == "" {
+		a = p.authority
+	}
+	if a == "" {
+		return nil
+	}
+	host := a
+	if h, _, err := net.SplitHostPort(a); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	for _, name := range r.cfg.Authorities {
+		name = strings.ToLower(name)
+		if name == host {
+			return nil
+		}
+		if rest, ok := strings.CutPrefix(name, "*."); ok {
+			if i := strings.IndexByte(host, '.'); i > 0 && host[i+1:] == rest {
+				return nil
+			}
+		}
+	}
+	return &wire.SessionError{Code: wire.InvalidAuthority, Reason: fmt.Sprintf("this relay does not serve %q; it serves %s", a, strings.Join(r.cfg.Authorities, ", "))}
+}
+
+// checkRequest decides one request of an admitted session.
+//
+// Trust rules, in order:
+//   - A relay peer (a session that carries ParamRelayHop, or one this
+//     relay dialed) only reads: PUBLISH_NAMESPACE and PUBLISH from it are
+//     refused with UNAUTHORIZED, since relays of a cluster find each
+//     other's namespaces through the coordinator and never push to each
+//     other. Its reads are resolved with local publishers only.
+//   - Without Config.Auth, every other request is allowed (an open relay).
+//   - With Config.Auth, an authenticated relay peer (a valid peer token)
+//     may read any namespace: it serves subscribers it authorized itself.
+//     Everyone else, a dialed relay included, needs a token granting the
+//     namespace: the request's own, or the session's while it has not
+//     expired.
+func (r *Relay) checkRequest(p *peer, m wire.Message, tokens []moqtransport.AuthToken) error {
+	ns, publish, ok := requestNamespace(m)
+	if !ok {
+		return nil
+	}
+	if p.role != roleClient && publish {
+		return fmt.Errorf("%w: a relay peer may not publish %s here", moqtransport.ErrUnauthorized, ns)
+	}
+	a := r.cfg.Auth
+	if a == nil {
+		return nil
+	}
+	if p.role == roleRelayPeer && p.authenticated {
+		return nil
+	}
+	claims, err := a.tokenClaims(tokens)
+	if err != nil {
+		return err
+	}
+	if claims == nil {
+		claims = p.claims
+	}
+	return a.Check(m, claims, time.Now())
+}
+
+// isRelayPeer reports whether a session's peer is another relay: its
+// requests are resolved with local publishers only, never through the
+// coordinator again, so that stale registrations cannot make relays
+// forward a request around in a loop. The marker only ever narrows what a
+// session may do, so it is honoured from anyone; what a relay peer is
+// granted needs its peer token (see checkRequest).
+func (r *Relay) isRelayPeer(s *moqtransport.Session) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.sessions[s]
+	return p == nil || p.role != roleClient
+}
+
+// live reports whether a session is admitted and has not ended. Called
+// with r.mu held: a registration made under the same lock after this
+// check is removed by SessionEnded, and none can be made after it.
+func (r *Relay) live(s *moqtransport.Session) bool {
+	p := r.sessions[s]
+	return p != nil && !p.ended && s.Context().Err() == nil
+}
+
+// SessionEnded removes what a session published, its namespace
+// subscriptions and everything the relay kept about it. The relay calls
+// it when an admitted session ends; calling it again does nothing.
+func (r *Relay) SessionEnded(s *moqtransport.Session) {
+	r.mu.Lock()
+	p := r.sessions[s]
+	if p == nil || p.ended {
+		r.mu.Unlock()
+		return
+	}
+	p.ended = true
+	delete(r.sessions, s)
+	if p.role != roleDialed {
+		r.accepted--
+		r.metrics.ActiveConnections.Add(-1)
+		r.metrics.ConnectionsClosedTotal.Add(1)
+	}
+	for name, sc := range r.scopes {
+		for k, o := range sc.origins {
+			if o.s == s {
+				delete(sc.origins, k)
+				r.unregister(o)
+				r.withdraw(sc, k)
+			}
+		}
+		for _, n := range sc.nsSubs {
+			if n.s == s {
+				n.stop()
+			}
+		}
+		sc.nsSubs = deleteSubs(sc.nsSubs, func(n *nsSub) bool { return n.s == s })
+		r.dropIfEmpty(name)
+	}
+	r.mu.Unlock()
+	p.close()
+}
