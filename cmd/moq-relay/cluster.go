@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +32,7 @@ type clusterConfig struct {
 	coordinatorFile  string
 	tlsRoots         []string
 	tlsDisableVerify bool
+	clusterKey       string
 }
 
 func (c *clusterConfig) addFlags(f *pflag.FlagSet) {
@@ -40,6 +43,7 @@ func (c *clusterConfig) addFlags(f *pflag.FlagSet) {
 	f.Var((*secondsValue)(&c.apiTTL), "api-ttl", "the registry's TTL: registrations are refreshed every half of it (seconds, or a duration such as 10m)")
 	f.StringVar(&c.coordinatorFile, "coordinator-file", "", "find and register namespaces in this JSON file shared by the relays of one host (moq-rs: "+relay.DefaultCoordinatorFile+")")
 	f.StringArrayVar(&c.tlsRoots, "tls-root", nil, "root CA file (PEM) to verify other relays with, instead of the system roots; repeatable")
+	f.StringVar(&c.clusterKey, "cluster-key", "", "a file every relay of the cluster holds: an Ed25519 private key (PEM, PKCS #8) or an HMAC secret (raw bytes, at least 32); relays sign short-lived peer tokens with it to prove they are relays (needed with --auth-key and a coordinator)")
 	f.BoolVar(&c.tlsDisableVerify, "tls-disable-verify", disableVerify, "do not verify other relays' certificates (env TLS_DISABLE_VERIFY)")
 }
 
@@ -55,7 +59,17 @@ func (c *clusterConfig) apply(rc *relay.Config, addr net.Addr, logger *slog.Logg
 		if c.node != "" {
 			logger.Warn("--node has no effect without --api-url or --coordinator-file")
 		}
+		if c.clusterKey != "" {
+			return nop, errors.New("--cluster-key needs a coordinator (--api-url or --coordinator-file)")
+		}
 		return nop, nil
+	}
+	if c.clusterKey != "" {
+		key, err := loadClusterKey(c.clusterKey)
+		if err != nil {
+			return nop, err
+		}
+		rc.ClusterKey = key
 	}
 	if c.apiURL != "" && c.apiTTL <= 0 {
 		return nop, fmt.Errorf("--api-ttl %v: want a positive duration", c.apiTTL)
@@ -155,4 +169,29 @@ func (v *secondsValue) Set(s string) error {
 	}
 	*v = secondsValue(d)
 	return nil
+}
+
+// loadClusterKey reads an Ed25519 private key (PEM, PKCS #8) or an HMAC
+// secret.
+func loadClusterKey(path string) (*relay.ClusterKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-key: %w", err)
+	}
+	if block, _ := pem.Decode(b); block != nil {
+		key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-key %s: %w", path, err)
+		}
+		priv, ok := key.(ed25519.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("--cluster-key %s: a %T, want an Ed25519 private key", path, key)
+		}
+		return relay.NewEd25519ClusterKey(priv)
+	}
+	k, err := relay.NewHMACClusterKey([]byte(strings.TrimSpace(string(b))))
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-key %s: %w", path, err)
+	}
+	return k, nil
 }

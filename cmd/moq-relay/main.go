@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -164,6 +165,11 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer closeLogs()
+	if rcfg.Auth != nil && rcfg.Coordinator != nil && rcfg.ClusterKey == nil {
+		_ = srv.Close()
+		return errors.New("--auth-key with a coordinator needs --cluster-key: relays prove they are relays with it, and without it every relay would refuse the others")
+	}
+	rcfg.Authorities = certificateNames(scfg.Certificates)
 	rs := relay.NewServer(relay.New(rcfg), srv)
 	stopOps, err := cfg.ops.serveOps(ctx, rs, logger)
 	if err != nil {
@@ -210,4 +216,21 @@ func run(ctx context.Context, cfg config) error {
 	}
 	logger.Info("relay stopped")
 	return err
+}
+
+// certificateNames are the host names and addresses the relay's own
+// certificates are for: the AUTHORITY a session may name. None with a
+// generated certificate.
+func certificateNames(certs []tls.Certificate) []string {
+	var names []string
+	for _, c := range certs {
+		if c.Leaf == nil {
+			continue
+		}
+		names = append(names, c.Leaf.DNSNames...)
+		for _, ip := range c.Leaf.IPAddresses {
+			names = append(names, ip.String())
+		}
+	}
+	return names
 }

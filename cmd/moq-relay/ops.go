@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -27,6 +27,8 @@ type opsConfig struct {
 	metricsAddr    string
 	pprof          bool
 	authKey        string
+	authIssuer     string
+	authAudience   string
 	mlogDir        string
 	cacheMaxBytes  int64
 	cacheMaxGroups int
@@ -39,6 +41,8 @@ func (o *opsConfig) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /health on this TCP address (e.g. 127.0.0.1:9090)")
 	f.BoolVar(&o.pprof, "pprof", false, "also serve /debug/pprof/ on --metrics-addr")
 	f.StringVar(&o.authKey, "auth-key", "", "check JWTs in AUTHORIZATION TOKEN: a file holding an Ed25519 public key (PEM) or an HMAC secret (raw bytes, at least 16); none leaves the relay open")
+	f.StringVar(&o.authIssuer, "auth-issuer", "", "with --auth-key: tokens must carry this iss")
+	f.StringVar(&o.authAudience, "auth-audience", "", "with --auth-key: tokens must carry this value in aud")
 	f.StringVar(&o.mlogDir, "mlog-dir", "", "write a MoQT event log (qlog JSON-SEQ) per session into this directory")
 	f.Int64Var(&o.cacheMaxBytes, "cache-max-bytes", moqtransport.DefaultTrackMaxBytes, "bytes each relayed track may cache")
 	f.IntVar(&o.cacheMaxGroups, "cache-max-groups", moqtransport.DefaultTrackMaxGroups, "groups each relayed track may cache")
@@ -57,36 +61,27 @@ func (o *opsConfig) apply(rcfg *relay.Config, logger *slog.Logger) (func(), erro
 		if err != nil {
 			return nil, err
 		}
+		auth.Issuer, auth.Audience = o.authIssuer, o.authAudience
 		rcfg.Auth = auth
-		logger.Info("access control on: requests need a token", "key", o.authKey)
+		logger.Info("access control on: requests need a token", "key", o.authKey, "iss", o.authIssuer, "aud", o.authAudience)
+	} else if o.authIssuer != "" || o.authAudience != "" {
+		return nil, errors.New("--auth-issuer and --auth-audience need --auth-key")
 	}
-	closeLogs := func() {}
 	if o.mlogDir != "" {
+		// One file per session, closed by the relay when the session
+		// ends (or when its setup fails).
 		open := mlog.Dir(o.mlogDir)
-		var mu sync.Mutex
-		var logs []*mlog.Logger
-		n := 0
+		var n atomic.Int64
 		rcfg.SessionTracer = func() moqtransport.Tracer {
-			mu.Lock()
-			defer mu.Unlock()
-			n++
-			l, err := open("server", fmt.Sprintf("session-%d-%d", os.Getpid(), n))
+			l, err := open("server", fmt.Sprintf("session-%d-%d", os.Getpid(), n.Add(1)))
 			if err != nil {
 				logger.Warn("opening an mlog file", "err", err)
 				return nil
 			}
-			logs = append(logs, l)
 			return l
 		}
-		closeLogs = func() {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, l := range logs {
-				_ = l.Close()
-			}
-		}
 	}
-	return closeLogs, nil
+	return func() {}, nil
 }
 
 // loadAuth reads an Ed25519 public key (PEM) or an HMAC secret.

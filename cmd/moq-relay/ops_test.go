@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -48,6 +49,10 @@ func TestOpsFlags(t *testing.T) {
 		}
 		if tr := rcfg.SessionTracer(); tr == nil {
 			t.Error("no mlog tracer for a session")
+		} else if c, ok := tr.(io.Closer); !ok {
+			t.Errorf("the mlog tracer %T cannot be closed at the session's end", tr)
+		} else {
+			_ = c.Close()
 		}
 		closeLogs()
 		files, _ := filepath.Glob(filepath.Join(dir, "mlog", "*.mlog"))
