@@ -44,7 +44,7 @@ func nativeDial(tls moqnative.ClientTLS) relay.DialFunc {
 // startCluster starts n relays on loopback with URLs scheme://127.0.0.1:port
 // and the coordinators coord makes for them; the relays trust each other
 // by their certificates' fingerprints.
-func startCluster(t *testing.T, scheme string, n int, coord func(i int, node string) relay.Coordinator) ([]*relayEnv, []string) {
+func startCluster(t *testing.T, scheme string, n int, coord func(i int, node string) relay.Coordinator, tweak ...func(i int, c *relay.Config)) ([]*relayEnv, []string) {
 	t.Helper()
 	srvs := make([]*moqnative.Server, n)
 	nodes := make([]string, n)
@@ -61,12 +61,15 @@ func startCluster(t *testing.T, scheme string, n int, coord func(i int, node str
 	}
 	envs := make([]*relayEnv, n)
 	for i, srv := range srvs {
-		c := coord(i, nodes[i])
-		rs := relay.NewServer(relay.New(relay.Config{
-			Coordinator: c,
+		cfg := relay.Config{
+			Coordinator: coord(i, nodes[i]),
 			Node:        nodes[i],
 			Dial:        nativeDial(moqnative.ClientTLS{ServerCertificateHashes: fps}),
-		}), srv)
+		}
+		for _, f := range tweak {
+			f(i, &cfg)
+		}
+		rs := relay.NewServer(relay.New(cfg), srv)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {

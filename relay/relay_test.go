@@ -33,11 +33,16 @@ type relayEnv struct {
 
 func startRelay(t *testing.T, scheme string) *relayEnv {
 	t.Helper()
+	return startRelayWith(t, scheme, relay.Config{})
+}
+
+func startRelayWith(t *testing.T, scheme string, cfg relay.Config) *relayEnv {
+	t.Helper()
 	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := relay.NewServer(relay.New(relay.Config{}), srv)
+	rs := relay.NewServer(relay.New(cfg), srv)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
