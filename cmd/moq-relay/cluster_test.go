@@ -2,16 +2,23 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/moqgo/moq/api"
@@ -62,6 +69,12 @@ func TestClusterFlags(t *testing.T) {
 // and fingerprint; it stops when the test ends.
 func startRelay(t *testing.T, cluster clusterConfig) (net.Addr, [32]byte) {
 	t.Helper()
+	return startRelayConfig(t, config{cluster: cluster})
+}
+
+// startRelayConfig runs moq-relay with cfg's cluster and ops flags.
+func startRelayConfig(t *testing.T, cfg config) (net.Addr, [32]byte) {
+	t.Helper()
 	type ready struct {
 		addr net.Addr
 		fp   string
@@ -71,7 +84,7 @@ func startRelay(t *testing.T, cluster clusterConfig) (net.Addr, [32]byte) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, config{
-			bind: "127.0.0.1:0", logLevel: "info", drainTimeout: time.Second, cluster: cluster,
+			bind: "127.0.0.1:0", logLevel: "info", drainTimeout: time.Second, cluster: cfg.cluster, ops: cfg.ops,
 			stdout: io.Discard, stderr: io.Discard,
 			ready: func(addr net.Addr, fp string) { readyc <- ready{addr, fp} },
 		})
@@ -100,11 +113,16 @@ func startRelay(t *testing.T, cluster clusterConfig) (net.Addr, [32]byte) {
 
 func connectTo(t *testing.T, ctx context.Context, url string, fp [32]byte, h moqtransport.Handler) *moqtransport.Session {
 	t.Helper()
+	return connectWithParams(t, ctx, url, fp, h, nil)
+}
+
+func connectWithParams(t *testing.T, ctx context.Context, url string, fp [32]byte, h moqtransport.Handler, params wire.Parameters) *moqtransport.Session {
+	t.Helper()
 	d, err := moqnative.Dial(ctx, url, moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Handler: h, Path: d.Path, Authority: d.Authority})
+	s, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Handler: h, Path: d.Path, Authority: d.Authority, SetupParams: params})
 	if err != nil {
 		_ = d.Close()
 		t.Fatal(err)
@@ -196,5 +214,89 @@ func TestRelaysCluster(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// TestRelaysClusterWithAuth: three moq-relays with --auth-key and
+// --cluster-key on a coordinator file. A publisher with a token on one
+// reaches subscribers with tokens on the two others; the relays prove
+// they are relays with peer tokens. Without --cluster-key moq-relay
+// refuses to start rather than run a cluster whose relays refuse each
+// other.
+func TestRelaysClusterWithAuth(t *testing.T) {
+	dir := t.TempDir()
+	secret := []byte("user-token-secret-0123456789abcdef")
+	authKey := filepath.Join(dir, "auth.key")
+	if err := os.WriteFile(authKey, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clusterKey := filepath.Join(dir, "cluster.pem")
+	if err := os.WriteFile(clusterKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "coordinator.json")
+	if _, _, err := execute(t, "--bind", "127.0.0.1:0", "--auth-key", authKey, "--coordinator-file", file); err == nil || !strings.Contains(err.Error(), "--cluster-key") {
+		t.Errorf("--auth-key with a coordinator and no --cluster-key: %v", err)
+	}
+	cfg := config{
+		cluster: clusterConfig{coordinatorFile: file, tlsDisableVerify: true, clusterKey: clusterKey},
+		ops:     opsConfig{authKey: authKey, maxRequests: 100, cacheMaxBytes: moqtransport.DefaultTrackMaxBytes, cacheMaxGroups: moqtransport.DefaultTrackMaxGroups},
+	}
+	var addrs []net.Addr
+	var fps [][32]byte
+	for range 3 {
+		a, fp := startRelayConfig(t, cfg)
+		addrs, fps = append(addrs, a), append(fps, fp)
+	}
+	token := func(pub, sub []string) wire.Parameters {
+		signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, relay.Claims{Publish: pub, Subscribe: sub,
+			RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv, err := wire.TokenParam(wire.Token{AliasType: wire.TokenUseValue, Value: []byte(signed)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wire.Parameters{kv}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tracks := &moqtransport.Tracks{}
+	ns := wire.Namespace{"clock"}
+	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "now"}, moqtransport.TrackConfig{})
+	tracks.Add(tr)
+	pub := connectWithParams(t, ctx, fmt.Sprintf("moqt://%s/", addrs[0]), fps[0], tracks, token([]string{"clock"}, nil))
+	if _, err := pub.PublishNamespace(ctx, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	var readers []*moqtransport.TrackReader
+	for i, scheme := range []string{"https", "moqt"} {
+		s := connectWithParams(t, ctx, fmt.Sprintf("%s://%s/", scheme, addrs[i+1]), fps[i+1], nil, token(nil, []string{"clock"}))
+		sub, err := s.Subscribe(ctx, ns, "now", moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatalf("an authorized subscriber on relay %d: %v", i+1, err)
+		}
+		rd := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+		defer rd.Close()
+		readers = append(readers, rd)
+	}
+	w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
+	if err := w.Write(0, nil, []byte("12:00:00")); err != nil {
+		t.Fatal(err)
+	}
+	for i, rd := range readers {
+		ev, err := rd.Next(ctx)
+		if err != nil || ev.Kind != moqtransport.EventObject || string(ev.Object.Payload) != "12:00:00" {
+			t.Fatalf("relay %d: %+v, %v", i+1, ev, err)
+		}
 	}
 }
