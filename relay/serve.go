@@ -58,7 +58,9 @@ func (s *Server) run(ctx context.Context, in *moqnative.Incoming) {
 	sess, err := moqtransport.Accept(ctx, in.Conn, in.Path, s.Relay.sessionConfig(p))
 	if err != nil {
 		p.close() // refused or failed before admission: nothing else to drop
-		m.countError("moq_relay_connection_errors_total", "stage", "session_accept")
+		if !p.refused {
+			m.countError("moq_relay_connection_errors_total", "stage", "session_accept")
+		}
 		s.Relay.log.Debug("session setup failed", "remote", in.RemoteAddr, "err", err)
 		return
 	}

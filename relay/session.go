@@ -45,6 +45,8 @@ type peer struct {
 	s        *moqtransport.Session
 	admitted bool
 	ended    bool
+	// refused: admission said no (counted under its own stage).
+	refused bool
 
 	closeOnce sync.Once
 	tracer    io.Closer // the session's own event log, closed at its end
@@ -119,6 +121,15 @@ func (r *Relay) authorize(p *peer, s *moqtransport.Session, m wire.Message, toke
 // it, its token, and the session cap. An admitted session is known to the
 // relay until it ends; a refused one leaves nothing behind.
 func (r *Relay) admit(p *peer, s *moqtransport.Session, tokens []moqtransport.AuthToken) error {
+	err := r.admitSession(p, s, tokens)
+	if err != nil {
+		p.refused = true
+		r.log.Info("session refused", "path", s.Path(), "err", err)
+	}
+	return err
+}
+
+func (r *Relay) admitSession(p *peer, s *moqtransport.Session, tokens []moqtransport.AuthToken) error {
 	m := &r.metrics
 	if p.role != roleDialed {
 		if _, err := Scope(s.Path()); err != nil {
