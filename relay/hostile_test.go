@@ -426,6 +426,25 @@ func TestHostileAnnounceAndVanish(t *testing.T) {
 		if n := e.rs.Relay.Scopes(); n != 0 {
 			t.Errorf("%d scopes left", n)
 		}
+		// Deterministically: a handler that runs after its session has
+		// ended (the race above, frozen) registers nothing.
+		ctx := ctxFor(t)
+		late, closeLate, err := e.dialCfg("/", *e.rs.Relay.SessionConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the relay to admit the session", func() bool { return e.rs.Relay.Sessions() == 2 })
+		closeLate()
+		waitFor(t, "the relay to see its end", func() bool { return e.rs.Relay.Sessions() == 0 })
+		if err := e.rs.Relay.PublishNamespace(ctx, late, &wire.PublishNamespace{Namespace: ns}); err == nil {
+			t.Error("PUBLISH_NAMESPACE of an ended session was accepted")
+		}
+		if err := e.rs.Relay.SubscribeNamespace(ctx, late, &wire.SubscribeNamespace{Prefix: ns}); err == nil {
+			t.Error("SUBSCRIBE_NAMESPACE of an ended session was accepted")
+		}
+		if len(coord.registered()) != 0 || e.rs.Relay.Scopes() != 0 {
+			t.Errorf("an ended session left registrations %v, %d scopes", coord.registered(), e.rs.Relay.Scopes())
+		}
 		e.publisher("/", ns, "v") // fails the test if the namespace is still held
 	})
 }

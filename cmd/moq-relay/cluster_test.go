@@ -32,7 +32,7 @@ import (
 
 func TestClusterFlags(t *testing.T) {
 	f := newRootCommand(nil).Flags()
-	for flag, def := range map[string]string{"node": "", "api-url": "", "api-ttl": "10m0s", "coordinator-file": "", "tls-root": "[]", "tls-disable-verify": "false"} {
+	for flag, def := range map[string]string{"node": "", "api-url": "", "api-ttl": "10m0s", "coordinator-file": "", "tls-root": "[]", "tls-disable-verify": "false", "cluster-key": ""} {
 		if got := f.Lookup(flag); got == nil || got.DefValue != def {
 			t.Errorf("--%s: %v, want default %q", flag, got, def)
 		}
@@ -52,6 +52,9 @@ func TestClusterFlags(t *testing.T) {
 		{"--api-url", "redis://x"},
 		{"--api-url", "http://127.0.0.1:1", "--api-ttl", "0"},
 		{"--coordinator-file", "x.json", "--tls-root", "/nonexistent.pem"},
+		{"--cluster-key", "/nonexistent.key"},
+		{"--coordinator-file", "x.json", "--cluster-key", "/nonexistent.key"},
+		{"--auth-issuer", "x"},
 	} {
 		if _, _, err := execute(t, append([]string{"--bind", "127.0.0.1:0"}, args...)...); err == nil {
 			t.Errorf("%v was accepted", args)
