@@ -54,7 +54,7 @@ func (s *Server) run(ctx context.Context, in *moqnative.Incoming) {
 	// The session is admitted (or refused) by its CLIENT_SETUP, inside
 	// Accept, before its control loop runs; its end reaches the relay
 	// however it ends.
-	p := &peer{role: roleClient, authority: in.Authority}
+	p := &peer{role: roleClient, authority: in.Authority, ownTracer: true}
 	sess, err := moqtransport.Accept(ctx, in.Conn, in.Path, s.Relay.sessionConfig(p))
 	if err != nil {
 		p.close() // refused or failed before admission: nothing else to drop

@@ -48,6 +48,8 @@ type peer struct {
 	// refused: admission said no (counted under its own stage).
 	refused bool
 
+	// ownTracer: give the session a Tracer from Config.SessionTracer.
+	ownTracer bool
 	closeOnce sync.Once
 	tracer    io.Closer // the session's own event log, closed at its end
 }
@@ -72,7 +74,7 @@ func (r *Relay) sessionConfig(p *peer) *moqtransport.Config {
 	}
 	c.Track = r.cfg.Track
 	var own moqtransport.Tracer
-	if p.role != roleDialed && r.cfg.SessionTracer != nil {
+	if p.ownTracer && r.cfg.SessionTracer != nil {
 		own = r.cfg.SessionTracer()
 		if cl, ok := own.(io.Closer); ok {
 			p.tracer = cl
@@ -95,7 +97,9 @@ func (r *Relay) sessionConfig(p *peer) *moqtransport.Config {
 // SessionConfig returns the configuration to run an accepted session of
 // this relay with: the session is admitted when its CLIENT_SETUP arrives
 // (path, AUTHORITY, session cap, tokens, relay-peer proof), before its
-// control loop runs, and forgotten when it ends.
+// control loop runs, and forgotten when it ends. Unlike Server, it gives
+// the session no Tracer of its own (Config.SessionTracer), since nothing
+// would close one whose setup fails.
 func (r *Relay) SessionConfig() *moqtransport.Config {
 	return r.sessionConfig(&peer{role: roleClient})
 }
