@@ -213,8 +213,12 @@ func TestHostileDialedPeerIsAuthorized(t *testing.T) {
 		planted := &countingCoordinator{}
 		u := fmt.Sprintf("%s://%s", scheme, evilSrv.Addr())
 		planted.url.Store(&u)
+		key, err := relay.NewHMACClusterKey([]byte("cluster-secret-cluster-secret-0123456789"))
+		if err != nil {
+			t.Fatal(err)
+		}
 		e := startRelayWith(t, scheme, relay.Config{Auth: hmacAuth(t), Coordinator: planted, Node: scheme + "://relay.invalid:1",
-			Dial: nativeDial(moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}})})
+			Dial: nativeDial(moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}), ClusterKey: key})
 		hour := time.Now().Add(time.Hour)
 		_, secret, _ := e.publisher2(userToken(t, []string{"secret"}, nil, hour), wire.Namespace{"secret"}, "t")
 		_ = secret
@@ -232,9 +236,24 @@ func TestHostileDialedPeerIsAuthorized(t *testing.T) {
 			t.Fatal("the relay did not dial the peer")
 		}
 		defer peer.Close()
-		if _, ok := peer.PeerSetupParams().Bytes(wire.SetupParamAuthorizationToken); ok {
-			t.Error("the relay sent a token to a peer it cannot authenticate")
+		// The peer token the relay sent is made for the peer only:
+		// replayed to the relay itself, it closes the session.
+		var stolen []moqtransport.AuthToken
+		for _, kv := range peer.PeerSetupParams() {
+			if kv.Type == wire.SetupParamAuthorizationToken {
+				tok, err := wire.ParseToken(kv.Bytes)
+				if err != nil {
+					t.Fatal(err)
+				}
+				stolen = append(stolen, moqtransport.AuthToken{Type: tok.Type, Value: tok.Value})
+			}
 		}
+		if len(stolen) != 1 {
+			t.Fatalf("the relay sent %d tokens to the peer it dialed, want its peer token", len(stolen))
+		}
+		replay, _ := wire.TokenParam(wire.Token{AliasType: wire.TokenUseValue, Value: stolen[0].Value})
+		rs, _, err := e.dialCfg("/", moqtransport.Config{SetupParams: wire.Parameters{replay}.WithVarint(relay.ParamRelayHop, 1)})
+		wantClosedWith(t, "a replayed peer token", rs, err, wire.Unauthorized)
 		_, err = peer.Subscribe(ctx, wire.Namespace{"secret"}, "t", moqtransport.SubscribeOptions{})
 		wantRequestCode(t, "the dialed peer's SUBSCRIBE without a token", err, uint64(wire.SubscribeUnauthorized))
 		_, err = peer.PublishNamespace(ctx, wire.Namespace{"evil"}, nil)
