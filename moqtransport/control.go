@@ -61,6 +61,7 @@ func (s *Session) handle(m wire.Message) error {
 		return violation("%s after setup", m.Type())
 
 	case *wire.MaxRequestID:
+		s.noGrant.Store(false)
 		return s.ids.setPeerMax(m.Max, false)
 	case *wire.RequestsBlocked:
 		if grant := s.ids.peerBlocked(); grant > 0 {
@@ -243,11 +244,29 @@ func (s *Session) request(ctx context.Context, build func(id uint64) wire.Messag
 // allocateID takes our next request ID, waiting for the peer's grant and
 // telling it with REQUESTS_BLOCKED. The caller holds s.reqMu until the
 // request is sent.
+// Config.RequestIDTimeout bounds the wait.
 func (s *Session) allocateID(ctx context.Context) (uint64, error) {
-	return s.ids.allocate(ctx, func(limit uint64) {
-		s.log.Debug("blocked on the peer's MAX_REQUEST_ID", "limit", limit)
+	if d := s.cfg.RequestIDTimeout; d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, d, ErrRequestsBlocked)
+		defer cancel()
+	}
+	id, err := s.ids.allocate(ctx, func(limit uint64) {
+		if s.noGrant.Load() {
+			s.log.Warn("the peer granted no request IDs: its SETUP had no MAX_REQUEST_ID; requests wait for a MAX_REQUEST_ID message")
+		} else {
+			s.log.Debug("blocked on the peer's MAX_REQUEST_ID", "limit", limit)
+		}
 		s.sendOrFail(&wire.RequestsBlocked{Max: limit})
 	})
+	if err != nil && errors.Is(context.Cause(ctx), ErrRequestsBlocked) {
+		why := "it has not raised MAX_REQUEST_ID"
+		if s.noGrant.Load() {
+			why = "its SETUP had no MAX_REQUEST_ID and no MAX_REQUEST_ID message came"
+		}
+		return 0, fmt.Errorf("%w: waited %v for the peer to allow another request (%s): the peer cannot take requests from this session", ErrRequestsBlocked, s.cfg.RequestIDTimeout, why)
+	}
+	return id, err
 }
 
 // pendingRequest is a request of ours waiting for its answer.

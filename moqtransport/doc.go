@@ -53,6 +53,29 @@
 // WebTransport streams (webtransport-go) have no priority at all. Objects
 // reach a stream in the order the track received them.
 //
+// # Peer deviations
+//
+// Deployed relays depart from draft-14 in small ways. The policy: a
+// departure that harms nothing this session relies on is tolerated, with
+// one Warn log per kind and session, and read the way the package doc says
+// below; Config.StrictPeer turns each into the PROTOCOL_VIOLATION the draft
+// names. Everything else closes the session with its draft-14 code. We
+// never depart from the draft ourselves to suit a peer. Each tolerated
+// deviation is decided in one place (deviation.go):
+//
+//   - FETCH_OK with Group Order 0x0 (§9.17 calls it a protocol error;
+//     imquic 0.0.1 sends it): read as the order the FETCH asked for, or
+//     ascending when it asked for the publisher's.
+//
+// A peer whose SETUP has no MAX_REQUEST_ID grants no request IDs (the MAX_REQUEST_ID setup parameter:
+// the default is 0); the xquic draft-14 relay does so. That is not a
+// deviation and we do not send requests past it: the session logs a
+// warning when a request first waits for a grant that never came, sends
+// REQUESTS_BLOCKED, and with Config.RequestIDTimeout the request fails
+// after that long with ErrRequestsBlocked, whose message says why. Media
+// clients set it, so that they end with a clear message within seconds
+// instead of waiting silently.
+//
 // # Logging
 //
 // The package logs through log/slog (Config.Logger) and is silent by

@@ -125,6 +125,17 @@ func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) 
 	}
 	switch r := resp.(type) {
 	case *wire.FetchOK:
+		if r.GroupOrder == wire.GroupOrderPublisher {
+			order := m.GroupOrder
+			if order == wire.GroupOrderPublisher {
+				order = wire.GroupOrderAscending
+			}
+			if err := s.tolerate(deviationFetchOKGroupOrder, "FETCH_OK for request %d has group order 0x0; reading it as %s", f.id, order); err != nil {
+				s.fail(err)
+				return nil, err
+			}
+			r.GroupOrder = order
+		}
 		if m.FetchType == wire.FetchStandalone && fetchLast(r.End).Less(m.Start) {
 			err := violation("FETCH_OK end %v is before the FETCH start %v", r.End, m.Start)
 			s.fail(err)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moqgo/moq/internal/version"
@@ -56,6 +57,14 @@ type Config struct {
 	Track TrackConfig
 	// Reader bounds what one received object may allocate.
 	Reader wire.StreamReaderConfig
+	// RequestIDTimeout bounds how long a request of ours waits for the
+	// peer to grant it a request ID (MAX_REQUEST_ID) before it fails with
+	// ErrRequestsBlocked; 0 waits as long as the request's context.
+	RequestIDTimeout time.Duration
+	// StrictPeer closes the session with PROTOCOL_VIOLATION on the peer
+	// deviations the session otherwise tolerates with a warning (see
+	// "Peer deviations" in the package doc).
+	StrictPeer bool
 }
 
 func (c *Config) withDefaults() Config {
@@ -140,6 +149,11 @@ type Session struct {
 	goAwayURI      string
 	goAway         chan struct{}
 	goAwaySent     bool
+	// Peer deviations already warned about.
+	deviations map[string]bool
+	// noGrant: the peer's SETUP had no MAX_REQUEST_ID and no
+	// MAX_REQUEST_ID message has come since.
+	noGrant atomic.Bool
 }
 
 // Connect runs the client side of setup on conn: it opens the control
@@ -467,7 +481,8 @@ func checkPath(p string) error {
 func (s *Session) applyPeerSetup(v wire.Version, ps wire.Parameters) error {
 	s.version = v
 	s.peerSetup = ps
-	max, _ := ps.Varint(wire.SetupParamMaxRequestID) // absent means 0: no requests
+	max, ok := ps.Varint(wire.SetupParamMaxRequestID) // absent means 0: no requests
+	s.noGrant.Store(!ok)
 	return s.ids.setPeerMax(max, true)
 }
 

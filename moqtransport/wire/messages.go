@@ -480,7 +480,7 @@ func (*FetchOK) Type() MessageType { return TypeFetchOK }
 
 func (m *FetchOK) appendBody(w *builder) {
 	w.varint("request ID", m.RequestID)
-	w.groupOrder(m.GroupOrder, false)
+	w.groupOrder(m.GroupOrder, true) // see parseBody; the session never sends 0x0
 	w.bool(m.EndOfTrack)
 	w.location("end", m.End)
 	w.params(m.Params, rulesFetchOK)
@@ -488,7 +488,11 @@ func (m *FetchOK) appendBody(w *builder) {
 
 func (m *FetchOK) parseBody(p *parser) {
 	m.RequestID = p.varint()
-	m.GroupOrder = p.groupOrder(false)
+	// Group order 0x0 is a protocol error here (§9.17), but a harmless one
+	// that deployed relays make: it parses, and the session's peer
+	// deviation policy decides (moqtransport, "Peer deviations"). The codec
+	// stays symmetric, so it encodes too; moqtransport never sends it.
+	m.GroupOrder = p.groupOrder(true)
 	m.EndOfTrack = p.bool("end of track")
 	m.End = p.location()
 	m.Params = p.params(rulesFetchOK)

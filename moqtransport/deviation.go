@@ -1,0 +1,42 @@
+package moqtransport
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrRequestsBlocked is what a request fails with when the peer grants it
+// no request ID within Config.RequestIDTimeout.
+var ErrRequestsBlocked = errors.New("moqt: the peer grants no request ID for this request")
+
+// Peer deviations the session tolerates: each is a departure from draft-14
+// that harms nothing this session relies on, seen in deployed peers. The
+// package doc ("Peer deviations") lists them; every one is decided here.
+const (
+	// deviationFetchOKGroupOrder: FETCH_OK with Group Order 0x0, which
+	// §9.17 calls a protocol error (imquic 0.0.1 sends it). The objects
+	// come in the order the FETCH asked for, or ascending.
+	deviationFetchOKGroupOrder = "FETCH_OK group order 0x0"
+)
+
+// tolerate decides a peer deviation: with Config.StrictPeer it is the
+// PROTOCOL_VIOLATION the draft names, which the caller closes the session
+// with; otherwise it is logged once per session at Warn and nil is
+// returned, and the caller goes on with the reading the package doc gives.
+func (s *Session) tolerate(deviation, format string, args ...any) error {
+	detail := fmt.Sprintf(format, args...)
+	if s.cfg.StrictPeer {
+		return violation("%s", detail)
+	}
+	s.mu.Lock()
+	warned := s.deviations[deviation]
+	if s.deviations == nil {
+		s.deviations = map[string]bool{}
+	}
+	s.deviations[deviation] = true
+	s.mu.Unlock()
+	if !warned {
+		s.log.Warn("the peer deviates from draft-14; tolerated (Config.StrictPeer refuses it)", "deviation", deviation, "detail", detail)
+	}
+	return nil
+}
