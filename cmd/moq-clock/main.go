@@ -12,6 +12,10 @@
 // publishes; otherwise it subscribes and prints one timestamp a line. Logs
 // go to stderr; stdout carries only the clock lines.
 //
+// A subscriber that joins in the middle of a minute gets the minute so far
+// with a joining FETCH and prints the current time at once; through a relay
+// that refuses the FETCH it says so and starts with the next minute.
+//
 // A subscriber exits 0 when the track ends (PUBLISH_DONE) or on SIGINT or
 // SIGTERM (it unsubscribes first), and non-zero with the reason otherwise.
 // A publisher ends its track on the first signal (its subscribers get
@@ -72,6 +76,8 @@ type config struct {
 	newTicker  func() clock.Ticker
 	ready      func()
 	closeGrace time.Duration
+	// requestIDTimeout replaces cli.RequestIDTimeout (0: keep it).
+	requestIDTimeout time.Duration
 }
 
 func main() {
@@ -148,7 +154,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	defer func() { _ = d.Close() }()
 
-	scfg := &moqtransport.Config{}
+	scfg := &moqtransport.Config{RequestIDTimeout: cfg.requestIDTimeout}
 	if cfg.publish {
 		return publish(ctx, cfg, logger, d, scfg, name)
 	}
@@ -321,10 +327,16 @@ func subscribe(ctx context.Context, cfg config, logger *slog.Logger, d *moqnativ
 	} else {
 		logger.Info("subscribed", "track", name.String())
 	}
+	// Joined mid-minute: the minute's first object (its date) and the
+	// seconds so far come with a joining FETCH, so that the current time
+	// prints at once rather than when the minute turns.
+	// (An error means ctx ended: Run then returns at once, and the
+	// interrupt is handled below.)
+	joined, _ := cli.Join(ctx, sess, sub, clock.SubscriberPriority, logger)
 	if cfg.ready != nil {
 		cfg.ready()
 	}
-	s := &clock.Subscriber{Out: cfg.stdout, Logger: logger}
+	s := &clock.Subscriber{Out: cfg.stdout, Logger: logger, Joined: joined}
 	err = s.Run(ctx, sub.Track())
 	switch {
 	case ctx.Err() != nil:

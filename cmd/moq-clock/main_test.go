@@ -311,11 +311,21 @@ func testStream(t *testing.T, r *testRelay, url, pubTLS, subTLS string, trackSta
 
 	subs := startSubscribers(t, r, url, subTLS, trackStatus, "content_exists=true largest={37,1}")
 
-	// The subscription starts after object 1 of group 37 (Largest Object):
-	// that minute has no base for the subscriber and prints nothing.
+	// The subscription starts after object 1 of group 37 (Largest Object);
+	// its joining FETCH brings objects 0 and 1, and the subscriber prints
+	// the current second at once, before the publisher's clock moves.
+	for _, sub := range subs {
+		sub.stdout.waitFor(t, sub.name, "2026-04-13 18:37:57\n")
+		sub.stderr.waitFor(t, sub.name+" log", "group=37 objects=2")
+	}
 	tick(t, clk, at(18, 37, 58, 0))
 	tick(t, clk, at(18, 37, 59, 0))
 	pub.stdout.waitFor(t, "publisher", "2026-04-13 18:37:59\n")
+	// Groups travel on streams of their own, which may overtake each
+	// other: the subscribers print minute 37's seconds before 38 begins.
+	for _, sub := range subs {
+		sub.stdout.waitFor(t, sub.name, "2026-04-13 18:37:59\n")
+	}
 	// The next minute is a new group on a new stream.
 	tick(t, clk, at(18, 38, 0, 3))
 	for _, sub := range subs {
@@ -325,7 +335,6 @@ func testStream(t *testing.T, r *testRelay, url, pubTLS, subTLS string, trackSta
 	tick(t, clk, at(18, 38, 2, 0))
 	for _, sub := range subs {
 		sub.stdout.waitFor(t, sub.name, "2026-04-13 18:38:02\n")
-		sub.stderr.waitFor(t, sub.name+" log", "group=37")
 	}
 
 	// Interrupt the publisher: the track ends, and so do the subscribers.
@@ -337,7 +346,7 @@ func testStream(t *testing.T, r *testRelay, url, pubTLS, subTLS string, trackSta
 		if err := sub.wait(t); err != nil {
 			t.Fatalf("%s: %v\n%s", sub.name, err, sub.stderr.String())
 		}
-		if got, want := sub.stdout.String(), "2026-04-13 18:38:00\n2026-04-13 18:38:01\n2026-04-13 18:38:02\n"; got != want {
+		if got, want := sub.stdout.String(), "2026-04-13 18:37:57\n2026-04-13 18:37:58\n2026-04-13 18:37:59\n2026-04-13 18:38:00\n2026-04-13 18:38:01\n2026-04-13 18:38:02\n"; got != want {
 			t.Errorf("%s printed %q, want %q", sub.name, got, want)
 		}
 		if !strings.Contains(sub.stderr.String(), "track ended") {
@@ -382,7 +391,10 @@ func testDatagrams(t *testing.T, r *testRelay, url, pubTLS, subTLS string, track
 
 	subs := startSubscribers(t, r, url, subTLS, trackStatus, "content_exists=true largest={37,0}")
 	// One datagram a second, a group each; the subscriptions start after
-	// the one of 18:37:58 (group 37).
+	// the one of 18:37:58 (group 37), which their joining FETCH brings.
+	for _, sub := range subs {
+		sub.stdout.waitFor(t, sub.name, "2026-04-13 18:37:58\n")
+	}
 	for _, tm := range []time.Time{at(18, 37, 59, 0), at(18, 38, 0, 0), at(18, 38, 1, 0)} {
 		tick(t, clk, tm)
 		for _, sub := range subs {
@@ -397,7 +409,7 @@ func testDatagrams(t *testing.T, r *testRelay, url, pubTLS, subTLS string, track
 		if err := sub.wait(t); err != nil {
 			t.Fatalf("%s: %v\n%s", sub.name, err, sub.stderr.String())
 		}
-		if got, want := sub.stdout.String(), "2026-04-13 18:37:59\n2026-04-13 18:38:00\n2026-04-13 18:38:01\n"; got != want {
+		if got, want := sub.stdout.String(), "2026-04-13 18:37:58\n2026-04-13 18:37:59\n2026-04-13 18:38:00\n2026-04-13 18:38:01\n"; got != want {
 			t.Errorf("%s printed %q, want %q", sub.name, got, want)
 		}
 	}

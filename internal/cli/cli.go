@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -146,11 +147,26 @@ func (c *ClientFlags) Dial(ctx context.Context, rawURL string, tlsConf moqnative
 	return moqnative.Dial(ctx, rawURL, moqnative.ClientConfig{TLS: tlsConf, QlogDir: c.QlogDir, Logger: logger})
 }
 
+// RequestIDTimeout is how long a client's request waits for the relay to
+// grant it a request ID (moqtransport.Config.RequestIDTimeout) before it
+// fails with moqtransport.ErrRequestsBlocked: a relay that grants none
+// ends the client with a clear message instead of a silent wait.
+const RequestIDTimeout = 5 * time.Second
+
+// JoinTimeout bounds a client's joining FETCH (the current group, from its
+// first object, for a viewer that joins mid-group): past it the client
+// starts at the next group instead.
+const JoinTimeout = 2 * time.Second
+
 // Setup runs the MoQT setup on the dialed connection d with cfg, whose
-// Logger, Path and Authority it sets (the last two matter for raw QUIC). It
-// logs the connection and, in the background, a GOAWAY from the relay.
+// Logger, Path and Authority it sets (the last two matter for raw QUIC) and
+// whose RequestIDTimeout defaults to RequestIDTimeout. It logs the
+// connection and, in the background, a GOAWAY from the relay.
 func Setup(ctx context.Context, d *moqnative.Dialed, cfg *moqtransport.Config, logger *slog.Logger) (*moqtransport.Session, error) {
 	cfg.Logger, cfg.Path, cfg.Authority = logger, d.Path, d.Authority
+	if cfg.RequestIDTimeout == 0 {
+		cfg.RequestIDTimeout = RequestIDTimeout
+	}
 	sess, err := moqtransport.Connect(ctx, d.Conn, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("MoQT setup: %w", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -18,6 +19,11 @@ type Subscriber struct {
 	Out io.Writer
 	// Logger gets what is not a clock line; nil is silent.
 	Logger *slog.Logger
+	// Joined are the objects a joining FETCH returned for the group the
+	// subscription started in, from its object 0 (see cli.Join). Run
+	// prints the newest timestamp they make at once, and the group's later
+	// seconds with their date.
+	Joined []*moqtransport.Object
 }
 
 // Run reads t from its oldest cached object until the track ends: it
@@ -37,6 +43,11 @@ func (s *Subscriber) Run(ctx context.Context, t *moqtransport.Track) error {
 	defer r.Close()
 	bases := map[uint64]string{}  // group -> object 0
 	baseless := map[uint64]bool{} // groups joined after object 0 (logged once)
+	if line := s.join(bases); line != "" {
+		if _, err := fmt.Fprintln(s.Out, line); err != nil {
+			return err
+		}
+	}
 	for {
 		ev, err := r.Next(ctx)
 		if errors.Is(err, io.EOF) {
@@ -84,4 +95,31 @@ func (s *Subscriber) Run(ctx context.Context, t *moqtransport.Track) error {
 			log.Warn("fell behind the track; some seconds were dropped")
 		}
 	}
+}
+
+// join takes the bases of the Joined objects and returns the newest
+// timestamp they make: a second with its group's date, or a datagram
+// mode's full timestamp; "" if none.
+func (s *Subscriber) join(bases map[uint64]string) string {
+	var line string
+	for _, o := range s.Joined {
+		if o.Status != wire.StatusNormal || len(o.Payload) == 0 {
+			continue
+		}
+		p := string(o.Payload)
+		switch {
+		case o.ID == 0 && isLayout(BaseLayout, p):
+			bases[o.Group] = p
+		case o.ID == 0 && isLayout(TimestampLayout, p):
+			line = p // a datagram: one full timestamp a group
+		case bases[o.Group] != "":
+			line = bases[o.Group] + p
+		}
+	}
+	return line
+}
+
+func isLayout(layout, s string) bool {
+	_, err := time.Parse(layout, s)
+	return err == nil
 }

@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// maxJoinObjects bounds what a joining FETCH may hand a client: one group.
+const maxJoinObjects = 1 << 16
+
+// Join gets the objects of the group a Largest Object subscription started
+// in, from the group's first object up to where the subscription took
+// over: a joining FETCH (relative, Joining Start 0) with the subscription's
+// priority, answered within JoinTimeout. The objects come in group and
+// object order; the subscription's track goes on with the objects after
+// them.
+//
+// It returns nil, with the reason logged, when there is nothing to join
+// (the track had no content) or the relay did not serve the FETCH (a
+// FETCH_ERROR such as NOT_SUPPORTED, no answer in time, a stream that
+// ended early): the caller then starts at the next group, as a Next Group
+// Start subscription would. An error is returned only when ctx ended.
+func Join(ctx context.Context, sess *moqtransport.Session, sub *moqtransport.Subscription, priority uint8, log *slog.Logger) ([]*moqtransport.Object, error) {
+	ok := sub.OK()
+	name := sub.Name().String()
+	if !ok.ContentExists {
+		return nil, nil
+	}
+	objs, err := joinFetch(ctx, sess, sub, priority, ok.Largest)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		log.Info("no joining FETCH: starting at the next group", "track", name, "group", ok.Largest.Group+1, "err", err)
+		return nil, nil
+	}
+	log.Info("joined the current group with FETCH", "track", name, "group", ok.Largest.Group, "objects", len(objs))
+	return objs, nil
+}
+
+func joinFetch(ctx context.Context, sess *moqtransport.Session, sub *moqtransport.Subscription, priority uint8, largest wire.Location) ([]*moqtransport.Object, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, JoinTimeout, fmt.Errorf("the relay did not complete it within %v", JoinTimeout))
+	defer cancel()
+	f, err := sess.Fetch(ctx, moqtransport.FetchOptions{Priority: priority, Joining: sub})
+	if err != nil {
+		if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
+			return nil, c
+		}
+		return nil, err
+	}
+	defer func() { _ = f.Cancel() }()
+	var objs []*moqtransport.Object
+	for {
+		o, err := f.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
+				err = c
+			}
+			return nil, fmt.Errorf("the fetch stream ended early: %w", err)
+		}
+		if o.Group != largest.Group || largest.Less(o.Location()) {
+			return nil, fmt.Errorf("the FETCH returned object %v, outside the joined group %d up to %v", o.Location(), largest.Group, largest)
+		}
+		if len(objs) >= maxJoinObjects {
+			return nil, fmt.Errorf("the FETCH returned more than %d objects", maxJoinObjects)
+		}
+		objs = append(objs, o)
+	}
+	if len(objs) == 0 {
+		return nil, errors.New("the FETCH returned no objects")
+	}
+	if objs[0].ID != 0 {
+		return nil, fmt.Errorf("the FETCH started at object %d, not at the group's first", objs[0].ID)
+	}
+	return objs, nil
+}
