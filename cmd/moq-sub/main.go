@@ -12,7 +12,11 @@
 // track names such as "1.m4s"); writes the init segment, cut down to those
 // tracks, and then every moof+mdat object of the tracks as it arrives,
 // tracks interleaved, each track in group and object order. Each track
-// starts at the next group (NextGroupStart): a key frame.
+// starts at once, at the first object (a key frame) of the group the
+// publisher is in: the subscription (Largest Object) brings the rest of that
+// group and what follows, and a joining FETCH the group's start. Through a
+// relay that does not serve the FETCH, moq-sub says so and starts at the
+// next group.
 //
 // stdout carries nothing but the media: ftyp moov (moof mdat)*. Logs go to
 // stderr. moq-sub exits 0 when the publisher ends the tracks (or on SIGINT

@@ -388,8 +388,10 @@ func TestSubEndToEnd(t *testing.T) {
 }
 
 // TestSubLateJoin: a subscriber that joins in the middle of a group gets the
-// init segment (FETCH from the relay) and starts at the next group on both
-// tracks: a key frame, with the audio from that moment.
+// init segment (FETCH from the relay) and starts at once at that group's
+// first object on both tracks (a joining FETCH): before the publisher
+// starts the next group, moq-sub has written the current group's key
+// frame, and the output decodes to the input's frames from there.
 func TestSubLateJoin(t *testing.T) {
 	media := fmp4test.Encode(t, avArgs()...)
 	inPath := fmp4test.WriteFile(t, "in.mp4", media)
@@ -407,10 +409,19 @@ func TestSubLateJoin(t *testing.T) {
 		}
 	}
 	want := map[string]int{}
+	var firstOfGroup1 [][]byte // each track's first object of group 1
+	seen := map[uint32]bool{}
 	for i, f := range frags {
-		if groups[i] >= 2 {
+		if groups[i] >= 1 {
 			want[map[uint32]string{1: "video", 2: "audio"}[f.TrackID]]++
+			if !seen[f.TrackID] {
+				seen[f.TrackID] = true
+				firstOfGroup1 = append(firstOfGroup1, f.Data)
+			}
 		}
+	}
+	if len(firstOfGroup1) != 2 {
+		t.Fatalf("group 1 starts on %d tracks", len(firstOfGroup1))
 	}
 	r := fmp4test.StartRelay(t)
 	pub := startPub(t, r, "moqt", "--name", "late", "--log-level", "debug")
@@ -419,6 +430,13 @@ func TestSubLateJoin(t *testing.T) {
 	pub.stderr.waitFor(t, "moq-pub", "msg=group track=1 group=1", "msg=group track=2 group=1")
 	sub := startSub(t, r, "https", "--name", "late", "--catalog")
 	sub.waitReady(t)
+	// Group 2 is not published yet: the output already holds the init
+	// segment and each track's group 1 from its first object.
+	sub.stderr.waitFor(t, "moq-sub", "track=late/1.m4s group=1", "track=late/2.m4s group=1")
+	sub.stdout.waitFor(t, "moq-sub output", string(firstOfGroup1[0]), string(firstOfGroup1[1]))
+	if out := sub.stdout.Bytes(); !bytes.HasPrefix(out, initBytes[:8]) {
+		t.Errorf("the output does not start with the init segment: % x", out[:min(len(out), 16)])
+	}
 	pub.write(t, media[frags[cut].Offset:])
 	_ = pub.stdin.Close()
 	if err := sub.wait(t); err != nil {
@@ -427,19 +445,19 @@ func TestSubLateJoin(t *testing.T) {
 	if err := pub.wait(t); err != nil {
 		t.Fatalf("moq-pub: %v\n%s", err, pub.stderr.String())
 	}
-	for _, s := range []string{"by=fetch", "track=1.m4s largest={1,", "from_group=2"} {
+	for _, s := range []string{"by=fetch", "track=1.m4s largest={1,", "joined the current group with FETCH"} {
 		if !strings.Contains(sub.stderr.String(), s) {
 			t.Errorf("no %q in moq-sub's log:\n%s", s, sub.stderr.String())
 		}
 	}
 	out := fmp4test.WriteFile(t, "out.mp4", sub.stdout.Bytes())
-	if got := fmp4test.Packets(t, out); got["video"] != want["video"] || got["audio"] != want["audio"] || want["video"] != 30 {
-		t.Errorf("output packets %v, want %v (groups 2 and later)", got, want)
+	if got := fmp4test.Packets(t, out); got["video"] != want["video"] || got["audio"] != want["audio"] || want["video"] != 60 {
+		t.Errorf("output packets %v, want %v (groups 1 and later)", got, want)
 	}
-	// The video starts at the key frame of frame 60 and decodes to the
+	// The video starts at the key frame of frame 30 and decodes to the
 	// input's frames from there.
-	if got, want := hashes(fmp4test.FrameMD5(t, out)), hashes(wantMD5[60:]); !slices.Equal(got, want) {
-		t.Errorf("output frames\n%s\nwant the input's from frame 60\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	if got, want := hashes(fmp4test.FrameMD5(t, out)), hashes(wantMD5[30:]); !slices.Equal(got, want) {
+		t.Errorf("output frames\n%s\nwant the input's from frame 30\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
@@ -631,5 +649,54 @@ func TestSubOrderer(t *testing.T) {
 	}
 	if want := []string{"1.0", "2.0"}; !slices.Equal(got, want) {
 		t.Errorf("written %v, want %v", got, want)
+	}
+}
+
+// TestSubOrdererJoin: the objects of a joining FETCH are written first; a
+// joined group that the subscription carries on ends with its subgroup, and
+// one that the FETCH had whole ends when a later group comes.
+func TestSubOrdererJoin(t *testing.T) {
+	var got []string
+	newO := func(start uint64) *orderer {
+		got = nil
+		return newOrderer(slog.New(slog.DiscardHandler), start, func(obj *moqtransport.Object) error {
+			got = append(got, fmt.Sprintf("%d.%d", obj.Group, obj.ID))
+			return nil
+		})
+	}
+	fetched := []*moqtransport.Object{testObject(3, 0), testObject(3, 1), testObject(3, 2)}
+
+	// The subscription goes on with objects 3 and 4 of group 3; group 4
+	// overtakes the end of group 3 and waits for it.
+	o := newO(3)
+	steps := []func() error{
+		func() error { return o.join(fetched) },
+		func() error { return o.object(testObject(3, 3)) },
+		func() error { return o.object(testObject(4, 0)) },
+		func() error { return o.object(testObject(3, 4)) },
+		func() error { return o.groupEnd(3, false) },
+		func() error { return o.object(testObject(4, 1)) },
+	}
+	for i, s := range steps {
+		if err := s(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	if want := []string{"3.0", "3.1", "3.2", "3.3", "3.4", "4.0", "4.1"}; !slices.Equal(got, want) {
+		t.Errorf("carried on: written %v, want %v", got, want)
+	}
+
+	// The FETCH had all of group 3: group 4 starts without an end of 3.
+	o = newO(3)
+	if err := o.join(fetched); err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range []*moqtransport.Object{testObject(4, 0), testObject(4, 1), testObject(3, 3)} {
+		if err := o.object(obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"3.0", "3.1", "3.2", "4.0", "4.1"}; !slices.Equal(got, want) {
+		t.Errorf("whole group fetched: written %v, want %v (a late 3.3 dropped)", got, want)
 	}
 }

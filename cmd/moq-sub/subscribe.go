@@ -77,6 +77,14 @@ type chosen struct {
 	kind fmp4.Kind
 }
 
+// priority is the track's subscriber priority.
+func (c chosen) priority() uint8 {
+	if c.kind == fmp4.KindVideo {
+		return videoPriority
+	}
+	return audioPriority
+}
+
 func (s *subscriber) run(ctx context.Context) error {
 	// The catalog and init subscriptions stay until the end: they cost
 	// nothing once their one object came, and an UNSUBSCRIBE racing the
@@ -146,19 +154,15 @@ func (s *subscriber) run(ctx context.Context) error {
 		}
 	}()
 	for i, c := range tracks {
-		prio := uint8(videoPriority)
-		if c.kind != fmp4.KindVideo {
-			prio = audioPriority
-		}
-		sub, err := s.sess.Subscribe(ctx, s.ns, c.name, moqtransport.SubscribeOptions{
-			Priority: prio, Filter: wire.Filter{Type: wire.FilterNextGroupStart},
-		})
+		// Largest Object: the subscription starts where the track is now,
+		// and a joining FETCH (play) brings the current group's start.
+		sub, err := s.sess.Subscribe(ctx, s.ns, c.name, moqtransport.SubscribeOptions{Priority: c.priority()})
 		if err != nil {
 			return s.failure(ctx, fmt.Errorf("subscribing to %s: %w", c.name, err))
 		}
 		subs[i] = sub
 		if ok := sub.OK(); ok.ContentExists {
-			s.log.Info("subscribed", "track", c.name, "largest", ok.Largest.String(), "from_group", ok.Largest.Group+1)
+			s.log.Info("subscribed", "track", c.name, "largest", ok.Largest.String())
 		} else {
 			s.log.Info("subscribed", "track", c.name, "from_group", 0)
 		}
@@ -430,9 +434,9 @@ func (s *subscriber) firstObject(ctx context.Context, sub *moqtransport.Subscrip
 func (s *subscriber) play(ctx context.Context, c chosen, sub *moqtransport.Subscription) error {
 	r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
 	defer r.Close()
-	start := uint64(0)
-	if ok := sub.OK(); ok.ContentExists {
-		start = ok.Largest.Group + 1 // Next Group Start
+	start, joined, err := s.join(ctx, c, sub)
+	if err != nil {
+		return err
 	}
 	o := newOrderer(s.log.With("track", c.name), start, func(obj *moqtransport.Object) error {
 		if id, err := fmp4.FragmentTrack(obj.Payload); err != nil || id != c.id {
@@ -441,6 +445,9 @@ func (s *subscriber) play(ctx context.Context, c chosen, sub *moqtransport.Subsc
 		}
 		return s.out.write(obj.Payload)
 	})
+	if err := o.join(joined); err != nil {
+		return err
+	}
 	for {
 		waitCtx, cancel := context.WithTimeout(ctx, maxGapWait)
 		ev, err := r.Next(waitCtx)
@@ -501,12 +508,28 @@ type orderer struct {
 	bytes    int
 	gapSince time.Time // when the output started waiting for group next
 	written  int
+	// joined: the group being written began with a joining FETCH and no
+	// object of it has come on the subscription since, so its end may
+	// never be signalled: a later group ends it.
+	joined bool
 }
 
 // newOrderer expects the track to start at group start.
 func newOrderer(log *slog.Logger, start uint64, write func(*moqtransport.Object) error) *orderer {
 	return &orderer{log: log, write: write, now: time.Now, next: start, haveNext: true,
 		pending: map[uint64][]*moqtransport.Object{}, ended: map[uint64]bool{}}
+}
+
+// join writes the objects of a joining FETCH (the group the subscription
+// started in, from object 0) ahead of the subscription's.
+func (o *orderer) join(objs []*moqtransport.Object) error {
+	for _, obj := range objs {
+		if err := o.object(obj); err != nil {
+			return err
+		}
+	}
+	o.joined = len(objs) > 0 && o.inGroup && o.cur == objs[0].Group
+	return nil
 }
 
 func (o *orderer) put(obj *moqtransport.Object) error {
@@ -520,7 +543,13 @@ func (o *orderer) object(obj *moqtransport.Object) error {
 	}
 	switch {
 	case o.inGroup && obj.Group == o.cur:
+		o.joined = false // the subscription carries the group on: its end will come
 		return o.put(obj)
+	case o.inGroup && o.joined && obj.Group > o.cur:
+		// The joined group's rest did not come on the subscription before
+		// a later group: the FETCH had all of it.
+		o.log.Debug("the joined group ended with its FETCH", "group", o.cur)
+		o.inGroup, o.joined, o.next, o.haveNext = false, false, o.cur+1, true
 	case (o.inGroup && obj.Group < o.cur) || (o.haveNext && obj.Group < o.next):
 		o.log.Debug("dropping a late object", "group", obj.Group, "object", obj.ID)
 		return nil
@@ -529,7 +558,7 @@ func (o *orderer) object(obj *moqtransport.Object) error {
 	o.bytes += len(obj.Payload)
 	if o.inGroup && o.crowded() {
 		o.log.Warn("group incomplete: moving on", "group", o.cur)
-		o.inGroup, o.next, o.haveNext = false, o.cur+1, true
+		o.inGroup, o.joined, o.next, o.haveNext = false, false, o.cur+1, true
 	}
 	return o.advance(false)
 }
@@ -545,7 +574,7 @@ func (o *orderer) groupEnd(group uint64, aborted bool) error {
 	}
 	switch {
 	case o.inGroup && group == o.cur:
-		o.inGroup, o.next, o.haveNext = false, group+1, true
+		o.inGroup, o.joined, o.next, o.haveNext = false, false, group+1, true
 		return o.advance(false)
 	case !o.inGroup || group > o.cur:
 		if _, ok := o.pending[group]; ok {
@@ -599,7 +628,7 @@ func (o *orderer) tick() error { return o.advance(false) }
 // at the next group start.
 func (o *orderer) skipped() {
 	o.log.Warn("fell behind the track: skipping to the next group")
-	o.inGroup, o.haveNext = false, false
+	o.inGroup, o.joined, o.haveNext = false, false, false
 	clear(o.pending)
 	clear(o.ended)
 	o.bytes = 0
