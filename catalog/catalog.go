@@ -1,7 +1,18 @@
-// Package catalog implements the MoQ catalog used by moq-rs (crate moq-catalog 0.2.3, which cites
-// draft-ietf-moq-catalogformat-01): its data model, its JSON encoding byte for byte as serde_json
-// writes it, a strict decoder, and Build, which derives a catalog from an fMP4 init segment the
-// way moq-pub does.
+// Package catalog implements the two catalogs moq-pub publishes for a broadcast, each on a
+// track of its own in the broadcast's namespace:
+//
+//   - track ".catalog" (catalog.go and the rest of this doc): the MoQ catalog of moq-rs (crate
+//     moq-catalog 0.2.3, which cites draft-ietf-moq-catalogformat-01), which moq-rs's tools and
+//     moq-sub --catalog read. Its data model, its JSON encoding byte for byte as serde_json
+//     writes it, a strict decoder, and Build, which derives a catalog from an fMP4 init segment
+//     the way moq-pub does. The init segment itself is on track "0.mp4" (DefaultInitTrack).
+//   - track "catalog" (MSFTrack, msf.go): the MSF catalog of draft-ietf-moq-msf with the CMAF
+//     packaging of draft-ietf-moq-cmsf, which the wider ecosystem's players read (shaka-player,
+//     Eyevinn's warp-player, @moq/watch with catalog-format=msf) and moq-sub --msf. It carries
+//     each track's init segment itself. BuildMSF, EncodeMSF (draft-01) and ParseMSF (draft-00
+//     and draft-01).
+//
+// Both name the media tracks alike, "{track_ID}.m4s", whose objects are moof+mdat fragments.
 //
 // # Optional fields
 //
