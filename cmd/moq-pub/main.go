@@ -8,8 +8,12 @@
 // (WebTransport). The namespace is NAME split on "/"; moq-pub announces it
 // (PUBLISH_NAMESPACE) and serves these tracks:
 //
-//   - ".catalog": group 0, one object, the catalog JSON (package catalog),
-//     with --fps and --bitrate on every video track when given;
+//   - ".catalog": group 0, one object, moq-rs's catalog JSON (package
+//     catalog), with --fps and --bitrate on every video track when given;
+//   - "catalog": group 0, one object, the MSF catalog (draft-ietf-moq-msf
+//     with CMAF packaging, draft-01 JSON; catalog.BuildMSF) of the same
+//     tracks, each with its own init segment, for the players of the wider
+//     ecosystem;
 //   - "0.mp4": group 0, one object, the init segment (ftyp and moov);
 //   - "{track_ID}.m4s" for each track of the moov: each moof with its mdat
 //     is one object. A key frame of the first video track starts a new
@@ -17,7 +21,7 @@
 //     frames); without video, a group spans --group-duration of media
 //     time. Object IDs run 0, 1, 2... within each group.
 //
-// The catalog and the init segment are also pushed to the relay (PUBLISH)
+// The catalogs and the init segment are also pushed to the relay (PUBLISH)
 // before they are written, so that the relay caches them and subscribers
 // that come later can FETCH them; a relay that refuses (or ignores) PUBLISH
 // serves them from this process as any other track.
@@ -110,7 +114,7 @@ func newRootCommand(base config) *cobra.Command {
 	root := &cobra.Command{
 		Use:   binaryName + " [flags] URL --name NAME",
 		Short: "Publish fragmented MP4 from stdin through a MoQT relay (" + version.Draft + ")",
-		Long: "Publish fragmented MP4 read from stdin as a MoQT broadcast in moq-rs's layout (.catalog, 0.mp4, {track_ID}.m4s).\n" +
+		Long: "Publish fragmented MP4 read from stdin as a MoQT broadcast in moq-rs's layout (.catalog, 0.mp4, {track_ID}.m4s), with an MSF catalog on track \"catalog\".\n" +
 			"URL is moqt://host:port/path (raw QUIC) or https://host:port/path (WebTransport).\n\n" +
 			"Example:\n  ffmpeg -i in.mp4 -c copy -f mp4 -movflags cmaf+separate_moof+delay_moov+skip_trailer+frag_every_frame - |\n" +
 			"    moq-pub --tls-disable-verify --name demo moqt://localhost:4443/",
@@ -156,7 +160,7 @@ func run(ctx context.Context, cfg config) error {
 	if err := ns.Validate(); err != nil {
 		return fmt.Errorf("--name %q: %w", cfg.name, err)
 	}
-	for _, n := range []string{catalogTrack, catalog.DefaultInitTrack} {
+	for _, n := range []string{catalogTrack, catalog.MSFTrack, catalog.DefaultInitTrack} {
 		if err := (wire.FullTrackName{Namespace: ns, Name: n}).Validate(); err != nil {
 			return fmt.Errorf("--name %q: %w", cfg.name, err)
 		}

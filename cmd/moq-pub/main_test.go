@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -313,8 +314,10 @@ func TestPublish(t *testing.T) {
 	c := r.Connect(t, "https")
 	catSub := c.Subscribe(t, "test/pub", ".catalog", wire.Filter{Type: wire.FilterAbsoluteStart})
 	initSub := c.Subscribe(t, "test/pub", "0.mp4", wire.Filter{Type: wire.FilterAbsoluteStart})
+	msfSub := c.Subscribe(t, "test/pub", "catalog", wire.Filter{Type: wire.FilterAbsoluteStart})
 	pub.write(t, initBytes)
 	catJSON := fmp4test.First(t, catSub)
+	checkMSF(t, fmp4test.First(t, msfSub), in)
 	if got := fmp4test.First(t, initSub); !bytes.Equal(got, in.Data) {
 		t.Errorf("0.mp4 is not the input's ftyp and moov")
 	}
@@ -660,5 +663,43 @@ func TestPubExitCode(t *testing.T) {
 	}
 	if c := exitCode(errors.New("other")); c != exitFailure {
 		t.Errorf("other error: %d", c)
+	}
+}
+
+// checkMSF: the MSF catalog on track "catalog" is draft-01 and describes
+// the tracks of the init segment, each with its own init segment.
+func checkMSF(t *testing.T, js []byte, in *fmp4.Init) {
+	t.Helper()
+	if !bytes.Contains(js, []byte(`"version":"draft-01"`)) {
+		t.Errorf("MSF catalog version:\n%s", js)
+	}
+	m, err := catalog.ParseMSF(js)
+	if err != nil {
+		t.Fatalf("MSF catalog: %v\n%s", err, js)
+	}
+	v, okV := m.Track("1.m4s")
+	a, okA := m.Track("2.m4s")
+	switch {
+	case !okV || !okA || len(m.Tracks) != 2:
+		t.Fatalf("MSF catalog tracks:\n%s", js)
+	case v.Role != catalog.MSFRoleVideo || a.Role != catalog.MSFRoleAudio || v.Packaging != "cmaf" || !v.IsLive || v.Namespace != nil:
+		t.Errorf("MSF track fields:\n%s", js)
+	case !strings.HasPrefix(v.Codec, "avc1.") || *v.Width != 320 || *v.Height != 240 || v.Framerate == nil || *v.Framerate != 30:
+		t.Errorf("MSF video fields:\n%s", js)
+	case a.Codec != "mp4a.40.2" || *a.Samplerate != 48000:
+		t.Errorf("MSF audio fields:\n%s", js)
+	}
+	for _, tr := range []catalog.MSFTrackInfo{v, a} {
+		one, err := fmp4.ParseInit(tr.InitData)
+		if err != nil {
+			t.Fatalf("%s: init data: %v", tr.Name, err)
+		}
+		want := strconv.FormatUint(uint64(one.Tracks[0].ID), 10) + ".m4s"
+		if len(one.Tracks) != 1 || want != tr.Name {
+			t.Errorf("%s: its init data has tracks %v", tr.Name, one.Tracks)
+		}
+	}
+	if len(in.Tracks) != 2 {
+		t.Errorf("input tracks %v", in.Tracks)
 	}
 }

@@ -17,7 +17,8 @@ import (
 	"github.com/moqgo/moq/moqtransport/wire"
 )
 
-// catalogTrack is the name of the track that carries the catalog.
+// catalogTrack is the name of the track that carries moq-rs's catalog;
+// catalog.MSFTrack ("catalog") carries the MSF catalog.
 const catalogTrack = ".catalog"
 
 // Publisher priorities, as moq-rs's moq-pub gives them.
@@ -53,9 +54,9 @@ type publisher struct {
 	ns    wire.Namespace
 	nsPub *moqtransport.NamespacePublication
 
-	catalog, init *moqtransport.Track
-	pushed        []*moqtransport.Publication
-	wroteMeta     bool
+	catalog, msf, init *moqtransport.Track
+	pushed             []*moqtransport.Publication
+	wroteMeta          bool
 
 	grouper *fmp4.Grouper
 	media   map[uint32]*mediaTrack
@@ -88,10 +89,12 @@ func (p *publisher) name(n string) wire.FullTrackName {
 // tracks end and their subscriptions are given time to finish.
 func (p *publisher) run(ctx context.Context) error {
 	p.catalog = moqtransport.NewTrack(p.name(catalogTrack), moqtransport.TrackConfig{})
+	p.msf = moqtransport.NewTrack(p.name(catalog.MSFTrack), moqtransport.TrackConfig{})
 	p.init = moqtransport.NewTrack(p.name(catalog.DefaultInitTrack), moqtransport.TrackConfig{})
 	p.h.Add(p.catalog)
+	p.h.Add(p.msf)
 	p.h.Add(p.init)
-	p.push(ctx, p.catalog, p.init)
+	p.push(ctx, p.catalog, p.msf, p.init)
 	if p.cfg.ready != nil {
 		p.cfg.ready()
 	}
@@ -263,6 +266,19 @@ func (p *publisher) setup(in *fmp4.Init) error {
 	if err != nil {
 		return fmt.Errorf("encoding the catalog: %w", err)
 	}
+	// The MSF catalog: the same tracks, each with its own init segment
+	// (a moov of its trak only), as MSE-based players need.
+	msf, err := catalog.BuildMSF(init, catalog.MSFOptions{Framerate: p.cfg.fps, Bitrate: p.cfg.bitrate,
+		TrackInit: func(id uint32) ([]byte, error) {
+			return fmp4.FilterInit(init, func(t uint32) bool { return t == id })
+		}})
+	if err != nil {
+		return &inputError{fmt.Errorf("input: %w", err)}
+	}
+	msfJS, err := msf.EncodeMSF()
+	if err != nil {
+		return fmt.Errorf("encoding the MSF catalog: %w", err)
+	}
 	p.grouper = fmp4.NewGrouper(in, p.cfg.groupDuration)
 	p.media = map[uint32]*mediaTrack{}
 	var desc []string
@@ -292,6 +308,9 @@ func (p *publisher) setup(in *fmp4.Init) error {
 	}
 	if err := writeSingle(p.catalog, js); err != nil {
 		return fmt.Errorf("writing the catalog: %w", err)
+	}
+	if err := writeSingle(p.msf, msfJS); err != nil {
+		return fmt.Errorf("writing the MSF catalog: %w", err)
 	}
 	p.wroteMeta = true
 	primary, byTime := p.grouper.Primary()
@@ -377,6 +396,7 @@ func (p *publisher) end() {
 		metaGroup = 1
 	}
 	endAt(p.catalog, nil, metaGroup, 0)
+	endAt(p.msf, nil, metaGroup, 0)
 	endAt(p.init, nil, metaGroup, 0)
 	p.log.Info("tracks ended")
 }
@@ -397,6 +417,7 @@ func (p *publisher) fail(reason error) {
 		mt.track.Close(err)
 	}
 	p.catalog.Close(err)
+	p.msf.Close(err)
 	p.init.Close(err)
 	if p.sess.Err() == nil {
 		p.finish()

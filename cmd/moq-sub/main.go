@@ -2,15 +2,16 @@
 // moq-rs's moq-pub layout to stdout as fragmented MP4, for ffplay or a
 // file.
 //
-//	moq-sub [flags] URL --name NAME [--catalog] [--track NAME]... | ffplay -
+//	moq-sub [flags] URL --name NAME [--catalog|--msf] [--track NAME]... | ffplay -
 //
 // URL is moqt://host:port/path (raw QUIC) or https://host:port/path
 // (WebTransport). moq-sub gets the init segment (track "0.mp4", or the
-// init track the catalog names with --catalog) from a subscription or, when
-// it was published before, with FETCH; picks the tracks (every video and
-// audio track of the init segment, or those named with --track, by their
-// track names such as "1.m4s"); writes the init segment, cut down to those
-// tracks, and then every moof+mdat object of the tracks as it arrives,
+// init track moq-rs's catalog on ".catalog" names with --catalog) from a
+// subscription or, when it was published before, with FETCH; with --msf it
+// reads the MSF catalog on track "catalog" instead, which carries the init
+// segments itself. It picks the tracks (every video and audio track, or
+// those named with --track, by their track names such as "1.m4s"); writes
+// the init segment, cut down to those tracks, and then every moof+mdat object of the tracks as it arrives,
 // tracks interleaved, each track in group and object order. Each track
 // starts at once, at the first object (a key frame) of the group the
 // publisher is in: the subscription (Largest Object) brings the rest of that
@@ -45,6 +46,7 @@ type config struct {
 	url        string
 	name       string
 	useCatalog bool
+	useMSF     bool
 	tracks     []string
 
 	client cli.ClientFlags
@@ -72,7 +74,7 @@ func main() {
 func newRootCommand(base config) *cobra.Command {
 	cfg := base
 	root := &cobra.Command{
-		Use:   binaryName + " [flags] URL --name NAME [--catalog] [--track NAME]...",
+		Use:   binaryName + " [flags] URL --name NAME [--catalog|--msf] [--track NAME]...",
 		Short: "Play a MoQT broadcast to stdout as fragmented MP4 (" + version.Draft + ")",
 		Long: "Subscribe to a broadcast in moq-rs's layout (.catalog, 0.mp4, {track_ID}.m4s) and write it to stdout as fragmented MP4.\n" +
 			"URL is moqt://host:port/path (raw QUIC) or https://host:port/path (WebTransport).\n\n" +
@@ -89,7 +91,8 @@ func newRootCommand(base config) *cobra.Command {
 	}
 	f := root.Flags()
 	f.StringVar(&cfg.name, "name", "", "broadcast namespace, fields separated by / (required)")
-	f.BoolVar(&cfg.useCatalog, "catalog", false, "read the .catalog track first and take the track names and the init track from it")
+	f.BoolVar(&cfg.useCatalog, "catalog", false, "read moq-rs's catalog (track .catalog) first and take the track names and the init track from it")
+	f.BoolVar(&cfg.useMSF, "msf", false, "read the MSF catalog (track catalog) first and take the track names and their init segments from it")
 	f.StringArrayVar(&cfg.tracks, "track", nil, "play only this track, e.g. 1.m4s (default: every video and audio track); repeatable")
 	cfg.client.Add(f)
 	_ = root.MarkFlagRequired("name")
@@ -110,6 +113,9 @@ func run(ctx context.Context, cfg config) error {
 	}
 	if cfg.name == "" {
 		return fmt.Errorf("--name is empty: name the broadcast, e.g. --name demo")
+	}
+	if cfg.useCatalog && cfg.useMSF {
+		return fmt.Errorf("--catalog and --msf name two catalogs: give one")
 	}
 	ns := wire.ParseNamespacePath(cfg.name)
 	if err := ns.Validate(); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/moqgo/moq/catalog"
 	"github.com/moqgo/moq/internal/fmp4"
 	"github.com/moqgo/moq/internal/fmp4/fmp4test"
 	"github.com/moqgo/moq/internal/version"
@@ -343,9 +344,9 @@ func TestSubEndToEnd(t *testing.T) {
 	_, initBytes, frags, _ := splitStream(t, media)
 	for _, c := range []struct {
 		scheme  string
-		catalog bool
-	}{{"https", false}, {"moqt", true}} {
-		t.Run(c.scheme, func(t *testing.T) {
+		catalog string // "", --catalog (moq-rs's) or --msf
+	}{{"https", ""}, {"moqt", "--catalog"}, {"https", "--msf"}} {
+		t.Run(c.scheme+c.catalog, func(t *testing.T) {
 			start := time.Now()
 			r := fmp4test.StartRelay(t)
 			pub := startPub(t, r, c.scheme, "--name", "e2e/av", "--fps", "30")
@@ -354,8 +355,8 @@ func TestSubEndToEnd(t *testing.T) {
 			pub.write(t, initBytes)
 			pub.stderr.waitFor(t, "moq-pub", "msg=publishing")
 			args := []string{"--name", "e2e/av"}
-			if c.catalog {
-				args = append(args, "--catalog")
+			if c.catalog != "" {
+				args = append(args, c.catalog)
 			}
 			sub := startSub(t, r, c.scheme, args...)
 			sub.waitReady(t)
@@ -377,7 +378,11 @@ func TestSubEndToEnd(t *testing.T) {
 			if got := fmp4test.Streams(t, out); !slices.Equal(got, []string{"h264", "aac"}) {
 				t.Errorf("output streams %v", got)
 			}
-			for _, s := range []string{"the tracks ended", `tracks="1.m4s (video), 2.m4s (audio)"`} {
+			wantLog := []string{"the tracks ended", `tracks="1.m4s (video), 2.m4s (audio)"`}
+			if c.catalog == "--msf" {
+				wantLog = append(wantLog, `msg="MSF catalog" version=draft-01 tracks=2`)
+			}
+			for _, s := range wantLog {
 				if !strings.Contains(sub.stderr.String(), s) {
 					t.Errorf("no %q in moq-sub's log:\n%s", s, sub.stderr.String())
 				}
@@ -698,5 +703,68 @@ func TestSubOrdererJoin(t *testing.T) {
 	}
 	if want := []string{"3.0", "3.1", "3.2", "4.0", "4.1"}; !slices.Equal(got, want) {
 		t.Errorf("whole group fetched: written %v, want %v (a late 3.3 dropped)", got, want)
+	}
+}
+
+// TestSubMSFTracks: the tracks of an MSF catalog resolve to traks of their
+// init data (one each, or a shared one), which merge into the output's
+// init segment; --track picks by name; what cannot be played is refused.
+func TestSubMSFTracks(t *testing.T) {
+	media := fmp4test.Encode(t, avArgs()...)
+	in, initBytes, _, _ := splitStream(t, media)
+	one := func(id uint32) []byte {
+		b, err := fmp4.FilterInit(initBytes, func(t uint32) bool { return t == id })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	cmaf := func(name, role string, init []byte) catalog.MSFTrackInfo {
+		return catalog.MSFTrackInfo{Name: name, Packaging: "cmaf", IsLive: true, Role: role, InitData: init}
+	}
+	check := func(what string, m *catalog.MSF, names []string, want string) []byte {
+		t.Helper()
+		init, tracks, err := msfTracks(m, names)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := describe(tracks); got != want {
+			t.Errorf("%s: tracks %s, want %s", what, got, want)
+		}
+		if _, err := fmp4.ParseInit(init); err != nil {
+			t.Errorf("%s: init: %v", what, err)
+		}
+		return init
+	}
+	// Per-track init segments, names that are not "{id}.m4s" (as other
+	// publishers name them), a track that is not media.
+	perTrack := &catalog.MSF{Tracks: []catalog.MSFTrackInfo{cmaf("video", "video", one(1)), cmaf("audio", "audio", one(2)),
+		{Name: "timeline", Packaging: "mediatimeline"}}}
+	if init := check("per-track", perTrack, nil, "video (video), audio (audio)"); !bytes.Equal(init, in.Data) {
+		t.Errorf("the merged init segment differs from the publisher's")
+	}
+	check("--track audio", perTrack, []string{"audio"}, "audio (audio)")
+	// One shared init segment, matched by name and by role.
+	shared := &catalog.MSF{Tracks: []catalog.MSFTrackInfo{cmaf("2.m4s", "audio", initBytes), cmaf("v", "video", initBytes)}}
+	check("shared", shared, nil, "2.m4s (audio), v (video)")
+
+	for _, c := range []struct {
+		name  string
+		m     *catalog.MSF
+		names []string
+		want  string
+	}{
+		{"unknown --track", perTrack, []string{"x"}, `--track "x" is not in the MSF catalog, which has video, audio, timeline`},
+		{"--track of another packaging", perTrack, []string{"timeline"}, `packaging "mediatimeline"`},
+		{"no media", &catalog.MSF{Tracks: []catalog.MSFTrackInfo{{Name: "t", Packaging: "loc"}}}, nil, "no cmaf video or audio track (it has t)"},
+		{"no init data", &catalog.MSF{Tracks: []catalog.MSFTrackInfo{cmaf("v", "video", nil)}}, nil, "no init data"},
+		{"bad init data", &catalog.MSF{Tracks: []catalog.MSFTrackInfo{cmaf("v", "video", []byte("junk"))}}, nil, "the init data of track v"},
+		{"one trak twice", &catalog.MSF{Tracks: []catalog.MSFTrackInfo{cmaf("a", "video", one(1)), cmaf("b", "video", one(1))}}, nil, "another track's too"},
+		{"no matching trak", &catalog.MSF{Tracks: []catalog.MSFTrackInfo{cmaf("x", "subtitle", initBytes)}}, []string{"x"}, "no trak of its init data"},
+		{"another namespace", &catalog.MSF{Tracks: []catalog.MSFTrackInfo{{Name: "v", Namespace: new("other"), Packaging: "cmaf", InitData: one(1)}}}, nil, "namespace"},
+	} {
+		if _, _, err := msfTracks(c.m, c.names); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
 	}
 }

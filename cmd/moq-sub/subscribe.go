@@ -97,54 +97,85 @@ func (s *subscriber) run(ctx context.Context) error {
 			}
 		}
 	}()
-	var cat *catalog.Catalog
-	initName := catalog.DefaultInitTrack
-	if s.cfg.useCatalog {
-		b, sub, err := s.first(ctx, catalogTrack)
-		if sub != nil {
-			metaSubs = append(metaSubs, sub)
-		}
+	var (
+		init   []byte
+		tracks []chosen
+	)
+	if s.cfg.useMSF {
+		var err error
+		init, tracks, err = s.fromMSF(ctx, &metaSubs)
 		if err != nil {
-			return s.failure(ctx, err)
-		}
-		if cat, err = catalog.Parse(b); err != nil {
-			return fmt.Errorf("the catalog: %w", err)
-		}
-		if initName, err = initTrackOf(cat, s.cfg.tracks); err != nil {
 			return err
 		}
-		s.log.Info("catalog", "tracks", len(cat.Tracks), "init_track", initName)
+	} else {
+		var err error
+		init, tracks, err = s.fromInitTrack(ctx, &metaSubs)
+		if err != nil {
+			return err
+		}
 	}
-	initData, sub, err := s.first(ctx, initName)
-	if sub != nil {
-		metaSubs = append(metaSubs, sub)
-	}
-	if err != nil {
-		return s.failure(ctx, err)
-	}
-	in, err := fmp4.ParseInit(initData)
-	if err != nil {
-		return fmt.Errorf("the init segment (track %s): %w", initName, err)
-	}
-	tracks, err := s.choose(cat, in)
-	if err != nil {
-		return err
-	}
-	keep := map[uint32]bool{}
 	var desc []string
 	for _, c := range tracks {
-		keep[c.id] = true
 		desc = append(desc, fmt.Sprintf("%s (%s)", c.name, c.kind))
-	}
-	init, err := fmp4.FilterInit(in.Data, func(id uint32) bool { return keep[id] })
-	if err != nil {
-		return fmt.Errorf("the init segment (track %s): %w", initName, err)
 	}
 	if err := s.out.write(init); err != nil {
 		return err
 	}
 	s.log.Info("playing", "tracks", strings.Join(desc, ", "))
+	return s.playTracks(ctx, tracks)
+}
 
+// fromInitTrack reads the init segment from its track (0.mp4, or the one
+// moq-rs's catalog names with --catalog) and picks the tracks to play; it
+// returns the init segment cut down to them.
+func (s *subscriber) fromInitTrack(ctx context.Context, metaSubs *[]*moqtransport.Subscription) ([]byte, []chosen, error) {
+	var cat *catalog.Catalog
+	initName := catalog.DefaultInitTrack
+	if s.cfg.useCatalog {
+		b, sub, err := s.first(ctx, catalogTrack)
+		if sub != nil {
+			*metaSubs = append(*metaSubs, sub)
+		}
+		if err != nil {
+			return nil, nil, s.failure(ctx, err)
+		}
+		if cat, err = catalog.Parse(b); err != nil {
+			return nil, nil, fmt.Errorf("the catalog: %w", err)
+		}
+		if initName, err = initTrackOf(cat, s.cfg.tracks); err != nil {
+			return nil, nil, err
+		}
+		s.log.Info("catalog", "tracks", len(cat.Tracks), "init_track", initName)
+	}
+	initData, sub, err := s.first(ctx, initName)
+	if sub != nil {
+		*metaSubs = append(*metaSubs, sub)
+	}
+	if err != nil {
+		return nil, nil, s.failure(ctx, err)
+	}
+	in, err := fmp4.ParseInit(initData)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the init segment (track %s): %w", initName, err)
+	}
+	tracks, err := s.choose(cat, in)
+	if err != nil {
+		return nil, nil, err
+	}
+	keep := map[uint32]bool{}
+	for _, c := range tracks {
+		keep[c.id] = true
+	}
+	init, err := fmp4.FilterInit(in.Data, func(id uint32) bool { return keep[id] })
+	if err != nil {
+		return nil, nil, fmt.Errorf("the init segment (track %s): %w", initName, err)
+	}
+	return init, tracks, nil
+}
+
+// playTracks subscribes to the tracks and writes their objects until they
+// end, ctx ends, or one fails.
+func (s *subscriber) playTracks(ctx context.Context, tracks []chosen) error {
 	subs := make([]*moqtransport.Subscription, len(tracks))
 	defer func() {
 		for _, sub := range subs {

@@ -145,6 +145,53 @@ func TestFmp4FilterInit(t *testing.T) {
 	}
 }
 
+// TestFmp4MergeInits: the per-track init segments FilterInit makes merge
+// back into the original, byte for byte.
+func TestFmp4MergeInits(t *testing.T) {
+	full := stream(ftyp(), moov(true, videoTrack, audioTrack))
+	one := func(id uint32) []byte {
+		b, err := FilterInit(full, func(t uint32) bool { return t == id })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	v, a := one(1), one(2)
+	merged, err := MergeInits(v, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(merged, full) {
+		t.Errorf("merged\n%x\nwant\n%x", merged, full)
+	}
+	// The other way round: audio's moov, then the video trak.
+	merged, err = MergeInits(a, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := ParseInit(merged)
+	if err != nil || len(in.Tracks) != 2 || in.Tracks[0].ID != 2 || in.Tracks[1].ID != 1 || in.Tracks[1].DefaultSampleDuration != videoTrack.dur {
+		t.Errorf("merged audio+video: %+v, %v", in, err)
+	}
+	if same, err := MergeInits(v); err != nil || !bytes.Equal(same, v) {
+		t.Errorf("one init: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		in   [][]byte
+		want string
+	}{
+		{"none", nil, "no init segment"},
+		{"twice", [][]byte{v, v}, "track_ID 1 is in an earlier one"},
+		{"not fragmented", [][]byte{v, stream(ftyp(), moov(false, audioTrack))}, "not fragmented"},
+		{"junk", [][]byte{v, []byte("junk")}, "trailing bytes"},
+	} {
+		if _, err := MergeInits(c.in...); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want ErrInvalid with %q", c.name, err, c.want)
+		}
+	}
+}
+
 func TestFmp4Splitter(t *testing.T) {
 	init := stream(ftyp(), moov(true, videoTrack, audioTrack))
 	var frags []testFrag

@@ -282,3 +282,94 @@ func (in *Init) String() string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// MergeInits joins init segments whose traks have distinct track_IDs into
+// one: the ftyp and moov of the first (its mvhd and the rest), with the
+// traks of the others after its own and their trex boxes in its mvex, in
+// the order given. It is how one output stream gets tracks that an MSF
+// catalog describes with an init segment each. A track_ID found twice, or
+// an init segment that is not fragmented, is an error.
+func MergeInits(inits ...[]byte) ([]byte, error) {
+	if len(inits) == 0 {
+		return nil, invalid("no init segment to merge")
+	}
+	var traks, trexs []byte
+	ids := map[uint32]bool{}
+	var base *Init
+	for i, b := range inits {
+		in, err := ParseInit(b)
+		if err != nil {
+			return nil, err
+		}
+		if !in.Fragmented {
+			return nil, invalid("init segment %d: no mvex box: not fragmented", i)
+		}
+		for _, t := range in.Tracks {
+			if ids[t.ID] {
+				return nil, invalid("init segment %d: track_ID %d is in an earlier one too", i, t.ID)
+			}
+			ids[t.ID] = true
+		}
+		if i == 0 {
+			base = in
+			continue
+		}
+		top, _ := children(in.Data, "init segment")
+		moov, _ := find(top, "moov")
+		boxes, err := children(moov.payload, "moov")
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range boxes {
+			switch c.typ {
+			case "trak":
+				traks = append(traks, c.raw...)
+			case "mvex":
+				cs, err := children(c.payload, "moov/mvex")
+				if err != nil {
+					return nil, err
+				}
+				for _, m := range cs {
+					if m.typ == "trex" {
+						trexs = append(trexs, m.raw...)
+					}
+				}
+			}
+		}
+	}
+	if len(inits) == 1 {
+		return base.Data, nil
+	}
+	top, _ := children(base.Data, "init segment")
+	var out []byte
+	for _, c := range top {
+		if c.typ != "moov" {
+			out = append(out, c.raw...)
+			continue
+		}
+		boxes, err := children(c.payload, "moov")
+		if err != nil {
+			return nil, err
+		}
+		var moov []byte
+		lastTrak := -1
+		for i, b := range boxes {
+			if b.typ == "trak" {
+				lastTrak = i
+			}
+		}
+		for i, b := range boxes {
+			switch {
+			case b.typ == "mvex":
+				moov = appendBox(moov, "mvex", b.payload, trexs)
+			default:
+				moov = append(moov, b.raw...)
+			}
+			if i == lastTrak {
+				moov = append(moov, traks...)
+			}
+		}
+		out = appendBox(out, "moov", moov)
+	}
+	return out, nil
+}
