@@ -250,12 +250,19 @@ type subProc struct {
 
 func startSub(t *testing.T, r *fmp4test.Relay, scheme string, args ...string) *subProc {
 	t.Helper()
+	return startSubAt(t, r.URL(scheme), r.Fingerprint, args...)
+}
+
+// startSubAt runs moq-sub against the server at url whose certificate has
+// the fingerprint fp.
+func startSubAt(t *testing.T, url, fp string, args ...string) *subProc {
+	t.Helper()
 	s := &subProc{stdout: newSyncBuffer(), stderr: newSyncBuffer(), ready: make(chan struct{}), done: make(chan error, 1)}
 	var once sync.Once
 	cmd := newRootCommand(config{ready: func() { once.Do(func() { close(s.ready) }) }, initTimeout: time.Second})
 	cmd.SetOut(s.stdout)
 	cmd.SetErr(s.stderr)
-	cmd.SetArgs(append([]string{"--fingerprint", r.Fingerprint, "--log-level", "debug"}, append(args, r.URL(scheme))...))
+	cmd.SetArgs(append([]string{"--fingerprint", fp, "--log-level", "debug"}, append(args, url)...))
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() { s.done <- cmd.ExecuteContext(ctx) }()
