@@ -41,6 +41,14 @@
 // Config.PendingStreamTimeout, for its track alias. PUBLISH_DONE ends the
 // track once the streams it counts have been read.
 //
+// A Largest Object subscription starts after the largest object its
+// SUBSCRIBE_OK names, in the middle of a group. A viewer that wants the
+// group from its start (a key frame) sends a joining FETCH with it:
+// Session.Fetch with FetchOptions{Joining: sub} (relative, JoiningStart 0)
+// returns the group's objects up to where the subscription's begin, so the
+// two are contiguous; a peer that refuses it answers FETCH_ERROR (such as
+// NOT_SUPPORTED), and the viewer waits for the next group instead.
+//
 // # Priorities
 //
 // quic-go schedules streams by an urgency of 0 to 7 and, within an urgency,
