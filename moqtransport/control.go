@@ -242,9 +242,8 @@ func (s *Session) request(ctx context.Context, build func(id uint64) wire.Messag
 }
 
 // allocateID takes our next request ID, waiting for the peer's grant and
-// telling it with REQUESTS_BLOCKED. The caller holds s.reqMu until the
-// request is sent.
-// Config.RequestIDTimeout bounds the wait.
+// telling it with REQUESTS_BLOCKED; Config.RequestIDTimeout bounds the
+// wait. The caller holds s.reqMu until the request is sent.
 func (s *Session) allocateID(ctx context.Context) (uint64, error) {
 	if d := s.cfg.RequestIDTimeout; d > 0 {
 		var cancel context.CancelFunc
