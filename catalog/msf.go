@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	mp4 "github.com/abema/go-mp4"
 )
 
 // The MSF catalog.
@@ -332,16 +334,20 @@ type MSFOptions struct {
 // segment, with the same tracks and media fields as Build: one track per
 // trak, named "{track_ID}.m4s", packaging cmaf, live, render group 1, role
 // video or audio, mimeType video/mp4 or audio/mp4, the codec and the
-// picture or sound parameters, and the init segment (see
-// MSFOptions.TrackInit). Namespaces are left out: the tracks are in the
-// catalog track's namespace. Errors are Build's.
+// picture or sound parameters, the media timescale (mdhd), and the init
+// segment (see MSFOptions.TrackInit). Namespaces are left out: the tracks
+// are in the catalog track's namespace. Errors are Build's.
 func BuildMSF(init []byte, opts MSFOptions) (*MSF, error) {
 	c, err := Build(init, Options{Framerate: opts.Framerate, Bitrate: opts.Bitrate})
 	if err != nil {
 		return nil, err
 	}
+	timescales, err := mediaTimescales(init)
+	if err != nil {
+		return nil, err
+	}
 	m := &MSF{Version: MSFVersion}
-	for _, t := range c.Tracks {
+	for i, t := range c.Tracks {
 		p := t.SelectionParams
 		mt := MSFTrackInfo{Name: t.Name, Packaging: MSFPackagingCMAF, IsLive: true, RenderGroup: new(uint64(1)), InitData: init}
 		if p.Codec != nil {
@@ -352,6 +358,9 @@ func BuildMSF(init []byte, opts MSFOptions) (*MSF, error) {
 			mt.Role, mt.MimeType = MSFRoleVideo, "video/mp4"
 		case p.Samplerate != nil:
 			mt.Role, mt.MimeType = MSFRoleAudio, "audio/mp4"
+		}
+		if i < len(timescales) && timescales[i] > 0 {
+			mt.Timescale = new(uint64(timescales[i]))
 		}
 		mt.Width, mt.Height, mt.Samplerate = widen(p.Width), widen(p.Height), widen(p.Samplerate)
 		mt.DisplayWidth, mt.DisplayHeight = widen(p.DisplayWidth), widen(p.DisplayHeight)
@@ -379,6 +388,44 @@ func BuildMSF(init []byte, opts MSFOptions) (*MSF, error) {
 		m.Tracks = append(m.Tracks, mt)
 	}
 	return m, nil
+}
+
+// mediaTimescales returns the mdhd timescale of each trak, in moov order
+// (Build's track order); a trak without one gets none.
+func mediaTimescales(init []byte) ([]uint32, error) {
+	moov, err := findMoov(init)
+	if err != nil {
+		return nil, err
+	}
+	children, err := parseBoxes(moov, "moov")
+	if err != nil {
+		return nil, err
+	}
+	var out []uint32
+	for i, b := range children {
+		if b.typ != "trak" {
+			continue
+		}
+		where := fmt.Sprintf("moov/trak[%d]", i)
+		boxes, err := parseBoxes(b.payload, where)
+		if err != nil {
+			return nil, err
+		}
+		mdia, where, err := path(boxes, where, "mdia")
+		if err != nil {
+			return nil, err
+		}
+		var ts uint32
+		if hd, ok := child(mdia, "mdhd"); ok {
+			var mdhd mp4.Mdhd
+			if _, err := unmarshal(hd.payload, &mdhd, where+"/mdhd"); err != nil {
+				return nil, err
+			}
+			ts = mdhd.Timescale
+		}
+		out = append(out, ts)
+	}
+	return out, nil
 }
 
 func widen[T uint16 | uint32](v *T) *uint64 {

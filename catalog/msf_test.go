@@ -40,11 +40,11 @@ func TestBuildMSF(t *testing.T) {
 	v, a := m.Tracks[0], m.Tracks[1]
 	if v.Name != c.Tracks[0].Name || v.Role != MSFRoleVideo || v.MimeType != "video/mp4" || v.Codec != *c.Tracks[0].SelectionParams.Codec ||
 		v.Width == nil || *v.Width != uint64(*c.Tracks[0].SelectionParams.Width) || v.Framerate == nil || *v.Framerate != 30 ||
-		v.Bitrate == nil || *v.Bitrate != 500000 || v.Packaging != MSFPackagingCMAF || !v.IsLive || !bytes.Equal(v.InitData, init) {
+		v.Bitrate == nil || *v.Bitrate != 500000 || v.Timescale == nil || *v.Timescale == 0 || v.Packaging != MSFPackagingCMAF || !v.IsLive || !bytes.Equal(v.InitData, init) {
 		t.Errorf("video track %+v", v)
 	}
 	if a.Name != c.Tracks[1].Name || a.Role != MSFRoleAudio || a.MimeType != "audio/mp4" || !strings.HasPrefix(a.Codec, "mp4a.40.") ||
-		a.Samplerate == nil || a.ChannelConfig == "" || a.Width != nil || a.Framerate != nil {
+		a.Samplerate == nil || a.ChannelConfig == "" || a.Width != nil || a.Framerate != nil || a.Timescale == nil || *a.Timescale != *a.Samplerate {
 		t.Errorf("audio track %+v", a)
 	}
 

@@ -731,7 +731,7 @@ func TestSubMSFTracks(t *testing.T) {
 	}
 	check := func(what string, m *catalog.MSF, names []string, want string) []byte {
 		t.Helper()
-		init, tracks, err := msfTracks(m, names)
+		init, tracks, err := msfTracks(m, wire.Namespace{"live", "demo"}, names)
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
@@ -751,6 +751,10 @@ func TestSubMSFTracks(t *testing.T) {
 		t.Errorf("the merged init segment differs from the publisher's")
 	}
 	check("--track audio", perTrack, []string{"audio"}, "audio (audio)")
+	// A namespace that is the catalog's own, as mlmpub writes it.
+	own := cmaf("video", "video", one(1))
+	own.Namespace = new("live/demo")
+	check("own namespace", &catalog.MSF{Tracks: []catalog.MSFTrackInfo{own}}, nil, "video (video)")
 	// One shared init segment, matched by name and by role.
 	shared := &catalog.MSF{Tracks: []catalog.MSFTrackInfo{cmaf("2.m4s", "audio", initBytes), cmaf("v", "video", initBytes)}}
 	check("shared", shared, nil, "2.m4s (audio), v (video)")
@@ -770,7 +774,7 @@ func TestSubMSFTracks(t *testing.T) {
 		{"no matching trak", &catalog.MSF{Tracks: []catalog.MSFTrackInfo{cmaf("x", "subtitle", initBytes)}}, []string{"x"}, "no trak of its init data"},
 		{"another namespace", &catalog.MSF{Tracks: []catalog.MSFTrackInfo{{Name: "v", Namespace: new("other"), Packaging: "cmaf", InitData: one(1)}}}, nil, "namespace"},
 	} {
-		if _, _, err := msfTracks(c.m, c.names); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, _, err := msfTracks(c.m, wire.Namespace{"live", "demo"}, c.names); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
 	}

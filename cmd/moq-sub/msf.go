@@ -11,6 +11,7 @@ import (
 	"github.com/moqgo/moq/catalog"
 	"github.com/moqgo/moq/internal/fmp4"
 	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 // fromMSF reads the MSF catalog (track "catalog") and picks the tracks to
@@ -31,12 +32,12 @@ func (s *subscriber) fromMSF(ctx context.Context, metaSubs *[]*moqtransport.Subs
 		return nil, nil, fmt.Errorf("the MSF catalog: %w", err)
 	}
 	s.log.Info("MSF catalog", "version", m.Version, "tracks", len(m.Tracks))
-	return msfTracks(m, s.cfg.tracks)
+	return msfTracks(m, s.ns, s.cfg.tracks)
 }
 
-// msfTracks resolves the tracks of an MSF catalog to play and their
-// merged init segment.
-func msfTracks(m *catalog.MSF, names []string) ([]byte, []chosen, error) {
+// msfTracks resolves the tracks of an MSF catalog in namespace ns to play
+// and their merged init segment.
+func msfTracks(m *catalog.MSF, ns wire.Namespace, names []string) ([]byte, []chosen, error) {
 	var picked []catalog.MSFTrackInfo
 	if len(names) > 0 {
 		for _, n := range names {
@@ -65,8 +66,8 @@ func msfTracks(m *catalog.MSF, names []string) ([]byte, []chosen, error) {
 		if t.Packaging != catalog.MSFPackagingCMAF {
 			return nil, nil, fmt.Errorf("track %s has packaging %q: moq-sub plays cmaf only", t.Name, t.Packaging)
 		}
-		if t.Namespace != nil {
-			return nil, nil, fmt.Errorf("track %s is in namespace %q: moq-sub plays the catalog's own namespace only", t.Name, *t.Namespace)
+		if t.Namespace != nil && !wire.ParseNamespacePath(*t.Namespace).Equal(ns) {
+			return nil, nil, fmt.Errorf("track %s is in namespace %q: moq-sub plays the catalog's own namespace (%s) only", t.Name, *t.Namespace, ns)
 		}
 		if len(t.InitData) == 0 {
 			return nil, nil, fmt.Errorf("track %s has no init data in the MSF catalog", t.Name)
