@@ -14,7 +14,9 @@
 //
 // A subscriber that joins in the middle of a minute gets the minute so far
 // with a joining FETCH and prints the current time at once; through a relay
-// that refuses the FETCH it says so and starts with the next minute.
+// that refuses the FETCH it says so and starts with the next minute. A
+// relay that grants no request IDs (no MAX_REQUEST_ID) ends it after
+// cli.RequestIDTimeout with a message that says so.
 //
 // A subscriber exits 0 when the track ends (PUBLISH_DONE) or on SIGINT or
 // SIGTERM (it unsubscribes first), and non-zero with the reason otherwise.

@@ -17,7 +17,8 @@
 // publisher is in: the subscription (Largest Object) brings the rest of that
 // group and what follows, and a joining FETCH the group's start. Through a
 // relay that does not serve the FETCH, moq-sub says so and starts at the
-// next group.
+// next group. A relay that grants no request IDs (no MAX_REQUEST_ID) ends
+// it after cli.RequestIDTimeout with a message that says so.
 //
 // stdout carries nothing but the media: ftyp moov (moof mdat)*. Logs go to
 // stderr. moq-sub exits 0 when the publisher ends the tracks (or on SIGINT
