@@ -43,11 +43,13 @@
 //
 // A Largest Object subscription starts after the largest object its
 // SUBSCRIBE_OK names, in the middle of a group. A viewer that wants the
-// group from its start (a key frame) sends a joining FETCH with it:
-// Session.Fetch with FetchOptions{Joining: sub} (relative, JoiningStart 0)
-// returns the group's objects up to where the subscription's begin, so the
-// two are contiguous; a peer that refuses it answers FETCH_ERROR (such as
-// NOT_SUPPORTED), and the viewer waits for the next group instead.
+// group from its start (a key frame) sends a joining FETCH (relative,
+// JoiningStart 0) with it: SubscribeJoin sends it right behind the
+// SUBSCRIBE, in the same round trip (Fetch with FetchOptions{Joining: sub}
+// sends one later). It returns the group's objects up to where the
+// subscription's begin, so the two are contiguous; a peer that refuses it
+// answers FETCH_ERROR (such as NOT_SUPPORTED), and the viewer waits for
+// the next group instead.
 //
 // # Priorities
 //

@@ -118,6 +118,13 @@ func (sub *Subscription) endWith(err, trackErr error) {
 // Subscribe sends SUBSCRIBE for a track and waits for SUBSCRIBE_OK. A
 // refusal is a *RequestError with the SUBSCRIBE_ERROR code.
 func (s *Session) Subscribe(ctx context.Context, ns wire.Namespace, name string, opts SubscribeOptions) (*Subscription, error) {
+	return s.subscribe(ctx, ns, name, opts, nil)
+}
+
+// subscribe is Subscribe; onID, when set, is called with the subscription
+// once its request ID is taken, before the SUBSCRIBE is sent (s.reqMu is
+// held: a request onID starts goes on the wire after it).
+func (s *Session) subscribe(ctx context.Context, ns wire.Namespace, name string, opts SubscribeOptions, onID func(*Subscription)) (*Subscription, error) {
 	full := wire.FullTrackName{Namespace: ns, Name: name}
 	if err := full.Validate(); err != nil {
 		return nil, err
@@ -134,6 +141,9 @@ func (s *Session) Subscribe(ctx context.Context, ns wire.Namespace, name string,
 		s.mu.Lock()
 		s.subs[id] = sub
 		s.mu.Unlock()
+		if onID != nil {
+			onID(sub)
+		}
 		return &wire.Subscribe{
 			RequestID: id, Namespace: ns, Name: name,
 			SubscriberPriority: opts.Priority, GroupOrder: opts.GroupOrder,

@@ -120,7 +120,7 @@ func TestJoinWithoutFetch(t *testing.T) {
 // CLIENT_SETUP with setup, and then each SUBSCRIBE to clock/now with
 // SUBSCRIBE_OK (largest {37,1}) and each FETCH with FETCH_OK group order
 // 0x0 and objects 0 and 1 of group 37.
-func rawRelay(t *testing.T, setup *wire.ServerSetup) (url, fingerprint string) {
+func rawRelay(t *testing.T, setup *wire.ServerSetup, refuseFirstFetch bool) (url, fingerprint string) {
 	t.Helper()
 	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
 	if err != nil {
@@ -129,7 +129,7 @@ func rawRelay(t *testing.T, setup *wire.ServerSetup) (url, fingerprint string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := serveRaw(ctx, srv, setup); err != nil {
+		if err := serveRaw(ctx, srv, setup, refuseFirstFetch); err != nil {
 			t.Logf("raw relay: %v", err)
 		}
 	})
@@ -143,7 +143,7 @@ func rawRelay(t *testing.T, setup *wire.ServerSetup) (url, fingerprint string) {
 }
 
 // serveRaw serves one connection and returns how the client closed it.
-func serveRaw(ctx context.Context, srv *moqnative.Server, setup *wire.ServerSetup) error {
+func serveRaw(ctx context.Context, srv *moqnative.Server, setup *wire.ServerSetup, refuseFirstFetch bool) error {
 	in, err := srv.Accept(ctx)
 	if err != nil {
 		return err
@@ -183,6 +183,13 @@ func serveRaw(ctx context.Context, srv *moqnative.Server, setup *wire.ServerSetu
 			err = send(&wire.SubscribeOK{RequestID: m.RequestID, TrackAlias: 9, GroupOrder: wire.GroupOrderAscending,
 				ContentExists: true, Largest: wire.Location{Group: 37, Object: 1}})
 		case *wire.Fetch:
+			if refuseFirstFetch {
+				// As a relay that ties a joining FETCH only to a
+				// SUBSCRIBE it has answered before the FETCH came.
+				refuseFirstFetch = false
+				err = send(&wire.FetchError{RequestID: m.RequestID, Code: wire.FetchInvalidJoiningRequestID, Reason: "not yet"})
+				break
+			}
 			// Group order 0x0: what imquic 0.0.1 answers.
 			if err = send(&wire.FetchOK{RequestID: m.RequestID, End: wire.Location{Group: 37, Object: 2}}); err != nil {
 				return err
@@ -211,7 +218,7 @@ func serveRaw(ctx context.Context, srv *moqnative.Server, setup *wire.ServerSetu
 // with FETCH_OK group order 0x0 is tolerated with a warning; the subscriber
 // prints the current second at once.
 func TestJoinFetchOKGroupOrderZero(t *testing.T) {
-	url, fp := rawRelay(t, &wire.ServerSetup{Version: wire.Draft14, Params: wire.Parameters{{Type: wire.SetupParamMaxRequestID, Value: 100}}})
+	url, fp := rawRelay(t, &wire.ServerSetup{Version: wire.Draft14, Params: wire.Parameters{{Type: wire.SetupParamMaxRequestID, Value: 100}}}, false)
 	sub := start(t, "subscriber", config{}, "--fingerprint", fp, url)
 	sub.waitReady(t)
 	sub.stdout.waitFor(t, "subscriber", "2026-04-13 18:37:57\n")
@@ -230,7 +237,7 @@ func TestJoinFetchOKGroupOrderZero(t *testing.T) {
 // never sends one: the subscriber does not wait silently but fails with a
 // message that says why, after the request-ID timeout.
 func TestNoRequestIDs(t *testing.T) {
-	url, fp := rawRelay(t, &wire.ServerSetup{Version: wire.Draft14})
+	url, fp := rawRelay(t, &wire.ServerSetup{Version: wire.Draft14}, false)
 	p := start(t, "subscriber", config{requestIDTimeout: 300 * time.Millisecond}, "--fingerprint", fp, url)
 	err := p.wait(t)
 	if !errors.Is(err, moqtransport.ErrRequestsBlocked) {
@@ -243,5 +250,22 @@ func TestNoRequestIDs(t *testing.T) {
 	}
 	if !strings.Contains(p.stderr.String(), "the peer granted no request IDs") {
 		t.Errorf("no warning in the log:\n%s", p.stderr.String())
+	}
+}
+
+// TestJoinFetchAskedAgain: a relay that refuses the joining FETCH sent
+// alongside the SUBSCRIBE with INVALID_JOINING_REQUEST_ID (it ties joining
+// FETCHes only to answered SUBSCRIBEs) gets it again, and serves it.
+func TestJoinFetchAskedAgain(t *testing.T) {
+	url, fp := rawRelay(t, &wire.ServerSetup{Version: wire.Draft14, Params: wire.Parameters{{Type: wire.SetupParamMaxRequestID, Value: 100}}}, true)
+	sub := start(t, "subscriber", config{}, "--fingerprint", fp, url)
+	sub.waitReady(t)
+	sub.stdout.waitFor(t, "subscriber", "2026-04-13 18:37:57\n")
+	if log := sub.stderr.String(); !strings.Contains(log, "joined the current group with FETCH") || strings.Contains(log, "no joining FETCH") {
+		t.Errorf("log:\n%s", log)
+	}
+	sub.cancel()
+	if err := sub.wait(t); err != nil {
+		t.Errorf("subscriber: %v", err)
 	}
 }

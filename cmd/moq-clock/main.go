@@ -317,7 +317,11 @@ func subscribe(ctx context.Context, cfg config, logger *slog.Logger, d *moqnativ
 			logger.Info("track status", "track", name.String(), "content_exists", false, "group_order", st.GroupOrder)
 		}
 	}
-	sub, err := sess.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{Priority: clock.SubscriberPriority})
+	// A joining FETCH goes with the SUBSCRIBE: joined mid-minute, the
+	// minute's first object (its date) and the seconds so far come with
+	// it, so that the current time prints at once rather than when the
+	// minute turns.
+	sub, join, err := cli.SubscribeJoin(ctx, sess, name.Namespace, name.Name, moqtransport.SubscribeOptions{Priority: clock.SubscriberPriority})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -329,12 +333,9 @@ func subscribe(ctx context.Context, cfg config, logger *slog.Logger, d *moqnativ
 	} else {
 		logger.Info("subscribed", "track", name.String())
 	}
-	// Joined mid-minute: the minute's first object (its date) and the
-	// seconds so far come with a joining FETCH, so that the current time
-	// prints at once rather than when the minute turns.
 	// (An error means ctx ended: Run then returns at once, and the
 	// interrupt is handled below.)
-	joined, _ := cli.Join(ctx, sess, sub, clock.SubscriberPriority, logger)
+	joined, _ := cli.Join(ctx, sess, sub, join, clock.SubscriberPriority, logger)
 	if cfg.ready != nil {
 		cfg.ready()
 	}

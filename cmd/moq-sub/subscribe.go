@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/moqgo/moq/catalog"
+	"github.com/moqgo/moq/internal/cli"
 	"github.com/moqgo/moq/internal/fmp4"
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -177,8 +178,12 @@ func (s *subscriber) fromInitTrack(ctx context.Context, metaSubs *[]*moqtranspor
 // end, ctx ends, or one fails.
 func (s *subscriber) playTracks(ctx context.Context, tracks []chosen) error {
 	subs := make([]*moqtransport.Subscription, len(tracks))
+	joins := make([]*moqtransport.JoiningFetch, len(tracks))
 	defer func() {
-		for _, sub := range subs {
+		for i, sub := range subs {
+			if joins[i] != nil {
+				joins[i].Cancel() // play's join has it done already
+			}
 			if sub != nil && s.sess.Err() == nil {
 				_ = sub.Unsubscribe()
 			}
@@ -186,12 +191,13 @@ func (s *subscriber) playTracks(ctx context.Context, tracks []chosen) error {
 	}()
 	for i, c := range tracks {
 		// Largest Object: the subscription starts where the track is now,
-		// and a joining FETCH (play) brings the current group's start.
-		sub, err := s.sess.Subscribe(ctx, s.ns, c.name, moqtransport.SubscribeOptions{Priority: c.priority()})
+		// and a joining FETCH alongside brings the current group's start
+		// (play reads it).
+		sub, join, err := cli.SubscribeJoin(ctx, s.sess, s.ns, c.name, moqtransport.SubscribeOptions{Priority: c.priority()})
 		if err != nil {
 			return s.failure(ctx, fmt.Errorf("subscribing to %s: %w", c.name, err))
 		}
-		subs[i] = sub
+		subs[i], joins[i] = sub, join
 		if ok := sub.OK(); ok.ContentExists {
 			s.log.Info("subscribed", "track", c.name, "largest", ok.Largest.String())
 		} else {
@@ -207,7 +213,7 @@ func (s *subscriber) playTracks(ctx context.Context, tracks []chosen) error {
 	errs := make(chan error, len(tracks))
 	for i, c := range tracks {
 		go func() {
-			err := s.play(playCtx, c, subs[i])
+			err := s.play(playCtx, c, subs[i], joins[i])
 			if err != nil {
 				cancel()
 			}
@@ -462,10 +468,10 @@ func (s *subscriber) firstObject(ctx context.Context, sub *moqtransport.Subscrip
 
 // play writes a track's objects until the track ends (nil), ctx ends, or
 // the subscription fails.
-func (s *subscriber) play(ctx context.Context, c chosen, sub *moqtransport.Subscription) error {
+func (s *subscriber) play(ctx context.Context, c chosen, sub *moqtransport.Subscription, join *moqtransport.JoiningFetch) error {
 	r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
 	defer r.Close()
-	start, joined, err := s.join(ctx, c, sub)
+	start, joined, err := s.join(ctx, c, sub, join)
 	if err != nil {
 		return err
 	}

@@ -14,25 +14,35 @@ import (
 // maxJoinObjects bounds what a joining FETCH may hand a client: one group.
 const maxJoinObjects = 1 << 16
 
-// Join gets the objects of the group a Largest Object subscription started
-// in, from the group's first object up to where the subscription took
-// over: a joining FETCH (relative, Joining Start 0) with the subscription's
-// priority, answered within JoinTimeout. The objects come in group and
-// object order; the subscription's track goes on with the objects after
-// them.
+// SubscribeJoin subscribes to a track with the Largest Object filter and,
+// alongside the SUBSCRIBE, a joining FETCH (relative, Joining Start 0) for
+// the group the subscription starts in, with the same priority
+// (moqtransport.Session.SubscribeJoin). Join reads the FETCH.
+func SubscribeJoin(ctx context.Context, sess *moqtransport.Session, ns wire.Namespace, name string, opts moqtransport.SubscribeOptions) (*moqtransport.Subscription, *moqtransport.JoiningFetch, error) {
+	return sess.SubscribeJoin(ctx, ns, name, opts, moqtransport.FetchOptions{Priority: opts.Priority})
+}
+
+// Join returns the objects of the group a subscription started in, from
+// the group's first object up to where the subscription took over, in
+// object order: what its joining FETCH j (see SubscribeJoin; priority is
+// the subscription's) brings within JoinTimeout. The
+// subscription's track goes on with the objects after them. A peer that
+// takes a joining FETCH only once it has answered the SUBSCRIBE
+// (INVALID_JOINING_REQUEST_ID) is asked again. Join cancels j.
 //
 // It returns nil, with the reason logged, when there is nothing to join
 // (the track had no content) or the relay did not serve the FETCH (a
 // FETCH_ERROR such as NOT_SUPPORTED, no answer in time, a stream that
 // ended early): the caller then starts at the next group, as a Next Group
 // Start subscription would. An error is returned only when ctx ended.
-func Join(ctx context.Context, sess *moqtransport.Session, sub *moqtransport.Subscription, priority uint8, log *slog.Logger) ([]*moqtransport.Object, error) {
+func Join(ctx context.Context, sess *moqtransport.Session, sub *moqtransport.Subscription, j *moqtransport.JoiningFetch, priority uint8, log *slog.Logger) ([]*moqtransport.Object, error) {
+	defer j.Cancel()
 	ok := sub.OK()
 	name := sub.Name().String()
 	if !ok.ContentExists {
 		return nil, nil
 	}
-	objs, err := joinFetch(ctx, sess, sub, priority, ok.Largest)
+	objs, err := joinFetch(ctx, sess, sub, j, priority, ok.Largest)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -44,17 +54,27 @@ func Join(ctx context.Context, sess *moqtransport.Session, sub *moqtransport.Sub
 	return objs, nil
 }
 
-func joinFetch(ctx context.Context, sess *moqtransport.Session, sub *moqtransport.Subscription, priority uint8, largest wire.Location) ([]*moqtransport.Object, error) {
+func joinFetch(ctx context.Context, sess *moqtransport.Session, sub *moqtransport.Subscription, j *moqtransport.JoiningFetch, priority uint8, largest wire.Location) ([]*moqtransport.Object, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, JoinTimeout, fmt.Errorf("the relay did not complete it within %v", JoinTimeout))
 	defer cancel()
-	f, err := sess.Fetch(ctx, moqtransport.FetchOptions{Priority: priority, Joining: sub})
-	if err != nil {
+	cause := func(err error) error {
 		if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
-			return nil, c
+			return c
 		}
-		return nil, err
+		return err
 	}
-	defer func() { _ = f.Cancel() }()
+	f, err := j.Wait(ctx)
+	var re *moqtransport.RequestError
+	if errors.As(err, &re) && re.Message == wire.TypeFetchError && wire.FetchErrorCode(re.Code) == wire.FetchInvalidJoiningRequestID {
+		// The peer did not tie the FETCH to the SUBSCRIBE it had not
+		// answered yet; it has now.
+		if f, err = sess.Fetch(ctx, moqtransport.FetchOptions{Priority: priority, Joining: sub}); err == nil {
+			defer func() { _ = f.Cancel() }()
+		}
+	}
+	if err != nil {
+		return nil, cause(err)
+	}
 	var objs []*moqtransport.Object
 	for {
 		o, err := f.Next(ctx)
@@ -62,10 +82,7 @@ func joinFetch(ctx context.Context, sess *moqtransport.Session, sub *moqtranspor
 			break
 		}
 		if err != nil {
-			if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
-				err = c
-			}
-			return nil, fmt.Errorf("the fetch stream ended early: %w", err)
+			return nil, fmt.Errorf("the fetch stream ended early: %w", cause(err))
 		}
 		if o.Group != largest.Group || largest.Less(o.Location()) {
 			return nil, fmt.Errorf("the FETCH returned object %v, outside the joined group %d up to %v", o.Location(), largest.Group, largest)
