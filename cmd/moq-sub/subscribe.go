@@ -98,22 +98,15 @@ func (s *subscriber) run(ctx context.Context) error {
 			}
 		}
 	}()
-	var (
-		init   []byte
-		tracks []chosen
-	)
+	// The init segment and the tracks: from the init track (with moq-rs's
+	// catalog, or without a catalog), or from the MSF catalog.
+	source := s.fromInitTrack
 	if s.cfg.useMSF {
-		var err error
-		init, tracks, err = s.fromMSF(ctx, &metaSubs)
-		if err != nil {
-			return err
-		}
-	} else {
-		var err error
-		init, tracks, err = s.fromInitTrack(ctx, &metaSubs)
-		if err != nil {
-			return err
-		}
+		source = s.fromMSF
+	}
+	init, tracks, err := source(ctx, &metaSubs)
+	if err != nil {
+		return err
 	}
 	var desc []string
 	for _, c := range tracks {
@@ -182,7 +175,7 @@ func (s *subscriber) playTracks(ctx context.Context, tracks []chosen) error {
 	defer func() {
 		for i, sub := range subs {
 			if joins[i] != nil {
-				joins[i].Cancel() // play's join has it done already
+				joins[i].Cancel() // a no-op once play's join has
 			}
 			if sub != nil && s.sess.Err() == nil {
 				_ = sub.Unsubscribe()
