@@ -14,8 +14,9 @@ var ErrRequestsBlocked = errors.New("moqt: the peer grants no request ID for thi
 // package doc ("Peer deviations") lists them; every one is decided here.
 const (
 	// deviationFetchOKGroupOrder: FETCH_OK with Group Order 0x0, which
-	// §9.17 calls a protocol error (imquic 0.0.1 sends it). The objects
-	// come in the order the FETCH asked for, or ascending.
+	// §9.17 calls a protocol error (imquic 0.0.1's relay echoes the FETCH's
+	// order). The objects come in the order the FETCH asked for, or
+	// ascending.
 	deviationFetchOKGroupOrder = "FETCH_OK group order 0x0"
 )
 

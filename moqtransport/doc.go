@@ -74,7 +74,8 @@
 // deviation is decided in one place (deviation.go):
 //
 //   - FETCH_OK with Group Order 0x0 (§9.17 calls it a protocol error;
-//     imquic 0.0.1 sends it): read as the order the FETCH asked for, or
+//     imquic 0.0.1's relay echoes the FETCH's order, 0x0 when it asked for
+//     the publisher's): read as the order the FETCH asked for, or
 //     ascending when it asked for the publisher's.
 //
 // A peer whose SETUP has no MAX_REQUEST_ID grants no request IDs (the MAX_REQUEST_ID setup parameter:

@@ -404,7 +404,7 @@ func (s *subscriber) firstObject(ctx context.Context, sub *moqtransport.Subscrip
 	if ok.ContentExists {
 		wg.Go(func() {
 			f, err := s.sess.Fetch(ctx, moqtransport.FetchOptions{
-				Priority: metaPriority, Namespace: s.ns, Name: name,
+				Priority: metaPriority, GroupOrder: wire.GroupOrderAscending, Namespace: s.ns, Name: name,
 				Start: wire.Location{}, End: wire.Location{Group: 0, Object: 1},
 			})
 			if err != nil {

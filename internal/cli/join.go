@@ -19,7 +19,9 @@ const maxJoinObjects = 1 << 16
 // the group the subscription starts in, with the same priority
 // (moqtransport.Session.SubscribeJoin). Join reads the FETCH.
 func SubscribeJoin(ctx context.Context, sess *moqtransport.Session, ns wire.Namespace, name string, opts moqtransport.SubscribeOptions) (*moqtransport.Subscription, *moqtransport.JoiningFetch, error) {
-	return sess.SubscribeJoin(ctx, ns, name, opts, moqtransport.FetchOptions{Priority: opts.Priority})
+	// Ascending, not the publisher's order (0x0): some relays echo the
+	// FETCH's order in FETCH_OK, where 0x0 is a protocol error.
+	return sess.SubscribeJoin(ctx, ns, name, opts, moqtransport.FetchOptions{Priority: opts.Priority, GroupOrder: wire.GroupOrderAscending})
 }
 
 // Join returns the objects of the group a subscription started in, from
@@ -68,7 +70,7 @@ func joinFetch(ctx context.Context, sess *moqtransport.Session, sub *moqtranspor
 	if errors.As(err, &re) && re.Message == wire.TypeFetchError && wire.FetchErrorCode(re.Code) == wire.FetchInvalidJoiningRequestID {
 		// The peer did not tie the FETCH to the SUBSCRIBE it had not
 		// answered yet; it has now.
-		if f, err = sess.Fetch(ctx, moqtransport.FetchOptions{Priority: priority, Joining: sub}); err == nil {
+		if f, err = sess.Fetch(ctx, moqtransport.FetchOptions{Priority: priority, GroupOrder: wire.GroupOrderAscending, Joining: sub}); err == nil {
 			defer func() { _ = f.Cancel() }()
 		}
 	}
