@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -13,26 +14,51 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/web"
 )
 
-// devConfig is the --dev web server: HTTPS over TCP on the relay's port,
-// serving the certificate fingerprint and, when asked, the qlog and mlog
-// files, as moq-relay-ietf's --dev does.
+// devConfig is the web server on TCP at the relay's port: the watch page
+// (--web, or --dev) and, with --dev, the certificate fingerprint and the
+// qlog and mlog files, as moq-relay-ietf's --dev does.
+//
+// With the generated certificate the server speaks both plain HTTP and
+// HTTPS on the one port (the first byte of a connection tells a TLS
+// ClientHello from an HTTP request), so that http://localhost:4443/ works
+// with nothing to click through: http://localhost is a secure context,
+// where WebTransport is allowed, and the page pins the certificate by the
+// hash at /fingerprint. With certificates from files (a CA's), plain HTTP
+// requests are redirected to HTTPS.
 type devConfig struct {
 	enabled   bool
+	web       bool
 	qlogServe bool
 	mlogServe bool
 }
 
 func (d *devConfig) addFlags(f *pflag.FlagSet) {
-	f.BoolVar(&d.enabled, "dev", false, "serve HTTPS over TCP on the same port: /fingerprint (hex SHA-256 of the certificate) and, with --qlog-serve/--mlog-serve, the log files")
+	f.BoolVar(&d.enabled, "dev", false, "serve HTTP(S) over TCP on the same port: the watch page, /fingerprint (hex SHA-256 of the certificate) and, with --qlog-serve/--mlog-serve, the log files")
+	f.BoolVar(&d.web, "web", false, "serve the watch page over TCP on the same port (HTTPS; also plain HTTP with the generated certificate); --dev implies it")
 	f.BoolVar(&d.qlogServe, "qlog-serve", false, "with --dev, serve --qlog-dir's files at /qlog/{name}")
 	f.BoolVar(&d.mlogServe, "mlog-serve", false, "with --dev, serve --mlog-dir's files at /mlog/{name}")
+}
+
+// webHandler serves the watch page and, with --dev, the dev routes.
+func webHandler(dev bool, certDER []byte, qlogDir, mlogDir string) http.Handler {
+	mux := http.NewServeMux()
+	page := web.Handler()
+	mux.Handle("GET /{$}", page)
+	mux.Handle("GET /watch.js", page)
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	if dev {
+		mux.Handle("/", devHandler(certDER, qlogDir, mlogDir))
+	}
+	return mux
 }
 
 // devHandler serves the --dev routes: GET only, any origin.
@@ -73,17 +99,19 @@ func devHandler(certDER []byte, qlogDir, mlogDir string) http.Handler {
 	})
 }
 
-// serveDev runs the --dev server on TCP at the relay's address until the
+// serveDev runs the web server on TCP at the relay's address until the
 // returned stop is called.
 func serveDev(d devConfig, addr net.Addr, certs []tls.Certificate, srv *moqnative.Server, qlogDir, mlogDir string, logger *slog.Logger) (func(), error) {
-	if !d.enabled {
+	if !d.enabled && !d.web {
 		return func() {}, nil
 	}
+	selfSigned := false
 	if ss := srv.SelfSigned(); ss != nil {
 		certs = []tls.Certificate{ss.Certificate}
+		selfSigned = true
 	}
 	if len(certs) == 0 || len(certs[0].Certificate) == 0 {
-		return nil, errors.New("--dev: no certificate to serve HTTPS with")
+		return nil, errors.New("--dev/--web: no certificate to serve HTTPS with")
 	}
 	if !d.qlogServe {
 		qlogDir = ""
@@ -93,25 +121,152 @@ func serveDev(d devConfig, addr net.Addr, certs []tls.Certificate, srv *moqnativ
 	}
 	ln, err := net.Listen("tcp", addr.String())
 	if err != nil {
-		return nil, fmt.Errorf("--dev: listening on TCP %s: %w", addr, err)
+		return nil, fmt.Errorf("--dev/--web: listening on TCP %s: %w", addr, err)
 	}
-	hs := &http.Server{
-		Handler:           devHandler(certs[0].Certificate[0], qlogDir, mlogDir),
+	h := webHandler(d.enabled, certs[0].Certificate[0], qlogDir, mlogDir)
+	var plain http.Handler = h
+	if !selfSigned {
+		plain = http.HandlerFunc(redirectHTTPS)
+	}
+	sn := newSniffer(ln)
+	https := &http.Server{
+		Handler:           h,
 		TLSConfig:         &tls.Config{GetCertificate: moqnative.CertificateChooser(certs), MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := hs.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Warn("dev web server", "err", err)
+	httpSrv := &http.Server{Handler: plain, ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
+	var wg sync.WaitGroup
+	wg.Go(sn.run)
+	wg.Go(func() {
+		if err := https.ServeTLS(sn.tls, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn("web server (HTTPS)", "err", err)
 		}
-	}()
-	logger.Info("dev web server", "url", "https://"+ln.Addr().String()+"/fingerprint")
+	})
+	wg.Go(func() {
+		if err := httpSrv.Serve(sn.plain); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn("web server (HTTP)", "err", err)
+		}
+	})
+	port := addr.(*net.UDPAddr).Port
+	if selfSigned {
+		logger.Info("watch page", "url", fmt.Sprintf("http://localhost:%d/", port))
+	} else {
+		logger.Info("watch page", "url", fmt.Sprintf("https://HOST:%d/ (a name of the certificate)", port))
+	}
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = hs.Shutdown(ctx)
-		<-done
+		_ = https.Shutdown(ctx)
+		_ = httpSrv.Shutdown(ctx)
+		sn.close()
+		wg.Wait()
 	}, nil
 }
+
+// redirectHTTPS sends a plain HTTP request to the same URL over HTTPS.
+func redirectHTTPS(w http.ResponseWriter, r *http.Request) {
+	if r.Host == "" {
+		http.Error(w, "use https://", http.StatusBadRequest)
+		return
+	}
+	http.Redirect(w, r, "https://"+r.Host+r.URL.RequestURI(), http.StatusMovedPermanently)
+}
+
+// sniffTimeout bounds the wait for a connection's first byte.
+const sniffTimeout = 5 * time.Second
+
+// sniffer splits one TCP listener in two by each connection's first byte:
+// 0x16 (a TLS handshake record) goes to tls, anything else to plain.
+type sniffer struct {
+	ln         net.Listener
+	tls, plain *chanListener
+	done       chan struct{}
+	wg         sync.WaitGroup // the per-connection sniffs
+}
+
+func newSniffer(ln net.Listener) *sniffer {
+	done := make(chan struct{})
+	return &sniffer{
+		ln:    ln,
+		tls:   &chanListener{addr: ln.Addr(), conns: make(chan net.Conn), done: done},
+		plain: &chanListener{addr: ln.Addr(), conns: make(chan net.Conn), done: done},
+		done:  done,
+	}
+}
+
+// run accepts until the listener is closed.
+func (s *sniffer) run() {
+	defer s.wg.Wait()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		s.wg.Go(func() { s.route(c) })
+	}
+}
+
+func (s *sniffer) route(c net.Conn) {
+	_ = c.SetReadDeadline(time.Now().Add(sniffTimeout))
+	br := bufio.NewReader(c)
+	first, err := br.Peek(1)
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	to := s.plain
+	if first[0] == 0x16 {
+		to = s.tls
+	}
+	select {
+	case to.conns <- &peekedConn{Conn: c, r: br}:
+	case <-s.done:
+		_ = c.Close()
+	}
+}
+
+// close stops accepting; run and the routes end.
+func (s *sniffer) close() {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	_ = s.ln.Close()
+}
+
+// chanListener is a net.Listener fed by the sniffer.
+type chanListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close does nothing: the sniffer owns the listener (http.Server.Shutdown
+// calls it).
+func (l *chanListener) Close() error   { return nil }
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// peekedConn is a connection whose first bytes were read into r.
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

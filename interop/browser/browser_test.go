@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,7 +74,7 @@ func TestBrowserWebTransport(t *testing.T) {
 	relayAddr, fingerprint := startRelay(ctx, t, bin)
 	startClock(ctx, t, bin, relayAddr, fingerprint)
 	pageURL, pageSPKI := servePage(t)
-	browser := startChromium(ctx, t, chromium, pageSPKI)
+	browser := startChromium(ctx, t, chromium, chromedp.Flag("ignore-certificate-errors-spki-list", pageSPKI))
 
 	relayURL := "https://" + relayAddr + "/"
 	load := func(t *testing.T, hash string) pageResult {
@@ -157,7 +158,7 @@ func findChromium(t *testing.T) string {
 // QUIC_TLS_CERTIFICATE_UNKNOWN), and with a wrong hash. So that flag does
 // not, today, make WebTransport work; the no-hash load checks, with
 // whatever flags are here, that only the pinned hash lets the page in.
-func startChromium(ctx context.Context, t *testing.T, chromium, pageSPKI string) context.Context {
+func startChromium(ctx context.Context, t *testing.T, chromium string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	var output lockedBuffer
 	opts := []chromedp.ExecAllocatorOption{
@@ -174,9 +175,9 @@ func startChromium(ctx context.Context, t *testing.T, chromium, pageSPKI string)
 		chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("disable-breakpad", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("ignore-certificate-errors-spki-list", pageSPKI),
 		chromedp.CombinedOutput(&output),
 	}
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {
@@ -442,8 +443,8 @@ func servePage(t *testing.T) (pageURL, spki string) {
 
 // ---- moq-relay and moq-clock ----------------------------------------------
 
-// buildBinaries builds moq-relay and moq-clock from the repository's root
-// module into a temporary directory.
+// buildBinaries builds moq-relay, moq-clock and moq-pub from the
+// repository's root module into a temporary directory.
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
@@ -454,30 +455,36 @@ func buildBinaries(t *testing.T) string {
 	ctx, cancel := context.WithTimeout(t.Context(), buildTimeout)
 	defer cancel()
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/moq-relay", "./cmd/moq-clock")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/moq-relay", "./cmd/moq-clock", "./cmd/moq-pub")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building moq-relay and moq-clock in %s: %v\n%s", root, err, out)
+		t.Fatalf("building moq-relay, moq-clock and moq-pub in %s: %v\n%s", root, err, out)
 	}
-	t.Logf("built moq-relay and moq-clock in %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("built moq-relay, moq-clock and moq-pub in %v", time.Since(start).Round(time.Millisecond))
 	return dir
 }
 
-// startRelay starts moq-relay on a free UDP port of 127.0.0.1 and returns
-// its address and certificate fingerprint (hex SHA-256 of the DER). A
-// port taken between choosing and binding it is retried.
-func startRelay(ctx context.Context, t *testing.T, bin string) (addr, fingerprint string) {
+// startRelay starts moq-relay on a free UDP port of 127.0.0.1 (with extra
+// arguments) and returns its address and certificate fingerprint (hex
+// SHA-256 of the DER). A port taken between choosing and binding it (UDP,
+// or TCP with --dev) is retried.
+func startRelay(ctx context.Context, t *testing.T, bin string, extra ...string) (addr, fingerprint string) {
 	t.Helper()
 	fpRE := regexp.MustCompile(`fingerprint=([0-9a-f]{64})\b`)
 	var lastErr error
 	for attempt := 1; attempt <= 3; attempt++ {
 		addr = freeUDPAddr(t)
-		p := startProcess(t, "moq-relay", filepath.Join(bin, "moq-relay"), "--bind", addr)
+		p := startProcess(t, "moq-relay", filepath.Join(bin, "moq-relay"), append([]string{"--bind", addr}, extra...)...)
 		line, err := p.waitLine(ctx, "fingerprint=")
 		if err == nil {
 			fingerprint = fpRE.FindStringSubmatch(line)[1]
 			_, err = p.waitLine(ctx, "relay serving")
+		}
+		if err == nil && slices.Contains(extra, "--dev") {
+			// The web server starts after the relay: a TCP port that is
+			// taken ends the relay here.
+			_, err = p.waitLine(ctx, "watch page")
 		}
 		if err == nil {
 			t.Logf("moq-relay serving on %s, certificate SHA-256 %s", addr, fingerprint)
@@ -535,8 +542,16 @@ type process struct {
 // at the end of the test, and its stderr is logged if the test failed.
 func startProcess(t *testing.T, name, path string, args ...string) *process {
 	t.Helper()
-	p := &process{name: name, cmd: exec.Command(path, args...), changed: make(chan struct{}), done: make(chan struct{})}
-	p.cmd.Stdout = io.Discard
+	cmd := exec.Command(path, args...)
+	cmd.Stdout = io.Discard
+	return startCmd(t, name, cmd)
+}
+
+// startCmd is startProcess for a command already set up (its stdin and
+// stdout); its stderr must be unset.
+func startCmd(t *testing.T, name string, cmd *exec.Cmd) *process {
+	t.Helper()
+	p := &process{name: name, cmd: cmd, changed: make(chan struct{}), done: make(chan struct{})}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

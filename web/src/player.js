@@ -1,0 +1,416 @@
+// The player: reads a broadcast's catalog and init segment, subscribes to
+// one video and one audio track, puts each track's groups back in order
+// (skipping to the newest group when an older one stalls), decodes with
+// WebCodecs and presents video on a canvas and audio through Web Audio on
+// one clock.
+
+import { FILTER_LARGEST_OBJECT } from "./moq.js";
+import { parseInit, parseFragment, codecFor } from "./mp4.js";
+import { parseCatalog } from "./catalog.js";
+
+// Playout: how far behind the live edge frames are shown at first, and the
+// most the player lets itself fall behind when frames come late.
+const START_DELAY_MS = 100;
+const MAX_DELAY_MS = 2000;
+// A group that has made no progress for this long, while a newer group is
+// waiting, is abandoned (STOP_SENDING) and the player jumps to the newest.
+const SKIP_AFTER_MS = 500;
+// More newer groups waiting than this: skip at once.
+const MAX_WAITING_GROUPS = 2;
+// Publisher priorities moq-pub uses; the page asks for video before audio
+// loses nothing (audio is small) and metadata first.
+const PRIO_AUDIO = 64, PRIO_VIDEO = 96;
+
+export class Player {
+  constructor({ session, namespace, canvas, log, stats }) {
+    this.session = session;
+    this.ns = namespace;
+    this.canvas = canvas;
+    this.ctx2d = canvas.getContext("2d");
+    this.log = log;
+    this.stats = stats;
+    this.feeds = [];
+    this.subs = [];
+    this.frames = []; // decoded VideoFrames waiting for their time, by timestamp
+    this.offset = null; // min(arrival wall ms - media ms): the live edge
+    this.delay = START_DELAY_MS;
+    this.lastShown = -Infinity;
+    this.closed = false;
+    this.bytes = []; // [wall ms, bytes] of the last seconds, for the bitrate
+    this.ended = new Promise((res) => { this.setEnded = res; });
+  }
+
+  async start() {
+    const t0 = performance.now();
+    const catalog = await this.fetchCatalog();
+    const inits = new Map();
+    const initFor = async (ct) => {
+      const key = ct.initData ? "data:" + ct.name : ct.initTrack;
+      if (!inits.has(key)) {
+        const bytes = ct.initData ? base64(ct.initData) : await this.session.fetchOne(this.ns, ct.initTrack);
+        inits.set(key, parseInit(bytes));
+      }
+      return inits.get(key);
+    };
+    let video, audio;
+    for (const ct of catalog.tracks) {
+      if (video && audio) break;
+      if (!ct.initData && !ct.initTrack) continue;
+      const mp4 = await initFor(ct);
+      const m = /^(\d+)\.m4s$/.exec(ct.name);
+      const t = (m && mp4.find((x) => x.id === Number(m[1]))) || mp4.find((x) => x.kind === ct.kind) || mp4[0];
+      if (!t) continue;
+      const codec = ct.codec || codecFor(t);
+      if (t.kind === "video" && !video) {
+        const config = { codec, codedWidth: t.width, codedHeight: t.height, optimizeForLatency: true };
+        if (t.description && t.configBox !== "vpcC") config.description = t.description;
+        if ((await VideoDecoder.isConfigSupported(config).catch(() => ({}))).supported) video = { ct, t, config };
+        else this.log(`this browser cannot decode video ${codec}; trying the next track`);
+      } else if (t.kind === "audio" && !audio) {
+        const config = { codec, sampleRate: ct.samplerate || t.sampleRate, numberOfChannels: ct.channels || t.channels };
+        if (t.description) config.description = t.description;
+        if ((await AudioDecoder.isConfigSupported(config).catch(() => ({}))).supported) audio = { ct, t, config };
+        else this.log(`this browser cannot decode audio ${codec}; trying the next track`);
+      }
+    }
+    if (!video && !audio) throw new Error("the catalog has no track this browser can decode");
+    this.stats.setup = Math.round(performance.now() - t0);
+    if (video) {
+      this.stats.codec = video.config.codec;
+      this.setupVideo(video);
+    }
+    if (audio) {
+      this.stats.audioCodec = audio.config.codec;
+      this.setupAudio(audio);
+    }
+    this.render = this.render.bind(this);
+    requestAnimationFrame(this.render);
+    const jobs = [];
+    if (video) jobs.push(this.play(video.ct.name, PRIO_VIDEO, video.t, (s) => this.decodeVideo(s)));
+    if (audio) jobs.push(this.play(audio.ct.name, PRIO_AUDIO, audio.t, (s) => this.decodeAudio(s)));
+    await Promise.all(jobs);
+  }
+
+  async fetchCatalog() {
+    // moq-rs's catalog (".catalog") first, then an MSF catalog ("catalog").
+    let firstErr;
+    for (const name of [".catalog", "catalog"]) {
+      try {
+        const bytes = await this.session.fetchOne(this.ns, name);
+        const c = parseCatalog(JSON.parse(new TextDecoder().decode(bytes)));
+        this.log(`catalog ${name}: ${c.format}, ${c.tracks.length} tracks: ${c.tracks.map((t) => `${t.name} ${t.codec || "?"}`).join(", ")}`);
+        this.stats.catalog = `${name} (${c.format})`;
+        return c;
+      } catch (err) {
+        firstErr = firstErr || err;
+        if (this.session.error) throw this.session.error;
+      }
+    }
+    throw new Error(`no catalog: ${firstErr.message || firstErr}`);
+  }
+
+  // play subscribes to a track from its latest group: a joining FETCH
+  // brings that group's start, the subscription the rest.
+  async play(name, priority, track, deliver) {
+    const feed = new GroupFeed(name, (payload, group) => {
+      this.countBytes(payload.length);
+      let samples;
+      try {
+        samples = parseFragment(payload, new Map([[track.id, track]]));
+      } catch (err) {
+        this.log(`${name} group ${group}: ${err.message}`);
+        return;
+      }
+      const now = performance.now();
+      for (const s of samples) {
+        if (s.track !== track.id) continue;
+        s.us = Math.round(s.time * 1e6 / track.timescale);
+        s.durationUs = Math.round(s.duration * 1e6 / track.timescale);
+        const off = now - s.us / 1000;
+        if (this.offset === null || off < this.offset) this.offset = off;
+        deliver(s);
+      }
+    }, (n) => { this.stats.groupsSkipped += n; });
+    this.feeds.push(feed);
+    const sub = await this.session.subscribe(this.ns, name, {
+      priority, filter: FILTER_LARGEST_OBJECT,
+      onStream: (group, objects) => feed.stream(group, objects),
+      onDone: (d) => { feed.done = true; if (d.code >= 0) this.log(`${name}: PUBLISH_DONE ${d.code} ${d.reason}`); this.checkEnded(); },
+    });
+    this.subs.push(sub);
+    if (sub.ok.contentExists) {
+      // The group in progress, from its first object (its key frame).
+      this.session.fetch({ joining: sub, start: 0 }, priority).then(async (f) => {
+        const src = feed.source(sub.ok.largest.group, () => f.cancel());
+        for (;;) {
+          const o = await f.next();
+          if (!o) break;
+          if (o.group === sub.ok.largest.group) src.push(o.object, o.status, o.payload);
+        }
+        src.end();
+      }).catch((err) => this.log(`${name}: joining FETCH failed (${err.message}); starting at the next group`));
+    }
+  }
+
+  checkEnded() {
+    if (this.feeds.every((f) => f.done)) this.setEnded("the broadcast ended");
+  }
+
+  setupVideo({ config }) {
+    this.waitKey = true;
+    this.vdec = new VideoDecoder({
+      output: (frame) => this.videoFrame(frame),
+      error: (err) => { this.log(`video decoder: ${err.message}`); this.resetVideo(config); },
+    });
+    this.vdec.configure(config);
+    this.videoConfig = config;
+  }
+
+  resetVideo(config) {
+    if (this.closed) return;
+    try { this.vdec.close(); } catch { /* closed */ }
+    this.setupVideo({ config });
+  }
+
+  decodeVideo(s) {
+    if (this.vdec.state !== "configured") return;
+    if (this.waitKey && !s.key) return;
+    this.waitKey = false;
+    this.stats.videoChunks++;
+    this.vdec.decode(new EncodedVideoChunk({ type: s.key ? "key" : "delta", timestamp: s.us, duration: s.durationUs, data: s.data }));
+  }
+
+  videoFrame(frame) {
+    this.stats.framesDecoded++;
+    if (frame.timestamp <= this.lastShown) { frame.close(); return; }
+    let i = this.frames.length;
+    while (i > 0 && this.frames[i - 1].timestamp > frame.timestamp) i--;
+    this.frames.splice(i, 0, frame);
+  }
+
+  // mediaNow is the media time (µs) due on screen at wall time now (ms).
+  mediaNow(now) { return (now - this.offset - this.delay) * 1000; }
+
+  render(now) {
+    if (this.closed) return;
+    requestAnimationFrame(this.render);
+    if (this.offset === null || !this.frames.length) return;
+    const due = this.mediaNow(performance.now());
+    let show = null;
+    while (this.frames.length && this.frames[0].timestamp <= due) {
+      if (show) {
+        show.close();
+        if (this.stats.firstFrame !== null) this.stats.framesDropped++;
+      }
+      show = this.frames.shift();
+    }
+    if (!show) {
+      // Nothing due. If the oldest frame came late, play further behind.
+      return;
+    }
+    const late = (due - show.timestamp) / 1000;
+    if (late > 3 * 34 && this.stats.firstFrame !== null && this.delay < MAX_DELAY_MS) {
+      // Frames are arriving behind their time: give the link more room.
+      this.delay = Math.min(MAX_DELAY_MS, this.delay + late / 2);
+    }
+    if (this.canvas.width !== show.displayWidth || this.canvas.height !== show.displayHeight) {
+      this.canvas.width = show.displayWidth;
+      this.canvas.height = show.displayHeight;
+    }
+    this.ctx2d.drawImage(show, 0, 0);
+    this.stats.resolution = `${show.displayWidth}x${show.displayHeight}`;
+    this.stats.framesDrawn++;
+    if (this.stats.firstFrame === null) this.stats.firstFrame = Math.round(performance.now() - this.stats.t0);
+    this.lastShown = show.timestamp;
+    this.stats.latency = Math.round(performance.now() - (show.timestamp / 1000 + this.offset));
+    show.close();
+  }
+
+  setupAudio({ config }) {
+    this.actx = new AudioContext({ sampleRate: config.sampleRate, latencyHint: "interactive" });
+    (window.audioContexts ||= new Set()).add(this.actx);
+    this.stats.audioState = this.actx.state;
+    this.actx.onstatechange = () => { this.stats.audioState = this.actx.state; };
+    this.adec = new AudioDecoder({
+      output: (data) => this.audioData(data),
+      error: (err) => {
+        this.log(`audio decoder: ${err.message}`);
+        if (this.closed) return;
+        try { this.adec.close(); } catch { /* closed */ }
+        this.setupAudio({ config });
+      },
+    });
+    this.adec.configure(config);
+  }
+
+  decodeAudio(s) {
+    if (this.adec.state !== "configured") return;
+    this.adec.decode(new EncodedAudioChunk({ type: "key", timestamp: s.us, duration: s.durationUs, data: s.data }));
+  }
+
+  audioData(data) {
+    this.stats.audioFrames++;
+    const ctx = this.actx;
+    if (ctx.state !== "running" || this.offset === null) { data.close(); return; }
+    // Schedule on the same clock as the video: the wall time this sample
+    // is due, converted to the audio context's time.
+    const dueWall = data.timestamp / 1000 + this.offset + this.delay;
+    const ts = ctx.getOutputTimestamp();
+    const at = ts.contextTime + (dueWall - ts.performanceTime) / 1000;
+    if (at < ctx.currentTime) { this.stats.audioLate++; data.close(); return; }
+    const buf = ctx.createBuffer(data.numberOfChannels, data.numberOfFrames, data.sampleRate);
+    for (let c = 0; c < data.numberOfChannels; c++) {
+      const dst = new Float32Array(data.numberOfFrames);
+      data.copyTo(dst, { planeIndex: c, format: "f32-planar" });
+      buf.copyToChannel(dst, c);
+    }
+    data.close();
+    const src = ctx.createBufferSource();
+    src.buffer = buf;
+    src.connect(ctx.destination);
+    src.start(at);
+  }
+
+  countBytes(n) {
+    const now = performance.now();
+    this.bytes.push([now, n]);
+    while (this.bytes.length && this.bytes[0][0] < now - 2000) this.bytes.shift();
+    this.stats.bitrate = Math.round(this.bytes.reduce((a, [, b]) => a + b, 0) * 8 / 2);
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    for (const sub of this.subs) { try { sub.unsubscribe(); } catch { /* session gone */ } }
+    for (const f of this.feeds) f.close();
+    for (const fr of this.frames) fr.close();
+    this.frames = [];
+    for (const d of [this.vdec, this.adec]) { try { d && d.close(); } catch { /* closed */ } }
+    if (this.actx) {
+      window.audioContexts.delete(this.actx);
+      this.actx.close().catch(() => {});
+    }
+  }
+}
+
+// GroupFeed hands a track's objects over in order: group by group, each
+// from object 0, whether they come from subgroup streams or a joining
+// FETCH. A group that stalls while newer ones wait is abandoned: its
+// streams are cancelled (STOP_SENDING) and the feed jumps to the newest
+// group, so a slow link shows the present rather than falling behind.
+export class GroupFeed {
+  constructor(name, deliver, skipped) {
+    this.name = name;
+    this.deliver = deliver;
+    this.skipped = skipped;
+    this.groups = new Map(); // id -> {objects: Map, next, open, cancels: [], progress}
+    this.current = null;
+    this.floor = -1; // groups at or below this are done with
+    this.timer = null;
+    this.done = false;
+  }
+
+  group(id) {
+    let g = this.groups.get(id);
+    if (!g) {
+      g = { id, objects: new Map(), next: 0, open: 0, cancels: [], progress: performance.now(), ended: false };
+      this.groups.set(id, g);
+    }
+    return g;
+  }
+
+  // source registers one more supplier of group id's objects.
+  source(id, cancel) {
+    if (id <= this.floor) { cancel(); return { push() {}, end() {} }; }
+    const g = this.group(id);
+    g.open++;
+    g.cancels.push(cancel);
+    let ended = false;
+    return {
+      push: (obj, status, payload) => {
+        if (ended || this.groups.get(id) !== g) return;
+        if (status === 0 && obj >= g.next) g.objects.set(obj, payload);
+        else if (status === 0x3 || status === 0x4) g.ended = true; // end of group / track
+        this.pump();
+      },
+      end: () => {
+        if (ended) return;
+        ended = true;
+        g.open--;
+        this.pump();
+      },
+    };
+  }
+
+  stream(id, objects) {
+    const src = this.source(id, () => objects.cancel());
+    (async () => {
+      try {
+        for (;;) {
+          const o = await objects.next();
+          if (!o) break;
+          src.push(o.object, o.status, o.payload);
+        }
+      } catch { /* reset or cancelled: the group ends here */ }
+      src.end();
+    })();
+  }
+
+  pump() {
+    for (;;) {
+      if (this.current === null) {
+        if (!this.groups.size) return;
+        this.current = Math.min(...this.groups.keys());
+      }
+      const g = this.groups.get(this.current);
+      const payload = g.objects.get(g.next);
+      if (payload) {
+        g.objects.delete(g.next);
+        g.next++;
+        g.progress = performance.now();
+        this.deliver(payload, g.id);
+        continue;
+      }
+      if (g.open === 0) { this.finish(g, false); continue; }
+      // Waiting for object g.next of the current group.
+      const newer = [...this.groups.keys()].filter((k) => k > g.id);
+      if (!newer.length) return;
+      if (newer.length > MAX_WAITING_GROUPS || performance.now() - g.progress >= SKIP_AFTER_MS) {
+        this.skipTo(Math.max(...newer));
+        continue;
+      }
+      if (!this.timer) {
+        this.timer = setTimeout(() => { this.timer = null; this.pump(); }, SKIP_AFTER_MS - (performance.now() - g.progress) + 5);
+      }
+      return;
+    }
+  }
+
+  finish(g, cancel) {
+    if (cancel) for (const c of g.cancels) c();
+    this.groups.delete(g.id);
+    this.floor = Math.max(this.floor, g.id);
+    if (this.current === g.id) this.current = null;
+  }
+
+  skipTo(newest) {
+    let n = 0;
+    for (const g of [...this.groups.values()]) {
+      if (g.id < newest) { this.finish(g, true); n++; }
+    }
+    this.current = null;
+    if (n) this.skipped(n);
+  }
+
+  close() {
+    clearTimeout(this.timer);
+    for (const g of [...this.groups.values()]) this.finish(g, true);
+  }
+}
+
+function base64(s) {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
