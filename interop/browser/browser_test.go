@@ -471,11 +471,22 @@ func buildBinaries(t *testing.T) string {
 // or TCP with --dev) is retried.
 func startRelay(ctx context.Context, t *testing.T, bin string, extra ...string) (addr, fingerprint string) {
 	t.Helper()
+	_, addr, fingerprint = startRelayAt(ctx, t, bin, "", extra...)
+	return addr, fingerprint
+}
+
+// startRelayAt is startRelay on addr (a free port when empty; no retry
+// when given), and it returns the process too.
+func startRelayAt(ctx context.Context, t *testing.T, bin, at string, extra ...string) (p *process, addr, fingerprint string) {
+	t.Helper()
 	fpRE := regexp.MustCompile(`fingerprint=([0-9a-f]{64})\b`)
 	var lastErr error
 	for attempt := 1; attempt <= 3; attempt++ {
-		addr = freeUDPAddr(t)
-		p := startProcess(t, "moq-relay", filepath.Join(bin, "moq-relay"), append([]string{"--bind", addr}, extra...)...)
+		addr = at
+		if addr == "" {
+			addr = freeUDPAddr(t)
+		}
+		p = startProcess(t, "moq-relay", filepath.Join(bin, "moq-relay"), append([]string{"--bind", addr}, extra...)...)
 		line, err := p.waitLine(ctx, "fingerprint=")
 		if err == nil {
 			fingerprint = fpRE.FindStringSubmatch(line)[1]
@@ -488,17 +499,17 @@ func startRelay(ctx context.Context, t *testing.T, bin string, extra ...string) 
 		}
 		if err == nil {
 			t.Logf("moq-relay serving on %s, certificate SHA-256 %s", addr, fingerprint)
-			return addr, fingerprint
+			return p, addr, fingerprint
 		}
 		lastErr = err
 		p.stop()
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || at != "" {
 			break
 		}
 		t.Logf("moq-relay on %s did not start (attempt %d): %v", addr, attempt, err)
 	}
 	t.Fatalf("moq-relay did not start: %v", lastErr)
-	return "", ""
+	return nil, "", ""
 }
 
 // startClock starts moq-clock --publish against the relay and waits until

@@ -70,7 +70,8 @@ type canvasSample struct {
 // the relay serves at http://ADDR/ in headless Chromium. The page must
 // list the broadcast, play it (video frames decoded and drawn: the canvas
 // is not blank and changes; audio decoded), list a broadcast published
-// after it opened and drop it from the list once it ends.
+// after it opened and drop it from the list once it ends, and play again
+// after the relay restarts.
 //
 // WATCH_SCREENSHOT=file.png saves a screenshot of the page playing (the
 // README's picture).
@@ -86,8 +87,9 @@ func TestWatchPage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), runTimeout)
 	defer cancel()
 
-	relayAddr, fingerprint := startRelay(ctx, t, bin, "--dev")
-	startPub(ctx, t, bin, relayAddr, fingerprint, "live/one")
+	relayArgs := []string{"--dev", "--drain-timeout", "1s"}
+	relayProc, relayAddr, fingerprint := startRelayAt(ctx, t, bin, "", relayArgs...)
+	one := startPub(ctx, t, bin, relayAddr, fingerprint, "live/one")
 	browser := startChromium(ctx, t, chromium, chromedp.Flag("autoplay-policy", "no-user-gesture-required"))
 
 	tab, closeTab := chromedp.NewContext(browser)
@@ -199,6 +201,17 @@ func TestWatchPage(t *testing.T) {
 	two.stop()
 	s = waitFor(`!s.broadcasts.includes("live/two") && s.broadcasts.includes("live/one")`, nil)
 	t.Logf("after live/two ended: %q", s.Broadcasts)
+
+	// The relay restarts (GOAWAY to every session, then a new process with
+	// a new certificate on the same port) and the publisher with it: the
+	// page reconnects, pins the new certificate and plays again.
+	drawn = stats().FramesDrawn
+	relayProc.stop()
+	one.stop()
+	_, _, fingerprint = startRelayAt(ctx, t, bin, relayAddr, relayArgs...)
+	startPub(ctx, t, bin, relayAddr, fingerprint, "live/one")
+	s = waitFor(fmt.Sprintf(`s.connects >= 2 && s.state === "playing" && s.framesDrawn >= %d && s.broadcasts.includes("live/one")`, drawn+15), nil)
+	t.Logf("after the relay restarted: %d connects, %d frames drawn, %q", s.Connects, s.FramesDrawn, s.Broadcasts)
 }
 
 // startPub publishes ffmpeg's test pattern (320x240 at 30 fps, a key frame

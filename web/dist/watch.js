@@ -33,6 +33,8 @@ var MSG = {
   SERVER_SETUP: 33
 };
 var PARAM_MAX_REQUEST_ID = 2;
+var PARAM_AUTHORIZATION_TOKEN = 3;
+var TOKEN_USE_VALUE = 3;
 var FILTER_LARGEST_OBJECT = 2;
 var FETCH_STANDALONE = 1;
 var FETCH_RELATIVE_JOINING = 2;
@@ -229,6 +231,7 @@ var Session = class _Session {
     });
     this.onGoAway = opts.onGoAway || (() => {
     });
+    this.token = opts.token || "";
     this.nextRequestID = 0;
     this.peerMax = 0;
     this.creditWaiters = [];
@@ -271,7 +274,11 @@ var Session = class _Session {
     const control = await this.wt.createBidirectionalStream();
     this.writer = control.writable.getWriter();
     this.control = new StreamReader(control.readable);
-    const body = new Writer().varint(1).varint8(DRAFT_14).varint(1).varint(PARAM_MAX_REQUEST_ID).varint(this.grantedToPeer);
+    const body = new Writer().varint(1).varint8(DRAFT_14).varint(this.token ? 2 : 1).varint(PARAM_MAX_REQUEST_ID).varint(this.grantedToPeer);
+    if (this.token) {
+      const tok = new Writer().varint(TOKEN_USE_VALUE).varint(0).bytes(new TextEncoder().encode(this.token));
+      body.varint(PARAM_AUTHORIZATION_TOKEN).varint(tok.b.length).bytes(tok.b);
+    }
     await this.writer.write(Writer.message(MSG.CLIENT_SETUP, body));
     const { type, p } = await this.readMessage();
     if (type !== MSG.SERVER_SETUP) throw new ProtocolError(`first control message ${hex(type)}, want SERVER_SETUP`);
@@ -1407,6 +1414,7 @@ async function session(url, goaway) {
   return Session.connect(url, {
     hash,
     log,
+    token: params.get("token") || "",
     onGoAway: (uri) => goaway(uri),
     onNamespace: (ns, active) => {
       const key = ns.join("/");
@@ -1418,6 +1426,11 @@ async function session(url, goaway) {
   });
 }
 async function run() {
+  if (!window.isSecureContext || typeof WebTransport === "undefined") {
+    stats.state = "unsupported";
+    log("WebTransport is not available here: open the page as http://localhost:PORT/ or over https://, in a browser with WebTransport and WebCodecs (Chromium, Chrome, Edge; Firefox for WebTransport)");
+    return;
+  }
   let url = relayURL;
   let backoff = 250;
   for (; ; ) {
@@ -1472,7 +1485,7 @@ function overlay() {
     `${stats.state}${name ? " " + name : ""}`,
     stats.resolution ? `${stats.resolution} ${stats.codec}` : stats.codec,
     stats.audioCodec ? `audio ${stats.audioCodec} (${stats.audioState})` : "",
-    `latency ${stats.latency ?? "-"} ms`,
+    `latency ${stats.latency ?? "-"} ms behind live`,
     `bitrate ${kbps} kb/s`,
     `frames ${stats.framesDrawn} drawn, ${stats.framesDropped} dropped`,
     `groups skipped ${stats.groupsSkipped}`,

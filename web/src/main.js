@@ -6,7 +6,8 @@
 // prefix (namespace prefix to list; default "live"), relay (https:// URL of
 // the relay; default this page's host and port), hash (hex SHA-256 of the
 // relay's certificate; by default, a page loaded over http:// pins the
-// certificate the relay reports at /fingerprint).
+// certificate the relay reports at /fingerprint), token (a JWT the relay
+// checks, sent in CLIENT_SETUP as an AUTHORIZATION TOKEN).
 
 import { Session } from "./moq.js";
 import { Player } from "./player.js";
@@ -70,7 +71,7 @@ async function pin() {
 async function session(url, goaway) {
   const hash = await pin();
   return Session.connect(url, {
-    hash, log,
+    hash, log, token: params.get("token") || "",
     onGoAway: (uri) => goaway(uri),
     onNamespace: (ns, active) => {
       const key = ns.join("/");
@@ -82,6 +83,11 @@ async function session(url, goaway) {
 }
 
 async function run() {
+  if (!window.isSecureContext || typeof WebTransport === "undefined") {
+    stats.state = "unsupported";
+    log("WebTransport is not available here: open the page as http://localhost:PORT/ or over https://, in a browser with WebTransport and WebCodecs (Chromium, Chrome, Edge; Firefox for WebTransport)");
+    return;
+  }
   let url = relayURL;
   let backoff = 250;
   for (;;) {
@@ -131,7 +137,7 @@ function overlay() {
     `${stats.state}${name ? " " + name : ""}`,
     stats.resolution ? `${stats.resolution} ${stats.codec}` : stats.codec,
     stats.audioCodec ? `audio ${stats.audioCodec} (${stats.audioState})` : "",
-    `latency ${stats.latency ?? "-"} ms`,
+    `latency ${stats.latency ?? "-"} ms behind live`,
     `bitrate ${kbps} kb/s`,
     `frames ${stats.framesDrawn} drawn, ${stats.framesDropped} dropped`,
     `groups skipped ${stats.groupsSkipped}`,

@@ -25,6 +25,8 @@ export const MSG = {
 };
 
 const PARAM_MAX_REQUEST_ID = 0x02;
+const PARAM_AUTHORIZATION_TOKEN = 0x03;
+const TOKEN_USE_VALUE = 0x3;
 export const FILTER_NEXT_GROUP_START = 0x1;
 export const FILTER_LARGEST_OBJECT = 0x2;
 const FETCH_STANDALONE = 0x1, FETCH_RELATIVE_JOINING = 0x2;
@@ -184,6 +186,7 @@ export class Session {
     this.log = opts.log || (() => {});
     this.onNamespace = opts.onNamespace || (() => {});
     this.onGoAway = opts.onGoAway || (() => {});
+    this.token = opts.token || "";
     this.nextRequestID = 0; // the client's IDs are even
     this.peerMax = 0;       // exclusive bound on our request IDs
     this.creditWaiters = [];
@@ -225,7 +228,13 @@ export class Session {
     this.writer = control.writable.getWriter();
     this.control = new StreamReader(control.readable);
     const body = new Writer().varint(1).varint8(DRAFT_14)
-      .varint(1).varint(PARAM_MAX_REQUEST_ID).varint(this.grantedToPeer);
+      .varint(this.token ? 2 : 1).varint(PARAM_MAX_REQUEST_ID).varint(this.grantedToPeer);
+    if (this.token) {
+      // A token for the whole session (the relay's JWT): USE_VALUE, type 0
+      // (negotiated out of band).
+      const tok = new Writer().varint(TOKEN_USE_VALUE).varint(0).bytes(new TextEncoder().encode(this.token));
+      body.varint(PARAM_AUTHORIZATION_TOKEN).varint(tok.b.length).bytes(tok.b);
+    }
     await this.writer.write(Writer.message(MSG.CLIENT_SETUP, body));
     const { type, p } = await this.readMessage();
     if (type !== MSG.SERVER_SETUP) throw new ProtocolError(`first control message ${hex(type)}, want SERVER_SETUP`);
