@@ -190,8 +190,8 @@ func newSniffer(ln net.Listener) *sniffer {
 	done := make(chan struct{})
 	return &sniffer{
 		ln:    ln,
-		tls:   &chanListener{addr: ln.Addr(), conns: make(chan net.Conn), done: done},
-		plain: &chanListener{addr: ln.Addr(), conns: make(chan net.Conn), done: done},
+		tls:   newChanListener(ln.Addr(), done),
+		plain: newChanListener(ln.Addr(), done),
 		done:  done,
 	}
 }
@@ -202,10 +202,6 @@ func (s *sniffer) run() {
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
 			return
 		}
 		s.wg.Go(func() { s.route(c) })
@@ -227,6 +223,8 @@ func (s *sniffer) route(c net.Conn) {
 	}
 	select {
 	case to.conns <- &peekedConn{Conn: c, r: br}:
+	case <-to.closed:
+		_ = c.Close()
 	case <-s.done:
 		_ = c.Close()
 	}
@@ -242,25 +240,37 @@ func (s *sniffer) close() {
 	_ = s.ln.Close()
 }
 
-// chanListener is a net.Listener fed by the sniffer.
+// chanListener is a net.Listener fed by the sniffer. Closing it (as
+// http.Server.Shutdown does, which then waits for Serve to return) ends
+// its Accept; the TCP listener is the sniffer's to close.
 type chanListener struct {
-	addr  net.Addr
-	conns chan net.Conn
-	done  chan struct{}
+	addr      net.Addr
+	conns     chan net.Conn
+	done      <-chan struct{} // the sniffer's
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func newChanListener(addr net.Addr, done <-chan struct{}) *chanListener {
+	return &chanListener{addr: addr, conns: make(chan net.Conn), done: done, closed: make(chan struct{})}
 }
 
 func (l *chanListener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
 		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
 	case <-l.done:
 		return nil, net.ErrClosed
 	}
 }
 
-// Close does nothing: the sniffer owns the listener (http.Server.Shutdown
-// calls it).
-func (l *chanListener) Close() error   { return nil }
+func (l *chanListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return nil
+}
+
 func (l *chanListener) Addr() net.Addr { return l.addr }
 
 // peekedConn is a connection whose first bytes were read into r.
