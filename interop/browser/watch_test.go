@@ -179,7 +179,7 @@ func TestWatchPage(t *testing.T) {
 	t.Logf("playing: %s %s, audio %s (%s), first frame %.0f ms after the page started, latency %.0f ms, %d frames decoded, %d drawn, %d dropped, %d audio frames, %d groups skipped, %.0f kb/s",
 		s.Resolution, s.Codec, s.AudioCodec, s.AudioState, *s.FirstFrame, *s.Latency, s.FramesDecoded, s.FramesDrawn, s.FramesDropped, s.AudioFrames, s.GroupsSkipped, s.Bitrate/1000)
 	if path := os.Getenv("WATCH_SCREENSHOT"); path != "" {
-		if _, err := chromedp.Run(tab, chromedp.EmulateViewport(1000, 560)); err != nil {
+		if _, err := chromedp.Run(tab, chromedp.EmulateViewport(1000, 660)); err != nil {
 			fail("screenshot: %v", err)
 		}
 		waitFor(fmt.Sprintf(`s.framesDrawn >= %d`, stats().FramesDrawn+10), nil)
