@@ -929,6 +929,7 @@ var START_DELAY_MS = 100;
 var MAX_DELAY_MS = 2e3;
 var SKIP_AFTER_MS = 500;
 var MAX_WAITING_GROUPS = 2;
+var MAX_DECODE_QUEUE = 30;
 var PRIO_AUDIO = 64;
 var PRIO_VIDEO = 96;
 var Player = class {
@@ -1090,7 +1091,13 @@ var Player = class {
   }
   decodeVideo(s) {
     if (this.vdec.state !== "configured") return;
-    if (this.waitKey && !s.key) return;
+    if (!s.key && this.vdec.decodeQueueSize > MAX_DECODE_QUEUE) {
+      this.waitKey = true;
+    }
+    if (this.waitKey && !s.key) {
+      this.stats.framesDropped++;
+      return;
+    }
     this.waitKey = false;
     this.stats.videoChunks++;
     this.vdec.decode(new EncodedVideoChunk({ type: s.key ? "key" : "delta", timestamp: s.us, duration: s.durationUs, data: s.data }));
@@ -1420,10 +1427,45 @@ async function session(url, goaway) {
       const key = ns.join("/");
       if (active) listed.set(key, ns);
       else listed.delete(key);
+      if (active) {
+        for (const w of announceWaiters) if (w.key === key) {
+          announceWaiters.delete(w);
+          w.res(true);
+        }
+      }
       log(`${active ? "announced" : "withdrawn"}: ${key}`);
       showList();
     }
   });
+}
+var announceWaiters = /* @__PURE__ */ new Set();
+function announced(key, ms) {
+  return new Promise((res) => {
+    const w = { key, res };
+    announceWaiters.add(w);
+    setTimeout(() => {
+      announceWaiters.delete(w);
+      res(false);
+    }, ms);
+  });
+}
+async function play(s, stop) {
+  for (; ; ) {
+    const player = new Player({ session: s, namespace: split(name), canvas: $("video"), log, stats });
+    stats.state = "playing";
+    try {
+      const why = await Promise.race([player.start().then(() => player.ended), stop]);
+      log(`stopped: ${why}`);
+    } catch (err) {
+      log(`${name}: ${err.message || err}`);
+    } finally {
+      player.close();
+    }
+    if (s.error || s.goneAway) return;
+    stats.state = "waiting";
+    await Promise.race([announced(name, 3e3), stop]);
+    if (s.error || s.goneAway) return;
+  }
 }
 async function run() {
   if (!window.isSecureContext || typeof WebTransport === "undefined") {
@@ -1434,7 +1476,7 @@ async function run() {
   let url = relayURL;
   let backoff = 250;
   for (; ; ) {
-    let s, player;
+    let s;
     let goaway;
     const away = new Promise((res) => {
       goaway = res;
@@ -1448,29 +1490,18 @@ async function run() {
       log("connected (MoQT draft-14 over WebTransport)");
       backoff = 250;
       s.subscribeNamespace(split(prefix)).catch((err) => log(`listing ${prefix}/: ${err.message}`));
-      if (name) {
-        player = new Player({ session: s, namespace: split(name), canvas: $("video"), log, stats });
-        const played = player.start().then(() => player.ended, (err) => {
-          throw err;
-        });
-        stats.state = "playing";
-        const why = await Promise.race([played, s.closed.then((e) => {
-          throw e;
-        }), away.then((u) => `GOAWAY ${u}`)]);
-        log(`stopped: ${why}`);
-      } else {
+      const stop = Promise.race([s.closed.then((e) => `session ended: ${e.message || e}`), away.then((u) => `GOAWAY ${u}`)]);
+      if (name) await play(s, stop);
+      else {
         stats.state = "listing";
-        const why = await Promise.race([s.closed.then((e) => {
-          throw e;
-        }), away.then((u) => `GOAWAY ${u}`)]);
-        log(`stopped: ${why}`);
+        await stop;
       }
+      log(`session over: ${await stop}`);
     } catch (err) {
       log(`${err.message || err}`);
     }
     const uri = await Promise.race([away, Promise.resolve("")]);
     if (uri) url = uri;
-    if (player) player.close();
     if (s) s.close(0, "reconnecting");
     listed.clear();
     showList();

@@ -76,10 +76,44 @@ async function session(url, goaway) {
     onNamespace: (ns, active) => {
       const key = ns.join("/");
       if (active) listed.set(key, ns); else listed.delete(key);
+      if (active) for (const w of announceWaiters) if (w.key === key) { announceWaiters.delete(w); w.res(true); }
       log(`${active ? "announced" : "withdrawn"}: ${key}`);
       showList();
     },
   });
+}
+
+// announced resolves when the namespace key is announced, or after ms.
+const announceWaiters = new Set();
+function announced(key, ms) {
+  return new Promise((res) => {
+    const w = { key, res };
+    announceWaiters.add(w);
+    setTimeout(() => { announceWaiters.delete(w); res(false); }, ms);
+  });
+}
+
+// play plays the broadcast on session s until the session ends: when the
+// broadcast is not there yet, or ends, it waits for it to be announced
+// again (or tries again every few seconds: its name may be outside the
+// listed prefix).
+async function play(s, stop) {
+  for (;;) {
+    const player = new Player({ session: s, namespace: split(name), canvas: $("video"), log, stats });
+    stats.state = "playing";
+    try {
+      const why = await Promise.race([player.start().then(() => player.ended), stop]);
+      log(`stopped: ${why}`);
+    } catch (err) {
+      log(`${name}: ${err.message || err}`);
+    } finally {
+      player.close();
+    }
+    if (s.error || s.goneAway) return;
+    stats.state = "waiting";
+    await Promise.race([announced(name, 3000), stop]);
+    if (s.error || s.goneAway) return;
+  }
 }
 
 async function run() {
@@ -91,7 +125,7 @@ async function run() {
   let url = relayURL;
   let backoff = 250;
   for (;;) {
-    let s, player;
+    let s;
     let goaway;
     const away = new Promise((res) => { goaway = res; });
     try {
@@ -103,23 +137,19 @@ async function run() {
       log("connected (MoQT draft-14 over WebTransport)");
       backoff = 250;
       s.subscribeNamespace(split(prefix)).catch((err) => log(`listing ${prefix}/: ${err.message}`));
-      if (name) {
-        player = new Player({ session: s, namespace: split(name), canvas: $("video"), log, stats });
-        const played = player.start().then(() => player.ended, (err) => { throw err; });
-        stats.state = "playing";
-        const why = await Promise.race([played, s.closed.then((e) => { throw e; }), away.then((u) => `GOAWAY ${u}`)]);
-        log(`stopped: ${why}`);
-      } else {
+      // stop settles when the session ends or the relay asks us to leave.
+      const stop = Promise.race([s.closed.then((e) => `session ended: ${e.message || e}`), away.then((u) => `GOAWAY ${u}`)]);
+      if (name) await play(s, stop);
+      else {
         stats.state = "listing";
-        const why = await Promise.race([s.closed.then((e) => { throw e; }), away.then((u) => `GOAWAY ${u}`)]);
-        log(`stopped: ${why}`);
+        await stop;
       }
+      log(`session over: ${await stop}`);
     } catch (err) {
       log(`${err.message || err}`);
     }
     const uri = await Promise.race([away, Promise.resolve("")]);
     if (uri) url = uri;
-    if (player) player.close();
     if (s) s.close(0, "reconnecting");
     listed.clear();
     showList();

@@ -17,6 +17,9 @@ const MAX_DELAY_MS = 2000;
 const SKIP_AFTER_MS = 500;
 // More newer groups waiting than this: skip at once.
 const MAX_WAITING_GROUPS = 2;
+// Chunks waiting in the video decoder beyond which deltas are dropped until
+// the next key frame.
+const MAX_DECODE_QUEUE = 30;
 // Publisher priorities moq-pub uses; the page asks for video before audio
 // loses nothing (audio is small) and metadata first.
 const PRIO_AUDIO = 64, PRIO_VIDEO = 96;
@@ -174,7 +177,11 @@ export class Player {
 
   decodeVideo(s) {
     if (this.vdec.state !== "configured") return;
-    if (this.waitKey && !s.key) return;
+    if (!s.key && this.vdec.decodeQueueSize > MAX_DECODE_QUEUE) {
+      // The decoder is falling behind: drop to the next key frame.
+      this.waitKey = true;
+    }
+    if (this.waitKey && !s.key) { this.stats.framesDropped++; return; }
     this.waitKey = false;
     this.stats.videoChunks++;
     this.vdec.decode(new EncodedVideoChunk({ type: s.key ? "key" : "delta", timestamp: s.us, duration: s.durationUs, data: s.data }));
