@@ -899,6 +899,7 @@ function parseCatalog(json) {
     throw new Error("catalog: no tracks array");
   }
   const common = json.commonTrackFields || {};
+  const initList = new Map((Array.isArray(json.initDataList) ? json.initDataList : []).map((d) => [String(d.id), d.data]));
   const msf = !("streamingFormat" in json) && json.tracks.some((t) => !("selectionParams" in t));
   const tracks = json.tracks.map((t) => {
     const p = t.selectionParams || t;
@@ -913,8 +914,9 @@ function parseCatalog(json) {
       bitrate: p.bitrate,
       packaging: t.packaging || common.packaging,
       initTrack: t.initTrack || common.initTrack,
-      initData: t.initData || common.initData
+      initData: t.initData || common.initData || (t.initRef !== void 0 ? initList.get(String(t.initRef)) : void 0)
     };
+    if (t.initRef !== void 0 && !track.initData) throw new Error(`catalog: track ${track.name}: initRef ${t.initRef} names no initDataList entry`);
     const role = t.role || t.kind;
     if (role === "video" || role === "audio") track.kind = role;
     else if (p.width || p.height) track.kind = "video";
@@ -933,8 +935,9 @@ var MAX_DECODE_QUEUE = 30;
 var PRIO_AUDIO = 64;
 var PRIO_VIDEO = 96;
 var Player = class {
-  constructor({ session: session2, namespace, canvas, log: log2, stats: stats2 }) {
+  constructor({ session: session2, namespace, canvas, log: log2, stats: stats2, preferMSF }) {
     this.session = session2;
+    this.preferMSF = !!preferMSF;
     this.ns = namespace;
     this.canvas = canvas;
     this.ctx2d = canvas.getContext("2d");
@@ -1004,7 +1007,7 @@ var Player = class {
   }
   async fetchCatalog() {
     let firstErr;
-    for (const name2 of [".catalog", "catalog"]) {
+    for (const name2 of this.preferMSF ? ["catalog", ".catalog"] : [".catalog", "catalog"]) {
       try {
         const bytes = await this.session.fetchOne(this.ns, name2);
         const c = parseCatalog(JSON.parse(new TextDecoder().decode(bytes)));
@@ -1451,7 +1454,7 @@ function announced(key, ms) {
 }
 async function play(s, stop) {
   for (; ; ) {
-    const player = new Player({ session: s, namespace: split(name), canvas: $("video"), log, stats });
+    const player = new Player({ session: s, namespace: split(name), canvas: $("video"), log, stats, preferMSF: params.get("catalog") === "msf" });
     stats.state = "playing";
     try {
       const why = await Promise.race([player.start().then(() => player.ended), stop]);

@@ -7,7 +7,8 @@
 // the relay; default this page's host and port), hash (hex SHA-256 of the
 // relay's certificate; by default, a page loaded over http:// pins the
 // certificate the relay reports at /fingerprint), token (a JWT the relay
-// checks, sent in CLIENT_SETUP as an AUTHORIZATION TOKEN).
+// checks, sent in CLIENT_SETUP as an AUTHORIZATION TOKEN), catalog=msf
+// (read the MSF catalog first, before moq-rs's).
 
 import { Session } from "./moq.js";
 import { Player } from "./player.js";
@@ -99,7 +100,7 @@ function announced(key, ms) {
 // listed prefix).
 async function play(s, stop) {
   for (;;) {
-    const player = new Player({ session: s, namespace: split(name), canvas: $("video"), log, stats });
+    const player = new Player({ session: s, namespace: split(name), canvas: $("video"), log, stats, preferMSF: params.get("catalog") === "msf" });
     stats.state = "playing";
     try {
       const why = await Promise.race([player.start().then(() => player.ended), stop]);

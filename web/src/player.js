@@ -25,8 +25,9 @@ const MAX_DECODE_QUEUE = 30;
 const PRIO_AUDIO = 64, PRIO_VIDEO = 96;
 
 export class Player {
-  constructor({ session, namespace, canvas, log, stats }) {
+  constructor({ session, namespace, canvas, log, stats, preferMSF }) {
     this.session = session;
+    this.preferMSF = !!preferMSF;
     this.ns = namespace;
     this.canvas = canvas;
     this.ctx2d = canvas.getContext("2d");
@@ -95,9 +96,10 @@ export class Player {
   }
 
   async fetchCatalog() {
-    // moq-rs's catalog (".catalog") first, then an MSF catalog ("catalog").
+    // moq-rs's catalog (".catalog") first, then an MSF catalog ("catalog");
+    // the other way round with preferMSF.
     let firstErr;
-    for (const name of [".catalog", "catalog"]) {
+    for (const name of this.preferMSF ? ["catalog", ".catalog"] : [".catalog", "catalog"]) {
       try {
         const bytes = await this.session.fetchOne(this.ns, name);
         const c = parseCatalog(JSON.parse(new TextDecoder().decode(bytes)));

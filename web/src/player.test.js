@@ -137,5 +137,16 @@ test("catalogs: moq-rs's and MSF's", () => {
   });
   assert.equal(msf.format, "MSF");
   assert.deepEqual(msf.tracks.map((t) => [t.name, t.kind, t.initData]), [["video", "video", "AAAA"]]);
+  const d01 = parseCatalog({
+    version: "draft-01",
+    tracks: [
+      { name: "1.m4s", packaging: "cmaf", isLive: true, role: "video", codec: "avc1.64001f", initRef: "0" },
+      { name: "2.m4s", packaging: "cmaf", isLive: true, role: "audio", codec: "mp4a.40.2", initRef: "1" },
+    ],
+    initDataList: [{ id: "0", type: "inline", data: "AAAB" }, { id: "1", type: "inline", data: "AAAC" }],
+  });
+  assert.deepEqual(d01.tracks.map((t) => [t.name, t.kind, t.initData]), [["1.m4s", "video", "AAAB"], ["2.m4s", "audio", "AAAC"]]);
+  assert.equal(d01.format, "MSF");
+  assert.throws(() => parseCatalog({ version: "draft-01", tracks: [{ name: "v", packaging: "cmaf", initRef: "9" }] }), /initRef/);
   assert.throws(() => parseCatalog({}));
 });
