@@ -200,7 +200,8 @@ func TestWatchPage(t *testing.T) {
 	t.Logf("listed: %q", s.Broadcasts)
 	two.stop()
 	s = waitFor(`!s.broadcasts.includes("live/two") && s.broadcasts.includes("live/one")`, nil)
-	t.Logf("after live/two ended: %q", s.Broadcasts)
+	t.Logf("after live/two ended: %q; still playing live/one: latency %.0f ms, %d frames drawn, %d dropped, %d audio frames (%d late), %d groups skipped",
+		s.Broadcasts, *s.Latency, s.FramesDrawn, s.FramesDropped, s.AudioFrames, s.AudioLate, s.GroupsSkipped)
 
 	// The relay restarts (GOAWAY to every session, then a new process with
 	// a new certificate on the same port) and the publisher with it: the

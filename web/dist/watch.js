@@ -929,6 +929,12 @@ function parseCatalog(json) {
 // src/player.js
 var START_DELAY_MS = 100;
 var MAX_DELAY_MS = 2e3;
+var CALM_MS = 2e3;
+var DELAY_STEP_MS = 100;
+var CALM_STEP_MS = 250;
+var STALE_MS = 500;
+var AUDIO_LATE_PLAY_MS = 60;
+var MAX_BEHIND_MS = 1e3;
 var SKIP_AFTER_MS = 500;
 var MAX_WAITING_GROUPS = 2;
 var MAX_DECODE_QUEUE = 30;
@@ -946,7 +952,9 @@ var Player = class {
     this.feeds = [];
     this.subs = [];
     this.frames = [];
+    this.trackOffsets = /* @__PURE__ */ new Map();
     this.offset = null;
+    this.lastLate = -Infinity;
     this.delay = START_DELAY_MS;
     this.lastShown = -Infinity;
     this.closed = false;
@@ -1024,27 +1032,39 @@ var Player = class {
   // play subscribes to a track from its latest group: a joining FETCH
   // brings that group's start, the subscription the rest.
   async play(name2, priority, track, deliver) {
-    const feed = new GroupFeed(name2, (payload, group) => {
-      this.countBytes(payload.length);
-      let samples;
-      try {
-        samples = parseFragment(payload, /* @__PURE__ */ new Map([[track.id, track]]));
-      } catch (err) {
-        this.log(`${name2} group ${group}: ${err.message}`);
-        return;
-      }
-      const now = performance.now();
-      for (const s of samples) {
-        if (s.track !== track.id) continue;
-        s.us = Math.round(s.time * 1e6 / track.timescale);
-        s.durationUs = Math.round(s.duration * 1e6 / track.timescale);
-        const off = now - s.us / 1e3;
-        if (this.offset === null || off < this.offset) this.offset = off;
-        deliver(s);
-      }
-    }, (n) => {
-      this.stats.groupsSkipped += n;
-    });
+    let lastUs = null;
+    const feed = new GroupFeed(
+      name2,
+      (payload, group) => {
+        this.countBytes(payload.length);
+        let samples;
+        try {
+          samples = parseFragment(payload, /* @__PURE__ */ new Map([[track.id, track]]));
+        } catch (err) {
+          this.log(`${name2} group ${group}: ${err.message}`);
+          return;
+        }
+        const now = performance.now();
+        for (const s of samples) {
+          if (s.track !== track.id) continue;
+          s.us = Math.round(s.time * 1e6 / track.timescale);
+          s.durationUs = Math.round(s.duration * 1e6 / track.timescale);
+          const off = now - s.us / 1e3;
+          const prev = this.trackOffsets.get(name2);
+          if (prev === void 0 || off < prev) {
+            this.trackOffsets.set(name2, off);
+            this.offset = Math.max(...this.trackOffsets.values());
+          }
+          lastUs = s.us;
+          deliver(s);
+        }
+      },
+      (n) => {
+        this.stats.groupsSkipped += n;
+      },
+      // How far behind the live edge the track's playback is (ms).
+      () => lastUs === null || this.offset === null ? 0 : performance.now() - (lastUs / 1e3 + this.offset) - this.delay
+    );
     this.feeds.push(feed);
     const sub = await this.session.subscribe(this.ns, name2, {
       priority,
@@ -1136,8 +1156,13 @@ var Player = class {
       return;
     }
     const late = (due - show.timestamp) / 1e3;
-    if (late > 3 * 34 && this.stats.firstFrame !== null && this.delay < MAX_DELAY_MS) {
+    const wall = performance.now();
+    if (late > 3 * 34 && late <= STALE_MS && this.stats.firstFrame !== null) {
       this.delay = Math.min(MAX_DELAY_MS, this.delay + late / 2);
+      this.lastLate = wall;
+    } else if (this.delay > START_DELAY_MS && wall - this.lastLate > CALM_MS) {
+      this.delay = Math.max(START_DELAY_MS, this.delay - DELAY_STEP_MS);
+      this.lastLate = wall - CALM_MS + CALM_STEP_MS;
     }
     if (this.canvas.width !== show.displayWidth || this.canvas.height !== show.displayHeight) {
       this.canvas.width = show.displayWidth;
@@ -1185,11 +1210,20 @@ var Player = class {
     }
     const dueWall = data.timestamp / 1e3 + this.offset + this.delay;
     const ts = ctx.getOutputTimestamp();
-    const at = ts.contextTime + (dueWall - ts.performanceTime) / 1e3;
+    const at = ts.performanceTime ? ts.contextTime + (dueWall - ts.performanceTime) / 1e3 : ctx.currentTime + (dueWall - performance.now()) / 1e3;
+    let start = at;
     if (at < ctx.currentTime) {
+      const late = (ctx.currentTime - at) * 1e3;
       this.stats.audioLate++;
-      data.close();
-      return;
+      if (late <= STALE_MS) {
+        this.delay = Math.min(MAX_DELAY_MS, this.delay + late);
+        this.lastLate = performance.now();
+      }
+      if (late > AUDIO_LATE_PLAY_MS) {
+        data.close();
+        return;
+      }
+      start = ctx.currentTime;
     }
     const buf = ctx.createBuffer(data.numberOfChannels, data.numberOfFrames, data.sampleRate);
     for (let c = 0; c < data.numberOfChannels; c++) {
@@ -1201,7 +1235,7 @@ var Player = class {
     const src = ctx.createBufferSource();
     src.buffer = buf;
     src.connect(ctx.destination);
-    src.start(at);
+    src.start(start);
   }
   countBytes(n) {
     const now = performance.now();
@@ -1235,10 +1269,11 @@ var Player = class {
   }
 };
 var GroupFeed = class {
-  constructor(name2, deliver, skipped) {
+  constructor(name2, deliver, skipped, behind = () => 0) {
     this.name = name2;
     this.deliver = deliver;
     this.skipped = skipped;
+    this.behind = behind;
     this.groups = /* @__PURE__ */ new Map();
     this.current = null;
     this.floor = -1;
@@ -1315,7 +1350,7 @@ var GroupFeed = class {
       }
       const newer = [...this.groups.keys()].filter((k) => k > g.id);
       if (!newer.length) return;
-      if (newer.length > MAX_WAITING_GROUPS || performance.now() - g.progress >= SKIP_AFTER_MS) {
+      if (newer.length > MAX_WAITING_GROUPS || performance.now() - g.progress >= SKIP_AFTER_MS || this.behind() > MAX_BEHIND_MS) {
         this.skipTo(Math.max(...newer));
         continue;
       }

@@ -12,6 +12,18 @@ import { parseCatalog } from "./catalog.js";
 // most the player lets itself fall behind when frames come late.
 const START_DELAY_MS = 100;
 const MAX_DELAY_MS = 2000;
+// With no late frame for CALM_MS, the delay shrinks by DELAY_STEP_MS every
+// CALM_STEP_MS.
+const CALM_MS = 2000, DELAY_STEP_MS = 100, CALM_STEP_MS = 250;
+// Media later than this (ms) is stale, from before the player caught up
+// with the live edge (a joining FETCH's backlog): it is dropped without
+// moving the playout delay.
+const STALE_MS = 500;
+// Audio this late (ms) still plays, at once; later audio is dropped.
+const AUDIO_LATE_PLAY_MS = 60;
+// A track playing further than this behind the live edge (beyond the
+// playout delay) jumps to its newest group as soon as one is waiting.
+const MAX_BEHIND_MS = 1000;
 // A group that has made no progress for this long, while a newer group is
 // waiting, is abandoned (STOP_SENDING) and the player jumps to the newest.
 const SKIP_AFTER_MS = 500;
@@ -36,7 +48,13 @@ export class Player {
     this.feeds = [];
     this.subs = [];
     this.frames = []; // decoded VideoFrames waiting for their time, by timestamp
-    this.offset = null; // min(arrival wall ms - media ms): the live edge
+    // The live edge: for each track, the least (arrival wall ms - media
+    // ms) seen, its freshest arrival; offset is the largest of them, so
+    // that the track that comes last (audio, often, behind the muxer's
+    // interleaving) is on time too and the tracks stay in sync.
+    this.trackOffsets = new Map();
+    this.offset = null;
+    this.lastLate = -Infinity; // when a frame was last shown late (wall ms)
     this.delay = START_DELAY_MS;
     this.lastShown = -Infinity;
     this.closed = false;
@@ -117,6 +135,7 @@ export class Player {
   // play subscribes to a track from its latest group: a joining FETCH
   // brings that group's start, the subscription the rest.
   async play(name, priority, track, deliver) {
+    let lastUs = null;
     const feed = new GroupFeed(name, (payload, group) => {
       this.countBytes(payload.length);
       let samples;
@@ -132,10 +151,17 @@ export class Player {
         s.us = Math.round(s.time * 1e6 / track.timescale);
         s.durationUs = Math.round(s.duration * 1e6 / track.timescale);
         const off = now - s.us / 1000;
-        if (this.offset === null || off < this.offset) this.offset = off;
+        const prev = this.trackOffsets.get(name);
+        if (prev === undefined || off < prev) {
+          this.trackOffsets.set(name, off);
+          this.offset = Math.max(...this.trackOffsets.values());
+        }
+        lastUs = s.us;
         deliver(s);
       }
-    }, (n) => { this.stats.groupsSkipped += n; });
+    }, (n) => { this.stats.groupsSkipped += n; },
+    // How far behind the live edge the track's playback is (ms).
+    () => (lastUs === null || this.offset === null ? 0 : performance.now() - (lastUs / 1000 + this.offset) - this.delay));
     this.feeds.push(feed);
     const sub = await this.session.subscribe(this.ns, name, {
       priority, filter: FILTER_LARGEST_OBJECT,
@@ -218,9 +244,16 @@ export class Player {
       return;
     }
     const late = (due - show.timestamp) / 1000;
-    if (late > 3 * 34 && this.stats.firstFrame !== null && this.delay < MAX_DELAY_MS) {
+    const wall = performance.now();
+    if (late > 3 * 34 && late <= STALE_MS && this.stats.firstFrame !== null) {
       // Frames are arriving behind their time: give the link more room.
       this.delay = Math.min(MAX_DELAY_MS, this.delay + late / 2);
+      this.lastLate = wall;
+    } else if (this.delay > START_DELAY_MS && wall - this.lastLate > CALM_MS) {
+      // On time for a while: come back towards the live edge, a little
+      // at a time (a few frames are skipped on the way).
+      this.delay = Math.max(START_DELAY_MS, this.delay - DELAY_STEP_MS);
+      this.lastLate = wall - CALM_MS + CALM_STEP_MS;
     }
     if (this.canvas.width !== show.displayWidth || this.canvas.height !== show.displayHeight) {
       this.canvas.width = show.displayWidth;
@@ -265,8 +298,22 @@ export class Player {
     // is due, converted to the audio context's time.
     const dueWall = data.timestamp / 1000 + this.offset + this.delay;
     const ts = ctx.getOutputTimestamp();
-    const at = ts.contextTime + (dueWall - ts.performanceTime) / 1000;
-    if (at < ctx.currentTime) { this.stats.audioLate++; data.close(); return; }
+    const at = ts.performanceTime
+      ? ts.contextTime + (dueWall - ts.performanceTime) / 1000
+      : ctx.currentTime + (dueWall - performance.now()) / 1000; // no output yet
+    let start = at;
+    if (at < ctx.currentTime) {
+      // Late: play further behind from now on (video too, to stay in
+      // sync); a little late still plays, at once, rather than leave a gap.
+      const late = (ctx.currentTime - at) * 1000;
+      this.stats.audioLate++;
+      if (late <= STALE_MS) {
+        this.delay = Math.min(MAX_DELAY_MS, this.delay + late);
+        this.lastLate = performance.now();
+      }
+      if (late > AUDIO_LATE_PLAY_MS) { data.close(); return; }
+      start = ctx.currentTime;
+    }
     const buf = ctx.createBuffer(data.numberOfChannels, data.numberOfFrames, data.sampleRate);
     for (let c = 0; c < data.numberOfChannels; c++) {
       const dst = new Float32Array(data.numberOfFrames);
@@ -277,7 +324,7 @@ export class Player {
     const src = ctx.createBufferSource();
     src.buffer = buf;
     src.connect(ctx.destination);
-    src.start(at);
+    src.start(start);
   }
 
   countBytes(n) {
@@ -304,14 +351,17 @@ export class Player {
 
 // GroupFeed hands a track's objects over in order: group by group, each
 // from object 0, whether they come from subgroup streams or a joining
-// FETCH. A group that stalls while newer ones wait is abandoned: its
-// streams are cancelled (STOP_SENDING) and the feed jumps to the newest
-// group, so a slow link shows the present rather than falling behind.
+// FETCH. A group that stalls while newer ones wait, or that plays too far
+// behind the live edge (behind(), in ms) while a newer one waits, is
+// abandoned: its streams are cancelled (STOP_SENDING) and the feed jumps
+// to the newest group, so a slow link shows the present rather than
+// falling behind.
 export class GroupFeed {
-  constructor(name, deliver, skipped) {
+  constructor(name, deliver, skipped, behind = () => 0) {
     this.name = name;
     this.deliver = deliver;
     this.skipped = skipped;
+    this.behind = behind;
     this.groups = new Map(); // id -> {objects: Map, next, open, cancels: [], progress}
     this.current = null;
     this.floor = -1; // groups at or below this are done with
@@ -384,7 +434,7 @@ export class GroupFeed {
       // Waiting for object g.next of the current group.
       const newer = [...this.groups.keys()].filter((k) => k > g.id);
       if (!newer.length) return;
-      if (newer.length > MAX_WAITING_GROUPS || performance.now() - g.progress >= SKIP_AFTER_MS) {
+      if (newer.length > MAX_WAITING_GROUPS || performance.now() - g.progress >= SKIP_AFTER_MS || this.behind() > MAX_BEHIND_MS) {
         this.skipTo(Math.max(...newer));
         continue;
       }

@@ -115,6 +115,20 @@ test("a group that makes no progress for a while is abandoned", async () => {
   f.feed.close();
 });
 
+test("a group playing too far behind live gives way to a newer one at once", () => {
+  let behind = 0;
+  const out = [];
+  const f = new GroupFeed("t", (p, g) => out.push(`${g}/${p}`), () => {}, () => behind);
+  const g1 = f.source(1, () => {});
+  g1.push(0, 0, "a");
+  f.source(2, () => {}).push(0, 0, "b");
+  assert.deepEqual(out, ["1/a"]); // group 1 still progressing: wait for it
+  behind = 1500;
+  g1.push(1, 0, "a1"); // progress, but far behind live
+  assert.deepEqual(out, ["1/a", "1/a1", "2/b"]);
+  f.close();
+});
+
 test("catalogs: moq-rs's and MSF's", () => {
   const rs = parseCatalog({
     version: 1, streamingFormat: 1, streamingFormatVersion: "0.2", supportsDeltaUpdates: false,
