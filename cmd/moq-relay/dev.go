@@ -34,6 +34,13 @@ import (
 // where WebTransport is allowed, and the page pins the certificate by the
 // hash at /fingerprint. With certificates from files (a CA's), plain HTTP
 // requests are redirected to HTTPS.
+//
+// Trust: the web server only hands out public things (the page, its
+// script, the certificate's hash, and the log files when asked for with
+// --qlog-serve/--mlog-serve), so it authenticates nobody; what the page
+// then does, it does over a WebTransport session, which the relay
+// authorizes like any other (--auth-key: the page's ?token=). A
+// connection's first byte is waited for at most sniffTimeout.
 type devConfig struct {
 	enabled   bool
 	web       bool

@@ -70,8 +70,8 @@ type canvasSample struct {
 // the relay serves at http://ADDR/ in headless Chromium. The page must
 // list the broadcast, play it (video frames decoded and drawn: the canvas
 // is not blank and changes; audio decoded), list a broadcast published
-// after it opened and drop it from the list once it ends, and play again
-// after the relay restarts.
+// after it opened and drop it from the list once it ends, play VP9 and
+// Opus too, and play again after the relay restarts.
 //
 // WATCH_SCREENSHOT=file.png saves a screenshot of the page playing (the
 // README's picture).
@@ -203,6 +203,31 @@ func TestWatchPage(t *testing.T) {
 	t.Logf("after live/two ended: %q; still playing live/one: latency %.0f ms, %d frames drawn, %d dropped, %d audio frames (%d late), %d groups skipped",
 		s.Broadcasts, *s.Latency, s.FramesDrawn, s.FramesDropped, s.AudioFrames, s.AudioLate, s.GroupsSkipped)
 
+	// VP9 and Opus play too (in a tab of their own).
+	vp9 := startPub(ctx, t, bin, relayAddr, fingerprint, "live/vp9", vp9Opus...)
+	func() {
+		tab2, closeTab2 := chromedp.NewContext(browser)
+		defer closeTab2()
+		if err := chromedp.Do(tab2, chromedp.Navigate("http://"+relayAddr+"/?name=live/vp9")); err != nil {
+			fail("loading the page: %v", err)
+		}
+		raw, err := chromedp.Run(tab2, chromedp.Poll[string](`(() => { const s = window.watchStats; return s && s.framesDrawn >= 10 && s.audioFrames >= 10 ? JSON.stringify(s) : null; })()`,
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
+		if err != nil {
+			pageLog, _ := chromedp.Run(tab2, chromedp.Evaluate[string](`document.getElementById("log").textContent`))
+			fail("live/vp9 did not play: %v\npage log:\n%s", err, pageLog)
+		}
+		var v watchStats
+		if err := json.Unmarshal([]byte(raw), &v); err != nil {
+			fail("window.watchStats is not JSON: %v", err)
+		}
+		if !strings.HasPrefix(v.Codec, "vp09.") || v.AudioCodec != "opus" {
+			fail("live/vp9 plays %s and %s, want VP9 and Opus", v.Codec, v.AudioCodec)
+		}
+		t.Logf("live/vp9: %s %s, audio %s, first frame %.0f ms, %d frames drawn, %d audio frames", v.Resolution, v.Codec, v.AudioCodec, *v.FirstFrame, v.FramesDrawn, v.AudioFrames)
+	}()
+	vp9.stop()
+
 	// The relay restarts (GOAWAY to every session, then a new process with
 	// a new certificate on the same port) and the publisher with it: the
 	// page reconnects, pins the new certificate and plays again.
@@ -215,24 +240,34 @@ func TestWatchPage(t *testing.T) {
 	t.Logf("after the relay restarted: %d connects, %d frames drawn, %q", s.Connects, s.FramesDrawn, s.Broadcasts)
 }
 
+// Encoders for the test pattern: H.264 and AAC by default.
+var (
+	h264AAC = []string{"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-c:a", "aac", "-b:a", "64k"}
+	vp9Opus = []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k", "-c:a", "libopus", "-b:a", "48k"}
+)
+
 // startPub publishes ffmpeg's test pattern (320x240 at 30 fps, a key frame
-// every 15 frames, and a 440 Hz tone) as NAME through moq-pub, and waits
-// until moq-pub is publishing its tracks. Stopping the returned process
-// ends the broadcast (ffmpeg then ends on its closed pipe).
-func startPub(ctx context.Context, t *testing.T, bin, relayAddr, fingerprint, name string) *process {
+// every 15 frames, and a 440 Hz tone) as NAME through moq-pub, encoded
+// with codecs (ffmpeg arguments; h264AAC when none), and waits until
+// moq-pub is publishing its tracks. Stopping the returned process ends the
+// broadcast (ffmpeg then ends on its closed pipe).
+func startPub(ctx context.Context, t *testing.T, bin, relayAddr, fingerprint, name string, codecs ...string) *process {
 	t.Helper()
+	if len(codecs) == 0 {
+		codecs = h264AAC
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ff := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
+	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin",
 		"-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
 		"-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-map", "0:v", "-map", "1:a",
-		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
-		"-g", "15", "-keyint_min", "15", "-sc_threshold", "0", "-bf", "0",
-		"-c:a", "aac", "-b:a", "64k",
-		"-f", "mp4", "-movflags", "cmaf+separate_moof+delay_moov+skip_trailer+frag_every_frame", "-")
+		"-map", "0:v", "-map", "1:a", "-pix_fmt", "yuv420p",
+		"-g", "15", "-keyint_min", "15", "-sc_threshold", "0", "-bf", "0"}
+	args = append(args, codecs...)
+	args = append(args, "-f", "mp4", "-movflags", "cmaf+separate_moof+delay_moov+skip_trailer+frag_every_frame", "-")
+	ff := exec.Command("ffmpeg", args...)
 	ff.Stdout = pw
 	pub := exec.Command(filepath.Join(bin, "moq-pub"), "--name", name, "--fingerprint", fingerprint, "moqt://"+relayAddr+"/")
 	pub.Stdin = pr
