@@ -46,6 +46,7 @@ var REQUEST_ID_WINDOW = 64;
 var MAX_CONTROL_BUFFER = 1 << 16;
 var MAX_OBJECT = 16 << 20;
 var ALIAS_WAIT_MS = 5e3;
+var ANSWER_TIMEOUT_MS = 5e3;
 var ProtocolError = class extends Error {
 };
 var hex = (v) => "0x" + v.toString(16);
@@ -237,6 +238,8 @@ var Session = class _Session {
     this.creditWaiters = [];
     this.grantedToPeer = REQUEST_ID_WINDOW * 2;
     this.pending = /* @__PURE__ */ new Map();
+    this.timedOut = /* @__PURE__ */ new Set();
+    this.answerTimeout = opts.answerTimeout || ANSWER_TIMEOUT_MS;
     this.subs = /* @__PURE__ */ new Map();
     this.byAlias = /* @__PURE__ */ new Map();
     this.aliasWaiters = /* @__PURE__ */ new Map();
@@ -312,15 +315,39 @@ var Session = class _Session {
     this.nextRequestID += 2;
     return id;
   }
-  request(id) {
-    return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
+  // request waits for the answer to request id, at most ANSWER_TIMEOUT_MS
+  // (a relay that does not implement a message may never answer it).
+  request(id, what) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (!this.pending.delete(id)) return;
+        this.timedOut.add(id);
+        reject(new Error(`no answer to ${what} (request ${id}) in ${this.answerTimeout / 1e3} s`));
+      }, this.answerTimeout);
+      this.pending.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        }
+      });
+    });
   }
+  // answer settles request id; it returns false for an answer that came
+  // after we gave up on it (the caller undoes a late success).
   answer(id, ok, value) {
     const w = this.pending.get(id);
-    if (!w) throw new ProtocolError(`answer for unknown request ${id}`);
+    if (!w) {
+      if (this.timedOut.delete(id)) return false;
+      throw new ProtocolError(`answer for unknown request ${id}`);
+    }
     this.pending.delete(id);
     if (ok) w.resolve(value);
     else w.reject(value);
+    return true;
   }
   // grant keeps the peer's request-ID window open.
   grant(peerID) {
@@ -344,7 +371,7 @@ var Session = class _Session {
         const ok = { alias: p.varint(), expires: p.varint(), groupOrder: p.u8(), contentExists: p.u8() === 1 };
         if (ok.contentExists) ok.largest = p.location();
         p.params();
-        this.answer(id, true, ok);
+        if (!this.answer(id, true, ok)) this.send(MSG.UNSUBSCRIBE, new Writer().varint(id));
         break;
       }
       case MSG.SUBSCRIBE_ERROR:
@@ -359,7 +386,7 @@ var Session = class _Session {
         const id = p.varint();
         const ok = { groupOrder: p.u8(), endOfTrack: p.u8() === 1, end: p.location() };
         p.params();
-        this.answer(id, true, ok);
+        if (!this.answer(id, true, ok)) this.send(MSG.FETCH_CANCEL, new Writer().varint(id));
         break;
       }
       case MSG.SUBSCRIBE_NAMESPACE_OK:
@@ -445,7 +472,7 @@ var Session = class _Session {
   // fields, at least one): they arrive through onNamespace.
   async subscribeNamespace(prefix2) {
     const id = await this.requestID();
-    const answered = this.request(id);
+    const answered = this.request(id, "SUBSCRIBE_NAMESPACE");
     this.send(MSG.SUBSCRIBE_NAMESPACE, new Writer().varint(id).tuple(prefix2).varint(0));
     await answered;
   }
@@ -455,7 +482,7 @@ var Session = class _Session {
     const id = await this.requestID();
     const sub = new Subscription(this, id, namespace, name2, onStream, onDone);
     this.subs.set(id, sub);
-    const answered = this.request(id);
+    const answered = this.request(id, `SUBSCRIBE ${name2}`);
     this.send(MSG.SUBSCRIBE, new Writer().varint(id).tuple(namespace).string(name2).u8(priority).u8(0).u8(1).varint(filter).varint(0));
     try {
       sub.ok = await answered;
@@ -480,7 +507,7 @@ var Session = class _Session {
     if (opts.joining) w.varint(FETCH_RELATIVE_JOINING).varint(opts.joining.id).varint(opts.start);
     else w.varint(FETCH_STANDALONE).tuple(opts.namespace).string(opts.name).location(opts.start).location(opts.end);
     w.varint(0);
-    const answered = this.request(id);
+    const answered = this.request(id, opts.joining ? `joining FETCH ${opts.joining.name}` : `FETCH ${opts.name}`);
     this.send(MSG.FETCH, w);
     try {
       f.ok = await answered;
@@ -937,6 +964,7 @@ var AUDIO_LATE_PLAY_MS = 60;
 var MAX_BEHIND_MS = 1e3;
 var SKIP_AFTER_MS = 500;
 var MAX_WAITING_GROUPS = 2;
+var MAX_FRAMES = 60;
 var MAX_DECODE_QUEUE = 30;
 var PRIO_AUDIO = 64;
 var PRIO_VIDEO = 96;
@@ -1130,6 +1158,10 @@ var Player = class {
     if (frame.timestamp <= this.lastShown) {
       frame.close();
       return;
+    }
+    if (this.frames.length >= MAX_FRAMES) {
+      this.frames.shift().close();
+      this.stats.framesDropped++;
     }
     let i = this.frames.length;
     while (i > 0 && this.frames[i - 1].timestamp > frame.timestamp) i--;

@@ -43,6 +43,8 @@ const MAX_OBJECT = 16 << 20;
 // How long a subgroup stream may wait for the SUBSCRIBE_OK that names its
 // track alias.
 const ALIAS_WAIT_MS = 5000;
+// How long a request waits for its answer.
+const ANSWER_TIMEOUT_MS = 5000;
 
 export class ProtocolError extends Error {}
 
@@ -192,6 +194,8 @@ export class Session {
     this.creditWaiters = [];
     this.grantedToPeer = REQUEST_ID_WINDOW * 2; // exclusive bound on the peer's (odd) IDs
     this.pending = new Map(); // request ID -> {resolve, reject}
+    this.timedOut = new Set(); // request IDs whose answer we gave up on
+    this.answerTimeout = opts.answerTimeout || ANSWER_TIMEOUT_MS;
     this.subs = new Map();    // request ID -> Subscription
     this.byAlias = new Map(); // track alias -> Subscription
     this.aliasWaiters = new Map(); // alias -> [resolve]
@@ -272,15 +276,33 @@ export class Session {
     return id;
   }
 
-  request(id) {
-    return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
+  // request waits for the answer to request id, at most ANSWER_TIMEOUT_MS
+  // (a relay that does not implement a message may never answer it).
+  request(id, what) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (!this.pending.delete(id)) return;
+        this.timedOut.add(id);
+        reject(new Error(`no answer to ${what} (request ${id}) in ${this.answerTimeout / 1000} s`));
+      }, this.answerTimeout);
+      this.pending.set(id, {
+        resolve: (v) => { clearTimeout(timer); resolve(v); },
+        reject: (e) => { clearTimeout(timer); reject(e); },
+      });
+    });
   }
 
+  // answer settles request id; it returns false for an answer that came
+  // after we gave up on it (the caller undoes a late success).
   answer(id, ok, value) {
     const w = this.pending.get(id);
-    if (!w) throw new ProtocolError(`answer for unknown request ${id}`);
+    if (!w) {
+      if (this.timedOut.delete(id)) return false;
+      throw new ProtocolError(`answer for unknown request ${id}`);
+    }
     this.pending.delete(id);
     if (ok) w.resolve(value); else w.reject(value);
+    return true;
   }
 
   // grant keeps the peer's request-ID window open.
@@ -307,7 +329,7 @@ export class Session {
         const ok = { alias: p.varint(), expires: p.varint(), groupOrder: p.u8(), contentExists: p.u8() === 1 };
         if (ok.contentExists) ok.largest = p.location();
         p.params();
-        this.answer(id, true, ok);
+        if (!this.answer(id, true, ok)) this.send(MSG.UNSUBSCRIBE, new Writer().varint(id));
         break;
       }
       case MSG.SUBSCRIBE_ERROR:
@@ -322,7 +344,8 @@ export class Session {
         const id = p.varint();
         const ok = { groupOrder: p.u8(), endOfTrack: p.u8() === 1, end: p.location() };
         p.params();
-        this.answer(id, true, ok);
+        // Too late: its stream, if it comes, finds no fetch and is cancelled.
+        if (!this.answer(id, true, ok)) this.send(MSG.FETCH_CANCEL, new Writer().varint(id));
         break;
       }
       case MSG.SUBSCRIBE_NAMESPACE_OK:
@@ -406,7 +429,7 @@ export class Session {
   // fields, at least one): they arrive through onNamespace.
   async subscribeNamespace(prefix) {
     const id = await this.requestID();
-    const answered = this.request(id);
+    const answered = this.request(id, "SUBSCRIBE_NAMESPACE");
     this.send(MSG.SUBSCRIBE_NAMESPACE, new Writer().varint(id).tuple(prefix).varint(0));
     await answered;
   }
@@ -417,7 +440,7 @@ export class Session {
     const id = await this.requestID();
     const sub = new Subscription(this, id, namespace, name, onStream, onDone);
     this.subs.set(id, sub);
-    const answered = this.request(id);
+    const answered = this.request(id, `SUBSCRIBE ${name}`);
     this.send(MSG.SUBSCRIBE, new Writer().varint(id).tuple(namespace).string(name)
       .u8(priority).u8(0).u8(1).varint(filter).varint(0));
     try {
@@ -444,7 +467,7 @@ export class Session {
     if (opts.joining) w.varint(FETCH_RELATIVE_JOINING).varint(opts.joining.id).varint(opts.start);
     else w.varint(FETCH_STANDALONE).tuple(opts.namespace).string(opts.name).location(opts.start).location(opts.end);
     w.varint(0);
-    const answered = this.request(id);
+    const answered = this.request(id, opts.joining ? `joining FETCH ${opts.joining.name}` : `FETCH ${opts.name}`);
     this.send(MSG.FETCH, w);
     try {
       f.ok = await answered;

@@ -148,14 +148,26 @@ test("answers resolve their requests; a failed session rejects the rest", async 
   const { s } = session();
   s.peerMax = 100;
   const id = await s.requestID();
-  const p = s.request(id);
+  const p = s.request(id, "SUBSCRIBE");
   s.handle(MSG.SUBSCRIBE_OK, msg(new Writer().varint(id).varint(7).varint(0).u8(1).u8(1).location({ group: 4, object: 9 }).varint(0)));
   assert.deepEqual(await p, { alias: 7, expires: 0, groupOrder: 1, contentExists: true, largest: { group: 4, object: 9 } });
   const id2 = await s.requestID();
   assert.equal(id2, id + 2);
-  const p2 = s.request(id2);
+  const p2 = s.request(id2, "FETCH");
   s.setClosed = () => {};
   s.fail(new Error("gone"));
   await assert.rejects(p2, /gone/);
   assert.throws(() => s.handle(MSG.SUBSCRIBE_OK, msg(new Writer().varint(99).varint(7).varint(0).u8(1).u8(0).varint(0))), /unknown request 99/);
+});
+
+test("a request the peer does not answer fails in time; a late answer is undone", async () => {
+  const { s, sent } = session({ answerTimeout: 30 });
+  s.setClosed = () => {};
+  s.peerMax = 100;
+  await assert.rejects(s.subscribe(["live", "one"], "1.m4s", { onStream() {} }), /no answer to SUBSCRIBE 1.m4s/);
+  s.handle(MSG.SUBSCRIBE_OK, msg(new Writer().varint(0).varint(7).varint(0).u8(1).u8(0).varint(0)));
+  await s.writeChain;
+  assert.deepEqual(sent.map((m) => m.type), [MSG.SUBSCRIBE, MSG.UNSUBSCRIBE]);
+  assert.equal(sent[1].p.varint(), 0);
+  assert.equal(s.error, null);
 });

@@ -29,6 +29,8 @@ const MAX_BEHIND_MS = 1000;
 const SKIP_AFTER_MS = 500;
 // More newer groups waiting than this: skip at once.
 const MAX_WAITING_GROUPS = 2;
+// Decoded frames waiting to be drawn, at most.
+const MAX_FRAMES = 60;
 // Chunks waiting in the video decoder beyond which deltas are dropped until
 // the next key frame.
 const MAX_DECODE_QUEUE = 30;
@@ -218,6 +220,11 @@ export class Player {
   videoFrame(frame) {
     this.stats.framesDecoded++;
     if (frame.timestamp <= this.lastShown) { frame.close(); return; }
+    if (this.frames.length >= MAX_FRAMES) {
+      // Nothing is drawing them (a hidden tab): keep the newest.
+      this.frames.shift().close();
+      this.stats.framesDropped++;
+    }
     let i = this.frames.length;
     while (i > 0 && this.frames[i - 1].timestamp > frame.timestamp) i--;
     this.frames.splice(i, 0, frame);
