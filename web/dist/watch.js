@@ -959,7 +959,6 @@ var MAX_DELAY_MS = 2e3;
 var CALM_MS = 2e3;
 var DELAY_STEP_MS = 100;
 var CALM_STEP_MS = 250;
-var STALE_MS = 500;
 var AUDIO_LATE_PLAY_MS = 60;
 var MAX_BEHIND_MS = 1e3;
 var SKIP_AFTER_MS = 500;
@@ -983,6 +982,8 @@ var Player = class {
     this.trackOffsets = /* @__PURE__ */ new Map();
     this.offset = null;
     this.lastLate = -Infinity;
+    this.videoBacklogUs = -Infinity;
+    this.audioBacklogUs = -Infinity;
     this.delay = START_DELAY_MS;
     this.lastShown = -Infinity;
     this.closed = false;
@@ -1061,9 +1062,10 @@ var Player = class {
   // brings that group's start, the subscription the rest.
   async play(name2, priority, track, deliver) {
     let lastUs = null;
+    let joined = null;
     const feed = new GroupFeed(
       name2,
-      (payload, group) => {
+      (payload, group, object) => {
         this.countBytes(payload.length);
         let samples;
         try {
@@ -1073,7 +1075,9 @@ var Player = class {
           return;
         }
         const now = performance.now();
+        const backlog = joined !== null && group === joined.group && object <= joined.object;
         for (const s of samples) {
+          s.backlog = backlog;
           if (s.track !== track.id) continue;
           s.us = Math.round(s.time * 1e6 / track.timescale);
           s.durationUs = Math.round(s.duration * 1e6 / track.timescale);
@@ -1106,15 +1110,28 @@ var Player = class {
     });
     this.subs.push(sub);
     if (sub.ok.contentExists) {
+      joined = sub.ok.largest;
+      let fetch2 = null, cancelled = false;
+      const src = feed.source(joined.group, () => {
+        cancelled = true;
+        if (fetch2) fetch2.cancel();
+      });
       this.session.fetch({ joining: sub, start: 0 }, priority).then(async (f) => {
-        const src = feed.source(sub.ok.largest.group, () => f.cancel());
+        fetch2 = f;
+        if (cancelled) {
+          f.cancel();
+          return;
+        }
         for (; ; ) {
           const o = await f.next();
           if (!o) break;
           if (o.group === sub.ok.largest.group) src.push(o.object, o.status, o.payload);
         }
         src.end();
-      }).catch((err) => this.log(`${name2}: joining FETCH failed (${err.message}); starting at the next group`));
+      }).catch((err) => {
+        src.end();
+        this.log(`${name2}: joining FETCH failed (${err.message}); starting at the next group`);
+      });
     }
   }
   checkEnded() {
@@ -1151,6 +1168,7 @@ var Player = class {
     }
     this.waitKey = false;
     this.stats.videoChunks++;
+    if (s.backlog) this.videoBacklogUs = Math.max(this.videoBacklogUs, s.us);
     this.vdec.decode(new EncodedVideoChunk({ type: s.key ? "key" : "delta", timestamp: s.us, duration: s.durationUs, data: s.data }));
   }
   videoFrame(frame) {
@@ -1189,7 +1207,7 @@ var Player = class {
     }
     const late = (due - show.timestamp) / 1e3;
     const wall = performance.now();
-    if (late > 3 * 34 && late <= STALE_MS && this.stats.firstFrame !== null) {
+    if (late > 3 * 34 && show.timestamp > this.videoBacklogUs && this.stats.firstFrame !== null) {
       this.delay = Math.min(MAX_DELAY_MS, this.delay + late / 2);
       this.lastLate = wall;
     } else if (this.delay > START_DELAY_MS && wall - this.lastLate > CALM_MS) {
@@ -1231,6 +1249,7 @@ var Player = class {
   }
   decodeAudio(s) {
     if (this.adec.state !== "configured") return;
+    if (s.backlog) this.audioBacklogUs = Math.max(this.audioBacklogUs, s.us);
     this.adec.decode(new EncodedAudioChunk({ type: "key", timestamp: s.us, duration: s.durationUs, data: s.data }));
   }
   audioData(data) {
@@ -1246,8 +1265,8 @@ var Player = class {
     let start = at;
     if (at < ctx.currentTime) {
       const late = (ctx.currentTime - at) * 1e3;
-      this.stats.audioLate++;
-      if (late <= STALE_MS) {
+      if (data.timestamp > this.audioBacklogUs) {
+        this.stats.audioLate++;
         this.delay = Math.min(MAX_DELAY_MS, this.delay + late);
         this.lastLate = performance.now();
       }
@@ -1373,7 +1392,7 @@ var GroupFeed = class {
         g.objects.delete(g.next);
         g.next++;
         g.progress = performance.now();
-        this.deliver(payload, g.id);
+        this.deliver(payload, g.id, g.next - 1);
         continue;
       }
       if (g.open === 0) {

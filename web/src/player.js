@@ -15,10 +15,6 @@ const MAX_DELAY_MS = 2000;
 // With no late frame for CALM_MS, the delay shrinks by DELAY_STEP_MS every
 // CALM_STEP_MS.
 const CALM_MS = 2000, DELAY_STEP_MS = 100, CALM_STEP_MS = 250;
-// Media later than this (ms) is stale, from before the player caught up
-// with the live edge (a joining FETCH's backlog): it is dropped without
-// moving the playout delay.
-const STALE_MS = 500;
 // Audio this late (ms) still plays, at once; later audio is dropped.
 const AUDIO_LATE_PLAY_MS = 60;
 // A track playing further than this behind the live edge (beyond the
@@ -57,6 +53,10 @@ export class Player {
     this.trackOffsets = new Map();
     this.offset = null;
     this.lastLate = -Infinity; // when a frame was last shown late (wall ms)
+    // The newest timestamps (µs) of the joining FETCH's backlog: late by
+    // nature, they do not move the playout delay.
+    this.videoBacklogUs = -Infinity;
+    this.audioBacklogUs = -Infinity;
     this.delay = START_DELAY_MS;
     this.lastShown = -Infinity;
     this.closed = false;
@@ -138,7 +138,8 @@ export class Player {
   // brings that group's start, the subscription the rest.
   async play(name, priority, track, deliver) {
     let lastUs = null;
-    const feed = new GroupFeed(name, (payload, group) => {
+    let joined = null; // {group, object}: SUBSCRIBE_OK's largest; the joining FETCH's objects up to it are backlog
+    const feed = new GroupFeed(name, (payload, group, object) => {
       this.countBytes(payload.length);
       let samples;
       try {
@@ -148,7 +149,9 @@ export class Player {
         return;
       }
       const now = performance.now();
+      const backlog = joined !== null && group === joined.group && object <= joined.object;
       for (const s of samples) {
+        s.backlog = backlog;
         if (s.track !== track.id) continue;
         s.us = Math.round(s.time * 1e6 / track.timescale);
         s.durationUs = Math.round(s.duration * 1e6 / track.timescale);
@@ -172,16 +175,25 @@ export class Player {
     });
     this.subs.push(sub);
     if (sub.ok.contentExists) {
-      // The group in progress, from its first object (its key frame).
+      // The group in progress, from its first object (its key frame). Its
+      // source is there before the FETCH goes, so that the group waits
+      // for it.
+      joined = sub.ok.largest;
+      let fetch = null, cancelled = false;
+      const src = feed.source(joined.group, () => { cancelled = true; if (fetch) fetch.cancel(); });
       this.session.fetch({ joining: sub, start: 0 }, priority).then(async (f) => {
-        const src = feed.source(sub.ok.largest.group, () => f.cancel());
+        fetch = f;
+        if (cancelled) { f.cancel(); return; }
         for (;;) {
           const o = await f.next();
           if (!o) break;
           if (o.group === sub.ok.largest.group) src.push(o.object, o.status, o.payload);
         }
         src.end();
-      }).catch((err) => this.log(`${name}: joining FETCH failed (${err.message}); starting at the next group`));
+      }).catch((err) => {
+        src.end();
+        this.log(`${name}: joining FETCH failed (${err.message}); starting at the next group`);
+      });
     }
   }
 
@@ -214,6 +226,7 @@ export class Player {
     if (this.waitKey && !s.key) { this.stats.framesDropped++; return; }
     this.waitKey = false;
     this.stats.videoChunks++;
+    if (s.backlog) this.videoBacklogUs = Math.max(this.videoBacklogUs, s.us);
     this.vdec.decode(new EncodedVideoChunk({ type: s.key ? "key" : "delta", timestamp: s.us, duration: s.durationUs, data: s.data }));
   }
 
@@ -252,7 +265,7 @@ export class Player {
     }
     const late = (due - show.timestamp) / 1000;
     const wall = performance.now();
-    if (late > 3 * 34 && late <= STALE_MS && this.stats.firstFrame !== null) {
+    if (late > 3 * 34 && show.timestamp > this.videoBacklogUs && this.stats.firstFrame !== null) {
       // Frames are arriving behind their time: give the link more room.
       this.delay = Math.min(MAX_DELAY_MS, this.delay + late / 2);
       this.lastLate = wall;
@@ -294,6 +307,7 @@ export class Player {
 
   decodeAudio(s) {
     if (this.adec.state !== "configured") return;
+    if (s.backlog) this.audioBacklogUs = Math.max(this.audioBacklogUs, s.us);
     this.adec.decode(new EncodedAudioChunk({ type: "key", timestamp: s.us, duration: s.durationUs, data: s.data }));
   }
 
@@ -313,8 +327,8 @@ export class Player {
       // Late: play further behind from now on (video too, to stay in
       // sync); a little late still plays, at once, rather than leave a gap.
       const late = (ctx.currentTime - at) * 1000;
-      this.stats.audioLate++;
-      if (late <= STALE_MS) {
+      if (data.timestamp > this.audioBacklogUs) {
+        this.stats.audioLate++;
         this.delay = Math.min(MAX_DELAY_MS, this.delay + late);
         this.lastLate = performance.now();
       }
@@ -434,7 +448,7 @@ export class GroupFeed {
         g.objects.delete(g.next);
         g.next++;
         g.progress = performance.now();
-        this.deliver(payload, g.id);
+        this.deliver(payload, g.id, g.next - 1);
         continue;
       }
       if (g.open === 0) { this.finish(g, false); continue; }
