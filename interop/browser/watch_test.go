@@ -238,6 +238,13 @@ func TestWatchPage(t *testing.T) {
 	startPub(ctx, t, bin, relayAddr, fingerprint, "live/one")
 	s = waitFor(fmt.Sprintf(`s.connects >= 2 && s.state === "playing" && s.framesDrawn >= %d && s.broadcasts.includes("live/one")`, drawn+15), nil)
 	t.Logf("after the relay restarted: %d connects, %d frames drawn, %q", s.Connects, s.FramesDrawn, s.Broadcasts)
+	pageLog, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.getElementById("log").textContent`))
+	if err != nil {
+		fail("reading the page's log: %v", err)
+	}
+	if !strings.Contains(pageLog, "GOAWAY") {
+		fail("the page did not log the draining relay's GOAWAY:\n%s", pageLog)
+	}
 }
 
 // Encoders for the test pattern: H.264 and AAC by default.

@@ -1577,7 +1577,7 @@ async function run() {
       stats.connects++;
       stats.state = "connected";
       log("connected (MoQT draft-14 over WebTransport)");
-      backoff = 250;
+      const since = performance.now();
       s.subscribeNamespace(split(prefix)).catch((err) => log(`listing ${prefix}/: ${err.message}`));
       const stop = Promise.race([s.closed.then((e) => `session ended: ${e.message || e}`), away.then((u) => `GOAWAY ${u}`)]);
       if (name) await play(s, stop);
@@ -1586,6 +1586,7 @@ async function run() {
         await stop;
       }
       log(`session over: ${await stop}`);
+      if (performance.now() - since > 3e3) backoff = 250;
     } catch (err) {
       log(`${err.message || err}`);
     }

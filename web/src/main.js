@@ -136,7 +136,7 @@ async function run() {
       stats.connects++;
       stats.state = "connected";
       log("connected (MoQT draft-14 over WebTransport)");
-      backoff = 250;
+      const since = performance.now();
       s.subscribeNamespace(split(prefix)).catch((err) => log(`listing ${prefix}/: ${err.message}`));
       // stop settles when the session ends or the relay asks us to leave.
       const stop = Promise.race([s.closed.then((e) => `session ended: ${e.message || e}`), away.then((u) => `GOAWAY ${u}`)]);
@@ -146,6 +146,9 @@ async function run() {
         await stop;
       }
       log(`session over: ${await stop}`);
+      // A session that lasted is a fresh start; a short one (a relay
+      // that is draining, say) keeps backing off.
+      if (performance.now() - since > 3000) backoff = 250;
     } catch (err) {
       log(`${err.message || err}`);
     }
