@@ -1108,6 +1108,10 @@ var Player = class {
         this.checkEnded();
       }
     });
+    if (this.closed) {
+      sub.unsubscribe();
+      return;
+    }
     this.subs.push(sub);
     if (sub.ok.contentExists) {
       joined = sub.ok.largest;

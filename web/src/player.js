@@ -30,8 +30,8 @@ const MAX_FRAMES = 60;
 // Chunks waiting in the video decoder beyond which deltas are dropped until
 // the next key frame.
 const MAX_DECODE_QUEUE = 30;
-// Publisher priorities moq-pub uses; the page asks for video before audio
-// loses nothing (audio is small) and metadata first.
+// Subscriber priorities (lower goes first): audio before video, as it is
+// small and a gap in it is heard.
 const PRIO_AUDIO = 64, PRIO_VIDEO = 96;
 
 export class Player {
@@ -173,6 +173,7 @@ export class Player {
       onStream: (group, objects) => feed.stream(group, objects),
       onDone: (d) => { feed.done = true; if (d.code >= 0) this.log(`${name}: PUBLISH_DONE ${d.code} ${d.reason}`); this.checkEnded(); },
     });
+    if (this.closed) { sub.unsubscribe(); return; }
     this.subs.push(sub);
     if (sub.ok.contentExists) {
       // The group in progress, from its first object (its key frame). Its
