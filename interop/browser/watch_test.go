@@ -70,8 +70,9 @@ type canvasSample struct {
 // the relay serves at http://ADDR/ in headless Chromium. The page must
 // list the broadcast, play it (video frames decoded and drawn: the canvas
 // is not blank and changes; audio decoded), list a broadcast published
-// after it opened and drop it from the list once it ends, play VP9 and
-// Opus too, and play again after the relay restarts.
+// after it opened and drop it from the list once it ends, play from
+// moq-pub's MSF catalog, play VP9 and Opus too, and play again after the
+// relay restarts.
 //
 // WATCH_SCREENSHOT=file.png saves a screenshot of the page playing (the
 // README's picture).
@@ -203,29 +204,40 @@ func TestWatchPage(t *testing.T) {
 	t.Logf("after live/two ended: %q; still playing live/one: latency %.0f ms, %d frames drawn, %d dropped, %d audio frames (%d late), %d groups skipped",
 		s.Broadcasts, *s.Latency, s.FramesDrawn, s.FramesDropped, s.AudioFrames, s.AudioLate, s.GroupsSkipped)
 
-	// VP9 and Opus play too (in a tab of their own).
-	vp9 := startPub(ctx, t, bin, relayAddr, fingerprint, "live/vp9", vp9Opus...)
-	func() {
+	// playTab plays a broadcast in a tab of its own until it has drawn and
+	// decoded enough, and returns its stats.
+	playTab := func(query string) watchStats {
+		t.Helper()
 		tab2, closeTab2 := chromedp.NewContext(browser)
 		defer closeTab2()
-		if err := chromedp.Do(tab2, chromedp.Navigate("http://"+relayAddr+"/?name=live/vp9")); err != nil {
+		if err := chromedp.Do(tab2, chromedp.Navigate("http://"+relayAddr+"/?"+query)); err != nil {
 			fail("loading the page: %v", err)
 		}
 		raw, err := chromedp.Run(tab2, chromedp.Poll[string](`(() => { const s = window.watchStats; return s && s.framesDrawn >= 10 && s.audioFrames >= 10 ? JSON.stringify(s) : null; })()`,
 			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
 		if err != nil {
 			pageLog, _ := chromedp.Run(tab2, chromedp.Evaluate[string](`document.getElementById("log").textContent`))
-			fail("live/vp9 did not play: %v\npage log:\n%s", err, pageLog)
+			fail("?%s did not play: %v\npage log:\n%s", query, err, pageLog)
 		}
 		var v watchStats
 		if err := json.Unmarshal([]byte(raw), &v); err != nil {
 			fail("window.watchStats is not JSON: %v", err)
 		}
-		if !strings.HasPrefix(v.Codec, "vp09.") || v.AudioCodec != "opus" {
-			fail("live/vp9 plays %s and %s, want VP9 and Opus", v.Codec, v.AudioCodec)
-		}
-		t.Logf("live/vp9: %s %s, audio %s, first frame %.0f ms, %d frames drawn, %d audio frames", v.Resolution, v.Codec, v.AudioCodec, *v.FirstFrame, v.FramesDrawn, v.AudioFrames)
-	}()
+		t.Logf("?%s: catalog %s, %s %s, audio %s, first frame %.0f ms, %d frames drawn, %d audio frames",
+			query, v.Catalog, v.Resolution, v.Codec, v.AudioCodec, *v.FirstFrame, v.FramesDrawn, v.AudioFrames)
+		return v
+	}
+
+	// moq-pub's MSF catalog describes the same broadcast.
+	if v := playTab("name=live/one&catalog=msf"); !strings.Contains(v.Catalog, "MSF") || !strings.HasPrefix(v.Codec, "avc1.") {
+		fail("?catalog=msf played from the %s catalog (%s), want the MSF one", v.Catalog, v.Codec)
+	}
+
+	// VP9 and Opus play too.
+	vp9 := startPub(ctx, t, bin, relayAddr, fingerprint, "live/vp9", vp9Opus...)
+	if v := playTab("name=live/vp9"); !strings.HasPrefix(v.Codec, "vp09.") || v.AudioCodec != "opus" {
+		fail("live/vp9 plays %s and %s, want VP9 and Opus", v.Codec, v.AudioCodec)
+	}
 	vp9.stop()
 
 	// The relay restarts (GOAWAY to every session, then a new process with

@@ -39,6 +39,8 @@ var FILTER_LARGEST_OBJECT = 2;
 var FETCH_STANDALONE = 1;
 var FETCH_RELATIVE_JOINING = 2;
 var STATUS_NORMAL = 0;
+var GROUP_ORDER_ASCENDING = 1;
+var FETCH_INVALID_JOINING_REQUEST_ID = 7;
 var NOT_SUPPORTED = 3;
 var UNINTERESTED = 4;
 var PROTOCOL_VIOLATION = 3;
@@ -476,14 +478,22 @@ var Session = class _Session {
     this.send(MSG.SUBSCRIBE_NAMESPACE, new Writer().varint(id).tuple(prefix2).varint(0));
     await answered;
   }
-  // subscribe subscribes to a track; handler.onStream(group, reader) is
-  // called for each subgroup stream.
-  async subscribe(namespace, name2, { priority = 128, filter = FILTER_LARGEST_OBJECT, onStream, onDone }) {
+  // subscribe subscribes to a track; onStream(group, objects) is called
+  // for each subgroup stream. With join, a joining FETCH of the group in
+  // progress (relative, 0 groups back) follows the SUBSCRIBE at once,
+  // without waiting a round trip for SUBSCRIBE_OK: sub.joinFetch is its
+  // Fetch (it fails when the track has no content yet).
+  async subscribe(namespace, name2, { priority = 128, filter = FILTER_LARGEST_OBJECT, join = false, onStream, onDone }) {
     const id = await this.requestID();
     const sub = new Subscription(this, id, namespace, name2, onStream, onDone);
     this.subs.set(id, sub);
     const answered = this.request(id, `SUBSCRIBE ${name2}`);
     this.send(MSG.SUBSCRIBE, new Writer().varint(id).tuple(namespace).string(name2).u8(priority).u8(0).u8(1).varint(filter).varint(0));
+    if (join) {
+      sub.joinFetch = this.fetch({ joining: sub, start: 0 }, priority);
+      sub.joinFetch.catch(() => {
+      });
+    }
     try {
       sub.ok = await answered;
     } catch (err) {
@@ -503,7 +513,7 @@ var Session = class _Session {
     const id = await this.requestID();
     const f = new Fetch(this, id);
     this.fetches.set(id, f);
-    const w = new Writer().varint(id).u8(priority).u8(0);
+    const w = new Writer().varint(id).u8(priority).u8(GROUP_ORDER_ASCENDING);
     if (opts.joining) w.varint(FETCH_RELATIVE_JOINING).varint(opts.joining.id).varint(opts.start);
     else w.varint(FETCH_STANDALONE).tuple(opts.namespace).string(opts.name).location(opts.start).location(opts.end);
     w.varint(0);
@@ -1101,6 +1111,7 @@ var Player = class {
     const sub = await this.session.subscribe(this.ns, name2, {
       priority,
       filter: FILTER_LARGEST_OBJECT,
+      join: true,
       onStream: (group, objects) => feed.stream(group, objects),
       onDone: (d) => {
         feed.done = true;
@@ -1113,14 +1124,22 @@ var Player = class {
       return;
     }
     this.subs.push(sub);
-    if (sub.ok.contentExists) {
-      joined = sub.ok.largest;
+    if (!sub.ok.contentExists) {
+      sub.joinFetch.then((f) => f.cancel(), () => {
+      });
+      return;
+    }
+    joined = sub.ok.largest;
+    {
       let fetch2 = null, cancelled = false;
       const src = feed.source(joined.group, () => {
         cancelled = true;
         if (fetch2) fetch2.cancel();
       });
-      this.session.fetch({ joining: sub, start: 0 }, priority).then(async (f) => {
+      sub.joinFetch.catch((err) => {
+        if (err.code !== FETCH_INVALID_JOINING_REQUEST_ID) throw err;
+        return this.session.fetch({ joining: sub, start: 0 }, priority);
+      }).then(async (f) => {
         fetch2 = f;
         if (cancelled) {
           f.cancel();

@@ -31,6 +31,8 @@ export const FILTER_NEXT_GROUP_START = 0x1;
 export const FILTER_LARGEST_OBJECT = 0x2;
 const FETCH_STANDALONE = 0x1, FETCH_RELATIVE_JOINING = 0x2;
 const STATUS_NORMAL = 0x0;
+const GROUP_ORDER_ASCENDING = 0x1;
+export const FETCH_INVALID_JOINING_REQUEST_ID = 0x7;
 const NOT_SUPPORTED = 0x3, UNINTERESTED = 0x4;
 // Session error codes (§3.4) used when closing.
 const PROTOCOL_VIOLATION = 0x3;
@@ -434,15 +436,22 @@ export class Session {
     await answered;
   }
 
-  // subscribe subscribes to a track; handler.onStream(group, reader) is
-  // called for each subgroup stream.
-  async subscribe(namespace, name, { priority = 128, filter = FILTER_LARGEST_OBJECT, onStream, onDone }) {
+  // subscribe subscribes to a track; onStream(group, objects) is called
+  // for each subgroup stream. With join, a joining FETCH of the group in
+  // progress (relative, 0 groups back) follows the SUBSCRIBE at once,
+  // without waiting a round trip for SUBSCRIBE_OK: sub.joinFetch is its
+  // Fetch (it fails when the track has no content yet).
+  async subscribe(namespace, name, { priority = 128, filter = FILTER_LARGEST_OBJECT, join = false, onStream, onDone }) {
     const id = await this.requestID();
     const sub = new Subscription(this, id, namespace, name, onStream, onDone);
     this.subs.set(id, sub);
     const answered = this.request(id, `SUBSCRIBE ${name}`);
     this.send(MSG.SUBSCRIBE, new Writer().varint(id).tuple(namespace).string(name)
       .u8(priority).u8(0).u8(1).varint(filter).varint(0));
+    if (join) {
+      sub.joinFetch = this.fetch({ joining: sub, start: 0 }, priority);
+      sub.joinFetch.catch(() => {});
+    }
     try {
       sub.ok = await answered;
     } catch (err) {
@@ -463,7 +472,9 @@ export class Session {
     const id = await this.requestID();
     const f = new Fetch(this, id);
     this.fetches.set(id, f);
-    const w = new Writer().varint(id).u8(priority).u8(0);
+    // Ascending group order, not the publisher's (0): some relays echo 0
+    // in FETCH_OK, where the draft forbids it.
+    const w = new Writer().varint(id).u8(priority).u8(GROUP_ORDER_ASCENDING);
     if (opts.joining) w.varint(FETCH_RELATIVE_JOINING).varint(opts.joining.id).varint(opts.start);
     else w.varint(FETCH_STANDALONE).tuple(opts.namespace).string(opts.name).location(opts.start).location(opts.end);
     w.varint(0);

@@ -4,7 +4,7 @@
 // WebCodecs and presents video on a canvas and audio through Web Audio on
 // one clock.
 
-import { FILTER_LARGEST_OBJECT } from "./moq.js";
+import { FILTER_LARGEST_OBJECT, FETCH_INVALID_JOINING_REQUEST_ID } from "./moq.js";
 import { parseInit, parseFragment, codecFor } from "./mp4.js";
 import { parseCatalog } from "./catalog.js";
 
@@ -169,20 +169,29 @@ export class Player {
     () => (lastUs === null || this.offset === null ? 0 : performance.now() - (lastUs / 1000 + this.offset) - this.delay));
     this.feeds.push(feed);
     const sub = await this.session.subscribe(this.ns, name, {
-      priority, filter: FILTER_LARGEST_OBJECT,
+      priority, filter: FILTER_LARGEST_OBJECT, join: true,
       onStream: (group, objects) => feed.stream(group, objects),
       onDone: (d) => { feed.done = true; if (d.code >= 0) this.log(`${name}: PUBLISH_DONE ${d.code} ${d.reason}`); this.checkEnded(); },
     });
     if (this.closed) { sub.unsubscribe(); return; }
     this.subs.push(sub);
-    if (sub.ok.contentExists) {
-      // The group in progress, from its first object (its key frame). Its
-      // source is there before the FETCH goes, so that the group waits
-      // for it.
-      joined = sub.ok.largest;
+    if (!sub.ok.contentExists) {
+      sub.joinFetch.then((f) => f.cancel(), () => {}); // nothing to join
+      return;
+    }
+    // The group in progress, from its first object (its key frame), by
+    // the joining FETCH sent with the SUBSCRIBE; a relay that had not
+    // set the subscription up yet (INVALID_JOINING_REQUEST_ID) is asked
+    // again. The group's source is there before objects can come, so
+    // that the group waits for them.
+    joined = sub.ok.largest;
+    {
       let fetch = null, cancelled = false;
       const src = feed.source(joined.group, () => { cancelled = true; if (fetch) fetch.cancel(); });
-      this.session.fetch({ joining: sub, start: 0 }, priority).then(async (f) => {
+      sub.joinFetch.catch((err) => {
+        if (err.code !== FETCH_INVALID_JOINING_REQUEST_ID) throw err;
+        return this.session.fetch({ joining: sub, start: 0 }, priority);
+      }).then(async (f) => {
         fetch = f;
         if (cancelled) { f.cancel(); return; }
         for (;;) {
