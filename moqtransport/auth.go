@@ -119,7 +119,7 @@ func (s *Session) authorize(m wire.Message, id uint64, ps wire.Parameters) (refu
 		return false, sessErr
 	}
 	if reqErr == nil && s.cfg.Authorize != nil {
-		reqErr = s.cfg.Authorize(s, m, tokens)
+		s.callback(func() { reqErr = s.cfg.Authorize(s, m, tokens) })
 	}
 	if reqErr == nil {
 		return false, nil
@@ -162,7 +162,7 @@ func (s *Session) authorizeSetup(m wire.Message, params wire.Parameters) error {
 		return sessErr
 	}
 	if reqErr == nil && s.cfg.Authorize != nil {
-		reqErr = s.cfg.Authorize(s, m, tokens)
+		s.callback(func() { reqErr = s.cfg.Authorize(s, m, tokens) })
 	}
 	var se *wire.SessionError
 	if errors.As(reqErr, &se) {

@@ -204,12 +204,10 @@ func (s *Session) request(ctx context.Context, build func(id uint64) wire.Messag
 	if err := s.checkOpen(); err != nil {
 		return 0, nil, err
 	}
-	// Request IDs must reach the peer in order: allocate and send under
-	// one lock, or two concurrent requests could go out swapped.
-	s.reqMu.Lock()
-	id, err := s.allocateID(ctx)
+	// Request IDs must reach the peer in order: takeID returns with
+	// s.reqMu held, and the message is queued before it is released.
+	id, err := s.takeID(ctx)
 	if err != nil {
-		s.reqMu.Unlock()
 		return 0, nil, err
 	}
 	m := build(id)
@@ -241,31 +239,52 @@ func (s *Session) request(ctx context.Context, build func(id uint64) wire.Messag
 	}
 }
 
-// allocateID takes our next request ID, waiting for the peer's grant and
-// telling it with REQUESTS_BLOCKED; Config.RequestIDTimeout bounds the
-// wait. The caller holds s.reqMu until the request is sent.
-func (s *Session) allocateID(ctx context.Context) (uint64, error) {
+// takeID takes our next request ID and returns with s.reqMu held: the
+// caller queues its request and then unlocks. While the peer's
+// MAX_REQUEST_ID leaves no ID, it waits without the lock, telling the peer
+// with REQUESTS_BLOCKED, until the grant rises, ctx ends,
+// Config.RequestIDTimeout passes or the session ends; so a request that
+// waits for credit never holds up another one's context.
+func (s *Session) takeID(ctx context.Context) (uint64, error) {
 	if d := s.cfg.RequestIDTimeout; d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, d, ErrRequestsBlocked)
 		defer cancel()
 	}
-	id, err := s.ids.allocate(ctx, func(limit uint64) {
-		if s.noGrant.Load() {
-			s.log.Warn("the peer granted no request IDs: its SETUP had no MAX_REQUEST_ID; requests wait for a MAX_REQUEST_ID message")
-		} else {
-			s.log.Debug("blocked on the peer's MAX_REQUEST_ID", "limit", limit)
+	for {
+		s.reqMu.Lock()
+		id, wait, limit, notify, err := s.ids.tryAllocate()
+		if err != nil {
+			s.reqMu.Unlock()
+			return 0, err
 		}
-		s.sendOrFail(&wire.RequestsBlocked{Max: limit})
-	})
-	if err != nil && errors.Is(context.Cause(ctx), ErrRequestsBlocked) {
-		why := "it has not raised MAX_REQUEST_ID"
-		if s.noGrant.Load() {
-			why = "its SETUP had no MAX_REQUEST_ID and no MAX_REQUEST_ID message came"
+		if wait == nil {
+			return id, nil
 		}
-		return 0, fmt.Errorf("%w: waited %v for the peer to allow another request (%s): the peer cannot take requests from this session", ErrRequestsBlocked, s.cfg.RequestIDTimeout, why)
+		s.reqMu.Unlock()
+		if notify {
+			if s.noGrant.Load() {
+				s.log.Warn("the peer granted no request IDs: its SETUP had no MAX_REQUEST_ID; requests wait for a MAX_REQUEST_ID message")
+			} else {
+				s.log.Debug("blocked on the peer's MAX_REQUEST_ID", "limit", limit)
+			}
+			s.sendOrFail(&wire.RequestsBlocked{Max: limit})
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			if errors.Is(context.Cause(ctx), ErrRequestsBlocked) {
+				why := "it has not raised MAX_REQUEST_ID"
+				if s.noGrant.Load() {
+					why = "its SETUP had no MAX_REQUEST_ID and no MAX_REQUEST_ID message came"
+				}
+				return 0, fmt.Errorf("%w: waited %v for the peer to allow another request (%s): the peer cannot take requests from this session", ErrRequestsBlocked, s.cfg.RequestIDTimeout, why)
+			}
+			return 0, fmt.Errorf("moqt: waiting for the peer to allow request ID %d (MAX_REQUEST_ID is %d): %w", limit, limit, ctx.Err())
+		case <-s.closed:
+			return 0, s.closedErr()
+		}
 	}
-	return id, err
 }
 
 // pendingRequest is a request of ours waiting for its answer.

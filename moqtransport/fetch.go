@@ -302,7 +302,11 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 		return
 	}
 	if fh, ok := s.cfg.Handler.(FetchHandler); ok {
-		resp, err := fh.Fetch(ctx, s, &FetchRequest{Fetch: m, Namespace: ns, Name: name, Start: start, End: end})
+		var resp *FetchResponse
+		var err error
+		s.callback(func() {
+			resp, err = fh.Fetch(ctx, s, &FetchRequest{Fetch: m, Namespace: ns, Name: name, Start: start, End: end})
+		})
 		if err == nil {
 			s.serveFetchResponse(ctx, m, resp)
 			return

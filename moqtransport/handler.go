@@ -114,11 +114,13 @@ func (ts *Tracks) Subscribe(_ context.Context, _ *Session, req *wire.Subscribe) 
 // is never nil. A handler that returns neither a track nor an error gets
 // ErrTrackNotFound.
 func (s *Session) handlerTrack(ctx context.Context, req *wire.Subscribe) (*Track, func(), error) {
-	track, err := s.cfg.Handler.Subscribe(ctx, s, req)
+	var track *Track
+	var err error
+	s.callback(func() { track, err = s.cfg.Handler.Subscribe(ctx, s, req) })
 	release := func() {}
 	if track != nil {
 		if e, ok := s.cfg.Handler.(SubscriptionEnder); ok {
-			release = func() { e.SubscriptionEnded(s, req, track) }
+			release = func() { s.callback(func() { e.SubscriptionEnded(s, req, track) }) }
 		}
 	}
 	if err == nil && track == nil {

@@ -95,7 +95,8 @@ func (s *Session) handleNamespaceCancel(m *wire.PublishNamespaceCancel) {
 // published and answers.
 func (s *Session) handlePublishNamespace(m *wire.PublishNamespace) {
 	s.goFunc(func() {
-		err := s.cfg.Handler.PublishNamespace(s.ctx, s, m)
+		var err error
+		s.callback(func() { err = s.cfg.Handler.PublishNamespace(s.ctx, s, m) })
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -123,7 +124,7 @@ func (s *Session) handlePublishNamespaceDone(m *wire.PublishNamespaceDone) {
 		return
 	}
 	s.requestDone()
-	s.cfg.Handler.PublishNamespaceDone(s, m.Namespace)
+	s.callback(func() { s.cfg.Handler.PublishNamespaceDone(s, m.Namespace) })
 }
 
 // CancelNamespace refuses further subscriptions to a namespace the peer

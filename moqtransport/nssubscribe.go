@@ -102,7 +102,8 @@ func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
 	s.peerNSSubs[key] = m.Prefix
 	s.mu.Unlock()
 	s.goFunc(func() {
-		err := h.SubscribeNamespace(s.ctx, s, m)
+		var err error
+		s.callback(func() { err = h.SubscribeNamespace(s.ctx, s, m) })
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -117,7 +118,7 @@ func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
 		if err := s.send(&wire.SubscribeNamespaceOK{RequestID: m.RequestID}); err != nil {
 			return
 		}
-		h.NamespaceSubscribed(s, m.Prefix)
+		s.callback(func() { h.NamespaceSubscribed(s, m.Prefix) })
 	})
 }
 
@@ -134,6 +135,6 @@ func (s *Session) handleUnsubscribeNamespace(m *wire.UnsubscribeNamespace) {
 	}
 	s.requestDone()
 	if h, ok := s.cfg.Handler.(NamespaceSubscriptionHandler); ok {
-		h.UnsubscribeNamespace(s, m.Prefix)
+		s.callback(func() { h.UnsubscribeNamespace(s, m.Prefix) })
 	}
 }

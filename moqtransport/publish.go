@@ -166,7 +166,9 @@ func (s *Session) handlePublish(m *wire.Publish) error {
 	s.aliasAdded = make(chan struct{})
 	s.mu.Unlock()
 	s.goFunc(func() {
-		opts, err := h.Publish(s.ctx, s, m, sub)
+		var opts SubscribeOptions
+		var err error
+		s.callback(func() { opts, err = h.Publish(s.ctx, s, m, sub) })
 		if s.ctx.Err() != nil {
 			return
 		}

@@ -1,7 +1,7 @@
 package moqtransport
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -40,7 +40,7 @@ func newRequestIDs(client bool, window uint64) *requestIDs {
 	}
 	// The first grant lets the peer open window requests: IDs from
 	// peerNext up to peerNext + 2*(window-1).
-	r.ourMax = r.peerNext + 2*window
+	r.ourMax = min(r.peerNext+2*window, wire.MaxVarint)
 	return r
 }
 
@@ -62,33 +62,34 @@ func (r *requestIDs) setPeerMax(v uint64, fromSetup bool) error {
 	return nil
 }
 
-// allocate takes the next request ID, waiting for the peer's grant. blocked
-// is called (outside the lock) with the limit the first time a request has
-// to wait at that limit, to send REQUESTS_BLOCKED.
-func (r *requestIDs) allocate(ctx context.Context, blocked func(limit uint64)) (uint64, error) {
-	for {
-		r.mu.Lock()
-		if r.next < r.peerMax {
-			id := r.next
-			r.next += 2
-			r.mu.Unlock()
-			return id, nil
-		}
-		limit, wait := r.peerMax, r.granted
-		notify := !r.blockedAny || r.blockedSent != limit
-		if notify {
-			r.blockedAny, r.blockedSent = true, limit
-		}
-		r.mu.Unlock()
-		if notify && blocked != nil {
-			blocked(limit)
-		}
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return 0, fmt.Errorf("moqt: waiting for the peer to allow request ID %d (MAX_REQUEST_ID is %d): %w", limit, limit, ctx.Err())
-		}
+// ErrRequestIDsExhausted is returned for a request when every request ID
+// the draft allows (up to 2^62-1) has been used: open a new session.
+var ErrRequestIDsExhausted = errors.New("moqt: request IDs exhausted on this session; open a new one")
+
+// tryAllocate takes the next request ID if the peer's grant allows it.
+// Otherwise wait is closed when the grant rises, and notify says whether
+// to tell the peer with REQUESTS_BLOCKED at limit (once per limit).
+func (r *requestIDs) tryAllocate() (id uint64, wait <-chan struct{}, limit uint64, notify bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.next > wire.MaxVarint {
+		return 0, nil, 0, false, ErrRequestIDsExhausted
 	}
+	if r.next < r.peerMax {
+		id = r.next
+		r.next += 2
+		return id, nil, 0, false, nil
+	}
+	if r.peerMax >= wire.MaxVarint {
+		// No grant can go past the largest varint.
+		return 0, nil, 0, false, ErrRequestIDsExhausted
+	}
+	limit = r.peerMax
+	notify = !r.blockedAny || r.blockedSent != limit
+	if notify {
+		r.blockedAny, r.blockedSent = true, limit
+	}
+	return 0, r.granted, limit, notify, nil
 }
 
 // accept checks the ID of a new request from the peer: it must be exactly
@@ -129,7 +130,8 @@ func (r *requestIDs) topUp() uint64 {
 	if headroom*2 > r.window {
 		return 0
 	}
-	want := r.peerNext + 2*(r.window-min(r.open, r.window))
+	// A grant is an exclusive bound on a varint: 2^62-1 at most.
+	want := min(r.peerNext+2*(r.window-min(r.open, r.window)), wire.MaxVarint)
 	if want <= r.ourMax {
 		return 0
 	}

@@ -65,7 +65,22 @@ type Config struct {
 	// deviations the session otherwise tolerates with a warning (see
 	// "Peer deviations" in the package doc).
 	StrictPeer bool
+	// ControlWriteTimeout bounds every write on the control stream: a
+	// peer that does not take our control messages within it (it stopped
+	// reading its control stream) is closed with CONTROL_MESSAGE_TIMEOUT.
+	// Default 5s.
+	ControlWriteTimeout time.Duration
+	// MaxControlBacklog bounds the bytes of control messages queued for
+	// the peer and not yet written; a session past it is closed with
+	// CONTROL_MESSAGE_TIMEOUT, as the peer is not reading. Default 1 MiB.
+	MaxControlBacklog int
 }
+
+// Defaults of Config.
+const (
+	DefaultControlWriteTimeout = 5 * time.Second
+	DefaultMaxControlBacklog   = 1 << 20
+)
 
 func (c *Config) withDefaults() Config {
 	out := Config{}
@@ -93,6 +108,12 @@ func (c *Config) withDefaults() Config {
 	if out.PendingStreamTimeout == 0 {
 		out.PendingStreamTimeout = 5 * time.Second
 	}
+	if out.ControlWriteTimeout == 0 {
+		out.ControlWriteTimeout = DefaultControlWriteTimeout
+	}
+	if out.MaxControlBacklog == 0 {
+		out.MaxControlBacklog = DefaultMaxControlBacklog
+	}
 	return out
 }
 
@@ -105,12 +126,12 @@ type Session struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	units  units
 
 	control   Stream
 	reader    *wire.ControlReader
-	writeMu   sync.Mutex
-	reqMu     sync.Mutex // orders request IDs on the wire
+	out       controlQueue
+	reqMu     sync.Mutex // orders request IDs on the wire; never held across a wait
 	ids       *requestIDs
 	tokens    tokenCache
 	version   wire.Version
@@ -163,6 +184,7 @@ func Connect(ctx context.Context, conn Conn, cfg *Config) (*Session, error) {
 	s := newSession(conn, cfg, true)
 	if err := s.setupClient(ctx); err != nil {
 		s.fail(err)
+		s.units.wait()
 		return nil, s.Err()
 	}
 	s.start()
@@ -177,6 +199,7 @@ func Accept(ctx context.Context, conn Conn, path string, cfg *Config) (*Session,
 	s.path = path
 	if err := s.setupServer(ctx); err != nil {
 		s.fail(err)
+		s.units.wait()
 		return nil, s.Err()
 	}
 	s.start()
@@ -190,7 +213,7 @@ func newSession(conn Conn, cfg *Config, client bool) *Session {
 	if client {
 		role = "client"
 	}
-	return &Session{
+	s := &Session{
 		conn: conn, cfg: c, client: client,
 		log:            c.Logger.With("role", role, "transport", conn.Protocol().String()),
 		ctx:            ctx,
@@ -212,6 +235,8 @@ func newSession(conn Conn, cfg *Config, client bool) *Session {
 		peerNamespaces: map[string]wire.Namespace{},
 		goAway:         make(chan struct{}),
 	}
+	s.out.init()
+	return s
 }
 
 // Version returns the negotiated MoQT version.
@@ -251,18 +276,26 @@ func (s *Session) Err() error {
 	}
 }
 
-// Close ends the session with NO_ERROR and waits for its goroutines.
+// Close ends the session with NO_ERROR and waits for its goroutines. The
+// control messages already queued get a bounded chance to reach the peer
+// first (ControlWriteTimeout at most).
+//
+// Close may be called from a Handler or Authorizer callback: it then waits
+// for every goroutine of the session except the ones running a callback
+// (its own included). Those see their context cancelled; once the callback
+// returns, the session does nothing more for them.
 func (s *Session) Close() error {
+	s.out.flush(s.closed, s.cfg.ControlWriteTimeout)
 	s.closeWith(wire.NoError, "session closed")
-	s.wg.Wait()
+	s.units.wait()
 	return nil
 }
 
 // CloseWithError ends the session with code and reason and waits for its
-// goroutines.
+// goroutines, as Close does.
 func (s *Session) CloseWithError(code wire.SessionErrorCode, reason string) {
 	s.closeWith(code, reason)
-	s.wg.Wait()
+	s.units.wait()
 }
 
 // fail closes the session with the code err calls for: a *wire.SessionError
@@ -290,30 +323,37 @@ func (s *Session) closeWith(code wire.SessionErrorCode, reason string) {
 }
 
 func (s *Session) closeWithErr(code wire.SessionErrorCode, reason string, err error) {
-	s.closeOnce.Do(func() {
-		if len(reason) > 1024 {
-			reason = reason[:1024]
-		}
-		_ = s.conn.CloseWithError(uint64(code), reason)
-		s.closeErr = err
-		s.cancel()
-		close(s.closed)
-		s.endAll(err)
-	})
+	if len(reason) > 1024 {
+		reason = reason[:1024]
+	}
+	s.end(err, func() { _ = s.conn.CloseWithError(uint64(code), reason) })
 }
 
 // finish records err as the reason the session ended (the connection is
 // already closed).
-func (s *Session) finish(err error) {
+func (s *Session) finish(err error) { s.end(err, nil) }
+
+// end ends the session once: it closes the connection (closeConn), records
+// err, cancels the session's context, and then ends every request. The
+// requests are ended outside the once, so that a callback they run (a
+// Handler's PublishNamespaceDone) may call Close without deadlock.
+func (s *Session) end(err error, closeConn func()) {
+	first := false
 	s.closeOnce.Do(func() {
+		first = true
+		if closeConn != nil {
+			closeConn()
+		}
 		s.closeErr = err
 		s.cancel()
 		close(s.closed)
-		s.endAll(err)
 	})
+	if first {
+		s.units.run(func() { s.endAll(err) })
+	}
 }
 
-// start runs the session's loops, each owned by s.wg.
+// start runs the session's loops, each owned by s.units.
 func (s *Session) start() {
 	s.goFunc(s.readControl)
 	s.goFunc(s.acceptUniStreams)
@@ -321,40 +361,51 @@ func (s *Session) start() {
 	s.goFunc(s.receiveDatagrams)
 }
 
+// goFunc runs f on a goroutine that Close waits for.
 func (s *Session) goFunc(f func()) {
-	s.wg.Add(1)
+	s.units.add()
 	go func() {
-		defer s.wg.Done()
+		defer s.units.done()
 		f()
 	}()
 }
 
-// send writes one control message.
+// callback runs application code (a Handler or Authorizer method): Close
+// called from it does not wait for the goroutine that runs it.
+func (s *Session) callback(f func()) {
+	s.units.enterCallback()
+	defer s.units.leaveCallback()
+	f()
+}
+
+// send queues one control message for the control stream's writer: it
+// never waits for the network, so it may be called with locks held. The
+// message is written in queue order; a peer that does not take it within
+// ControlWriteTimeout, or lets MaxControlBacklog bytes pile up, has its
+// session closed with CONTROL_MESSAGE_TIMEOUT.
 func (s *Session) send(m wire.Message) error {
 	b, err := wire.AppendMessage(nil, m)
 	if err != nil {
 		return err
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if s.ctx.Err() != nil {
-		return ErrSessionClosed
-	}
-	if _, err := s.control.Write(b); err != nil {
-		return fmt.Errorf("moqt: writing %s: %w", m.Type(), controlStreamErr(err))
-	}
-	s.log.Debug("sent", "msg", m.Type())
-	if s.cfg.Tracer != nil {
-		s.cfg.Tracer.ControlMessage(true, m)
+	if err := s.out.push(b, s.cfg.MaxControlBacklog, func() {
+		s.log.Debug("sent", "msg", m.Type())
+		if s.cfg.Tracer != nil {
+			s.cfg.Tracer.ControlMessage(true, m)
+		}
+	}); err != nil {
+		return fmt.Errorf("moqt: sending %s: %w", m.Type(), err)
 	}
 	return nil
 }
 
-// sendOrFail sends m and ends the session if the control stream fails.
+// sendOrFail sends m and ends the session if it cannot be queued.
 func (s *Session) sendOrFail(m wire.Message) {
-	if err := s.send(m); err != nil && s.ctx.Err() == nil {
-		s.fail(err)
+	err := s.send(m)
+	if err == nil || s.ctx.Err() != nil || errors.Is(err, ErrSessionClosed) || errors.Is(err, errControlBacklog) {
+		return // the writer ends the session for a backlog
 	}
+	s.fail(err)
 }
 
 func (s *Session) setupParams() wire.Parameters {
@@ -377,6 +428,7 @@ func (s *Session) setupClient(ctx context.Context) error {
 		return s.setupErr(ctx, err)
 	}
 	s.control, s.reader = control, wire.NewControlReader(control)
+	s.goFunc(s.writeControl)
 	params := s.setupParams()
 	if s.conn.Protocol() == ProtocolQUIC {
 		params = params.WithBytes(wire.SetupParamPath, []byte(s.cfg.Path))
@@ -421,6 +473,7 @@ func (s *Session) setupServer(ctx context.Context) error {
 		return s.setupErr(ctx, err)
 	}
 	s.control, s.reader = control, wire.NewControlReader(control)
+	s.goFunc(s.writeControl)
 	m, err := s.readSetup(ctx)
 	if err != nil {
 		return err
@@ -535,14 +588,16 @@ func (s *Session) endAll(err error) {
 	}
 	clear(s.peerNSSubs)
 	s.mu.Unlock()
-	if h, ok := s.cfg.Handler.(NamespaceSubscriptionHandler); ok {
-		for _, p := range prefixes {
-			h.UnsubscribeNamespace(s, p)
+	s.callback(func() {
+		if h, ok := s.cfg.Handler.(NamespaceSubscriptionHandler); ok {
+			for _, p := range prefixes {
+				h.UnsubscribeNamespace(s, p)
+			}
 		}
-	}
-	for _, ns := range peerNS {
-		s.cfg.Handler.PublishNamespaceDone(s, ns)
-	}
+		for _, ns := range peerNS {
+			s.cfg.Handler.PublishNamespaceDone(s, ns)
+		}
+	})
 	for _, f := range fetches {
 		f.abort(err)
 	}

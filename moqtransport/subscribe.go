@@ -234,12 +234,11 @@ func (sub *Subscription) Update(ctx context.Context, start wire.Location, hasEnd
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
-	s.reqMu.Lock()
-	defer s.reqMu.Unlock()
-	id, err := s.allocateID(ctx)
+	id, err := s.takeID(ctx)
 	if err != nil {
 		return err
 	}
+	defer s.reqMu.Unlock()
 	return s.send(&wire.SubscribeUpdate{
 		RequestID: id, SubscriptionRequestID: sub.id, Start: start,
 		HasEndGroup: hasEnd, EndGroup: endGroup, SubscriberPriority: priority, Forward: forward,
