@@ -194,13 +194,6 @@ func (u *units) done()          { u.change(-1) }
 func (u *units) enterCallback() { u.change(-1) }
 func (u *units) leaveCallback() { u.change(1) }
 
-// run runs f as a unit on the calling goroutine.
-func (u *units) run(f func()) {
-	u.add()
-	defer u.done()
-	f()
-}
-
 // wait returns once no unit is busy.
 func (u *units) wait() {
 	u.mu.Lock()

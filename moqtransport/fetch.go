@@ -39,12 +39,17 @@ type Fetch struct {
 	ok  wire.FetchOK
 	ch  chan *Object
 	mu  sync.Mutex
-	err error // why the stream ended, once ch is closed
+	err error         // why the stream ended, once ch is closed
+	str ReceiveStream // the fetch stream, once it came
 
 	streamOnce sync.Once
 	stream     chan struct{} // closed once a stream arrived for it
 	cancelOnce sync.Once
+	cancelled  chan struct{} // closed by Cancel
 }
+
+// ErrFetchCancelled is what Next returns after Cancel.
+var ErrFetchCancelled = errors.New("moqt: fetch cancelled")
 
 // abort ends a fetch whose stream never came.
 func (f *Fetch) abort(err error) {
@@ -61,8 +66,13 @@ func (f *Fetch) abort(err error) {
 func (f *Fetch) OK() wire.FetchOK { return f.ok }
 
 // Next returns the next object, io.EOF after the last one, or the error
-// that ended the fetch (a reset stream, the session's end).
+// that ended the fetch (a reset stream, the session's end, Cancel).
 func (f *Fetch) Next(ctx context.Context) (*Object, error) {
+	select {
+	case <-f.cancelled:
+		return nil, ErrFetchCancelled
+	default:
+	}
 	select {
 	case o, ok := <-f.ch:
 		if !ok {
@@ -76,14 +86,23 @@ func (f *Fetch) Next(ctx context.Context) (*Object, error) {
 	}
 }
 
-// Cancel stops the fetch (FETCH_CANCEL).
+// Cancel stops the fetch (FETCH_CANCEL): the stream is stopped, the
+// goroutine reading it ends, and Next returns ErrFetchCancelled.
 func (f *Fetch) Cancel() error {
 	var err error
 	f.cancelOnce.Do(func() {
+		close(f.cancelled)
 		f.s.mu.Lock()
 		_, open := f.s.fetches[f.id]
 		delete(f.s.fetches, f.id)
 		f.s.mu.Unlock()
+		f.abort(ErrFetchCancelled) // a stream that comes later is refused
+		f.mu.Lock()
+		str := f.str
+		f.mu.Unlock()
+		if str != nil {
+			str.CancelRead(uint64(wire.ResetCancelled))
+		}
 		if open {
 			err = f.s.send(&wire.FetchCancel{RequestID: f.id})
 		}
@@ -94,7 +113,7 @@ func (f *Fetch) Cancel() error {
 // Fetch sends FETCH and waits for FETCH_OK; the objects then come through
 // Next. A refusal is a *RequestError with the FETCH_ERROR code.
 func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) {
-	f := &Fetch{s: s, ch: make(chan *Object, 16), stream: make(chan struct{})}
+	f := &Fetch{s: s, ch: make(chan *Object, 16), stream: make(chan struct{}), cancelled: make(chan struct{})}
 	m := &wire.Fetch{SubscriberPriority: opts.Priority, GroupOrder: opts.GroupOrder, Params: opts.Params}
 	if opts.Joining != nil {
 		m.FetchType = wire.FetchRelativeJoining
@@ -152,6 +171,16 @@ func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) 
 	return nil, violation("%s in answer to FETCH", resp.Type())
 }
 
+// endAfter is the end location, as FETCH and FETCH_OK carry it (plus one),
+// of a range whose last object is l. An object ID of 2^62-1 has no "plus
+// one" on the wire: {G, 0}, all of group G, covers it.
+func endAfter(l wire.Location) wire.Location {
+	if l.Object >= wire.MaxVarint {
+		return wire.Location{Group: l.Group}
+	}
+	return wire.Location{Group: l.Group, Object: l.Object + 1}
+}
+
 // fetchLast is the last location an end location (sent plus one) covers:
 // {G, 0} covers all of group G.
 func fetchLast(end wire.Location) wire.Location {
@@ -174,8 +203,21 @@ func (s *Session) readFetchStream(str ReceiveStream, r *wire.StreamReader) {
 	first := false
 	f.streamOnce.Do(func() { first = true; close(f.stream) })
 	if !first {
-		s.fail(violation("a second stream for FETCH %d", id))
+		select {
+		case <-f.cancelled:
+			str.CancelRead(uint64(wire.ResetCancelled))
+		default:
+			s.fail(violation("a second stream for FETCH %d", id))
+		}
 		return
+	}
+	f.mu.Lock()
+	f.str = str
+	f.mu.Unlock()
+	select {
+	case <-f.cancelled:
+		str.CancelRead(uint64(wire.ResetCancelled))
+	default:
 	}
 	var end error
 	defer func() {
@@ -203,6 +245,10 @@ func (s *Session) readFetchStream(str ReceiveStream, r *wire.StreamReader) {
 			Status: o.Status, Extensions: o.Extensions, Payload: o.Payload}
 		select {
 		case f.ch <- obj:
+		case <-f.cancelled:
+			str.CancelRead(uint64(wire.ResetCancelled))
+			end = ErrFetchCancelled
+			return
 		case <-s.ctx.Done():
 			end = s.closedErr()
 			return
@@ -289,7 +335,7 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 			return
 		}
 		ns, name = joined.req.Namespace, joined.req.Name
-		end = wire.Location{Group: largest.Group, Object: largest.Object + 1}
+		end = endAfter(largest)
 		if m.FetchType == wire.FetchAbsoluteJoining {
 			start = wire.Location{Group: m.JoiningStart}
 		} else if m.JoiningStart <= largest.Group {
@@ -345,7 +391,7 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 	}
 	okEnd := end
 	if largest.Less(last) {
-		okEnd = wire.Location{Group: largest.Group, Object: largest.Object + 1}
+		okEnd = endAfter(largest)
 		last = largest
 	}
 	// Collect the range now, in the requested group order.
@@ -378,6 +424,7 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 	}
 	endOfTrack := track.Closed() && track.Err() == nil && !last.Less(largest)
 	if err := s.send(&wire.FetchOK{RequestID: m.RequestID, GroupOrder: order, EndOfTrack: endOfTrack, End: okEnd}); err != nil {
+		s.sendOrFail(&wire.FetchError{RequestID: m.RequestID, Code: wire.FetchInternalError, Reason: err.Error()})
 		return
 	}
 	if err := s.writeFetch(ctx, m, sliceObjects(objs)); err != nil && s.ctx.Err() == nil {
@@ -512,6 +559,8 @@ func (s *Session) serveFetchResponse(ctx context.Context, m *wire.Fetch, resp *F
 		order = wire.GroupOrderAscending
 	}
 	if err := s.send(&wire.FetchOK{RequestID: m.RequestID, GroupOrder: order, EndOfTrack: resp.EndOfTrack, End: resp.End}); err != nil {
+		// A handler's FETCH_OK that cannot be encoded still gets an answer.
+		s.sendOrFail(&wire.FetchError{RequestID: m.RequestID, Code: wire.FetchInternalError, Reason: err.Error()})
 		return
 	}
 	if err := s.writeFetch(ctx, m, resp.Next); err != nil && s.ctx.Err() == nil {

@@ -334,9 +334,10 @@ func (s *Session) closeWithErr(code wire.SessionErrorCode, reason string, err er
 func (s *Session) finish(err error) { s.end(err, nil) }
 
 // end ends the session once: it closes the connection (closeConn), records
-// err, cancels the session's context, and then ends every request. The
-// requests are ended outside the once, so that a callback they run (a
-// Handler's PublishNamespaceDone) may call Close without deadlock.
+// err, cancels the session's context, and then ends every request on a
+// goroutine of its own, which Close waits for: so a callback that ending
+// the requests runs (a Handler's PublishNamespaceDone) may call Close
+// without deadlock, whichever goroutine ended the session.
 func (s *Session) end(err error, closeConn func()) {
 	first := false
 	s.closeOnce.Do(func() {
@@ -349,7 +350,7 @@ func (s *Session) end(err error, closeConn func()) {
 		close(s.closed)
 	})
 	if first {
-		s.units.run(func() { s.endAll(err) })
+		s.goFunc(func() { s.endAll(err) })
 	}
 }
 

@@ -432,6 +432,7 @@ func (s *Session) readDataStream(str ReceiveStream) {
 			if w, err = sub.track.OpenSubgroup(sh.GroupID, sh.SubgroupID, SubgroupOptions{Priority: sh.PublisherPriority, EndOfGroup: sh.EndOfGroup, Extensions: sh.Extensions}); err != nil {
 				s.log.Debug("dropping a data stream the track refuses", "err", err)
 				str.CancelRead(uint64(wire.ResetCancelled))
+				sub.refused(err)
 				return
 			}
 		}
@@ -444,9 +445,38 @@ func (s *Session) readDataStream(str ReceiveStream) {
 			s.log.Debug("dropping a data stream the track refuses", "err", err)
 			w.Abort(uint64(wire.ResetInternalError))
 			str.CancelRead(uint64(wire.ResetCancelled))
+			sub.refused(err)
 			return
 		}
 	}
+}
+
+// refused acts on an object the subscription's track refused. A malformed
+// track (§2.5: a forwarding preference that changes, an object past the
+// end of its subgroup, group or track, ...) ends the subscription: we
+// UNSUBSCRIBE from the publisher, and the track closes with PUBLISH_DONE
+// MALFORMED_TRACK, which is what a relay's downstream subscribers get.
+// Other refusals (the track already closed) only drop the object.
+func (sub *Subscription) refused(err error) {
+	if !errors.Is(err, ErrMalformedTrack) {
+		return
+	}
+	s := sub.s
+	s.log.Warn("malformed track: unsubscribing", "track", sub.name.String(), "request", sub.id, "err", err)
+	sub.mu.Lock()
+	already := sub.unsubscribe
+	sub.unsubscribe = true
+	sub.mu.Unlock()
+	select {
+	case <-sub.done:
+		return
+	default:
+	}
+	if !already {
+		s.sendOrFail(&wire.Unsubscribe{RequestID: sub.id})
+	}
+	done := PublishDoneError(wire.DoneMalformedTrack, err.Error())
+	sub.endWith(done, done)
 }
 
 // resetCode is the code a stream error carries, for the subgroup's readers.
@@ -499,6 +529,7 @@ func (s *Session) receiveDatagrams() {
 		}
 		if err := sub.track.WriteDatagram(o); err != nil {
 			s.log.Debug("dropping a datagram the track refuses", "err", err)
+			sub.refused(err)
 		}
 	}
 }
