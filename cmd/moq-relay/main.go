@@ -8,7 +8,8 @@
 // certificate (valid 10 days, so browsers accept it by its SHA-256 hash)
 // and logs the certificate's fingerprint. The first SIGINT or SIGTERM sends
 // GOAWAY to every session and waits for them to end (up to
-// --drain-timeout); the second exits at once.
+// --drain-timeout); the second closes every session and exits at once
+// (within forceGrace, whatever a peer does).
 package main
 
 import (
@@ -21,9 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,6 +34,10 @@ import (
 )
 
 const binaryName = "moq-relay"
+
+// forceGrace is how long the relay may take to close its sessions after
+// the second signal before the process exits regardless.
+const forceGrace = 3 * time.Second
 
 // defaultBind is the listen address with no --bind: every interface.
 const defaultBind = "[::]:4443"
@@ -60,16 +63,9 @@ type config struct {
 }
 
 func main() {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	ctx, cancel := context.WithCancel(context.Background())
-	force := make(chan struct{})
-	go func() {
-		<-sigs
-		cancel()
-		<-sigs
-		close(force)
-	}()
+	// The second signal stops the relay at once: run closes every
+	// session; past forceGrace the process exits whatever it waits for.
+	ctx, force := cli.DrainSignals(binaryName, forceGrace)
 	cmd := newRootCommand(force)
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", binaryName, err)

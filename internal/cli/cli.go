@@ -206,17 +206,40 @@ func (c *ClientFlags) Connect(ctx context.Context, rawURL string, tlsConf moqnat
 // cancels, so that a command can end cleanly; a second signal exits at
 // once with status 1.
 func SignalContext(binary string) context.Context {
+	ctx, _ := DrainSignals(binary, 0)
+	return ctx
+}
+
+// DrainSignals is the signal handling of a command that drains (moq-relay):
+// the first SIGINT or SIGTERM cancels ctx, so the command starts to drain;
+// the second closes force, so it stops at once; and if the command is still
+// running grace after the second signal, the process exits with status 1.
+// The second signal always ends the process, whatever the command is
+// blocked on.
+func DrainSignals(binary string, grace time.Duration) (ctx context.Context, force <-chan struct{}) {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	return onSignals(sigs, grace, func() {
+		fmt.Fprintf(os.Stderr, "%s: interrupted again, exiting\n", binary)
+		os.Exit(1)
+	})
+}
+
+// onSignals runs DrainSignals' rules on sigs; exit ends the process.
+func onSignals(sigs <-chan os.Signal, grace time.Duration, exit func()) (context.Context, <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
+	force := make(chan struct{})
 	go func() {
 		<-sigs
 		cancel()
 		<-sigs
-		fmt.Fprintf(os.Stderr, "%s: interrupted again, exiting\n", binary)
-		os.Exit(1)
+		close(force)
+		if grace > 0 {
+			time.Sleep(grace)
+		}
+		exit()
 	}()
-	return ctx
+	return ctx, force
 }
 
 // VersionCommand is the "version" subcommand every binary has: it prints

@@ -3,8 +3,11 @@ package cli
 import (
 	"bytes"
 	"encoding/hex"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -103,4 +106,24 @@ func TestLogger(t *testing.T) {
 	if _, err := c.Logger(&buf); err == nil || err.Error() != `--log-level "loud": want debug, info, warn or error` {
 		t.Errorf("Logger(loud) = %v", err)
 	}
+}
+
+// TestDrainSignals: the first signal cancels the context, the second
+// closes force and, grace later, exits.
+func TestDrainSignals(t *testing.T) {
+	sigs := make(chan os.Signal, 2)
+	exited := make(chan struct{})
+	ctx, force := onSignals(sigs, 10*time.Millisecond, func() { close(exited) })
+	sigs <- syscall.SIGTERM
+	<-ctx.Done()
+	select {
+	case <-force:
+		t.Fatal("force closed by the first signal")
+	case <-exited:
+		t.Fatal("exited on the first signal")
+	default:
+	}
+	sigs <- syscall.SIGTERM
+	<-force
+	<-exited // the test's deadline bounds this wait
 }

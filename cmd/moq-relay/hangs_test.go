@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// stallConn is a real connection whose application stops reading the
+// control stream once stall is closed.
+type stallConn struct {
+	moqtransport.Conn
+	stall chan struct{}
+}
+
+func (c *stallConn) OpenStreamSync(ctx context.Context) (moqtransport.Stream, error) {
+	s, err := c.Conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &stallStream{Stream: s, c: c}, nil
+}
+
+type stallStream struct {
+	moqtransport.Stream
+	c *stallConn
+}
+
+func (s *stallStream) Read(b []byte) (int, error) {
+	select {
+	case <-s.c.stall:
+		<-s.c.Conn.Context().Done()
+		return s.Stream.Read(b)
+	default:
+		return s.Stream.Read(b)
+	}
+}
+
+// TestRelaySecondSignalExits: while a publisher has stopped reading its
+// control stream (the relay's writes to it are stuck on flow control) and
+// a subscriber keeps its subscription open, the first signal starts a
+// drain that could last a minute; the second makes run return.
+func TestRelaySecondSignalExits(t *testing.T) {
+	type ready struct {
+		addr net.Addr
+		fp   string
+	}
+	readyc := make(chan ready, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	force := make(chan struct{})
+	done := make(chan error, 1)
+	var logs syncBuffer
+	go func() {
+		done <- run(ctx, config{
+			bind: "127.0.0.1:0", logLevel: "info", drainTimeout: time.Minute,
+			stdout: io.Discard, stderr: &logs, force: force,
+			ready: func(addr net.Addr, fp string) { readyc <- ready{addr, fp} },
+		})
+	}()
+	var r ready
+	select {
+	case r = <-readyc:
+	case err := <-done:
+		t.Fatalf("relay stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay did not start")
+	}
+	raw, _ := hex.DecodeString(r.fp)
+	var fp [32]byte
+	copy(fp[:], raw)
+	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer tcancel()
+	connect := func(scheme string, h moqtransport.Handler, stall chan struct{}, tr moqtransport.Tracer) *moqtransport.Session {
+		d, err := moqnative.Dial(tctx, fmt.Sprintf("%s://%s/", scheme, r.addr), moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = d.Close() })
+		var conn moqtransport.Conn = d.Conn
+		if stall != nil {
+			conn = &stallConn{Conn: d.Conn, stall: stall}
+		}
+		s, err := moqtransport.Connect(tctx, conn, &moqtransport.Config{Handler: h, Path: d.Path, Authority: d.Authority, MaxRequests: 1000, Tracer: tr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+
+	// A healthy publisher and a subscriber that stays: the drain waits
+	// for it.
+	tracks := &moqtransport.Tracks{}
+	ns := wire.Namespace{"clock"}
+	tracks.Add(moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "now"}, moqtransport.TrackConfig{}))
+	pub := connect("moqt", tracks, nil, nil)
+	if _, err := pub.PublishNamespace(tctx, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	sub := connect("https", nil, nil, nil)
+	if _, err := sub.Subscribe(tctx, ns, "now", moqtransport.SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A publisher that stops reading, and enough upstream SUBSCRIBEs to
+	// fill its receive window.
+	stall := make(chan struct{})
+	stuck := connect("moqt", &moqtransport.Tracks{}, stall, nil)
+	stuckNS := wire.Namespace{"stuck"}
+	if _, err := stuck.PublishNamespace(tctx, stuckNS, nil); err != nil {
+		t.Fatal(err)
+	}
+	close(stall)
+	var wg sync.WaitGroup
+	long := strings.Repeat("x", 4000)
+	const perSession = 90
+	for i := range 2 {
+		tr := &subscribeCounter{sent: make(chan struct{}, perSession)}
+		s := connect("moqt", nil, nil, tr)
+		for j := range perSession {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = s.Subscribe(tctx, stuckNS, fmt.Sprintf("%d-%d-%s", i, j, long), moqtransport.SubscribeOptions{})
+			}()
+		}
+		for range perSession {
+			<-tr.sent
+		}
+		// A round trip: the relay has read the SUBSCRIBEs before it.
+		if _, err := s.Subscribe(tctx, ns, "now", moqtransport.SubscribeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cancel() // the first signal
+	select {
+	case <-sub.GoAway():
+	case <-tctx.Done():
+		t.Fatal("no GOAWAY on drain")
+	}
+	close(force) // the second signal
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("relay stopped with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay did not stop after the second signal")
+	}
+	wg.Wait()
+}
+
+// subscribeCounter tells of each SUBSCRIBE its session sends.
+type subscribeCounter struct {
+	sent chan struct{}
+}
+
+func (c *subscribeCounter) ControlMessage(created bool, m wire.Message) {
+	if _, ok := m.(*wire.Subscribe); ok && created {
+		select {
+		case c.sent <- struct{}{}:
+		default:
+		}
+	}
+}
+func (*subscribeCounter) SubgroupHeader(bool, *wire.SubgroupHeader)                     {}
+func (*subscribeCounter) SubgroupObject(bool, *wire.SubgroupHeader, *wire.ObjectHeader) {}
+func (*subscribeCounter) FetchHeader(bool, uint64)                                      {}
+func (*subscribeCounter) FetchObject(bool, *wire.ObjectHeader)                          {}
+func (*subscribeCounter) Datagram(bool, *wire.Datagram)                                 {}
