@@ -129,8 +129,9 @@ func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) 
 		m.FetchType = wire.FetchStandalone
 		m.Namespace, m.Name, m.Start, m.End = opts.Namespace, opts.Name, opts.Start, opts.End
 	}
+	sent := false
 	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
-		f.id, m.RequestID = id, id
+		f.id, m.RequestID, sent = id, id, true
 		s.mu.Lock()
 		s.fetches[id] = f
 		s.mu.Unlock()
@@ -140,6 +141,10 @@ func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) 
 		s.mu.Lock()
 		delete(s.fetches, f.id)
 		s.mu.Unlock()
+		if sent && ctx.Err() != nil && s.ctx.Err() == nil {
+			// We gave up waiting: tell the publisher.
+			s.sendOrFail(&wire.FetchCancel{RequestID: f.id})
+		}
 		return nil, err
 	}
 	switch r := resp.(type) {

@@ -405,3 +405,55 @@ func TestDatagramOnSubgroupTrackIsMalformed(t *testing.T) {
 		_ = rs.conn.CloseWithError(0, "") // stops the datagrams
 	})
 }
+
+// TestRequestsAtLocationLimits: requests whose locations sit at 2^62-1,
+// the largest varint, are each answered (OK or an error), never left
+// waiting: every filter type, a standalone FETCH, TRACK_STATUS.
+func TestRequestsAtLocationLimits(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		const top = wire.MaxVarint
+		ns := wire.Namespace{"edge"}
+		tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})
+		w, err := tr.OpenSubgroup(top, 0, moqtransport.SubgroupOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Write(top, nil, []byte("last")); err != nil {
+			t.Fatal(err)
+		}
+		ts := &moqtransport.Tracks{}
+		ts.Add(tr)
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: ts})
+		client, _ := e.dial(nil)
+		filters := []wire.Filter{
+			{Type: wire.FilterLargestObject},
+			{Type: wire.FilterNextGroupStart},
+			{Type: wire.FilterAbsoluteStart, Start: wire.Location{Group: top, Object: top}},
+			{Type: wire.FilterAbsoluteRange, Start: wire.Location{Group: top, Object: top}, EndGroup: top},
+		}
+		for _, f := range filters {
+			sub, err := client.Subscribe(timeout(t), ns, "t", moqtransport.SubscribeOptions{Filter: f})
+			if err != nil {
+				var re *moqtransport.RequestError
+				if !errors.As(err, &re) {
+					t.Errorf("SUBSCRIBE with %v filter: %v, want an answer", f.Type, err)
+				}
+				continue
+			}
+			_ = sub.Unsubscribe()
+		}
+		f, err := client.Fetch(timeout(t), moqtransport.FetchOptions{Namespace: ns, Name: "t",
+			Start: wire.Location{Group: top, Object: top}, End: wire.Location{Group: top}})
+		if err != nil {
+			t.Fatalf("standalone FETCH of {2^62-1, 2^62-1}: %v", err)
+		}
+		if o, err := f.Next(timeout(t)); err != nil || o.ID != top {
+			t.Errorf("fetched %v, %v; want object 2^62-1", o, err)
+		}
+		_ = f.Cancel()
+		st, err := client.TrackStatus(timeout(t), ns, "t")
+		if err != nil || st.Largest != (wire.Location{Group: top, Object: top}) {
+			t.Errorf("TRACK_STATUS: %+v, %v", st, err)
+		}
+	})
+}

@@ -32,6 +32,7 @@ type requestIDs struct {
 }
 
 func newRequestIDs(client bool, window uint64) *requestIDs {
+	window = min(window, wire.MaxVarint/2) // 2*window stays a varint
 	r := &requestIDs{granted: make(chan struct{}), window: window}
 	if client {
 		r.next, r.peerNext = 0, 1

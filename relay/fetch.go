@@ -42,7 +42,11 @@ func (r *Relay) Fetch(ctx context.Context, s *moqtransport.Session, req *moqtran
 		}
 		return nil, moqtransport.FetchError(wire.FetchTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
 	}
-	up, err := o.s.Fetch(ctx, moqtransport.FetchOptions{
+	// The publisher's answer is awaited no longer than an upstream
+	// SUBSCRIBE's: the downstream FETCH gets an answer either way.
+	uctx, cancel := context.WithTimeout(ctx, r.cfg.UpstreamTimeout)
+	defer cancel()
+	up, err := o.s.Fetch(uctx, moqtransport.FetchOptions{
 		Priority: req.SubscriberPriority, GroupOrder: req.GroupOrder,
 		Namespace: req.Namespace, Name: req.Name, Start: req.Start, End: req.End,
 	})
@@ -51,7 +55,7 @@ func (r *Relay) Fetch(ctx context.Context, s *moqtransport.Session, req *moqtran
 		if errors.As(err, &re) {
 			return nil, err
 		}
-		return nil, moqtransport.FetchError(wire.FetchInternalError, "fetching from the publisher failed")
+		return nil, moqtransport.FetchError(wire.FetchInternalError, "fetching from the publisher failed: "+err.Error())
 	}
 	ok := up.OK()
 	return &moqtransport.FetchResponse{
