@@ -20,6 +20,24 @@
 // own requests wait for the peer's grant (sending REQUESTS_BLOCKED once per
 // limit) until their context ends.
 //
+// # No hangs
+//
+// The control stream has one writer, a goroutine of the session: sending a
+// control message only queues it, so no lock is held while the network
+// waits. Each write must complete within Config.ControlWriteTimeout, and the
+// queue holds at most Config.MaxControlBacklog bytes: a peer that stops
+// reading its control stream is closed with CONTROL_MESSAGE_TIMEOUT, and
+// every request waiting on it gets an error. Close may be called from a
+// Handler or Authorizer callback. Fetch.Cancel stops the stream and ends the
+// goroutine that read it. Request IDs and grants stop at 2^62-1 (a request
+// past the last ID fails with ErrRequestIDsExhausted), and a joining FETCH
+// whose end is object 2^62-1 is answered with the end {G, 0}.
+//
+// A subscription whose track turns out malformed (§2.5: say a datagram on a
+// track whose objects came on streams) is ended: we UNSUBSCRIBE, and its
+// track closes with PUBLISH_DONE MALFORMED_TRACK, which a relay's
+// downstream subscribers receive.
+//
 // # Publishing
 //
 // A Track holds objects (track, group, subgroup, object) written once and
