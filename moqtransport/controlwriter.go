@@ -22,12 +22,14 @@ import (
 // control bytes pile up; the writer closes the session for it.
 var errControlBacklog = errors.New("moqt: the peer is not reading its control stream")
 
-// controlQueue is the control messages waiting for the writer.
+// controlQueue is the control messages waiting for the writer. The writer
+// takes at most controlChunk bytes at a time, so the backlog limit counts
+// nearly everything not yet handed to the stream.
 type controlQueue struct {
 	mu       sync.Mutex
-	buf      []byte        // queued bytes, in order
-	spare    []byte        // the writer's last buffer, for reuse
-	writing  bool          // the writer holds a batch it has not written yet
+	buf      []byte // buf[off:] is queued, in order; buf[:off] is written or being written
+	off      int
+	writing  bool          // the writer holds a chunk it has not written yet
 	overflow bool          // a push went past the backlog limit
 	closed   bool          // the writer has stopped: nothing more is written
 	wake     chan struct{} // signalled when buf grows or overflow is set
@@ -45,18 +47,20 @@ func (q *controlQueue) init() {
 func (q *controlQueue) push(b []byte, limit int, sent func()) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	queued := len(q.buf) - q.off
 	switch {
 	case q.closed:
 		return ErrSessionClosed
 	case q.overflow:
 		return errControlBacklog
-	case len(q.buf)+len(b) > limit && len(q.buf) > 0:
+	case queued+len(b) > limit && queued > 0:
 		q.overflow = true
 		q.signal()
-		return fmt.Errorf("%w: %d bytes of control messages are waiting", errControlBacklog, len(q.buf))
+		return fmt.Errorf("%w: %d bytes of control messages are waiting", errControlBacklog, queued)
 	}
-	if len(q.buf) == 0 && !q.writing {
+	if queued == 0 && !q.writing {
 		q.idle = make(chan struct{})
+		q.buf, q.off = q.buf[:0], 0
 	}
 	q.buf = append(q.buf, b...)
 	sent()
@@ -71,8 +75,8 @@ func (q *controlQueue) signal() {
 	}
 }
 
-// take waits for queued bytes and hands them to the writer. overflow
-// reports that the backlog went past its limit.
+// take waits for queued bytes and hands the writer up to controlChunk of
+// them. overflow reports that the backlog went past its limit.
 func (q *controlQueue) take(ctx context.Context) (b []byte, overflow bool, err error) {
 	for {
 		q.mu.Lock()
@@ -80,8 +84,12 @@ func (q *controlQueue) take(ctx context.Context) (b []byte, overflow bool, err e
 			q.mu.Unlock()
 			return nil, true, nil
 		}
-		if len(q.buf) > 0 {
-			b, q.buf, q.spare = q.buf, q.spare[:0], nil
+		if queued := len(q.buf) - q.off; queued > 0 {
+			n := min(queued, controlChunk)
+			// Later pushes append past len(q.buf): they never touch
+			// this chunk, even when append reuses the array.
+			b = q.buf[q.off : q.off+n : q.off+n]
+			q.off += n
 			q.writing = true
 			q.mu.Unlock()
 			return b, false, nil
@@ -95,16 +103,22 @@ func (q *controlQueue) take(ctx context.Context) (b []byte, overflow bool, err e
 	}
 }
 
-// wrote tells that the batch b is written.
-func (q *controlQueue) wrote(b []byte) {
+// wrote tells that the chunk the writer took is written.
+func (q *controlQueue) wrote() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.writing = false
-	if cap(b) <= 64<<10 {
-		q.spare = b[:0]
-	}
-	if len(q.buf) == 0 {
+	switch {
+	case q.off == len(q.buf):
+		q.buf, q.off = q.buf[:0], 0
+		if cap(q.buf) > 4*controlChunk {
+			q.buf = nil // a burst is over: give its memory back
+		}
 		close(q.idle)
+	case q.off >= 4*controlChunk && 2*q.off >= len(q.buf):
+		// Keep the written prefix from growing without bound.
+		n := copy(q.buf, q.buf[q.off:])
+		q.buf, q.off = q.buf[:n], 0
 	}
 }
 
@@ -156,7 +170,7 @@ func (s *Session) writeControl() {
 		// the blocked Write.
 		timer := time.AfterFunc(timeout, func() {
 			s.fail(&wire.SessionError{Code: wire.ControlMessageTimeout, Reason: fmt.Sprintf(
-				"the peer took no control message for %v: it is not reading its control stream", timeout)})
+				"the peer took no control bytes for %v: it is not reading its control stream", timeout)})
 		})
 		_, err = s.control.Write(b)
 		timer.Stop()
@@ -166,9 +180,15 @@ func (s *Session) writeControl() {
 			}
 			return
 		}
-		s.out.wrote(b)
+		s.out.wrote()
 	}
 }
+
+// controlChunk is the most the writer hands the stream at once: the
+// deadline bounds the time without progress, so that a slow link that
+// takes a large backlog bit by bit is not mistaken for a peer that stopped
+// reading.
+const controlChunk = 16 << 10
 
 // units counts the session's goroutines for Close, which waits until none
 // is busy. A goroutine that runs an application callback is not busy while

@@ -81,9 +81,24 @@ func (e *env) dialStalling(cfg moqtransport.Config) (*moqtransport.Session, *moq
 // stream while we have requests to send it. Every request returns, the
 // session closes with CONTROL_MESSAGE_TIMEOUT, and a session with another
 // peer, on the same server, is answered meanwhile.
+//
+// Either limit closes it: the write deadline, or (with a deadline longer
+// than the test waits) the backlog.
 func TestStalledControlStreamClosesSession(t *testing.T) {
+	limits := map[string]moqtransport.Config{
+		"deadline": {ControlWriteTimeout: 500 * time.Millisecond},
+		"backlog":  {ControlWriteTimeout: time.Hour, MaxControlBacklog: 64 << 10},
+	}
+	for name, limit := range limits {
+		t.Run(name, func(t *testing.T) { testStalledControlStream(t, limit) })
+	}
+}
+
+func testStalledControlStream(t *testing.T, limit moqtransport.Config) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: heldTracks(), ControlWriteTimeout: 500 * time.Millisecond})
+		cfg := limit
+		cfg.Handler = heldTracks()
+		e := newEnv(t, scheme, &cfg)
 		// The stalled peer grants many requests, so that ours are
 		// limited by its control stream only.
 		client, server, sc := e.dialStalling(moqtransport.Config{MaxRequests: 1000})
