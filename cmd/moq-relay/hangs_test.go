@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,13 +81,41 @@ func TestRelaySecondSignalExits(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("relay did not start")
 	}
-	raw, _ := hex.DecodeString(r.fp)
+	sub, wait := blockRelay(t, r.addr.String(), r.fp)
+	defer wait()
+
+	cancel() // the first signal
+	select {
+	case <-sub.GoAway():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no GOAWAY on drain")
+	}
+	close(force) // the second signal
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("relay stopped with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay did not stop after the second signal")
+	}
+}
+
+// blockRelay sets up, on the relay at addr, what makes a drain block: a
+// subscriber that keeps its subscription (the drain waits for it), and a
+// publisher that stops reading its control stream once the relay's
+// upstream SUBSCRIBEs fill its receive window (the relay's writes to it
+// are stuck). It returns the subscriber, and wait, which waits for the
+// SUBSCRIBEs' goroutines.
+func blockRelay(t *testing.T, addr, fpHex string) (*moqtransport.Session, func()) {
+	t.Helper()
+	raw, _ := hex.DecodeString(fpHex)
 	var fp [32]byte
 	copy(fp[:], raw)
 	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer tcancel()
+	t.Cleanup(tcancel)
 	connect := func(scheme string, h moqtransport.Handler, stall chan struct{}, tr moqtransport.Tracer) *moqtransport.Session {
-		d, err := moqnative.Dial(tctx, fmt.Sprintf("%s://%s/", scheme, r.addr), moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
+		d, err := moqnative.Dial(tctx, fmt.Sprintf("%s://%s/", scheme, addr), moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,22 +177,7 @@ func TestRelaySecondSignalExits(t *testing.T) {
 		}
 	}
 
-	cancel() // the first signal
-	select {
-	case <-sub.GoAway():
-	case <-tctx.Done():
-		t.Fatal("no GOAWAY on drain")
-	}
-	close(force) // the second signal
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("relay stopped with %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the relay did not stop after the second signal")
-	}
-	wg.Wait()
+	return sub, wg.Wait
 }
 
 // subscribeCounter tells of each SUBSCRIBE its session sends.
@@ -180,3 +198,81 @@ func (*subscribeCounter) SubgroupObject(bool, *wire.SubgroupHeader, *wire.Object
 func (*subscribeCounter) FetchHeader(bool, uint64)                                      {}
 func (*subscribeCounter) FetchObject(bool, *wire.ObjectHeader)                          {}
 func (*subscribeCounter) Datagram(bool, *wire.Datagram)                                 {}
+
+// runAsRelay is the environment variable that makes the test binary run
+// moq-relay's main with the arguments it holds (TestMain), so that a test
+// can signal a real moq-relay process without building one.
+const runAsRelay = "MOQ_RELAY_TEST_MAIN"
+
+// TestRelayProcessTwoSignals runs moq-relay as a process, blocks its drain
+// as TestRelaySecondSignalExits does, and sends it two SIGTERMs: it exits
+// with status 0 (run returned; not the last-resort exit after the grace).
+func TestRelayProcessTwoSignals(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), runAsRelay+"=--bind 127.0.0.1:0 --drain-timeout 1m")
+	stderr, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default: // nobody reads any more
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	var addr, fp string
+	fpRe := regexp.MustCompile(`fingerprint=([0-9a-f]{64})`)
+	addrRe := regexp.MustCompile(`msg="relay serving" addr=(\S+)`)
+	for addr == "" {
+		select {
+		case l := <-lines:
+			if m := fpRe.FindStringSubmatch(l); m != nil {
+				fp = m[1]
+			}
+			if m := addrRe.FindStringSubmatch(l); m != nil {
+				addr = m[1]
+			}
+		case err := <-exited:
+			t.Fatalf("moq-relay exited: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("moq-relay did not start")
+		}
+	}
+	sub, wait := blockRelay(t, addr, fp)
+	defer wait()
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sub.GoAway():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no GOAWAY after the first SIGTERM")
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("moq-relay exited with %v after the second SIGTERM, want status 0", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("moq-relay still runs after the second SIGTERM")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,14 @@ import (
 	"github.com/moqgo/moq/moqtransport/wire"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv(runAsRelay); ok {
+		os.Args = append([]string{binaryName}, strings.Fields(args)...)
+		main()
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // execute runs the moq-relay command with args and returns what it wrote to
 // stdout and stderr.
