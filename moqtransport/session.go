@@ -182,7 +182,10 @@ type Session struct {
 // On failure conn is closed with the draft's error code.
 func Connect(ctx context.Context, conn Conn, cfg *Config) (*Session, error) {
 	s := newSession(conn, cfg, true)
-	if err := s.setupClient(ctx); err != nil {
+	s.units.add() // setup runs the Authorizer: a unit, as a callback's caller must be
+	err := s.setupClient(ctx)
+	s.units.done()
+	if err != nil {
 		s.fail(err)
 		s.units.wait()
 		return nil, s.Err()
@@ -197,7 +200,10 @@ func Connect(ctx context.Context, conn Conn, cfg *Config) (*Session, error) {
 func Accept(ctx context.Context, conn Conn, path string, cfg *Config) (*Session, error) {
 	s := newSession(conn, cfg, false)
 	s.path = path
-	if err := s.setupServer(ctx); err != nil {
+	s.units.add()
+	err := s.setupServer(ctx)
+	s.units.done()
+	if err != nil {
 		s.fail(err)
 		s.units.wait()
 		return nil, s.Err()
