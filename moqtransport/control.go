@@ -85,6 +85,7 @@ func (s *Session) handle(m wire.Message) error {
 	case *wire.TrackStatusError:
 		return s.respond(m.RequestID, m)
 	case *wire.FetchOK:
+		s.noteFetchOK(m)
 		return s.respond(m.RequestID, m)
 	case *wire.FetchError:
 		return s.respond(m.RequestID, m)

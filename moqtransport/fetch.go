@@ -34,13 +34,17 @@ type FetchOptions struct {
 
 // Fetch is a FETCH we sent: Next yields its objects in the order they come.
 type Fetch struct {
-	s   *Session
-	id  uint64
-	ok  wire.FetchOK
-	ch  chan *Object
-	mu  sync.Mutex
-	err error         // why the stream ended, once ch is closed
-	str ReceiveStream // the fetch stream, once it came
+	s     *Session
+	id    uint64
+	ok    wire.FetchOK
+	ch    chan *Object
+	mu    sync.Mutex
+	err   error           // why the stream ended, once ch is closed
+	str   ReceiveStream   // the fetch stream, once it came
+	order wire.GroupOrder // from FETCH_OK, once it came: the order objects must keep
+	bad   error           // the track was found malformed: what Next returns
+
+	name wire.FullTrackName
 
 	streamOnce sync.Once
 	stream     chan struct{} // closed once a stream arrived for it
@@ -110,12 +114,29 @@ func (f *Fetch) Cancel() error {
 	return err
 }
 
+// malformed ends a fetch of a malformed track: FETCH_CANCEL, its stream
+// stopped, and Next returns err.
+func (f *Fetch) malformed(err error) {
+	f.s.log.Warn("malformed track: cancelling a fetch", "track", f.name.String(), "request", f.id, "err", err)
+	f.abort(err) // no stream yet: Next returns err
+	f.mu.Lock()
+	str := f.str
+	f.bad = err
+	f.mu.Unlock()
+	if str != nil {
+		str.CancelRead(uint64(wire.ResetCancelled))
+	}
+	f.s.sendOrFail(&wire.FetchCancel{RequestID: f.id})
+}
+
 // Fetch sends FETCH and waits for FETCH_OK; the objects then come through
 // Next. A refusal is a *RequestError with the FETCH_ERROR code.
 func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) {
 	f := &Fetch{s: s, ch: make(chan *Object, 16), stream: make(chan struct{}), cancelled: make(chan struct{})}
 	m := &wire.Fetch{SubscriberPriority: opts.Priority, GroupOrder: opts.GroupOrder, Params: opts.Params}
+	f.name = wire.FullTrackName{Namespace: opts.Namespace, Name: opts.Name}
 	if opts.Joining != nil {
+		f.name = opts.Joining.name
 		m.FetchType = wire.FetchRelativeJoining
 		if opts.Absolute {
 			m.FetchType = wire.FetchAbsoluteJoining
@@ -186,6 +207,37 @@ func endAfter(l wire.Location) wire.Location {
 	return wire.Location{Group: l.Group, Object: l.Object + 1}
 }
 
+// noteFetchOK gives a fetch the group order its FETCH_OK names, before the
+// answer reaches Fetch: the fetch stream may already be read.
+func (s *Session) noteFetchOK(m *wire.FetchOK) {
+	s.mu.Lock()
+	f := s.fetches[m.RequestID]
+	s.mu.Unlock()
+	if f != nil {
+		f.mu.Lock()
+		f.order = m.GroupOrder
+		f.mu.Unlock()
+	}
+}
+
+// checkFetchOrder applies §2.5's rules on the order of a fetch stream's
+// objects: object IDs rise within a group, and groups follow the FETCH_OK
+// group order.
+func (f *Fetch) checkFetchOrder(prev, o wire.Location) error {
+	f.mu.Lock()
+	order := f.order
+	f.mu.Unlock()
+	switch {
+	case o.Group == prev.Group && o.Object <= prev.Object:
+		return fmt.Errorf("%w: fetch object %v after %v in the same group", ErrMalformedTrack, o, prev)
+	case order == wire.GroupOrderAscending && o.Group < prev.Group:
+		return fmt.Errorf("%w: fetch object %v after %v in an ascending fetch", ErrMalformedTrack, o, prev)
+	case order == wire.GroupOrderDescending && o.Group > prev.Group:
+		return fmt.Errorf("%w: fetch object %v after %v in a descending fetch", ErrMalformedTrack, o, prev)
+	}
+	return nil
+}
+
 // fetchLast is the last location an end location (sent plus one) covers:
 // {G, 0} covers all of group G.
 func fetchLast(end wire.Location) wire.Location {
@@ -228,13 +280,17 @@ func (s *Session) readFetchStream(str ReceiveStream, r *wire.StreamReader) {
 	defer func() {
 		f.mu.Lock()
 		f.err = end
+		if f.bad != nil {
+			f.err = f.bad
+		}
 		f.mu.Unlock()
 		close(f.ch)
 		s.mu.Lock()
 		delete(s.fetches, id)
 		s.mu.Unlock()
 	}()
-	for {
+	var prev wire.Location
+	for i := 0; ; i++ {
 		o, err := r.ReadObject()
 		if err != nil {
 			end = err
@@ -246,6 +302,16 @@ func (s *Session) readFetchStream(str ReceiveStream, r *wire.StreamReader) {
 		if s.cfg.Tracer != nil {
 			s.cfg.Tracer.FetchObject(false, &o.ObjectHeader)
 		}
+		loc := wire.Location{Group: o.Group, Object: o.ID}
+		if i > 0 {
+			if err := f.checkFetchOrder(prev, loc); err != nil {
+				str.CancelRead(uint64(wire.ResetCancelled))
+				end = err
+				s.trackMalformed(f.name, err)
+				return
+			}
+		}
+		prev = loc
 		obj := &Object{Group: o.Group, Subgroup: o.Subgroup, ID: o.ID, PublisherPriority: o.PublisherPriority,
 			Status: o.Status, Extensions: o.Extensions, Payload: o.Payload}
 		select {
@@ -432,9 +498,24 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 		s.sendOrFail(&wire.FetchError{RequestID: m.RequestID, Code: wire.FetchInternalError, Reason: err.Error()})
 		return
 	}
-	if err := s.writeFetch(ctx, m, sliceObjects(objs)); err != nil && s.ctx.Err() == nil {
+	// A track found malformed meanwhile resets the fetch stream (§2.5).
+	next := sliceObjects(objs)
+	checked := func(ctx context.Context) (*Object, error) {
+		if err := track.Err(); isMalformed(err) {
+			return nil, err
+		}
+		return next(ctx)
+	}
+	if err := s.writeFetch(ctx, m, checked); err != nil && s.ctx.Err() == nil {
 		s.log.Debug("fetch stream failed", "request", m.RequestID, "err", err)
 	}
+}
+
+// isMalformed reports whether a track ended because it was malformed.
+func isMalformed(err error) bool {
+	var re *RequestError
+	return errors.Is(err, ErrMalformedTrack) ||
+		errors.As(err, &re) && re.Message == wire.TypePublishDone && re.Code == uint64(wire.DoneMalformedTrack)
 }
 
 // descendingGroups reorders objects sorted by location so that groups go

@@ -472,3 +472,68 @@ func TestRequestsAtLocationLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestFetchOutOfOrderIsMalformed: a fetch stream whose object IDs do not
+// rise within a group makes the track malformed (§2.5): the subscriber
+// cancels the fetch (FETCH_CANCEL) and unsubscribes from the same track
+// (UNSUBSCRIBE); Next and the subscription report MALFORMED_TRACK.
+func TestFetchOutOfOrderIsMalformed(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		rs := newHostileServer(t, scheme, moqtransport.Config{})
+		rs.connect()
+		sub := rs.subscribed("t", 7)
+		type res struct {
+			f   *moqtransport.Fetch
+			err error
+		}
+		got := make(chan res, 1)
+		go func() {
+			f, err := rs.client.Fetch(timeout(t), moqtransport.FetchOptions{Namespace: heldNS, Name: "t", End: wire.Location{Group: 2}})
+			got <- res{f, err}
+		}()
+		req, ok := rs.next().(*wire.Fetch)
+		if !ok {
+			t.Fatalf("got %v, want FETCH", req)
+		}
+		rs.send(&wire.FetchOK{RequestID: req.RequestID, GroupOrder: wire.GroupOrderAscending, End: wire.Location{Group: 2}})
+		r := <-got
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		b, _ := wire.AppendFetchHeader(nil, req.RequestID)
+		for range 2 { // the same object twice
+			b, _ = wire.AppendFetchObject(b, &wire.ObjectHeader{Group: 1, ID: 1, PayloadLength: 1})
+			b = append(b, 'x')
+		}
+		str := openUni(t, rs.conn, b)
+		defer finishStream(t, str)
+		seen := map[wire.MessageType]bool{}
+		for len(seen) < 2 {
+			switch m := rs.next().(type) {
+			case *wire.FetchCancel:
+				if m.RequestID != req.RequestID {
+					t.Fatalf("FETCH_CANCEL %d, want %d", m.RequestID, req.RequestID)
+				}
+				seen[m.Type()] = true
+			case *wire.Unsubscribe:
+				if m.RequestID != sub.RequestID() {
+					t.Fatalf("UNSUBSCRIBE %d, want %d", m.RequestID, sub.RequestID())
+				}
+				seen[m.Type()] = true
+			default:
+				t.Fatalf("got %v, want FETCH_CANCEL and UNSUBSCRIBE", m)
+			}
+		}
+		var err error
+		for err == nil {
+			_, err = r.f.Next(timeout(t))
+		}
+		if !errors.Is(err, moqtransport.ErrMalformedTrack) {
+			t.Errorf("Next: %v, want ErrMalformedTrack", err)
+		}
+		var re *moqtransport.RequestError
+		if err := sub.Err(); !errors.As(err, &re) || re.Code != uint64(wire.DoneMalformedTrack) {
+			t.Errorf("subscription ended with %v, want PUBLISH_DONE MALFORMED_TRACK", err)
+		}
+	})
+}

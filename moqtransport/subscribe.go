@@ -458,9 +458,42 @@ func (s *Session) readDataStream(str ReceiveStream) {
 // MALFORMED_TRACK, which is what a relay's downstream subscribers get.
 // Other refusals (the track already closed) only drop the object.
 func (sub *Subscription) refused(err error) {
-	if !errors.Is(err, ErrMalformedTrack) {
-		return
+	if errors.Is(err, ErrMalformedTrack) {
+		sub.s.trackMalformed(sub.name, err)
 	}
+}
+
+// trackMalformed acts on a track from the peer found malformed (§2.5):
+// every subscription to it is unsubscribed and ended with PUBLISH_DONE
+// MALFORMED_TRACK, and every fetch of it is cancelled (FETCH_CANCEL; its
+// Next returns err).
+func (s *Session) trackMalformed(name wire.FullTrackName, err error) {
+	k := trackKey(name)
+	s.mu.Lock()
+	var subs []*Subscription
+	for _, sub := range s.subs {
+		if trackKey(sub.name) == k {
+			subs = append(subs, sub)
+		}
+	}
+	var fetches []*Fetch
+	for id, f := range s.fetches {
+		if trackKey(f.name) == k {
+			fetches = append(fetches, f)
+			delete(s.fetches, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, sub := range subs {
+		sub.malformed(err)
+	}
+	for _, f := range fetches {
+		f.malformed(err)
+	}
+}
+
+// malformed ends a subscription to a malformed track.
+func (sub *Subscription) malformed(err error) {
 	s := sub.s
 	s.log.Warn("malformed track: unsubscribing", "track", sub.name.String(), "request", sub.id, "err", err)
 	sub.mu.Lock()
