@@ -33,10 +33,13 @@
 // past the last ID fails with ErrRequestIDsExhausted), and a joining FETCH
 // whose end is object 2^62-1 is answered with the end {G, 0}.
 //
-// A subscription whose track turns out malformed (§2.5: say a datagram on a
-// track whose objects came on streams) is ended: we UNSUBSCRIBE, and its
-// track closes with PUBLISH_DONE MALFORMED_TRACK, which a relay's
-// downstream subscribers receive.
+// A track from the peer that turns out malformed (§2.5: a datagram on a
+// track whose objects came on streams, an object past the end of its
+// subgroup, group or track, a fetch stream out of order) ends every
+// subscription to it and every fetch of it: we UNSUBSCRIBE and
+// FETCH_CANCEL, the track closes with PUBLISH_DONE MALFORMED_TRACK (which a
+// relay's downstream subscribers receive), and the fetch streams we serve
+// from it are reset.
 //
 // # Publishing
 //
