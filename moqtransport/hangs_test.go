@@ -399,7 +399,7 @@ func TestDatagramOnSubgroupTrackIsMalformed(t *testing.T) {
 		hdr, _ := wire.AppendSubgroupHeader(nil, &wire.SubgroupHeader{TrackAlias: 7, GroupID: 1})
 		str := openUni(t, rs.conn, hdr, putVarint(putVarint(nil, 0), 1), []byte("s"))
 		defer finishStream(t, str)
-		r := sub.Track().NewReader(moqtransport.ReaderFilter{})
+		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
 		defer r.Close()
 		if ev, err := r.Next(timeout(t)); err != nil || ev.Kind != moqtransport.EventObject {
 			t.Fatalf("first event %v, %v; want the subgroup object", ev, err)

@@ -181,7 +181,7 @@ func TestMalformedUpstreamTrackEndsDownstream(t *testing.T) {
 		if _, err := str.Write(append(hdr, obj...)); err != nil {
 			t.Fatal(err)
 		}
-		rd := r.s.Track().NewReader(moqtransport.ReaderFilter{})
+		rd := r.s.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
 		defer rd.Close()
 		if ev, err := rd.Next(ctx); err != nil || ev.Kind != moqtransport.EventObject {
 			t.Fatalf("first event downstream: %+v, %v", ev, err)
