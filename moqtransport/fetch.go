@@ -180,6 +180,9 @@ func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) 
 				return nil, err
 			}
 			r.GroupOrder = order
+			f.mu.Lock()
+			f.order = order // what the stream's order is checked against
+			f.mu.Unlock()
 		}
 		if m.FetchType == wire.FetchStandalone && fetchLast(r.End).Less(m.Start) {
 			err := violation("FETCH_OK end %v is before the FETCH start %v", r.End, m.Start)
