@@ -89,6 +89,7 @@ func TestStalledPublisherDoesNotHangTheRelay(t *testing.T) {
 		_, healthyTrack, _ := e.publisher("/", wire.Namespace{"healthy"}, "t")
 		write(t, healthyTrack, 0, 1, 1)
 
+		start := time.Now()
 		const sessions, perSession = 4, 50
 		long := strings.Repeat("x", 4000)
 		ctx := ctxFor(t)
@@ -127,6 +128,7 @@ func TestStalledPublisherDoesNotHangTheRelay(t *testing.T) {
 			}
 			answered++
 		}
+		t.Logf("%d of %d SUBSCRIBEs for the stalled publisher's tracks answered in %v", answered, sessions*perSession, time.Since(start).Round(time.Millisecond))
 		if answered != sessions*perSession {
 			t.Fatalf("%d of %d SUBSCRIBEs answered", answered, sessions*perSession)
 		}

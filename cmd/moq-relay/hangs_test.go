@@ -263,11 +263,13 @@ func TestRelayProcessTwoSignals(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no GOAWAY after the first SIGTERM")
 	}
+	second := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case err := <-exited:
+		t.Logf("moq-relay exited %v after the second SIGTERM", time.Since(second).Round(time.Millisecond))
 		exited <- err // for the cleanup
 		if err != nil {
 			t.Fatalf("moq-relay exited with %v after the second SIGTERM, want status 0", err)
