@@ -173,6 +173,17 @@ func (s *quicSendStream) SetPriority(p uint8) {
 }
 func (s *quicSendStream) SetReliableBoundary() { (*quic.SendStream)(s).SetReliableBoundary() }
 
+// SetWriteDeadline cuts a blocked Write at t (the session's delivery
+// timeout); the zero time removes the deadline.
+func (s *quicSendStream) SetWriteDeadline(t time.Time) error {
+	return (*quic.SendStream)(s).SetWriteDeadline(t)
+}
+
+// SetWriteDeadline cuts a blocked Write at t.
+func (s *quicStream) SetWriteDeadline(t time.Time) error {
+	return (*quic.Stream)(s).SetWriteDeadline(t)
+}
+
 func (s *quicReceiveStream) Read(b []byte) (int, error) {
 	n, err := (*quic.ReceiveStream)(s).Read(b)
 	if err != nil && err != io.EOF {
@@ -458,6 +469,13 @@ func (s *wtSendStream) Write(b []byte) (int, error) {
 func (s *wtSendStream) Close() error            { return s.c.error(s.s.Close()) }
 func (s *wtSendStream) CancelWrite(code uint64) { s.s.CancelWrite(wtStreamCode(code)) }
 func (s *wtSendStream) SetPriority(uint8)       {}
+
+// SetWriteDeadline cuts a blocked Write at t (the session's delivery
+// timeout); the zero time removes the deadline.
+func (s *wtSendStream) SetWriteDeadline(t time.Time) error { return s.s.SetWriteDeadline(t) }
+
+// SetWriteDeadline cuts a blocked Write at t.
+func (s *wtStream) SetWriteDeadline(t time.Time) error { return s.s.SetWriteDeadline(t) }
 
 func (s *wtReceiveStream) Read(b []byte) (int, error) {
 	n, err := s.s.Read(b)

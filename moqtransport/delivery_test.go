@@ -271,16 +271,21 @@ func TestDeliveryTimeoutAndMaxCacheDuration(t *testing.T) {
 		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
 		defer r.Close()
 		// Objects stamped a second ago are past the 200 ms delivery
-		// timeout: they are not sent, and their stream is reset.
+		// timeout: the subgroup is abandoned whole before its first
+		// byte, so even its fresh later object is not sent; the next
+		// group starts on a stream of its own.
 		skew.Store(int64(time.Second))
 		w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
 		_ = w.Write(0, nil, []byte("late"))
 		skew.Store(0)
-		_ = w.Write(1, nil, []byte("fresh"))
+		_ = w.Write(1, nil, []byte("fresh but in a dropped subgroup"))
+		_ = w.Close()
+		w, _ = tr.OpenSubgroup(1, 0, moqtransport.SubgroupOptions{})
+		_ = w.Write(0, nil, []byte("fresh"))
 		_ = w.Close()
 		got := waitObjects(ctx, t, r, 1)
-		if string(got[0].Payload) != "fresh" || got[0].ID != 1 {
-			t.Errorf("first object delivered: %v %q, want only the fresh one", got[0].Location(), got[0].Payload)
+		if string(got[0].Payload) != "fresh" || got[0].Location() != (wire.Location{Group: 1}) {
+			t.Errorf("first object delivered: %v %q, want only group 1's", got[0].Location(), got[0].Payload)
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -36,7 +37,6 @@ type servedSubscription struct {
 	// deliveryTimeout is the subscriber's DELIVERY TIMEOUT (0: none).
 	deliveryTimeout time.Duration
 	track           *Track
-	streams         map[subgroupKey]*outStream
 	opened          uint64
 	// unsubscribed is set by UNSUBSCRIBE: the subscription ends with
 	// SUBSCRIPTION_ENDED.
@@ -44,45 +44,24 @@ type servedSubscription struct {
 	// refused is set by PUBLISH_ERROR for a PUBLISH we sent: delivery
 	// stops and no PUBLISH_DONE follows.
 	refused bool
-	// writing is the stream a Write of ours may be blocked on (flow
-	// control): when sv.ctx ends, it is reset so that the Write returns.
-	writing SendStream
-}
 
-// write writes b to str; UNSUBSCRIBE or the session's end (sv.ctx) resets
-// str if the write is blocked.
-func (sv *servedSubscription) write(str SendStream, b []byte) error {
-	sv.mu.Lock()
-	if err := sv.ctx.Err(); err != nil {
-		sv.mu.Unlock()
-		return err
-	}
-	sv.writing = str
-	sv.mu.Unlock()
-	_, err := str.Write(b)
-	sv.mu.Lock()
-	sv.writing = nil
-	sv.mu.Unlock()
-	return err
-}
-
-// unblockWriter runs when sv.ctx ends.
-func (sv *servedSubscription) unblockWriter() {
-	sv.mu.Lock()
-	str := sv.writing
-	sv.mu.Unlock()
-	if str != nil {
-		str.CancelWrite(uint64(wire.ResetCancelled))
-	}
+	// The scheduler's view (sched.go). streams is the dispatcher's:
+	// the subgroups it has handed to a writer, live or abandoned.
+	streams map[subgroupKey]*outStream
+	wg      sync.WaitGroup // the writers
+	backlog atomic.Int64   // bytes of objects queued for the writers
+	subPrio atomic.Uint32  // subscriber priority, for the scheduler
+	order   wire.GroupOrder
 }
 
 type subgroupKey struct{ group, subgroup uint64 }
 
-// outStream is one subgroup stream we write.
-type outStream struct {
-	str   SendStream
-	state *wire.SubgroupState
-	buf   []byte
+// endCode is the reset code for the streams of a subscription that ends.
+func (sv *servedSubscription) endCode() wire.StreamResetCode {
+	if sv.s.ctx.Err() != nil {
+		return wire.ResetSessionClosed
+	}
+	return wire.ResetCancelled
 }
 
 func (s *Session) handleSubscribe(m *wire.Subscribe) error {
@@ -120,6 +99,7 @@ func (s *Session) newServedLocked(req *wire.Subscribe) *servedSubscription {
 		answered: make(chan struct{}),
 		ended:    make(chan struct{}),
 	}
+	sv.subPrio.Store(uint32(req.SubscriberPriority))
 	// The range an absolute filter names is known now: a SUBSCRIBE_UPDATE
 	// that arrives before run resolves the filter is checked against it.
 	switch req.Filter.Type {
@@ -189,6 +169,7 @@ func (sv *servedSubscription) run() {
 	if order == wire.GroupOrderPublisher {
 		order = track.GroupOrder()
 	}
+	sv.order = order
 	answerOK := &wire.SubscribeOK{RequestID: sv.req.RequestID, TrackAlias: sv.req.RequestID, GroupOrder: order, ContentExists: exists}
 	if exists {
 		answerOK.Largest = largest
@@ -231,11 +212,12 @@ func filterRange(f wire.Filter, largest wire.Location, exists bool) (start wire.
 }
 
 // deliverAndFinish delivers the track and then sends PUBLISH_DONE, unless
-// the session ended or the request was refused (PUBLISH_ERROR).
+// the session ended or the request was refused (PUBLISH_ERROR). PUBLISH_DONE
+// follows the end of every stream, so that its count is final.
 func (sv *servedSubscription) deliverAndFinish() {
 	s := sv.s
-	defer context.AfterFunc(sv.ctx, sv.unblockWriter)()
 	code, reason := sv.deliver()
+	sv.wg.Wait()
 	sv.mu.Lock()
 	opened, refused := sv.opened, sv.refused
 	sv.mu.Unlock()
@@ -245,57 +227,112 @@ func (sv *servedSubscription) deliverAndFinish() {
 	s.sendOrFail(&wire.PublishDone{RequestID: sv.req.RequestID, StatusCode: code, StreamCount: opened, Reason: reason})
 }
 
-// deliver writes the track's objects until the track ends, the peer
-// unsubscribes, or the session ends, and says how it ended.
+// deliver dispatches the track's events to the subgroups' writers until the
+// track ends, the peer unsubscribes, or the session ends, and says how it
+// ended. It never waits for the network: see sched.go.
 func (sv *servedSubscription) deliver() (wire.PublishDoneCode, string) {
 	for {
 		ev, err := sv.reader.Next(sv.ctx)
 		if err != nil {
 			return sv.finish(err)
 		}
+		k := subgroupKey{ev.Group, ev.Subgroup}
 		switch ev.Kind {
 		case EventObject:
-			if err := sv.writeObject(ev); err != nil {
-				if sv.ctx.Err() != nil {
-					return sv.finish(sv.ctx.Err())
+			if ev.Datagram {
+				if err := sv.sendDatagram(ev); err != nil && sv.ctx.Err() == nil {
+					sv.s.log.Debug("datagram not sent", "group", ev.Group, "object", ev.Object.ID, "err", err)
 				}
-				sv.s.log.Debug("subgroup stream failed", "group", ev.Group, "subgroup", ev.Subgroup, "err", err)
-				sv.resetStream(subgroupKey{ev.Group, ev.Subgroup}, wire.ResetInternalError)
+				continue
 			}
+			sv.dispatch(ev)
 		case EventSubgroupEnd:
-			sv.closeStream(subgroupKey{ev.Group, ev.Subgroup})
+			if st := sv.streams[k]; st != nil {
+				st.finish(false, 0)
+				delete(sv.streams, k)
+			}
 		case EventSubgroupAbort:
-			sv.resetStream(subgroupKey{ev.Group, ev.Subgroup}, wire.StreamResetCode(ev.Code))
+			if st := sv.streams[k]; st != nil {
+				st.finish(true, wire.StreamResetCode(ev.Code))
+				delete(sv.streams, k)
+			}
 		case EventSkipped:
 			// The subscriber fell behind the cache: the subgroups in
 			// flight cannot be completed.
-			sv.resetAll(wire.ResetCancelled)
+			sv.abandonAll(wire.ResetCancelled)
 		}
 	}
 }
 
-// finish closes the open streams and picks the PUBLISH_DONE status.
+// dispatch hands a subgroup object to its stream's writer, starting one
+// for a new subgroup, and keeps the subscription's backlog within
+// Config.MaxBacklogBytes by abandoning the oldest groups.
+func (sv *servedSubscription) dispatch(ev Event) {
+	sv.mu.Lock()
+	forward := sv.forward
+	sv.mu.Unlock()
+	if !forward {
+		return
+	}
+	k := subgroupKey{ev.Group, ev.Subgroup}
+	st := sv.streams[k]
+	if st != nil && st.dead() {
+		return // abandoned: the rest of the subgroup is dropped
+	}
+	if st != nil && len(ev.Object.Extensions) > 0 && !st.hdrExt {
+		// The stream's type carries no extensions: end it and start the
+		// subgroup again on a stream whose type does.
+		st.finish(true, wire.ResetInternalError)
+		st = nil
+	}
+	if st == nil {
+		st = sv.newStream(ev)
+		sv.streams[k] = st
+	}
+	st.push(ev)
+	for sv.backlog.Load() > sv.s.cfg.MaxBacklogBytes {
+		victim := sv.s.sched.oldest(sv, st)
+		if victim == nil {
+			victim = st
+		}
+		victim.abandon(wire.ResetCancelled)
+		if victim == st {
+			break
+		}
+	}
+}
+
+// abandonAll resets every stream now and forgets the subgroups.
+func (sv *servedSubscription) abandonAll(code wire.StreamResetCode) {
+	for k, st := range sv.streams {
+		st.abandon(code)
+		delete(sv.streams, k)
+	}
+}
+
+// finish ends the open streams and picks the PUBLISH_DONE status.
 func (sv *servedSubscription) finish(err error) (wire.PublishDoneCode, string) {
 	sv.mu.Lock()
 	unsubscribed := sv.unsubscribed
 	sv.mu.Unlock()
 	switch {
 	case errors.Is(err, io.EOF):
-		for k := range sv.streams {
-			sv.closeStream(k)
+		for k, st := range sv.streams {
+			st.finish(false, 0)
+			delete(sv.streams, k)
 		}
 		return wire.DoneTrackEnded, "track ended"
 	case unsubscribed:
-		sv.resetAll(wire.ResetCancelled)
+		sv.abandonAll(wire.ResetCancelled)
 		return wire.DoneSubscriptionEnded, "unsubscribed"
 	case sv.isRefused():
-		sv.resetAll(wire.ResetCancelled)
+		sv.abandonAll(wire.ResetCancelled)
 		return wire.DoneSubscriptionEnded, "refused"
 	case sv.s.ctx.Err() != nil:
-		sv.resetAll(wire.ResetSessionClosed)
+		sv.abandonAll(wire.ResetSessionClosed)
 		return wire.DoneGoingAway, "session closed"
 	}
-	sv.resetAll(wire.ResetInternalError)
+	sv.abandonAll(wire.ResetInternalError)
 	var re *RequestError
 	if errors.As(err, &re) && re.Message == wire.TypePublishDone {
 		return wire.PublishDoneCode(re.Code), re.Reason
@@ -317,148 +354,63 @@ func timeoutParams(t *Track) wire.Parameters {
 	return ps
 }
 
-// tooOld says whether an object may no longer be sent: past the
-// subscription's delivery timeout (the smaller of the subscriber's and the
-// publisher's) or, for a relay, past the publisher's MAX_CACHE_DURATION.
-func (sv *servedSubscription) tooOld(o *Object) (late bool, timedOut bool) {
-	if sv.track == nil || o.Received.IsZero() {
-		return false, false
-	}
-	age := sv.track.Now().Sub(o.Received)
-	delivery, maxCache := sv.track.Timeouts()
+// deliveryTimeout is the subscription's delivery timeout: the smaller of
+// the subscriber's and the publisher's (§9.2.1.2), or, when neither gave
+// one, Config.DefaultDeliveryTimeout; 0 for none.
+func (sv *servedSubscription) deliveryTimeoutNow() time.Duration {
+	delivery, _ := sv.track.Timeouts()
 	sv.mu.Lock()
 	if sv.deliveryTimeout > 0 && (delivery == 0 || sv.deliveryTimeout < delivery) {
 		delivery = sv.deliveryTimeout
 	}
 	sv.mu.Unlock()
-	if delivery > 0 && age > delivery {
-		return true, true
+	if delivery == 0 {
+		delivery = sv.s.cfg.DefaultDeliveryTimeout
 	}
-	return maxCache > 0 && age > maxCache, false
+	return delivery
 }
 
-func (sv *servedSubscription) writeObject(ev Event) error {
+// remaining says how long an object may still take to send: until its
+// delivery timeout. late says it may no longer be started: past the
+// delivery timeout (timedOut) or, for a relay, past the publisher's
+// MAX_CACHE_DURATION. remaining is 0 when there is no delivery timeout.
+func (sv *servedSubscription) remaining(o *Object) (remaining time.Duration, late, timedOut bool) {
+	if sv.track == nil || o.Received.IsZero() {
+		return 0, false, false
+	}
+	age := sv.track.Now().Sub(o.Received)
+	if delivery := sv.deliveryTimeoutNow(); delivery > 0 {
+		if age >= delivery {
+			return 0, true, true
+		}
+		remaining = delivery - age
+	}
+	_, maxCache := sv.track.Timeouts()
+	return remaining, maxCache > 0 && age > maxCache, false
+}
+
+// sendDatagram sends a datagram object unless it is too old.
+func (sv *servedSubscription) sendDatagram(ev Event) error {
 	sv.mu.Lock()
-	forward, priority := sv.forward, sv.priority
+	forward := sv.forward
 	sv.mu.Unlock()
-	if !forward {
+	o := ev.Object
+	if _, late, _ := sv.remaining(o); late || !forward {
 		return nil
 	}
-	o := ev.Object
-	if late, timedOut := sv.tooOld(o); late {
-		if timedOut && !ev.Datagram {
-			// §9.2.1.2: a subgroup object past the delivery timeout
-			// resets its stream; later objects start a new one.
-			sv.resetStream(subgroupKey{ev.Group, ev.Subgroup}, wire.ResetDeliveryTimeout)
-		}
-		return nil
-	}
-	if ev.Datagram {
-		b, err := wire.AppendDatagram(nil, &wire.Datagram{
-			TrackAlias: sv.req.RequestID, Group: o.Group, Object: o.ID, PublisherPriority: o.PublisherPriority,
-			EndOfGroup: o.EndOfGroup && o.Status == wire.StatusNormal,
-			IsStatus:   o.Status != wire.StatusNormal, Status: o.Status, Extensions: o.Extensions, Payload: o.Payload,
-		})
-		if err != nil {
-			return err
-		}
-		if tr := sv.s.cfg.Tracer; tr != nil {
-			d, _ := wire.ParseDatagram(b)
-			tr.Datagram(true, &d)
-		}
-		return sv.s.conn.SendDatagram(b)
-	}
-	k := subgroupKey{ev.Group, ev.Subgroup}
-	st := sv.streams[k]
-	if st != nil && len(o.Extensions) > 0 && !st.state.Header.Extensions {
-		// The stream's type carries no extensions: start the subgroup
-		// again on a stream whose type does.
-		sv.resetStream(k, wire.ResetInternalError)
-		st = nil
-	}
-	if st == nil {
-		var err error
-		if st, err = sv.openStream(ev, priority); err != nil {
-			return err
-		}
-		sv.streams[k] = st
-	}
-	h := wire.ObjectHeader{ID: o.ID, Status: o.Status, Extensions: o.Extensions, PayloadLength: uint64(len(o.Payload))}
-	var err error
-	if st.buf, err = st.state.AppendObject(st.buf[:0], &h); err != nil {
-		return err
-	}
-	if tr := sv.s.cfg.Tracer; tr != nil {
-		tr.SubgroupObject(true, &st.state.Header, &h)
-	}
-	if err := sv.write(st.str, st.buf); err != nil {
-		return err
-	}
-	if len(o.Payload) > 0 {
-		if err := sv.write(st.str, o.Payload); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// openStream opens a subgroup stream with the smallest header type that
-// fits the subgroup's first object.
-func (sv *servedSubscription) openStream(ev Event, priority uint8) (*outStream, error) {
-	o := ev.Object
-	h := wire.SubgroupHeader{
-		TrackAlias: sv.req.RequestID, GroupID: o.Group, SubgroupID: o.Subgroup,
-		PublisherPriority: o.PublisherPriority, Extensions: ev.Extensions || len(o.Extensions) > 0, EndOfGroup: ev.EndOfGroup,
-	}
-	switch o.Subgroup {
-	case 0:
-		h.IDMode = wire.SubgroupIDZero
-	case o.ID:
-		h.IDMode = wire.SubgroupIDFirstObject
-	default:
-		h.IDMode = wire.SubgroupIDExplicit
-	}
-	str, err := sv.s.conn.OpenUniStreamSync(sv.ctx)
+	b, err := wire.AppendDatagram(nil, &wire.Datagram{
+		TrackAlias: sv.req.RequestID, Group: o.Group, Object: o.ID, PublisherPriority: o.PublisherPriority,
+		EndOfGroup: o.EndOfGroup && o.Status == wire.StatusNormal,
+		IsStatus:   o.Status != wire.StatusNormal, Status: o.Status, Extensions: o.Extensions, Payload: o.Payload,
+	})
 	if err != nil {
-		return nil, err
-	}
-	sv.mu.Lock()
-	sv.opened++
-	sv.mu.Unlock()
-	str.SetPriority(priority)
-	st := &outStream{str: str, state: wire.NewSubgroupState(h)}
-	if st.buf, err = wire.AppendSubgroupHeader(make([]byte, 0, 64), &h); err != nil {
-		str.CancelWrite(uint64(wire.ResetInternalError))
-		return nil, err
-	}
-	if err := sv.write(str, st.buf); err != nil {
-		str.CancelWrite(uint64(wire.ResetInternalError))
-		return nil, err
+		return err
 	}
 	if tr := sv.s.cfg.Tracer; tr != nil {
-		tr.SubgroupHeader(true, &h)
+		d, _ := wire.ParseDatagram(b)
+		tr.Datagram(true, &d)
 	}
-	return st, nil
-}
-
-func (sv *servedSubscription) closeStream(k subgroupKey) {
-	if st := sv.streams[k]; st != nil {
-		_ = st.str.Close()
-		delete(sv.streams, k)
-	}
-}
-
-func (sv *servedSubscription) resetStream(k subgroupKey, code wire.StreamResetCode) {
-	if st := sv.streams[k]; st != nil {
-		st.str.CancelWrite(uint64(code))
-		delete(sv.streams, k)
-	}
-}
-
-func (sv *servedSubscription) resetAll(code wire.StreamResetCode) {
-	for k := range sv.streams {
-		sv.resetStream(k, code)
-	}
+	return sv.s.conn.SendDatagram(b)
 }
 
 func (s *Session) handleUnsubscribe(m *wire.Unsubscribe) {
@@ -504,6 +456,9 @@ func (s *Session) handleSubscribeUpdate(m *wire.SubscribeUpdate) error {
 	}
 	if sv.reader != nil {
 		sv.reader.SetFilter(ReaderFilter{Start: sv.start, HasEnd: sv.hasEnd, EndGroup: sv.endGroup})
+	}
+	if uint32(m.SubscriberPriority) != sv.subPrio.Swap(uint32(m.SubscriberPriority)) {
+		s.sched.rerank()
 	}
 	return nil
 }

@@ -74,6 +74,16 @@ type Config struct {
 	// the peer and not yet written; a session past it is closed with
 	// CONTROL_MESSAGE_TIMEOUT, as the peer is not reading. Default 1 MiB.
 	MaxControlBacklog int
+	// DefaultDeliveryTimeout is the delivery timeout of the subscriptions
+	// we serve when neither the subscriber nor the track's publisher gives
+	// one (§9.2.1.2 lets a publisher stop forwarding at its discretion): a
+	// subscriber on a slow link then never falls further behind live than
+	// this. 0, the default, means none. A relay should set it.
+	DefaultDeliveryTimeout time.Duration
+	// MaxBacklogBytes bounds the objects queued for one subscription we
+	// serve and not yet written to the transport; past it, the streams of
+	// the oldest groups are abandoned. Default DefaultMaxBacklogBytes.
+	MaxBacklogBytes int64
 }
 
 // Defaults of Config.
@@ -113,6 +123,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.MaxControlBacklog == 0 {
 		out.MaxControlBacklog = DefaultMaxControlBacklog
+	}
+	if out.MaxBacklogBytes <= 0 {
+		out.MaxBacklogBytes = DefaultMaxBacklogBytes
 	}
 	return out
 }
@@ -156,6 +169,8 @@ type Session struct {
 	headerWaits int           // data streams waiting for their header
 	// Subscriptions we serve (publisher side), by request ID.
 	served map[uint64]*servedSubscription
+	// sched ranks the streams of the subscriptions we serve.
+	sched prioSched
 	// Fetches we sent, and the ones we serve, by request ID.
 	fetches       map[uint64]*Fetch
 	servedFetches map[uint64]*servedFetch
@@ -435,6 +450,7 @@ func (s *Session) setupClient(ctx context.Context) error {
 		return s.setupErr(ctx, err)
 	}
 	s.control, s.reader = control, wire.NewControlReader(control)
+	control.SetPriority(0) // §7: before every data stream
 	s.goFunc(s.writeControl)
 	params := s.setupParams()
 	if s.conn.Protocol() == ProtocolQUIC {
@@ -480,6 +496,7 @@ func (s *Session) setupServer(ctx context.Context) error {
 		return s.setupErr(ctx, err)
 	}
 	s.control, s.reader = control, wire.NewControlReader(control)
+	control.SetPriority(0) // §7: before every data stream
 	s.goFunc(s.writeControl)
 	m, err := s.readSetup(ctx)
 	if err != nil {

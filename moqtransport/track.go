@@ -30,7 +30,10 @@ import (
 // are evicted, smallest group ID first, never the newest (largest ID)
 // group. A reader that had not yet read an event that it would have got
 // from an evicted group gets EventSkipped once, where that event was, and
-// then continues with the oldest event still cached after it.
+// then continues at the start of the newest cached group (the largest ID
+// its filter passes): a reader that fell behind catches up at the live
+// edge, where a decoder can start, and ignores the older groups from then
+// on.
 //
 // Payloads and extensions are never copied: every reader gets the same
 // *Object.
@@ -846,9 +849,10 @@ const (
 	// readers that got an object of the subgroup.
 	EventSubgroupAbort
 	// EventSkipped: the reader fell behind and events it would have got
-	// were evicted. It continues with the oldest cached event after its
-	// position. The delivery code resets every stream it has open; the
-	// reader forgets them, so no end or abort follows for them.
+	// were evicted. It continues at the start of the newest cached group
+	// (see Track) and ignores older groups from then on. The delivery
+	// code resets every stream it has open; the reader forgets them, so
+	// no end or abort follows for them.
 	EventSkipped
 )
 
@@ -915,6 +919,7 @@ type TrackReader struct {
 	pending []Event                   // aborts made by SetFilter
 	skipped bool                      // an event it wanted, at skipAt, was evicted
 	skipAt  uint64
+	floor   uint64 // after a skip, objects of groups below floor are ignored
 	closed  bool
 }
 
@@ -940,6 +945,9 @@ func (r *TrackReader) wants(ev *Event, fresh bool) bool {
 	_, open := r.open[trackSubgroupKey{ev.Group, ev.Subgroup}]
 	if ev.Kind != EventObject {
 		return open
+	}
+	if ev.Group < r.floor {
+		return false
 	}
 	if ev.Datagram {
 		return !fresh && r.filter.passes(ev.Object)
@@ -1002,12 +1010,26 @@ func (r *TrackReader) Next(ctx context.Context) (Event, error) {
 	}
 }
 
-// skip returns EventSkipped and forgets the reader's open subgroups.
-// Called with t.mu held; unlocks it.
+// skip returns EventSkipped, forgets the reader's open subgroups, and
+// moves the reader to the start of the newest cached group its filter
+// passes; older groups are ignored from then on. Called with t.mu held;
+// unlocks it.
 func (r *TrackReader) skip() (Event, error) {
+	t := r.t
 	r.skipped = false
 	clear(r.open)
-	r.t.mu.Unlock()
+	for i := len(t.groups) - 1; i >= 0; i-- {
+		g := t.groups[i]
+		if g.entries == 0 || !r.filter.groupCanPass(g.id) {
+			continue
+		}
+		r.floor = max(r.floor, g.id)
+		if g.firstSeq > r.pos {
+			r.pos = g.firstSeq
+		}
+		break
+	}
+	t.mu.Unlock()
 	return Event{Kind: EventSkipped}, nil
 }
 
@@ -1017,6 +1039,9 @@ func (r *TrackReader) deliver(ev *Event) (Event, bool) {
 	key := trackSubgroupKey{ev.Group, ev.Subgroup}
 	switch ev.Kind {
 	case EventObject:
+		if ev.Group < r.floor {
+			return Event{}, false // older than where a skip moved the reader
+		}
 		if r.filter.passes(ev.Object) {
 			if !ev.Datagram {
 				r.open[key] = ev.EndOfGroup

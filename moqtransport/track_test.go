@@ -610,29 +610,35 @@ func TestTrackSlowReaderSkips(t *testing.T) {
 			}
 		}
 	}
-	expectEvents(t, slow, "skipped")
-	for g := 6; g < 10; g++ {
-		expectEvents(t, slow, fmt.Sprintf("obj{%d,0,0}", g), fmt.Sprintf("obj{%d,0,1}", g), fmt.Sprintf("obj{%d,0,2}", g), fmt.Sprintf("end{%d,0}", g))
-	}
+	// The slow reader catches up at the start of the newest group, not
+	// at the oldest cached one (6): that is where a viewer can start.
+	expectEvents(t, slow, "skipped", "obj{9,0,0}", "obj{9,0,1}", "obj{9,0,2}", "end{9,0}")
+	noEvent(t, slow)
+	// Objects of older groups that arrive later are ignored.
+	w := mustOpen(t, tr, 8, 1, false)
+	mustWrite(t, w, 5, "late")
+	mustClose(t, w)
+	writeGroup(t, tr, 10, 1, 1)
+	expectEvents(t, slow, "obj{10,0,0}", "end{10,0}")
 	noEvent(t, slow)
 
 	// A reader that is mid-subgroup when its group is evicted: after the
 	// skip no end comes for the subgroup it had (its stream was reset).
 	mid := tr.NewReader(ReaderFilter{})
-	w := mustOpen(t, tr, 10, 0, false)
+	w = mustOpen(t, tr, 11, 0, false)
 	mustWrite(t, w, 0, "a")
-	expectEvents(t, mid, "obj{10,0,0}")
+	expectEvents(t, mid, "obj{11,0,0}")
 	mustWrite(t, w, 1, "b")
 	mustClose(t, w)
-	for g := uint64(11); g < 15; g++ {
+	for g := uint64(12); g < 16; g++ {
 		writeGroup(t, tr, g, 1, 1)
 	}
-	expectEvents(t, mid, "skipped", "obj{11,0,0}", "end{11,0}")
+	expectEvents(t, mid, "skipped", "obj{15,0,0}", "end{15,0}")
 
 	// A reader that is behind only on events it would not get is not
 	// told to skip.
 	filtered := tr.NewReader(ReaderFilter{Start: wire.Location{Group: 100}})
-	for g := uint64(15); g < 30; g++ {
+	for g := uint64(16); g < 30; g++ {
 		writeGroup(t, tr, g, 1, 1)
 	}
 	writeGroup(t, tr, 100, 1, 1)
@@ -661,7 +667,9 @@ func TestTrackLateGroupsCompaction(t *testing.T) {
 	if s := tr.CacheStats(); s.Groups != 2 || s.Events != 4 {
 		t.Errorf("stats %+v", s)
 	}
-	expectEvents(t, lagging, "obj{1000,0,0}", "end{1000,0}", "skipped", "obj{500,0,0}", "end{500,0}")
+	// The lagging reader skips to the newest group, 1000, which it has
+	// read: the older groups that arrived after it are ignored.
+	expectEvents(t, lagging, "obj{1000,0,0}", "end{1000,0}", "skipped")
 	noEvent(t, lagging)
 	noEvent(t, live)
 }

@@ -1,0 +1,537 @@
+package moqtransport
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// Delivery to one subscriber is a scheduler, not a loop.
+//
+// A served subscription has one dispatcher (servedSubscription.deliver)
+// that reads the track and never blocks on the network, and one writer
+// goroutine per open subgroup stream. The dispatcher hands each object to
+// its subgroup's writer through a queue; a writer blocked by flow control
+// or a slow link therefore delays only its own stream. The bounds:
+//
+//   - at most maxOpenSubgroups writers per subscription: opening one more
+//     abandons the stream of the oldest group (the stalest data);
+//   - at most Config.MaxBacklogBytes of objects queued per subscription:
+//     past it, streams of the oldest groups are abandoned, whole, and their
+//     queues dropped. The queued objects are the track's cached ones, not
+//     copies, so a subscriber that keeps up costs no memory of its own.
+//
+// A writer abandons its subgroup before starting an object that is past the
+// delivery timeout (§9.2.1.2) or MAX_CACHE_DURATION, and a write blocked
+// past the object's delivery deadline is cut by a write deadline; either
+// way the stream is reset with DELIVERY_TIMEOUT and the rest of the
+// subgroup is not sent: a group that cannot arrive whole is dropped, not
+// trickled. The next group starts on a fresh stream.
+//
+// Priorities (§7) are set per stream, session-wide, by prioSched: streams
+// are ranked by subscriber priority, then publisher priority, then the
+// position of their group in the subscription's group order, and the ranks
+// are mapped onto quic-go's urgencies. With only eight urgencies (0 is the
+// control stream's), relative order is kept by re-ranking whenever a stream
+// opens or ends, so that a newer group opening demotes the older ones
+// (descending order) or queues behind them (ascending order).
+
+const (
+	// maxOpenSubgroups bounds the subgroup streams, and so the writer
+	// goroutines, of one subscription. Sixteen covers a slow viewer's
+	// groups within any sensible delivery timeout and layered tracks with
+	// several subgroups per group.
+	maxOpenSubgroups = 16
+	// DefaultMaxBacklogBytes is Config.MaxBacklogBytes's default.
+	DefaultMaxBacklogBytes int64 = 8 << 20
+	// dataUrgencies is how many quic-go urgencies the data streams use:
+	// 1 to 7; 0 is the control stream's.
+	dataUrgencies = 7
+)
+
+// writeDeadliner is a SendStream whose blocked Write can be given a
+// deadline (quic-go and webtransport-go streams). Others are cut by a
+// timer that resets them.
+type writeDeadliner interface {
+	SetWriteDeadline(t time.Time) error
+}
+
+// outStream is one subgroup stream of a served subscription, written by
+// its own goroutine (run).
+type outStream struct {
+	sv      *servedSubscription
+	key     subgroupKey
+	pubPrio uint8
+	hdrExt  bool // the header type carries extensions
+	eog     bool // the header type says the subgroup ends the group
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wake    chan struct{}
+
+	mu       sync.Mutex
+	queue    []Event
+	qbytes   int64
+	end      bool // the subgroup ended: FIN (or reset with endCode) once the queue is written
+	endReset bool
+	endCode  wire.StreamResetCode
+	stopped  bool // abandoned: no more objects; reset with stopCode
+	stopCode wire.StreamResetCode
+	exited   bool
+	str      SendStream
+
+	// Used by run only.
+	state    *wire.SubgroupState
+	buf      []byte
+	deadline time.Time
+
+	// Guarded by the session's prioSched.mu.
+	urgency, applied int8
+}
+
+func (sv *servedSubscription) newStream(ev Event) *outStream {
+	ctx, cancel := context.WithCancel(sv.ctx)
+	st := &outStream{
+		sv: sv, key: subgroupKey{ev.Group, ev.Subgroup}, pubPrio: ev.Object.PublisherPriority,
+		hdrExt: ev.Extensions || len(ev.Object.Extensions) > 0, eog: ev.EndOfGroup,
+		ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1),
+		urgency: -1, applied: -1,
+	}
+	for _, victim := range sv.s.sched.add(st) {
+		victim.abandon(wire.ResetCancelled)
+	}
+	sv.wg.Add(1)
+	go st.run()
+	return st
+}
+
+func (st *outStream) nudge() {
+	select {
+	case st.wake <- struct{}{}:
+	default:
+	}
+}
+
+// push queues an object. It returns false if the stream was abandoned.
+func (st *outStream) push(ev Event) bool {
+	n := ev.Object.size()
+	st.mu.Lock()
+	if st.stopped || st.exited {
+		st.mu.Unlock()
+		return false
+	}
+	st.queue = append(st.queue, ev)
+	st.qbytes += n
+	st.mu.Unlock()
+	st.sv.backlog.Add(n)
+	st.nudge()
+	return true
+}
+
+// finish ends the subgroup once its queue is written: with a FIN, or with
+// a reset carrying code.
+func (st *outStream) finish(reset bool, code wire.StreamResetCode) {
+	st.mu.Lock()
+	if !st.end {
+		st.end, st.endReset, st.endCode = true, reset, code
+	}
+	st.mu.Unlock()
+	st.nudge()
+}
+
+// abandon stops the stream now: its queue is dropped and the stream is
+// reset with code, cutting a blocked write.
+func (st *outStream) abandon(code wire.StreamResetCode) {
+	st.mu.Lock()
+	if st.stopped || st.exited {
+		st.mu.Unlock()
+		return
+	}
+	st.stopped, st.stopCode = true, code
+	str := st.str
+	st.dropQueueLocked()
+	st.mu.Unlock()
+	st.cancel()
+	if str != nil {
+		str.CancelWrite(uint64(code))
+	}
+}
+
+// dead reports whether the stream was abandoned or gave up: the rest of
+// its subgroup is not sent.
+func (st *outStream) dead() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.stopped || (st.exited && !st.end)
+}
+
+func (st *outStream) dropQueueLocked() {
+	st.sv.backlog.Add(-st.qbytes)
+	clear(st.queue)
+	st.queue, st.qbytes = nil, 0
+}
+
+// next waits for the stream's next object. ok is false when the stream is
+// over; then reset says whether it must be reset, and with which code.
+func (st *outStream) next() (ev Event, ok, reset bool, code wire.StreamResetCode) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for {
+		switch {
+		case st.stopped:
+			return Event{}, false, true, st.stopCode
+		case len(st.queue) > 0:
+			ev = st.queue[0]
+			st.queue[0] = Event{}
+			st.queue = st.queue[1:]
+			n := ev.Object.size()
+			st.qbytes -= n
+			st.sv.backlog.Add(-n)
+			return ev, true, false, 0
+		case st.end:
+			return Event{}, false, st.endReset, st.endCode
+		}
+		st.mu.Unlock()
+		select {
+		case <-st.wake:
+		case <-st.ctx.Done():
+		}
+		st.mu.Lock()
+		if st.ctx.Err() != nil && !st.stopped {
+			st.stopped, st.stopCode = true, st.sv.endCode()
+			st.dropQueueLocked()
+		}
+	}
+}
+
+// run writes the stream until its subgroup ends or it is abandoned.
+func (st *outStream) run() {
+	sv := st.sv
+	defer sv.wg.Done()
+	defer st.cancel()
+	defer sv.s.sched.remove(st)
+	// A session or subscription that ends cuts a blocked write.
+	defer context.AfterFunc(st.ctx, func() {
+		st.mu.Lock()
+		str, code := st.str, st.stopCode
+		if !st.stopped {
+			code = sv.endCode()
+		}
+		st.mu.Unlock()
+		if str != nil {
+			str.CancelWrite(uint64(code))
+		}
+	})()
+	for {
+		ev, ok, reset, code := st.next()
+		if ok {
+			ok, code = st.writeObject(ev)
+			reset = !ok
+		}
+		if !ok {
+			st.mu.Lock()
+			st.exited = true
+			str := st.str
+			st.dropQueueLocked()
+			st.mu.Unlock()
+			if str != nil {
+				if reset {
+					str.CancelWrite(uint64(code))
+				} else {
+					_ = str.Close()
+				}
+			}
+			return
+		}
+	}
+}
+
+// writeObject writes one object, opening the stream first if need be. It
+// returns false, with the reset code, if the subgroup must be abandoned.
+func (st *outStream) writeObject(ev Event) (bool, wire.StreamResetCode) {
+	sv := st.sv
+	o := ev.Object
+	remaining, late, timedOut := sv.remaining(o)
+	if late {
+		// §9.2.1.2: past the delivery timeout, the stream is reset; the
+		// rest of the subgroup goes with it, before a byte of this
+		// object is written.
+		if timedOut {
+			return false, wire.ResetDeliveryTimeout
+		}
+		return false, wire.ResetCancelled
+	}
+	var deadline time.Time
+	if remaining > 0 {
+		deadline = time.Now().Add(remaining)
+	}
+	if st.str == nil {
+		if err := st.open(ev, deadline); err != nil {
+			return false, st.failCode(err, deadline)
+		}
+	}
+	h := wire.ObjectHeader{ID: o.ID, Status: o.Status, Extensions: o.Extensions, PayloadLength: uint64(len(o.Payload))}
+	var err error
+	if st.buf, err = st.state.AppendObject(st.buf[:0], &h); err != nil {
+		sv.s.log.Debug("subgroup object not encodable", "group", o.Group, "subgroup", o.Subgroup, "object", o.ID, "err", err)
+		return false, wire.ResetInternalError
+	}
+	if tr := sv.s.cfg.Tracer; tr != nil {
+		tr.SubgroupObject(true, &st.state.Header, &h)
+	}
+	if err := st.write(st.buf, deadline); err != nil {
+		return false, st.failCode(err, deadline)
+	}
+	if len(o.Payload) > 0 {
+		if err := st.write(o.Payload, deadline); err != nil {
+			return false, st.failCode(err, deadline)
+		}
+	}
+	return true, 0
+}
+
+// failCode is the reset code for a failed open or write.
+func (st *outStream) failCode(err error, deadline time.Time) wire.StreamResetCode {
+	switch {
+	case !deadline.IsZero() && !time.Now().Before(deadline):
+		return wire.ResetDeliveryTimeout
+	case st.ctx.Err() != nil:
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if st.stopped {
+			return st.stopCode
+		}
+		return st.sv.endCode()
+	}
+	st.sv.s.log.Debug("subgroup stream failed", "group", st.key.group, "subgroup", st.key.subgroup, "err", err)
+	return wire.ResetInternalError
+}
+
+// open opens the subgroup stream with the smallest header type that fits
+// its first object.
+func (st *outStream) open(ev Event, deadline time.Time) error {
+	sv := st.sv
+	o := ev.Object
+	h := wire.SubgroupHeader{
+		TrackAlias: sv.req.RequestID, GroupID: o.Group, SubgroupID: o.Subgroup,
+		PublisherPriority: o.PublisherPriority, Extensions: st.hdrExt, EndOfGroup: st.eog,
+	}
+	switch o.Subgroup {
+	case 0:
+		h.IDMode = wire.SubgroupIDZero
+	case o.ID:
+		h.IDMode = wire.SubgroupIDFirstObject
+	default:
+		h.IDMode = wire.SubgroupIDExplicit
+	}
+	ctx := st.ctx
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	str, err := sv.s.conn.OpenUniStreamSync(ctx)
+	if err != nil {
+		return err
+	}
+	st.mu.Lock()
+	if st.stopped {
+		st.mu.Unlock()
+		str.CancelWrite(uint64(st.stopCode))
+		return context.Canceled
+	}
+	st.str = str
+	st.mu.Unlock()
+	sv.mu.Lock()
+	sv.opened++
+	sv.mu.Unlock()
+	sv.s.sched.apply(st)
+	st.state = wire.NewSubgroupState(h)
+	if st.buf, err = wire.AppendSubgroupHeader(make([]byte, 0, 64), &h); err != nil {
+		return err
+	}
+	if err := st.write(st.buf, deadline); err != nil {
+		return err
+	}
+	if tr := sv.s.cfg.Tracer; tr != nil {
+		tr.SubgroupHeader(true, &h)
+	}
+	return nil
+}
+
+// write writes b, cut at deadline (if not zero).
+func (st *outStream) write(b []byte, deadline time.Time) error {
+	if d, ok := st.str.(writeDeadliner); ok {
+		if !deadline.Equal(st.deadline) {
+			_ = d.SetWriteDeadline(deadline)
+			st.deadline = deadline
+		}
+	} else if !deadline.IsZero() {
+		str := st.str
+		t := time.AfterFunc(time.Until(deadline), func() { str.CancelWrite(uint64(wire.ResetDeliveryTimeout)) })
+		defer t.Stop()
+	}
+	_, err := st.str.Write(b)
+	return err
+}
+
+// prioSched ranks a session's open subgroup streams and maps the ranks
+// onto the transport's urgencies.
+type prioSched struct {
+	mu   sync.Mutex
+	subs map[*servedSubscription][]*outStream
+	all  []*outStream // scratch for rank
+}
+
+// add registers st and returns the streams of its subscription to abandon
+// to stay within maxOpenSubgroups: the oldest groups'.
+func (p *prioSched) add(st *outStream) (victims []*outStream) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.subs == nil {
+		p.subs = map[*servedSubscription][]*outStream{}
+	}
+	list := append(p.subs[st.sv], st)
+	p.subs[st.sv] = list
+	if n := len(list) - maxOpenSubgroups; n > 0 {
+		victims = oldestStreams(list, st, n)
+	}
+	p.rankLocked()
+	return victims
+}
+
+// oldest returns the live stream of sv with the oldest group, other than
+// except (nil if none).
+func (p *prioSched) oldest(sv *servedSubscription, except *outStream) *outStream {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if vs := oldestStreams(p.subs[sv], except, 1); len(vs) > 0 {
+		return vs[0]
+	}
+	return nil
+}
+
+// oldestStreams returns up to n streams of list with the oldest groups,
+// other than except and those already abandoned.
+func oldestStreams(list []*outStream, except *outStream, n int) []*outStream {
+	cands := make([]*outStream, 0, len(list))
+	for _, st := range list {
+		if st != except && !st.dead() {
+			cands = append(cands, st)
+		}
+	}
+	slices.SortFunc(cands, func(a, b *outStream) int {
+		if c := cmp.Compare(a.key.group, b.key.group); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.key.subgroup, b.key.subgroup)
+	})
+	return cands[:min(n, len(cands))]
+}
+
+func (p *prioSched) remove(st *outStream) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	list := p.subs[st.sv]
+	if i := slices.Index(list, st); i >= 0 {
+		list = slices.Delete(list, i, i+1)
+	}
+	if len(list) == 0 {
+		delete(p.subs, st.sv)
+	} else {
+		p.subs[st.sv] = list
+	}
+	p.rankLocked()
+}
+
+// rerank recomputes the urgencies, after a subscriber priority changed.
+func (p *prioSched) rerank() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rankLocked()
+}
+
+// apply sets st's urgency on its stream, once it is open.
+func (p *prioSched) apply(st *outStream) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.applyLocked(st)
+}
+
+func (p *prioSched) applyLocked(st *outStream) {
+	if st.urgency < 0 || st.urgency == st.applied {
+		return
+	}
+	st.mu.Lock()
+	str := st.str
+	st.mu.Unlock()
+	if str == nil {
+		return
+	}
+	// SendStream.SetPriority maps 0-255 onto 8 urgencies as p/32.
+	str.SetPriority(uint8(st.urgency) * 32)
+	st.applied = st.urgency
+}
+
+// rankKey orders streams as §7 schedules them.
+type rankKey struct {
+	sub, pub uint8
+	ordinal  int // the group's position in its subscription's group order
+}
+
+func (k rankKey) compare(o rankKey) int {
+	if c := cmp.Compare(k.sub, o.sub); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(k.pub, o.pub); c != 0 {
+		return c
+	}
+	return cmp.Compare(k.ordinal, o.ordinal)
+}
+
+// rankLocked ranks every open stream of the session: subscriber priority,
+// then publisher priority, then the group's position in its
+// subscription's group order (descending: newest first). Distinct ranks
+// take urgencies 1, 2, ... 7 in turn; the rest share urgency 7, where
+// quic-go sends them by stream ID (oldest first). Called with p.mu held.
+func (p *prioSched) rankLocked() {
+	all := p.all[:0]
+	keys := map[*outStream]rankKey{}
+	for sv, list := range p.subs {
+		sub := uint8(sv.subPrio.Load())
+		desc := sv.order == wire.GroupOrderDescending
+		groups := make([]uint64, 0, len(list))
+		for _, st := range list {
+			groups = append(groups, st.key.group)
+		}
+		slices.Sort(groups)
+		groups = slices.Compact(groups)
+		for _, st := range list {
+			i, _ := slices.BinarySearch(groups, st.key.group)
+			if desc {
+				i = len(groups) - 1 - i
+			}
+			keys[st] = rankKey{sub: sub, pub: st.pubPrio, ordinal: i}
+			all = append(all, st)
+		}
+	}
+	slices.SortFunc(all, func(a, b *outStream) int {
+		if c := keys[a].compare(keys[b]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.key.subgroup, b.key.subgroup)
+	})
+	rank := 0
+	for i, st := range all {
+		if i > 0 && keys[all[i-1]].compare(keys[st]) != 0 {
+			rank++
+		}
+		st.urgency = int8(1 + min(rank, dataUrgencies-1))
+		p.applyLocked(st)
+	}
+	clear(all)
+	p.all = all[:0]
+}
