@@ -87,6 +87,9 @@ type outStream struct {
 	state    *wire.SubgroupState
 	buf      []byte
 	deadline time.Time
+	// expire resets the stream at the delivery deadline of the last
+	// object written: see writeObject.
+	expire *time.Timer
 
 	// Guarded by the session's prioSched.mu.
 	urgency, applied int8
@@ -288,6 +291,22 @@ func (st *outStream) writeObject(ev Event) (bool, wire.StreamResetCode) {
 	if len(o.Payload) > 0 {
 		if err := st.write(o.Payload, deadline); err != nil {
 			return false, st.failCode(err, deadline)
+		}
+	}
+	if !deadline.IsZero() {
+		// The transport takes small writes at once and then keeps
+		// retransmitting them under loss: a written object is not a
+		// delivered one. Unless another object follows in time, the
+		// stream is reset at this object's deadline, so that a stale
+		// group stops taking the link from newer ones. A receiver that
+		// has the whole subgroup and its FIN ignores the reset (§10.4.3
+		// of the draft); quic-go gives no signal of acknowledgement that
+		// would let us skip it.
+		if st.expire == nil {
+			str := st.str
+			st.expire = time.AfterFunc(time.Until(deadline), func() { str.CancelWrite(uint64(wire.ResetDeliveryTimeout)) })
+		} else {
+			st.expire.Reset(time.Until(deadline))
 		}
 	}
 	return true, 0
