@@ -72,17 +72,50 @@
 // answers FETCH_ERROR (such as NOT_SUPPORTED), and the viewer waits for
 // the next group instead.
 //
-// # Priorities
+// # Live delivery and priorities
 //
+// Delivery to one subscriber is a scheduler (sched.go): a dispatcher reads
+// the track without ever waiting for the network and hands each subgroup to
+// a writer goroutine of its own, so a stream stalled by flow control or a
+// slow link delays no other. A subscription has at most 16 open subgroup
+// streams (a 17th abandons the oldest group's) and at most
+// Config.MaxBacklogBytes of objects queued (past it the oldest groups are
+// abandoned); queued objects are the cache's, not copies.
+//
+// Late data is dropped a group at a time, not a byte at a time. The
+// delivery timeout is the smaller of the subscriber's and the publisher's
+// DELIVERY TIMEOUT, or Config.DefaultDeliveryTimeout when neither gave one.
+// A writer abandons its subgroup before starting an object past it (or past
+// MAX_CACHE_DURATION); a write blocked past the object's deadline is cut by
+// a write deadline; and since quic-go accepts small writes at once and then
+// retransmits them for as long as it takes, a stream is also reset at the
+// deadline of its last object. Each of these resets the stream with
+// DELIVERY_TIMEOUT and drops the rest of the subgroup; the next group
+// starts on a fresh stream. Resetting a stream whose data all arrived is
+// harmless (a receiver with the FIN ignores it), but quic-go cannot tell
+// us which ones did, so every stream of a subscription with a delivery
+// timeout gets a RESET_STREAM after its deadline.
+//
+// Priorities follow §7: subscriber priority, then publisher priority, then
+// group order (descending: the newest group first), then subgroup ID.
 // quic-go schedules streams by an urgency of 0 to 7 and, within an urgency,
-// by stream ID (non-incremental) or round robin (incremental). The session
-// maps the subscriber priority to the urgency (priority/32) of every stream
-// of a subscription and leaves it non-incremental, so within a subscription
-// older subgroup streams are sent first: ascending group order. What quic-go
-// cannot express: publisher priority as a tie-break within an urgency,
-// descending group order (newest group first), and more than eight levels.
-// WebTransport streams (webtransport-go) have no priority at all. Objects
-// reach a stream in the order the track received them.
+// by stream ID (non-incremental, what we use). The control stream takes
+// urgency 0. The session ranks every open subgroup stream of all its
+// subscriptions by that order and gives the ranks urgencies 1 to 7, re-
+// ranking whenever a stream opens or ends or SUBSCRIBE_UPDATE changes a
+// subscriber priority: a newer group that opens demotes the older ones
+// (descending order) or queues behind them (ascending order, where the
+// delivery timeout then bounds how late the older ones may be). What
+// cannot be expressed: more than seven distinct ranks at once (the
+// seventh and later share urgency 7, in stream-ID order, which is group
+// order ascending); and objects inside one stream keep their track order.
+// WebTransport streams (webtransport-go) have no priority at all: there,
+// streams progress independently (quic-go's default round robin) and the
+// delivery timeout and the abandoning of stale groups are what keep a slow
+// viewer live. Datagrams are sent as they arrive.
+//
+// A TrackReader that falls behind the cache continues at the start of the
+// newest cached group, not the oldest: where a decoder can start.
 //
 // # Peer deviations
 //

@@ -95,6 +95,7 @@ func (s *Session) newServedLocked(req *wire.Subscribe) *servedSubscription {
 		deliveryTimeout: timeout,
 		ctx:             ctx, cancel: cancel,
 		priority: req.SubscriberPriority, forward: req.Forward,
+		order:    req.GroupOrder, // run resolves GroupOrderPublisher
 		streams:  map[subgroupKey]*outStream{},
 		answered: make(chan struct{}),
 		ended:    make(chan struct{}),

@@ -35,6 +35,7 @@ type opsConfig struct {
 	cacheMaxAge    time.Duration
 	maxRequests    uint64
 	maxSessions    int
+	deliveryTO     time.Duration
 }
 
 func (o *opsConfig) addFlags(f *pflag.FlagSet) {
@@ -48,6 +49,7 @@ func (o *opsConfig) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.cacheMaxGroups, "cache-max-groups", moqtransport.DefaultTrackMaxGroups, "groups each relayed track may cache")
 	f.DurationVar(&o.cacheMaxAge, "cache-max-age", 0, "drop cached groups older than this (0: no age limit)")
 	f.Uint64Var(&o.maxRequests, "max-requests", 100, "requests a session may have open at once (MAX_REQUEST_ID window)")
+	f.DurationVar(&o.deliveryTO, "delivery-timeout", 5*time.Second, "DELIVERY TIMEOUT for subscribers that send none, when the track's publisher gives none either: a viewer on a slow link is never further behind live than this, its stale groups are dropped whole (0: deliver everything, however late)")
 	f.IntVar(&o.maxSessions, "max-sessions", 0, "sessions the relay runs at once; more are closed with INTERNAL_ERROR \"relay full\" (0: no cap)")
 }
 
@@ -55,6 +57,7 @@ func (o *opsConfig) addFlags(f *pflag.FlagSet) {
 func (o *opsConfig) apply(rcfg *relay.Config, logger *slog.Logger) (func(), error) {
 	rcfg.Track = moqtransport.TrackConfig{MaxBytes: o.cacheMaxBytes, MaxGroups: o.cacheMaxGroups, MaxAge: o.cacheMaxAge}
 	rcfg.Session.MaxRequests = o.maxRequests
+	rcfg.Session.DefaultDeliveryTimeout = o.deliveryTO
 	rcfg.MaxSessions = o.maxSessions
 	if o.authKey != "" {
 		auth, err := loadAuth(o.authKey)
