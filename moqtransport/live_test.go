@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -400,4 +401,82 @@ func publishLiveBig(ctx context.Context, t *testing.T, b *bigGroupTrack, viewers
 		t.Fatal(err)
 	}
 	publishLive(ctx, t, b.Track, viewers, time.Second)
+}
+
+// TestLiveManySlowViewersBounded: 30 viewers share one slow link (each
+// gets a small fraction of the track) for a few seconds. The server's
+// memory and goroutines stay bounded: they do not grow with time while the
+// viewers lag, and per viewer they stay within a fixed budget.
+func TestLiveManySlowViewersBounded(t *testing.T) {
+	const viewers = 30 // 100 takes 15 s under -race, mostly in handshakes
+	ls := newLiveServer(t, "moqt", moqtransport.Config{DefaultDeliveryTimeout: 300 * time.Millisecond})
+	stop, drained := make(chan struct{}), make(chan struct{})
+	go func() { // newEnv's channel holds 16 sessions: take the rest
+		defer close(drained)
+		for {
+			select {
+			case <-ls.e.sessions:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-drained })
+	p := ls.proxy(t, slowLink())
+	var base runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&base)
+	baseG := runtime.NumGoroutine()
+	vs := make([]*liveViewer, viewers)
+	for i := range vs {
+		vs[i] = newLiveViewer(fmt.Sprintf("viewer %d", i))
+		watch(t, ls.dialVia(t, p.Addr(), nil), vs[i], moqtransport.SubscribeOptions{})
+	}
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	ctx := timeout(t)
+	var mid, midG, maxG int
+	tr := ls.tr
+	payload := make([]byte, liveKeySize)
+	tick := time.NewTicker(liveObjectPeriod)
+	defer tick.Stop()
+	const groups = 20
+	for g := range uint64(groups) {
+		w, err := tr.OpenSubgroup(g, 0, moqtransport.SubgroupOptions{Priority: 128})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id := range uint64(liveObjects) {
+			_ = w.Write(id, nil, payload[:liveObjectSize])
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				t.Fatal(ctx.Err())
+			}
+		}
+		_ = w.Close()
+		maxG = max(maxG, runtime.NumGoroutine())
+		if g == groups/2 {
+			mid, midG = int(heap()), runtime.NumGoroutine()
+		}
+	}
+	end := int(heap())
+	st := p.Stats()
+	t.Logf("heap: %d MB at start, %d MB mid-run, %d MB at the end; goroutines %d, %d mid-run, at most %d; link dropped %d packets",
+		base.HeapAlloc>>20, mid>>20, end>>20, baseG, midG, maxG, st.Down.Dropped)
+	if perViewer := (end - int(base.HeapAlloc)) / viewers; perViewer > 1<<20 {
+		t.Errorf("the server and clients hold %d KB per slow viewer", perViewer>>10)
+	}
+	if end > mid+mid/2+(8<<20) {
+		t.Errorf("memory grew from %d MB to %d MB in the second half of the run", mid>>20, end>>20)
+	}
+	// Each viewer is a client and a server session; the server side has at
+	// most maxOpenSubgroups writers per subscription.
+	if perViewer := (maxG - baseG) / viewers; perViewer > 16+30 {
+		t.Errorf("%d goroutines per viewer", perViewer)
+	}
 }
