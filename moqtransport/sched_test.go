@@ -1,0 +1,86 @@
+package moqtransport
+
+import (
+	"testing"
+
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// prioStream is a SendStream that records its priority.
+type prioStream struct {
+	SendStream
+	prio int
+}
+
+func (s *prioStream) SetPriority(p uint8) { s.prio = int(p) }
+
+// TestSchedRanks: §7's order (subscriber priority, publisher priority,
+// group order) mapped onto urgencies 1-7, re-ranked as streams come and
+// go.
+func TestSchedRanks(t *testing.T) {
+	var p prioSched
+	sub := func(prio uint8, order wire.GroupOrder) *servedSubscription {
+		sv := &servedSubscription{order: order}
+		sv.subPrio.Store(uint32(prio))
+		return sv
+	}
+	open := func(sv *servedSubscription, group, subgroup uint64, pub uint8) (*outStream, *prioStream) {
+		ps := &prioStream{prio: -1}
+		st := &outStream{sv: sv, key: subgroupKey{group, subgroup}, pubPrio: pub, str: ps, urgency: -1, applied: -1}
+		p.mu.Lock()
+		if p.subs == nil {
+			p.subs = map[*servedSubscription][]*outStream{}
+		}
+		p.subs[sv] = append(p.subs[sv], st)
+		p.rankLocked()
+		p.mu.Unlock()
+		return st, ps
+	}
+	urgency := func(ps *prioStream) int { return ps.prio / 32 }
+
+	desc := sub(128, wire.GroupOrderDescending)
+	_, g1 := open(desc, 1, 0, 128)
+	if urgency(g1) != 1 {
+		t.Fatalf("the only stream has urgency %d, want 1", urgency(g1))
+	}
+	// A newer group opens: descending order puts it first and demotes g1.
+	_, g2 := open(desc, 2, 0, 128)
+	if urgency(g2) != 1 || urgency(g1) != 2 {
+		t.Fatalf("descending: group 2 at %d, group 1 at %d; want 1 and 2", urgency(g2), urgency(g1))
+	}
+	// A lower publisher priority (higher number) goes after every group of
+	// the better one.
+	_, low := open(desc, 3, 1, 200)
+	if urgency(low) != 3 {
+		t.Fatalf("publisher priority 200 at urgency %d, want 3", urgency(low))
+	}
+	// Ascending order at a better subscriber priority comes first, oldest
+	// group first.
+	asc := sub(10, wire.GroupOrderAscending)
+	_, a5 := open(asc, 5, 0, 128)
+	_, a6 := open(asc, 6, 0, 128)
+	if urgency(a5) != 1 || urgency(a6) != 2 || urgency(g2) != 3 || urgency(g1) != 4 || urgency(low) != 5 {
+		t.Fatalf("urgencies a5 %d a6 %d g2 %d g1 %d low %d, want 1 2 3 4 5", urgency(a5), urgency(a6), urgency(g2), urgency(g1), urgency(low))
+	}
+	// More ranks than urgencies: the rest share urgency 7.
+	var more []*prioStream
+	for g := uint64(7); g < 12; g++ {
+		_, ps := open(asc, g, 0, 128)
+		more = append(more, ps)
+	}
+	// Seven ranks of the better subscription now take urgencies 1-7;
+	// the worse subscription's streams share urgency 7 after them.
+	for i, ps := range append(more[len(more)-1:], g2, g1, low) {
+		if urgency(ps) != 7 {
+			t.Fatalf("late rank %d got urgency %d, want 7", i, urgency(ps))
+		}
+	}
+	// The better subscription's streams end: the other one moves up.
+	p.mu.Lock()
+	delete(p.subs, asc)
+	p.rankLocked()
+	p.mu.Unlock()
+	if urgency(g2) != 1 || urgency(g1) != 2 || urgency(low) != 3 {
+		t.Fatalf("after re-ranking: g2 %d g1 %d low %d, want 1 2 3", urgency(g2), urgency(g1), urgency(low))
+	}
+}
