@@ -250,9 +250,16 @@ func TestDeliveryTimeoutAndMaxCacheDuration(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		tracks := &moqtransport.Tracks{}
 		name := wire.FullTrackName{Namespace: wire.Namespace{"dt"}, Name: "t"}
-		var skew atomic.Int64 // how far in the past the track's clock says objects arrived
+		// The track's clock runs a second ahead after each reading while
+		// jumping is set: an object written then is a second old to any
+		// later reading, whichever goroutine makes it.
+		var offset atomic.Int64
+		var jumping atomic.Bool
 		tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{Now: func() time.Time {
-			return time.Now().Add(-time.Duration(skew.Load()))
+			if jumping.Load() {
+				return time.Now().Add(time.Duration(offset.Add(int64(time.Second)) - int64(time.Second)))
+			}
+			return time.Now().Add(time.Duration(offset.Load()))
 		}})
 		tr.SetTimeouts(0, 5*time.Second)
 		tracks.Add(tr)
@@ -270,14 +277,14 @@ func TestDeliveryTimeoutAndMaxCacheDuration(t *testing.T) {
 		}
 		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
 		defer r.Close()
-		// Objects stamped a second ago are past the 200 ms delivery
+		// An object stamped a second ago is past the 200 ms delivery
 		// timeout: the subgroup is abandoned whole before its first
 		// byte, so even its fresh later object is not sent; the next
 		// group starts on a stream of its own.
-		skew.Store(int64(time.Second))
+		jumping.Store(true)
 		w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
 		_ = w.Write(0, nil, []byte("late"))
-		skew.Store(0)
+		jumping.Store(false)
 		_ = w.Write(1, nil, []byte("fresh but in a dropped subgroup"))
 		_ = w.Close()
 		w, _ = tr.OpenSubgroup(1, 0, moqtransport.SubgroupOptions{})

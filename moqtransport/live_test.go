@@ -57,8 +57,13 @@ func newLiveViewer(name string) *liveViewer {
 	return v
 }
 
+// eventReader is what liveViewer.read reads.
+type eventReader interface {
+	Next(ctx context.Context) (moqtransport.Event, error)
+}
+
 // read records r's objects until ctx ends.
-func (v *liveViewer) read(ctx context.Context, r *moqtransport.TrackReader) {
+func (v *liveViewer) read(ctx context.Context, r eventReader) {
 	for {
 		ev, err := r.Next(ctx)
 		if err != nil {
@@ -236,7 +241,9 @@ func slowLink() netem.Link {
 // key frame of at least 80% of the groups, while a fast viewer of the same
 // track keeps up.
 func TestLiveSlowViewerWithDeliveryTimeout(t *testing.T) {
+	t.Parallel() // paced by the publisher, not by the CPU: they can share it
 	forEachTransport(t, func(t *testing.T, scheme string) {
+		t.Parallel()
 		ls := newLiveServer(t, scheme, moqtransport.Config{})
 		fast, slow := newLiveViewer("fast"), newLiveViewer("slow")
 		watch(t, ls.dialVia(t, ls.proxy(t, netem.Link{}).Addr(), nil), fast, moqtransport.SubscribeOptions{})
@@ -265,7 +272,9 @@ func TestLiveSlowViewerWithDeliveryTimeout(t *testing.T) {
 // the publisher's ascending order) on the slow link stays within the
 // server's Config.DefaultDeliveryTimeout of live.
 func TestLivePlainSubscribeStaysLive(t *testing.T) {
+	t.Parallel() // paced by the publisher, not by the CPU: they can share it
 	forEachTransport(t, func(t *testing.T, scheme string) {
+		t.Parallel()
 		const relayDefault = 500 * time.Millisecond
 		ls := newLiveServer(t, scheme, moqtransport.Config{DefaultDeliveryTimeout: relayDefault})
 		slow := newLiveViewer("slow plain")
@@ -344,7 +353,9 @@ func (s *stallStream) Read(b []byte) (int, error) {
 // (bigger than the stream's flow-control window) still gets the later
 // groups, and a fast viewer is not held up.
 func TestLiveStalledStream(t *testing.T) {
+	t.Parallel() // paced by the publisher, not by the CPU: they can share it
 	forEachTransport(t, func(t *testing.T, scheme string) {
+		t.Parallel()
 		ls := newLiveServer(t, scheme, moqtransport.Config{})
 		const stallGroup = 3
 		fast, stalled := newLiveViewer("fast"), newLiveViewer("stalled")
@@ -408,6 +419,7 @@ func publishLiveBig(ctx context.Context, t *testing.T, b *bigGroupTrack, viewers
 // memory and goroutines stay bounded: they do not grow with time while the
 // viewers lag, and per viewer they stay within a fixed budget.
 func TestLiveManySlowViewersBounded(t *testing.T) {
+	// Not parallel: it measures the process's heap and goroutines.
 	const viewers = 30 // 100 takes 15 s under -race, mostly in handshakes
 	ls := newLiveServer(t, "moqt", moqtransport.Config{DefaultDeliveryTimeout: 300 * time.Millisecond})
 	stop, drained := make(chan struct{}), make(chan struct{})
@@ -479,4 +491,67 @@ func TestLiveManySlowViewersBounded(t *testing.T) {
 	if perViewer := (maxG - baseG) / viewers; perViewer > 16+30 {
 		t.Errorf("%d goroutines per viewer", perViewer)
 	}
+}
+
+// TestLiveSubscriberSkipsAhead: with no delivery timeout anywhere, a viewer
+// on the slow link that subscribes in descending order and, whenever a
+// newer group's key frame has arrived, abandons the older ones (Subscription.SkipTo, which
+// stops their streams, and TrackReader.SkipTo) stays near live and gets
+// most key frames, on both transports.
+func TestLiveSubscriberSkipsAhead(t *testing.T) {
+	t.Parallel() // paced by the publisher, not by the CPU: they can share it
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		t.Parallel()
+		ls := newLiveServer(t, scheme, moqtransport.Config{})
+		v := newLiveViewer("skipping")
+		s := ls.dialVia(t, ls.proxy(t, slowLink()).Addr(), nil)
+		ctx := timeout(t)
+		sub, err := s.Subscribe(ctx, liveName.Namespace, liveName.Name, moqtransport.SubscribeOptions{GroupOrder: wire.GroupOrderDescending})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			v.read(rctx, &skippingReader{TrackReader: r, sub: sub})
+		}()
+		t.Cleanup(func() {
+			cancel()
+			<-done
+			r.Close()
+		})
+		publishLive(ctx, t, ls.tr, []*liveViewer{v}, time.Second)
+		t.Log(v)
+		// Without SkipTo, WebTransport (no stream priorities) falls
+		// about 11 groups behind here; raw QUIC's priorities keep it
+		// within about 2 even so.
+		if lag := v.maxLag(); lag > 8 {
+			t.Errorf("the skipping viewer fell %d groups behind live", lag)
+		}
+		// A group abandoned for a newer one before its key frame was
+		// whole loses it: fewer key frames than in order, but on time.
+		if got, want := v.keyFrames(liveWarm, liveGroups), (liveGroups-liveWarm)*6/10; got < want {
+			t.Errorf("the skipping viewer got %d key frames of groups %d-%d, want at least %d", got, liveWarm, liveGroups-1, want)
+		}
+	})
+}
+
+// skippingReader abandons the older groups once a newer group's first
+// object (its key frame) has arrived whole: from there a player can go on.
+type skippingReader struct {
+	*moqtransport.TrackReader
+	sub     *moqtransport.Subscription
+	current uint64
+}
+
+func (r *skippingReader) Next(ctx context.Context) (moqtransport.Event, error) {
+	ev, err := r.TrackReader.Next(ctx)
+	if err == nil && ev.Kind == moqtransport.EventObject && ev.Object.ID == 0 && ev.Object.Group > r.current {
+		r.current = ev.Object.Group
+		r.sub.SkipTo(r.current)
+		r.TrackReader.SkipTo(r.current)
+	}
+	return ev, err
 }

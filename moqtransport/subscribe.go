@@ -53,6 +53,10 @@ type Subscription struct {
 	// incoming: the peer pushed this track with PUBLISH; its request is
 	// the peer's, and ends with the subscription.
 	incoming bool
+	// skipBefore: SkipTo's group; reading: the data streams being read,
+	// by group, so that SkipTo can stop the older ones.
+	skipBefore uint64
+	reading    map[ReceiveStream]uint64
 
 	once sync.Once
 	done chan struct{}
@@ -196,6 +200,34 @@ func (s *Session) handleSubscribeOK(m *wire.SubscribeOK) error {
 		sub.track.SetTimeouts(delivery, maxCache)
 	}
 	return s.respond(m.RequestID, m)
+}
+
+// SkipTo abandons every group before group: their data streams, those
+// being read and those that arrive later, are stopped (STOP_SENDING with
+// CANCELLED), so that the link carries newer groups instead, and their
+// subgroups in Track() end with EventSubgroupAbort. A player that falls
+// behind calls it when a newer group starts, together with
+// TrackReader.SkipTo; subscribing with descending group order makes the
+// newest group arrive first. Groups only move forward: a smaller group
+// than before does nothing.
+func (sub *Subscription) SkipTo(group uint64) {
+	sub.mu.Lock()
+	if group <= sub.skipBefore {
+		sub.mu.Unlock()
+		return
+	}
+	sub.skipBefore = group
+	var stop []ReceiveStream
+	for str, g := range sub.reading {
+		if g < group {
+			stop = append(stop, str)
+			delete(sub.reading, str)
+		}
+	}
+	sub.mu.Unlock()
+	for _, str := range stop {
+		str.CancelRead(uint64(wire.ResetCancelled))
+	}
 }
 
 // Unsubscribe ends the subscription (UNSUBSCRIBE). Objects already
@@ -400,13 +432,25 @@ func (s *Session) readDataStream(str ReceiveStream) {
 	sub.mu.Lock()
 	sub.streams++
 	sub.active++
+	stale := h.Subgroup.GroupID < sub.skipBefore
+	if !stale {
+		if sub.reading == nil {
+			sub.reading = map[ReceiveStream]uint64{}
+		}
+		sub.reading[str] = h.Subgroup.GroupID
+	}
 	sub.mu.Unlock()
 	defer func() {
 		sub.mu.Lock()
 		sub.active--
+		delete(sub.reading, str)
 		sub.mu.Unlock()
 		sub.maybeFinish()
 	}()
+	if stale {
+		str.CancelRead(uint64(wire.ResetCancelled)) // SkipTo abandoned its group
+		return
+	}
 	var w *SubgroupWriter
 	for {
 		o, err := r.ReadObject()

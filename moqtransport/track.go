@@ -919,7 +919,7 @@ type TrackReader struct {
 	pending []Event                   // aborts made by SetFilter
 	skipped bool                      // an event it wanted, at skipAt, was evicted
 	skipAt  uint64
-	floor   uint64 // after a skip, objects of groups below floor are ignored
+	floor   uint64 // objects of groups below floor are ignored (after a skip, SkipTo)
 	closed  bool
 }
 
@@ -1077,6 +1077,36 @@ func (r *TrackReader) SetFilter(f ReaderFilter) {
 	r.filter = f
 	for key, eog := range r.open {
 		if !f.groupCanPass(key.group) {
+			delete(r.open, key)
+			r.pending = append(r.pending, Event{Kind: EventSubgroupAbort, Group: key.group, Subgroup: key.subgroup, EndOfGroup: eog, Code: uint64(wire.ResetCancelled)})
+		}
+	}
+	slices.SortFunc(r.pending, func(a, b Event) int {
+		if c := cmp.Compare(a.Group, b.Group); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Subgroup, b.Subgroup)
+	})
+	if len(r.pending) > 0 {
+		r.nudge()
+	}
+}
+
+// SkipTo makes the reader ignore the groups before group from now on: its
+// open subgroups of them end with EventSubgroupAbort (wire.ResetCancelled)
+// at the next Next, and their later objects are not yielded. A player that
+// falls behind calls it to continue at a newer group (see
+// Subscription.SkipTo). Groups only move forward.
+func (r *TrackReader) SkipTo(group uint64) {
+	t := r.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r.closed || group <= r.floor {
+		return
+	}
+	r.floor = group
+	for key, eog := range r.open {
+		if key.group < group {
 			delete(r.open, key)
 			r.pending = append(r.pending, Event{Kind: EventSubgroupAbort, Group: key.group, Subgroup: key.subgroup, EndOfGroup: eog, Code: uint64(wire.ResetCancelled)})
 		}

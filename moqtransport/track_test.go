@@ -992,3 +992,19 @@ func BenchmarkTrackFanout(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*readers), "ns/read")
 	b.ReportMetric(float64(skips.Load()), "skips")
 }
+
+func TestTrackReaderSkipTo(t *testing.T) {
+	tr := NewTrack(testTrackName, TrackConfig{})
+	r := tr.NewReader(ReaderFilter{})
+	old := mustOpen(t, tr, 1, 0, false)
+	mustWrite(t, old, 0, "a")
+	expectEvents(t, r, "obj{1,0,0}")
+	r.SkipTo(2)
+	expectEvents(t, r, "abort{1,0,code=1}")
+	mustWrite(t, old, 1, "b") // ignored: group 1 is behind the reader
+	r.SkipTo(1)               // backwards: nothing
+	writeGroup(t, tr, 2, 1, 1)
+	mustClose(t, old)
+	expectEvents(t, r, "obj{2,0,0}", "end{2,0}")
+	noEvent(t, r)
+}
