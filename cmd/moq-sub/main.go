@@ -49,6 +49,7 @@ type config struct {
 	useCatalog bool
 	useMSF     bool
 	tracks     []string
+	skipBehind time.Duration
 
 	client cli.ClientFlags
 
@@ -95,6 +96,7 @@ func newRootCommand(base config) *cobra.Command {
 	f.BoolVar(&cfg.useCatalog, "catalog", false, "read moq-rs's catalog (track .catalog) first and take the track names and the init track from it")
 	f.BoolVar(&cfg.useMSF, "msf", false, "read the MSF catalog (track catalog) first and take the track names and their init segments from it")
 	f.StringArrayVar(&cfg.tracks, "track", nil, "play only this track, e.g. 1.m4s (default: every video and audio track); repeatable")
+	f.DurationVar(&cfg.skipBehind, "skip-behind", time.Second, "on a slow link, give up an unfinished group once a newer group's key frame has waited this long behind it, and go on from the newest (the groups given up are stopped; tracks are asked newest group first); 0 plays every group in order")
 	cfg.client.Add(f)
 	_ = root.MarkFlagRequired("name")
 	root.SetVersionTemplate("{{.Version}}\n")

@@ -662,6 +662,30 @@ func TestSubOrderer(t *testing.T) {
 	if want := []string{"1.0", "2.0"}; !slices.Equal(got, want) {
 		t.Errorf("written %v, want %v", got, want)
 	}
+
+	// Behind live: a newer key frame that waited skipBehind behind the
+	// unfinished current group makes the orderer skip to it, and stop the
+	// groups given up.
+	o = newO(0)
+	var skips []uint64
+	o.skipBehind, o.onSkip = time.Second, func(g uint64) { skips = append(skips, g) }
+	run(
+		obj(0, 0), obj(0, 1),
+		obj(2, 0), // the newest key frame: waits behind group 0
+		obj(1, 0),
+		o.tick,
+		func() error { now = now.Add(time.Second); return nil },
+		obj(3, 1),            // not a key frame: does not move the skip's target
+		o.tick,               // 2's key frame waited a second: skip to 2
+		obj(0, 2), obj(1, 1), // given up: dropped
+		obj(2, 1),
+	)
+	if want := []string{"0.0", "0.1", "2.0", "2.1"}; !slices.Equal(got, want) {
+		t.Errorf("skipping: written %v, want %v", got, want)
+	}
+	if !slices.Equal(skips, []uint64{2}) {
+		t.Errorf("skipped to %v, want [2]", skips)
+	}
 }
 
 // TestSubOrdererJoin: the objects of a joining FETCH are written first; a

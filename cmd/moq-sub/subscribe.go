@@ -186,7 +186,13 @@ func (s *subscriber) playTracks(ctx context.Context, tracks []chosen) error {
 		// Largest Object: the subscription starts where the track is now,
 		// and a joining FETCH alongside brings the current group's start
 		// (play reads it).
-		sub, join, err := cli.SubscribeJoin(ctx, s.sess, s.ns, c.name, moqtransport.SubscribeOptions{Priority: c.priority()})
+		opts := moqtransport.SubscribeOptions{Priority: c.priority()}
+		if s.cfg.skipBehind > 0 {
+			// Newest group first: on a slow link the newest key frame
+			// arrives early enough to skip ahead to it.
+			opts.GroupOrder = wire.GroupOrderDescending
+		}
+		sub, join, err := cli.SubscribeJoin(ctx, s.sess, s.ns, c.name, opts)
 		if err != nil {
 			return s.failure(ctx, fmt.Errorf("subscribing to %s: %w", c.name, err))
 		}
@@ -475,6 +481,11 @@ func (s *subscriber) play(ctx context.Context, c chosen, sub *moqtransport.Subsc
 		}
 		return s.out.write(obj.Payload)
 	})
+	o.skipBehind = s.cfg.skipBehind
+	o.onSkip = func(g uint64) {
+		sub.SkipTo(g) // stop the streams of the groups given up
+		r.SkipTo(g)
+	}
 	if err := o.join(joined); err != nil {
 		return err
 	}
@@ -483,7 +494,7 @@ func (s *subscriber) play(ctx context.Context, c chosen, sub *moqtransport.Subsc
 		ev, err := r.Next(waitCtx)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			if err := o.tick(); err != nil {
+			if err := o.tick(); err != nil { // gaps and skips time out
 				return err
 			}
 			continue
@@ -523,7 +534,11 @@ func (s *subscriber) play(ctx context.Context, c chosen, sub *moqtransport.Subsc
 // have been written. A group that does not come (a gap in the group IDs)
 // is waited for at most maxGapWait, maxPendingGroups groups or
 // maxPendingBytes bytes. A group is only written from its object 0: a
-// track starts at a group start, a key frame.
+// track starts at a group start, a key frame. With skipBehind, a newer
+// group's key frame that has waited that long behind an unfinished group
+// makes the orderer give up every group before it (onSkip stops their
+// streams): a viewer on a slow link goes back to live rather than drifting
+// behind it.
 type orderer struct {
 	log   *slog.Logger
 	write func(*moqtransport.Object) error
@@ -542,6 +557,12 @@ type orderer struct {
 	// object of it has come on the subscription since, so its end may
 	// never be signalled: a later group ends it.
 	joined bool
+
+	skipBehind time.Duration
+	onSkip     func(group uint64)
+	newest     uint64 // the newest pending group whose object 0 came
+	newestAt   time.Time
+	haveNewest bool
 }
 
 // newOrderer expects the track to start at group start.
@@ -586,6 +607,12 @@ func (o *orderer) object(obj *moqtransport.Object) error {
 	}
 	o.pending[obj.Group] = append(o.pending[obj.Group], obj)
 	o.bytes += len(obj.Payload)
+	if obj.ID == 0 && (!o.haveNewest || obj.Group > o.newest) {
+		o.newest, o.newestAt, o.haveNewest = obj.Group, o.now(), true
+	}
+	if err := o.maybeSkip(); err != nil {
+		return err
+	}
 	if o.inGroup && o.crowded() {
 		o.log.Warn("group incomplete: moving on", "group", o.cur)
 		o.inGroup, o.joined, o.next, o.haveNext = false, false, o.cur+1, true
@@ -651,8 +678,38 @@ func (o *orderer) advance(force bool) error {
 	return nil
 }
 
-// tick lets a gap time out while no event comes.
-func (o *orderer) tick() error { return o.advance(false) }
+// tick lets a gap or a skip time out while no event comes.
+func (o *orderer) tick() error {
+	if err := o.maybeSkip(); err != nil {
+		return err
+	}
+	return o.advance(false)
+}
+
+// maybeSkip gives up the groups before the newest pending key frame once
+// it has waited skipBehind behind the unfinished current group.
+func (o *orderer) maybeSkip() error {
+	if o.skipBehind <= 0 || !o.haveNewest || !o.inGroup || o.newest <= o.cur || o.now().Sub(o.newestAt) < o.skipBehind {
+		return nil
+	}
+	g := o.newest
+	o.log.Warn("behind live: skipping ahead to the newest key frame", "from_group", o.cur, "to_group", g)
+	for pg, objs := range o.pending {
+		if pg < g {
+			for _, obj := range objs {
+				o.bytes -= len(obj.Payload)
+			}
+			delete(o.pending, pg)
+			delete(o.ended, pg)
+		}
+	}
+	o.inGroup, o.next, o.haveNext = false, g, true
+	o.gapSince = time.Time{}
+	if o.onSkip != nil {
+		o.onSkip(g)
+	}
+	return o.advance(false)
+}
 
 // skipped: the track's cache dropped events we had not read; start again
 // at the next group start.
