@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/moqgo/moq/relay"
 )
@@ -38,13 +39,14 @@ func TestOpsFlags(t *testing.T) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	for _, key := range []string{edPath, hmacPath} {
-		o := opsConfig{authKey: key, cacheMaxBytes: 1 << 20, cacheMaxGroups: 8, maxRequests: 7, mlogDir: filepath.Join(dir, "mlog")}
+		o := opsConfig{authKey: key, cacheMaxBytes: 1 << 20, cacheMaxGroups: 8, maxRequests: 7, mlogDir: filepath.Join(dir, "mlog"), deliveryTO: 1500 * time.Millisecond}
 		var rcfg relay.Config
 		closeLogs, err := o.apply(&rcfg, log)
 		if err != nil {
 			t.Fatalf("%s: %v", key, err)
 		}
-		if rcfg.Auth == nil || rcfg.Track.MaxBytes != 1<<20 || rcfg.Track.MaxGroups != 8 || rcfg.Session.MaxRequests != 7 || rcfg.SessionTracer == nil {
+		if rcfg.Auth == nil || rcfg.Track.MaxBytes != 1<<20 || rcfg.Track.MaxGroups != 8 || rcfg.Session.MaxRequests != 7 || rcfg.SessionTracer == nil ||
+			rcfg.Session.DefaultDeliveryTimeout != 1500*time.Millisecond {
 			t.Errorf("%s: relay config %+v", key, rcfg)
 		}
 		if tr := rcfg.SessionTracer(); tr == nil {
