@@ -73,7 +73,8 @@ type outStream struct {
 	wake    chan struct{}
 
 	mu       sync.Mutex
-	queue    []Event
+	queue    []Event // queue[head:] waits; the array is reused once empty
+	head     int
 	qbytes   int64
 	end      bool // the subgroup ended: FIN (or reset with endCode) once the queue is written
 	endReset bool
@@ -174,7 +175,7 @@ func (st *outStream) dead() bool {
 func (st *outStream) dropQueueLocked() {
 	st.sv.backlog.Add(-st.qbytes)
 	clear(st.queue)
-	st.queue, st.qbytes = nil, 0
+	st.queue, st.head, st.qbytes = nil, 0, 0
 }
 
 // next waits for the stream's next object. ok is false when the stream is
@@ -186,10 +187,12 @@ func (st *outStream) next() (ev Event, ok, reset bool, code wire.StreamResetCode
 		switch {
 		case st.stopped:
 			return Event{}, false, true, st.stopCode
-		case len(st.queue) > 0:
-			ev = st.queue[0]
-			st.queue[0] = Event{}
-			st.queue = st.queue[1:]
+		case st.head < len(st.queue):
+			ev = st.queue[st.head]
+			st.queue[st.head] = Event{}
+			if st.head++; st.head == len(st.queue) {
+				st.queue, st.head = st.queue[:0], 0
+			}
 			n := ev.Object.size()
 			st.qbytes -= n
 			st.sv.backlog.Add(-n)
