@@ -47,12 +47,13 @@ type liveViewer struct {
 	mu     sync.Mutex
 	key    map[uint64]bool // groups whose object 0 arrived
 	objs   int
-	newest atomic.Int64 // newest group with an object, -1 before any
-	lags   []int64      // publisher's group minus newest, at each group start
+	newest atomic.Int64   // newest group with an object, -1 before any
+	lags   []int64        // publisher's group minus newest, at each group start
+	resets map[uint64]int // subgroups reset, by code
 }
 
 func newLiveViewer(name string) *liveViewer {
-	v := &liveViewer{name: name, key: map[uint64]bool{}}
+	v := &liveViewer{name: name, key: map[uint64]bool{}, resets: map[uint64]int{}}
 	v.newest.Store(-1)
 	return v
 }
@@ -68,6 +69,11 @@ func (v *liveViewer) read(ctx context.Context, r eventReader) {
 		ev, err := r.Next(ctx)
 		if err != nil {
 			return
+		}
+		if ev.Kind == moqtransport.EventSubgroupAbort {
+			v.mu.Lock()
+			v.resets[ev.Code]++
+			v.mu.Unlock()
 		}
 		if ev.Kind != moqtransport.EventObject {
 			continue
@@ -264,6 +270,18 @@ func TestLiveSlowViewerWithDeliveryTimeout(t *testing.T) {
 		}
 		if lag := fast.maxLag(); lag > 1 {
 			t.Errorf("the fast viewer fell %d groups behind", lag)
+		}
+		// The groups cut short were reset with DELIVERY_TIMEOUT, nothing
+		// else.
+		slow.mu.Lock()
+		defer slow.mu.Unlock()
+		for code, n := range slow.resets {
+			if code != uint64(wire.ResetDeliveryTimeout) {
+				t.Errorf("%d subgroups reset with code %#x", n, code)
+			}
+		}
+		if slow.resets[uint64(wire.ResetDeliveryTimeout)] == 0 {
+			t.Error("no subgroup was reset with DELIVERY_TIMEOUT")
 		}
 	})
 }
