@@ -93,8 +93,10 @@
 // DELIVERY_TIMEOUT and drops the rest of the subgroup; the next group
 // starts on a fresh stream. Resetting a stream whose data all arrived is
 // harmless (a receiver with the FIN ignores it), but quic-go cannot tell
-// us which ones did, so every stream of a subscription with a delivery
-// timeout gets a RESET_STREAM after its deadline.
+// us which ones did, so the streams of a subscription with a delivery
+// timeout get a RESET_STREAM at their deadline, also after their FIN; a
+// subscription keeps at most 16 finished streams for that (one timer for
+// all), forgetting the oldest.
 //
 // Priorities follow §7: subscriber priority, then publisher priority, then
 // group order (descending: the newest group first), then subgroup ID.

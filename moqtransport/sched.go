@@ -89,8 +89,10 @@ type outStream struct {
 	buf      []byte
 	deadline time.Time
 	// expire resets the stream at the delivery deadline of the last
-	// object written: see writeObject.
-	expire *time.Timer
+	// object written (lastDeadline): see writeObject. After the FIN the
+	// subscription takes that over (expireLater).
+	expire       *time.Timer
+	lastDeadline time.Time
 
 	// Guarded by the session's prioSched.mu.
 	urgency, applied int8
@@ -243,11 +245,17 @@ func (st *outStream) run() {
 			str := st.str
 			st.dropQueueLocked()
 			st.mu.Unlock()
+			if st.expire != nil {
+				st.expire.Stop()
+			}
 			if str != nil {
 				if reset {
 					str.CancelWrite(uint64(code))
 				} else {
 					_ = str.Close()
+					if st.expire != nil {
+						sv.expireLater(str, st.lastDeadline)
+					}
 				}
 			}
 			return
@@ -305,6 +313,7 @@ func (st *outStream) writeObject(ev Event) (bool, wire.StreamResetCode) {
 		// has the whole subgroup and its FIN ignores the reset (§10.4.3
 		// of the draft); quic-go gives no signal of acknowledgement that
 		// would let us skip it.
+		st.lastDeadline = deadline
 		if st.expire == nil {
 			str := st.str
 			st.expire = time.AfterFunc(time.Until(deadline), func() { str.CancelWrite(uint64(wire.ResetDeliveryTimeout)) })
@@ -313,6 +322,73 @@ func (st *outStream) writeObject(ev Event) (bool, wire.StreamResetCode) {
 		}
 	}
 	return true, 0
+}
+
+// maxExpiring bounds the finished streams a subscription keeps to reset at
+// their deadline: past it, the oldest is forgotten (it has most likely
+// arrived by then). Without a bound, a track with a group per object
+// (audio) would hold a stream per object for a whole delivery timeout.
+const maxExpiring = 16
+
+// expiry is a finished stream to reset at its delivery deadline.
+type expiry struct {
+	str SendStream
+	at  time.Time
+}
+
+// expireLater resets str, which has sent its FIN, at its last object's
+// delivery deadline: its data may still be in flight, retransmitted.
+func (sv *servedSubscription) expireLater(str SendStream, at time.Time) {
+	sv.expMu.Lock()
+	defer sv.expMu.Unlock()
+	if len(sv.expiring) >= maxExpiring {
+		copy(sv.expiring, sv.expiring[1:])
+		sv.expiring[len(sv.expiring)-1] = expiry{}
+		sv.expiring = sv.expiring[:len(sv.expiring)-1]
+	}
+	sv.expiring = append(sv.expiring, expiry{str, at})
+	sv.armExpiryLocked()
+}
+
+// armExpiryLocked sets the subscription's one timer for the earliest
+// deadline. Called with sv.expMu held.
+func (sv *servedSubscription) armExpiryLocked() {
+	if len(sv.expiring) == 0 {
+		return
+	}
+	next := sv.expiring[0].at
+	for _, e := range sv.expiring[1:] {
+		if e.at.Before(next) {
+			next = e.at
+		}
+	}
+	if sv.expTimer == nil {
+		sv.expTimer = time.AfterFunc(time.Until(next), sv.expireDue)
+	} else {
+		sv.expTimer.Reset(time.Until(next))
+	}
+}
+
+// expireDue resets the finished streams whose deadline has passed.
+func (sv *servedSubscription) expireDue() {
+	now := time.Now()
+	sv.expMu.Lock()
+	var due []SendStream
+	kept := sv.expiring[:0]
+	for _, e := range sv.expiring {
+		if e.at.After(now) {
+			kept = append(kept, e)
+		} else {
+			due = append(due, e.str)
+		}
+	}
+	clear(sv.expiring[len(kept):])
+	sv.expiring = kept
+	sv.armExpiryLocked()
+	sv.expMu.Unlock()
+	for _, str := range due {
+		str.CancelWrite(uint64(wire.ResetDeliveryTimeout))
+	}
 }
 
 // failCode is the reset code for a failed open or write.

@@ -52,6 +52,10 @@ type servedSubscription struct {
 	backlog atomic.Int64   // bytes of objects queued for the writers
 	subPrio atomic.Uint32  // subscriber priority, for the scheduler
 	order   wire.GroupOrder
+	// Finished streams to reset at their delivery deadline (sched.go).
+	expMu    sync.Mutex
+	expiring []expiry
+	expTimer *time.Timer
 }
 
 type subgroupKey struct{ group, subgroup uint64 }
