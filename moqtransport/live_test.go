@@ -2,6 +2,7 @@ package moqtransport_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -309,13 +310,17 @@ func TestLivePlainSubscribeStaysLive(t *testing.T) {
 	})
 }
 
-// stallConn stalls the data stream of one group: its bytes past the
-// stream header are never read, so flow control blocks the sender.
+// stallConn stalls the data streams of one group: their bytes past the
+// stream header are not read until unstall is closed, so flow control
+// blocks the sender. Once unstalled, the error that ends subgroup 1's
+// stream (the big one) goes to cut.
 type stallConn struct {
 	moqtransport.Conn
 	group   uint64
 	stalled chan struct{} // closed when the stream is found
 	once    sync.Once
+	unstall chan struct{}
+	cut     chan error // buffered: one
 }
 
 func (c *stallConn) AcceptUniStream(ctx context.Context) (moqtransport.ReceiveStream, error) {
@@ -333,6 +338,7 @@ type stallStream struct {
 	head   []byte // the header, read ahead
 	peeked bool
 	stall  bool
+	big    bool // subgroup 1: report how it ends
 }
 
 func (s *stallStream) Read(b []byte) (int, error) {
@@ -344,6 +350,7 @@ func (s *stallStream) Read(b []byte) (int, error) {
 			buf = buf[:len(buf)+n]
 			if h, _, perr := wire.ParseStreamHeader(buf); perr == nil {
 				s.stall = !h.IsFetch() && h.Subgroup.GroupID == s.c.group
+				s.big = s.stall && h.Subgroup.SubgroupID == 1
 				break
 			}
 			if err != nil || len(buf) == cap(buf) {
@@ -361,10 +368,19 @@ func (s *stallStream) Read(b []byte) (int, error) {
 		return n, nil
 	}
 	if s.stall {
-		<-s.ctx.Done()
-		return 0, io.ErrUnexpectedEOF
+		select {
+		case <-s.c.unstall:
+			s.stall = false
+		case <-s.ctx.Done():
+			return 0, io.ErrUnexpectedEOF
+		}
 	}
-	return s.ReceiveStream.Read(b)
+	n, err := s.ReceiveStream.Read(b)
+	if err != nil && s.big {
+		s.big = false
+		s.c.cut <- err
+	}
+	return n, err
 }
 
 // TestLiveStalledStream: a viewer that never reads one group's stream
@@ -374,34 +390,64 @@ func TestLiveStalledStream(t *testing.T) {
 	t.Parallel() // paced by the publisher, not by the CPU: they can share it
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		t.Parallel()
-		ls := newLiveServer(t, scheme, moqtransport.Config{})
-		const stallGroup = 3
-		fast, stalled := newLiveViewer("fast"), newLiveViewer("stalled")
-		watch(t, ls.dialVia(t, ls.proxy(t, netem.Link{}).Addr(), nil), fast, moqtransport.SubscribeOptions{})
-		sc := &stallConn{group: stallGroup, stalled: make(chan struct{})}
-		watch(t, ls.dialVia(t, ls.proxy(t, netem.Link{}).Addr(), func(c moqtransport.Conn) moqtransport.Conn {
-			sc.Conn = c
-			return sc
-		}), stalled, moqtransport.SubscribeOptions{})
-		ctx := timeout(t)
-		// The stalled group is larger than quic-go's stream window.
-		big := &bigGroupTrack{Track: ls.tr, group: stallGroup, extra: 1 << 20}
-		publishLiveBig(ctx, t, big, []*liveViewer{fast, stalled})
-		t.Log(fast)
-		t.Log(stalled)
-		select {
-		case <-sc.stalled:
-		default:
-			t.Fatal("the stalled group's stream never arrived")
-		}
-		later := liveGroups - stallGroup - 1
-		if got := stalled.keyFrames(stallGroup+1, liveGroups); got < later*8/10 {
-			t.Errorf("after the stalled stream the viewer got %d of %d later groups", got, later)
-		}
-		if lag := fast.maxLag(); lag > 1 {
-			t.Errorf("the fast viewer fell %d groups behind", lag)
+		for _, deliveryTimeout := range []time.Duration{0, 300 * time.Millisecond} {
+			t.Run(fmt.Sprintf("timeout=%v", deliveryTimeout), func(t *testing.T) {
+				t.Parallel()
+				testStalledStream(t, scheme, deliveryTimeout)
+			})
 		}
 	})
+}
+
+// testStalledStream runs TestLiveStalledStream; with a delivery timeout,
+// the blocked write of the stalled stream is cut with DELIVERY_TIMEOUT.
+func testStalledStream(t *testing.T, scheme string, deliveryTimeout time.Duration) {
+	ls := newLiveServer(t, scheme, moqtransport.Config{})
+	const stallGroup = 3
+	fast, stalled := newLiveViewer("fast"), newLiveViewer("stalled")
+	watch(t, ls.dialVia(t, ls.proxy(t, netem.Link{}).Addr(), nil), fast, moqtransport.SubscribeOptions{})
+	sc := &stallConn{group: stallGroup, stalled: make(chan struct{}), unstall: make(chan struct{}), cut: make(chan error, 1)}
+	var opts moqtransport.SubscribeOptions
+	if deliveryTimeout > 0 {
+		opts.Params = wire.Parameters{}.WithVarint(wire.ParamDeliveryTimeout, uint64(deliveryTimeout/time.Millisecond))
+	}
+	watch(t, ls.dialVia(t, ls.proxy(t, netem.Link{}).Addr(), func(c moqtransport.Conn) moqtransport.Conn {
+		sc.Conn = c
+		return sc
+	}), stalled, opts)
+	ctx := timeout(t)
+	// The stalled group is larger than quic-go's stream window.
+	big := &bigGroupTrack{Track: ls.tr, group: stallGroup, extra: 1 << 20}
+	publishLiveBig(ctx, t, big, []*liveViewer{fast, stalled})
+	t.Log(fast)
+	t.Log(stalled)
+	select {
+	case <-sc.stalled:
+	default:
+		t.Fatal("the stalled group's stream never arrived")
+	}
+	later := liveGroups - stallGroup - 1
+	if got := stalled.keyFrames(stallGroup+1, liveGroups); got < later*8/10 {
+		t.Errorf("after the stalled stream the viewer got %d of %d later groups", got, later)
+	}
+	if lag := fast.maxLag(); lag > 1 {
+		t.Errorf("the fast viewer fell %d groups behind", lag)
+	}
+	if deliveryTimeout == 0 {
+		return
+	}
+	// The stalled stream's writer was blocked by flow control long
+	// past the delivery timeout: it was reset with DELIVERY_TIMEOUT.
+	close(sc.unstall)
+	select {
+	case err := <-sc.cut:
+		var se *moqtransport.StreamError
+		if !errors.As(err, &se) || se.Code != uint64(wire.ResetDeliveryTimeout) {
+			t.Errorf("the stalled stream ended with %v, want a reset with DELIVERY_TIMEOUT", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the stalled stream did not end once read")
+	}
 }
 
 // bigGroupTrack adds extra bytes to one group, in objects after the first.
