@@ -21,6 +21,7 @@ import (
 	"github.com/moqgo/moq/catalog"
 	"github.com/moqgo/moq/internal/fmp4"
 	"github.com/moqgo/moq/internal/fmp4/fmp4test"
+	"github.com/moqgo/moq/internal/netem"
 	"github.com/moqgo/moq/internal/version"
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -801,5 +802,65 @@ func TestSubMSFTracks(t *testing.T) {
 		if _, _, err := msfTracks(c.m, wire.Namespace{"live", "demo"}, c.names); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
+	}
+}
+
+// TestSubSkipsAheadOnSlowLink: moq-pub publishes a live stream (paced in
+// real time, three groups a second) through a relay that has no delivery
+// timeout; moq-sub watches it behind a shaping proxy whose link carries
+// less than half of it. moq-sub asks for the newest group first and gives
+// up the groups it cannot finish (stopping their streams once a newer key
+// frame has waited --skip-behind), so it keeps playing near live: it
+// writes the last group's key frame, and the output still decodes.
+func TestSubSkipsAheadOnSlowLink(t *testing.T) {
+	t.Parallel() // paced in real time, not by the CPU
+	const fps, gop, seconds = 30, 10, 3
+	media := fmp4test.Encode(t,
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=320x240:rate=%d:duration=%d", fps, seconds),
+		"-c:v", "libx264", "-preset", "ultrafast", "-qp", "10", "-g", fmt.Sprint(gop), "-keyint_min", fmt.Sprint(gop),
+		"-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p")
+	_, initBytes, frags, groups := splitStream(t, media)
+	rate := int64(len(media)) * 8 / seconds
+	r := fmp4test.StartRelay(t)
+	p, err := netem.New(r.Addr, netem.Config{Down: netem.Link{RateBitsPerSec: rate * 4 / 10, QueueBytes: int(rate / 8 / 10)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	pub := startPub(t, r, "moqt", "--name", "slow", "--log-level", "debug")
+	pub.write(t, initBytes)
+	pub.write(t, media[frags[0].Offset:frags[1].Offset])
+	pub.stderr.waitFor(t, "moq-pub", "msg=group track=1 group=0")
+	sub := startSubAt(t, "moqt://"+p.Addr().String()+"/", r.Fingerprint, "--name", "slow", "--catalog")
+	sub.waitReady(t)
+	// Live: each frame when its time comes.
+	tick := time.NewTicker(time.Second / fps)
+	defer tick.Stop()
+	for i := 1; i < len(frags); i++ {
+		<-tick.C
+		end := len(media)
+		if i+1 < len(frags) {
+			end = int(frags[i+1].Offset)
+		}
+		pub.write(t, media[frags[i].Offset:end])
+	}
+	// The last group's key frame reaches the output: moq-sub is live.
+	last := frags[slices.Index(groups, groups[len(groups)-1])]
+	sub.stdout.waitFor(t, "moq-sub output", string(last.Data))
+	sub.cancel()
+	_ = sub.wait(t)
+	for _, l := range strings.Split(sub.stderr.String(), "\n") {
+		if strings.Contains(l, "skipping ahead") || strings.Contains(l, "moving on") {
+			t.Log(l)
+		}
+	}
+	if log := sub.stderr.String(); !strings.Contains(log, "behind live: skipping ahead") && !strings.Contains(log, "group incomplete: moving on") {
+		t.Errorf("moq-sub never gave a group up:\n%s", log)
+	}
+	out := fmp4test.WriteFile(t, "out.mp4", sub.stdout.Bytes())
+	got := fmp4test.Packets(t, out)["video"]
+	t.Logf("input %d frames in %d groups at %d kbit/s, link %d kbit/s: moq-sub wrote %d frames", len(frags), groups[len(groups)-1]+1, rate/1000, rate*4/10/1000, got)
+	if got == 0 || got >= len(frags) {
+		t.Errorf("the output holds %d of %d frames: it should skip some and decode the rest", got, len(frags))
 	}
 }

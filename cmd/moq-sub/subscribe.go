@@ -687,13 +687,28 @@ func (o *orderer) tick() error {
 }
 
 // maybeSkip gives up the groups before the newest pending key frame once
-// it has waited skipBehind behind the unfinished current group.
+// it has waited skipBehind behind the unfinished current group, or behind
+// a group that has not come.
 func (o *orderer) maybeSkip() error {
-	if o.skipBehind <= 0 || !o.haveNewest || !o.inGroup || o.newest <= o.cur || o.now().Sub(o.newestAt) < o.skipBehind {
+	if o.skipBehind <= 0 || !o.haveNewest || o.now().Sub(o.newestAt) < o.skipBehind {
 		return nil
 	}
-	g := o.newest
-	o.log.Warn("behind live: skipping ahead to the newest key frame", "from_group", o.cur, "to_group", g)
+	from := o.next
+	switch {
+	case o.inGroup:
+		from = o.cur
+	case !o.haveNext:
+		return nil // after a track skip: the next group start is taken as it comes
+	}
+	if o.newest <= from {
+		return nil
+	}
+	return o.skipTo(from, o.newest)
+}
+
+// skipTo gives up the groups before g, which has its key frame pending.
+func (o *orderer) skipTo(from, g uint64) error {
+	o.log.Warn("behind live: skipping ahead to the newest key frame", "from_group", from, "to_group", g)
 	for pg, objs := range o.pending {
 		if pg < g {
 			for _, obj := range objs {
@@ -703,7 +718,7 @@ func (o *orderer) maybeSkip() error {
 			delete(o.ended, pg)
 		}
 	}
-	o.inGroup, o.next, o.haveNext = false, g, true
+	o.inGroup, o.joined, o.next, o.haveNext = false, false, g, true
 	o.gapSince = time.Time{}
 	if o.onSkip != nil {
 		o.onSkip(g)
