@@ -687,6 +687,21 @@ func TestSubOrderer(t *testing.T) {
 	if !slices.Equal(skips, []uint64{2}) {
 		t.Errorf("skipped to %v, want [2]", skips)
 	}
+
+	// Waiting for a group that does not come: the same.
+	o = newO(0)
+	skips = nil
+	o.skipBehind, o.onSkip = time.Second, func(g uint64) { skips = append(skips, g) }
+	run(
+		obj(0, 0), end(0),
+		obj(3, 0), // group 1 is missing; 3 is the newest key frame
+		obj(2, 0),
+		func() error { now = now.Add(time.Second); return nil },
+		o.tick, // skips to 3 without waiting for 1 and writing 2
+	)
+	if want := []string{"0.0", "3.0"}; !slices.Equal(got, want) || !slices.Equal(skips, []uint64{3}) {
+		t.Errorf("skipping a gap: written %v, skipped to %v; want %v and [3]", got, skips, want)
+	}
 }
 
 // TestSubOrdererJoin: the objects of a joining FETCH are written first; a
