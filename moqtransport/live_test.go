@@ -219,7 +219,7 @@ func (ls *liveServer) dialVia(t *testing.T, addr net.Addr, wrap func(moqtranspor
 // watch subscribes and records what arrives until the test ends.
 func watch(t *testing.T, s *moqtransport.Session, v *liveViewer, opts moqtransport.SubscribeOptions) {
 	t.Helper()
-	ctx := timeout(t)
+	ctx := liveTimeout(t)
 	sub, err := s.Subscribe(ctx, liveName.Namespace, liveName.Name, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -236,6 +236,14 @@ func watch(t *testing.T, s *moqtransport.Session, v *liveViewer, opts moqtranspo
 		<-done
 		r.Close()
 	})
+}
+
+// liveTimeout bounds a live test: a few seconds of publishing, with room
+// for a machine busy with other tests.
+func liveTimeout(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 func slowLink() netem.Link {
@@ -259,7 +267,7 @@ func TestLiveSlowViewerWithDeliveryTimeout(t *testing.T) {
 			GroupOrder: wire.GroupOrderDescending,
 			Params:     wire.Parameters{}.WithVarint(wire.ParamDeliveryTimeout, uint64(deliveryTimeout/time.Millisecond)),
 		})
-		publishLive(timeout(t), t, ls.tr, []*liveViewer{fast, slow}, deliveryTimeout)
+		publishLive(liveTimeout(t), t, ls.tr, []*liveViewer{fast, slow}, deliveryTimeout)
 		t.Log(fast)
 		t.Log(slow)
 		groupsPerTimeout := int64(deliveryTimeout / (liveObjects * liveObjectPeriod))
@@ -269,7 +277,7 @@ func TestLiveSlowViewerWithDeliveryTimeout(t *testing.T) {
 		if got, want := slow.keyFrames(liveWarm, liveGroups), (liveGroups-liveWarm)*8/10; got < want {
 			t.Errorf("the slow viewer got %d key frames of groups %d-%d, want at least %d", got, liveWarm, liveGroups-1, want)
 		}
-		if lag := fast.maxLag(); lag > 1 {
+		if lag := fast.maxLag(); lag > 2 {
 			t.Errorf("the fast viewer fell %d groups behind", lag)
 		}
 		// The groups cut short were reset with DELIVERY_TIMEOUT, nothing
@@ -299,7 +307,7 @@ func TestLivePlainSubscribeStaysLive(t *testing.T) {
 		ls := newLiveServer(t, scheme, moqtransport.Config{DefaultDeliveryTimeout: relayDefault})
 		slow := newLiveViewer("slow plain")
 		watch(t, ls.dialVia(t, ls.proxy(t, slowLink()).Addr(), nil), slow, moqtransport.SubscribeOptions{})
-		publishLive(timeout(t), t, ls.tr, []*liveViewer{slow}, relayDefault)
+		publishLive(liveTimeout(t), t, ls.tr, []*liveViewer{slow}, relayDefault)
 		t.Log(slow)
 		groupsPerTimeout := int64(relayDefault / (liveObjects * liveObjectPeriod))
 		if lag := slow.maxLag(); lag > 2*groupsPerTimeout+1 {
@@ -420,7 +428,7 @@ func testStalledStream(t *testing.T, scheme string, deliveryTimeout time.Duratio
 		sc.Conn = c
 		return sc
 	}), stalled, opts)
-	ctx := timeout(t)
+	ctx := liveTimeout(t)
 	// The stalled group is larger than quic-go's stream window.
 	big := &bigGroupTrack{Track: ls.tr, group: stallGroup, extra: 1 << 20}
 	publishLiveBig(ctx, t, big, []*liveViewer{fast, stalled})
@@ -435,7 +443,7 @@ func testStalledStream(t *testing.T, scheme string, deliveryTimeout time.Duratio
 	if got := stalled.keyFrames(stallGroup+1, liveGroups); got < later*8/10 {
 		t.Errorf("after the stalled stream the viewer got %d of %d later groups", got, later)
 	}
-	if lag := fast.maxLag(); lag > 1 {
+	if lag := fast.maxLag(); lag > 2 {
 		t.Errorf("the fast viewer fell %d groups behind", lag)
 	}
 	if deliveryTimeout == 0 {
@@ -519,7 +527,7 @@ func TestLiveManySlowViewersBounded(t *testing.T) {
 		runtime.ReadMemStats(&m)
 		return m.HeapAlloc
 	}
-	ctx := timeout(t)
+	ctx := liveTimeout(t)
 	var mid, midG, maxG int
 	tr := ls.tr
 	payload := make([]byte, liveKeySize)
@@ -574,7 +582,7 @@ func TestLiveSubscriberSkipsAhead(t *testing.T) {
 		ls := newLiveServer(t, scheme, moqtransport.Config{})
 		v := newLiveViewer("skipping")
 		s := ls.dialVia(t, ls.proxy(t, slowLink()).Addr(), nil)
-		ctx := timeout(t)
+		ctx := liveTimeout(t)
 		sub, err := s.Subscribe(ctx, liveName.Namespace, liveName.Name, moqtransport.SubscribeOptions{GroupOrder: wire.GroupOrderDescending})
 		if err != nil {
 			t.Fatal(err)
