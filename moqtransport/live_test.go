@@ -319,11 +319,11 @@ func TestLivePlainSubscribeStaysLive(t *testing.T) {
 	}(t, "moqt")
 }
 
-// stallConn stalls the data streams of one group: their bytes past the
+// stallingConn stalls the data streams of one group: their bytes past the
 // stream header are not read until unstall is closed, so flow control
 // blocks the sender. Once unstalled, the error that ends subgroup 1's
 // stream (the big one) goes to cut.
-type stallConn struct {
+type stallingConn struct {
 	moqtransport.Conn
 	group   uint64
 	stalled chan struct{} // closed when the stream is found
@@ -332,17 +332,17 @@ type stallConn struct {
 	cut     chan error // buffered: one
 }
 
-func (c *stallConn) AcceptUniStream(ctx context.Context) (moqtransport.ReceiveStream, error) {
+func (c *stallingConn) AcceptUniStream(ctx context.Context) (moqtransport.ReceiveStream, error) {
 	str, err := c.Conn.AcceptUniStream(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &stallStream{ReceiveStream: str, c: c, ctx: c.Conn.Context()}, nil
+	return &stallingStream{ReceiveStream: str, c: c, ctx: c.Conn.Context()}, nil
 }
 
-type stallStream struct {
+type stallingStream struct {
 	moqtransport.ReceiveStream
-	c      *stallConn
+	c      *stallingConn
 	ctx    context.Context
 	head   []byte // the header, read ahead
 	peeked bool
@@ -350,7 +350,7 @@ type stallStream struct {
 	big    bool // subgroup 1: report how it ends
 }
 
-func (s *stallStream) Read(b []byte) (int, error) {
+func (s *stallingStream) Read(b []byte) (int, error) {
 	if !s.peeked {
 		s.peeked = true
 		buf := make([]byte, 0, 64)
@@ -419,7 +419,7 @@ func testStalledStream(t *testing.T, scheme string, deliveryTimeout time.Duratio
 	const stallGroup = 3
 	fast, stalled := newLiveViewer("fast"), newLiveViewer("stalled")
 	watch(t, ls.dialVia(t, ls.proxy(t, netem.Link{}).Addr(), nil), fast, moqtransport.SubscribeOptions{})
-	sc := &stallConn{group: stallGroup, stalled: make(chan struct{}), unstall: make(chan struct{}), cut: make(chan error, 1)}
+	sc := &stallingConn{group: stallGroup, stalled: make(chan struct{}), unstall: make(chan struct{}), cut: make(chan error, 1)}
 	var opts moqtransport.SubscribeOptions
 	if deliveryTimeout > 0 {
 		opts.Params = wire.Parameters{}.WithVarint(wire.ParamDeliveryTimeout, uint64(deliveryTimeout/time.Millisecond))
