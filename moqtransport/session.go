@@ -55,7 +55,9 @@ type Config struct {
 	Tracer Tracer
 	// Track configures the tracks that hold received objects.
 	Track TrackConfig
-	// Reader bounds what one received object may allocate.
+	// Reader bounds what one received object may allocate. Its Budget, when
+	// set, becomes the parent of the session's in-flight budget (for
+	// example a process-wide one shared by every session).
 	Reader wire.StreamReaderConfig
 	// RequestIDTimeout bounds how long a request of ours waits for the
 	// peer to grant it a request ID (MAX_REQUEST_ID) before it fails with
@@ -84,6 +86,18 @@ type Config struct {
 	// serve and not yet written to the transport; past it, the streams of
 	// the oldest groups are abandoned. Default DefaultMaxBacklogBytes.
 	MaxBacklogBytes int64
+	// MaxBytesInFlight bounds the memory the peer's data streams hold in
+	// this session before their objects reach a track: each open data
+	// stream's reader buffer (wire.ReaderBufferSize; streams still waiting
+	// for their header or their track alias included) and the buffers of
+	// partly received objects, which grow as bytes arrive (see
+	// wire.EagerObjectBytes). A stream that would exceed it is cancelled
+	// with STOP_SENDING CANCELLED (draft-14 §"Resource Exhaustion": cancel
+	// a stream after reaching a resource limit) and the session goes on.
+	// Default DefaultMaxBytesInFlight; it must leave room for the largest
+	// object the session accepts (Reader.MaxObjectPayload). InFlight
+	// reports the figures.
+	MaxBytesInFlight int64
 }
 
 // Defaults of Config.
@@ -91,6 +105,10 @@ const (
 	DefaultControlWriteTimeout = 5 * time.Second
 	DefaultMaxControlBacklog   = 1 << 20
 )
+
+// DefaultMaxBytesInFlight is the default Config.MaxBytesInFlight: room for
+// one object of the largest size the reader accepts by default.
+const DefaultMaxBytesInFlight = wire.DefaultMaxObjectPayload + 1<<20
 
 func (c *Config) withDefaults() Config {
 	out := Config{}
@@ -127,6 +145,11 @@ func (c *Config) withDefaults() Config {
 	if out.MaxBacklogBytes <= 0 {
 		out.MaxBacklogBytes = DefaultMaxBacklogBytes
 	}
+	if out.MaxBytesInFlight <= 0 {
+		out.MaxBytesInFlight = DefaultMaxBytesInFlight
+	}
+	// Each session has a budget of its own, under the configured one.
+	out.Reader.Budget = wire.NewByteBudget(out.MaxBytesInFlight, out.Reader.Budget)
 	return out
 }
 
@@ -279,6 +302,11 @@ func (s *Session) PeerImplementation() string {
 	b, _ := s.peerSetup.Bytes(wire.SetupParamMOQTImplementation)
 	return string(b)
 }
+
+// InFlight reports the session's in-flight budget (Config.MaxBytesInFlight):
+// the bytes its data streams hold now for objects not yet complete, the
+// peak, and how many reservations it refused (each cancelled a stream).
+func (s *Session) InFlight() wire.BudgetStats { return s.cfg.Reader.Budget.Stats() }
 
 // Context is cancelled when the session ends.
 func (s *Session) Context() context.Context { return s.ctx }

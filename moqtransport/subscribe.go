@@ -576,6 +576,9 @@ func (s *Session) streamFailed(str ReceiveStream, err error) {
 	case errors.Is(err, wire.ErrObjectTooLarge):
 		s.log.Warn("stopping a data stream", "err", err)
 		str.CancelRead(uint64(wire.ResetInternalError))
+	case errors.Is(err, wire.ErrBudgetExhausted):
+		s.log.Warn("cancelling a data stream: Config.MaxBytesInFlight reached", "err", err)
+		str.CancelRead(uint64(wire.ResetCancelled))
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sync"
 )
 
@@ -101,23 +100,32 @@ const (
 type StreamReaderConfig struct {
 	MaxObjectPayload uint64 // default DefaultMaxObjectPayload
 	MaxExtensionsLen uint64 // default DefaultMaxExtensionsLen
+	// Budget, when set, is charged with the reader's buffer (ReaderBufferSize)
+	// for the stream's life and with the buffers of the object being read
+	// until ReadObject returns it; a reservation it refuses fails the read
+	// with ErrBudgetExhausted. Readers of one session share one budget.
+	Budget *ByteBudget
 }
 
 // Object is an object read from a data stream. Extensions and Payload are
-// allocated for this object alone, at their declared sizes once those are
-// checked against the reader's limits.
+// allocated for this object alone. They grow as their bytes arrive, never
+// ahead of them to a declared length: see EagerObjectBytes.
 type Object struct {
 	ObjectHeader
 	Payload []byte
 }
 
 // StreamReader reads the header and then the objects of a subgroup or fetch
-// stream. Each payload is copied once, from the stream into the Object.
+// stream. Each payload is copied once, from the stream into the Object,
+// unless it is larger than EagerObjectBytes (then its buffer doubles as
+// the bytes arrive).
 type StreamReader struct {
 	r        *bufio.Reader
 	cfg      StreamReaderConfig
 	header   StreamHeader
 	subgroup SubgroupState
+	held     int64 // reserved from cfg.Budget for the object being read
+	charged  bool  // ReaderBufferSize is reserved from cfg.Budget
 }
 
 // NewStreamReader reads the stream header from r. An unknown stream type is a
@@ -129,9 +137,12 @@ func NewStreamReader(r io.Reader, cfg StreamReaderConfig) (*StreamReader, error)
 	if cfg.MaxExtensionsLen == 0 {
 		cfg.MaxExtensionsLen = DefaultMaxExtensionsLen
 	}
+	if !cfg.Budget.Reserve(ReaderBufferSize) {
+		return nil, fmt.Errorf("%w: no room for another stream's %d-byte reader", ErrBudgetExhausted, ReaderBufferSize)
+	}
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(r)
-	s := &StreamReader{r: br, cfg: cfg}
+	s := &StreamReader{r: br, cfg: cfg, charged: cfg.Budget != nil}
 	t, err := readVarint(s.r)
 	if err != nil {
 		s.Release()
@@ -176,14 +187,18 @@ func (s *StreamReader) readSubgroupHeader(t uint64) error {
 	return nil
 }
 
+// ReaderBufferSize is the size of a data stream reader's buffer.
+const ReaderBufferSize = 2048
+
 // readerPool recycles the buffered readers of data streams: a relay opens
 // one stream per group per subscription, and each would otherwise cost a
 // fresh 2 KiB buffer.
-var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 2048) }}
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, ReaderBufferSize) }}
 
-// Release returns the reader's buffer for reuse. Call it once the stream
-// is done; the StreamReader must not be used afterwards. Objects already
-// read stay valid: they never alias the buffer.
+// Release returns the reader's buffer for reuse, and its reservations to
+// the budget. Call it once the stream is done; the StreamReader must not be
+// used afterwards. Objects already read stay valid: they never alias the
+// buffer.
 func (s *StreamReader) Release() {
 	if s.r == nil {
 		return
@@ -191,6 +206,17 @@ func (s *StreamReader) Release() {
 	s.r.Reset(nil)
 	readerPool.Put(s.r)
 	s.r = nil
+	s.unhold()
+	if s.charged {
+		s.cfg.Budget.Release(ReaderBufferSize)
+		s.charged = false
+	}
+}
+
+// unhold returns what the object being read reserved.
+func (s *StreamReader) unhold() {
+	s.cfg.Budget.Release(s.held)
+	s.held = 0
 }
 
 // Header returns the stream header. For a subgroup stream whose Subgroup ID
@@ -206,6 +232,9 @@ func (s *StreamReader) Header() StreamHeader {
 // it ends inside one (a FIN in the middle of an object) or an object is
 // malformed. Other read errors, such as a stream reset, pass through.
 func (s *StreamReader) ReadObject() (Object, error) {
+	// The object's buffers leave the budget when it is returned: from then
+	// on they are the caller's (a track's cache counts them).
+	defer s.unhold()
 	var o Object
 	first, err := readVarint(s.r)
 	if err != nil {
@@ -240,11 +269,10 @@ func (s *StreamReader) ReadObject() (Object, error) {
 		}
 	}
 	// Extensions come before the payload length on the wire: read them
-	// into a buffer of their own size first.
-	var ext []byte
+	// into a buffer of their own first.
 	if extLen > 0 {
-		ext = make([]byte, extLen)
-		if _, err := io.ReadFull(s.r, ext); err != nil {
+		ext, err := s.readGrowing(int(extLen))
+		if err != nil {
 			return o, streamErr(err, "data stream ended inside an object's extensions")
 		}
 		if err := validateExtensions(ext); err != nil {
@@ -274,37 +302,61 @@ func (s *StreamReader) ReadObject() (Object, error) {
 		}
 	}
 	if o.PayloadLength > 0 {
-		if o.Payload, err = s.readPayload(int(o.PayloadLength)); err != nil {
+		if o.Payload, err = s.readGrowing(int(o.PayloadLength)); err != nil {
 			return o, streamErr(err, fmt.Sprintf("data stream ended inside the %d-byte payload of object %d", o.PayloadLength, o.ID))
 		}
 	}
 	return o, nil
 }
 
-// eagerPayload is the payload size up to which the reader allocates the
-// whole payload at once. Above it, the buffer grows as bytes arrive, so a
-// peer that declares a large object and sends little costs little memory.
-const eagerPayload = 1 << 20
+// EagerObjectBytes is the size up to which a reader allocates a payload or
+// an extension block at once, at its declared length. Above it the buffer
+// starts at this size and doubles only when the bytes already received
+// fill it, so a peer that declares a large object and sends little makes
+// the reader allocate at most EagerObjectBytes, and one that sends m bytes
+// of it at most about 2m.
+const EagerObjectBytes = 16 << 10
 
-// readPayload reads exactly n bytes. Up to eagerPayload it allocates once
-// and copies each byte once; above, it doubles its buffer as data arrives,
-// which bounds memory by twice what was received.
-func (s *StreamReader) readPayload(n int) ([]byte, error) {
-	if n <= eagerPayload {
-		b := make([]byte, n)
+// readGrowing reads exactly n bytes, charging what it allocates to the
+// budget until the object is returned.
+func (s *StreamReader) readGrowing(n int) ([]byte, error) {
+	size := min(n, EagerObjectBytes)
+	if err := s.hold(size); err != nil {
+		return nil, err
+	}
+	b := make([]byte, size)
+	if n == size {
 		_, err := io.ReadFull(s.r, b)
 		return b, err
 	}
-	b := make([]byte, 0, eagerPayload)
+	b = b[:0]
 	for len(b) < n {
 		if len(b) == cap(b) {
-			b = slices.Grow(b, min(cap(b), n-len(b)))
+			next := min(2*cap(b), n)
+			if err := s.hold(next); err != nil {
+				return nil, err
+			}
+			nb := make([]byte, len(b), next)
+			copy(nb, b)
+			s.cfg.Budget.Release(int64(cap(b)))
+			s.held -= int64(cap(b))
+			b = nb
 		}
-		m, err := io.ReadFull(s.r, b[len(b):min(cap(b), n)])
+		m, err := io.ReadFull(s.r, b[len(b):cap(b)])
 		b = b[:len(b)+m]
 		if err != nil {
 			return nil, err
 		}
 	}
 	return b, nil
+}
+
+// hold reserves n more bytes for the object being read.
+func (s *StreamReader) hold(n int) error {
+	if !s.cfg.Budget.Reserve(int64(n)) {
+		st := s.cfg.Budget.Stats()
+		return fmt.Errorf("%w: %d more bytes for an object, %d of %d in use", ErrBudgetExhausted, n, st.Used, st.Limit)
+	}
+	s.held += int64(n)
+	return nil
 }
