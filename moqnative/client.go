@@ -25,6 +25,9 @@ const DefaultPort = "443"
 // the system roots and logs nothing.
 type ClientConfig struct {
 	TLS ClientTLS
+	// MaxIncomingUniStreams bounds the unidirectional streams the server
+	// may have open at once (MaxIncomingUniStreams when 0).
+	MaxIncomingUniStreams int64
 	// QlogDir, when set, receives a qlog file for the connection.
 	QlogDir string
 	// Logger receives the client's logs; nil means none.
@@ -113,7 +116,7 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Dialed, error)
 		ep.release()
 		return nil, err
 	}
-	qconn, err := ep.tr.Dial(ctx, raddr, tlsConf, quicConfig(cfg.QlogDir, logger))
+	qconn, err := ep.tr.Dial(ctx, raddr, tlsConf, quicConfig(cfg.QlogDir, logger, cfg.MaxIncomingUniStreams))
 	if err != nil {
 		ep.release()
 		return nil, fmt.Errorf("moqnative: dialing %s: %w", u.Redacted(), err)

@@ -18,12 +18,24 @@ import (
 
 // QUIC settings shared by the server and the client.
 const (
-	// MaxIncomingUniStreams: MoQT sends every subgroup on its own
-	// unidirectional stream, so a relay fanning out many tracks to one
-	// subscriber needs many concurrent streams. quic-go allocates per-stream
-	// state only when a stream is opened, so a high limit costs nothing up
-	// front; the receive windows below bound the memory a peer can pin.
-	MaxIncomingUniStreams = 10000
+	// MaxIncomingUniStreams is the default of ServerConfig and
+	// ClientConfig.MaxIncomingUniStreams: how many unidirectional streams
+	// the peer may have open at once on a connection. MoQT sends every
+	// subgroup on its own stream, so a session needs a few per track it
+	// receives (the groups in flight: usually one or two, more when
+	// groups overlap or arrive late); 1024 is room for hundreds of tracks.
+	// The peer opens more as its streams end (QUIC MAX_STREAMS), so the
+	// limit bounds concurrency, not throughput. It matches what a session
+	// reads at once: moqtransport waits for at most 16*MaxPendingStreams
+	// (1024 by default) stream headers, and every open stream's reader
+	// buffer and object in progress count against the session's
+	// Config.MaxBytesInFlight. (It was 10,000: with objects allocated at
+	// their declared length, a peer could pin a MiB on each.)
+	MaxIncomingUniStreams = 1024
+	// h3UniStreams are the unidirectional streams HTTP/3 opens for itself
+	// (control, QPACK encoder and decoder) on a WebTransport connection,
+	// on top of the session's.
+	h3UniStreams = 3
 	// MaxIncomingStreams: MoQT uses one bidirectional stream (the control
 	// stream, §3.3). Over WebTransport the HTTP/3 CONNECT request stream
 	// is a second one. A few more leave room for a misbehaving peer to be
@@ -44,8 +56,18 @@ const (
 )
 
 // quicConfig builds the quic.Config of every server and client connection.
-// qlogDir, when set, is where each connection writes a qlog file.
-func quicConfig(qlogDir string, logger *slog.Logger) *quic.Config {
+// qlogDir, when set, is where each connection writes a qlog file; maxUni is
+// the peer's concurrent unidirectional streams for the MoQT session (0:
+// MaxIncomingUniStreams).
+//
+// WebTransport streams are QUIC streams of the connection that carries the
+// session, so the QUIC limit bounds them too; webtransport-go's own
+// per-session limits (WT_MAX_STREAMS) are not enabled, as they would also
+// turn on WebTransport data flow control, which browsers may not speak.
+func quicConfig(qlogDir string, logger *slog.Logger, maxUni int64) *quic.Config {
+	if maxUni <= 0 {
+		maxUni = MaxIncomingUniStreams
+	}
 	conf := &quic.Config{
 		// MoQT requires the QUIC DATAGRAM extension (§3.1), and
 		// WebTransport over HTTP/3 does too.
@@ -54,7 +76,7 @@ func quicConfig(qlogDir string, logger *slog.Logger) *quic.Config {
 		// while still delivering its header), and MoQT can use it to
 		// deliver a subgroup header reliably before a reset (§10.4.3).
 		EnableStreamResetPartialDelivery: true,
-		MaxIncomingUniStreams:            MaxIncomingUniStreams,
+		MaxIncomingUniStreams:            maxUni + h3UniStreams,
 		MaxIncomingStreams:               MaxIncomingStreams,
 		KeepAlivePeriod:                  KeepAlivePeriod,
 		MaxIdleTimeout:                   MaxIdleTimeout,

@@ -618,3 +618,43 @@ func TestUrgency(t *testing.T) {
 		}
 	}
 }
+
+// The peer may have at most MaxIncomingUniStreams unidirectional streams
+// open at once (issue 10: it was 10,000). Counted by opening streams on the
+// client's QUIC connection until quic-go refuses for the server's limit;
+// over WebTransport HTTP/3's own streams (control, QPACK) share it.
+func TestMaxIncomingUniStreams(t *testing.T) {
+	for _, scheme := range []string{"moqt", "https"} {
+		for _, limit := range []int64{0, 8} {
+			t.Run(fmt.Sprintf("%s/%d", scheme, limit), func(t *testing.T) {
+				ctx := testCtx(t)
+				srv := startServer(t, ServerConfig{MaxIncomingUniStreams: limit})
+				d := dial(t, ctx, fmt.Sprintf("%s://%s/app", scheme, srv.Addr()), pinned(srv))
+				accept(t, ctx, srv)
+				qc, ok := QUICConn(d.Conn)
+				if !ok {
+					t.Fatal("no QUIC connection")
+				}
+				want := limit
+				if want == 0 {
+					want = MaxIncomingUniStreams
+				}
+				var opened int64
+				var err error
+				for opened <= want+h3UniStreams {
+					if _, err = qc.OpenUniStream(); err != nil {
+						break
+					}
+					opened++
+				}
+				var sl *quic.StreamLimitReachedError
+				if !errors.As(err, &sl) {
+					t.Fatalf("opened %d streams, then %v; want quic.StreamLimitReachedError", opened, err)
+				}
+				if opened < want || opened > want+h3UniStreams {
+					t.Errorf("the client could open %d unidirectional streams, want %d (plus at most %d for HTTP/3)", opened, want, h3UniStreams)
+				}
+			})
+		}
+	}
+}

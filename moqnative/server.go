@@ -61,6 +61,11 @@ type ServerConfig struct {
 	// are answered 503.
 	MaxPending int
 
+	// MaxIncomingUniStreams bounds the unidirectional streams a client may
+	// have open at once (MaxIncomingUniStreams when 0). A client that
+	// needs more waits for its streams to end (QUIC flow control).
+	MaxIncomingUniStreams int64
+
 	// QlogDir, when set, receives one qlog file per connection.
 	QlogDir string
 	// Logger receives the server's logs; nil means none.
@@ -161,7 +166,7 @@ func Listen(addr string, cfg ServerConfig) (*Server, error) {
 		MinVersion:     tls.VersionTLS13,
 		KeyLogWriter:   s.keyLog.writer(),
 	}
-	if s.ln, err = s.tr.Listen(tlsConf, quicConfig(cfg.QlogDir, logger)); err != nil {
+	if s.ln, err = s.tr.Listen(tlsConf, quicConfig(cfg.QlogDir, logger, cfg.MaxIncomingUniStreams)); err != nil {
 		s.tr.Close()
 		s.udp.Close()
 		s.keyLog.Close()
