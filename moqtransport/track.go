@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -126,6 +127,10 @@ type TrackConfig struct {
 	GroupOrder wire.GroupOrder
 	// Now is the clock, for tests; default time.Now.
 	Now func() time.Time
+	// Budget, when set, bounds the bytes cached by every track that
+	// shares it, evicting from the least recently read tracks first (see
+	// CacheBudget). The track must then be closed when it is dropped.
+	Budget *CacheBudget
 }
 
 // Track is one track: written once, read by any number of readers. All its
@@ -158,6 +163,12 @@ type Track struct {
 	justWritten  bool // enforceLimits runs for the object last logged
 
 	largest wire.Location
+
+	// The CacheBudget, when there is one (cachebudget.go).
+	budget    *CacheBudget
+	charged   int64 // bytes counted in budget; guarded by mu
+	uncharged bool  // closed: nothing counted any more; guarded by mu
+	lastRead  atomic.Uint64
 
 	deliveryTimeout  time.Duration
 	maxCacheDuration time.Duration
@@ -218,6 +229,10 @@ func NewTrack(name wire.FullTrackName, cfg TrackConfig) *Track {
 	}
 	if t.now == nil {
 		t.now = time.Now
+	}
+	if cfg.Budget != nil {
+		t.budget = cfg.Budget
+		cfg.Budget.add(t)
 	}
 	return t
 }
@@ -312,6 +327,7 @@ func (t *Track) Err() error {
 // wire.ResetCancelled after a normal end and wire.ResetInternalError
 // otherwise. Close is idempotent; the first call decides.
 func (t *Track) Close(err error) {
+	defer t.release()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -339,6 +355,7 @@ func (t *Track) Close(err error) {
 	t.closed = true
 	t.closeErr = err
 	close(t.done)
+	t.uncharge()
 	t.enforceLimits()
 	t.broadcast()
 }
@@ -406,6 +423,7 @@ func (w *SubgroupWriter) write(id uint64, status wire.ObjectStatus, ext wire.Ext
 		return err
 	}
 	t := w.t
+	defer t.settle()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
@@ -435,6 +453,7 @@ func (w *SubgroupWriter) write(id uint64, status wire.ObjectStatus, ext wire.Ext
 // got an object of it get EventSubgroupEnd.
 func (w *SubgroupWriter) Close() error {
 	t := w.t
+	defer t.settle()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if w.done {
@@ -455,6 +474,7 @@ func (w *SubgroupWriter) Close() error {
 // nothing.
 func (w *SubgroupWriter) Abort(code uint64) {
 	t := w.t
+	defer t.settle()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if w.done {
@@ -483,6 +503,7 @@ func (t *Track) WriteDatagram(o Object) error {
 	if err := checkObject(o.Status, o.Extensions, o.Payload); err != nil {
 		return err
 	}
+	defer t.settle()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -607,6 +628,7 @@ func (t *Track) appendEntry(g *cachedGroup, ev Event, size int64) {
 	g.entries++
 	g.bytes += size
 	t.bytes += size
+	t.charge(size)
 }
 
 // broadcast wakes the readers waiting for an event. Called with t.mu held.
@@ -656,7 +678,7 @@ func (t *Track) enforceLimits() {
 		}
 	}
 	if len(t.groups) == 1 && t.bytes > t.maxBytes {
-		t.truncate(t.groups[0])
+		t.truncate(t.groups[0], t.maxBytes)
 	}
 	t.trimLog()
 }
@@ -674,17 +696,19 @@ func (t *Track) evictGroup(i int) {
 		}
 	}
 	t.bytes -= g.bytes
+	t.charge(-g.bytes)
 	t.objects -= len(g.objects)
 	clear(g.objects)
 	g.objects = nil
 }
 
 // truncate drops the oldest events of g, the only cached group, until the
-// cache is within MaxBytes, keeping at least the event last written.
-// Called with t.mu held.
-func (t *Track) truncate(g *cachedGroup) {
+// cache is within limit bytes, keeping at least the event last written. It
+// reports whether it dropped any. Called with t.mu held.
+func (t *Track) truncate(g *cachedGroup, limit int64) bool {
+	dropped := false
 	behind := t.readersBehind(g.firstSeq, g.lastSeq)
-	for j := t.index(g.firstSeq); j < len(t.log) && t.bytes > t.maxBytes && g.entries > 1; j++ {
+	for j := t.index(g.firstSeq); j < len(t.log) && t.bytes > limit && g.entries > 1; j++ {
 		e := &t.log[j]
 		if e.gone || e.ev.Group != g.id {
 			continue
@@ -698,14 +722,17 @@ func (t *Track) truncate(g *cachedGroup) {
 			}
 		}
 		t.kill(e, behind)
+		dropped = true
 		g.entries--
 		g.bytes -= size
 		t.bytes -= size
+		t.charge(-size)
 		g.truncated = true
 		if g.entries > 0 {
 			g.firstSeq = e.seq + 1
 		}
 	}
+	return dropped
 }
 
 // readersBehind returns the readers that may still want an event in
@@ -779,6 +806,7 @@ func (t *Track) index(seq uint64) int {
 // and read-only. For a truncated group (GroupTruncated) the oldest objects
 // are missing.
 func (t *Track) GroupObjects(group uint64) []*Object {
+	t.touch()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.expire()
@@ -928,6 +956,7 @@ type TrackReader struct {
 // event.
 func (t *Track) NewReader(f ReaderFilter) *TrackReader {
 	r := &TrackReader{t: t, wake: make(chan struct{}, 1), filter: f, open: map[trackSubgroupKey]bool{}}
+	t.touch()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.expire()
@@ -961,6 +990,7 @@ func (r *TrackReader) wants(ev *Event, fresh bool) bool {
 // it returns ErrTrackReaderClosed.
 func (r *TrackReader) Next(ctx context.Context) (Event, error) {
 	t := r.t
+	t.touch()
 	t.mu.Lock()
 	for {
 		if r.closed {
