@@ -93,6 +93,12 @@ func (r *Relay) WriteMetrics(w io.Writer) error {
 	metric("gauge", "moq_relay_active_tracks", "Tracks with a live upstream.", int64(tracks))
 	metric("gauge", "moq_relay_upstream_connections", "Sessions to other relays.", m.UpstreamConnections.Load())
 	metric("gauge", "moq_relay_cache_bytes", "Bytes held in track caches.", cacheBytes)
+	if b := r.cfg.Track.Budget; b != nil {
+		st := b.Stats()
+		metric("gauge", "moq_relay_cache_budget_bytes", "The cache budget shared by every track (--cache-total-bytes).", st.Limit)
+		metric("gauge", "moq_relay_cache_budget_used_bytes", "Bytes the open tracks' caches count against the budget.", st.Used)
+		metric("counter", "moq_relay_cache_budget_evicted_bytes_total", "Bytes evicted to keep the caches within the budget.", st.EvictedBytes)
+	}
 	metric("counter", "moq_relay_objects_received_total", "Objects received from publishers.", m.ObjectsReceived.Load())
 	metric("counter", "moq_relay_bytes_received_total", "Object payload bytes received.", m.BytesReceived.Load())
 	metric("counter", "moq_relay_objects_sent_total", "Objects sent to subscribers.", m.ObjectsSent.Load())

@@ -93,7 +93,9 @@ type Config struct {
 	// new session is closed with INTERNAL_ERROR ("relay full") at setup.
 	// 0 is no cap.
 	MaxSessions int
-	// Track bounds each relayed track's cache.
+	// Track bounds each relayed track's cache. Its Budget bounds them all
+	// together: nil gets a moqtransport.DefaultCacheBudget (1 GiB) of the
+	// relay's own (see CacheBudget).
 	Track moqtransport.TrackConfig
 	// UpstreamTimeout bounds an upstream SUBSCRIBE; default 10s.
 	UpstreamTimeout time.Duration
@@ -190,9 +192,16 @@ func New(cfg Config) *Relay {
 	if cfg.UpstreamTimeout == 0 {
 		cfg.UpstreamTimeout = 10 * time.Second
 	}
+	if cfg.Track.Budget == nil {
+		cfg.Track.Budget = moqtransport.NewCacheBudget(moqtransport.DefaultCacheBudget)
+	}
 	return &Relay{cfg: cfg, log: cfg.Logger, scopes: map[string]*scope{}, remotes: map[string]*remote{},
 		sessions: map[*moqtransport.Session]*peer{}}
 }
+
+// CacheBudget returns the budget shared by every relayed track's cache
+// (Config.Track.Budget).
+func (r *Relay) CacheBudget() *moqtransport.CacheBudget { return r.cfg.Track.Budget }
 
 // Scope normalises a session path into its scope: the path without its
 // query and trailing "/", "" for none. It returns an error for a path the

@@ -21,6 +21,15 @@ import (
 	"github.com/moqgo/moq/relay"
 )
 
+// defaultMaxSessions is --max-sessions' default. Every session may pin
+// memory whatever it sends: up to moqnative.MaxConnectionReceiveWindow (16
+// MiB) of unread data in QUIC buffers, its streams' readers and objects in
+// progress (moqtransport.Config.MaxBytesInFlight), goroutines. The caches
+// are bounded apart (--cache-total-bytes). A thousand sessions is what a
+// relay on a few GiB of memory can hold in the worst case the sessions
+// could push, and far more viewers than one relay's uplink usually serves.
+const defaultMaxSessions = 1000
+
 // opsConfig holds the flags for the operations surface, access control,
 // event logs and limits.
 type opsConfig struct {
@@ -33,6 +42,7 @@ type opsConfig struct {
 	cacheMaxBytes  int64
 	cacheMaxGroups int
 	cacheMaxAge    time.Duration
+	cacheTotal     int64
 	maxRequests    uint64
 	maxSessions    int
 	deliveryTO     time.Duration
@@ -48,14 +58,16 @@ func (o *opsConfig) addFlags(f *pflag.FlagSet) {
 	f.Int64Var(&o.cacheMaxBytes, "cache-max-bytes", moqtransport.DefaultTrackMaxBytes, "bytes each relayed track may cache")
 	f.IntVar(&o.cacheMaxGroups, "cache-max-groups", moqtransport.DefaultTrackMaxGroups, "groups each relayed track may cache")
 	f.DurationVar(&o.cacheMaxAge, "cache-max-age", 0, "drop cached groups older than this (0: no age limit)")
+	f.Int64Var(&o.cacheTotal, "cache-total-bytes", moqtransport.DefaultCacheBudget, "bytes all relayed tracks may cache together; over it, the older groups of the least recently read tracks go first (0: the default)")
 	f.Uint64Var(&o.maxRequests, "max-requests", 100, "requests a session may have open at once (MAX_REQUEST_ID window)")
 	f.DurationVar(&o.deliveryTO, "delivery-timeout", 5*time.Second, "DELIVERY TIMEOUT for subscribers that send none, when the track's publisher gives none either: a viewer on a slow link is never further behind live than this, its stale groups are dropped whole (0: deliver everything, however late)")
-	f.IntVar(&o.maxSessions, "max-sessions", 0, "sessions the relay runs at once; more are closed with INTERNAL_ERROR \"relay full\" (0: no cap)")
+	f.IntVar(&o.maxSessions, "max-sessions", defaultMaxSessions, "sessions the relay runs at once; more are closed with INTERNAL_ERROR \"relay full\" (0: no cap)")
 }
 
 // apply puts the flags into the relay's configuration.
 func (o *opsConfig) apply(rcfg *relay.Config, logger *slog.Logger) (func(), error) {
-	rcfg.Track = moqtransport.TrackConfig{MaxBytes: o.cacheMaxBytes, MaxGroups: o.cacheMaxGroups, MaxAge: o.cacheMaxAge}
+	rcfg.Track = moqtransport.TrackConfig{MaxBytes: o.cacheMaxBytes, MaxGroups: o.cacheMaxGroups, MaxAge: o.cacheMaxAge,
+		Budget: moqtransport.NewCacheBudget(o.cacheTotal)}
 	rcfg.Session.MaxRequests = o.maxRequests
 	rcfg.Session.DefaultDeliveryTimeout = o.deliveryTO
 	rcfg.MaxSessions = o.maxSessions

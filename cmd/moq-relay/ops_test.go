@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+
+	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/relay"
 )
 
@@ -39,7 +42,7 @@ func TestOpsFlags(t *testing.T) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	for _, key := range []string{edPath, hmacPath} {
-		o := opsConfig{authKey: key, cacheMaxBytes: 1 << 20, cacheMaxGroups: 8, maxRequests: 7, mlogDir: filepath.Join(dir, "mlog"), deliveryTO: 1500 * time.Millisecond}
+		o := opsConfig{authKey: key, cacheMaxBytes: 1 << 20, cacheMaxGroups: 8, cacheTotal: 5 << 20, maxRequests: 7, mlogDir: filepath.Join(dir, "mlog"), deliveryTO: 1500 * time.Millisecond}
 		var rcfg relay.Config
 		closeLogs, err := o.apply(&rcfg, log)
 		if err != nil {
@@ -48,6 +51,9 @@ func TestOpsFlags(t *testing.T) {
 		if rcfg.Auth == nil || rcfg.Track.MaxBytes != 1<<20 || rcfg.Track.MaxGroups != 8 || rcfg.Session.MaxRequests != 7 || rcfg.SessionTracer == nil ||
 			rcfg.Session.DefaultDeliveryTimeout != 1500*time.Millisecond {
 			t.Errorf("%s: relay config %+v", key, rcfg)
+		}
+		if st := rcfg.Track.Budget.Stats(); st.Limit != 5<<20 {
+			t.Errorf("%s: cache budget %+v, want --cache-total-bytes", key, st)
 		}
 		if tr := rcfg.SessionTracer(); tr == nil {
 			t.Error("no mlog tracer for a session")
@@ -67,6 +73,27 @@ func TestOpsFlags(t *testing.T) {
 		if _, err := o.apply(&relay.Config{}, log); err == nil {
 			t.Errorf("--auth-key %s accepted", bad)
 		}
+	}
+}
+
+// The memory limits have defaults: a relay started with no flags is
+// bounded (issue 10).
+func TestOpsDefaults(t *testing.T) {
+	var o opsConfig
+	f := pflag.NewFlagSet("moq-relay", pflag.ContinueOnError)
+	o.addFlags(f)
+	if err := f.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	var rcfg relay.Config
+	if _, err := o.apply(&rcfg, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if rcfg.MaxSessions != defaultMaxSessions || defaultMaxSessions == 0 {
+		t.Errorf("default --max-sessions %d, want %d", rcfg.MaxSessions, defaultMaxSessions)
+	}
+	if st := rcfg.Track.Budget.Stats(); st.Limit != moqtransport.DefaultCacheBudget {
+		t.Errorf("default cache budget %+v, want %d", st, moqtransport.DefaultCacheBudget)
 	}
 }
 

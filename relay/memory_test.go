@@ -1,0 +1,127 @@
+package relay_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+	"github.com/moqgo/moq/relay"
+)
+
+// Issue 10 row: "one session PUBLISHes 12 tracks of 32 MiB: 406 MB RSS (the
+// cache limit is per track, with no relay-wide budget)". Here one session
+// PUBLISHes 12 tracks of 3 MiB each (36 MiB) to a relay whose tracks may
+// cache 32 MiB each but 3 MiB together. What the relay caches stays within
+// the budget, and the heap grows by about the budget, not by what was
+// published. Measured: the budget's figures, the relay's cache gauge and
+// HeapInuse after a GC (the publisher's tracks, in this process too, cache
+// 1 MiB each).
+func TestPublishManyTracksCacheBudget(t *testing.T) {
+	const (
+		tracks   = 12
+		groups   = 12
+		object   = 256 << 10 // one object per group
+		budget   = 3 << 20
+		perTrack = groups * object
+	)
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cb := moqtransport.NewCacheBudget(budget)
+		r := relay.New(relay.Config{Track: moqtransport.TrackConfig{Budget: cb}})
+		rs := relay.NewServer(r, srv)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = rs.Serve(ctx)
+		}()
+		t.Cleanup(func() {
+			cancel()
+			rs.Close()
+			_ = srv.Close()
+			<-done
+		})
+		e := &relayEnv{t: t, scheme: scheme, srv: srv, rs: rs}
+		s := e.connect("/", nil)
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		payload := make([]byte, object)
+		var want int64
+		var maxUsed int64
+		for i := range tracks {
+			tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"flood"}, Name: fmt.Sprint(i)},
+				moqtransport.TrackConfig{MaxBytes: 1 << 20, MaxGroups: 2})
+			defer tr.Close(nil)
+			if _, err := s.Publish(ctxFor(t), tr, moqtransport.PublishOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for g := range uint64(groups) {
+				w, err := tr.OpenSubgroup(g, 0, moqtransport.SubgroupOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := w.Write(0, nil, payload); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.Close(); err != nil {
+					t.Fatal(err)
+				}
+				// One group at a time: the relay has it before the next.
+				want += object
+				deadline := time.Now().Add(10 * time.Second)
+				for r.Metrics().BytesReceived.Load() < want {
+					if time.Now().After(deadline) {
+						t.Fatalf("the relay received %d bytes, want %d", r.Metrics().BytesReceived.Load(), want)
+					}
+					time.Sleep(time.Millisecond)
+				}
+				maxUsed = max(maxUsed, cb.Stats().Used)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		grow := int64(after.HeapInuse) - int64(before.HeapInuse)
+		st := cb.Stats()
+		t.Logf("%s: %d tracks x %d MiB published; budget %+v, most used %d; HeapInuse %+.1f MiB", scheme, tracks, perTrack>>20, st, maxUsed, float64(grow)/(1<<20))
+		// Each track's newest group is kept whole when nothing else is left:
+		// allow one object over.
+		if maxUsed > budget+object+moqtransport.CacheEntryOverhead*4 {
+			t.Errorf("the relay cached %d bytes, budget %d", maxUsed, budget)
+		}
+		if st.Tracks != tracks || st.EvictedBytes < tracks*perTrack-budget-object {
+			t.Errorf("budget %+v: want %d tracks and at least %d bytes evicted", st, tracks, tracks*perTrack-budget)
+		}
+		// Without the budget the relay would hold all 36 MiB.
+		if limit := int64(3 * budget); grow > limit {
+			t.Errorf("heap grew by %.1f MiB for %d MiB published, budget %d MiB: want < %d MiB", float64(grow)/(1<<20), tracks*perTrack>>20, budget>>20, limit>>20)
+		}
+		var b strings.Builder
+		if err := r.WriteMetrics(&b); err != nil {
+			t.Fatal(err)
+		}
+		if m := b.String(); !strings.Contains(m, "moq_relay_cache_budget_used_bytes ") || !strings.Contains(m, fmt.Sprintf("moq_relay_cache_budget_bytes %d", budget)) {
+			t.Errorf("metrics lack the cache budget:\n%s", b.String())
+		}
+	})
+}
+
+// A relay without a budget configured gets the default one.
+func TestDefaultCacheBudget(t *testing.T) {
+	r := relay.New(relay.Config{})
+	if st := r.CacheBudget().Stats(); st.Limit != moqtransport.DefaultCacheBudget {
+		t.Errorf("default budget %+v, want %d bytes", st, moqtransport.DefaultCacheBudget)
+	}
+	if r.SessionConfig().Track.Budget != r.CacheBudget() {
+		t.Error("sessions do not share the relay's budget")
+	}
+}
