@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"testing"
 
@@ -265,5 +266,44 @@ func TestObjectHeaderParseDoesNotAllocate(t *testing.T) {
 		if n := testing.AllocsPerRun(100, f); n != 0 {
 			t.Errorf("parsing a %s allocates %.0f times per run, want 0", name, n)
 		}
+	}
+}
+
+// BenchmarkStreamReaderSizes reads a subgroup stream of 16 MiB in objects
+// of each size: allocations per object (allocs/op divided by the object
+// count reported as objects/op) show what the buffer growth costs for
+// objects larger than EagerObjectBytes.
+func BenchmarkStreamReaderSizes(b *testing.B) {
+	for _, size := range []int{1 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20} {
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			s := SubgroupState{Header: benchSubgroupHeader}
+			stream, _ := AppendSubgroupHeader(nil, &benchSubgroupHeader)
+			payload := bytes.Repeat([]byte{0xab}, size)
+			n := (16 << 20) / size
+			for i := range n {
+				var err error
+				if stream, err = s.AppendObject(stream, &ObjectHeader{ID: uint64(i), PayloadLength: uint64(size)}); err != nil {
+					b.Fatal(err)
+				}
+				stream = append(stream, payload...)
+			}
+			b.SetBytes(int64(len(stream)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := NewStreamReader(bytes.NewReader(stream), StreamReaderConfig{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for {
+					if _, err := r.ReadObject(); err == io.EOF {
+						break
+					} else if err != nil {
+						b.Fatal(err)
+					}
+				}
+				r.Release()
+			}
+			b.ReportMetric(float64(n), "objects/op")
+		})
 	}
 }

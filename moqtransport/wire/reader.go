@@ -116,16 +116,17 @@ type Object struct {
 }
 
 // StreamReader reads the header and then the objects of a subgroup or fetch
-// stream. Each payload is copied once, from the stream into the Object,
-// unless it is larger than EagerObjectBytes (then its buffer doubles as
-// the bytes arrive).
+// stream. Each payload is copied once from the stream, into the Object or,
+// when it is larger than EagerObjectBytes, into chunks taken as its bytes
+// arrive, and then once more into the Object.
 type StreamReader struct {
 	r        *bufio.Reader
 	cfg      StreamReaderConfig
 	header   StreamHeader
 	subgroup SubgroupState
-	held     int64 // reserved from cfg.Budget for the object being read
-	charged  bool  // ReaderBufferSize is reserved from cfg.Budget
+	chunks   []*[]byte // an object's chunks while it arrives (readGrowing)
+	held     int64     // reserved from cfg.Budget for the object being read
+	charged  bool      // ReaderBufferSize is reserved from cfg.Budget
 }
 
 // NewStreamReader reads the stream header from r. An unknown stream type is a
@@ -310,43 +311,53 @@ func (s *StreamReader) ReadObject() (Object, error) {
 }
 
 // EagerObjectBytes is the size up to which a reader allocates a payload or
-// an extension block at once, at its declared length. Above it the buffer
-// starts at this size and doubles only when the bytes already received
-// fill it, so a peer that declares a large object and sends little makes
-// the reader allocate at most EagerObjectBytes, and one that sends m bytes
-// of it at most about 2m.
+// an extension block at once, at its declared length. A larger one is read
+// into chunks of this size, taken as its bytes arrive, and copied into a
+// buffer of its exact length once the last byte is in. So a peer that
+// declares a large object and sends little makes the reader hold one chunk,
+// and one that sends m bytes of it about m; an object that arrives whole
+// costs one allocation of its size, as a small one does, and one copy.
 const EagerObjectBytes = 16 << 10
 
-// readGrowing reads exactly n bytes, charging what it allocates to the
-// budget until the object is returned.
+// chunkPool recycles the chunks of objects larger than EagerObjectBytes.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, EagerObjectBytes); return &b }}
+
+// readGrowing reads exactly n bytes, charging what it holds to the budget
+// until the object is returned. The chunks are charged; the final buffer
+// is not, as it replaces them within one copy.
 func (s *StreamReader) readGrowing(n int) ([]byte, error) {
-	size := min(n, EagerObjectBytes)
-	if err := s.hold(size); err != nil {
-		return nil, err
-	}
-	b := make([]byte, size)
-	if n == size {
+	if n <= EagerObjectBytes {
+		if err := s.hold(n); err != nil {
+			return nil, err
+		}
+		b := make([]byte, n)
 		_, err := io.ReadFull(s.r, b)
 		return b, err
 	}
-	b = b[:0]
-	for len(b) < n {
-		if len(b) == cap(b) {
-			next := min(2*cap(b), n)
-			if err := s.hold(next); err != nil {
-				return nil, err
-			}
-			nb := make([]byte, len(b), next)
-			copy(nb, b)
-			s.cfg.Budget.Release(int64(cap(b)))
-			s.held -= int64(cap(b))
-			b = nb
+	chunks := s.chunks[:0]
+	defer func() {
+		for i, c := range chunks {
+			chunkPool.Put(c)
+			chunks[i] = nil
 		}
-		m, err := io.ReadFull(s.r, b[len(b):cap(b)])
-		b = b[:len(b)+m]
-		if err != nil {
+		s.chunks = chunks[:0] // the list is kept for the stream's next object
+	}()
+	for got := 0; got < n; {
+		if err := s.hold(EagerObjectBytes); err != nil {
 			return nil, err
 		}
+		c := chunkPool.Get().(*[]byte)
+		chunks = append(chunks, c)
+		m := min(EagerObjectBytes, n-got)
+		if _, err := io.ReadFull(s.r, (*c)[:m]); err != nil {
+			return nil, err
+		}
+		got += m
+	}
+	b := make([]byte, n)
+	off := 0
+	for _, c := range chunks {
+		off += copy(b[off:], *c)
 	}
 	return b, nil
 }
