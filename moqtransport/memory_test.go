@@ -8,6 +8,7 @@ package moqtransport_test
 // allocation at the declared length would cost.
 
 import (
+	"bytes"
 	"errors"
 	"runtime"
 	"testing"
@@ -187,5 +188,26 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The default in-flight budget has room for the largest object the reader
+// accepts by default, arriving whole on one stream.
+func TestDefaultInFlightFitsLargestObject(t *testing.T) {
+	b, _ := wire.AppendSubgroupHeader(nil, &wire.SubgroupHeader{TrackAlias: 1})
+	b = putVarint(putVarint(b, 0), wire.DefaultMaxObjectPayload)
+	b = append(b, make([]byte, wire.DefaultMaxObjectPayload)...)
+	budget := wire.NewByteBudget(moqtransport.DefaultMaxBytesInFlight, nil)
+	r, err := wire.NewStreamReader(bytes.NewReader(b), wire.StreamReaderConfig{Budget: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	o, err := r.ReadObject()
+	if err != nil || len(o.Payload) != wire.DefaultMaxObjectPayload {
+		t.Fatalf("a %d-byte object: %d bytes, %v", wire.DefaultMaxObjectPayload, len(o.Payload), err)
+	}
+	if st := budget.Stats(); st.Peak > st.Limit || st.Used != wire.ReaderBufferSize {
+		t.Errorf("budget %+v", st)
 	}
 }
