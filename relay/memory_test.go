@@ -2,11 +2,14 @@ package relay_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go/quicvarint"
 
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
@@ -115,7 +118,7 @@ func TestPublishManyTracksCacheBudget(t *testing.T) {
 	})
 }
 
-// A relay without a budget configured gets the default one.
+// A relay without budgets configured gets the default ones.
 func TestDefaultCacheBudget(t *testing.T) {
 	r := relay.New(relay.Config{})
 	if st := r.CacheBudget().Stats(); st.Limit != moqtransport.DefaultCacheBudget {
@@ -124,4 +127,125 @@ func TestDefaultCacheBudget(t *testing.T) {
 	if r.SessionConfig().Track.Budget != r.CacheBudget() {
 		t.Error("sessions do not share the relay's budget")
 	}
+	if st := r.InFlightBudget().Stats(); st.Limit != relay.DefaultInFlightBudget {
+		t.Errorf("default in-flight budget %+v, want %d bytes", st, relay.DefaultInFlightBudget)
+	}
+	if r.SessionConfig().Reader.Budget != r.InFlightBudget() {
+		t.Error("sessions do not share the relay's in-flight budget")
+	}
+}
+
+// Issue 10 row: "300 streams each declaring a 1 MiB object and sending a
+// few bytes: +316 MB heap", against the relay. Two publishers each
+// PUBLISH a track and open 20 streams on it that declare a 1 MiB object
+// and send 10 bytes. Each stream holds a reader buffer and one 16 KiB
+// chunk; the relay-wide in-flight budget (room for 30 such streams) is
+// shared, so 10 of the 40 are cancelled with STOP_SENDING CANCELLED, and
+// the heap grows by about 30 chunks, not 40 MiB.
+func TestDeclaredObjectsInFlightBudget(t *testing.T) {
+	const (
+		perSession = 20
+		perStream  = wire.ReaderBufferSize + wire.EagerObjectBytes
+		fit        = 30
+	)
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inFlight := wire.NewByteBudget(fit*perStream, nil)
+		r := relay.New(relay.Config{Session: moqtransport.Config{Reader: wire.StreamReaderConfig{Budget: inFlight}}})
+		rs := relay.NewServer(r, srv)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = rs.Serve(ctx)
+		}()
+		t.Cleanup(func() {
+			cancel()
+			rs.Close()
+			_ = srv.Close()
+			<-done
+		})
+		fp, _ := srv.Fingerprint()
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		var strs []moqtransport.SendStream
+		for i := range 2 {
+			d, err := moqnative.Dial(ctxFor(t), fmt.Sprintf("%s://%s/", scheme, srv.Addr()),
+				moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := moqtransport.Connect(ctxFor(t), d.Conn, &moqtransport.Config{Path: d.Path, Authority: d.Authority})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_ = s.Close()
+				_ = d.Close()
+			})
+			tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"declared"}, Name: fmt.Sprint(i)}, moqtransport.TrackConfig{})
+			t.Cleanup(func() { tr.Close(nil) })
+			pub, err := s.Publish(ctxFor(t), tr, moqtransport.PublishOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for g := range uint64(perSession) {
+				b, _ := wire.AppendSubgroupHeader(nil, &wire.SubgroupHeader{TrackAlias: pub.RequestID(), GroupID: 1000 + g})
+				b = quicvarint.Append(quicvarint.Append(b, 0), 1<<20)
+				str, err := d.Conn.OpenUniStreamSync(ctxFor(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := str.Write(append(b, "0123456789"...)); err != nil {
+					t.Fatal(err)
+				}
+				strs = append(strs, str)
+			}
+		}
+		// The relay reads them: fit streams in progress, the others refused.
+		deadline := time.Now().Add(10 * time.Second)
+		for st := inFlight.Stats(); st.Used < fit*perStream || st.Refused < 2*perSession-fit; st = inFlight.Stats() {
+			if time.Now().After(deadline) {
+				t.Fatalf("in flight %+v, want %d bytes used and %d refusals", st, fit*perStream, 2*perSession-fit)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		grow := int64(after.HeapInuse) - int64(before.HeapInuse)
+		st := inFlight.Stats()
+		// STOP_SENDING arrives soon after a refusal; a write after it fails.
+		stopped := 0
+		isStopped := make([]bool, len(strs))
+		for end := time.Now().Add(5 * time.Second); stopped < 2*perSession-fit && time.Now().Before(end); {
+			for i, str := range strs {
+				if isStopped[i] {
+					continue
+				}
+				if _, err := str.Write([]byte{0}); err != nil {
+					var se *moqtransport.StreamError
+					if !errors.As(err, &se) || se.Code != uint64(wire.ResetCancelled) {
+						t.Errorf("a refused stream: %v, want STOP_SENDING CANCELLED", err)
+					}
+					isStopped[i] = true
+					stopped++
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Logf("%s: %d streams declaring 1 MiB, 10 bytes sent each: relay in flight %+v, %d stopped; HeapInuse %+.1f MiB", scheme, 2*perSession, st, stopped, float64(grow)/(1<<20))
+		if st.Peak > fit*perStream {
+			t.Errorf("in flight peaked at %d bytes, budget %d", st.Peak, fit*perStream)
+		}
+		if stopped != 2*perSession-fit {
+			t.Errorf("%d streams stopped, want %d", stopped, 2*perSession-fit)
+		}
+		if limit := int64(2 * perSession * 128 << 10); grow > limit {
+			t.Errorf("heap grew by %.1f MiB, want < %.1f MiB (at the declared length it is 40 MiB)", float64(grow)/(1<<20), float64(limit)/(1<<20))
+		}
+	})
 }

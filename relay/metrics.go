@@ -99,6 +99,11 @@ func (r *Relay) WriteMetrics(w io.Writer) error {
 		metric("gauge", "moq_relay_cache_budget_used_bytes", "Bytes the open tracks' caches count against the budget.", st.Used)
 		metric("counter", "moq_relay_cache_budget_evicted_bytes_total", "Bytes evicted to keep the caches within the budget.", st.EvictedBytes)
 	}
+	if b := r.cfg.Session.Reader.Budget; b != nil {
+		st := b.Stats()
+		metric("gauge", "moq_relay_in_flight_bytes", "Bytes the sessions hold for objects still arriving.", st.Used)
+		metric("counter", "moq_relay_in_flight_refused_total", "Data streams cancelled for want of in-flight budget.", st.Refused)
+	}
 	metric("counter", "moq_relay_objects_received_total", "Objects received from publishers.", m.ObjectsReceived.Load())
 	metric("counter", "moq_relay_bytes_received_total", "Object payload bytes received.", m.BytesReceived.Load())
 	metric("counter", "moq_relay_objects_sent_total", "Objects sent to subscribers.", m.ObjectsSent.Load())

@@ -87,7 +87,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Session is the template for every session's configuration; its
 	// Handler is replaced by the relay, and its Authorize, when set, is
-	// asked after the relay's own checks.
+	// asked after the relay's own checks. Its Reader.Budget bounds what all
+	// sessions together hold for objects in progress, on top of each
+	// session's MaxBytesInFlight: nil gets DefaultInFlightBudget.
 	Session moqtransport.Config
 	// MaxSessions caps the accepted sessions running at once; past it a
 	// new session is closed with INTERNAL_ERROR ("relay full") at setup.
@@ -184,6 +186,14 @@ type relayTrack struct {
 	remote bool
 }
 
+// DefaultInFlightBudget is the default of Config.Session.Reader.Budget:
+// the bytes all sessions together may hold for objects still arriving
+// (each session alone moqtransport.DefaultMaxBytesInFlight). Publishers
+// send objects whole and at once, so this is rarely more than a few
+// objects per publisher; a stream past it is cancelled (STOP_SENDING
+// CANCELLED).
+const DefaultInFlightBudget = 512 << 20
+
 // New returns a relay.
 func New(cfg Config) *Relay {
 	if cfg.Logger == nil {
@@ -195,6 +205,9 @@ func New(cfg Config) *Relay {
 	if cfg.Track.Budget == nil {
 		cfg.Track.Budget = moqtransport.NewCacheBudget(moqtransport.DefaultCacheBudget)
 	}
+	if cfg.Session.Reader.Budget == nil {
+		cfg.Session.Reader.Budget = wire.NewByteBudget(DefaultInFlightBudget, nil)
+	}
 	return &Relay{cfg: cfg, log: cfg.Logger, scopes: map[string]*scope{}, remotes: map[string]*remote{},
 		sessions: map[*moqtransport.Session]*peer{}}
 }
@@ -202,6 +215,10 @@ func New(cfg Config) *Relay {
 // CacheBudget returns the budget shared by every relayed track's cache
 // (Config.Track.Budget).
 func (r *Relay) CacheBudget() *moqtransport.CacheBudget { return r.cfg.Track.Budget }
+
+// InFlightBudget returns the budget shared by every session's objects in
+// progress (Config.Session.Reader.Budget).
+func (r *Relay) InFlightBudget() *wire.ByteBudget { return r.cfg.Session.Reader.Budget }
 
 // Scope normalises a session path into its scope: the path without its
 // query and trailing "/", "" for none. It returns an error for a path the
