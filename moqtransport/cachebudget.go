@@ -2,9 +2,11 @@ package moqtransport
 
 import (
 	"cmp"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"weak"
 )
 
 // DefaultCacheBudget is a sane CacheBudget limit for a relay: 1 GiB across
@@ -30,9 +32,10 @@ const DefaultCacheBudget int64 = 1 << 30
 //
 // The total may exceed the limit by the objects being written at the
 // moment (each at most the reader's object size limit), and by each track's
-// last event when nothing else is left to evict. A closed track's bytes are no longer counted: it takes no
-// more writes, and its cache is freed when its readers let it go. A track
-// with a budget must be closed when it is dropped, or the budget keeps it.
+// last event when nothing else is left to evict. A closed track's bytes are
+// no longer counted: it takes no more writes, and its cache is freed when
+// its readers let it go. The budget holds its tracks weakly: a track
+// dropped without Close leaves it when the garbage collector frees it.
 //
 // A CacheBudget is safe for concurrent use.
 type CacheBudget struct {
@@ -43,7 +46,7 @@ type CacheBudget struct {
 	clock atomic.Uint64
 
 	regMu  sync.Mutex // guards tracks; a leaf lock
-	tracks map[*Track]struct{}
+	tracks map[*budgetShare]weak.Pointer[Track]
 
 	evictMu       sync.Mutex // one evictor at a time; taken before any t.mu, never under one
 	evictedGroups atomic.Int64
@@ -56,7 +59,7 @@ func NewCacheBudget(limit int64) *CacheBudget {
 	if limit <= 0 {
 		limit = DefaultCacheBudget
 	}
-	return &CacheBudget{limit: limit, tracks: map[*Track]struct{}{}}
+	return &CacheBudget{limit: limit, tracks: map[*budgetShare]weak.Pointer[Track]{}}
 }
 
 // CacheBudgetStats is a snapshot of a CacheBudget.
@@ -77,25 +80,37 @@ func (b *CacheBudget) Stats() CacheBudgetStats {
 		EvictedGroups: b.evictedGroups.Load(), EvictedBytes: b.evictedBytes.Load()}
 }
 
+// budgetShare is a track's part of its budget. It outlives the track: the
+// cleanup that runs when a track is freed without Close takes its bytes
+// back through it.
+type budgetShare struct {
+	charged atomic.Int64 // bytes counted in the budget
+	closed  bool         // uncharged for good; guarded by the track's mu
+}
+
+// add registers t, which must have t.budget and t.share set.
 func (b *CacheBudget) add(t *Track) {
 	t.lastRead.Store(b.clock.Load())
 	b.regMu.Lock()
-	b.tracks[t] = struct{}{}
+	b.tracks[t.share] = weak.Make(t)
 	b.regMu.Unlock()
+	runtime.AddCleanup(t, b.drop, t.share)
 }
 
-func (b *CacheBudget) forget(t *Track) {
+// drop takes a track's bytes out of the budget and forgets it.
+func (b *CacheBudget) drop(sh *budgetShare) {
+	b.used.Add(-sh.charged.Swap(0))
 	b.regMu.Lock()
-	delete(b.tracks, t)
+	delete(b.tracks, sh)
 	b.regMu.Unlock()
 }
 
 // charge counts delta more cached bytes of t. Called with t.mu held.
 func (t *Track) charge(delta int64) {
-	if t.budget == nil || t.uncharged {
+	if t.budget == nil || t.share.closed {
 		return
 	}
-	t.charged += delta
+	t.share.charged.Add(delta)
 	t.budget.used.Add(delta)
 	if delta > 0 {
 		t.budget.clock.Add(1)
@@ -105,12 +120,11 @@ func (t *Track) charge(delta int64) {
 // uncharge takes t's bytes out of its budget for good (t is closed).
 // Called with t.mu held.
 func (t *Track) uncharge() {
-	if t.budget == nil || t.uncharged {
+	if t.budget == nil || t.share.closed {
 		return
 	}
-	t.budget.used.Add(-t.charged)
-	t.charged = 0
-	t.uncharged = true
+	t.share.closed = true
+	t.budget.drop(t.share)
 }
 
 // touch records a read of t.
@@ -130,13 +144,6 @@ func (t *Track) settle() {
 	}
 }
 
-// release runs after Close, without t.mu.
-func (t *Track) release() {
-	if t.budget != nil {
-		t.budget.forget(t)
-	}
-}
-
 // evict brings the total down to 15/16 of the limit, least recently read
 // tracks first. A writer that finds another evicting waits for it, so
 // that writers cannot outrun eviction, and then has nothing left to do.
@@ -149,8 +156,10 @@ func (b *CacheBudget) evict() {
 	target := b.limit - b.limit/16
 	b.regMu.Lock()
 	ts := make([]*Track, 0, len(b.tracks))
-	for t := range b.tracks {
-		ts = append(ts, t)
+	for _, wp := range b.tracks {
+		if t := wp.Value(); t != nil {
+			ts = append(ts, t)
+		}
 	}
 	b.regMu.Unlock()
 	type entry struct {

@@ -3,6 +3,7 @@ package moqtransport
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -152,5 +153,26 @@ func TestCacheBudgetConcurrentAndClose(t *testing.T) {
 	}
 	if st := b.Stats(); st.Used != 0 || st.Tracks != 0 {
 		t.Errorf("after every track closed: %+v, want nothing", st)
+	}
+}
+
+// The budget holds its tracks weakly: one dropped without Close gives its
+// bytes back when the garbage collector frees it.
+func TestCacheBudgetForgetsDroppedTracks(t *testing.T) {
+	b := NewCacheBudget(1 << 20)
+	func() {
+		tr := budgetTrack("dropped", b)
+		writeGroup(t, tr, 0, 3, 1000)
+	}()
+	if st := b.Stats(); st.Used == 0 || st.Tracks != 1 {
+		t.Fatalf("budget %+v with a track of 3 objects", st)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for st := b.Stats(); st.Used != 0 || st.Tracks != 0; st = b.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("budget %+v: the dropped track is still counted", st)
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -129,7 +129,7 @@ type TrackConfig struct {
 	Now func() time.Time
 	// Budget, when set, bounds the bytes cached by every track that
 	// shares it, evicting from the least recently read tracks first (see
-	// CacheBudget). The track must then be closed when it is dropped.
+	// CacheBudget).
 	Budget *CacheBudget
 }
 
@@ -165,10 +165,9 @@ type Track struct {
 	largest wire.Location
 
 	// The CacheBudget, when there is one (cachebudget.go).
-	budget    *CacheBudget
-	charged   int64 // bytes counted in budget; guarded by mu
-	uncharged bool  // closed: nothing counted any more; guarded by mu
-	lastRead  atomic.Uint64
+	budget   *CacheBudget
+	share    *budgetShare
+	lastRead atomic.Uint64
 
 	deliveryTimeout  time.Duration
 	maxCacheDuration time.Duration
@@ -231,7 +230,7 @@ func NewTrack(name wire.FullTrackName, cfg TrackConfig) *Track {
 		t.now = time.Now
 	}
 	if cfg.Budget != nil {
-		t.budget = cfg.Budget
+		t.budget, t.share = cfg.Budget, &budgetShare{}
 		cfg.Budget.add(t)
 	}
 	return t
@@ -327,7 +326,6 @@ func (t *Track) Err() error {
 // wire.ResetCancelled after a normal end and wire.ResetInternalError
 // otherwise. Close is idempotent; the first call decides.
 func (t *Track) Close(err error) {
-	defer t.release()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
