@@ -34,26 +34,8 @@ func TestPublishManyTracksCacheBudget(t *testing.T) {
 		perTrack = groups * object
 	)
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
 		cb := moqtransport.NewCacheBudget(budget)
-		r := relay.New(relay.Config{Track: moqtransport.TrackConfig{Budget: cb}})
-		rs := relay.NewServer(r, srv)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_ = rs.Serve(ctx)
-		}()
-		t.Cleanup(func() {
-			cancel()
-			rs.Close()
-			_ = srv.Close()
-			<-done
-		})
-		e := &relayEnv{t: t, scheme: scheme, srv: srv, rs: rs}
+		e, r := startRelayFor(t, scheme, relay.Config{Track: moqtransport.TrackConfig{Budget: cb}})
 		s := e.connect("/", nil)
 		runtime.GC()
 		var before, after runtime.MemStats
@@ -150,25 +132,9 @@ func TestDeclaredObjectsInFlightBudget(t *testing.T) {
 		fit        = 30
 	)
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
 		inFlight := wire.NewByteBudget(fit*perStream, nil)
-		r := relay.New(relay.Config{Session: moqtransport.Config{Reader: wire.StreamReaderConfig{Budget: inFlight}}})
-		rs := relay.NewServer(r, srv)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_ = rs.Serve(ctx)
-		}()
-		t.Cleanup(func() {
-			cancel()
-			rs.Close()
-			_ = srv.Close()
-			<-done
-		})
+		e, _ := startRelayFor(t, scheme, relay.Config{Session: moqtransport.Config{Reader: wire.StreamReaderConfig{Budget: inFlight}}})
+		srv := e.srv
 		fp, _ := srv.Fingerprint()
 		runtime.GC()
 		var before, after runtime.MemStats
@@ -247,6 +213,143 @@ func TestDeclaredObjectsInFlightBudget(t *testing.T) {
 		}
 		if limit := int64(2 * perSession * 128 << 10); grow > limit {
 			t.Errorf("heap grew by %.1f MiB, want < %.1f MiB (at the declared length it is 40 MiB)", float64(grow)/(1<<20), float64(limit)/(1<<20))
+		}
+	})
+}
+
+// startRelayFor starts a relay with cfg on a loopback server, and returns
+// the relay too.
+func startRelayFor(t *testing.T, scheme string, cfg relay.Config) (*relayEnv, *relay.Relay) {
+	t.Helper()
+	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := relay.New(cfg)
+	rs := relay.NewServer(r, srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = rs.Serve(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		rs.Close()
+		_ = srv.Close()
+		<-done
+	})
+	return &relayEnv{t: t, scheme: scheme, srv: srv, rs: rs}, r
+}
+
+// waitReceived waits until the relay has received want payload bytes.
+func waitReceived(t *testing.T, r *relay.Relay, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Metrics().BytesReceived.Load() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("the relay received %d bytes, want %d", r.Metrics().BytesReceived.Load(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// The cache budget evicts from the tracks nobody reads first: a session
+// floods six tracks that nobody subscribes to, while a viewer watches a
+// seventh through the relay. The watched track's history stays in the
+// relay's cache (a late joiner's FETCH gets all of it), and the flood is
+// what the budget evicts.
+func TestCacheBudgetSparesWatchedTrack(t *testing.T) {
+	const (
+		rounds = 16
+		flood  = 6
+		object = 64 << 10 // a flood object: six of them and the watched track fit the budget
+		frame  = 16 << 10 // a watched object: 16 of them fit the budget
+		budget = 1 << 20
+	)
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		cb := moqtransport.NewCacheBudget(budget)
+		e, r := startRelayFor(t, scheme, relay.Config{Track: moqtransport.TrackConfig{Budget: cb}})
+		ns := wire.Namespace{"watched"}
+		pub := e.connect("/", nil)
+		live := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "live"}, moqtransport.TrackConfig{})
+		t.Cleanup(func() { live.Close(nil) })
+		if _, err := pub.Publish(ctxFor(t), live, moqtransport.PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		flooder := e.connect("/", nil)
+		var floods []*moqtransport.Track
+		for i := range flood {
+			tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"flood"}, Name: fmt.Sprint(i)}, moqtransport.TrackConfig{MaxBytes: 1 << 20, MaxGroups: 2})
+			t.Cleanup(func() { tr.Close(nil) })
+			if _, err := flooder.Publish(ctxFor(t), tr, moqtransport.PublishOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			floods = append(floods, tr)
+		}
+		viewer := e.connect("/", nil)
+		sub, err := viewer.Subscribe(ctxFor(t), ns, "live", moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+		defer rd.Close()
+		writeOne := func(tr *moqtransport.Track, g uint64, size int) {
+			w, err := tr.OpenSubgroup(g, 0, moqtransport.SubgroupOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Write(0, nil, make([]byte, size)); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var want int64
+		for g := range uint64(rounds) {
+			writeOne(live, g, frame)
+			want += frame
+			waitReceived(t, r, want)
+			// The viewer gets the group before the flood of this round.
+			for {
+				ev, err := rd.Next(ctxFor(t))
+				if err != nil {
+					t.Fatalf("viewer, round %d: %v", g, err)
+				}
+				if ev.Kind == moqtransport.EventObject && ev.Object.Group == g {
+					break
+				}
+			}
+			for _, tr := range floods {
+				writeOne(tr, g, object)
+				want += object
+				waitReceived(t, r, want)
+			}
+		}
+		// A late joiner fetches the watched track's history from the cache.
+		late := e.connect("/", nil)
+		f, err := late.Fetch(ctxFor(t), moqtransport.FetchOptions{Namespace: ns, Name: "live", End: wire.Location{Group: rounds}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fetched := 0
+		for {
+			o, err := f.Next(ctxFor(t))
+			if err != nil {
+				break
+			}
+			if o.Status == wire.StatusNormal {
+				fetched++
+			}
+		}
+		st := cb.Stats()
+		t.Logf("%s: budget %+v; a late joiner fetched %d of %d watched groups", scheme, st, fetched, rounds)
+		if fetched != rounds {
+			t.Errorf("a late joiner fetched %d groups of the watched track, want all %d: the budget evicted the watched track before the flood", fetched, rounds)
+		}
+		if st.EvictedBytes < flood*rounds*object-budget || st.Used > budget+object {
+			t.Errorf("budget %+v: want the flood evicted and the cache within the budget", st)
 		}
 	})
 }
