@@ -72,6 +72,21 @@
 // answers FETCH_ERROR (such as NOT_SUPPORTED), and the viewer waits for
 // the next group instead.
 //
+// # Memory a peer can make a session hold
+//
+// Every buffer a peer fills is bounded. An object's payload and extensions
+// are allocated as their bytes arrive, never at a declared length
+// (wire.EagerObjectBytes). The data streams of a session, those waiting for
+// their header or track alias included, hold at most
+// Config.MaxBytesInFlight for their readers and the objects they are
+// reading, and at most a parent budget (Config.Reader.Budget) shared with
+// other sessions; a stream that would exceed either is cancelled with
+// STOP_SENDING CANCELLED (draft-14 "Resource Exhaustion") and the session
+// goes on. Session.InFlight reports the figures. A track's cache is bounded
+// by TrackConfig, and the caches of many tracks together by a CacheBudget,
+// which evicts from the least recently read tracks first. How many streams
+// a peer may open at once is the transport's limit (moqnative: 1024).
+//
 // # Live delivery and priorities
 //
 // Delivery to one subscriber is a scheduler (sched.go): a dispatcher reads

@@ -102,7 +102,7 @@ func (r *Relay) WriteMetrics(w io.Writer) error {
 	if b := r.cfg.Session.Reader.Budget; b != nil {
 		st := b.Stats()
 		metric("gauge", "moq_relay_in_flight_bytes", "Bytes the sessions hold for objects still arriving.", st.Used)
-		metric("counter", "moq_relay_in_flight_refused_total", "Data streams cancelled for want of in-flight budget.", st.Refused)
+		metric("counter", "moq_relay_in_flight_refused_total", "Data streams cancelled because the relay-wide in-flight budget was spent (a session's own MaxBytesInFlight refusals are not counted here).", st.Refused)
 	}
 	metric("counter", "moq_relay_objects_received_total", "Objects received from publishers.", m.ObjectsReceived.Load())
 	metric("counter", "moq_relay_bytes_received_total", "Object payload bytes received.", m.BytesReceived.Load())
