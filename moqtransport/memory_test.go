@@ -191,23 +191,36 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// The default in-flight budget has room for the largest object the reader
-// accepts by default, arriving whole on one stream.
+// An object of n bytes arriving whole needs exactly n bytes of in-flight
+// budget in chunks (n a multiple of wire.EagerObjectBytes) plus the
+// stream's reader buffer, so the default budget has room for the largest
+// object the reader accepts by default. Checked on a 1 MiB object with a
+// budget of exactly that, and one byte less.
 func TestDefaultInFlightFitsLargestObject(t *testing.T) {
+	if moqtransport.DefaultMaxBytesInFlight < wire.DefaultMaxObjectPayload+wire.ReaderBufferSize {
+		t.Fatalf("DefaultMaxBytesInFlight %d < DefaultMaxObjectPayload %d + a reader buffer", moqtransport.DefaultMaxBytesInFlight, wire.DefaultMaxObjectPayload)
+	}
+	const size = 1 << 20
 	b, _ := wire.AppendSubgroupHeader(nil, &wire.SubgroupHeader{TrackAlias: 1})
-	b = putVarint(putVarint(b, 0), wire.DefaultMaxObjectPayload)
-	b = append(b, make([]byte, wire.DefaultMaxObjectPayload)...)
-	budget := wire.NewByteBudget(moqtransport.DefaultMaxBytesInFlight, nil)
-	r, err := wire.NewStreamReader(bytes.NewReader(b), wire.StreamReaderConfig{Budget: budget})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Release()
-	o, err := r.ReadObject()
-	if err != nil || len(o.Payload) != wire.DefaultMaxObjectPayload {
-		t.Fatalf("a %d-byte object: %d bytes, %v", wire.DefaultMaxObjectPayload, len(o.Payload), err)
-	}
-	if st := budget.Stats(); st.Peak > st.Limit || st.Used != wire.ReaderBufferSize {
-		t.Errorf("budget %+v", st)
+	b = putVarint(putVarint(b, 0), size)
+	b = append(b, make([]byte, size)...)
+	for _, limit := range []int64{size + wire.ReaderBufferSize, size + wire.ReaderBufferSize - 1} {
+		budget := wire.NewByteBudget(limit, nil)
+		r, err := wire.NewStreamReader(bytes.NewReader(b), wire.StreamReaderConfig{Budget: budget})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := r.ReadObject()
+		r.Release()
+		fits := limit == size+wire.ReaderBufferSize
+		if fits && (err != nil || len(o.Payload) != size) {
+			t.Errorf("a %d-byte object in a %d-byte budget: %d bytes, %v", size, limit, len(o.Payload), err)
+		}
+		if !fits && !errors.Is(err, wire.ErrBudgetExhausted) {
+			t.Errorf("a %d-byte object in a %d-byte budget: %v, want ErrBudgetExhausted", size, limit, err)
+		}
+		if st := budget.Stats(); st.Peak > limit || st.Used != 0 {
+			t.Errorf("budget %+v", st)
+		}
 	}
 }
