@@ -127,6 +127,10 @@ func (t *Track) uncharge() {
 	t.budget.drop(t.share)
 }
 
+// Budget returns the CacheBudget the track's cache counts against
+// (TrackConfig.Budget), or nil.
+func (t *Track) Budget() *CacheBudget { return t.budget }
+
 // touch records a read of t.
 func (t *Track) touch() {
 	if b := t.budget; b != nil {

@@ -9,6 +9,7 @@ package moqtransport_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"runtime"
 	"testing"
@@ -222,5 +223,37 @@ func TestDefaultInFlightFitsLargestObject(t *testing.T) {
 		if st := budget.Stats(); st.Peak > limit || st.Used != 0 {
 			t.Errorf("budget %+v", st)
 		}
+	}
+}
+
+// A session whose Config.Track has no Budget gives the tracks it receives
+// one of its own: a peer pushing many tracks is bounded by
+// DefaultCacheBudget, not by the number of tracks times MaxBytes.
+func TestSessionTracksShareABudget(t *testing.T) {
+	tracks := heldTracks()
+	other := wire.FullTrackName{Namespace: heldNS, Name: "other"}
+	tracks.Add(moqtransport.NewTrack(other, moqtransport.TrackConfig{}))
+	e := newEnv(t, "moqt", &moqtransport.Config{Handler: tracks})
+	client, _ := e.dial(nil)
+	client2, _ := e.dial(nil)
+	subscribe := func(s *moqtransport.Session, name string) *moqtransport.Track {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), hostileWait)
+		defer cancel()
+		sub, err := s.Subscribe(ctx, heldNS, name, moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sub.Track()
+	}
+	a, b, c := subscribe(client, heldName), subscribe(client, "other"), subscribe(client2, heldName)
+	if a.Budget() == nil || a.Budget() != b.Budget() {
+		t.Fatalf("one session's tracks have budgets %p and %p, want one shared", a.Budget(), b.Budget())
+	}
+	if st := a.Budget().Stats(); st.Limit != moqtransport.DefaultCacheBudget || st.Tracks != 2 {
+		t.Errorf("session budget %+v, want %d bytes over 2 tracks", st, moqtransport.DefaultCacheBudget)
+	}
+	if c.Budget() == a.Budget() {
+		t.Error("two sessions share a budget nobody configured")
 	}
 }

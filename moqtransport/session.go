@@ -53,7 +53,11 @@ type Config struct {
 	// Tracer, when set, receives every MoQT event of the session (see
 	// package mlog).
 	Tracer Tracer
-	// Track configures the tracks that hold received objects.
+	// Track configures the tracks that hold received objects. When its
+	// Budget is nil the session gives them one of their own, of
+	// DefaultCacheBudget bytes, so that a peer pushing many tracks (PUBLISH,
+	// or a server answering many SUBSCRIBEs) cannot make the session cache
+	// many times TrackConfig.MaxBytes. A relay shares one across sessions.
 	Track TrackConfig
 	// Reader bounds what one received object may allocate. Its Budget, when
 	// set, becomes the parent of the session's in-flight budget (for
@@ -147,6 +151,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.MaxBytesInFlight <= 0 {
 		out.MaxBytesInFlight = DefaultMaxBytesInFlight
+	}
+	if out.Track.Budget == nil {
+		out.Track.Budget = NewCacheBudget(DefaultCacheBudget)
 	}
 	// Each session has a budget of its own, under the configured one.
 	out.Reader.Budget = wire.NewByteBudget(out.MaxBytesInFlight, out.Reader.Budget)
