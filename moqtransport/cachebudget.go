@@ -32,7 +32,8 @@ const DefaultCacheBudget int64 = 1 << 30
 //
 // The total may exceed the limit by the objects being written at the
 // moment (each at most the reader's object size limit), and by each track's
-// last event when nothing else is left to evict. A closed track's bytes are
+// last event when nothing else is left to evict (then by up to a sixteenth
+// of the limit more before the tracks are scanned again). A closed track's bytes are
 // no longer counted: it takes no more writes, and its cache is freed when
 // its readers let it go. The budget holds its tracks weakly: a track
 // dropped without Close leaves it when the garbage collector frees it.
@@ -48,7 +49,8 @@ type CacheBudget struct {
 	regMu  sync.Mutex // guards tracks; a leaf lock
 	tracks map[*budgetShare]weak.Pointer[Track]
 
-	evictMu       sync.Mutex // one evictor at a time; taken before any t.mu, never under one
+	evictMu       sync.Mutex   // one evictor at a time; taken before any t.mu, never under one
+	stuck         atomic.Int64 // the total when an eviction last found nothing left to evict; 0 after one that reached its target
 	evictedGroups atomic.Int64
 	evictedBytes  atomic.Int64
 }
@@ -100,6 +102,7 @@ func (b *CacheBudget) add(t *Track) {
 // drop takes a track's bytes out of the budget and forgets it.
 func (b *CacheBudget) drop(sh *budgetShare) {
 	b.used.Add(-sh.charged.Swap(0))
+	b.stuck.Store(0) // what is left may be evictable again
 	b.regMu.Lock()
 	delete(b.tracks, sh)
 	b.regMu.Unlock()
@@ -143,7 +146,18 @@ func (t *Track) touch() {
 // settle runs after a write, without t.mu: it evicts if the write took the
 // budget over its limit.
 func (t *Track) settle() {
-	if b := t.budget; b != nil && b.used.Load() > b.limit {
+	b := t.budget
+	if b == nil {
+		return
+	}
+	used := b.used.Load()
+	if used <= b.limit {
+		if b.stuck.Load() != 0 {
+			b.stuck.Store(0)
+		}
+		return
+	}
+	if used > b.stuck.Load()+b.limit/16 {
 		b.evict()
 	}
 }
@@ -154,7 +168,7 @@ func (t *Track) settle() {
 func (b *CacheBudget) evict() {
 	b.evictMu.Lock()
 	defer b.evictMu.Unlock()
-	if b.used.Load() <= b.limit {
+	if used := b.used.Load(); used <= b.limit || used <= b.stuck.Load()+b.limit/16 {
 		return
 	}
 	target := b.limit - b.limit/16
@@ -179,6 +193,7 @@ func (b *CacheBudget) evict() {
 		for _, e := range es {
 			over := b.used.Load() - target
 			if over <= 0 {
+				b.stuck.Store(0)
 				return
 			}
 			groups, bytes := e.t.shed(over, newest)
@@ -186,6 +201,10 @@ func (b *CacheBudget) evict() {
 			b.evictedBytes.Add(bytes)
 		}
 	}
+	// Nothing more to evict: every track is down to its last event. Until
+	// the total grows by another sixteenth of the limit, writes do not
+	// scan the tracks again for nothing.
+	b.stuck.Store(b.used.Load())
 }
 
 // shed evicts up to need bytes from t's cache: its older groups, smallest

@@ -176,3 +176,33 @@ func TestCacheBudgetForgetsDroppedTracks(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// When every track is down to its last event, writes do not rescan the
+// tracks until the total grows by a sixteenth of the limit; closing a track
+// ends that.
+func TestCacheBudgetStuck(t *testing.T) {
+	const size = 10_000
+	per := int64(size + CacheEntryOverhead)
+	b := NewCacheBudget(4 * per)
+	var ts []*Track
+	for i := range 6 { // six single objects: more than the budget, nothing evictable
+		tr := budgetTrack(fmt.Sprint(i), b)
+		defer tr.Close(nil)
+		w := mustOpen(t, tr, 0, 0, false)
+		mustWrite(t, w, 0, string(make([]byte, size)))
+		ts = append(ts, tr)
+	}
+	st := b.Stats()
+	if st.Used != 6*per || b.stuck.Load() == 0 {
+		t.Fatalf("budget %+v, stuck at %d: want 6 objects kept and the budget stuck", st, b.stuck.Load())
+	}
+	ts[0].Close(nil)
+	if b.stuck.Load() != 0 {
+		t.Error("closing a track did not unstick the budget")
+	}
+	// A new group on a track makes its older one evictable again.
+	writeGroup(t, ts[1], 1, 1, size)
+	if st := b.Stats(); st.Used > 5*per+CacheEntryOverhead || st.EvictedGroups == 0 {
+		t.Errorf("budget %+v after a new group: want the older group evicted", st)
+	}
+}
