@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -29,6 +31,17 @@ import (
 // relay on a few GiB of memory can hold in the worst case the sessions
 // could push, and far more viewers than one relay's uplink usually serves.
 const defaultMaxSessions = 1000
+
+// defaultCacheTotal is --cache-total-bytes' default: moqtransport's
+// DefaultCacheBudget (1 GiB), or a quarter of the Go memory limit
+// (GOMEMLIMIT) when one is set and that is less, leaving the rest to the
+// sessions and to the heap's growth between collections.
+func defaultCacheTotal() int64 {
+	if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64 && limit/4 < moqtransport.DefaultCacheBudget {
+		return max(limit/4, 16<<20)
+	}
+	return moqtransport.DefaultCacheBudget
+}
 
 // opsConfig holds the flags for the operations surface, access control,
 // event logs and limits.
@@ -58,7 +71,7 @@ func (o *opsConfig) addFlags(f *pflag.FlagSet) {
 	f.Int64Var(&o.cacheMaxBytes, "cache-max-bytes", moqtransport.DefaultTrackMaxBytes, "bytes each relayed track may cache")
 	f.IntVar(&o.cacheMaxGroups, "cache-max-groups", moqtransport.DefaultTrackMaxGroups, "groups each relayed track may cache")
 	f.DurationVar(&o.cacheMaxAge, "cache-max-age", 0, "drop cached groups older than this (0: no age limit)")
-	f.Int64Var(&o.cacheTotal, "cache-total-bytes", moqtransport.DefaultCacheBudget, "bytes all relayed tracks may cache together; over it, the older groups of the least recently read tracks go first (0: the default)")
+	f.Int64Var(&o.cacheTotal, "cache-total-bytes", defaultCacheTotal(), "bytes all relayed tracks may cache together; over it, the older groups of the least recently read tracks go first (default 1 GiB, or a quarter of GOMEMLIMIT when that is less)")
 	f.Uint64Var(&o.maxRequests, "max-requests", 100, "requests a session may have open at once (MAX_REQUEST_ID window)")
 	f.DurationVar(&o.deliveryTO, "delivery-timeout", 5*time.Second, "DELIVERY TIMEOUT for subscribers that send none, when the track's publisher gives none either: a viewer on a slow link is never further behind live than this, its stale groups are dropped whole (0: deliver everything, however late)")
 	f.IntVar(&o.maxSessions, "max-sessions", defaultMaxSessions, "sessions the relay runs at once; more are closed with INTERNAL_ERROR \"relay full\" (0: no cap)")

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -94,6 +95,13 @@ func TestOpsDefaults(t *testing.T) {
 	}
 	if st := rcfg.Track.Budget.Stats(); st.Limit != moqtransport.DefaultCacheBudget {
 		t.Errorf("default cache budget %+v, want %d", st, moqtransport.DefaultCacheBudget)
+	}
+
+	// With GOMEMLIMIT under 4 GiB, the cache gets a quarter of it.
+	old := debug.SetMemoryLimit(2 << 30)
+	defer debug.SetMemoryLimit(old)
+	if got := defaultCacheTotal(); got != 512<<20 {
+		t.Errorf("default --cache-total-bytes with a 2 GiB memory limit: %d, want 512 MiB", got)
 	}
 }
 
