@@ -6,32 +6,52 @@
 //
 // Every route is /origin/{namespace}, where {namespace} is the rest of the
 // path (it may hold "/" and ":", as the relays' registry keys do). Bodies
-// are the JSON object {"url": "<relay URL>"}.
+// are the JSON object {"url": "<relay URL>"}; the URL is the relay's node,
+// the owner of what it registers.
 //
 //	GET    /origin/{ns}  200 and the origin; 404 if none
 //	POST   /origin/{ns}  register: 200 if created, or if the same URL already
 //	                     holds it (its TTL is renewed); 409 if another URL does
-//	PATCH  /origin/{ns}  refresh: 200 and the TTL renewed; 404 if none; 409
+//	PATCH  /origin/{ns}  refresh: 200 and the TTL renewed; 404 if none; 403
 //	                     if another URL holds it
-//	DELETE /origin/{ns}  with a body: 200 if deleted; 404 if none; 409 if
-//	                     another URL holds it. Without a body (moq-rs's
-//	                     relays send none): deleted whoever holds it, 200 or
-//	                     404.
+//	DELETE /origin/{ns}  200 if deleted; 404 if none; 403 if another URL
+//	                     holds it. The body names the owner: a DELETE
+//	                     without one is 400 (moq-rs's relays send none, and
+//	                     so could delete any relay's entry).
 //
-// A malformed body is 400, a body that is not an absolute URL 422, an
-// explicit Content-Type other than JSON 415, another method 405, a Redis
-// failure 500 with "redis error: ..." in the body. These are moq-api's
-// status codes; moq-api's POST does not renew the TTL of an entry that is
-// already the caller's, and its DELETE takes no owner.
+// # Trust
+//
+// A server configured with a token (moq-api --api-token, or MOQ_API_TOKEN)
+// answers only requests that carry it, reads included, as
+// "Authorization: Bearer <token>"; others get 401. The token is a secret
+// shared by the registry and the relays of one cluster: it admits a relay
+// into the cluster, it does not tell relays apart. Between token holders,
+// ownership is the node URL: a registration is refreshed or deleted only
+// with the URL that made it (403 otherwise), atomically in Redis, so a
+// relay never refreshes or deletes another relay's entry, even one that
+// replaced its own after it expired. This protects the relays from each
+// other's mistakes (a stale relay, a restarted one with another URL); it
+// does not protect them from a token holder that lies about its URL.
+//
+// # Limits
+//
+// A namespace key is at most MaxKeyLen bytes (414), a body MaxBodyLen (413),
+// and the URL MaxURLLen bytes, moqt:// or https:// with a host and no user
+// information (400). A malformed body is 400, a JSON body without "url" 422,
+// an explicit Content-Type other than JSON 415, another method 405, a Redis
+// failure 500 with "redis error: ..." in the body. Every refusal has a
+// one-line text body saying why.
+//
+// moq-api differs: it has no token, its POST does not renew the TTL of an
+// entry that is already the caller's, its DELETE takes no owner, and it
+// stores keys, bodies and URLs of any size and scheme.
 //
 // # Redis
 //
 // An origin is the Redis string origin.{ns} holding the JSON of the
 // origin, with the server's TTL (600 s by default, as moq-api's fixed one).
 // Register, refresh and delete are each one Lua script, so that checking
-// the owner and acting on the key are atomic: a relay never refreshes or
-// deletes another relay's entry, even if its own expired in between (moq-api
-// reads, then writes, and deletes without looking).
+// the owner and acting on the key are atomic.
 package api
 
 import (
@@ -39,6 +59,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 )
 
@@ -53,12 +74,54 @@ const DefaultTTL = 600 * time.Second
 // KeyPrefix is the prefix of the Redis keys, as in moq-api.
 const KeyPrefix = "origin."
 
+// The registry's bounds. A relay's key (package relay's RegistryKey) is
+// its scope, ":", and up to 4096 bytes of namespace fields in hex with a
+// "." between fields, so MaxKeyLen leaves room for the longest namespace a
+// MoQT session may carry and a scope of a few KiB.
+const (
+	// MaxKeyLen bounds a namespace key, the unescaped path after /origin/.
+	MaxKeyLen = 12 << 10
+	// MaxBodyLen bounds a request body.
+	MaxBodyLen = 16 << 10
+	// MaxURLLen bounds an origin's URL.
+	MaxURLLen = 2048
+)
+
 var (
 	// ErrNotFound is returned for a namespace no origin holds (404).
 	ErrNotFound = errors.New("api: no origin for this namespace")
-	// ErrConflict is returned when another URL holds the namespace (409).
+	// ErrConflict is returned when another URL holds the namespace a POST
+	// registers (409).
 	ErrConflict = errors.New("api: another origin holds this namespace")
+	// ErrNotOwner is returned when another URL holds the namespace a PATCH
+	// or DELETE names (403): only the node that registered it may.
+	ErrNotOwner = errors.New("api: the namespace is registered by another origin")
+	// ErrUnauthorized is returned when the registry wants a token and the
+	// request had none, or another (401).
+	ErrUnauthorized = errors.New("api: the registry refused the request's token (401): give the registry's token")
 )
+
+// CheckURL checks that u may be stored as an origin: at most MaxURLLen
+// bytes, moqt:// or https:// with a host, and no user information.
+func CheckURL(u string) error {
+	if len(u) > MaxURLLen {
+		return fmt.Errorf("url of %d bytes: at most %d", len(u), MaxURLLen)
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return fmt.Errorf("url %q: %v", u, err)
+	}
+	if p.Scheme != "moqt" && p.Scheme != "https" {
+		return fmt.Errorf("url %q: want moqt://host[:port] or https://host[:port]", u)
+	}
+	if p.Host == "" || p.Opaque != "" {
+		return fmt.Errorf("url %q: no host", u)
+	}
+	if p.User != nil {
+		return fmt.Errorf("url %q: user information is not allowed", u)
+	}
+	return nil
+}
 
 // StatusError is an answer of the server the client has no error for.
 type StatusError struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,9 +18,20 @@ const maxAnswer = 64 << 10
 
 // Client calls a registry's routes, as moq-api's client does.
 type Client struct {
-	base string
-	hc   *http.Client
-	own  bool
+	base  string
+	hc    *http.Client
+	own   bool
+	token string
+}
+
+// An Option configures a Client.
+type Option func(*Client)
+
+// WithToken makes the client send token, the registry's shared secret, as
+// "Authorization: Bearer <token>" with every request. A registry started
+// with a token refuses requests without it (ErrUnauthorized).
+func WithToken(token string) Option {
+	return func(c *Client) { c.token = token }
 }
 
 // NewClient returns a client of the registry at base, e.g.
@@ -27,7 +39,7 @@ type Client struct {
 // prefix; moq-api's client drops a last segment without a trailing "/").
 // With hc nil the client has its own connection pool and a 10 s timeout per
 // request; Close releases it.
-func NewClient(base string, hc *http.Client) (*Client, error) {
+func NewClient(base string, hc *http.Client, opts ...Option) (*Client, error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		return nil, fmt.Errorf("api: registry URL %q: %w", base, err)
@@ -40,6 +52,12 @@ func NewClient(base string, hc *http.Client) (*Client, error) {
 	if hc == nil {
 		c.hc = &http.Client{Timeout: 10 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 		c.own = true
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	if strings.ContainsAny(c.token, "\r\n") {
+		return nil, errors.New("api: the token holds a line break")
 	}
 	return c, nil
 }
@@ -82,18 +100,17 @@ func (c *Client) SetOrigin(ctx context.Context, ns string, o Origin) error {
 }
 
 // PatchOrigin renews ns's TTL (PATCH). It returns ErrNotFound if ns has no
-// origin (it expired, or Redis lost it) and ErrConflict if another URL
+// origin (it expired, or Redis lost it) and ErrNotOwner if another URL
 // holds it.
 func (c *Client) PatchOrigin(ctx context.Context, ns string, o Origin) error {
 	_, err := c.do(ctx, http.MethodPatch, ns, &o)
 	return err
 }
 
-// DeleteOrigin removes ns's origin (DELETE). With owner set, only if
-// owner's URL holds it (else ErrConflict); with nil, whoever holds it, as
-// moq-api's client does. It returns ErrNotFound if there was none.
-func (c *Client) DeleteOrigin(ctx context.Context, ns string, owner *Origin) error {
-	_, err := c.do(ctx, http.MethodDelete, ns, owner)
+// DeleteOrigin removes ns's origin (DELETE) if owner's URL holds it, else
+// it returns ErrNotOwner. It returns ErrNotFound if there was none.
+func (c *Client) DeleteOrigin(ctx context.Context, ns string, owner Origin) error {
+	_, err := c.do(ctx, http.MethodDelete, ns, &owner)
 	return err
 }
 
@@ -109,6 +126,9 @@ func (c *Client) do(ctx context.Context, method, ns string, o *Origin) ([]byte, 
 	}
 	if o != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -126,6 +146,10 @@ func (c *Client) do(ctx context.Context, method, ns string, o *Origin) ([]byte, 
 		return nil, ErrNotFound
 	case http.StatusConflict:
 		return nil, ErrConflict
+	case http.StatusForbidden:
+		return nil, ErrNotOwner
+	case http.StatusUnauthorized:
+		return nil, fmt.Errorf("%w: %s %s: %s", ErrUnauthorized, method, u, strings.TrimSpace(string(b)))
 	}
 	return nil, &StatusError{Method: method, URL: u, Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
 }

@@ -19,8 +19,13 @@ import (
 type APICoordinatorConfig struct {
 	// URL is the registry's (moq-api's) base URL, e.g. http://127.0.0.1:8080.
 	URL string
-	// Node is this relay's URL, what it registers (Config.Node).
+	// Node is this relay's URL, what it registers (Config.Node): moqt:// or
+	// https://, as the registry stores no other.
 	Node string
+	// Token is the registry's secret, sent with every request (moq-relay
+	// --api-token or MOQ_API_TOKEN). A registry with a token refuses
+	// requests without it; one without a token ignores it.
+	Token string
 	// TTL is the registry's TTL as the relay sees it: a registration is
 	// refreshed every TTL/2. Default api.DefaultTTL (moq-rs's --api-ttl).
 	TTL time.Duration
@@ -39,9 +44,14 @@ type APICoordinatorConfig struct {
 //   - Register POSTs the relay's URL; a 409 (another relay's URL holds the
 //     namespace) is an error. While registered, it PATCHes every TTL/2; a
 //     PATCH answered 404 (the entry expired, or Redis restarted empty)
-//     POSTs again, so the registry recovers within TTL/2. Close stops the
+//     POSTs again, so the registry recovers within TTL/2; a PATCH answered
+//     403 (another relay took the namespace after ours expired) is logged,
+//     and the refresh goes on in case it comes back to us. Close stops the
 //     refresh and DELETEs the entry with our URL in the body, which the
 //     registry honours only if the entry is still ours.
+//   - Every request carries Token, and the registry checks it (package
+//     api's Trust): only the cluster's relays change the registry, and
+//     only their own entries.
 //   - Lookup GETs the namespace's key, then each shorter prefix's, since
 //     the registry matches keys exactly: the longest registered prefix
 //     wins. It then does the same in the unscoped scope, the relay's
@@ -64,7 +74,10 @@ func NewAPICoordinator(cfg APICoordinatorConfig) (*APICoordinator, error) {
 	if cfg.Node == "" {
 		return nil, errors.New("relay: the API coordinator needs this relay's URL (Node)")
 	}
-	c, err := api.NewClient(cfg.URL, cfg.HTTPClient)
+	if err := api.CheckURL(cfg.Node); err != nil {
+		return nil, fmt.Errorf("relay: the API coordinator's node: %w", err)
+	}
+	c, err := api.NewClient(cfg.URL, cfg.HTTPClient, api.WithToken(cfg.Token))
 	if err != nil {
 		return nil, err
 	}
@@ -130,8 +143,8 @@ func (c *APICoordinator) Register(ctx context.Context, scope string, ns wire.Nam
 		<-stopped
 		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 		defer cancel()
-		err := c.client.DeleteOrigin(ctx, key, &origin)
-		if errors.Is(err, api.ErrNotFound) || errors.Is(err, api.ErrConflict) {
+		err := c.client.DeleteOrigin(ctx, key, origin)
+		if errors.Is(err, api.ErrNotFound) || errors.Is(err, api.ErrNotOwner) {
 			return nil // expired, or another relay's now: nothing of ours
 		}
 		return err
@@ -161,7 +174,7 @@ func (c *APICoordinator) refresh(ctx context.Context, key string, ns wire.Namesp
 		switch {
 		case ctx.Err() != nil:
 			return
-		case errors.Is(err, api.ErrConflict):
+		case errors.Is(err, api.ErrNotOwner), errors.Is(err, api.ErrConflict):
 			if !lost {
 				c.log.Warn("another relay holds a namespace published here", "scope", scope, "namespace", ns.String())
 			}

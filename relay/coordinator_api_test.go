@@ -24,13 +24,17 @@ type registry struct {
 	client *api.Client
 }
 
-// startRegistry runs a registry whose entries live ttl (0: the default).
+// registryToken is the registries' token in these tests.
+const registryToken = "cluster-secret"
+
+// startRegistry runs a registry whose entries live ttl (0: the default),
+// with registryToken.
 func startRegistry(t *testing.T, ttl time.Duration) *registry {
 	t.Helper()
 	rs := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
-	hs := httptest.NewServer(server.New(server.Config{Redis: rdb, TTL: ttl}))
-	c, err := api.NewClient(hs.URL, nil)
+	hs := httptest.NewServer(server.New(server.Config{Redis: rdb, TTL: ttl, Token: registryToken}))
+	c, err := api.NewClient(hs.URL, nil, api.WithToken(registryToken))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +65,7 @@ func (r *registry) origin(t *testing.T, scope string, ns wire.Namespace) string 
 // when the test ends.
 func (r *registry) apiCoordinator(t *testing.T, node string, ttl time.Duration) *relay.APICoordinator {
 	t.Helper()
-	c, err := relay.NewAPICoordinator(relay.APICoordinatorConfig{URL: r.url, Node: node, TTL: ttl, Timeout: 3 * time.Second})
+	c, err := relay.NewAPICoordinator(relay.APICoordinatorConfig{URL: r.url, Node: node, Token: registryToken, TTL: ttl, Timeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +127,7 @@ func TestAPICoordinator(t *testing.T) {
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	key := relay.RegistryKey("", wire.Namespace{"live"})
-	if err := reg.client.DeleteOrigin(rctx, key, nil); err != nil {
+	if err := reg.client.DeleteOrigin(rctx, key, api.Origin{URL: nodeA}); err != nil {
 		t.Fatal(err)
 	}
 	if err := reg.client.SetOrigin(rctx, key, api.Origin{URL: nodeB}); err != nil {
@@ -176,5 +180,55 @@ func TestAPICoordinatorRefresh(t *testing.T) {
 	time.Sleep(ttl)
 	if got := reg.origin(t, "", ns); got != "" {
 		t.Errorf("after Close the registry has %q", got)
+	}
+}
+
+// TestAPICoordinatorToken: the coordinator sends its token; without the
+// registry's, it registers nothing and says why, and a node URL the
+// registry would not store is refused up front.
+func TestAPICoordinatorToken(t *testing.T) {
+	reg := startRegistry(t, 0)
+	ns := wire.Namespace{"live"}
+	for _, tok := range []string{"", "wrong"} {
+		c, err := relay.NewAPICoordinator(relay.APICoordinatorConfig{URL: reg.url, Node: "moqt://evil:1", Token: tok, Timeout: 3 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Register(context.Background(), "", ns)
+		if !errors.Is(err, api.ErrUnauthorized) {
+			t.Errorf("Register with token %q: %v, want ErrUnauthorized", tok, err)
+		}
+		if _, err := c.Lookup(context.Background(), "", ns); !errors.Is(err, api.ErrUnauthorized) {
+			t.Errorf("Lookup with token %q: %v, want ErrUnauthorized", tok, err)
+		}
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	if got := reg.origin(t, "", ns); got != "" {
+		t.Fatalf("the registry has %q", got)
+	}
+	// With the token, a relay registers; another relay with the token
+	// cannot delete or refresh its entry.
+	a := reg.apiCoordinator(t, "moqt://a:1", 0)
+	if _, err := a.Register(context.Background(), "", ns); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	key := relay.RegistryKey("", ns)
+	if err := reg.client.DeleteOrigin(ctx, key, api.Origin{URL: "moqt://b:1"}); !errors.Is(err, api.ErrNotOwner) {
+		t.Errorf("another node's DELETE: %v", err)
+	}
+	if err := reg.client.PatchOrigin(ctx, key, api.Origin{URL: "moqt://b:1"}); !errors.Is(err, api.ErrNotOwner) {
+		t.Errorf("another node's PATCH: %v", err)
+	}
+	if got := reg.origin(t, "", ns); got != "moqt://a:1" {
+		t.Errorf("the registry has %q", got)
+	}
+	for _, node := range []string{"http://a:1", "moqt://user@a:1", "a:1"} {
+		if _, err := relay.NewAPICoordinator(relay.APICoordinatorConfig{URL: reg.url, Node: node}); err == nil {
+			t.Errorf("node %q was accepted", node)
+		}
 	}
 }

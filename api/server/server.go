@@ -1,18 +1,26 @@
 // Package server is the origin registry's HTTP server over Redis: the
-// routes, status codes and Redis layout package api describes. It is apart
-// from api so that relays, which only need the client, do not link a Redis
-// client.
+// routes, status codes, trust rules, limits and Redis layout package api
+// describes. It is apart from api so that relays, which only need the
+// client, do not link a Redis client.
+//
+// Trust is decided in ServeHTTP, before anything else: with Config.Token
+// set, a request without "Authorization: Bearer <Token>" (compared in
+// constant time) is 401, whatever its route. Ownership is decided in the
+// Lua scripts: the stored origin is the owner, and a PATCH or DELETE whose
+// body names another is 403.
 package server
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -31,13 +39,19 @@ type Config struct {
 	TTL time.Duration
 	// Logger receives the server's logs; nil is silent.
 	Logger *slog.Logger
+	// Token is the secret every request must carry as "Authorization:
+	// Bearer <Token>" (see package api's Trust). Empty, the registry is
+	// open to anyone who can reach it: cmd/moq-api requires a token or an
+	// explicit --no-auth.
+	Token string
 }
 
 // Server is the registry's HTTP handler.
 type Server struct {
-	rdb redis.UniversalClient
-	ttl time.Duration
-	log *slog.Logger
+	rdb   redis.UniversalClient
+	ttl   time.Duration
+	log   *slog.Logger
+	token *[sha256.Size]byte // SHA-256 of the expected Authorization header; nil when open
 }
 
 // New returns the registry handler over cfg.Redis.
@@ -51,7 +65,12 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{rdb: cfg.Redis, ttl: cfg.TTL, log: cfg.Logger}
+	s := &Server{rdb: cfg.Redis, ttl: cfg.TTL, log: cfg.Logger}
+	if cfg.Token != "" {
+		h := sha256.Sum256([]byte("Bearer " + cfg.Token))
+		s.token = &h
+	}
+	return s
 }
 
 // The scripts answer 1 for done, 0 for another owner, -1 for no key.
@@ -88,15 +107,42 @@ return 1
 `)
 )
 
-const maxBody = 64 << 10 // bytes of a request body
+// authorized reports whether r carries the token. The comparison is in
+// constant time over SHA-256 digests, so that its duration tells neither
+// how many bytes matched nor the token's length.
+func (s *Server) authorized(r *http.Request) bool {
+	if s.token == nil {
+		return true
+	}
+	got := r.Header.Values("Authorization")
+	if len(got) != 1 {
+		return false
+	}
+	h := sha256.Sum256([]byte(got[0]))
+	return subtle.ConstantTimeCompare(h[:], s.token[:]) == 1
+}
 
 // ServeHTTP serves the /origin/{namespace} routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(r) {
+		s.log.Warn("request without the registry's token", "method", r.Method, "remote", r.RemoteAddr)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="moq-api"`)
+		msg := "missing credentials: send \"Authorization: Bearer <token>\" with the registry's token"
+		if r.Header.Get("Authorization") != "" {
+			msg = "invalid credentials: the token is not the registry's"
+		}
+		http.Error(w, msg, http.StatusUnauthorized)
+		return
+	}
 	// The namespace is the raw rest of the path: no cleaning, so that
 	// "//" in a scoped key survives (http.ServeMux would redirect it).
 	ns, ok := strings.CutPrefix(r.URL.Path, "/origin/")
 	if !ok || ns == "" {
 		http.NotFound(w, r)
+		return
+	}
+	if len(ns) > api.MaxKeyLen {
+		http.Error(w, fmt.Sprintf("namespace key of %d bytes: at most %d", len(ns), api.MaxKeyLen), http.StatusRequestURITooLong)
 		return
 	}
 	key := api.KeyPrefix + ns
@@ -126,20 +172,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, msg, code)
 			return
 		}
-		if r.Method == http.MethodDelete && !present {
-			// moq-api's DELETE: whoever holds it.
-			n, err := s.rdb.Del(ctx, key).Result()
-			if err != nil {
-				s.redisError(w, r, err)
-				return
-			}
-			if n == 0 {
-				w.WriteHeader(http.StatusNotFound)
-			}
-			return
-		}
 		if !present {
-			http.Error(w, "missing body: want {\"url\": ...}", http.StatusBadRequest)
+			// moq-api's DELETE has no body; here it must name the owner.
+			http.Error(w, "missing body: want {\"url\": \"<this relay's URL>\"}, the registration's owner", http.StatusBadRequest)
 			return
 		}
 		script := deleteScript
@@ -158,7 +193,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case 1:
 			s.log.Debug("origin "+strings.ToLower(r.Method), "namespace", ns, "url", o.URL)
 		case 0:
-			w.WriteHeader(http.StatusConflict)
+			if r.Method == http.MethodPost {
+				http.Error(w, "another origin holds this namespace", http.StatusConflict)
+			} else {
+				http.Error(w, "another origin holds this namespace: only the origin that registered it may refresh or delete it", http.StatusForbidden)
+			}
 		default:
 			w.WriteHeader(http.StatusNotFound)
 		}
@@ -176,9 +215,13 @@ func (s *Server) redisError(w http.ResponseWriter, r *http.Request, err error) {
 // readOrigin reads the request's origin. present is false for an empty
 // body; a non-zero code is the status to refuse the request with.
 func readOrigin(w http.ResponseWriter, r *http.Request) (o api.Origin, present bool, code int, msg string) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxBodyLen))
 	if err != nil {
-		return o, false, http.StatusRequestEntityTooLarge, "body too large"
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return o, false, http.StatusRequestEntityTooLarge, fmt.Sprintf("body too large: at most %d bytes", api.MaxBodyLen)
+		}
+		return o, false, http.StatusBadRequest, "reading the body: " + err.Error()
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return o, false, 0, ""
@@ -195,8 +238,8 @@ func readOrigin(w http.ResponseWriter, r *http.Request) (o api.Origin, present b
 	if err := json.Unmarshal(raw["url"], &o.URL); err != nil || raw["url"] == nil {
 		return o, false, http.StatusUnprocessableEntity, "want {\"url\": \"<absolute URL>\"}"
 	}
-	if u, err := url.Parse(o.URL); err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "") {
-		return o, false, http.StatusUnprocessableEntity, "url " + strconv.Quote(o.URL) + " is not an absolute URL"
+	if err := api.CheckURL(o.URL); err != nil {
+		return o, false, http.StatusBadRequest, err.Error()
 	}
 	return o, true, 0, ""
 }

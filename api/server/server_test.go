@@ -27,15 +27,27 @@ type env struct {
 	rdb   *redis.Client
 	http  *httptest.Server
 	c     *api.Client
+	token string
 }
 
-// start runs a registry with ttl over a fresh redis-server.
+// testToken is the registries' token in these tests.
+const testToken = "s3cret-token"
+
+// start runs a registry with ttl and testToken over a fresh redis-server,
+// and a client with the token.
 func start(t *testing.T, ttl time.Duration) *env {
+	t.Helper()
+	return startWith(t, server.Config{TTL: ttl, Token: testToken})
+}
+
+// startWith runs a registry with cfg (its Redis set here).
+func startWith(t *testing.T, cfg server.Config) *env {
 	t.Helper()
 	rs := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
-	hs := httptest.NewServer(server.New(server.Config{Redis: rdb, TTL: ttl}))
-	c, err := api.NewClient(hs.URL, nil)
+	cfg.Redis = rdb
+	hs := httptest.NewServer(server.New(cfg))
+	c, err := api.NewClient(hs.URL, nil, api.WithToken(cfg.Token))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +56,7 @@ func start(t *testing.T, ttl time.Duration) *env {
 		hs.Close()
 		_ = rdb.Close()
 	})
-	return &env{redis: rs, rdb: rdb, http: hs, c: c}
+	return &env{redis: rs, rdb: rdb, http: hs, c: c, token: cfg.Token}
 }
 
 func ctxFor(t *testing.T) context.Context {
@@ -53,8 +65,15 @@ func ctxFor(t *testing.T) context.Context {
 	return ctx
 }
 
-// raw sends a request with body and returns the status and body.
+// raw sends a request with body and the registry's token, and returns the
+// status and body.
 func (e *env) raw(t *testing.T, method, path, contentType, body string) (int, string, http.Header) {
+	t.Helper()
+	return e.rawAuth(t, "Bearer "+e.token, method, path, contentType, body)
+}
+
+// rawAuth is raw with this Authorization header ("" for none).
+func (e *env) rawAuth(t *testing.T, auth, method, path, contentType, body string) (int, string, http.Header) {
 	t.Helper()
 	req, err := http.NewRequest(method, e.http.URL+path, strings.NewReader(body))
 	if err != nil {
@@ -62,6 +81,9 @@ func (e *env) raw(t *testing.T, method, path, contentType, body string) (int, st
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 	resp, err := e.http.Client().Do(req)
 	if err != nil {
@@ -90,19 +112,20 @@ func TestRoutesAndStatusCodes(t *testing.T) {
 		{"GET", p, "", "", 200, a},
 		{"POST", p, js, a, 200, ""}, // the same URL again
 		{"POST", p, js, b, 409, ""},
-		{"PATCH", p, js, b, 409, ""},
+		{"PATCH", p, js, b, 403, ""},
 		{"PATCH", p, js, a, 200, ""},
-		{"DELETE", p, js, b, 409, ""},
+		{"DELETE", p, js, b, 403, ""},
+		// moq-api's DELETE without a body would delete whoever holds it.
+		{"DELETE", p, "", "", 400, ""},
 		{"GET", p, "", "", 200, a},
 		{"DELETE", p, js, a, 200, ""},
 		{"GET", p, "", "", 404, ""},
-		// moq-api's DELETE without a body deletes whoever holds it.
 		{"POST", p, "", b, 200, ""}, // no Content-Type is accepted
-		{"DELETE", p, "", "", 200, ""},
-		{"DELETE", p, "", "", 404, ""},
+		{"DELETE", p, "", b, 200, ""},
+		{"DELETE", p, "", b, 404, ""},
 		// Refused requests.
 		{"POST", p, js, `{"url":`, 400, ""},
-		{"POST", p, js, `{"url":"relay1"}`, 422, ""},
+		{"POST", p, js, `{"url":"relay1"}`, 400, ""},
 		{"POST", p, js, `{"uri":"https://relay1/"}`, 422, ""},
 		{"POST", p, js, ``, 400, ""},
 		{"POST", p, "text/plain", a, 415, ""},
@@ -151,16 +174,16 @@ func TestClient(t *testing.T) {
 	if err := e.c.SetOrigin(ctx, ns, b); !errors.Is(err, api.ErrConflict) {
 		t.Errorf("SetOrigin over another: %v", err)
 	}
-	if err := e.c.PatchOrigin(ctx, ns, b); !errors.Is(err, api.ErrConflict) {
+	if err := e.c.PatchOrigin(ctx, ns, b); !errors.Is(err, api.ErrNotOwner) {
 		t.Errorf("PatchOrigin of another's: %v", err)
 	}
-	if err := e.c.DeleteOrigin(ctx, ns, &b); !errors.Is(err, api.ErrConflict) {
+	if err := e.c.DeleteOrigin(ctx, ns, b); !errors.Is(err, api.ErrNotOwner) {
 		t.Errorf("DeleteOrigin of another's: %v", err)
 	}
 	if err := e.c.PatchOrigin(ctx, ns, a); err != nil {
 		t.Error(err)
 	}
-	if err := e.c.DeleteOrigin(ctx, ns, &a); err != nil {
+	if err := e.c.DeleteOrigin(ctx, ns, a); err != nil {
 		t.Error(err)
 	}
 	if err := e.c.PatchOrigin(ctx, ns, a); !errors.Is(err, api.ErrNotFound) {
@@ -226,13 +249,13 @@ func TestOnlyTheOwner(t *testing.T) {
 			o := api.Origin{URL: fmt.Sprintf("moqt://relay%d", i)}
 			go func() {
 				defer wg.Done()
-				if err := e.c.PatchOrigin(ctx, ns, o); !errors.Is(err, api.ErrConflict) {
+				if err := e.c.PatchOrigin(ctx, ns, o); !errors.Is(err, api.ErrNotOwner) {
 					t.Errorf("relay %d refreshed the owner's entry: %v", i, err)
 				}
 			}()
 			go func() {
 				defer wg.Done()
-				if err := e.c.DeleteOrigin(ctx, ns, &o); !errors.Is(err, api.ErrConflict) {
+				if err := e.c.DeleteOrigin(ctx, ns, o); !errors.Is(err, api.ErrNotOwner) {
 					t.Errorf("relay %d deleted the owner's entry: %v", i, err)
 				}
 			}()
@@ -297,7 +320,113 @@ func TestTTL(t *testing.T) {
 	if err := e.c.SetOrigin(ctx, ":01", b); err != nil {
 		t.Fatalf("another relay after expiry: %v", err)
 	}
-	if err := e.c.PatchOrigin(ctx, ":01", a); !errors.Is(err, api.ErrConflict) {
+	if err := e.c.PatchOrigin(ctx, ":01", a); !errors.Is(err, api.ErrNotOwner) {
 		t.Errorf("the old owner refreshed the new owner's entry: %v", err)
+	}
+}
+
+// TestCredentials: with a token, every route (reads too) needs it, and
+// nothing reaches Redis without it; without one, the registry is open.
+func TestCredentials(t *testing.T) {
+	e := start(t, 0)
+	ctx := ctxFor(t)
+	const p, js, a = "/origin/:6c697665", "application/json", `{"url":"moqt://relay1:4443"}`
+	for _, auth := range []string{"", "Bearer", "Bearer ", "Bearer wrong", "bearer " + testToken, "Basic " + testToken,
+		"Bearer " + testToken + "x", "Bearer " + testToken[:len(testToken)-1], testToken} {
+		for _, m := range []string{"GET", "POST", "PATCH", "DELETE"} {
+			code, body, h := e.rawAuth(t, auth, m, p, js, a)
+			if code != http.StatusUnauthorized {
+				t.Errorf("%s with Authorization %q: %d %q, want 401", m, auth, code, body)
+				continue
+			}
+			if !strings.Contains(body, "credentials") || h.Get("WWW-Authenticate") != `Bearer realm="moq-api"` {
+				t.Errorf("%s with Authorization %q: body %q, WWW-Authenticate %q", m, auth, body, h.Get("WWW-Authenticate"))
+			}
+		}
+	}
+	if n := e.rdb.DBSize(ctx).Val(); n != 0 {
+		t.Fatalf("%d keys in Redis after refused requests", n)
+	}
+	// Two Authorization headers, one of them right, are refused.
+	req, _ := http.NewRequest("GET", e.http.URL+p, nil)
+	req.Header.Add("Authorization", "Bearer wrong")
+	req.Header.Add("Authorization", "Bearer "+testToken)
+	resp, err := e.http.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("two Authorization headers: %d", resp.StatusCode)
+	}
+	// A client with another token gets ErrUnauthorized.
+	bad, err := api.NewClient(e.http.URL, nil, api.WithToken("other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	if err := bad.SetOrigin(ctx, ":01", api.Origin{URL: "moqt://x"}); !errors.Is(err, api.ErrUnauthorized) {
+		t.Errorf("SetOrigin with another token: %v", err)
+	}
+	if _, err := bad.GetOrigin(ctx, ":01"); !errors.Is(err, api.ErrUnauthorized) {
+		t.Errorf("GetOrigin with another token: %v", err)
+	}
+	if _, err := api.NewClient(e.http.URL, nil, api.WithToken("a\nb")); err == nil {
+		t.Error("a token with a line break was accepted")
+	}
+	// The right token works.
+	if code, body, _ := e.raw(t, "POST", p, js, a); code != 200 {
+		t.Fatalf("POST with the token: %d %q", code, body)
+	}
+	if code, body, _ := e.raw(t, "GET", p, "", ""); code != 200 || body != a {
+		t.Fatalf("GET with the token: %d %q", code, body)
+	}
+
+	// Without a token the registry is open.
+	open := startWith(t, server.Config{})
+	if code, body, _ := open.rawAuth(t, "", "POST", p, js, a); code != 200 {
+		t.Errorf("POST to an open registry: %d %q", code, body)
+	}
+}
+
+// TestLimits: keys, bodies and URLs are bounded, and only moqt:// and
+// https:// URLs are stored; each refusal says why, and stores nothing.
+func TestLimits(t *testing.T) {
+	e := start(t, 0)
+	ctx := ctxFor(t)
+	const js = "application/json"
+	okKey := "/origin/" + strings.Repeat("a", api.MaxKeyLen)
+	longKey := okKey + "a"
+	url := func(u string) string { return `{"url":"` + u + `"}` }
+	for _, c := range []struct {
+		path, body string
+		want       int
+		wantBody   string
+	}{
+		{okKey, url("moqt://r:1"), 200, ""},
+		{longKey, url("moqt://r:1"), 414, "namespace key of"},
+		{"/origin/:01", `{"url":"moqt://r:1","pad":"` + strings.Repeat("x", api.MaxBodyLen) + `"}`, 413, "body too large"},
+		{"/origin/:02", url("https://" + strings.Repeat("h", api.MaxURLLen)), 400, "at most 2048"},
+		{"/origin/:03", url("https://" + strings.Repeat("h", api.MaxURLLen-len("https://"))), 200, ""},
+		{"/origin/:04", url("http://relay1/"), 400, "want moqt://"},
+		{"/origin/:05", url("javascript:alert(1)"), 400, "want moqt://"},
+		{"/origin/:06", url("file:///etc/passwd"), 400, "want moqt://"},
+		{"/origin/:07", url("moqt:relay1"), 400, "no host"},
+		{"/origin/:08", url("https://user:pw@relay1/"), 400, "user information"},
+		{"/origin/:09", url("relay1:4443"), 400, ""},
+		{"/origin/:0a", url("MOQT://relay1:4443"), 200, ""}, // schemes are case-insensitive
+		{"/origin/:0b", url("https://[::1]:4443/room"), 200, ""},
+	} {
+		code, body, _ := e.raw(t, "POST", c.path, js, c.body)
+		if code != c.want || !strings.Contains(body, c.wantBody) {
+			t.Errorf("POST %.40s… %.60s: %d %q, want %d %q", c.path, c.body, code, body, c.want, c.wantBody)
+		}
+	}
+	if n := e.rdb.DBSize(ctx).Val(); n != 4 {
+		t.Errorf("%d keys in Redis, want the 4 accepted", n)
+	}
+	// A GET of an over-long key is refused the same way.
+	if code, _, _ := e.raw(t, "GET", longKey, "", ""); code != 414 {
+		t.Errorf("GET of a long key: %d", code)
 	}
 }

@@ -4,10 +4,18 @@
 // serves GET, POST, PATCH and DELETE on /origin/{namespace} over plain HTTP
 // and keeps the origins in Redis (see package api).
 //
-// It listens on 127.0.0.1:8080 by default (moq-api: [::]:80): the registry
-// has no authentication, so exposing it is a choice to make with --bind.
-// --redis defaults to redis://127.0.0.1:6379 (moq-api requires it). SIGINT
-// or SIGTERM stops it after the requests in flight.
+// Every request must carry the cluster's token, "Authorization: Bearer
+// <token>", set with --api-token or, better (a flag shows in ps), the
+// environment variable MOQ_API_TOKEN; the relays send theirs, from the same
+// flag and variable. It refuses to start without a token unless --no-auth
+// says so (moq-rs's relays send none). Relays may refresh and delete only
+// their own registrations; see package api for the trust rules and limits.
+//
+// It listens on 127.0.0.1:8080 by default (moq-api: [::]:80), plain HTTP:
+// put TLS in front of it to cross an untrusted network, since the token
+// travels in the clear. --redis defaults to redis://127.0.0.1:6379
+// (moq-api requires it). SIGINT or SIGTERM stops it after the requests in
+// flight.
 package main
 
 import (
@@ -20,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,16 +43,24 @@ import (
 
 const binaryName = "moq-api"
 
+// TokenEnv is the environment variable of --api-token's default.
+const TokenEnv = "MOQ_API_TOKEN"
+
 type config struct {
 	bind     string
 	redisURL string
 	ttl      time.Duration
 	logLevel string
+	token    string
+	noAuth   bool
 
 	stderr io.Writer
 	// ready, when set, is told the address once the server listens (tests).
 	ready func(addr net.Addr)
 }
+
+// readyHook, when set, is each command's config.ready (tests).
+var readyHook func(addr net.Addr)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -65,6 +82,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.stderr = cmd.ErrOrStderr()
+			cfg.ready = readyHook
 			return run(cmd.Context(), cfg)
 		},
 	}
@@ -73,6 +91,8 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&cfg.redisURL, "redis", "redis://127.0.0.1:6379", "Redis URL: redis://[user:password@]host:port[/db] or rediss:// for TLS")
 	f.DurationVar(&cfg.ttl, "ttl", api.DefaultTTL, "how long an origin lives without a refresh; relays refresh every --api-ttl/2, so keep it at least their --api-ttl")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&cfg.token, "api-token", os.Getenv(TokenEnv), "the secret every request must carry as \"Authorization: Bearer <token>\" (env "+TokenEnv+", which ps does not show)")
+	f.BoolVar(&cfg.noAuth, "no-auth", false, "serve without a token: anyone who reaches the registry may change it (moq-rs relays)")
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(cli.VersionCommand(binaryName))
 	return root
@@ -87,6 +107,16 @@ func run(ctx context.Context, cfg config) error {
 	logger := slog.New(slog.NewTextHandler(cfg.stderr, &slog.HandlerOptions{Level: level}))
 	if cfg.ttl <= 0 {
 		return fmt.Errorf("--ttl %v: want a positive duration", cfg.ttl)
+	}
+	switch {
+	case cfg.token == "" && !cfg.noAuth:
+		return fmt.Errorf("no token: set %s (or --api-token) to the cluster's secret, or pass --no-auth to serve without one", TokenEnv)
+	case cfg.token != "" && cfg.noAuth:
+		return fmt.Errorf("--no-auth with a token (--api-token or %s): choose one", TokenEnv)
+	case strings.ContainsAny(cfg.token, "\r\n"):
+		return errors.New("--api-token: the token holds a line break")
+	case cfg.noAuth:
+		logger.Warn("serving without a token: anyone who reaches the registry may change it")
 	}
 	opts, err := redis.ParseURL(cfg.redisURL)
 	if err != nil {
@@ -107,15 +137,17 @@ func run(ctx context.Context, cfg config) error {
 		return fmt.Errorf("listening on %s: %w (choose another address with --bind)", cfg.bind, err)
 	}
 	srv := &http.Server{
-		Handler:           server.New(server.Config{Redis: rdb, TTL: cfg.ttl, Logger: logger}),
+		Handler:           server.New(server.Config{Redis: rdb, TTL: cfg.ttl, Logger: logger, Token: cfg.token}),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// Room for a request line with the longest key, escaped.
+		MaxHeaderBytes: 3*api.MaxKeyLen + 16<<10,
+		ReadTimeout:    30 * time.Second,
+		IdleTimeout:    2 * time.Minute,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-	logger.Info("registry serving", "addr", l.Addr().String(), "redis", opts.Addr, "ttl", cfg.ttl, "version", version.Version)
+	logger.Info("registry serving", "addr", l.Addr().String(), "redis", opts.Addr, "ttl", cfg.ttl, "auth", !cfg.noAuth, "version", version.Version)
 	if cfg.ready != nil {
 		cfg.ready(l.Addr())
 	}

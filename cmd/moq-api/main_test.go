@@ -31,38 +31,53 @@ func execute(t *testing.T, args ...string) (string, error) {
 }
 
 func TestVersionAndFlags(t *testing.T) {
+	t.Setenv(TokenEnv, "")
 	want := "moq-api " + version.Version + " (moq-go, draft-ietf-moq-transport-14)\n"
 	for _, args := range [][]string{{"--version"}, {"version"}} {
 		if out, err := execute(t, args...); err != nil || out != want {
 			t.Errorf("%v: %q, %v", args, out, err)
 		}
 	}
-	for _, args := range [][]string{{"extra"}, {"--redis", "http://x"}, {"--log-level", "loud"}, {"--ttl", "0s"}} {
+	for _, args := range [][]string{{"extra"}, {"--redis", "http://x", "--no-auth"}, {"--log-level", "loud"}, {"--ttl", "0s", "--no-auth"},
+		{"--bind", "127.0.0.1:0"}, {"--api-token", "x", "--no-auth"}, {"--api-token", "a\nb"}} {
 		if _, err := execute(t, args...); err == nil {
 			t.Errorf("%v was accepted", args)
 		}
 	}
+	if _, err := execute(t, "--bind", "127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), TokenEnv) {
+		t.Errorf("without a token: %v, want an error naming %s", err, TokenEnv)
+	}
 	cmd := newRootCommand()
-	for flag, def := range map[string]string{"bind": "127.0.0.1:8080", "redis": "redis://127.0.0.1:6379", "ttl": "10m0s"} {
+	for flag, def := range map[string]string{"bind": "127.0.0.1:8080", "redis": "redis://127.0.0.1:6379", "ttl": "10m0s", "api-token": "", "no-auth": "false"} {
 		if got := cmd.Flags().Lookup(flag).DefValue; got != def {
 			t.Errorf("--%s defaults to %q, want %q", flag, got, def)
 		}
 	}
+	// The token's default comes from the environment.
+	t.Setenv(TokenEnv, "from-env")
+	if got := newRootCommand().Flags().Lookup("api-token").DefValue; got != "from-env" {
+		t.Errorf("--api-token defaults to %q with %s set", got, TokenEnv)
+	}
 }
 
 // TestServesOverRedis runs moq-api against a real redis-server, drives its
-// routes with the client, and stops it.
+// routes with the client and the token from the environment, checks that
+// a client without the token is refused, and stops it.
 func TestServesOverRedis(t *testing.T) {
+	t.Setenv(TokenEnv, "cluster-secret")
 	rs := redistest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan net.Addr, 1)
 	var logs syncBuffer
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, config{bind: "127.0.0.1:0", redisURL: rs.URL, ttl: time.Minute, logLevel: "debug",
-			stderr: &logs, ready: func(a net.Addr) { ready <- a }})
-	}()
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"--bind", "127.0.0.1:0", "--redis", rs.URL, "--ttl", "1m", "--log-level", "debug"})
+	cmd.SetErr(&logs)
+	cmd.SetOut(&logs)
+	readyHook = func(a net.Addr) { ready <- a }
+	defer func() { readyHook = nil }()
+	go func() { done <- cmd.ExecuteContext(ctx) }()
 	var addr net.Addr
 	select {
 	case addr = <-ready:
@@ -71,13 +86,21 @@ func TestServesOverRedis(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("moq-api did not start")
 	}
-	c, err := api.NewClient("http://"+addr.String(), nil)
+	c, err := api.NewClient("http://"+addr.String(), nil, api.WithToken("cluster-secret"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	tctx, tcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer tcancel()
+	anon, err := api.NewClient("http://"+addr.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	if err := anon.SetOrigin(tctx, "/room:6262", api.Origin{URL: "https://evil/"}); !errors.Is(err, api.ErrUnauthorized) {
+		t.Errorf("POST without the token: %v", err)
+	}
 	o := api.Origin{URL: "https://relay1:4443/"}
 	if err := c.SetOrigin(tctx, "/room:6262", o); err != nil {
 		t.Fatal(err)
@@ -91,13 +114,17 @@ func TestServesOverRedis(t *testing.T) {
 	if err := c.PatchOrigin(tctx, "/room:6262", o); err != nil {
 		t.Error(err)
 	}
-	if err := c.DeleteOrigin(tctx, "/room:6262", &o); err != nil {
+	if err := anon.DeleteOrigin(tctx, "/room:6262", o); !errors.Is(err, api.ErrUnauthorized) {
+		t.Errorf("DELETE without the token: %v", err)
+	}
+	if err := c.DeleteOrigin(tctx, "/room:6262", o); err != nil {
 		t.Error(err)
 	}
 	if _, err := c.GetOrigin(tctx, "/room:6262"); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("GET after DELETE: %v", err)
 	}
 	c.Close()
+	anon.Close()
 	cancel()
 	select {
 	case err := <-done:
@@ -107,7 +134,7 @@ func TestServesOverRedis(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("moq-api did not stop")
 	}
-	if !strings.Contains(logs.String(), "registry serving") {
+	if !strings.Contains(logs.String(), "registry serving") || !strings.Contains(logs.String(), "auth=true") {
 		t.Errorf("logs: %s", logs.String())
 	}
 }

@@ -28,6 +28,7 @@ import (
 type clusterConfig struct {
 	node             string
 	apiURL           string
+	apiToken         string
 	apiTTL           time.Duration
 	coordinatorFile  string
 	tlsRoots         []string
@@ -40,6 +41,7 @@ func (c *clusterConfig) addFlags(f *pflag.FlagSet) {
 	c.apiTTL = api.DefaultTTL
 	f.StringVar(&c.node, "node", "", "this relay's URL for the other relays of the cluster (moqt:// or https://); default https://<bind address>, localhost for an unspecified address")
 	f.StringVar(&c.apiURL, "api-url", "", "find and register namespaces with the moq-api registry at this URL (http://host:port)")
+	f.StringVar(&c.apiToken, "api-token", os.Getenv("MOQ_API_TOKEN"), "the moq-api registry's token, sent with every request (env MOQ_API_TOKEN, which ps does not show)")
 	f.Var((*secondsValue)(&c.apiTTL), "api-ttl", "the registry's TTL: registrations are refreshed every half of it (seconds, or a duration such as 10m)")
 	f.StringVar(&c.coordinatorFile, "coordinator-file", "", "find and register namespaces in this JSON file shared by the relays of one host (moq-rs: "+relay.DefaultCoordinatorFile+")")
 	f.StringArrayVar(&c.tlsRoots, "tls-root", nil, "root CA file (PEM) to verify other relays with, instead of the system roots; repeatable")
@@ -58,6 +60,9 @@ func (c *clusterConfig) apply(rc *relay.Config, addr net.Addr, logger *slog.Logg
 	if c.apiURL == "" && c.coordinatorFile == "" {
 		if c.node != "" {
 			logger.Warn("--node has no effect without --api-url or --coordinator-file")
+		}
+		if c.apiToken != "" {
+			logger.Warn("--api-token (or MOQ_API_TOKEN) has no effect without --api-url")
 		}
 		if c.clusterKey != "" {
 			return nop, errors.New("--cluster-key needs a coordinator (--api-url or --coordinator-file)")
@@ -95,7 +100,10 @@ func (c *clusterConfig) apply(rc *relay.Config, addr net.Addr, logger *slog.Logg
 		Close() error
 	}
 	if c.apiURL != "" {
-		coord, err = relay.NewAPICoordinator(relay.APICoordinatorConfig{URL: c.apiURL, Node: node, TTL: c.apiTTL, Logger: logger})
+		if c.apiToken == "" {
+			logger.Warn("no --api-token (or MOQ_API_TOKEN): a registry with a token will refuse this relay")
+		}
+		coord, err = relay.NewAPICoordinator(relay.APICoordinatorConfig{URL: c.apiURL, Node: node, Token: c.apiToken, TTL: c.apiTTL, Logger: logger})
 	} else {
 		coord, err = relay.NewFileCoordinator(relay.FileCoordinatorConfig{Path: c.coordinatorFile, Node: node, Logger: logger})
 	}

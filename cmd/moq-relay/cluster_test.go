@@ -31,8 +31,9 @@ import (
 )
 
 func TestClusterFlags(t *testing.T) {
+	t.Setenv("MOQ_API_TOKEN", "")
 	f := newRootCommand(nil).Flags()
-	for flag, def := range map[string]string{"node": "", "api-url": "", "api-ttl": "10m0s", "coordinator-file": "", "tls-root": "[]", "tls-disable-verify": "false", "cluster-key": ""} {
+	for flag, def := range map[string]string{"node": "", "api-url": "", "api-token": "", "api-ttl": "10m0s", "coordinator-file": "", "tls-root": "[]", "tls-disable-verify": "false", "cluster-key": ""} {
 		if got := f.Lookup(flag); got == nil || got.DefValue != def {
 			t.Errorf("--%s: %v, want default %q", flag, got, def)
 		}
@@ -42,6 +43,10 @@ func TestClusterFlags(t *testing.T) {
 		if err := v.Set(in); err != nil || time.Duration(v) != want {
 			t.Errorf("--api-ttl %s: %v, %v", in, time.Duration(v), err)
 		}
+	}
+	t.Setenv("MOQ_API_TOKEN", "from-env")
+	if got := newRootCommand(nil).Flags().Lookup("api-token").DefValue; got != "from-env" {
+		t.Errorf("--api-token defaults to %q with MOQ_API_TOKEN set", got)
 	}
 	if err := v.Set("soon"); err == nil {
 		t.Error("--api-ttl soon was accepted")
@@ -143,8 +148,9 @@ func connectWithParams(t *testing.T, ctx context.Context, url string, fp [32]byt
 func TestRelaysCluster(t *testing.T) {
 	rs := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
-	hs := httptest.NewServer(server.New(server.Config{Redis: rdb}))
-	client, err := api.NewClient(hs.URL, nil)
+	const token = "cluster-secret"
+	hs := httptest.NewServer(server.New(server.Config{Redis: rdb, Token: token}))
+	client, err := api.NewClient(hs.URL, nil, api.WithToken(token))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +164,7 @@ func TestRelaysCluster(t *testing.T) {
 		name    string
 		cluster clusterConfig
 	}{
-		{"api", clusterConfig{apiURL: hs.URL, apiTTL: time.Minute, tlsDisableVerify: true}},
+		{"api", clusterConfig{apiURL: hs.URL, apiToken: token, apiTTL: time.Minute, tlsDisableVerify: true}},
 		{"file", clusterConfig{coordinatorFile: file, tlsDisableVerify: true}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -203,6 +209,21 @@ func TestRelaysCluster(t *testing.T) {
 			}
 			if got, err := lookup(); err != nil || got != node {
 				t.Errorf("the coordinator has %q, %v; want %q", got, err, node)
+			}
+			if c.name == "api" {
+				// A relay without the registry's token registers
+				// nothing: its publisher is refused, and told why.
+				bad := c.cluster
+				bad.apiToken = "wrong"
+				x, fpX := startRelay(t, bad)
+				other := wire.Namespace{"other"}
+				_, err := connectTo(t, ctx, fmt.Sprintf("moqt://%s/", x), fpX, nil).PublishNamespace(ctx, other, nil)
+				if err == nil || !strings.Contains(err.Error(), "401") {
+					t.Errorf("a relay with the wrong token published: %v", err)
+				}
+				if o, err := client.GetOrigin(ctx, relay.RegistryKey("", other)); !errors.Is(err, api.ErrNotFound) {
+					t.Errorf("the registry has %v, %v", o, err)
+				}
 			}
 			_ = pub.Close()
 			deadline := time.Now().Add(5 * time.Second)
