@@ -103,10 +103,15 @@ func (sv *servedSubscription) runPublish() {
 // forwarding, priority and filter (§9.14).
 func (s *Session) applyPublishOK(m *wire.PublishOK) error {
 	s.mu.Lock()
+	p := s.pending[m.RequestID]
 	sv := s.served[m.RequestID]
 	s.mu.Unlock()
-	if sv == nil {
-		return nil // respond decides whether the answer was expected
+	// Only the answer to a PUBLISH of ours that waits for it applies:
+	// served also holds the peer's own SUBSCRIBEs (whose reader may not
+	// exist yet), and a PUBLISH is pending only once it is built. respond
+	// refuses anything else as a protocol violation.
+	if p == nil || p.kind != wire.TypePublish || sv == nil {
+		return nil
 	}
 	sv.mu.Lock()
 	defer sv.mu.Unlock()

@@ -1,0 +1,791 @@
+package moqtransport_test
+
+// FuzzSession drives a whole Session, not only the codec: a scripted peer
+// sends arbitrary control bytes, data streams and datagrams to a moq-go
+// session over the in-memory transport (memconn_test.go), in either role,
+// while the application on the moq-go side makes its own requests. After
+// each script it checks the session's invariants:
+//
+//   - no panic (a panic in any session goroutine crashes the run);
+//   - no hang: setup, Close and every application call return within
+//     fuzzHang, and no goroutine started for the script outlives it;
+//   - bounded memory: the bytes the script made the process allocate stay
+//     within a budget computed from the session's configured limits and
+//     the script's size;
+//   - every close the session makes carries a draft-14 session error code
+//     (§13.1.1).
+//
+// A script is a flags byte, then operations of four bytes or more:
+// [op][arg][len hi][len lo][len bytes of data]; see the fuzzOp constants.
+// The seed corpus (fuzzSeeds) holds valid sessions in both roles: setup,
+// SUBSCRIBE and objects, PUBLISH_NAMESPACE, SUBSCRIBE_NAMESPACE, PUBLISH,
+// FETCH, GOAWAY. Run it with
+//
+//	go test -run '^$' -fuzz FuzzSession -parallel 1 -fuzztime 10m ./moqtransport/
+//
+// As a plain test (CI) it runs the seeds and testdata/fuzz/FuzzSession.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// Script flags, the first byte.
+const (
+	fuzzFlagClient       = 1 << iota // the moq-go session is the client (else the server)
+	fuzzFlagWebTransport             // the transport says WebTransport (else raw QUIC)
+	fuzzFlagPeerCloses               // the peer closes the connection at the end (else the session's Close)
+)
+
+// Script operations.
+const (
+	fuzzOpControl     = iota // write data on the control stream
+	fuzzOpUniFin             // open a uni stream, write data, FIN
+	fuzzOpUniOpen            // open a uni stream and write data, keep it open
+	fuzzOpUniMore            // write data on kept-open uni stream arg
+	fuzzOpUniReset           // reset kept-open uni stream arg (code arg)
+	fuzzOpDatagram           // send data as a datagram
+	fuzzOpBidi               // open a bidi stream, write data, FIN
+	fuzzOpControlFin         // FIN the control stream
+	fuzzOpAction             // the moq-go application makes request arg (fuzzAction)
+	fuzzOpStopSending        // STOP_SENDING on data stream arg the session opened
+	fuzzOpSettle             // let the session read what it was sent
+	fuzzOpAwait              // wait until the session has sent arg control messages
+	fuzzOpCount
+)
+
+// Application calls on the moq-go side, fuzzOpAction's arg modulo
+// fuzzActionCount.
+const (
+	fuzzActSubscribe = iota
+	fuzzActFetch
+	fuzzActPublishNamespace
+	fuzzActSubscribeNamespace
+	fuzzActTrackStatus
+	fuzzActPublish
+	fuzzActGoAway
+	fuzzActUnsubscribe
+	fuzzActCancelNamespace
+	fuzzActJoiningFetch
+	fuzzActUnpublishNamespace
+	fuzzActUpdate
+	fuzzActionCount
+)
+
+const (
+	// fuzzHang bounds every wait for the session: far above what an
+	// in-memory session needs, even on a loaded machine.
+	fuzzHang = 10 * time.Second
+	// fuzzSettle bounds how long a settle waits for the session to read
+	// what it was sent (coverage only: nothing is asserted on it).
+	fuzzSettle = 20 * time.Millisecond
+	// fuzzActionWait bounds how long an application call may take to send
+	// its request before the script goes on (coverage only: a call that
+	// waits for request-ID credit sends nothing). The seed check waits
+	// fuzzHang instead, so that its seeds run the same on a slow machine.
+	fuzzActionWait = 250 * time.Millisecond
+	// The session's limits in the harness, small so that the memory
+	// budget is tight.
+	fuzzMaxPayload = 64 << 10
+	fuzzMaxExt     = 4 << 10
+	fuzzCacheBytes = 1 << 20
+)
+
+var fuzzNS = wire.Namespace{"fuzz"}
+
+const fuzzTrack = "t"
+
+func FuzzSession(f *testing.F) {
+	for _, s := range fuzzSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, script []byte) {
+		runFuzzScript(t, script, fuzzActionWait)
+	})
+}
+
+// TestFuzzSessionSeedsReachTheSession checks that the seeds are what they
+// claim: each valid seed gets its session set up and exchanging messages,
+// so the fuzz target starts from deep states, not from setup errors.
+func TestFuzzSessionSeedsReachTheSession(t *testing.T) {
+	for i, s := range fuzzSeeds(t) {
+		r := runFuzzScript(t, s, fuzzHang)
+		if r.setupErr != nil {
+			t.Errorf("seed %d: setup failed: %v", i, r.setupErr)
+		}
+		if r.received < 2 || r.awaitsMissed > 0 {
+			t.Errorf("seed %d: the session sent %d control messages; %d awaits missed", i, r.received, r.awaitsMissed)
+		}
+		// The session ended because the script did, not on an error.
+		var ce *moqtransport.ConnError
+		if !errors.As(r.err, &ce) || ce.Code != uint64(wire.NoError) {
+			t.Errorf("seed %d: the session ended with %v", i, r.err)
+		}
+	}
+}
+
+// fuzzResult is what a script run observed, for the seed check.
+type fuzzResult struct {
+	setupErr error
+	received     int   // control messages the session sent
+	awaitsMissed int   // awaits whose messages did not come
+	err          error // the session's Err after Close
+}
+
+// fuzzHandler is the moq-go side's application: it serves fuzzNS/fuzzTrack
+// from a cache holding a few objects, and accepts every namespace, namespace
+// subscription and PUBLISH.
+type fuzzHandler struct {
+	*moqtransport.Tracks
+}
+
+func (fuzzHandler) PublishNamespace(context.Context, *moqtransport.Session, *wire.PublishNamespace) error {
+	return nil
+}
+func (fuzzHandler) PublishNamespaceDone(*moqtransport.Session, wire.Namespace) {}
+func (fuzzHandler) SubscribeNamespace(context.Context, *moqtransport.Session, *wire.SubscribeNamespace) error {
+	return nil
+}
+func (fuzzHandler) NamespaceSubscribed(*moqtransport.Session, wire.Namespace)  {}
+func (fuzzHandler) UnsubscribeNamespace(*moqtransport.Session, wire.Namespace) {}
+func (fuzzHandler) Publish(context.Context, *moqtransport.Session, *wire.Publish, *moqtransport.Subscription) (moqtransport.SubscribeOptions, error) {
+	return moqtransport.SubscribeOptions{}, nil
+}
+
+// fuzzLocalTrack returns the track the moq-go side serves: group 0 ended
+// with three objects, group 1 open with one.
+func fuzzLocalTrack(t testing.TB) *moqtransport.Track {
+	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: fuzzNS, Name: fuzzTrack}, moqtransport.TrackConfig{MaxBytes: fuzzCacheBytes})
+	w, err := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{EndOfGroup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range uint64(3) {
+		if err := w.Write(id, nil, []byte("object")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w, err = tr.OpenSubgroup(1, 0, moqtransport.SubgroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(0, nil, []byte("next")); err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// fuzzPeer is the scripted peer and what it saw.
+type fuzzPeer struct {
+	t    *testing.T
+	conn *memConn
+	ctrl moqtransport.Stream
+	uni  []moqtransport.SendStream // kept open
+	sent []*memPipe                // every pipe we wrote, to settle
+
+	mu       sync.Mutex
+	received int                          // control messages the session sent
+	msgEvent chan struct{}                // closed and replaced on each
+	incoming []moqtransport.ReceiveStream // data streams the session opened
+	wg       sync.WaitGroup               // the drain goroutines
+}
+
+func (p *fuzzPeer) msgCount() (int, <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.received, p.msgEvent
+}
+
+// drainControl reads the session's control messages until the stream ends.
+func (p *fuzzPeer) drainControl(ctrl moqtransport.Stream) {
+	defer p.wg.Done()
+	r := wire.NewControlReader(ctrl)
+	for {
+		if _, err := r.ReadMessage(); err != nil {
+			// The session only sends valid messages; anything else
+			// is the stream or the connection ending.
+			var se *wire.SessionError
+			if errors.As(err, &se) {
+				p.t.Errorf("the session sent an invalid control message: %v", err)
+			}
+			return
+		}
+		p.mu.Lock()
+		p.received++
+		close(p.msgEvent)
+		p.msgEvent = make(chan struct{})
+		p.mu.Unlock()
+	}
+}
+
+// drainUni accepts the session's data streams and reads them to the end.
+func (p *fuzzPeer) drainUni() {
+	defer p.wg.Done()
+	for {
+		str, err := p.conn.AcceptUniStream(context.Background())
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		p.incoming = append(p.incoming, str)
+		p.mu.Unlock()
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			var buf [4096]byte
+			for {
+				if _, err := str.Read(buf[:]); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// drainBidi refuses the bidi streams the session opens after the control
+// stream (it opens none).
+func (p *fuzzPeer) drainBidi() {
+	defer p.wg.Done()
+	for {
+		str, err := p.conn.AcceptStream(context.Background())
+		if err != nil {
+			return
+		}
+		p.t.Errorf("the session opened a second bidirectional stream")
+		str.CancelRead(0)
+		str.CancelWrite(0)
+	}
+}
+
+func (p *fuzzPeer) drainDatagrams() {
+	defer p.wg.Done()
+	for {
+		if _, err := p.conn.ReceiveDatagram(context.Background()); err != nil {
+			return
+		}
+	}
+}
+
+func (p *fuzzPeer) openUni(data []byte) moqtransport.SendStream {
+	ctx, cancel := context.WithTimeout(context.Background(), fuzzHang)
+	defer cancel()
+	str, err := p.conn.OpenUniStreamSync(ctx)
+	if err != nil {
+		// Closed, or the session does not accept streams any more
+		// (the accept queue stays full): both are the session's call.
+		return nil
+	}
+	p.sent = append(p.sent, str.(*memStream).send)
+	_, _ = str.Write(data)
+	return str
+}
+
+// settle waits, at most fuzzSettle, until the session has read every byte
+// the peer sent, or will not.
+func (p *fuzzPeer) settle() {
+	deadline := time.Now().Add(fuzzSettle)
+	for _, pipe := range p.sent {
+		for !pipe.settled() && time.Now().Before(deadline) {
+			runtime.Gosched()
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+}
+
+// await waits, at most limit, until the session has sent n control
+// messages, or its connection closed; it reports whether they came.
+func (p *fuzzPeer) await(n int, limit time.Duration) bool {
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	for {
+		c, event := p.msgCount()
+		if c >= n {
+			return true
+		}
+		select {
+		case <-event:
+		case <-p.conn.Context().Done():
+			return false
+		case <-timer.C:
+			return false
+		}
+	}
+}
+
+// fuzzApp is the moq-go side's application: its calls run on goroutines
+// the harness waits for.
+type fuzzApp struct {
+	t     *testing.T
+	ctx   context.Context
+	s     *moqtransport.Session
+	local *moqtransport.Track
+	wg    sync.WaitGroup
+
+	mu   sync.Mutex
+	subs []*moqtransport.Subscription
+	pubs []*moqtransport.NamespacePublication
+}
+
+func (a *fuzzApp) lastSub() *moqtransport.Subscription {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.subs) == 0 {
+		return nil
+	}
+	return a.subs[len(a.subs)-1]
+}
+
+// readTrack reads a received track until it ends or the script does.
+func (a *fuzzApp) readTrack(tr *moqtransport.Track) {
+	rd := tr.NewReader(moqtransport.ReaderFilter{FromCache: true})
+	defer rd.Close()
+	for {
+		if _, err := rd.Next(a.ctx); err != nil {
+			return
+		}
+	}
+}
+
+func (a *fuzzApp) do(act byte) {
+	s, ctx := a.s, a.ctx
+	switch act % fuzzActionCount {
+	case fuzzActSubscribe:
+		sub, err := s.Subscribe(ctx, fuzzNS, fuzzTrack, moqtransport.SubscribeOptions{Priority: act})
+		if err == nil {
+			a.mu.Lock()
+			a.subs = append(a.subs, sub)
+			a.mu.Unlock()
+			a.readTrack(sub.Track())
+		}
+	case fuzzActFetch:
+		f, err := s.Fetch(ctx, moqtransport.FetchOptions{Namespace: fuzzNS, Name: fuzzTrack, End: wire.Location{Group: 4}})
+		if err == nil {
+			for {
+				if _, err := f.Next(ctx); err != nil {
+					break
+				}
+			}
+		}
+	case fuzzActPublishNamespace:
+		if p, err := s.PublishNamespace(ctx, fuzzNS, nil); err == nil {
+			a.mu.Lock()
+			a.pubs = append(a.pubs, p)
+			a.mu.Unlock()
+		}
+	case fuzzActSubscribeNamespace:
+		_, _ = s.SubscribeNamespace(ctx, fuzzNS, nil)
+	case fuzzActTrackStatus:
+		_, _ = s.TrackStatus(ctx, fuzzNS, fuzzTrack)
+	case fuzzActPublish:
+		_, _ = s.Publish(ctx, a.local, moqtransport.PublishOptions{})
+	case fuzzActGoAway:
+		_ = s.SendGoAway("")
+	case fuzzActUnsubscribe:
+		if sub := a.lastSub(); sub != nil {
+			_ = sub.Unsubscribe()
+		}
+	case fuzzActCancelNamespace:
+		_ = s.CancelNamespace(fuzzNS, wire.NamespaceInternalError, "fuzz")
+	case fuzzActJoiningFetch:
+		if sub := a.lastSub(); sub != nil {
+			f, err := s.Fetch(ctx, moqtransport.FetchOptions{Joining: sub, JoiningStart: uint64(act >> 4)})
+			if err == nil {
+				for {
+					if _, err := f.Next(ctx); err != nil {
+						break
+					}
+				}
+			}
+		}
+	case fuzzActUnpublishNamespace:
+		a.mu.Lock()
+		var p *moqtransport.NamespacePublication
+		if len(a.pubs) > 0 {
+			p = a.pubs[len(a.pubs)-1]
+		}
+		a.mu.Unlock()
+		if p != nil {
+			_ = p.Close()
+		}
+	case fuzzActUpdate:
+		if sub := a.lastSub(); sub != nil {
+			_ = sub.Update(ctx, wire.Location{Group: uint64(act >> 4)}, false, 0, act, act&1 == 0)
+		}
+	}
+}
+
+// waitFor fails the test, with every goroutine's stack, if done is not
+// closed within fuzzHang.
+func waitFor(t *testing.T, what string, done <-chan struct{}) bool {
+	t.Helper()
+	select {
+	case <-done:
+		return true
+	case <-time.After(fuzzHang):
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Errorf("hang: %s did not happen within %v\n%s", what, fuzzHang, buf)
+		return false
+	}
+}
+
+// runFuzzScript runs one script and checks the invariants; an application
+// call may take actionWait to send its request.
+func runFuzzScript(t *testing.T, script []byte, actionWait time.Duration) fuzzResult {
+	t.Helper()
+	var res fuzzResult
+	if len(script) == 0 {
+		return res
+	}
+	flags, ops := script[0], script[1:]
+	proto := moqtransport.ProtocolQUIC
+	if flags&fuzzFlagWebTransport != 0 {
+		proto = moqtransport.ProtocolWebTransport
+	}
+	client := flags&fuzzFlagClient != 0
+
+	leakOpts := []goleak.Option{goleak.IgnoreCurrent()}
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+
+	local, remote := newMemConnPair(proto)
+	served := fuzzLocalTrack(t)
+	defer served.Close(nil)
+	tracks := &moqtransport.Tracks{}
+	tracks.Add(served)
+	cfg := &moqtransport.Config{
+		Handler:               fuzzHandler{tracks},
+		SetupTimeout:          time.Second,
+		MaxRequests:           8,
+		MaxPendingStreams:     8,
+		PendingStreamTimeout:  200 * time.Millisecond,
+		MaxAuthTokenCacheSize: 256,
+		Track:                 moqtransport.TrackConfig{MaxBytes: fuzzCacheBytes},
+		Reader:                wire.StreamReaderConfig{MaxObjectPayload: fuzzMaxPayload, MaxExtensionsLen: fuzzMaxExt},
+	}
+
+	var sess *moqtransport.Session
+	setupDone := make(chan struct{})
+	go func() {
+		defer close(setupDone)
+		if client {
+			sess, res.setupErr = moqtransport.Connect(context.Background(), local, cfg)
+		} else {
+			sess, res.setupErr = moqtransport.Accept(context.Background(), local, "", cfg)
+		}
+	}()
+
+	p := &fuzzPeer{t: t, conn: remote, msgEvent: make(chan struct{})}
+	octx, ocancel := context.WithTimeout(context.Background(), fuzzHang)
+	var err error
+	if client {
+		p.ctrl, err = remote.AcceptStream(octx)
+	} else {
+		p.ctrl, err = remote.OpenStreamSync(octx)
+	}
+	ocancel()
+	if err != nil {
+		t.Fatalf("the control stream: %v", err)
+	}
+	p.sent = append(p.sent, p.ctrl.(*memStream).send)
+	p.wg.Add(4)
+	go p.drainControl(p.ctrl)
+	go p.drainUni()
+	go p.drainBidi()
+	go p.drainDatagrams()
+
+	actx, acancel := context.WithCancel(context.Background())
+	defer acancel()
+	app := &fuzzApp{t: t, ctx: actx, local: fuzzLocalTrack(t)}
+	defer app.local.Close(nil)
+	setupWaited := false
+	streams := 0
+	for len(ops) >= 4 {
+		op, arg := ops[0], ops[1]
+		n := int(binary.BigEndian.Uint16(ops[2:4]))
+		ops = ops[4:]
+		n = min(n, len(ops))
+		data := ops[:n]
+		ops = ops[n:]
+		switch op % fuzzOpCount {
+		case fuzzOpControl:
+			_, _ = p.ctrl.Write(data)
+		case fuzzOpUniFin:
+			if str := p.openUni(data); str != nil {
+				_ = str.Close()
+				streams++
+			}
+		case fuzzOpUniOpen:
+			if str := p.openUni(data); str != nil {
+				p.uni = append(p.uni, str)
+				streams++
+			}
+		case fuzzOpUniMore:
+			if len(p.uni) > 0 {
+				_, _ = p.uni[int(arg)%len(p.uni)].Write(data)
+			}
+		case fuzzOpUniReset:
+			if len(p.uni) > 0 {
+				p.uni[int(arg)%len(p.uni)].CancelWrite(uint64(arg))
+			}
+		case fuzzOpDatagram:
+			_ = remote.SendDatagram(data)
+		case fuzzOpBidi:
+			ctx, cancel := context.WithTimeout(context.Background(), fuzzHang)
+			if str, err := remote.OpenStreamSync(ctx); err == nil {
+				p.sent = append(p.sent, str.(*memStream).send)
+				_, _ = str.Write(data)
+				_ = str.Close()
+				streams++
+			}
+			cancel()
+		case fuzzOpControlFin:
+			_ = p.ctrl.Close()
+		case fuzzOpAction:
+			if !setupWaited {
+				setupWaited = true
+				if !waitFor(t, "setup", setupDone) {
+					return res
+				}
+				app.s = sess // before any call's goroutine
+			}
+			if sess == nil {
+				continue
+			}
+			// Run the call, and wait until it sent its request
+			// (or returned, or the session ended) so that the
+			// script's next bytes can answer it.
+			count, event := p.msgCount()
+			called := make(chan struct{})
+			app.wg.Add(1)
+			go func() {
+				defer app.wg.Done()
+				defer close(called)
+				app.do(arg)
+			}()
+			if c, _ := p.msgCount(); c == count {
+				select {
+				case <-event:
+				case <-called:
+				case <-sess.Done():
+				case <-time.After(actionWait):
+				}
+			}
+		case fuzzOpStopSending:
+			p.mu.Lock()
+			if len(p.incoming) > 0 {
+				p.incoming[int(arg)%len(p.incoming)].CancelRead(uint64(arg))
+			}
+			p.mu.Unlock()
+		case fuzzOpSettle:
+			p.settle()
+		case fuzzOpAwait:
+			if !p.await(int(arg), actionWait) {
+				res.awaitsMissed++
+			}
+		}
+	}
+
+	// The end: the session reads what is left, then the peer or the
+	// application closes; everything must wind down.
+	p.settle()
+	if flags&fuzzFlagPeerCloses != 0 {
+		_ = remote.CloseWithError(uint64(wire.NoError), "the fuzz peer is done")
+	}
+	if !waitFor(t, "setup", setupDone) {
+		return res
+	}
+	if sess != nil {
+		if flags&fuzzFlagPeerCloses != 0 && !waitFor(t, "the session to see the peer's close", sess.Done()) {
+			return res
+		}
+		closed := make(chan struct{})
+		go func() {
+			defer close(closed)
+			_ = sess.Close()
+		}()
+		if !waitFor(t, "Session.Close", closed) {
+			return res
+		}
+	}
+	acancel()
+	appDone := make(chan struct{})
+	go func() {
+		defer close(appDone)
+		app.wg.Wait()
+	}()
+	if !waitFor(t, "the application's calls to return", appDone) {
+		return res
+	}
+	// Whoever closed, the connection is closed now, and if the session
+	// closed it, with a draft-14 code.
+	code, by, closed := remote.link.closeCode()
+	if !closed {
+		t.Errorf("the connection is still open after the session ended")
+	} else if by == local.side {
+		if name := wire.SessionErrorCode(code).String(); len(name) > 1 && name[:2] == "0x" {
+			t.Errorf("the session closed the connection with code 0x%x, not a draft-14 session error code", code)
+		}
+	}
+	if sess != nil {
+		if res.err = sess.Err(); res.err == nil {
+			t.Errorf("Session.Err is nil after Close")
+		}
+	}
+	peerDone := make(chan struct{})
+	go func() {
+		defer close(peerDone)
+		p.wg.Wait()
+	}()
+	if !waitFor(t, "the peer's readers to end", peerDone) {
+		return res
+	}
+	p.mu.Lock()
+	res.received = p.received
+	p.mu.Unlock()
+
+	// Memory: what the script made the process allocate, against a
+	// budget from the limits: a fixed part for the session and its
+	// tracks, a multiple of the script's bytes (each is parsed, copied
+	// into a cache, and written out again), and one eager allocation of
+	// the largest object and extensions per stream the peer opened.
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	budget := uint64(8<<20) + 64*uint64(len(script)) + uint64(streams+1)*(fuzzMaxPayload+fuzzMaxExt)
+	if got := after.TotalAlloc - before.TotalAlloc; got > budget {
+		t.Errorf("the script (%d bytes, %d streams) allocated %d bytes, over the budget of %d", len(script), streams, got, budget)
+	}
+	if err := goleak.Find(leakOpts...); err != nil {
+		t.Errorf("goroutines outlived the script: %v", err)
+	}
+	return res
+}
+
+// ---------------------------------------------------------------------------
+// Seeds
+
+// fuzzScript builds a script.
+type fuzzScript struct{ b []byte }
+
+func newFuzzScript(flags byte) *fuzzScript { return &fuzzScript{b: []byte{flags}} }
+
+func (s *fuzzScript) op(op, arg byte, data []byte) *fuzzScript {
+	s.b = append(s.b, op, arg)
+	s.b = binary.BigEndian.AppendUint16(s.b, uint16(len(data)))
+	s.b = append(s.b, data...)
+	return s
+}
+
+func (s *fuzzScript) control(t testing.TB, ms ...wire.Message) *fuzzScript {
+	t.Helper()
+	var b []byte
+	for _, m := range ms {
+		var err error
+		if b, err = wire.AppendMessage(b, m); err != nil {
+			t.Fatalf("encoding %s: %v", m.Type(), err)
+		}
+	}
+	return s.op(fuzzOpControl, 0, b)
+}
+
+func (s *fuzzScript) action(a byte) *fuzzScript { return s.op(fuzzOpAction, a, nil) }
+
+// fuzzSubgroup is a subgroup stream of alias with n small objects.
+func fuzzSubgroup(t testing.TB, alias, group uint64, n int) []byte {
+	t.Helper()
+	h := wire.SubgroupHeader{TrackAlias: alias, GroupID: group, PublisherPriority: 128}
+	b, err := wire.AppendSubgroupHeader(nil, &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := wire.NewSubgroupState(h)
+	for i := range n {
+		payload := []byte(fmt.Sprintf("payload %d", i))
+		if b, err = st.AppendObject(b, &wire.ObjectHeader{ID: uint64(i), PayloadLength: uint64(len(payload))}); err != nil {
+			t.Fatal(err)
+		}
+		b = append(b, payload...)
+	}
+	return b
+}
+
+func fuzzSeeds(t testing.TB) [][]byte {
+	t.Helper()
+	clientSetup := &wire.ClientSetup{Versions: []wire.Version{wire.Draft14},
+		Params: wire.Parameters{}.WithVarint(wire.SetupParamMaxRequestID, 100).WithBytes(wire.SetupParamPath, []byte("/fuzz"))}
+	wtClientSetup := &wire.ClientSetup{Versions: []wire.Version{wire.Draft14},
+		Params: wire.Parameters{}.WithVarint(wire.SetupParamMaxRequestID, 100)}
+	serverSetup := &wire.ServerSetup{Version: wire.Draft14, Params: wire.Parameters{}.WithVarint(wire.SetupParamMaxRequestID, 100)}
+	sub := func(id uint64, name string) *wire.Subscribe {
+		return &wire.Subscribe{RequestID: id, Namespace: fuzzNS, Name: name, SubscriberPriority: 128,
+			GroupOrder: wire.GroupOrderAscending, Forward: true, Filter: wire.Filter{Type: wire.FilterLargestObject}}
+	}
+	var seeds [][]byte
+	// The moq-go server: a client subscribes to its track and reads
+	// objects, then unsubscribes.
+	seeds = append(seeds, newFuzzScript(0).
+		control(t, clientSetup, sub(0, fuzzTrack)).op(fuzzOpAwait, 2, nil).
+		control(t, &wire.Unsubscribe{RequestID: 0}).op(fuzzOpAwait, 3, nil).b)
+	// ... over WebTransport, the peer closing, with a FETCH and a
+	// TRACK_STATUS.
+	seeds = append(seeds, newFuzzScript(fuzzFlagWebTransport|fuzzFlagPeerCloses).
+		control(t, wtClientSetup,
+			&wire.Fetch{RequestID: 0, SubscriberPriority: 1, GroupOrder: wire.GroupOrderAscending, FetchType: wire.FetchStandalone,
+				Namespace: fuzzNS, Name: fuzzTrack, Start: wire.Location{}, End: wire.Location{Group: 2}},
+			&wire.TrackStatus{RequestID: 2, Namespace: fuzzNS, Name: fuzzTrack, GroupOrder: wire.GroupOrderAscending, Filter: wire.Filter{Type: wire.FilterLargestObject}}).
+		op(fuzzOpAwait, 3, nil).b)
+	// The moq-go server: a client publishes a namespace and a track,
+	// sends its objects on a stream and a datagram, and subscribes to
+	// namespaces.
+	pub := &wire.Publish{RequestID: 2, Namespace: fuzzNS, Name: "pushed", TrackAlias: 7, GroupOrder: wire.GroupOrderAscending, Forward: true}
+	seeds = append(seeds, newFuzzScript(0).
+		control(t, clientSetup, &wire.PublishNamespace{RequestID: 0, Namespace: fuzzNS}, pub).
+		op(fuzzOpUniFin, 0, fuzzSubgroup(t, 7, 0, 3)).
+		op(fuzzOpDatagram, 0, mustDatagram(t, 7, 1)).
+		control(t, &wire.SubscribeNamespace{RequestID: 4, Prefix: fuzzNS}).op(fuzzOpAwait, 4, nil).
+		control(t, &wire.PublishNamespaceDone{Namespace: fuzzNS}, &wire.GoAway{}).op(fuzzOpSettle, 0, nil).b)
+	// The moq-go client subscribes; the server accepts and sends
+	// objects, then ends the subscription.
+	seeds = append(seeds, newFuzzScript(fuzzFlagClient).
+		control(t, serverSetup).action(fuzzActSubscribe).
+		control(t, &wire.SubscribeOK{RequestID: 0, TrackAlias: 3, GroupOrder: wire.GroupOrderAscending}).
+		op(fuzzOpUniOpen, 0, fuzzSubgroup(t, 3, 0, 2)).
+		op(fuzzOpDatagram, 0, mustDatagram(t, 3, 1)).
+		op(fuzzOpSettle, 0, nil).
+		action(fuzzActJoiningFetch).op(fuzzOpAwait, 3, nil).
+		control(t, &wire.PublishDone{RequestID: 0, StatusCode: wire.DoneTrackEnded, StreamCount: 1}).b)
+	// The moq-go client publishes a namespace, subscribes to namespaces,
+	// pushes a track, and is told to go away.
+	seeds = append(seeds, newFuzzScript(fuzzFlagClient|fuzzFlagWebTransport|fuzzFlagPeerCloses).
+		control(t, serverSetup).action(fuzzActPublishNamespace).
+		control(t, &wire.PublishNamespaceOK{RequestID: 0}).action(fuzzActSubscribeNamespace).
+		control(t, &wire.SubscribeNamespaceOK{RequestID: 2}, &wire.PublishNamespace{RequestID: 1, Namespace: wire.Namespace{"fuzz", "x"}}).
+		op(fuzzOpAwait, 4, nil).action(fuzzActPublish).
+		control(t, &wire.PublishOK{RequestID: 4, Forward: true, SubscriberPriority: 1, GroupOrder: wire.GroupOrderAscending,
+			Filter: wire.Filter{Type: wire.FilterLargestObject}}).
+		op(fuzzOpAwait, 5, nil).control(t, &wire.GoAway{}).b)
+	return seeds
+}
+
+func mustDatagram(t testing.TB, alias, group uint64) []byte {
+	t.Helper()
+	b, err := wire.AppendDatagram(nil, &wire.Datagram{TrackAlias: alias, Group: group, Payload: []byte("datagram")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
