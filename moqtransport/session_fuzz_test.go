@@ -137,7 +137,7 @@ func TestFuzzSessionSeedsReachTheSession(t *testing.T) {
 
 // fuzzResult is what a script run observed, for the seed check.
 type fuzzResult struct {
-	setupErr error
+	setupErr     error
 	received     int   // control messages the session sent
 	awaitsMissed int   // awaits whose messages did not come
 	err          error // the session's Err after Close
