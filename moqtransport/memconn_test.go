@@ -94,7 +94,7 @@ func (c *memConn) newStream(bidi bool) (local, remote *memStream) {
 }
 
 func (l *memLink) newPipe() *memPipe {
-	p := &memPipe{link: l}
+	p := &memPipe{link: l, wrote: make(chan struct{})}
 	p.cond = sync.NewCond(&p.mu)
 	l.mu.Lock()
 	if l.closed {
@@ -236,6 +236,10 @@ type memPipe struct {
 	// connection closed.
 	fin, reset, stopped, connDone bool
 	resetCode, stopCode           uint64
+	// written counts the bytes written; wrote is closed and replaced on
+	// each write.
+	written int64
+	wrote   chan struct{}
 }
 
 // memStream is one end of a stream: send is nil on the receiving end of a
@@ -270,6 +274,9 @@ func (s *memStream) Write(b []byte) (int, error) {
 		p.cond.Wait()
 	}
 	p.buf = append(p.buf, b...)
+	p.written += int64(len(b))
+	close(p.wrote)
+	p.wrote = make(chan struct{})
 	p.cond.Broadcast()
 	return len(b), nil
 }
@@ -355,4 +362,12 @@ func (p *memPipe) settled() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.connDone || p.stopped || p.reset || len(p.buf) == 0
+}
+
+// writes returns how many bytes were written to p, and a channel closed at
+// the next write.
+func (p *memPipe) writes() (int64, <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.written, p.wrote
 }

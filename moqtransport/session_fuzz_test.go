@@ -21,8 +21,11 @@ package moqtransport_test
 // SUBSCRIBE and objects, PUBLISH_NAMESPACE, SUBSCRIBE_NAMESPACE, PUBLISH,
 // FETCH, GOAWAY. Run it with
 //
-//	go test -run '^$' -fuzz FuzzSession -parallel 1 -fuzztime 10m ./moqtransport/
+//	go test -run '^$' -fuzz FuzzSession -parallel 1 -fuzztime 10m -fuzzminimizetime 3s ./moqtransport/
 //
+// An execution takes milliseconds (a session's goroutines, the leak and
+// memory checks), so the default minimization budget of 60 s per new
+// input would take most of the run: -fuzzminimizetime keeps it short.
 // As a plain test (CI) it runs the seeds and testdata/fuzz/FuzzSession.
 
 import (
@@ -87,14 +90,12 @@ const (
 	// fuzzHang bounds every wait for the session: far above what an
 	// in-memory session needs, even on a loaded machine.
 	fuzzHang = 10 * time.Second
+	// fuzzScriptLimit bounds a whole script.
+	fuzzScriptLimit = 45 * time.Second
 	// fuzzSettle bounds how long a settle waits for the session to read
 	// what it was sent (coverage only: nothing is asserted on it).
-	fuzzSettle = 20 * time.Millisecond
-	// fuzzActionWait bounds how long an application call may take to send
-	// its request before the script goes on (coverage only: a call that
-	// waits for request-ID credit sends nothing). The seed check waits
-	// fuzzHang instead, so that its seeds run the same on a slow machine.
-	fuzzActionWait = 250 * time.Millisecond
+	fuzzSettle = 5 * time.Millisecond
+
 	// The session's limits in the harness, small so that the memory
 	// budget is tight.
 	fuzzMaxPayload = 64 << 10
@@ -111,7 +112,7 @@ func FuzzSession(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, script []byte) {
-		runFuzzScript(t, script, fuzzActionWait)
+		runFuzzScript(t, script, fuzzFast)
 	})
 }
 
@@ -120,7 +121,7 @@ func FuzzSession(f *testing.F) {
 // so the fuzz target starts from deep states, not from setup errors.
 func TestFuzzSessionSeedsReachTheSession(t *testing.T) {
 	for i, s := range fuzzSeeds(t) {
-		r := runFuzzScript(t, s, fuzzHang)
+		r := runFuzzScript(t, s, fuzzPatient)
 		if r.setupErr != nil {
 			t.Errorf("seed %d: setup failed: %v", i, r.setupErr)
 		}
@@ -335,18 +336,36 @@ type fuzzApp struct {
 	local *moqtransport.Track
 	wg    sync.WaitGroup
 
-	mu   sync.Mutex
-	subs []*moqtransport.Subscription
-	pubs []*moqtransport.NamespacePublication
+	wait time.Duration // how long a call waits for another's subscription
+
+	mu       sync.Mutex
+	subs     []*moqtransport.Subscription
+	subAdded chan struct{} // closed and replaced when a subscription is added
+	pubs     []*moqtransport.NamespacePublication
 }
 
+// lastSub returns the newest subscription, waiting for one made by a call
+// still in flight for at most the timing's action wait.
 func (a *fuzzApp) lastSub() *moqtransport.Subscription {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.subs) == 0 {
-		return nil
+	timer := time.NewTimer(a.wait)
+	defer timer.Stop()
+	for {
+		a.mu.Lock()
+		n, added := len(a.subs), a.subAdded
+		if n > 0 {
+			sub := a.subs[n-1]
+			a.mu.Unlock()
+			return sub
+		}
+		a.mu.Unlock()
+		select {
+		case <-added:
+		case <-timer.C:
+			return nil
+		case <-a.ctx.Done():
+			return nil
+		}
 	}
-	return a.subs[len(a.subs)-1]
 }
 
 // readTrack reads a received track until it ends or the script does.
@@ -368,6 +387,8 @@ func (a *fuzzApp) do(act byte) {
 		if err == nil {
 			a.mu.Lock()
 			a.subs = append(a.subs, sub)
+			close(a.subAdded)
+			a.subAdded = make(chan struct{})
 			a.mu.Unlock()
 			a.readTrack(sub.Track())
 		}
@@ -443,14 +464,42 @@ func waitFor(t *testing.T, what string, done <-chan struct{}) bool {
 	}
 }
 
-// runFuzzScript runs one script and checks the invariants; an application
-// call may take actionWait to send its request.
-func runFuzzScript(t *testing.T, script []byte, actionWait time.Duration) fuzzResult {
+// fuzzTiming is how long a script run waits where only coverage, not an
+// invariant, depends on the wait.
+type fuzzTiming struct {
+	// setup is the session's SetupTimeout: a script that never completes
+	// setup costs that much.
+	setup time.Duration
+	// action bounds how long an application call may take to send its
+	// request, and an await for the session's messages, before the script
+	// goes on (a call that waits for request-ID credit sends nothing).
+	action time.Duration
+}
+
+var (
+	// fuzzFast keeps the fuzzer's executions short.
+	fuzzFast = fuzzTiming{setup: 10 * time.Millisecond, action: 10 * time.Millisecond}
+	// fuzzPatient is for the seed check, so that its seeds run the same
+	// on a loaded machine.
+	fuzzPatient = fuzzTiming{setup: fuzzHang, action: fuzzHang}
+)
+
+// runFuzzScript runs one script and checks the invariants.
+func runFuzzScript(t *testing.T, script []byte, timing fuzzTiming) fuzzResult {
 	t.Helper()
 	var res fuzzResult
 	if len(script) == 0 {
 		return res
 	}
+	// The per-script limit: a hang anywhere, even where no wait below
+	// is bounded, crashes the run with every goroutine's stack, so that
+	// the fuzzer records the script.
+	watchdog := time.AfterFunc(fuzzScriptLimit, func() {
+		buf := make([]byte, 4<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		panic(fmt.Sprintf("hang: a session script ran over %v\n%s", fuzzScriptLimit, buf))
+	})
+	defer watchdog.Stop()
 	flags, ops := script[0], script[1:]
 	proto := moqtransport.ProtocolQUIC
 	if flags&fuzzFlagWebTransport != 0 {
@@ -469,7 +518,7 @@ func runFuzzScript(t *testing.T, script []byte, actionWait time.Duration) fuzzRe
 	tracks.Add(served)
 	cfg := &moqtransport.Config{
 		Handler:               fuzzHandler{tracks},
-		SetupTimeout:          time.Second,
+		SetupTimeout:          timing.setup,
 		MaxRequests:           8,
 		MaxPendingStreams:     8,
 		PendingStreamTimeout:  200 * time.Millisecond,
@@ -510,7 +559,7 @@ func runFuzzScript(t *testing.T, script []byte, actionWait time.Duration) fuzzRe
 
 	actx, acancel := context.WithCancel(context.Background())
 	defer acancel()
-	app := &fuzzApp{t: t, ctx: actx, local: fuzzLocalTrack(t)}
+	app := &fuzzApp{t: t, ctx: actx, local: fuzzLocalTrack(t), wait: timing.action, subAdded: make(chan struct{})}
 	defer app.local.Close(nil)
 	setupWaited := false
 	streams := 0
@@ -566,10 +615,11 @@ func runFuzzScript(t *testing.T, script []byte, actionWait time.Duration) fuzzRe
 			if sess == nil {
 				continue
 			}
-			// Run the call, and wait until it sent its request
+			// Run the call, and wait until it wrote its request
 			// (or returned, or the session ended) so that the
 			// script's next bytes can answer it.
-			count, event := p.msgCount()
+			out := p.ctrl.(*memStream).recv
+			before, wrote := out.writes()
 			called := make(chan struct{})
 			app.wg.Add(1)
 			go func() {
@@ -577,12 +627,12 @@ func runFuzzScript(t *testing.T, script []byte, actionWait time.Duration) fuzzRe
 				defer close(called)
 				app.do(arg)
 			}()
-			if c, _ := p.msgCount(); c == count {
+			if n, _ := out.writes(); n == before {
 				select {
-				case <-event:
+				case <-wrote:
 				case <-called:
 				case <-sess.Done():
-				case <-time.After(actionWait):
+				case <-time.After(timing.action):
 				}
 			}
 		case fuzzOpStopSending:
@@ -594,7 +644,7 @@ func runFuzzScript(t *testing.T, script []byte, actionWait time.Duration) fuzzRe
 		case fuzzOpSettle:
 			p.settle()
 		case fuzzOpAwait:
-			if !p.await(int(arg), actionWait) {
+			if !p.await(int(arg), timing.action) {
 				res.awaitsMissed++
 			}
 		}
