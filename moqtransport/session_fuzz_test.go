@@ -136,6 +136,29 @@ func TestFuzzSessionSeedsReachTheSession(t *testing.T) {
 	}
 }
 
+// TestPublishOKForPeerSubscribe: a PUBLISH_OK whose request ID is the
+// peer's own SUBSCRIBE (not a PUBLISH of ours) is a protocol violation. It
+// used to reach the served subscription before its handler answered, and
+// dereference its nil reader: a panic in the control goroutine, which ends
+// the process (FuzzSession's first finding; its seed is
+// testdata/fuzz/FuzzSession/publish-ok-for-peer-subscribe).
+func TestPublishOKForPeerSubscribe(t *testing.T) {
+	setup := &wire.ClientSetup{Versions: []wire.Version{wire.Draft14}, Params: wire.Parameters{}.WithVarint(wire.SetupParamMaxRequestID, 100)}
+	sub := &wire.Subscribe{RequestID: 0, Namespace: fuzzNS, Name: fuzzTrack, SubscriberPriority: 1,
+		GroupOrder: wire.GroupOrderAscending, Forward: true, Filter: wire.Filter{Type: wire.FilterLargestObject}}
+	ok := &wire.PublishOK{RequestID: 0, Forward: true, GroupOrder: wire.GroupOrderAscending, Filter: wire.Filter{Type: wire.FilterLargestObject}}
+	for _, script := range [][]byte{
+		newFuzzScript(0).control(t, setup, sub, ok).op(fuzzOpSettle, 0, nil).b,                                    // before the handler answers
+		newFuzzScript(0).control(t, setup, sub).op(fuzzOpAwait, 2, nil).control(t, ok).op(fuzzOpSettle, 0, nil).b, // after SUBSCRIBE_OK
+	} {
+		r := runFuzzScript(t, script, fuzzPatient)
+		var se *wire.SessionError
+		if !errors.As(r.err, &se) || se.Code != wire.ProtocolViolation {
+			t.Errorf("the session ended with %v, want PROTOCOL_VIOLATION", r.err)
+		}
+	}
+}
+
 // fuzzResult is what a script run observed, for the seed check.
 type fuzzResult struct {
 	setupErr     error
