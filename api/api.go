@@ -21,17 +21,23 @@
 //
 // # Trust
 //
-// A server configured with a token (moq-api --api-token, or MOQ_API_TOKEN)
-// answers only requests that carry it, reads included, as
-// "Authorization: Bearer <token>"; others get 401. The token is a secret
-// shared by the registry and the relays of one cluster: it admits a relay
-// into the cluster, it does not tell relays apart. Between token holders,
-// ownership is the node URL: a registration is refreshed or deleted only
+// A server configured with tokens answers only requests that carry one,
+// reads included, as "Authorization: Bearer <token>"; others get 401.
+// Ownership is the node URL: a registration is refreshed or deleted only
 // with the URL that made it (403 otherwise), atomically in Redis, so a
 // relay never refreshes or deletes another relay's entry, even one that
-// replaced its own after it expired. This protects the relays from each
-// other's mistakes (a stale relay, a restarted one with another URL); it
-// does not protect them from a token holder that lies about its URL.
+// replaced its own after it expired. There are two kinds of token:
+//
+//   - the cluster's token (moq-api --api-token, or MOQ_API_TOKEN), shared
+//     by the registry and the relays: it admits a relay into the cluster
+//     but does not tell relays apart, so the owner rule protects relays
+//     from each other's mistakes (a stale relay, a restarted one with
+//     another URL), not from a token holder that lies about its URL;
+//   - a node's own token (moq-api --node-tokens): it binds the request to
+//     that node's URL, and a write naming another URL is 403, so the owner
+//     rule holds against the other relays too.
+//
+// A relay sends its token with --api-token (or MOQ_API_TOKEN) either way.
 //
 // # Limits
 //

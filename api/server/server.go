@@ -3,11 +3,13 @@
 // describes. It is apart from api so that relays, which only need the
 // client, do not link a Redis client.
 //
-// Trust is decided in ServeHTTP, before anything else: with Config.Token
-// set, a request without "Authorization: Bearer <Token>" (compared in
-// constant time) is 401, whatever its route. Ownership is decided in the
-// Lua scripts: the stored origin is the owner, and a PATCH or DELETE whose
-// body names another is 403.
+// Trust is decided in ServeHTTP, before anything else: with Config.Token or
+// Config.NodeTokens set, a request without "Authorization: Bearer <token>"
+// of one of them (compared in constant time) is 401, whatever its route. A
+// node's own token binds the request to that node: a write whose body names
+// another URL is 403. Ownership is decided in the Lua scripts: the stored
+// origin is the owner, and a PATCH or DELETE whose body names another is
+// 403.
 package server
 
 import (
@@ -44,6 +46,19 @@ type Config struct {
 	// open to anyone who can reach it: cmd/moq-api requires a token or an
 	// explicit --no-auth.
 	Token string
+	// NodeTokens maps a relay's node URL to a token of its own. A request
+	// with a node's token may read, and may write only that node's
+	// registrations: with per-node tokens, "only the node that made it"
+	// holds even against another relay of the cluster. Token, if also
+	// set, is not bound to a node.
+	NodeTokens map[string]string
+}
+
+// credential is an accepted Authorization header, by its SHA-256 digest,
+// and the node it is bound to ("" for any).
+type credential struct {
+	digest [sha256.Size]byte
+	node   string
 }
 
 // Server is the registry's HTTP handler.
@@ -51,7 +66,7 @@ type Server struct {
 	rdb   redis.UniversalClient
 	ttl   time.Duration
 	log   *slog.Logger
-	token *[sha256.Size]byte // SHA-256 of the expected Authorization header; nil when open
+	creds []credential // none: the registry is open
 }
 
 // New returns the registry handler over cfg.Redis.
@@ -67,8 +82,12 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{rdb: cfg.Redis, ttl: cfg.TTL, log: cfg.Logger}
 	if cfg.Token != "" {
-		h := sha256.Sum256([]byte("Bearer " + cfg.Token))
-		s.token = &h
+		s.creds = append(s.creds, credential{digest: sha256.Sum256([]byte("Bearer " + cfg.Token))})
+	}
+	for node, tok := range cfg.NodeTokens {
+		if tok != "" {
+			s.creds = append(s.creds, credential{digest: sha256.Sum256([]byte("Bearer " + tok)), node: node})
+		}
 	}
 	return s
 }
@@ -107,24 +126,32 @@ return 1
 `)
 )
 
-// authorized reports whether r carries the token. The comparison is in
-// constant time over SHA-256 digests, so that its duration tells neither
-// how many bytes matched nor the token's length.
-func (s *Server) authorized(r *http.Request) bool {
-	if s.token == nil {
-		return true
+// authorized reports whether r carries an accepted token, and the node
+// the token is bound to ("" for any). The comparisons are in constant time
+// over SHA-256 digests, against every credential, so that their duration
+// tells neither how many bytes matched, nor the tokens' lengths, nor which
+// one matched.
+func (s *Server) authorized(r *http.Request) (node string, ok bool) {
+	if len(s.creds) == 0 {
+		return "", true
 	}
 	got := r.Header.Values("Authorization")
 	if len(got) != 1 {
-		return false
+		return "", false
 	}
 	h := sha256.Sum256([]byte(got[0]))
-	return subtle.ConstantTimeCompare(h[:], s.token[:]) == 1
+	for _, c := range s.creds {
+		if subtle.ConstantTimeCompare(h[:], c.digest[:]) == 1 {
+			node, ok = c.node, true
+		}
+	}
+	return node, ok
 }
 
 // ServeHTTP serves the /origin/{namespace} routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(r) {
+	node, ok := s.authorized(r)
+	if !ok {
 		s.log.Warn("request without the registry's token", "method", r.Method, "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="moq-api"`)
 		msg := "missing credentials: send \"Authorization: Bearer <token>\" with the registry's token"
@@ -136,8 +163,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The namespace is the raw rest of the path: no cleaning, so that
 	// "//" in a scoped key survives (http.ServeMux would redirect it).
-	ns, ok := strings.CutPrefix(r.URL.Path, "/origin/")
-	if !ok || ns == "" {
+	ns, found := strings.CutPrefix(r.URL.Path, "/origin/")
+	if !found || ns == "" {
 		http.NotFound(w, r)
 		return
 	}
@@ -175,6 +202,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !present {
 			// moq-api's DELETE has no body; here it must name the owner.
 			http.Error(w, "missing body: want {\"url\": \"<this relay's URL>\"}, the registration's owner", http.StatusBadRequest)
+			return
+		}
+		if node != "" && o.URL != node {
+			http.Error(w, "this token is node "+strconv.Quote(node)+"'s: it may not act for "+strconv.Quote(o.URL), http.StatusForbidden)
 			return
 		}
 		script := deleteScript

@@ -430,3 +430,65 @@ func TestLimits(t *testing.T) {
 		t.Errorf("GET of a long key: %d", code)
 	}
 }
+
+// TestNodeTokens: a node's own token reads, and writes only that node's
+// registrations, even naming its owner's URL; the cluster's token still
+// acts for any node.
+func TestNodeTokens(t *testing.T) {
+	const a, b = "moqt://relay-a:4443", "https://relay-b:4443"
+	e := startWith(t, server.Config{Token: testToken, NodeTokens: map[string]string{a: "token-a", b: "token-b"}})
+	ctx := ctxFor(t)
+	client := func(tok string) *api.Client {
+		c, err := api.NewClient(e.http.URL, nil, api.WithToken(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c
+	}
+	ca, cb := client("token-a"), client("token-b")
+	const ns = ":6c697665"
+	if err := ca.SetOrigin(ctx, ns, api.Origin{URL: a}); err != nil {
+		t.Fatal(err)
+	}
+	// B's token cannot act as A, whatever it names.
+	if err := cb.DeleteOrigin(ctx, ns, api.Origin{URL: a}); !errors.Is(err, api.ErrNotOwner) {
+		t.Errorf("B deleting as A: %v", err)
+	}
+	if err := cb.PatchOrigin(ctx, ns, api.Origin{URL: a}); !errors.Is(err, api.ErrNotOwner) {
+		t.Errorf("B refreshing as A: %v", err)
+	}
+	if err := cb.SetOrigin(ctx, ":02", api.Origin{URL: a}); !errors.Is(err, api.ErrNotOwner) {
+		t.Errorf("B registering A's URL: %v", err)
+	}
+	code, body, _ := e.rawAuth(t, "Bearer token-b", "POST", "/origin/:03", "application/json", `{"url":"`+a+`"}`)
+	if code != 403 || !strings.Contains(body, "this token is node") {
+		t.Errorf("B registering A's URL: %d %q", code, body)
+	}
+	// B reads; B registers its own.
+	if o, err := cb.GetOrigin(ctx, ns); err != nil || o.URL != a {
+		t.Errorf("B reading: %v, %v", o, err)
+	}
+	if err := cb.SetOrigin(ctx, ":04", api.Origin{URL: b}); err != nil {
+		t.Error(err)
+	}
+	// A refreshes and deletes its own.
+	if err := ca.PatchOrigin(ctx, ns, api.Origin{URL: a}); err != nil {
+		t.Error(err)
+	}
+	if err := ca.DeleteOrigin(ctx, ns, api.Origin{URL: a}); err != nil {
+		t.Error(err)
+	}
+	// The cluster's token is not bound to a node.
+	if err := e.c.SetOrigin(ctx, ":05", api.Origin{URL: a}); err != nil {
+		t.Errorf("the cluster's token: %v", err)
+	}
+	if n := e.rdb.DBSize(ctx).Val(); n != 2 {
+		t.Errorf("%d keys, want :04 and :05", n)
+	}
+	// Node tokens alone close the registry too.
+	only := startWith(t, server.Config{NodeTokens: map[string]string{a: "token-a"}})
+	if code, _, _ := only.rawAuth(t, "", "GET", "/origin/"+ns, "", ""); code != 401 {
+		t.Errorf("GET without a token from a registry with node tokens: %d", code)
+	}
+}

@@ -4,12 +4,15 @@
 // serves GET, POST, PATCH and DELETE on /origin/{namespace} over plain HTTP
 // and keeps the origins in Redis (see package api).
 //
-// Every request must carry the cluster's token, "Authorization: Bearer
-// <token>", set with --api-token or, better (a flag shows in ps), the
-// environment variable MOQ_API_TOKEN; the relays send theirs, from the same
-// flag and variable. It refuses to start without a token unless --no-auth
-// says so (moq-rs's relays send none). Relays may refresh and delete only
-// their own registrations; see package api for the trust rules and limits.
+// Every request must carry a token, "Authorization: Bearer <token>": the
+// cluster's, set with --api-token or, better (a flag shows in ps), the
+// environment variable MOQ_API_TOKEN, or a relay's own, listed in the file
+// --node-tokens names, one "<node URL> <token>" per line. The relays send
+// theirs with their own --api-token or MOQ_API_TOKEN. A relay's own token
+// lets it change only its own registrations; with the cluster's token the
+// relays are trusted not to lie about their URL. It refuses to start
+// without a token unless --no-auth says so (moq-rs's relays send none). See
+// package api for the trust rules and limits.
 //
 // It listens on 127.0.0.1:8080 by default (moq-api: [::]:80), plain HTTP:
 // put TLS in front of it to cross an untrusted network, since the token
@@ -47,12 +50,13 @@ const binaryName = "moq-api"
 const TokenEnv = "MOQ_API_TOKEN"
 
 type config struct {
-	bind     string
-	redisURL string
-	ttl      time.Duration
-	logLevel string
-	token    string
-	noAuth   bool
+	bind       string
+	redisURL   string
+	ttl        time.Duration
+	logLevel   string
+	token      string
+	nodeTokens string
+	noAuth     bool
 
 	stderr io.Writer
 	// ready, when set, is told the address once the server listens (tests).
@@ -92,6 +96,7 @@ func newRootCommand() *cobra.Command {
 	f.DurationVar(&cfg.ttl, "ttl", api.DefaultTTL, "how long an origin lives without a refresh; relays refresh every --api-ttl/2, so keep it at least their --api-ttl")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&cfg.token, "api-token", os.Getenv(TokenEnv), "the secret every request must carry as \"Authorization: Bearer <token>\" (env "+TokenEnv+", which ps does not show)")
+	f.StringVar(&cfg.nodeTokens, "node-tokens", "", "file of relays' own tokens, one \"<node URL> <token>\" per line (# comments): a relay's token lets it change only its own registrations")
 	f.BoolVar(&cfg.noAuth, "no-auth", false, "serve without a token: anyone who reaches the registry may change it (moq-rs relays)")
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(cli.VersionCommand(binaryName))
@@ -108,11 +113,18 @@ func run(ctx context.Context, cfg config) error {
 	if cfg.ttl <= 0 {
 		return fmt.Errorf("--ttl %v: want a positive duration", cfg.ttl)
 	}
+	var nodeTokens map[string]string
+	if cfg.nodeTokens != "" {
+		var err error
+		if nodeTokens, err = readNodeTokens(cfg.nodeTokens, cfg.token); err != nil {
+			return err
+		}
+	}
 	switch {
-	case cfg.token == "" && !cfg.noAuth:
-		return fmt.Errorf("no token: set %s (or --api-token) to the cluster's secret, or pass --no-auth to serve without one", TokenEnv)
-	case cfg.token != "" && cfg.noAuth:
-		return fmt.Errorf("--no-auth with a token (--api-token or %s): choose one", TokenEnv)
+	case cfg.token == "" && nodeTokens == nil && !cfg.noAuth:
+		return fmt.Errorf("no token: set %s (or --api-token) to the cluster's secret, or list the relays' tokens with --node-tokens, or pass --no-auth to serve without one", TokenEnv)
+	case (cfg.token != "" || nodeTokens != nil) && cfg.noAuth:
+		return fmt.Errorf("--no-auth with tokens (--api-token, %s or --node-tokens): choose one", TokenEnv)
 	case strings.ContainsAny(cfg.token, "\r\n"):
 		return errors.New("--api-token: the token holds a line break")
 	case cfg.noAuth:
@@ -137,7 +149,7 @@ func run(ctx context.Context, cfg config) error {
 		return fmt.Errorf("listening on %s: %w (choose another address with --bind)", cfg.bind, err)
 	}
 	srv := &http.Server{
-		Handler:           server.New(server.Config{Redis: rdb, TTL: cfg.ttl, Logger: logger, Token: cfg.token}),
+		Handler:           server.New(server.Config{Redis: rdb, TTL: cfg.ttl, Logger: logger, Token: cfg.token, NodeTokens: nodeTokens}),
 		ReadHeaderTimeout: 10 * time.Second,
 		// Room for a request line with the longest key, escaped.
 		MaxHeaderBytes: 3*api.MaxKeyLen + 16<<10,
@@ -147,7 +159,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-	logger.Info("registry serving", "addr", l.Addr().String(), "redis", opts.Addr, "ttl", cfg.ttl, "auth", !cfg.noAuth, "version", version.Version)
+	logger.Info("registry serving", "addr", l.Addr().String(), "redis", opts.Addr, "ttl", cfg.ttl, "auth", !cfg.noAuth, "node_tokens", len(nodeTokens), "version", version.Version)
 	if cfg.ready != nil {
 		cfg.ready(l.Addr())
 	}
@@ -164,6 +176,43 @@ func run(ctx context.Context, cfg config) error {
 	}
 	logger.Info("registry stopped")
 	return err
+}
+
+// readNodeTokens reads the --node-tokens file: "<node URL> <token>" per
+// line, blank lines and "#" comments skipped. Each node and each token
+// appears once, and no token is the cluster's.
+func readNodeTokens(path, clusterToken string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--node-tokens: %w", err)
+	}
+	tokens := map[string]string{}
+	seen := map[string]bool{clusterToken: clusterToken != ""}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) != 2 {
+			return nil, fmt.Errorf("--node-tokens %s:%d: want \"<node URL> <token>\"", path, i+1)
+		}
+		node, tok := fields[0], fields[1]
+		if err := api.CheckURL(node); err != nil {
+			return nil, fmt.Errorf("--node-tokens %s:%d: %w", path, i+1, err)
+		}
+		if _, dup := tokens[node]; dup {
+			return nil, fmt.Errorf("--node-tokens %s:%d: node %s listed twice", path, i+1, node)
+		}
+		if seen[tok] {
+			return nil, fmt.Errorf("--node-tokens %s:%d: node %s's token is already another's: each node needs its own", path, i+1, node)
+		}
+		tokens[node], seen[tok] = tok, true
+	}
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("--node-tokens %s: no \"<node URL> <token>\" line", path)
+	}
+	return tokens, nil
 }
 
 // redisLogger puts go-redis's own messages (reconnections) into the log.

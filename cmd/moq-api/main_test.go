@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -154,4 +157,78 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestNodeTokens runs moq-api with relays' own tokens from --node-tokens:
+// each relay changes only its own registrations; a bad file is refused.
+func TestNodeTokens(t *testing.T) {
+	t.Setenv(TokenEnv, "")
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for name, text := range map[string]string{
+		"empty":     "# nothing\n",
+		"fields":    "moqt://a:1\n",
+		"scheme":    "http://a:1 tok\n",
+		"dupnode":   "moqt://a:1 t1\nmoqt://a:1 t2\n",
+		"duptoken":  "moqt://a:1 t1\nmoqt://b:1 t1\n",
+		"clustertk": "moqt://a:1 cluster\n",
+	} {
+		if _, err := execute(t, "--bind", "127.0.0.1:0", "--api-token", "cluster", "--node-tokens", write(name, text)); err == nil {
+			t.Errorf("--node-tokens with %q was accepted", text)
+		}
+	}
+	if _, err := execute(t, "--node-tokens", filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing --node-tokens file was accepted")
+	}
+	file := write("tokens", "# relays\nmoqt://a:1 token-a\n\n  https://b:2   token-b  \n")
+	rs := redistest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, config{bind: "127.0.0.1:0", redisURL: rs.URL, ttl: time.Minute, logLevel: "error", nodeTokens: file,
+			stderr: io.Discard, ready: func(a net.Addr) { ready <- a }})
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("moq-api stopped: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("moq-api did not start")
+	}
+	tctx, tcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer tcancel()
+	client := func(tok string) *api.Client {
+		c, err := api.NewClient("http://"+addr.String(), nil, api.WithToken(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c
+	}
+	a, b, anon := client("token-a"), client("token-b"), client("")
+	if err := a.SetOrigin(tctx, ":01", api.Origin{URL: "moqt://a:1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.DeleteOrigin(tctx, ":01", api.Origin{URL: "moqt://a:1"}); !errors.Is(err, api.ErrNotOwner) {
+		t.Errorf("b deleting a's registration: %v", err)
+	}
+	if _, err := anon.GetOrigin(tctx, ":01"); !errors.Is(err, api.ErrUnauthorized) {
+		t.Errorf("reading without a token: %v", err)
+	}
+	if o, err := b.GetOrigin(tctx, ":01"); err != nil || o.URL != "moqt://a:1" {
+		t.Errorf("b reading: %v, %v", o, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
