@@ -147,9 +147,11 @@ func TestPublishOKForPeerSubscribe(t *testing.T) {
 	sub := &wire.Subscribe{RequestID: 0, Namespace: fuzzNS, Name: fuzzTrack, SubscriberPriority: 1,
 		GroupOrder: wire.GroupOrderAscending, Forward: true, Filter: wire.Filter{Type: wire.FilterLargestObject}}
 	ok := &wire.PublishOK{RequestID: 0, Forward: true, GroupOrder: wire.GroupOrderAscending, Filter: wire.Filter{Type: wire.FilterLargestObject}}
+	// Each script ends awaiting more messages than come: it waits until
+	// the session closes the connection.
 	for _, script := range [][]byte{
-		newFuzzScript(0).control(t, setup, sub, ok).op(fuzzOpSettle, 0, nil).b,                                    // before the handler answers
-		newFuzzScript(0).control(t, setup, sub).op(fuzzOpAwait, 2, nil).control(t, ok).op(fuzzOpSettle, 0, nil).b, // after SUBSCRIBE_OK
+		newFuzzScript(0).control(t, setup, sub, ok).op(fuzzOpAwait, 255, nil).b,                                    // before the handler answers
+		newFuzzScript(0).control(t, setup, sub).op(fuzzOpAwait, 2, nil).control(t, ok).op(fuzzOpAwait, 255, nil).b, // after SUBSCRIBE_OK
 	} {
 		r := runFuzzScript(t, script, fuzzPatient)
 		var se *wire.SessionError
