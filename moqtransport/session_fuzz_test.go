@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,6 +188,27 @@ func (fuzzHandler) NamespaceSubscribed(*moqtransport.Session, wire.Namespace)  {
 func (fuzzHandler) UnsubscribeNamespace(*moqtransport.Session, wire.Namespace) {}
 func (fuzzHandler) Publish(context.Context, *moqtransport.Session, *wire.Publish, *moqtransport.Subscription) (moqtransport.SubscribeOptions, error) {
 	return moqtransport.SubscribeOptions{}, nil
+}
+
+// fuzzAuthorize decides by the tokens' values, so that scripts reach
+// every answer of an Authorizer: a value starting with "deny", "expired" or
+// "bad" refuses with the matching error, "close" closes the session (in
+// setup) with UNAUTHORIZED; anything else allows.
+func fuzzAuthorize(_ *moqtransport.Session, _ wire.Message, tokens []moqtransport.AuthToken) error {
+	for _, tok := range tokens {
+		v := string(tok.Value)
+		switch {
+		case strings.HasPrefix(v, "deny"):
+			return moqtransport.ErrUnauthorized
+		case strings.HasPrefix(v, "expired"):
+			return moqtransport.ErrExpiredToken
+		case strings.HasPrefix(v, "bad"):
+			return moqtransport.ErrMalformedToken
+		case strings.HasPrefix(v, "close"):
+			return &wire.SessionError{Code: wire.Unauthorized, Reason: "fuzz: refused"}
+		}
+	}
+	return nil
 }
 
 // fuzzLocalTrack returns the track the moq-go side serves: group 0 ended
@@ -548,6 +570,7 @@ func runFuzzScript(t *testing.T, script []byte, timing fuzzTiming) fuzzResult {
 		MaxPendingStreams:     8,
 		PendingStreamTimeout:  200 * time.Millisecond,
 		MaxAuthTokenCacheSize: 256,
+		Authorize:             fuzzAuthorize,
 		Track:                 moqtransport.TrackConfig{MaxBytes: fuzzCacheBytes},
 		Reader:                wire.StreamReaderConfig{MaxObjectPayload: fuzzMaxPayload, MaxExtensionsLen: fuzzMaxExt},
 	}
@@ -858,6 +881,24 @@ func fuzzSeeds(t testing.TB) [][]byte {
 		control(t, &wire.PublishOK{RequestID: 4, Forward: true, SubscriberPriority: 1, GroupOrder: wire.GroupOrderAscending,
 			Filter: wire.Filter{Type: wire.FilterLargestObject}}).
 		op(fuzzOpAwait, 5, nil).control(t, &wire.GoAway{}).b)
+	// Tokens: CLIENT_SETUP registers an alias, a SUBSCRIBE uses it, one
+	// is refused by its value, and the alias is deleted.
+	param := func(tok wire.Token) wire.Parameters {
+		kv, err := wire.TokenParam(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wire.Parameters{kv}
+	}
+	tokSetup := &wire.ClientSetup{Versions: []wire.Version{wire.Draft14},
+		Params: append(wire.Parameters{}.WithVarint(wire.SetupParamMaxRequestID, 100),
+			param(wire.Token{AliasType: wire.TokenRegister, Alias: 1, Type: 0, Value: []byte("ok")})...)}
+	s1, s2 := sub(0, fuzzTrack), sub(2, fuzzTrack)
+	s1.Params = param(wire.Token{AliasType: wire.TokenUseAlias, Alias: 1})
+	s2.Params = param(wire.Token{AliasType: wire.TokenUseValue, Value: []byte("deny")})
+	seeds = append(seeds, newFuzzScript(0).
+		control(t, tokSetup, s1, s2).op(fuzzOpAwait, 3, nil).
+		control(t, &wire.Unsubscribe{RequestID: 0}).op(fuzzOpAwait, 4, nil).b)
 	return seeds
 }
 
