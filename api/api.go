@@ -46,7 +46,8 @@
 // information (400). A malformed body is 400, a JSON body without "url" 422,
 // an explicit Content-Type other than JSON 415, another method 405, a Redis
 // failure 500 with "redis error: ..." in the body. Every refusal has a
-// one-line text body saying why.
+// one-line text body saying why. cmd/moq-api also bounds the request head
+// (3×MaxKeyLen + 16 KiB): a longer request line is 431 before any route.
 //
 // moq-api differs: it has no token, its POST does not renew the TTL of an
 // entry that is already the caller's, its DELETE takes no owner, and it
@@ -99,9 +100,10 @@ var (
 	// ErrConflict is returned when another URL holds the namespace a POST
 	// registers (409).
 	ErrConflict = errors.New("api: another origin holds this namespace")
-	// ErrNotOwner is returned when another URL holds the namespace a PATCH
-	// or DELETE names (403): only the node that registered it may.
-	ErrNotOwner = errors.New("api: the namespace is registered by another origin")
+	// ErrNotOwner is returned for 403: another URL holds the namespace a
+	// PATCH or DELETE names (only the node that registered it may), or
+	// the request's token is another node's (package doc, Trust).
+	ErrNotOwner = errors.New("api: the registry refused: the namespace or the token is another node's (403)")
 	// ErrUnauthorized is returned when the registry wants a token and the
 	// request had none, or another (401).
 	ErrUnauthorized = errors.New("api: the registry refused the request's token (401): give the registry's token")
