@@ -29,6 +29,7 @@ package moqtransport_test
 // As a plain test (CI) it runs the seeds and testdata/fuzz/FuzzSession.
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -245,7 +246,10 @@ type fuzzPeer struct {
 	uni  []moqtransport.SendStream // kept open
 	sent []*memPipe                // every pipe we wrote, to settle
 
+	ctrlSent []byte // the control bytes the script wrote
+
 	mu       sync.Mutex
+	answered map[uint64]bool              // request IDs the session answered
 	received int                          // control messages the session sent
 	msgEvent chan struct{}                // closed and replaced on each
 	incoming []moqtransport.ReceiveStream // data streams the session opened
@@ -263,7 +267,8 @@ func (p *fuzzPeer) drainControl(ctrl moqtransport.Stream) {
 	defer p.wg.Done()
 	r := wire.NewControlReader(ctrl)
 	for {
-		if _, err := r.ReadMessage(); err != nil {
+		m, err := r.ReadMessage()
+		if err != nil {
 			// The session only sends valid messages; anything else
 			// is the stream or the connection ending.
 			var se *wire.SessionError
@@ -274,6 +279,9 @@ func (p *fuzzPeer) drainControl(ctrl moqtransport.Stream) {
 		}
 		p.mu.Lock()
 		p.received++
+		if id, kind := requestOf(m); kind == fuzzAnswer {
+			p.answered[id] = true
+		}
 		close(p.msgEvent)
 		p.msgEvent = make(chan struct{})
 		p.mu.Unlock()
@@ -370,6 +378,121 @@ func (p *fuzzPeer) await(n int, limit time.Duration) bool {
 			return false
 		case <-timer.C:
 			return false
+		}
+	}
+}
+
+// Kinds of control message, for the every-request-gets-an-answer check.
+const (
+	fuzzOther = iota
+	fuzzRequest
+	fuzzAnswer
+	fuzzCancel // ends a request the session may then leave unanswered
+)
+
+// requestOf classifies m and returns the request ID it carries.
+func requestOf(m wire.Message) (uint64, int) {
+	switch m := m.(type) {
+	case *wire.Subscribe:
+		return m.RequestID, fuzzRequest
+	case *wire.Fetch:
+		return m.RequestID, fuzzRequest
+	case *wire.TrackStatus:
+		return m.RequestID, fuzzRequest
+	case *wire.PublishNamespace:
+		return m.RequestID, fuzzRequest
+	case *wire.SubscribeNamespace:
+		return m.RequestID, fuzzRequest
+	case *wire.Publish:
+		return m.RequestID, fuzzRequest
+	case *wire.SubscribeOK:
+		return m.RequestID, fuzzAnswer
+	case *wire.SubscribeError:
+		return m.RequestID, fuzzAnswer
+	case *wire.FetchOK:
+		return m.RequestID, fuzzAnswer
+	case *wire.FetchError:
+		return m.RequestID, fuzzAnswer
+	case *wire.TrackStatusOK:
+		return m.RequestID, fuzzAnswer
+	case *wire.TrackStatusError:
+		return m.RequestID, fuzzAnswer
+	case *wire.PublishNamespaceOK:
+		return m.RequestID, fuzzAnswer
+	case *wire.PublishNamespaceError:
+		return m.RequestID, fuzzAnswer
+	case *wire.SubscribeNamespaceOK:
+		return m.RequestID, fuzzAnswer
+	case *wire.SubscribeNamespaceError:
+		return m.RequestID, fuzzAnswer
+	case *wire.PublishOK:
+		return m.RequestID, fuzzAnswer
+	case *wire.PublishError:
+		return m.RequestID, fuzzAnswer
+	case *wire.Unsubscribe:
+		return m.RequestID, fuzzCancel
+	case *wire.FetchCancel:
+		return m.RequestID, fuzzCancel
+	}
+	return 0, fuzzOther
+}
+
+// checkAnswers checks that the session answers every request the script
+// sent (a request the script later cancelled, or withdrew by namespace,
+// excepted) while the connection is open: it waits for the answers, at
+// most fuzzHang, and reports the requests left unanswered if the
+// connection is still open then.
+func (p *fuzzPeer) checkAnswers() {
+	want := map[uint64]wire.MessageType{}
+	r := wire.NewControlReader(bytes.NewReader(p.ctrlSent))
+	for {
+		m, err := r.ReadMessage()
+		if err != nil {
+			break // the end, or bytes the session refuses too
+		}
+		id, kind := requestOf(m)
+		switch kind {
+		case fuzzRequest:
+			want[id] = m.Type()
+		case fuzzCancel:
+			delete(want, id)
+		}
+		switch m.(type) {
+		case *wire.PublishNamespaceDone, *wire.UnsubscribeNamespace:
+			// They name a namespace, not a request: drop every
+			// request of that kind rather than match namespaces.
+			for id, t := range want {
+				if t == wire.TypePublishNamespace || t == wire.TypeSubscribeNamespace {
+					delete(want, id)
+				}
+			}
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	timer := time.NewTimer(fuzzHang)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		var missing []string
+		for id, t := range want {
+			if !p.answered[id] {
+				missing = append(missing, fmt.Sprintf("%s %d", t, id))
+			}
+		}
+		event := p.msgEvent
+		p.mu.Unlock()
+		if len(missing) == 0 {
+			return
+		}
+		select {
+		case <-event:
+		case <-p.conn.Context().Done():
+			return // the session ended: no answer is owed
+		case <-timer.C:
+			p.t.Errorf("the session left requests unanswered for %v while open: %v", fuzzHang, missing)
+			return
 		}
 	}
 }
@@ -586,7 +709,7 @@ func runFuzzScript(t *testing.T, script []byte, timing fuzzTiming) fuzzResult {
 		}
 	}()
 
-	p := &fuzzPeer{t: t, conn: remote, msgEvent: make(chan struct{})}
+	p := &fuzzPeer{t: t, conn: remote, msgEvent: make(chan struct{}), answered: map[uint64]bool{}}
 	octx, ocancel := context.WithTimeout(context.Background(), fuzzHang)
 	var err error
 	if client {
@@ -625,7 +748,9 @@ func runFuzzScript(t *testing.T, script []byte, timing fuzzTiming) fuzzResult {
 		ops = ops[n:]
 		switch op % fuzzOpCount {
 		case fuzzOpControl:
-			_, _ = p.ctrl.Write(data)
+			if _, err := p.ctrl.Write(data); err == nil {
+				p.ctrlSent = append(p.ctrlSent, data...)
+			}
 		case fuzzOpUniFin:
 			if str := p.openUni(data); str != nil {
 				_ = str.Close()
@@ -703,9 +828,18 @@ func runFuzzScript(t *testing.T, script []byte, timing fuzzTiming) fuzzResult {
 		}
 	}
 
-	// The end: the session reads what is left, then the peer or the
-	// application closes; everything must wind down.
+	// The end: the session reads what is left and answers every request
+	// of the script's it has not been told to drop, unless the connection
+	// closed; then the peer or the application closes; everything must
+	// wind down.
 	p.settle()
+	if !setupWaited {
+		// Answers need the session up (or gone).
+		if !waitFor(t, "setup", setupDone) {
+			return res
+		}
+	}
+	p.checkAnswers()
 	if flags&fuzzFlagPeerCloses != 0 {
 		_ = remote.CloseWithError(uint64(wire.NoError), "the fuzz peer is done")
 	}
