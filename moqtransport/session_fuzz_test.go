@@ -619,9 +619,9 @@ func (a *fuzzApp) do(act byte) {
 	}
 }
 
-// waitFor fails the test, with every goroutine's stack, if done is not
+// awaitClosed fails the test, with every goroutine's stack, if done is not
 // closed within fuzzHang.
-func waitFor(t *testing.T, what string, done <-chan struct{}) bool {
+func awaitClosed(t *testing.T, what string, done <-chan struct{}) bool {
 	t.Helper()
 	select {
 	case <-done:
@@ -785,7 +785,7 @@ func runFuzzScript(t *testing.T, script []byte, timing fuzzTiming) fuzzResult {
 		case fuzzOpAction:
 			if !setupWaited {
 				setupWaited = true
-				if !waitFor(t, "setup", setupDone) {
+				if !awaitClosed(t, "setup", setupDone) {
 					return res
 				}
 				app.s = sess // before any call's goroutine
@@ -835,7 +835,7 @@ func runFuzzScript(t *testing.T, script []byte, timing fuzzTiming) fuzzResult {
 	p.settle()
 	if !setupWaited {
 		// Answers need the session up (or gone).
-		if !waitFor(t, "setup", setupDone) {
+		if !awaitClosed(t, "setup", setupDone) {
 			return res
 		}
 	}
@@ -843,11 +843,11 @@ func runFuzzScript(t *testing.T, script []byte, timing fuzzTiming) fuzzResult {
 	if flags&fuzzFlagPeerCloses != 0 {
 		_ = remote.CloseWithError(uint64(wire.NoError), "the fuzz peer is done")
 	}
-	if !waitFor(t, "setup", setupDone) {
+	if !awaitClosed(t, "setup", setupDone) {
 		return res
 	}
 	if sess != nil {
-		if flags&fuzzFlagPeerCloses != 0 && !waitFor(t, "the session to see the peer's close", sess.Done()) {
+		if flags&fuzzFlagPeerCloses != 0 && !awaitClosed(t, "the session to see the peer's close", sess.Done()) {
 			return res
 		}
 		closed := make(chan struct{})
@@ -855,7 +855,7 @@ func runFuzzScript(t *testing.T, script []byte, timing fuzzTiming) fuzzResult {
 			defer close(closed)
 			_ = sess.Close()
 		}()
-		if !waitFor(t, "Session.Close", closed) {
+		if !awaitClosed(t, "Session.Close", closed) {
 			return res
 		}
 	}
@@ -865,7 +865,7 @@ func runFuzzScript(t *testing.T, script []byte, timing fuzzTiming) fuzzResult {
 		defer close(appDone)
 		app.wg.Wait()
 	}()
-	if !waitFor(t, "the application's calls to return", appDone) {
+	if !awaitClosed(t, "the application's calls to return", appDone) {
 		return res
 	}
 	// Whoever closed, the connection is closed now, and if the session
@@ -888,7 +888,7 @@ func runFuzzScript(t *testing.T, script []byte, timing fuzzTiming) fuzzResult {
 		defer close(peerDone)
 		p.wg.Wait()
 	}()
-	if !waitFor(t, "the peer's readers to end", peerDone) {
+	if !awaitClosed(t, "the peer's readers to end", peerDone) {
 		return res
 	}
 	p.mu.Lock()
