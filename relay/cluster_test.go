@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -294,4 +295,104 @@ func TestClusterFileCoordinator(t *testing.T) {
 	wantObjects(t, "the subscriber on relay 1", got, expected(0, 3, 2))
 	_ = pub.Close()
 	waitFor(t, "the namespace to leave the file", func() bool { return len(readJSON(t, path)["namespaces"]) == 0 })
+}
+
+// TestClusterPublishOwnership: namespace ownership holds across the
+// cluster for pushed tracks (PUBLISH) as for PUBLISH_NAMESPACE. A PUBLISH
+// under a namespace another relay serves is refused with UNAUTHORIZED; a
+// pushed track claims its namespace in the coordinator, so another relay
+// refuses that namespace and routes its subscribers here; an unscoped
+// publisher never shadows a scoped one of another relay. With the file
+// coordinator on both transports, and moq-api with Redis.
+func TestClusterPublishOwnership(t *testing.T) {
+	for _, kind := range []string{"file", "api"} {
+		t.Run(kind, func(t *testing.T) {
+			schemes := []string{"moqt", "https"}
+			if kind == "api" {
+				schemes = schemes[:1] // the relay's side is the same; one transport is enough
+			}
+			for _, scheme := range schemes {
+				t.Run(scheme, func(t *testing.T) {
+					var coord func(i int, node string) relay.Coordinator
+					var entry func(scope string, ns wire.Namespace) string
+					if kind == "file" {
+						path := filepath.Join(t.TempDir(), "coordinator.json")
+						coord = func(_ int, node string) relay.Coordinator { return fileCoordinator(t, path, node) }
+						entry = func(scope string, ns wire.Namespace) string {
+							p := "/" + strings.Join(ns, "/")
+							return readJSON(t, path)["namespaces"][scope][p]
+						}
+					} else {
+						reg := startRegistry(t, 0)
+						coord = func(_ int, node string) relay.Coordinator { return reg.apiCoordinator(t, node, 0) }
+						entry = func(scope string, ns wire.Namespace) string { return reg.origin(t, scope, ns) }
+					}
+					testPublishOwnership(t, scheme, coord, entry)
+				})
+			}
+		})
+	}
+}
+
+func testPublishOwnership(t *testing.T, scheme string, coord func(i int, node string) relay.Coordinator, entry func(scope string, ns wire.Namespace) string) {
+	relays, nodes := startCluster(t, scheme, 2, coord)
+	ctx := ctxFor(t)
+	ns := wire.Namespace{"live", "room"}
+	_, owned, _ := relays[0].publisher("/room", ns, "v")
+
+	// PUBLISH on relay 1 of relay 0's track, or of one under its
+	// namespace: refused, and nothing is registered for it.
+	attacker := relays[1].connect("/room", nil)
+	under := wire.Namespace{"live", "room", "x"}
+	for _, n := range []wire.Namespace{ns, under} {
+		evil := moqtransport.NewTrack(wire.FullTrackName{Namespace: n, Name: "v"}, moqtransport.TrackConfig{})
+		_, err := attacker.Publish(ctx, evil, moqtransport.PublishOptions{})
+		wantRequestCode(t, "PUBLISH on relay 1 of "+n.String()+", which relay 0 serves", err, uint64(wire.PublishUnauthorized))
+	}
+	if got := entry("/room", under); got != "" {
+		t.Errorf("the refused PUBLISH left a registration: %q", got)
+	}
+
+	// An unscoped publisher of the same namespace on relay 1 (another
+	// scope: allowed) does not shadow relay 0's for a /room subscriber
+	// of relay 1.
+	_, shadow, _ := relays[1].publisher("/", ns, "v")
+	sub, err := relays[1].connect("/room", nil).Subscribe(ctx, ns, "v", moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAsync(ctx, sub.Track())
+	write(t, shadow, 0, 1, 1)
+	write(t, owned, 0, 2, 1)
+	owned.Close(nil)
+	wantObjects(t, "relay 1's /room subscriber", got, expected(0, 2, 1))
+
+	// A track pushed to relay 1 claims its namespace in the cluster:
+	// relay 0 refuses the namespace and routes its subscribers to
+	// relay 1.
+	pushedNS := wire.Namespace{"pushed"}
+	pushed := moqtransport.NewTrack(wire.FullTrackName{Namespace: pushedNS, Name: "v"}, moqtransport.TrackConfig{})
+	pusher := relays[1].connect("/room", nil)
+	if _, err := pusher.Publish(ctx, pushed, moqtransport.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := entry("/room", pushedNS); got != nodes[1] {
+		t.Fatalf("the coordinator has %q for the pushed track's namespace, want relay 1's %q", got, nodes[1])
+	}
+	_, err = relays[0].connect("/room", nil).PublishNamespace(ctx, pushedNS, nil)
+	wantRequestCode(t, "PUBLISH_NAMESPACE on relay 0 of a namespace pushed to relay 1", err, uint64(wire.NamespaceUnauthorized))
+	evil := moqtransport.NewTrack(wire.FullTrackName{Namespace: pushedNS, Name: "w"}, moqtransport.TrackConfig{})
+	_, err = relays[0].connect("/room", nil).Publish(ctx, evil, moqtransport.PublishOptions{})
+	wantRequestCode(t, "PUBLISH on relay 0 into a namespace pushed to relay 1", err, uint64(wire.PublishUnauthorized))
+	sub, err = relays[0].connect("/room", nil).Subscribe(ctx, pushedNS, "v", moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatalf("relay 0's subscriber of the track pushed to relay 1: %v", err)
+	}
+	got = readAsync(ctx, sub.Track())
+	write(t, pushed, 0, 2, 1)
+	pushed.Close(nil)
+	wantObjects(t, "relay 0's subscriber of the pushed track", got, expected(0, 2, 1))
+	// The publication's end takes its registration with it.
+	_ = pusher.Close()
+	waitFor(t, "the pushed namespace to leave the coordinator", func() bool { return entry("/room", pushedNS) == "" })
 }

@@ -15,17 +15,21 @@ import (
 // Scopes and the cluster: registrations are per scope (the session path),
 // so a namespace published at https://a/room is found by subscribers of
 // scope /room on every relay of the cluster, and an unscoped one by
-// subscribers of any scope (the relay's fallback rule). A relay connects to
+// subscribers of any scope (the relay's fallback rule, which the relay
+// applies: a Lookup is in one scope). A relay connects to
 // another with the scope in its URL path, so the remote relay resolves the
 // request in the same scope.
 type Coordinator interface {
 	// Register records that this relay serves ns in scope. Close the
-	// registration when the namespace ends. A namespace another relay
-	// already serves is refused with an error.
+	// registration when the namespace ends. When another relay already
+	// serves ns or a prefix of it in scope (that scope only: the unscoped
+	// one does not count), Register refuses with an error that wraps
+	// ErrServedElsewhere.
 	Register(ctx context.Context, scope string, ns wire.Namespace) (Registration, error)
 	// Lookup returns the URL of the relay that serves the longest
-	// registered prefix of ns in scope, falling back to the unscoped scope
-	// (the relay's own rule for local publishers), or ErrNotFound.
+	// registered prefix of ns in scope, that scope only, or ErrNotFound.
+	// The relay falls back to the unscoped scope itself, after its own
+	// publishers of the scope (see Relay.Subscribe).
 	Lookup(ctx context.Context, scope string, ns wire.Namespace) (url string, err error)
 }
 
@@ -38,3 +42,7 @@ type Registration interface {
 // ErrNotFound is what Coordinator.Lookup returns for a namespace no relay
 // serves.
 var ErrNotFound = errors.New("relay: no relay serves this namespace")
+
+// ErrServedElsewhere is what Coordinator.Register's error wraps when
+// another relay serves the namespace, or a prefix of it, in the scope.
+var ErrServedElsewhere = errors.New("relay: another relay serves this namespace")

@@ -41,12 +41,18 @@ type APICoordinatorConfig struct {
 // APICoordinator is moq-rs's API coordinator: the relays register their
 // namespaces with a moq-api registry (package api) under RegistryKey.
 //
-//   - Register POSTs the relay's URL; a 409 (another relay's URL holds the
-//     namespace) is an error. While registered, it PATCHes every TTL/2; a
-//     PATCH answered 404 (the entry expired, or Redis restarted empty)
-//     POSTs again, so the registry recovers within TTL/2; a PATCH answered
-//     403 (another relay took the namespace after ours expired) is logged,
-//     and the refresh goes on in case it comes back to us. Close stops the
+//   - Register first GETs the key of each shorter prefix of the namespace
+//     in the scope, and refuses (ErrServedElsewhere) when another relay
+//     holds one; then it POSTs the relay's URL, and a 409 (another relay's
+//     URL holds the namespace) is refused the same way. The prefix check
+//     is a read before the write: two relays registering nested
+//     namespaces at the same instant may both succeed, and Lookup then
+//     routes by the longest prefix.
+//   - While registered, it PATCHes every TTL/2; a PATCH answered 404 (the
+//     entry expired, or Redis restarted empty) POSTs again, so the
+//     registry recovers within TTL/2; a PATCH answered 403 (another relay
+//     took the namespace after ours expired) is logged, and the refresh
+//     goes on in case it comes back to us. Close stops the
 //     refresh and DELETEs the entry with our URL in the body, which the
 //     registry honours only if the entry is still ours.
 //   - Every request carries Token, and the registry checks it (package
@@ -54,9 +60,8 @@ type APICoordinatorConfig struct {
 //     only their own entries.
 //   - Lookup GETs the namespace's key, then each shorter prefix's, since
 //     the registry matches keys exactly: the longest registered prefix
-//     wins. It then does the same in the unscoped scope, the relay's
-//     fallback for a scoped subscriber (Relay.Subscribe looks up only the
-//     subscriber's scope).
+//     wins. It looks in the scope it is given only: the relay looks up
+//     the unscoped scope itself, as its fallback for a scoped subscriber.
 type APICoordinator struct {
 	client  *api.Client
 	node    string
@@ -119,12 +124,23 @@ func (c *APICoordinator) Register(ctx context.Context, scope string, ns wire.Nam
 	return c.regs.register(key, func() error {
 		rctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
+		// The registry matches keys exactly: a prefix held by another
+		// relay is found by reading each shorter prefix's key first.
+		for n := 1; n < len(ns); n++ {
+			o, err := c.client.GetOrigin(rctx, RegistryKey(scope, ns[:n]))
+			if err == nil && o.URL != c.node {
+				return fmt.Errorf("%w: namespace %s (scope %q) is served by relay %s (as %s)", ErrServedElsewhere, ns, scope, o.URL, ns[:n])
+			}
+			if err != nil && !errors.Is(err, api.ErrNotFound) {
+				return fmt.Errorf("looking %s up in the registry: %w", ns[:n], err)
+			}
+		}
 		if err := c.client.SetOrigin(rctx, key, origin); err != nil {
 			if errors.Is(err, api.ErrConflict) {
 				if o, gerr := c.client.GetOrigin(rctx, key); gerr == nil {
-					return fmt.Errorf("namespace %s (scope %q) is served by relay %s", ns, scope, o.URL)
+					return fmt.Errorf("%w: namespace %s (scope %q) is served by relay %s", ErrServedElsewhere, ns, scope, o.URL)
 				}
-				return fmt.Errorf("namespace %s (scope %q) is served by another relay", ns, scope)
+				return fmt.Errorf("%w: namespace %s (scope %q) is served by another relay", ErrServedElsewhere, ns, scope)
 			}
 			return err
 		}
@@ -187,20 +203,17 @@ func (c *APICoordinator) refresh(ctx context.Context, key string, ns wire.Namesp
 	}
 }
 
-// Lookup returns the URL registered for the longest prefix of ns in scope,
-// else in the unscoped scope.
+// Lookup returns the URL registered for the longest prefix of ns in scope.
 func (c *APICoordinator) Lookup(ctx context.Context, scope string, ns wire.Namespace) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	for _, sc := range lookupScopes(scope) {
-		for n := len(ns); n >= 1; n-- {
-			o, err := c.client.GetOrigin(ctx, RegistryKey(sc, ns[:n]))
-			if err == nil {
-				return o.URL, nil
-			}
-			if !errors.Is(err, api.ErrNotFound) {
-				return "", fmt.Errorf("looking %s up in the registry: %w", ns, err)
-			}
+	for n := len(ns); n >= 1; n-- {
+		o, err := c.client.GetOrigin(ctx, RegistryKey(scope, ns[:n]))
+		if err == nil {
+			return o.URL, nil
+		}
+		if !errors.Is(err, api.ErrNotFound) {
+			return "", fmt.Errorf("looking %s up in the registry: %w", ns, err)
 		}
 	}
 	return "", ErrNotFound

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -94,6 +93,11 @@ func TestAPICoordinator(t *testing.T) {
 	const nodeA, nodeB = "moqt://127.0.0.1:1", "https://127.0.0.1:2"
 	a, b := reg.apiCoordinator(t, nodeA, 0), reg.apiCoordinator(t, nodeB, 0)
 	ctx := context.Background()
+	// B's (live, hd) first: A may then take (live), a shorter namespace.
+	rHD, err := b.Register(ctx, "", wire.Namespace{"live", "hd"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	rLive, err := a.Register(ctx, "", wire.Namespace{"live"})
 	if err != nil {
 		t.Fatal(err)
@@ -101,11 +105,15 @@ func TestAPICoordinator(t *testing.T) {
 	if got := reg.origin(t, "", wire.Namespace{"live"}); got != nodeA {
 		t.Fatalf("registry has %q", got)
 	}
-	if _, err := b.Register(ctx, "", wire.Namespace{"live"}); err == nil || !strings.Contains(err.Error(), nodeA) {
-		t.Fatalf("B registered A's namespace: %v", err)
-	}
-	rHD, err := b.Register(ctx, "", wire.Namespace{"live", "hd"})
+	wantServedElsewhere(t, b, "", wire.Namespace{"live"}, nodeA)
+	// A namespace under one another relay holds is that relay's too, in
+	// its scope only.
+	wantServedElsewhere(t, b, "", wire.Namespace{"live", "sd"}, nodeA)
+	rRoom, err := b.Register(ctx, "/room", wire.Namespace{"live", "sd"})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rRoom.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.Register(ctx, "/room", wire.Namespace{"x", "y"}); err != nil {
@@ -120,7 +128,7 @@ func TestAPICoordinator(t *testing.T) {
 		wantLookup(t, c, "/room", wire.Namespace{"x"}, "")
 		wantLookup(t, c, "/room", wire.Namespace{"x", "y", "z"}, nodeA)
 		wantLookup(t, c, "/other", wire.Namespace{"x", "y"}, "")
-		wantLookup(t, c, "/room", wire.Namespace{"live", "hd"}, nodeB) // the unscoped fallback
+		wantLookup(t, c, "/room", wire.Namespace{"live", "hd"}, "") // one scope: the relay falls back itself
 	}
 	// Close DELETEs only our own entry: B's entry under A's key (A's
 	// expired and B took it) survives A's Close.

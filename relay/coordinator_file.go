@@ -43,9 +43,11 @@ type FileCoordinatorConfig struct {
 // ("" is the unscoped scope), read under a shared flock and rewritten in
 // place under an exclusive one. Unlike moq-rs's:
 //
-//   - Register refuses a namespace another relay's URL holds (moq-rs
-//     overwrites it); an entry with our own URL, left by an earlier run of
-//     this relay, is ours to take.
+//   - Register refuses a namespace when another relay's URL holds it or
+//     a prefix of it in the scope (moq-rs overwrites it), under the same
+//     exclusive lock as the write, so two relays cannot both take it; an
+//     entry with our own URL, left by an earlier run of this relay, is
+//     ours to take.
 //   - Closing a registration removes the entry only if it is still ours.
 //   - Lookup is by longest prefix of the requested namespace, field by
 //     field: a registered (a, b) does not serve a request for (a), nor
@@ -54,8 +56,8 @@ type FileCoordinatorConfig struct {
 //   - Fields holding "/", "%" or bytes that are not UTF-8 are written with
 //     those bytes %XX-escaped, so that every namespace has its own key;
 //     other fields are written as moq-rs does.
-//   - Lookup in a scope falls back to the unscoped scope, as the relay's
-//     local routing does (see APICoordinator.Lookup).
+//   - Lookup is in one scope; the relay falls back to the unscoped scope
+//     itself.
 //
 // Entries of a relay that dies stay in the file (there is no TTL): another
 // relay cannot take those namespaces until the entries are removed, or the
@@ -96,8 +98,10 @@ func (c *FileCoordinator) Register(ctx context.Context, scope string, ns wire.Na
 				entries = map[string]string{}
 				f.Namespaces[scope] = entries
 			}
-			if u, ok := entries[key]; ok && u != c.node {
-				return fmt.Errorf("namespace %s (scope %q) is served by relay %s", ns, scope, u)
+			for k, u := range entries {
+				if reg, ok := parseNamespacePath(k); ok && u != c.node && ns.HasPrefix(reg) {
+					return fmt.Errorf("%w: namespace %s (scope %q) is served by relay %s (as %s)", ErrServedElsewhere, ns, scope, u, reg)
+				}
 			}
 			entries[key] = c.node
 			return nil
@@ -120,35 +124,23 @@ func (c *FileCoordinator) Register(ctx context.Context, scope string, ns wire.Na
 	})
 }
 
-// Lookup returns the URL registered for the longest prefix of ns in scope,
-// else in the unscoped scope.
+// Lookup returns the URL registered for the longest prefix of ns in scope.
 func (c *FileCoordinator) Lookup(ctx context.Context, scope string, ns wire.Namespace) (string, error) {
 	f, err := c.read(ctx)
 	if err != nil {
 		return "", err
 	}
-	for _, sc := range lookupScopes(scope) {
-		best, bestLen := "", -1
-		for key, u := range f.Namespaces[sc] {
-			reg, ok := parseNamespacePath(key)
-			if ok && len(reg) > bestLen && ns.HasPrefix(reg) {
-				best, bestLen = u, len(reg)
-			}
-		}
-		if bestLen >= 0 {
-			return best, nil
+	best, bestLen := "", -1
+	for key, u := range f.Namespaces[scope] {
+		reg, ok := parseNamespacePath(key)
+		if ok && len(reg) > bestLen && ns.HasPrefix(reg) {
+			best, bestLen = u, len(reg)
 		}
 	}
-	return "", ErrNotFound
-}
-
-// lookupScopes is where a namespace requested in scope may be: the scope,
-// then the unscoped scope.
-func lookupScopes(scope string) []string {
-	if scope == "" {
-		return []string{""}
+	if bestLen < 0 {
+		return "", ErrNotFound
 	}
-	return []string{scope, ""}
+	return best, nil
 }
 
 // errUnchanged makes update leave the file as it is.

@@ -53,6 +53,20 @@ func wantLookup(t *testing.T, c relay.Coordinator, scope string, ns wire.Namespa
 	}
 }
 
+// wantServedElsewhere checks that c refuses to register ns in scope
+// because owner serves it.
+func wantServedElsewhere(t *testing.T, c relay.Coordinator, scope string, ns wire.Namespace, owner string) {
+	t.Helper()
+	reg, err := c.Register(context.Background(), scope, ns)
+	if err == nil {
+		_ = reg.Close()
+		t.Fatalf("Register(%q, %v) succeeded; want ErrServedElsewhere (%s serves it)", scope, ns, owner)
+	}
+	if !errors.Is(err, relay.ErrServedElsewhere) || !strings.Contains(err.Error(), owner) {
+		t.Fatalf("Register(%q, %v): %v; want ErrServedElsewhere naming %s", scope, ns, err, owner)
+	}
+}
+
 // TestFileCoordinatorSharedFile runs two relays' coordinators on one file.
 func TestFileCoordinatorSharedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "coordinator.json")
@@ -61,18 +75,28 @@ func TestFileCoordinatorSharedFile(t *testing.T) {
 	ctx := context.Background()
 	wantLookup(t, b, "", wire.Namespace{"live"}, "") // no file yet
 
-	regLive, err := a.Register(ctx, "", wire.Namespace{"live"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Register(ctx, "", wire.Namespace{"live"}); err == nil || !strings.Contains(err.Error(), nodeA) {
-		t.Fatalf("B registered A's namespace: %v", err)
-	}
+	// B's (live, hd) first: A may then take (live), a shorter namespace,
+	// as a session may locally.
 	regHD, err := b.Register(ctx, "", wire.Namespace{"live", "hd"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	regLive, err := a.Register(ctx, "", wire.Namespace{"live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantServedElsewhere(t, b, "", wire.Namespace{"live"}, nodeA)
+	// A namespace under one another relay holds is that relay's too.
+	wantServedElsewhere(t, b, "", wire.Namespace{"live", "sd"}, nodeA)
 	if _, err := b.Register(ctx, "/room", wire.Namespace{"x", "y"}); err != nil {
+		t.Fatal(err)
+	}
+	// Ownership is per scope: the unscoped (live) does not hold /room's.
+	regRoomLive, err := b.Register(ctx, "/room", wire.Namespace{"live", "sd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := regRoomLive.Close(); err != nil {
 		t.Fatal(err)
 	}
 	// moq-rs's layout.
@@ -96,8 +120,8 @@ func TestFileCoordinatorSharedFile(t *testing.T) {
 		wantLookup(t, c, "/room", wire.Namespace{"x"}, "")
 		wantLookup(t, c, "/room", wire.Namespace{"x", "y", "z"}, nodeB)
 		wantLookup(t, c, "/other", wire.Namespace{"x", "y"}, "")
-		// A scope falls back to the unscoped one, as the relay does.
-		wantLookup(t, c, "/room", wire.Namespace{"live", "hd"}, nodeB)
+		// A lookup is in its scope only: the relay falls back itself.
+		wantLookup(t, c, "/room", wire.Namespace{"live", "hd"}, "")
 	}
 
 	// Close removes only our own entry: A's entry, taken over by B after

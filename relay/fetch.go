@@ -15,25 +15,33 @@ import (
 // know). A joining fetch arrives here with its range already resolved.
 func (r *Relay) Fetch(ctx context.Context, s *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
 	k := trackKey(req.Namespace, req.Name)
-	own := scopeOf(s)
-	r.mu.Lock()
-	pub, o, _ := r.resolve(own, req.Namespace, k)
+	viaCoordinator := r.cfg.Coordinator != nil && !r.isRelayPeer(s)
+	// The same scopes in the same order as Subscribe, which serves the
+	// fetch when the cache is left to answer it.
+	var pub *relayTrack
+	var o *origin
 	var cached *moqtransport.Track
-	if pub != nil {
-		cached = pub.track
-	} else if sc := r.scopes[own]; sc != nil {
-		if rt := sc.tracks[k]; rt != nil && rt.track != nil && !rt.track.Closed() {
-			cached = rt.track
+	for _, scName := range lookupScopes(scopeOf(s)) {
+		r.mu.Lock()
+		pub, o = r.resolveIn(scName, req.Namespace, k)
+		if pub != nil {
+			cached = pub.track
+		} else if sc := r.scopes[scName]; sc != nil {
+			if rt := sc.tracks[k]; rt != nil && rt.track != nil && !rt.track.Closed() {
+				cached = rt.track
+			}
 		}
-	}
-	if cached != nil && covers(cached, req.Start) {
 		r.mu.Unlock()
-		return nil, moqtransport.ErrFetchFromCache
-	}
-	r.mu.Unlock()
-	if pub == nil && o == nil && r.cfg.Coordinator != nil && !r.isRelayPeer(s) {
-		if remote, err := r.remoteOrigin(ctx, own, req.Namespace); err == nil {
-			o = remote
+		if cached != nil && covers(cached, req.Start) {
+			return nil, moqtransport.ErrFetchFromCache
+		}
+		if pub == nil && o == nil && viaCoordinator {
+			if remote, err := r.remoteOrigin(ctx, scName, req.Namespace); err == nil {
+				o = remote
+			}
+		}
+		if pub != nil || o != nil || cached != nil {
+			break
 		}
 	}
 	if o == nil {

@@ -43,6 +43,17 @@
 // has a publisher for the track (a published track or a namespace), so an
 // unscoped publisher never shadows a scoped one.
 //
+// With a Coordinator, ownership holds across the cluster, first come first
+// served: PUBLISH_NAMESPACE registers its namespace and PUBLISH its track's
+// namespace (for as long as the track is published), and the coordinator
+// refuses a namespace when another relay holds it or a prefix of it in the
+// same scope (ErrServedElsewhere). The session is then refused as above,
+// PUBLISH_NAMESPACE_ERROR or PUBLISH_ERROR UNAUTHORIZED; a pushed track is
+// served to no one until its claim succeeds. A subscriber is served from
+// its scope on this relay, then from its scope on another relay (through
+// the coordinator), and only then from the unscoped scope, here and then
+// elsewhere.
+//
 // # Routing
 //
 // SUBSCRIBE is routed to the publisher whose namespace is the longest
@@ -181,6 +192,10 @@ type relayTrack struct {
 	// it lives as long as that publication, whatever its subscribers do.
 	published bool
 	owner     *moqtransport.Session
+	// reg: a published track's namespace registration with the
+	// coordinator; ended: its publication is over. Both under Relay.mu.
+	reg   Registration
+	ended bool
 	// remote: the upstream is another relay, found through the
 	// coordinator.
 	remote bool
@@ -193,6 +208,17 @@ type relayTrack struct {
 // objects per publisher; a stream past it is cancelled (STOP_SENDING
 // CANCELLED).
 const DefaultInFlightBudget = 512 << 20
+
+// claimed reports whether a published track is served: its claim on its
+// namespace succeeded.
+func (rt *relayTrack) claimed() bool {
+	select {
+	case <-rt.ready:
+		return rt.err == nil
+	default:
+		return false
+	}
+}
 
 // New returns a relay.
 func New(cfg Config) *Relay {
@@ -344,6 +370,10 @@ func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, r
 				r.dropIfEmpty(scName)
 			}
 			r.mu.Unlock()
+			if errors.Is(err, ErrServedElsewhere) {
+				r.metrics.countError("moq_relay_announce_errors_total", "phase", "owned_elsewhere")
+				return moqtransport.NamespaceError(wire.NamespaceUnauthorized, err.Error())
+			}
 			r.metrics.countError("moq_relay_announce_errors_total", "phase", "coordinator_register")
 			return moqtransport.NamespaceError(wire.NamespaceInternalError, "registering with the coordinator: "+err.Error())
 		}
@@ -410,24 +440,27 @@ func (r *Relay) PublishNamespaceDone(s *moqtransport.Session, ns wire.Namespace)
 	}
 }
 
-// resolve finds what serves a track: in the session's scope, a live
-// published track or the origin owning its namespace, then the same in the
-// unscoped scope. Called with r.mu held.
-func (r *Relay) resolve(scopeName string, ns wire.Namespace, k string) (pub *relayTrack, o *origin, where string) {
-	for _, name := range []string{scopeName, ""} {
-		if sc := r.scopes[name]; sc != nil {
-			if rt := sc.tracks[k]; rt != nil && rt.published && !rt.track.Closed() {
-				return rt, nil, name
-			}
-			if o := sc.owner(ns); o != nil {
-				return nil, o, name
-			}
-		}
-		if name == "" {
-			break
-		}
+// resolveIn finds what serves a track in one scope: a published track
+// (being claimed or live), or the origin owning its namespace. Called with
+// r.mu held.
+func (r *Relay) resolveIn(scopeName string, ns wire.Namespace, k string) (pub *relayTrack, o *origin) {
+	sc := r.scopes[scopeName]
+	if sc == nil {
+		return nil, nil
 	}
-	return nil, nil, ""
+	if rt := sc.tracks[k]; rt != nil && rt.published && !rt.track.Closed() {
+		return rt, nil
+	}
+	return nil, sc.owner(ns)
+}
+
+// lookupScopes is where a track requested in scope may be: the scope,
+// then the unscoped scope.
+func lookupScopes(scope string) []string {
+	if scope == "" {
+		return []string{""}
+	}
+	return []string{scope, ""}
 }
 
 // Subscribe serves a track from its shared upstream subscription,
@@ -442,19 +475,26 @@ func (r *Relay) Subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 }
 
 func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
-	own := scopeOf(s)
 	k := trackKey(req.Namespace, req.Name)
-	r.mu.Lock()
-	pub, o, scName := r.resolve(own, req.Namespace, k)
-	if pub != nil {
-		pub.refs++
-		r.mu.Unlock()
-		return pub.track, nil
-	}
-	viaRemote := false
-	if o == nil {
+	// A relay peer's requests are resolved with local publishers only.
+	viaCoordinator := r.cfg.Coordinator != nil && !r.isRelayPeer(s)
+	// Scope by scope, the session's own first: its publishers here, then
+	// its publishers on other relays (the coordinator), and only then the
+	// unscoped scope's, so that an unscoped publisher, here or elsewhere,
+	// never shadows a scoped one.
+	for _, scName := range lookupScopes(scopeOf(s)) {
+		r.mu.Lock()
+		pub, o := r.resolveIn(scName, req.Namespace, k)
+		if pub != nil {
+			pub.refs++
+			r.mu.Unlock()
+			return r.awaitTrack(ctx, pub)
+		}
+		if o != nil {
+			return r.subscribeOrigin(ctx, scName, o, false, req)
+		}
 		// A track already relayed from another relay needs no lookup.
-		if sc := r.scopes[own]; sc != nil {
+		if sc := r.scopes[scName]; sc != nil {
 			if rt := sc.tracks[k]; rt != nil && rt.remote && (rt.track == nil || !rt.track.Closed()) {
 				rt.refs++
 				r.mu.Unlock()
@@ -462,24 +502,29 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 			}
 		}
 		r.mu.Unlock()
-		notFound := moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
-		if r.cfg.Coordinator == nil || r.isRelayPeer(s) {
-			r.metrics.SubscribeNotFoundTotal.Add(1)
-			return nil, notFound
+		if !viaCoordinator {
+			continue
 		}
-		remote, err := r.remoteOrigin(ctx, own, req.Namespace)
+		remote, err := r.remoteOrigin(ctx, scName, req.Namespace)
 		if errors.Is(err, ErrNotFound) {
-			r.metrics.SubscribeNotFoundTotal.Add(1)
-			return nil, notFound
+			continue
 		}
 		if err != nil {
 			r.metrics.SubscribeRouteErrors.Add(1)
 			r.log.Warn("routing through the coordinator failed", "namespace", req.Namespace.String(), "err", err)
 			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed")
 		}
-		o, scName, viaRemote = remote, own, true
 		r.mu.Lock()
+		return r.subscribeOrigin(ctx, scName, remote, true, req)
 	}
+	r.metrics.SubscribeNotFoundTotal.Add(1)
+	return nil, moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
+}
+
+// subscribeOrigin serves a track of scope scName from o, sharing the
+// track's upstream subscription. Called with r.mu held; it unlocks it.
+func (r *Relay) subscribeOrigin(ctx context.Context, scName string, o *origin, viaRemote bool, req *wire.Subscribe) (*moqtransport.Track, error) {
+	k := trackKey(req.Namespace, req.Name)
 	sc := r.scope(scName)
 	rt := sc.tracks[k]
 	if rt != nil && rt.track != nil && rt.track.Closed() {
@@ -624,7 +669,7 @@ func (r *Relay) NamespaceSubscribed(s *moqtransport.Session, prefix wire.Namespa
 			}
 		}
 		for _, rt := range sc.tracks {
-			if rt.published && rt.owner != s && !rt.track.Closed() && rt.ns.HasPrefix(prefix) {
+			if rt.published && rt.owner != s && !rt.track.Closed() && rt.ns.HasPrefix(prefix) && rt.claimed() {
 				sub.push(rt.track)
 			}
 		}
@@ -665,42 +710,49 @@ func (r *Relay) withdraw(sc *scope, k string) {
 }
 
 // Publish accepts a track a publisher pushes (PUBLISH), unless its
-// namespace or the track belongs to another session of the scope (see
-// Ownership in the package doc): subscribers of the scope get it from the
-// relay's cache, and namespace subscribers whose prefix matches get a
-// PUBLISH of their own.
-func (r *Relay) Publish(_ context.Context, s *moqtransport.Session, req *wire.Publish, sub *moqtransport.Subscription) (moqtransport.SubscribeOptions, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// namespace or the track belongs to another session of the scope, or,
+// through the coordinator, to another relay (see Ownership in the package
+// doc): subscribers of the scope get it from the relay's cache, and
+// namespace subscribers whose prefix matches get a PUBLISH of their own.
+// With a coordinator, the track's namespace is registered for as long as
+// the track is published, as PUBLISH_NAMESPACE registers its namespace.
+func (r *Relay) Publish(ctx context.Context, s *moqtransport.Session, req *wire.Publish, sub *moqtransport.Subscription) (moqtransport.SubscribeOptions, error) {
 	name := req.Namespace.String() + "/" + req.Name
-	if !r.live(s) {
-		return moqtransport.SubscribeOptions{}, moqtransport.PublishError(wire.PublishInternalError, "the session has ended")
-	}
 	scName := scopeOf(s)
 	k := trackKey(req.Namespace, req.Name)
+	r.mu.Lock()
+	if !r.live(s) {
+		r.mu.Unlock()
+		return moqtransport.SubscribeOptions{}, moqtransport.PublishError(wire.PublishInternalError, "the session has ended")
+	}
 	if sc := r.scopes[scName]; sc != nil {
 		if o := sc.owner(req.Namespace); o != nil && o.s != s {
+			r.mu.Unlock()
 			r.metrics.countError("moq_relay_publish_errors_total", "reason", "namespace_owned")
 			return moqtransport.SubscribeOptions{}, moqtransport.PublishError(wire.PublishUnauthorized,
 				"namespace "+o.ns.String()+" is published by another session; "+name+" may not be pushed into it")
 		}
 		if rt := sc.tracks[k]; rt != nil && (rt.track == nil || !rt.track.Closed()) {
+			r.mu.Unlock()
 			r.metrics.countError("moq_relay_publish_errors_total", "reason", "track_owned")
 			return moqtransport.SubscribeOptions{}, moqtransport.PublishError(wire.PublishUnauthorized, "track "+name+" is already published here")
 		}
 	}
+	// The track is held for this publisher while the coordinator is
+	// asked: a subscriber that finds it waits for the answer (ready), and
+	// nothing else may take it.
 	sc := r.scope(scName)
 	t := sub.Track()
 	rt := &relayTrack{key: k, scope: scName, ns: req.Namespace, track: t, published: true, owner: s, ready: make(chan struct{})}
-	close(rt.ready)
 	sc.tracks[k] = rt
-	r.log.Info("track published", "scope", scName, "track", name)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		<-sub.Done()
 		r.mu.Lock()
-		defer r.mu.Unlock()
+		rt.ended = true
+		reg := rt.reg
+		rt.reg = nil
 		if sc.tracks[k] == rt {
 			delete(sc.tracks, k)
 		}
@@ -710,11 +762,64 @@ func (r *Relay) Publish(_ context.Context, s *moqtransport.Session, req *wire.Pu
 		if r.scopes[scName] == sc {
 			r.dropIfEmpty(scName)
 		}
+		r.mu.Unlock()
+		if reg != nil {
+			if err := reg.Close(); err != nil {
+				r.log.Warn("removing a published track's namespace from the coordinator", "namespace", req.Namespace.String(), "err", err)
+			}
+		}
 	}()
+	r.mu.Unlock()
+	if r.cfg.Coordinator != nil {
+		reg, err := r.cfg.Coordinator.Register(ctx, scName, req.Namespace)
+		if err != nil {
+			refusal := moqtransport.PublishError(wire.PublishInternalError, "registering with the coordinator: "+err.Error())
+			reason := "coordinator_register"
+			if errors.Is(err, ErrServedElsewhere) {
+				refusal = moqtransport.PublishError(wire.PublishUnauthorized, err.Error()+"; "+name+" may not be pushed into it")
+				reason = "namespace_owned_elsewhere"
+			}
+			r.metrics.countError("moq_relay_publish_errors_total", "reason", reason)
+			r.dropClaim(sc, rt)
+			return moqtransport.SubscribeOptions{}, refusal
+		}
+		r.mu.Lock()
+		ended := rt.ended
+		if !ended {
+			rt.reg = reg
+		}
+		r.mu.Unlock()
+		if ended {
+			// The publication ended while the coordinator was asked: the
+			// registration must not outlive it.
+			_ = reg.Close()
+			r.dropClaim(sc, rt)
+			return moqtransport.SubscribeOptions{}, moqtransport.PublishError(wire.PublishInternalError, "the publisher left")
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	close(rt.ready)
+	r.log.Info("track published", "scope", scName, "track", name)
 	for _, n := range sc.nsSubs {
 		if n.s != s && req.Namespace.HasPrefix(n.prefix) {
 			n.push(t)
 		}
 	}
 	return moqtransport.SubscribeOptions{Priority: moqtransport.DefaultPriority}, nil
+}
+
+// dropClaim removes a published track whose claim failed, and answers the
+// subscribers waiting for it.
+func (r *Relay) dropClaim(sc *scope, rt *relayTrack) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if sc.tracks[rt.key] == rt {
+		delete(sc.tracks, rt.key)
+	}
+	if r.scopes[rt.scope] == sc {
+		r.dropIfEmpty(rt.scope)
+	}
+	rt.err = moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for track "+rt.ns.String())
+	close(rt.ready)
 }
