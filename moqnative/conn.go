@@ -336,12 +336,23 @@ func (w *wtConn) closeQUICAfterSession(stop <-chan struct{}, stopReason string) 
 // closedLocally reports whether the (ended) session was closed by
 // CloseWithError on this side.
 func (w *wtConn) closedLocally() bool {
+	e := w.sessionClose()
+	return e != nil && !e.Remote
+}
+
+// sessionClose returns the CLOSE_WEBTRANSPORT_SESSION that ended the
+// session, sent or received, or nil while the session runs or when it
+// ended without one.
+func (w *wtConn) sessionClose() *webtransport.SessionError {
+	if w.sess.Context().Err() == nil {
+		return nil
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	// A closed session's Accept returns the session's close error at once.
 	_, err := w.sess.AcceptUniStream(ctx)
-	e, ok := errors.AsType[*webtransport.SessionError](err)
-	return ok && !e.Remote
+	e, _ := errors.AsType[*webtransport.SessionError](err)
+	return e
 }
 
 // error translates webtransport-go's errors: *webtransport.StreamError and
@@ -357,6 +368,13 @@ func (w *wtConn) closedLocally() bool {
 // are returned as quic-go reports them. A CONNECT stream that ends without
 // a capsule is, as the WebTransport draft says, a close with code 0 and
 // no reason. Called on error paths only.
+//
+// A session that ended with a CLOSE_WEBTRANSPORT_SESSION capsule ended
+// with that capsule's code, whatever a stream reports: the QUIC connection
+// is closed as soon as the session ends (closeQUICAfterSession), and a
+// stream whose reader had not yet seen the session's end then fails with
+// the connection's close (quic-go reports a connection close before a
+// stream's own cancellation), which is not why the session ended.
 func (w *wtConn) error(err error) error {
 	if err == nil {
 		return nil
@@ -365,6 +383,9 @@ func (w *wtConn) error(err error) error {
 		return &moqtransport.StreamError{Code: uint64(e.ErrorCode), Remote: e.Remote}
 	}
 	if e, ok := errors.AsType[*webtransport.SessionError](err); ok {
+		return &moqtransport.ConnError{Code: uint64(e.ErrorCode), Reason: e.Message, Remote: e.Remote}
+	}
+	if e := w.sessionClose(); e != nil {
 		return &moqtransport.ConnError{Code: uint64(e.ErrorCode), Reason: e.Message, Remote: e.Remote}
 	}
 	h3e, isH3 := errors.AsType[*http3.Error](err)

@@ -658,3 +658,38 @@ func TestMaxIncomingUniStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestWebTransportCloseCodeWins: once the peer's CLOSE_WEBTRANSPORT_SESSION
+// has ended the session, an error that comes from the QUIC connection's
+// close (which the client makes as soon as the session ends) reports the
+// session's code and reason, not the connection's H3_NO_ERROR. quic-go
+// gives a blocked stream reader the connection's close rather than the
+// stream's cancellation when both happen before it wakes, so a refused
+// setup was sometimes seen as a local close with code 0 (6 in 3,600
+// under load).
+func TestWebTransportCloseCodeWins(t *testing.T) {
+	ctx := testCtx(t)
+	srv := startServer(t, ServerConfig{})
+	d := dial(t, ctx, fmt.Sprintf("https://%s/", srv.Addr()), pinned(srv))
+	in := accept(t, ctx, srv)
+	const code, reason = 0x9, "bad path"
+	go func() { _ = in.Conn.CloseWithError(code, reason) }()
+	w := d.Conn.(*wtConn)
+	select {
+	case <-w.qconn.Context().Done(): // the session ended, then its connection
+	case <-ctx.Done():
+		t.Fatal("the client's connection stayed open after the server closed the session")
+	}
+	closeErr := context.Cause(w.qconn.Context())
+	var ae *quic.ApplicationError
+	if !errors.As(closeErr, &ae) || ae.Remote {
+		t.Fatalf("the client's connection ended with %v, want its own close", closeErr)
+	}
+	// What a stream's Read returns when the connection's close reaches
+	// it first.
+	got := w.error(closeErr)
+	var ce *moqtransport.ConnError
+	if !errors.As(got, &ce) || ce.Code != code || ce.Reason != reason || !ce.Remote {
+		t.Errorf("the connection's close reads as %v, want the session closed by the peer with 0x%x %q", got, code, reason)
+	}
+}
