@@ -60,8 +60,9 @@ func grants(prefixes []string, ns wire.Namespace) bool {
 // type 0, "negotiated out of band"), signed with HMAC (HS256/384/512) or
 // Ed25519 (EdDSA). A token in CLIENT_SETUP applies to the whole session,
 // until its exp: a request that relies on it after exp is refused with
-// EXPIRED_AUTH_TOKEN (what it was granted before exp, such as a running
-// subscription, goes on). A token in a request applies to that request. A
+// EXPIRED_AUTH_TOKEN, and a Relay closes the session with
+// EXPIRED_AUTH_TOKEN at exp, so that nothing granted under the token
+// outlives it. A token in a request applies to that request. A
 // request whose namespace is outside the claims is refused with
 // UNAUTHORIZED, an expired token with EXPIRED_AUTH_TOKEN and a token that
 // does not verify with MALFORMED_AUTH_TOKEN. When Issuer or Audience is

@@ -141,3 +141,24 @@ func TestHMACAuthKeyLength(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCheckSessionClaimsAtExp: a request that relies on the session's
+// claims is refused with EXPIRED_AUTH_TOKEN from exp on (the window
+// between exp and the relay closing the session).
+func TestCheckSessionClaimsAtExp(t *testing.T) {
+	a, err := relay.NewHMACAuth([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := &relay.Claims{Subscribe: []string{""}, RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(exp)}}
+	m := &wire.Subscribe{Namespace: wire.Namespace{"live"}, Name: "v"}
+	if err := a.Check(m, c, exp.Add(-time.Second)); err != nil {
+		t.Errorf("a second before exp: %v", err)
+	}
+	for _, now := range []time.Time{exp, exp.Add(time.Hour)} {
+		if err := a.Check(m, c, now); !errors.Is(err, moqtransport.ErrExpiredToken) {
+			t.Errorf("at exp%+v: %v, want ErrExpiredToken", now.Sub(exp), err)
+		}
+	}
+}

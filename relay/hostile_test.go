@@ -623,8 +623,9 @@ func TestHostileTokens(t *testing.T) {
 		hour := time.Now().Add(time.Hour)
 		e.publisher2(userToken(t, []string{"live"}, nil, hour, good), wire.Namespace{"live"}, "v")
 
-		// Expiry during the session: the first SUBSCRIBE is before exp,
-		// the second after it.
+		// Expiry during the session: a SUBSCRIBE before exp is served;
+		// at exp the session is closed with EXPIRED_AUTH_TOKEN, and the
+		// subscription granted under the token ends with it.
 		exp := time.Now().Add(2 * time.Second).Truncate(time.Second)
 		if time.Until(exp) < time.Second {
 			exp = exp.Add(time.Second)
@@ -633,14 +634,21 @@ func TestHostileTokens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Subscribe(ctx, wire.Namespace{"live"}, "v", moqtransport.SubscribeOptions{}); err != nil {
+		sub, err := s.Subscribe(ctx, wire.Namespace{"live"}, "v", moqtransport.SubscribeOptions{})
+		if err != nil {
 			t.Fatalf("SUBSCRIBE before exp: %v", err)
 		}
-		time.Sleep(time.Until(exp) + 50*time.Millisecond) // the event is the clock passing exp
-		_, err = s.TrackStatus(ctx, wire.Namespace{"live"}, "v")
-		wantRequestCode(t, "TRACK_STATUS after exp", err, uint64(wire.SubscribeExpiredAuthToken))
-		_, err = s.Subscribe(ctx, wire.Namespace{"live"}, "v", moqtransport.SubscribeOptions{})
-		wantRequestCode(t, "SUBSCRIBE after exp", err, uint64(wire.SubscribeExpiredAuthToken))
+		sessions := e.rs.Relay.Sessions()
+		wantClosedWith(t, "a session whose token expired", s, nil, wire.ExpiredAuthToken)
+		if now := time.Now(); now.Before(exp) {
+			t.Errorf("the session was closed %v before its token's exp", exp.Sub(now))
+		}
+		select {
+		case <-sub.Done():
+		case <-ctx.Done():
+			t.Error("the subscription outlived its session")
+		}
+		waitFor(t, "the relay to forget the expired session", func() bool { return e.rs.Relay.Sessions() == sessions-1 })
 
 		for _, c := range []struct {
 			what string

@@ -26,9 +26,11 @@
 // behind. Who the peer is (a client, a relay peer, a relay we dialed) and
 // what its token grants are decided once, at admission, for accepted and
 // dialed sessions alike; every request is checked against them (see
-// Relay.checkRequest for the rules). Every admitted session's end is seen
-// by the relay, which then drops what the session registered and what it
-// knew of it (claims, its event log).
+// Relay.checkRequest for the rules). A session's token holds for the
+// session's whole life: at its exp the session is closed with
+// EXPIRED_AUTH_TOKEN. Every admitted session's end is seen by the relay,
+// which then drops what the session registered and what it knew of it
+// (claims, its expiry timer, its event log).
 //
 // # Ownership
 //

@@ -37,6 +37,9 @@ type peer struct {
 	node string
 	// claims: the token of the session's CLIENT_SETUP, when there was one.
 	claims *Claims
+	// expiry closes the session when its token expires; stopped when the
+	// session ends. Set and stopped under Relay.mu.
+	expiry *time.Timer
 	// authority: the WebTransport request's :authority (raw QUIC sends
 	// AUTHORITY in CLIENT_SETUP instead).
 	authority string
@@ -185,6 +188,9 @@ func (r *Relay) admitSession(p *peer, s *moqtransport.Session, tokens []moqtrans
 	}
 	p.s, p.admitted = s, true
 	r.sessions[s] = p
+	if p.claims != nil && p.claims.ExpiresAt != nil {
+		p.expiry = r.closeAtExpiry(s, p.claims.ExpiresAt.Time)
+	}
 	if p.role != roleDialed {
 		r.accepted++
 		m.ActiveConnections.Add(1)
@@ -198,6 +204,18 @@ func (r *Relay) admitSession(p *peer, s *moqtransport.Session, tokens []moqtrans
 		r.SessionEnded(s)
 	})
 	return nil
+}
+
+// closeAtExpiry closes s with EXPIRED_AUTH_TOKEN when its token expires
+// at exp. The timer runs no goroutine until it fires; the session's end
+// stops it (SessionEnded), and once fired its goroutine ends with the
+// session's close.
+func (r *Relay) closeAtExpiry(s *moqtransport.Session, exp time.Time) *time.Timer {
+	return time.AfterFunc(time.Until(exp), func() {
+		r.metrics.countError("moq_relay_connection_errors_total", "stage", "token_expired")
+		r.log.Info("session closed: its token expired", "path", s.Path(), "exp", exp)
+		s.CloseWithError(wire.ExpiredAuthToken, "the session's token expired at "+exp.UTC().Format(time.RFC3339)+": connect again with a new token")
+	})
 }
 
 // checkAuthority refuses a session that names an authority this relay
@@ -244,8 +262,15 @@ func (r *Relay) checkAuthority(p *peer, s *moqtransport.Session) error {
 //   - With Config.Auth, an authenticated relay peer (a valid peer token)
 //     may read any namespace: it serves subscribers it authorized itself.
 //     Everyone else, a dialed relay included, needs a token granting the
-//     namespace: the request's own, or the session's while it has not
-//     expired.
+//     namespace: the request's own, or the session's.
+//   - A session's token (CLIENT_SETUP) holds for the session's whole
+//     life: when it expires, the session is closed with
+//     EXPIRED_AUTH_TOKEN (closeAtExpiry), taking what it was granted
+//     (subscriptions, namespaces, pushed tracks) with it, and a request
+//     that arrives in between is refused with EXPIRED_AUTH_TOKEN. A
+//     request's own token authorizes that request when it is made. A
+//     relay peer's peer token proves who it is at setup (it lives a
+//     minute, against replay); it grants nothing that expires.
 func (r *Relay) checkRequest(p *peer, m wire.Message, tokens []moqtransport.AuthToken) error {
 	ns, publish, ok := requestNamespace(m)
 	if !ok {
@@ -303,6 +328,9 @@ func (r *Relay) SessionEnded(s *moqtransport.Session) {
 		return
 	}
 	p.ended = true
+	if p.expiry != nil {
+		p.expiry.Stop()
+	}
 	delete(r.sessions, s)
 	if p.role != roleDialed {
 		r.accepted--
