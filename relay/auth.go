@@ -26,10 +26,42 @@ import (
 // everything. A prefix with an empty field ("/", "live//x", "live/") is not
 // a namespace path, and a token that holds one is refused as
 // MALFORMED_AUTH_TOKEN, so that a typo never widens a grant.
+//
+// Scopes: the session's path (its scope, see Scope) is chosen by the
+// client, so a token binds it with Path. A token with a Path holds only in
+// that scope and the scopes under it, segment by segment ("/a" holds in /a
+// and /a/b, not in /ab nor in the unscoped scope; "/" is every scope): a
+// session whose scope is outside its CLIENT_SETUP token's Path is refused
+// with UNAUTHORIZED, and so is a request whose own token's Path does not
+// hold in its session's scope. A token without Path holds in every scope:
+// a relay whose scopes separate tenants must issue tokens with a Path.
 type Claims struct {
 	Publish   []string `json:"pub,omitempty"`
 	Subscribe []string `json:"sub_ns,omitempty"`
+	Path      string   `json:"path,omitempty"`
 	jwt.RegisteredClaims
+}
+
+// holdsIn reports whether the claims hold in scope (a normalised session
+// path). Path was checked by Parse.
+func (c *Claims) holdsIn(scope string) bool {
+	root, err := Scope(c.Path)
+	if err != nil {
+		return false
+	}
+	return root == "" || scope == root || strings.HasPrefix(scope, root+"/")
+}
+
+// checkScope refuses claims that do not hold in scope.
+func (c *Claims) checkScope(scope string) error {
+	if c == nil || c.holdsIn(scope) {
+		return nil
+	}
+	where := scope
+	if where == "" {
+		where = "/"
+	}
+	return fmt.Errorf("%w: the token holds in path %s, not in %s", moqtransport.ErrUnauthorized, c.Path, where)
 }
 
 // parsePrefix turns a claim into the namespace prefix it grants.
@@ -118,6 +150,11 @@ func (a *TokenAuth) Parse(raw []byte) (*Claims, error) {
 	for _, p := range append(slices.Clip(c.Publish), c.Subscribe...) {
 		if _, err := parsePrefix(p); err != nil {
 			return nil, fmt.Errorf("%w: %v", moqtransport.ErrMalformedToken, err)
+		}
+	}
+	if c.Path != "" {
+		if _, err := Scope(c.Path); err != nil || c.Path[0] != '/' {
+			return nil, fmt.Errorf("%w: path claim %q is not a session path", moqtransport.ErrMalformedToken, c.Path)
 		}
 	}
 	return &c, nil

@@ -274,19 +274,7 @@ func TestHostileDialedPeerIsAuthorized(t *testing.T) {
 // publisher2 is publisher with setup parameters (a token).
 func (e *relayEnv) publisher2(params wire.Parameters, ns wire.Namespace, name string) (*moqtransport.Session, *moqtransport.Track, *countingTracks) {
 	e.t.Helper()
-	h := &countingTracks{}
-	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: name}, moqtransport.TrackConfig{})
-	h.Add(tr)
-	s, _, err := e.dialCfg("/", moqtransport.Config{Handler: h, SetupParams: params})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := s.PublishNamespace(ctx, ns, nil); err != nil {
-		e.t.Fatal(err)
-	}
-	return s, tr, h
+	return e.publisher2pathed("/", params, ns, name)
 }
 
 // recordingCoordinator records registrations and finds nothing.
@@ -829,4 +817,58 @@ func TestClusterWithAuth(t *testing.T) {
 			wantObjects(t, fmt.Sprintf("the subscriber on relay %d", i+1), c, expected(0, 3, 2))
 		}
 	})
+}
+
+// Attacker review: a token's namespaces are bound to a scope by its path
+// claim. A tenant's token (path /tenant-a) opens no session in another
+// tenant's scope, nor one that only shares a prefix of its name, and as a
+// request's own token it grants nothing in a session of another scope.
+func TestHostileTokenPathClaim(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelayWith(t, scheme, relay.Config{Auth: hmacAuth(t)})
+		ctx := ctxFor(t)
+		hour := time.Now().Add(time.Hour)
+		tenantA := func(c *relay.Claims) { c.Path = "/tenant-a" }
+		e.publisher2pathed("/tenant-b", userToken(t, []string{"live"}, nil, hour), wire.Namespace{"live"}, "v")
+		for _, path := range []string{"/tenant-b", "/tenant-ab", "/"} {
+			s, _, err := e.dialCfg(path, moqtransport.Config{SetupParams: userToken(t, nil, []string{""}, hour, tenantA)})
+			wantClosedWith(t, "tenant A's token at "+path, s, err, wire.Unauthorized)
+		}
+		for _, path := range []string{"/tenant-a", "/tenant-a/room"} {
+			if _, _, err := e.dialCfg(path, moqtransport.Config{SetupParams: userToken(t, nil, []string{""}, hour, tenantA)}); err != nil {
+				t.Errorf("tenant A's token at %s: %v", path, err)
+			}
+		}
+		// A session at /tenant-b with no token, asking with tenant A's.
+		s, _, err := e.dialCfg("/tenant-b", moqtransport.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Subscribe(ctx, wire.Namespace{"live"}, "v", moqtransport.SubscribeOptions{Params: userToken(t, nil, []string{""}, hour, tenantA)})
+		wantRequestCode(t, "SUBSCRIBE in /tenant-b with tenant A's token", err, uint64(wire.SubscribeUnauthorized))
+		if _, err := s.Subscribe(ctx, wire.Namespace{"live"}, "v", moqtransport.SubscribeOptions{Params: userToken(t, nil, []string{""}, hour, func(c *relay.Claims) { c.Path = "/tenant-b" })}); err != nil {
+			t.Errorf("SUBSCRIBE in /tenant-b with tenant B's token: %v", err)
+		}
+		// A path claim that is not a session path is malformed.
+		bad, _, err := e.dialCfg("/tenant-a", moqtransport.Config{SetupParams: userToken(t, nil, []string{""}, hour, func(c *relay.Claims) { c.Path = "tenant-a" })})
+		wantClosedWith(t, "a path claim without a leading /", bad, err, wire.MalformedAuthToken)
+	})
+}
+
+// publisher2pathed is publisher2 at path.
+func (e *relayEnv) publisher2pathed(path string, params wire.Parameters, ns wire.Namespace, name string) (*moqtransport.Session, *moqtransport.Track, *countingTracks) {
+	e.t.Helper()
+	h := &countingTracks{}
+	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: name}, moqtransport.TrackConfig{})
+	h.Add(tr)
+	s, _, err := e.dialCfg(path, moqtransport.Config{Handler: h, SetupParams: params})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.PublishNamespace(ctx, ns, nil); err != nil {
+		e.t.Fatal(err)
+	}
+	return s, tr, h
 }

@@ -168,6 +168,9 @@ func (r *Relay) admitSession(p *peer, s *moqtransport.Session, tokens []moqtrans
 		}
 		if r.cfg.Auth != nil {
 			claims, err := r.cfg.Auth.tokenClaims(userTokens)
+			if err == nil {
+				err = claims.checkScope(scopeOf(s))
+			}
 			if err != nil {
 				m.countError("moq_relay_connection_errors_total", "stage", "token")
 				return err
@@ -262,7 +265,8 @@ func (r *Relay) checkAuthority(p *peer, s *moqtransport.Session) error {
 //   - With Config.Auth, an authenticated relay peer (a valid peer token)
 //     may read any namespace: it serves subscribers it authorized itself.
 //     Everyone else, a dialed relay included, needs a token granting the
-//     namespace: the request's own, or the session's.
+//     namespace and holding in the session's scope (Claims.Path): the
+//     request's own, or the session's.
 //   - A session's token (CLIENT_SETUP) holds for the session's whole
 //     life: when it expires, the session is closed with
 //     EXPIRED_AUTH_TOKEN (closeAtExpiry), taking what it was granted
@@ -291,7 +295,9 @@ func (r *Relay) checkRequest(p *peer, m wire.Message, tokens []moqtransport.Auth
 		return err
 	}
 	if claims == nil {
-		claims = p.claims
+		claims = p.claims // it holds in the session's scope (admit)
+	} else if err := claims.checkScope(scopeOf(p.s)); err != nil {
+		return err
 	}
 	return a.Check(m, claims, time.Now())
 }
