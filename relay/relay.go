@@ -772,8 +772,10 @@ func (r *Relay) Publish(ctx context.Context, s *moqtransport.Session, req *wire.
 		}
 	}()
 	r.mu.Unlock()
+	var reg Registration
 	if r.cfg.Coordinator != nil {
-		reg, err := r.cfg.Coordinator.Register(ctx, scName, req.Namespace)
+		var err error
+		reg, err = r.cfg.Coordinator.Register(ctx, scName, req.Namespace)
 		if err != nil {
 			refusal := moqtransport.PublishError(wire.PublishInternalError, "registering with the coordinator: "+err.Error())
 			reason := "coordinator_register"
@@ -785,22 +787,20 @@ func (r *Relay) Publish(ctx context.Context, s *moqtransport.Session, req *wire.
 			r.dropClaim(sc, rt)
 			return moqtransport.SubscribeOptions{}, refusal
 		}
-		r.mu.Lock()
-		ended := rt.ended
-		if !ended {
-			rt.reg = reg
-		}
-		r.mu.Unlock()
-		if ended {
-			// The publication ended while the coordinator was asked: the
-			// registration must not outlive it.
-			_ = reg.Close()
-			r.dropClaim(sc, rt)
-			return moqtransport.SubscribeOptions{}, moqtransport.PublishError(wire.PublishInternalError, "the publisher left")
-		}
 	}
 	r.mu.Lock()
+	if rt.ended {
+		// The publication ended meanwhile: a registration must not
+		// outlive it.
+		r.mu.Unlock()
+		if reg != nil {
+			_ = reg.Close()
+		}
+		r.dropClaim(sc, rt)
+		return moqtransport.SubscribeOptions{}, moqtransport.PublishError(wire.PublishInternalError, "the publisher left")
+	}
 	defer r.mu.Unlock()
+	rt.reg = reg
 	close(rt.ready)
 	r.log.Info("track published", "scope", scName, "track", name)
 	for _, n := range sc.nsSubs {
