@@ -396,3 +396,36 @@ func testPublishOwnership(t *testing.T, scheme string, coord func(i int, node st
 	_ = pusher.Close()
 	waitFor(t, "the pushed namespace to leave the coordinator", func() bool { return entry("/room", pushedNS) == "" })
 }
+
+// TestClusterLongerNamespaceElsewhere: a namespace claimed on relay 1
+// keeps its subscribers on relay 0 even after a session of relay 0
+// publishes a shorter namespace over it (allowed: it came second, and the
+// longer one stays its first owner's, as on one relay). Before, relay 0
+// served its own publisher of the shorter namespace, which could take
+// the track over for relay 0's subscribers.
+func TestClusterLongerNamespaceElsewhere(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "coordinator.json")
+	relays, _ := startCluster(t, "moqt", 2, func(_ int, node string) relay.Coordinator { return fileCoordinator(t, path, node) })
+	ctx := ctxFor(t)
+	ns := wire.Namespace{"a", "b"}
+	_, owned, _ := relays[1].publisher("/", ns, "t")
+	// On relay 0, a session announces (a) and would serve (a, b)/t too.
+	h := &countingTracks{}
+	fake := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})
+	h.Add(fake)
+	if _, err := relays[0].connect("/", h).PublishNamespace(ctx, wire.Namespace{"a"}, nil); err != nil {
+		t.Fatalf("a shorter namespace over another relay's: %v", err)
+	}
+	sub, err := relays[0].connect("/", nil).Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAsync(ctx, sub.Track())
+	write(t, fake, 0, 1, 1)
+	write(t, owned, 0, 2, 1)
+	owned.Close(nil)
+	wantObjects(t, "relay 0's subscriber", got, expected(0, 2, 1))
+	if n := h.subscribes.Load(); n != 0 {
+		t.Errorf("the shorter namespace's publisher got %d SUBSCRIBEs for the longer one's track", n)
+	}
+}

@@ -39,6 +39,11 @@ func (r *Relay) Fetch(ctx context.Context, s *moqtransport.Session, req *moqtran
 			if remote, err := r.remoteOrigin(ctx, scName, req.Namespace); err == nil {
 				o = remote
 			}
+		} else if pub == nil && o != nil && viaCoordinator && len(o.ns) < len(req.Namespace) {
+			// As Subscribe: a longer prefix on another relay wins.
+			if remote := r.longerElsewhere(ctx, scName, req.Namespace); remote != nil {
+				o = remote
+			}
 		}
 		if pub != nil || o != nil || cached != nil {
 			break

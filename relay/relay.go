@@ -54,7 +54,9 @@
 // served to no one until its claim succeeds. A subscriber is served from
 // its scope on this relay, then from its scope on another relay (through
 // the coordinator), and only then from the unscoped scope, here and then
-// elsewhere.
+// elsewhere. Within a scope the longest prefix wins across the cluster as
+// on one relay: a namespace under a local publisher's that another relay
+// claimed first is served from that relay, not by the local publisher.
 //
 // # Routing
 //
@@ -493,7 +495,22 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 			return r.awaitTrack(ctx, pub)
 		}
 		if o != nil {
-			return r.subscribeOrigin(ctx, scName, o, false, req)
+			if viaCoordinator && r.mayBeLongerElsewhere(scName, o, req.Namespace, k) {
+				r.mu.Unlock()
+				if remote := r.longerElsewhere(ctx, scName, req.Namespace); remote != nil {
+					r.mu.Lock()
+					return r.subscribeOrigin(ctx, scName, remote, true, req)
+				}
+				r.mu.Lock()
+				if pub, o = r.resolveIn(scName, req.Namespace, k); pub != nil {
+					pub.refs++
+					r.mu.Unlock()
+					return r.awaitTrack(ctx, pub)
+				}
+			}
+			if o != nil {
+				return r.subscribeOrigin(ctx, scName, o, false, req)
+			}
 		}
 		// A track already relayed from another relay needs no lookup.
 		if sc := r.scopes[scName]; sc != nil {
@@ -521,6 +538,40 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 	}
 	r.metrics.SubscribeNotFoundTotal.Add(1)
 	return nil, moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
+}
+
+// mayBeLongerElsewhere reports whether another relay may serve a longer
+// prefix of ns than the local origin o: o's namespace is shorter than ns
+// and no relayed track exists for it yet (an existing one is shared
+// whatever its upstream). Another relay can hold a namespace under o's
+// only if it claimed it before o was published here (the coordinator
+// refuses it after), and it is then that relay's, as the longest prefix
+// is locally. Called with r.mu held.
+func (r *Relay) mayBeLongerElsewhere(scName string, o *origin, ns wire.Namespace, k string) bool {
+	if len(o.ns) >= len(ns) {
+		return false
+	}
+	if sc := r.scopes[scName]; sc != nil {
+		if rt := sc.tracks[k]; rt != nil && (rt.track == nil || !rt.track.Closed()) {
+			return false
+		}
+	}
+	return true
+}
+
+// longerElsewhere returns an origin on the relay that serves the longest
+// registered prefix of ns in scope, when that is another relay; nil when
+// it is this one (its local origin's registration) or the lookup failed,
+// which leaves the request to the local origin.
+func (r *Relay) longerElsewhere(ctx context.Context, scName string, ns wire.Namespace) *origin {
+	remote, err := r.remoteOrigin(ctx, scName, ns)
+	if err != nil {
+		if !errors.Is(err, ErrNotFound) {
+			r.log.Warn("looking for a longer namespace on other relays failed; serving the local one", "namespace", ns.String(), "err", err)
+		}
+		return nil
+	}
+	return remote
 }
 
 // subscribeOrigin serves a track of scope scName from o, sharing the
