@@ -28,7 +28,8 @@ func fileCoordinator(t *testing.T, path, node string) *relay.FileCoordinator {
 
 func readJSON(t *testing.T, path string) map[string]map[string]map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	// Under the coordinators' lock: they rewrite the file in place.
+	b, err := relay.ReadCoordinatorFileLocked(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,21 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+)
+
+// ReadCoordinatorFileLocked reads a coordinator file as the coordinator
+// does, under its shared lock, so that a test never sees it half
+// rewritten; a missing file reads as nil.
+func ReadCoordinatorFileLocked(path string) ([]byte, error) {
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		return nil, err
+	}
+	f, err := (&FileCoordinator{path: path}).read(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(f)
+}
