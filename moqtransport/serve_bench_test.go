@@ -1,0 +1,148 @@
+package moqtransport
+
+// BenchmarkServeObjects measures the per-object write path of a served
+// subscription, alone: Track write -> TrackReader -> dispatcher -> subgroup
+// writer -> SendStream.Write, for N subscriptions of one track, over an
+// in-memory transport whose streams take every write at once (no QUIC, so
+// the figures are this package's own cost). One op is one object written to
+// the track and to every subscriber's stream. allocs/op and B/op are
+// process-wide per object (all subscribers together); writes/obj is
+// SendStream.Write calls per object per subscriber.
+//
+// Groups have serveBenchGroupObjects objects
+// per group, one subgroup (one stream per group and subscriber); the
+// benchmark waits for every stream of a group to be closed (FIN) before the
+// next group, so the backlog never grows. The streams implement
+// SetWriteDeadline as quic-go's do, and the session has a default delivery
+// timeout as a relay has, so the deadline bookkeeping is on the path.
+//
+// Not run by plain `go test` (no -bench).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+const serveBenchGroupObjects = 30
+
+// sinkConn is a Conn whose unidirectional streams discard what is written.
+type sinkConn struct {
+	ctx    context.Context
+	writes atomic.Int64
+	bytes  atomic.Int64
+	closes atomic.Int64
+	closed chan struct{} // one send per stream closed
+}
+
+var errSinkConn = errors.New("sinkConn: not supported")
+
+func (c *sinkConn) OpenStreamSync(context.Context) (Stream, error) { return nil, errSinkConn }
+func (c *sinkConn) AcceptStream(context.Context) (Stream, error)   { return nil, errSinkConn }
+func (c *sinkConn) OpenUniStreamSync(context.Context) (SendStream, error) {
+	return &sinkStream{c: c}, nil
+}
+func (c *sinkConn) AcceptUniStream(ctx context.Context) (ReceiveStream, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+func (c *sinkConn) SendDatagram([]byte) error { return errSinkConn }
+func (c *sinkConn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+func (c *sinkConn) CloseWithError(uint64, string) error { return nil }
+func (c *sinkConn) Context() context.Context            { return c.ctx }
+func (c *sinkConn) Protocol() Protocol                  { return ProtocolQUIC }
+
+type sinkStream struct{ c *sinkConn }
+
+func (s *sinkStream) Write(b []byte) (int, error) {
+	s.c.writes.Add(1)
+	s.c.bytes.Add(int64(len(b)))
+	return len(b), nil
+}
+func (s *sinkStream) Close() error {
+	s.c.closes.Add(1)
+	s.c.closed <- struct{}{}
+	return nil
+}
+func (s *sinkStream) CancelWrite(uint64)               {}
+func (s *sinkStream) SetPriority(uint8)                {}
+func (s *sinkStream) SetWriteDeadline(time.Time) error { return nil }
+
+func BenchmarkServeObjects(b *testing.B) {
+	for _, size := range []int{1200, 16 << 10} {
+		for _, n := range []int{1, 16} {
+			b.Run(fmt.Sprintf("size=%d/subs=%d", size, n), func(b *testing.B) { benchServeObjects(b, size, n) })
+		}
+	}
+}
+
+func benchServeObjects(b *testing.B, size, subs int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	conn := &sinkConn{ctx: ctx, closed: make(chan struct{}, subs)}
+	s := newSession(conn, &Config{DefaultDeliveryTimeout: 5 * time.Second}, false)
+	defer s.cancel()
+	name := wire.FullTrackName{Namespace: wire.Namespace{"bench"}, Name: "serve"}
+	track := NewTrack(name, TrackConfig{})
+	var done []chan struct{}
+	for i := range subs {
+		sv := s.newServed(&wire.Subscribe{RequestID: uint64(2 * i), Namespace: name.Namespace, Name: name.Name,
+			SubscriberPriority: DefaultPriority, GroupOrder: wire.GroupOrderAscending, Forward: true,
+			Filter: wire.Filter{Type: wire.FilterNextGroupStart}})
+		sv.reader = track.NewReader(ReaderFilter{})
+		sv.track = track
+		ch := make(chan struct{})
+		done = append(done, ch)
+		go func() {
+			defer close(ch)
+			sv.deliver()
+			sv.wg.Wait()
+		}()
+	}
+	payload := make([]byte, size)
+	group := func(g uint64, objects int) {
+		w, err := track.OpenSubgroup(g, 0, SubgroupOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for id := range objects {
+			if err := w.Write(uint64(id), nil, payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		for range subs {
+			select {
+			case <-conn.closed:
+			case <-time.After(20 * time.Second):
+				b.Fatalf("group %d: a stream was not closed", g)
+			}
+		}
+	}
+	group(0, serveBenchGroupObjects) // warm-up
+	w0 := conn.writes.Load()
+	b.ReportAllocs()
+	b.SetBytes(int64(size * subs))
+	b.ResetTimer()
+	g := uint64(1)
+	for left := b.N; left > 0; left -= serveBenchGroupObjects {
+		group(g, min(left, serveBenchGroupObjects))
+		g++
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(conn.writes.Load()-w0)/float64(b.N*subs), "writes/obj")
+	track.Close(nil)
+	for _, ch := range done {
+		<-ch
+	}
+}
