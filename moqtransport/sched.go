@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -51,6 +52,9 @@ const (
 	// dataUrgencies is how many quic-go urgencies the data streams use:
 	// 1 to 7; 0 is the control stream's.
 	dataUrgencies = 7
+	// initialQueue is the capacity a subgroup writer's queue starts with:
+	// a writer that keeps up holds one or two objects, so it seldom grows.
+	initialQueue = 4
 )
 
 // writeDeadliner is a SendStream whose blocked Write can be given a
@@ -85,14 +89,20 @@ type outStream struct {
 	str      SendStream
 
 	// Used by run only.
-	state    *wire.SubgroupState
-	buf      []byte
-	deadline time.Time
+	state *wire.SubgroupState
+	// headerDue: the subgroup header is not written yet; it goes out
+	// with the first object, in the same write.
+	headerDue bool
+	hdr       wire.ObjectHeader // the object header being written
+	deadline  time.Time
 	// expire resets the stream at the delivery deadline of the last
-	// object written (lastDeadline): see writeObject. After the FIN the
-	// subscription takes that over (expireLater).
+	// object written (lastDeadline, as a monoOffset): see writeObject.
+	// It is armed once and, when it fires early because later objects
+	// moved the deadline on, re-armed for the new one. expire is set
+	// under mu. After the FIN the subscription takes over
+	// (expireLater).
 	expire       *time.Timer
-	lastDeadline time.Time
+	lastDeadline atomic.Int64
 
 	// Guarded by the session's prioSched.mu.
 	urgency, applied int8
@@ -104,6 +114,7 @@ func (sv *servedSubscription) newStream(ev Event) *outStream {
 		sv: sv, key: subgroupKey{ev.Group, ev.Subgroup}, pubPrio: ev.Object.PublisherPriority,
 		hdrExt: ev.Extensions || len(ev.Object.Extensions) > 0, eog: ev.EndOfGroup,
 		ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1),
+		queue:   make([]Event, 0, initialQueue),
 		urgency: -1, applied: -1,
 	}
 	for _, victim := range sv.s.sched.add(st) {
@@ -245,16 +256,19 @@ func (st *outStream) run() {
 			str := st.str
 			st.dropQueueLocked()
 			st.mu.Unlock()
-			if st.expire != nil {
-				st.expire.Stop()
+			st.mu.Lock()
+			expire := st.expire
+			st.mu.Unlock()
+			if expire != nil {
+				expire.Stop()
 			}
 			if str != nil {
 				if reset {
 					str.CancelWrite(uint64(code))
 				} else {
 					_ = str.Close()
-					if st.expire != nil {
-						sv.expireLater(str, st.lastDeadline)
+					if expire != nil {
+						sv.expireLater(str, fromMonoOffset(st.lastDeadline.Load()))
 					}
 				}
 			}
@@ -268,7 +282,8 @@ func (st *outStream) run() {
 func (st *outStream) writeObject(ev Event) (bool, wire.StreamResetCode) {
 	sv := st.sv
 	o := ev.Object
-	remaining, late, timedOut := sv.remaining(o)
+	now := time.Now()
+	remaining, late, timedOut := sv.remaining(o, now)
 	if late {
 		// §9.2.1.2: past the delivery timeout, the stream is reset; the
 		// rest of the subgroup goes with it, before a byte of this
@@ -280,29 +295,15 @@ func (st *outStream) writeObject(ev Event) (bool, wire.StreamResetCode) {
 	}
 	var deadline time.Time
 	if remaining > 0 {
-		deadline = time.Now().Add(remaining)
+		deadline = now.Add(remaining)
 	}
 	if st.str == nil {
 		if err := st.open(ev, deadline); err != nil {
 			return false, st.failCode(err, deadline)
 		}
 	}
-	h := wire.ObjectHeader{ID: o.ID, Status: o.Status, Extensions: o.Extensions, PayloadLength: uint64(len(o.Payload))}
-	var err error
-	if st.buf, err = st.state.AppendObject(st.buf[:0], &h); err != nil {
-		sv.s.log.Debug("subgroup object not encodable", "group", o.Group, "subgroup", o.Subgroup, "object", o.ID, "err", err)
-		return false, wire.ResetInternalError
-	}
-	if tr := sv.s.cfg.Tracer; tr != nil {
-		tr.SubgroupObject(true, &st.state.Header, &h)
-	}
-	if err := st.write(st.buf, deadline); err != nil {
-		return false, st.failCode(err, deadline)
-	}
-	if len(o.Payload) > 0 {
-		if err := st.write(o.Payload, deadline); err != nil {
-			return false, st.failCode(err, deadline)
-		}
+	if err := st.writeFramed(o, deadline); err != nil {
+		return false, err.code(st, deadline)
 	}
 	if !deadline.IsZero() {
 		// The transport takes small writes at once and then keeps
@@ -313,15 +314,138 @@ func (st *outStream) writeObject(ev Event) (bool, wire.StreamResetCode) {
 		// has the whole subgroup and its FIN ignores the reset (§10.4.3
 		// of the draft); quic-go gives no signal of acknowledgement that
 		// would let us skip it.
-		st.lastDeadline = deadline
+		st.lastDeadline.Store(monoOffset(deadline))
 		if st.expire == nil {
-			str := st.str
-			st.expire = time.AfterFunc(time.Until(deadline), func() { str.CancelWrite(uint64(wire.ResetDeliveryTimeout)) })
-		} else {
-			st.expire.Reset(time.Until(deadline))
+			t := time.AfterFunc(remaining, st.expireDue)
+			st.mu.Lock()
+			st.expire = t
+			st.mu.Unlock()
 		}
 	}
 	return true, 0
+}
+
+// expireDue is the expire timer's function: it resets the stream if the
+// last object's deadline has passed, and otherwise waits for that.
+func (st *outStream) expireDue() {
+	st.mu.Lock()
+	t, str, exited := st.expire, st.str, st.exited
+	st.mu.Unlock()
+	if exited || t == nil || str == nil {
+		return // run stopped the timer; expireLater has the stream
+	}
+	if left := time.Duration(st.lastDeadline.Load() - monoOffset(time.Now())); left > 0 {
+		t.Reset(left)
+		return
+	}
+	str.CancelWrite(uint64(wire.ResetDeliveryTimeout))
+}
+
+// monoEpoch is the origin of monoOffset: deadlines kept in an atomic
+// int64 still compare on the monotonic clock.
+var monoEpoch = time.Now()
+
+func monoOffset(t time.Time) int64       { return int64(t.Sub(monoEpoch)) }
+func fromMonoOffset(off int64) time.Time { return monoEpoch.Add(time.Duration(off)) }
+
+// maxBatchedPayload is the largest payload written in one stream write
+// with its object header (and, for the first object, the subgroup
+// header): a copy into a pooled buffer, held only for the write, costs far
+// less than a second write through the transport (a lock, a wakeup of the
+// connection's sender, a deadline timer when the write blocks). Larger
+// payloads are written from the cache as they are, after their header:
+// the copy would cost more memory than the write saves.
+const maxBatchedPayload = 16 << 10
+
+// writeBufs pools the buffers of batched writes, in two sizes.
+var writeBufs = [2]sync.Pool{
+	{New: func() any { b := make([]byte, 0, smallWriteBuf); return &b }},
+	{New: func() any { b := make([]byte, 0, largeWriteBuf); return &b }},
+}
+
+const (
+	writeBufHeadroom = 256 // headers, and extensions up to this
+	smallWriteBuf    = 2 << 10
+	largeWriteBuf    = maxBatchedPayload + writeBufHeadroom
+)
+
+func getWriteBuf(n int) *[]byte {
+	if n <= smallWriteBuf {
+		return writeBufs[0].Get().(*[]byte)
+	}
+	return writeBufs[1].Get().(*[]byte)
+}
+
+func putWriteBuf(p *[]byte) {
+	switch c := cap(*p); {
+	case c >= largeWriteBuf && c <= 2*largeWriteBuf:
+		*p = (*p)[:0]
+		writeBufs[1].Put(p)
+	case c >= smallWriteBuf && c < largeWriteBuf:
+		*p = (*p)[:0]
+		writeBufs[0].Put(p)
+	}
+}
+
+// writeError is a failed writeFramed: an object not encodable, or a
+// transport write that failed.
+type writeError struct {
+	encode bool
+	err    error
+}
+
+func (e *writeError) code(st *outStream, deadline time.Time) wire.StreamResetCode {
+	if e.encode {
+		return wire.ResetInternalError
+	}
+	return st.failCode(e.err, deadline)
+}
+
+// writeFramed writes the subgroup header if it is due, the object header
+// and the payload: in one stream write unless the payload is larger than
+// maxBatchedPayload.
+func (st *outStream) writeFramed(o *Object, deadline time.Time) *writeError {
+	sv := st.sv
+	st.hdr = wire.ObjectHeader{ID: o.ID, Status: o.Status, Extensions: o.Extensions, PayloadLength: uint64(len(o.Payload))}
+	batch := len(o.Payload) <= maxBatchedPayload
+	n := writeBufHeadroom + len(o.Extensions)
+	if batch {
+		n += len(o.Payload)
+	}
+	bp := getWriteBuf(n)
+	defer putWriteBuf(bp)
+	buf := (*bp)[:0]
+	var err error
+	if st.headerDue {
+		if buf, err = wire.AppendSubgroupHeader(buf, &st.state.Header); err != nil {
+			sv.s.log.Debug("subgroup header not encodable", "group", o.Group, "subgroup", o.Subgroup, "err", err)
+			return &writeError{encode: true, err: err}
+		}
+	}
+	if buf, err = st.state.AppendObject(buf, &st.hdr); err != nil {
+		sv.s.log.Debug("subgroup object not encodable", "group", o.Group, "subgroup", o.Subgroup, "object", o.ID, "err", err)
+		return &writeError{encode: true, err: err}
+	}
+	if tr := sv.s.cfg.Tracer; tr != nil {
+		if st.headerDue {
+			tr.SubgroupHeader(true, &st.state.Header)
+		}
+		tr.SubgroupObject(true, &st.state.Header, &st.hdr)
+	}
+	st.headerDue = false
+	if batch {
+		buf = append(buf, o.Payload...)
+	}
+	*bp = buf
+	if err := st.write(buf, deadline); err != nil {
+		return &writeError{err: err}
+	}
+	if !batch {
+		if err := st.write(o.Payload, deadline); err != nil {
+			return &writeError{err: err}
+		}
+	}
+	return nil
 }
 
 // maxExpiring bounds the finished streams a subscription keeps to reset at
@@ -448,15 +572,7 @@ func (st *outStream) open(ev Event, deadline time.Time) error {
 	sv.mu.Unlock()
 	sv.s.sched.apply(st)
 	st.state = wire.NewSubgroupState(h)
-	if st.buf, err = wire.AppendSubgroupHeader(make([]byte, 0, 64), &h); err != nil {
-		return err
-	}
-	if err := st.write(st.buf, deadline); err != nil {
-		return err
-	}
-	if tr := sv.s.cfg.Tracer; tr != nil {
-		tr.SubgroupHeader(true, &h)
-	}
+	st.headerDue = true // written with the first object: writeFramed
 	return nil
 }
 

@@ -379,11 +379,14 @@ func (sv *servedSubscription) deliveryTimeoutNow() time.Duration {
 // delivery timeout. late says it may no longer be started: past the
 // delivery timeout (timedOut) or, for a relay, past the publisher's
 // MAX_CACHE_DURATION. remaining is 0 when there is no delivery timeout.
-func (sv *servedSubscription) remaining(o *Object) (remaining time.Duration, late, timedOut bool) {
+func (sv *servedSubscription) remaining(o *Object, now time.Time) (remaining time.Duration, late, timedOut bool) {
 	if sv.track == nil || o.Received.IsZero() {
 		return 0, false, false
 	}
-	age := sv.track.Now().Sub(o.Received)
+	if !sv.track.realClock {
+		now = sv.track.Now()
+	}
+	age := now.Sub(o.Received)
 	if delivery := sv.deliveryTimeoutNow(); delivery > 0 {
 		if age >= delivery {
 			return 0, true, true
@@ -400,7 +403,7 @@ func (sv *servedSubscription) sendDatagram(ev Event) error {
 	forward := sv.forward
 	sv.mu.Unlock()
 	o := ev.Object
-	if _, late, _ := sv.remaining(o); late || !forward {
+	if _, late, _ := sv.remaining(o, time.Now()); late || !forward {
 		return nil
 	}
 	b, err := wire.AppendDatagram(nil, &wire.Datagram{

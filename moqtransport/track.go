@@ -143,6 +143,7 @@ type Track struct {
 	maxBytes   int64
 	maxAge     time.Duration
 	now        func() time.Time
+	realClock  bool // now is time.Now (no TrackConfig.Now)
 	done       chan struct{}
 
 	mu sync.Mutex
@@ -169,8 +170,10 @@ type Track struct {
 	share    *budgetShare
 	lastRead atomic.Uint64
 
-	deliveryTimeout  time.Duration
-	maxCacheDuration time.Duration
+	// The publisher's timeouts (SetTimeouts), read without t.mu by every
+	// served subscription's writers for every object they write.
+	deliveryTimeout  atomic.Int64 // time.Duration
+	maxCacheDuration atomic.Int64 // time.Duration
 	hasLargest       bool
 	endOfTrack       *wire.Location
 	fwd              ForwardingPreference
@@ -227,7 +230,7 @@ func NewTrack(name wire.FullTrackName, cfg TrackConfig) *Track {
 		t.maxBytes = DefaultTrackMaxBytes
 	}
 	if t.now == nil {
-		t.now = time.Now
+		t.now, t.realClock = time.Now, true
 	}
 	if cfg.Budget != nil {
 		t.budget, t.share = cfg.Budget, &budgetShare{}
@@ -284,16 +287,13 @@ func (t *Track) Done() <-chan struct{} { return t.done }
 // relay passes them on to its subscribers and applies them when it
 // forwards (§9.2.1.2, §9.2.1.3).
 func (t *Track) SetTimeouts(delivery, maxCache time.Duration) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.deliveryTimeout, t.maxCacheDuration = delivery, maxCache
+	t.deliveryTimeout.Store(int64(delivery))
+	t.maxCacheDuration.Store(int64(maxCache))
 }
 
 // Timeouts returns what SetTimeouts recorded.
 func (t *Track) Timeouts() (delivery, maxCache time.Duration) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.deliveryTimeout, t.maxCacheDuration
+	return time.Duration(t.deliveryTimeout.Load()), time.Duration(t.maxCacheDuration.Load())
 }
 
 // Now is the track's clock (TrackConfig.Now).
