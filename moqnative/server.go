@@ -92,7 +92,8 @@ type Incoming struct {
 //
 // quic-go may print one warning through the standard log package if it
 // cannot enlarge the socket's buffers (set
-// QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true to silence it).
+// QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true to silence it); the server
+// logs its own warning with the sysctl to run (see Server.Socket).
 type Server struct {
 	logger      *slog.Logger
 	selfSigned  *SelfSigned
@@ -105,6 +106,7 @@ type Server struct {
 	keyLog *keyLog
 
 	incoming chan *Incoming
+	socket   SocketInfo
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -188,6 +190,9 @@ func Listen(addr string, cfg ServerConfig) (*Server, error) {
 	s.wts = &webtransport.Server{H3: h3, CheckOrigin: s.checkOrigin}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
+	// quic-go sized the socket's buffers when the listener started.
+	s.socket = checkSocket(s.udp, logger)
+
 	s.wg.Go(s.acceptLoop)
 	logger.Info("listening", "addr", s.udp.LocalAddr().String(), "self_signed", s.selfSigned != nil)
 	return s, nil
@@ -195,6 +200,11 @@ func Listen(addr string, cfg ServerConfig) (*Server, error) {
 
 // Addr is the address of the server's UDP socket.
 func (s *Server) Addr() net.Addr { return s.udp.LocalAddr() }
+
+// Socket describes the server's UDP socket as quic-go set it up: its
+// buffer sizes and whether GSO is available. Listen logs a warning naming
+// the sysctl to run when the buffers are smaller than quic-go wants.
+func (s *Server) Socket() SocketInfo { return s.socket }
 
 // SelfSigned is the generated certificate, or nil when the server was
 // given certificates.

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package moqnative
+
+import "net"
+
+// inspectSocket cannot tell outside Linux.
+func inspectSocket(*net.UDPConn) SocketInfo { return SocketInfo{} }
