@@ -26,7 +26,13 @@
 // per GB delivered (this process; the relay's when its pid is known; the
 // total), peak RSS; and the ratios moq-go/baseline. --matrix runs fan-out
 // 1:10, 1:100, 1:500 with 1 KB, 4 KB and 20 KB objects and prints a
-// markdown table.
+// markdown table. --cell SUBSCRIBERS:MBPS:SIZE (repeatable) runs the cells
+// given instead, each one track of MBPS Mbit/s in SIZE objects to
+// SUBSCRIBERS subscribers; the rows of issue 12, through a spawned relay
+// so that its CPU and peak RSS are measured:
+//
+//	moq-bench --spawn-relay ./moq-relay --duration 20s \
+//	  --cell 1000:1:4KB --cell 100:22:16KB --cell 100:30:16KB --cell 100:4:1KB
 //
 // Live mode (--slow N and/or --stalled N) watches one live track with
 // classes of viewers instead: fast ones (--subscribers), slow ones behind a
@@ -99,6 +105,7 @@ type config struct {
 	disableVerify bool
 	jsonOut       bool
 	matrix        bool
+	cells         []string
 	stdout        io.Writer
 	stderr        io.Writer
 }
@@ -143,6 +150,7 @@ func newRootCommand() *cobra.Command {
 	f.BoolVar(&cfg.baseline, "baseline", true, "also run the raw quic-go fan-out baseline and report ratios")
 	f.BoolVar(&cfg.jsonOut, "json", false, "print JSON instead of text")
 	f.BoolVar(&cfg.matrix, "matrix", false, "run fan-out 1:10, 1:100, 1:500 x 1KB, 4KB, 20KB and print a markdown table of ratios")
+	f.StringArrayVar(&cfg.cells, "cell", nil, "matrix cell SUBSCRIBERS:MBPS:SIZE (e.g. 1000:1:4KB): one track of MBPS Mbit/s in SIZE objects; repeatable, implies --matrix and replaces its default cells")
 	lf := &cfg.live
 	f.IntVar(&lf.slow, "slow", 0, "live mode: slow viewers, each behind its own shaping proxy (--slow-mbps, --slow-queue-ms)")
 	f.Float64Var(&lf.slowMbps, "slow-mbps", 1.5, "live mode: the slow viewers' downlink rate, Mbit/s")
@@ -198,6 +206,13 @@ func run(ctx context.Context, cfg *config) error {
 	if !live && (cfg.live.keyRatio != 1 || cfg.live.trackMbps != 0 || cfg.live.webTransport) {
 		return errors.New("--key-ratio, --track-mbps and --webtransport belong to live mode: add --slow N or --stalled N")
 	}
+	cells, err := parseCells(cfg.cells)
+	if err != nil {
+		return err
+	}
+	if len(cells) > 0 {
+		cfg.matrix = true
+	}
 	if live && cfg.matrix {
 		return errors.New("--matrix measures fan-out, not live viewers: drop --slow/--stalled or --matrix")
 	}
@@ -237,21 +252,26 @@ func run(ctx context.Context, cfg *config) error {
 		printResult(cfg.stdout, res)
 		return nil
 	}
-	var all []*result
-	for _, n := range []int{10, 100, 500} {
-		for _, sz := range []int{1024, 4096, 20480} {
-			p := cfg.params
-			p.subs, p.size = n, sz
-			fmt.Fprintf(cfg.stderr, "%s: fan-out 1:%d, %d B objects...\n", binaryName, n, sz)
-			res, err := runOne(ctx, p, cfg.stderr)
-			if err != nil {
-				return fmt.Errorf("fan-out 1:%d, %d B: %w", n, sz, err)
+	if len(cells) == 0 {
+		for _, n := range []int{10, 100, 500} {
+			for _, sz := range []int{1024, 4096, 20480} {
+				cells = append(cells, cell{subs: n, size: sz, rate: cfg.rate})
 			}
-			if !cfg.jsonOut {
-				printResult(cfg.stderr, res)
-			}
-			all = append(all, res)
 		}
+	}
+	var all []*result
+	for _, c := range cells {
+		p := cfg.params
+		p.subs, p.size, p.rate = c.subs, c.size, c.rate
+		fmt.Fprintf(cfg.stderr, "%s: fan-out 1:%d, %d B objects at %.1f/s (%.2f Mbit/s)...\n", binaryName, c.subs, c.size, c.rate, c.mbps())
+		res, err := runOne(ctx, p, cfg.stderr)
+		if err != nil {
+			return fmt.Errorf("fan-out 1:%d, %d B: %w", c.subs, c.size, err)
+		}
+		if !cfg.jsonOut {
+			printResult(cfg.stderr, res)
+		}
+		all = append(all, res)
 	}
 	if cfg.jsonOut {
 		return writeJSON(cfg.stdout, all)
@@ -264,4 +284,38 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// cell is one matrix cell: a fan-out of one track.
+type cell struct {
+	subs int
+	size int
+	rate float64 // objects per second
+}
+
+func (c cell) mbps() float64 { return c.rate * float64(c.size) * 8 / 1e6 }
+
+// parseCells reads --cell SUBSCRIBERS:MBPS:SIZE values.
+func parseCells(specs []string) ([]cell, error) {
+	var cells []cell
+	for _, spec := range specs {
+		parts := strings.Split(spec, ":")
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("--cell %q: want SUBSCRIBERS:MBPS:SIZE, such as 1000:1:4KB", spec)
+		}
+		subs, err := strconv.Atoi(parts[0])
+		if err != nil || subs < 1 {
+			return nil, fmt.Errorf("--cell %q: subscribers must be a positive integer", spec)
+		}
+		mbps, err := strconv.ParseFloat(parts[1], 64)
+		if err != nil || !(mbps > 0) || mbps > 100_000 {
+			return nil, fmt.Errorf("--cell %q: Mbit/s must be a positive number", spec)
+		}
+		size, err := parseSize(parts[2])
+		if err != nil {
+			return nil, fmt.Errorf("--cell %q: %w", spec, err)
+		}
+		cells = append(cells, cell{subs: subs, size: size, rate: mbps * 1e6 / 8 / float64(size)})
+	}
+	return cells, nil
 }

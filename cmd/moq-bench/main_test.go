@@ -185,3 +185,37 @@ func TestLiveFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestCells: --cell turns Mbit/s and an object size into a rate, and bad
+// cells are refused.
+func TestCells(t *testing.T) {
+	cells, err := parseCells([]string{"1000:1:4KB", "100:22:16KB", "100:4:1KB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []cell{{1000, 4096, 1e6 / 8 / 4096}, {100, 16384, 22e6 / 8 / 16384}, {100, 1024, 4e6 / 8 / 1024}}
+	for i, c := range cells {
+		if c != want[i] {
+			t.Errorf("cell %d: %+v, want %+v", i, c, want[i])
+		}
+	}
+	for _, bad := range []string{"1000:1", "0:1:4KB", "10:-1:4KB", "10:x:4KB", "10:1:3"} {
+		if _, err := parseCells([]string{bad}); err == nil {
+			t.Errorf("--cell %q accepted", bad)
+		}
+	}
+}
+
+// TestMatrixCell: a one-cell matrix runs both paths and prints the cell's
+// row with its track rate, ratios and lost objects.
+func TestMatrixCell(t *testing.T) {
+	out, _ := runCLI(t, "--cell", "2:0.25:1KB", "--duration", "1s")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], "track Mbit/s") || !strings.Contains(lines[0], "lost moq / raw") {
+		t.Fatalf("want a header, a rule and one row:\n%s", out)
+	}
+	// 0.25 Mbit/s of 1 KiB objects: 30.5 objects/s.
+	if !strings.HasPrefix(lines[2], "| 1:2 | 1024 B | 0.25 |") || !strings.Contains(lines[2], "| 0 / 0 |") {
+		t.Errorf("row: %s", lines[2])
+	}
+}
