@@ -151,6 +151,7 @@ type Track struct {
 	// Evicted events are tombstoned (gone) and trimmed from the front;
 	// the log is compacted when tombstones are the majority.
 	log     []trackEntry
+	logBase []trackEntry // log's array, from its start (makeLogRoom)
 	tombs   int
 	nextSeq uint64
 	// groups is the cache's group index, sorted by group ID.
@@ -618,6 +619,9 @@ func (t *Track) group(id uint64, create bool) *cachedGroup {
 func (t *Track) appendEntry(g *cachedGroup, ev Event, size int64) {
 	seq := t.nextSeq
 	t.nextSeq++
+	if len(t.log) == cap(t.log) {
+		t.makeLogRoom()
+	}
 	t.log = append(t.log, trackEntry{seq: seq, ev: ev})
 	if g.entries == 0 {
 		g.firstSeq = seq
@@ -763,6 +767,24 @@ func (t *Track) kill(e *trackEntry, behind []*TrackReader) {
 	t.tombs++
 }
 
+// makeLogRoom makes room at the end of a full log. trimLog drops entries
+// from the front, so a log whose array is at least half free slides back
+// to the array's start instead of growing into a new one: a live track's
+// log then reuses one array instead of reallocating every few groups.
+// Called with t.mu held.
+func (t *Track) makeLogRoom() {
+	n := len(t.log)
+	if n > 0 && cap(t.logBase) >= 2*n {
+		copy(t.logBase[:n], t.log)
+		clear(t.logBase[n:cap(t.logBase)])
+		t.log = t.logBase[:n]
+		return
+	}
+	grown := make([]trackEntry, n, max(2*n, 16))
+	copy(grown, t.log)
+	t.log, t.logBase = grown, grown
+}
+
 // trimLog drops tombstones from the front of the log, and compacts it when
 // most of it is tombstones. Called with t.mu held.
 func (t *Track) trimLog() {
@@ -782,7 +804,7 @@ func (t *Track) trimLog() {
 				live = append(live, e)
 			}
 		}
-		t.log = live
+		t.log, t.logBase = live, live
 		t.tombs = 0
 	}
 }
