@@ -219,3 +219,15 @@ func TestMatrixCell(t *testing.T) {
 		t.Errorf("row: %s", lines[2])
 	}
 }
+
+// TestRelayArgs: a spawned relay's session limit fits the run, unless
+// --relay-arg gives one.
+func TestRelayArgs(t *testing.T) {
+	got := relayArgs(params{pubs: 1, subs: 1000, relayArgs: []string{"--x"}})
+	if len(got) != 2 || got[0] != "--max-sessions=2018" || got[1] != "--x" {
+		t.Errorf("relay args %q", got)
+	}
+	if got := relayArgs(params{pubs: 1, subs: 1000, relayArgs: []string{"--max-sessions=5"}}); len(got) != 1 || got[0] != "--max-sessions=5" {
+		t.Errorf("relay args %q, want --relay-arg's limit kept", got)
+	}
+}

@@ -127,7 +127,7 @@ func startRelay(ctx context.Context, p params, logw io.Writer) (mp params, desc 
 	case p.url != "":
 		return mp, p.url, func() {}, nil
 	case p.spawnRelay != "":
-		sr, err := spawnRelay(ctx, p.spawnRelay, p.relayArgs, logw)
+		sr, err := spawnRelay(ctx, p.spawnRelay, relayArgs(p), logw)
 		if err != nil {
 			return mp, "", nil, err
 		}
@@ -382,4 +382,18 @@ func (sr *spawnedRelay) stop() {
 	<-sr.done
 	_ = sr.cmd.Wait()
 	t.Stop()
+}
+
+// relayArgs are the spawned relay's extra arguments: --relay-arg's, and a
+// session limit (--max-sessions) that fits every session of the run, unless
+// --relay-arg sets one: the relay's default (1000) refuses the last
+// subscribers of a 1:1000 fan-out.
+func relayArgs(p params) []string {
+	for _, a := range p.relayArgs {
+		if strings.HasPrefix(a, "--max-sessions") {
+			return p.relayArgs
+		}
+	}
+	sessions := p.pubs + p.subs + p.live.slow + p.live.stalled
+	return append([]string{"--max-sessions=" + strconv.Itoa(2*sessions+16)}, p.relayArgs...)
 }
