@@ -357,33 +357,44 @@ func fromMonoOffset(off int64) time.Time { return monoEpoch.Add(time.Duration(of
 // the copy would cost more memory than the write saves.
 const maxBatchedPayload = 16 << 10
 
-// writeBufs pools the buffers of batched writes, in two sizes.
-var writeBufs = [2]sync.Pool{
-	{New: func() any { b := make([]byte, 0, smallWriteBuf); return &b }},
-	{New: func() any { b := make([]byte, 0, largeWriteBuf); return &b }},
+// writeBufs pools the buffers of batched writes, one pool per size class
+// (writeBufSizes): a blocked write holds its buffer, so a buffer is not
+// much larger than what it carries (4 KiB objects take 4.25 KiB buffers).
+var writeBufs [len(writeBufSizes)]sync.Pool
+
+const writeBufHeadroom = 256 // headers, and extensions up to this
+
+var writeBufSizes = [...]int{
+	2 << 10, 4<<10 + writeBufHeadroom, 8<<10 + writeBufHeadroom, maxBatchedPayload + writeBufHeadroom,
 }
 
-const (
-	writeBufHeadroom = 256 // headers, and extensions up to this
-	smallWriteBuf    = 2 << 10
-	largeWriteBuf    = maxBatchedPayload + writeBufHeadroom
-)
-
+// getWriteBuf returns an empty buffer of at least n bytes, n at most the
+// largest class.
 func getWriteBuf(n int) *[]byte {
-	if n <= smallWriteBuf {
-		return writeBufs[0].Get().(*[]byte)
+	i := 0
+	for i < len(writeBufSizes)-1 && n > writeBufSizes[i] {
+		i++
 	}
-	return writeBufs[1].Get().(*[]byte)
+	if p, ok := writeBufs[i].Get().(*[]byte); ok {
+		return p
+	}
+	b := make([]byte, 0, writeBufSizes[i])
+	return &b
 }
 
+// putWriteBuf returns a buffer to the pool of the largest class it holds;
+// one grown past the largest class (extensions past the headroom) is
+// dropped.
 func putWriteBuf(p *[]byte) {
-	switch c := cap(*p); {
-	case c >= largeWriteBuf && c <= 2*largeWriteBuf:
-		*p = (*p)[:0]
-		writeBufs[1].Put(p)
-	case c >= smallWriteBuf && c < largeWriteBuf:
-		*p = (*p)[:0]
-		writeBufs[0].Put(p)
+	c := cap(*p)
+	for i := len(writeBufSizes) - 1; i >= 0; i-- {
+		if c >= writeBufSizes[i] {
+			if c <= 2*writeBufSizes[len(writeBufSizes)-1] {
+				*p = (*p)[:0]
+				writeBufs[i].Put(p)
+			}
+			return
+		}
 	}
 }
 

@@ -84,3 +84,28 @@ func TestSchedRanks(t *testing.T) {
 		t.Fatalf("after re-ranking: g2 %d g1 %d low %d, want 1 2 3", urgency(g2), urgency(g1), urgency(low))
 	}
 }
+
+// TestWriteBufClasses: a batched write's buffer is the smallest class that
+// holds it, and goes back to the pool of its class.
+func TestWriteBufClasses(t *testing.T) {
+	for _, tc := range []struct{ n, cap int }{
+		{100, 2 << 10}, {2 << 10, 2 << 10}, {4<<10 + writeBufHeadroom, 4<<10 + writeBufHeadroom},
+		{4<<10 + writeBufHeadroom + 1, 8<<10 + writeBufHeadroom}, {maxBatchedPayload + writeBufHeadroom, maxBatchedPayload + writeBufHeadroom},
+	} {
+		p := getWriteBuf(tc.n)
+		// A class's pool may hold a buffer grown past the class (an
+		// earlier test's large extensions), never one below it.
+		limit := 2 * writeBufSizes[len(writeBufSizes)-1]
+		for _, size := range writeBufSizes {
+			if size > tc.cap {
+				limit = size - 1
+				break
+			}
+		}
+		if len(*p) != 0 || cap(*p) < tc.cap || cap(*p) > limit {
+			t.Errorf("getWriteBuf(%d): len %d cap %d, want 0 and %d..%d", tc.n, len(*p), cap(*p), tc.cap, limit)
+		}
+		*p = append(*p, 1)
+		putWriteBuf(p)
+	}
+}
