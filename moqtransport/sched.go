@@ -201,15 +201,7 @@ func (st *outStream) next() (ev Event, ok, reset bool, code wire.StreamResetCode
 		case st.stopped:
 			return Event{}, false, true, st.stopCode
 		case st.head < len(st.queue):
-			ev = st.queue[st.head]
-			st.queue[st.head] = Event{}
-			if st.head++; st.head == len(st.queue) {
-				st.queue, st.head = st.queue[:0], 0
-			}
-			n := ev.Object.size()
-			st.qbytes -= n
-			st.sv.backlog.Add(-n)
-			return ev, true, false, 0
+			return st.popLocked(), true, false, 0
 		case st.end:
 			return Event{}, false, st.endReset, st.endCode
 		}
@@ -224,6 +216,41 @@ func (st *outStream) next() (ev Event, ok, reset bool, code wire.StreamResetCode
 			st.dropQueueLocked()
 		}
 	}
+}
+
+// popLocked takes the first queued object. Called with st.mu held and the
+// queue not empty.
+func (st *outStream) popLocked() Event {
+	ev := st.queue[st.head]
+	st.queue[st.head] = Event{}
+	if st.head++; st.head == len(st.queue) {
+		st.queue, st.head = st.queue[:0], 0
+	}
+	n := ev.Object.size()
+	st.qbytes -= n
+	st.sv.backlog.Add(-n)
+	return ev
+}
+
+// peekQueued returns the first queued object, or nil.
+func (st *outStream) peekQueued() *Object {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.stopped || st.head >= len(st.queue) {
+		return nil
+	}
+	return st.queue[st.head].Object
+}
+
+// popQueued takes o off the queue if it is still the first queued object.
+func (st *outStream) popQueued(o *Object) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.stopped || st.head >= len(st.queue) || st.queue[st.head].Object != o {
+		return false
+	}
+	st.popLocked()
+	return true
 }
 
 // run writes the stream until its subgroup ends or it is abandoned.
@@ -302,8 +329,16 @@ func (st *outStream) writeObject(ev Event) (bool, wire.StreamResetCode) {
 			return false, st.failCode(err, deadline)
 		}
 	}
-	if err := st.writeFramed(o, deadline); err != nil {
+	last, err := st.writeFramed(o, now, deadline)
+	if err != nil {
 		return false, err.code(st, deadline)
+	}
+	if last != o {
+		// Objects queued behind o went in the same write: the stream's
+		// deadline is the last one's.
+		if r, _, _ := sv.remaining(last, now); r > 0 {
+			deadline = now.Add(r)
+		}
 	}
 	if !deadline.IsZero() {
 		// The transport takes small writes at once and then keeps
@@ -414,14 +449,20 @@ func (e *writeError) code(st *outStream, deadline time.Time) wire.StreamResetCod
 
 // writeFramed writes the subgroup header if it is due, the object header
 // and the payload: in one stream write unless the payload is larger than
-// maxBatchedPayload.
-func (st *outStream) writeFramed(o *Object, deadline time.Time) *writeError {
+// maxBatchedPayload. Objects already queued behind o join the write while
+// the payloads stay within maxBatchedPayload and none is late: a writer that
+// lags (a busy relay) then makes one transport write, and wakes the
+// connection's sender once, for several objects. It returns the last
+// object written.
+func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *writeError) {
 	sv := st.sv
-	st.hdr = wire.ObjectHeader{ID: o.ID, Status: o.Status, Extensions: o.Extensions, PayloadLength: uint64(len(o.Payload))}
 	batch := len(o.Payload) <= maxBatchedPayload
 	n := writeBufHeadroom + len(o.Extensions)
 	if batch {
 		n += len(o.Payload)
+		if st.peekQueued() != nil {
+			n = maxBatchedPayload + writeBufHeadroom // room for those queued
+		}
 	}
 	bp := getWriteBuf(n)
 	defer putWriteBuf(bp)
@@ -430,33 +471,57 @@ func (st *outStream) writeFramed(o *Object, deadline time.Time) *writeError {
 	if st.headerDue {
 		if buf, err = wire.AppendSubgroupHeader(buf, &st.state.Header); err != nil {
 			sv.s.log.Debug("subgroup header not encodable", "group", o.Group, "subgroup", o.Subgroup, "err", err)
-			return &writeError{encode: true, err: err}
+			return o, &writeError{encode: true, err: err}
 		}
-	}
-	if buf, err = st.state.AppendObject(buf, &st.hdr); err != nil {
-		sv.s.log.Debug("subgroup object not encodable", "group", o.Group, "subgroup", o.Subgroup, "object", o.ID, "err", err)
-		return &writeError{encode: true, err: err}
-	}
-	if tr := sv.s.cfg.Tracer; tr != nil {
-		if st.headerDue {
+		if tr := sv.s.cfg.Tracer; tr != nil {
 			tr.SubgroupHeader(true, &st.state.Header)
 		}
-		tr.SubgroupObject(true, &st.state.Header, &st.hdr)
+		st.headerDue = false
 	}
-	st.headerDue = false
-	if batch {
-		buf = append(buf, o.Payload...)
+	if buf, err = st.appendObject(buf, o, batch); err != nil {
+		return o, &writeError{encode: true, err: err}
+	}
+	last, payload := o, len(o.Payload)
+	for batch {
+		next := st.peekQueued()
+		if next == nil || payload+len(next.Payload) > maxBatchedPayload || len(buf)+len(next.Payload)+len(next.Extensions)+writeBufHeadroom > cap(buf) {
+			break
+		}
+		if _, late, _ := sv.remaining(next, now); late || !st.popQueued(next) {
+			break // a late object resets the stream: the next round does it
+		}
+		if buf, err = st.appendObject(buf, next, true); err != nil {
+			return next, &writeError{encode: true, err: err}
+		}
+		last, payload = next, payload+len(next.Payload)
 	}
 	*bp = buf
 	if err := st.write(buf, deadline); err != nil {
-		return &writeError{err: err}
+		return last, &writeError{err: err}
 	}
 	if !batch {
 		if err := st.write(o.Payload, deadline); err != nil {
-			return &writeError{err: err}
+			return o, &writeError{err: err}
 		}
 	}
-	return nil
+	return last, nil
+}
+
+// appendObject appends o's object header, and its payload if withPayload.
+func (st *outStream) appendObject(buf []byte, o *Object, withPayload bool) ([]byte, error) {
+	st.hdr = wire.ObjectHeader{ID: o.ID, Status: o.Status, Extensions: o.Extensions, PayloadLength: uint64(len(o.Payload))}
+	buf, err := st.state.AppendObject(buf, &st.hdr)
+	if err != nil {
+		st.sv.s.log.Debug("subgroup object not encodable", "group", o.Group, "subgroup", o.Subgroup, "object", o.ID, "err", err)
+		return buf, err
+	}
+	if tr := st.sv.s.cfg.Tracer; tr != nil {
+		tr.SubgroupObject(true, &st.state.Header, &st.hdr)
+	}
+	if withPayload {
+		buf = append(buf, o.Payload...)
+	}
+	return buf, nil
 }
 
 // maxExpiring bounds the finished streams a subscription keeps to reset at
