@@ -250,37 +250,49 @@ func TestDeliveryTimeoutAndMaxCacheDuration(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		tracks := &moqtransport.Tracks{}
 		name := wire.FullTrackName{Namespace: wire.Namespace{"dt"}, Name: "t"}
-		// The track's clock runs a second ahead after each reading while
-		// jumping is set: an object written then is a second old to any
-		// later reading, whichever goroutine makes it.
+		// The track's clock runs a jump ahead after each reading while
+		// jumping is set: an object written then is at least a jump old
+		// to any later reading, whichever goroutine makes it. The jump is
+		// well past the delivery timeout, and the delivery timeout well
+		// past what a loaded machine takes to send a fresh object (the
+		// stream of an object is reset at its deadline, so a reader that
+		// is slower than the delivery timeout loses it); MAX_CACHE_DURATION
+		// is past any number of jumps the few readings made while jumping
+		// can add, so the late object is dropped for its delivery timeout
+		// alone and its group stays in the cache.
+		const (
+			jump     = 30 * time.Second
+			delivery = 10 * time.Second
+			maxCache = time.Hour
+		)
 		var offset atomic.Int64
 		var jumping atomic.Bool
 		tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{Now: func() time.Time {
 			if jumping.Load() {
-				return time.Now().Add(time.Duration(offset.Add(int64(time.Second)) - int64(time.Second)))
+				return time.Now().Add(time.Duration(offset.Add(int64(jump)) - int64(jump)))
 			}
 			return time.Now().Add(time.Duration(offset.Load()))
 		}})
-		tr.SetTimeouts(0, 5*time.Second)
+		tr.SetTimeouts(0, maxCache)
 		tracks.Add(tr)
 		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks})
 		client, _ := e.dial(nil)
 		ctx := timeout(t)
 		sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{
-			Params: wire.Parameters{}.WithVarint(wire.ParamDeliveryTimeout, 200), // ms
+			Params: wire.Parameters{}.WithVarint(wire.ParamDeliveryTimeout, uint64(delivery/time.Millisecond)),
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if delivery, maxCache := sub.Track().Timeouts(); delivery != 0 || maxCache != 5*time.Second {
-			t.Errorf("the subscriber learned timeouts %v %v, want MAX_CACHE_DURATION 5s", delivery, maxCache)
+		if d, c := sub.Track().Timeouts(); d != 0 || c != maxCache {
+			t.Errorf("the subscriber learned timeouts %v %v, want MAX_CACHE_DURATION %v", d, c, maxCache)
 		}
 		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
 		defer r.Close()
-		// An object stamped a second ago is past the 200 ms delivery
-		// timeout: the subgroup is abandoned whole before its first
-		// byte, so even its fresh later object is not sent; the next
-		// group starts on a stream of its own.
+		// An object stamped a jump ago is past the delivery timeout: the
+		// subgroup is abandoned whole before its first byte, so even its
+		// fresh later object is not sent; the next group starts on a
+		// stream of its own.
 		jumping.Store(true)
 		w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
 		_ = w.Write(0, nil, []byte("late"))

@@ -281,6 +281,11 @@ func (s *Session) readFetchStream(str ReceiveStream, r *wire.StreamReader) {
 	}
 	var end error
 	defer func() {
+		// The fetch is over before Next can see its end: a Cancel made
+		// after Next returned sends no FETCH_CANCEL for it.
+		s.mu.Lock()
+		delete(s.fetches, id)
+		s.mu.Unlock()
 		f.mu.Lock()
 		f.err = end
 		if f.bad != nil {
@@ -288,9 +293,6 @@ func (s *Session) readFetchStream(str ReceiveStream, r *wire.StreamReader) {
 		}
 		f.mu.Unlock()
 		close(f.ch)
-		s.mu.Lock()
-		delete(s.fetches, id)
-		s.mu.Unlock()
 	}()
 	var prev wire.Location
 	for i := 0; ; i++ {
