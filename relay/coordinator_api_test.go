@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 // registry is a moq-api registry over a redis-server of the test's own.
 type registry struct {
 	redis  *redistest.Server
+	rdb    *redis.Client // the registry's own client of redis
 	url    string
 	client *api.Client
 }
@@ -42,7 +44,7 @@ func startRegistry(t *testing.T, ttl time.Duration) *registry {
 		hs.Close()
 		_ = rdb.Close()
 	})
-	return &registry{redis: rs, url: hs.URL, client: c}
+	return &registry{redis: rs, rdb: rdb, url: hs.URL, client: c}
 }
 
 // origin returns the URL the registry has for ns in scope, "" for none.
@@ -163,19 +165,38 @@ func TestAPICoordinator(t *testing.T) {
 }
 
 // TestAPICoordinatorRefresh: a registration outlives the registry's TTL by
-// its refreshes, and comes back when the registry loses it.
+// its refreshes, and comes back when the registry loses it. Time passing is
+// Redis's PEXPIRE, not sleeps: the registry's TTL is long, the relay
+// refreshes often, and each round leaves the entry a moment to live that
+// only a refresh can extend, so a loaded machine changes nothing.
 func TestAPICoordinatorRefresh(t *testing.T) {
-	const ttl = 300 * time.Millisecond
-	reg := startRegistry(t, ttl)
-	c := reg.apiCoordinator(t, "moqt://a", ttl)
+	const (
+		registryTTL = 10 * time.Second
+		relayTTL    = 100 * time.Millisecond // a refresh every 50 ms
+		left        = 5 * time.Second        // what a round leaves the entry
+	)
+	reg := startRegistry(t, registryTTL)
+	c := reg.apiCoordinator(t, "moqt://a", relayTTL)
 	ns := wire.Namespace{"live"}
 	r, err := c.Register(context.Background(), "", ns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * ttl)
-	if got := reg.origin(t, "", ns); got != "moqt://a" {
-		t.Fatalf("after 3 TTLs the registry has %q", got)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	key := api.KeyPrefix + relay.RegistryKey("", ns)
+	for round := range 3 {
+		// Time passes: the entry has a moment left; a refresh gives it
+		// the registry's whole TTL again.
+		if err := reg.rdb.PExpire(ctx, key, left).Err(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, fmt.Sprintf("refresh %d to renew the entry", round+1), func() bool {
+			return reg.rdb.PTTL(ctx, key).Val() > left+time.Second
+		})
+		if got := reg.origin(t, "", ns); got != "moqt://a" {
+			t.Fatalf("after refresh %d the registry has %q", round+1, got)
+		}
 	}
 	// The registry loses it (Redis restarted empty): the next refresh
 	// finds it gone (PATCH 404) and registers it again.
@@ -184,8 +205,11 @@ func TestAPICoordinatorRefresh(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// No refresh brings it back after Close.
-	time.Sleep(ttl)
+	if got := reg.origin(t, "", ns); got != "" {
+		t.Errorf("after Close the registry has %q", got)
+	}
+	// No refresh brings it back after Close (several refresh periods).
+	time.Sleep(2 * relayTTL)
 	if got := reg.origin(t, "", ns); got != "" {
 		t.Errorf("after Close the registry has %q", got)
 	}
