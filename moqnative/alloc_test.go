@@ -53,12 +53,26 @@ func TestReadWriteAllocs(t *testing.T) {
 					}
 				}
 			}
-			if got, lib := testing.AllocsPerRun(100, write(w)), testing.AllocsPerRun(100, write(rawW)); got != lib {
+			if got, lib := minAllocs(write(w)), minAllocs(write(rawW)); got != lib {
 				t.Errorf("allocations per Write: %v, the library's alone %v", got, lib)
 			}
-			if got, lib := testing.AllocsPerRun(100, read(r)), testing.AllocsPerRun(100, read(rawR)); got != lib {
+			if got, lib := minAllocs(read(r)), minAllocs(read(rawR)); got != lib {
 				t.Errorf("allocations per Read: %v, the library's alone %v", got, lib)
 			}
 		})
 	}
+}
+
+// minAllocs is f's allocations per call, the least of several
+// measurements. testing.AllocsPerRun counts every goroutine's allocations,
+// and quic-go's connection goroutines (sending, acknowledging, timers) run
+// while it measures: what they allocate only adds to a measurement, and on
+// a loaded machine more of it can fall inside one. An allocation made by f
+// itself is in every measurement.
+func minAllocs(f func()) float64 {
+	least := testing.AllocsPerRun(100, f)
+	for range 4 {
+		least = min(least, testing.AllocsPerRun(100, f))
+	}
+	return least
 }
