@@ -162,7 +162,7 @@ func TestPausedSubscriptionAndUpdate(t *testing.T) {
 		if err := sub.Update(ctx, wire.Location{Group: 1}, true, 4, 1, true); err == nil {
 			t.Error("an update that moves the start back was sent")
 		}
-		waitUntilServed(t, tr) // the update reached the publisher
+		waitUntilServed(ctx, t, client, name) // the update reached the publisher
 		publishObjects(t, tr, 2, 6, 2)
 		got := waitObjects(ctx, t, r, 4)
 		for _, o := range got {
@@ -184,11 +184,15 @@ func TestPausedSubscriptionAndUpdate(t *testing.T) {
 	})
 }
 
-// waitUntilServed gives the control stream time to carry a message that has
-// no answer (SUBSCRIBE_UPDATE).
-func waitUntilServed(t *testing.T, _ *moqtransport.Track) {
+// waitUntilServed returns once the peer has handled the control messages
+// sent so far, even those that have no answer (SUBSCRIBE_UPDATE): the peer
+// handles its control stream in order, so the answer to a TRACK_STATUS
+// sent after them comes after they took effect.
+func waitUntilServed(ctx context.Context, t *testing.T, s *moqtransport.Session, name wire.FullTrackName) {
 	t.Helper()
-	time.Sleep(200 * time.Millisecond)
+	if _, err := s.TrackStatus(ctx, name.Namespace, name.Name); err != nil {
+		t.Fatalf("TRACK_STATUS behind the control messages: %v", err)
+	}
 }
 
 func TestPublishDoneStatusAndStreamCount(t *testing.T) {
