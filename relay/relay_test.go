@@ -459,21 +459,22 @@ func TestSubscribeNamespace(t *testing.T) {
 				t.Errorf("overlapping prefix %v: %v, want NAMESPACE_PREFIX_OVERLAP", p, err)
 			}
 		}
-		// After UNSUBSCRIBE_NAMESPACE nothing new is announced, and the
-		// prefix is free again.
+		// After UNSUBSCRIBE_NAMESPACE the prefix is free again, and
+		// nothing new is announced. The relay handles the session's
+		// control stream in order: once the SUBSCRIBE_NAMESPACE sent
+		// after it is answered, the UNSUBSCRIBE_NAMESPACE has taken effect.
 		if err := nsub.Close(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		if _, err := s.SubscribeNamespace(ctx, wire.Namespace{"live", "x"}, nil); err != nil {
+			t.Errorf("prefix after UNSUBSCRIBE_NAMESPACE: %v", err)
+		}
 		if _, err := pub.PublishNamespace(ctx, wire.Namespace{"live", "c"}, nil); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // room for a wrong announcement to arrive
 		if got, _ := a.seen(); len(got) != 2 {
 			t.Errorf("announced after UNSUBSCRIBE_NAMESPACE: %v", got)
-		}
-		if _, err := s.SubscribeNamespace(ctx, wire.Namespace{"live", "x"}, nil); err != nil {
-			t.Errorf("prefix after UNSUBSCRIBE_NAMESPACE: %v", err)
 		}
 	})
 }
