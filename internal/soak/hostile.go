@@ -1,0 +1,613 @@
+package soak
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+	"github.com/moqgo/moq/relay"
+)
+
+// hostile plays the behaviours of issue 10 against the relay.
+type hostile struct {
+	cfg     *Config
+	c       *counters
+	run     string
+	legitNS wire.Namespace // a namespace a legitimate publisher owns
+}
+
+// behaviour is one hostile action; it records its outcome(s).
+type behaviour struct {
+	name string
+	act  func(h *hostile, ctx context.Context, n int)
+}
+
+// behaviours are the rows of issue 10 a client can play, in the order the
+// workers cycle through them.
+var behaviours = []behaviour{
+	{"churn", (*hostile).churn},
+	{"bad-path", (*hostile).badPath},
+	{"partial-objects", (*hostile).partialObjects},
+	{"uni-streams", (*hostile).uniStreams},
+	{"deaf-publisher", (*hostile).deafPublisher},
+	{"deaf-ns-subscriber", (*hostile).deafNamespaceSubscriber},
+	{"publish-hijack", (*hostile).publishHijack},
+	{"fake-relay-peer", (*hostile).fakePeer},
+	{"extreme-fetch", (*hostile).extremeFetch},
+}
+
+// worker w cycles through the behaviours until ctx ends, starting at w so
+// that workers play different behaviours at once. Its k-th action is
+// numbered k*workers+w: no two actions share a number (nor a namespace).
+func (h *hostile) worker(ctx context.Context, w int) {
+	for k := 0; ctx.Err() == nil; k++ {
+		b := behaviours[(w+k)%len(behaviours)]
+		b.act(h, ctx, k*h.cfg.HostileWorkers+w)
+		sleep(ctx, h.cfg.HostilePause)
+	}
+}
+
+// ns is a namespace unique to action n of behaviour what.
+func (h *hostile) ns(what string, n int) wire.Namespace {
+	return wire.Namespace{"soak-" + what, h.run, strconv.Itoa(n)}
+}
+
+// ended reports whether the action was cut short by the end of the run;
+// its outcome is then not counted.
+func ended(ctx context.Context) bool { return ctx.Err() != nil }
+
+// churn: sessions that set up, send PUBLISH_NAMESPACE and close at once.
+func (h *hostile) churn(ctx context.Context, n int) {
+	const what = "churn"
+	count := h.cfg.scaled(50)
+	var failed int
+	for i := range count {
+		if ended(ctx) {
+			return
+		}
+		s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
+		if err != nil {
+			failed++
+			continue
+		}
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			actx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
+			defer cancel()
+			_, _ = s.PublishNamespace(actx, h.ns(what, n*1000+i), nil)
+		}()
+		closeFn()
+		<-sent
+	}
+	if ended(ctx) {
+		return
+	}
+	if failed > 0 {
+		h.c.outcome(what, fmt.Sprintf("%d sessions refused or failed", failed), false)
+	}
+	h.c.outcome(what, fmt.Sprintf("%d connect-and-close", count), false)
+}
+
+// badPath: setups with a malformed PATH, which the relay must refuse.
+func (h *hostile) badPath(ctx context.Context, _ int) {
+	const what = "bad-path"
+	for range h.cfg.scaled(20) {
+		s, closeFn, err := dial(ctx, h.cfg, "/bad//path", moqtransport.Config{})
+		if ended(ctx) {
+			closeFn()
+			return
+		}
+		switch {
+		case err != nil:
+			h.c.outcome(what, "refused: "+errKind(errors.Unwrap(err)), false)
+		default:
+			// WebTransport carries the path in CONNECT: the relay may
+			// close the session right after setup.
+			select {
+			case <-s.Done():
+				h.c.outcome(what, "closed: "+errKind(s.Err()), false)
+			case <-time.After(h.cfg.AnswerWait):
+				h.c.outcome(what, "a bad PATH was accepted", true)
+			}
+		}
+		closeFn()
+	}
+}
+
+// rawConn dials the relay without a session: the caller drives the
+// connection's streams itself.
+func (h *hostile) rawConn(ctx context.Context) (*moqnative.Dialed, error) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return moqnative.Dial(dctx, h.cfg.URL, moqnative.ClientConfig{TLS: h.cfg.TLS})
+}
+
+// partialObjects: a publisher PUBLISHes a track, then opens streams of it
+// that each declare a 1 MiB object and send a few bytes; half stall, half
+// are reset. It holds them for a while and closes.
+func (h *hostile) partialObjects(ctx context.Context, n int) {
+	const what = "partial-objects"
+	d, err := h.rawConn(ctx)
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "dial: "+errKind(err), false)
+		}
+		return
+	}
+	defer d.Close()
+	scfg := moqtransport.Config{Path: d.Path, Authority: d.Authority}
+	cctx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
+	defer cancel()
+	s, err := moqtransport.Connect(cctx, d.Conn, &scfg)
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "setup: "+errKind(err), false)
+		}
+		return
+	}
+	defer s.Close()
+	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: h.ns(what, n), Name: "big"}, moqtransport.TrackConfig{})
+	defer tr.Close(nil)
+	pub, err := s.Publish(cctx, tr, moqtransport.PublishOptions{})
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "PUBLISH refused: "+errKind(err), false)
+		}
+		return
+	}
+	alias := pub.RequestID()
+	streams := h.cfg.scaled(300)
+	var opened int
+	for g := range streams {
+		hd := wire.SubgroupHeader{TrackAlias: alias, GroupID: uint64(1000 + g), IDMode: wire.SubgroupIDZero}
+		b, _ := wire.AppendSubgroupHeader(nil, &hd)
+		b, _ = wire.NewSubgroupState(hd).AppendObject(b, &wire.ObjectHeader{Group: hd.GroupID, ID: 0, PayloadLength: 1 << 20})
+		b = append(b, "a few bytes"...)
+		octx, ocancel := context.WithTimeout(ctx, time.Second)
+		str, err := d.Conn.OpenUniStreamSync(octx)
+		ocancel()
+		if err != nil {
+			break
+		}
+		opened++
+		if _, err := str.Write(b); err != nil {
+			break
+		}
+		if g%2 == 1 {
+			str.CancelWrite(0)
+		}
+	}
+	hold(ctx, s, h.cfg.AnswerWait/2)
+	if ended(ctx) {
+		return
+	}
+	if s.Err() != nil {
+		h.c.outcome(what, fmt.Sprintf("relay closed the session after %d streams: %s", opened, errKind(s.Err())), false)
+		return
+	}
+	h.c.outcome(what, fmt.Sprintf("%d of %d streams opened, session kept", opened, streams), false)
+}
+
+// hold waits d, or until s ends or ctx ends.
+func hold(ctx context.Context, s *moqtransport.Session, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-s.Done():
+	case <-t.C:
+	}
+}
+
+// uniStreams: many uni streams, each with a subgroup header for a track
+// alias the relay never gave, held open.
+func (h *hostile) uniStreams(ctx context.Context, n int) {
+	const what = "uni-streams"
+	d, err := h.rawConn(ctx)
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "dial: "+errKind(err), false)
+		}
+		return
+	}
+	defer d.Close()
+	cctx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
+	defer cancel()
+	s, err := moqtransport.Connect(cctx, d.Conn, &moqtransport.Config{Path: d.Path, Authority: d.Authority})
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "setup: "+errKind(err), false)
+		}
+		return
+	}
+	defer s.Close()
+	want := h.cfg.scaled(2000)
+	opened := 0
+	for i := range want {
+		hd := wire.SubgroupHeader{TrackAlias: uint64(1<<20 + n), GroupID: uint64(i), IDMode: wire.SubgroupIDZero}
+		b, _ := wire.AppendSubgroupHeader(nil, &hd)
+		octx, ocancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		str, err := d.Conn.OpenUniStreamSync(octx)
+		ocancel()
+		if err != nil {
+			break
+		}
+		opened++
+		if _, err := str.Write(b); err != nil {
+			break
+		}
+	}
+	hold(ctx, s, h.cfg.AnswerWait/2)
+	if ended(ctx) {
+		return
+	}
+	limit := "all opened"
+	if opened < want {
+		limit = "stream limit reached"
+	}
+	end := "session kept"
+	if s.Err() != nil {
+		end = "relay closed the session: " + errKind(s.Err())
+	}
+	h.c.outcome(what, fmt.Sprintf("%s, %s", limit, end), false)
+}
+
+// rawControl is a client that speaks the control stream itself, so that it
+// can stop reading it.
+type rawControl struct {
+	d    *moqnative.Dialed
+	ctrl moqtransport.Stream
+	r    *wire.ControlReader
+}
+
+// rawSetup dials, sends CLIENT_SETUP and reads SERVER_SETUP.
+func (h *hostile) rawSetup(ctx context.Context) (*rawControl, error) {
+	d, err := h.rawConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rc := &rawControl{d: d}
+	sctx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
+	defer cancel()
+	if rc.ctrl, err = d.Conn.OpenStreamSync(sctx); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	ps := wire.Parameters{}.WithVarint(wire.SetupParamMaxRequestID, 100)
+	if d.Conn.Protocol() == moqtransport.ProtocolQUIC {
+		ps = ps.WithBytes(wire.SetupParamPath, []byte(d.Path))
+	}
+	if err := rc.send(&wire.ClientSetup{Versions: []wire.Version{wire.Draft14}, Params: ps}); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	rc.r = wire.NewControlReader(rc.ctrl)
+	if _, err := rc.expect(sctx, wire.TypeServerSetup); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	return rc, nil
+}
+
+func (rc *rawControl) send(m wire.Message) error {
+	b, err := wire.AppendMessage(nil, m)
+	if err != nil {
+		return err
+	}
+	_, err = rc.ctrl.Write(b)
+	return err
+}
+
+// expect reads messages until one of the types ts (skipping MAX_REQUEST_ID
+// and the like), or ctx ends (the connection is then closed).
+func (rc *rawControl) expect(ctx context.Context, ts ...wire.MessageType) (wire.Message, error) {
+	type res struct {
+		m   wire.Message
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		for {
+			m, err := rc.r.ReadMessage()
+			if err != nil || slices.Contains(ts, m.Type()) {
+				ch <- res{m, err}
+				return
+			}
+			if ctx.Err() != nil {
+				ch <- res{nil, ctx.Err()}
+				return
+			}
+		}
+	}()
+	select {
+	case r := <-ch:
+		return r.m, r.err
+	case <-ctx.Done():
+		_ = rc.d.Close() // ends the reader
+		<-ch
+		return nil, ctx.Err()
+	}
+}
+
+// deafPublisher: a publisher announces a namespace and then stops reading
+// its control stream; SUBSCRIBEs for its tracks arrive from another
+// session. Each must be answered (the relay may close the deaf session).
+func (h *hostile) deafPublisher(ctx context.Context, n int) {
+	const what = "deaf-publisher"
+	rc, err := h.rawSetup(ctx)
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "raw setup: "+errKind(err), false)
+		}
+		return
+	}
+	defer rc.d.Close()
+	ns := h.ns(what, n)
+	if err := rc.send(&wire.PublishNamespace{RequestID: 0, Namespace: ns}); err != nil {
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
+	m, err := rc.expect(actx, wire.TypePublishNamespaceOK, wire.TypePublishNamespaceError)
+	cancel()
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "PUBLISH_NAMESPACE unanswered: "+errKind(err), errors.Is(err, context.DeadlineExceeded))
+		}
+		return
+	}
+	if e, ok := m.(*wire.PublishNamespaceError); ok {
+		h.c.outcome(what, fmt.Sprintf("PUBLISH_NAMESPACE refused: 0x%x %s", uint64(e.Code), e.Reason), false)
+		return
+	}
+	// From here on nothing reads rc's control stream.
+	s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "prober "+errKind(err), false)
+		}
+		return
+	}
+	defer closeFn()
+	count := h.cfg.scaled(50)
+	var (
+		mu       sync.Mutex
+		answered = map[string]int{}
+		wg       sync.WaitGroup
+	)
+	for i := range count {
+		wg.Go(func() {
+			sctx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
+			defer cancel()
+			sub, err := s.Subscribe(sctx, ns, "t"+strconv.Itoa(i), moqtransport.SubscribeOptions{})
+			k := "answered"
+			switch {
+			case err == nil:
+				_ = sub.Unsubscribe()
+			case errors.Is(err, context.DeadlineExceeded):
+				k = "unanswered"
+			}
+			mu.Lock()
+			answered[k]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if ended(ctx) {
+		return
+	}
+	if u := answered["unanswered"]; u > 0 {
+		some := "some"
+		if u == count {
+			some = "all"
+		}
+		h.c.outcome(what, fmt.Sprintf("%s of %d SUBSCRIBEs unanswered in %v", some, count, h.cfg.AnswerWait), true)
+		return
+	}
+	h.c.outcome(what, fmt.Sprintf("all %d SUBSCRIBEs answered", count), false)
+}
+
+// deafNamespaceSubscriber: a SUBSCRIBE_NAMESPACE session that never reads
+// its control stream, while another session announces and withdraws
+// namespaces under its prefix.
+func (h *hostile) deafNamespaceSubscriber(ctx context.Context, n int) {
+	const what = "deaf-ns-subscriber"
+	rc, err := h.rawSetup(ctx)
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "raw setup: "+errKind(err), false)
+		}
+		return
+	}
+	defer rc.d.Close()
+	prefix := h.ns(what, n)
+	if err := rc.send(&wire.SubscribeNamespace{RequestID: 0, Prefix: prefix}); err != nil {
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
+	m, err := rc.expect(actx, wire.TypeSubscribeNamespaceOK, wire.TypeSubscribeNamespaceError)
+	cancel()
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "SUBSCRIBE_NAMESPACE unanswered: "+errKind(err), errors.Is(err, context.DeadlineExceeded))
+		}
+		return
+	}
+	if e, ok := m.(*wire.SubscribeNamespaceError); ok {
+		h.c.outcome(what, fmt.Sprintf("SUBSCRIBE_NAMESPACE refused: 0x%x %s", uint64(e.Code), e.Reason), false)
+		return
+	}
+	s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "announcer "+errKind(err), false)
+		}
+		return
+	}
+	defer closeFn()
+	rounds := h.cfg.scaled(200)
+	for i := range rounds {
+		pctx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
+		p, err := s.PublishNamespace(pctx, append(slices.Clone(prefix), strconv.Itoa(i)), nil)
+		cancel()
+		if ended(ctx) {
+			return
+		}
+		if err != nil {
+			h.c.outcome(what, "announce churn: "+errKind(err), errors.Is(err, context.DeadlineExceeded))
+			return
+		}
+		_ = p.Close()
+	}
+	h.c.outcome(what, fmt.Sprintf("%d announce/withdraw answered", rounds), false)
+}
+
+// publishHijack: PUBLISH of a track under a legitimate publisher's
+// namespace, and PUBLISH_NAMESPACE of it; both must be refused.
+func (h *hostile) publishHijack(ctx context.Context, _ int) {
+	const what = "publish-hijack"
+	s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, errKind(err), false)
+		}
+		return
+	}
+	defer closeFn()
+	h.hijack(ctx, what, s)
+}
+
+func (h *hostile) hijack(ctx context.Context, what string, s *moqtransport.Session) {
+	actx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
+	defer cancel()
+	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: h.legitNS, Name: "t"}, moqtransport.TrackConfig{})
+	defer tr.Close(nil)
+	_, err := s.Publish(actx, tr, moqtransport.PublishOptions{})
+	if ended(ctx) {
+		return
+	}
+	h.refusal(what, "PUBLISH", err)
+	_, err = s.PublishNamespace(actx, h.legitNS, nil)
+	if ended(ctx) {
+		return
+	}
+	h.refusal(what, "PUBLISH_NAMESPACE", err)
+}
+
+// refusal records the answer to a request that must be refused.
+func (h *hostile) refusal(what, req string, err error) {
+	switch {
+	case err == nil:
+		h.c.outcome(what, req+" of another's namespace accepted", true)
+	case errors.Is(err, context.DeadlineExceeded):
+		h.c.outcome(what, req+" unanswered", true)
+	default:
+		h.c.outcome(what, req+" refused: "+errKind(err), false)
+	}
+}
+
+// fakePeer: a client sends the relay-peer setup parameter, then tries to
+// take a legitimate publisher's namespace.
+func (h *hostile) fakePeer(ctx context.Context, _ int) {
+	const what = "fake-relay-peer"
+	s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{
+		SetupParams: wire.Parameters{}.WithVarint(relay.ParamRelayHop, 1)})
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "session refused: "+errKind(errors.Unwrap(err)), false)
+		}
+		return
+	}
+	defer closeFn()
+	h.hijack(ctx, what, s)
+}
+
+// extremeFetch: a track whose largest object is in group 2^62-1, and
+// joining and standalone FETCHes at the ends of the location space; each
+// must be answered.
+func (h *hostile) extremeFetch(ctx context.Context, n int) {
+	const what = "extreme-fetch"
+	name := wire.FullTrackName{Namespace: h.ns(what, n), Name: "t"}
+	ps, closePub, err := dial(ctx, h.cfg, "", moqtransport.Config{})
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "publisher "+errKind(err), false)
+		}
+		return
+	}
+	defer closePub()
+	tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
+	defer tr.Close(nil)
+	actx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
+	defer cancel()
+	if _, err := ps.Publish(actx, tr, moqtransport.PublishOptions{}); err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "PUBLISH refused: "+errKind(err), false)
+		}
+		return
+	}
+	if w, err := tr.OpenSubgroup(wire.MaxVarint, 0, moqtransport.SubgroupOptions{}); err == nil {
+		_ = w.Write(0, nil, []byte("last"))
+		_ = w.Close()
+	}
+	s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "fetcher "+errKind(err), false)
+		}
+		return
+	}
+	defer closeFn()
+	record := func(req string, err error) {
+		switch {
+		case ended(ctx):
+		case errors.Is(err, context.DeadlineExceeded):
+			h.c.outcome(what, req+" unanswered", true)
+		case err != nil:
+			h.c.outcome(what, req+" answered: "+errKind(err), false)
+		default:
+			h.c.outcome(what, req+" answered: OK", false)
+		}
+	}
+	for _, j := range []struct {
+		req      string
+		absolute bool
+		start    uint64
+	}{
+		{"joining FETCH relative 0", false, 0},
+		{"joining FETCH relative 2^62-1", false, wire.MaxVarint},
+		{"joining FETCH absolute 2^62-1", true, wire.MaxVarint},
+	} {
+		jctx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
+		sub, jf, err := s.SubscribeJoin(jctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{},
+			moqtransport.FetchOptions{Absolute: j.absolute, JoiningStart: j.start})
+		if err != nil {
+			cancel()
+			record("SUBSCRIBE with "+j.req, err)
+			continue
+		}
+		f, err := jf.Wait(jctx)
+		cancel()
+		record(j.req, err)
+		if f != nil {
+			_ = f.Cancel()
+		}
+		jf.Cancel()
+		_ = sub.Unsubscribe()
+	}
+	fctx, fcancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
+	f, err := s.Fetch(fctx, moqtransport.FetchOptions{Namespace: name.Namespace, Name: name.Name,
+		Start: wire.Location{Group: wire.MaxVarint}, End: wire.Location{Group: wire.MaxVarint}})
+	fcancel()
+	record("standalone FETCH of group 2^62-1", err)
+	if f != nil {
+		_ = f.Cancel()
+	}
+}

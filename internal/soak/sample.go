@@ -1,0 +1,194 @@
+package soak
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// sampler reads the relay's resources and prints a row per sample.
+type sampler struct {
+	cfg     *Config
+	c       *counters
+	start   time.Time
+	http    *http.Client
+	samples []Sample
+	lastAt  time.Duration
+	lastDel int64
+	over    map[string]bool
+	viol    []string
+}
+
+func newSampler(cfg *Config, c *counters, start time.Time) *sampler {
+	s := &sampler{cfg: cfg, c: c, start: start, http: &http.Client{Timeout: 5 * time.Second}, over: map[string]bool{}}
+	fmt.Fprintf(cfg.Out, "%8s %8s %6s %5s %5s %10s %8s %8s %7s %5s %6s\n",
+		"time", "rss_mb", "gorout", "fds", "sess", "delivered", "obj/s", "p99_ms", "hostile", "unexp", "errors")
+	return s
+}
+
+func (s *sampler) sample() {
+	at := time.Since(s.start)
+	x := Sample{At: at, RSSMB: -1, Goroutines: -1, FDs: -1, Sessions: -1}
+	if s.cfg.RelayPID > 0 {
+		if kb, err := statusKB(s.cfg.RelayPID, "VmRSS"); err == nil {
+			x.RSSMB = float64(kb) / 1024
+		}
+		if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", s.cfg.RelayPID)); err == nil {
+			x.FDs = len(ents)
+		}
+	}
+	if s.cfg.MetricsURL != "" {
+		x.Goroutines = s.goroutines()
+		x.Sessions = s.sessions()
+	}
+	x.Delivered = s.c.delivered.Load()
+	if dt := (at - s.lastAt).Seconds(); dt > 0 && len(s.samples) > 0 {
+		x.Rate = float64(x.Delivered-s.lastDel) / dt
+	}
+	lat := s.c.takeLatencies()
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		x.P99 = lat[len(lat)*99/100]
+	}
+	x.Hostile = s.c.hostileDone.Load()
+	x.Unexpected = s.c.unexpected.Load()
+	x.Errors = s.c.errTotal()
+	s.lastAt, s.lastDel = at, x.Delivered
+	s.samples = append(s.samples, x)
+	s.check(x)
+	row := formatRow(x, s.cfg.SampleEvery)
+	fmt.Fprintln(s.cfg.Out, row)
+	if s.cfg.Progress != nil && s.cfg.Progress != s.cfg.Out {
+		fmt.Fprintf(s.cfg.Progress, "soak %s/%s: %s\n", roundFor(at, s.cfg.SampleEvery), s.cfg.Duration, strings.TrimSpace(row))
+	}
+}
+
+func formatRow(x Sample, every time.Duration) string {
+	return fmt.Sprintf("%8s %8s %6s %5s %5s %10d %8.1f %8.1f %7d %5d %6d",
+		roundFor(x.At, every), orDash(x.RSSMB >= 0, fmt.Sprintf("%.1f", x.RSSMB)),
+		orDash(x.Goroutines >= 0, strconv.Itoa(x.Goroutines)), orDash(x.FDs >= 0, strconv.Itoa(x.FDs)),
+		orDash(x.Sessions >= 0, strconv.Itoa(x.Sessions)), x.Delivered, x.Rate,
+		float64(x.P99)/float64(time.Millisecond), x.Hostile, x.Unexpected, x.Errors)
+}
+
+// roundFor rounds d to seconds, or to tenths when sampling is faster.
+func roundFor(d, every time.Duration) time.Duration {
+	if every < time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Second)
+}
+
+func orDash(ok bool, s string) string {
+	if ok {
+		return s
+	}
+	return "-"
+}
+
+// check records each budget exceeded, once.
+func (s *sampler) check(x Sample) {
+	exceed := func(name string, over bool, format string, args ...any) {
+		if over && !s.over[name] {
+			s.over[name] = true
+			v := fmt.Sprintf("%s at %s: ", name, roundFor(x.At, s.cfg.SampleEvery)) + fmt.Sprintf(format, args...)
+			s.viol = append(s.viol, v)
+			fmt.Fprintf(s.cfg.Out, "BUDGET EXCEEDED: %s\n", v)
+		}
+	}
+	exceed("rss", s.cfg.MaxRSSMB > 0 && x.RSSMB > s.cfg.MaxRSSMB, "%.1f MB > %.1f MB", x.RSSMB, s.cfg.MaxRSSMB)
+	exceed("goroutines", s.cfg.MaxGoroutines > 0 && x.Goroutines > s.cfg.MaxGoroutines, "%d > %d", x.Goroutines, s.cfg.MaxGoroutines)
+	exceed("fds", s.cfg.MaxFDs > 0 && x.FDs > s.cfg.MaxFDs, "%d > %d", x.FDs, s.cfg.MaxFDs)
+}
+
+// goroutines reads the total of the pprof goroutine profile, -1 if it
+// cannot.
+func (s *sampler) goroutines() int {
+	body, err := s.get("/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return -1
+	}
+	defer body.Close()
+	line, _ := bufio.NewReader(body).ReadString('\n')
+	// "goroutine profile: total 123"
+	if i := strings.LastIndex(line, "total "); i >= 0 {
+		if n, err := strconv.Atoi(strings.TrimSpace(line[i+len("total "):])); err == nil {
+			return n
+		}
+	}
+	return -1
+}
+
+// sessions reads moq_relay_active_connections from /metrics, -1 if it
+// cannot.
+func (s *sampler) sessions() int {
+	body, err := s.get("/metrics")
+	if err != nil {
+		return -1
+	}
+	defer body.Close()
+	sc := bufio.NewScanner(body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "moq_relay_active_connections "); ok {
+			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+func (s *sampler) get(path string) (io.ReadCloser, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(s.cfg.MetricsURL, "/")+path, nil)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		_ = resp.Body.Close()
+		cancel()
+		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return cancelOnClose{resp.Body, cancel}, nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+// statusKB reads a kB field of /proc/PID/status.
+func statusKB(pid int, field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			f := strings.Fields(v)
+			if len(f) >= 1 {
+				return strconv.ParseInt(f[0], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
+}
