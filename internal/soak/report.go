@@ -87,9 +87,9 @@ func resourceStats(r *Report) []stat {
 				st.min, st.max, st.known = v, v, true
 			}
 			st.min, st.max, st.last = min(st.min, v), max(st.max, v), v
-			// The first window starts after the 0 sample: the load is
-			// up by then.
-			if x.At > 0 && x.At <= window+window/2 {
+			// The first window starts after the 0 sample, taken before
+			// the load was up.
+			if x.At > 0 && x.At <= window {
 				fs, fn = fs+v, fn+1
 			}
 			if x.At >= end-window {
