@@ -47,6 +47,7 @@ type config struct {
 	fingerprints   []string
 	failUnexpected bool
 	jsonOut        bool
+	webTransport   bool
 }
 
 func main() {
@@ -96,6 +97,7 @@ func newRootCommand() *cobra.Command {
 	f.StringArrayVar(&cfg.fingerprints, "fingerprint", nil, "with a URL: accept the relay certificate whose SHA-256 is HEX; repeatable")
 	f.BoolVar(&cfg.failUnexpected, "fail-unexpected", false, "also fail if a hostile action got an answer the relay must not give (or none)")
 	f.BoolVar(&cfg.jsonOut, "json", false, "print the report as JSON after the summary")
+	f.BoolVar(&cfg.webTransport, "webtransport", false, "every client of the spawned relay uses WebTransport (https://) instead of raw QUIC")
 	root.SetVersionTemplate("{{.Version}}\n")
 	return root
 }
@@ -121,14 +123,17 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		}
 		defer relay.Stop()
 		s.URL, s.RelayPID, s.MetricsURL = relay.URL, relay.PID, relay.MetricsURL
+		if cfg.webTransport {
+			s.URL = "https://" + strings.TrimPrefix(s.URL, "moqt://")
+		}
 		s.TLS.InsecureSkipVerify = true // its certificate is generated at start
 		fmt.Fprintf(stderr, "%s: relay %s pid %d, metrics %s\n", binaryName, bin, relay.PID, relay.MetricsURL)
 	} else {
 		if err := cli.CheckURL(s.URL); err != nil {
 			return err
 		}
-		if cfg.spawnRelay != "" || len(cfg.relayArgs) > 0 {
-			return errors.New("give a URL or --spawn-relay/--relay-arg, not both")
+		if cfg.spawnRelay != "" || len(cfg.relayArgs) > 0 || cfg.webTransport {
+			return errors.New("give a URL or --spawn-relay/--relay-arg/--webtransport, not both (the URL's scheme chooses the transport)")
 		}
 		s.TLS.InsecureSkipVerify = cfg.disableVerify
 		for _, fp := range cfg.fingerprints {
