@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -269,7 +270,7 @@ type rawControl struct {
 }
 
 // rawSetup dials, sends CLIENT_SETUP and reads SERVER_SETUP.
-func (h *hostile) rawSetup(ctx context.Context) (*rawControl, error) {
+func (h *hostile) rawSetup(ctx context.Context, maxRequests uint64) (*rawControl, error) {
 	d, err := h.rawConn(ctx)
 	if err != nil {
 		return nil, err
@@ -281,7 +282,7 @@ func (h *hostile) rawSetup(ctx context.Context) (*rawControl, error) {
 		_ = d.Close()
 		return nil, err
 	}
-	ps := wire.Parameters{}.WithVarint(wire.SetupParamMaxRequestID, 100)
+	ps := wire.Parameters{}.WithVarint(wire.SetupParamMaxRequestID, maxRequests)
 	if d.Conn.Protocol() == moqtransport.ProtocolQUIC {
 		ps = ps.WithBytes(wire.SetupParamPath, []byte(d.Path))
 	}
@@ -338,11 +339,13 @@ func (rc *rawControl) expect(ctx context.Context, ts ...wire.MessageType) (wire.
 }
 
 // deafPublisher: a publisher announces a namespace and then stops reading
-// its control stream; SUBSCRIBEs for its tracks arrive from another
-// session. Each must be answered (the relay may close the deaf session).
+// its control stream; SUBSCRIBEs for its tracks arrive from other
+// sessions, with long track names, so that the relay's upstream SUBSCRIBEs
+// overflow the publisher's receive window. Each must be answered within
+// UpstreamWait (the relay may close the deaf session).
 func (h *hostile) deafPublisher(ctx context.Context, n int) {
 	const what = "deaf-publisher"
-	rc, err := h.rawSetup(ctx)
+	rc, err := h.rawSetup(ctx, 1000)
 	if err != nil {
 		if !ended(ctx) {
 			h.c.outcome(what, "raw setup: "+errKind(err), false)
@@ -368,50 +371,68 @@ func (h *hostile) deafPublisher(ctx context.Context, n int) {
 		return
 	}
 	// From here on nothing reads rc's control stream.
-	s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
-	if err != nil {
-		if !ended(ctx) {
-			h.c.outcome(what, "prober "+errKind(err), false)
-		}
-		return
-	}
-	defer closeFn()
-	count := h.cfg.scaled(50)
+	const probers = 4
+	perProber := h.cfg.scaled(50)
+	long := strings.Repeat("x", 4000)
+	start := time.Now()
 	var (
-		mu       sync.Mutex
-		answered = map[string]int{}
-		wg       sync.WaitGroup
+		mu         sync.Mutex
+		unanswered int
+		wg         sync.WaitGroup
 	)
-	for i := range count {
-		wg.Go(func() {
-			sctx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
-			defer cancel()
-			sub, err := s.Subscribe(sctx, ns, "t"+strconv.Itoa(i), moqtransport.SubscribeOptions{})
-			k := "answered"
-			switch {
-			case err == nil:
-				_ = sub.Unsubscribe()
-			case errors.Is(err, context.DeadlineExceeded):
-				k = "unanswered"
+	for p := range probers {
+		s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
+		if err != nil {
+			if !ended(ctx) {
+				h.c.outcome(what, "prober "+errKind(err), false)
 			}
-			mu.Lock()
-			answered[k]++
-			mu.Unlock()
-		})
+			continue
+		}
+		defer closeFn()
+		for i := range perProber {
+			wg.Go(func() {
+				sctx, cancel := context.WithTimeout(ctx, h.cfg.UpstreamWait)
+				defer cancel()
+				sub, err := s.Subscribe(sctx, ns, fmt.Sprintf("%d-%d-%s", p, i, long), moqtransport.SubscribeOptions{})
+				switch {
+				case err == nil:
+					_ = sub.Unsubscribe()
+				case errors.Is(err, context.DeadlineExceeded):
+					mu.Lock()
+					unanswered++
+					mu.Unlock()
+				}
+			})
+		}
 	}
 	wg.Wait()
+	took := time.Since(start)
 	if ended(ctx) {
 		return
 	}
-	if u := answered["unanswered"]; u > 0 {
-		some := "some"
-		if u == count {
-			some = "all"
-		}
-		h.c.outcome(what, fmt.Sprintf("%s of %d SUBSCRIBEs unanswered in %v", some, count, h.cfg.AnswerWait), true)
+	count := probers * perProber
+	if unanswered > 0 {
+		h.c.outcome(what, fmt.Sprintf("%s of %d SUBSCRIBEs unanswered in %v", someOrAll(unanswered, count), count, h.cfg.UpstreamWait), true)
 		return
 	}
-	h.c.outcome(what, fmt.Sprintf("all %d SUBSCRIBEs answered", count), false)
+	closed := "deaf publisher kept"
+	select {
+	case <-rc.d.Conn.Context().Done():
+		closed = "deaf publisher closed by the relay"
+	default:
+	}
+	within := "within " + h.cfg.AnswerWait.String()
+	if took > h.cfg.AnswerWait {
+		within = "within " + h.cfg.UpstreamWait.String()
+	}
+	h.c.outcome(what, fmt.Sprintf("all %d SUBSCRIBEs answered %s, %s", count, within, closed), false)
+}
+
+func someOrAll(n, of int) string {
+	if n == of {
+		return "all"
+	}
+	return "some"
 }
 
 // deafNamespaceSubscriber: a SUBSCRIBE_NAMESPACE session that never reads
@@ -419,7 +440,7 @@ func (h *hostile) deafPublisher(ctx context.Context, n int) {
 // namespaces under its prefix.
 func (h *hostile) deafNamespaceSubscriber(ctx context.Context, n int) {
 	const what = "deaf-ns-subscriber"
-	rc, err := h.rawSetup(ctx)
+	rc, err := h.rawSetup(ctx, 100)
 	if err != nil {
 		if !ended(ctx) {
 			h.c.outcome(what, "raw setup: "+errKind(err), false)

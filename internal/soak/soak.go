@@ -56,6 +56,10 @@ type Config struct {
 	// AnswerWait bounds each wait for an answer in a hostile action; a
 	// request not answered by then counts as unanswered (default 5 s).
 	AnswerWait time.Duration
+	// UpstreamWait bounds the wait for an answer the relay must get from
+	// a publisher first: its upstream timeout (moq-relay's is 10 s) and a
+	// margin (default 15 s).
+	UpstreamWait time.Duration
 
 	RelayPID   int    // the relay's pid for /proc (0: RSS and fds not sampled)
 	MetricsURL string // http://host:port of the relay's metrics server ("": goroutines not sampled)
@@ -104,6 +108,9 @@ func (c *Config) defaults() error {
 	}
 	if c.AnswerWait <= 0 {
 		c.AnswerWait = 5 * time.Second
+	}
+	if c.UpstreamWait <= 0 {
+		c.UpstreamWait = 15 * time.Second
 	}
 	if c.Scale <= 0 {
 		c.Scale = 100

@@ -27,6 +27,8 @@ type inProcess struct {
 	tls          moqnative.ClientTLS
 }
 
+// startRelay starts the relay with a 1 s upstream timeout: SUBSCRIBEs a
+// deaf publisher never answers fail in 1 s.
 func startRelay(t *testing.T) inProcess {
 	t.Helper()
 	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
@@ -34,7 +36,7 @@ func startRelay(t *testing.T) inProcess {
 		t.Fatal(err)
 	}
 	fp, _ := srv.Fingerprint()
-	rs := relay.NewServer(relay.New(relay.Config{}), srv)
+	rs := relay.NewServer(relay.New(relay.Config{UpstreamTimeout: time.Second}), srv)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -113,7 +115,7 @@ func TestRunSamplesAndBudgets(t *testing.T) {
 // the relay's trust rules) record an expected one.
 func TestHostileBehaviours(t *testing.T) {
 	r := startRelay(t)
-	cfg := Config{URL: r.url, TLS: r.tls, Scale: 2, AnswerWait: time.Second, HostileWorkers: 1}
+	cfg := Config{URL: r.url, TLS: r.tls, Scale: 2, AnswerWait: time.Second, UpstreamWait: 3 * time.Second, HostileWorkers: 1}
 	if err := cfg.defaults(); err != nil {
 		t.Fatal(err)
 	}
