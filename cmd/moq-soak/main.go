@@ -85,6 +85,8 @@ func newRootCommand() *cobra.Command {
 	f.IntVar(&s.HostileWorkers, "hostile-workers", 2, "goroutines cycling through the hostile behaviours (-1: none)")
 	f.DurationVar(&s.HostilePause, "hostile-pause", 200*time.Millisecond, "pause between two hostile actions of a worker")
 	f.IntVar(&s.Scale, "scale", 100, "counts inside each hostile action (streams, SUBSCRIBEs, sessions), in percent")
+	f.DurationVar(&s.AnswerWait, "answer-wait", 5*time.Second, "how long a hostile action waits for the relay's answer before counting it unanswered")
+	f.DurationVar(&s.UpstreamWait, "upstream-wait", 15*time.Second, "the same for answers the relay needs from a publisher first (the relay's upstream timeout and a margin)")
 	f.DurationVar(&s.SampleEvery, "sample", 5*time.Second, "sampling period")
 	f.Float64Var(&s.MaxRSSMB, "max-rss-mb", 0, "fail if the relay's RSS exceeds this many MB at a sample (0: no budget)")
 	f.IntVar(&s.MaxGoroutines, "max-goroutines", 0, "fail if the relay's goroutines exceed this at a sample (0: no budget)")
