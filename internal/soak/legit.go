@@ -28,6 +28,24 @@ type legit struct {
 	run   string
 	epoch time.Time
 	wg    sync.WaitGroup
+	ready sync.WaitGroup // one per subscriber and publisher, done at the first SUBSCRIBE_OK
+}
+
+// waitReady waits until every subscriber has subscribed to every track
+// once, at most max.
+func (l *legit) waitReady(ctx context.Context, max time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		l.ready.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 func (l *legit) namespace(i int) wire.Namespace {
@@ -114,6 +132,7 @@ func (l *legit) start(ctx context.Context) error {
 	for i, f := range firsts {
 		l.wg.Go(func() { l.publisher(ctx, i, f.s, f.close, f.track) })
 	}
+	l.ready.Add(l.cfg.Subscribers * l.cfg.Publishers)
 	for i := range l.cfg.Subscribers {
 		l.wg.Go(func() { l.subscriber(ctx, i) })
 	}
@@ -256,6 +275,12 @@ func verify(p []byte, size int) (time.Duration, bool) {
 // subscriber i subscribes to every publisher's track and reads until ctx
 // ends, dialling again when its session ends.
 func (l *legit) subscriber(ctx context.Context, i int) {
+	ready := make([]sync.Once, l.cfg.Publishers)
+	defer func() {
+		for p := range ready {
+			ready[p].Do(l.ready.Done)
+		}
+	}()
 	for ctx.Err() == nil {
 		s, closeFn, err := dial(ctx, l.cfg, "", moqtransport.Config{Track: moqtransport.TrackConfig{MaxGroups: 64}})
 		if err != nil {
@@ -268,7 +293,7 @@ func (l *legit) subscriber(ctx context.Context, i int) {
 		var rwg sync.WaitGroup
 		rctx, cancel := context.WithCancel(ctx)
 		for p := range l.cfg.Publishers {
-			rwg.Go(func() { l.follow(rctx, s, p) })
+			rwg.Go(func() { l.follow(rctx, s, p, func() { ready[p].Do(l.ready.Done) }) })
 		}
 		select {
 		case <-ctx.Done():
@@ -287,8 +312,9 @@ func (l *legit) subscriber(ctx context.Context, i int) {
 }
 
 // follow keeps one subscription of s to publisher p's track and reads it;
-// a subscription that ends is made again.
-func (l *legit) follow(ctx context.Context, s *moqtransport.Session, p int) {
+// a subscription that ends is made again. subscribed is called after each
+// SUBSCRIBE_OK.
+func (l *legit) follow(ctx context.Context, s *moqtransport.Session, p int, subscribed func()) {
 	ns := l.namespace(p)
 	for ctx.Err() == nil {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -305,6 +331,7 @@ func (l *legit) follow(ctx context.Context, s *moqtransport.Session, p int) {
 			continue
 		}
 		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+		subscribed()
 		for {
 			ev, err := r.Next(ctx)
 			if err != nil {

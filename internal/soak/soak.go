@@ -247,7 +247,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	c := newCounters()
 	run := fmt.Sprintf("%d", time.Now().UnixNano()%1e9)
 	start := time.Now()
-	loadCtx, stop := context.WithTimeout(ctx, cfg.Duration)
+	s := newSampler(&cfg, c, start)
+	s.sample() // at 0: the relay before any load
+	loadCtx, stop := context.WithCancel(ctx)
 	defer stop()
 
 	l := &legit{cfg: &cfg, c: c, run: run, epoch: start}
@@ -256,20 +258,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		l.wait()
 		return nil, err
 	}
+	// The clock of the load starts once every subscription is made (or
+	// after a while if some cannot be).
+	l.waitReady(loadCtx, 15*time.Second)
 	h := &hostile{cfg: &cfg, c: c, run: run, legitNS: l.namespace(0)}
 	var wg sync.WaitGroup
 	for i := 0; i < cfg.HostileWorkers; i++ {
 		wg.Go(func() { h.worker(loadCtx, i) })
 	}
-
-	s := newSampler(&cfg, c, start)
-	s.sample() // at 0
+	end := time.NewTimer(cfg.Duration)
+	defer end.Stop()
 	tick := time.NewTicker(cfg.SampleEvery)
 	defer tick.Stop()
 loop:
 	for {
 		select {
 		case <-loadCtx.Done():
+			break loop
+		case <-end.C:
 			break loop
 		case <-tick.C:
 			s.sample()
