@@ -20,6 +20,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,6 +50,7 @@ type config struct {
 	failUnexpected bool
 	jsonOut        bool
 	webTransport   bool
+	auth           bool
 }
 
 func main() {
@@ -99,6 +102,8 @@ func newRootCommand() *cobra.Command {
 	f.StringArrayVar(&cfg.fingerprints, "fingerprint", nil, "with a URL: accept the relay certificate whose SHA-256 is HEX; repeatable")
 	f.BoolVar(&cfg.failUnexpected, "fail-unexpected", false, "also fail if a hostile action got an answer the relay must not give (or none)")
 	f.BoolVar(&cfg.jsonOut, "json", false, "print the report as JSON after the summary")
+	f.BoolVar(&cfg.auth, "auth", false, "start the relay with --auth-key (a fresh HMAC secret); every client, hostile ones too, sends a token granting everything")
+	f.StringVar(&s.Token, "token", "", "with a URL: the AUTHORIZATION TOKEN every client sends")
 	f.BoolVar(&cfg.webTransport, "webtransport", false, "every client of the spawned relay uses WebTransport (https://) instead of raw QUIC")
 	root.SetVersionTemplate("{{.Version}}\n")
 	return root
@@ -119,8 +124,21 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 				return errors.New("no relay: give a URL, --spawn-relay PATH, or put moq-relay in PATH (go build -o /tmp/moq-relay ./cmd/moq-relay)")
 			}
 		}
+		args := cfg.relayArgs
+		if cfg.auth {
+			if s.Token != "" {
+				return errors.New("--auth makes its own token: drop --token")
+			}
+			keyFile, token, err := authKey(s.Duration)
+			if err != nil {
+				return err
+			}
+			defer os.Remove(keyFile)
+			args = append(slices.Clone(args), "--auth-key", keyFile)
+			s.Token = token
+		}
 		var err error
-		if relay, err = soak.SpawnRelay(ctx, bin, cfg.relayArgs, stderr); err != nil {
+		if relay, err = soak.SpawnRelay(ctx, bin, args, stderr); err != nil {
 			return err
 		}
 		defer relay.Stop()
@@ -134,8 +152,8 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		if err := cli.CheckURL(s.URL); err != nil {
 			return err
 		}
-		if cfg.spawnRelay != "" || len(cfg.relayArgs) > 0 || cfg.webTransport {
-			return errors.New("give a URL or --spawn-relay/--relay-arg/--webtransport, not both (the URL's scheme chooses the transport)")
+		if cfg.spawnRelay != "" || len(cfg.relayArgs) > 0 || cfg.webTransport || cfg.auth {
+			return errors.New("give a URL or --spawn-relay/--relay-arg/--webtransport/--auth, not both (the URL's scheme chooses the transport, --token the token)")
 		}
 		s.TLS.InsecureSkipVerify = cfg.disableVerify
 		for _, fp := range cfg.fingerprints {
@@ -173,4 +191,34 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return ctx.Err()
 	}
 	return nil
+}
+
+// authKey writes a fresh HMAC secret to a temporary file (for the relay's
+// --auth-key) and signs a token that grants everything until well after
+// the run.
+func authKey(d time.Duration) (file, token string, err error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return "", "", err
+	}
+	secret = []byte(hex.EncodeToString(secret)) // the relay trims the file's text
+	f, err := os.CreateTemp("", "moq-soak-key-*")
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := f.Write(secret); err != nil {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+		return "", "", err
+	}
+	if err := f.Close(); err != nil {
+		_ = os.Remove(f.Name())
+		return "", "", err
+	}
+	token, err = soak.AllowAllToken(secret, time.Now().Add(d+time.Hour))
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", "", err
+	}
+	return f.Name(), token, nil
 }

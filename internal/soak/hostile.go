@@ -131,6 +131,15 @@ func (h *hostile) rawConn(ctx context.Context) (*moqnative.Dialed, error) {
 	return moqnative.Dial(dctx, h.cfg.URL, moqnative.ClientConfig{TLS: h.cfg.TLS})
 }
 
+// sessionConfig is the session configuration of a client on d.
+func (h *hostile) sessionConfig(d *moqnative.Dialed) *moqtransport.Config {
+	c := &moqtransport.Config{Path: d.Path, Authority: d.Authority}
+	if h.cfg.Token != "" {
+		c.SetupParams = wire.Parameters{tokenParam(h.cfg.Token)}
+	}
+	return c
+}
+
 // partialObjects: a publisher PUBLISHes a track, then opens streams of it
 // that each declare a 1 MiB object and send a few bytes; half stall, half
 // are reset. It holds them for a while and closes.
@@ -144,10 +153,9 @@ func (h *hostile) partialObjects(ctx context.Context, n int) {
 		return
 	}
 	defer d.Close()
-	scfg := moqtransport.Config{Path: d.Path, Authority: d.Authority}
 	cctx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
 	defer cancel()
-	s, err := moqtransport.Connect(cctx, d.Conn, &scfg)
+	s, err := moqtransport.Connect(cctx, d.Conn, h.sessionConfig(d))
 	if err != nil {
 		if !ended(ctx) {
 			h.c.outcome(what, "setup: "+errKind(err), false)
@@ -222,7 +230,7 @@ func (h *hostile) uniStreams(ctx context.Context, n int) {
 	defer d.Close()
 	cctx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
 	defer cancel()
-	s, err := moqtransport.Connect(cctx, d.Conn, &moqtransport.Config{Path: d.Path, Authority: d.Authority})
+	s, err := moqtransport.Connect(cctx, d.Conn, h.sessionConfig(d))
 	if err != nil {
 		if !ended(ctx) {
 			h.c.outcome(what, "setup: "+errKind(err), false)
@@ -285,6 +293,9 @@ func (h *hostile) rawSetup(ctx context.Context, maxRequests uint64) (*rawControl
 	ps := wire.Parameters{}.WithVarint(wire.SetupParamMaxRequestID, maxRequests)
 	if d.Conn.Protocol() == moqtransport.ProtocolQUIC {
 		ps = ps.WithBytes(wire.SetupParamPath, []byte(d.Path))
+	}
+	if h.cfg.Token != "" {
+		ps = append(ps, tokenParam(h.cfg.Token))
 	}
 	if err := rc.send(&wire.ClientSetup{Versions: []wire.Version{wire.Draft14}, Params: ps}); err != nil {
 		_ = d.Close()

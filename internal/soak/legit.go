@@ -5,13 +5,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
+	"github.com/moqgo/moq/relay"
 )
 
 // headerLen is the verified header of every payload: the sequence number,
@@ -69,6 +73,9 @@ func dial(ctx context.Context, cfg *Config, path string, scfg moqtransport.Confi
 	}
 	if scfg.Authority == "" {
 		scfg.Authority = d.Authority
+	}
+	if cfg.Token != "" {
+		scfg.SetupParams = append(slices.Clone(scfg.SetupParams), tokenParam(cfg.Token))
 	}
 	s, err := moqtransport.Connect(dctx, d.Conn, &scfg)
 	if err != nil {
@@ -390,4 +397,22 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// tokenParam is the AUTHORIZATION TOKEN setup parameter carrying tok.
+func tokenParam(tok string) wire.KeyValue {
+	kv, err := wire.TokenParam(wire.Token{AliasType: wire.TokenUseValue, Value: []byte(tok)})
+	if err != nil {
+		panic(err) // a USE_VALUE token always encodes
+	}
+	return kv
+}
+
+// AllowAllToken is an HMAC-SHA256 JWT, valid until exp, that grants
+// publishing and subscribing under every namespace (the "" claim) on a
+// relay run with --auth-key holding secret.
+func AllowAllToken(secret []byte, exp time.Time) (string, error) {
+	c := relay.Claims{Publish: []string{""}, Subscribe: []string{""},
+		RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(exp)}}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
 }

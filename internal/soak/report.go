@@ -52,16 +52,16 @@ type stat struct {
 	windowFirst, window time.Duration
 }
 
-// resourceStats summarises RSS, goroutines and fds over the samples taken
-// while the load ran (the last sample, after the load, is left out of the
-// windows but reported as "after").
+// resourceStats summarises RSS, goroutines and fds over the samples: the
+// first (the idle relay) counts in min and max but not in the first window;
+// the last, after the load, is left out (reported as "after").
 func resourceStats(r *Report) []stat {
 	load := r.Samples
 	if len(load) > 2 {
 		load = load[:len(load)-1]
 	}
 	window := time.Minute
-	if span := load[len(load)-1].At; span < 4*window {
+	if span := load[len(load)-1].At - load[0].At; span < 4*window {
 		window = span / 4
 	}
 	get := []struct {
@@ -78,7 +78,7 @@ func resourceStats(r *Report) []stat {
 	for _, g := range get {
 		st := stat{name: g.name, window: window}
 		var fs, fn, ls, ln float64
-		for _, x := range load {
+		for i, x := range load {
 			v := g.f(x)
 			if v < 0 {
 				continue
@@ -89,7 +89,7 @@ func resourceStats(r *Report) []stat {
 			st.min, st.max, st.last = min(st.min, v), max(st.max, v), v
 			// The first window starts after the 0 sample, taken before
 			// the load was up.
-			if x.At > 0 && x.At <= window {
+			if i > 0 && x.At <= window {
 				fs, fn = fs+v, fn+1
 			}
 			if x.At >= end-window {

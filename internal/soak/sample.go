@@ -108,6 +108,19 @@ func (s *sampler) check(x Sample) {
 	exceed("fds", s.cfg.MaxFDs > 0 && x.FDs > s.cfg.MaxFDs, "%d > %d", x.FDs, s.cfg.MaxFDs)
 }
 
+// waitIdle waits until the relay runs no session (its metrics say so), at
+// most max: the last sample then shows what the relay keeps after its
+// clients left.
+func (s *sampler) waitIdle(ctx context.Context, max time.Duration) {
+	if s.cfg.MetricsURL == "" {
+		return
+	}
+	deadline := time.Now().Add(max)
+	for s.sessions() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		sleep(ctx, 100*time.Millisecond)
+	}
+}
+
 // goroutines reads the total of the pprof goroutine profile, -1 if it
 // cannot.
 func (s *sampler) goroutines() int {

@@ -61,6 +61,11 @@ type Config struct {
 	// margin (default 15 s).
 	UpstreamWait time.Duration
 
+	// Token, when set, is sent by every client (legitimate and hostile) as
+	// its AUTHORIZATION TOKEN: a relay with access control on sees
+	// authenticated clients misbehave (see AllowAllToken).
+	Token string
+
 	RelayPID   int    // the relay's pid for /proc (0: RSS and fds not sampled)
 	MetricsURL string // http://host:port of the relay's metrics server ("": goroutines not sampled)
 
@@ -284,6 +289,7 @@ loop:
 	stop()
 	wg.Wait()
 	l.wait()
+	s.waitIdle(ctx, 10*time.Second)
 	s.sample() // at the end, with every client gone
 	return s.report(time.Since(start)), nil
 }

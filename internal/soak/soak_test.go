@@ -29,14 +29,17 @@ type inProcess struct {
 
 // startRelay starts the relay with a 1 s upstream timeout: SUBSCRIBEs a
 // deaf publisher never answers fail in 1 s.
-func startRelay(t *testing.T) inProcess {
+func startRelay(t *testing.T) inProcess { return startRelayWith(t, relay.Config{}) }
+
+func startRelayWith(t *testing.T, cfg relay.Config) inProcess {
 	t.Helper()
+	cfg.UpstreamTimeout = time.Second
 	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fp, _ := srv.Fingerprint()
-	rs := relay.NewServer(relay.New(relay.Config{UpstreamTimeout: time.Second}), srv)
+	rs := relay.NewServer(relay.New(cfg), srv)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -173,5 +176,47 @@ func TestErrKind(t *testing.T) {
 	}
 	if got := errKind(errors.New(strings.Repeat("a", 200))); len(got) != 80 {
 		t.Errorf("a long error is %d bytes, want 80", len(got))
+	}
+}
+
+// With Token, the clients are authorized by a relay with access control:
+// the legitimate publisher may announce, and a hostile client's hijack is
+// refused for ownership, not for a missing token.
+func TestToken(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	auth, err := relay.NewHMACAuth(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startRelayWith(t, relay.Config{Auth: auth})
+	tok, err := AllowAllToken(secret, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		token string
+		ok    bool
+	}{{"", false}, {tok, true}} {
+		cfg := Config{URL: r.url, TLS: r.tls, Token: c.token, AnswerWait: time.Second}
+		if err := cfg.defaults(); err != nil {
+			t.Fatal(err)
+		}
+		l := &legit{cfg: &cfg, c: newCounters(), run: "auth", epoch: time.Now()}
+		_, closeFn, _, err := l.connectPublisher(ctx, len(c.token))
+		if (err == nil) != c.ok {
+			t.Fatalf("a publisher with token %q: %v", c.token, err)
+		}
+		if err != nil {
+			continue
+		}
+		h := &hostile{cfg: &cfg, c: l.c, run: "auth", legitNS: l.namespace(len(c.token))}
+		h.publishHijack(ctx, 0)
+		for what := range l.c.hostile["publish-hijack"] {
+			if !strings.Contains(what, "published by another session") {
+				t.Errorf("hijack with a token: %s, want it refused for ownership", what)
+			}
+		}
+		closeFn()
 	}
 }
