@@ -42,6 +42,7 @@ var behaviours = []behaviour{
 	{"publish-hijack", (*hostile).publishHijack},
 	{"fake-relay-peer", (*hostile).fakePeer},
 	{"extreme-fetch", (*hostile).extremeFetch},
+	{"cache-flood", (*hostile).cacheFlood},
 }
 
 // worker w cycles through the behaviours until ctx ends, starting at w so
@@ -64,16 +65,26 @@ func (h *hostile) ns(what string, n int) wire.Namespace {
 // its outcome is then not counted.
 func ended(ctx context.Context) bool { return ctx.Err() != nil }
 
-// churn: sessions that set up, send PUBLISH_NAMESPACE and close at once.
+// churn: sessions that set up, send PUBLISH_NAMESPACE of one namespace
+// and close at once, half of them each under a new PATH; then a live
+// session must be able to announce the namespace (no dead session holds
+// it).
 func (h *hostile) churn(ctx context.Context, n int) {
 	const what = "churn"
 	count := h.cfg.scaled(50)
+	ns := h.ns(what, n)
 	var failed int
 	for i := range count {
 		if ended(ctx) {
 			return
 		}
-		s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
+		// Every other session comes with a PATH of its own: a scope the
+		// relay must delete again.
+		path := ""
+		if i%2 == 1 {
+			path = fmt.Sprintf("/soak-%s-%d-%d", h.run, n, i)
+		}
+		s, closeFn, err := dial(ctx, h.cfg, path, moqtransport.Config{})
 		if err != nil {
 			failed++
 			continue
@@ -83,7 +94,7 @@ func (h *hostile) churn(ctx context.Context, n int) {
 			defer close(sent)
 			actx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
 			defer cancel()
-			_, _ = s.PublishNamespace(actx, h.ns(what, n*1000+i), nil)
+			_, _ = s.PublishNamespace(actx, ns, nil)
 		}()
 		closeFn()
 		<-sent
@@ -95,6 +106,33 @@ func (h *hostile) churn(ctx context.Context, n int) {
 		h.c.outcome(what, fmt.Sprintf("%d sessions refused or failed", failed), false)
 	}
 	h.c.outcome(what, fmt.Sprintf("%d connect-and-close", count), false)
+	// The relay sees the sessions end a little later: the owner retries
+	// until AnswerWait has passed.
+	s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "owner "+errKind(err), false)
+		}
+		return
+	}
+	defer closeFn()
+	deadline := time.Now().Add(h.cfg.AnswerWait)
+	for {
+		actx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
+		_, err := s.PublishNamespace(actx, ns, nil)
+		cancel()
+		switch {
+		case ended(ctx):
+			return
+		case err == nil:
+			h.c.outcome(what, "the namespace is free afterwards", false)
+			return
+		case time.Now().After(deadline) || s.Err() != nil:
+			h.c.outcome(what, "the namespace stays held: "+errKind(err), true)
+			return
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
 }
 
 // badPath: setups with a malformed PATH, which the relay must refuse.
@@ -642,4 +680,59 @@ func (h *hostile) extremeFetch(ctx context.Context, n int) {
 	if f != nil {
 		_ = f.Cancel()
 	}
+}
+
+// cacheFlood: one session PUBLISHes several tracks and writes 32 MiB into
+// each (a relay's per-track cache limit), holds them for a while and
+// leaves.
+func (h *hostile) cacheFlood(ctx context.Context, n int) {
+	const what = "cache-flood"
+	const objectSize = 64 << 10
+	tracks := h.cfg.scaled(6)
+	perTrack := h.cfg.scaled(32) << 20
+	s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, errKind(err), false)
+		}
+		return
+	}
+	defer closeFn()
+	payload := make([]byte, objectSize)
+	written := 0
+	for k := range tracks {
+		tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: h.ns(what, n), Name: strconv.Itoa(k)},
+			moqtransport.TrackConfig{MaxBytes: int64(perTrack) + 1<<20})
+		defer tr.Close(nil)
+		actx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
+		_, err := s.Publish(actx, tr, moqtransport.PublishOptions{})
+		cancel()
+		if err != nil {
+			if !ended(ctx) {
+				h.c.outcome(what, "PUBLISH refused: "+errKind(err), false)
+			}
+			return
+		}
+		for g := 0; g*16*objectSize < perTrack; g++ {
+			w, err := tr.OpenSubgroup(uint64(g), 0, moqtransport.SubgroupOptions{EndOfGroup: true})
+			if err != nil {
+				break
+			}
+			for id := range 16 {
+				if w.Write(uint64(id), nil, payload) == nil {
+					written += objectSize
+				}
+			}
+			_ = w.Close()
+		}
+	}
+	hold(ctx, s, h.cfg.AnswerWait)
+	if ended(ctx) {
+		return
+	}
+	end := "session kept"
+	if s.Err() != nil {
+		end = "relay closed the session: " + errKind(s.Err())
+	}
+	h.c.outcome(what, fmt.Sprintf("%d MiB written into %d tracks, %s", written>>20, tracks, end), false)
 }

@@ -72,6 +72,7 @@ func resourceStats(r *Report) []stat {
 		{"goroutines", func(x Sample) float64 { return float64(x.Goroutines) }},
 		{"fds", func(x Sample) float64 { return float64(x.FDs) }},
 		{"sessions", func(x Sample) float64 { return float64(x.Sessions) }},
+		{"cache_mb", func(x Sample) float64 { return x.CacheMB }},
 	}
 	end := load[len(load)-1].At
 	var out []stat
@@ -114,7 +115,7 @@ func (r *Report) Print(w io.Writer) {
 		stats := resourceStats(r)
 		after := r.Samples[len(r.Samples)-1]
 		fmt.Fprintf(w, "%-11s %9s %9s %9s %11s %11s %8s %9s\n", "", "min", "max", "last", "first win", "last win", "growth", "after")
-		afterV := map[string]float64{"rss_mb": after.RSSMB, "goroutines": float64(after.Goroutines), "fds": float64(after.FDs), "sessions": float64(after.Sessions)}
+		afterV := map[string]float64{"rss_mb": after.RSSMB, "goroutines": float64(after.Goroutines), "fds": float64(after.FDs), "sessions": float64(after.Sessions), "cache_mb": after.CacheMB}
 		for _, st := range stats {
 			if !st.known {
 				fmt.Fprintf(w, "%-11s not sampled\n", st.name)

@@ -28,14 +28,14 @@ type sampler struct {
 
 func newSampler(cfg *Config, c *counters, start time.Time) *sampler {
 	s := &sampler{cfg: cfg, c: c, start: start, http: &http.Client{Timeout: 5 * time.Second}, over: map[string]bool{}}
-	fmt.Fprintf(cfg.Out, "%8s %8s %6s %5s %5s %10s %8s %8s %7s %5s %6s\n",
-		"time", "rss_mb", "gorout", "fds", "sess", "delivered", "obj/s", "p99_ms", "hostile", "unexp", "errors")
+	fmt.Fprintf(cfg.Out, "%8s %8s %6s %5s %5s %8s %10s %8s %8s %7s %5s %6s\n",
+		"time", "rss_mb", "gorout", "fds", "sess", "cache_mb", "delivered", "obj/s", "p99_ms", "hostile", "unexp", "errors")
 	return s
 }
 
 func (s *sampler) sample() {
 	at := time.Since(s.start)
-	x := Sample{At: at, RSSMB: -1, Goroutines: -1, FDs: -1, Sessions: -1}
+	x := Sample{At: at, RSSMB: -1, Goroutines: -1, FDs: -1, Sessions: -1, CacheMB: -1}
 	if s.cfg.RelayPID > 0 {
 		if kb, err := statusKB(s.cfg.RelayPID, "VmRSS"); err == nil {
 			x.RSSMB = float64(kb) / 1024
@@ -46,7 +46,11 @@ func (s *sampler) sample() {
 	}
 	if s.cfg.MetricsURL != "" {
 		x.Goroutines = s.goroutines()
-		x.Sessions = s.sessions()
+		var cache int64
+		x.Sessions, cache = s.metrics()
+		if cache >= 0 {
+			x.CacheMB = float64(cache) / (1 << 20)
+		}
 	}
 	x.Delivered = s.c.delivered.Load()
 	if dt := (at - s.lastAt).Seconds(); dt > 0 && len(s.samples) > 0 {
@@ -71,10 +75,11 @@ func (s *sampler) sample() {
 }
 
 func formatRow(x Sample, every time.Duration) string {
-	return fmt.Sprintf("%8s %8s %6s %5s %5s %10d %8.1f %8.1f %7d %5d %6d",
+	return fmt.Sprintf("%8s %8s %6s %5s %5s %8s %10d %8.1f %8.1f %7d %5d %6d",
 		roundFor(x.At, every), orDash(x.RSSMB >= 0, fmt.Sprintf("%.1f", x.RSSMB)),
 		orDash(x.Goroutines >= 0, strconv.Itoa(x.Goroutines)), orDash(x.FDs >= 0, strconv.Itoa(x.FDs)),
-		orDash(x.Sessions >= 0, strconv.Itoa(x.Sessions)), x.Delivered, x.Rate,
+		orDash(x.Sessions >= 0, strconv.Itoa(x.Sessions)), orDash(x.CacheMB >= 0, fmt.Sprintf("%.1f", x.CacheMB)),
+		x.Delivered, x.Rate,
 		float64(x.P99)/float64(time.Millisecond), x.Hostile, x.Unexpected, x.Errors)
 }
 
@@ -116,7 +121,10 @@ func (s *sampler) waitIdle(ctx context.Context, max time.Duration) {
 		return
 	}
 	deadline := time.Now().Add(max)
-	for s.sessions() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+	for {
+		if n, _ := s.metrics(); n <= 0 || !time.Now().Before(deadline) || ctx.Err() != nil {
+			return
+		}
 		sleep(ctx, 100*time.Millisecond)
 	}
 }
@@ -139,23 +147,33 @@ func (s *sampler) goroutines() int {
 	return -1
 }
 
-// sessions reads moq_relay_active_connections from /metrics, -1 if it
-// cannot.
-func (s *sampler) sessions() int {
+// metrics reads the relay's active sessions and cache bytes from
+// /metrics; -1 for what it cannot read.
+func (s *sampler) metrics() (sessions int, cacheBytes int64) {
+	sessions, cacheBytes = -1, -1
 	body, err := s.get("/metrics")
 	if err != nil {
-		return -1
+		return
 	}
 	defer body.Close()
 	sc := bufio.NewScanner(body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "moq_relay_active_connections "); ok {
-			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-				return n
-			}
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "moq_relay_active_connections":
+			sessions = int(n)
+		case "moq_relay_cache_bytes":
+			cacheBytes = n
 		}
 	}
-	return -1
+	return
 }
 
 func (s *sampler) get(path string) (io.ReadCloser, error) {

@@ -15,14 +15,16 @@
 // a publisher deaf to its control stream while SUBSCRIBEs arrive, a
 // namespace subscriber deaf to its control stream during announce churn,
 // PUBLISH into another session's namespace, the relay-peer parameter from a
-// client, and joining FETCHes at extreme locations. Each action ends with
+// client, joining FETCHes at extreme locations, and tracks PUBLISHed up to
+// the relay's per-track cache limit. Each action ends with
 // an outcome, counted per behaviour; outcomes that mean the relay did what
 // it must not (accepting a hijack, leaving a request unanswered) are marked
 // unexpected.
 //
 // The relay's RSS and open fds come from /proc/PID (PID known when the
 // relay is spawned or in this process); its goroutines from the pprof
-// goroutine profile at MetricsURL (moq-relay --metrics-addr --pprof).
+// goroutine profile at MetricsURL (moq-relay --metrics-addr --pprof), its
+// sessions and cache bytes from MetricsURL/metrics.
 // Budgets given in Config are checked at every sample; Run reports the
 // ones exceeded in Report.Violations.
 package soak
@@ -169,6 +171,7 @@ type Sample struct {
 	Goroutines int           // -1: unknown
 	FDs        int           // -1: unknown
 	Sessions   int           // relay's active sessions, -1: unknown
+	CacheMB    float64       // bytes in the relay's track caches, -1: unknown
 	Delivered  int64         // cumulative
 	Rate       float64       // objects/s delivered since the previous sample
 	P99        time.Duration // latency p99 since the previous sample

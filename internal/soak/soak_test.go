@@ -72,6 +72,7 @@ func startRelayWith(t *testing.T, cfg relay.Config) inProcess {
 // the relay's resources, the summary prints, and a budget set below what
 // the relay uses is reported exceeded.
 func TestRunSamplesAndBudgets(t *testing.T) {
+	t.Parallel()
 	r := startRelay(t)
 	var out bytes.Buffer
 	rep, err := Run(context.Background(), Config{
@@ -94,8 +95,9 @@ func TestRunSamplesAndBudgets(t *testing.T) {
 		t.Fatalf("%d samples in 2 s at 500 ms", len(rep.Samples))
 	}
 	for _, x := range rep.Samples {
-		if x.RSSMB <= 0 || x.Goroutines <= 0 || x.FDs <= 0 || x.Sessions < 0 {
-			t.Errorf("sample at %v: rss %.1f MB, %d goroutines, %d fds, %d sessions: want each read", x.At, x.RSSMB, x.Goroutines, x.FDs, x.Sessions)
+		if x.RSSMB <= 0 || x.Goroutines <= 0 || x.FDs <= 0 || x.Sessions < 0 || x.CacheMB < 0 {
+			t.Errorf("sample at %v: rss %.1f MB, %d goroutines, %d fds, %d sessions, cache %.1f MB: want each read",
+				x.At, x.RSSMB, x.Goroutines, x.FDs, x.Sessions, x.CacheMB)
 		}
 	}
 	if last := rep.Samples[len(rep.Samples)-1]; last.Delivered != rep.Delivered {
@@ -117,6 +119,7 @@ func TestRunSamplesAndBudgets(t *testing.T) {
 // an outcome; those where the relay's answer is set by the draft (and by
 // the relay's trust rules) record an expected one.
 func TestHostileBehaviours(t *testing.T) {
+	t.Parallel()
 	r := startRelay(t)
 	cfg := Config{URL: r.url, TLS: r.tls, Scale: 2, AnswerWait: time.Second, UpstreamWait: 3 * time.Second, HostileWorkers: 1}
 	if err := cfg.defaults(); err != nil {
