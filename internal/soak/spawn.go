@@ -124,7 +124,9 @@ func SpawnRelay(ctx context.Context, bin string, extra []string, logw io.Writer)
 			line := sc.Text()
 			if !serving {
 				tail = append(tail, line)
-				if strings.Contains(line, "relay serving") {
+				// The metrics server starts after the relay: the
+				// relay is ready once it serves.
+				if strings.Contains(line, "metrics serving") {
 					serving = true
 					close(ready)
 				}
