@@ -33,7 +33,8 @@ func newSampler(cfg *Config, c *counters, start time.Time) *sampler {
 	return s
 }
 
-func (s *sampler) sample() {
+// sample reads the relay and prints a row; label, if any, ends the row.
+func (s *sampler) sample(label string) {
 	at := time.Since(s.start)
 	x := Sample{At: at, RSSMB: -1, Goroutines: -1, FDs: -1, Sessions: -1, CacheMB: -1}
 	if s.cfg.RelayPID > 0 {
@@ -68,6 +69,9 @@ func (s *sampler) sample() {
 	s.samples = append(s.samples, x)
 	s.check(x)
 	row := formatRow(x, s.cfg.SampleEvery)
+	if label != "" {
+		row += "  " + label
+	}
 	fmt.Fprintln(s.cfg.Out, row)
 	if s.cfg.Progress != nil && s.cfg.Progress != s.cfg.Out {
 		fmt.Fprintf(s.cfg.Progress, "soak %s/%s: %s\n", roundFor(at, s.cfg.SampleEvery), s.cfg.Duration, strings.TrimSpace(row))

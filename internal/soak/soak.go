@@ -256,7 +256,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	run := fmt.Sprintf("%d", time.Now().UnixNano()%1e9)
 	start := time.Now()
 	s := newSampler(&cfg, c, start)
-	s.sample() // at 0: the relay before any load
+	s.sample("idle") // at 0: the relay before any load
 	loadCtx, stop := context.WithCancel(ctx)
 	defer stop()
 
@@ -286,13 +286,13 @@ loop:
 		case <-end.C:
 			break loop
 		case <-tick.C:
-			s.sample()
+			s.sample("")
 		}
 	}
 	stop()
 	wg.Wait()
 	l.wait()
 	s.waitIdle(ctx, 10*time.Second)
-	s.sample() // at the end, with every client gone
+	s.sample("after") // at the end, with every client gone
 	return s.report(time.Since(start)), nil
 }
