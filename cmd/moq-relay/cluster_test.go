@@ -242,7 +242,8 @@ func TestRelaysCluster(t *testing.T) {
 }
 
 // TestRelaysClusterWithAuth: three moq-relays with --auth-key and
-// --cluster-key on a coordinator file. A publisher with a token on one
+// --cluster-key, on a coordinator file and on moq-api over a real
+// redis-server with the registry's token. A publisher with a token on one
 // reaches subscribers with tokens on the two others; the relays prove
 // they are relays with peer tokens. Without --cluster-key moq-relay
 // refuses to start rather than run a cluster whose relays refuse each
@@ -270,57 +271,76 @@ func TestRelaysClusterWithAuth(t *testing.T) {
 	if _, _, err := execute(t, "--bind", "127.0.0.1:0", "--auth-key", authKey, "--coordinator-file", file); err == nil || !strings.Contains(err.Error(), "--cluster-key") {
 		t.Errorf("--auth-key with a coordinator and no --cluster-key: %v", err)
 	}
-	cfg := config{
-		cluster: clusterConfig{coordinatorFile: file, tlsDisableVerify: true, clusterKey: clusterKey},
-		ops:     opsConfig{authKey: authKey, maxRequests: 100, cacheMaxBytes: moqtransport.DefaultTrackMaxBytes, cacheMaxGroups: moqtransport.DefaultTrackMaxGroups},
-	}
-	var addrs []net.Addr
-	var fps [][32]byte
-	for range 3 {
-		a, fp := startRelayConfig(t, cfg)
-		addrs, fps = append(addrs, a), append(fps, fp)
-	}
-	token := func(pub, sub []string) wire.Parameters {
-		signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, relay.Claims{Publish: pub, Subscribe: sub,
-			RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}).SignedString(secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kv, err := wire.TokenParam(wire.Token{AliasType: wire.TokenUseValue, Value: []byte(signed)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return wire.Parameters{kv}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	tracks := &moqtransport.Tracks{}
-	ns := wire.Namespace{"clock"}
-	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "now"}, moqtransport.TrackConfig{})
-	tracks.Add(tr)
-	pub := connectWithParams(t, ctx, fmt.Sprintf("moqt://%s/", addrs[0]), fps[0], tracks, token([]string{"clock"}, nil))
-	if _, err := pub.PublishNamespace(ctx, ns, nil); err != nil {
-		t.Fatal(err)
-	}
-	var readers []*moqtransport.TrackReader
-	for i, scheme := range []string{"https", "moqt"} {
-		s := connectWithParams(t, ctx, fmt.Sprintf("%s://%s/", scheme, addrs[i+1]), fps[i+1], nil, token(nil, []string{"clock"}))
-		sub, err := s.Subscribe(ctx, ns, "now", moqtransport.SubscribeOptions{})
-		if err != nil {
-			t.Fatalf("an authorized subscriber on relay %d: %v", i+1, err)
-		}
-		rd := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
-		defer rd.Close()
-		readers = append(readers, rd)
-	}
-	w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
-	if err := w.Write(0, nil, []byte("12:00:00")); err != nil {
-		t.Fatal(err)
-	}
-	for i, rd := range readers {
-		ev, err := rd.Next(ctx)
-		if err != nil || ev.Kind != moqtransport.EventObject || string(ev.Object.Payload) != "12:00:00" {
-			t.Fatalf("relay %d: %+v, %v", i+1, ev, err)
-		}
+	rs := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	const apiToken = "registry-secret"
+	hs := httptest.NewServer(server.New(server.Config{Redis: rdb, Token: apiToken}))
+	t.Cleanup(func() {
+		hs.Close()
+		_ = rdb.Close()
+	})
+	for _, c := range []struct {
+		name    string
+		cluster clusterConfig
+	}{
+		{"file", clusterConfig{coordinatorFile: file, tlsDisableVerify: true, clusterKey: clusterKey}},
+		{"api", clusterConfig{apiURL: hs.URL, apiToken: apiToken, apiTTL: time.Minute, tlsDisableVerify: true, clusterKey: clusterKey}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cluster := c.cluster
+			cfg := config{
+				cluster: cluster,
+				ops:     opsConfig{authKey: authKey, maxRequests: 100, cacheMaxBytes: moqtransport.DefaultTrackMaxBytes, cacheMaxGroups: moqtransport.DefaultTrackMaxGroups},
+			}
+			var addrs []net.Addr
+			var fps [][32]byte
+			for range 3 {
+				a, fp := startRelayConfig(t, cfg)
+				addrs, fps = append(addrs, a), append(fps, fp)
+			}
+			token := func(pub, sub []string) wire.Parameters {
+				signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, relay.Claims{Publish: pub, Subscribe: sub,
+					RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}).SignedString(secret)
+				if err != nil {
+					t.Fatal(err)
+				}
+				kv, err := wire.TokenParam(wire.Token{AliasType: wire.TokenUseValue, Value: []byte(signed)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return wire.Parameters{kv}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			tracks := &moqtransport.Tracks{}
+			ns := wire.Namespace{"clock"}
+			tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "now"}, moqtransport.TrackConfig{})
+			tracks.Add(tr)
+			pub := connectWithParams(t, ctx, fmt.Sprintf("moqt://%s/", addrs[0]), fps[0], tracks, token([]string{"clock"}, nil))
+			if _, err := pub.PublishNamespace(ctx, ns, nil); err != nil {
+				t.Fatal(err)
+			}
+			var readers []*moqtransport.TrackReader
+			for i, scheme := range []string{"https", "moqt"} {
+				s := connectWithParams(t, ctx, fmt.Sprintf("%s://%s/", scheme, addrs[i+1]), fps[i+1], nil, token(nil, []string{"clock"}))
+				sub, err := s.Subscribe(ctx, ns, "now", moqtransport.SubscribeOptions{})
+				if err != nil {
+					t.Fatalf("an authorized subscriber on relay %d: %v", i+1, err)
+				}
+				rd := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+				defer rd.Close()
+				readers = append(readers, rd)
+			}
+			w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
+			if err := w.Write(0, nil, []byte("12:00:00")); err != nil {
+				t.Fatal(err)
+			}
+			for i, rd := range readers {
+				ev, err := rd.Next(ctx)
+				if err != nil || ev.Kind != moqtransport.EventObject || string(ev.Object.Payload) != "12:00:00" {
+					t.Fatalf("relay %d: %+v, %v", i+1, ev, err)
+				}
+			}
+		})
 	}
 }
