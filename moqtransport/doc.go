@@ -126,6 +126,9 @@
 // cannot be expressed: more than seven distinct ranks at once (the
 // seventh and later share urgency 7, in stream-ID order, which is group
 // order ascending); and objects inside one stream keep their track order.
+// A fetch stream is not ranked with them: it takes urgency 1 to 7 by its
+// subscriber priority alone (0-36 take 1, 220-255 take 7), so it never
+// shares urgency 0 with the control stream.
 // WebTransport streams (webtransport-go) have no priority at all: there,
 // streams progress independently (quic-go's default round robin) and the
 // delivery timeout and the abandoning of stale groups are what keep a slow

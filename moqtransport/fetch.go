@@ -557,7 +557,7 @@ func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, next func(conte
 	if err != nil {
 		return err
 	}
-	str.SetPriority(m.SubscriberPriority)
+	setUrgency(str, fetchUrgency(m.SubscriberPriority))
 	stop := context.AfterFunc(ctx, func() { str.CancelWrite(uint64(wire.ResetCancelled)) })
 	defer stop()
 	buf, _ := wire.AppendFetchHeader(make([]byte, 0, 256), m.RequestID)

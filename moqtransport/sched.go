@@ -761,9 +761,24 @@ func (p *prioSched) applyLocked(st *outStream) {
 	if str == nil {
 		return
 	}
-	// SendStream.SetPriority maps 0-255 onto 8 urgencies as p/32.
-	str.SetPriority(uint8(st.urgency) * 32)
+	setUrgency(str, st.urgency)
 	st.applied = st.urgency
+}
+
+// setUrgency gives str urgency u (0 to 7): SendStream.SetPriority maps
+// 0-255 onto the transport's eight urgencies as p/32. It is the one place
+// urgencies become priorities.
+func setUrgency(str SendStream, u int8) {
+	str.SetPriority(uint8(u) * 32)
+}
+
+// fetchUrgency is the urgency of a fetch stream with subscriber priority
+// sub: the data urgencies 1 to 7 split evenly over 0-255 (0-36 take 1,
+// 220-255 take 7), never 0, which is the control stream's alone. Fetch
+// streams are not ranked with the subgroup streams: a fetch is one stream
+// read once, and its subscriber priority is all §7 gives it.
+func fetchUrgency(sub uint8) int8 {
+	return int8(1 + int(sub)*dataUrgencies/256)
 }
 
 // rankKey orders streams as §7 schedules them.

@@ -109,3 +109,28 @@ func TestWriteBufClasses(t *testing.T) {
 		putWriteBuf(p)
 	}
 }
+
+// TestFetchUrgency: a fetch stream's subscriber priority maps onto the
+// data urgencies 1-7 in order, never onto the control stream's 0, whatever
+// the priority, and the stream's SetPriority receives that urgency.
+func TestFetchUrgency(t *testing.T) {
+	prev := int8(1)
+	for sub := 0; sub < 256; sub++ {
+		u := fetchUrgency(uint8(sub))
+		if u < 1 || u > dataUrgencies {
+			t.Fatalf("fetchUrgency(%d) = %d, want 1..%d", sub, u, dataUrgencies)
+		}
+		if u < prev {
+			t.Fatalf("fetchUrgency(%d) = %d < fetchUrgency(%d) = %d: order lost", sub, u, sub-1, prev)
+		}
+		prev = u
+		ps := &prioStream{prio: -1}
+		setUrgency(ps, u)
+		if got := ps.prio / 32; got != int(u) || got == 0 {
+			t.Fatalf("subscriber priority %d: stream urgency %d, want %d (not the control stream's 0)", sub, got, u)
+		}
+	}
+	if fetchUrgency(0) != 1 || fetchUrgency(255) != dataUrgencies {
+		t.Fatalf("range not used in full: %d..%d", fetchUrgency(0), fetchUrgency(255))
+	}
+}
