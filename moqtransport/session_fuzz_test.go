@@ -98,10 +98,13 @@ const (
 	// what it was sent (coverage only: nothing is asserted on it).
 	fuzzSettle = 5 * time.Millisecond
 
-	// The session's limits in the harness, small so that the memory
-	// budget is tight.
-	fuzzMaxPayload = 64 << 10
-	fuzzMaxExt     = 4 << 10
+	// The session's limits in the harness. The object limits are the
+	// defaults: a reader allocates at most wire.EagerObjectBytes ahead of
+	// the bytes that arrived, so the memory budget does not depend on
+	// them, and a peer that declares a large object and sends little is
+	// held to that (see the budget in runFuzzScript).
+	fuzzMaxPayload = wire.DefaultMaxObjectPayload
+	fuzzMaxExt     = wire.DefaultMaxExtensionsLen
 	fuzzCacheBytes = 1 << 20
 )
 
@@ -898,11 +901,14 @@ func runFuzzScript(t *testing.T, script []byte, timing fuzzTiming) fuzzResult {
 	// Memory: what the script made the process allocate, against a
 	// budget from the limits: a fixed part for the session and its
 	// tracks, a multiple of the script's bytes (each is parsed, copied
-	// into a cache, and written out again), and one eager allocation of
-	// the largest object and extensions per stream the peer opened.
+	// into a cache, and written out again), and per stream the peer
+	// opened what a reader may allocate ahead of the bytes that arrived:
+	// an extension block and a payload of up to wire.EagerObjectBytes
+	// each. Not the declared lengths: fuzzMaxPayload is 64 MiB, so a
+	// reader that trusted a declared length would blow this budget.
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
-	budget := uint64(8<<20) + 64*uint64(len(script)) + uint64(streams+1)*(fuzzMaxPayload+fuzzMaxExt)
+	budget := uint64(8<<20) + 64*uint64(len(script)) + uint64(streams+1)*2*wire.EagerObjectBytes
 	if got := after.TotalAlloc - before.TotalAlloc; got > budget {
 		t.Errorf("the script (%d bytes, %d streams) allocated %d bytes, over the budget of %d", len(script), streams, got, budget)
 	}
@@ -960,6 +966,22 @@ func fuzzSubgroup(t testing.TB, alias, group uint64, n int) []byte {
 	return b
 }
 
+// fuzzLyingSubgroup is a subgroup stream of alias whose one object
+// declares a payload of declared bytes and carries a few.
+func fuzzLyingSubgroup(t testing.TB, alias, group, declared uint64) []byte {
+	t.Helper()
+	h := wire.SubgroupHeader{TrackAlias: alias, GroupID: group, PublisherPriority: 128}
+	b, err := wire.AppendSubgroupHeader(nil, &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := wire.NewSubgroupState(h)
+	if b, err = st.AppendObject(b, &wire.ObjectHeader{PayloadLength: declared}); err != nil {
+		t.Fatal(err)
+	}
+	return append(b, "a lie"...)
+}
+
 func fuzzSeeds(t testing.TB) [][]byte {
 	t.Helper()
 	clientSetup := &wire.ClientSetup{Versions: []wire.Version{wire.Draft14},
@@ -1005,6 +1027,18 @@ func fuzzSeeds(t testing.TB) [][]byte {
 		op(fuzzOpSettle, 0, nil).
 		action(fuzzActJoiningFetch).op(fuzzOpAwait, 3, nil).
 		control(t, &wire.PublishDone{RequestID: 0, StatusCode: wire.DoneTrackEnded, StreamCount: 1}).b)
+	// Declared-length lies: the server accepts the subscription and opens
+	// streams whose object declares 32 MiB (within fuzzMaxPayload) but
+	// sends a few bytes, then stalls; the memory budget holds the reader
+	// to what arrived.
+	lies := newFuzzScript(fuzzFlagClient).
+		control(t, serverSetup).action(fuzzActSubscribe).
+		control(t, &wire.SubscribeOK{RequestID: 0, TrackAlias: 3, GroupOrder: wire.GroupOrderAscending})
+	for g := range uint64(4) {
+		lies.op(fuzzOpUniOpen, 0, fuzzLyingSubgroup(t, 3, g, 32<<20))
+	}
+	seeds = append(seeds, lies.op(fuzzOpSettle, 0, nil).
+		control(t, &wire.PublishDone{RequestID: 0, StatusCode: wire.DoneTrackEnded, StreamCount: 4}).b)
 	// The moq-go client publishes a namespace, subscribes to namespaces,
 	// pushes a track, and is told to go away.
 	seeds = append(seeds, newFuzzScript(fuzzFlagClient|fuzzFlagWebTransport|fuzzFlagPeerCloses).
