@@ -111,7 +111,8 @@ func (f ForwardingPreference) String() string {
 // TrackConfig bounds a track's cache and describes the track. The zero
 // value is usable.
 type TrackConfig struct {
-	// MaxGroups is how many groups the cache keeps; default 16.
+	// MaxGroups is how many groups the cache keeps; default
+	// DefaultTrackMaxGroups (64).
 	MaxGroups int
 	// MaxBytes bounds the cached payload and extension bytes, plus
 	// CacheEntryOverhead per cached event; default 32 MiB. The newest
