@@ -1,6 +1,8 @@
 package moqtransport
 
 import (
+	"context"
+	"io"
 	"testing"
 
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -132,5 +134,50 @@ func TestFetchUrgency(t *testing.T) {
 	}
 	if fetchUrgency(0) != 1 || fetchUrgency(255) != dataUrgencies {
 		t.Fatalf("range not used in full: %d..%d", fetchUrgency(0), fetchUrgency(255))
+	}
+}
+
+// uniConn is a Conn that opens fetchStreams; the rest is not used.
+type uniConn struct {
+	Conn
+	opened []*fetchStream
+}
+
+func (c *uniConn) OpenUniStreamSync(context.Context) (SendStream, error) {
+	st := &fetchStream{prio: -1}
+	c.opened = append(c.opened, st)
+	return st, nil
+}
+
+// fetchStream is a SendStream that records its priority and discards its
+// data.
+type fetchStream struct {
+	prio   int
+	closed bool
+}
+
+func (s *fetchStream) Write(b []byte) (int, error) { return len(b), nil }
+func (s *fetchStream) Close() error                { s.closed = true; return nil }
+func (s *fetchStream) CancelWrite(uint64)          {}
+func (s *fetchStream) SetPriority(p uint8)         { s.prio = int(p) }
+
+// TestWriteFetchUrgency: the stream writeFetch opens gets its urgency from
+// fetchUrgency, so a FETCH with subscriber priority 0 does not share the
+// control stream's urgency 0.
+func TestWriteFetchUrgency(t *testing.T) {
+	c := &uniConn{}
+	s := &Session{conn: c}
+	eof := func(context.Context) (*Object, error) { return nil, io.EOF }
+	for i, sub := range []uint8{0, 31, 32, 128, 255} {
+		if err := s.writeFetch(context.Background(), &wire.Fetch{RequestID: uint64(2 * i), SubscriberPriority: sub}, eof); err != nil {
+			t.Fatalf("writeFetch: %v", err)
+		}
+		st := c.opened[i]
+		if !st.closed {
+			t.Errorf("subscriber priority %d: the fetch stream was not closed", sub)
+		}
+		if st.prio < 0 || st.prio/32 != int(fetchUrgency(sub)) || st.prio/32 == 0 {
+			t.Errorf("subscriber priority %d: SetPriority(%d), urgency %d; want urgency %d, never 0", sub, st.prio, st.prio/32, fetchUrgency(sub))
+		}
 	}
 }
