@@ -1,0 +1,319 @@
+package moqtransport
+
+import (
+	"slices"
+	"sort"
+	"time"
+)
+
+// The track cache: groups, the event log, and eviction by groups, bytes,
+// age and the shared CacheBudget.
+
+// trackEntry is one event of the log.
+type trackEntry struct {
+	seq  uint64
+	ev   Event
+	gone bool
+}
+
+// cachedGroup is the cache's record of one group.
+type cachedGroup struct {
+	id        uint64
+	objects   []*Object // by object ID; arrival order among equal IDs
+	bytes     int64
+	entries   int // live log entries
+	firstSeq  uint64
+	lastSeq   uint64
+	first     time.Time // arrival of its first event
+	maxID     uint64
+	hasObject bool
+	endID     uint64 // End of Group (or End of Track) object ID
+	hasEnd    bool
+	truncated bool
+}
+
+// group returns the cache's record of group id, creating it if create.
+// Called with t.mu held.
+func (t *Track) group(id uint64, create bool) *cachedGroup {
+	n := len(t.groups)
+	if n > 0 && t.groups[n-1].id == id {
+		return t.groups[n-1]
+	}
+	i := sort.Search(n, func(i int) bool { return t.groups[i].id >= id })
+	if i < n && t.groups[i].id == id {
+		return t.groups[i]
+	}
+	if !create {
+		return nil
+	}
+	g := &cachedGroup{id: id, first: t.now()}
+	t.groups = slices.Insert(t.groups, i, g)
+	t.nextAgeCheck = time.Time{} // a group that was the newest may now be evictable
+	return g
+}
+
+// appendEntry logs ev as part of group g. Called with t.mu held.
+func (t *Track) appendEntry(g *cachedGroup, ev Event, size int64) {
+	seq := t.nextSeq
+	t.nextSeq++
+	if len(t.log) == cap(t.log) {
+		t.makeLogRoom()
+	}
+	t.log = append(t.log, trackEntry{seq: seq, ev: ev})
+	if g.entries == 0 {
+		g.firstSeq = seq
+	}
+	g.lastSeq = seq
+	g.entries++
+	g.bytes += size
+	t.bytes += size
+	t.charge(size)
+}
+
+// broadcast wakes the readers waiting for an event. Called with t.mu held.
+func (t *Track) broadcast() {
+	if t.notify != nil {
+		close(t.notify)
+		t.notify = nil
+	}
+}
+
+// waitChan returns a channel that the next write closes. Called with t.mu
+// held.
+func (t *Track) waitChan() <-chan struct{} {
+	if t.notify == nil {
+		t.notify = make(chan struct{})
+	}
+	return t.notify
+}
+
+// enforceLimits evicts groups, smallest ID first and never the newest,
+// until the cache is within its limits; then, if the newest group alone is
+// over MaxBytes, drops its oldest events. Called with t.mu held.
+func (t *Track) enforceLimits() {
+	for len(t.groups) > 1 && (len(t.groups) > t.maxGroups || t.bytes > t.maxBytes) {
+		t.evictGroup(0)
+	}
+	if t.maxAge > 0 && len(t.groups) > 1 {
+		now := t.now()
+		if !now.Before(t.nextAgeCheck) {
+			var next time.Time
+			for i := 0; i < len(t.groups)-1; {
+				g := t.groups[i]
+				expiry := g.first.Add(t.maxAge)
+				if now.After(expiry) {
+					t.evictGroup(i)
+					continue
+				}
+				if next.IsZero() || expiry.Before(next) {
+					next = expiry
+				}
+				i++
+			}
+			if next.IsZero() {
+				next = now.Add(t.maxAge) // only the newest group is left
+			}
+			t.nextAgeCheck = next
+		}
+	}
+	if len(t.groups) == 1 && t.bytes > t.maxBytes {
+		t.truncate(t.groups[0], t.maxBytes)
+	}
+	t.trimLog()
+}
+
+// evictGroup drops group i from the cache. Called with t.mu held.
+func (t *Track) evictGroup(i int) {
+	g := t.groups[i]
+	t.groups = slices.Delete(t.groups, i, i+1)
+	if g.entries > 0 {
+		behind := t.readersBehind(g.firstSeq, g.lastSeq)
+		for j := t.index(g.firstSeq); j < len(t.log) && t.log[j].seq <= g.lastSeq; j++ {
+			if e := &t.log[j]; !e.gone && e.ev.Group == g.id {
+				t.kill(e, behind)
+			}
+		}
+	}
+	t.bytes -= g.bytes
+	t.charge(-g.bytes)
+	t.objects -= len(g.objects)
+	clear(g.objects)
+	g.objects = nil
+}
+
+// truncate drops the oldest events of g, the only cached group, until the
+// cache is within limit bytes, keeping at least the event last written. It
+// reports whether it dropped any. Called with t.mu held.
+func (t *Track) truncate(g *cachedGroup, limit int64) bool {
+	dropped := false
+	behind := t.readersBehind(g.firstSeq, g.lastSeq)
+	for j := t.index(g.firstSeq); j < len(t.log) && t.bytes > limit && g.entries > 1; j++ {
+		e := &t.log[j]
+		if e.gone || e.ev.Group != g.id {
+			continue
+		}
+		size := int64(CacheEntryOverhead)
+		if o := e.ev.Object; o != nil {
+			size = o.size()
+			if k := slices.Index(g.objects, o); k >= 0 {
+				g.objects = slices.Delete(g.objects, k, k+1)
+				t.objects--
+			}
+		}
+		t.kill(e, behind)
+		dropped = true
+		g.entries--
+		g.bytes -= size
+		t.bytes -= size
+		t.charge(-size)
+		g.truncated = true
+		if g.entries > 0 {
+			g.firstSeq = e.seq + 1
+		}
+	}
+	return dropped
+}
+
+// readersBehind returns the readers that may still want an event in
+// [first, last]. Called with t.mu held.
+func (t *Track) readersBehind(first, last uint64) []*TrackReader {
+	var rs []*TrackReader
+	for r := range t.readers {
+		if r.pos <= last {
+			rs = append(rs, r)
+		}
+	}
+	return rs
+}
+
+// kill tombstones e, first marking the readers that would have got it as
+// skipped. An event evicted by the write that made it (an object of a
+// group older than every cached group, in a full cache) was never visible:
+// it only matters to the readers that have its subgroup open, whose stream
+// would otherwise miss an object; for the others it is quietly dropped.
+// Called with t.mu held.
+func (t *Track) kill(e *trackEntry, behind []*TrackReader) {
+	fresh := t.justWritten && e.seq+1 == t.nextSeq
+	for _, r := range behind {
+		if r.pos <= e.seq && (!r.skipped || e.seq < r.skipAt) && r.wants(&e.ev, fresh) {
+			r.skipped, r.skipAt = true, e.seq
+		}
+	}
+	e.gone = true
+	e.ev.Object = nil
+	t.tombs++
+}
+
+// makeLogRoom makes room at the end of a full log. trimLog drops entries
+// from the front, so a log whose array is at least half free slides back
+// to the array's start instead of growing into a new one: a live track's
+// log then reuses one array instead of reallocating every few groups.
+// Called with t.mu held.
+func (t *Track) makeLogRoom() {
+	n := len(t.log)
+	if n > 0 && cap(t.logBase) >= 2*n {
+		copy(t.logBase[:n], t.log)
+		clear(t.logBase[n:cap(t.logBase)])
+		t.log = t.logBase[:n]
+		return
+	}
+	grown := make([]trackEntry, n, max(2*n, 16))
+	copy(grown, t.log)
+	t.log, t.logBase = grown, grown
+}
+
+// trimLog drops tombstones from the front of the log, and compacts it when
+// most of it is tombstones. Called with t.mu held.
+func (t *Track) trimLog() {
+	n := 0
+	for n < len(t.log) && t.log[n].gone {
+		n++
+	}
+	if n > 0 {
+		clear(t.log[:n])
+		t.log = t.log[n:]
+		t.tombs -= n
+	}
+	if t.tombs > 32 && t.tombs > len(t.log)/2 {
+		live := make([]trackEntry, 0, 2*(len(t.log)-t.tombs))
+		for _, e := range t.log {
+			if !e.gone {
+				live = append(live, e)
+			}
+		}
+		t.log, t.logBase = live, live
+		t.tombs = 0
+	}
+}
+
+// index returns the index of the first log entry with seq >= seq. Called
+// with t.mu held.
+func (t *Track) index(seq uint64) int {
+	if len(t.log) == 0 {
+		return 0
+	}
+	if base := t.log[0].seq; seq >= base && seq-base < uint64(len(t.log)) && t.log[seq-base].seq == seq {
+		return int(seq - base) // no compaction below seq: the fast path
+	}
+	return sort.Search(len(t.log), func(i int) bool { return t.log[i].seq >= seq })
+}
+
+// GroupObjects returns the cached objects of group in object ID order (nil
+// if it is not cached). The slice is the caller's; the objects are shared
+// and read-only. For a truncated group (GroupTruncated) the oldest objects
+// are missing.
+func (t *Track) GroupObjects(group uint64) []*Object {
+	t.touch()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.expire()
+	g := t.group(group, false)
+	if g == nil || len(g.objects) == 0 {
+		return nil
+	}
+	return slices.Clone(g.objects)
+}
+
+// GroupTruncated reports whether the cached group lost objects because it
+// alone outgrew MaxBytes: its objects cannot answer a FETCH.
+func (t *Track) GroupTruncated(group uint64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := t.group(group, false)
+	return g != nil && g.truncated
+}
+
+// CachedGroups returns the smallest and largest cached group IDs. Groups in
+// between may be missing (never written, or written late and evicted).
+func (t *Track) CachedGroups() (oldest, newest uint64, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.expire()
+	if len(t.groups) == 0 {
+		return 0, 0, false
+	}
+	return t.groups[0].id, t.groups[len(t.groups)-1].id, true
+}
+
+// CacheStats describes what a track's cache holds.
+type CacheStats struct {
+	Groups  int
+	Objects int
+	Events  int   // live events in the log (objects, subgroup ends and aborts)
+	Bytes   int64 // counted against MaxBytes
+}
+
+// CacheStats returns what the cache holds now.
+func (t *Track) CacheStats() CacheStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return CacheStats{Groups: len(t.groups), Objects: t.objects, Events: len(t.log) - t.tombs, Bytes: t.bytes}
+}
+
+// expire applies MaxAge when nothing is being written. Called with t.mu
+// held.
+func (t *Track) expire() {
+	if t.maxAge > 0 && len(t.groups) > 1 && !t.now().Before(t.nextAgeCheck) {
+		t.enforceLimits()
+	}
+}

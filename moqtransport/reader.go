@@ -1,0 +1,323 @@
+package moqtransport
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// EventKind says what an Event is.
+type EventKind uint8
+
+// Event kinds.
+const (
+	// EventObject is an object (Event.Object).
+	EventObject EventKind = iota + 1
+	// EventSubgroupEnd: the subgroup completed (FIN on the wire). Sent
+	// only to readers that got an object of the subgroup.
+	EventSubgroupEnd
+	// EventSubgroupAbort: the subgroup ended early (a reset with
+	// Event.Code), or the reader's filter was narrowed so that the rest of
+	// the subgroup no longer passes (code wire.ResetCancelled). Sent only to
+	// readers that got an object of the subgroup.
+	EventSubgroupAbort
+	// EventSkipped: the reader fell behind and events it would have got
+	// were evicted. It continues at the start of the newest cached group
+	// (see Track) and ignores older groups from then on. The delivery
+	// code resets every stream it has open; the reader forgets them, so
+	// no end or abort follows for them.
+	EventSkipped
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventObject:
+		return "object"
+	case EventSubgroupEnd:
+		return "subgroup-end"
+	case EventSubgroupAbort:
+		return "subgroup-abort"
+	case EventSkipped:
+		return "skipped"
+	}
+	return fmt.Sprintf("event(%d)", uint8(k))
+}
+
+// Event is what a TrackReader yields.
+type Event struct {
+	Kind            EventKind
+	Object          *Object // for EventObject (shared, read-only)
+	Group, Subgroup uint64  // for subgroup events, and set for objects too
+	// EndOfGroup: the subgroup was opened with endOfGroup (so the delivery
+	// code picks the header type); set on every event of that subgroup.
+	// For a datagram it is the object's End Of Group bit.
+	EndOfGroup bool
+	// Extensions: objects of the subgroup may carry extensions (declared
+	// when it opened, or seen on one of its objects so far).
+	Extensions bool
+	Code       uint64 // for EventSubgroupAbort
+	Datagram   bool   // the object was written with WriteDatagram
+}
+
+// ReaderFilter selects the objects a reader gets (§9.7 filters).
+type ReaderFilter struct {
+	Start    wire.Location // objects at or after Start
+	EndGroup uint64        // objects in groups <= EndGroup, when HasEnd
+	HasEnd   bool
+	// FromCache also yields the cached objects (already written) that pass
+	// the filter; false yields only objects written after NewReader.
+	FromCache bool
+}
+
+func (f *ReaderFilter) passes(o *Object) bool {
+	return o.Location().Compare(f.Start) >= 0 && (!f.HasEnd || o.Group <= f.EndGroup)
+}
+
+// groupCanPass reports whether objects of group g that come after those
+// already delivered can still pass.
+func (f *ReaderFilter) groupCanPass(g uint64) bool {
+	return g >= f.Start.Group && (!f.HasEnd || g <= f.EndGroup)
+}
+
+// TrackReader reads a track's events at its own pace. Next is called by one
+// goroutine at a time; SetFilter and Close may be called from others.
+type TrackReader struct {
+	t    *Track
+	wake chan struct{} // SetFilter and Close nudge a waiting Next
+
+	// Guarded by t.mu.
+	pos     uint64 // seq of the next event to look at
+	filter  ReaderFilter
+	open    map[trackSubgroupKey]bool // subgroups it got an object of → EndOfGroup
+	pending []Event                   // aborts made by SetFilter
+	skipped bool                      // an event it wanted, at skipAt, was evicted
+	skipAt  uint64
+	floor   uint64 // objects of groups below floor are ignored (after a skip, SkipTo)
+	closed  bool
+}
+
+// NewReader starts a reader that yields events in the order the track
+// received them, from now on or, with f.FromCache, from the oldest cached
+// event.
+func (t *Track) NewReader(f ReaderFilter) *TrackReader {
+	r := &TrackReader{t: t, wake: make(chan struct{}, 1), filter: f, open: map[trackSubgroupKey]bool{}}
+	t.touch()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.expire()
+	r.pos = t.nextSeq
+	if f.FromCache && len(t.log) > 0 {
+		r.pos = t.log[0].seq
+	}
+	t.readers[r] = struct{}{}
+	return r
+}
+
+// wants reports whether ev would be (or make) an event for r; for a fresh
+// event, only whether r has its subgroup open. Called with t.mu held.
+func (r *TrackReader) wants(ev *Event, fresh bool) bool {
+	_, open := r.open[trackSubgroupKey{ev.Group, ev.Subgroup}]
+	if ev.Kind != EventObject {
+		return open
+	}
+	if ev.Group < r.floor {
+		return false
+	}
+	if ev.Datagram {
+		return !fresh && r.filter.passes(ev.Object)
+	}
+	return open || (!fresh && r.filter.passes(ev.Object))
+}
+
+// Next returns the next event. It blocks until there is one, ctx is done
+// (ctx.Err()), or the track has ended and every event was delivered (then
+// io.EOF for a normal end, the track's Close error otherwise). After Close
+// it returns ErrTrackReaderClosed.
+func (r *TrackReader) Next(ctx context.Context) (Event, error) {
+	t := r.t
+	t.touch()
+	t.mu.Lock()
+	for {
+		if r.closed {
+			t.mu.Unlock()
+			return Event{}, ErrTrackReaderClosed
+		}
+		if len(r.pending) > 0 {
+			ev := r.pending[0]
+			r.pending = slices.Delete(r.pending, 0, 1)
+			t.mu.Unlock()
+			return ev, nil
+		}
+		t.expire()
+		for i := t.index(r.pos); i < len(t.log); i++ {
+			e := &t.log[i]
+			if e.gone {
+				continue
+			}
+			if r.skipped && e.seq > r.skipAt {
+				r.pos = e.seq
+				return r.skip()
+			}
+			r.pos = e.seq + 1
+			if ev, ok := r.deliver(&e.ev); ok {
+				t.mu.Unlock()
+				return ev, nil
+			}
+		}
+		r.pos = t.nextSeq
+		if r.skipped {
+			return r.skip()
+		}
+		if t.closed {
+			err := t.closeErr
+			t.mu.Unlock()
+			return Event{}, err
+		}
+		ch := t.waitChan()
+		t.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return Event{}, ctx.Err()
+		case <-ch:
+		case <-r.wake:
+		}
+		t.mu.Lock()
+	}
+}
+
+// skip returns EventSkipped, forgets the reader's open subgroups, and
+// moves the reader to the start of the newest cached group its filter
+// passes; older groups are ignored from then on. Called with t.mu held;
+// unlocks it.
+func (r *TrackReader) skip() (Event, error) {
+	t := r.t
+	r.skipped = false
+	clear(r.open)
+	for i := len(t.groups) - 1; i >= 0; i-- {
+		g := t.groups[i]
+		if g.entries == 0 || !r.filter.groupCanPass(g.id) {
+			continue
+		}
+		r.floor = max(r.floor, g.id)
+		if g.firstSeq > r.pos {
+			r.pos = g.firstSeq
+		}
+		break
+	}
+	t.mu.Unlock()
+	return Event{Kind: EventSkipped}, nil
+}
+
+// deliver applies r's filter and subgroup state to a logged event. Called
+// with t.mu held.
+func (r *TrackReader) deliver(ev *Event) (Event, bool) {
+	key := trackSubgroupKey{ev.Group, ev.Subgroup}
+	switch ev.Kind {
+	case EventObject:
+		if ev.Group < r.floor {
+			return Event{}, false // older than where a skip moved the reader
+		}
+		if r.filter.passes(ev.Object) {
+			if !ev.Datagram {
+				r.open[key] = ev.EndOfGroup
+			}
+			return *ev, true
+		}
+		if eog, open := r.open[key]; open && !ev.Datagram {
+			// The filter was narrowed under an open subgroup: the rest
+			// of its stream will not be sent.
+			delete(r.open, key)
+			return Event{Kind: EventSubgroupAbort, Group: ev.Group, Subgroup: ev.Subgroup, EndOfGroup: eog, Code: uint64(wire.ResetCancelled)}, true
+		}
+	case EventSubgroupEnd, EventSubgroupAbort:
+		if _, open := r.open[key]; open {
+			delete(r.open, key)
+			return *ev, true
+		}
+	}
+	return Event{}, false
+}
+
+// SetFilter changes the reader's filter (SUBSCRIBE_UPDATE narrows it). It
+// applies to the events not yet read. Open subgroups whose group no longer
+// passes are aborted (EventSubgroupAbort, wire.ResetCancelled) by the next
+// Next. The FromCache field is ignored.
+func (r *TrackReader) SetFilter(f ReaderFilter) {
+	t := r.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.filter = f
+	for key, eog := range r.open {
+		if !f.groupCanPass(key.group) {
+			delete(r.open, key)
+			r.pending = append(r.pending, Event{Kind: EventSubgroupAbort, Group: key.group, Subgroup: key.subgroup, EndOfGroup: eog, Code: uint64(wire.ResetCancelled)})
+		}
+	}
+	slices.SortFunc(r.pending, func(a, b Event) int {
+		if c := cmp.Compare(a.Group, b.Group); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Subgroup, b.Subgroup)
+	})
+	if len(r.pending) > 0 {
+		r.nudge()
+	}
+}
+
+// SkipTo makes the reader ignore the groups before group from now on: its
+// open subgroups of them end with EventSubgroupAbort (wire.ResetCancelled)
+// at the next Next, and their later objects are not yielded. A player that
+// falls behind calls it to continue at a newer group (see
+// Subscription.SkipTo). Groups only move forward.
+func (r *TrackReader) SkipTo(group uint64) {
+	t := r.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r.closed || group <= r.floor {
+		return
+	}
+	r.floor = group
+	for key, eog := range r.open {
+		if key.group < group {
+			delete(r.open, key)
+			r.pending = append(r.pending, Event{Kind: EventSubgroupAbort, Group: key.group, Subgroup: key.subgroup, EndOfGroup: eog, Code: uint64(wire.ResetCancelled)})
+		}
+	}
+	slices.SortFunc(r.pending, func(a, b Event) int {
+		if c := cmp.Compare(a.Group, b.Group); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Subgroup, b.Subgroup)
+	})
+	if len(r.pending) > 0 {
+		r.nudge()
+	}
+}
+
+func (r *TrackReader) nudge() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close releases the reader; a blocked Next returns ErrTrackReaderClosed.
+func (r *TrackReader) Close() {
+	t := r.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.open = nil
+	r.pending = nil
+	delete(t.readers, r)
+	r.nudge()
+}

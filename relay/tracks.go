@@ -1,0 +1,167 @@
+package relay
+
+import (
+	"context"
+	"errors"
+
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// Shared upstream subscriptions: one relayTrack per track and scope,
+// counted by its downstream subscribers (and held by a PUBLISH).
+
+// relayTrack is one upstream subscription shared by its downstream ones.
+type relayTrack struct {
+	key   string
+	scope string
+	ns    wire.Namespace
+	up    *moqtransport.Subscription
+	track *moqtransport.Track
+	refs  int
+	ready chan struct{} // closed once up is known or failed
+	err   error
+	// published: the track was pushed to the relay with PUBLISH by owner;
+	// it lives as long as that publication, whatever its subscribers do.
+	published bool
+	owner     *moqtransport.Session
+	// reg: a published track's namespace registration with the
+	// coordinator; ended: its publication is over. Both under Relay.mu.
+	reg   Registration
+	ended bool
+	// remote: the upstream is another relay, found through the
+	// coordinator.
+	remote bool
+}
+
+// claimed reports whether a published track is served: its claim on its
+// namespace succeeded.
+func (rt *relayTrack) claimed() bool {
+	select {
+	case <-rt.ready:
+		return rt.err == nil
+	default:
+		return false
+	}
+}
+
+// subscribeOrigin serves a track of scope scName from o, sharing the
+// track's upstream subscription. Called with r.mu held; it unlocks it.
+func (r *Relay) subscribeOrigin(ctx context.Context, scName string, o *origin, viaRemote bool, req *wire.Subscribe) (*moqtransport.Track, error) {
+	k := trackKey(req.Namespace, req.Name)
+	sc := r.scope(scName)
+	rt := sc.tracks[k]
+	if rt != nil && rt.track != nil && rt.track.Closed() {
+		// The upstream subscription ended: subscribe again.
+		delete(sc.tracks, k)
+		rt = nil
+	}
+	if rt == nil {
+		rt = &relayTrack{key: k, scope: scName, ns: req.Namespace, ready: make(chan struct{}), remote: viaRemote}
+		sc.tracks[k] = rt
+		rt.refs++
+		r.mu.Unlock()
+		r.subscribeUpstream(ctx, o, rt, req)
+	} else {
+		rt.refs++
+		r.mu.Unlock()
+	}
+	return r.awaitTrack(ctx, rt)
+}
+
+// awaitTrack waits for a relayed track's upstream subscription; the
+// caller holds a reference, which a failure gives back.
+func (r *Relay) awaitTrack(ctx context.Context, rt *relayTrack) (*moqtransport.Track, error) {
+	select {
+	case <-rt.ready:
+	case <-ctx.Done():
+		r.release(rt)
+		return nil, ctx.Err()
+	}
+	if rt.err != nil {
+		r.release(rt)
+		return nil, rt.err
+	}
+	return rt.track, nil
+}
+
+// subscribeUpstream opens the shared upstream subscription of rt.
+func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack, req *wire.Subscribe) {
+	defer close(rt.ready)
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.UpstreamTimeout)
+	defer cancel()
+	// The upstream subscription serves every downstream one: it starts at
+	// the newest object and forwards, whatever the first subscriber asked
+	// (§8.3: relays aggregate with Largest Object).
+	up, err := o.s.Subscribe(ctx, req.Namespace, req.Name, moqtransport.SubscribeOptions{
+		Priority: moqtransport.DefaultPriority,
+		Filter:   wire.Filter{Type: wire.FilterLargestObject},
+	})
+	if err != nil {
+		var re *moqtransport.RequestError
+		if !errors.As(err, &re) {
+			err = moqtransport.SubscribeError(wire.SubscribeInternalError, "upstream subscription failed: "+err.Error())
+		}
+		rt.err = err
+		r.log.Info("upstream subscribe failed", "track", req.Namespace.String()+"/"+req.Name, "err", err)
+		return
+	}
+	// When the publisher's session ends, the track ends for its
+	// subscribers with GOING_AWAY; a PUBLISH_DONE passes its own status
+	// through the track.
+	r.mu.Lock()
+	rt.up, rt.track = up, up.Track()
+	r.mu.Unlock()
+	r.log.Info("upstream subscribed", "track", req.Namespace.String()+"/"+req.Name)
+}
+
+// SubscriptionEnded drops a downstream subscriber; the last one takes the
+// upstream subscription with it.
+func (r *Relay) SubscriptionEnded(_ *moqtransport.Session, _ *wire.Subscribe, t *moqtransport.Track) {
+	r.metrics.ActiveSubscriptions.Add(-1)
+	r.mu.Lock()
+	var found *relayTrack
+	for _, sc := range r.scopes {
+		for _, rt := range sc.tracks {
+			if rt.track == t {
+				found = rt
+			}
+		}
+	}
+	r.mu.Unlock()
+	if found != nil {
+		r.release(found)
+	}
+}
+
+func (r *Relay) release(rt *relayTrack) {
+	r.mu.Lock()
+	rt.refs--
+	last := rt.refs == 0 && !rt.published
+	if last {
+		if sc := r.scopes[rt.scope]; sc != nil && sc.tracks[rt.key] == rt {
+			delete(sc.tracks, rt.key)
+			r.dropIfEmpty(rt.scope)
+		}
+	}
+	r.mu.Unlock()
+	if last && rt.up != nil {
+		_ = rt.up.Unsubscribe()
+		r.log.Info("upstream unsubscribed", "track", rt.up.Name().String())
+	}
+}
+
+// dropClaim removes a published track whose claim failed, and answers the
+// subscribers waiting for it.
+func (r *Relay) dropClaim(sc *scope, rt *relayTrack) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if sc.tracks[rt.key] == rt {
+		delete(sc.tracks, rt.key)
+	}
+	if r.scopes[rt.scope] == sc {
+		r.dropIfEmpty(rt.scope)
+	}
+	rt.err = moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for track "+rt.ns.String())
+	close(rt.ready)
+}
