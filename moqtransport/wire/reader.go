@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/quic-go/quic-go/quicvarint"
 )
 
 // ControlReader reads framed control messages from a control stream.
@@ -51,27 +53,19 @@ func (c *ControlReader) ReadMessage() (Message, error) {
 	return ParseMessageBody(MessageType(t), body)
 }
 
-// readVarint reads a varint from r. It returns io.EOF only when the stream
-// ends before the varint's first byte, and io.ErrUnexpectedEOF when it ends
-// inside it.
+// readVarint reads a varint from r with quicvarint.Read. It returns io.EOF
+// only when the stream ends before the varint's first byte, and
+// io.ErrUnexpectedEOF when it ends inside it (quicvarint.Read reports both
+// as io.EOF): Peek tells the two apart without consuming a byte.
 func readVarint(r *bufio.Reader) (uint64, error) {
-	first, err := r.ReadByte()
-	if err != nil {
+	if _, err := r.Peek(1); err != nil {
 		return 0, err
 	}
-	l := 1 << (first >> 6)
-	v := uint64(first & 0x3f)
-	for i := 1; i < l; i++ {
-		b, err := r.ReadByte()
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return 0, err
-		}
-		v = v<<8 | uint64(b)
+	v, err := quicvarint.Read(r)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
 	}
-	return v, nil
+	return v, err
 }
 
 // streamErr turns the end of a stream inside a structure into a protocol
