@@ -28,6 +28,18 @@ type ClientConfig struct {
 	// MaxIncomingUniStreams bounds the unidirectional streams the server
 	// may have open at once (MaxIncomingUniStreams when 0).
 	MaxIncomingUniStreams int64
+	// QUICConfig, when set, is the base of the connection's QUIC
+	// configuration; it is cloned, and the fields MoQT needs are enforced
+	// (see QUICConfig).
+	QUICConfig *quic.Config
+	// Transport, when set, is the quic.Transport to dial from instead of a
+	// socket of Dial's own: e.g. a Server's (ServerConfig.Transport), so
+	// that a relay reaches other relays from its serving port.
+	// Dialed.Close leaves it open.
+	Transport *quic.Transport
+	// PacketConn, when set and Transport is not, is the socket to dial
+	// from. Dialed.Close leaves it open.
+	PacketConn net.PacketConn
 	// QlogDir, when set, receives a qlog file for the connection.
 	QlogDir string
 	// Logger receives the client's logs; nil means none.
@@ -56,7 +68,7 @@ type Dialed struct {
 
 // Close closes the connection with NO_ERROR if it is still open, and
 // releases the UDP socket, the QUIC transport and the key log file Dial
-// created. It waits for every goroutine Dial started.
+// created (not a ClientConfig.Transport or PacketConn). It waits for every goroutine Dial started.
 func (d *Dialed) Close() error {
 	d.closeFn()
 	<-d.done
@@ -107,7 +119,7 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Dialed, error)
 	if err != nil {
 		return nil, err
 	}
-	ep, err := newClientEndpoint()
+	ep, err := newClientEndpoint(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +128,8 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Dialed, error)
 		ep.release()
 		return nil, err
 	}
-	qconn, err := ep.tr.Dial(ctx, raddr, tlsConf, quicConfig(cfg.QlogDir, logger, cfg.MaxIncomingUniStreams))
+	quicConf := mergeQUICConfig(cfg.QUICConfig, quicConfig(cfg.QlogDir, logger, cfg.MaxIncomingUniStreams))
+	qconn, err := ep.tr.Dial(ctx, raddr, tlsConf, quicConf)
 	if err != nil {
 		ep.release()
 		return nil, fmt.Errorf("moqnative: dialing %s: %w", u.Redacted(), err)
@@ -124,7 +137,11 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Dialed, error)
 	d := &Dialed{Path: path, Authority: authority, ep: ep, done: make(chan struct{})}
 
 	if alpn == ALPNMoQT {
-		d.Conn = &quicConn{c: qconn}
+		if d.Conn, err = NewQUICConn(qconn); err != nil {
+			qconn.CloseWithError(codeProtocolViolation, "QUIC datagrams required")
+			ep.release()
+			return nil, fmt.Errorf("%w (dialing %s)", err, u.Redacted())
+		}
 		d.closeFn = func() { qconn.CloseWithError(codeNoError, "") }
 		go func() {
 			defer close(d.done)
@@ -168,37 +185,39 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Dialed, error)
 	return d, nil
 }
 
-// clientEndpoint is what one Dial owns: a UDP socket, the quic.Transport
-// on it and the key log file.
+// clientEndpoint is what one Dial uses: a quic.Transport and the socket
+// under it (owned unless ClientConfig gave them), and the key log file.
 type clientEndpoint struct {
-	udp    *net.UDPConn
 	tr     *quic.Transport
+	ownTr  bool // close tr on release
+	ownUDP bool // and its socket
 	keyLog *keyLog
 
 	once sync.Once
 	err  error
 }
 
-func newClientEndpoint() (*clientEndpoint, error) {
+func newClientEndpoint(cfg ClientConfig) (*clientEndpoint, error) {
 	kl, err := openKeyLog()
 	if err != nil {
 		return nil, err
 	}
-	udp, err := net.ListenUDP("udp", nil)
+	tr, own, err := transportFor("ClientConfig", "", cfg.Transport, cfg.PacketConn)
 	if err != nil {
 		kl.Close()
-		return nil, fmt.Errorf("moqnative: %w", err)
+		return nil, err
 	}
-	return &clientEndpoint{udp: udp, tr: &quic.Transport{Conn: udp}, keyLog: kl}, nil
+	return &clientEndpoint{tr: tr, ownTr: own, ownUDP: own && cfg.PacketConn == nil, keyLog: kl}, nil
 }
 
-// release closes the transport (ending its goroutines), the socket and the
-// key log, once; later calls return the first result.
+// release closes the transport it made (ending its goroutines) and the
+// socket it bound, and the key log, once; later calls return the first
+// result.
 func (e *clientEndpoint) release() error {
 	e.once.Do(func() {
-		err := e.tr.Close()
-		if uerr := e.udp.Close(); err == nil {
-			err = uerr
+		var err error
+		if e.ownTr {
+			err = closeTransport(e.tr, e.ownUDP)
 		}
 		if kerr := e.keyLog.Close(); err == nil {
 			err = kerr

@@ -17,19 +17,23 @@ import (
 
 // MoQT codes used by this package when it has to choose one.
 const (
-	codeNoError        = 0x0 // session NO_ERROR
-	codeInternalError  = 0x1 // session INTERNAL_ERROR
-	streamCodeInternal = 0x0 // data stream INTERNAL_ERROR (§10.4.3)
+	codeNoError           = 0x0 // session NO_ERROR
+	codeInternalError     = 0x1 // session INTERNAL_ERROR
+	codeProtocolViolation = 0x3 // session PROTOCOL_VIOLATION
+	streamCodeInternal    = 0x0 // data stream INTERNAL_ERROR (§10.4.3)
 )
 
 // QUICConn returns the QUIC connection under c (for a WebTransport session,
 // the connection that carries it), for statistics and connection state.
+// It reports false for connections this package did not make, and for
+// those of NewWebTransportConn (webtransport-go does not expose the
+// session's QUIC connection; the session's SessionState has its state).
 func QUICConn(c moqtransport.Conn) (*quic.Conn, bool) {
 	switch c := c.(type) {
 	case *quicConn:
 		return c.c, true
 	case *wtConn:
-		return c.qconn, true
+		return c.qconn, c.qconn != nil
 	}
 	return nil, false
 }
@@ -232,6 +236,9 @@ const wtLinger = 2 * time.Second
 // Error codes: WebTransport session and stream error codes are 32 bits
 // wide. All MoQT session and data stream codes fit; a code above
 // 0xffffffff is sent as INTERNAL_ERROR.
+//
+// qconn is the QUIC connection under the session when this package made
+// it (Server, Dial), and nil for NewWebTransportConn.
 type wtConn struct {
 	sess  *webtransport.Session
 	qconn *quic.Conn
@@ -306,7 +313,7 @@ func (w *wtConn) RemoteAddr() net.Addr            { return w.sess.RemoteAddr() }
 func (w *wtConn) LocalAddr() net.Addr             { return w.sess.LocalAddr() }
 func (w *wtConn) String() string                  { return "webtransport " + w.sess.RemoteAddr().String() }
 func (w *wtConn) ConnectionState() quic.ConnectionState {
-	return w.qconn.ConnectionState()
+	return w.sess.SessionState().ConnectionState
 }
 
 // closeQUICAfterSession closes the QUIC connection once the session has
@@ -392,7 +399,7 @@ func (w *wtConn) error(err error) error {
 	if _, isApp := errors.AsType[*quic.ApplicationError](err); !isH3 && !isApp {
 		return err
 	}
-	if isH3 && w.qconn.Context().Err() == nil {
+	if w.qconn != nil && isH3 && w.qconn.Context().Err() == nil {
 		// quic-go fails streams a moment before it cancels the
 		// connection's context; if the connection is closing, wait for it.
 		t := time.NewTimer(connCloseWait)
@@ -402,11 +409,15 @@ func (w *wtConn) error(err error) error {
 		}
 		t.Stop()
 	}
-	if cause := context.Cause(w.qconn.Context()); cause != nil {
-		if e, ok := errors.AsType[*quic.ApplicationError](cause); ok {
-			return &moqtransport.ConnError{Code: h3ToMoQT(uint64(e.ErrorCode)), Reason: e.ErrorMessage, Remote: e.Remote}
+	// Under NewWebTransportConn the QUIC connection is not known: what
+	// webtransport-go reports is translated as it is.
+	if w.qconn != nil {
+		if cause := context.Cause(w.qconn.Context()); cause != nil {
+			if e, ok := errors.AsType[*quic.ApplicationError](cause); ok {
+				return &moqtransport.ConnError{Code: h3ToMoQT(uint64(e.ErrorCode)), Reason: e.ErrorMessage, Remote: e.Remote}
+			}
+			return cause
 		}
-		return cause
 	}
 	if e, ok := errors.AsType[*quic.ApplicationError](err); ok {
 		return &moqtransport.ConnError{Code: h3ToMoQT(uint64(e.ErrorCode)), Reason: e.ErrorMessage, Remote: e.Remote}

@@ -66,6 +66,21 @@ type ServerConfig struct {
 	// needs more waits for its streams to end (QUIC flow control).
 	MaxIncomingUniStreams int64
 
+	// QUICConfig, when set, is the base of every connection's QUIC
+	// configuration, e.g. to raise the receive windows; it is cloned, and
+	// the fields MoQT needs are enforced (see QUICConfig).
+	QUICConfig *quic.Config
+	// Transport, when set, is the quic.Transport to listen on instead of a
+	// socket of the server's own: one the program also dials from (a
+	// relay reaching other relays from its serving port, with
+	// ClientConfig.Transport) or whose socket it configured. Listen's addr
+	// must then be empty. Close leaves it open.
+	Transport *quic.Transport
+	// PacketConn, when set and Transport is not, is the socket to listen
+	// on instead of one the server binds. Listen's addr must then be
+	// empty. Close leaves it open.
+	PacketConn net.PacketConn
+
 	// QlogDir, when set, receives one qlog file per connection.
 	QlogDir string
 	// Logger receives the server's logs; nil means none.
@@ -99,8 +114,9 @@ type Server struct {
 	selfSigned  *SelfSigned
 	checkOrigin func(*http.Request) bool
 
-	udp    *net.UDPConn
 	tr     *quic.Transport
+	ownTr  bool // tr was made by Listen: Close closes it
+	ownUDP bool // and its socket too
 	ln     *quic.Listener
 	wts    *webtransport.Server
 	keyLog *keyLog
@@ -123,7 +139,9 @@ type Server struct {
 type quicConnKey struct{}
 
 // Listen binds one UDP socket on addr (host:port; port 0 picks a free one)
-// and serves MoQT over raw QUIC and WebTransport on it.
+// and serves MoQT over raw QUIC and WebTransport on it. With
+// cfg.Transport or cfg.PacketConn, addr must be empty and the server
+// listens on that socket.
 func Listen(addr string, cfg ServerConfig) (*Server, error) {
 	logger := loggerOrDiscard(cfg.Logger)
 	if err := ensureDir(cfg.QlogDir); err != nil {
@@ -152,25 +170,22 @@ func Listen(addr string, cfg ServerConfig) (*Server, error) {
 	if s.keyLog, err = openKeyLog(); err != nil {
 		return nil, err
 	}
-	udpAddr, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
+	if s.tr, s.ownTr, err = transportFor("ServerConfig", addr, cfg.Transport, cfg.PacketConn); err != nil {
 		s.keyLog.Close()
-		return nil, fmt.Errorf("moqnative: %w", err)
+		return nil, err
 	}
-	if s.udp, err = net.ListenUDP("udp", udpAddr); err != nil {
-		s.keyLog.Close()
-		return nil, fmt.Errorf("moqnative: %w", err)
-	}
-	s.tr = &quic.Transport{Conn: s.udp}
+	s.ownUDP = s.ownTr && cfg.PacketConn == nil
 	tlsConf := &tls.Config{
 		GetCertificate: CertificateChooser(certs),
 		NextProtos:     []string{ALPNMoQT, ALPNH3},
 		MinVersion:     tls.VersionTLS13,
 		KeyLogWriter:   s.keyLog.writer(),
 	}
-	if s.ln, err = s.tr.Listen(tlsConf, quicConfig(cfg.QlogDir, logger, cfg.MaxIncomingUniStreams)); err != nil {
-		s.tr.Close()
-		s.udp.Close()
+	quicConf := mergeQUICConfig(cfg.QUICConfig, quicConfig(cfg.QlogDir, logger, cfg.MaxIncomingUniStreams))
+	if s.ln, err = s.tr.Listen(tlsConf, quicConf); err != nil {
+		if s.ownTr {
+			closeTransport(s.tr, s.ownUDP)
+		}
 		s.keyLog.Close()
 		return nil, fmt.Errorf("moqnative: %w", err)
 	}
@@ -191,18 +206,19 @@ func Listen(addr string, cfg ServerConfig) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	// quic-go sized the socket's buffers when the listener started.
-	s.socket = checkSocket(s.udp, logger)
+	s.socket = socketInfo(s.tr, logger)
 
 	s.wg.Go(s.acceptLoop)
-	logger.Info("listening", "addr", s.udp.LocalAddr().String(), "self_signed", s.selfSigned != nil)
+	logger.Info("listening", "addr", s.Addr().String(), "self_signed", s.selfSigned != nil)
 	return s, nil
 }
 
 // Addr is the address of the server's UDP socket.
-func (s *Server) Addr() net.Addr { return s.udp.LocalAddr() }
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Socket describes the server's UDP socket as quic-go set it up: its
-// buffer sizes and whether GSO is available. Listen logs a warning naming
+// buffer sizes and whether GSO is available (the zero SocketInfo for a
+// ServerConfig.PacketConn that is not a *net.UDPConn). Listen logs a warning naming
 // the sysctl to run when the buffers are smaller than quic-go wants.
 func (s *Server) Socket() SocketInfo { return s.socket }
 
@@ -238,7 +254,7 @@ func (s *Server) Accept(ctx context.Context) (*Incoming, error) {
 
 // Close closes every connection (raw QUIC ones with NO_ERROR, WebTransport
 // ones with H3_NO_ERROR), stops every goroutine the server started and
-// closes the socket. Sessions should drain (GOAWAY) before.
+// closes the socket it bound (not a ServerConfig.Transport or PacketConn). Sessions should drain (GOAWAY) before.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
@@ -266,11 +282,10 @@ func (s *Server) Close() error {
 		for len(s.incoming) > 0 { // their connections are closed already
 			<-s.incoming
 		}
-		if terr := s.tr.Close(); err == nil {
-			err = terr
-		}
-		if uerr := s.udp.Close(); err == nil {
-			err = uerr
+		if s.ownTr {
+			if terr := closeTransport(s.tr, s.ownUDP); err == nil {
+				err = terr
+			}
 		}
 		if kerr := s.keyLog.Close(); err == nil {
 			err = kerr
@@ -316,7 +331,13 @@ func (s *Server) acceptLoop() {
 		logger := s.logger.With("remote", c.RemoteAddr().String(), "alpn", alpn)
 		switch alpn {
 		case ALPNMoQT:
-			s.enqueue(&Incoming{Conn: &quicConn{c: c}, RemoteAddr: c.RemoteAddr()}, logger)
+			conn, err := NewQUICConn(c)
+			if err != nil {
+				logger.Info("refusing connection", "error", err)
+				c.CloseWithError(quic.ApplicationErrorCode(codeProtocolViolation), "QUIC datagrams required")
+				continue
+			}
+			s.enqueue(&Incoming{Conn: conn, RemoteAddr: c.RemoteAddr()}, logger)
 		case ALPNH3:
 			logger.Debug("serving HTTP/3")
 			s.wg.Go(func() {
