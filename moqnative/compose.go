@@ -176,6 +176,11 @@ func NewWebTransportConn(sess *webtransport.Session) moqtransport.Conn {
 // The HTTP/3 server must run as wts.H3 and be served by wts (wts.Serve or
 // wts.ServeQUICConn), with QUIC datagrams enabled (QUICConfig, or
 // webtransport-go's Serve, which enables them).
+//
+// The QUIC connection stays open when a session ends, as other requests
+// may use it (a Server closes it). A moqnative client that closes its
+// session then waits up to 2 s for the server to close the connection, so
+// that its close code is delivered, before closing it itself.
 func WebTransportHandler(wts *webtransport.Server, serve func(*Incoming)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
