@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/moqgo/moq/internal/clock"
+	"github.com/moqgo/moq/internal/moqtest"
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -30,44 +31,6 @@ func (*noFetch) Fetch(context.Context, *moqtransport.Session, *moqtransport.Fetc
 	return nil, moqtransport.FetchError(wire.FetchNotSupported, "this relay does not support FETCH")
 }
 
-// serveHandler accepts MoQT sessions on loopback with h until the test
-// ends, and returns the server's URL and certificate fingerprint.
-func serveHandler(t *testing.T, h moqtransport.Handler) (url, fingerprint string) {
-	t.Helper()
-	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			in, err := srv.Accept(ctx)
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				s, err := moqtransport.Accept(ctx, in.Conn, in.Path, &moqtransport.Config{Handler: h})
-				if err != nil {
-					return
-				}
-				select {
-				case <-s.Done():
-				case <-ctx.Done():
-				}
-				_ = s.Close()
-			})
-		}
-	})
-	t.Cleanup(func() {
-		cancel()
-		_ = srv.Close()
-		wg.Wait()
-	})
-	fp, _ := srv.Fingerprint()
-	return "moqt://" + srv.Addr().String() + "/", hex.EncodeToString(fp[:])
-}
-
 // TestJoinWithoutFetch: through a relay that refuses FETCH, a subscriber
 // that joins mid-minute says so and starts with the next minute.
 func TestJoinWithoutFetch(t *testing.T) {
@@ -75,7 +38,8 @@ func TestJoinWithoutFetch(t *testing.T) {
 	defer tr.Close(nil)
 	h := &noFetch{}
 	h.Add(tr)
-	url, fp := serveHandler(t, h)
+	srv := moqtest.Serve(t, moqnative.ServerConfig{}, h)
+	url, fp := srv.URL, srv.Fingerprint
 
 	w37, err := tr.OpenSubgroup(37, 0, moqtransport.SubgroupOptions{})
 	if err != nil {

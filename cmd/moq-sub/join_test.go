@@ -2,14 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/moqgo/moq/internal/fmp4"
 	"github.com/moqgo/moq/internal/fmp4/fmp4test"
+	"github.com/moqgo/moq/internal/moqtest"
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -51,7 +50,8 @@ func TestSubJoinWithoutFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	media1, media2 := newTrack(trackName(1)), newTrack(trackName(2))
-	url, fp := serveHandler(t, h)
+	srv := moqtest.Serve(t, moqnative.ServerConfig{}, h)
+	url, fp := srv.URL, srv.Fingerprint
 
 	// Publish the fragments as moq-pub places them: up to frame 40 (in
 	// group 1) now, the rest once moq-sub has subscribed.
@@ -118,42 +118,4 @@ func TestSubJoinWithoutFetch(t *testing.T) {
 		t.Errorf("output frames\n%s\nwant the input's from frame 60\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	initTrack.Close(nil)
-}
-
-// serveHandler accepts MoQT sessions on loopback with h until the test
-// ends, and returns the server's raw QUIC URL and certificate fingerprint.
-func serveHandler(t *testing.T, h moqtransport.Handler) (url, fingerprint string) {
-	t.Helper()
-	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			in, err := srv.Accept(ctx)
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				s, err := moqtransport.Accept(ctx, in.Conn, in.Path, &moqtransport.Config{Handler: h})
-				if err != nil {
-					return
-				}
-				select {
-				case <-s.Done():
-				case <-ctx.Done():
-				}
-				_ = s.Close()
-			})
-		}
-	})
-	t.Cleanup(func() {
-		cancel()
-		_ = srv.Close()
-		wg.Wait()
-	})
-	fp, _ := srv.Fingerprint()
-	return "moqt://" + srv.Addr().String() + "/", hex.EncodeToString(fp[:])
 }

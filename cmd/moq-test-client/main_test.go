@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/moqgo/moq/internal/moqtest"
 	"github.com/moqgo/moq/internal/testclient"
 	"github.com/moqgo/moq/internal/version"
 	"github.com/moqgo/moq/moqnative"
@@ -104,43 +104,8 @@ func startRelay(t *testing.T) *testRelay {
 // every request (moqtransport.RejectAll): not a relay.
 func startRejecting(t *testing.T) (addr, fingerprint string) {
 	t.Helper()
-	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{SelfSignedHosts: []string{"127.0.0.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var sessions sync.WaitGroup
-	accepting := make(chan struct{})
-	go func() {
-		defer close(accepting)
-		for {
-			in, err := srv.Accept(ctx)
-			if err != nil {
-				return
-			}
-			sessions.Add(1)
-			go func() {
-				defer sessions.Done()
-				s, err := moqtransport.Accept(ctx, in.Conn, in.Path, &moqtransport.Config{Handler: moqtransport.RejectAll{}})
-				if err != nil {
-					return
-				}
-				select {
-				case <-s.Done():
-				case <-ctx.Done():
-				}
-				_ = s.Close()
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		_ = srv.Close()
-		<-accepting
-		sessions.Wait()
-	})
-	fp, _ := srv.Fingerprint()
-	return srv.Addr().String(), hex.EncodeToString(fp[:])
+	srv := moqtest.Serve(t, moqnative.ServerConfig{SelfSignedHosts: []string{"127.0.0.1"}}, moqtransport.RejectAll{})
+	return srv.Addr().String(), srv.Fingerprint
 }
 
 // tapResult is one test point of a TAP report.
