@@ -55,27 +55,15 @@ func mergeQUICConfig(base, def *quic.Config) *quic.Config {
 	c.EnableStreamResetPartialDelivery = def.EnableStreamResetPartialDelivery
 	c.Allow0RTT = false
 	c.MaxIncomingUniStreams = def.MaxIncomingUniStreams
-	if c.MaxIncomingStreams <= 0 {
+	if c.MaxIncomingStreams <= 0 { // negative means none in quic-go
 		c.MaxIncomingStreams = def.MaxIncomingStreams
 	}
-	if c.KeepAlivePeriod == 0 {
-		c.KeepAlivePeriod = def.KeepAlivePeriod
-	}
-	if c.MaxIdleTimeout == 0 {
-		c.MaxIdleTimeout = def.MaxIdleTimeout
-	}
-	if c.InitialStreamReceiveWindow == 0 {
-		c.InitialStreamReceiveWindow = def.InitialStreamReceiveWindow
-	}
-	if c.MaxStreamReceiveWindow == 0 {
-		c.MaxStreamReceiveWindow = def.MaxStreamReceiveWindow
-	}
-	if c.InitialConnectionReceiveWindow == 0 {
-		c.InitialConnectionReceiveWindow = def.InitialConnectionReceiveWindow
-	}
-	if c.MaxConnectionReceiveWindow == 0 {
-		c.MaxConnectionReceiveWindow = def.MaxConnectionReceiveWindow
-	}
+	orDefault(&c.KeepAlivePeriod, def.KeepAlivePeriod)
+	orDefault(&c.MaxIdleTimeout, def.MaxIdleTimeout)
+	orDefault(&c.InitialStreamReceiveWindow, def.InitialStreamReceiveWindow)
+	orDefault(&c.MaxStreamReceiveWindow, def.MaxStreamReceiveWindow)
+	orDefault(&c.InitialConnectionReceiveWindow, def.InitialConnectionReceiveWindow)
+	orDefault(&c.MaxConnectionReceiveWindow, def.MaxConnectionReceiveWindow)
 	if def.Tracer != nil {
 		c.Tracer = def.Tracer
 	}
@@ -89,6 +77,14 @@ func mergeQUICConfig(base, def *quic.Config) *quic.Config {
 		}
 	}
 	return c
+}
+
+// orDefault sets *v to def when *v is the zero value.
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }
 
 // transportFor returns the quic.Transport to listen or dial on: tr when
