@@ -1,7 +1,9 @@
 package moqnative
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -373,5 +375,30 @@ func TestWebTransportHandler(t *testing.T) {
 			}
 			exchange(t, ctx, d.Conn, in.Conn, clientCloses)
 		})
+	}
+}
+
+// A raw QUIC client that does not negotiate datagrams is refused by the
+// Server with PROTOCOL_VIOLATION (draft-14 §3.1), and never reaches Accept.
+func TestServerRefusesNoDatagrams(t *testing.T) {
+	ctx := testCtx(t)
+	srv := startServer(t, ServerConfig{})
+	tc := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{ALPNMoQT}}
+	c, err := quic.DialAddr(ctx, srv.Addr().String(), tc, &quic.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Context().Done():
+	case <-ctx.Done():
+		t.Fatal("the server kept a connection without datagrams")
+	}
+	var ae *quic.ApplicationError
+	if err := context.Cause(c.Context()); !errors.As(err, &ae) || ae.ErrorCode != codeProtocolViolation || !ae.Remote {
+		t.Errorf("closed with %v, want the server's PROTOCOL_VIOLATION (0x3)", err)
+	}
+	// A refused connection is closed instead of queued for Accept.
+	if n := len(srv.incoming); n != 0 {
+		t.Errorf("%d connections queued for Accept", n)
 	}
 }
