@@ -100,6 +100,47 @@ func ExampleListen() {
 	// Output: session at /room?id=7
 }
 
+// One UDP port for a server and its own outgoing connections, e.g. a
+// relay that reaches another relay from its serving port (one NAT binding,
+// one firewall rule): the server listens on a quic.Transport that Dial
+// also uses.
+func ExampleServerConfig_sharedSocket() {
+	ctx := context.Background()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer udp.Close()
+	tr := &quic.Transport{Conn: udp}
+	defer tr.Close()
+	srv, err := moqnative.Listen("", moqnative.ServerConfig{Transport: tr})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+
+	upstream, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer upstream.Close()
+	fp, _ := upstream.Fingerprint()
+	d, err := moqnative.Dial(ctx, "moqt://"+upstream.Addr().String()+"/", moqnative.ClientConfig{
+		Transport: tr,
+		TLS:       moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer d.Close()
+	in, err := upstream.Accept(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("dialed from the serving port:", in.RemoteAddr.String() == srv.Addr().String())
+	// Output: dialed from the serving port: true
+}
+
 // NewQUICConn turns a QUIC connection the program accepted itself (here
 // from quic-go's own listener) into a MoQT connection. QUICConfig gives
 // the QUIC settings MoQT needs.
