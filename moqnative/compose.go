@@ -1,6 +1,7 @@
 package moqnative
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -171,13 +172,26 @@ func NewWebTransportConn(sess *webtransport.Session) moqtransport.Conn {
 //
 // The HTTP/3 server must run as wts.H3 and be served by wts (wts.Serve or
 // wts.ServeQUICConn), with QUIC datagrams enabled (QUICConfig, or
-// webtransport-go's Serve, which enables them).
+// webtransport-go's Serve, which enables them). Call WebTransportHandler
+// before wts serves: like webtransport.ConfigureHTTP3Server, it wraps
+// wts.H3.ConnContext (keeping the one set), to know each request's QUIC
+// connection: its close is how a session that ends without a close
+// capsule ended (QUICConn reports it too).
 //
 // The QUIC connection stays open when a session ends, as other requests
 // may use it (a Server closes it). A moqnative client that closes its
 // session then waits up to 2 s for the server to close the connection, so
 // that its close code is delivered, before closing it itself.
 func WebTransportHandler(wts *webtransport.Server, serve func(*Incoming)) http.Handler {
+	if wts.H3 != nil {
+		connContext := wts.H3.ConnContext
+		wts.H3.ConnContext = func(ctx context.Context, c *quic.Conn) context.Context {
+			if connContext != nil {
+				ctx = connContext(ctx, c)
+			}
+			return context.WithValue(ctx, quicConnKey{}, c)
+		}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
 			w.Header().Set("Allow", http.MethodConnect)
@@ -193,7 +207,10 @@ func WebTransportHandler(wts *webtransport.Server, serve func(*Incoming)) http.H
 			http.Error(w, "WebTransport upgrade failed: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		serve(&Incoming{Conn: NewWebTransportConn(sess), Path: r.RequestURI, Authority: r.Host, RemoteAddr: sess.RemoteAddr()})
+		// The QUIC connection stays the program's: nothing closes it when
+		// the session ends.
+		qconn, _ := r.Context().Value(quicConnKey{}).(*quic.Conn)
+		serve(&Incoming{Conn: newWTConn(sess, qconn), Path: r.RequestURI, Authority: r.Host, RemoteAddr: sess.RemoteAddr()})
 	})
 }
 

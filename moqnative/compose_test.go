@@ -205,13 +205,28 @@ func TestNewQUICConn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// listen and rawDial run quic-go on transports the test closes, so
+	// that every goroutine has ended when it returns.
 	listen := func(alpn string, qc *quic.Config) *quic.Listener {
-		ln, err := quic.ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{ss.Certificate}, NextProtos: []string{alpn}}, qc)
+		tr := loopbackTransport(t)
+		ln, err := tr.Listen(&tls.Config{Certificates: []tls.Certificate{ss.Certificate}, NextProtos: []string{alpn}}, qc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { ln.Close() })
 		return ln
+	}
+	rawDial := func(t *testing.T, addr net.Addr, alpn string) {
+		tr := loopbackTransport(t)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			tc := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{alpn}}
+			if c, err := tr.Dial(ctx, addr, tc, QUICConfig(nil)); err == nil {
+				<-c.Context().Done()
+			}
+		}()
+		t.Cleanup(func() { tr.Close(); <-done })
 	}
 	pin := ClientConfig{TLS: ClientTLS{ServerCertificateHashes: [][32]byte{ss.Fingerprint()}}}
 
@@ -234,13 +249,7 @@ func TestNewQUICConn(t *testing.T) {
 
 	t.Run("wrong ALPN", func(t *testing.T) {
 		ln := listen("other", QUICConfig(nil))
-		go func() {
-			tc := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"other"}}
-			c, err := quic.DialAddr(ctx, ln.Addr().String(), tc, QUICConfig(nil))
-			if err == nil {
-				<-c.Context().Done()
-			}
-		}()
+		rawDial(t, ln.Addr(), "other")
 		qc, err := ln.Accept(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -254,24 +263,25 @@ func TestNewQUICConn(t *testing.T) {
 
 	t.Run("no datagrams", func(t *testing.T) {
 		ln := listen(ALPNMoQT, &quic.Config{})
-		errc := make(chan error, 1)
-		go func() {
-			_, err := Dial(ctx, fmt.Sprintf("moqt://%s/", ln.Addr()), pin)
-			errc <- err
-		}()
+		rawDial(t, ln.Addr(), ALPNMoQT)
 		qc, err := ln.Accept(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer qc.CloseWithError(0, "")
 		_, err = NewQUICConn(qc)
 		if err == nil || !strings.Contains(err.Error(), "EnableDatagrams") {
 			t.Errorf("NewQUICConn without datagrams: %v, want an error naming EnableDatagrams", err)
 		}
-		// The client's Dial refuses the server that did not offer them.
-		if err := <-errc; err == nil || !strings.Contains(err.Error(), "did not negotiate QUIC datagrams") {
+	})
+
+	// Dial refuses a server that did not offer datagrams.
+	t.Run("peer without datagrams", func(t *testing.T) {
+		ln := listen(ALPNMoQT, &quic.Config{})
+		_, err := Dial(ctx, fmt.Sprintf("moqt://%s/", ln.Addr()), pin)
+		if err == nil || !strings.Contains(err.Error(), "did not negotiate QUIC datagrams") {
 			t.Errorf("Dial to a server without datagrams: %v", err)
 		}
-		qc.CloseWithError(0, "")
 	})
 }
 
@@ -312,6 +322,45 @@ func TestNewWebTransportConn(t *testing.T) {
 	exchange(t, ctx, conn, in.Conn, false)
 }
 
+// mountMoQT runs a user's HTTP/3 server on loopback: a mux with GET
+// /hello and WebTransportHandler on /moq, served by webtransport-go on a
+// socket of its own, until the test ends.
+func mountMoQT(t *testing.T) (addr string, incoming <-chan *Incoming, pin ClientConfig) {
+	t.Helper()
+	ss, err := GenerateSelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /hello", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hello over h3") })
+	wts := &webtransport.Server{H3: &http3.Server{
+		Handler:    mux,
+		TLSConfig:  http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{ss.Certificate}}),
+		QUICConfig: QUICConfig(nil),
+	}}
+	in := make(chan *Incoming, 1)
+	mux.Handle("/moq", WebTransportHandler(wts, func(i *Incoming) { in <- i }))
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); wts.Serve(udp) }()
+	t.Cleanup(func() { wts.Close(); <-served; udp.Close() })
+	return udp.LocalAddr().String(), in, ClientConfig{TLS: ClientTLS{ServerCertificateHashes: [][32]byte{ss.Fingerprint()}}}
+}
+
+func receive(t *testing.T, ctx context.Context, incoming <-chan *Incoming) *Incoming {
+	t.Helper()
+	select {
+	case in := <-incoming:
+		return in
+	case <-ctx.Done():
+		t.Fatal("no session reached the handler")
+		return nil
+	}
+}
+
 // WebTransportHandler on a user's own HTTP/3 server: a plain GET route and
 // MoQT on another path, from the same UDP port; the session works both
 // ways and either side can close it with a MoQT code.
@@ -319,28 +368,7 @@ func TestWebTransportHandler(t *testing.T) {
 	for _, clientCloses := range []bool{true, false} {
 		t.Run(fmt.Sprintf("clientCloses=%v", clientCloses), func(t *testing.T) {
 			ctx := testCtx(t)
-			ss, err := GenerateSelfSigned()
-			if err != nil {
-				t.Fatal(err)
-			}
-			mux := http.NewServeMux()
-			mux.HandleFunc("GET /hello", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hello over h3") })
-			wts := &webtransport.Server{H3: &http3.Server{
-				Handler:    mux,
-				TLSConfig:  http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{ss.Certificate}}),
-				QUICConfig: QUICConfig(nil),
-			}}
-			incoming := make(chan *Incoming, 1)
-			mux.Handle("/moq", WebTransportHandler(wts, func(in *Incoming) { incoming <- in }))
-			udp, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			served := make(chan struct{})
-			go func() { defer close(served); wts.Serve(udp) }()
-			t.Cleanup(func() { wts.Close(); <-served; udp.Close() })
-			addr := udp.LocalAddr().String()
-			pin := ClientConfig{TLS: ClientTLS{ServerCertificateHashes: [][32]byte{ss.Fingerprint()}}}
+			addr, incoming, pin := mountMoQT(t)
 
 			// The plain route, over HTTP/3 on the same port.
 			tc, err := pin.TLS.config("127.0.0.1", ALPNH3, nil)
@@ -364,16 +392,49 @@ func TestWebTransportHandler(t *testing.T) {
 			}
 
 			d := dial(t, ctx, "https://"+addr+"/moq?room=1", pin)
-			var in *Incoming
-			select {
-			case in = <-incoming:
-			case <-ctx.Done():
-				t.Fatal("no session reached the handler")
-			}
+			in := receive(t, ctx, incoming)
 			if in.Path != "/moq?room=1" || in.Authority != addr || in.Conn.Protocol() != moqtransport.ProtocolWebTransport {
 				t.Errorf("Incoming path %q authority %q protocol %v", in.Path, in.Authority, in.Conn.Protocol())
 			}
+			if sqc, ok := QUICConn(in.Conn); !ok || sqc.LocalAddr().String() != addr || sqc.RemoteAddr().String() != in.RemoteAddr.String() {
+				t.Errorf("QUICConn of the mounted session: ok %v; want the connection from %s to %s", ok, in.RemoteAddr, addr)
+			}
 			exchange(t, ctx, d.Conn, in.Conn, clientCloses)
+		})
+	}
+}
+
+// When the client's QUIC connection closes without a session close (a
+// peer that just hangs up), a mounted session reports the connection's
+// code and reason as the peer's, as a Server's session does, not an
+// HTTP/3 error of its own.
+func TestQUICCloseUnderSession(t *testing.T) {
+	for _, server := range []string{"Server", "WebTransportHandler"} {
+		t.Run(server, func(t *testing.T) {
+			ctx := testCtx(t)
+			var d *Dialed
+			var in *Incoming
+			if server == "Server" {
+				srv := startServer(t, ServerConfig{})
+				d = dial(t, ctx, fmt.Sprintf("https://%s/moq", srv.Addr()), pinned(srv))
+				in = accept(t, ctx, srv)
+			} else {
+				addr, incoming, pin := mountMoQT(t)
+				d = dial(t, ctx, "https://"+addr+"/moq", pin)
+				in = receive(t, ctx, incoming)
+			}
+			qc, _ := QUICConn(d.Conn)
+			qc.CloseWithError(0x10c, "hanging up")
+			want := moqtransport.ConnError{Code: 0x10c, Reason: "hanging up", Remote: true}
+			_, err := in.Conn.AcceptStream(ctx)
+			var ce *moqtransport.ConnError
+			if !errors.As(err, &ce) || *ce != want {
+				t.Errorf("AcceptStream: %v, want %+v", err, want)
+			}
+			_, err = in.Conn.AcceptUniStream(ctx)
+			if !errors.As(err, &ce) || *ce != want {
+				t.Errorf("AcceptUniStream: %v, want %+v", err, want)
+			}
 		})
 	}
 }
@@ -384,7 +445,7 @@ func TestServerRefusesNoDatagrams(t *testing.T) {
 	ctx := testCtx(t)
 	srv := startServer(t, ServerConfig{})
 	tc := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{ALPNMoQT}}
-	c, err := quic.DialAddr(ctx, srv.Addr().String(), tc, &quic.Config{})
+	c, err := loopbackTransport(t).Dial(ctx, srv.Addr(), tc, &quic.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,4 +462,17 @@ func TestServerRefusesNoDatagrams(t *testing.T) {
 	if n := len(srv.incoming); n != 0 {
 		t.Errorf("%d connections queued for Accept", n)
 	}
+}
+
+// loopbackTransport is a quic.Transport on a loopback socket; closing it at
+// the end of the test closes its connections and ends its goroutines.
+func loopbackTransport(t *testing.T) *quic.Transport {
+	t.Helper()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	t.Cleanup(func() { tr.Close(); udp.Close() })
+	return tr
 }

@@ -237,8 +237,8 @@ const wtLinger = 2 * time.Second
 // wide. All MoQT session and data stream codes fit; a code above
 // 0xffffffff is sent as INTERNAL_ERROR.
 //
-// qconn is the QUIC connection under the session when this package made
-// it (Server, Dial), and nil for NewWebTransportConn.
+// qconn is the QUIC connection under the session when it is known
+// (Server, Dial, WebTransportHandler), and nil for NewWebTransportConn.
 type wtConn struct {
 	sess  *webtransport.Session
 	qconn *quic.Conn
