@@ -68,7 +68,8 @@ type Dialed struct {
 
 // Close closes the connection with NO_ERROR if it is still open, and
 // releases the UDP socket, the QUIC transport and the key log file Dial
-// created (not a ClientConfig.Transport or PacketConn). It waits for every goroutine Dial started.
+// created (not a ClientConfig.Transport or PacketConn). It waits for every
+// goroutine Dial started.
 func (d *Dialed) Close() error {
 	d.closeFn()
 	<-d.done

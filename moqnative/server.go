@@ -218,8 +218,9 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Socket describes the server's UDP socket as quic-go set it up: its
 // buffer sizes and whether GSO is available (the zero SocketInfo for a
-// ServerConfig.PacketConn that is not a *net.UDPConn). Listen logs a warning naming
-// the sysctl to run when the buffers are smaller than quic-go wants.
+// ServerConfig.PacketConn that is not a *net.UDPConn). Listen logs a
+// warning naming the sysctl to run when the buffers are smaller than
+// quic-go wants.
 func (s *Server) Socket() SocketInfo { return s.socket }
 
 // SelfSigned is the generated certificate, or nil when the server was
@@ -254,7 +255,8 @@ func (s *Server) Accept(ctx context.Context) (*Incoming, error) {
 
 // Close closes every connection (raw QUIC ones with NO_ERROR, WebTransport
 // ones with H3_NO_ERROR), stops every goroutine the server started and
-// closes the socket it bound (not a ServerConfig.Transport or PacketConn). Sessions should drain (GOAWAY) before.
+// closes the socket it bound (not a ServerConfig.Transport or
+// PacketConn). Sessions should drain (GOAWAY) before.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
