@@ -481,6 +481,7 @@ func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *
 	if buf, err = st.appendObject(buf, o, batch); err != nil {
 		return o, &writeError{encode: true, err: err}
 	}
+	sv.observeDelivery(o, now)
 	last, payload := o, len(o.Payload)
 	for batch {
 		next := st.peekQueued()
@@ -493,6 +494,7 @@ func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *
 		if buf, err = st.appendObject(buf, next, true); err != nil {
 			return next, &writeError{encode: true, err: err}
 		}
+		sv.observeDelivery(next, now)
 		last, payload = next, payload+len(next.Payload)
 	}
 	*bp = buf

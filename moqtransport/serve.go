@@ -397,15 +397,31 @@ func (sv *servedSubscription) remaining(o *Object, now time.Time) (remaining tim
 	return remaining, maxCache > 0 && age > maxCache, false
 }
 
+// observeDelivery reports to Config.ObserveDelivery how long o waited
+// since its track received it, at now (the writer's clock reading for its
+// write).
+func (sv *servedSubscription) observeDelivery(o *Object, now time.Time) {
+	f := sv.s.cfg.ObserveDelivery
+	if f == nil || sv.track == nil || o.Received.IsZero() {
+		return
+	}
+	if !sv.track.realClock {
+		now = sv.track.Now()
+	}
+	f(now.Sub(o.Received))
+}
+
 // sendDatagram sends a datagram object unless it is too old.
 func (sv *servedSubscription) sendDatagram(ev Event) error {
 	sv.mu.Lock()
 	forward := sv.forward
 	sv.mu.Unlock()
 	o := ev.Object
-	if _, late, _ := sv.remaining(o, time.Now()); late || !forward {
+	now := time.Now()
+	if _, late, _ := sv.remaining(o, now); late || !forward {
 		return nil
 	}
+	sv.observeDelivery(o, now)
 	b, err := wire.AppendDatagram(nil, &wire.Datagram{
 		TrackAlias: sv.req.RequestID, Group: o.Group, Object: o.ID, PublisherPriority: o.PublisherPriority,
 		EndOfGroup: o.EndOfGroup && o.Status == wire.StatusNormal,

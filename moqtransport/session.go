@@ -53,6 +53,13 @@ type Config struct {
 	// Tracer, when set, receives every MoQT event of the session (see
 	// package mlog).
 	Tracer Tracer
+	// ObserveDelivery, when set, is called for every object the session
+	// starts writing to a subscription it serves (a subgroup stream or a
+	// datagram), with how long the object had waited since its track
+	// received it (Object.Received): a relay's delivery latency, per
+	// object and subscriber. It is called on the delivery goroutines and
+	// must not block; nil costs nothing.
+	ObserveDelivery func(wait time.Duration)
 	// Track configures the tracks that hold received objects. When its
 	// Budget is nil the session gives them one of their own, of
 	// DefaultCacheBudget bytes, so that a peer pushing many tracks (PUBLISH,

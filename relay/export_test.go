@@ -4,7 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+
+	dto "github.com/prometheus/client_model/go"
 )
+
+// BytesReceived reads moq_relay_bytes_received_total.
+func BytesReceived(r *Relay) int64 {
+	var m dto.Metric
+	_ = r.metrics.bytesReceived.Write(&m)
+	return int64(m.GetCounter().GetValue())
+}
 
 // ReadCoordinatorFileLocked reads a coordinator file as the coordinator
 // does, under its shared lock, so that a test never sees it half

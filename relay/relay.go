@@ -153,7 +153,7 @@ type Relay struct {
 	// session-end watchers, coordinator removals.
 	wg sync.WaitGroup
 
-	metrics Metrics
+	metrics *Metrics
 
 	mu       sync.Mutex
 	closed   bool
@@ -204,8 +204,10 @@ func New(cfg Config) *Relay {
 	if cfg.Session.Reader.Budget == nil {
 		cfg.Session.Reader.Budget = wire.NewByteBudget(DefaultInFlightBudget, nil)
 	}
-	return &Relay{cfg: cfg, log: cfg.Logger, scopes: map[string]*scope{}, remotes: map[string]*remote{},
+	r := &Relay{cfg: cfg, log: cfg.Logger, scopes: map[string]*scope{}, remotes: map[string]*remote{},
 		sessions: map[*moqtransport.Session]*peer{}}
+	r.metrics = newMetrics(r)
+	return r
 }
 
 // CacheBudget returns the budget shared by every relayed track's cache
@@ -308,11 +310,12 @@ func (sc *scope) owner(ns wire.Namespace) *origin {
 // PublishNamespace registers a publisher's namespace in its scope, and
 // with the coordinator. A namespace another session (or, through the
 // coordinator, another relay) already owns is refused.
-func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, req *wire.PublishNamespace) error {
+func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, req *wire.PublishNamespace) (err error) {
+	defer func() { r.metrics.requestError("publish_namespace", err) }()
 	scName := scopeOf(s)
 	k := nsKey(req.Namespace)
 	o := &origin{s: s, ns: req.Namespace}
-	r.metrics.PublishersTotal.Add(1)
+	r.metrics.publishersTotal.Add(1)
 	r.mu.Lock()
 	if !r.live(s) {
 		r.mu.Unlock()
@@ -322,7 +325,7 @@ func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, r
 	if other := sc.owner(req.Namespace); other != nil && other.s != s {
 		r.dropIfEmpty(scName)
 		r.mu.Unlock()
-		r.metrics.countError("moq_relay_announce_errors_total", "phase", "local_register")
+		r.metrics.announceErrors.WithLabelValues("local_register").Inc()
 		return moqtransport.NamespaceError(wire.NamespaceUnauthorized, "namespace "+req.Namespace.String()+" is already published by another session (as "+other.ns.String()+")")
 	}
 	if sc.origins[k] != nil {
@@ -341,10 +344,10 @@ func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, r
 			}
 			r.mu.Unlock()
 			if errors.Is(err, ErrServedElsewhere) {
-				r.metrics.countError("moq_relay_announce_errors_total", "phase", "owned_elsewhere")
+				r.metrics.announceErrors.WithLabelValues("owned_elsewhere").Inc()
 				return moqtransport.NamespaceError(wire.NamespaceUnauthorized, err.Error())
 			}
-			r.metrics.countError("moq_relay_announce_errors_total", "phase", "coordinator_register")
+			r.metrics.announceErrors.WithLabelValues("coordinator_register").Inc()
 			return moqtransport.NamespaceError(wire.NamespaceInternalError, "registering with the coordinator: "+err.Error())
 		}
 		r.mu.Lock()
@@ -361,7 +364,7 @@ func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, r
 		}
 	}
 	r.log.Info("namespace published", "scope", scName, "namespace", req.Namespace.String())
-	r.metrics.AnnounceOKTotal.Add(1)
+	r.metrics.announceOKTotal.Add(1)
 	r.mu.Lock()
 	if sc.origins[k] == o {
 		for _, sub := range sc.nsSubs {
@@ -436,15 +439,23 @@ func lookupScopes(scope string) []string {
 // Subscribe serves a track from its shared upstream subscription,
 // subscribing upstream for the first subscriber.
 func (r *Relay) Subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
-	r.metrics.SubscribersTotal.Add(1)
-	t, err := r.subscribe(ctx, s, req)
+	start := time.Now()
+	r.metrics.subscribersTotal.Add(1)
+	source := "local"
+	t, err := r.subscribe(ctx, s, req, &source)
 	if err == nil {
-		r.metrics.ActiveSubscriptions.Add(1)
+		r.metrics.activeSubscriptions.Add(1)
+	} else if source == "local" || source == "remote" {
+		source = "error"
 	}
+	r.metrics.subscribeLatency.WithLabelValues(source).Observe(time.Since(start).Seconds())
+	r.metrics.requestError("subscribe", err)
 	return t, err
 }
 
-func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
+// subscribe resolves a SUBSCRIBE; source is set to where the track comes
+// from, or why it was not found (moq_relay_subscribe_latency_seconds).
+func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe, source *string) (*moqtransport.Track, error) {
 	k := trackKey(req.Namespace, req.Name)
 	// A relay peer's requests are resolved with local publishers only.
 	viaCoordinator := r.cfg.Coordinator != nil && !r.isRelayPeer(s)
@@ -464,6 +475,7 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 			if viaCoordinator && r.mayBeLongerElsewhere(scName, o, req.Namespace, k) {
 				r.mu.Unlock()
 				if remote := r.longerElsewhere(ctx, scName, req.Namespace); remote != nil {
+					*source = "remote"
 					r.mu.Lock()
 					return r.subscribeOrigin(ctx, scName, remote, true, req)
 				}
@@ -483,6 +495,7 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 			if rt := sc.tracks[k]; rt != nil && rt.remote && (rt.track == nil || !rt.track.Closed()) {
 				rt.refs++
 				r.mu.Unlock()
+				*source = "remote"
 				return r.awaitTrack(ctx, rt)
 			}
 		}
@@ -495,14 +508,17 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 			continue
 		}
 		if err != nil {
-			r.metrics.SubscribeRouteErrors.Add(1)
+			r.metrics.subscribeRouteErrors.Add(1)
+			*source = "route_error"
 			r.log.Warn("routing through the coordinator failed", "namespace", req.Namespace.String(), "err", err)
 			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed")
 		}
+		*source = "remote"
 		r.mu.Lock()
 		return r.subscribeOrigin(ctx, scName, remote, true, req)
 	}
-	r.metrics.SubscribeNotFoundTotal.Add(1)
+	r.metrics.subscribeNotFoundTotal.Add(1)
+	*source = "not_found"
 	return nil, moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
 }
 
@@ -629,7 +645,8 @@ func (r *Relay) withdraw(sc *scope, k string) {
 // namespace subscribers whose prefix matches get a PUBLISH of their own.
 // With a coordinator, the track's namespace is registered for as long as
 // the track is published, as PUBLISH_NAMESPACE registers its namespace.
-func (r *Relay) Publish(ctx context.Context, s *moqtransport.Session, req *wire.Publish, sub *moqtransport.Subscription) (moqtransport.SubscribeOptions, error) {
+func (r *Relay) Publish(ctx context.Context, s *moqtransport.Session, req *wire.Publish, sub *moqtransport.Subscription) (_ moqtransport.SubscribeOptions, err error) {
+	defer func() { r.metrics.requestError("publish", err) }()
 	name := req.Namespace.String() + "/" + req.Name
 	scName := scopeOf(s)
 	k := trackKey(req.Namespace, req.Name)
@@ -641,13 +658,13 @@ func (r *Relay) Publish(ctx context.Context, s *moqtransport.Session, req *wire.
 	if sc := r.scopes[scName]; sc != nil {
 		if o := sc.owner(req.Namespace); o != nil && o.s != s {
 			r.mu.Unlock()
-			r.metrics.countError("moq_relay_publish_errors_total", "reason", "namespace_owned")
+			r.metrics.publishErrors.WithLabelValues("namespace_owned").Inc()
 			return moqtransport.SubscribeOptions{}, moqtransport.PublishError(wire.PublishUnauthorized,
 				"namespace "+o.ns.String()+" is published by another session; "+name+" may not be pushed into it")
 		}
 		if rt := sc.tracks[k]; rt != nil && (rt.track == nil || !rt.track.Closed()) {
 			r.mu.Unlock()
-			r.metrics.countError("moq_relay_publish_errors_total", "reason", "track_owned")
+			r.metrics.publishErrors.WithLabelValues("track_owned").Inc()
 			return moqtransport.SubscribeOptions{}, moqtransport.PublishError(wire.PublishUnauthorized, "track "+name+" is already published here")
 		}
 	}
@@ -694,7 +711,7 @@ func (r *Relay) Publish(ctx context.Context, s *moqtransport.Session, req *wire.
 				refusal = moqtransport.PublishError(wire.PublishUnauthorized, err.Error()+"; "+name+" may not be pushed into it")
 				reason = "namespace_owned_elsewhere"
 			}
-			r.metrics.countError("moq_relay_publish_errors_total", "reason", reason)
+			r.metrics.publishErrors.WithLabelValues(reason).Inc()
 			r.dropClaim(sc, rt)
 			return moqtransport.SubscribeOptions{}, refusal
 		}

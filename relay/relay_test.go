@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http/httptest"
 	"slices"
 	"strconv"
@@ -601,11 +602,13 @@ func metricValue(t *testing.T, text, name string) int64 {
 	t.Helper()
 	for _, line := range strings.Split(text, "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				t.Fatalf("%s: %v", line, err)
+			// The text format writes large values in exponent form
+			// (1.048576e+06).
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f != math.Trunc(f) {
+				t.Fatalf("%s: not an integer (%v)", line, err)
 			}
-			return n
+			return int64(f)
 		}
 	}
 	t.Fatalf("metric %s missing from:\n%s", name, text)

@@ -113,15 +113,15 @@ func (r *Relay) remoteSession(ctx context.Context, target string) (*moqtransport
 		cancel()
 		close(rm.ready)
 		if rm.err != nil {
-			r.metrics.countError("moq_relay_upstream_errors_total", "stage", "connect")
+			r.metrics.upstreamErrors.WithLabelValues("connect").Inc()
 		} else {
 			r.log.Info("connected to relay", "url", target)
-			r.metrics.UpstreamConnections.Add(1)
+			r.metrics.upstreamConnections.Add(1)
 			r.wg.Add(1)
 			go func() {
 				defer r.wg.Done()
 				<-rm.s.Done()
-				r.metrics.UpstreamConnections.Add(-1)
+				r.metrics.upstreamConnections.Add(-1)
 				r.mu.Lock()
 				if r.remotes[target] == rm {
 					delete(r.remotes, target)

@@ -50,7 +50,7 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 func (s *Server) run(ctx context.Context, in *moqnative.Incoming) {
-	m := &s.Relay.metrics
+	m := s.Relay.metrics
 	// The session is admitted (or refused) by its CLIENT_SETUP, inside
 	// Accept, before its control loop runs; its end reaches the relay
 	// however it ends.
@@ -59,7 +59,7 @@ func (s *Server) run(ctx context.Context, in *moqnative.Incoming) {
 	if err != nil {
 		p.close() // refused or failed before admission: nothing else to drop
 		if !p.refused {
-			m.countError("moq_relay_connection_errors_total", "stage", "session_accept")
+			m.connectionErrors.WithLabelValues("session_accept").Inc()
 		}
 		s.Relay.log.Debug("session setup failed", "remote", in.RemoteAddr, "err", err)
 		return

@@ -47,6 +47,7 @@ type peer struct {
 	// Set under Relay.mu.
 	s        *moqtransport.Session
 	admitted bool
+	started  time.Time // admitted at
 	ended    bool
 	// refused: admission said no (counted under its own stage).
 	refused bool
@@ -83,7 +84,15 @@ func (r *Relay) sessionConfig(p *peer) *moqtransport.Config {
 			p.tracer = cl
 		}
 	}
-	c.Tracer = moqtransport.MultiTracer(c.Tracer, own, countingTracer{&r.metrics})
+	c.Tracer = moqtransport.MultiTracer(c.Tracer, own, countingTracer{r.metrics})
+	if next := c.ObserveDelivery; next != nil {
+		c.ObserveDelivery = func(wait time.Duration) {
+			r.metrics.observeDelivery(wait)
+			next(wait)
+		}
+	} else {
+		c.ObserveDelivery = r.metrics.observeDelivery
+	}
 	next := c.Authorize
 	c.Authorize = func(s *moqtransport.Session, m wire.Message, tokens []moqtransport.AuthToken) error {
 		if err := r.authorize(p, s, m, tokens); err != nil {
@@ -137,14 +146,14 @@ func (r *Relay) admit(p *peer, s *moqtransport.Session, tokens []moqtransport.Au
 }
 
 func (r *Relay) admitSession(p *peer, s *moqtransport.Session, tokens []moqtransport.AuthToken) error {
-	m := &r.metrics
+	m := r.metrics
 	if p.role != roleDialed {
 		if _, err := Scope(s.Path()); err != nil {
-			m.countError("moq_relay_connection_errors_total", "stage", "scope_resolve")
+			m.connectionErrors.WithLabelValues("scope_resolve").Inc()
 			return &wire.SessionError{Code: wire.MalformedPath, Reason: err.Error()}
 		}
 		if err := r.checkAuthority(p, s); err != nil {
-			m.countError("moq_relay_connection_errors_total", "stage", "authority")
+			m.connectionErrors.WithLabelValues("authority").Inc()
 			return err
 		}
 		_, marked := s.PeerSetupParams().Varint(ParamRelayHop)
@@ -153,7 +162,7 @@ func (r *Relay) admitSession(p *peer, s *moqtransport.Session, tokens []moqtrans
 			if t.Type == 0 && r.cfg.ClusterKey != nil {
 				node, isPeer, err := r.cfg.ClusterKey.verifyPeer(t.Value, r.cfg.Node)
 				if err != nil {
-					m.countError("moq_relay_connection_errors_total", "stage", "peer_token")
+					m.connectionErrors.WithLabelValues("peer_token").Inc()
 					return err
 				}
 				if isPeer {
@@ -172,7 +181,7 @@ func (r *Relay) admitSession(p *peer, s *moqtransport.Session, tokens []moqtrans
 				err = claims.checkScope(scopeOf(s))
 			}
 			if err != nil {
-				m.countError("moq_relay_connection_errors_total", "stage", "token")
+				m.connectionErrors.WithLabelValues("token").Inc()
 				return err
 			}
 			p.claims = claims
@@ -185,19 +194,19 @@ func (r *Relay) admitSession(p *peer, s *moqtransport.Session, tokens []moqtrans
 	}
 	if p.role != roleDialed && r.cfg.MaxSessions > 0 && r.accepted >= r.cfg.MaxSessions {
 		r.mu.Unlock()
-		m.countError("moq_relay_connection_errors_total", "stage", "limit")
+		m.connectionErrors.WithLabelValues("limit").Inc()
 		r.log.Warn("session refused: the relay is at its session limit", "limit", r.cfg.MaxSessions)
 		return &wire.SessionError{Code: wire.InternalError, Reason: "relay full: try another relay or later"}
 	}
-	p.s, p.admitted = s, true
+	p.s, p.admitted, p.started = s, true, time.Now()
 	r.sessions[s] = p
 	if p.claims != nil && p.claims.ExpiresAt != nil {
 		p.expiry = r.closeAtExpiry(s, p.claims.ExpiresAt.Time)
 	}
 	if p.role != roleDialed {
 		r.accepted++
-		m.ActiveConnections.Add(1)
-		m.ConnectionsTotal.Add(1)
+		m.activeConnections.Add(1)
+		m.connectionsTotal.Add(1)
 	}
 	// Every admitted session's end is seen here, however it ends.
 	r.wg.Add(1)
@@ -215,7 +224,7 @@ func (r *Relay) admitSession(p *peer, s *moqtransport.Session, tokens []moqtrans
 // session's close.
 func (r *Relay) closeAtExpiry(s *moqtransport.Session, exp time.Time) *time.Timer {
 	return time.AfterFunc(time.Until(exp), func() {
-		r.metrics.countError("moq_relay_connection_errors_total", "stage", "token_expired")
+		r.metrics.connectionErrors.WithLabelValues("token_expired").Inc()
 		r.log.Info("session closed: its token expired", "path", s.Path(), "exp", exp)
 		s.CloseWithError(wire.ExpiredAuthToken, "the session's token expired at "+exp.UTC().Format(time.RFC3339)+": connect again with a new token")
 	})
@@ -340,8 +349,9 @@ func (r *Relay) SessionEnded(s *moqtransport.Session) {
 	delete(r.sessions, s)
 	if p.role != roleDialed {
 		r.accepted--
-		r.metrics.ActiveConnections.Add(-1)
-		r.metrics.ConnectionsClosedTotal.Add(1)
+		r.metrics.activeConnections.Add(-1)
+		r.metrics.connectionsClosedTotal.Add(1)
+		r.metrics.sessionDuration.Observe(time.Since(p.started).Seconds())
 	}
 	for name, sc := range r.scopes {
 		for k, o := range sc.origins {

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -90,6 +91,7 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 	defer close(rt.ready)
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.UpstreamTimeout)
 	defer cancel()
+	start := time.Now()
 	// The upstream subscription serves every downstream one: it starts at
 	// the newest object and forwards, whatever the first subscriber asked
 	// (§8.3: relays aggregate with Largest Object).
@@ -97,6 +99,11 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 		Priority: moqtransport.DefaultPriority,
 		Filter:   wire.Filter{Type: wire.FilterLargestObject},
 	})
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	r.metrics.upstreamSubscribe.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	if err != nil {
 		var re *moqtransport.RequestError
 		if !errors.As(err, &re) {
@@ -118,7 +125,7 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 // SubscriptionEnded drops a downstream subscriber; the last one takes the
 // upstream subscription with it.
 func (r *Relay) SubscriptionEnded(_ *moqtransport.Session, _ *wire.Subscribe, t *moqtransport.Track) {
-	r.metrics.ActiveSubscriptions.Add(-1)
+	r.metrics.activeSubscriptions.Add(-1)
 	r.mu.Lock()
 	var found *relayTrack
 	for _, sc := range r.scopes {

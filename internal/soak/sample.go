@@ -166,10 +166,12 @@ func (s *sampler) metrics() (sessions int, cacheBytes int64) {
 		if !ok {
 			continue
 		}
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		// The text format may write large values in exponent form.
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 		if err != nil {
 			continue
 		}
+		n := int64(f)
 		switch name {
 		case "moq_relay_active_connections":
 			sessions = int(n)
