@@ -26,7 +26,7 @@ func (s *Session) readControl() {
 			s.fail(controlStreamErr(err))
 			return
 		}
-		s.log.Debug("received", "msg", m.Type())
+		s.log.Debug("received", "message", m.Type().String())
 		if s.cfg.Tracer != nil {
 			s.cfg.Tracer.ControlMessage(false, m)
 		}

@@ -470,7 +470,7 @@ func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *
 	var err error
 	if st.headerDue {
 		if buf, err = wire.AppendSubgroupHeader(buf, &st.state.Header); err != nil {
-			sv.s.log.Debug("subgroup header not encodable", "group", o.Group, "subgroup", o.Subgroup, "err", err)
+			sv.s.log.Debug("subgroup header not encodable", "request", sv.req.RequestID, "group", o.Group, "subgroup", o.Subgroup, "err", err)
 			return o, &writeError{encode: true, err: err}
 		}
 		if tr := sv.s.cfg.Tracer; tr != nil {
@@ -514,7 +514,7 @@ func (st *outStream) appendObject(buf []byte, o *Object, withPayload bool) ([]by
 	st.hdr = wire.ObjectHeader{ID: o.ID, Status: o.Status, Extensions: o.Extensions, PayloadLength: uint64(len(o.Payload))}
 	buf, err := st.state.AppendObject(buf, &st.hdr)
 	if err != nil {
-		st.sv.s.log.Debug("subgroup object not encodable", "group", o.Group, "subgroup", o.Subgroup, "object", o.ID, "err", err)
+		st.sv.s.log.Debug("subgroup object not encodable", "request", st.sv.req.RequestID, "group", o.Group, "subgroup", o.Subgroup, "object", o.ID, "err", err)
 		return buf, err
 	}
 	if tr := st.sv.s.cfg.Tracer; tr != nil {
@@ -606,7 +606,7 @@ func (st *outStream) failCode(err error, deadline time.Time) wire.StreamResetCod
 		}
 		return st.sv.endCode()
 	}
-	st.sv.s.log.Debug("subgroup stream failed", "group", st.key.group, "subgroup", st.key.subgroup, "err", err)
+	st.sv.s.log.Debug("subgroup stream failed", "request", st.sv.req.RequestID, "group", st.key.group, "subgroup", st.key.subgroup, "err", err)
 	return wire.ResetInternalError
 }
 

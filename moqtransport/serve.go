@@ -246,7 +246,7 @@ func (sv *servedSubscription) deliver() (wire.PublishDoneCode, string) {
 		case EventObject:
 			if ev.Datagram {
 				if err := sv.sendDatagram(ev); err != nil && sv.ctx.Err() == nil {
-					sv.s.log.Debug("datagram not sent", "group", ev.Group, "object", ev.Object.ID, "err", err)
+					sv.s.log.Debug("datagram not sent", "request", sv.req.RequestID, "group", ev.Group, "object", ev.Object.ID, "err", err)
 				}
 				continue
 			}

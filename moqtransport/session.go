@@ -19,7 +19,10 @@ import (
 // 100 concurrent requests, waits 10 seconds for setup, logs nothing, and
 // refuses every request from the peer with the right error code.
 type Config struct {
-	// Logger receives the session's logs; nil is silent.
+	// Logger receives the session's logs; nil is silent. Give each
+	// session a logger of its own with an id (Logger.With("session", id)),
+	// as the relay does, to tell sessions apart: lines about one request
+	// carry its ID as "request".
 	Logger *slog.Logger
 	// SetupTimeout bounds CLIENT_SETUP / SERVER_SETUP; default 10s.
 	SetupTimeout time.Duration
@@ -453,7 +456,7 @@ func (s *Session) send(m wire.Message) error {
 		return err
 	}
 	if err := s.out.push(b, s.cfg.MaxControlBacklog, func() {
-		s.log.Debug("sent", "msg", m.Type())
+		s.log.Debug("sent", "message", m.Type().String())
 		if s.cfg.Tracer != nil {
 			s.cfg.Tracer.ControlMessage(true, m)
 		}

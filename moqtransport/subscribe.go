@@ -474,7 +474,7 @@ func (s *Session) readDataStream(str ReceiveStream) {
 		if w == nil {
 			sh := r.Header().Subgroup
 			if w, err = sub.track.OpenSubgroup(sh.GroupID, sh.SubgroupID, SubgroupOptions{Priority: sh.PublisherPriority, EndOfGroup: sh.EndOfGroup, Extensions: sh.Extensions}); err != nil {
-				s.log.Debug("dropping a data stream the track refuses", "err", err)
+				s.log.Debug("dropping a data stream the track refuses", "request", sub.id, "err", err)
 				str.CancelRead(uint64(wire.ResetCancelled))
 				sub.refused(err)
 				return
@@ -486,7 +486,7 @@ func (s *Session) readDataStream(str ReceiveStream) {
 			err = w.WriteStatus(o.ID, o.Status, o.Extensions)
 		}
 		if err != nil {
-			s.log.Debug("dropping a data stream the track refuses", "err", err)
+			s.log.Debug("dropping a data stream the track refuses", "request", sub.id, "err", err)
 			w.Abort(uint64(wire.ResetInternalError))
 			str.CancelRead(uint64(wire.ResetCancelled))
 			sub.refused(err)
@@ -608,7 +608,7 @@ func (s *Session) receiveDatagrams() {
 			o.Status = d.Status
 		}
 		if err := sub.track.WriteDatagram(o); err != nil {
-			s.log.Debug("dropping a datagram the track refuses", "err", err)
+			s.log.Debug("dropping a datagram the track refuses", "request", sub.id, "err", err)
 			sub.refused(err)
 		}
 	}

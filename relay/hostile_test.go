@@ -478,7 +478,7 @@ func TestHostileMlogConnectAndClose(t *testing.T) {
 		// *os.File would be closed by the GC, unflushed).
 		var mu sync.Mutex
 		var kept []*mlog.Logger
-		e := startRelayWith(t, scheme, relay.Config{SessionTracer: func() moqtransport.Tracer {
+		e := startRelayWith(t, scheme, relay.Config{SessionTracer: func(string) moqtransport.Tracer {
 			l, err := open("server", fmt.Sprintf("s%d", n.Add(1)))
 			if err != nil {
 				t.Error(err)

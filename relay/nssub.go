@@ -104,7 +104,7 @@ func (r *Relay) nextNamespaceAction(n *nsSub) func() {
 			ctx, cancel := context.WithTimeout(n.ctx, r.cfg.UpstreamTimeout)
 			defer cancel()
 			if _, err := n.s.Publish(ctx, t, moqtransport.PublishOptions{}); err != nil {
-				r.log.Debug("forwarding PUBLISH to a namespace subscriber failed", "track", t.Name().String(), "err", err)
+				r.logFor(n.s).Debug("forwarding PUBLISH to a namespace subscriber failed", "track", t.Name().String(), "err", err)
 			}
 		}
 	}
@@ -117,7 +117,7 @@ func (r *Relay) announce(n *nsSub, k string, ns wire.Namespace) {
 	defer cancel()
 	pub, err := n.s.PublishNamespace(ctx, ns, nil)
 	if err != nil {
-		r.log.Debug("announcing to a namespace subscriber failed", "namespace", ns.String(), "err", err)
+		r.logFor(n.s).Debug("announcing to a namespace subscriber failed", "namespace", ns.String(), "err", err)
 		return // stays nil in announced: not retried
 	}
 	r.mu.Lock()

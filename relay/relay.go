@@ -90,6 +90,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moqgo/moq/moqtransport"
@@ -141,7 +142,7 @@ type Config struct {
 	// SessionTracer, when set, gives each accepted session a Tracer of its
 	// own (an mlog file per session); nil results are skipped. A Tracer
 	// that is an io.Closer is closed when its session ends.
-	SessionTracer func() moqtransport.Tracer
+	SessionTracer func(session string) moqtransport.Tracer
 }
 
 // Relay routes namespaces and tracks between sessions. It implements
@@ -154,6 +155,10 @@ type Relay struct {
 	wg sync.WaitGroup
 
 	metrics *Metrics
+	// sessionIDs numbers the sessions for the logs; logs holds the
+	// logger of each admitted session (with its id), by session.
+	sessionIDs atomic.Uint64
+	logs       sync.Map
 
 	mu       sync.Mutex
 	closed   bool
@@ -363,7 +368,7 @@ func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, r
 			return moqtransport.NamespaceError(wire.NamespaceInternalError, "the publisher left")
 		}
 	}
-	r.log.Info("namespace published", "scope", scName, "namespace", req.Namespace.String())
+	r.logFor(s).Info("namespace published", "request", req.RequestID, "scope", scName, "namespace", req.Namespace.String())
 	r.metrics.announceOKTotal.Add(1)
 	r.mu.Lock()
 	if sc.origins[k] == o {
@@ -385,11 +390,12 @@ func (r *Relay) unregister(o *origin) {
 	}
 	reg := o.reg
 	o.reg = nil
+	log := r.logFor(o.s)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		if err := reg.Close(); err != nil {
-			r.log.Warn("removing a namespace from the coordinator", "namespace", o.ns.String(), "err", err)
+			log.Warn("removing a namespace from the coordinator", "namespace", o.ns.String(), "err", err)
 		}
 	}()
 }
@@ -406,7 +412,7 @@ func (r *Relay) PublishNamespaceDone(s *moqtransport.Session, ns wire.Namespace)
 	k := nsKey(ns)
 	if o := sc.origins[k]; o != nil && o.s == s {
 		delete(sc.origins, k)
-		r.log.Info("namespace withdrawn", "scope", scName, "namespace", ns.String())
+		r.logFor(s).Info("namespace withdrawn", "scope", scName, "namespace", ns.String())
 		r.unregister(o)
 		r.withdraw(sc, k)
 		r.dropIfEmpty(scName)
@@ -510,7 +516,7 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 		if err != nil {
 			r.metrics.subscribeRouteErrors.Add(1)
 			*source = "route_error"
-			r.log.Warn("routing through the coordinator failed", "namespace", req.Namespace.String(), "err", err)
+			r.logFor(s).Warn("routing through the coordinator failed", "request", req.RequestID, "namespace", req.Namespace.String(), "err", err)
 			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed")
 		}
 		*source = "remote"
@@ -695,7 +701,7 @@ func (r *Relay) Publish(ctx context.Context, s *moqtransport.Session, req *wire.
 		r.mu.Unlock()
 		if reg != nil {
 			if err := reg.Close(); err != nil {
-				r.log.Warn("removing a published track's namespace from the coordinator", "namespace", req.Namespace.String(), "err", err)
+				r.logFor(s).Warn("removing a published track's namespace from the coordinator", "request", req.RequestID, "namespace", req.Namespace.String(), "err", err)
 			}
 		}
 	}()
@@ -730,7 +736,7 @@ func (r *Relay) Publish(ctx context.Context, s *moqtransport.Session, req *wire.
 	defer r.mu.Unlock()
 	rt.reg = reg
 	close(rt.ready)
-	r.log.Info("track published", "scope", scName, "track", name)
+	r.logFor(s).Info("track published", "request", req.RequestID, "scope", scName, "track", name)
 	for _, n := range sc.nsSubs {
 		if n.s != s && req.Namespace.HasPrefix(n.prefix) {
 			n.push(t)

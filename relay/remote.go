@@ -115,7 +115,7 @@ func (r *Relay) remoteSession(ctx context.Context, target string) (*moqtransport
 		if rm.err != nil {
 			r.metrics.upstreamErrors.WithLabelValues("connect").Inc()
 		} else {
-			r.log.Info("connected to relay", "url", target)
+			r.logFor(rm.s).Info("connected to relay", "url", target)
 			r.metrics.upstreamConnections.Add(1)
 			r.wg.Add(1)
 			go func() {

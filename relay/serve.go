@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -61,7 +62,7 @@ func (s *Server) run(ctx context.Context, in *moqnative.Incoming) {
 		if !p.refused {
 			m.connectionErrors.WithLabelValues("session_accept").Inc()
 		}
-		s.Relay.log.Debug("session setup failed", "remote", in.RemoteAddr, "err", err)
+		p.log.Debug("session setup failed", "remote", fmt.Sprint(in.RemoteAddr), "err", err)
 		return
 	}
 	s.mu.Lock()
@@ -72,13 +73,13 @@ func (s *Server) run(ctx context.Context, in *moqnative.Incoming) {
 		s.sessions[sess] = struct{}{}
 		s.mu.Unlock()
 	}
-	s.Relay.log.Info("session started", "remote", in.RemoteAddr, "path", sess.Path(), "peer", sess.PeerImplementation())
+	p.log.Info("session started", "remote", fmt.Sprint(in.RemoteAddr), "path", sess.Path(), "peer", sess.PeerImplementation())
 	<-sess.Done()
 	s.Relay.SessionEnded(sess)
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.mu.Unlock()
-	s.Relay.log.Info("session ended", "remote", in.RemoteAddr, "err", sess.Err())
+	p.log.Info("session ended", "remote", fmt.Sprint(in.RemoteAddr), "err", sess.Err())
 }
 
 // Draining reports whether Drain has begun.

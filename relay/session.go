@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -52,6 +54,12 @@ type peer struct {
 	// refused: admission said no (counted under its own stage).
 	refused bool
 
+	// id names the session in the relay's logs (the "session"
+	// attribute of every line about it), its mlog file, and
+	// Config.SessionTracer; log is the relay's logger with it.
+	id  string
+	log *slog.Logger
+
 	// ownTracer: give the session a Tracer from Config.SessionTracer.
 	ownTracer bool
 	closeOnce sync.Once
@@ -76,10 +84,15 @@ func (r *Relay) sessionConfig(p *peer) *moqtransport.Config {
 	if c.Logger == nil {
 		c.Logger = r.log
 	}
+	// Every line about the session, the relay's and the session's own,
+	// carries its id.
+	p.id = strconv.FormatUint(r.sessionIDs.Add(1), 10)
+	p.log = r.log.With("session", p.id)
+	c.Logger = c.Logger.With("session", p.id)
 	c.Track = r.cfg.Track
 	var own moqtransport.Tracer
 	if p.ownTracer && r.cfg.SessionTracer != nil {
-		own = r.cfg.SessionTracer()
+		own = r.cfg.SessionTracer(p.id)
 		if cl, ok := own.(io.Closer); ok {
 			p.tracer = cl
 		}
@@ -140,7 +153,7 @@ func (r *Relay) admit(p *peer, s *moqtransport.Session, tokens []moqtransport.Au
 	err := r.admitSession(p, s, tokens)
 	if err != nil {
 		p.refused = true
-		r.log.Info("session refused", "path", s.Path(), "err", err)
+		p.log.Info("session refused", "path", s.Path(), "err", err)
 	}
 	return err
 }
@@ -195,13 +208,14 @@ func (r *Relay) admitSession(p *peer, s *moqtransport.Session, tokens []moqtrans
 	if p.role != roleDialed && r.cfg.MaxSessions > 0 && r.accepted >= r.cfg.MaxSessions {
 		r.mu.Unlock()
 		m.connectionErrors.WithLabelValues("limit").Inc()
-		r.log.Warn("session refused: the relay is at its session limit", "limit", r.cfg.MaxSessions)
+		p.log.Warn("session refused: the relay is at its session limit", "limit", r.cfg.MaxSessions)
 		return &wire.SessionError{Code: wire.InternalError, Reason: "relay full: try another relay or later"}
 	}
 	p.s, p.admitted, p.started = s, true, time.Now()
 	r.sessions[s] = p
+	r.logs.Store(s, p.log)
 	if p.claims != nil && p.claims.ExpiresAt != nil {
-		p.expiry = r.closeAtExpiry(s, p.claims.ExpiresAt.Time)
+		p.expiry = r.closeAtExpiry(p, s, p.claims.ExpiresAt.Time)
 	}
 	if p.role != roleDialed {
 		r.accepted++
@@ -222,10 +236,10 @@ func (r *Relay) admitSession(p *peer, s *moqtransport.Session, tokens []moqtrans
 // at exp. The timer runs no goroutine until it fires; the session's end
 // stops it (SessionEnded), and once fired its goroutine ends with the
 // session's close.
-func (r *Relay) closeAtExpiry(s *moqtransport.Session, exp time.Time) *time.Timer {
+func (r *Relay) closeAtExpiry(p *peer, s *moqtransport.Session, exp time.Time) *time.Timer {
 	return time.AfterFunc(time.Until(exp), func() {
 		r.metrics.connectionErrors.WithLabelValues("token_expired").Inc()
-		r.log.Info("session closed: its token expired", "path", s.Path(), "exp", exp)
+		p.log.Info("session closed: its token expired", "path", s.Path(), "exp", exp)
 		s.CloseWithError(wire.ExpiredAuthToken, "the session's token expired at "+exp.UTC().Format(time.RFC3339)+": connect again with a new token")
 	})
 }
@@ -332,6 +346,15 @@ func (r *Relay) live(s *moqtransport.Session) bool {
 	return p != nil && !p.ended && s.Context().Err() == nil
 }
 
+// logFor returns the relay's logger for lines about session s: with its
+// id while the relay knows the session, the relay's own otherwise.
+func (r *Relay) logFor(s *moqtransport.Session) *slog.Logger {
+	if l, ok := r.logs.Load(s); ok {
+		return l.(*slog.Logger)
+	}
+	return r.log
+}
+
 // SessionEnded removes what a session published, its namespace
 // subscriptions and everything the relay kept about it. The relay calls
 // it when an admitted session ends; calling it again does nothing.
@@ -347,6 +370,7 @@ func (r *Relay) SessionEnded(s *moqtransport.Session) {
 		p.expiry.Stop()
 	}
 	delete(r.sessions, s)
+	r.logs.Delete(s)
 	if p.role != roleDialed {
 		r.accepted--
 		r.metrics.activeConnections.Add(-1)

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/moqgo/moq/moqtransport"
@@ -18,6 +19,7 @@ type relayTrack struct {
 	scope string
 	ns    wire.Namespace
 	up    *moqtransport.Subscription
+	upLog *slog.Logger // the upstream session's logger, with the request
 	track *moqtransport.Track
 	refs  int
 	ready chan struct{} // closed once up is known or failed
@@ -110,7 +112,7 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 			err = moqtransport.SubscribeError(wire.SubscribeInternalError, "upstream subscription failed: "+err.Error())
 		}
 		rt.err = err
-		r.log.Info("upstream subscribe failed", "track", req.Namespace.String()+"/"+req.Name, "err", err)
+		r.logFor(o.s).Info("upstream subscribe failed", "track", req.Namespace.String()+"/"+req.Name, "err", err)
 		return
 	}
 	// When the publisher's session ends, the track ends for its
@@ -118,8 +120,9 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 	// through the track.
 	r.mu.Lock()
 	rt.up, rt.track = up, up.Track()
+	rt.upLog = r.logFor(o.s).With("request", up.RequestID())
 	r.mu.Unlock()
-	r.log.Info("upstream subscribed", "track", req.Namespace.String()+"/"+req.Name)
+	rt.upLog.Info("upstream subscribed", "track", req.Namespace.String()+"/"+req.Name)
 }
 
 // SubscriptionEnded drops a downstream subscriber; the last one takes the
@@ -154,7 +157,7 @@ func (r *Relay) release(rt *relayTrack) {
 	r.mu.Unlock()
 	if last && rt.up != nil {
 		_ = rt.up.Unsubscribe()
-		r.log.Info("upstream unsubscribed", "track", rt.up.Name().String())
+		rt.upLog.Info("upstream unsubscribed", "track", rt.up.Name().String())
 	}
 }
 

@@ -299,4 +299,11 @@ func TestMetricsForDashboard(t *testing.T) {
 	atLeast(1, "moq_relay_session_duration_seconds")
 	atLeast(1, "go_goroutines")
 	atLeast(1, "process_resident_memory_bytes")
+
+	// stderr carries the session id, and the request ID on request lines.
+	for _, re := range []string{`msg="session started" session=\d+ `, `msg="namespace published" session=\d+ request=\d+ `, `msg="upstream subscribed" session=\d+ request=\d+ `} {
+		if !regexp.MustCompile(re).MatchString(logs.String()) {
+			t.Errorf("no line matching %s on stderr:\n%s", re, logs.String())
+		}
+	}
 }

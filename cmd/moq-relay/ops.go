@@ -13,7 +13,6 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -97,13 +96,13 @@ func (o *opsConfig) apply(rcfg *relay.Config, logger *slog.Logger) (func(), erro
 	}
 	if o.mlogDir != "" {
 		// One file per session, closed by the relay when the session
-		// ends (or when its setup fails).
+		// ends (or when its setup fails), named after the session's id
+		// in the logs: session-<pid>-<session>_server.mlog.
 		open := mlog.Dir(o.mlogDir)
-		var n atomic.Int64
-		rcfg.SessionTracer = func() moqtransport.Tracer {
-			l, err := open("server", fmt.Sprintf("session-%d-%d", os.Getpid(), n.Add(1)))
+		rcfg.SessionTracer = func(session string) moqtransport.Tracer {
+			l, err := open("server", fmt.Sprintf("session-%d-%s", os.Getpid(), session))
 			if err != nil {
-				logger.Warn("opening an mlog file", "err", err)
+				logger.Warn("opening an mlog file", "session", session, "err", err)
 				return nil
 			}
 			return l

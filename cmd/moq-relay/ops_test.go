@@ -56,7 +56,7 @@ func TestOpsFlags(t *testing.T) {
 		if st := rcfg.Track.Budget.Stats(); st.Limit != 5<<20 {
 			t.Errorf("%s: cache budget %+v, want --cache-total-bytes", key, st)
 		}
-		if tr := rcfg.SessionTracer(); tr == nil {
+		if tr := rcfg.SessionTracer("1"); tr == nil {
 			t.Error("no mlog tracer for a session")
 		} else if c, ok := tr.(io.Closer); !ok {
 			t.Errorf("the mlog tracer %T cannot be closed at the session's end", tr)
