@@ -103,14 +103,15 @@
 //     clock object) and takes no title, description or time format: the
 //     header above, which moq-rs's mlog readers expect, cannot be written
 //     through it.
-//   - Blocking and lifetime. FileSeq hands every event to a goroutine
-//     through a channel of 50: a slow disk blocks the session goroutine
-//     that traced (delivery included) for as long as the disk takes, and
-//     an event recorded after Close, which a Tracer must tolerate (the
-//     relay closes a session's log while its delivery goroutines may
-//     still trace), can block forever once that channel is full. This
-//     Logger blocks a session goroutine for one buffered write at most,
-//     and drops events after Close.
+//   - Blocking and lifetime. FileSeq hands every event to its own
+//     goroutine through a channel of 50: once a slow disk fills it, every
+//     session goroutine that traces (delivery included) waits for the
+//     disk. A Recorder must not be used concurrently with its Close, while
+//     a Tracer is called from session goroutines that can outlive the
+//     relay's Close of the session's log; an event that races with the
+//     close is sent on a channel whose reader may be gone. This Logger
+//     blocks a session goroutine for one buffered write at most, and
+//     drops events after Close.
 //   - Errors. FileSeq reports a write error through the standard log
 //     package at its end; this package is silent and reports it with Err.
 //   - The encoder. qlogwriter/jsontext writes strings that are not UTF-8 as
