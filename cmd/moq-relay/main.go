@@ -49,6 +49,7 @@ type config struct {
 	tlsKeys      []string
 	qlogDir      string
 	logLevel     string
+	logFormat    string
 	drainTimeout time.Duration
 	cluster      clusterConfig
 	ops          opsConfig
@@ -95,6 +96,7 @@ func newRootCommand(force <-chan struct{}) *cobra.Command {
 	f.StringArrayVar(&cfg.tlsKeys, "tls-key", nil, "private key file (PEM) for the --tls-cert at the same position")
 	f.StringVar(&cfg.qlogDir, "qlog-dir", "", "write a qlog file per connection into this directory")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&cfg.logFormat, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line); lines about a session carry session=<id>, lines about a request request=<id>")
 	f.DurationVar(&cfg.drainTimeout, "drain-timeout", relay.DefaultDrainTimeout, "how long the first signal waits for sessions to end after GOAWAY")
 	cfg.cluster.addFlags(f)
 	cfg.ops.addFlags(f)
@@ -112,13 +114,28 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
+// newLogger returns the relay's logger on w, in format (--log-format).
+func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
 // run serves until ctx ends, then drains.
 func run(ctx context.Context, cfg config) error {
 	level, err := parseLevel(cfg.logLevel)
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(cfg.stderr, &slog.HandlerOptions{Level: level}))
+	logger, err := newLogger(cfg.stderr, cfg.logFormat, level)
+	if err != nil {
+		return err
+	}
 	if len(cfg.tlsCerts) != len(cfg.tlsKeys) {
 		return fmt.Errorf("%d --tls-cert but %d --tls-key: give them in pairs", len(cfg.tlsCerts), len(cfg.tlsKeys))
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -74,6 +76,9 @@ func TestRelayRejectsUnpairedCertificates(t *testing.T) {
 	}
 	if _, _, err := execute(t, "--log-level", "loud"); err == nil {
 		t.Fatal("an unknown log level was accepted")
+	}
+	if _, _, err := execute(t, "--log-format", "xml"); err == nil || !strings.Contains(err.Error(), "--log-format") {
+		t.Fatalf("an unknown log format: %v", err)
 	}
 }
 
@@ -183,4 +188,22 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// --log-format json writes one JSON object a line, with the attributes.
+func TestLogFormatJSON(t *testing.T) {
+	var b bytes.Buffer
+	l, err := newLogger(&b, "json", slog.LevelInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.With("session", "7").Info("session started", "request", 3)
+	l.Debug("below the level")
+	var m map[string]any
+	if err := json.Unmarshal(b.Bytes(), &m); err != nil {
+		t.Fatalf("%q: %v", b.String(), err)
+	}
+	if m["msg"] != "session started" || m["session"] != "7" || m["request"] != float64(3) || strings.Count(b.String(), "\n") != 1 {
+		t.Errorf("json log %q", b.String())
+	}
 }
