@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
 	"github.com/moqgo/moq/moqnative"
@@ -784,5 +785,23 @@ func TestSessionLimit(t *testing.T) {
 	}
 	if rs.Sessions() != 2 {
 		t.Errorf("sessions %d", rs.Sessions())
+	}
+}
+
+// The relay's metrics follow Prometheus's naming conventions (promlint),
+// and a second relay in the process registers its own without colliding.
+func TestMetricsLint(t *testing.T) {
+	r := relay.New(relay.Config{})
+	problems, err := testutil.GatherAndLint(r.Metrics().Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "moq_relay_") {
+			t.Errorf("%s: %s", p.Metric, p.Text)
+		}
+	}
+	if relay.New(relay.Config{}).Metrics().Registry() == r.Metrics().Registry() {
+		t.Error("two relays share a registry")
 	}
 }
