@@ -50,6 +50,7 @@ type Metrics struct {
 	publishErrors    *prometheus.CounterVec // reason
 	upstreamErrors   *prometheus.CounterVec // stage
 	requestErrors    *prometheus.CounterVec // request, code
+	sessionsEnded    *prometheus.CounterVec // closer, code
 
 	subscribeLatency  *prometheus.HistogramVec // source
 	upstreamSubscribe *prometheus.HistogramVec // result
@@ -137,6 +138,14 @@ func newMetrics(r *Relay) *Metrics {
 		m.requestErrors.WithLabelValues("subscribe", c.String())
 	}
 	m.reg.MustRegister(m.requestErrors)
+	m.sessionsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "moq_relay_sessions_ended_total",
+		Help: "Admitted sessions that ended, by closer (peer, relay, transport: the connection ended without an application close, as on an idle timeout) and draft-14 session error code name (none without one, other for a code outside the registry)."},
+		[]string{"closer", "code"})
+	for _, closer := range []string{"peer", "relay"} {
+		m.sessionsEnded.WithLabelValues(closer, wire.NoError.String())
+	}
+	m.sessionsEnded.WithLabelValues("transport", "none")
+	m.reg.MustRegister(m.sessionsEnded)
 
 	m.subscribeLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "moq_relay_subscribe_latency_seconds",
 		Help:    "Time from a SUBSCRIBE's arrival to its answer, by source: local (a publisher on this relay), remote (through another relay), not_found, route_error (the coordinator failed), error (any other refusal).",
@@ -183,13 +192,48 @@ func (m *Metrics) requestError(request string, err error) {
 		case wire.TypePublishError:
 			name = wire.PublishErrorCode(re.Code).String()
 		}
-		// The wire package names the codes it knows, and only those
-		// ("0x…" otherwise): a peer cannot add series.
-		if name != "" && !strings.HasPrefix(name, "0x") {
-			code = name
+		if name != "" {
+			code = knownCode(name)
 		}
 	}
 	m.requestErrors.WithLabelValues(request, code).Inc()
+}
+
+// sessionEnded counts an admitted session's end, by who closed it and
+// with which code.
+func (m *Metrics) sessionEnded(s *moqtransport.Session) {
+	closer, code := "relay", "none"
+	// The session's context ends just before Done closes (with Err set);
+	// a session still running was ended by the relay's own call.
+	if s.Context().Err() != nil {
+		<-s.Done()
+		var ce *moqtransport.ConnError
+		var se *wire.SessionError
+		switch err := s.Err(); {
+		case errors.As(err, &ce):
+			if ce.Remote {
+				closer = "peer"
+			}
+			code = knownCode(wire.SessionErrorCode(ce.Code).String())
+		case errors.As(err, &se):
+			code = knownCode(se.Code.String())
+		case err == nil || errors.Is(err, moqtransport.ErrSessionClosed):
+			code = wire.NoError.String()
+		default:
+			closer = "transport"
+		}
+	}
+	m.sessionsEnded.WithLabelValues(closer, code).Inc()
+}
+
+// knownCode returns name, a code name from package wire, or "other" for a
+// code wire does not know: it names only the registry's codes ("0x…"
+// otherwise), so a peer cannot add series.
+func knownCode(name string) string {
+	if strings.HasPrefix(name, "0x") {
+		return "other"
+	}
+	return name
 }
 
 // Metrics returns the relay's metrics.

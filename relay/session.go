@@ -376,6 +376,7 @@ func (r *Relay) SessionEnded(s *moqtransport.Session) {
 		r.metrics.activeConnections.Add(-1)
 		r.metrics.connectionsClosedTotal.Add(1)
 		r.metrics.sessionDuration.Observe(time.Since(p.started).Seconds())
+		defer r.metrics.sessionEnded(s) // may wait for Done: after the unlock
 	}
 	for name, sc := range r.scopes {
 		for k, o := range sc.origins {
