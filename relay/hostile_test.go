@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -637,6 +638,13 @@ func TestHostileTokens(t *testing.T) {
 			t.Error("the subscription outlived its session")
 		}
 		waitFor(t, "the relay to forget the expired session", func() bool { return e.rs.Relay.Sessions() == sessions-1 })
+		// The metrics say who closed it and why.
+		waitFor(t, "the expired session's end in the metrics", func() bool {
+			var b strings.Builder
+			_ = e.rs.Relay.WriteMetrics(&b)
+			return strings.Contains(b.String(), `moq_relay_sessions_ended_total{closer="relay",code="EXPIRED_AUTH_TOKEN"} 1`+"\n") &&
+				strings.Contains(b.String(), `moq_relay_connection_errors_total{stage="token_expired"} 1`+"\n")
+		})
 
 		for _, c := range []struct {
 			what string
