@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 )
@@ -28,3 +29,6 @@ func ReadCoordinatorFileLocked(path string) ([]byte, error) {
 	}
 	return json.Marshal(f)
 }
+
+// ObserveDelivery records one delivery latency, as the sessions do.
+func ObserveDelivery(r *Relay, d time.Duration) { r.metrics.observeDelivery(d) }
