@@ -80,6 +80,16 @@
 // per namespace subscription sends them, one at a time: a subscriber that
 // does not read its control stream holds up only itself, and churn only
 // changes what that goroutine has left to send.
+//
+// # Operations
+//
+// Metrics are Prometheus metrics on a registry of the relay's own
+// (Relay.Metrics, Metrics.Registry; see metrics.go for the names and their
+// bounded labels); OpsHandler serves them with /health and, optionally,
+// pprof. The relay numbers its sessions: every line it logs about a
+// session, and every line the session logs itself, carries
+// "session"=<id>, and lines about a request carry "request"=<its ID>;
+// Config.SessionTracer is given the same id.
 package relay
 
 import (
