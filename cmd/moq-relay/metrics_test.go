@@ -191,6 +191,7 @@ func TestMetricsForDashboard(t *testing.T) {
 		t.Fatalf("no metrics address in the logs:\n%s", logs.String())
 	}
 	url := "http://" + m[1] + "/metrics"
+	t.Cleanup(http.DefaultClient.CloseIdleConnections) // no keep-alive goroutine outlives the test
 	var fp [32]byte
 	raw, _ := hex.DecodeString(r.fp)
 	copy(fp[:], raw)
