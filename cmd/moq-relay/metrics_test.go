@@ -238,7 +238,10 @@ func TestMetricsForDashboard(t *testing.T) {
 
 	// The ended session reaches the relay shortly after we close it.
 	fams := scrape(t, url)
-	for deadline := time.Now().Add(5 * time.Second); value(fams, "moq_relay_session_duration_seconds") < 1 && time.Now().Before(deadline); {
+	ended := func() bool {
+		return value(fams, "moq_relay_session_duration_seconds") >= 1 && value(fams, "moq_relay_sessions_ended_total", "closer", "peer") >= 1
+	}
+	for deadline := time.Now().Add(5 * time.Second); !ended() && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 		fams = scrape(t, url)
 	}
