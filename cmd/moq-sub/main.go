@@ -21,15 +21,27 @@
 // it after cli.RequestIDTimeout with a message that says so.
 //
 // stdout carries nothing but the media: ftyp moov (moof mdat)*. Logs go to
-// stderr. moq-sub exits 0 when the publisher ends the tracks (or on SIGINT
-// or SIGTERM, after unsubscribing), and 1 with the reason otherwise.
+// stderr. One goroutine writes stdout from a queue of at most
+// --output-queue bytes, so a reader that stops reading (a paused or hung
+// player) does not stop moq-sub: while the queue is full, each track drops
+// its objects until the next group start (a key frame) that fits, and
+// moq-sub logs when that starts and when it catches up.
+//
+// moq-sub exits 0 when the publisher ends the tracks and stdout has taken
+// everything; on SIGINT or SIGTERM, after unsubscribing and giving stdout
+// at most a second more (a reader that never reads again does not keep it
+// from exiting); and when stdout's reader goes away (broken pipe), with a
+// line that says so. It exits 1 with the reason otherwise.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,6 +54,11 @@ import (
 
 const binaryName = "moq-sub"
 
+// defaultQueueBytes bounds the media held for stdout: a few seconds of a
+// few Mbit/s.
+const defaultQueueBytes = 4 << 20
+
+
 // config holds everything run needs.
 type config struct {
 	url        string
@@ -50,6 +67,7 @@ type config struct {
 	useMSF     bool
 	tracks     []string
 	skipBehind time.Duration
+	queueBytes int
 
 	client cli.ClientFlags
 
@@ -63,6 +81,9 @@ type config struct {
 }
 
 func main() {
+	// A write to a closed pipe returns EPIPE (ended cleanly by run)
+	// instead of killing the process with SIGPIPE.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx := cli.SignalContext(binaryName)
 	if err := newRootCommand(config{}).ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", binaryName, err)
@@ -97,6 +118,7 @@ func newRootCommand(base config) *cobra.Command {
 	f.BoolVar(&cfg.useMSF, "msf", false, "read the MSF catalog (track catalog) first and take the track names and their init segments from it")
 	f.StringArrayVar(&cfg.tracks, "track", nil, "play only this track, e.g. 1.m4s (default: every video and audio track); repeatable")
 	f.DurationVar(&cfg.skipBehind, "skip-behind", time.Second, "on a slow link, give up an unfinished group once a newer group's key frame has waited this long behind it, and go on from the newest (the groups given up are stopped; tracks are asked newest group first); 0 plays every group in order")
+	f.IntVar(&cfg.queueBytes, "output-queue", defaultQueueBytes, "bytes of media held for a stdout that is not reading; past them each track skips to its next group start")
 	cfg.client.Add(f)
 	_ = root.MarkFlagRequired("name")
 	root.SetVersionTemplate("{{.Version}}\n")
@@ -116,6 +138,9 @@ func run(ctx context.Context, cfg config) error {
 	}
 	if cfg.name == "" {
 		return fmt.Errorf("--name is empty: name the broadcast, e.g. --name demo")
+	}
+	if cfg.queueBytes <= 0 {
+		return fmt.Errorf("--output-queue %d: give a positive number of bytes, e.g. %d", cfg.queueBytes, defaultQueueBytes)
 	}
 	if cfg.useCatalog && cfg.useMSF {
 		return fmt.Errorf("--catalog and --msf name two catalogs: give one")
@@ -141,7 +166,43 @@ func run(ctx context.Context, cfg config) error {
 		}
 		return err
 	}
-	defer closeSess()
-	s := &subscriber{cfg: cfg, log: logger, sess: sess, ns: ns, out: &output{w: cfg.stdout}}
-	return s.run(ctx)
+	q := cli.NewOutput(cfg.stdout, cfg.queueBytes, logger)
+	// The subscriber stops when stdout fails: nothing it gets can go out.
+	subCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-q.Failed():
+			stop()
+		case <-subCtx.Done():
+		}
+	}()
+	s := &subscriber{cfg: cfg, log: logger, sess: sess, ns: ns, out: newOutput(q, logger)}
+	err = s.run(subCtx)
+	closeSess()
+	// Let stdout take the rest: all of it after the tracks ended, for at
+	// most cli.DefaultCloseGrace after an interrupt.
+	// After a failure only the grace: the command is ending anyway.
+	closeCtx := ctx
+	if err != nil {
+		c, cancel := context.WithCancel(ctx)
+		cancel()
+		closeCtx = c
+	}
+	qerr := q.Close(closeCtx, cli.DefaultCloseGrace)
+	written, _, peak := q.Stats()
+	switch {
+	case errors.Is(qerr, cli.ErrReaderGone):
+		logger.Info("stopped: "+cli.ErrReaderGone.Error(), "bytes", written)
+		return nil
+	case errors.Is(qerr, cli.ErrUnwritten) && err == nil:
+		logger.Warn("interrupted: "+qerr.Error(), "bytes", written)
+		return nil
+	case err == nil:
+		err = qerr
+	}
+	if err == nil {
+		logger.Info("done", "bytes", written, "peak_queued_bytes", peak)
+	}
+	return err
 }

@@ -53,20 +53,63 @@ type subscriber struct {
 	out  *output
 }
 
-// output serialises whole objects onto stdout.
+// output puts whole objects on stdout through a bounded queue (cli.Output)
+// that a stalled reader cannot make block. When the queue has no room for
+// an object, its track drops objects until the next group start (object 0,
+// a key frame) that fits: the output stays decodable and goes on with the
+// newest media, as --skip-behind does for a slow link. One line is logged
+// when such an episode starts and one when every track has resumed.
 type output struct {
-	mu sync.Mutex
-	w  io.Writer
-	n  int64
+	q   *cli.Output
+	log *slog.Logger
+
+	mu       sync.Mutex
+	dropping map[uint32]bool // tracks waiting for a group start with room
+	dropped  int             // objects dropped in the current episode
 }
 
+func newOutput(q *cli.Output, log *slog.Logger) *output {
+	return &output{q: q, log: log, dropping: map[uint32]bool{}}
+}
+
+// write queues the init segment; it is the first chunk, so it always fits.
 func (o *output) write(b []byte) error {
+	ok, err := o.q.TryWrite(b)
+	if err == nil && !ok {
+		err = errors.New("stdout has no room for the init segment")
+	}
+	return err
+}
+
+// object queues an object of track id, or drops it (see output).
+func (o *output) object(id uint32, obj *moqtransport.Object) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	n, err := o.w.Write(b)
-	o.n += int64(n)
+	if o.dropping[id] && obj.ID != 0 {
+		o.dropped++
+		return nil
+	}
+	ok, err := o.q.TryWrite(obj.Payload)
 	if err != nil {
-		return fmt.Errorf("writing the output: %w", err)
+		return err
+	}
+	if !ok {
+		if len(o.dropping) == 0 {
+			_, queued, _ := o.q.Stats()
+			o.log.Warn("stdout is not keeping up: dropping media until the next group start", "track_id", id, "group", obj.Group, "object", obj.ID, "queued_bytes", queued)
+		}
+		if !o.dropping[id] {
+			o.dropping[id] = true
+		}
+		o.dropped++
+		return nil
+	}
+	if o.dropping[id] {
+		delete(o.dropping, id)
+		if len(o.dropping) == 0 {
+			o.log.Info("stdout caught up: resumed at a group start", "track_id", id, "group", obj.Group, "dropped_objects", o.dropped)
+			o.dropped = 0
+		}
 	}
 	return nil
 }
@@ -232,7 +275,7 @@ func (s *subscriber) playTracks(ctx context.Context, tracks []chosen) error {
 		s.log.Info("interrupted: unsubscribing")
 		return nil
 	}
-	s.log.Info("the tracks ended", "bytes", s.out.n)
+	s.log.Info("the tracks ended")
 	return nil
 }
 
@@ -479,7 +522,7 @@ func (s *subscriber) play(ctx context.Context, c chosen, sub *moqtransport.Subsc
 			s.log.Warn("skipping an object that is not a fragment of the track", "track", c.name, "group", obj.Group, "object", obj.ID, "track_id", id, "err", err)
 			return nil
 		}
-		return s.out.write(obj.Payload)
+		return s.out.object(c.id, obj)
 	})
 	o.skipBehind = s.cfg.skipBehind
 	o.onSkip = func(g uint64) {
