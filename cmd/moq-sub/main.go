@@ -58,7 +58,6 @@ const binaryName = "moq-sub"
 // few Mbit/s.
 const defaultQueueBytes = 4 << 20
 
-
 // config holds everything run needs.
 type config struct {
 	url        string

@@ -27,7 +27,7 @@ import (
 	"github.com/moqgo/moq/moqtransport/wire"
 )
 
-var binDir string // where the tests build moq-pub
+var binDir string // where the tests build moq-pub and moq-sub
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "moq-sub-test-")
@@ -159,21 +159,21 @@ var (
 	buildErr  string
 )
 
-// pubBinary builds moq-pub (with the race detector when the tests have it,
-// so that the packages compiled for the tests are reused).
+// pubBinary builds moq-pub and moq-sub (with the race detector when the
+// tests have it, so that the packages compiled for the tests are reused)
+// and returns moq-pub's path.
 func pubBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(binDir, "moq-pub")
 	buildOnce.Do(func() {
 		goTool, err := exec.LookPath("go")
 		if err != nil {
 			goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 		}
-		args := []string{"build", "-o", bin}
+		args := []string{"build", "-o", binDir + string(filepath.Separator)}
 		if raceEnabled {
 			args = append(args, "-race")
 		}
-		args = append(args, "github.com/moqgo/moq/cmd/moq-pub")
+		args = append(args, "github.com/moqgo/moq/cmd/moq-pub", "github.com/moqgo/moq/cmd/moq-sub")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		if out, err := exec.CommandContext(ctx, goTool, args...).CombinedOutput(); err != nil {
@@ -183,7 +183,14 @@ func pubBinary(t *testing.T) string {
 	if buildErr != "" {
 		t.Fatal(buildErr)
 	}
-	return bin
+	return filepath.Join(binDir, "moq-pub")
+}
+
+// subBinary returns the path of the moq-sub binary built by pubBinary.
+func subBinary(t *testing.T) string {
+	t.Helper()
+	pubBinary(t)
+	return filepath.Join(binDir, "moq-sub")
 }
 
 // pubProc is a moq-pub process reading a pipe.
