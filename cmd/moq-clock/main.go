@@ -18,6 +18,12 @@
 // relay that grants no request IDs (no MAX_REQUEST_ID) ends it after
 // cli.RequestIDTimeout with a message that says so.
 //
+// stdout is written by one goroutine from a queue of at most 64 KiB, so a
+// reader that stops reading does not stop the clock: lines that find the
+// queue full are dropped (with a log line). When stdout's reader goes away
+// (broken pipe), moq-clock stops as on SIGINT and exits 0 with a line that
+// says so.
+//
 // A subscriber exits 0 when the track ends (PUBLISH_DONE) or on SIGINT or
 // SIGTERM (it unsubscribes first), and non-zero with the reason otherwise.
 // A publisher ends its track on the first signal (its subscribers get
@@ -31,7 +37,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -83,6 +91,9 @@ type config struct {
 }
 
 func main() {
+	// A write to a closed pipe returns EPIPE (ended cleanly by run)
+	// instead of killing the process with SIGPIPE.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx := cli.SignalContext(binaryName)
 	if err := newRootCommand(config{}).ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", binaryName, err)
@@ -156,12 +167,46 @@ func run(ctx context.Context, cfg config) error {
 	}
 	defer func() { _ = d.Close() }()
 
+	// stdout through a queue that a stalled reader cannot make block; its
+	// failure (the reader went away) stops the clock as an interrupt does.
+	out := cli.NewOutput(cfg.stdout, outputQueueBytes, logger)
+	cfg.stdout = out
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-out.Failed():
+			stop()
+		case <-runCtx.Done():
+		}
+	}()
 	scfg := &moqtransport.Config{RequestIDTimeout: cfg.requestIDTimeout}
 	if cfg.publish {
-		return publish(ctx, cfg, logger, d, scfg, name)
+		err = publish(runCtx, cfg, logger, d, scfg, name)
+	} else {
+		err = subscribe(runCtx, cfg, logger, d, scfg, name)
 	}
-	return subscribe(ctx, cfg, logger, d, scfg, name)
+	closeCtx := ctx
+	if err != nil {
+		c, cancel := context.WithCancel(ctx)
+		cancel()
+		closeCtx = c
+	}
+	qerr := out.Close(closeCtx, cli.DefaultCloseGrace)
+	switch {
+	case errors.Is(qerr, cli.ErrReaderGone):
+		logger.Info("stopped: " + cli.ErrReaderGone.Error())
+		return nil
+	case errors.Is(qerr, cli.ErrUnwritten) && err == nil:
+		logger.Warn("interrupted: " + qerr.Error())
+	case err == nil:
+		err = qerr
+	}
+	return err
 }
+
+// outputQueueBytes bounds the lines held for a stdout that is not reading.
+const outputQueueBytes = 64 << 10
 
 // publish announces the namespace and serves the clock track until ctx
 // ends (nil) or the session or the publication does (an error).
@@ -214,7 +259,7 @@ func publish(ctx context.Context, cfg config, logger *slog.Logger, d *moqnative.
 		return fmt.Errorf("namespace %s withdrawn by the relay: %w", name.Namespace, pub.Err())
 	default:
 	}
-	if runErr != nil {
+	if runErr != nil && !errors.Is(runErr, cli.ErrReaderGone) {
 		track.Close(moqtransport.PublishDoneError(wire.DoneInternalError, runErr.Error()))
 		return runErr
 	}

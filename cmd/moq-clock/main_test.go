@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -200,6 +201,12 @@ type proc struct {
 // start runs moq-clock with args; base carries the test hooks.
 func start(t *testing.T, name string, base config, args ...string) *proc {
 	t.Helper()
+	return startOut(t, name, base, nil, args...)
+}
+
+// startOut is start with stdout out (nil: proc.stdout).
+func startOut(t *testing.T, name string, base config, out io.Writer, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: name, stdout: newLines(), stderr: newLines(), ready: make(chan struct{}), done: make(chan error, 1)}
 	var once sync.Once
 	base.ready = func() { once.Do(func() { close(p.ready) }) }
@@ -207,7 +214,10 @@ func start(t *testing.T, name string, base config, args ...string) *proc {
 		base.closeGrace = 100 * time.Millisecond
 	}
 	cmd := newRootCommand(base)
-	cmd.SetOut(p.stdout)
+	if out == nil {
+		out = p.stdout
+	}
+	cmd.SetOut(out)
 	cmd.SetErr(p.stderr)
 	cmd.SetArgs(args)
 	ctx, cancel := context.WithCancel(context.Background())
