@@ -97,6 +97,7 @@ func TestSubBadArguments(t *testing.T) {
 		{[]string{"--name", "a", "moqt:///x"}, "has no host"},
 		{[]string{"--name", "a", "--fingerprint", "zz", "moqt://127.0.0.1:4443/"}, "64 hex digits"},
 		{[]string{"--name", "a", "--log-level", "loud", "moqt://127.0.0.1:4443/"}, "--log-level"},
+		{[]string{"--name", "a", "--output-queue", "0", "moqt://127.0.0.1:4443/"}, "--output-queue 0: give a positive number of bytes"},
 	} {
 		stdout, _, err := execute(t, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
