@@ -1,5 +1,6 @@
 // Package cli holds the plumbing the moq-go commands share: signal
-// handling, the version subcommand, and for clients the TLS, qlog and
+// handling, the version subcommand, stdout behind a bounded queue that a
+// stalled reader cannot block (Output), and for clients the TLS, qlog and
 // log-level flags, the URL and fingerprint checks, and dialing a relay and
 // running the MoQT setup on the connection.
 package cli
