@@ -214,7 +214,7 @@ func quicError(err error) error {
 		return &moqtransport.StreamError{Code: uint64(e.ErrorCode), Remote: e.Remote}
 	}
 	if e, ok := errors.AsType[*quic.ApplicationError](err); ok {
-		return &moqtransport.ConnError{Code: uint64(e.ErrorCode), Reason: e.ErrorMessage, Remote: e.Remote}
+		return &moqtransport.ConnError{Code: moqtransport.SessionErrorCode(e.ErrorCode), Reason: e.ErrorMessage, Remote: e.Remote}
 	}
 	return err
 }
@@ -390,10 +390,10 @@ func (w *wtConn) error(err error) error {
 		return &moqtransport.StreamError{Code: uint64(e.ErrorCode), Remote: e.Remote}
 	}
 	if e, ok := errors.AsType[*webtransport.SessionError](err); ok {
-		return &moqtransport.ConnError{Code: uint64(e.ErrorCode), Reason: e.Message, Remote: e.Remote}
+		return &moqtransport.ConnError{Code: moqtransport.SessionErrorCode(e.ErrorCode), Reason: e.Message, Remote: e.Remote}
 	}
 	if e := w.sessionClose(); e != nil {
-		return &moqtransport.ConnError{Code: uint64(e.ErrorCode), Reason: e.Message, Remote: e.Remote}
+		return &moqtransport.ConnError{Code: moqtransport.SessionErrorCode(e.ErrorCode), Reason: e.Message, Remote: e.Remote}
 	}
 	h3e, isH3 := errors.AsType[*http3.Error](err)
 	if _, isApp := errors.AsType[*quic.ApplicationError](err); !isH3 && !isApp {
@@ -414,18 +414,18 @@ func (w *wtConn) error(err error) error {
 	if w.qconn != nil {
 		if cause := context.Cause(w.qconn.Context()); cause != nil {
 			if e, ok := errors.AsType[*quic.ApplicationError](cause); ok {
-				return &moqtransport.ConnError{Code: h3ToMoQT(uint64(e.ErrorCode)), Reason: e.ErrorMessage, Remote: e.Remote}
+				return &moqtransport.ConnError{Code: moqtransport.SessionErrorCode(h3ToMoQT(uint64(e.ErrorCode))), Reason: e.ErrorMessage, Remote: e.Remote}
 			}
 			return cause
 		}
 	}
 	if e, ok := errors.AsType[*quic.ApplicationError](err); ok {
-		return &moqtransport.ConnError{Code: h3ToMoQT(uint64(e.ErrorCode)), Reason: e.ErrorMessage, Remote: e.Remote}
+		return &moqtransport.ConnError{Code: moqtransport.SessionErrorCode(h3ToMoQT(uint64(e.ErrorCode))), Reason: e.ErrorMessage, Remote: e.Remote}
 	}
 	if h3e.ErrorCode == http3.ErrCodeDatagramError && h3e.ErrorMessage == io.EOF.Error() {
 		return &moqtransport.ConnError{Code: codeNoError, Remote: true} // CONNECT stream FIN
 	}
-	return &moqtransport.ConnError{Code: h3ToMoQT(uint64(h3e.ErrorCode)), Reason: h3e.ErrorMessage, Remote: h3e.Remote}
+	return &moqtransport.ConnError{Code: moqtransport.SessionErrorCode(h3ToMoQT(uint64(h3e.ErrorCode))), Reason: h3e.ErrorMessage, Remote: h3e.Remote}
 }
 
 // connCloseWait bounds the wait for a closing QUIC connection in

@@ -27,7 +27,7 @@ func TestAuthorizeSetupMessages(t *testing.T) {
 		defer cancel()
 		_, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Path: d.Path})
 		var ce *moqtransport.ConnError
-		if !errors.As(err, &ce) || ce.Code != uint64(wire.InvalidAuthority) {
+		if !errors.As(err, &ce) || ce.Code != wire.InvalidAuthority {
 			t.Errorf("a refused CLIENT_SETUP: %v, want INVALID_AUTHORITY", err)
 		}
 
@@ -64,7 +64,7 @@ func TestAuthorizeSetupMessages(t *testing.T) {
 		select {
 		case s := <-e3.sessions:
 			<-s.Done()
-			if !errors.As(s.Err(), &ce) || ce.Code != uint64(wire.Unauthorized) || !ce.Remote {
+			if !errors.As(s.Err(), &ce) || ce.Code != wire.Unauthorized || !ce.Remote {
 				t.Errorf("the server's session ended with %v, want UNAUTHORIZED from the client", s.Err())
 			}
 		case <-ctx.Done():

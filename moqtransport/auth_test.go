@@ -98,7 +98,7 @@ func TestAuthorizationTokenSessionErrors(t *testing.T) {
 			}
 			<-client.Done()
 			var ce *moqtransport.ConnError
-			if err := client.Err(); !errors.As(err, &ce) || ce.Code != uint64(c.code) {
+			if err := client.Err(); !errors.As(err, &ce) || ce.Code != c.code {
 				t.Fatalf("session ended with %v, want %s", err, c.code)
 			}
 		})
@@ -118,7 +118,7 @@ func TestAuthorizationInSetup(t *testing.T) {
 	d := e.dialRaw("/")
 	_, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{})
 	var ce *moqtransport.ConnError
-	if !errors.As(err, &ce) || ce.Code != uint64(wire.Unauthorized) {
+	if !errors.As(err, &ce) || ce.Code != wire.Unauthorized {
 		t.Fatalf("setup without a token: %v, want UNAUTHORIZED", err)
 	}
 	if err := <-e.errs; err == nil {

@@ -155,12 +155,18 @@ func TestPausedSubscriptionAndUpdate(t *testing.T) {
 		}
 		cancel()
 		// Forward on, and narrow to groups 3..4.
-		if err := sub.Update(ctx, wire.Location{Group: 3}, true, 4, 1, true); err != nil {
+		if err := sub.Update(ctx, moqtransport.UpdateOptions{Start: moqtransport.Location{Group: 3}, EndGroup: 4, HasEnd: true, Priority: 1}); err != nil {
 			t.Fatal(err)
 		}
 		// A widening update is refused locally.
-		if err := sub.Update(ctx, wire.Location{Group: 1}, true, 4, 1, true); err == nil {
-			t.Error("an update that moves the start back was sent")
+		for _, bad := range []moqtransport.UpdateOptions{
+			{Start: moqtransport.Location{Group: 1}, EndGroup: 4, HasEnd: true, Priority: 1}, // start back
+			{Start: moqtransport.Location{Group: 3}, EndGroup: 5, HasEnd: true, Priority: 1}, // end grows
+			{Start: moqtransport.Location{Group: 4, Object: 1}, EndGroup: 3, HasEnd: true},   // end before start
+		} {
+			if err := sub.Update(ctx, bad); err == nil {
+				t.Errorf("a widening or invalid update %+v was sent", bad)
+			}
 		}
 		waitUntilServed(ctx, t, client, name) // the update reached the publisher
 		publishObjects(t, tr, 2, 6, 2)

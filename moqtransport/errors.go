@@ -3,39 +3,104 @@ package moqtransport
 import (
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 // RequestError is a request that the peer refused (or that a handler
 // refuses): the error code of the response message's registry and its
-// reason. Code is the raw value; Message names the message that carried it.
+// reason. Code is the raw value; Message names the message that carried
+// it, and so the registry (SUBSCRIBE_ERROR and TRACK_STATUS_ERROR share
+// SubscribeErrorCode, PUBLISH_NAMESPACE_ERROR and PUBLISH_NAMESPACE_CANCEL
+// share PublishNamespaceErrorCode; PUBLISH_DONE's is PublishDoneCode).
+//
+// errors.Is matches two RequestErrors by what their codes mean, whatever
+// the reason: the same code of the same registry, or codes of the same
+// draft-14 name in registries that share it, such as TRACK_DOES_NOT_EXIST
+// from SUBSCRIBE_ERROR and FETCH_ERROR, or UNAUTHORIZED from any request.
+// So errors.Is(err, ErrTrackNotFound) tells that a SUBSCRIBE, FETCH or
+// TRACK_STATUS found no track, errors.Is(err, PublishDoneError(DoneExpired,
+// "")) that a subscription expired, and ErrUnauthorized,
+// ErrExpiredToken and ErrMalformedToken match the refusals an Authorizer's
+// errors cause.
 type RequestError struct {
-	Message wire.MessageType // SUBSCRIBE_ERROR, PUBLISH_NAMESPACE_ERROR, ...
+	Message MessageType // SUBSCRIBE_ERROR, PUBLISH_NAMESPACE_ERROR, ...
 	Code    uint64
 	Reason  string
 }
 
 func (e *RequestError) Error() string {
-	name := fmt.Sprintf("0x%x", e.Code)
-	switch e.Message {
-	case wire.TypeSubscribeError, wire.TypeTrackStatusError:
-		name = wire.SubscribeErrorCode(e.Code).String()
-	case wire.TypePublishNamespaceError, wire.TypePublishNamespaceCancel:
-		name = wire.PublishNamespaceErrorCode(e.Code).String()
-	case wire.TypeSubscribeNamespaceError:
-		name = wire.SubscribeNamespaceErrorCode(e.Code).String()
-	case wire.TypeFetchError:
-		name = wire.FetchErrorCode(e.Code).String()
-	case wire.TypePublishError:
-		name = wire.PublishErrorCode(e.Code).String()
-	case wire.TypePublishDone:
-		name = wire.PublishDoneCode(e.Code).String()
-	}
 	if e.Message == 0 {
 		return fmt.Sprintf("moqt: request refused: %s (code 0x%x)", e.Reason, e.Code)
 	}
-	return fmt.Sprintf("moqt: %s %s: %s", e.Message, name, e.Reason)
+	return fmt.Sprintf("moqt: %s %s: %s", e.Message, e.codeName(), e.Reason)
+}
+
+// registry returns the message that names e's error registry (one per
+// registry) and the draft-14 name of e's code in it; ok is false for a
+// message with no registry or a code the registry does not define.
+func (e *RequestError) registry() (reg MessageType, name string, ok bool) {
+	switch e.Message {
+	case wire.TypeSubscribeError, wire.TypeTrackStatusError:
+		c := wire.SubscribeErrorCode(e.Code)
+		return wire.TypeSubscribeError, c.String(), knownCode(c)
+	case wire.TypePublishNamespaceError, wire.TypePublishNamespaceCancel:
+		c := wire.PublishNamespaceErrorCode(e.Code)
+		return wire.TypePublishNamespaceError, c.String(), knownCode(c)
+	case wire.TypeSubscribeNamespaceError:
+		c := wire.SubscribeNamespaceErrorCode(e.Code)
+		return e.Message, c.String(), knownCode(c)
+	case wire.TypeFetchError:
+		c := wire.FetchErrorCode(e.Code)
+		return e.Message, c.String(), knownCode(c)
+	case wire.TypePublishError:
+		c := wire.PublishErrorCode(e.Code)
+		return e.Message, c.String(), knownCode(c)
+	case wire.TypePublishDone:
+		c := wire.PublishDoneCode(e.Code)
+		return e.Message, c.String(), knownCode(c)
+	}
+	return e.Message, "", false
+}
+
+// knownCode reports whether c has a name in its registry (an unknown code
+// prints as its hex value).
+func knownCode[C interface {
+	~uint64
+	String() string
+}](c C) bool {
+	return c.String() != "0x"+strconv.FormatUint(uint64(c), 16)
+}
+
+func (e *RequestError) codeName() string {
+	if _, name, ok := e.registry(); ok {
+		return name
+	}
+	return fmt.Sprintf("0x%x", e.Code)
+}
+
+// Is reports whether target is a *RequestError whose code means what e's
+// does (see RequestError), or one of ErrUnauthorized, ErrExpiredToken,
+// ErrMalformedToken and ErrMalformedTrack and e's code has that name.
+func (e *RequestError) Is(target error) bool {
+	reg, name, known := e.registry()
+	switch target {
+	case ErrUnauthorized:
+		return known && name == "UNAUTHORIZED"
+	case ErrExpiredToken:
+		return known && name == "EXPIRED_AUTH_TOKEN"
+	case ErrMalformedToken:
+		return known && name == "MALFORMED_AUTH_TOKEN"
+	case ErrMalformedTrack:
+		return known && name == "MALFORMED_TRACK"
+	}
+	t, ok := target.(*RequestError)
+	if !ok || t.Code != e.Code {
+		return false
+	}
+	treg, tname, tknown := t.registry()
+	return treg == reg || (known && tknown && name == tname)
 }
 
 // SubscribeError returns a handler error that refuses a SUBSCRIBE with code.
@@ -67,6 +132,10 @@ func requestCode(err error, fallback uint64) (uint64, string) {
 // ErrSessionClosed is returned by calls on a session that has ended; the
 // session's Err says why.
 var ErrSessionClosed = errors.New("moqt: session closed")
+
+// ErrSubscriptionEnded is returned by Subscription.Update once the
+// subscription has ended; Subscription.Err says how it ended.
+var ErrSubscriptionEnded = errors.New("moqt: subscription ended")
 
 // ErrGoingAway is returned when a request is refused locally because the
 // peer sent GOAWAY: open a new session (Session.GoAwayURI says where).

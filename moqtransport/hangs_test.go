@@ -140,7 +140,7 @@ func testStalledControlStream(t *testing.T, limit moqtransport.Config) {
 			t.Fatal("the stalled peer's session did not end")
 		}
 		var ce *moqtransport.ConnError
-		if err := client.Err(); !errors.As(err, &ce) || ce.Code != uint64(wire.ControlMessageTimeout) {
+		if err := client.Err(); !errors.As(err, &ce) || ce.Code != wire.ControlMessageTimeout {
 			t.Errorf("the stalled peer's session ended with %v, want code CONTROL_MESSAGE_TIMEOUT", err)
 		}
 	})

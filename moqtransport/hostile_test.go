@@ -130,9 +130,9 @@ func expectConnClosed(t *testing.T, who string, err error, code wire.SessionErro
 	if !errors.As(err, &ce) {
 		t.Fatalf("%s: waiting for the close: %v, want a ConnError with %s", who, err, code)
 	}
-	if ce.Code != uint64(code) || !ce.Remote {
+	if ce.Code != code || !ce.Remote {
 		t.Errorf("%s: connection closed with %s (remote %v, reason %q), want %s from the peer",
-			who, wire.SessionErrorCode(ce.Code), ce.Remote, ce.Reason, code)
+			who, ce.Code, ce.Remote, ce.Reason, code)
 		return
 	}
 	t.Logf("closed with %s: %s", code, ce.Reason)

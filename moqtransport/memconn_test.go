@@ -68,7 +68,7 @@ func (l *memLink) errLocked(side int) error {
 	if !l.closed {
 		return nil
 	}
-	return &moqtransport.ConnError{Code: l.code, Reason: l.reason, Remote: side != l.closedBy}
+	return &moqtransport.ConnError{Code: moqtransport.SessionErrorCode(l.code), Reason: l.reason, Remote: side != l.closedBy}
 }
 
 // closeCode returns the code the link was closed with and by which side.

@@ -346,22 +346,39 @@ func (s *Session) Err() error {
 // control messages already queued get a bounded chance to reach the peer
 // first (ControlWriteTimeout at most).
 //
+// It returns nil when this call closed the session or the session had
+// already ended with NO_ERROR; otherwise the error the session had
+// already ended with (Err): a *ConnError with the code the peer closed it
+// with, or the code it closed itself with after a violation. Closing a
+// session again is harmless.
+//
 // Close may be called from a Handler or Authorizer callback: it then waits
 // for every goroutine of the session except the ones running a callback
 // (its own included). Those see their context cancelled; once the callback
 // returns, the session does nothing more for them.
 func (s *Session) Close() error {
 	s.out.flush(s.closed, s.cfg.ControlWriteTimeout)
-	s.closeWith(wire.NoError, "session closed")
-	s.units.wait()
-	return nil
+	return s.CloseWithError(wire.NoError, "session closed")
 }
 
-// CloseWithError ends the session with code and reason and waits for its
-// goroutines, as Close does.
-func (s *Session) CloseWithError(code wire.SessionErrorCode, reason string) {
-	s.closeWith(code, reason)
+// CloseWithError ends the session with code and reason (the peer's
+// Session.Err is a *ConnError carrying them) and waits for its goroutines,
+// as Close does. Unlike Close, it does not wait for queued control
+// messages. It returns what Close returns: nil when this call closed the
+// session (or the transport's error closing it), or the error the session
+// had already ended with unless that was NO_ERROR.
+func (s *Session) CloseWithError(code SessionErrorCode, reason string) error {
+	closeErr, first := s.closeWith(code, reason)
 	s.units.wait()
+	if first {
+		return closeErr
+	}
+	err := s.Err()
+	var ce *ConnError
+	if errors.As(err, &ce) && ce.Code == wire.NoError && ce.cause == nil {
+		return nil
+	}
+	return err
 }
 
 // fail closes the session with the code err calls for: a *wire.SessionError
@@ -381,18 +398,31 @@ func (s *Session) fail(err error) {
 	}
 	code := wire.SessionCode(err)
 	s.log.Warn("closing session", "code", code, "err", err)
-	s.closeWithErr(code, err.Error(), err)
+	s.closeWithErr(code, err)
 }
 
-func (s *Session) closeWith(code wire.SessionErrorCode, reason string) {
-	s.closeWithErr(code, reason, &ConnError{Code: uint64(code), Reason: reason})
+// closeWith closes the session with code and reason; first reports
+// whether this call ended it, and closeErr is the transport's error
+// closing the connection.
+func (s *Session) closeWith(code wire.SessionErrorCode, reason string) (closeErr error, first bool) {
+	reason = truncateReason(reason)
+	first = s.end(&ConnError{Code: code, Reason: reason}, func() { closeErr = s.conn.CloseWithError(uint64(code), reason) })
+	return closeErr, first
 }
 
-func (s *Session) closeWithErr(code wire.SessionErrorCode, reason string, err error) {
+// closeWithErr closes the session with code because of err: Err returns a
+// *ConnError with code that wraps err.
+func (s *Session) closeWithErr(code wire.SessionErrorCode, err error) {
+	reason := truncateReason(err.Error())
+	s.end(&ConnError{Code: code, Reason: reason, cause: err}, func() { _ = s.conn.CloseWithError(uint64(code), reason) })
+}
+
+// truncateReason bounds a close reason to what we send (1024 bytes).
+func truncateReason(reason string) string {
 	if len(reason) > 1024 {
-		reason = reason[:1024]
+		return reason[:1024]
 	}
-	s.end(err, func() { _ = s.conn.CloseWithError(uint64(code), reason) })
+	return reason
 }
 
 // finish records err as the reason the session ended (the connection is
@@ -404,8 +434,7 @@ func (s *Session) finish(err error) { s.end(err, nil) }
 // goroutine of its own, which Close waits for: so a callback that ending
 // the requests runs (a Handler's PublishNamespaceDone) may call Close
 // without deadlock, whichever goroutine ended the session.
-func (s *Session) end(err error, closeConn func()) {
-	first := false
+func (s *Session) end(err error, closeConn func()) (first bool) {
 	s.closeOnce.Do(func() {
 		first = true
 		if closeConn != nil {
@@ -418,6 +447,7 @@ func (s *Session) end(err error, closeConn func()) {
 	if first {
 		s.goFunc(func() { s.endAll(err) })
 	}
+	return first
 }
 
 // start runs the session's loops, each owned by s.units.

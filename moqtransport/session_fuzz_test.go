@@ -135,7 +135,7 @@ func TestFuzzSessionSeedsReachTheSession(t *testing.T) {
 		}
 		// The session ended because the script did, not on an error.
 		var ce *moqtransport.ConnError
-		if !errors.As(r.err, &ce) || ce.Code != uint64(wire.NoError) {
+		if !errors.As(r.err, &ce) || ce.Code != wire.NoError {
 			t.Errorf("seed %d: the session ended with %v", i, r.err)
 		}
 	}
@@ -617,7 +617,7 @@ func (a *fuzzApp) do(act byte) {
 		}
 	case fuzzActUpdate:
 		if sub := a.lastSub(); sub != nil {
-			_ = sub.Update(ctx, wire.Location{Group: uint64(act >> 4)}, false, 0, act, act&1 == 0)
+			_ = sub.Update(ctx, moqtransport.UpdateOptions{Start: moqtransport.Location{Group: uint64(act >> 4)}, Priority: act, Paused: act&1 != 0})
 		}
 	}
 }

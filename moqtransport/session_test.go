@@ -530,7 +530,7 @@ func TestSessionCloseCodeReachesPeer(t *testing.T) {
 			t.Fatal("client session did not end")
 		}
 		var ce *moqtransport.ConnError
-		if err := client.Err(); !errors.As(err, &ce) || ce.Code != uint64(wire.GoawayTimeout) || !ce.Remote {
+		if err := client.Err(); !errors.As(err, &ce) || ce.Code != wire.GoawayTimeout || !ce.Remote {
 			t.Fatalf("client ended with %v, want the peer's GOAWAY_TIMEOUT", err)
 		}
 	})
@@ -556,7 +556,7 @@ func TestDrain(t *testing.T) {
 			t.Error("the idle client got no GOAWAY")
 		}
 		var ce *moqtransport.ConnError
-		if err := idle.Err(); !errors.As(err, &ce) || ce.Code != uint64(wire.NoError) {
+		if err := idle.Err(); !errors.As(err, &ce) || ce.Code != wire.NoError {
 			t.Errorf("idle client ended with %v, want NO_ERROR", err)
 		}
 
@@ -572,7 +572,7 @@ func TestDrain(t *testing.T) {
 			t.Errorf("Drain with an open subscription: %v", err)
 		}
 		<-busy.Done()
-		if err := busy.Err(); !errors.As(err, &ce) || ce.Code != uint64(wire.GoawayTimeout) {
+		if err := busy.Err(); !errors.As(err, &ce) || ce.Code != wire.GoawayTimeout {
 			t.Errorf("busy client ended with %v, want GOAWAY_TIMEOUT", err)
 		}
 	})

@@ -3,6 +3,7 @@ package moqtransport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -20,13 +21,13 @@ const DefaultPriority = 128
 // draft's recommended 128).
 type SubscribeOptions struct {
 	Priority   uint8
-	GroupOrder wire.GroupOrder
+	GroupOrder GroupOrder
 	// Filter defaults to Largest Object when its Type is 0.
-	Filter wire.Filter
+	Filter Filter
 	// Paused subscribes with Forward 0: the subscription exists but no
 	// objects flow until Update turns forwarding on.
 	Paused bool
-	Params wire.Parameters
+	Params Parameters
 }
 
 // Subscription is a track we subscribed to. Received objects go into
@@ -57,6 +58,12 @@ type Subscription struct {
 	// by group, so that SkipTo can stop the older ones.
 	skipBefore uint64
 	reading    map[ReceiveStream]uint64
+	// ended and endErr: how the subscription ended, set before its track
+	// closes, so that ReadObject tells the two apart. rd: ReadObject's
+	// reader of the track, made by its first call.
+	ended  bool
+	endErr error
+	rd     *TrackReader
 
 	once sync.Once
 	done chan struct{}
@@ -67,7 +74,7 @@ type Subscription struct {
 func (sub *Subscription) RequestID() uint64 { return sub.id }
 
 // Name returns the track's full name.
-func (sub *Subscription) Name() wire.FullTrackName { return sub.name }
+func (sub *Subscription) Name() FullTrackName { return sub.name }
 
 // Track returns the track that holds the received objects.
 func (sub *Subscription) Track() *Track { return sub.track }
@@ -100,6 +107,7 @@ func (sub *Subscription) endWith(err, trackErr error) {
 	sub.once.Do(func() {
 		sub.err = err
 		sub.mu.Lock()
+		sub.ended, sub.endErr = true, err
 		if sub.doneTimer != nil {
 			sub.doneTimer.Stop()
 		}
@@ -121,7 +129,7 @@ func (sub *Subscription) endWith(err, trackErr error) {
 
 // Subscribe sends SUBSCRIBE for a track and waits for SUBSCRIBE_OK. A
 // refusal is a *RequestError with the SUBSCRIBE_ERROR code.
-func (s *Session) Subscribe(ctx context.Context, ns wire.Namespace, name string, opts SubscribeOptions) (*Subscription, error) {
+func (s *Session) Subscribe(ctx context.Context, ns Namespace, name string, opts SubscribeOptions) (*Subscription, error) {
 	return s.subscribe(ctx, ns, name, opts, nil)
 }
 
@@ -250,15 +258,63 @@ func (sub *Subscription) Unsubscribe() error {
 	return err
 }
 
-// Update narrows the subscription or changes its priority and forwarding
-// (SUBSCRIBE_UPDATE). The start may not move back and the end may not
-// grow: the draft makes that a protocol violation, so Update refuses it.
-// hasEnd false keeps the subscription open-ended.
-func (sub *Subscription) Update(ctx context.Context, start wire.Location, hasEnd bool, endGroup uint64, priority uint8, forward bool) error {
+// UpdateOptions are the fields of a SUBSCRIBE_UPDATE (§9.10). A
+// subscription can only be narrowed: its start may not move back, and an
+// end group may not grow or be removed. The zero Start and HasEnd false
+// keep the subscription's current start and end; Priority and Paused are
+// set as given, as in SubscribeOptions.
+type UpdateOptions struct {
+	// Start moves the subscription's start forward; the zero Location
+	// keeps the current start.
+	Start Location
+	// EndGroup, with HasEnd, ends the subscription after that group
+	// (inclusive). It must be at least Start's group and, if the
+	// subscription already has an end, at most that end.
+	EndGroup uint64
+	HasEnd   bool
+	// Priority is the new subscriber priority (lower is more urgent; see
+	// DefaultPriority).
+	Priority uint8
+	// Paused stops forwarding (Forward 0) until an Update without it.
+	Paused bool
+	// Params are sent with the update; a parameter of the SUBSCRIBE that
+	// is not repeated keeps its value (§9.10).
+	Params Parameters
+}
+
+// Update changes the subscription with SUBSCRIBE_UPDATE. The publisher
+// sends no answer; objects it sent before it got the update may still
+// arrive (and reach Track and ReadObject). Update refuses, without
+// sending anything, what the draft makes a protocol violation: a start
+// before the current start, an end group past the current end or before
+// the start, removing an end. It returns ErrSubscriptionEnded once the
+// subscription has ended.
+func (sub *Subscription) Update(ctx context.Context, opts UpdateOptions) error {
+	select {
+	case <-sub.done:
+		return ErrSubscriptionEnded
+	default:
+	}
 	sub.mu.Lock()
-	if start.Less(sub.start) || (sub.hasEnd && (!hasEnd || endGroup > sub.endGroup)) || (hasEnd && endGroup < start.Group) {
+	start, hasEnd, endGroup := opts.Start, opts.HasEnd, opts.EndGroup
+	if start == (Location{}) {
+		start = sub.start
+	}
+	if !hasEnd {
+		hasEnd, endGroup = sub.hasEnd, sub.endGroup
+	}
+	var err error
+	switch {
+	case start.Less(sub.start):
+		err = fmt.Errorf("moqt: Subscription.Update: start %v is before the current start %v; a subscription can only be narrowed (FETCH the earlier objects)", start, sub.start)
+	case sub.hasEnd && endGroup > sub.endGroup:
+		err = fmt.Errorf("moqt: Subscription.Update: end group %d is past the current end group %d; a subscription can only be narrowed", endGroup, sub.endGroup)
+	case hasEnd && endGroup < start.Group:
+		err = fmt.Errorf("moqt: Subscription.Update: end group %d is before the start %v", endGroup, start)
+	}
+	if err != nil {
 		sub.mu.Unlock()
-		return errors.New("moqt: SUBSCRIBE_UPDATE may only narrow a subscription")
+		return err
 	}
 	sub.start, sub.hasEnd, sub.endGroup = start, hasEnd, endGroup
 	sub.mu.Unlock()
@@ -273,7 +329,8 @@ func (sub *Subscription) Update(ctx context.Context, start wire.Location, hasEnd
 	defer s.reqMu.Unlock()
 	return s.send(&wire.SubscribeUpdate{
 		RequestID: id, SubscriptionRequestID: sub.id, Start: start,
-		HasEndGroup: hasEnd, EndGroup: endGroup, SubscriberPriority: priority, Forward: forward,
+		HasEndGroup: hasEnd, EndGroup: endGroup, SubscriberPriority: opts.Priority, Forward: !opts.Paused,
+		Params: opts.Params,
 	})
 }
 

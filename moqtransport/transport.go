@@ -83,12 +83,23 @@ type Stream interface {
 	ReceiveStream
 }
 
-// ConnError is a closed connection: the application close code and reason,
-// and whether the peer closed it.
+// ConnError is a closed connection, and so an ended session: the session
+// termination code and reason it was closed with, and whether the peer
+// closed it. Session.Err returns one for every session that was closed
+// with a code, by either side; when the session closed itself because of
+// an error (a protocol violation of the peer, a failed write), Unwrap
+// returns that error.
+//
+// errors.Is(err, ErrSessionClosed) holds for every ConnError, and
+// errors.Is(err, &SessionError{Code: c}) for one with code c:
+//
+//	if errors.Is(s.Err(), &moqtransport.SessionError{Code: moqtransport.ProtocolViolation}) { ... }
 type ConnError struct {
-	Code   uint64
+	Code   SessionErrorCode
 	Reason string
 	Remote bool
+
+	cause error
 }
 
 func (e *ConnError) Error() string {
@@ -96,7 +107,22 @@ func (e *ConnError) Error() string {
 	if e.Remote {
 		who = "by the peer"
 	}
-	return fmt.Sprintf("moqt: connection closed %s with code 0x%x: %s", who, e.Code, e.Reason)
+	return fmt.Sprintf("moqt: connection closed %s with code 0x%x (%s): %s", who, uint64(e.Code), e.Code, e.Reason)
+}
+
+// Unwrap returns the error that made the session close itself, if any.
+func (e *ConnError) Unwrap() error { return e.cause }
+
+// Is reports whether target is ErrSessionClosed, or a *SessionError or
+// *ConnError with the same code.
+func (e *ConnError) Is(target error) bool {
+	switch t := target.(type) {
+	case *SessionError:
+		return t.Code == e.Code
+	case *ConnError:
+		return t.Code == e.Code
+	}
+	return target == ErrSessionClosed
 }
 
 // StreamError is a stream reset (RESET_STREAM) or stopped (STOP_SENDING)

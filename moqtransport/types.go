@@ -95,6 +95,10 @@ type (
 	StreamResetCode = wire.StreamResetCode
 	// MessageType is a control message's type.
 	MessageType = wire.MessageType
+	// SessionError is an error that closes a session with Code: what an
+	// Authorizer returns to refuse a session with a code of its choice,
+	// and what a ConnError matches with errors.Is.
+	SessionError = wire.SessionError
 )
 
 // Session termination codes.

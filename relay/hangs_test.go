@@ -138,7 +138,7 @@ func TestStalledPublisherDoesNotHangTheRelay(t *testing.T) {
 			t.Fatal("the stalled publisher's session was not closed")
 		}
 		var ce *moqtransport.ConnError
-		if err := pub.Err(); !errors.As(err, &ce) || ce.Code != uint64(wire.ControlMessageTimeout) {
+		if err := pub.Err(); !errors.As(err, &ce) || ce.Code != wire.ControlMessageTimeout {
 			t.Errorf("the stalled publisher's session ended with %v, want CONTROL_MESSAGE_TIMEOUT", err)
 		}
 	})

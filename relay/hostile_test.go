@@ -104,7 +104,7 @@ func wantClosedWith(t *testing.T, what string, s *moqtransport.Session, err erro
 		err = sessionEnd(t, s)
 	}
 	var ce *moqtransport.ConnError
-	if !errors.As(err, &ce) || ce.Code != uint64(code) {
+	if !errors.As(err, &ce) || ce.Code != code {
 		t.Errorf("%s: %v, want the session closed with %v", what, err, code)
 	}
 }

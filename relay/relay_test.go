@@ -780,7 +780,7 @@ func TestSessionLimit(t *testing.T) {
 		err = third.Err()
 	}
 	var ce *moqtransport.ConnError
-	if !errors.As(err, &ce) || ce.Code != uint64(wire.InternalError) || !strings.Contains(ce.Reason, "relay full") {
+	if !errors.As(err, &ce) || ce.Code != wire.InternalError || !strings.Contains(ce.Reason, "relay full") {
 		t.Fatalf("third session ended with %v, want INTERNAL_ERROR relay full", err)
 	}
 	if rs.Sessions() != 2 {
