@@ -43,22 +43,22 @@ func (e *RequestError) Error() string {
 func (e *RequestError) registry() (reg MessageType, name string, ok bool) {
 	switch e.Message {
 	case wire.TypeSubscribeError, wire.TypeTrackStatusError:
-		c := wire.SubscribeErrorCode(e.Code)
+		c := SubscribeErrorCode(e.Code)
 		return wire.TypeSubscribeError, c.String(), knownCode(c)
 	case wire.TypePublishNamespaceError, wire.TypePublishNamespaceCancel:
-		c := wire.PublishNamespaceErrorCode(e.Code)
+		c := PublishNamespaceErrorCode(e.Code)
 		return wire.TypePublishNamespaceError, c.String(), knownCode(c)
 	case wire.TypeSubscribeNamespaceError:
-		c := wire.SubscribeNamespaceErrorCode(e.Code)
+		c := SubscribeNamespaceErrorCode(e.Code)
 		return e.Message, c.String(), knownCode(c)
 	case wire.TypeFetchError:
-		c := wire.FetchErrorCode(e.Code)
+		c := FetchErrorCode(e.Code)
 		return e.Message, c.String(), knownCode(c)
 	case wire.TypePublishError:
-		c := wire.PublishErrorCode(e.Code)
+		c := PublishErrorCode(e.Code)
 		return e.Message, c.String(), knownCode(c)
 	case wire.TypePublishDone:
-		c := wire.PublishDoneCode(e.Code)
+		c := PublishDoneCode(e.Code)
 		return e.Message, c.String(), knownCode(c)
 	}
 	return e.Message, "", false
@@ -104,13 +104,13 @@ func (e *RequestError) Is(target error) bool {
 }
 
 // SubscribeError returns a handler error that refuses a SUBSCRIBE with code.
-func SubscribeError(code wire.SubscribeErrorCode, reason string) error {
+func SubscribeError(code SubscribeErrorCode, reason string) error {
 	return &RequestError{Message: wire.TypeSubscribeError, Code: uint64(code), Reason: reason}
 }
 
 // NamespaceError returns a handler error that refuses a PUBLISH_NAMESPACE
 // with code.
-func NamespaceError(code wire.PublishNamespaceErrorCode, reason string) error {
+func NamespaceError(code PublishNamespaceErrorCode, reason string) error {
 	return &RequestError{Message: wire.TypePublishNamespaceError, Code: uint64(code), Reason: reason}
 }
 
@@ -143,6 +143,6 @@ var ErrGoingAway = errors.New("moqt: the peer sent GOAWAY; open a new session fo
 
 // PublishDoneError returns an error to close a track with (Track.Close):
 // its subscribers get PUBLISH_DONE with code and reason.
-func PublishDoneError(code wire.PublishDoneCode, reason string) error {
+func PublishDoneError(code PublishDoneCode, reason string) error {
 	return &RequestError{Message: wire.TypePublishDone, Code: uint64(code), Reason: reason}
 }

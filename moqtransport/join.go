@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-
-	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 // JoiningFetch is a joining FETCH that SubscribeJoin sent with its
@@ -57,8 +55,8 @@ func (j *JoiningFetch) Cancel() {
 // It returns once the SUBSCRIBE is answered: the subscription and the
 // joining FETCH, whose answer JoiningFetch.Wait gives; or the SUBSCRIBE's
 // error, with the FETCH given up. The caller Cancels the JoiningFetch.
-func (s *Session) SubscribeJoin(ctx context.Context, ns wire.Namespace, name string, opts SubscribeOptions, join FetchOptions) (*Subscription, *JoiningFetch, error) {
-	if opts.Filter.Type != 0 && opts.Filter.Type != wire.FilterLargestObject {
+func (s *Session) SubscribeJoin(ctx context.Context, ns Namespace, name string, opts SubscribeOptions, join FetchOptions) (*Subscription, *JoiningFetch, error) {
+	if opts.Filter.Type != 0 && opts.Filter.Type != FilterLargestObject {
 		return nil, nil, errors.New("moqt: SubscribeJoin: a joining FETCH needs the Largest Object filter")
 	}
 	fctx, cancel := context.WithCancel(ctx)

@@ -31,12 +31,12 @@ type NamespaceSubscriptionHandler interface {
 // the prefix, which reach our Handler's PublishNamespace.
 type NamespaceSubscription struct {
 	s      *Session
-	prefix wire.Namespace
+	prefix Namespace
 	once   sync.Once
 }
 
 // Prefix returns the subscribed prefix.
-func (n *NamespaceSubscription) Prefix() wire.Namespace { return n.prefix }
+func (n *NamespaceSubscription) Prefix() Namespace { return n.prefix }
 
 // Close ends the subscription (UNSUBSCRIBE_NAMESPACE).
 func (n *NamespaceSubscription) Close() error {
@@ -52,7 +52,7 @@ func (n *NamespaceSubscription) Close() error {
 
 // SubscribeNamespace asks the peer for the namespaces under prefix. A
 // refusal is a *RequestError with the SUBSCRIBE_NAMESPACE_ERROR code.
-func (s *Session) SubscribeNamespace(ctx context.Context, prefix wire.Namespace, params wire.Parameters) (*NamespaceSubscription, error) {
+func (s *Session) SubscribeNamespace(ctx context.Context, prefix Namespace, params Parameters) (*NamespaceSubscription, error) {
 	if err := prefix.Validate(); err != nil {
 		return nil, err
 	}

@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-
-	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 // EventKind says what an Event is.
@@ -21,7 +19,7 @@ const (
 	EventSubgroupEnd
 	// EventSubgroupAbort: the subgroup ended early (a reset with
 	// Event.Code), or the reader's filter was narrowed so that the rest of
-	// the subgroup no longer passes (code wire.ResetCancelled). Sent only to
+	// the subgroup no longer passes (code ResetCancelled). Sent only to
 	// readers that got an object of the subgroup.
 	EventSubgroupAbort
 	// EventSkipped: the reader fell behind and events it would have got
@@ -64,8 +62,8 @@ type Event struct {
 
 // ReaderFilter selects the objects a reader gets (§9.7 filters).
 type ReaderFilter struct {
-	Start    wire.Location // objects at or after Start
-	EndGroup uint64        // objects in groups <= EndGroup, when HasEnd
+	Start    Location // objects at or after Start
+	EndGroup uint64   // objects in groups <= EndGroup, when HasEnd
 	HasEnd   bool
 	// FromCache also yields the cached objects (already written) that pass
 	// the filter; false yields only objects written after NewReader.
@@ -230,7 +228,7 @@ func (r *TrackReader) deliver(ev *Event) (Event, bool) {
 			// The filter was narrowed under an open subgroup: the rest
 			// of its stream will not be sent.
 			delete(r.open, key)
-			return Event{Kind: EventSubgroupAbort, Group: ev.Group, Subgroup: ev.Subgroup, EndOfGroup: eog, Code: uint64(wire.ResetCancelled)}, true
+			return Event{Kind: EventSubgroupAbort, Group: ev.Group, Subgroup: ev.Subgroup, EndOfGroup: eog, Code: uint64(ResetCancelled)}, true
 		}
 	case EventSubgroupEnd, EventSubgroupAbort:
 		if _, open := r.open[key]; open {
@@ -243,7 +241,7 @@ func (r *TrackReader) deliver(ev *Event) (Event, bool) {
 
 // SetFilter changes the reader's filter (SUBSCRIBE_UPDATE narrows it). It
 // applies to the events not yet read. Open subgroups whose group no longer
-// passes are aborted (EventSubgroupAbort, wire.ResetCancelled) by the next
+// passes are aborted (EventSubgroupAbort, ResetCancelled) by the next
 // Next. The FromCache field is ignored.
 func (r *TrackReader) SetFilter(f ReaderFilter) {
 	t := r.t
@@ -256,7 +254,7 @@ func (r *TrackReader) SetFilter(f ReaderFilter) {
 	for key, eog := range r.open {
 		if !f.groupCanPass(key.group) {
 			delete(r.open, key)
-			r.pending = append(r.pending, Event{Kind: EventSubgroupAbort, Group: key.group, Subgroup: key.subgroup, EndOfGroup: eog, Code: uint64(wire.ResetCancelled)})
+			r.pending = append(r.pending, Event{Kind: EventSubgroupAbort, Group: key.group, Subgroup: key.subgroup, EndOfGroup: eog, Code: uint64(ResetCancelled)})
 		}
 	}
 	slices.SortFunc(r.pending, func(a, b Event) int {
@@ -271,7 +269,7 @@ func (r *TrackReader) SetFilter(f ReaderFilter) {
 }
 
 // SkipTo makes the reader ignore the groups before group from now on: its
-// open subgroups of them end with EventSubgroupAbort (wire.ResetCancelled)
+// open subgroups of them end with EventSubgroupAbort (ResetCancelled)
 // at the next Next, and their later objects are not yielded. A player that
 // falls behind calls it to continue at a newer group (see
 // Subscription.SkipTo). Groups only move forward.
@@ -286,7 +284,7 @@ func (r *TrackReader) SkipTo(group uint64) {
 	for key, eog := range r.open {
 		if key.group < group {
 			delete(r.open, key)
-			r.pending = append(r.pending, Event{Kind: EventSubgroupAbort, Group: key.group, Subgroup: key.subgroup, EndOfGroup: eog, Code: uint64(wire.ResetCancelled)})
+			r.pending = append(r.pending, Event{Kind: EventSubgroupAbort, Group: key.group, Subgroup: key.subgroup, EndOfGroup: eog, Code: uint64(ResetCancelled)})
 		}
 	}
 	slices.SortFunc(r.pending, func(a, b Event) int {

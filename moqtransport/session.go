@@ -45,7 +45,7 @@ type Config struct {
 	PendingStreamTimeout time.Duration
 	// SetupParams are extra parameters for CLIENT_SETUP or SERVER_SETUP,
 	// such as AUTHORIZATION TOKEN (wire.TokenParam).
-	SetupParams wire.Parameters
+	SetupParams Parameters
 	// Authorize, when set, decides every request (and, on the server
 	// side, CLIENT_SETUP) from its authorization tokens; see Authorizer.
 	Authorize Authorizer
@@ -312,7 +312,7 @@ func (s *Session) Authority() string { return s.authority }
 
 // PeerSetupParams returns the parameters of the peer's CLIENT_SETUP or
 // SERVER_SETUP, unknown ones included.
-func (s *Session) PeerSetupParams() wire.Parameters { return s.peerSetup }
+func (s *Session) PeerSetupParams() Parameters { return s.peerSetup }
 
 // PeerImplementation returns the peer's MOQT_IMPLEMENTATION, if it sent one.
 func (s *Session) PeerImplementation() string {

@@ -35,12 +35,12 @@ type SubscribeOptions struct {
 type Subscription struct {
 	s     *Session
 	id    uint64
-	name  wire.FullTrackName
+	name  FullTrackName
 	track *Track
 
 	mu       sync.Mutex
 	ok       wire.SubscribeOK
-	start    wire.Location
+	start    Location
 	hasEnd   bool
 	endGroup uint64
 	// Data streams: how many arrived, how many are still being read, and
@@ -136,17 +136,17 @@ func (s *Session) Subscribe(ctx context.Context, ns Namespace, name string, opts
 // subscribe is Subscribe; onID, when set, is called with the subscription
 // once its request ID is taken, before the SUBSCRIBE is sent (s.reqMu is
 // held: a request onID starts goes on the wire after it).
-func (s *Session) subscribe(ctx context.Context, ns wire.Namespace, name string, opts SubscribeOptions, onID func(*Subscription)) (*Subscription, error) {
-	full := wire.FullTrackName{Namespace: ns, Name: name}
+func (s *Session) subscribe(ctx context.Context, ns Namespace, name string, opts SubscribeOptions, onID func(*Subscription)) (*Subscription, error) {
+	full := FullTrackName{Namespace: ns, Name: name}
 	if err := full.Validate(); err != nil {
 		return nil, err
 	}
 	if opts.Filter.Type == 0 {
-		opts.Filter.Type = wire.FilterLargestObject
+		opts.Filter.Type = FilterLargestObject
 	}
 	sub := &Subscription{s: s, name: full, track: NewTrack(full, s.cfg.Track), done: make(chan struct{})}
 	sub.start = opts.Filter.Start
-	sub.hasEnd, sub.endGroup = opts.Filter.Type == wire.FilterAbsoluteRange, opts.Filter.EndGroup
+	sub.hasEnd, sub.endGroup = opts.Filter.Type == FilterAbsoluteRange, opts.Filter.EndGroup
 	registered := false
 	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
 		sub.id, registered = id, true
@@ -189,7 +189,7 @@ func (s *Session) handleSubscribeOK(m *wire.SubscribeOK) error {
 	if ok {
 		if other, dup := s.subsByAlas[m.TrackAlias]; dup && other != sub {
 			s.mu.Unlock()
-			return &wire.SessionError{Code: wire.DuplicateTrackAlias, Reason: "SUBSCRIBE_OK reuses a track alias in use"}
+			return &SessionError{Code: wire.DuplicateTrackAlias, Reason: "SUBSCRIBE_OK reuses a track alias in use"}
 		}
 		s.subsByAlas[m.TrackAlias] = sub
 		close(s.aliasAdded)
@@ -234,7 +234,7 @@ func (sub *Subscription) SkipTo(group uint64) {
 	}
 	sub.mu.Unlock()
 	for _, str := range stop {
-		str.CancelRead(uint64(wire.ResetCancelled))
+		str.CancelRead(uint64(ResetCancelled))
 	}
 }
 
@@ -449,12 +449,12 @@ func (s *Session) readDataStream(str ReceiveStream) {
 	s.mu.Lock()
 	if s.headerWaits >= headerWaitsPerPending*s.cfg.MaxPendingStreams {
 		s.mu.Unlock()
-		str.CancelRead(uint64(wire.ResetCancelled))
+		str.CancelRead(uint64(ResetCancelled))
 		return
 	}
 	s.headerWaits++
 	s.mu.Unlock()
-	timer := time.AfterFunc(s.cfg.PendingStreamTimeout, func() { str.CancelRead(uint64(wire.ResetCancelled)) })
+	timer := time.AfterFunc(s.cfg.PendingStreamTimeout, func() { str.CancelRead(uint64(ResetCancelled)) })
 	r, err := wire.NewStreamReader(str, s.cfg.Reader)
 	late := !timer.Stop()
 	s.mu.Lock()
@@ -483,7 +483,7 @@ func (s *Session) readDataStream(str ReceiveStream) {
 	sub := s.subscriptionFor(h.Subgroup.TrackAlias)
 	if sub == nil {
 		s.log.Debug("data stream for an unknown track alias", "alias", h.Subgroup.TrackAlias)
-		str.CancelRead(uint64(wire.ResetCancelled))
+		str.CancelRead(uint64(ResetCancelled))
 		return
 	}
 	sub.mu.Lock()
@@ -505,7 +505,7 @@ func (s *Session) readDataStream(str ReceiveStream) {
 		sub.maybeFinish()
 	}()
 	if stale {
-		str.CancelRead(uint64(wire.ResetCancelled)) // SkipTo abandoned its group
+		str.CancelRead(uint64(ResetCancelled)) // SkipTo abandoned its group
 		return
 	}
 	var w *SubgroupWriter
@@ -537,7 +537,7 @@ func (s *Session) readDataStream(str ReceiveStream) {
 				return
 			}
 		}
-		if o.Status == wire.StatusNormal && o.PayloadLength > 0 {
+		if o.Status == StatusNormal && o.PayloadLength > 0 {
 			err = w.Write(o.ID, o.Extensions, o.Payload)
 		} else {
 			err = w.WriteStatus(o.ID, o.Status, o.Extensions)
@@ -568,7 +568,7 @@ func (sub *Subscription) refused(err error) {
 // every subscription to it is unsubscribed and ended with PUBLISH_DONE
 // MALFORMED_TRACK, and every fetch of it is cancelled (FETCH_CANCEL; its
 // Next returns err).
-func (s *Session) trackMalformed(name wire.FullTrackName, err error) {
+func (s *Session) trackMalformed(name FullTrackName, err error) {
 	k := trackKey(name)
 	s.mu.Lock()
 	var subs []*Subscription
@@ -619,23 +619,23 @@ func resetCode(err error) uint64 {
 	if errors.As(err, &se) {
 		return se.Code
 	}
-	return uint64(wire.ResetInternalError)
+	return uint64(ResetInternalError)
 }
 
 // streamFailed handles a data stream that ended in an error: a protocol
 // violation ends the session, a local limit stops the stream, and the
 // peer's reset or the session's end need nothing more.
 func (s *Session) streamFailed(str ReceiveStream, err error) {
-	var se *wire.SessionError
+	var se *SessionError
 	switch {
 	case errors.As(err, &se):
 		s.fail(err)
 	case errors.Is(err, wire.ErrObjectTooLarge):
 		s.log.Warn("stopping a data stream", "err", err)
-		str.CancelRead(uint64(wire.ResetInternalError))
+		str.CancelRead(uint64(ResetInternalError))
 	case errors.Is(err, wire.ErrBudgetExhausted):
 		s.log.Warn("cancelling a data stream: Config.MaxBytesInFlight reached", "err", err)
-		str.CancelRead(uint64(wire.ResetCancelled))
+		str.CancelRead(uint64(ResetCancelled))
 	}
 }
 

@@ -1,0 +1,271 @@
+package moqtransport_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"time"
+
+	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/moqtransport"
+)
+
+// exampleSessions connects a client session to a server session whose
+// requests serverCfg's Handler answers, over raw QUIC on loopback. A
+// subscriber normally dials a relay or a publisher with moqnative.Dial; the
+// examples run both ends in one process. stop closes everything.
+func exampleSessions(serverCfg *moqtransport.Config) (client, server *moqtransport.Session, stop func()) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	accepted := make(chan *moqtransport.Session, 1)
+	go func() {
+		in, err := srv.Accept(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		s, err := moqtransport.Accept(ctx, in.Conn, in.Path, serverCfg)
+		if err != nil {
+			log.Fatal(err)
+		}
+		accepted <- s
+	}()
+	fp, _ := srv.Fingerprint()
+	d, err := moqnative.Dial(ctx, "moqt://"+srv.Addr().String()+"/", moqnative.ClientConfig{
+		TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	client, err = moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Path: d.Path, Authority: d.Authority})
+	if err != nil {
+		log.Fatal(err)
+	}
+	server = <-accepted
+	return client, server, func() {
+		_ = client.Close()
+		_ = server.Close()
+		_ = d.Close()
+		_ = srv.Close()
+	}
+}
+
+// writeGroup writes one group of objects to a publisher's track, on one
+// subgroup stream.
+func writeGroup(t *moqtransport.Track, group uint64, payloads ...string) {
+	w, err := t.OpenSubgroup(group, 0, moqtransport.SubgroupOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for id, p := range payloads {
+		if err := w.Write(uint64(id), nil, []byte(p)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Subscribe to a track and read its objects until the publisher ends it.
+func ExampleSession_Subscribe() {
+	// The publisher's side: one track, served by a Tracks handler.
+	name := moqtransport.FullTrackName{Namespace: moqtransport.NewNamespace("live", "demo"), Name: "chat"}
+	track := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
+	tracks := &moqtransport.Tracks{}
+	tracks.Add(track)
+	session, _, stop := exampleSessions(&moqtransport.Config{Handler: tracks})
+	defer stop()
+
+	ctx := context.Background()
+	sub, err := session.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{Priority: moqtransport.DefaultPriority})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The publisher writes a group and ends the track (PUBLISH_DONE
+	// TRACK_ENDED).
+	writeGroup(track, 0, "hello", "world")
+	track.Close(nil)
+
+	// The objects, until the end of the track.
+	for obj, err := range sub.Objects(ctx) {
+		if err != nil {
+			log.Fatal(err) // a PUBLISH_DONE error code, or the session's end
+		}
+		fmt.Printf("%v %s\n", obj.Location(), obj.Payload)
+	}
+	fmt.Println("track ended")
+	// Output:
+	// {0,0} hello
+	// {0,1} world
+	// track ended
+}
+
+// ReadObject reads one object at a time; io.EOF is the normal end of the
+// subscription, here after Unsubscribe.
+func ExampleSubscription_ReadObject() {
+	name := moqtransport.FullTrackName{Namespace: moqtransport.NewNamespace("live", "demo"), Name: "chat"}
+	track := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
+	tracks := &moqtransport.Tracks{}
+	tracks.Add(track)
+	session, _, stop := exampleSessions(&moqtransport.Config{Handler: tracks})
+	defer stop()
+
+	ctx := context.Background()
+	sub, err := session.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	writeGroup(track, 0, "first")
+	obj, err := sub.ReadObject(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s\n", obj.Payload)
+
+	_ = sub.Unsubscribe()
+	_, err = sub.ReadObject(ctx)
+	fmt.Println(err == io.EOF)
+	// Output:
+	// first
+	// true
+}
+
+// Update narrows a subscription or changes its priority; it refuses what
+// would widen it.
+func ExampleSubscription_Update() {
+	name := moqtransport.FullTrackName{Namespace: moqtransport.NewNamespace("live", "demo"), Name: "video"}
+	tracks := &moqtransport.Tracks{}
+	tracks.Add(moqtransport.NewTrack(name, moqtransport.TrackConfig{}))
+	session, _, stop := exampleSessions(&moqtransport.Config{Handler: tracks})
+	defer stop()
+
+	ctx := context.Background()
+	sub, err := session.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{
+		Priority: moqtransport.DefaultPriority,
+		Filter:   moqtransport.Filter{Type: moqtransport.FilterAbsoluteStart, Start: moqtransport.Location{Group: 10}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Stop after group 12, at a more urgent priority.
+	err = sub.Update(ctx, moqtransport.UpdateOptions{EndGroup: 12, HasEnd: true, Priority: 1})
+	fmt.Println(err)
+	// A later end would widen the subscription.
+	err = sub.Update(ctx, moqtransport.UpdateOptions{EndGroup: 20, HasEnd: true, Priority: 1})
+	fmt.Println(err)
+	// Output:
+	// <nil>
+	// moqt: Subscription.Update: end group 20 is past the current end group 12; a subscription can only be narrowed
+}
+
+// A viewer that joins in the middle of a group gets the group's start
+// with a joining FETCH, sent in the same round trip as the SUBSCRIBE, and
+// the rest of the group from the subscription.
+func ExampleSession_SubscribeJoin() {
+	name := moqtransport.FullTrackName{Namespace: moqtransport.NewNamespace("live", "demo"), Name: "video"}
+	track := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
+	tracks := &moqtransport.Tracks{}
+	tracks.Add(track)
+	session, _, stop := exampleSessions(&moqtransport.Config{Handler: tracks})
+	defer stop()
+
+	// Group 7 is under way: a key frame and a delta frame so far.
+	w, err := track.OpenSubgroup(7, 0, moqtransport.SubgroupOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = w.Write(0, nil, []byte("key"))
+	_ = w.Write(1, nil, []byte("delta 1"))
+
+	ctx := context.Background()
+	sub, join, err := session.SubscribeJoin(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{}, moqtransport.FetchOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer join.Cancel()
+	fetch, err := join.Wait(ctx)
+	if err != nil {
+		// FETCH_ERROR (NOT_SUPPORTED from some relays): wait for the
+		// next group's key frame instead.
+		log.Fatal(err)
+	}
+	for {
+		obj, err := fetch.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("fetched %v %s\n", obj.Location(), obj.Payload)
+	}
+
+	// The group goes on, live.
+	_ = w.Write(2, nil, []byte("delta 2"))
+	_ = w.Close()
+	track.Close(nil)
+	for obj, err := range sub.Objects(ctx) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("live %v %s\n", obj.Location(), obj.Payload)
+	}
+	// Output:
+	// fetched {7,0} key
+	// fetched {7,1} delta 1
+	// live {7,2} delta 2
+}
+
+// Errors carry their draft-14 codes: errors.Is compares codes, errors.As
+// gives the code and reason.
+func Example_errors() {
+	name := moqtransport.FullTrackName{Namespace: moqtransport.NewNamespace("live", "demo"), Name: "video"}
+	track := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
+	tracks := &moqtransport.Tracks{}
+	tracks.Add(track)
+	session, server, stop := exampleSessions(&moqtransport.Config{Handler: tracks})
+	defer stop()
+	ctx := context.Background()
+
+	// A refused request is a *RequestError.
+	_, err := session.Subscribe(ctx, name.Namespace, "audio", moqtransport.SubscribeOptions{})
+	fmt.Println(errors.Is(err, moqtransport.ErrTrackNotFound))
+	var re *moqtransport.RequestError
+	if errors.As(err, &re) {
+		fmt.Println(re.Message, re.Code == uint64(moqtransport.SubscribeTrackDoesNotExist))
+	}
+
+	// A subscription the publisher ends with an error code.
+	sub, err := session.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	track.Close(moqtransport.PublishDoneError(moqtransport.DoneExpired, "the broadcast expired"))
+	_, err = sub.ReadObject(ctx)
+	fmt.Println(errors.Is(err, moqtransport.PublishDoneError(moqtransport.DoneExpired, "")))
+	fmt.Println(err)
+
+	// A session the peer closes: Err is a *ConnError with the code.
+	_ = server.CloseWithError(moqtransport.GoawayTimeout, "drained")
+	<-session.Done()
+	err = session.Err()
+	fmt.Println(errors.Is(err, &moqtransport.SessionError{Code: moqtransport.GoawayTimeout}), errors.Is(err, moqtransport.ErrSessionClosed))
+	var ce *moqtransport.ConnError
+	if errors.As(err, &ce) {
+		fmt.Println(ce.Code, ce.Reason, ce.Remote)
+	}
+	// Output:
+	// true
+	// SUBSCRIBE_ERROR true
+	// true
+	// moqt: PUBLISH_DONE EXPIRED: the broadcast expired
+	// true true
+	// GOAWAY_TIMEOUT drained true
+}
