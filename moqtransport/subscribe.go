@@ -87,6 +87,16 @@ func (sub *Subscription) OK() wire.SubscribeOK {
 	return sub.ok
 }
 
+// Largest returns the largest location SUBSCRIBE_OK named, and false when
+// the track had no content yet. A Largest Object subscription starts
+// right after it; a joining FETCH (SubscribeJoin) gets its group from the
+// start.
+func (sub *Subscription) Largest() (Location, bool) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	return sub.ok.Largest, sub.ok.ContentExists
+}
+
 // Done is closed when the subscription has ended: PUBLISH_DONE arrived
 // and its streams were read, we unsubscribed, or the session ended.
 func (sub *Subscription) Done() <-chan struct{} { return sub.done }

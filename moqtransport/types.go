@@ -27,6 +27,12 @@ func NewNamespace(fields ...string) Namespace {
 	return Namespace(append([]string(nil), fields...))
 }
 
+// ParseNamespace returns the namespace a slash-separated path names, one
+// field per part: "live/demo" (or "/live/demo": a leading slash is
+// ignored) is ("live", "demo"). It does not validate; see
+// Namespace.Validate.
+func ParseNamespace(path string) Namespace { return wire.ParseNamespacePath(path) }
+
 // Objects.
 type (
 	// Extensions holds an object's extension headers as they are on the

@@ -373,8 +373,8 @@ func subscribe(ctx context.Context, cfg config, logger *slog.Logger, d *moqnativ
 		}
 		return fmt.Errorf("subscribing to %s: %w", name, err)
 	}
-	if ok := sub.OK(); ok.ContentExists {
-		logger.Info("subscribed", "track", name.String(), "largest", ok.Largest.String())
+	if largest, ok := sub.Largest(); ok {
+		logger.Info("subscribed", "track", name.String(), "largest", largest.String())
 	} else {
 		logger.Info("subscribed", "track", name.String())
 	}

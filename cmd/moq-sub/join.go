@@ -15,8 +15,8 @@ import (
 // the fetched objects to write first. Through a relay that does not serve
 // the FETCH, the output starts at the next group.
 func (s *subscriber) join(ctx context.Context, c chosen, sub *moqtransport.Subscription, j *moqtransport.JoiningFetch) (start uint64, objs []*moqtransport.Object, err error) {
-	ok := sub.OK()
-	if !ok.ContentExists {
+	largest, ok := sub.Largest()
+	if !ok {
 		j.Cancel()
 		return 0, nil, nil
 	}
@@ -25,7 +25,7 @@ func (s *subscriber) join(ctx context.Context, c chosen, sub *moqtransport.Subsc
 		return 0, nil, err
 	}
 	if objs == nil {
-		return ok.Largest.Group + 1, nil, nil // Next Group Start
+		return largest.Group + 1, nil, nil // Next Group Start
 	}
-	return ok.Largest.Group, objs, nil
+	return largest.Group, objs, nil
 }

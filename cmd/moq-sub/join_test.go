@@ -23,7 +23,7 @@ func (*noFetch) Fetch(_ context.Context, _ *moqtransport.Session, req *moqtransp
 	if req.FetchType == wire.FetchStandalone {
 		return nil, moqtransport.ErrFetchFromCache
 	}
-	return nil, moqtransport.FetchError(wire.FetchNotSupported, "no joining FETCH here")
+	return nil, moqtransport.FetchError(moqtransport.FetchNotSupported, "no joining FETCH here")
 }
 
 // TestSubJoinWithoutFetch: through a relay that refuses joining FETCH, moq-sub
@@ -34,10 +34,10 @@ func TestSubJoinWithoutFetch(t *testing.T) {
 	in, initBytes, frags, groups := splitStream(t, media)
 	wantMD5 := fmp4test.FrameMD5(t, fmp4test.WriteFile(t, "in.mp4", media))
 
-	ns := wire.Namespace{"nofetch"}
+	ns := moqtransport.Namespace{"nofetch"}
 	h := &noFetch{}
 	newTrack := func(name string) *moqtransport.Track {
-		tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: name}, moqtransport.TrackConfig{})
+		tr := moqtransport.NewTrack(moqtransport.FullTrackName{Namespace: ns, Name: name}, moqtransport.TrackConfig{})
 		h.Add(tr)
 		return tr
 	}

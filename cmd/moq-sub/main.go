@@ -49,7 +49,6 @@ import (
 	"github.com/moqgo/moq/internal/cli"
 	"github.com/moqgo/moq/internal/version"
 	"github.com/moqgo/moq/moqtransport"
-	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 const binaryName = "moq-sub"
@@ -144,12 +143,12 @@ func run(ctx context.Context, cfg config) error {
 	if cfg.useCatalog && cfg.useMSF {
 		return fmt.Errorf("--catalog and --msf name two catalogs: give one")
 	}
-	ns := wire.ParseNamespacePath(cfg.name)
+	ns := moqtransport.ParseNamespace(cfg.name)
 	if err := ns.Validate(); err != nil {
 		return fmt.Errorf("--name %q: %w", cfg.name, err)
 	}
 	for _, t := range cfg.tracks {
-		if err := (wire.FullTrackName{Namespace: ns, Name: t}).Validate(); err != nil || t == "" {
+		if err := (moqtransport.FullTrackName{Namespace: ns, Name: t}).Validate(); err != nil || t == "" {
 			return fmt.Errorf("--track %q: not a track name", t)
 		}
 	}

@@ -24,7 +24,6 @@ import (
 	"github.com/moqgo/moq/internal/netem"
 	"github.com/moqgo/moq/internal/version"
 	"github.com/moqgo/moq/moqtransport"
-	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 var binDir string // where the tests build moq-pub and moq-sub
@@ -567,8 +566,8 @@ func TestSubscriberErrors(t *testing.T) {
 // subscription reaches moq-sub through the relay's forwarded FETCH.
 func TestSubInitThroughForwardedFetch(t *testing.T) {
 	r := fmp4test.StartRelay(t)
-	ns := wire.Namespace{"nofetch"}
-	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "0.mp4"}, moqtransport.TrackConfig{})
+	ns := moqtransport.Namespace{"nofetch"}
+	tr := moqtransport.NewTrack(moqtransport.FullTrackName{Namespace: ns, Name: "0.mp4"}, moqtransport.TrackConfig{})
 	w, err := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -637,7 +636,9 @@ func TestSubOrderer(t *testing.T) {
 		end(5), // 5, then 6, then 7 so far
 		obj(7, 1),
 		obj(5, 3), // late: dropped
-		func() error { return o.object(&moqtransport.Object{Group: 7, ID: 2, Status: wire.StatusEndOfTrack}) },
+		func() error {
+			return o.object(&moqtransport.Object{Group: 7, ID: 2, Status: moqtransport.StatusEndOfTrack})
+		},
 		func() error { return o.groupEnd(7, true) },
 		obj(9, 0), // group 8 is missing: 9 waits
 		o.tick,
@@ -782,7 +783,7 @@ func TestSubMSFTracks(t *testing.T) {
 	}
 	check := func(what string, m *catalog.MSF, names []string, want string) []byte {
 		t.Helper()
-		init, tracks, err := msfTracks(m, wire.Namespace{"live", "demo"}, names)
+		init, tracks, err := msfTracks(m, moqtransport.Namespace{"live", "demo"}, names)
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
@@ -825,7 +826,7 @@ func TestSubMSFTracks(t *testing.T) {
 		{"no matching trak", &catalog.MSF{Tracks: []catalog.MSFTrackInfo{cmaf("x", "subtitle", initBytes)}}, []string{"x"}, "no trak of its init data"},
 		{"another namespace", &catalog.MSF{Tracks: []catalog.MSFTrackInfo{{Name: "v", Namespace: new("other"), Packaging: "cmaf", InitData: one(1)}}}, nil, "namespace"},
 	} {
-		if _, _, err := msfTracks(c.m, wire.Namespace{"live", "demo"}, c.names); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, _, err := msfTracks(c.m, moqtransport.Namespace{"live", "demo"}, c.names); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
 	}

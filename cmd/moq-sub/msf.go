@@ -11,7 +11,6 @@ import (
 	"github.com/moqgo/moq/catalog"
 	"github.com/moqgo/moq/internal/fmp4"
 	"github.com/moqgo/moq/moqtransport"
-	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 // fromMSF reads the MSF catalog (track "catalog") and picks the tracks to
@@ -37,7 +36,7 @@ func (s *subscriber) fromMSF(ctx context.Context, metaSubs *[]*moqtransport.Subs
 
 // msfTracks resolves the tracks of an MSF catalog in namespace ns to play
 // and their merged init segment.
-func msfTracks(m *catalog.MSF, ns wire.Namespace, names []string) ([]byte, []chosen, error) {
+func msfTracks(m *catalog.MSF, ns moqtransport.Namespace, names []string) ([]byte, []chosen, error) {
 	var picked []catalog.MSFTrackInfo
 	if len(names) > 0 {
 		for _, n := range names {
@@ -66,7 +65,7 @@ func msfTracks(m *catalog.MSF, ns wire.Namespace, names []string) ([]byte, []cho
 		if t.Packaging != catalog.MSFPackagingCMAF {
 			return nil, nil, fmt.Errorf("track %s has packaging %q: moq-sub plays cmaf only", t.Name, t.Packaging)
 		}
-		if t.Namespace != nil && !wire.ParseNamespacePath(*t.Namespace).Equal(ns) {
+		if t.Namespace != nil && !moqtransport.ParseNamespace(*t.Namespace).Equal(ns) {
 			return nil, nil, fmt.Errorf("track %s is in namespace %q: moq-sub plays the catalog's own namespace (%s) only", t.Name, *t.Namespace, ns)
 		}
 		if len(t.InitData) == 0 {

@@ -17,7 +17,6 @@ import (
 	"github.com/moqgo/moq/internal/cli"
 	"github.com/moqgo/moq/internal/fmp4"
 	"github.com/moqgo/moq/moqtransport"
-	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 // catalogTrack is the name of the track that carries the catalog.
@@ -49,7 +48,7 @@ type subscriber struct {
 	cfg  config
 	log  *slog.Logger
 	sess *moqtransport.Session
-	ns   wire.Namespace
+	ns   moqtransport.Namespace
 	out  *output
 }
 
@@ -233,15 +232,15 @@ func (s *subscriber) playTracks(ctx context.Context, tracks []chosen) error {
 		if s.cfg.skipBehind > 0 {
 			// Newest group first: on a slow link the newest key frame
 			// arrives early enough to skip ahead to it.
-			opts.GroupOrder = wire.GroupOrderDescending
+			opts.GroupOrder = moqtransport.GroupOrderDescending
 		}
 		sub, join, err := cli.SubscribeJoin(ctx, s.sess, s.ns, c.name, opts)
 		if err != nil {
 			return s.failure(ctx, fmt.Errorf("subscribing to %s: %w", c.name, err))
 		}
 		subs[i], joins[i] = sub, join
-		if ok := sub.OK(); ok.ContentExists {
-			s.log.Info("subscribed", "track", c.name, "largest", ok.Largest.String())
+		if largest, ok := sub.Largest(); ok {
+			s.log.Info("subscribed", "track", c.name, "largest", largest.String())
 		} else {
 			s.log.Info("subscribed", "track", c.name, "from_group", 0)
 		}
@@ -408,7 +407,7 @@ func describe(cs []chosen) string {
 // (also with an error) for the caller to end.
 func (s *subscriber) first(ctx context.Context, name string) ([]byte, *moqtransport.Subscription, error) {
 	sub, err := s.sess.Subscribe(ctx, s.ns, name, moqtransport.SubscribeOptions{
-		Priority: metaPriority, Filter: wire.Filter{Type: wire.FilterAbsoluteStart},
+		Priority: metaPriority, Filter: moqtransport.Filter{Type: moqtransport.FilterAbsoluteStart},
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("subscribing to %s: %w", name, err)
@@ -431,10 +430,8 @@ func (s *subscriber) firstObject(ctx context.Context, sub *moqtransport.Subscrip
 	defer wg.Wait()
 	defer cancel()
 	wg.Go(func() {
-		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
-		defer r.Close()
 		for {
-			ev, err := r.Next(ctx)
+			o, err := sub.ReadObject(ctx)
 			if errors.Is(err, io.EOF) {
 				results <- result{err: fmt.Errorf("track %s ended without an object", name)}
 				return
@@ -443,18 +440,18 @@ func (s *subscriber) firstObject(ctx context.Context, sub *moqtransport.Subscrip
 				results <- result{err: fmt.Errorf("track %s: %w", name, err)}
 				return
 			}
-			if o := ev.Object; ev.Kind == moqtransport.EventObject && o.Status == wire.StatusNormal && o.ID == 0 {
+			if o.Status == moqtransport.StatusNormal && o.ID == 0 {
 				results <- result{b: o.Payload}
 				return
 			}
 		}
 	})
-	ok := sub.OK()
-	if ok.ContentExists {
+	largest, hasContent := sub.Largest()
+	if hasContent {
 		wg.Go(func() {
 			f, err := s.sess.Fetch(ctx, moqtransport.FetchOptions{
-				Priority: metaPriority, GroupOrder: wire.GroupOrderAscending, Namespace: s.ns, Name: name,
-				Start: wire.Location{}, End: wire.Location{Group: 0, Object: 1},
+				Priority: metaPriority, GroupOrder: moqtransport.GroupOrderAscending, Namespace: s.ns, Name: name,
+				Start: moqtransport.Location{}, End: moqtransport.Location{Group: 0, Object: 1},
 			})
 			if err != nil {
 				results <- result{err: err, fetch: true}
@@ -470,7 +467,7 @@ func (s *subscriber) firstObject(ctx context.Context, sub *moqtransport.Subscrip
 					results <- result{err: err, fetch: true}
 					return
 				}
-				if o.Status == wire.StatusNormal && o.ID == 0 {
+				if o.Status == moqtransport.StatusNormal && o.ID == 0 {
 					results <- result{b: o.Payload, fetch: true}
 					return
 				}
@@ -498,10 +495,10 @@ func (s *subscriber) firstObject(ctx context.Context, sub *moqtransport.Subscrip
 			if wait == 0 {
 				wait = defaultInitTimeout
 			}
-			s.log.Info("FETCH failed; waiting for a new group on the subscription", "track", name, "largest", ok.Largest.String(), "err", fetchErr, "for", wait)
+			s.log.Info("FETCH failed; waiting for a new group on the subscription", "track", name, "largest", largest.String(), "err", fetchErr, "for", wait)
 			timeout = time.After(wait)
 		case <-timeout:
-			return nil, fmt.Errorf("no object on track %s: it was published before this subscription (largest %s) and FETCH failed: %w", name, ok.Largest, fetchErr)
+			return nil, fmt.Errorf("no object on track %s: it was published before this subscription (largest %s) and FETCH failed: %w", name, largest, fetchErr)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -632,7 +629,7 @@ func (o *orderer) put(obj *moqtransport.Object) error {
 }
 
 func (o *orderer) object(obj *moqtransport.Object) error {
-	if obj.Status != wire.StatusNormal {
+	if obj.Status != moqtransport.StatusNormal {
 		return nil // End of Group, End of Track, Does Not Exist: no media
 	}
 	switch {

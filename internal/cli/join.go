@@ -8,7 +8,6 @@ import (
 	"log/slog"
 
 	"github.com/moqgo/moq/moqtransport"
-	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 // maxJoinObjects bounds what a joining FETCH may hand a client: one group.
@@ -18,10 +17,10 @@ const maxJoinObjects = 1 << 16
 // alongside the SUBSCRIBE, a joining FETCH (relative, Joining Start 0) for
 // the group the subscription starts in, with the same priority
 // (moqtransport.Session.SubscribeJoin). Join reads the FETCH.
-func SubscribeJoin(ctx context.Context, sess *moqtransport.Session, ns wire.Namespace, name string, opts moqtransport.SubscribeOptions) (*moqtransport.Subscription, *moqtransport.JoiningFetch, error) {
+func SubscribeJoin(ctx context.Context, sess *moqtransport.Session, ns moqtransport.Namespace, name string, opts moqtransport.SubscribeOptions) (*moqtransport.Subscription, *moqtransport.JoiningFetch, error) {
 	// Ascending, not the publisher's order (0x0): some relays echo the
 	// FETCH's order in FETCH_OK, where 0x0 is a protocol error.
-	return sess.SubscribeJoin(ctx, ns, name, opts, moqtransport.FetchOptions{Priority: opts.Priority, GroupOrder: wire.GroupOrderAscending})
+	return sess.SubscribeJoin(ctx, ns, name, opts, moqtransport.FetchOptions{Priority: opts.Priority, GroupOrder: moqtransport.GroupOrderAscending})
 }
 
 // Join returns the objects of the group a subscription started in, from
@@ -56,7 +55,7 @@ func Join(ctx context.Context, sess *moqtransport.Session, sub *moqtransport.Sub
 	return objs, nil
 }
 
-func joinFetch(ctx context.Context, sess *moqtransport.Session, sub *moqtransport.Subscription, j *moqtransport.JoiningFetch, priority uint8, largest wire.Location) ([]*moqtransport.Object, error) {
+func joinFetch(ctx context.Context, sess *moqtransport.Session, sub *moqtransport.Subscription, j *moqtransport.JoiningFetch, priority uint8, largest moqtransport.Location) ([]*moqtransport.Object, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, JoinTimeout, fmt.Errorf("the relay did not complete it within %v", JoinTimeout))
 	defer cancel()
 	cause := func(err error) error {
@@ -66,11 +65,10 @@ func joinFetch(ctx context.Context, sess *moqtransport.Session, sub *moqtranspor
 		return err
 	}
 	f, err := j.Wait(ctx)
-	var re *moqtransport.RequestError
-	if errors.As(err, &re) && re.Message == wire.TypeFetchError && wire.FetchErrorCode(re.Code) == wire.FetchInvalidJoiningRequestID {
+	if errors.Is(err, moqtransport.FetchError(moqtransport.FetchInvalidJoiningRequestID, "")) {
 		// The peer did not tie the FETCH to the SUBSCRIBE it had not
 		// answered yet; it has now.
-		if f, err = sess.Fetch(ctx, moqtransport.FetchOptions{Priority: priority, GroupOrder: wire.GroupOrderAscending, Joining: sub}); err == nil {
+		if f, err = sess.Fetch(ctx, moqtransport.FetchOptions{Priority: priority, GroupOrder: moqtransport.GroupOrderAscending, Joining: sub}); err == nil {
 			defer func() { _ = f.Cancel() }()
 		}
 	}
