@@ -346,11 +346,13 @@ func (s *Session) Err() error {
 // control messages already queued get a bounded chance to reach the peer
 // first (ControlWriteTimeout at most).
 //
-// It returns nil when this call closed the session or the session had
-// already ended with NO_ERROR; otherwise the error the session had
+// It returns nil when this call closed the session, when the application
+// had already closed it (Close, CloseWithError), or when the peer closed
+// it with NO_ERROR. Otherwise it returns the error the session had
 // already ended with (Err): a *ConnError with the code the peer closed it
-// with, or the code it closed itself with after a violation. Closing a
-// session again is harmless.
+// with, or with the code the session closed itself with after a failure
+// (its Unwrap gives the failure: the peer's protocol violation, a control
+// stream write that timed out, ...). Closing a session again is harmless.
 //
 // Close may be called from a Handler or Authorizer callback: it then waits
 // for every goroutine of the session except the ones running a callback
@@ -364,9 +366,9 @@ func (s *Session) Close() error {
 // CloseWithError ends the session with code and reason (the peer's
 // Session.Err is a *ConnError carrying them) and waits for its goroutines,
 // as Close does. Unlike Close, it does not wait for queued control
-// messages. It returns what Close returns: nil when this call closed the
-// session (or the transport's error closing it), or the error the session
-// had already ended with unless that was NO_ERROR.
+// messages. It returns what Close returns, except that when this call
+// closed the session it returns the transport's error closing the
+// connection, if any.
 func (s *Session) CloseWithError(code SessionErrorCode, reason string) error {
 	closeErr, first := s.closeWith(code, reason)
 	s.units.wait()
@@ -375,8 +377,8 @@ func (s *Session) CloseWithError(code SessionErrorCode, reason string) error {
 	}
 	err := s.Err()
 	var ce *ConnError
-	if errors.As(err, &ce) && ce.Code == wire.NoError && ce.cause == nil {
-		return nil
+	if errors.As(err, &ce) && ce.cause == nil && (!ce.Remote || ce.Code == wire.NoError) {
+		return nil // the application closed it, or the peer did cleanly
 	}
 	return err
 }
