@@ -3,6 +3,35 @@
 // implements Conn; package moqnative provides raw QUIC (ALPN moq-00) and
 // WebTransport.
 //
+// # Which API do I need?
+//
+//   - Read a track (a player, a recorder, a bot): dial with moqnative.Dial,
+//     Connect, Session.Subscribe, then Subscription.ReadObject or the
+//     Subscription.Objects iterator. See ExampleSession_Subscribe and
+//     ExampleSubscription_ReadObject.
+//   - Start at the current group's key frame: Session.SubscribeJoin (a
+//     joining FETCH in the same round trip). See ExampleSession_SubscribeJoin.
+//   - See group ends, stream resets and skips as well as objects (a player
+//     that reorders groups): Subscription.Track and Track.NewReader, whose
+//     TrackReader yields Events.
+//   - Change a subscription: Subscription.Update with UpdateOptions. See
+//     ExampleSubscription_Update.
+//   - Tell failures apart: RequestError, ConnError and the Err variables,
+//     with errors.Is and errors.As. See Example_errors.
+//   - Publish tracks and serve subscribers without a relay: NewTrack, Track's
+//     subgroup writers, a Handler (Tracks serves a fixed set) in
+//     Config.Handler, and Accept on the connections of a moqnative.Listen
+//     server.
+//   - Run a relay, in-process or as a binary: package relay (relay.New and
+//     relay.NewServer), or the moq-relay command.
+//   - Dial and listen, raw QUIC or WebTransport, or mount MoQT on your own
+//     quic-go or http3 server: package moqnative (ExampleDial,
+//     ExampleListen, ExampleWebTransportHandler).
+//   - Encode and decode draft-14 messages and streams yourself: package
+//     wire. The types a session's API uses are aliased here (Namespace,
+//     Location, Filter, the error codes, ...), so the uses above need no
+//     import of wire.
+//
 // # Sessions
 //
 // Connect runs the client side of setup on a connection and Accept the
@@ -57,7 +86,10 @@
 // # Subscribing
 //
 // Session.Subscribe returns a Subscription whose Track receives the objects
-// with their true IDs, status and extensions. Data that arrives before
+// with their true IDs, status and extensions; Subscription.ReadObject and
+// Subscription.Objects read them in the order they arrived and end with
+// io.EOF (or the end of the loop) when the publisher ends the track, and
+// with the PUBLISH_DONE code as a *RequestError otherwise. Data that arrives before
 // SUBSCRIBE_OK waits, within Config.MaxPendingStreams and
 // Config.PendingStreamTimeout, for its track alias. PUBLISH_DONE ends the
 // track once the streams it counts have been read.
@@ -72,9 +104,26 @@
 // answers FETCH_ERROR (such as NOT_SUPPORTED), and the viewer waits for
 // the next group instead.
 //
+// # Errors
+//
+// A request the peer refuses fails with a *RequestError carrying the
+// draft-14 code of its answer (SUBSCRIBE_ERROR, FETCH_ERROR, ...), and a
+// subscription the publisher ends with an error code ends with one
+// carrying the PUBLISH_DONE code. errors.Is compares them by what the code
+// means: errors.Is(err, ErrTrackNotFound) for TRACK_DOES_NOT_EXIST from
+// SUBSCRIBE, FETCH or TRACK_STATUS, errors.Is(err, ErrUnauthorized) for
+// UNAUTHORIZED from any request. Session.Err says why a session ended: a
+// *ConnError with the SessionErrorCode either side closed it with (the
+// transport's own error when the connection was lost below MoQT, such as
+// an idle timeout), which errors.Is(err, &SessionError{Code: c}) tests.
+// Calls made after the end return an error that matches ErrSessionClosed;
+// requests (Subscribe, Fetch, ...) wrap Err in it too.
+//
 // # Memory a peer can make a session hold
 //
-// Every buffer a peer fills is bounded. An object's payload and extensions
+// Every buffer a peer fills is bounded (the in-flight budget below can be
+// passed by the object each concurrent stream is completing, and a track's
+// cache always keeps the object just written). An object's payload and extensions
 // are allocated as their bytes arrive, never at a declared length
 // (wire.EagerObjectBytes). The data streams of a session, those waiting for
 // their header or track alias included, hold at most

@@ -252,20 +252,24 @@ func Example_errors() {
 	fmt.Println(errors.Is(err, moqtransport.PublishDoneError(moqtransport.DoneExpired, "")))
 	fmt.Println(err)
 
-	// A session the peer closes: Err is a *ConnError with the code.
+	// A session the peer closes: Err is a *ConnError with the code, and
+	// calls on the session fail with ErrSessionClosed.
 	_ = server.CloseWithError(moqtransport.GoawayTimeout, "drained")
 	<-session.Done()
 	err = session.Err()
-	fmt.Println(errors.Is(err, &moqtransport.SessionError{Code: moqtransport.GoawayTimeout}), errors.Is(err, moqtransport.ErrSessionClosed))
+	fmt.Println(errors.Is(err, &moqtransport.SessionError{Code: moqtransport.GoawayTimeout}))
 	var ce *moqtransport.ConnError
 	if errors.As(err, &ce) {
 		fmt.Println(ce.Code, ce.Reason, ce.Remote)
 	}
+	_, err = session.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
+	fmt.Println(errors.Is(err, moqtransport.ErrSessionClosed), errors.As(err, &ce))
 	// Output:
 	// true
 	// SUBSCRIBE_ERROR true
 	// true
 	// moqt: PUBLISH_DONE EXPIRED: the broadcast expired
-	// true true
+	// true
 	// GOAWAY_TIMEOUT drained true
+	// true true
 }

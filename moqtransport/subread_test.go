@@ -194,7 +194,7 @@ func TestCloseErrors(t *testing.T) {
 		if err := client.Err(); !errors.As(err, &ce) || ce.Code != moqtransport.TooManyRequests || !ce.Remote || ce.Reason != "enough" {
 			t.Fatalf("client Err: %v, want the peer's TOO_MANY_REQUESTS", err)
 		}
-		if !errors.Is(client.Err(), &moqtransport.SessionError{Code: moqtransport.TooManyRequests}) || !errors.Is(client.Err(), moqtransport.ErrSessionClosed) {
+		if !errors.Is(client.Err(), &moqtransport.SessionError{Code: moqtransport.TooManyRequests}) || errors.Is(client.Err(), &moqtransport.SessionError{Code: moqtransport.NoError}) {
 			t.Errorf("errors.Is does not match %v by its code", client.Err())
 		}
 		if err := client.Close(); !errors.As(err, &ce) || ce.Code != moqtransport.TooManyRequests {

@@ -90,8 +90,7 @@ type Stream interface {
 // an error (a protocol violation of the peer, a failed write), Unwrap
 // returns that error.
 //
-// errors.Is(err, ErrSessionClosed) holds for every ConnError, and
-// errors.Is(err, &SessionError{Code: c}) for one with code c:
+// errors.Is(err, &SessionError{Code: c}) holds for one with code c:
 //
 //	if errors.Is(s.Err(), &moqtransport.SessionError{Code: moqtransport.ProtocolViolation}) { ... }
 type ConnError struct {
@@ -113,8 +112,8 @@ func (e *ConnError) Error() string {
 // Unwrap returns the error that made the session close itself, if any.
 func (e *ConnError) Unwrap() error { return e.cause }
 
-// Is reports whether target is ErrSessionClosed, or a *SessionError or
-// *ConnError with the same code.
+// Is reports whether target is a *SessionError or *ConnError with the
+// same code.
 func (e *ConnError) Is(target error) bool {
 	switch t := target.(type) {
 	case *SessionError:
@@ -122,7 +121,7 @@ func (e *ConnError) Is(target error) bool {
 	case *ConnError:
 		return t.Code == e.Code
 	}
-	return target == ErrSessionClosed
+	return false
 }
 
 // StreamError is a stream reset (RESET_STREAM) or stopped (STOP_SENDING)
