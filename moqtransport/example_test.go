@@ -10,6 +10,7 @@ import (
 
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/relay"
 )
 
 // exampleSessions connects a client session to a server session whose
@@ -272,4 +273,102 @@ func Example_errors() {
 	// true
 	// GOAWAY_TIMEOUT drained true
 	// true true
+}
+
+// exampleRelay runs a relay on loopback and returns a function that opens
+// a session to it, with cfg (nil for the defaults); stop closes the
+// sessions and the relay.
+func exampleRelay() (connect func(cfg *moqtransport.Config) *moqtransport.Session, stop func()) {
+	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	rs := relay.NewServer(relay.New(relay.Config{}), srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = rs.Serve(ctx)
+	}()
+	fp, _ := srv.Fingerprint()
+	var sessions []*moqtransport.Session
+	connect = func(cfg *moqtransport.Config) *moqtransport.Session {
+		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer dcancel()
+		d, err := moqnative.Dial(dctx, "moqt://"+srv.Addr().String()+"/", moqnative.ClientConfig{
+			TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}},
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		c := moqtransport.Config{}
+		if cfg != nil {
+			c = *cfg
+		}
+		c.Path, c.Authority = d.Path, d.Authority
+		s, err := moqtransport.Connect(dctx, d.Conn, &c)
+		if err != nil {
+			log.Fatal(err)
+		}
+		sessions = append(sessions, s)
+		return s
+	}
+	return connect, func() {
+		for _, s := range sessions {
+			_ = s.Close()
+		}
+		cancel()
+		rs.Close()
+		_ = srv.Close()
+		<-served
+	}
+}
+
+// Find the broadcasts under a prefix through a relay, subscribe to a track
+// of one and read it.
+func ExampleSession_SubscribeNamespace() {
+	connect, stop := exampleRelay()
+	defer stop()
+	ctx := context.Background()
+
+	// A publisher announces live/demo to the relay and serves its track.
+	name := moqtransport.FullTrackName{Namespace: moqtransport.NewNamespace("live", "demo"), Name: "chat"}
+	track := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
+	tracks := &moqtransport.Tracks{}
+	tracks.Add(track)
+	publisher := connect(&moqtransport.Config{Handler: tracks})
+	if _, err := publisher.PublishNamespace(ctx, name.Namespace, nil); err != nil {
+		log.Fatal(err)
+	}
+
+	// A viewer asks the relay for the namespaces under live/.
+	viewer := connect(nil)
+	nsSub, err := viewer.SubscribeNamespace(ctx, moqtransport.NewNamespace("live"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nsSub.Close()
+	ev, err := nsSub.Next(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("announced:", ev.Namespace, ev.Active)
+
+	// It subscribes to a track of it; the relay subscribes upstream.
+	sub, err := viewer.Subscribe(ctx, ev.Namespace, "chat", moqtransport.SubscribeOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	writeGroup(track, 0, "hi", "there")
+	track.Close(nil)
+	for obj, err := range sub.Objects(ctx) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%v %s\n", obj.Location(), obj.Payload)
+	}
+	// Output:
+	// announced: live/demo true
+	// {0,0} hi
+	// {0,1} there
 }

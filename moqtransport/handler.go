@@ -34,7 +34,8 @@ type SubscriptionEnder interface {
 	SubscriptionEnded(s *Session, req *wire.Subscribe, t *Track)
 }
 
-// RejectAll is a Handler that has no tracks and accepts no namespaces.
+// RejectAll is a Handler that has no tracks and accepts no namespaces but
+// those the session asked for with SubscribeNamespace.
 type RejectAll struct{}
 
 // Subscribe refuses with TRACK_DOES_NOT_EXIST.
@@ -42,8 +43,14 @@ func (RejectAll) Subscribe(context.Context, *Session, *wire.Subscribe) (*Track, 
 	return nil, ErrTrackNotFound
 }
 
-// PublishNamespace refuses with NOT_SUPPORTED.
-func (RejectAll) PublishNamespace(context.Context, *Session, *wire.PublishNamespace) error {
+// PublishNamespace accepts a namespace the session asked for (one under
+// the prefix of a SubscribeNamespace of the session: its
+// NamespaceSubscription reports it) and refuses any other with
+// NOT_SUPPORTED.
+func (RejectAll) PublishNamespace(_ context.Context, s *Session, req *wire.PublishNamespace) error {
+	if s.HasNamespaceSubscription(req.Namespace) {
+		return nil
+	}
 	return NamespaceError(wire.NamespaceNotSupported, "this endpoint does not accept namespaces")
 }
 

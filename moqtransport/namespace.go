@@ -105,9 +105,17 @@ func (s *Session) handlePublishNamespace(m *wire.PublishNamespace) {
 			s.refuse(&wire.PublishNamespaceError{RequestID: m.RequestID, Code: wire.PublishNamespaceErrorCode(code), Reason: reason})
 			return
 		}
+		key := nsKey(m.Namespace)
 		s.mu.Lock()
-		s.peerNamespaces[nsKey(m.Namespace)] = m.Namespace
+		s.peerNamespaces[key] = m.Namespace
+		n := s.nsSubscriptionFor(m.Namespace)
+		if n != nil {
+			s.nsNoted[key] = n
+		}
 		s.mu.Unlock()
+		if n != nil {
+			n.note(m.Namespace, true)
+		}
 		s.sendOrFail(&wire.PublishNamespaceOK{RequestID: m.RequestID})
 	})
 }
@@ -119,11 +127,16 @@ func (s *Session) handlePublishNamespaceDone(m *wire.PublishNamespaceDone) {
 	key := nsKey(m.Namespace)
 	_, ok := s.peerNamespaces[key]
 	delete(s.peerNamespaces, key)
+	n, noted := s.nsNoted[key]
+	delete(s.nsNoted, key)
 	s.mu.Unlock()
 	if !ok {
 		return
 	}
 	s.requestDone()
+	if noted {
+		n.note(m.Namespace, false)
+	}
 	s.callback(func() { s.cfg.Handler.PublishNamespaceDone(s, m.Namespace) })
 }
 
@@ -134,9 +147,14 @@ func (s *Session) CancelNamespace(ns wire.Namespace, code wire.PublishNamespaceE
 	key := nsKey(ns)
 	_, ok := s.peerNamespaces[key]
 	delete(s.peerNamespaces, key)
+	n, noted := s.nsNoted[key]
+	delete(s.nsNoted, key)
 	s.mu.Unlock()
 	if !ok {
 		return nil
+	}
+	if noted {
+		n.note(ns, false)
 	}
 	s.requestDone()
 	return s.send(&wire.PublishNamespaceCancel{Namespace: ns, Code: code, Reason: reason})

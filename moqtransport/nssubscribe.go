@@ -2,6 +2,8 @@ package moqtransport
 
 import (
 	"context"
+	"io"
+	"iter"
 	"sync"
 
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -26,52 +28,223 @@ type NamespaceSubscriptionHandler interface {
 	UnsubscribeNamespace(s *Session, prefix wire.Namespace)
 }
 
-// NamespaceSubscription is a SUBSCRIBE_NAMESPACE we sent and the peer
-// accepted: the peer now sends PUBLISH_NAMESPACE for the namespaces under
-// the prefix, which reach our Handler's PublishNamespace.
+// NamespaceSubscription is a SUBSCRIBE_NAMESPACE we sent. The peer
+// announces the namespaces under the prefix with PUBLISH_NAMESPACE, those
+// that exist now and those that come later, and withdraws them with
+// PUBLISH_NAMESPACE_DONE. Each announcement goes to the session's Handler
+// as any other; RejectAll (and so Tracks, and the default Handler) accepts
+// exactly those under the prefix of one of the session's namespace
+// subscriptions. Next reports the namespaces the Handler accepted under
+// the prefix, and their withdrawal.
 type NamespaceSubscription struct {
 	s      *Session
 	prefix Namespace
 	once   sync.Once
+
+	mu sync.Mutex
+	// known: the namespaces under the prefix, by nsKey, with what the
+	// peer says now and what Next last reported; changed: the keys whose
+	// two differ, in the order they changed. Their size is bounded by the
+	// peer's open PUBLISH_NAMESPACE requests (Config.MaxRequests) plus
+	// the namespaces Next reported and the peer withdrew since.
+	known   map[string]*nsState
+	changed []string
+	wake    chan struct{}
+	end     error // set when the subscription ends: io.EOF after Close
+}
+
+type nsState struct {
+	ns               Namespace
+	active, reported bool
+	queued           bool
+}
+
+// NamespaceEvent is a change under a namespace subscription's prefix.
+type NamespaceEvent struct {
+	Namespace Namespace
+	// Active is true for a namespace the peer published, false for one it
+	// withdrew (after Next had reported it).
+	Active bool
 }
 
 // Prefix returns the subscribed prefix.
 func (n *NamespaceSubscription) Prefix() Namespace { return n.prefix }
 
-// Close ends the subscription (UNSUBSCRIBE_NAMESPACE).
+// Next returns the next change under the prefix, waiting for one until
+// ctx is done. A namespace published and withdrawn again before Next saw
+// it is not reported. After Close it returns io.EOF, and once the session
+// has ended, an error that matches ErrSessionClosed. Call it from one
+// goroutine at a time.
+func (n *NamespaceSubscription) Next(ctx context.Context) (NamespaceEvent, error) {
+	for {
+		n.mu.Lock()
+		for len(n.changed) > 0 {
+			k := n.changed[0]
+			n.changed = n.changed[1:]
+			st := n.known[k]
+			st.queued = false
+			if st.active == st.reported {
+				if !st.active {
+					delete(n.known, k) // published and withdrawn unseen
+				}
+				continue
+			}
+			st.reported = st.active
+			if !st.active {
+				delete(n.known, k)
+			}
+			ev := NamespaceEvent{Namespace: st.ns, Active: st.active}
+			n.mu.Unlock()
+			return ev, nil
+		}
+		end := n.end
+		n.mu.Unlock()
+		if end != nil {
+			return NamespaceEvent{}, end
+		}
+		select {
+		case <-n.wake:
+		case <-ctx.Done():
+			return NamespaceEvent{}, ctx.Err()
+		}
+	}
+}
+
+// Namespaces returns an iterator over the changes Next returns. It stops
+// after Close; otherwise it yields one last pair with the error that ended
+// it (ctx's or the session's).
+func (n *NamespaceSubscription) Namespaces(ctx context.Context) iter.Seq2[NamespaceEvent, error] {
+	return func(yield func(NamespaceEvent, error) bool) {
+		for {
+			ev, err := n.Next(ctx)
+			if err == io.EOF {
+				return
+			}
+			if !yield(ev, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// note records that the peer published (active) or withdrew a namespace.
+func (n *NamespaceSubscription) note(ns Namespace, active bool) {
+	k := nsKey(ns)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.end != nil {
+		return
+	}
+	st := n.known[k]
+	if st == nil {
+		if !active {
+			return
+		}
+		st = &nsState{ns: ns}
+		n.known[k] = st
+	}
+	st.active = active
+	if !st.queued {
+		st.queued = true
+		n.changed = append(n.changed, k)
+	}
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// finish ends the subscription's events with err.
+func (n *NamespaceSubscription) finish(err error) {
+	n.mu.Lock()
+	if n.end == nil {
+		n.end = err
+		n.known, n.changed = nil, nil
+	}
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close ends the subscription (UNSUBSCRIBE_NAMESPACE). The namespaces the
+// peer announced stay accepted; the peer no longer announces new ones.
 func (n *NamespaceSubscription) Close() error {
 	var err error
 	n.once.Do(func() {
 		n.s.mu.Lock()
-		delete(n.s.ourNSSubs, nsKey(n.prefix))
+		if n.s.ourNSSubs[nsKey(n.prefix)] == n {
+			delete(n.s.ourNSSubs, nsKey(n.prefix))
+		}
 		n.s.mu.Unlock()
+		n.finish(io.EOF)
 		err = n.s.send(&wire.UnsubscribeNamespace{Prefix: n.prefix})
 	})
 	return err
 }
 
-// SubscribeNamespace asks the peer for the namespaces under prefix. A
-// refusal is a *RequestError with the SUBSCRIBE_NAMESPACE_ERROR code.
+// HasNamespaceSubscription reports whether ns is under the prefix of one of the
+// session's namespace subscriptions (SubscribeNamespace): a namespace the
+// session asked the peer for.
+func (s *Session) HasNamespaceSubscription(ns Namespace) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nsSubscriptionFor(ns) != nil
+}
+
+// nsSubscriptionFor returns our namespace subscription whose prefix ns is
+// under, if any. Called with s.mu held.
+func (s *Session) nsSubscriptionFor(ns Namespace) *NamespaceSubscription {
+	for _, n := range s.ourNSSubs {
+		if ns.HasPrefix(n.prefix) {
+			return n
+		}
+	}
+	return nil
+}
+
+// SubscribeNamespace asks the peer for the namespaces under prefix, and
+// returns once it accepted; NamespaceSubscription.Next then reports them.
+// A refusal is a *RequestError with the SUBSCRIBE_NAMESPACE_ERROR code.
 func (s *Session) SubscribeNamespace(ctx context.Context, prefix Namespace, params Parameters) (*NamespaceSubscription, error) {
 	if err := prefix.Validate(); err != nil {
 		return nil, err
 	}
+	n := &NamespaceSubscription{s: s, prefix: prefix, known: map[string]*nsState{}, wake: make(chan struct{}, 1)}
+	key := nsKey(prefix)
+	registered := false
 	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
+		// Registered before the request is sent: the PUBLISH_NAMESPACEs
+		// that follow the answer are read in order behind it.
+		s.mu.Lock()
+		if s.ourNSSubs[key] == nil {
+			s.ourNSSubs[key], registered = n, true
+		}
+		s.mu.Unlock()
 		return &wire.SubscribeNamespace{RequestID: id, Prefix: prefix, Params: params}
 	})
+	unregister := func() {
+		if registered {
+			s.mu.Lock()
+			if s.ourNSSubs[key] == n {
+				delete(s.ourNSSubs, key)
+			}
+			s.mu.Unlock()
+		}
+	}
 	if err != nil {
+		unregister()
 		return nil, err
 	}
 	switch r := resp.(type) {
 	case *wire.SubscribeNamespaceOK:
-		n := &NamespaceSubscription{s: s, prefix: prefix}
-		s.mu.Lock()
-		s.ourNSSubs[nsKey(prefix)] = n
-		s.mu.Unlock()
 		return n, nil
 	case *wire.SubscribeNamespaceError:
+		unregister()
 		return nil, &RequestError{Message: wire.TypeSubscribeNamespaceError, Code: uint64(r.Code), Reason: r.Reason}
 	}
+	unregister()
 	return nil, violation("%s in answer to SUBSCRIBE_NAMESPACE", resp.Type())
 }
 

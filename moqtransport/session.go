@@ -215,7 +215,10 @@ type Session struct {
 	fetches       map[uint64]*Fetch
 	servedFetches map[uint64]*servedFetch
 	// Namespace subscriptions we made, and the peer's prefixes.
-	ourNSSubs  map[string]*NamespaceSubscription
+	ourNSSubs map[string]*NamespaceSubscription
+	// nsNoted: the peer's namespaces (accepted) that one of ourNSSubs
+	// reported, so that their withdrawal is reported too.
+	nsNoted    map[string]*NamespaceSubscription
 	peerNSSubs map[string]wire.Namespace
 	// Namespaces we published, and the ones the peer published to us.
 	ourNamespaces  map[string]*NamespacePublication
@@ -291,6 +294,7 @@ func newSession(conn Conn, cfg *Config, client bool) *Session {
 		fetches:        map[uint64]*Fetch{},
 		servedFetches:  map[uint64]*servedFetch{},
 		ourNSSubs:      map[string]*NamespaceSubscription{},
+		nsNoted:        map[string]*NamespaceSubscription{},
 		peerNSSubs:     map[string]wire.Namespace{},
 		ourNamespaces:  map[string]*NamespacePublication{},
 		peerNamespaces: map[string]wire.Namespace{},
@@ -683,6 +687,11 @@ func (s *Session) endAll(err error) {
 		peerNS = append(peerNS, ns)
 	}
 	clear(s.peerNamespaces)
+	clear(s.nsNoted)
+	nsSubs := make([]*NamespaceSubscription, 0, len(s.ourNSSubs))
+	for _, n := range s.ourNSSubs {
+		nsSubs = append(nsSubs, n)
+	}
 	prefixes := make([]wire.Namespace, 0, len(s.peerNSSubs))
 	for _, p := range s.peerNSSubs {
 		prefixes = append(prefixes, p)
@@ -701,6 +710,9 @@ func (s *Session) endAll(err error) {
 	})
 	for _, f := range fetches {
 		f.abort(err)
+	}
+	for _, n := range nsSubs {
+		n.finish(s.closedErr())
 	}
 	// A track whose session ended tells its readers (a relay's
 	// subscribers) that the publisher went away.

@@ -229,3 +229,64 @@ func TestCloseErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestNamespaceSubscriptionNext: the default Handler accepts the
+// namespaces under a prefix the session subscribed to and refuses others;
+// Next reports them and their withdrawal, skips a namespace withdrawn
+// before it was reported, and ends with the session.
+func TestNamespaceSubscriptionNext(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		rs := newHostileServer(t, scheme, moqtransport.Config{})
+		client := rs.connect()
+		ctx := timeout(t)
+		type result struct {
+			n   *moqtransport.NamespaceSubscription
+			err error
+		}
+		ch := make(chan result, 1)
+		go func() {
+			n, err := client.SubscribeNamespace(ctx, moqtransport.NewNamespace("p"), nil)
+			ch <- result{n, err}
+		}()
+		sn, ok := rs.next().(*wire.SubscribeNamespace)
+		if !ok {
+			t.Fatal("no SUBSCRIBE_NAMESPACE")
+		}
+		rs.send(&wire.SubscribeNamespaceOK{RequestID: sn.RequestID})
+		r := <-ch
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		announce := func(id uint64, ns wire.Namespace) wire.Message {
+			t.Helper()
+			rs.send(&wire.PublishNamespace{RequestID: id, Namespace: ns})
+			return rs.next()
+		}
+		if m, ok := announce(1, wire.Namespace{"p", "a"}).(*wire.PublishNamespaceOK); !ok || m.RequestID != 1 {
+			t.Fatalf("PUBLISH_NAMESPACE under the prefix: got %#v, want PUBLISH_NAMESPACE_OK", m)
+		}
+		if m, ok := announce(3, wire.Namespace{"q"}).(*wire.PublishNamespaceError); !ok || m.Code != wire.NamespaceNotSupported {
+			t.Fatalf("PUBLISH_NAMESPACE outside the prefix: got %#v, want NOT_SUPPORTED", m)
+		}
+		if ev, err := r.n.Next(ctx); err != nil || !ev.Namespace.Equal(wire.Namespace{"p", "a"}) || !ev.Active {
+			t.Fatalf("Next: %+v, %v; want p/a published", ev, err)
+		}
+		// Published and withdrawn before Next looks: not reported.
+		if _, ok := announce(5, wire.Namespace{"p", "b"}).(*wire.PublishNamespaceOK); !ok {
+			t.Fatal("p/b refused")
+		}
+		rs.send(&wire.PublishNamespaceDone{Namespace: wire.Namespace{"p", "b"}}, &wire.PublishNamespaceDone{Namespace: wire.Namespace{"p", "a"}})
+		// The session reads its control stream in order: once this is
+		// answered, the withdrawals have been handled.
+		if _, ok := announce(7, wire.Namespace{"q"}).(*wire.PublishNamespaceError); !ok {
+			t.Fatal("no answer to a PUBLISH_NAMESPACE behind the withdrawals")
+		}
+		if ev, err := r.n.Next(ctx); err != nil || !ev.Namespace.Equal(wire.Namespace{"p", "a"}) || ev.Active {
+			t.Fatalf("Next: %+v, %v; want p/a withdrawn", ev, err)
+		}
+		_ = client.CloseWithError(moqtransport.NoError, "done")
+		if _, err := r.n.Next(ctx); !errors.Is(err, moqtransport.ErrSessionClosed) {
+			t.Fatalf("Next after the session ended: %v, want ErrSessionClosed", err)
+		}
+	})
+}
