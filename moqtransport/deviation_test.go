@@ -93,11 +93,11 @@ func TestDeviationFetchOKGroupOrderZero(t *testing.T) {
 				if got := f.OK().GroupOrder; got != c.want {
 					t.Errorf("FETCH_OK group order read as %s, want %s", got, c.want)
 				}
-				o, err := f.Next(timeout(t))
+				o, err := f.ReadObject(timeout(t))
 				if err != nil || string(o.Payload) != "hi" {
 					t.Fatalf("fetched object %+v, %v", o, err)
 				}
-				if _, err := f.Next(timeout(t)); err != io.EOF {
+				if _, err := f.ReadObject(timeout(t)); err != io.EOF {
 					t.Errorf("after the object: %v, want EOF", err)
 				}
 				if rs.client.Err() != nil {

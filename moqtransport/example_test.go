@@ -197,11 +197,7 @@ func ExampleSession_SubscribeJoin() {
 		// next group's key frame instead.
 		log.Fatal(err)
 	}
-	for {
-		obj, err := fetch.Next(ctx)
-		if err == io.EOF {
-			break
-		}
+	for obj, err := range fetch.Objects(ctx) {
 		if err != nil {
 			log.Fatal(err)
 		}

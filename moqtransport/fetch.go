@@ -32,7 +32,8 @@ type FetchOptions struct {
 	Params wire.Parameters
 }
 
-// Fetch is a FETCH we sent: Next yields its objects in the order they come.
+// Fetch is a FETCH we sent: ReadObject and Objects yield its objects in
+// the order they come.
 type Fetch struct {
 	s     *Session
 	id    uint64
@@ -42,7 +43,7 @@ type Fetch struct {
 	err   error           // why the stream ended, once ch is closed
 	str   ReceiveStream   // the fetch stream, once it came
 	order wire.GroupOrder // from FETCH_OK, once it came: the order objects must keep
-	bad   error           // the track was found malformed: what Next returns
+	bad   error           // the track was found malformed: what ReadObject returns
 
 	name wire.FullTrackName
 
@@ -52,7 +53,7 @@ type Fetch struct {
 	cancelled  chan struct{} // closed by Cancel
 }
 
-// ErrFetchCancelled is what Next returns after Cancel.
+// ErrFetchCancelled is what ReadObject returns after Cancel.
 var ErrFetchCancelled = errors.New("moqt: fetch cancelled")
 
 // abort ends a fetch whose stream never came.
@@ -69,9 +70,11 @@ func (f *Fetch) abort(err error) {
 // OK returns the FETCH_OK: group order, end of track, end location.
 func (f *Fetch) OK() wire.FetchOK { return f.ok }
 
-// Next returns the next object, io.EOF after the last one, or the error
-// that ended the fetch (a reset stream, the session's end, Cancel).
-func (f *Fetch) Next(ctx context.Context) (*Object, error) {
+// ReadObject returns the next object, io.EOF after the last one, or the
+// error that ended the fetch (a reset stream, the session's end, Cancel).
+// Objects come in the order of the FETCH_OK's group order. Fetch.Objects
+// is the same as an iterator.
+func (f *Fetch) ReadObject(ctx context.Context) (*Object, error) {
 	select {
 	case <-f.cancelled:
 		return nil, ErrFetchCancelled
@@ -91,7 +94,7 @@ func (f *Fetch) Next(ctx context.Context) (*Object, error) {
 }
 
 // Cancel stops the fetch (FETCH_CANCEL): the stream is stopped, the
-// goroutine reading it ends, and Next returns ErrFetchCancelled.
+// goroutine reading it ends, and ReadObject returns ErrFetchCancelled.
 func (f *Fetch) Cancel() error {
 	var err error
 	f.cancelOnce.Do(func() {
@@ -115,10 +118,10 @@ func (f *Fetch) Cancel() error {
 }
 
 // malformed ends a fetch of a malformed track: FETCH_CANCEL, its stream
-// stopped, and Next returns err.
+// stopped, and ReadObject returns err.
 func (f *Fetch) malformed(err error) {
 	f.s.log.Warn("malformed track: cancelling a fetch", "track", f.name.String(), "request", f.id, "err", err)
-	f.abort(err) // no stream yet: Next returns err
+	f.abort(err) // no stream yet: ReadObject returns err
 	f.mu.Lock()
 	str := f.str
 	f.bad = err
@@ -130,7 +133,7 @@ func (f *Fetch) malformed(err error) {
 }
 
 // Fetch sends FETCH and waits for FETCH_OK; the objects then come through
-// Next. A refusal is a *RequestError with the FETCH_ERROR code.
+// ReadObject. A refusal is a *RequestError with the FETCH_ERROR code.
 func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) {
 	f := &Fetch{s: s, ch: make(chan *Object, 16), stream: make(chan struct{}), cancelled: make(chan struct{})}
 	m := &wire.Fetch{SubscriberPriority: opts.Priority, GroupOrder: opts.GroupOrder, Params: opts.Params}
@@ -281,7 +284,7 @@ func (s *Session) readFetchStream(str ReceiveStream, r *wire.StreamReader) {
 	}
 	var end error
 	defer func() {
-		// The fetch is over before Next can see its end: a Cancel made
+		// The fetch is over before ReadObject can see its end: a Cancel made
 		// after Next returned sends no FETCH_CANCEL for it.
 		s.mu.Lock()
 		delete(s.fetches, id)

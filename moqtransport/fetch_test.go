@@ -15,7 +15,7 @@ import (
 func fetchAll(ctx context.Context, f *moqtransport.Fetch) ([]string, error) {
 	var out []string
 	for {
-		o, err := f.Next(ctx)
+		o, err := f.ReadObject(ctx)
 		if err != nil {
 			return out, err
 		}
@@ -165,7 +165,7 @@ func TestFetchCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Next(ctx); err != nil {
+	if _, err := f.ReadObject(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Cancel(); err != nil {
@@ -173,7 +173,7 @@ func TestFetchCancel(t *testing.T) {
 	}
 	n := 1
 	for {
-		_, err := f.Next(ctx)
+		_, err := f.ReadObject(ctx)
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
 				t.Fatal("a cancelled fetch did not end")

@@ -321,13 +321,13 @@ func TestFetchCancelFreesGoroutine(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.Next(timeout(t)); err != nil {
+		if _, err := f.ReadObject(timeout(t)); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.Cancel(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.Next(timeout(t)); !errors.Is(err, moqtransport.ErrFetchCancelled) {
+		if _, err := f.ReadObject(timeout(t)); !errors.Is(err, moqtransport.ErrFetchCancelled) {
 			t.Errorf("Next after Cancel: %v, want ErrFetchCancelled", err)
 		}
 		goleak.VerifyNone(t, before)
@@ -372,7 +372,7 @@ func TestJoiningFetchAtLargestLocation(t *testing.T) {
 		}
 		var ids []uint64
 		for {
-			o, err := f.Next(timeout(t))
+			o, err := f.ReadObject(timeout(t))
 			if err == io.EOF {
 				break
 			}
@@ -462,7 +462,7 @@ func TestRequestsAtLocationLimits(t *testing.T) {
 		if err != nil {
 			t.Fatalf("standalone FETCH of {2^62-1, 2^62-1}: %v", err)
 		}
-		if o, err := f.Next(timeout(t)); err != nil || o.ID != top {
+		if o, err := f.ReadObject(timeout(t)); err != nil || o.ID != top {
 			t.Errorf("fetched %v, %v; want object 2^62-1", o, err)
 		}
 		_ = f.Cancel()
@@ -526,7 +526,7 @@ func TestFetchOutOfOrderIsMalformed(t *testing.T) {
 		}
 		var err error
 		for err == nil {
-			_, err = r.f.Next(timeout(t))
+			_, err = r.f.ReadObject(timeout(t))
 		}
 		if !errors.Is(err, moqtransport.ErrMalformedTrack) {
 			t.Errorf("Next: %v, want ErrMalformedTrack", err)

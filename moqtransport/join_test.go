@@ -63,7 +63,7 @@ func TestSubscribeJoin(t *testing.T) {
 		}
 		var got []string
 		for {
-			o, err := f.Next(timeout(t))
+			o, err := f.ReadObject(timeout(t))
 			if err == io.EOF {
 				break
 			}

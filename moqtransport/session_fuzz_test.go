@@ -569,7 +569,7 @@ func (a *fuzzApp) do(act byte) {
 		f, err := s.Fetch(ctx, moqtransport.FetchOptions{Namespace: fuzzNS, Name: fuzzTrack, End: wire.Location{Group: 4}})
 		if err == nil {
 			for {
-				if _, err := f.Next(ctx); err != nil {
+				if _, err := f.ReadObject(ctx); err != nil {
 					break
 				}
 			}
@@ -599,7 +599,7 @@ func (a *fuzzApp) do(act byte) {
 			f, err := s.Fetch(ctx, moqtransport.FetchOptions{Joining: sub, JoiningStart: uint64(act >> 4)})
 			if err == nil {
 				for {
-					if _, err := f.Next(ctx); err != nil {
+					if _, err := f.ReadObject(ctx); err != nil {
 						break
 					}
 				}

@@ -81,3 +81,20 @@ func (sub *Subscription) Objects(ctx context.Context) iter.Seq2[*Object, error] 
 		}
 	}
 }
+
+// Objects returns an iterator over the fetch's objects, as ReadObject
+// returns them: it stops after the last one, or yields one last pair with
+// a nil Object and the error that ended the fetch.
+func (f *Fetch) Objects(ctx context.Context) iter.Seq2[*Object, error] {
+	return func(yield func(*Object, error) bool) {
+		for {
+			o, err := f.ReadObject(ctx)
+			if err == io.EOF {
+				return
+			}
+			if !yield(o, err) || err != nil {
+				return
+			}
+		}
+	}
+}

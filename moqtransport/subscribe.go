@@ -577,7 +577,7 @@ func (sub *Subscription) refused(err error) {
 // trackMalformed acts on a track from the peer found malformed (§2.5):
 // every subscription to it is unsubscribed and ended with PUBLISH_DONE
 // MALFORMED_TRACK, and every fetch of it is cancelled (FETCH_CANCEL; its
-// Next returns err).
+// ReadObject returns err).
 func (s *Session) trackMalformed(name FullTrackName, err error) {
 	k := trackKey(name)
 	s.mu.Lock()

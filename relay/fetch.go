@@ -73,7 +73,7 @@ func (r *Relay) Fetch(ctx context.Context, s *moqtransport.Session, req *moqtran
 	ok := up.OK()
 	return &moqtransport.FetchResponse{
 		GroupOrder: ok.GroupOrder, EndOfTrack: ok.EndOfTrack, End: ok.End,
-		Next:  up.Next,
+		Next:  up.ReadObject,
 		Close: func() { _ = up.Cancel() },
 	}, nil
 }

@@ -336,7 +336,7 @@ func TestCacheBudgetSparesWatchedTrack(t *testing.T) {
 		}
 		fetched := 0
 		for {
-			o, err := f.Next(ctxFor(t))
+			o, err := f.ReadObject(ctxFor(t))
 			if err != nil {
 				break
 			}

@@ -686,7 +686,7 @@ func TestMetricsAndHealth(t *testing.T) {
 func fetchAll(ctx context.Context, f *moqtransport.Fetch) ([]string, error) {
 	var out []string
 	for {
-		o, err := f.Next(ctx)
+		o, err := f.ReadObject(ctx)
 		if err != nil {
 			return out, err
 		}

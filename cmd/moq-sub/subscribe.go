@@ -459,7 +459,7 @@ func (s *subscriber) firstObject(ctx context.Context, sub *moqtransport.Subscrip
 			}
 			defer func() { _ = f.Cancel() }()
 			for {
-				o, err := f.Next(ctx)
+				o, err := f.ReadObject(ctx)
 				if err == io.EOF {
 					err = errors.New("FETCH returned no object 0")
 				}

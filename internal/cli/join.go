@@ -77,7 +77,7 @@ func joinFetch(ctx context.Context, sess *moqtransport.Session, sub *moqtranspor
 	}
 	var objs []*moqtransport.Object
 	for {
-		o, err := f.Next(ctx)
+		o, err := f.ReadObject(ctx)
 		if errors.Is(err, io.EOF) {
 			break
 		}

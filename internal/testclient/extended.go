@@ -47,7 +47,7 @@ func fillCache(ctx context.Context, e *env, ns wire.Namespace, track *moqtranspo
 func readFetch(ctx context.Context, f *moqtransport.Fetch) ([]obj, error) {
 	var got []obj
 	for {
-		o, err := f.Next(ctx)
+		o, err := f.ReadObject(ctx)
 		if err == io.EOF {
 			return got, nil
 		}
