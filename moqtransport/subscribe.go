@@ -30,8 +30,9 @@ type SubscribeOptions struct {
 	Params Parameters
 }
 
-// Subscription is a track we subscribed to. Received objects go into
-// Track(), which any number of readers can read.
+// Subscription is a track we subscribed to. ReadObject (or the Objects
+// iterator) reads the objects it receives; they go into Track(), which any
+// number of TrackReaders can read too, with the end of each subgroup.
 type Subscription struct {
 	s     *Session
 	id    uint64
