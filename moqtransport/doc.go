@@ -9,6 +9,9 @@
 //     Connect, Session.Subscribe, then Subscription.ReadObject or the
 //     Subscription.Objects iterator. See ExampleSession_Subscribe and
 //     ExampleSubscription_ReadObject.
+//   - Discover the broadcasts under a prefix: Session.SubscribeNamespace,
+//     then NamespaceSubscription.Next. See ExampleSession_SubscribeNamespace,
+//     which also subscribes through a relay run in-process.
 //   - Start at the current group's key frame: Session.SubscribeJoin (a
 //     joining FETCH in the same round trip). See ExampleSession_SubscribeJoin.
 //   - See group ends, stream resets and skips as well as objects (a player
