@@ -340,6 +340,14 @@ func (s *Session) nextOwnID() uint64 {
 	return s.ids.next
 }
 
+// peerNextID is the ID the peer's next request must have: every ID of
+// its parity below it named a request it made.
+func (s *Session) peerNextID() uint64 {
+	s.ids.mu.Lock()
+	defer s.ids.mu.Unlock()
+	return s.ids.peerNext
+}
+
 func (s *Session) checkOpen() error {
 	select {
 	case <-s.closed:

@@ -44,6 +44,8 @@ type servedSubscription struct {
 	// refused is set by PUBLISH_ERROR for a PUBLISH we sent: delivery
 	// stops and no PUBLISH_DONE follows.
 	refused bool
+	// endedBy is set by EndSubscription: the PUBLISH_DONE to end with.
+	endedBy *RequestError
 
 	// The scheduler's view (sched.go). streams is the dispatcher's:
 	// the subgroups it has handed to a writer, live or abandoned.
@@ -327,6 +329,10 @@ func (sv *servedSubscription) finish(err error) (wire.PublishDoneCode, string) {
 			delete(sv.streams, k)
 		}
 		return wire.DoneTrackEnded, "track ended"
+	case sv.endedByApp() != nil:
+		sv.abandonAll(wire.ResetCancelled)
+		e := sv.endedByApp()
+		return wire.PublishDoneCode(e.Code), e.Reason
 	case unsubscribed:
 		sv.abandonAll(wire.ResetCancelled)
 		return wire.DoneSubscriptionEnded, "unsubscribed"
@@ -448,6 +454,34 @@ func (s *Session) handleUnsubscribe(m *wire.Unsubscribe) {
 	sv.unsubscribed = true
 	sv.mu.Unlock()
 	sv.cancel()
+}
+
+// EndSubscription ends a subscription this session serves (the peer's
+// SUBSCRIBE, or a PUBLISH it sent) before its track ends: its streams are
+// reset and PUBLISH_DONE carries code and reason (§9.12: a publisher "can
+// choose to stop sending objects (and thus send PUBLISH_DONE) for any
+// reason"). It reports whether requestID named a subscription still
+// served; ending one that is ending already does nothing.
+func (s *Session) EndSubscription(requestID uint64, code wire.PublishDoneCode, reason string) bool {
+	s.mu.Lock()
+	sv := s.served[requestID]
+	s.mu.Unlock()
+	if sv == nil {
+		return false
+	}
+	sv.mu.Lock()
+	if sv.endedBy == nil {
+		sv.endedBy = &RequestError{Message: wire.TypePublishDone, Code: uint64(code), Reason: reason}
+	}
+	sv.mu.Unlock()
+	sv.cancel()
+	return true
+}
+
+func (sv *servedSubscription) endedByApp() *RequestError {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	return sv.endedBy
 }
 
 // handleSubscribeUpdate narrows a served subscription. Widening it, or

@@ -356,6 +356,9 @@ func (s *Session) handlePublishDone(m *wire.PublishDone) error {
 		if s.ownID(m.RequestID) && m.RequestID < s.nextOwnID() {
 			return nil // a subscription we already ended
 		}
+		if !s.ownID(m.RequestID) && m.RequestID < s.peerNextID() {
+			return nil // the peer's PUBLISH, which we UNSUBSCRIBEd from
+		}
 		return violation("PUBLISH_DONE for request %d, which is not a subscription of ours", m.RequestID)
 	}
 	sub.mu.Lock()

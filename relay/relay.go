@@ -195,6 +195,8 @@ type origin struct {
 	s   *moqtransport.Session
 	ns  wire.Namespace
 	reg Registration // with the coordinator, when there is one
+	// expiry withdraws it at its request token's exp (grants.go).
+	expiry *time.Timer
 }
 
 // DefaultInFlightBudget is the default of Config.Session.Reader.Budget:
@@ -330,6 +332,7 @@ func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, r
 	scName := scopeOf(s)
 	k := nsKey(req.Namespace)
 	o := &origin{s: s, ns: req.Namespace}
+	exp, expires := r.takeGrant(s, req.RequestID)
 	r.metrics.publishersTotal.Add(1)
 	r.mu.Lock()
 	if !r.live(s) {
@@ -382,6 +385,9 @@ func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, r
 	r.metrics.announceOKTotal.Add(1)
 	r.mu.Lock()
 	if sc.origins[k] == o {
+		if expires {
+			r.expireNamespace(scName, k, o, exp)
+		}
 		for _, sub := range sc.nsSubs {
 			if req.Namespace.HasPrefix(sub.prefix) {
 				sub.want(k, req.Namespace)
@@ -421,6 +427,7 @@ func (r *Relay) PublishNamespaceDone(s *moqtransport.Session, ns wire.Namespace)
 	}
 	k := nsKey(ns)
 	if o := sc.origins[k]; o != nil && o.s == s {
+		o.stopExpiry()
 		delete(sc.origins, k)
 		r.logFor(s).Info("namespace withdrawn", "scope", scName, "namespace", ns.String())
 		r.unregister(o)
@@ -458,8 +465,12 @@ func (r *Relay) Subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 	start := time.Now()
 	r.metrics.subscribersTotal.Add(1)
 	source := "local"
+	exp, expires := r.takeGrant(s, req.RequestID)
 	t, err := r.subscribe(ctx, s, req, &source)
 	if err == nil {
+		if expires {
+			r.expireSubscription(s, req.RequestID, exp)
+		}
 		r.metrics.activeSubscriptions.Add(1)
 	} else if source == "local" || source == "remote" {
 		source = "error"
@@ -666,6 +677,7 @@ func (r *Relay) Publish(ctx context.Context, s *moqtransport.Session, req *wire.
 	name := req.Namespace.String() + "/" + req.Name
 	scName := scopeOf(s)
 	k := trackKey(req.Namespace, req.Name)
+	exp, expires := r.takeGrant(s, req.RequestID)
 	r.mu.Lock()
 	if !r.live(s) {
 		r.mu.Unlock()
@@ -697,6 +709,9 @@ func (r *Relay) Publish(ctx context.Context, s *moqtransport.Session, req *wire.
 		<-sub.Done()
 		r.mu.Lock()
 		rt.ended = true
+		if rt.expiry != nil {
+			rt.expiry.Stop()
+		}
 		reg := rt.reg
 		rt.reg = nil
 		if sc.tracks[k] == rt {
@@ -746,6 +761,9 @@ func (r *Relay) Publish(ctx context.Context, s *moqtransport.Session, req *wire.
 	defer r.mu.Unlock()
 	rt.reg = reg
 	close(rt.ready)
+	if expires {
+		r.expirePublication(rt, sub, exp)
+	}
 	r.logFor(s).Info("track published", "request", req.RequestID, "scope", scName, "track", name)
 	for _, n := range sc.nsSubs {
 		if n.s != s && req.Namespace.HasPrefix(n.prefix) {

@@ -42,6 +42,12 @@ type peer struct {
 	// expiry closes the session when its token expires; stopped when the
 	// session ends. Set and stopped under Relay.mu.
 	expiry *time.Timer
+	// grants: the exp of requests granted by their own token, by request
+	// ID, until their handler takes it; subExpiry: the timers that end
+	// downstream subscriptions at their token's exp (grants.go). Under
+	// Relay.mu.
+	grants    map[uint64]time.Time
+	subExpiry map[uint64]*time.Timer
 	// authority: the WebTransport request's :authority (raw QUIC sends
 	// AUTHORITY in CLIENT_SETUP instead).
 	authority string
@@ -295,7 +301,9 @@ func (r *Relay) checkAuthority(p *peer, s *moqtransport.Session) error {
 //     EXPIRED_AUTH_TOKEN (closeAtExpiry), taking what it was granted
 //     (subscriptions, namespaces, pushed tracks) with it, and a request
 //     that arrives in between is refused with EXPIRED_AUTH_TOKEN. A
-//     request's own token authorizes that request when it is made. A
+//     request's own token authorizes that request when it is made, and
+//     what it granted (a subscription, a namespace, a pushed track) ends
+//     at that token's exp (grants.go). A
 //     relay peer's peer token proves who it is at setup (it lives a
 //     minute, against replay); it grants nothing that expires.
 func (r *Relay) checkRequest(p *peer, m wire.Message, tokens []moqtransport.AuthToken) error {
@@ -317,12 +325,19 @@ func (r *Relay) checkRequest(p *peer, m wire.Message, tokens []moqtransport.Auth
 	if err != nil {
 		return err
 	}
-	if claims == nil {
+	own := claims != nil
+	if !own {
 		claims = p.claims // it holds in the session's scope (admit)
 	} else if err := claims.checkScope(scopeOf(p.s)); err != nil {
 		return err
 	}
-	return a.Check(m, claims, time.Now())
+	if err := a.Check(m, claims, time.Now()); err != nil {
+		return err
+	}
+	if own && claims.ExpiresAt != nil {
+		r.noteGrant(p, m, claims.ExpiresAt.Time)
+	}
+	return nil
 }
 
 // isRelayPeer reports whether a session's peer is another relay: its
@@ -369,6 +384,10 @@ func (r *Relay) SessionEnded(s *moqtransport.Session) {
 	if p.expiry != nil {
 		p.expiry.Stop()
 	}
+	for _, t := range p.subExpiry {
+		t.Stop()
+	}
+	p.subExpiry, p.grants = nil, nil
 	delete(r.sessions, s)
 	r.logs.Delete(s)
 	if p.role != roleDialed {
@@ -381,6 +400,7 @@ func (r *Relay) SessionEnded(s *moqtransport.Session) {
 	for name, sc := range r.scopes {
 		for k, o := range sc.origins {
 			if o.s == s {
+				o.stopExpiry()
 				delete(sc.origins, k)
 				r.unregister(o)
 				r.withdraw(sc, k)

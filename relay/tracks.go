@@ -35,6 +35,9 @@ type relayTrack struct {
 	// remote: the upstream is another relay, found through the
 	// coordinator.
 	remote bool
+	// expiry ends a published track at its PUBLISH token's exp
+	// (grants.go); stopped when the publication ends. Under Relay.mu.
+	expiry *time.Timer
 }
 
 // claimed reports whether a published track is served: its claim on its
@@ -127,7 +130,8 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 
 // SubscriptionEnded drops a downstream subscriber; the last one takes the
 // upstream subscription with it.
-func (r *Relay) SubscriptionEnded(_ *moqtransport.Session, _ *wire.Subscribe, t *moqtransport.Track) {
+func (r *Relay) SubscriptionEnded(s *moqtransport.Session, req *wire.Subscribe, t *moqtransport.Track) {
+	r.subscriptionEnded(s, req.RequestID)
 	r.metrics.activeSubscriptions.Add(-1)
 	r.mu.Lock()
 	var found *relayTrack

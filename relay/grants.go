@@ -1,0 +1,146 @@
+package relay
+
+import (
+	"time"
+
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// Request grants: what a request's own token (an AUTHORIZATION TOKEN in
+// its SUBSCRIBE, PUBLISH or PUBLISH_NAMESPACE, not the session's) grants
+// lasts until that token's exp, and no longer. checkRequest notes the exp
+// of such a grant by request ID; the request's handler takes the note
+// and, once the request is accepted, arms one timer (time.AfterFunc: no
+// goroutine until it fires) that ends what was granted:
+//
+//   - a SUBSCRIBE: PUBLISH_DONE UNAUTHORIZED, "the subscriber is no longer
+//     authorized to subscribe to the given track" (§9.12; the registry has
+//     no token code, and EXPIRED means the SUBSCRIBE_OK's timeout);
+//   - a PUBLISH_NAMESPACE: the namespace is withdrawn from the scope and
+//     the coordinator, and the publisher gets PUBLISH_NAMESPACE_CANCEL
+//     EXPIRED_AUTH_TOKEN (§9.24 uses the PUBLISH_NAMESPACE_ERROR codes,
+//     §13.1.6);
+//   - a PUBLISH: the relay UNSUBSCRIBEs (§9.11, which carries no code), so
+//     the track and its registration go as when its publisher ends it.
+//
+// The timer is stopped when the request ends first (SubscriptionEnded,
+// PUBLISH_NAMESPACE_DONE, the publication's end, the session's end). A
+// request that relies on the session's token needs none: the session is
+// closed at that token's exp (closeAtExpiry).
+
+// noteGrant records that request id was granted by its own token, which
+// expires at exp. Called by checkRequest after the request was allowed.
+func (r *Relay) noteGrant(p *peer, m wire.Message, exp time.Time) {
+	var id uint64
+	switch m := m.(type) {
+	case *wire.Subscribe:
+		id = m.RequestID
+	case *wire.Publish:
+		id = m.RequestID
+	case *wire.PublishNamespace:
+		id = m.RequestID
+	default:
+		return // answered at once: nothing outlives the token
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.ended {
+		return
+	}
+	if p.grants == nil {
+		p.grants = map[uint64]time.Time{}
+	}
+	p.grants[id] = exp
+}
+
+// takeGrant returns and forgets the exp noted for request id of session
+// s; ok is false when the request relies on the session's token.
+func (r *Relay) takeGrant(s *moqtransport.Session, id uint64) (exp time.Time, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.sessions[s]
+	if p == nil {
+		return time.Time{}, false
+	}
+	exp, ok = p.grants[id]
+	delete(p.grants, id)
+	return exp, ok
+}
+
+// expireSubscription ends downstream subscription id of s at exp with
+// PUBLISH_DONE UNAUTHORIZED. Its timer lives in the session's record until
+// the subscription ends (SubscriptionEnded) or the session does.
+func (r *Relay) expireSubscription(s *moqtransport.Session, id uint64, exp time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.sessions[s]
+	if p == nil || p.ended {
+		return
+	}
+	if p.subExpiry == nil {
+		p.subExpiry = map[uint64]*time.Timer{}
+	}
+	p.subExpiry[id] = time.AfterFunc(time.Until(exp), func() {
+		r.mu.Lock()
+		delete(p.subExpiry, id)
+		r.mu.Unlock()
+		p.log.Info("subscription ended: its token expired", "request", id, "exp", exp)
+		s.EndSubscription(id, wire.DoneUnauthorized, "the subscription's token expired at "+exp.UTC().Format(time.RFC3339)+": subscribe again with a new token")
+	})
+}
+
+// subscriptionEnded stops the expiry timer of downstream subscription id
+// of s, if it has one.
+func (r *Relay) subscriptionEnded(s *moqtransport.Session, id uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p := r.sessions[s]; p != nil {
+		if t := p.subExpiry[id]; t != nil {
+			t.Stop()
+			delete(p.subExpiry, id)
+		}
+	}
+}
+
+// expireNamespace withdraws origin o (key k of scope scName) at exp and
+// sends its publisher PUBLISH_NAMESPACE_CANCEL EXPIRED_AUTH_TOKEN. Called
+// with r.mu held, once o is registered; whatever removes o stops the
+// timer (stopExpiry).
+func (r *Relay) expireNamespace(scName, k string, o *origin, exp time.Time) {
+	o.expiry = time.AfterFunc(time.Until(exp), func() {
+		r.mu.Lock()
+		sc := r.scopes[scName]
+		mine := sc != nil && sc.origins[k] == o
+		if mine {
+			delete(sc.origins, k)
+			r.unregister(o)
+			r.withdraw(sc, k)
+			r.dropIfEmpty(scName)
+		}
+		r.mu.Unlock()
+		if !mine {
+			return
+		}
+		r.logFor(o.s).Info("namespace withdrawn: its token expired", "scope", scName, "namespace", o.ns.String(), "exp", exp)
+		_ = o.s.CancelNamespace(o.ns, wire.NamespaceExpiredAuthToken, "the namespace's token expired at "+exp.UTC().Format(time.RFC3339)+": publish it again with a new token")
+	})
+}
+
+// stopExpiry stops an origin's expiry timer. Called with r.mu held by
+// whatever removes the origin.
+func (o *origin) stopExpiry() {
+	if o.expiry != nil {
+		o.expiry.Stop()
+	}
+}
+
+// expirePublication UNSUBSCRIBEs from the track pushed with PUBLISH
+// (rt, through sub) at exp. Called with r.mu held, once the publication
+// is accepted; its end stops the timer.
+func (r *Relay) expirePublication(rt *relayTrack, sub *moqtransport.Subscription, exp time.Time) {
+	rt.expiry = time.AfterFunc(time.Until(exp), func() {
+		r.logFor(rt.owner).Info("publication ended: its token expired", "request", sub.RequestID(), "track", sub.Name().String(), "exp", exp)
+		_ = sub.Unsubscribe()
+	})
+}

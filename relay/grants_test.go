@@ -1,0 +1,126 @@
+package relay_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+	"github.com/moqgo/moq/relay"
+)
+
+// What a request's own token grants ends at that token's exp, while the
+// session goes on: a subscription with PUBLISH_DONE UNAUTHORIZED, a
+// namespace with PUBLISH_NAMESPACE_CANCEL EXPIRED_AUTH_TOKEN (and its
+// coordinator registration), a pushed track with UNSUBSCRIBE (and its
+// registration). The sessions have no token of their own.
+func TestRequestTokenExpiry(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		t.Parallel()
+		coord := &recordingCoordinator{}
+		e := startRelayWith(t, scheme, relay.Config{Auth: hmacAuth(t), Coordinator: coord})
+		ctx := ctxFor(t)
+		hour := time.Now().Add(time.Hour)
+		// JWT exp has a precision of a second: at least one ahead.
+		exp := time.Now().Add(2 * time.Second).Truncate(time.Second)
+		if time.Until(exp) < time.Second {
+			exp = exp.Add(time.Second)
+		}
+
+		// A long-lived publisher of live/v, and a short-lived
+		// subscription to it.
+		h := &countingTracks{}
+		tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"live"}, Name: "v"}, moqtransport.TrackConfig{})
+		h.Add(tr)
+		pubSess, _, err := e.dialCfg("/", moqtransport.Config{Handler: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pubSess.PublishNamespace(ctx, wire.Namespace{"live"}, userToken(t, []string{"live"}, nil, hour)); err != nil {
+			t.Fatal(err)
+		}
+		subSess, _, err := e.dialCfg("/", moqtransport.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := subSess.Subscribe(ctx, wire.Namespace{"live"}, "v", moqtransport.SubscribeOptions{Params: userToken(t, nil, []string{"live"}, exp)})
+		if err != nil {
+			t.Fatalf("SUBSCRIBE with its own token: %v", err)
+		}
+
+		// A short-lived namespace.
+		nsSess, _, err := e.dialCfg("/", moqtransport.Config{Handler: &countingTracks{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nsPub, err := nsSess.PublishNamespace(ctx, wire.Namespace{"short"}, userToken(t, []string{"short"}, nil, exp))
+		if err != nil {
+			t.Fatalf("PUBLISH_NAMESPACE with its own token: %v", err)
+		}
+
+		// A short-lived pushed track.
+		pushSess, _, err := e.dialCfg("/", moqtransport.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pushed := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"pushed"}, Name: "t"}, moqtransport.TrackConfig{})
+		publication, err := pushSess.Publish(ctx, pushed, moqtransport.PublishOptions{Params: userToken(t, []string{"pushed"}, nil, exp)})
+		if err != nil {
+			t.Fatalf("PUBLISH with its own token: %v", err)
+		}
+		if got := coord.registered(); got["|live"] != 1 || got["|short"] != 1 || got["|pushed"] != 1 {
+			t.Fatalf("registered before exp: %v", got)
+		}
+
+		wait := func(what string, done <-chan struct{}) {
+			t.Helper()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				t.Fatalf("%s outlived its token", what)
+			}
+			if now := time.Now(); now.Before(exp) {
+				t.Errorf("%s ended %v before its token's exp", what, exp.Sub(now))
+			}
+		}
+		wait("the subscription", sub.Done())
+		wantRequestCode(t, "the expired subscription", sub.Err(), uint64(wire.DoneUnauthorized))
+		wait("the namespace", nsPub.Done())
+		wantRequestCode(t, "the expired namespace", nsPub.Err(), uint64(wire.NamespaceExpiredAuthToken))
+		wait("the pushed track", publication.Done())
+
+		// Nothing granted under the expired tokens stays: not the
+		// registrations, not the upstream subscription, not the routes.
+		waitFor(t, "the expired registrations to go", func() bool {
+			got := coord.registered()
+			return len(got) == 1 && got["|live"] == 1
+		})
+		waitFor(t, "the relay to unsubscribe upstream", func() bool { return h.ended.Load() == 1 })
+		for _, ns := range []string{"short", "pushed"} {
+			sub2, err := subSess.Subscribe(ctx, wire.Namespace{ns}, "t", moqtransport.SubscribeOptions{Params: userToken(t, nil, []string{""}, hour)})
+			if err == nil {
+				_ = sub2.Unsubscribe()
+			}
+			wantRequestCode(t, "a track under the expired "+ns, err, uint64(wire.SubscribeTrackDoesNotExist))
+		}
+		// The sessions go on, and a new token grants again.
+		for i, s := range []*moqtransport.Session{pubSess, subSess, nsSess, pushSess} {
+			if s.Context().Err() != nil {
+				t.Fatalf("session %d ended with its request's token: %v", i, s.Err())
+			}
+		}
+		if _, err := nsSess.PublishNamespace(ctx, wire.Namespace{"short"}, userToken(t, []string{"short"}, nil, hour)); err != nil {
+			t.Errorf("PUBLISH_NAMESPACE again with a new token: %v", err)
+		}
+		again, err := subSess.Subscribe(ctx, wire.Namespace{"live"}, "v", moqtransport.SubscribeOptions{Params: userToken(t, nil, []string{"live"}, hour)})
+		if err != nil {
+			t.Fatalf("SUBSCRIBE again with a new token: %v", err)
+		}
+		_ = again.Unsubscribe()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			t.Fatal("timed out")
+		}
+	})
+}
