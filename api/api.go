@@ -11,7 +11,10 @@
 //
 //	GET    /origin/{ns}  200 and the origin; 404 if none
 //	POST   /origin/{ns}  register: 200 if created, or if the same URL already
-//	                     holds it (its TTL is renewed); 409 if another URL does
+//	                     holds it (its TTL is renewed); 409 if another URL does,
+//	                     or holds a namespace {ns} is under: for a relay's key
+//	                     "scope:f1.f2.f3", "scope:f1" or "scope:f1.f2" (checked
+//	                     with the write, atomically)
 //	PATCH  /origin/{ns}  refresh: 200 and the TTL renewed; 404 if none; 403
 //	                     if another URL holds it
 //	DELETE /origin/{ns}  200 if deleted; 404 if none; 403 if another URL
@@ -50,7 +53,8 @@
 // (3×MaxKeyLen + 16 KiB): a longer request line is 431 before any route.
 //
 // moq-api differs: it has no token, its POST does not renew the TTL of an
-// entry that is already the caller's, its DELETE takes no owner, and it
+// entry that is already the caller's nor look at the prefixes' entries,
+// its DELETE takes no owner, and it
 // stores keys, bodies and URLs of any size and scheme.
 //
 // # Redis
@@ -58,7 +62,10 @@
 // An origin is the Redis string origin.{ns} holding the JSON of the
 // origin, with the server's TTL (600 s by default, as moq-api's fixed one).
 // Register, refresh and delete are each one Lua script, so that checking
-// the owner and acting on the key are atomic.
+// the owner (and, to register, the prefixes' owners) and acting on the key
+// are atomic. Registering reads the prefixes' keys in the same script, so
+// a Redis Cluster must keep them in one hash slot; a single Redis (as
+// moq-api uses) is what this server is tested with.
 package api
 
 import (

@@ -44,10 +44,12 @@ type APICoordinatorConfig struct {
 //   - Register first GETs the key of each shorter prefix of the namespace
 //     in the scope, and refuses (ErrServedElsewhere) when another relay
 //     holds one; then it POSTs the relay's URL, and a 409 (another relay's
-//     URL holds the namespace) is refused the same way. The prefix check
-//     is a read before the write: two relays registering nested
-//     namespaces at the same instant may both succeed, and Lookup then
-//     routes by the longest prefix.
+//     URL holds the namespace, or one of its shorter prefixes) is refused
+//     the same way. The GETs find the holder to name it, and keep the
+//     rule with a registry that checks no prefixes (moq-rs's moq-api);
+//     package api/server checks them again in the script that writes the
+//     key, so a relay that takes a shorter prefix between another's GETs
+//     and its POST still wins alone (TestAPICoordinatorNestedRace).
 //   - While registered, it PATCHes every TTL/2; a PATCH answered 404 (the
 //     entry expired, or Redis restarted empty) POSTs again, so the
 //     registry recovers within TTL/2; a PATCH answered 403 (another relay

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -263,4 +265,89 @@ func TestAPICoordinatorToken(t *testing.T) {
 			t.Errorf("node %q was accepted", node)
 		}
 	}
+}
+
+// hookTransport runs before once, just before the first POST it carries.
+type hookTransport struct {
+	once   sync.Once
+	before func()
+}
+
+func (h *hookTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPost {
+		h.once.Do(h.before)
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// Nested registrations from two relays at the same instant: the registry
+// checks the prefixes with the write, so a relay whose prefix check ran
+// before another relay took a shorter prefix is still refused.
+func TestAPICoordinatorNestedRace(t *testing.T) {
+	reg := startRegistry(t, time.Minute)
+	ctx := ctxFor(t)
+	b := reg.apiCoordinator(t, "moqt://b.test", 0)
+
+	// Deterministic: relay b registers (r, a) between relay a's prefix
+	// check and its POST of (r, a, b).
+	hook := &hookTransport{before: func() {
+		if _, err := b.Register(ctx, "", wire.Namespace{"r", "a"}); err != nil {
+			t.Errorf("relay b's (r, a): %v", err)
+		}
+	}}
+	a, err := relay.NewAPICoordinator(relay.APICoordinatorConfig{URL: reg.url, Node: "moqt://a.test", Token: registryToken,
+		Timeout: 3 * time.Second, HTTPClient: &http.Client{Transport: hook}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	if _, err := a.Register(ctx, "", wire.Namespace{"r", "a", "b"}); !errors.Is(err, relay.ErrServedElsewhere) {
+		t.Fatalf("relay a's (r, a, b) after relay b took (r, a) during its check: %v, want ErrServedElsewhere", err)
+	}
+	if got := reg.origin(t, "", wire.Namespace{"r", "a", "b"}); got != "" {
+		t.Fatalf("(r, a, b) is registered to %q", got)
+	}
+
+	// Racing: the shorter namespace always wins; the longer one wins
+	// too only if the registry wrote it first (its entry's expiry is
+	// then no later than the shorter one's).
+	a2 := reg.apiCoordinator(t, "moqt://a.test", time.Minute)
+	b2 := reg.apiCoordinator(t, "moqt://b.test", time.Minute)
+	both := 0
+	for i := range 50 {
+		short := wire.Namespace{fmt.Sprint("round", i), "a"}
+		long := append(short, "b")
+		var errLong, errShort error
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); _, errLong = a2.Register(ctx, "", long) }()
+		go func() { defer wg.Done(); _, errShort = b2.Register(ctx, "", short) }()
+		wg.Wait()
+		if errShort != nil {
+			t.Fatalf("round %d: the shorter namespace was refused: %v", i, errShort)
+		}
+		if errLong != nil {
+			if !errors.Is(errLong, relay.ErrServedElsewhere) {
+				t.Fatalf("round %d: the longer namespace: %v", i, errLong)
+			}
+			if got := reg.origin(t, "", long); got != "" {
+				t.Fatalf("round %d: refused, yet (%s) is registered to %q", i, long, got)
+			}
+			continue
+		}
+		both++
+		// Both expiries read at one instant.
+		var pLong, pShort *redis.DurationCmd
+		if _, err := reg.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			pLong = p.PTTL(ctx, api.KeyPrefix+relay.RegistryKey("", long))
+			pShort = p.PTTL(ctx, api.KeyPrefix+relay.RegistryKey("", short))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if pLong.Val() > pShort.Val() {
+			t.Fatalf("round %d: (%s) was registered %v after (%s), which holds it", i, long, pLong.Val()-pShort.Val(), short)
+		}
+	}
+	t.Logf("both registered in %d of 50 rounds", both)
 }

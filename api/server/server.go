@@ -9,7 +9,9 @@
 // node's own token binds the request to that node: a write whose body names
 // another URL is 403. Ownership is decided in the Lua scripts: the stored
 // origin is the owner, and a PATCH or DELETE whose body names another is
-// 403.
+// 403. A registration is also refused (409) when another origin holds a
+// namespace it is under (see package api's Routes), checked in the same
+// script.
 package server
 
 import (
@@ -95,8 +97,17 @@ func New(cfg Config) *Server {
 // The scripts answer 1 for done, 0 for another owner, -1 for no key.
 // ARGV[1] is the origin's canonical JSON, ARGV[2] the TTL in milliseconds.
 var (
-	// registerScript creates the key, or renews it if it is already ours.
+	// registerScript creates the key, or renews it if it is already ours,
+	// unless another origin holds one of its shorter prefixes (KEYS[2:],
+	// see prefixKeys): 2. Checking the prefixes and writing the key in
+	// one script is what makes two relays registering nested namespaces
+	// at the same instant (a and a/b) see each other: whichever the
+	// script runs second finds the first.
 	registerScript = redis.NewScript(`
+for i = 2, #KEYS do
+  local p = redis.call('GET', KEYS[i])
+  if p ~= false and p ~= ARGV[1] then return 2 end
+end
 local cur = redis.call('GET', KEYS[1])
 if cur == false then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -208,14 +219,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "this token is node "+strconv.Quote(node)+"'s: it may not act for "+strconv.Quote(o.URL), http.StatusForbidden)
 			return
 		}
-		script := deleteScript
+		script, keys := deleteScript, []string{key}
 		switch r.Method {
 		case http.MethodPost:
-			script = registerScript
+			script, keys = registerScript, append(keys, prefixKeys(ns)...)
 		case http.MethodPatch:
 			script = refreshScript
 		}
-		res, err := script.Run(ctx, s.rdb, []string{key}, encode(o), s.ttl.Milliseconds()).Int()
+		res, err := script.Run(ctx, s.rdb, keys, encode(o), s.ttl.Milliseconds()).Int()
 		if err != nil {
 			s.redisError(w, r, err)
 			return
@@ -223,6 +234,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch res {
 		case 1:
 			s.log.Debug("origin "+strings.ToLower(r.Method), "namespace", ns, "url", o.URL)
+		case 2:
+			http.Error(w, "another origin holds a prefix of this namespace", http.StatusConflict)
 		case 0:
 			if r.Method == http.MethodPost {
 				http.Error(w, "another origin holds this namespace", http.StatusConflict)
@@ -236,6 +249,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, HEAD, POST, PATCH, DELETE")
 		w.WriteHeader(http.StatusMethodNotAllowed)
 	}
+}
+
+// prefixKeys returns the Redis keys of the namespaces a registry key's
+// namespace is under, shortest first: for the relays' key
+// "scope:f1.f2.f3" (relay.RegistryKey: the scope, ":", the fields in hex
+// joined by "."), those of "scope:f1" and "scope:f1.f2". The scope is
+// what precedes the last ":", since hex fields hold none. A key without
+// ":" has none.
+func prefixKeys(ns string) []string {
+	i := strings.LastIndexByte(ns, ':')
+	if i < 0 {
+		return nil
+	}
+	var keys []string
+	for j := i + 1; j < len(ns); j++ {
+		if ns[j] == '.' {
+			keys = append(keys, api.KeyPrefix+ns[:j])
+		}
+	}
+	return keys
 }
 
 func (s *Server) redisError(w http.ResponseWriter, r *http.Request, err error) {

@@ -498,3 +498,36 @@ func TestNodeTokens(t *testing.T) {
 		t.Errorf("GET without a token from a registry with node tokens: %d", code)
 	}
 }
+
+// A registration under a namespace another origin holds is 409, checked
+// in the registering script; the same origin may nest its own.
+func TestPrefixHeldElsewhere(t *testing.T) {
+	e := start(t, time.Minute)
+	ctx := ctxFor(t)
+	a, b := api.Origin{URL: "moqt://a.test"}, api.Origin{URL: "moqt://b.test"}
+	if err := e.c.SetOrigin(ctx, "/room:61", a); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"/room:61.62", "/room:61.62.63"} {
+		if err := e.c.SetOrigin(ctx, k, b); !errors.Is(err, api.ErrConflict) {
+			t.Errorf("%s under another origin's /room:61: %v, want ErrConflict", k, err)
+		}
+		if _, err := e.c.GetOrigin(ctx, k); !errors.Is(err, api.ErrNotFound) {
+			t.Errorf("%s after its refusal: %v, want ErrNotFound", k, err)
+		}
+	}
+	for _, k := range []string{"/room:61.62", ":61.62", "/other:61.62", "/room:6162"} {
+		o := a
+		if k != "/room:61.62" {
+			o = b // another scope, or a field that is not under 61
+		}
+		if err := e.c.SetOrigin(ctx, k, o); err != nil {
+			t.Errorf("%s for %s: %v", k, o.URL, err)
+		}
+	}
+	// A shorter namespace over another origin's longer one is allowed:
+	// the longest prefix wins at lookup.
+	if err := e.c.SetOrigin(ctx, "/other:61", a); err != nil {
+		t.Errorf("/other:61 over b's /other:61.62: %v", err)
+	}
+}
