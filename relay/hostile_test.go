@@ -280,8 +280,9 @@ func (e *relayEnv) publisher2(params wire.Parameters, ns wire.Namespace, name st
 
 // recordingCoordinator records registrations and finds nothing.
 type recordingCoordinator struct {
-	mu   sync.Mutex
-	live map[string]int
+	mu      sync.Mutex
+	live    map[string]int
+	lookups atomic.Int32
 }
 
 type recordingRegistration struct {
@@ -311,6 +312,7 @@ func (c *recordingCoordinator) Register(_ context.Context, scope string, ns wire
 }
 
 func (c *recordingCoordinator) Lookup(context.Context, string, wire.Namespace) (string, error) {
+	c.lookups.Add(1)
 	return "", relay.ErrNotFound
 }
 
@@ -355,10 +357,23 @@ func TestHostileRelayMarkerFromAClient(t *testing.T) {
 		}
 		_, err = fake.PublishNamespace(ctx, wire.Namespace{"live"}, nil)
 		wantRequestCode(t, "PUBLISH_NAMESPACE with the marker", err, uint64(wire.NamespaceUnauthorized))
-		_, err = fake.PublishNamespace(ctx, wire.Namespace{"other"}, nil)
-		wantRequestCode(t, "PUBLISH_NAMESPACE of a free namespace with the marker", err, uint64(wire.NamespaceUnauthorized))
 		if got := coord.registered(); len(got) != 1 {
 			t.Errorf("registrations after the fake relay: %v", got)
+		}
+		// With a cluster key, the marker without a peer token is
+		// ignored: the session is a client, routed through the
+		// coordinator like one, and may publish what its token grants.
+		lookups := coord.lookups.Load()
+		_, err = fake.Subscribe(ctx, wire.Namespace{"elsewhere"}, "v", moqtransport.SubscribeOptions{})
+		wantRequestCode(t, "SUBSCRIBE of a namespace no one has", err, uint64(wire.SubscribeTrackDoesNotExist))
+		if n := coord.lookups.Load() - lookups; n == 0 {
+			t.Error("the unproven marker kept the session's SUBSCRIBE from the coordinator: it is not routed as a client")
+		}
+		if _, err := fake.PublishNamespace(ctx, wire.Namespace{"other"}, nil); err != nil {
+			t.Errorf("PUBLISH_NAMESPACE of a free namespace by a client with the unproven marker: %v", err)
+		}
+		if got := coord.registered(); got["|other"] != 1 {
+			t.Errorf("registrations after the client's PUBLISH_NAMESPACE: %v", got)
 		}
 		// The marker without a token reads nothing under --auth-key.
 		bare, _, err := e.dialCfg("/", moqtransport.Config{SetupParams: marker})
@@ -396,6 +411,31 @@ func TestHostileRelayMarkerFromAClient(t *testing.T) {
 		}
 		_, err = peer.PublishNamespace(ctx, wire.Namespace{"peer"}, nil)
 		wantRequestCode(t, "an authenticated relay peer's PUBLISH_NAMESPACE", err, uint64(wire.NamespaceUnauthorized))
+	})
+}
+
+// Without a cluster key no peer can prove it is a relay: the marker is
+// honoured from anyone, and only narrows what the session may do (no
+// publishing, reads from local publishers only).
+func TestRelayMarkerWithoutClusterKey(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		coord := &recordingCoordinator{}
+		e := startRelayWith(t, scheme, relay.Config{Coordinator: coord, Node: scheme + "://relay-a.invalid:4443"})
+		ctx := ctxFor(t)
+		marked, _, err := e.dialCfg("/", moqtransport.Config{SetupParams: wire.Parameters{}.WithVarint(relay.ParamRelayHop, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = marked.PublishNamespace(ctx, wire.Namespace{"other"}, nil)
+		wantRequestCode(t, "PUBLISH_NAMESPACE with the marker", err, uint64(wire.NamespaceUnauthorized))
+		_, err = marked.Subscribe(ctx, wire.Namespace{"elsewhere"}, "v", moqtransport.SubscribeOptions{})
+		wantRequestCode(t, "SUBSCRIBE with the marker", err, uint64(wire.SubscribeTrackDoesNotExist))
+		if n := coord.lookups.Load(); n != 0 {
+			t.Errorf("a marked session's SUBSCRIBE made %d coordinator lookups, want 0", n)
+		}
+		if got := coord.registered(); len(got) != 0 {
+			t.Errorf("registrations: %v", got)
+		}
 	})
 }
 

@@ -16,8 +16,12 @@ import (
 // requests with its local publishers only, never through the coordinator
 // again, so that stale registrations cannot make relays forward a request
 // around in a loop, and refuses to take namespaces or tracks from it.
-// Since it only narrows what a session may do, it is honoured from anyone;
-// what a relay peer is granted beyond a client (reading any namespace
+// With Config.ClusterKey, it is honoured only with a valid peer token (a
+// session that sends it without one is a client: local-only routing is
+// not a mere restriction, since it can reach a local publisher of a
+// shorter namespace where another relay holds the longer one); without a
+// cluster key no peer can prove anything and it is honoured from anyone.
+// What a relay peer is granted beyond a client (reading any namespace
 // under Config.Auth) needs a peer token (see ClusterKey). Peers that do not
 // know it ignore it, as draft-14 requires for unknown setup parameters.
 const ParamRelayHop = 0x6d72

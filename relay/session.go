@@ -21,9 +21,9 @@ type role int
 const (
 	// roleClient: an accepted session from a publisher or subscriber.
 	roleClient role = iota
-	// roleRelayPeer: an accepted session that says it comes from another
-	// relay (ParamRelayHop); authenticated when it proved it with a peer
-	// token.
+	// roleRelayPeer: an accepted session from another relay: one that
+	// proved it with a peer token (authenticated), or, on a relay without
+	// a cluster key, one that says so (ParamRelayHop).
 	roleRelayPeer
 	// roleDialed: a session this relay opened to another relay.
 	roleDialed
@@ -191,8 +191,20 @@ func (r *Relay) admitSession(p *peer, s *moqtransport.Session, tokens []moqtrans
 			}
 			userTokens = append(userTokens, t)
 		}
-		if marked || p.authenticated {
+		// The marker (ParamRelayHop) changes how the session's reads
+		// are routed (local publishers only: under a local shorter
+		// namespace even where another relay holds the longer one), so
+		// it is not only a restriction. Where peers can prove who they
+		// are (Config.ClusterKey), a marker without proof is therefore
+		// ignored, and the session is a client like any other. Without a
+		// cluster key no peer can prove anything, and the marker is what
+		// keeps an open cluster's relays from forwarding in a loop: it is
+		// honoured, and only narrows (no publishing, local reads).
+		switch {
+		case p.authenticated, marked && r.cfg.ClusterKey == nil:
 			p.role = roleRelayPeer
+		case marked:
+			p.log.Info("relay-peer marker without a peer token ignored: the session is a client", "path", s.Path())
 		}
 		if r.cfg.Auth != nil {
 			claims, err := r.cfg.Auth.tokenClaims(userTokens)
@@ -285,8 +297,9 @@ func (r *Relay) checkAuthority(p *peer, s *moqtransport.Session) error {
 // checkRequest decides one request of an admitted session.
 //
 // Trust rules, in order:
-//   - A relay peer (a session that carries ParamRelayHop, or one this
-//     relay dialed) only reads: PUBLISH_NAMESPACE and PUBLISH from it are
+//   - A relay peer (a session that proved it with a peer token, one that
+//     carries ParamRelayHop on a relay without a cluster key, or one
+//     this relay dialed) only reads: PUBLISH_NAMESPACE and PUBLISH from it are
 //     refused with UNAUTHORIZED, since relays of a cluster find each
 //     other's namespaces through the coordinator and never push to each
 //     other. Its reads are resolved with local publishers only.
@@ -343,9 +356,9 @@ func (r *Relay) checkRequest(p *peer, m wire.Message, tokens []moqtransport.Auth
 // isRelayPeer reports whether a session's peer is another relay: its
 // requests are resolved with local publishers only, never through the
 // coordinator again, so that stale registrations cannot make relays
-// forward a request around in a loop. The marker only ever narrows what a
-// session may do, so it is honoured from anyone; what a relay peer is
-// granted needs its peer token (see checkRequest).
+// forward a request around in a loop. With a cluster key, only a peer
+// that proved it is one (admitSession); what a relay peer is granted
+// needs its peer token either way (see checkRequest).
 func (r *Relay) isRelayPeer(s *moqtransport.Session) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
