@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -69,6 +70,9 @@ type Server struct {
 	ttl   time.Duration
 	log   *slog.Logger
 	creds []credential // none: the registry is open
+	// ids numbers the requests: every log line about one carries its
+	// "request" id.
+	ids atomic.Uint64
 }
 
 // New returns the registry handler over cfg.Redis.
@@ -161,9 +165,10 @@ func (s *Server) authorized(r *http.Request) (node string, ok bool) {
 
 // ServeHTTP serves the /origin/{namespace} routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	log := s.log.With("request", s.ids.Add(1))
 	node, ok := s.authorized(r)
 	if !ok {
-		s.log.Warn("request without the registry's token", "method", r.Method, "remote", r.RemoteAddr)
+		log.Warn("request without the registry's token", "method", r.Method, "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="moq-api"`)
 		msg := "missing credentials: send \"Authorization: Bearer <token>\" with the registry's token"
 		if r.Header.Get("Authorization") != "" {
@@ -193,7 +198,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err != nil {
-			s.redisError(w, r, err)
+			s.redisError(log, w, r, err)
 			return
 		}
 		var o api.Origin
@@ -228,21 +233,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		res, err := script.Run(ctx, s.rdb, keys, encode(o), s.ttl.Milliseconds()).Int()
 		if err != nil {
-			s.redisError(w, r, err)
+			s.redisError(log, w, r, err)
 			return
 		}
 		switch res {
 		case 1:
-			s.log.Debug("origin "+strings.ToLower(r.Method), "namespace", ns, "url", o.URL)
+			log.Debug("origin "+strings.ToLower(r.Method), "namespace", ns, "url", o.URL)
 		case 2:
+			log.Info("registration refused: another origin holds a prefix", "namespace", ns, "url", o.URL)
 			http.Error(w, "another origin holds a prefix of this namespace", http.StatusConflict)
 		case 0:
 			if r.Method == http.MethodPost {
+				log.Info("registration refused: another origin holds the namespace", "namespace", ns, "url", o.URL)
 				http.Error(w, "another origin holds this namespace", http.StatusConflict)
 			} else {
+				log.Info(strings.ToLower(r.Method)+" refused: another origin holds the namespace", "namespace", ns, "url", o.URL)
 				http.Error(w, "another origin holds this namespace: only the origin that registered it may refresh or delete it", http.StatusForbidden)
 			}
 		default:
+			log.Debug(strings.ToLower(r.Method)+" of no origin", "namespace", ns, "url", o.URL)
 			w.WriteHeader(http.StatusNotFound)
 		}
 	default:
@@ -271,8 +280,8 @@ func prefixKeys(ns string) []string {
 	return keys
 }
 
-func (s *Server) redisError(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.Warn("redis error", "method", r.Method, "path", r.URL.Path, "err", err)
+func (s *Server) redisError(log *slog.Logger, w http.ResponseWriter, r *http.Request, err error) {
+	log.Warn("redis error", "method", r.Method, "path", r.URL.Path, "err", err)
 	http.Error(w, "redis error: "+err.Error(), http.StatusInternalServerError)
 }
 

@@ -54,6 +54,7 @@ type config struct {
 	redisURL   string
 	ttl        time.Duration
 	logLevel   string
+	logFormat  string
 	token      string
 	nodeTokens string
 	noAuth     bool
@@ -95,6 +96,7 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&cfg.redisURL, "redis", "redis://127.0.0.1:6379", "Redis URL: redis://[user:password@]host:port[/db] or rediss:// for TLS")
 	f.DurationVar(&cfg.ttl, "ttl", api.DefaultTTL, "how long an origin lives without a refresh; relays refresh every --api-ttl/2, so keep it at least their --api-ttl")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&cfg.logFormat, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line); lines about an HTTP request carry request=<id>")
 	f.StringVar(&cfg.token, "api-token", os.Getenv(TokenEnv), "the secret every request must carry as \"Authorization: Bearer <token>\" (env "+TokenEnv+", which ps does not show)")
 	f.StringVar(&cfg.nodeTokens, "node-tokens", "", "file of relays' own tokens, one \"<node URL> <token>\" per line (# comments): a relay's token lets it change only its own registrations")
 	f.BoolVar(&cfg.noAuth, "no-auth", false, "serve without a token: anyone who reaches the registry may change it (moq-rs relays)")
@@ -109,7 +111,16 @@ func run(ctx context.Context, cfg config) error {
 	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", cfg.logLevel)
 	}
-	logger := slog.New(slog.NewTextHandler(cfg.stderr, &slog.HandlerOptions{Level: level}))
+	hopts := &slog.HandlerOptions{Level: level}
+	var logger *slog.Logger
+	switch cfg.logFormat {
+	case "text", "":
+		logger = slog.New(slog.NewTextHandler(cfg.stderr, hopts))
+	case "json":
+		logger = slog.New(slog.NewJSONHandler(cfg.stderr, hopts))
+	default:
+		return fmt.Errorf("--log-format %q: want text or json", cfg.logFormat)
+	}
 	if cfg.ttl <= 0 {
 		return fmt.Errorf("--ttl %v: want a positive duration", cfg.ttl)
 	}

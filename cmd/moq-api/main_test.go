@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -230,5 +231,79 @@ func TestNodeTokens(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestJSONLogs: --log-format json writes one object a line, and every
+// line about an HTTP request carries its id, one id per request.
+func TestJSONLogs(t *testing.T) {
+	if _, err := execute(t, "--api-token", "x", "--log-format", "xml"); err == nil || !strings.Contains(err.Error(), "--log-format") {
+		t.Errorf("--log-format xml: %v", err)
+	}
+	rs := redistest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	var logs syncBuffer
+	go func() {
+		done <- run(ctx, config{bind: "127.0.0.1:0", redisURL: rs.URL, ttl: time.Minute, logLevel: "debug", logFormat: "json", token: "secret",
+			stderr: &logs, ready: func(a net.Addr) { ready <- a }})
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("moq-api stopped: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("moq-api did not start")
+	}
+	c, err := api.NewClient("http://"+addr.String(), nil, api.WithToken("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tctx, tcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer tcancel()
+	if err := c.SetOrigin(tctx, "/s:61", api.Origin{URL: "moqt://a/"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetOrigin(tctx, "/s:61", api.Origin{URL: "moqt://b/"}); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("POST of another's namespace: %v", err)
+	}
+	if err := c.SetOrigin(tctx, "/s:61.62", api.Origin{URL: "moqt://b/"}); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("POST under another's namespace: %v", err)
+	}
+	c.Close()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("moq-api did not stop")
+	}
+	ids := map[float64]string{}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if _, ok := m["namespace"]; !ok {
+			continue
+		}
+		id, ok := m["request"].(float64)
+		if !ok {
+			t.Errorf("a line about a request without its id: %s", line)
+			continue
+		}
+		if other, dup := ids[id]; dup {
+			t.Errorf("request id %v on two requests' lines: %s and %s", id, other, line)
+		}
+		ids[id] = line
+	}
+	if len(ids) != 3 {
+		t.Errorf("%d lines about the 3 requests, want one each:\n%s", len(ids), logs.String())
 	}
 }
