@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"slices"
 	"time"
 
 	"github.com/moqgo/moq/moqtransport"
@@ -22,7 +23,12 @@ import (
 //     EXPIRED_AUTH_TOKEN (§9.24 uses the PUBLISH_NAMESPACE_ERROR codes,
 //     §13.1.6);
 //   - a PUBLISH: the relay UNSUBSCRIBEs (§9.11, which carries no code), so
-//     the track and its registration go as when its publisher ends it.
+//     the track and its registration go as when its publisher ends it;
+//   - a SUBSCRIBE_NAMESPACE: draft-14 has no message that ends one from
+//     the publisher's side, so the relay ends what it granted: it stops
+//     announcing, withdraws what it announced (PUBLISH_NAMESPACE_DONE) and
+//     ends the tracks it forwarded with PUBLISH (PUBLISH_DONE
+//     UNAUTHORIZED), as for a SUBSCRIBE.
 //
 // The timer is stopped when the request ends first (SubscriptionEnded,
 // PUBLISH_NAMESPACE_DONE, the publication's end, the session's end). A
@@ -39,6 +45,8 @@ func (r *Relay) noteGrant(p *peer, m wire.Message, exp time.Time) {
 	case *wire.Publish:
 		id = m.RequestID
 	case *wire.PublishNamespace:
+		id = m.RequestID
+	case *wire.SubscribeNamespace:
 		id = m.RequestID
 	default:
 		return // answered at once: nothing outlives the token
@@ -142,5 +150,37 @@ func (r *Relay) expirePublication(rt *relayTrack, sub *moqtransport.Subscription
 	rt.expiry = time.AfterFunc(time.Until(exp), func() {
 		r.logFor(rt.owner).Info("publication ended: its token expired", "request", sub.RequestID(), "track", sub.Name().String(), "exp", exp)
 		_ = sub.Unsubscribe()
+	})
+}
+
+// expireNamespaceSubscription ends namespace subscription n of scope
+// scName at exp. Called with r.mu held, once n is in the scope; its end
+// (UnsubscribeNamespace, the session's end) stops the timer (n.stop).
+func (r *Relay) expireNamespaceSubscription(scName string, n *nsSub, exp time.Time) {
+	n.expiry = time.AfterFunc(time.Until(exp), func() {
+		r.mu.Lock()
+		sc := r.scopes[scName]
+		if sc == nil || !slices.Contains(sc.nsSubs, n) {
+			r.mu.Unlock()
+			return
+		}
+		n.expired = true
+		sc.nsSubs = deleteSubs(sc.nsSubs, func(x *nsSub) bool { return x == n })
+		r.dropIfEmpty(scName)
+		announced := n.announced
+		n.announced = map[string]*moqtransport.NamespacePublication{}
+		forwarded := n.publications
+		n.publications = nil
+		r.mu.Unlock()
+		r.logFor(n.s).Info("namespace subscription ended: its token expired", "prefix", n.prefix.String(), "exp", exp)
+		for _, pub := range announced {
+			if pub != nil {
+				_ = pub.Close()
+			}
+		}
+		reason := "the namespace subscription's token expired at " + exp.UTC().Format(time.RFC3339) + ": subscribe again with a new token"
+		for _, p := range forwarded {
+			n.s.EndSubscription(p.RequestID(), wire.DoneUnauthorized, reason)
+		}
 	})
 }

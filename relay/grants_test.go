@@ -65,10 +65,31 @@ func TestRequestTokenExpiry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pushed := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"pushed"}, Name: "t"}, moqtransport.TrackConfig{})
-		publication, err := pushSess.Publish(ctx, pushed, moqtransport.PublishOptions{Params: userToken(t, []string{"pushed"}, nil, exp)})
+		pushTrack := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"pushed"}, Name: "t"}, moqtransport.TrackConfig{})
+		publication, err := pushSess.Publish(ctx, pushTrack, moqtransport.PublishOptions{Params: userToken(t, []string{"pushed"}, nil, exp)})
 		if err != nil {
 			t.Fatalf("PUBLISH with its own token: %v", err)
+		}
+		// A long-lived pushed track, forwarded to a short-lived namespace
+		// subscription.
+		fwd := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"fwd", "b"}, Name: "t"}, moqtransport.TrackConfig{})
+		fwdPub, err := pubSess.Publish(ctx, fwd, moqtransport.PublishOptions{Params: userToken(t, []string{"fwd"}, nil, hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &pushed{subs: make(chan *moqtransport.Subscription, 2)}
+		watcher, _, err := e.dialCfg("/", moqtransport.Config{Handler: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := watcher.SubscribeNamespace(ctx, wire.Namespace{"fwd"}, userToken(t, nil, []string{"fwd"}, exp)); err != nil {
+			t.Fatalf("SUBSCRIBE_NAMESPACE with its own token: %v", err)
+		}
+		var forwarded *moqtransport.Subscription
+		select {
+		case forwarded = <-p.subs:
+		case <-ctx.Done():
+			t.Fatal("the namespace subscriber got no PUBLISH")
 		}
 		if got := coord.registered(); got["|live"] != 1 || got["|short"] != 1 || got["|pushed"] != 1 {
 			t.Fatalf("registered before exp: %v", got)
@@ -90,12 +111,19 @@ func TestRequestTokenExpiry(t *testing.T) {
 		wait("the namespace", nsPub.Done())
 		wantRequestCode(t, "the expired namespace", nsPub.Err(), uint64(wire.NamespaceExpiredAuthToken))
 		wait("the pushed track", publication.Done())
+		wait("the track forwarded to the namespace subscription", forwarded.Done())
+		wantRequestCode(t, "the track forwarded to the expired namespace subscription", forwarded.Err(), uint64(wire.DoneUnauthorized))
+		select {
+		case <-fwdPub.Done():
+			t.Error("the forwarded track's own publication ended with the namespace subscription's token")
+		default:
+		}
 
 		// Nothing granted under the expired tokens stays: not the
 		// registrations, not the upstream subscription, not the routes.
 		waitFor(t, "the expired registrations to go", func() bool {
 			got := coord.registered()
-			return len(got) == 1 && got["|live"] == 1
+			return len(got) == 2 && got["|live"] == 1 && got["|fwd/b"] == 1
 		})
 		waitFor(t, "the relay to unsubscribe upstream", func() bool { return h.ended.Load() == 1 })
 		for _, ns := range []string{"short", "pushed"} {
@@ -106,7 +134,7 @@ func TestRequestTokenExpiry(t *testing.T) {
 			wantRequestCode(t, "a track under the expired "+ns, err, uint64(wire.SubscribeTrackDoesNotExist))
 		}
 		// The sessions go on, and a new token grants again.
-		for i, s := range []*moqtransport.Session{pubSess, subSess, nsSess, pushSess} {
+		for i, s := range []*moqtransport.Session{pubSess, subSess, nsSess, pushSess, watcher} {
 			if s.Context().Err() != nil {
 				t.Fatalf("session %d ended with its request's token: %v", i, s.Err())
 			}

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"time"
 
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -30,6 +31,12 @@ type nsSub struct {
 	// that each goes once.
 	toPush map[*moqtransport.Track]struct{}
 	pushed map[*moqtransport.Track]struct{}
+	// publications: the PUBLISHes forwarded and accepted, so that they
+	// can be ended when the subscription's token expires (expiry,
+	// grants.go); nil when it has no such token.
+	publications map[*moqtransport.Track]*moqtransport.Publication
+	expiry       *time.Timer
+	expired      bool
 }
 
 func newNSSub(s *moqtransport.Session, prefix wire.Namespace) *nsSub {
@@ -73,10 +80,17 @@ func (n *nsSub) push(t *moqtransport.Track) {
 func (n *nsSub) forget(t *moqtransport.Track) {
 	delete(n.toPush, t)
 	delete(n.pushed, t)
+	delete(n.publications, t)
 }
 
-// stop ends the subscription's goroutine. Called with Relay.mu held.
-func (n *nsSub) stop() { n.cancel() }
+// stop ends the subscription's goroutine and its expiry timer. Called
+// with Relay.mu held.
+func (n *nsSub) stop() {
+	n.cancel()
+	if n.expiry != nil {
+		n.expiry.Stop()
+	}
+}
 
 // next picks the next thing to send, marks it in flight and returns it
 // as a function, nil when the sets agree. Called with Relay.mu held.
@@ -103,8 +117,20 @@ func (r *Relay) nextNamespaceAction(n *nsSub) func() {
 		return func() {
 			ctx, cancel := context.WithTimeout(n.ctx, r.cfg.UpstreamTimeout)
 			defer cancel()
-			if _, err := n.s.Publish(ctx, t, moqtransport.PublishOptions{}); err != nil {
+			p, err := n.s.Publish(ctx, t, moqtransport.PublishOptions{})
+			if err != nil {
 				r.logFor(n.s).Debug("forwarding PUBLISH to a namespace subscriber failed", "track", t.Name().String(), "err", err)
+				return
+			}
+			r.mu.Lock()
+			expired := n.expired
+			if _, live := n.pushed[t]; n.expiry != nil && live && !expired {
+				n.publications[t] = p
+			}
+			r.mu.Unlock()
+			if expired {
+				// The token expired while this PUBLISH was in flight.
+				n.s.EndSubscription(p.RequestID(), wire.DoneUnauthorized, "the namespace subscription's token expired")
 			}
 		}
 	}

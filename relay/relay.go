@@ -28,7 +28,10 @@
 // dialed sessions alike; every request is checked against them (see
 // Relay.checkRequest for the rules). A session's token holds for the
 // session's whole life: at its exp the session is closed with
-// EXPIRED_AUTH_TOKEN. Every admitted session's end is seen by the relay,
+// EXPIRED_AUTH_TOKEN. What a request's own token grants (a subscription,
+// a namespace, a pushed track, a namespace subscription) ends at that
+// token's exp while the session goes on (see grants.go for each code).
+// Every admitted session's end is seen by the relay,
 // which then drops what the session registered and what it knew of it
 // (claims, its expiry timer, its event log).
 //
@@ -589,6 +592,7 @@ func (r *Relay) Wait() { r.wg.Wait() }
 // SubscribeNamespace accepts a namespace subscription in the session's
 // scope and starts the goroutine that sends it what matches.
 func (r *Relay) SubscribeNamespace(_ context.Context, s *moqtransport.Session, req *wire.SubscribeNamespace) error {
+	exp, expires := r.takeGrant(s, req.RequestID)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.live(s) || r.closed {
@@ -597,6 +601,10 @@ func (r *Relay) SubscribeNamespace(_ context.Context, s *moqtransport.Session, r
 	sc := r.scope(scopeOf(s))
 	n := newNSSub(s, req.Prefix)
 	sc.nsSubs = append(sc.nsSubs, n)
+	if expires {
+		n.publications = map[*moqtransport.Track]*moqtransport.Publication{}
+		r.expireNamespaceSubscription(scopeOf(s), n, exp)
+	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
