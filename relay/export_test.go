@@ -32,3 +32,15 @@ func ReadCoordinatorFileLocked(path string) ([]byte, error) {
 
 // ObserveDelivery records one delivery latency, as the sessions do.
 func ObserveDelivery(r *Relay, d time.Duration) { r.metrics.observeDelivery(d) }
+
+// PendingGrants counts the request-token state the relay holds: noted
+// grants not taken yet and live subscription expiry timers.
+func PendingGrants(r *Relay) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, p := range r.sessions {
+		n += len(p.grants) + len(p.subExpiry)
+	}
+	return n
+}

@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -151,4 +152,44 @@ func TestRequestTokenExpiry(t *testing.T) {
 			t.Fatal("timed out")
 		}
 	})
+}
+
+// A subscription's expiry timer goes with the subscription: many
+// subscriptions with tokens of their own leave nothing once they end.
+func TestRequestTokenTimersStop(t *testing.T) {
+	e := startRelayWith(t, "moqt", relay.Config{Auth: hmacAuth(t)})
+	ctx := ctxFor(t)
+	hour := time.Now().Add(time.Hour)
+	h := &countingTracks{}
+	const n = 50
+	for i := range n {
+		h.Add(moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"live"}, Name: fmt.Sprint(i)}, moqtransport.TrackConfig{}))
+	}
+	pubSess, _, err := e.dialCfg("/", moqtransport.Config{Handler: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pubSess.PublishNamespace(ctx, wire.Namespace{"live"}, userToken(t, []string{"live"}, nil, hour)); err != nil {
+		t.Fatal(err)
+	}
+	subSess, _, err := e.dialCfg("/", moqtransport.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subs []*moqtransport.Subscription
+	for i := range n {
+		sub, err := subSess.Subscribe(ctx, wire.Namespace{"live"}, fmt.Sprint(i), moqtransport.SubscribeOptions{Params: userToken(t, nil, []string{"live"}, hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, sub)
+	}
+	if got := relay.PendingGrants(e.rs.Relay); got != n {
+		t.Errorf("%d expiry timers for %d subscriptions with their own token", got, n)
+	}
+	for _, sub := range subs {
+		_ = sub.Unsubscribe()
+	}
+	waitFor(t, "every subscription to end upstream", func() bool { return h.ended.Load() == n })
+	waitFor(t, "the expiry timers to go", func() bool { return relay.PendingGrants(e.rs.Relay) == 0 })
 }
