@@ -101,9 +101,9 @@ func (r *Relay) expireSubscription(s *moqtransport.Session, id uint64, exp time.
 	})
 }
 
-// subscriptionEnded stops the expiry timer of downstream subscription id
+// stopSubscriptionExpiry stops the expiry timer of downstream subscription id
 // of s, if it has one.
-func (r *Relay) subscriptionEnded(s *moqtransport.Session, id uint64) {
+func (r *Relay) stopSubscriptionExpiry(s *moqtransport.Session, id uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p := r.sessions[s]; p != nil {

@@ -131,7 +131,7 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 // SubscriptionEnded drops a downstream subscriber; the last one takes the
 // upstream subscription with it.
 func (r *Relay) SubscriptionEnded(s *moqtransport.Session, req *wire.Subscribe, t *moqtransport.Track) {
-	r.subscriptionEnded(s, req.RequestID)
+	r.stopSubscriptionExpiry(s, req.RequestID)
 	r.metrics.activeSubscriptions.Add(-1)
 	r.mu.Lock()
 	var found *relayTrack
