@@ -239,6 +239,14 @@ func (p *proc) waitReady(t *testing.T) {
 	select {
 	case <-p.ready:
 	case err := <-p.done:
+		p.done <- err // for wait and the cleanup
+		select {
+		case <-p.ready:
+			// Ready, then stopped at once (e.g. its first write found
+			// stdout's reader gone): both were ready when select chose.
+			return
+		default:
+		}
 		t.Fatalf("%s stopped: %v\n%s", p.name, err, p.stderr.String())
 	case <-time.After(5 * time.Second):
 		t.Fatalf("%s not ready:\n%s", p.name, p.stderr.String())
