@@ -179,6 +179,9 @@ type Relay struct {
 	remotes  map[string]*remote
 	sessions map[*moqtransport.Session]*peer
 	accepted int // admitted sessions that are not ours to other relays
+	// byTrack finds a relayed track's relayTrack from the Track its
+	// subscribers were given, for SubscriptionEnded (see tracks.go).
+	byTrack map[*moqtransport.Track]*relayTrack
 }
 
 type scope struct {
@@ -225,7 +228,7 @@ func New(cfg Config) *Relay {
 		cfg.Session.Reader.Budget = wire.NewByteBudget(DefaultInFlightBudget, nil)
 	}
 	r := &Relay{cfg: cfg, log: cfg.Logger, scopes: map[string]*scope{}, remotes: map[string]*remote{},
-		sessions: map[*moqtransport.Session]*peer{}}
+		sessions: map[*moqtransport.Session]*peer{}, byTrack: map[*moqtransport.Track]*relayTrack{}}
 	r.metrics = newMetrics(r)
 	return r
 }
@@ -711,6 +714,7 @@ func (r *Relay) Publish(ctx context.Context, s *moqtransport.Session, req *wire.
 	t := sub.Track()
 	rt := &relayTrack{key: k, scope: scName, ns: req.Namespace, track: t, published: true, owner: s, ready: make(chan struct{})}
 	sc.tracks[k] = rt
+	r.byTrack[t] = rt
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -725,6 +729,7 @@ func (r *Relay) Publish(ctx context.Context, s *moqtransport.Session, req *wire.
 		if sc.tracks[k] == rt {
 			delete(sc.tracks, k)
 		}
+		r.forgetLocked(rt)
 		for _, n := range sc.nsSubs {
 			n.forget(t)
 		}

@@ -12,6 +12,14 @@ import (
 
 // Shared upstream subscriptions: one relayTrack per track and scope,
 // counted by its downstream subscribers (and held by a PUBLISH).
+//
+// A relayTrack is found by name in its scope (scope.tracks) while it
+// serves new subscribers, and by its Track (Relay.byTrack) while anyone
+// holds it: SubscriptionEnded gets only the Track, and the relayTrack may
+// have left its scope by then (its upstream ended and a new subscriber
+// replaced it, or its PUBLISH ended). byTrack holds it from the moment its
+// Track is known until the last reference is given back (and, for a
+// pushed track, its publication has ended): forgetLocked.
 
 // relayTrack is one upstream subscription shared by its downstream ones.
 type relayTrack struct {
@@ -124,27 +132,22 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 	r.mu.Lock()
 	rt.up, rt.track = up, up.Track()
 	rt.upLog = r.logFor(o.s).With("request", up.RequestID())
+	r.byTrack[rt.track] = rt
 	r.mu.Unlock()
 	rt.upLog.Info("upstream subscribed", "track", req.Namespace.String()+"/"+req.Name)
 }
 
 // SubscriptionEnded drops a downstream subscriber; the last one takes the
-// upstream subscription with it.
+// upstream subscription with it. The relayTrack is found from its Track in
+// one map look-up, whatever the number of tracks and scopes.
 func (r *Relay) SubscriptionEnded(s *moqtransport.Session, req *wire.Subscribe, t *moqtransport.Track) {
 	r.stopSubscriptionExpiry(s, req.RequestID)
 	r.metrics.activeSubscriptions.Add(-1)
 	r.mu.Lock()
-	var found *relayTrack
-	for _, sc := range r.scopes {
-		for _, rt := range sc.tracks {
-			if rt.track == t {
-				found = rt
-			}
-		}
-	}
+	rt := r.byTrack[t]
 	r.mu.Unlock()
-	if found != nil {
-		r.release(found)
+	if rt != nil {
+		r.release(rt)
 	}
 }
 
@@ -158,10 +161,20 @@ func (r *Relay) release(rt *relayTrack) {
 			r.dropIfEmpty(rt.scope)
 		}
 	}
+	r.forgetLocked(rt)
 	r.mu.Unlock()
 	if last && rt.up != nil {
 		_ = rt.up.Unsubscribe()
 		rt.upLog.Info("upstream unsubscribed", "track", rt.up.Name().String())
+	}
+}
+
+// forgetLocked drops rt from byTrack once nothing holds it: no downstream
+// subscriber, and, for a pushed track, no publication either. Called with
+// r.mu held.
+func (r *Relay) forgetLocked(rt *relayTrack) {
+	if rt.refs == 0 && (!rt.published || rt.ended) && rt.track != nil && r.byTrack[rt.track] == rt {
+		delete(r.byTrack, rt.track)
 	}
 }
 
