@@ -117,9 +117,10 @@ func (s *Session) applyPublishOK(m *wire.PublishOK) error {
 	defer sv.mu.Unlock()
 	start, hasEnd, endGroup, _ := filterRange(m.Filter, sv.largest, sv.exists)
 	sv.start, sv.hasEnd, sv.endGroup = start, hasEnd, endGroup
-	sv.priority, sv.forward = m.SubscriberPriority, m.Forward
+	sv.priority = m.SubscriberPriority
+	sv.forward.Store(m.Forward)
 	if d, ok := m.Params.DeliveryTimeout(); ok {
-		sv.deliveryTimeout = d
+		sv.deliveryTimeout.Store(int64(d))
 	}
 	sv.reader.SetFilter(ReaderFilter{Start: start, HasEnd: hasEnd, EndGroup: endGroup})
 	return nil

@@ -28,9 +28,9 @@ import (
 //
 // A writer abandons its subgroup before starting an object that is past the
 // delivery timeout (§9.2.1.2) or MAX_CACHE_DURATION, and a write blocked
-// past the object's delivery deadline is cut by a write deadline; either
-// way the stream is reset with DELIVERY_TIMEOUT and the rest of the
-// subgroup is not sent: a group that cannot arrive whole is dropped, not
+// past the object's delivery deadline is cut by the stream's one deadline
+// timer; either way the stream is reset with DELIVERY_TIMEOUT and the rest
+// of the subgroup is not sent: a group that cannot arrive whole is dropped, not
 // trickled. The next group starts on a fresh stream.
 //
 // Priorities (§7) are set per stream, session-wide, by prioSched: streams
@@ -56,13 +56,6 @@ const (
 	// a writer that keeps up holds one or two objects, so it seldom grows.
 	initialQueue = 4
 )
-
-// writeDeadliner is a SendStream whose blocked Write can be given a
-// deadline (quic-go and webtransport-go streams). Others are cut by a
-// timer that resets them.
-type writeDeadliner interface {
-	SetWriteDeadline(t time.Time) error
-}
 
 // outStream is one subgroup stream of a served subscription, written by
 // its own goroutine (run).
@@ -94,13 +87,13 @@ type outStream struct {
 	// with the first object, in the same write.
 	headerDue bool
 	hdr       wire.ObjectHeader // the object header being written
-	deadline  time.Time
-	// expire resets the stream at the delivery deadline of the last
-	// object written (lastDeadline, as a monoOffset): see writeObject.
-	// It is armed once and, when it fires early because later objects
-	// moved the deadline on, re-armed for the new one. expire is set
-	// under mu. After the FIN the subscription takes over
-	// (expireLater).
+	// expire resets the stream at lastDeadline (a monoOffset): the
+	// delivery deadline of the object being written, which cuts a write
+	// blocked past it, and then of the last object written (see
+	// writeObject). It is armed once and, when it fires early because
+	// later objects moved the deadline on, re-armed for the new one: one
+	// timer per stream, not one per write. expire is set under mu. After
+	// the FIN the subscription takes over (expireLater).
 	expire       *time.Timer
 	lastDeadline atomic.Int64
 
@@ -329,7 +322,13 @@ func (st *outStream) writeObject(ev Event) (bool, wire.StreamResetCode) {
 			return false, st.failCode(err, deadline)
 		}
 	}
-	last, err := st.writeFramed(o, now, deadline)
+	if !deadline.IsZero() {
+		// A write blocked past o's deadline is cut: the expire timer
+		// resets the stream then.
+		st.lastDeadline.Store(monoOffset(deadline))
+		st.armExpire(remaining)
+	}
+	last, err := st.writeFramed(o, now)
 	if err != nil {
 		return false, err.code(st, deadline)
 	}
@@ -337,27 +336,29 @@ func (st *outStream) writeObject(ev Event) (bool, wire.StreamResetCode) {
 		// Objects queued behind o went in the same write: the stream's
 		// deadline is the last one's.
 		if r, _, _ := sv.remaining(last, now); r > 0 {
-			deadline = now.Add(r)
+			st.lastDeadline.Store(monoOffset(now.Add(r)))
 		}
 	}
-	if !deadline.IsZero() {
-		// The transport takes small writes at once and then keeps
-		// retransmitting them under loss: a written object is not a
-		// delivered one. Unless another object follows in time, the
-		// stream is reset at this object's deadline, so that a stale
-		// group stops taking the link from newer ones. A receiver that
-		// has the whole subgroup and its FIN ignores the reset (§10.4.3
-		// of the draft); quic-go gives no signal of acknowledgement that
-		// would let us skip it.
-		st.lastDeadline.Store(monoOffset(deadline))
-		if st.expire == nil {
-			t := time.AfterFunc(remaining, st.expireDue)
-			st.mu.Lock()
-			st.expire = t
-			st.mu.Unlock()
-		}
-	}
+	// The transport takes small writes at once and then keeps
+	// retransmitting them under loss: a written object is not a
+	// delivered one. Unless another object follows in time, the stream is
+	// reset at the last object's deadline (lastDeadline, as set above),
+	// so that a stale group stops taking the link from newer ones. A
+	// receiver that has the whole subgroup and its FIN ignores the reset
+	// (§10.4.3 of the draft); quic-go gives no signal of acknowledgement
+	// that would let us skip it.
 	return true, 0
+}
+
+// armExpire starts the stream's expire timer, once, for d from now.
+func (st *outStream) armExpire(d time.Duration) {
+	if st.expire != nil {
+		return
+	}
+	t := time.AfterFunc(d, st.expireDue)
+	st.mu.Lock()
+	st.expire = t
+	st.mu.Unlock()
 }
 
 // expireDue is the expire timer's function: it resets the stream if the
@@ -454,7 +455,7 @@ func (e *writeError) code(st *outStream, deadline time.Time) wire.StreamResetCod
 // lags (a busy relay) then makes one transport write, and wakes the
 // connection's sender once, for several objects. It returns the last
 // object written.
-func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *writeError) {
+func (st *outStream) writeFramed(o *Object, now time.Time) (*Object, *writeError) {
 	sv := st.sv
 	batch := len(o.Payload) <= maxBatchedPayload
 	n := writeBufHeadroom + len(o.Extensions)
@@ -498,11 +499,11 @@ func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *
 		last, payload = next, payload+len(next.Payload)
 	}
 	*bp = buf
-	if err := st.write(buf, deadline); err != nil {
+	if _, err := st.str.Write(buf); err != nil {
 		return last, &writeError{err: err}
 	}
 	if !batch {
-		if err := st.write(o.Payload, deadline); err != nil {
+		if _, err := st.str.Write(o.Payload); err != nil {
 			return o, &writeError{err: err}
 		}
 	}
@@ -652,22 +653,6 @@ func (st *outStream) open(ev Event, deadline time.Time) error {
 	st.state = wire.NewSubgroupState(h)
 	st.headerDue = true // written with the first object: writeFramed
 	return nil
-}
-
-// write writes b, cut at deadline (if not zero).
-func (st *outStream) write(b []byte, deadline time.Time) error {
-	if d, ok := st.str.(writeDeadliner); ok {
-		if !deadline.Equal(st.deadline) {
-			_ = d.SetWriteDeadline(deadline)
-			st.deadline = deadline
-		}
-	} else if !deadline.IsZero() {
-		str := st.str
-		t := time.AfterFunc(time.Until(deadline), func() { str.CancelWrite(uint64(wire.ResetDeliveryTimeout)) })
-		defer t.Stop()
-	}
-	_, err := st.str.Write(b)
-	return err
 }
 
 // prioSched ranks a session's open subgroup streams and maps the ranks

@@ -33,9 +33,11 @@ type servedSubscription struct {
 	hasEnd   bool
 	endGroup uint64
 	priority uint8
-	forward  bool
-	// deliveryTimeout is the subscriber's DELIVERY TIMEOUT (0: none).
-	deliveryTimeout time.Duration
+	// forward and deliveryTimeout (the subscriber's DELIVERY TIMEOUT, a
+	// time.Duration, 0 for none) are read per object by the dispatcher
+	// and the writers, without mu; they are set under mu.
+	forward         atomic.Bool
+	deliveryTimeout atomic.Int64
 	track           *Track
 	opened          uint64
 	// unsubscribed is set by UNSUBSCRIBE: the subscription ends with
@@ -98,15 +100,16 @@ func (s *Session) newServedLocked(req *wire.Subscribe) *servedSubscription {
 	timeout, _ := req.Params.DeliveryTimeout()
 	sv := &servedSubscription{
 		s: s, req: req, key: trackKey(wire.FullTrackName{Namespace: req.Namespace, Name: req.Name}),
-		deliveryTimeout: timeout,
-		ctx:             ctx, cancel: cancel,
-		priority: req.SubscriberPriority, forward: req.Forward,
+		ctx: ctx, cancel: cancel,
+		priority: req.SubscriberPriority,
 		order:    req.GroupOrder, // run resolves GroupOrderPublisher
 		streams:  map[subgroupKey]*outStream{},
 		answered: make(chan struct{}),
 		ended:    make(chan struct{}),
 	}
 	sv.subPrio.Store(uint32(req.SubscriberPriority))
+	sv.forward.Store(req.Forward)
+	sv.deliveryTimeout.Store(int64(timeout))
 	// The range an absolute filter names is known now: a SUBSCRIBE_UPDATE
 	// that arrives before run resolves the filter is checked against it.
 	switch req.Filter.Type {
@@ -275,10 +278,7 @@ func (sv *servedSubscription) deliver() (wire.PublishDoneCode, string) {
 // for a new subgroup, and keeps the subscription's backlog within
 // Config.MaxBacklogBytes by abandoning the oldest groups.
 func (sv *servedSubscription) dispatch(ev Event) {
-	sv.mu.Lock()
-	forward := sv.forward
-	sv.mu.Unlock()
-	if !forward {
+	if !sv.forward.Load() {
 		return
 	}
 	k := subgroupKey{ev.Group, ev.Subgroup}
@@ -370,11 +370,9 @@ func timeoutParams(t *Track) wire.Parameters {
 // one, Config.DefaultDeliveryTimeout; 0 for none.
 func (sv *servedSubscription) deliveryTimeoutNow() time.Duration {
 	delivery, _ := sv.track.Timeouts()
-	sv.mu.Lock()
-	if sv.deliveryTimeout > 0 && (delivery == 0 || sv.deliveryTimeout < delivery) {
-		delivery = sv.deliveryTimeout
+	if d := time.Duration(sv.deliveryTimeout.Load()); d > 0 && (delivery == 0 || d < delivery) {
+		delivery = d
 	}
-	sv.mu.Unlock()
 	if delivery == 0 {
 		delivery = sv.s.cfg.DefaultDeliveryTimeout
 	}
@@ -419,12 +417,9 @@ func (sv *servedSubscription) observeDelivery(o *Object, now time.Time) {
 
 // sendDatagram sends a datagram object unless it is too old.
 func (sv *servedSubscription) sendDatagram(ev Event) error {
-	sv.mu.Lock()
-	forward := sv.forward
-	sv.mu.Unlock()
 	o := ev.Object
 	now := time.Now()
-	if _, late, _ := sv.remaining(o, now); late || !forward {
+	if _, late, _ := sv.remaining(o, now); late || !sv.forward.Load() {
 		return nil
 	}
 	sv.observeDelivery(o, now)
@@ -508,9 +503,10 @@ func (s *Session) handleSubscribeUpdate(m *wire.SubscribeUpdate) error {
 		return violation("SUBSCRIBE_UPDATE end group %d is before its start group %d", m.EndGroup, m.Start.Group)
 	}
 	sv.start, sv.hasEnd, sv.endGroup = m.Start, m.HasEndGroup, m.EndGroup
-	sv.priority, sv.forward = m.SubscriberPriority, m.Forward
+	sv.priority = m.SubscriberPriority
+	sv.forward.Store(m.Forward)
 	if d, ok := m.Params.DeliveryTimeout(); ok {
-		sv.deliveryTimeout = d
+		sv.deliveryTimeout.Store(int64(d))
 	}
 	if sv.reader != nil {
 		sv.reader.SetFilter(ReaderFilter{Start: sv.start, HasEnd: sv.hasEnd, EndGroup: sv.endGroup})
