@@ -660,7 +660,11 @@ func (st *outStream) open(ev Event, deadline time.Time) error {
 type prioSched struct {
 	mu   sync.Mutex
 	subs map[*servedSubscription][]*outStream
-	all  []*outStream // scratch for rank
+	// Scratch for rankLocked, reused: ranking runs whenever a stream
+	// opens or ends.
+	all    []*outStream
+	keys   map[*outStream]rankKey
+	groups []uint64
 }
 
 // add registers st and returns the streams of its subscription to abandon
@@ -791,11 +795,14 @@ func (k rankKey) compare(o rankKey) int {
 // quic-go sends them by stream ID (oldest first). Called with p.mu held.
 func (p *prioSched) rankLocked() {
 	all := p.all[:0]
-	keys := map[*outStream]rankKey{}
+	if p.keys == nil {
+		p.keys = map[*outStream]rankKey{}
+	}
+	keys := p.keys
 	for sv, list := range p.subs {
 		sub := uint8(sv.subPrio.Load())
 		desc := sv.order == wire.GroupOrderDescending
-		groups := make([]uint64, 0, len(list))
+		groups := p.groups[:0]
 		for _, st := range list {
 			groups = append(groups, st.key.group)
 		}
@@ -809,6 +816,7 @@ func (p *prioSched) rankLocked() {
 			keys[st] = rankKey{sub: sub, pub: st.pubPrio, ordinal: i}
 			all = append(all, st)
 		}
+		p.groups = groups[:0]
 	}
 	slices.SortFunc(all, func(a, b *outStream) int {
 		if c := keys[a].compare(keys[b]); c != 0 {
@@ -826,4 +834,5 @@ func (p *prioSched) rankLocked() {
 	}
 	clear(all)
 	p.all = all[:0]
+	clear(keys)
 }
