@@ -14,10 +14,14 @@ import (
 // Delivery to one subscriber is a scheduler, not a loop.
 //
 // A served subscription has one dispatcher (servedSubscription.deliver)
-// that reads the track and never blocks on the network, and one writer
-// goroutine per open subgroup stream. The dispatcher hands each object to
-// its subgroup's writer through a queue; a writer blocked by flow control
-// or a slow link therefore delays only its own stream. The bounds:
+// that reads the track and never blocks on the network, and a writer
+// goroutine per subgroup stream that has something to write. The
+// dispatcher hands each object to its subgroup's writer through a queue; a
+// writer blocked by flow control or a slow link therefore delays only its
+// own stream. A writer exists only while its stream has work: it ends when
+// its queue is empty, and the next object, the subgroup's end or the
+// stream's abandonment starts one again (outStream.kickLocked). An open
+// stream waiting for its next object costs no goroutine. The bounds:
 //
 //   - at most maxOpenSubgroups writers per subscription: opening one more
 //     abandons the stream of the oldest group (the stalest data);
@@ -67,9 +71,12 @@ type outStream struct {
 	eog     bool // the header type says the subgroup ends the group
 	ctx     context.Context
 	cancel  context.CancelFunc
-	wake    chan struct{}
+	// stopCut ends the context.AfterFunc that cuts a blocked write when
+	// ctx ends.
+	stopCut func() bool
 
 	mu       sync.Mutex
+	running  bool    // a writer goroutine (run) is on the stream
 	queue    []Event // queue[head:] waits; the array is reused once empty
 	head     int
 	qbytes   int64
@@ -78,10 +85,11 @@ type outStream struct {
 	endCode  wire.StreamResetCode
 	stopped  bool // abandoned: no more objects; reset with stopCode
 	stopCode wire.StreamResetCode
-	exited   bool
+	exited   bool // run ended the stream: no writer is started again
 	str      SendStream
 
-	// Used by run only.
+	// Used by run only: by one writer goroutine at a time, each started
+	// (kickLocked) after the last one let go of the stream under mu.
 	state *wire.SubgroupState
 	// headerDue: the subgroup header is not written yet; it goes out
 	// with the first object, in the same write.
@@ -106,23 +114,39 @@ func (sv *servedSubscription) newStream(ev Event) *outStream {
 	st := &outStream{
 		sv: sv, key: subgroupKey{ev.Group, ev.Subgroup}, pubPrio: ev.Object.PublisherPriority,
 		hdrExt: ev.Extensions || len(ev.Object.Extensions) > 0, eog: ev.EndOfGroup,
-		ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1),
+		ctx: ctx, cancel: cancel,
 		queue:   make([]Event, 0, initialQueue),
 		urgency: -1, applied: -1,
 	}
+	// A session or subscription that ends cuts a blocked write.
+	st.stopCut = context.AfterFunc(ctx, func() {
+		st.mu.Lock()
+		str, code := st.str, st.stopCode
+		if !st.stopped {
+			code = sv.endCode()
+		}
+		st.mu.Unlock()
+		if str != nil {
+			str.CancelWrite(uint64(code))
+		}
+	})
 	for _, victim := range sv.s.sched.add(st) {
 		victim.abandon(wire.ResetCancelled)
 	}
-	sv.wg.Add(1)
-	go st.run()
 	return st
 }
 
-func (st *outStream) nudge() {
-	select {
-	case st.wake <- struct{}{}:
-	default:
+// kickLocked starts a writer for the stream unless one is on it or the
+// stream has ended. The dispatcher calls it (push, finish, abandon) before
+// its own end, which waits for the writers (sv.wg): a stream it finished
+// or abandoned runs to its end. Called with st.mu held.
+func (st *outStream) kickLocked() {
+	if st.running || st.exited {
+		return
 	}
+	st.running = true
+	st.sv.wg.Add(1)
+	go st.run()
 }
 
 // push queues an object. It returns false if the stream was abandoned.
@@ -135,9 +159,9 @@ func (st *outStream) push(ev Event) bool {
 	}
 	st.queue = append(st.queue, ev)
 	st.qbytes += n
-	st.mu.Unlock()
 	st.sv.backlog.Add(n)
-	st.nudge()
+	st.kickLocked()
+	st.mu.Unlock()
 	return true
 }
 
@@ -148,8 +172,8 @@ func (st *outStream) finish(reset bool, code wire.StreamResetCode) {
 	if !st.end {
 		st.end, st.endReset, st.endCode = true, reset, code
 	}
+	st.kickLocked()
 	st.mu.Unlock()
-	st.nudge()
 }
 
 // abandon stops the stream now: its queue is dropped and the stream is
@@ -163,6 +187,7 @@ func (st *outStream) abandon(code wire.StreamResetCode) {
 	st.stopped, st.stopCode = true, code
 	str := st.str
 	st.dropQueueLocked()
+	st.kickLocked() // to end the stream: run resets it and lets go of it
 	st.mu.Unlock()
 	st.cancel()
 	if str != nil {
@@ -184,31 +209,27 @@ func (st *outStream) dropQueueLocked() {
 	st.queue, st.head, st.qbytes = nil, 0, 0
 }
 
-// next waits for the stream's next object. ok is false when the stream is
+// next takes the stream's next object. ok is false when the stream is
 // over; then reset says whether it must be reset, and with which code.
-func (st *outStream) next() (ev Event, ok, reset bool, code wire.StreamResetCode) {
+// idle says there is nothing to do now: the writer lets go of the stream
+// (running is false) and ends, and the next push or finish starts another.
+func (st *outStream) next() (ev Event, ok, idle, reset bool, code wire.StreamResetCode) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	for {
-		switch {
-		case st.stopped:
-			return Event{}, false, true, st.stopCode
-		case st.head < len(st.queue):
-			return st.popLocked(), true, false, 0
-		case st.end:
-			return Event{}, false, st.endReset, st.endCode
-		}
-		st.mu.Unlock()
-		select {
-		case <-st.wake:
-		case <-st.ctx.Done():
-		}
-		st.mu.Lock()
-		if st.ctx.Err() != nil && !st.stopped {
-			st.stopped, st.stopCode = true, st.sv.endCode()
-			st.dropQueueLocked()
-		}
+	if st.ctx.Err() != nil && !st.stopped {
+		st.stopped, st.stopCode = true, st.sv.endCode()
+		st.dropQueueLocked()
 	}
+	switch {
+	case st.stopped:
+		return Event{}, false, false, true, st.stopCode
+	case st.head < len(st.queue):
+		return st.popLocked(), true, false, false, 0
+	case st.end:
+		return Event{}, false, false, st.endReset, st.endCode
+	}
+	st.running = false
+	return Event{}, false, true, false, 0
 }
 
 // popLocked takes the first queued object. Called with st.mu held and the
@@ -246,55 +267,51 @@ func (st *outStream) popQueued(o *Object) bool {
 	return true
 }
 
-// run writes the stream until its subgroup ends or it is abandoned.
+// run writes the stream's queued objects, and ends the stream once its
+// subgroup ends or it is abandoned; with nothing left to do it returns
+// (see kickLocked).
 func (st *outStream) run() {
-	sv := st.sv
-	defer sv.wg.Done()
-	defer st.cancel()
-	defer sv.s.sched.remove(st)
-	// A session or subscription that ends cuts a blocked write.
-	defer context.AfterFunc(st.ctx, func() {
-		st.mu.Lock()
-		str, code := st.str, st.stopCode
-		if !st.stopped {
-			code = sv.endCode()
-		}
-		st.mu.Unlock()
-		if str != nil {
-			str.CancelWrite(uint64(code))
-		}
-	})()
+	defer st.sv.wg.Done()
 	for {
-		ev, ok, reset, code := st.next()
+		ev, ok, idle, reset, code := st.next()
+		if idle {
+			return
+		}
 		if ok {
 			ok, code = st.writeObject(ev)
 			reset = !ok
 		}
 		if !ok {
-			st.mu.Lock()
-			st.exited = true
-			str := st.str
-			st.dropQueueLocked()
-			st.mu.Unlock()
-			st.mu.Lock()
-			expire := st.expire
-			st.mu.Unlock()
-			if expire != nil {
-				expire.Stop()
-			}
-			if str != nil {
-				if reset {
-					str.CancelWrite(uint64(code))
-				} else {
-					_ = str.Close()
-					if expire != nil {
-						sv.expireLater(str, fromMonoOffset(st.lastDeadline.Load()))
-					}
-				}
-			}
+			st.exit(reset, code)
 			return
 		}
 	}
+}
+
+// exit ends the stream: with a FIN, or reset with code.
+func (st *outStream) exit(reset bool, code wire.StreamResetCode) {
+	sv := st.sv
+	st.mu.Lock()
+	st.exited, st.running = true, false
+	str, expire := st.str, st.expire
+	st.dropQueueLocked()
+	st.mu.Unlock()
+	if expire != nil {
+		expire.Stop()
+	}
+	if str != nil {
+		if reset {
+			str.CancelWrite(uint64(code))
+		} else {
+			_ = str.Close()
+			if expire != nil {
+				sv.expireLater(str, fromMonoOffset(st.lastDeadline.Load()))
+			}
+		}
+	}
+	st.stopCut()
+	sv.s.sched.remove(st)
+	st.cancel()
 }
 
 // writeObject writes one object, opening the stream first if need be. It

@@ -1,0 +1,94 @@
+package moqtransport_test
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// TestGoroutinesPerIdleSubscription bounds what an idle subscription costs
+// in goroutines, both ends together, over real loopback QUIC: 200
+// subscriptions of one session, first with nothing published, then each
+// with one subgroup stream open and idle (one object sent, the subgroup not
+// ended). A relay holds thousands of these; every goroutine is a stack and
+// a wakeup. The budget per subscription:
+//   - waiting for its track: the serving side's dispatcher, parked on the
+//     track's reader (serve.go, TrackReader.nextOrPark): 1;
+//   - with a subgroup stream open and nothing to write: none on the
+//     serving side, whose writers exist only while they have work
+//     (sched.go), and the stream's reader on the receiving side: 1 more.
+func TestGoroutinesPerIdleSubscription(t *testing.T) {
+	const subs = 200
+	ns := wire.Namespace{"idle"}
+	h := &moqtransport.Tracks{}
+	tracks := make([]*moqtransport.Track, subs)
+	for i := range tracks {
+		tracks[i] = moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: fmt.Sprint("t", i)}, moqtransport.TrackConfig{})
+		h.Add(tracks[i])
+	}
+	e := newEnv(t, "moqt", &moqtransport.Config{Handler: h, MaxRequests: 2 * subs})
+	client, _ := e.dial(nil)
+	ctx := timeout(t)
+	// One subscription first: the session's own goroutines are running.
+	first, err := client.Subscribe(ctx, ns, "t0", moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// settled waits, boundedly, for the goroutines that have finished
+	// their work to end (a writer that wrote its last object returns just
+	// after), and returns how many there are per subscription then.
+	settled := func(before, n int, budget float64) float64 {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			got := float64(runtime.NumGoroutine()-before) / float64(n)
+			if got <= budget || time.Now().After(deadline) {
+				return got
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	before := runtime.NumGoroutine()
+	all := []*moqtransport.Subscription{first}
+	for i := 1; i < subs; i++ {
+		sub, err := client.Subscribe(ctx, ns, fmt.Sprint("t", i), moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, sub)
+	}
+	got := settled(before, subs-1, 1.05)
+	t.Logf("%.2f goroutines per subscription waiting for its track", got)
+	if got > 1.05 {
+		t.Errorf("%.2f goroutines per subscription waiting for its track, budget 1", got)
+	}
+	// One object on each track, its subgroup left open: each subscription
+	// has one stream open and idle once the object has arrived.
+	before = runtime.NumGoroutine()
+	for i, tr := range tracks {
+		w, err := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = w.Close() })
+		if err := w.Write(0, nil, fmt.Appendf(nil, "o%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, sub := range all {
+		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+		ev, err := r.Next(ctx)
+		r.Close()
+		if err != nil || ev.Kind != moqtransport.EventObject {
+			t.Fatalf("subscription %d: no object (%v, %v)", i, ev.Kind, err)
+		}
+	}
+	got = settled(before, subs, 1.05)
+	t.Logf("%.2f more goroutines per subscription with an idle stream open", got)
+	if got > 1.05 {
+		t.Errorf("%.2f more goroutines per subscription with an idle stream open, budget 1", got)
+	}
+}
