@@ -43,14 +43,21 @@ func (s *Server) Serve(ctx context.Context) error {
 			return err
 		}
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.run(ctx, in)
-		}()
+		go s.run(ctx, in)
 	}
 }
 
+// run sets up a session; it returns once the session runs, and what its
+// end calls for is done then, from the session's context: a relay holds
+// thousands of sessions, and a goroutine each that only waits for its end
+// costs a stack each. s.wg counts the session until then.
 func (s *Server) run(ctx context.Context, in *moqnative.Incoming) {
+	running := false
+	defer func() {
+		if !running {
+			s.wg.Done()
+		}
+	}()
 	m := s.Relay.metrics
 	// The session is admitted (or refused) by its CLIENT_SETUP, inside
 	// Accept, before its control loop runs; its end reaches the relay
@@ -74,12 +81,16 @@ func (s *Server) run(ctx context.Context, in *moqnative.Incoming) {
 		s.mu.Unlock()
 	}
 	p.log.Info("session started", "remote", fmt.Sprint(in.RemoteAddr), "path", sess.Path(), "peer", sess.PeerImplementation())
-	<-sess.Done()
-	s.Relay.SessionEnded(sess)
-	s.mu.Lock()
-	delete(s.sessions, sess)
-	s.mu.Unlock()
-	p.log.Info("session ended", "remote", fmt.Sprint(in.RemoteAddr), "err", sess.Err())
+	running = true
+	context.AfterFunc(sess.Context(), func() {
+		defer s.wg.Done()
+		<-sess.Done()
+		s.Relay.SessionEnded(sess)
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		s.mu.Unlock()
+		p.log.Info("session ended", "remote", fmt.Sprint(in.RemoteAddr), "err", sess.Err())
+	})
 }
 
 // Draining reports whether Drain has begun.
