@@ -16,11 +16,12 @@ import (
 // with one subgroup stream open and idle (one object sent, the subgroup not
 // ended). A relay holds thousands of these; every goroutine is a stack and
 // a wakeup. The budget per subscription:
-//   - waiting for its track: the serving side's dispatcher, parked on the
-//     track's reader (serve.go, TrackReader.nextOrPark): 1;
+//   - waiting for its track: the serving side's dispatcher, waiting on
+//     the track's reader (serve.go): 1;
 //   - with a subgroup stream open and nothing to write: none on the
-//     serving side, whose writers exist only while they have work
-//     (sched.go), and the stream's reader on the receiving side: 1 more.
+//     serving side, whose writer ends once it has been idle for one to two
+//     seconds (sched.go, writerIdle), and the stream's reader on the
+//     receiving side: 1 more.
 func TestGoroutinesPerIdleSubscription(t *testing.T) {
 	const subs = 200
 	ns := wire.Namespace{"idle"}
@@ -42,7 +43,7 @@ func TestGoroutinesPerIdleSubscription(t *testing.T) {
 	// their work to end (a writer that wrote its last object returns just
 	// after), and returns how many there are per subscription then.
 	settled := func(before, n int, budget float64) float64 {
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(10 * time.Second)
 		for {
 			got := float64(runtime.NumGoroutine()-before) / float64(n)
 			if got <= budget || time.Now().After(deadline) {

@@ -18,10 +18,13 @@ import (
 // goroutine per subgroup stream that has something to write. The
 // dispatcher hands each object to its subgroup's writer through a queue; a
 // writer blocked by flow control or a slow link therefore delays only its
-// own stream. A writer exists only while its stream has work: it ends when
-// its queue is empty, and the next object, the subgroup's end or the
-// stream's abandonment starts one again (outStream.kickLocked). An open
-// stream waiting for its next object costs no goroutine. The bounds:
+// own stream. A writer exists only while its stream has work: one whose
+// queue stays empty for writerIdle to 2*writerIdle ends, and the next
+// object, the subgroup's end or the stream's abandonment starts one again
+// (outStream.kickLocked). A stream that carries objects a few per second or
+// more keeps its writer (starting a goroutine, and growing its stack, for
+// every object costs more CPU than waking a parked one); an open stream
+// that waits longer for its next object costs no goroutine. The bounds:
 //
 //   - at most maxOpenSubgroups writers per subscription: opening one more
 //     abandons the stream of the oldest group (the stalest data);
@@ -74,6 +77,11 @@ type outStream struct {
 	// stopCut ends the context.AfterFunc that cuts a blocked write when
 	// ctx ends.
 	stopCut func() bool
+	// wake nudges a writer waiting for work.
+	wake chan struct{}
+	// runFn is run, bound once: "go st.run()" would allocate the bound
+	// method each time a writer starts (once per object when it keeps up).
+	runFn func()
 
 	mu       sync.Mutex
 	running  bool    // a writer goroutine (run) is on the stream
@@ -114,10 +122,11 @@ func (sv *servedSubscription) newStream(ev Event) *outStream {
 	st := &outStream{
 		sv: sv, key: subgroupKey{ev.Group, ev.Subgroup}, pubPrio: ev.Object.PublisherPriority,
 		hdrExt: ev.Extensions || len(ev.Object.Extensions) > 0, eog: ev.EndOfGroup,
-		ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1),
 		queue:   make([]Event, 0, initialQueue),
 		urgency: -1, applied: -1,
 	}
+	st.runFn = st.run
 	// A session or subscription that ends cuts a blocked write.
 	st.stopCut = context.AfterFunc(ctx, func() {
 		st.mu.Lock()
@@ -136,17 +145,24 @@ func (sv *servedSubscription) newStream(ev Event) *outStream {
 	return st
 }
 
-// kickLocked starts a writer for the stream unless one is on it or the
-// stream has ended. The dispatcher calls it (push, finish, abandon) before
-// its own end, which waits for the writers (sv.wg): a stream it finished
-// or abandoned runs to its end. Called with st.mu held.
+// kickLocked wakes the stream's writer, or starts one unless the stream
+// has ended. The dispatcher calls it (push, finish, abandon) before its own
+// end, which waits for the writers (sv.wg): a stream it finished or
+// abandoned runs to its end. Called with st.mu held.
 func (st *outStream) kickLocked() {
-	if st.running || st.exited {
+	if st.running {
+		select {
+		case st.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if st.exited {
 		return
 	}
 	st.running = true
 	st.sv.wg.Add(1)
-	go st.run()
+	go st.runFn()
 }
 
 // push queues an object. It returns false if the stream was abandoned.
@@ -209,27 +225,75 @@ func (st *outStream) dropQueueLocked() {
 	st.queue, st.head, st.qbytes = nil, 0, 0
 }
 
-// next takes the stream's next object. ok is false when the stream is
-// over; then reset says whether it must be reset, and with which code.
-// idle says there is nothing to do now: the writer lets go of the stream
-// (running is false) and ends, and the next push or finish starts another.
+// next takes the stream's next object, waiting for one. ok is false when
+// the stream is over; then reset says whether it must be reset, and with
+// which code. idle says the queue stayed empty through two idle sweeps
+// (writerIdle to 2*writerIdle): the writer lets go of the stream (running
+// is false) and ends, and the next push or finish starts another.
 func (st *outStream) next() (ev Event, ok, idle, reset bool, code wire.StreamResetCode) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.ctx.Err() != nil && !st.stopped {
-		st.stopped, st.stopCode = true, st.sv.endCode()
-		st.dropQueueLocked()
+	sweeps := 0
+	for {
+		if st.ctx.Err() != nil && !st.stopped {
+			st.stopped, st.stopCode = true, st.sv.endCode()
+			st.dropQueueLocked()
+		}
+		switch {
+		case st.stopped:
+			return Event{}, false, false, true, st.stopCode
+		case st.head < len(st.queue):
+			return st.popLocked(), true, false, false, 0
+		case st.end:
+			return Event{}, false, false, st.endReset, st.endCode
+		}
+		if sweeps == 2 {
+			st.running = false
+			return Event{}, false, true, false, 0
+		}
+		sweep := idleSweep()
+		st.mu.Unlock()
+		select {
+		case <-st.wake:
+			sweeps = 0
+		case <-st.ctx.Done():
+		case <-sweep:
+			sweeps++
+		}
+		st.mu.Lock()
 	}
-	switch {
-	case st.stopped:
-		return Event{}, false, false, true, st.stopCode
-	case st.head < len(st.queue):
-		return st.popLocked(), true, false, false, 0
-	case st.end:
-		return Event{}, false, false, st.endReset, st.endCode
+}
+
+// writerIdle is the period of the idle sweeps: a writer whose queue stays
+// empty through two of them ends.
+const writerIdle = time.Second
+
+// sweepCh is closed, and cleared, every writerIdle while writers wait.
+var (
+	sweepCh atomic.Pointer[chan struct{}]
+	sweepMu sync.Mutex
+)
+
+// idleSweep returns the channel the next idle sweep closes. The sweep's
+// timer runs only while a writer waits for one.
+func idleSweep() <-chan struct{} {
+	if p := sweepCh.Load(); p != nil {
+		return *p
 	}
-	st.running = false
-	return Event{}, false, true, false, 0
+	sweepMu.Lock()
+	defer sweepMu.Unlock()
+	if p := sweepCh.Load(); p != nil {
+		return *p
+	}
+	ch := make(chan struct{})
+	sweepCh.Store(&ch)
+	time.AfterFunc(writerIdle, func() {
+		sweepMu.Lock()
+		sweepCh.Store(nil)
+		sweepMu.Unlock()
+		close(ch)
+	})
+	return ch
 }
 
 // popLocked takes the first queued object. Called with st.mu held and the

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -79,7 +80,7 @@ func (s *sinkStream) SetWriteDeadline(time.Time) error { return nil }
 func BenchmarkServeObjects(b *testing.B) {
 	for _, size := range []int{1200, 16 << 10} {
 		for _, n := range []int{1, 16} {
-			b.Run(fmt.Sprintf("size=%d/subs=%d", size, n), func(b *testing.B) { benchServeObjects(b, size, n, nil) })
+			b.Run(fmt.Sprintf("size=%d/subs=%d", size, n), func(b *testing.B) { benchServeObjects(b, size, n, false, nil) })
 		}
 	}
 }
@@ -97,7 +98,7 @@ func BenchmarkServeObjectsObserved(b *testing.B) {
 	for _, subs := range []int{1, 16} {
 		b.Run(fmt.Sprintf("size=1200/subs=%d", subs), func(b *testing.B) {
 			n.Store(0)
-			benchServeObjects(b, 1200, subs, observe)
+			benchServeObjects(b, 1200, subs, false, observe)
 			if n.Load() < int64(b.N*subs) {
 				b.Fatalf("ObserveDelivery saw %d objects, %d were written", n.Load(), b.N*subs)
 			}
@@ -105,16 +106,32 @@ func BenchmarkServeObjectsObserved(b *testing.B) {
 	}
 }
 
-func benchServeObjects(b *testing.B, size, subs int, observe func(time.Duration)) {
+// BenchmarkServeFanout is BenchmarkServeObjects for a relay's fan-out: 1000
+// subscribers of one track, each in a session of its own, 4 KiB objects.
+// goroutines/sub is the goroutines each subscription holds with a stream
+// open and nothing to send (see idleGoroutines).
+func BenchmarkServeFanout(b *testing.B) {
+	b.Run("size=4096/sessions=1000", func(b *testing.B) { benchServeObjects(b, 4096, 1000, true, nil) })
+}
+
+func benchServeObjects(b *testing.B, size, subs int, sessionEach bool, observe func(time.Duration)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	conn := &sinkConn{ctx: ctx, closed: make(chan struct{}, subs)}
-	s := newSession(conn, &Config{DefaultDeliveryTimeout: 5 * time.Second, ObserveDelivery: observe}, false)
-	defer s.cancel()
+	g0 := runtime.NumGoroutine()
+	var s *Session
+	newSess := func() {
+		s = newSession(conn, &Config{DefaultDeliveryTimeout: 5 * time.Second, ObserveDelivery: observe}, false)
+		b.Cleanup(s.cancel)
+	}
+	newSess()
 	name := wire.FullTrackName{Namespace: wire.Namespace{"bench"}, Name: "serve"}
 	track := NewTrack(name, TrackConfig{})
 	var done []chan struct{}
 	for i := range subs {
+		if sessionEach && i > 0 {
+			newSess()
+		}
 		sv := s.newServed(&wire.Subscribe{RequestID: uint64(2 * i), Namespace: name.Namespace, Name: name.Name,
 			SubscriberPriority: DefaultPriority, GroupOrder: wire.GroupOrderAscending, Forward: true,
 			Filter: wire.Filter{Type: wire.FilterNextGroupStart}})
@@ -151,19 +168,54 @@ func benchServeObjects(b *testing.B, size, subs int, observe func(time.Duration)
 		}
 	}
 	group(0, serveBenchGroupObjects) // warm-up
+	// What an idle subscription holds: one object of a new group written
+	// to every subscriber, its stream open, nothing more to send.
+	idle := idleGoroutines(b, track, conn, subs, g0)
 	w0 := conn.writes.Load()
 	b.ReportAllocs()
 	b.SetBytes(int64(size * subs))
 	b.ResetTimer()
-	g := uint64(1)
+	g := uint64(2)
 	for left := b.N; left > 0; left -= serveBenchGroupObjects {
 		group(g, min(left, serveBenchGroupObjects))
 		g++
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(conn.writes.Load()-w0)/float64(b.N*subs), "writes/obj")
+	b.ReportMetric(float64(idle-g0)/float64(subs), "goroutines/sub")
 	track.Close(nil)
 	for _, ch := range done {
 		<-ch
 	}
+}
+
+// idleGoroutines writes one object of group 1 to track, waits until every
+// one of subs subscribers has written it, then counts the goroutines once
+// the idle writers have had time to end (up to 3 s: sched.go's writerIdle
+// sweeps), and ends the group. g0+subs, one dispatcher each, is the least
+// it can be.
+func idleGoroutines(b *testing.B, track *Track, conn *sinkConn, subs, g0 int) int {
+	w0 := conn.writes.Load()
+	w, err := track.OpenSubgroup(1, 0, SubgroupOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Write(0, nil, []byte("idle")); err != nil {
+		b.Fatal(err)
+	}
+	for conn.writes.Load()-w0 < int64(subs) {
+		time.Sleep(time.Millisecond)
+	}
+	n := runtime.NumGoroutine()
+	for deadline := time.Now().Add(3 * time.Second); n > g0+subs && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		n = runtime.NumGoroutine()
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for range subs {
+		<-conn.closed
+	}
+	return n
 }
