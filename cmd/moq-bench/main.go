@@ -91,11 +91,21 @@ type params struct {
 	url          string // "" : in-process relay or --spawn-relay
 	tls          moqnative.ClientTLS
 	relayPID     int    // read this relay's /proc (0: none)
+	metricsURL   string // the spawned relay's metrics server (goroutines, pprof)
 	spawnRelay   string // moq-relay binary to start per run
 	relayArgs    []string
 	baseline     bool
-	live         liveParams
+	// subscriberKind is kindThin (raw QUIC, thin.go) or kindSession
+	// (moq-go sessions) for the relay path's subscribers.
+	subscriberKind string
+	live           liveParams
 }
+
+// Subscriber kinds of --subscriber-kind.
+const (
+	kindThin    = "thin"
+	kindSession = "session"
+)
 
 // config is the command line.
 type config struct {
@@ -147,6 +157,7 @@ func newRootCommand() *cobra.Command {
 	f.IntVar(&cfg.relayPID, "relay-pid", 0, "pid of a local relay to read CPU and RSS of from /proc")
 	f.StringVar(&cfg.spawnRelay, "spawn-relay", "", "start this moq-relay binary on a free loopback port for each run and measure it")
 	f.StringArrayVar(&cfg.relayArgs, "relay-arg", nil, "pass this argument to the --spawn-relay binary too; repeatable (e.g. --relay-arg=--some-flag=value)")
+	f.StringVar(&cfg.subscriberKind, "subscriber-kind", kindThin, "subscribers through the relay: thin (raw QUIC, the baseline's receive code: measures the relay) or session (full moq-go sessions and TrackReaders: tests the library end to end, costs CPU in this process)")
 	f.BoolVar(&cfg.baseline, "baseline", true, "also run the raw quic-go fan-out baseline and report ratios")
 	f.BoolVar(&cfg.jsonOut, "json", false, "print JSON instead of text")
 	f.BoolVar(&cfg.matrix, "matrix", false, "run fan-out 1:10, 1:100, 1:500 x 1KB, 4KB, 20KB and print a markdown table of ratios")
@@ -218,6 +229,9 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	if cfg.url != "" && cfg.spawnRelay != "" {
 		return errors.New("give a URL or --spawn-relay, not both")
+	}
+	if cfg.subscriberKind != kindThin && cfg.subscriberKind != kindSession {
+		return fmt.Errorf("--subscriber-kind %q: want thin or session", cfg.subscriberKind)
 	}
 	if len(cfg.relayArgs) > 0 && cfg.spawnRelay == "" {
 		return errors.New("--relay-arg needs --spawn-relay")

@@ -39,24 +39,40 @@ type recSub struct {
 }
 
 func newRecorder(epoch time.Time, n, size int, expected int64) *recorder {
-	return &recorder{epoch: epoch, size: size, expected: expected, subs: make([]recSub, n), done: make(chan struct{})}
+	r := &recorder{epoch: epoch, size: size, expected: expected, subs: make([]recSub, n), done: make(chan struct{})}
+	if n > 0 {
+		per := expected / int64(n)
+		for i := range r.subs {
+			r.subs[i].lat = make([]int64, 0, per) // no growth while objects arrive
+		}
+	}
+	return r
 }
 
 func (r *recorder) now() int64 { return int64(time.Since(r.epoch)) }
 
 // record notes that subscriber i read payload p.
 func (r *recorder) record(i int, p []byte) {
+	at := int64(0)
+	if len(p) >= 8 {
+		at = int64(binary.LittleEndian.Uint64(p))
+	}
+	r.recordAt(i, at, len(p))
+}
+
+// recordAt notes that subscriber i read an n-byte payload stamped at (ns
+// since epoch).
+func (r *recorder) recordAt(i int, at int64, n int) {
 	now := r.now()
-	if len(p) != r.size || len(p) < 8 {
+	if n != r.size || n < 8 {
 		r.bad.Add(1)
 		return
 	}
-	at := int64(binary.LittleEndian.Uint64(p))
 	s := &r.subs[i]
 	s.mu.Lock()
 	s.lat = append(s.lat, now-at)
 	s.mu.Unlock()
-	r.bytes.Add(int64(len(p)))
+	r.bytes.Add(int64(n))
 	for {
 		l := r.last.Load()
 		if now <= l || r.last.CompareAndSwap(l, now) {

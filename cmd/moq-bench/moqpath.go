@@ -19,8 +19,10 @@ import (
 const subscriberTrackGroups = 128
 
 // moqPath carries the objects through a MoQT relay: M publisher sessions
-// (PUBLISH_NAMESPACE bench/<run>/<i>, track "t") and N subscriber
-// sessions, each subscribed to every publisher's track.
+// (PUBLISH_NAMESPACE bench/<run>/<i>, track "t") and N subscribers, each
+// subscribed to every publisher's track: thin ones (thin.go, the
+// default), or full moq-go sessions reading through a TrackReader
+// (--subscriber-kind session), which test the library end to end.
 type moqPath struct {
 	prm    *params
 	rec    *recorder
@@ -32,6 +34,7 @@ type moqPath struct {
 	mu   sync.Mutex
 	pubs []*moqPub
 	subs []*moqSub
+	thin []*thinConn
 }
 
 type moqPub struct {
@@ -91,6 +94,9 @@ func (m *moqPath) setup(ctx context.Context) error {
 			return fmt.Errorf("publisher %d: PUBLISH_NAMESPACE: %w", i, err)
 		}
 	}
+	if m.prm.subscriberKind == kindThin {
+		return m.setupThin(ctx)
+	}
 	return dialAll(ctx, m.prm.subs, func(ctx context.Context, i int) error {
 		d, s, err := m.dial(ctx, nil)
 		if err != nil {
@@ -111,6 +117,43 @@ func (m *moqPath) setup(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// setupThin dials the thin subscribers and subscribes each to every track.
+func (m *moqPath) setupThin(ctx context.Context) error {
+	target, err := newRelayTarget(m.prm.url, m.prm.tls)
+	if err != nil {
+		return err
+	}
+	tracks := make([]wire.FullTrackName, m.prm.pubs)
+	for j := range tracks {
+		tracks[j] = m.trackName(j)
+	}
+	return dialAll(ctx, m.prm.subs, func(ctx context.Context, i int) error {
+		_, err := m.joinThin(ctx, target, tracks, i, m.rec.recordAt)
+		return err
+	})
+}
+
+// joinThin dials one thin subscriber, subscribes it to tracks and starts
+// its receiver (objects go to sink as subscriber i). It returns when every
+// SUBSCRIBE is answered.
+func (m *moqPath) joinThin(ctx context.Context, target *relayTarget, tracks []wire.FullTrackName, i int, sink objectSink) (*thinControl, error) {
+	c, err := dialThin(ctx, target.addr, target.tls)
+	if err != nil {
+		return nil, fmt.Errorf("subscriber %d: %w", i, err)
+	}
+	m.mu.Lock()
+	m.thin = append(m.thin, c)
+	m.mu.Unlock()
+	tc, err := handshake(ctx, c, target.path, tracks)
+	if err != nil {
+		return nil, fmt.Errorf("subscriber %d: %w", i, err)
+	}
+	m.wg.Go(tc.run)
+	tr := &thinReceiver{i: i, conn: c.conn, aliases: tc.aliases, maxObj: uint64(m.prm.size), sink: sink, bad: &m.rec.bad, wg: &m.wg, ctx: m.ctx}
+	m.wg.Go(tr.run)
+	return tc, nil
 }
 
 // read is subscriber i's application reading one subscription.
@@ -165,14 +208,20 @@ func (m *moqPath) endPublish(i int) {
 
 func (m *moqPath) close() {
 	m.mu.Lock()
-	pubs, subs := m.pubs, m.subs
+	pubs, subs, thin := m.pubs, m.subs, m.thin
 	m.mu.Unlock()
 	for _, s := range subs {
 		_ = s.sess.Close()
 		_ = s.d.Close()
 	}
+	for _, c := range thin {
+		_ = c.conn.CloseWithError(0, "")
+	}
 	m.cancel()
 	m.wg.Wait()
+	for _, c := range thin {
+		c.close(0, "")
+	}
 	for _, p := range pubs {
 		p.track.Close(nil)
 		if p.sess != nil {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 
@@ -14,6 +12,7 @@ import (
 
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 const (
@@ -40,12 +39,15 @@ func rawQUICConfig() *quic.Config {
 	}
 }
 
-// rawPath is the baseline: an in-process quic-go server that sends every
+// rawPath is the baseline: an in-process quic-go origin that sends every
 // publisher's objects to N raw client connections, one unidirectional
-// stream per group per publisher and subscriber, each object framed as an
-// 8-byte big-endian length and the payload. The publishers hand each object
-// to every connection's sender queue (unbounded, as a relay's track cache
-// never blocks its publisher); one sender goroutine per connection writes.
+// stream per group per publisher and subscriber, carrying the draft-14
+// subgroup stream bytes a relay would send (header, then each object's
+// header and payload in one write), so that its receivers are the thin
+// subscribers' own parser (thin.go) with no MoQT handshake before. The
+// publishers hand each object to every connection's sender queue
+// (unbounded, as a relay's track cache never blocks its publisher); one
+// sender goroutine per connection writes.
 type rawPath struct {
 	prm     *params
 	rec     *recorder
@@ -57,16 +59,10 @@ type rawPath struct {
 	wg      sync.WaitGroup // receivers
 	sendWG  sync.WaitGroup // senders
 	mu      sync.Mutex
-	clients []rawClient
+	clients []*thinConn
 	senders []*rawSender
 	errMu   sync.Mutex
 	sendErr error
-}
-
-type rawClient struct {
-	udp  *net.UDPConn
-	tr   *quic.Transport
-	conn *quic.Conn
 }
 
 type rawItem struct {
@@ -133,56 +129,26 @@ func (r *rawPath) setup(ctx context.Context) error {
 		accepted <- nil
 	}()
 	clientTLS := &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{rawALPN}, MinVersion: tls.VersionTLS13}
+	aliases := make([]uint64, r.prm.pubs) // the origin's track alias of publisher i is i
+	for i := range aliases {
+		aliases[i] = uint64(i)
+	}
 	err = dialAll(ctx, r.prm.subs, func(ctx context.Context, i int) error {
-		udp, err := net.ListenUDP("udp", nil) // a socket per client, as moqnative.Dial does
+		c, err := dialThin(ctx, r.udp.LocalAddr(), clientTLS)
 		if err != nil {
-			return err
-		}
-		c := rawClient{udp: udp, tr: &quic.Transport{Conn: udp}}
-		if c.conn, err = c.tr.Dial(ctx, r.udp.LocalAddr(), clientTLS, rawQUICConfig()); err != nil {
-			_ = c.tr.Close()
-			_ = udp.Close()
 			return fmt.Errorf("raw subscriber %d: %w", i, err)
 		}
 		r.mu.Lock()
 		r.clients = append(r.clients, c)
 		r.mu.Unlock()
-		r.wg.Go(func() { r.acceptStreams(i, c.conn) })
+		tr := &thinReceiver{i: i, conn: c.conn, aliases: aliases, maxObj: uint64(r.prm.size), sink: r.rec.recordAt, bad: &r.rec.bad, wg: &r.wg, ctx: r.ctx}
+		r.wg.Go(tr.run)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
 	return <-accepted
-}
-
-func (r *rawPath) acceptStreams(i int, c *quic.Conn) {
-	for {
-		str, err := c.AcceptUniStream(r.ctx)
-		if err != nil {
-			return
-		}
-		r.wg.Go(func() { r.readStream(i, str) })
-	}
-}
-
-func (r *rawPath) readStream(i int, str *quic.ReceiveStream) {
-	buf := make([]byte, 8+r.prm.size)
-	for {
-		if _, err := io.ReadFull(str, buf[:8]); err != nil {
-			return // io.EOF: the group is complete
-		}
-		n := binary.BigEndian.Uint64(buf[:8])
-		if n > uint64(len(buf)-8) {
-			str.CancelRead(1)
-			r.rec.bad.Add(1)
-			return
-		}
-		if _, err := io.ReadFull(str, buf[8:8+n]); err != nil {
-			return
-		}
-		r.rec.record(i, buf[8:8+n])
-	}
 }
 
 // publish hands object k of publisher i to every connection's sender.
@@ -219,9 +185,9 @@ func (r *rawPath) finishSenders() {
 // send is the sender of one connection.
 func (r *rawPath) send(s *rawSender) {
 	g := int64(r.prm.groupObjects)
-	buf := make([]byte, 8+r.prm.size)
-	binary.BigEndian.PutUint64(buf[:8], uint64(r.prm.size))
+	buf := make([]byte, 0, 64+r.prm.size)
 	open := make([]*quic.SendStream, r.prm.pubs)
+	state := make([]wire.SubgroupState, r.prm.pubs)
 	var batch []rawItem
 	fail := func(err error) {
 		r.errMu.Lock()
@@ -252,9 +218,17 @@ func (r *rawPath) send(s *rawSender) {
 				}
 				str.SetPriority(rawUrgency, false)
 				open[it.pub] = str
+				state[it.pub] = wire.SubgroupState{Header: wire.SubgroupHeader{
+					TrackAlias: uint64(it.pub), GroupID: uint64(it.k / g), IDMode: wire.SubgroupIDZero,
+					PublisherPriority: moqtransport.DefaultPriority, EndOfGroup: true,
+				}}
 			}
 			str := open[it.pub]
-			binary.LittleEndian.PutUint64(buf[8:], uint64(it.at))
+			var err error
+			if buf, err = appendBenchObject(buf[:0], &state[it.pub], uint64(id), r.prm.size, it.at); err != nil {
+				fail(err)
+				return
+			}
 			if _, err := str.Write(buf); err != nil {
 				fail(err)
 				return
@@ -298,8 +272,7 @@ func (r *rawPath) close() {
 		_ = s.conn.CloseWithError(0, "")
 	}
 	for _, c := range clients {
-		_ = c.tr.Close()
-		_ = c.udp.Close()
+		c.close(0, "")
 	}
 	if r.ln != nil {
 		_ = r.ln.Close()

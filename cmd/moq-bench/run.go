@@ -1,19 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/moqgo/moq/internal/relayproc"
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/relay"
 )
@@ -127,17 +125,23 @@ func startRelay(ctx context.Context, p params, logw io.Writer) (mp params, desc 
 	case p.url != "":
 		return mp, p.url, func() {}, nil
 	case p.spawnRelay != "":
-		sr, err := spawnRelay(ctx, p.spawnRelay, relayArgs(p), logw)
+		sr, err := relayproc.Start(ctx, p.spawnRelay, relayproc.Options{
+			Args:    relayArgs(p),
+			Metrics: true, // goroutines for --join, profiles for --profile
+			Log: func(line string) {
+				fmt.Fprintf(logw, "moq-relay: %s\n", line)
+			},
+		})
 		if err != nil {
-			return mp, "", nil, err
+			return mp, "", nil, fmt.Errorf("--spawn-relay: %w", err)
 		}
-		mp.url, mp.relayPID = sr.url, sr.pid
+		mp.url, mp.relayPID, mp.metricsURL = sr.URL, sr.PID, sr.MetricsURL
 		mp.tls = moqnative.ClientTLS{InsecureSkipVerify: true}
 		desc := "spawned " + p.spawnRelay
 		if len(p.relayArgs) > 0 {
 			desc += " " + strings.Join(p.relayArgs, " ")
 		}
-		return mp, desc, sr.stop, nil
+		return mp, desc, sr.Stop, nil
 	default:
 		ir, err := startInProcessRelay()
 		if err != nil {
@@ -305,83 +309,6 @@ func (ir *inProcessRelay) stop() {
 	ir.rs.Close()
 	_ = ir.srv.Close()
 	<-ir.done
-}
-
-// spawnedRelay is a moq-relay child process.
-type spawnedRelay struct {
-	cmd  *exec.Cmd
-	pid  int
-	url  string
-	done chan struct{}
-}
-
-func spawnRelay(ctx context.Context, bin string, extra []string, logw io.Writer) (*spawnedRelay, error) {
-	// A free port: bind, note, release.
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		return nil, err
-	}
-	port := c.LocalAddr().(*net.UDPAddr).Port
-	_ = c.Close()
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(bin, append([]string{"--bind", addr, "--log-level", "info", "--drain-timeout", "1s"}, extra...)...)
-	cmd.Env = append(os.Environ(), "QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("--spawn-relay: %w", err)
-	}
-	sr := &spawnedRelay{cmd: cmd, pid: cmd.Process.Pid, url: "moqt://" + addr + "/", done: make(chan struct{})}
-	ready := make(chan struct{})
-	var tail []string
-	go func() {
-		defer close(sr.done)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		signalled := false
-		for sc.Scan() {
-			line := sc.Text()
-			if !signalled {
-				tail = append(tail, line)
-				if strings.Contains(line, "relay serving") {
-					signalled = true
-					close(ready)
-				}
-			} else if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
-				fmt.Fprintf(logw, "moq-relay: %s\n", line)
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		if !signalled {
-			close(ready)
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(10 * time.Second):
-	case <-ctx.Done():
-	}
-	select {
-	case <-sr.done: // exited before serving
-		_ = cmd.Wait()
-		return nil, fmt.Errorf("--spawn-relay %s exited: %s", bin, strings.Join(tail, "\n"))
-	default:
-	}
-	if ctx.Err() != nil {
-		sr.stop()
-		return nil, ctx.Err()
-	}
-	return sr, nil
-}
-
-func (sr *spawnedRelay) stop() {
-	_ = sr.cmd.Process.Signal(os.Interrupt)
-	t := time.AfterFunc(5*time.Second, func() { _ = sr.cmd.Process.Kill() })
-	<-sr.done
-	_ = sr.cmd.Wait()
-	t.Stop()
 }
 
 // relayArgs are the spawned relay's extra arguments: --relay-arg's, and a
