@@ -115,7 +115,9 @@ type config struct {
 	disableVerify bool
 	jsonOut       bool
 	matrix        bool
+	matrixFlag    bool // --matrix itself
 	cells         []string
+	runs          int
 	stdout        io.Writer
 	stderr        io.Writer
 }
@@ -160,6 +162,7 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&cfg.subscriberKind, "subscriber-kind", kindThin, "subscribers through the relay: thin (raw QUIC, the baseline's receive code: measures the relay) or session (full moq-go sessions and TrackReaders: tests the library end to end, costs CPU in this process)")
 	f.BoolVar(&cfg.baseline, "baseline", true, "also run the raw quic-go fan-out baseline and report ratios")
 	f.BoolVar(&cfg.jsonOut, "json", false, "print JSON instead of text")
+	f.IntVar(&cfg.runs, "runs", 1, "run each cell this many times (passes over all cells) and report each figure's median and min–max; more than 1 implies --matrix")
 	f.BoolVar(&cfg.matrix, "matrix", false, "run fan-out 1:10, 1:100, 1:500 x 1KB, 4KB, 20KB and print a markdown table of ratios")
 	f.StringArrayVar(&cfg.cells, "cell", nil, "matrix cell SUBSCRIBERS:MBPS:SIZE (e.g. 1000:1:4KB): one track of MBPS Mbit/s in SIZE objects; repeatable, implies --matrix and replaces its default cells")
 	lf := &cfg.live
@@ -221,7 +224,11 @@ func run(ctx context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	if len(cells) > 0 {
+	cfg.matrixFlag = cfg.matrix
+	if cfg.runs < 1 {
+		return errors.New("--runs must be at least 1")
+	}
+	if len(cells) > 0 || cfg.runs > 1 {
 		cfg.matrix = true
 	}
 	if live && cfg.matrix {
@@ -266,6 +273,10 @@ func run(ctx context.Context, cfg *config) error {
 		printResult(cfg.stdout, res)
 		return nil
 	}
+	if len(cells) == 0 && len(cfg.cells) == 0 && !cfg.matrixFlag {
+		// --runs N without cells: the one cell of the flags.
+		cells = []cell{{subs: cfg.subs, size: cfg.size, rate: cfg.rate}}
+	}
 	if len(cells) == 0 {
 		for _, n := range []int{10, 100, 500} {
 			for _, sz := range []int{1024, 4096, 20480} {
@@ -273,19 +284,28 @@ func run(ctx context.Context, cfg *config) error {
 			}
 		}
 	}
-	var all []*result
-	for _, c := range cells {
-		p := cfg.params
-		p.subs, p.size, p.rate = c.subs, c.size, c.rate
-		fmt.Fprintf(cfg.stderr, "%s: fan-out 1:%d, %d B objects at %.1f/s (%.2f Mbit/s)...\n", binaryName, c.subs, c.size, c.rate, c.mbps())
-		res, err := runOne(ctx, p, cfg.stderr)
-		if err != nil {
-			return fmt.Errorf("fan-out 1:%d, %d B: %w", c.subs, c.size, err)
+	// Pass after pass over the cells: a drift of the machine's load
+	// spreads over every cell instead of hitting one cell's runs.
+	runs := make([][]*result, len(cells))
+	for pass := range cfg.runs {
+		for ci, c := range cells {
+			p := cfg.params
+			p.subs, p.size, p.rate = c.subs, c.size, c.rate
+			fmt.Fprintf(cfg.stderr, "%s: run %d/%d: fan-out 1:%d, %d B objects at %.1f/s (%.2f Mbit/s)...\n",
+				binaryName, pass+1, cfg.runs, c.subs, c.size, c.rate, c.mbps())
+			res, err := runOne(ctx, p, cfg.stderr)
+			if err != nil {
+				return fmt.Errorf("fan-out 1:%d, %d B: %w", c.subs, c.size, err)
+			}
+			if !cfg.jsonOut {
+				printResult(cfg.stderr, res)
+			}
+			runs[ci] = append(runs[ci], res)
 		}
-		if !cfg.jsonOut {
-			printResult(cfg.stderr, res)
-		}
-		all = append(all, res)
+	}
+	all := make([]*cellResult, len(cells))
+	for i := range cells {
+		all[i] = newCellResult(runs[i])
 	}
 	if cfg.jsonOut {
 		return writeJSON(cfg.stdout, all)

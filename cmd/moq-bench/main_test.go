@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/moqgo/moq/internal/relayproc"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -101,7 +103,7 @@ func TestBadFlags(t *testing.T) {
 }
 
 func TestProcReaders(t *testing.T) {
-	if _, err := procStatusKB(0, "VmRSS"); err != nil {
+	if _, err := relayproc.StatusKB(0, "VmRSS"); err != nil {
 		t.Skipf("no /proc: %v", err)
 	}
 	if _, err := procCPU(1); err != nil {

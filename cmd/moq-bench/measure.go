@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/moqgo/moq/internal/relayproc"
 )
 
 // recorder counts what the subscribers of one path read, and when. Every
@@ -141,32 +142,6 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(u+s) * time.Second / clockTicks, nil
 }
 
-// procStatusKB reads a kB field (VmRSS, VmHWM) of /proc/PID/status; pid 0
-// is this process.
-func procStatusKB(pid int, field string) (int64, error) {
-	path := "/proc/self/status"
-	if pid != 0 {
-		path = fmt.Sprintf("/proc/%d/status", pid)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			fs := strings.Fields(rest)
-			if len(fs) == 0 {
-				break
-			}
-			return strconv.ParseInt(fs[0], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("%s: no %s", path, field)
-}
-
 // rssSampler records the peak VmRSS of this process and of the relay (pid
 // 0: none) while it runs.
 type rssSampler struct {
@@ -179,11 +154,11 @@ type rssSampler struct {
 func startRSS(relayPID int) *rssSampler {
 	s := &rssSampler{stop: make(chan struct{}), done: make(chan struct{})}
 	sample := func() {
-		if v, err := procStatusKB(0, "VmRSS"); err == nil {
+		if v, err := relayproc.StatusKB(0, "VmRSS"); err == nil {
 			s.selfPeak = max(s.selfPeak, v)
 		}
 		if relayPID > 0 {
-			if v, err := procStatusKB(relayPID, "VmRSS"); err == nil {
+			if v, err := relayproc.StatusKB(relayPID, "VmRSS"); err == nil {
 				s.relPeak = max(s.relPeak, v)
 			}
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 )
 
 func optF(v *float64, format string) string {
@@ -48,33 +47,6 @@ func ratioS(m map[string]float64, k string) string {
 		return fmt.Sprintf("%.2fx", v)
 	}
 	return "n/a"
-}
-
-// printMatrix prints a markdown table, one row per cell.
-func printMatrix(w io.Writer, rs []*result) {
-	hdr := []string{"fan-out", "object", "track Mbit/s", "MB/s moq / raw (x)", "p50 ms moq / raw (x)", "p99 ms moq / raw (x)",
-		"max ms moq / raw (x)", "lost moq / raw", "relay CPU s/GB", "total CPU s/GB moq / raw (x)", "relay peak RSS MB", "bench peak RSS MB moq / raw"}
-	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(hdr, " | "), strings.Repeat("---|", len(hdr)))
-	for _, r := range rs {
-		m, b := r.Moq, r.Baseline
-		if b == nil {
-			b = &pathResult{}
-		}
-		pair := func(a, c float64, k, f string) string {
-			return fmt.Sprintf(f+" / "+f+" (%s)", a, c, ratioS(r.Ratios, k))
-		}
-		fmt.Fprintf(w, "| 1:%d | %d B | %.2f | %s | %s | %s | %s | %d / %d | %s | %s | %s | %.0f / %.0f |\n",
-			r.Subscribers, r.ObjectSize, r.Rate*float64(r.ObjectSize)*8/1e6,
-			pair(m.MBps, b.MBps, "mb_per_s", "%.2f"),
-			pair(m.P50ms, b.P50ms, "p50", "%.2f"),
-			pair(m.P99ms, b.P99ms, "p99", "%.2f"),
-			pair(m.MaxMs, b.MaxMs, "max", "%.1f"),
-			m.Lost, b.Lost,
-			optF(m.RelayCPUPerGB, "%.1f"),
-			pair(m.TotalCPUPerGB, b.TotalCPUPerGB, "total_cpu_per_gb", "%.1f"),
-			optF(m.RelayPeakRSSMB, "%.0f"),
-			m.BenchPeakRSSMB, b.BenchPeakRSSMB)
-	}
 }
 
 // printLive prints a live-mode result: the track, the slow link, then one

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/moqgo/moq/internal/relayproc"
 )
 
 // sampler reads the relay's resources and prints a row per sample.
@@ -38,7 +40,7 @@ func (s *sampler) sample(label string) {
 	at := time.Since(s.start)
 	x := Sample{At: at, RSSMB: -1, Goroutines: -1, FDs: -1, Sessions: -1, CacheMB: -1}
 	if s.cfg.RelayPID > 0 {
-		if kb, err := statusKB(s.cfg.RelayPID, "VmRSS"); err == nil {
+		if kb, err := relayproc.StatusKB(s.cfg.RelayPID, "VmRSS"); err == nil {
 			x.RSSMB = float64(kb) / 1024
 		}
 		if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", s.cfg.RelayPID)); err == nil {
@@ -136,19 +138,13 @@ func (s *sampler) waitIdle(ctx context.Context, max time.Duration) {
 // goroutines reads the total of the pprof goroutine profile, -1 if it
 // cannot.
 func (s *sampler) goroutines() int {
-	body, err := s.get("/debug/pprof/goroutine?debug=1")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n, err := relayproc.Goroutines(ctx, s.http, s.cfg.MetricsURL)
 	if err != nil {
 		return -1
 	}
-	defer body.Close()
-	line, _ := bufio.NewReader(body).ReadString('\n')
-	// "goroutine profile: total 123"
-	if i := strings.LastIndex(line, "total "); i >= 0 {
-		if n, err := strconv.Atoi(strings.TrimSpace(line[i+len("total "):])); err == nil {
-			return n
-		}
-	}
-	return -1
+	return n
 }
 
 // metrics reads the relay's active sessions and cache bytes from
@@ -211,21 +207,4 @@ func (c cancelOnClose) Close() error {
 	err := c.ReadCloser.Close()
 	c.cancel()
 	return err
-}
-
-// statusKB reads a kB field of /proc/PID/status.
-func statusKB(pid int, field string) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			f := strings.Fields(v)
-			if len(f) >= 1 {
-				return strconv.ParseInt(f[0], 10, 64)
-			}
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
 }
