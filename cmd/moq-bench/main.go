@@ -99,6 +99,9 @@ type params struct {
 	// (moq-go sessions) for the relay path's subscribers.
 	subscriberKind string
 	live           liveParams
+	soakEvery      time.Duration // --soak: sample the relay's RSS this often
+	profileDir     string        // --profile: the relay's profiles go here
+	logw           io.Writer     // progress and relay log lines
 }
 
 // Subscriber kinds of --subscriber-kind.
@@ -118,6 +121,10 @@ type config struct {
 	matrixFlag    bool // --matrix itself
 	cells         []string
 	runs          int
+	join          int
+	joinParallel  int
+	soak          bool
+	soakWindow    time.Duration
 	stdout        io.Writer
 	stderr        io.Writer
 }
@@ -162,6 +169,12 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&cfg.subscriberKind, "subscriber-kind", kindThin, "subscribers through the relay: thin (raw QUIC, the baseline's receive code: measures the relay) or session (full moq-go sessions and TrackReaders: tests the library end to end, costs CPU in this process)")
 	f.BoolVar(&cfg.baseline, "baseline", true, "also run the raw quic-go fan-out baseline and report ratios")
 	f.BoolVar(&cfg.jsonOut, "json", false, "print JSON instead of text")
+	f.IntVar(&cfg.join, "join", 0, "join mode: measure how long this many thin subscribers take to join one live track (--rate objects/s of --object-size) through the relay")
+	f.IntVar(&cfg.joinParallel, "join-parallel", 100, "join mode: subscribers dialing at once")
+	f.BoolVar(&cfg.soak, "soak", false, "soak mode: one fan-out (--subscribers, --rate, --object-size or one --cell) for --duration through a spawned relay, sampling its RSS every --soak-every; compares the mean RSS of the second --soak-window with the last one (flat: within 5%)")
+	f.DurationVar(&cfg.soakEvery, "soak-every", 5*time.Second, "soak mode: RSS sampling interval")
+	f.DurationVar(&cfg.soakWindow, "soak-window", time.Minute, "soak mode: the windows compared (the first one is warm-up); --duration must be at least three")
+	f.StringVar(&cfg.profileDir, "profile", "", "take a 10 s CPU profile and a heap profile of the spawned relay in the middle of each relay run into this directory, and print their top 15 entries (needs the go command)")
 	f.IntVar(&cfg.runs, "runs", 1, "run each cell this many times (passes over all cells) and report each figure's median and min–max; more than 1 implies --matrix")
 	f.BoolVar(&cfg.matrix, "matrix", false, "run fan-out 1:10, 1:100, 1:500 x 1KB, 4KB, 20KB and print a markdown table of ratios")
 	f.StringArrayVar(&cfg.cells, "cell", nil, "matrix cell SUBSCRIBERS:MBPS:SIZE (e.g. 1000:1:4KB): one track of MBPS Mbit/s in SIZE objects; repeatable, implies --matrix and replaces its default cells")
@@ -228,7 +241,10 @@ func run(ctx context.Context, cfg *config) error {
 	if cfg.runs < 1 {
 		return errors.New("--runs must be at least 1")
 	}
-	if len(cells) > 0 || cfg.runs > 1 {
+	if (cfg.soak || cfg.join > 0) && cfg.runs > 1 {
+		return errors.New("--runs repeats matrix cells: not with --soak or --join")
+	}
+	if (len(cells) > 0 || cfg.runs > 1) && !cfg.soak {
 		cfg.matrix = true
 	}
 	if live && cfg.matrix {
@@ -243,6 +259,27 @@ func run(ctx context.Context, cfg *config) error {
 	if len(cfg.relayArgs) > 0 && cfg.spawnRelay == "" {
 		return errors.New("--relay-arg needs --spawn-relay")
 	}
+	if cfg.profileDir != "" {
+		if cfg.spawnRelay == "" {
+			return errors.New("--profile needs --spawn-relay (it reads the spawned relay's pprof server)")
+		}
+		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
+			return fmt.Errorf("--profile: %w", err)
+		}
+	}
+	modes := 0
+	for _, on := range []bool{live, cfg.matrix, cfg.join > 0, cfg.soak} {
+		if on {
+			modes++
+		}
+	}
+	if modes > 1 {
+		return errors.New("choose one mode: --matrix/--cell/--runs, --join, --soak, or live (--slow/--stalled)")
+	}
+	if cfg.join < 0 || cfg.joinParallel < 1 {
+		return errors.New("--join and --join-parallel must be positive")
+	}
+	cfg.logw = cfg.stderr
 	cfg.tls.InsecureSkipVerify = cfg.disableVerify
 	for _, s := range cfg.fingerprints {
 		b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
@@ -250,6 +287,23 @@ func run(ctx context.Context, cfg *config) error {
 			return fmt.Errorf("--fingerprint %q: want 64 hex digits", s)
 		}
 		cfg.tls.ServerCertificateHashes = append(cfg.tls.ServerCertificateHashes, [32]byte(b))
+	}
+	if cfg.join > 0 {
+		if cfg.url == "" && cfg.spawnRelay == "" {
+			fmt.Fprintf(cfg.stderr, "%s: the relay runs in this process: its RSS and goroutines are not reported (use --spawn-relay)\n", binaryName)
+		}
+		res, err := runJoin(ctx, cfg.params, cfg.join, cfg.joinParallel, cfg.stderr)
+		if err != nil {
+			return err
+		}
+		if cfg.jsonOut {
+			return writeJSON(cfg.stdout, res)
+		}
+		printJoin(cfg.stdout, res)
+		return nil
+	}
+	if cfg.soak {
+		return runSoak(ctx, cfg, cells)
 	}
 	if live {
 		res, err := runLive(ctx, cfg.params, cfg.live, cfg.stderr)
@@ -311,6 +365,47 @@ func run(ctx context.Context, cfg *config) error {
 		return writeJSON(cfg.stdout, all)
 	}
 	printMatrix(cfg.stdout, all)
+	return nil
+}
+
+// runSoak runs one fan-out for --duration through a spawned relay (or one
+// whose --relay-pid is given) and reports whether its RSS stayed flat.
+func runSoak(ctx context.Context, cfg *config, cells []cell) error {
+	p := cfg.params
+	if len(cells) > 1 {
+		return errors.New("--soak runs one fan-out: give at most one --cell")
+	}
+	if len(cells) == 1 {
+		p.subs, p.size, p.rate = cells[0].subs, cells[0].size, cells[0].rate
+	}
+	if p.spawnRelay == "" && p.relayPID == 0 {
+		return errors.New("--soak reads the relay's RSS: give --spawn-relay PATH (or a URL and --relay-pid)")
+	}
+	if cfg.soakEvery <= 0 || cfg.soakWindow < cfg.soakEvery || p.duration < 3*cfg.soakWindow {
+		return fmt.Errorf("--soak: --duration (%s) must be at least three --soak-window (%s), each at least one --soak-every (%s)", p.duration, cfg.soakWindow, cfg.soakEvery)
+	}
+	p.baseline = false
+	fmt.Fprintf(cfg.stderr, "%s: soak: fan-out 1:%d, %d B objects at %.1f/s for %s, relay RSS every %s...\n",
+		binaryName, p.subs, p.size, p.rate, p.duration, p.soakEvery)
+	res, err := runOne(ctx, p, cfg.stderr)
+	if err != nil {
+		return err
+	}
+	sum, err := summarizeSoak(res.Moq.series, cfg.soakWindow, p.duration.Seconds())
+	if err != nil {
+		return err
+	}
+	sr := &soakResult{result: res, Soak: sum}
+	if cfg.jsonOut {
+		if err := writeJSON(cfg.stdout, sr); err != nil {
+			return err
+		}
+	} else {
+		printSoak(cfg.stdout, sr)
+	}
+	if !sum.Flat {
+		return fmt.Errorf("relay RSS not flat: %+.1f%% from the second window to the last", 100*sum.Change)
+	}
 	return nil
 }
 

@@ -43,6 +43,7 @@ type pathResult struct {
 	BenchPeakRSSMB  float64  `json:"bench_peak_rss_mb"`
 	RelayPeakRSSMB  *float64 `json:"relay_peak_rss_mb,omitempty"`
 	Error           string   `json:"error,omitempty"`
+	series          []rssPoint // --soak: the relay's RSS while publishing
 }
 
 // result is one run: both paths and their ratios.
@@ -183,6 +184,14 @@ func measure(ctx context.Context, p *params, pa path, rec *recorder, relayPID in
 	perPub := int64(p.rate * p.duration.Seconds())
 	start := time.Now().Add(20 * time.Millisecond)
 	startNs := int64(start.Sub(epoch))
+	var series *seriesSampler
+	if p.soakEvery > 0 && relayPID != 0 {
+		series = startSeries(relayPID, p.metricsURL, p.soakEvery, start)
+	}
+	if p.profileDir != "" && p.metricsURL != "" && pa.name() == "moq-go" {
+		prof := startProfile(ctx, p.metricsURL, p.profileDir, fmt.Sprintf("relay-1to%d-%dB-%s", p.subs, p.size, time.Now().Format("150405")), start, p.duration)
+		defer prof.finish(p.logw)
+	}
 	var (
 		wg     sync.WaitGroup
 		errMu  sync.Mutex
@@ -214,6 +223,9 @@ func measure(ctx context.Context, p *params, pa path, rec *recorder, relayPID in
 		})
 	}
 	wg.Wait()
+	if series != nil {
+		pr.series = series.finish()
+	}
 	if rp, ok := pa.(*rawPath); ok {
 		rp.finishSenders()
 	}

@@ -98,7 +98,7 @@ func (c *cellResult) fmtStat(k, f string) string {
 	if !ok {
 		return "n/a"
 	}
-	if s.Min == s.Max {
+	if fmt.Sprintf(f, s.Min) == fmt.Sprintf(f, s.Max) {
 		return fmt.Sprintf(f, s.Median)
 	}
 	return fmt.Sprintf(f+" ["+f+"–"+f+"]", s.Median, s.Min, s.Max)

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/moqgo/moq/internal/relayproc"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// joinResult is what --join measured: N thin subscribers joining one live
+// track through the relay, a bounded number dialing at once.
+type joinResult struct {
+	Subscribers int     `json:"subscribers"`
+	Parallel    int     `json:"parallel"`
+	ObjectSize  int     `json:"object_size"`
+	Rate        float64 `json:"rate"`
+	Relay       string  `json:"relay"`
+	Joined      int     `json:"joined"`       // SUBSCRIBE_OK received
+	FirstObject int     `json:"first_object"` // and an object read
+	Failed      int     `json:"failed"`
+	FirstError  string  `json:"first_error,omitempty"`
+	// Per subscriber, from its dial: SUBSCRIBE_OK (dial, QUIC and TLS
+	// handshake, CLIENT_SETUP/SERVER_SETUP, SUBSCRIBE/SUBSCRIBE_OK) and
+	// its first object.
+	JoinMs  latency `json:"join_ms"`
+	FirstMs latency `json:"first_object_ms"`
+	// From the first dial to the last SUBSCRIBE_OK, and to the last first
+	// object.
+	WallJoinSeconds  float64  `json:"wall_join_seconds"`
+	WallFirstSeconds float64  `json:"wall_first_object_seconds"`
+	RelayRSSMB       *float64 `json:"relay_rss_mb_after,omitempty"`
+	RelayPeakRSSMB   *float64 `json:"relay_peak_rss_mb,omitempty"`
+	RelayGoroutines  *int     `json:"relay_goroutines_after,omitempty"`
+	BenchPeakRSSMB   float64  `json:"bench_peak_rss_mb"`
+}
+
+type latency struct {
+	P50 float64 `json:"p50"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func latencyOf(ns []int64) latency {
+	slices.Sort(ns)
+	if len(ns) == 0 {
+		return latency{}
+	}
+	return latency{P50: quantile(ns, 0.5), P99: quantile(ns, 0.99), Max: float64(ns[len(ns)-1]) / 1e6}
+}
+
+// joinTimeout bounds the whole join of n subscribers.
+func joinTimeout(n int) time.Duration { return 30*time.Second + time.Duration(n)*20*time.Millisecond }
+
+// runJoin publishes one live track through the relay and lets n thin
+// subscribers join it, parallel at a time.
+func runJoin(ctx context.Context, p params, n, parallel int, logw io.Writer) (*joinResult, error) {
+	p.pubs, p.subs = 1, n // the relay's session limit fits n
+	mp, desc, stop, err := startRelay(ctx, p, logw)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	res := &joinResult{Subscribers: n, Parallel: parallel, ObjectSize: p.size, Rate: p.rate, Relay: desc}
+	target, err := newRelayTarget(mp.url, mp.tls)
+	if err != nil {
+		return nil, err
+	}
+	run := fmt.Sprintf("%d-%d", os.Getpid(), runSeq.Add(1))
+	pubOnly := mp
+	pubOnly.subs, pubOnly.subscriberKind = 0, kindThin
+	rec := newRecorder(epoch, n, p.size, 0)
+	m := newMoqPath(&pubOnly, rec, run)
+	defer m.close()
+	sctx, cancel := context.WithTimeout(ctx, setupTimeout(1))
+	err = m.setup(sctx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("publisher: %w", err)
+	}
+
+	// The publisher runs until the join is over.
+	pubCtx, stopPub := context.WithCancel(ctx)
+	var pubWG sync.WaitGroup
+	var pubErr error
+	pubWG.Go(func() {
+		defer m.endPublish(0)
+		interval := time.Duration(float64(time.Second) / p.rate)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for k := int64(0); ; k++ {
+			if pubErr = m.publish(0, k, int64(time.Since(epoch))); pubErr != nil {
+				return
+			}
+			select {
+			case <-t.C:
+			case <-pubCtx.Done():
+				return
+			}
+		}
+	})
+	defer func() { stopPub(); pubWG.Wait() }()
+
+	rss := startRSS(mp.relayPID)
+	tracks := []wire.FullTrackName{m.trackName(0)}
+	start := make([]int64, n) // ns since epoch
+	ok := make([]int64, n)
+	first := make([]atomic.Int64, n)
+	var firsts atomic.Int64
+	allFirst := make(chan struct{})
+	var joined atomic.Int64
+	sink := func(i int, _ int64, _ int) {
+		if first[i].Load() != 0 {
+			return
+		}
+		if first[i].CompareAndSwap(0, int64(time.Since(epoch))) && firsts.Add(1) == int64(n) {
+			close(allFirst)
+		}
+	}
+	var (
+		errMu  sync.Mutex
+		errOne error
+	)
+	jctx, cancelJoin := context.WithTimeout(ctx, joinTimeout(n))
+	defer cancelJoin()
+	t0 := time.Now()
+	fmt.Fprintf(logw, "%s: %d subscribers join, %d at a time...\n", binaryName, n, parallel)
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-jctx.Done():
+		}
+		if jctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			start[i] = int64(time.Since(epoch))
+			if _, err := m.joinThin(jctx, target, tracks, i, sink); err != nil {
+				errMu.Lock()
+				if errOne == nil {
+					errOne = err
+				}
+				errMu.Unlock()
+				return
+			}
+			ok[i] = int64(time.Since(epoch))
+			joined.Add(1)
+		})
+	}
+	wg.Wait()
+	// Wait for the first objects of those that joined.
+	for firsts.Load() < joined.Load() && jctx.Err() == nil {
+		select {
+		case <-allFirst:
+		case <-jctx.Done():
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	self, peak := rss.finish()
+	res.BenchPeakRSSMB = self
+	if pubErr != nil {
+		return nil, fmt.Errorf("publisher: %w", pubErr)
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	res.Failed = n - int(joined.Load()) // failed, or never started within the time
+
+	if errOne != nil {
+		res.FirstError = errOne.Error()
+	} else if res.Failed > 0 {
+		res.FirstError = fmt.Sprintf("the join did not end within %s", joinTimeout(n))
+	}
+	var joinNs, firstNs []int64
+	var lastOK, lastFirst int64
+	t0ns := int64(t0.Sub(epoch))
+	for i := range n {
+		if ok[i] == 0 {
+			continue
+		}
+		joinNs = append(joinNs, ok[i]-start[i])
+		lastOK = max(lastOK, ok[i])
+		if f := first[i].Load(); f != 0 {
+			firstNs = append(firstNs, f-start[i])
+			lastFirst = max(lastFirst, f)
+		}
+	}
+	res.Joined, res.FirstObject = len(joinNs), len(firstNs)
+	res.JoinMs, res.FirstMs = latencyOf(joinNs), latencyOf(firstNs)
+	if lastOK > 0 {
+		res.WallJoinSeconds = float64(lastOK-t0ns) / 1e9
+	}
+	if lastFirst > 0 {
+		res.WallFirstSeconds = float64(lastFirst-t0ns) / 1e9
+	}
+	if mp.relayPID != 0 {
+		res.RelayPeakRSSMB = &peak
+		if kb, err := relayproc.StatusKB(mp.relayPID, "VmRSS"); err == nil {
+			v := float64(kb) / 1024
+			res.RelayRSSMB = &v
+		}
+	}
+	if mp.metricsURL != "" {
+		gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if g, err := relayproc.Goroutines(gctx, http.DefaultClient, mp.metricsURL); err == nil {
+			res.RelayGoroutines = &g
+		} else {
+			fmt.Fprintf(logw, "%s: relay goroutines: %v\n", binaryName, err)
+		}
+		cancel()
+	}
+	return res, nil
+}
+
+func printJoin(w io.Writer, r *joinResult) {
+	fmt.Fprintf(w, "join: %d thin subscribers, %d dialing at once, to a live track of %d B objects at %g/s; relay: %s\n",
+		r.Subscribers, r.Parallel, r.ObjectSize, r.Rate, r.Relay)
+	fmt.Fprintf(w, "joined %d (SUBSCRIBE_OK), first object %d, failed %d\n", r.Joined, r.FirstObject, r.Failed)
+	fmt.Fprintf(w, "%-34s %9s %9s %9s\n", "per subscriber, from its dial", "p50 ms", "p99 ms", "max ms")
+	fmt.Fprintf(w, "%-34s %9.1f %9.1f %9.1f\n", "dial + setup + SUBSCRIBE_OK", r.JoinMs.P50, r.JoinMs.P99, r.JoinMs.Max)
+	fmt.Fprintf(w, "%-34s %9.1f %9.1f %9.1f\n", "first object", r.FirstMs.P50, r.FirstMs.P99, r.FirstMs.Max)
+	fmt.Fprintf(w, "wall time: all SUBSCRIBE_OK %.2f s, all first objects %.2f s\n", r.WallJoinSeconds, r.WallFirstSeconds)
+	if r.RelayRSSMB != nil {
+		fmt.Fprintf(w, "relay after the join: RSS %.0f MB (peak %.0f MB)", *r.RelayRSSMB, *r.RelayPeakRSSMB)
+		if r.RelayGoroutines != nil {
+			fmt.Fprintf(w, ", %d goroutines (%.1f per subscriber)", *r.RelayGoroutines, float64(*r.RelayGoroutines)/float64(max(r.Joined, 1)))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "bench peak RSS %.0f MB\n", r.BenchPeakRSSMB)
+	if r.FirstError != "" {
+		fmt.Fprintf(w, "WARNING: %d subscribers did not join; first error: %s\n", r.Failed, r.FirstError)
+	}
+}

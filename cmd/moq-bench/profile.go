@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// profileSeconds is the length of the relay's CPU profile under --profile.
+const profileSeconds = 10
+
+// relayProfiler takes a CPU profile and then a heap profile from a relay's
+// pprof server (moq-relay --metrics-addr --pprof) while a run publishes,
+// centred on the run's middle, into dir.
+type relayProfiler struct {
+	done  chan struct{}
+	files []string
+	err   error
+}
+
+// startProfile starts profiling the relay at metricsURL for the run that
+// publishes from start for d; name prefixes the files.
+func startProfile(ctx context.Context, metricsURL, dir, name string, start time.Time, d time.Duration) *relayProfiler {
+	rp := &relayProfiler{done: make(chan struct{})}
+	go func() {
+		defer close(rp.done)
+		at := start.Add(d/2 - profileSeconds*time.Second/2)
+		if wait := time.Until(at); wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				rp.err = ctx.Err()
+				return
+			}
+		}
+		secs := profileSeconds
+		if d < profileSeconds*time.Second {
+			secs = max(1, int(d/time.Second)) // a short run: what fits
+		}
+		for _, p := range []struct{ path, file string }{
+			{fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), name + "-cpu.pprof"},
+			{"/debug/pprof/heap", name + "-heap.pprof"},
+		} {
+			f := filepath.Join(dir, p.file)
+			if err := fetchTo(ctx, strings.TrimSuffix(metricsURL, "/")+p.path, f, time.Duration(secs+10)*time.Second); err != nil {
+				rp.err = err
+				return
+			}
+			rp.files = append(rp.files, f)
+		}
+	}()
+	return rp
+}
+
+func fetchTo(ctx context.Context, url, file string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("--profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("--profile: GET %s: %s (the relay needs --pprof)", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return fmt.Errorf("--profile: %w", err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("--profile: %s: %w", url, err)
+	}
+	return f.Close()
+}
+
+// finish waits for the profiles and prints the top 15 entries of each
+// (go tool pprof -top) to w.
+func (rp *relayProfiler) finish(w io.Writer) {
+	<-rp.done
+	if rp.err != nil {
+		fmt.Fprintf(w, "%s: %v\n", binaryName, rp.err)
+	}
+	for _, f := range rp.files {
+		fmt.Fprintf(w, "%s: relay profile %s, top 15:\n", binaryName, f)
+		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=15", f).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(w, "  go tool pprof: %v (read the file with go tool pprof yourself)\n", err)
+		}
+		_, _ = w.Write(out)
+	}
+}

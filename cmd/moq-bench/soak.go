@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/moqgo/moq/internal/relayproc"
+)
+
+// soakTolerance is how far the last window's mean RSS may be from the
+// second window's for the relay's memory to count as flat.
+const soakTolerance = 0.05
+
+// rssPoint is one sample of the relay during a soak.
+type rssPoint struct {
+	Seconds    float64 `json:"seconds"` // since publishing started
+	RSSMB      float64 `json:"rss_mb"`
+	Goroutines int     `json:"goroutines"` // -1: not read
+}
+
+// soakSummary compares the relay's mean RSS in the second window (the
+// first one is warm-up) with its mean in the last window.
+type soakSummary struct {
+	Window         string     `json:"window"`
+	SecondWindowMB float64    `json:"second_window_mean_rss_mb"`
+	LastWindowMB   float64    `json:"last_window_mean_rss_mb"`
+	Change         float64    `json:"change"` // last/second - 1
+	Flat           bool       `json:"flat"`   // |Change| <= 5%
+	Series         []rssPoint `json:"series"`
+}
+
+// soakResult is a --soak run: the fan-out's figures and the relay's RSS.
+type soakResult struct {
+	*result
+	Soak soakSummary `json:"soak"`
+}
+
+// seriesSampler samples the relay's RSS (and goroutines, with a metrics
+// server) every interval from start until stopped.
+type seriesSampler struct {
+	stop   chan struct{}
+	done   chan struct{}
+	points []rssPoint
+}
+
+func startSeries(pid int, metricsURL string, every time.Duration, start time.Time) *seriesSampler {
+	s := &seriesSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	client := &http.Client{Timeout: 5 * time.Second}
+	sample := func() {
+		kb, err := relayproc.StatusKB(pid, "VmRSS")
+		if err != nil {
+			return
+		}
+		pt := rssPoint{Seconds: time.Since(start).Seconds(), RSSMB: float64(kb) / 1024, Goroutines: -1}
+		if metricsURL != "" {
+			if g, err := relayproc.Goroutines(context.Background(), client, metricsURL); err == nil {
+				pt.Goroutines = g
+			}
+		}
+		s.points = append(s.points, pt)
+	}
+	go func() {
+		defer close(s.done)
+		if d := time.Until(start); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-s.stop:
+				return
+			}
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			sample()
+			select {
+			case <-t.C:
+			case <-s.stop:
+				return
+			}
+		}
+	}()
+	return s
+}
+
+func (s *seriesSampler) finish() []rssPoint {
+	close(s.stop)
+	<-s.done
+	return s.points
+}
+
+// summarizeSoak compares the mean RSS of the samples in [window, 2·window)
+// with the samples of the last window before the end (the samples run to
+// end, in seconds).
+func summarizeSoak(pts []rssPoint, window time.Duration, end float64) (soakSummary, error) {
+	s := soakSummary{Window: window.String(), Series: pts}
+	w := window.Seconds()
+	mean := func(from, to float64) (float64, int) {
+		var sum float64
+		n := 0
+		for _, p := range pts {
+			if p.Seconds >= from && p.Seconds < to {
+				sum += p.RSSMB
+				n++
+			}
+		}
+		if n == 0 {
+			return 0, 0
+		}
+		return sum / float64(n), n
+	}
+	var n1, n2 int
+	s.SecondWindowMB, n1 = mean(w, 2*w)
+	s.LastWindowMB, n2 = mean(end-w, end+1)
+	if n1 == 0 || n2 == 0 {
+		return s, fmt.Errorf("soak: no RSS samples in the second window or the last one (%d samples over %.0f s): run at least three windows", len(pts), end)
+	}
+	s.Change = s.LastWindowMB/s.SecondWindowMB - 1
+	s.Flat = s.Change <= soakTolerance && s.Change >= -soakTolerance
+	return s, nil
+}
+
+func printSoak(w io.Writer, r *soakResult) {
+	printResult(w, r.result)
+	fmt.Fprintf(w, "%9s %9s %10s\n", "seconds", "RSS MB", "goroutines")
+	for _, p := range r.Soak.Series {
+		g := "n/a"
+		if p.Goroutines >= 0 {
+			g = fmt.Sprint(p.Goroutines)
+		}
+		fmt.Fprintf(w, "%9.1f %9.1f %10s\n", p.Seconds, p.RSSMB, g)
+	}
+	verdict := "FLAT"
+	if !r.Soak.Flat {
+		verdict = "NOT FLAT"
+	}
+	fmt.Fprintf(w, "relay RSS mean: second %s %.1f MB, last %s %.1f MB: %+.1f%% (%s within %.0f%%)\n",
+		r.Soak.Window, r.Soak.SecondWindowMB, r.Soak.Window, r.Soak.LastWindowMB, 100*r.Soak.Change, verdict, 100*soakTolerance)
+}
