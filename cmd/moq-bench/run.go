@@ -35,14 +35,14 @@ type pathResult struct {
 	// delivered: this process (clients, and the server of an in-process
 	// relay or of the baseline), the relay process when measured, and
 	// their sum.
-	BenchCPUSeconds float64  `json:"bench_cpu_seconds"`
-	BenchCPUPerGB   float64  `json:"bench_cpu_s_per_gb"`
-	RelayCPUSeconds *float64 `json:"relay_cpu_seconds,omitempty"`
-	RelayCPUPerGB   *float64 `json:"relay_cpu_s_per_gb,omitempty"`
-	TotalCPUPerGB   float64  `json:"total_cpu_s_per_gb"`
-	BenchPeakRSSMB  float64  `json:"bench_peak_rss_mb"`
-	RelayPeakRSSMB  *float64 `json:"relay_peak_rss_mb,omitempty"`
-	Error           string   `json:"error,omitempty"`
+	BenchCPUSeconds float64    `json:"bench_cpu_seconds"`
+	BenchCPUPerGB   float64    `json:"bench_cpu_s_per_gb"`
+	RelayCPUSeconds *float64   `json:"relay_cpu_seconds,omitempty"`
+	RelayCPUPerGB   *float64   `json:"relay_cpu_s_per_gb,omitempty"`
+	TotalCPUPerGB   float64    `json:"total_cpu_s_per_gb"`
+	BenchPeakRSSMB  float64    `json:"bench_peak_rss_mb"`
+	RelayPeakRSSMB  *float64   `json:"relay_peak_rss_mb,omitempty"`
+	Error           string     `json:"error,omitempty"`
 	series          []rssPoint // --soak: the relay's RSS while publishing
 }
 
