@@ -168,6 +168,25 @@ func runJoin(ctx context.Context, p params, n, parallel int, logw io.Writer) (*j
 	}
 	self, peak := rss.finish()
 	res.BenchPeakRSSMB = self
+	// The relay while every subscriber is still there, the track live.
+	if mp.relayPID != 0 {
+		res.RelayPeakRSSMB = &peak
+		if kb, err := relayproc.StatusKB(mp.relayPID, "VmRSS"); err == nil {
+			v := float64(kb) / 1024
+			res.RelayRSSMB = &v
+		}
+	}
+	if mp.metricsURL != "" {
+		gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if g, err := relayproc.Goroutines(gctx, http.DefaultClient, mp.metricsURL); err == nil {
+			res.RelayGoroutines = &g
+		} else {
+			fmt.Fprintf(logw, "%s: relay goroutines: %v\n", binaryName, err)
+		}
+		cancel()
+	}
+	stopPub()
+	pubWG.Wait()
 	if pubErr != nil {
 		return nil, fmt.Errorf("publisher: %w", pubErr)
 	}
@@ -202,22 +221,6 @@ func runJoin(ctx context.Context, p params, n, parallel int, logw io.Writer) (*j
 	}
 	if lastFirst > 0 {
 		res.WallFirstSeconds = float64(lastFirst-t0ns) / 1e9
-	}
-	if mp.relayPID != 0 {
-		res.RelayPeakRSSMB = &peak
-		if kb, err := relayproc.StatusKB(mp.relayPID, "VmRSS"); err == nil {
-			v := float64(kb) / 1024
-			res.RelayRSSMB = &v
-		}
-	}
-	if mp.metricsURL != "" {
-		gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if g, err := relayproc.Goroutines(gctx, http.DefaultClient, mp.metricsURL); err == nil {
-			res.RelayGoroutines = &g
-		} else {
-			fmt.Fprintf(logw, "%s: relay goroutines: %v\n", binaryName, err)
-		}
-		cancel()
 	}
 	return res, nil
 }

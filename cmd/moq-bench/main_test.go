@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/moqgo/moq/internal/relayproc"
+	"github.com/moqgo/moq/moqnative"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -213,11 +214,11 @@ func TestCells(t *testing.T) {
 func TestMatrixCell(t *testing.T) {
 	out, _ := runCLI(t, "--cell", "2:0.25:1KB", "--duration", "1s")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 3 || !strings.Contains(lines[0], "track Mbit/s") || !strings.Contains(lines[0], "lost moq / raw") {
+	if len(lines) != 3 || !strings.Contains(lines[0], "track Mbit/s") || !strings.Contains(lines[0], "lost relay / raw") {
 		t.Fatalf("want a header, a rule and one row:\n%s", out)
 	}
 	// 0.25 Mbit/s of 1 KiB objects: 30.5 objects/s.
-	if !strings.HasPrefix(lines[2], "| 1:2 | 1024 B | 0.25 |") || !strings.Contains(lines[2], "| 0 / 0 |") {
+	if !strings.HasPrefix(lines[2], "| 1:2 | 1024 B | 0.25 | 1 |") || !strings.Contains(lines[2], "| 0 / 0 |") {
 		t.Errorf("row: %s", lines[2])
 	}
 }
@@ -231,5 +232,146 @@ func TestRelayArgs(t *testing.T) {
 	}
 	if got := relayArgs(params{pubs: 1, subs: 1000, relayArgs: []string{"--max-sessions=5"}}); len(got) != 1 || got[0] != "--max-sessions=5" {
 		t.Errorf("relay args %q, want --relay-arg's limit kept", got)
+	}
+}
+
+// TestSessionSubscribers: --subscriber-kind session still carries every
+// object through moq-go sessions and TrackReaders.
+func TestSessionSubscribers(t *testing.T) {
+	out, _ := runCLI(t, "--subscribers", "2", "--duration", "1s", "--object-size", "1KB", "--subscriber-kind", "session", "--baseline=false", "--json")
+	var r result
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("--json output does not parse: %v\n%s", err, out)
+	}
+	if p := r.Moq; p == nil || p.Expected != 60 || p.Received != 60 || p.Bad != 0 || p.Skipped != 0 {
+		t.Errorf("session subscribers: %+v", p)
+	}
+}
+
+// TestRuns: --runs 2 runs the cell twice and reports medians with their
+// range, in the table and in JSON.
+func TestRuns(t *testing.T) {
+	out, _ := runCLI(t, "--cell", "2:0.25:1KB", "--duration", "1s", "--runs", "2", "--json")
+	var cs []*cellResult
+	if err := json.Unmarshal([]byte(out), &cs); err != nil {
+		t.Fatalf("--json output does not parse: %v\n%s", err, out)
+	}
+	if len(cs) != 1 || len(cs[0].Runs) != 2 {
+		t.Fatalf("want one cell of two runs: %s", out)
+	}
+	c := cs[0]
+	for _, k := range []string{"moq.p50_ms", "baseline.p50_ms", "ratio.p50", "moq.lost_objects", "ratio.total_cpu_per_gb"} {
+		s, ok := c.Summary[k]
+		if !ok || s.Min > s.Median || s.Median > s.Max {
+			t.Errorf("summary %s = %+v, %v", k, s, ok)
+		}
+	}
+	var p50s []float64
+	for _, r := range c.Runs {
+		p50s = append(p50s, r.Moq.P50ms)
+		if r.Moq.Lost != 0 || r.Baseline.Lost != 0 {
+			t.Errorf("lost %d / %d", r.Moq.Lost, r.Baseline.Lost)
+		}
+	}
+	if s := c.Summary["moq.p50_ms"]; s.Median != (p50s[0]+p50s[1])/2 {
+		t.Errorf("median p50 %v of %v", s.Median, p50s)
+	}
+}
+
+func TestStatOf(t *testing.T) {
+	if s, _ := statOf([]float64{5, 1, 3}); s != (stat{Median: 3, Min: 1, Max: 5}) {
+		t.Errorf("odd: %+v", s)
+	}
+	if s, _ := statOf([]float64{4, 1, 2, 10}); s != (stat{Median: 3, Min: 1, Max: 10}) {
+		t.Errorf("even: %+v", s)
+	}
+	if _, ok := statOf(nil); ok {
+		t.Error("empty: ok")
+	}
+	c := &cellResult{Summary: map[string]stat{"a": {Median: 2, Min: 1, Max: 3}, "b": {Median: 2, Min: 2, Max: 2}}}
+	if got := c.fmtStat("a", "%.1f"); got != "2.0 [1.0–3.0]" {
+		t.Errorf("fmtStat a = %q", got)
+	}
+	if got := c.fmtStat("b", "%.1f"); got != "2.0" {
+		t.Errorf("fmtStat b = %q", got)
+	}
+	if got := c.fmtStat("c", "%.1f"); got != "n/a" {
+		t.Errorf("fmtStat c = %q", got)
+	}
+}
+
+// TestJoin: subscribers join a live track through the in-process relay,
+// each gets SUBSCRIBE_OK and an object, and the figures hang together.
+func TestJoin(t *testing.T) {
+	out, _ := runCLI(t, "--join", "8", "--join-parallel", "3", "--rate", "50", "--json")
+	var r joinResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("--json output does not parse: %v\n%s", err, out)
+	}
+	if r.Joined != 8 || r.FirstObject != 8 || r.Failed != 0 || r.Parallel != 3 {
+		t.Fatalf("join: %+v", r)
+	}
+	if !(r.JoinMs.P50 > 0 && r.JoinMs.P50 <= r.JoinMs.P99 && r.JoinMs.P99 <= r.JoinMs.Max) ||
+		!(r.FirstMs.P50 >= r.JoinMs.P50 && r.FirstMs.P99 <= r.FirstMs.Max) ||
+		!(r.WallJoinSeconds > 0 && r.WallFirstSeconds >= r.WallJoinSeconds) {
+		t.Errorf("implausible figures: %+v", r)
+	}
+	if r.RelayRSSMB != nil || r.RelayGoroutines != nil {
+		t.Errorf("in-process relay: relay RSS and goroutines should be n/a")
+	}
+}
+
+func TestSoakSummary(t *testing.T) {
+	var pts []rssPoint
+	for i := range 30 { // 3 windows of 10 s, one sample a second
+		mb := 100.0
+		if i < 10 {
+			mb = 50 // warm-up, ignored
+		}
+		pts = append(pts, rssPoint{Seconds: float64(i), RSSMB: mb + float64(i%2)})
+	}
+	s, err := summarizeSoak(pts, 10*time.Second, 30)
+	if err != nil || !s.Flat || s.SecondWindowMB != 100.5 || s.LastWindowMB != 100.5 {
+		t.Errorf("flat series: %+v, %v", s, err)
+	}
+	pts[29].RSSMB, pts[28].RSSMB = 200, 200 // the last window's mean grows by 20%
+	if s, err := summarizeSoak(pts, 10*time.Second, 30); err != nil || s.Flat || s.Change < 0.19 {
+		t.Errorf("growing series: %+v, %v", s, err)
+	}
+	if _, err := summarizeSoak(pts[:5], 10*time.Second, 5); err == nil {
+		t.Error("a series shorter than two windows was summarized")
+	}
+}
+
+func TestModeFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--join", "5", "--cell", "1:1:1KB"},
+		{"--join", "5", "--runs", "2"},
+		{"--soak", "--duration", "2m"},                     // no relay to read
+		{"--soak", "--relay-pid", "1", "--duration", "2m"}, // shorter than three windows
+		{"--runs", "0"},
+		{"--subscriber-kind", "fat"},
+		{"--profile", "/tmp/x"}, // no spawned relay
+	} {
+		cmd := newRootCommand()
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		cmd.SetArgs(args)
+		if err := cmd.Execute(); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
+// TestThinNeedsRawQUIC: thin subscribers refuse a WebTransport URL with a
+// way out.
+func TestThinNeedsRawQUIC(t *testing.T) {
+	_, err := newRelayTarget("https://127.0.0.1:1/x", moqnative.ClientTLS{})
+	if err == nil || !strings.Contains(err.Error(), "--subscriber-kind session") {
+		t.Errorf("https URL: %v", err)
+	}
+	rt, err := newRelayTarget("moqt://127.0.0.1:4443", moqnative.ClientTLS{InsecureSkipVerify: true})
+	if err != nil || rt.path != "/" || rt.addr.String() != "127.0.0.1:4443" || !rt.tls.InsecureSkipVerify {
+		t.Errorf("moqt URL: %+v, %v", rt, err)
 	}
 }
