@@ -178,32 +178,46 @@ func (h *hostile) sessionConfig(d *moqnative.Dialed) *moqtransport.Config {
 	return c
 }
 
-// partialObjects: a publisher PUBLISHes a track, then opens streams of it
-// that each declare a 1 MiB object and send a few bytes; half stall, half
-// are reset. It holds them for a while and closes.
-func (h *hostile) partialObjects(ctx context.Context, n int) {
-	const what = "partial-objects"
+// rawSession dials the relay and runs a session on the connection, so
+// that the caller can drive streams of its own on d next to it. A failure
+// is reported as what's outcome and gives ok false; otherwise the caller
+// calls closeFn.
+func (h *hostile) rawSession(ctx context.Context, what string) (d *moqnative.Dialed, s *moqtransport.Session, closeFn func(), ok bool) {
 	d, err := h.rawConn(ctx)
 	if err != nil {
 		if !ended(ctx) {
 			h.c.outcome(what, "dial: "+errKind(err), false)
 		}
-		return
+		return nil, nil, nil, false
 	}
-	defer d.Close()
 	cctx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
 	defer cancel()
-	s, err := moqtransport.Connect(cctx, d.Conn, h.sessionConfig(d))
+	s, err = moqtransport.Connect(cctx, d.Conn, h.sessionConfig(d))
 	if err != nil {
+		_ = d.Close()
 		if !ended(ctx) {
 			h.c.outcome(what, "setup: "+errKind(err), false)
 		}
+		return nil, nil, nil, false
+	}
+	return d, s, func() { _ = s.Close(); _ = d.Close() }, true
+}
+
+// partialObjects: a publisher PUBLISHes a track, then opens streams of it
+// that each declare a 1 MiB object and send a few bytes; half stall, half
+// are reset. It holds them for a while and closes.
+func (h *hostile) partialObjects(ctx context.Context, n int) {
+	const what = "partial-objects"
+	d, s, closeFn, ok := h.rawSession(ctx, what)
+	if !ok {
 		return
 	}
-	defer s.Close()
+	defer closeFn()
 	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: h.ns(what, n), Name: "big"}, moqtransport.TrackConfig{})
 	defer tr.Close(nil)
-	pub, err := s.Publish(cctx, tr, moqtransport.PublishOptions{})
+	pctx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
+	defer cancel()
+	pub, err := s.Publish(pctx, tr, moqtransport.PublishOptions{})
 	if err != nil {
 		if !ended(ctx) {
 			h.c.outcome(what, "PUBLISH refused: "+errKind(err), false)
@@ -258,24 +272,11 @@ func hold(ctx context.Context, s *moqtransport.Session, d time.Duration) {
 // alias the relay never gave, held open.
 func (h *hostile) uniStreams(ctx context.Context, n int) {
 	const what = "uni-streams"
-	d, err := h.rawConn(ctx)
-	if err != nil {
-		if !ended(ctx) {
-			h.c.outcome(what, "dial: "+errKind(err), false)
-		}
+	d, s, closeFn, ok := h.rawSession(ctx, what)
+	if !ok {
 		return
 	}
-	defer d.Close()
-	cctx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
-	defer cancel()
-	s, err := moqtransport.Connect(cctx, d.Conn, h.sessionConfig(d))
-	if err != nil {
-		if !ended(ctx) {
-			h.c.outcome(what, "setup: "+errKind(err), false)
-		}
-		return
-	}
-	defer s.Close()
+	defer closeFn()
 	want := h.cfg.scaled(2000)
 	opened := 0
 	for i := range want {
@@ -387,6 +388,48 @@ func (rc *rawControl) expect(ctx context.Context, ts ...wire.MessageType) (wire.
 	}
 }
 
+// rawRequest sets up a raw client, sends req and waits for its answer,
+// okType or errType. What fails (setup, no answer within AnswerWait, a
+// refusal) is reported as what's outcome and gives nil; otherwise the
+// caller owns rc and closes rc.d.
+func (h *hostile) rawRequest(ctx context.Context, what string, maxRequests uint64, req wire.Message, okType, errType wire.MessageType) *rawControl {
+	rc, err := h.rawSetup(ctx, maxRequests)
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, "raw setup: "+errKind(err), false)
+		}
+		return nil
+	}
+	if err := rc.send(req); err != nil {
+		_ = rc.d.Close()
+		return nil
+	}
+	actx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
+	m, err := rc.expect(actx, okType, errType)
+	cancel()
+	if err != nil {
+		if !ended(ctx) {
+			h.c.outcome(what, req.Type().String()+" unanswered: "+errKind(err), errors.Is(err, context.DeadlineExceeded))
+		}
+		_ = rc.d.Close()
+		return nil
+	}
+	if m.Type() == errType {
+		var code uint64
+		var reason string
+		switch e := m.(type) {
+		case *wire.PublishNamespaceError:
+			code, reason = uint64(e.Code), e.Reason
+		case *wire.SubscribeNamespaceError:
+			code, reason = uint64(e.Code), e.Reason
+		}
+		h.c.outcome(what, fmt.Sprintf("%s refused: 0x%x %s", req.Type(), code, reason), false)
+		_ = rc.d.Close()
+		return nil
+	}
+	return rc
+}
+
 // deafPublisher: a publisher announces a namespace and then stops reading
 // its control stream; SUBSCRIBEs for its tracks arrive from other
 // sessions, with long track names, so that the relay's upstream SUBSCRIBEs
@@ -394,31 +437,12 @@ func (rc *rawControl) expect(ctx context.Context, ts ...wire.MessageType) (wire.
 // UpstreamWait (the relay may close the deaf session).
 func (h *hostile) deafPublisher(ctx context.Context, n int) {
 	const what = "deaf-publisher"
-	rc, err := h.rawSetup(ctx, 1000)
-	if err != nil {
-		if !ended(ctx) {
-			h.c.outcome(what, "raw setup: "+errKind(err), false)
-		}
+	ns := h.ns(what, n)
+	rc := h.rawRequest(ctx, what, 1000, &wire.PublishNamespace{RequestID: 0, Namespace: ns}, wire.TypePublishNamespaceOK, wire.TypePublishNamespaceError)
+	if rc == nil {
 		return
 	}
 	defer rc.d.Close()
-	ns := h.ns(what, n)
-	if err := rc.send(&wire.PublishNamespace{RequestID: 0, Namespace: ns}); err != nil {
-		return
-	}
-	actx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
-	m, err := rc.expect(actx, wire.TypePublishNamespaceOK, wire.TypePublishNamespaceError)
-	cancel()
-	if err != nil {
-		if !ended(ctx) {
-			h.c.outcome(what, "PUBLISH_NAMESPACE unanswered: "+errKind(err), errors.Is(err, context.DeadlineExceeded))
-		}
-		return
-	}
-	if e, ok := m.(*wire.PublishNamespaceError); ok {
-		h.c.outcome(what, fmt.Sprintf("PUBLISH_NAMESPACE refused: 0x%x %s", uint64(e.Code), e.Reason), false)
-		return
-	}
 	// From here on nothing reads rc's control stream.
 	const probers = 4
 	perProber := h.cfg.scaled(50)
@@ -489,31 +513,12 @@ func someOrAll(n, of int) string {
 // namespaces under its prefix.
 func (h *hostile) deafNamespaceSubscriber(ctx context.Context, n int) {
 	const what = "deaf-ns-subscriber"
-	rc, err := h.rawSetup(ctx, 100)
-	if err != nil {
-		if !ended(ctx) {
-			h.c.outcome(what, "raw setup: "+errKind(err), false)
-		}
+	prefix := h.ns(what, n)
+	rc := h.rawRequest(ctx, what, 100, &wire.SubscribeNamespace{RequestID: 0, Prefix: prefix}, wire.TypeSubscribeNamespaceOK, wire.TypeSubscribeNamespaceError)
+	if rc == nil {
 		return
 	}
 	defer rc.d.Close()
-	prefix := h.ns(what, n)
-	if err := rc.send(&wire.SubscribeNamespace{RequestID: 0, Prefix: prefix}); err != nil {
-		return
-	}
-	actx, cancel := context.WithTimeout(ctx, h.cfg.AnswerWait)
-	m, err := rc.expect(actx, wire.TypeSubscribeNamespaceOK, wire.TypeSubscribeNamespaceError)
-	cancel()
-	if err != nil {
-		if !ended(ctx) {
-			h.c.outcome(what, "SUBSCRIBE_NAMESPACE unanswered: "+errKind(err), errors.Is(err, context.DeadlineExceeded))
-		}
-		return
-	}
-	if e, ok := m.(*wire.SubscribeNamespaceError); ok {
-		h.c.outcome(what, fmt.Sprintf("SUBSCRIBE_NAMESPACE refused: 0x%x %s", uint64(e.Code), e.Reason), false)
-		return
-	}
 	s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
 	if err != nil {
 		if !ended(ctx) {
