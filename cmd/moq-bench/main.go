@@ -17,22 +17,37 @@
 // subscriber) per group. Every payload carries its due time (a monotonic
 // offset from the start of the process; all clients live in this process, so
 // one clock times both ends); a late publisher is charged from the due time.
-// The baseline (--baseline, default on) is an in-process quic-go server
-// that hands each publisher's objects to N raw client connections, one
-// unidirectional stream per group, with moqnative's QUIC settings.
+// The baseline (--baseline, default on) is an in-process quic-go origin
+// that sends each publisher's objects to N raw client connections as the
+// draft-14 subgroup streams a relay sends, one stream per group, with
+// moqnative's QUIC settings. The subscribers of both paths are the same
+// thin clients (thin.go): a raw quic-go connection that, through the
+// relay, does the MoQT handshake itself, and one subgroup-stream parser
+// over a reused buffer, so that the paths differ by the relay alone.
+// --subscriber-kind session subscribes through the relay with full moq-go
+// sessions and TrackReaders instead (the library end to end; as costly as
+// the relay on the same cores).
 //
 // Reported per path: delivered payload MB/s, object latency p50/p99/max,
 // objects lost (expected minus received after a drain period), CPU seconds
 // per GB delivered (this process; the relay's when its pid is known; the
-// total), peak RSS; and the ratios moq-go/baseline. --matrix runs fan-out
+// total), peak RSS; and the ratios relay/baseline. --matrix runs fan-out
 // 1:10, 1:100, 1:500 with 1 KB, 4 KB and 20 KB objects and prints a
 // markdown table. --cell SUBSCRIBERS:MBPS:SIZE (repeatable) runs the cells
 // given instead, each one track of MBPS Mbit/s in SIZE objects to
-// SUBSCRIBERS subscribers; the rows of issue 12, through a spawned relay
-// so that its CPU and peak RSS are measured:
+// SUBSCRIBERS subscribers; --runs N makes N passes over the cells and
+// reports each figure's median and min–max. The rows of issue 12, through
+// a spawned relay so that its CPU and peak RSS are measured:
 //
-//	moq-bench --spawn-relay ./moq-relay --duration 20s \
+//	moq-bench --spawn-relay ./moq-relay --runs 2 --duration 15s \
 //	  --cell 1000:1:4KB --cell 100:22:16KB --cell 100:30:16KB --cell 100:4:1KB
+//
+// --join N measures N thin subscribers joining a live track (time to
+// SUBSCRIBE_OK and to the first object, p50/p99/max, the wall time, the
+// relay's RSS and goroutines after). --soak runs one fan-out for
+// --duration and reports whether the relay's RSS stayed flat (the mean of
+// the last --soak-window within 5% of the second's). --profile DIR takes
+// the spawned relay's CPU and heap profiles mid-run.
 //
 // Live mode (--slow N and/or --stalled N) watches one live track with
 // classes of viewers instead: fast ones (--subscribers), slow ones behind a
