@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -215,5 +216,27 @@ func TestThinReceiverRejectsGarbage(t *testing.T) {
 	<-wgDone
 	if rec.bad.Load() != 1 || rec.got.Load() != 3 {
 		t.Errorf("bad %d, got %d; want 1 and 3", rec.bad.Load(), rec.got.Load())
+	}
+}
+
+// BenchmarkSubgroupParser: the thin subscribers' cost per object, parsing
+// from memory (ns/op and allocs/op per object).
+func BenchmarkSubgroupParser(b *testing.B) {
+	for _, size := range []int{1024, 16384} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			stream, _ := benchStream(b, 100, size, false)
+			p := &subgroupParser{buf: make([]byte, 32<<10)}
+			r := bytes.NewReader(stream)
+			accept := func(uint64) bool { return true }
+			object := func(int64, int) {}
+			b.ReportAllocs()
+			b.SetBytes(int64(100 * size))
+			for b.Loop() {
+				r.Reset(stream)
+				if _, err := p.parse(r, uint64(size), accept, object); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
