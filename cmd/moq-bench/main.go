@@ -17,10 +17,11 @@
 // subscriber) per group. Every payload carries its due time (a monotonic
 // offset from the start of the process; all clients live in this process, so
 // one clock times both ends); a late publisher is charged from the due time.
-// The baseline (--baseline, default on) is an in-process quic-go origin
-// that sends each publisher's objects to N raw client connections as the
-// draft-14 subgroup streams a relay sends, one stream per group, with
-// moqnative's QUIC settings. The subscribers of both paths are the same
+// The baseline (--baseline, default on) is a raw quic-go origin, a child
+// process (this binary again) like a spawned relay, that sends each
+// publisher's objects to N raw client connections as the draft-14
+// subgroup streams a relay sends, one stream per group, with moqnative's
+// QUIC settings; its CPU and RSS are read from /proc like the relay's. The subscribers of both paths are the same
 // thin clients (thin.go): a raw quic-go connection that, through the
 // relay, does the MoQT handshake itself, and one subgroup-stream parser
 // over a reused buffer, so that the paths differ by the relay alone.
@@ -145,6 +146,7 @@ type config struct {
 }
 
 func main() {
+	maybeOrigin()
 	ctx := cli.SignalContext(binaryName)
 	if err := newRootCommand().ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", binaryName, err)

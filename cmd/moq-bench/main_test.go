@@ -14,7 +14,10 @@ import (
 	"github.com/moqgo/moq/moqnative"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	maybeOrigin() // the baseline's origin runs this binary again
+	goleak.VerifyTestMain(m)
+}
 
 func runCLI(t *testing.T, args ...string) (string, string) {
 	t.Helper()
@@ -61,8 +64,13 @@ func TestShortRunJSON(t *testing.T) {
 			t.Errorf("ratio %s = %v, %v", k, v, ok)
 		}
 	}
-	if r.Moq.RelayCPUPerGB != nil {
+	if r.Moq.ServerCPUPerGB != nil {
 		t.Errorf("in-process relay: relay CPU should be n/a")
+	}
+	// The baseline's origin is a process of its own, measured like a
+	// spawned relay.
+	if r.Baseline.ServerCPUPerGB == nil || r.Baseline.ServerPeakRSSMB == nil || *r.Baseline.ServerPeakRSSMB <= 0 {
+		t.Errorf("baseline origin's CPU and RSS not measured: %+v", r.Baseline)
 	}
 }
 

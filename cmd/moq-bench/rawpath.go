@@ -1,18 +1,26 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
-	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 const (
@@ -39,102 +47,101 @@ func rawQUICConfig() *quic.Config {
 	}
 }
 
-// rawPath is the baseline: an in-process quic-go origin that sends every
-// publisher's objects to N raw client connections, one unidirectional
-// stream per group per publisher and subscriber, carrying the draft-14
-// subgroup stream bytes a relay would send (header, then each object's
-// header and payload in one write), so that its receivers are the thin
-// subscribers' own parser (thin.go) with no MoQT handshake before. The
-// publishers hand each object to every connection's sender queue
-// (unbounded, as a relay's track cache never blocks its publisher); one
-// sender goroutine per connection writes.
+// rawPath is the baseline: the origin (origin.go) in a child process
+// sends the objects straight to N thin subscribers in this process, which
+// read them with the same parser as the relay path's (thin.go), with no
+// MoQT handshake before.
 type rawPath struct {
 	prm     *params
 	rec     *recorder
 	ctx     context.Context
 	cancel  context.CancelFunc
-	udp     *net.UDPConn
-	tr      *quic.Transport
-	ln      *quic.Listener
 	wg      sync.WaitGroup // receivers
-	sendWG  sync.WaitGroup // senders
 	mu      sync.Mutex
 	clients []*thinConn
-	senders []*rawSender
-	errMu   sync.Mutex
-	sendErr error
-}
 
-type rawItem struct {
-	pub int
-	k   int64
-	at  int64
-}
+	cmd    *exec.Cmd
+	pid    int
+	stdin  io.WriteCloser
+	lines  chan string   // the origin's stdout
+	exited chan struct{} // the origin's stdout and stderr ended
+	stderr lockedBuffer  // the origin's errors
 
-type rawSender struct {
-	conn  *quic.Conn
-	mu    sync.Mutex
-	items []rawItem
-	ended bool
-	sig   chan struct{}
+	inMu   sync.Mutex // the publishers write records to stdin
+	record [originRecord]byte
 }
 
 func newRawPath(prm *params, rec *recorder) *rawPath {
-	r := &rawPath{prm: prm, rec: rec}
+	r := &rawPath{prm: prm, rec: rec, lines: make(chan string, 4), exited: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r
 }
 
 func (r *rawPath) name() string { return "raw-quic" }
 
+// serverPID is the origin's pid, for its CPU and RSS.
+func (r *rawPath) serverPID() int { return r.pid }
+
+// line returns the origin's next stdout line.
+func (r *rawPath) line(ctx context.Context, what string) (string, error) {
+	select {
+	case l, ok := <-r.lines:
+		if ok {
+			return l, nil
+		}
+	case <-ctx.Done():
+		return "", fmt.Errorf("origin: waiting for %s: %w", what, ctx.Err())
+	}
+	<-r.exited
+	return "", fmt.Errorf("origin exited before %s: %s", what, strings.TrimSpace(r.stderr.String()))
+}
+
 func (r *rawPath) setup(ctx context.Context) error {
-	ss, err := moqnative.GenerateSelfSigned()
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("origin: %w", err)
+	}
+	cfg, _ := json.Marshal(originConfig{Pubs: r.prm.pubs, Subs: r.prm.subs, Size: r.prm.size, GroupObjects: r.prm.groupObjects})
+	r.cmd = exec.Command(self)
+	r.cmd.Env = append(os.Environ(), originEnv+"="+string(cfg), "QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true")
+	r.cmd.Stderr = &r.stderr
+	out, err := r.cmd.StdoutPipe()
 	if err != nil {
 		return err
 	}
-	leaf := ss.Certificate.Leaf
-	if leaf == nil {
-		if leaf, err = x509.ParseCertificate(ss.DER); err != nil {
-			return err
-		}
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(leaf)
-	if r.udp, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
+	if r.stdin, err = r.cmd.StdinPipe(); err != nil {
 		return err
 	}
-	r.tr = &quic.Transport{Conn: r.udp}
-	if r.ln, err = r.tr.Listen(&tls.Config{
-		Certificates: []tls.Certificate{ss.Certificate},
-		NextProtos:   []string{rawALPN},
-		MinVersion:   tls.VersionTLS13,
-	}, rawQUICConfig()); err != nil {
-		return err
+	if err := r.cmd.Start(); err != nil {
+		return fmt.Errorf("starting the origin: %w", err)
 	}
-	// The server side: one sender per accepted connection.
-	accepted := make(chan error, 1)
+	r.pid = r.cmd.Process.Pid
 	go func() {
-		for range r.prm.subs {
-			c, err := r.ln.Accept(ctx)
-			if err != nil {
-				accepted <- err
-				return
-			}
-			s := &rawSender{conn: c, sig: make(chan struct{}, 1)}
-			r.mu.Lock()
-			r.senders = append(r.senders, s)
-			r.mu.Unlock()
-			r.sendWG.Go(func() { r.send(s) })
+		defer close(r.exited)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			r.lines <- sc.Text()
 		}
-		accepted <- nil
+		close(r.lines)
+		_ = r.cmd.Wait() // after stdout ended; stderr is then complete
 	}()
-	clientTLS := &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{rawALPN}, MinVersion: tls.VersionTLS13}
+	l, err := r.line(ctx, "listening")
+	if err != nil {
+		return err
+	}
+	addrS, fpS, _ := strings.Cut(l, " ")
+	addr, err := net.ResolveUDPAddr("udp", addrS)
+	fp, ferr := hex.DecodeString(fpS)
+	if err != nil || ferr != nil || len(fp) != 32 {
+		return fmt.Errorf("origin: unexpected first line %q", l)
+	}
+	clientTLS := pinnedTLS("localhost", rawALPN, [][32]byte{[32]byte(fp)})
 	aliases := make([]uint64, r.prm.pubs) // the origin's track alias of publisher i is i
 	for i := range aliases {
 		aliases[i] = uint64(i)
 	}
 	err = dialAll(ctx, r.prm.subs, func(ctx context.Context, i int) error {
-		c, err := dialThin(ctx, r.udp.LocalAddr(), clientTLS)
+		c, err := dialThin(ctx, addr, clientTLS)
 		if err != nil {
 			return fmt.Errorf("raw subscriber %d: %w", i, err)
 		}
@@ -148,139 +155,83 @@ func (r *rawPath) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return <-accepted
+	if l, err := r.line(ctx, "ready"); err != nil || l != "ready" {
+		return fmt.Errorf("origin: want ready, got %q: %v", l, err)
+	}
+	return nil
 }
 
-// publish hands object k of publisher i to every connection's sender.
+// publish sends object k of publisher i to the origin.
 func (r *rawPath) publish(i int, k int64, at int64) error {
-	it := rawItem{pub: i, k: k, at: at}
-	for _, s := range r.senders {
-		s.mu.Lock()
-		s.items = append(s.items, it)
-		s.mu.Unlock()
-		select {
-		case s.sig <- struct{}{}:
-		default:
-		}
+	r.inMu.Lock()
+	defer r.inMu.Unlock()
+	binary.BigEndian.PutUint64(r.record[0:], uint64(i))
+	binary.BigEndian.PutUint64(r.record[8:], uint64(k))
+	binary.BigEndian.PutUint64(r.record[16:], uint64(at))
+	if _, err := r.stdin.Write(r.record[:]); err != nil {
+		return fmt.Errorf("origin: %w (%s)", err, strings.TrimSpace(r.stderr.String()))
 	}
 	return nil
 }
 
 func (r *rawPath) endPublish(int) {}
 
-// finishSenders tells the senders that no more objects come: they write
-// what they hold, close their streams and end.
+// finishSenders tells the origin that no more objects come: it writes
+// what it holds and closes its streams.
 func (r *rawPath) finishSenders() {
-	for _, s := range r.senders {
-		s.mu.Lock()
-		s.ended = true
-		s.mu.Unlock()
-		select {
-		case s.sig <- struct{}{}:
-		default:
-		}
+	r.inMu.Lock()
+	defer r.inMu.Unlock()
+	if r.stdin != nil {
+		_ = r.stdin.Close()
 	}
 }
 
-// send is the sender of one connection.
-func (r *rawPath) send(s *rawSender) {
-	g := int64(r.prm.groupObjects)
-	buf := make([]byte, 0, 64+r.prm.size)
-	open := make([]*quic.SendStream, r.prm.pubs)
-	state := make([]wire.SubgroupState, r.prm.pubs)
-	var batch []rawItem
-	fail := func(err error) {
-		r.errMu.Lock()
-		if r.sendErr == nil && r.ctx.Err() == nil {
-			r.sendErr = err
-		}
-		r.errMu.Unlock()
-	}
-	defer func() {
-		for _, str := range open {
-			if str != nil {
-				_ = str.Close()
-			}
-		}
-	}()
-	for {
-		s.mu.Lock()
-		batch, s.items = s.items, batch[:0]
-		ended := s.ended
-		s.mu.Unlock()
-		for _, it := range batch {
-			id := it.k % g
-			if id == 0 {
-				str, err := s.conn.OpenUniStreamSync(r.ctx)
-				if err != nil {
-					fail(err)
-					return
-				}
-				str.SetPriority(rawUrgency, false)
-				open[it.pub] = str
-				state[it.pub] = wire.SubgroupState{Header: wire.SubgroupHeader{
-					TrackAlias: uint64(it.pub), GroupID: uint64(it.k / g), IDMode: wire.SubgroupIDZero,
-					PublisherPriority: moqtransport.DefaultPriority, EndOfGroup: true,
-				}}
-			}
-			str := open[it.pub]
-			var err error
-			if buf, err = appendBenchObject(buf[:0], &state[it.pub], uint64(id), r.prm.size, it.at); err != nil {
-				fail(err)
-				return
-			}
-			if _, err := str.Write(buf); err != nil {
-				fail(err)
-				return
-			}
-			if id == g-1 {
-				_ = str.Close()
-				open[it.pub] = nil
-			}
-		}
-		if ended && len(batch) == 0 {
-			return
-		}
-		if len(batch) == 0 {
-			select {
-			case <-s.sig:
-			case <-r.ctx.Done():
-				return
-			}
-		}
-	}
-}
-
+// err is what the origin reported so far.
 func (r *rawPath) err() error {
-	r.errMu.Lock()
-	defer r.errMu.Unlock()
-	return r.sendErr
+	if s := strings.TrimSpace(r.stderr.String()); s != "" {
+		return errors.New("origin: " + s)
+	}
+	return nil
+}
+
+// lockedBuffer is a bytes.Buffer that a child's output can be copied into
+// while it is read.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.b.Len() > 64<<10 {
+		return len(p), nil // enough to say what went wrong
+	}
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func (r *rawPath) close() {
 	r.finishSenders()
-	r.cancel()
-	r.sendWG.Wait()
 	r.mu.Lock()
-	clients, senders := r.clients, r.senders
+	clients := r.clients
 	r.mu.Unlock()
 	for _, c := range clients {
 		_ = c.conn.CloseWithError(0, "")
 	}
+	r.cancel()
 	r.wg.Wait()
-	for _, s := range senders {
-		_ = s.conn.CloseWithError(0, "")
-	}
 	for _, c := range clients {
 		c.close(0, "")
 	}
-	if r.ln != nil {
-		_ = r.ln.Close()
-	}
-	if r.tr != nil {
-		_ = r.tr.Close()
-	}
-	if r.udp != nil {
-		_ = r.udp.Close()
+	if r.cmd != nil && r.cmd.Process != nil {
+		t := time.AfterFunc(5*time.Second, func() { _ = r.cmd.Process.Kill() })
+		<-r.exited
+		t.Stop()
 	}
 }

@@ -32,18 +32,19 @@ type pathResult struct {
 	P99ms        float64 `json:"p99_ms"`
 	MaxMs        float64 `json:"max_ms"`
 	// CPU over the measured window, per GB (1e9 bytes) of payload
-	// delivered: this process (clients, and the server of an in-process
-	// relay or of the baseline), the relay process when measured, and
-	// their sum.
-	BenchCPUSeconds float64    `json:"bench_cpu_seconds"`
-	BenchCPUPerGB   float64    `json:"bench_cpu_s_per_gb"`
-	RelayCPUSeconds *float64   `json:"relay_cpu_seconds,omitempty"`
-	RelayCPUPerGB   *float64   `json:"relay_cpu_s_per_gb,omitempty"`
-	TotalCPUPerGB   float64    `json:"total_cpu_s_per_gb"`
-	BenchPeakRSSMB  float64    `json:"bench_peak_rss_mb"`
-	RelayPeakRSSMB  *float64   `json:"relay_peak_rss_mb,omitempty"`
-	Error           string     `json:"error,omitempty"`
-	series          []rssPoint // --soak: the relay's RSS while publishing
+	// delivered: this process (the subscribers; the publishers and an
+	// in-process relay on the relay path), the server process (the relay
+	// when spawned or its pid is given; the baseline's origin), and their
+	// sum.
+	BenchCPUSeconds  float64    `json:"bench_cpu_seconds"`
+	BenchCPUPerGB    float64    `json:"bench_cpu_s_per_gb"`
+	ServerCPUSeconds *float64   `json:"server_cpu_seconds,omitempty"`
+	ServerCPUPerGB   *float64   `json:"server_cpu_s_per_gb,omitempty"`
+	TotalCPUPerGB    float64    `json:"total_cpu_s_per_gb"`
+	BenchPeakRSSMB   float64    `json:"bench_peak_rss_mb"`
+	ServerPeakRSSMB  *float64   `json:"server_peak_rss_mb,omitempty"`
+	Error            string     `json:"error,omitempty"`
+	series           []rssPoint // --soak: the relay's RSS while publishing
 }
 
 // result is one run: both paths and their ratios.
@@ -108,6 +109,10 @@ func runOne(ctx context.Context, p params, logw io.Writer) (*result, error) {
 		ratio("p50", pr.P50ms, b.P50ms)
 		ratio("p99", pr.P99ms, b.P99ms)
 		ratio("max", pr.MaxMs, b.MaxMs)
+		if pr.ServerCPUPerGB != nil && b.ServerCPUPerGB != nil {
+			ratio("server_cpu_per_gb", *pr.ServerCPUPerGB, *b.ServerCPUPerGB)
+			ratio("server_peak_rss", *pr.ServerPeakRSSMB, *b.ServerPeakRSSMB)
+		}
 		// Total CPU is comparable when the relay's CPU is counted: it
 		// runs in this process or its pid is known.
 		if p.url == "" || mp.relayPID != 0 {
@@ -172,6 +177,9 @@ func measure(ctx context.Context, p *params, pa path, rec *recorder, relayPID in
 	}
 	pr.SetupSeconds = time.Since(t0).Seconds()
 
+	if sp, ok := pa.(interface{ serverPID() int }); ok && relayPID == 0 {
+		relayPID = sp.serverPID() // the baseline's origin
+	}
 	rss := startRSS(relayPID)
 	cpu0 := selfCPU()
 	var rcpu0 time.Duration
@@ -281,10 +289,10 @@ func measure(ctx context.Context, p *params, pa path, rec *recorder, relayPID in
 		if rcpu1, err := procCPU(relayPID); err == nil {
 			rc := rcpu1 - rcpu0
 			s, g := rc.Seconds(), perGB(rc)
-			pr.RelayCPUSeconds, pr.RelayCPUPerGB = &s, &g
+			pr.ServerCPUSeconds, pr.ServerCPUPerGB = &s, &g
 			pr.TotalCPUPerGB = perGB(cpu + rc)
 		}
-		pr.RelayPeakRSSMB = &relRSS
+		pr.ServerPeakRSSMB = &relRSS
 	}
 	return pr, nil
 }

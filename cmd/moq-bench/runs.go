@@ -53,11 +53,11 @@ func pathFigures(p *pathResult) map[string]float64 {
 		"total_cpu_s_per_gb": p.TotalCPUPerGB,
 		"bench_peak_rss_mb":  p.BenchPeakRSSMB,
 	}
-	if p.RelayCPUPerGB != nil {
-		f["relay_cpu_s_per_gb"] = *p.RelayCPUPerGB
+	if p.ServerCPUPerGB != nil {
+		f["server_cpu_s_per_gb"] = *p.ServerCPUPerGB
 	}
-	if p.RelayPeakRSSMB != nil {
-		f["relay_peak_rss_mb"] = *p.RelayPeakRSSMB
+	if p.ServerPeakRSSMB != nil {
+		f["server_peak_rss_mb"] = *p.ServerPeakRSSMB
 	}
 	return f
 }
@@ -119,8 +119,8 @@ func (c *cellResult) pair(fig, ratio, f string) string {
 // being the median of each run's own ratio.
 func printMatrix(w io.Writer, cs []*cellResult) {
 	hdr := []string{"fan-out", "object", "track Mbit/s", "runs", "MB/s relay / raw (x)", "p50 ms relay / raw (x)", "p99 ms relay / raw (x)",
-		"max ms relay / raw (x)", "lost relay / raw", "relay CPU s/GB", "bench CPU s/GB relay path / raw", "total CPU s/GB relay / raw (x)",
-		"relay peak RSS MB", "bench peak RSS MB relay path / raw"}
+		"max ms relay / raw (x)", "lost relay / raw", "server CPU s/GB relay / origin (x)", "bench CPU s/GB relay path / raw", "total CPU s/GB relay / raw (x)",
+		"server peak RSS MB relay / origin (x)", "bench peak RSS MB relay path / raw"}
 	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(hdr, " | "), strings.Repeat("---|", len(hdr)))
 	for _, c := range cs {
 		fmt.Fprintf(w, "| 1:%d | %d B | %.2f | %d | %s | %s | %s | %s | %s / %s | %s | %s / %s | %s | %s | %s / %s |\n",
@@ -130,10 +130,10 @@ func printMatrix(w io.Writer, cs []*cellResult) {
 			c.pair("p99_ms", "p99", "%.1f"),
 			c.pair("max_ms", "max", "%.0f"),
 			c.fmtStat("moq.lost_objects", "%.0f"), c.fmtStat("baseline.lost_objects", "%.0f"),
-			c.fmtStat("moq.relay_cpu_s_per_gb", "%.1f"),
+			c.pair("server_cpu_s_per_gb", "server_cpu_per_gb", "%.1f"),
 			c.fmtStat("moq.bench_cpu_s_per_gb", "%.1f"), c.fmtStat("baseline.bench_cpu_s_per_gb", "%.1f"),
 			c.pair("total_cpu_s_per_gb", "total_cpu_per_gb", "%.1f"),
-			c.fmtStat("moq.relay_peak_rss_mb", "%.0f"),
+			c.pair("server_peak_rss_mb", "server_peak_rss", "%.0f"),
 			c.fmtStat("moq.bench_peak_rss_mb", "%.0f"), c.fmtStat("baseline.bench_peak_rss_mb", "%.0f"))
 	}
 }

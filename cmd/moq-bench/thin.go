@@ -91,26 +91,31 @@ func newRelayTarget(rawURL string, ct moqnative.ClientTLS) (*relayTarget, error)
 	if err != nil {
 		return nil, fmt.Errorf("relay address %q: %w", u.Host, err)
 	}
-	host := u.Hostname()
-	tc := &tls.Config{ServerName: host, NextProtos: []string{alpnMoQ}, MinVersion: tls.VersionTLS13}
-	if ct.InsecureSkipVerify || len(ct.ServerCertificateHashes) > 0 {
-		// With fingerprints, the leaf's SHA-256 must be one of them
-		// (checked below instead of the chain).
-		tc.InsecureSkipVerify = true
-		if hashes := ct.ServerCertificateHashes; len(hashes) > 0 {
-			tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-				if len(raw) > 0 && slices.Contains(hashes, sha256.Sum256(raw[0])) {
-					return nil
-				}
-				return errors.New("relay certificate matches no --fingerprint")
-			}
-		}
+	tc := pinnedTLS(u.Hostname(), alpnMoQ, ct.ServerCertificateHashes)
+	if !ct.InsecureSkipVerify && len(ct.ServerCertificateHashes) == 0 {
+		tc.InsecureSkipVerify = false // the system's roots
 	}
 	path := u.EscapedPath()
 	if path == "" {
 		path = "/"
 	}
 	return &relayTarget{addr: addr, path: path, tls: tc}, nil
+}
+
+// pinnedTLS is a client TLS config for alpn that accepts the server whose
+// leaf certificate's SHA-256 is one of hashes (none: any server).
+func pinnedTLS(serverName, alpn string, hashes [][32]byte) *tls.Config {
+	tc := &tls.Config{ServerName: serverName, NextProtos: []string{alpn}, MinVersion: tls.VersionTLS13, InsecureSkipVerify: true}
+	if len(hashes) > 0 {
+		// The pin replaces the chain check.
+		tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) > 0 && slices.Contains(hashes, sha256.Sum256(raw[0])) {
+				return nil
+			}
+			return errors.New("server certificate matches no pinned fingerprint")
+		}
+	}
+	return tc
 }
 
 // thinControl is the control stream of a thin subscriber after its
