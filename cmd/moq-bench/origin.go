@@ -40,6 +40,10 @@ type originConfig struct {
 	GroupObjects int `json:"group_objects"`
 }
 
+// coalesceBytes bounds one write of objects queued on one stream (the
+// relay's own bound).
+const coalesceBytes = 16 << 10
+
 // originRecord is one object to send: publisher, object number, due time;
 // three big-endian uint64 on the origin's stdin.
 const originRecord = 24
@@ -219,6 +223,23 @@ func (o *origin) send(s *rawSender) {
 		batch, s.items = s.items, batch[:0]
 		ended := s.ended
 		s.mu.Unlock()
+		// Objects queued behind each other on one stream go out in one
+		// write of up to coalesceBytes, as the relay's lagging writer
+		// does.
+		var pending *quic.SendStream
+		flush := func() bool {
+			if pending == nil || len(buf) == 0 {
+				buf = buf[:0]
+				return true
+			}
+			_, err := pending.Write(buf)
+			buf = buf[:0]
+			if err != nil {
+				fail(err)
+				return false
+			}
+			return true
+		}
 		for _, it := range batch {
 			id := it.k % g
 			if id == 0 {
@@ -235,19 +256,29 @@ func (o *origin) send(s *rawSender) {
 				}}
 			}
 			str := open[it.pub]
+			if str != pending {
+				if !flush() {
+					return
+				}
+				pending = str
+			}
 			var err error
-			if buf, err = appendBenchObject(buf[:0], &state[it.pub], uint64(id), o.cfg.Size, it.at); err != nil {
+			if buf, err = appendBenchObject(buf, &state[it.pub], uint64(id), o.cfg.Size, it.at); err != nil {
 				fail(err)
 				return
 			}
-			if _, err := str.Write(buf); err != nil {
-				fail(err)
-				return
+			if id == g-1 || len(buf) >= coalesceBytes {
+				if !flush() {
+					return
+				}
 			}
 			if id == g-1 {
 				_ = str.Close()
-				open[it.pub] = nil
+				open[it.pub], pending = nil, nil
 			}
+		}
+		if !flush() {
+			return
 		}
 		if ended && len(batch) == 0 {
 			return
