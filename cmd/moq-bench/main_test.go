@@ -178,6 +178,18 @@ func TestLiveClasses(t *testing.T) {
 	}
 }
 
+// assertRefused checks that moq-bench refuses args before running.
+func assertRefused(t *testing.T, args []string) {
+	t.Helper()
+	cmd := newRootCommand()
+	cmd.SetOut(&bytes.Buffer{})
+	cmd.SetErr(&bytes.Buffer{})
+	cmd.SetArgs(args)
+	if err := cmd.Execute(); err == nil {
+		t.Errorf("%v accepted", args)
+	}
+}
+
 func TestLiveFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--key-ratio", "4"},
@@ -187,13 +199,7 @@ func TestLiveFlags(t *testing.T) {
 		{"--slow", "1", "--group-order", "sideways"},
 		{"--slow", "1", "--slow-mbps", "0"},
 	} {
-		cmd := newRootCommand()
-		cmd.SetOut(&bytes.Buffer{})
-		cmd.SetErr(&bytes.Buffer{})
-		cmd.SetArgs(args)
-		if err := cmd.Execute(); err == nil {
-			t.Errorf("%v accepted", args)
-		}
+		assertRefused(t, args)
 	}
 }
 
@@ -361,13 +367,7 @@ func TestModeFlags(t *testing.T) {
 		{"--subscriber-kind", "fat"},
 		{"--profile", "/tmp/x"}, // no spawned relay
 	} {
-		cmd := newRootCommand()
-		cmd.SetOut(&bytes.Buffer{})
-		cmd.SetErr(&bytes.Buffer{})
-		cmd.SetArgs(args)
-		if err := cmd.Execute(); err == nil {
-			t.Errorf("%v accepted", args)
-		}
+		assertRefused(t, args)
 	}
 }
 
