@@ -265,7 +265,7 @@ func TestSessionSubscribers(t *testing.T) {
 // TestRuns: --runs 2 runs the cell twice and reports medians with their
 // range, in the table and in JSON.
 func TestRuns(t *testing.T) {
-	out, _ := runCLI(t, "--cell", "2:0.25:1KB", "--duration", "1s", "--runs", "2", "--json")
+	out, _ := runCLI(t, "--cell", "2:0.25:1KB", "--duration", "500ms", "--runs", "2", "--json")
 	var cs []*cellResult
 	if err := json.Unmarshal([]byte(out), &cs); err != nil {
 		t.Fatalf("--json output does not parse: %v\n%s", err, out)
