@@ -38,6 +38,8 @@ type watchStats struct {
 	FramesDrawn   int      `json:"framesDrawn"`
 	FramesDropped int      `json:"framesDropped"`
 	GroupsSkipped int      `json:"groupsSkipped"`
+	Bytes         int64    `json:"bytes"`
+	Delay         int      `json:"delay"`
 	AudioFrames   int      `json:"audioFrames"`
 	AudioLate     int      `json:"audioLate"`
 }

@@ -1244,6 +1244,7 @@ var Player = class {
     this.ctx2d.drawImage(show, 0, 0);
     this.stats.resolution = `${show.displayWidth}x${show.displayHeight}`;
     this.stats.framesDrawn++;
+    this.stats.delay = Math.round(this.delay);
     if (this.stats.firstFrame === null) this.stats.firstFrame = Math.round(performance.now() - this.stats.t0);
     this.lastShown = show.timestamp;
     this.stats.latency = Math.round(performance.now() - (show.timestamp / 1e3 + this.offset));
@@ -1313,6 +1314,7 @@ var Player = class {
   }
   countBytes(n) {
     const now = performance.now();
+    this.stats.bytes += n;
     this.bytes.push([now, n]);
     while (this.bytes.length && this.bytes[0][0] < now - 2e3) this.bytes.shift();
     this.stats.bitrate = Math.round(this.bytes.reduce((a, [, b]) => a + b, 0) * 8 / 2);
@@ -1487,6 +1489,8 @@ var stats = {
   framesDropped: 0,
   videoChunks: 0,
   groupsSkipped: 0,
+  bytes: 0,
+  delay: 0,
   audioFrames: 0,
   audioLate: 0,
   audioState: "",

@@ -292,6 +292,7 @@ export class Player {
     this.ctx2d.drawImage(show, 0, 0);
     this.stats.resolution = `${show.displayWidth}x${show.displayHeight}`;
     this.stats.framesDrawn++;
+    this.stats.delay = Math.round(this.delay);
     if (this.stats.firstFrame === null) this.stats.firstFrame = Math.round(performance.now() - this.stats.t0);
     this.lastShown = show.timestamp;
     this.stats.latency = Math.round(performance.now() - (show.timestamp / 1000 + this.offset));
@@ -360,6 +361,7 @@ export class Player {
 
   countBytes(n) {
     const now = performance.now();
+    this.stats.bytes += n;
     this.bytes.push([now, n]);
     while (this.bytes.length && this.bytes[0][0] < now - 2000) this.bytes.shift();
     this.stats.bitrate = Math.round(this.bytes.reduce((a, [, b]) => a + b, 0) * 8 / 2);
