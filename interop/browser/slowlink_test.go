@@ -116,9 +116,9 @@ func TestWatchPageSlowLink(t *testing.T) {
 		s := stats()
 		if s.Latency != nil {
 			maxLatency = max(maxLatency, *s.Latency)
-			t.Logf("%4.0fs latency %5.0f ms (delay %4d ms), drawn %4d, dropped %4d, groups skipped %3d, %4.0f kb/s",
+			t.Logf("%4.0fs latency %5.0f ms (delay %4d ms), drawn %4d, dropped %4d, groups skipped %3d, cut short %3d, audio late %3d, %4.0f kb/s",
 				time.Since(t0).Seconds(), *s.Latency, s.Delay, s.FramesDrawn-start.FramesDrawn, s.FramesDropped-start.FramesDropped,
-				s.GroupsSkipped-start.GroupsSkipped, s.Bitrate/1000)
+				s.GroupsSkipped-start.GroupsSkipped, s.GroupsCut-start.GroupsCut, s.AudioLate-start.AudioLate, s.Bitrate/1000)
 		}
 	}
 	end, secs := stats(), time.Since(t0).Seconds()
@@ -126,11 +126,12 @@ func TestWatchPageSlowLink(t *testing.T) {
 	drawn := end.FramesDrawn - start.FramesDrawn
 	groups := secs * 2 // a key frame every 15 frames at 30 fps
 	skipped := end.GroupsSkipped - start.GroupsSkipped
+	cut := end.GroupsCut - start.GroupsCut
 	linkKbps := float64(down.Bytes-down0.Bytes) * 8 / secs / 1000
 	pageKbps := float64(end.Bytes-start.Bytes) * 8 / secs / 1000
-	t.Logf("over %.1f s on a %d kb/s link: %d frames drawn (%.1f/s of 30), %d of ~%.0f groups skipped, "+
+	t.Logf("over %.1f s on a %d kb/s link: %d frames drawn (%.1f/s of 30), %d of ~%.0f groups skipped whole and %d cut short, "+
 		"media %.0f kb/s reached the page (link carried %.0f kb/s, %d packets dropped at its queue), latency %.0f ms at the end, %.0f ms at most, playout delay %d ms",
-		secs, slowLinkRate/1000, drawn, float64(drawn)/secs, skipped, groups, pageKbps, linkKbps, down.Dropped-down0.Dropped,
+		secs, slowLinkRate/1000, drawn, float64(drawn)/secs, skipped, groups, cut, pageKbps, linkKbps, down.Dropped-down0.Dropped,
 		ptrOr(end.Latency), maxLatency, end.Delay)
 
 	// Live: the page's own latency figure stays within a few seconds (it
@@ -138,17 +139,21 @@ func TestWatchPageSlowLink(t *testing.T) {
 	if end.Latency == nil || *end.Latency > 4000 {
 		fail("the page is not live on the slow link: latency %v ms", ptrOr(end.Latency))
 	}
-	// A steady share of frames: at least the key frame and the start of
-	// most groups, i.e. well above the 4 a second of a page that abandons
-	// nearly every group.
+	// A steady share of frames: the start of nearly every group (its key
+	// frame and the deltas that fit), not a key frame now and then.
 	if rate := float64(drawn) / secs; rate < minSlowLinkFPS {
-		fail("the page drew %.1f frames a second on the slow link, want at least %.0f (it skipped %d groups)", rate, minSlowLinkFPS, skipped)
+		fail("the page drew %.1f frames a second on the slow link, want at least %.1f (it skipped %d groups whole, cut %d short)", rate, minSlowLinkFPS, skipped, cut)
+	}
+	if float64(skipped) > groups/3 {
+		fail("the page skipped %d of ~%.0f groups whole on the slow link, want at most a third", skipped, groups)
 	}
 }
 
 // minSlowLinkFPS is the least frame rate the page must draw on the slow
-// link.
-const minSlowLinkFPS = 0.0
+// link. The link carries about 4 frames of each 15-frame group (the key
+// frame is about 11 KB, a delta 1.5 KB, and audio goes first); measured:
+// 5.8 to 8.1 a second. The page that abandoned groups drew 3 to 4.
+const minSlowLinkFPS = 4.5
 
 func ptrOr(p *float64) float64 {
 	if p == nil {

@@ -38,6 +38,7 @@ type watchStats struct {
 	FramesDrawn   int      `json:"framesDrawn"`
 	FramesDropped int      `json:"framesDropped"`
 	GroupsSkipped int      `json:"groupsSkipped"`
+	GroupsCut     int      `json:"groupsCut"`
 	Bytes         int64    `json:"bytes"`
 	Delay         int      `json:"delay"`
 	AudioFrames   int      `json:"audioFrames"`

@@ -40,6 +40,7 @@ var FETCH_STANDALONE = 1;
 var FETCH_RELATIVE_JOINING = 2;
 var STATUS_NORMAL = 0;
 var GROUP_ORDER_ASCENDING = 1;
+var GROUP_ORDER_DESCENDING = 2;
 var FETCH_INVALID_JOINING_REQUEST_ID = 7;
 var NOT_SUPPORTED = 3;
 var UNINTERESTED = 4;
@@ -482,13 +483,15 @@ var Session = class _Session {
   // for each subgroup stream. With join, a joining FETCH of the group in
   // progress (relative, 0 groups back) follows the SUBSCRIBE at once,
   // without waiting a round trip for SUBSCRIBE_OK: sub.joinFetch is its
-  // Fetch (it fails when the track has no content yet).
-  async subscribe(namespace, name2, { priority = 128, filter = FILTER_LARGEST_OBJECT, join = false, onStream, onDone }) {
+  // Fetch (it fails when the track has no content yet). groupOrder is the
+  // SUBSCRIBE's group order: 0 the publisher's, GROUP_ORDER_DESCENDING
+  // newest first.
+  async subscribe(namespace, name2, { priority = 128, groupOrder = 0, filter = FILTER_LARGEST_OBJECT, join = false, onStream, onDone }) {
     const id = await this.requestID();
     const sub = new Subscription(this, id, namespace, name2, onStream, onDone);
     this.subs.set(id, sub);
     const answered = this.request(id, `SUBSCRIBE ${name2}`);
-    this.send(MSG.SUBSCRIBE, new Writer().varint(id).tuple(namespace).string(name2).u8(priority).u8(0).u8(1).varint(filter).varint(0));
+    this.send(MSG.SUBSCRIBE, new Writer().varint(id).tuple(namespace).string(name2).u8(priority).u8(groupOrder).u8(1).varint(filter).varint(0));
     if (join) {
       sub.joinFetch = this.fetch({ joining: sub, start: 0 }, priority);
       sub.joinFetch.catch(() => {
@@ -1048,8 +1051,8 @@ var Player = class {
     this.render = this.render.bind(this);
     requestAnimationFrame(this.render);
     const jobs = [];
-    if (video) jobs.push(this.play(video.ct.name, PRIO_VIDEO, video.t, (s) => this.decodeVideo(s)));
-    if (audio) jobs.push(this.play(audio.ct.name, PRIO_AUDIO, audio.t, (s) => this.decodeAudio(s)));
+    if (video) jobs.push(this.play(video.ct.name, PRIO_VIDEO, GROUP_ORDER_DESCENDING, video.t, (s) => this.decodeVideo(s)));
+    if (audio) jobs.push(this.play(audio.ct.name, PRIO_AUDIO, 0, audio.t, (s) => this.decodeAudio(s)));
     await Promise.all(jobs);
   }
   async fetchCatalog() {
@@ -1070,7 +1073,7 @@ var Player = class {
   }
   // play subscribes to a track from its latest group: a joining FETCH
   // brings that group's start, the subscription the rest.
-  async play(name2, priority, track, deliver) {
+  async play(name2, priority, groupOrder, track, deliver) {
     let lastUs = null;
     let joined = null;
     const feed = new GroupFeed(
@@ -1101,17 +1104,25 @@ var Player = class {
           deliver(s);
         }
       },
-      (n) => {
-        this.stats.groupsSkipped += n;
+      (whole, cut) => {
+        this.stats.groupsSkipped += whole;
+        this.stats.groupsCut += cut;
       },
-      // How far behind the live edge the track's playback is (ms).
-      () => lastUs === null || this.offset === null ? 0 : performance.now() - (lastUs / 1e3 + this.offset) - this.delay
+      // How far the track's playback is past the last sample delivered (ms):
+      // below 0 while delivered samples are still to be shown; -Infinity
+      // before the first.
+      () => lastUs === null || this.offset === null ? -Infinity : performance.now() - (lastUs / 1e3 + this.offset) - this.delay
     );
     this.feeds.push(feed);
     const sub = await this.session.subscribe(this.ns, name2, {
+      // Video newest group first: on a link too slow for the whole track,
+      // the relay sends each new group's start (its key frame) ahead of
+      // the older group's tail, which the feed then drops. Audio keeps the
+      // publisher's order: it is small, and a gap in it is heard.
       priority,
       filter: FILTER_LARGEST_OBJECT,
       join: true,
+      groupOrder,
       onStream: (group, objects) => feed.stream(group, objects),
       onDone: (d) => {
         feed.done = true;
@@ -1345,7 +1356,7 @@ var Player = class {
   }
 };
 var GroupFeed = class {
-  constructor(name2, deliver, skipped, behind = () => 0) {
+  constructor(name2, deliver, skipped, behind = () => -Infinity) {
     this.name = name2;
     this.deliver = deliver;
     this.skipped = skipped;
@@ -1426,16 +1437,25 @@ var GroupFeed = class {
       }
       const newer = [...this.groups.keys()].filter((k) => k > g.id);
       if (!newer.length) return;
-      if (newer.length > MAX_WAITING_GROUPS || performance.now() - g.progress >= SKIP_AFTER_MS || this.behind() > MAX_BEHIND_MS) {
-        this.skipTo(Math.max(...newer));
+      const behind = this.behind();
+      const stalled = performance.now() - g.progress >= SKIP_AFTER_MS;
+      const ready = newer.filter((k) => this.groups.get(k).objects.has(0));
+      const target = Math.max(...ready.length ? ready : newer);
+      if (ready.length > MAX_WAITING_GROUPS || stalled || behind > MAX_BEHIND_MS) {
+        this.skipTo(target);
         continue;
       }
-      if (!this.timer) {
-        this.timer = setTimeout(() => {
-          this.timer = null;
-          this.pump();
-        }, SKIP_AFTER_MS - (performance.now() - g.progress) + 5);
+      if (ready.length && behind >= 0) {
+        this.skipTo(target);
+        continue;
       }
+      let wait = SKIP_AFTER_MS - (performance.now() - g.progress);
+      if (ready.length) wait = Math.min(wait, -behind);
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.pump();
+      }, Math.max(0, wait) + 5);
       return;
     }
   }
@@ -1445,16 +1465,19 @@ var GroupFeed = class {
     this.floor = Math.max(this.floor, g.id);
     if (this.current === g.id) this.current = null;
   }
+  // skipTo abandons every group older than newest. It reports how many
+  // were abandoned whole (nothing of them delivered) and how many were cut
+  // short (their start delivered, their tail dropped).
   skipTo(newest) {
-    let n = 0;
+    let whole = 0, cut = 0;
     for (const g of [...this.groups.values()]) {
-      if (g.id < newest) {
-        this.finish(g, true);
-        n++;
-      }
+      if (g.id >= newest) continue;
+      this.finish(g, true);
+      if (g.next > 0) cut++;
+      else whole++;
     }
     this.current = null;
-    if (n) this.skipped(n);
+    if (whole || cut) this.skipped(whole, cut);
   }
   close() {
     clearTimeout(this.timer);
@@ -1489,6 +1512,7 @@ var stats = {
   framesDropped: 0,
   videoChunks: 0,
   groupsSkipped: 0,
+  groupsCut: 0,
   bytes: 0,
   delay: 0,
   audioFrames: 0,
@@ -1636,7 +1660,7 @@ function overlay() {
     `latency ${stats.latency ?? "-"} ms behind live`,
     `bitrate ${kbps} kb/s`,
     `frames ${stats.framesDrawn} drawn, ${stats.framesDropped} dropped`,
-    `groups skipped ${stats.groupsSkipped}`,
+    `groups skipped ${stats.groupsSkipped}, cut short ${stats.groupsCut}`,
     stats.firstFrame !== null ? `first frame ${stats.firstFrame} ms` : ""
   ].filter(Boolean).join("\n");
 }

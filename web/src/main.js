@@ -23,7 +23,7 @@ const $ = (id) => document.getElementById(id);
 const stats = {
   t0: performance.now(), state: "starting", connects: 0, broadcasts: [],
   setup: null, firstFrame: null, latency: null, resolution: "", bitrate: 0,
-  framesDecoded: 0, framesDrawn: 0, framesDropped: 0, videoChunks: 0, groupsSkipped: 0, bytes: 0, delay: 0,
+  framesDecoded: 0, framesDrawn: 0, framesDropped: 0, videoChunks: 0, groupsSkipped: 0, groupsCut: 0, bytes: 0, delay: 0,
   audioFrames: 0, audioLate: 0, audioState: "", codec: "", audioCodec: "", catalog: "",
 };
 window.watchStats = stats;
@@ -174,7 +174,7 @@ function overlay() {
     `latency ${stats.latency ?? "-"} ms behind live`,
     `bitrate ${kbps} kb/s`,
     `frames ${stats.framesDrawn} drawn, ${stats.framesDropped} dropped`,
-    `groups skipped ${stats.groupsSkipped}`,
+    `groups skipped ${stats.groupsSkipped}, cut short ${stats.groupsCut}`,
     stats.firstFrame !== null ? `first frame ${stats.firstFrame} ms` : "",
   ].filter(Boolean).join("\n");
 }

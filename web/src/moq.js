@@ -32,6 +32,7 @@ export const FILTER_LARGEST_OBJECT = 0x2;
 const FETCH_STANDALONE = 0x1, FETCH_RELATIVE_JOINING = 0x2;
 const STATUS_NORMAL = 0x0;
 const GROUP_ORDER_ASCENDING = 0x1;
+export const GROUP_ORDER_DESCENDING = 0x2;
 export const FETCH_INVALID_JOINING_REQUEST_ID = 0x7;
 const NOT_SUPPORTED = 0x3, UNINTERESTED = 0x4;
 // Session error codes (§3.4) used when closing.
@@ -440,14 +441,16 @@ export class Session {
   // for each subgroup stream. With join, a joining FETCH of the group in
   // progress (relative, 0 groups back) follows the SUBSCRIBE at once,
   // without waiting a round trip for SUBSCRIBE_OK: sub.joinFetch is its
-  // Fetch (it fails when the track has no content yet).
-  async subscribe(namespace, name, { priority = 128, filter = FILTER_LARGEST_OBJECT, join = false, onStream, onDone }) {
+  // Fetch (it fails when the track has no content yet). groupOrder is the
+  // SUBSCRIBE's group order: 0 the publisher's, GROUP_ORDER_DESCENDING
+  // newest first.
+  async subscribe(namespace, name, { priority = 128, groupOrder = 0, filter = FILTER_LARGEST_OBJECT, join = false, onStream, onDone }) {
     const id = await this.requestID();
     const sub = new Subscription(this, id, namespace, name, onStream, onDone);
     this.subs.set(id, sub);
     const answered = this.request(id, `SUBSCRIBE ${name}`);
     this.send(MSG.SUBSCRIBE, new Writer().varint(id).tuple(namespace).string(name)
-      .u8(priority).u8(0).u8(1).varint(filter).varint(0));
+      .u8(priority).u8(groupOrder).u8(1).varint(filter).varint(0));
     if (join) {
       sub.joinFetch = this.fetch({ joining: sub, start: 0 }, priority);
       sub.joinFetch.catch(() => {});

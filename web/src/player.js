@@ -4,7 +4,7 @@
 // WebCodecs and presents video on a canvas and audio through Web Audio on
 // one clock.
 
-import { FILTER_LARGEST_OBJECT, FETCH_INVALID_JOINING_REQUEST_ID } from "./moq.js";
+import { FILTER_LARGEST_OBJECT, FETCH_INVALID_JOINING_REQUEST_ID, GROUP_ORDER_DESCENDING } from "./moq.js";
 import { parseInit, parseFragment, codecFor } from "./mp4.js";
 import { parseCatalog } from "./catalog.js";
 
@@ -23,7 +23,8 @@ const MAX_BEHIND_MS = 1000;
 // A group that has made no progress for this long, while a newer group is
 // waiting, is abandoned (STOP_SENDING) and the player jumps to the newest.
 const SKIP_AFTER_MS = 500;
-// More newer groups waiting than this: skip at once.
+// More newer groups waiting with their start (key frame) than this: skip
+// at once.
 const MAX_WAITING_GROUPS = 2;
 // Decoded frames waiting to be drawn, at most.
 const MAX_FRAMES = 60;
@@ -110,8 +111,8 @@ export class Player {
     this.render = this.render.bind(this);
     requestAnimationFrame(this.render);
     const jobs = [];
-    if (video) jobs.push(this.play(video.ct.name, PRIO_VIDEO, video.t, (s) => this.decodeVideo(s)));
-    if (audio) jobs.push(this.play(audio.ct.name, PRIO_AUDIO, audio.t, (s) => this.decodeAudio(s)));
+    if (video) jobs.push(this.play(video.ct.name, PRIO_VIDEO, GROUP_ORDER_DESCENDING, video.t, (s) => this.decodeVideo(s)));
+    if (audio) jobs.push(this.play(audio.ct.name, PRIO_AUDIO, 0, audio.t, (s) => this.decodeAudio(s)));
     await Promise.all(jobs);
   }
 
@@ -136,7 +137,7 @@ export class Player {
 
   // play subscribes to a track from its latest group: a joining FETCH
   // brings that group's start, the subscription the rest.
-  async play(name, priority, track, deliver) {
+  async play(name, priority, groupOrder, track, deliver) {
     let lastUs = null;
     let joined = null; // {group, object}: SUBSCRIBE_OK's largest; the joining FETCH's objects up to it are backlog
     const feed = new GroupFeed(name, (payload, group, object) => {
@@ -164,12 +165,18 @@ export class Player {
         lastUs = s.us;
         deliver(s);
       }
-    }, (n) => { this.stats.groupsSkipped += n; },
-    // How far behind the live edge the track's playback is (ms).
-    () => (lastUs === null || this.offset === null ? 0 : performance.now() - (lastUs / 1000 + this.offset) - this.delay));
+    }, (whole, cut) => { this.stats.groupsSkipped += whole; this.stats.groupsCut += cut; },
+    // How far the track's playback is past the last sample delivered (ms):
+    // below 0 while delivered samples are still to be shown; -Infinity
+    // before the first.
+    () => (lastUs === null || this.offset === null ? -Infinity : performance.now() - (lastUs / 1000 + this.offset) - this.delay));
     this.feeds.push(feed);
     const sub = await this.session.subscribe(this.ns, name, {
-      priority, filter: FILTER_LARGEST_OBJECT, join: true,
+      // Video newest group first: on a link too slow for the whole track,
+      // the relay sends each new group's start (its key frame) ahead of
+      // the older group's tail, which the feed then drops. Audio keeps the
+      // publisher's order: it is small, and a gap in it is heard.
+      priority, filter: FILTER_LARGEST_OBJECT, join: true, groupOrder,
       onStream: (group, objects) => feed.stream(group, objects),
       onDone: (d) => { feed.done = true; if (d.code >= 0) this.log(`${name}: PUBLISH_DONE ${d.code} ${d.reason}`); this.checkEnded(); },
     });
@@ -384,13 +391,22 @@ export class Player {
 
 // GroupFeed hands a track's objects over in order: group by group, each
 // from object 0, whether they come from subgroup streams or a joining
-// FETCH. A group that stalls while newer ones wait, or that plays too far
-// behind the live edge (behind(), in ms) while a newer one waits, is
-// abandoned: its streams are cancelled (STOP_SENDING) and the feed jumps
-// to the newest group, so a slow link shows the present rather than
-// falling behind.
+// FETCH. While the current group waits for its next object and a newer
+// group is there, the current group gives way:
+//
+//   - its tail is cut once playback has shown everything it delivered
+//     (behind() reaches 0, in ms past the last sample delivered) and a
+//     newer group's first object (its key frame) is here: on a link slower
+//     than the track, each group plays its start and drops its tail;
+//   - it is abandoned at once when it has made no progress for
+//     SKIP_AFTER_MS, when more than MAX_WAITING_GROUPS newer groups have
+//     their start here, or when playback is MAX_BEHIND_MS past it.
+//
+// Giving way cancels the older groups' streams (STOP_SENDING) and jumps to
+// the newest group whose start is here (else the newest), so a slow link
+// shows the present rather than falling behind.
 export class GroupFeed {
-  constructor(name, deliver, skipped, behind = () => 0) {
+  constructor(name, deliver, skipped, behind = () => -Infinity) {
     this.name = name;
     this.deliver = deliver;
     this.skipped = skipped;
@@ -467,13 +483,28 @@ export class GroupFeed {
       // Waiting for object g.next of the current group.
       const newer = [...this.groups.keys()].filter((k) => k > g.id);
       if (!newer.length) return;
-      if (newer.length > MAX_WAITING_GROUPS || performance.now() - g.progress >= SKIP_AFTER_MS || this.behind() > MAX_BEHIND_MS) {
-        this.skipTo(Math.max(...newer));
+      const behind = this.behind();
+      const stalled = performance.now() - g.progress >= SKIP_AFTER_MS;
+      // A group to jump to: the newest whose first object (its key frame)
+      // is here, else the newest.
+      const ready = newer.filter((k) => this.groups.get(k).objects.has(0));
+      const target = Math.max(...(ready.length ? ready : newer));
+      if (ready.length > MAX_WAITING_GROUPS || stalled || behind > MAX_BEHIND_MS) {
+        this.skipTo(target);
         continue;
       }
-      if (!this.timer) {
-        this.timer = setTimeout(() => { this.timer = null; this.pump(); }, SKIP_AFTER_MS - (performance.now() - g.progress) + 5);
+      // The tail of a group that cannot keep up gives way to the start of
+      // a newer one: once playback has caught up with what this group
+      // delivered (behind() reaches 0) and a newer group's key frame is
+      // here, waiting longer for this group would only freeze the picture.
+      if (ready.length && behind >= 0) {
+        this.skipTo(target);
+        continue;
       }
+      let wait = SKIP_AFTER_MS - (performance.now() - g.progress);
+      if (ready.length) wait = Math.min(wait, -behind);
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => { this.timer = null; this.pump(); }, Math.max(0, wait) + 5);
       return;
     }
   }
@@ -485,13 +516,18 @@ export class GroupFeed {
     if (this.current === g.id) this.current = null;
   }
 
+  // skipTo abandons every group older than newest. It reports how many
+  // were abandoned whole (nothing of them delivered) and how many were cut
+  // short (their start delivered, their tail dropped).
   skipTo(newest) {
-    let n = 0;
+    let whole = 0, cut = 0;
     for (const g of [...this.groups.values()]) {
-      if (g.id < newest) { this.finish(g, true); n++; }
+      if (g.id >= newest) continue;
+      this.finish(g, true);
+      if (g.next > 0) cut++; else whole++;
     }
     this.current = null;
-    if (n) this.skipped(n);
+    if (whole || cut) this.skipped(whole, cut);
   }
 
   close() {

@@ -54,10 +54,16 @@ test("fragment: samples with trun fields and tfhd defaults", () => {
   assert.throws(() => parseFragment(frag.subarray(0, frag.length - 2), tracks));
 });
 
-// feed returns a GroupFeed and what it delivered and skipped.
-function feed() {
-  const out = { got: [], skipped: 0 };
-  out.feed = new GroupFeed("t", (payload, group) => out.got.push(`${group}/${payload}`), (n) => { out.skipped += n; });
+// feed returns a GroupFeed and what it delivered and skipped: skipped
+// counts every group abandoned, whole counts those of which nothing was
+// delivered, cut those whose tail was dropped.
+function feed(behind) {
+  const out = { got: [], skipped: 0, whole: 0, cut: 0 };
+  out.feed = new GroupFeed("t", (payload, group) => out.got.push(`${group}/${payload}`), (whole, cut) => {
+    out.skipped += whole + cut;
+    out.whole += whole;
+    out.cut += cut;
+  }, behind);
   return out;
 }
 
@@ -98,6 +104,7 @@ test("a stalled group is abandoned for the newest once newer ones pile up", () =
   g4.push(1, 0, "e");
   assert.deepEqual(f.got, ["1/a", "4/d", "4/e"]);
   assert.equal(f.skipped, 3);
+  assert.deepEqual([f.whole, f.cut], [2, 1]);
   assert.equal(cancelled, 3);
   g1.push(1, 0, "too late");
   assert.deepEqual(f.got.at(-1), "4/e");
@@ -116,7 +123,7 @@ test("a group that makes no progress for a while is abandoned", async () => {
 });
 
 test("a group playing too far behind live gives way to a newer one at once", () => {
-  let behind = 0;
+  let behind = -100; // frames delivered are still to be shown
   const out = [];
   const f = new GroupFeed("t", (p, g) => out.push(`${g}/${p}`), () => {}, () => behind);
   const g1 = f.source(1, () => {});
@@ -127,6 +134,41 @@ test("a group playing too far behind live gives way to a newer one at once", () 
   g1.push(1, 0, "a1"); // progress, but far behind live
   assert.deepEqual(out, ["1/a", "1/a1", "2/b"]);
   f.close();
+});
+
+test("a group's tail gives way to the next group's key frame once playback catches up", () => {
+  let behind = -200; // playback is 200 ms short of the last frame delivered
+  const f = feed(() => behind);
+  let cancelled = 0;
+  const g1 = f.feed.source(1, () => { cancelled++; });
+  g1.push(0, 0, "k1");
+  g1.push(1, 0, "d1");
+  const g2 = f.feed.source(2, () => {});
+  g2.push(1, 0, "d2"); // the next group's key frame is not here yet
+  behind = 10;
+  g2.push(2, 0, "d2'"); // no start to jump to: keep waiting for group 1
+  assert.deepEqual(f.got, ["1/k1", "1/d1"]);
+  behind = -50;
+  g2.push(0, 0, "k2"); // a start to jump to, but frames of group 1 still to show
+  assert.deepEqual(f.got, ["1/k1", "1/d1"]);
+  g1.push(2, 0, "d1'"); // group 1 progresses: delivered
+  behind = 0;
+  g1.push(4, 0, "gap"); // object 3 missing, playback caught up: cut group 1's tail
+  assert.deepEqual(f.got, ["1/k1", "1/d1", "1/d1'", "2/k2", "2/d2", "2/d2'"]);
+  assert.deepEqual([f.whole, f.cut, cancelled], [0, 1, 1]);
+  f.feed.close();
+});
+
+test("a cut waits for playback to catch up, by a timer", async () => {
+  let caughtUp = performance.now() + 60;
+  const f = feed(() => performance.now() - caughtUp);
+  f.feed.source(1, () => {}).push(0, 0, "k1");
+  f.feed.source(2, () => {}).push(0, 0, "k2");
+  assert.deepEqual(f.got, ["1/k1"]);
+  await new Promise((res) => setTimeout(res, 200)); // well short of the 500 ms stall rule
+  assert.deepEqual(f.got, ["1/k1", "2/k2"]);
+  assert.deepEqual([f.whole, f.cut], [0, 1]);
+  f.feed.close();
 });
 
 test("catalogs: moq-rs's and MSF's", () => {
