@@ -1119,6 +1119,9 @@ var Player = class {
       // the relay sends each new group's start (its key frame) ahead of
       // the older group's tail, which the feed then drops. Audio keeps the
       // publisher's order: it is small, and a gap in it is heard.
+      // (Over WebTransport the relay cannot prioritise streams yet: its
+      // webtransport-go has no stream priority. The feed's tail cutting
+      // works either way.)
       priority,
       filter: FILTER_LARGEST_OBJECT,
       join: true,
