@@ -40,7 +40,7 @@ func TestAuthorizationTokens(t *testing.T) {
 		tracks := &moqtransport.Tracks{}
 		name := wire.FullTrackName{Namespace: wire.Namespace{"a"}, Name: "t"}
 		tracks.Add(moqtransport.NewTrack(name, moqtransport.TrackConfig{}))
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks, Authorize: tokenPolicy, MaxAuthTokenCacheSize: 64})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks.Handler(), Authorize: tokenPolicy, MaxAuthTokenCacheSize: 64})
 		client, _ := e.dial(nil)
 		ctx := timeout(t)
 		check := func(what string, params wire.Parameters, want uint64) {

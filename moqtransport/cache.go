@@ -258,11 +258,30 @@ func (t *Track) index(seq uint64) int {
 	return sort.Search(len(t.log), func(i int) bool { return t.log[i].seq >= seq })
 }
 
-// GroupObjects returns the cached objects of group in object ID order (nil
-// if it is not cached). The slice is the caller's; the objects are shared
-// and read-only. For a truncated group (GroupTruncated) the oldest objects
-// are missing.
-func (t *Track) GroupObjects(group uint64) []*Object {
+// TrackCache is a view of what a track's cache holds, for relays and tools
+// that serve or inspect cached objects themselves (FetchFromTrack is built
+// on it). A publisher does not need it: subscribers, FETCH and readers are
+// served from the cache without it.
+type TrackCache struct{ t *Track }
+
+// Cache returns the view of the track's cache.
+func (t *Track) Cache() TrackCache { return TrackCache{t} }
+
+// Objects returns the cached objects of group in object ID order (nil if
+// it is not cached). The slice is the caller's; the objects are shared and
+// read-only. For a truncated group (Truncated) the oldest objects are
+// missing.
+func (c TrackCache) Objects(group uint64) []*Object { return c.t.groupObjects(group) }
+
+// Truncated reports whether the cached group lost objects because it alone
+// outgrew TrackConfig.MaxBytes: its objects cannot answer a FETCH.
+func (c TrackCache) Truncated(group uint64) bool { return c.t.groupTruncated(group) }
+
+// Groups returns the smallest and largest cached group IDs. Groups in
+// between may be missing (never written, or written late and evicted).
+func (c TrackCache) Groups() (oldest, newest uint64, ok bool) { return c.t.cachedGroups() }
+
+func (t *Track) groupObjects(group uint64) []*Object {
 	t.touch()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -274,18 +293,14 @@ func (t *Track) GroupObjects(group uint64) []*Object {
 	return slices.Clone(g.objects)
 }
 
-// GroupTruncated reports whether the cached group lost objects because it
-// alone outgrew MaxBytes: its objects cannot answer a FETCH.
-func (t *Track) GroupTruncated(group uint64) bool {
+func (t *Track) groupTruncated(group uint64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	g := t.group(group, false)
 	return g != nil && g.truncated
 }
 
-// CachedGroups returns the smallest and largest cached group IDs. Groups in
-// between may be missing (never written, or written late and evicted).
-func (t *Track) CachedGroups() (oldest, newest uint64, ok bool) {
+func (t *Track) cachedGroups() (oldest, newest uint64, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.expire()

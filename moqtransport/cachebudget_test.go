@@ -110,7 +110,7 @@ func TestCacheBudgetTruncatesNewestGroups(t *testing.T) {
 	if st.Used != sum || st.EvictedBytes < tracks*objects*(size+CacheEntryOverhead)-limit {
 		t.Errorf("budget %+v, tracks hold %d", st, sum)
 	}
-	if !ts[0].GroupTruncated(0) {
+	if !ts[0].Cache().Truncated(0) {
 		t.Error("the first track's group was not truncated")
 	}
 }

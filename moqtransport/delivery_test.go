@@ -20,7 +20,7 @@ func served(t *testing.T, scheme string) (*moqtransport.Track, *moqtransport.Ses
 	name := wire.FullTrackName{Namespace: wire.Namespace{"d"}, Name: "t"}
 	tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
 	tracks.Add(tr)
-	e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks})
+	e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks.Handler()})
 	client, _ := e.dial(nil)
 	return tr, client, name
 }
@@ -282,10 +282,9 @@ func TestDeliveryTimeoutAndMaxCacheDuration(t *testing.T) {
 				return time.Now().Add(time.Duration(offset.Add(int64(jump)) - int64(jump)))
 			}
 			return time.Now().Add(time.Duration(offset.Load()))
-		}})
-		tr.SetTimeouts(0, maxCache)
+		}, MaxCacheDuration: maxCache})
 		tracks.Add(tr)
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks.Handler()})
 		client, _ := e.dial(nil)
 		ctx := timeout(t)
 		sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{

@@ -21,12 +21,15 @@
 //     ExampleSubscription_Update.
 //   - Tell failures apart: RequestError, ConnError and the Err variables,
 //     with errors.Is and errors.As. See Example_errors.
-//   - Publish tracks and serve subscribers without a relay: NewTrack, Track's
-//     subgroup writers, a Handler (Tracks serves a fixed set) in
-//     Config.Handler, and Accept on the connections of a moqnative.Listen
-//     server.
+//   - Publish tracks and serve subscribers without a relay: NewTrack,
+//     SubgroupWriter.WriteObject, Tracks.Handler in Config.Handler, and
+//     Accept on the connections of a moqnative.Listen server. See
+//     ExampleTracks_Handler; ExampleSession_Publish pushes a track instead.
+//   - Serve FETCH from your own store: Handler.Fetch answering with
+//     FetchResponse.Objects. See ExampleHandler_fetch.
+//   - Decide who may do what: Config.Authorize. See ExampleAuthorizer.
 //   - Run a relay, in-process or as a binary: package relay (relay.New and
-//     relay.NewServer), or the moq-relay command.
+//     relay.NewServer; its Example), or the moq-relay command.
 //   - Dial and listen, raw QUIC or WebTransport, or mount MoQT on your own
 //     quic-go or http3 server: package moqnative (ExampleDial,
 //     ExampleListen, ExampleWebTransportHandler).

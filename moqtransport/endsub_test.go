@@ -15,7 +15,7 @@ func TestEndSubscription(t *testing.T) {
 		tracks := &moqtransport.Tracks{}
 		name := wire.FullTrackName{Namespace: wire.Namespace{"e"}, Name: "t"}
 		tracks.Add(moqtransport.NewTrack(name, moqtransport.TrackConfig{}))
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks.Handler()})
 		client, server := e.dial(nil)
 		ctx := timeout(t)
 		sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
@@ -51,7 +51,7 @@ func TestEndSubscription(t *testing.T) {
 func TestUnsubscribeFromPublish(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		h := &takesPublish{subs: make(chan *moqtransport.Subscription, 2)}
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: h})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: moqtransport.Handler{Publish: h.Publish}})
 		client, server := e.dial(nil)
 		ctx := timeout(t)
 		tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"ok"}, Name: "pushed"}, moqtransport.TrackConfig{})

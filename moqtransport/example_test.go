@@ -80,7 +80,7 @@ func ExampleSession_Subscribe() {
 	track := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
 	tracks := &moqtransport.Tracks{}
 	tracks.Add(track)
-	session, _, stop := exampleSessions(&moqtransport.Config{Handler: tracks})
+	session, _, stop := exampleSessions(&moqtransport.Config{Handler: tracks.Handler()})
 	defer stop()
 
 	ctx := context.Background()
@@ -115,7 +115,7 @@ func ExampleSubscription_ReadObject() {
 	track := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
 	tracks := &moqtransport.Tracks{}
 	tracks.Add(track)
-	session, _, stop := exampleSessions(&moqtransport.Config{Handler: tracks})
+	session, _, stop := exampleSessions(&moqtransport.Config{Handler: tracks.Handler()})
 	defer stop()
 
 	ctx := context.Background()
@@ -144,7 +144,7 @@ func ExampleSubscription_Update() {
 	name := moqtransport.FullTrackName{Namespace: moqtransport.NewNamespace("live", "demo"), Name: "video"}
 	tracks := &moqtransport.Tracks{}
 	tracks.Add(moqtransport.NewTrack(name, moqtransport.TrackConfig{}))
-	session, _, stop := exampleSessions(&moqtransport.Config{Handler: tracks})
+	session, _, stop := exampleSessions(&moqtransport.Config{Handler: tracks.Handler()})
 	defer stop()
 
 	ctx := context.Background()
@@ -174,7 +174,7 @@ func ExampleSession_SubscribeJoin() {
 	track := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
 	tracks := &moqtransport.Tracks{}
 	tracks.Add(track)
-	session, _, stop := exampleSessions(&moqtransport.Config{Handler: tracks})
+	session, _, stop := exampleSessions(&moqtransport.Config{Handler: tracks.Handler()})
 	defer stop()
 
 	// Group 7 is under way: a key frame and a delta frame so far.
@@ -227,7 +227,7 @@ func Example_errors() {
 	track := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
 	tracks := &moqtransport.Tracks{}
 	tracks.Add(track)
-	session, server, stop := exampleSessions(&moqtransport.Config{Handler: tracks})
+	session, server, stop := exampleSessions(&moqtransport.Config{Handler: tracks.Handler()})
 	defer stop()
 	ctx := context.Background()
 
@@ -332,7 +332,7 @@ func ExampleSession_SubscribeNamespace() {
 	track := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
 	tracks := &moqtransport.Tracks{}
 	tracks.Add(track)
-	publisher := connect(&moqtransport.Config{Handler: tracks})
+	publisher := connect(&moqtransport.Config{Handler: tracks.Handler()})
 	if _, err := publisher.PublishNamespace(ctx, name.Namespace, nil); err != nil {
 		log.Fatal(err)
 	}

@@ -477,7 +477,7 @@ func newMoqFanout(tb testing.TB, n int, rv *fanoutRecv) *moqFanout {
 	tracks := &moqtransport.Tracks{}
 	tracks.Add(m.track)
 	m.wg.Add(1)
-	go m.acceptLoop(&moqtransport.Config{Handler: tracks})
+	go m.acceptLoop(&moqtransport.Config{Handler: tracks.Handler()})
 
 	fp, _ := srv.Fingerprint()
 	url := fmt.Sprintf("moqt://%s/bench", srv.Addr())
@@ -571,7 +571,7 @@ func (m *moqFanout) diag() string {
 	out := fmt.Sprintf("skipped %d aborted %d; server track %+v", m.skipped.Load(), m.aborted.Load(), m.track.CacheStats())
 	for i, sub := range m.subs {
 		out += fmt.Sprintf("; subscriber %d track %+v", i, sub.Track().CacheStats())
-		if o, n, ok := sub.Track().CachedGroups(); ok {
+		if o, n, ok := sub.Track().Cache().Groups(); ok {
 			out += fmt.Sprintf(" groups %d-%d", o, n)
 		}
 		if err := m.clients[i].Err(); err != nil {

@@ -382,7 +382,8 @@ func (s *Session) fetchError(id uint64, code wire.FetchErrorCode, reason string)
 	s.sendOrFail(&wire.FetchError{RequestID: id, Code: code, Reason: reason})
 }
 
-// serveFetch answers one FETCH from the cache of the handler's track.
+// serveFetch resolves one FETCH's track and range and answers it with
+// what the handler's Fetch gives.
 func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedSubscription) {
 	var (
 		ns         wire.Namespace
@@ -426,47 +427,60 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 		s.fetchError(m.RequestID, wire.FetchInvalidRange, fmt.Sprintf("end %v is before start %v", end, start))
 		return
 	}
-	if fh, ok := s.cfg.Handler.(FetchHandler); ok {
-		var resp *FetchResponse
-		var err error
-		s.callback(func() {
-			resp, err = fh.Fetch(ctx, s, &FetchRequest{Fetch: m, Namespace: ns, Name: name, Start: start, End: end})
-		})
-		if err == nil {
-			s.serveFetchResponse(ctx, m, resp)
-			return
-		}
-		if !errors.Is(err, ErrFetchFromCache) {
-			if ctx.Err() == nil {
-				code, reason := requestCode(err, uint64(wire.FetchInternalError))
-				s.fetchError(m.RequestID, wire.FetchErrorCode(code), reason)
-			}
-			return
-		}
-	}
-	req := &wire.Subscribe{RequestID: m.RequestID, Namespace: ns, Name: name, SubscriberPriority: m.SubscriberPriority,
-		GroupOrder: m.GroupOrder, Forward: true, Filter: wire.Filter{Type: wire.FilterLargestObject}, Params: m.Params}
-	track, release, err := s.handlerTrack(ctx, req)
-	defer release()
-	if ctx.Err() != nil {
+	h := s.cfg.Handler.Fetch
+	if h == nil {
+		s.fetchError(m.RequestID, wire.FetchNotSupported, "FETCH is not supported by this endpoint")
 		return
+	}
+	var resp *FetchResponse
+	var err error
+	s.callback(func() {
+		resp, err = h(ctx, s, &FetchRequest{Fetch: m, Namespace: ns, Name: name, Start: start, End: end})
+	})
+	if ctx.Err() != nil {
+		if err == nil && resp != nil && resp.Close != nil {
+			resp.Close()
+		}
+		return
+	}
+	if err == nil && resp == nil {
+		err = FetchError(wire.FetchTrackDoesNotExist, "no track to fetch from")
 	}
 	if err != nil {
 		// SUBSCRIBE_ERROR and FETCH_ERROR share their codes up to 0x5
-		// (TRACK_DOES_NOT_EXIST, INVALID_RANGE) and for tokens.
+		// (TRACK_DOES_NOT_EXIST, INVALID_RANGE) and for tokens, so
+		// ErrTrackNotFound keeps its meaning here.
 		code, reason := requestCode(err, uint64(wire.FetchInternalError))
 		s.fetchError(m.RequestID, wire.FetchErrorCode(code), reason)
 		return
 	}
-	largest, exists := track.Largest()
-	if !exists || largest.Less(start) {
-		s.fetchError(m.RequestID, wire.FetchInvalidRange, fmt.Sprintf("start %v is past the largest object", start))
-		return
+	s.serveFetchResponse(ctx, m, resp)
+}
+
+// FetchFromTrack answers a FETCH from what t's cache holds: the objects of
+// the requested range, in the requested group order (the track's when the
+// request leaves it to the publisher), without those past the track's
+// MAX_CACHE_DURATION. A range the cache cannot answer is refused with its
+// draft-14 code: INVALID_RANGE when it starts past the largest object,
+// UNKNOWN_STATUS_IN_RANGE when part of it is no longer (or only partly)
+// cached, NO_OBJECTS when nothing in it is cached. A track found malformed
+// while the objects are sent resets the fetch stream (§2.5).
+//
+// It is what a Handler.Fetch returns for a track served from memory; the
+// objects are collected when it is called.
+func FetchFromTrack(t *Track, req *FetchRequest) (*FetchResponse, error) {
+	start, end := req.Start, req.End
+	last := fetchLast(end)
+	if last.Less(start) {
+		return nil, FetchError(wire.FetchInvalidRange, fmt.Sprintf("end %v is before start %v", end, start))
 	}
-	oldest, _, cached := track.CachedGroups()
+	largest, exists := t.Largest()
+	if !exists || largest.Less(start) {
+		return nil, FetchError(wire.FetchInvalidRange, fmt.Sprintf("start %v is past the largest object", start))
+	}
+	oldest, _, cached := t.cachedGroups()
 	if !cached || start.Group < oldest {
-		s.fetchError(m.RequestID, wire.FetchUnknownStatusInRange, "the start of the range is no longer cached")
-		return
+		return nil, FetchError(wire.FetchUnknownStatusInRange, "the start of the range is no longer cached")
 	}
 	okEnd := end
 	if largest.Less(last) {
@@ -475,14 +489,13 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 	}
 	// Collect the range now, in the requested group order.
 	var objs []*Object
+	_, maxCache := t.Timeouts()
 	for g := start.Group; g <= last.Group; g++ {
-		if track.GroupTruncated(g) {
-			s.fetchError(m.RequestID, wire.FetchUnknownStatusInRange, fmt.Sprintf("group %d is only partly cached", g))
-			return
+		if t.groupTruncated(g) {
+			return nil, FetchError(wire.FetchUnknownStatusInRange, fmt.Sprintf("group %d is only partly cached", g))
 		}
-		_, maxCache := track.Timeouts()
-		for _, o := range track.GroupObjects(g) {
-			if maxCache > 0 && track.Now().Sub(o.Received) > maxCache {
+		for _, o := range t.groupObjects(g) {
+			if maxCache > 0 && t.Now().Sub(o.Received) > maxCache {
 				continue // §9.2.1.3: not forwarded past MAX_CACHE_DURATION
 			}
 			if l := o.Location(); !l.Less(start) && !last.Less(l) {
@@ -491,32 +504,30 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 		}
 	}
 	if len(objs) == 0 {
-		s.fetchError(m.RequestID, wire.FetchNoObjects, "no objects in the range")
-		return
+		return nil, FetchError(wire.FetchNoObjects, "no objects in the range")
 	}
-	order := m.GroupOrder
+	order := wire.GroupOrderPublisher
+	if req.Fetch != nil {
+		order = req.GroupOrder
+	}
 	if order == wire.GroupOrderPublisher {
-		order = track.GroupOrder()
+		order = t.GroupOrder()
 	}
 	if order == wire.GroupOrderDescending {
 		objs = descendingGroups(objs)
 	}
-	endOfTrack := track.Closed() && track.Err() == nil && !last.Less(largest)
-	if err := s.send(&wire.FetchOK{RequestID: m.RequestID, GroupOrder: order, EndOfTrack: endOfTrack, End: okEnd}); err != nil {
-		s.sendOrFail(&wire.FetchError{RequestID: m.RequestID, Code: wire.FetchInternalError, Reason: err.Error()})
-		return
-	}
-	// A track found malformed meanwhile resets the fetch stream (§2.5).
 	next := sliceObjects(objs)
-	checked := func(ctx context.Context) (*Object, error) {
-		if err := track.Err(); isMalformed(err) {
-			return nil, err
-		}
-		return next(ctx)
-	}
-	if err := s.writeFetch(ctx, m, checked); err != nil && s.ctx.Err() == nil {
-		s.log.Debug("fetch stream failed", "request", m.RequestID, "err", err)
-	}
+	return &FetchResponse{
+		GroupOrder: order,
+		EndOfTrack: t.Closed() && t.Err() == nil && !last.Less(largest),
+		End:        okEnd,
+		Next: func(ctx context.Context) (*Object, error) {
+			if err := t.Err(); isMalformed(err) {
+				return nil, err
+			}
+			return next(ctx)
+		},
+	}, nil
 }
 
 // isMalformed reports whether a track ended because it was malformed.
@@ -612,31 +623,29 @@ type FetchRequest struct {
 	Start, End wire.Location
 }
 
-// FetchResponse answers a FETCH from a FetchHandler: the FETCH_OK fields,
-// and the objects in the order they go on the stream.
+// FetchResponse answers a FETCH from Handler.Fetch: the FETCH_OK fields,
+// and the objects in the order they go on the stream (FetchFromTrack
+// builds one from a track's cache).
 type FetchResponse struct {
+	// GroupOrder is the order of the groups sent; GroupOrderPublisher
+	// is sent as ascending.
 	GroupOrder wire.GroupOrder
+	// EndOfTrack tells that End is the end of the track.
 	EndOfTrack bool
-	End        wire.Location
-	// Next returns the next object, io.EOF after the last; any other
-	// error resets the fetch stream.
+	// End is the FETCH_OK end location, as on the wire: {G, 0} is all of
+	// group G, {G, N} the objects before N. The zero value, with
+	// Objects, is just past the last of them.
+	End wire.Location
+	// Objects are the objects to send, in order, when Next is nil: an
+	// application's store answers with the objects it holds.
+	Objects []*Object
+	// Next, when set, returns the next object, io.EOF after the last; any
+	// other error resets the fetch stream. It suits a response produced
+	// as it is sent (a relay forwarding a FETCH upstream).
 	Next func(ctx context.Context) (*Object, error)
 	// Close, if set, is called when the response is done or cancelled.
 	Close func()
 }
-
-// FetchHandler is implemented by a Handler that answers FETCH itself: an
-// application with its own store, or a relay that forwards a range its
-// cache lacks. Returning ErrFetchFromCache leaves the FETCH to the track
-// cache (the track Handler.Subscribe gives); another error is sent as
-// FETCH_ERROR (a *RequestError keeps its code).
-type FetchHandler interface {
-	Fetch(ctx context.Context, s *Session, req *FetchRequest) (*FetchResponse, error)
-}
-
-// ErrFetchFromCache is what a FetchHandler returns to let the session
-// serve a FETCH from the track cache.
-var ErrFetchFromCache = errors.New("moqt: serve this fetch from the track cache")
 
 // FetchError returns a handler error that refuses a FETCH with code.
 func FetchError(code wire.FetchErrorCode, reason string) error {
@@ -652,12 +661,26 @@ func (s *Session) serveFetchResponse(ctx context.Context, m *wire.Fetch, resp *F
 	if order == wire.GroupOrderPublisher {
 		order = wire.GroupOrderAscending
 	}
-	if err := s.send(&wire.FetchOK{RequestID: m.RequestID, GroupOrder: order, EndOfTrack: resp.EndOfTrack, End: resp.End}); err != nil {
+	next, end := resp.Next, resp.End
+	if next == nil {
+		next = sliceObjects(resp.Objects)
+		if end == (wire.Location{}) && len(resp.Objects) > 0 {
+			// Just past the largest location sent.
+			largest := resp.Objects[0].Location()
+			for _, o := range resp.Objects[1:] {
+				if l := o.Location(); largest.Less(l) {
+					largest = l
+				}
+			}
+			end = endAfter(largest)
+		}
+	}
+	if err := s.send(&wire.FetchOK{RequestID: m.RequestID, GroupOrder: order, EndOfTrack: resp.EndOfTrack, End: end}); err != nil {
 		// A handler's FETCH_OK that cannot be encoded still gets an answer.
 		s.sendOrFail(&wire.FetchError{RequestID: m.RequestID, Code: wire.FetchInternalError, Reason: err.Error()})
 		return
 	}
-	if err := s.writeFetch(ctx, m, resp.Next); err != nil && s.ctx.Err() == nil {
+	if err := s.writeFetch(ctx, m, next); err != nil && s.ctx.Err() == nil {
 		s.log.Debug("fetch stream failed", "request", m.RequestID, "err", err)
 	}
 }

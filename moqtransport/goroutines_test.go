@@ -31,7 +31,7 @@ func TestGoroutinesPerIdleSubscription(t *testing.T) {
 		tracks[i] = moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: fmt.Sprint("t", i)}, moqtransport.TrackConfig{})
 		h.Add(tracks[i])
 	}
-	e := newEnv(t, "moqt", &moqtransport.Config{Handler: h, MaxRequests: 2 * subs})
+	e := newEnv(t, "moqt", &moqtransport.Config{Handler: h.Handler(), MaxRequests: 2 * subs})
 	client, _ := e.dial(nil)
 	ctx := timeout(t)
 	// One subscription first: the session's own goroutines are running.

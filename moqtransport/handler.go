@@ -8,60 +8,80 @@ import (
 	"github.com/moqgo/moq/moqtransport/wire"
 )
 
-// Handler answers the requests a peer sends. The session calls each method
-// on a goroutine of its own, so a method may block (a relay subscribes
-// upstream before answering); ctx ends when the session does or the peer
-// cancels the request.
-type Handler interface {
-	// Subscribe answers SUBSCRIBE with the track to serve, or an error
-	// that becomes SUBSCRIBE_ERROR: a *RequestError keeps its code
-	// (SubscribeError, ErrTrackNotFound); anything else is INTERNAL_ERROR.
-	Subscribe(ctx context.Context, s *Session, req *wire.Subscribe) (*Track, error)
-	// PublishNamespace answers PUBLISH_NAMESPACE: nil sends
-	// PUBLISH_NAMESPACE_OK; an error sends PUBLISH_NAMESPACE_ERROR
-	// (NamespaceError keeps its code).
-	PublishNamespace(ctx context.Context, s *Session, req *wire.PublishNamespace) error
-	// PublishNamespaceDone tells that the peer withdrew a namespace it
-	// had published (PUBLISH_NAMESPACE_DONE), or the session ended.
-	PublishNamespaceDone(s *Session, ns wire.Namespace)
+// Handler answers the requests a peer sends: one field for each request
+// kind a session can serve. A nil field refuses its request with the code
+// its documentation names, so the zero Handler refuses everything, and
+// setting a field is what makes the session serve that request.
+//
+// The session calls each function on a goroutine of its own, so a function
+// may block (a relay subscribes upstream before answering); ctx ends when
+// the session does or the peer cancels the request. An error a function
+// returns becomes the request's error message: a *RequestError keeps its
+// code (SubscribeError, FetchError, PublishError, NamespaceError,
+// ErrTrackNotFound); anything else is INTERNAL_ERROR.
+type Handler struct {
+	// Subscribe answers SUBSCRIBE with the track to serve; the session
+	// then delivers the track's objects. nil refuses with
+	// TRACK_DOES_NOT_EXIST, as does a nil track with a nil error.
+	Subscribe func(ctx context.Context, s *Session, req *wire.Subscribe) (*Track, error)
+	// SubscriptionEnded, when set, is called when a subscription that
+	// Subscribe answered with a track has ended (UNSUBSCRIBE, the track
+	// ended, or the session closed): a relay drops its upstream
+	// subscription when the last one ends. Only SUBSCRIBEs are counted:
+	// FETCH and TRACK_STATUS never reach it.
+	SubscriptionEnded func(s *Session, req *wire.Subscribe, t *Track)
+
+	// Fetch answers FETCH (standalone or joining, its range already
+	// resolved in req) with the objects to send. FetchFromTrack answers
+	// from a track's cache; an application with its own store returns
+	// its objects itself. nil refuses with NOT_SUPPORTED.
+	Fetch func(ctx context.Context, s *Session, req *FetchRequest) (*FetchResponse, error)
+
+	// TrackStatus answers TRACK_STATUS with the track whose status to
+	// report (content exists, largest location, group order); it opens
+	// no subscription. nil refuses with NOT_SUPPORTED.
+	TrackStatus func(ctx context.Context, s *Session, req *wire.TrackStatus) (*Track, error)
+
+	// Publish answers PUBLISH, a track the peer pushes. sub already
+	// receives the track's objects (they may arrive before the answer).
+	// A nil error accepts with PUBLISH_OK carrying the returned options
+	// (Filter defaults to Largest Object; Paused sends Forward 0); use
+	// PublishError(wire.PublishUninterested, ...) for a track you do not
+	// want. nil refuses with NOT_SUPPORTED.
+	Publish func(ctx context.Context, s *Session, req *wire.Publish, sub *Subscription) (SubscribeOptions, error)
+
+	// PublishNamespace answers PUBLISH_NAMESPACE: nil error sends
+	// PUBLISH_NAMESPACE_OK. A nil field accepts the namespaces under the
+	// prefix of one of the session's own namespace subscriptions
+	// (Session.SubscribeNamespace, whose NamespaceSubscription reports
+	// them) and refuses any other with NOT_SUPPORTED.
+	PublishNamespace func(ctx context.Context, s *Session, req *wire.PublishNamespace) error
+	// PublishNamespaceDone, when set, tells that the peer withdrew a
+	// namespace PublishNamespace accepted (PUBLISH_NAMESPACE_DONE), or the
+	// session ended.
+	PublishNamespaceDone func(s *Session, ns wire.Namespace)
+
+	// SubscribeNamespace answers SUBSCRIBE_NAMESPACE, after the session
+	// has checked that the prefix overlaps none of the peer's others:
+	// nil error sends SUBSCRIBE_NAMESPACE_OK. The handler then announces
+	// every matching namespace, now and later, with
+	// Session.PublishNamespace, and withdraws each with
+	// NamespacePublication.Close when it ends (draft-14 §6). A nil field
+	// refuses with NOT_SUPPORTED.
+	SubscribeNamespace func(ctx context.Context, s *Session, req *wire.SubscribeNamespace) error
+	// NamespaceSubscribed, when set, is called once SUBSCRIBE_NAMESPACE_OK
+	// has been sent: the moment to announce the namespaces that exist now.
+	NamespaceSubscribed func(s *Session, prefix wire.Namespace)
+	// UnsubscribeNamespace, when set, tells that the peer ended a
+	// namespace subscription (UNSUBSCRIBE_NAMESPACE) or the session ended.
+	UnsubscribeNamespace func(s *Session, prefix wire.Namespace)
 }
 
-// SubscriptionEnder is implemented by a Handler that wants to know when a
-// subscription it answered with a track has ended (UNSUBSCRIBE, the track
-// ended, or the session closed): a relay drops its upstream subscription
-// when the last one ends.
-type SubscriptionEnder interface {
-	SubscriptionEnded(s *Session, req *wire.Subscribe, t *Track)
-}
-
-// RejectAll is a Handler that has no tracks and accepts no namespaces but
-// those the session asked for with SubscribeNamespace.
-type RejectAll struct{}
-
-// Subscribe refuses with TRACK_DOES_NOT_EXIST.
-func (RejectAll) Subscribe(context.Context, *Session, *wire.Subscribe) (*Track, error) {
-	return nil, ErrTrackNotFound
-}
-
-// PublishNamespace accepts a namespace the session asked for (one under
-// the prefix of a SubscribeNamespace of the session: its
-// NamespaceSubscription reports it) and refuses any other with
-// NOT_SUPPORTED.
-func (RejectAll) PublishNamespace(_ context.Context, s *Session, req *wire.PublishNamespace) error {
-	if s.HasNamespaceSubscription(req.Namespace) {
-		return nil
-	}
-	return NamespaceError(wire.NamespaceNotSupported, "this endpoint does not accept namespaces")
-}
-
-// PublishNamespaceDone does nothing.
-func (RejectAll) PublishNamespaceDone(*Session, wire.Namespace) {}
-
-// Tracks is a Handler that serves a fixed set of local tracks, for
-// applications that publish their own tracks (a clock, a media publisher).
-// It refuses namespaces like RejectAll. It is safe for concurrent use.
+// Tracks is a set of local tracks, for applications that publish their own
+// tracks (a clock, a media publisher): its Handler serves them to
+// SUBSCRIBE, FETCH (from each track's cache) and TRACK_STATUS. It is safe
+// for concurrent use.
 type Tracks struct {
-	RejectAll
 	mu     sync.RWMutex
 	tracks map[string]*Track
 }
@@ -107,28 +127,51 @@ func (ts *Tracks) Get(name wire.FullTrackName) (*Track, bool) {
 	return t, ok
 }
 
-// Subscribe serves a known track and refuses others with
-// TRACK_DOES_NOT_EXIST.
-func (ts *Tracks) Subscribe(_ context.Context, _ *Session, req *wire.Subscribe) (*Track, error) {
-	if t, ok := ts.Get(wire.FullTrackName{Namespace: req.Namespace, Name: req.Name}); ok {
+// Handler returns a Handler that serves the set's tracks: SUBSCRIBE and
+// TRACK_STATUS get the named track, FETCH is answered from its cache
+// (FetchFromTrack), and a name not in the set is refused with
+// TRACK_DOES_NOT_EXIST. Other requests are refused as the zero Handler
+// refuses them; set more fields on the result to serve them.
+func (ts *Tracks) Handler() Handler {
+	return Handler{
+		Subscribe: func(_ context.Context, _ *Session, req *wire.Subscribe) (*Track, error) {
+			return ts.lookup(req.Namespace, req.Name)
+		},
+		TrackStatus: func(_ context.Context, _ *Session, req *wire.TrackStatus) (*Track, error) {
+			return ts.lookup(req.Namespace, req.Name)
+		},
+		Fetch: func(_ context.Context, _ *Session, req *FetchRequest) (*FetchResponse, error) {
+			t, err := ts.lookup(req.Namespace, req.Name)
+			if err != nil {
+				return nil, err
+			}
+			return FetchFromTrack(t, req)
+		},
+	}
+}
+
+func (ts *Tracks) lookup(ns wire.Namespace, name string) (*Track, error) {
+	if t, ok := ts.Get(wire.FullTrackName{Namespace: ns, Name: name}); ok {
 		return t, nil
 	}
 	return nil, ErrTrackNotFound
 }
 
-// handlerTrack asks the handler for the track a request names. The
-// returned release tells a SubscriptionEnder that the request is over; it
-// is never nil. A handler that returns neither a track nor an error gets
-// ErrTrackNotFound.
+// handlerTrack asks the handler for the track a SUBSCRIBE names. The
+// returned release tells SubscriptionEnded that the subscription is over;
+// it is never nil. A handler that returns neither a track nor an error
+// gets ErrTrackNotFound.
 func (s *Session) handlerTrack(ctx context.Context, req *wire.Subscribe) (*Track, func(), error) {
+	h := s.cfg.Handler
+	if h.Subscribe == nil {
+		return nil, func() {}, ErrTrackNotFound
+	}
 	var track *Track
 	var err error
-	s.callback(func() { track, err = s.cfg.Handler.Subscribe(ctx, s, req) })
+	s.callback(func() { track, err = h.Subscribe(ctx, s, req) })
 	release := func() {}
-	if track != nil {
-		if e, ok := s.cfg.Handler.(SubscriptionEnder); ok {
-			release = func() { s.callback(func() { e.SubscriptionEnded(s, req, track) }) }
-		}
+	if track != nil && h.SubscriptionEnded != nil {
+		release = func() { s.callback(func() { h.SubscriptionEnded(s, req, track) }) }
 	}
 	if err == nil && track == nil {
 		err = ErrTrackNotFound

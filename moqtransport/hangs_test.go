@@ -97,7 +97,7 @@ func TestStalledControlStreamClosesSession(t *testing.T) {
 func testStalledControlStream(t *testing.T, limit moqtransport.Config) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		cfg := limit
-		cfg.Handler = heldTracks()
+		cfg.Handler = heldTracks().Handler()
 		e := newEnv(t, scheme, &cfg)
 		// The stalled peer grants many requests, so that ours are
 		// limited by its control stream only.
@@ -220,7 +220,6 @@ func TestRequestCreditWaitHonoursContext(t *testing.T) {
 // closingHandler closes its session from inside each callback it is asked
 // to close from, and reports when Close returned.
 type closingHandler struct {
-	moqtransport.RejectAll
 	onSubscribe, onDone bool
 	closed              chan struct{}
 	once                sync.Once
@@ -248,6 +247,10 @@ func (h *closingHandler) PublishNamespaceDone(s *moqtransport.Session, _ wire.Na
 	}
 }
 
+func (h *closingHandler) handler() moqtransport.Handler {
+	return moqtransport.Handler{Subscribe: h.Subscribe, PublishNamespace: h.PublishNamespace, PublishNamespaceDone: h.PublishNamespaceDone}
+}
+
 // TestCloseFromCallbacks: Close called from a Handler method, from an
 // Authorizer, and from a callback the session's end runs, returns.
 func TestCloseFromCallbacks(t *testing.T) {
@@ -258,12 +261,12 @@ func TestCloseFromCallbacks(t *testing.T) {
 	}{
 		{"Handler.Subscribe", func(h *closingHandler) *moqtransport.Config {
 			h.onSubscribe = true
-			return &moqtransport.Config{Handler: h}
+			return &moqtransport.Config{Handler: h.handler()}
 		}, func(t *testing.T, client *moqtransport.Session) {
 			_, _ = client.Subscribe(timeout(t), heldNS, heldName, moqtransport.SubscribeOptions{})
 		}},
 		{"Authorizer", func(h *closingHandler) *moqtransport.Config {
-			return &moqtransport.Config{Handler: h, Authorize: func(s *moqtransport.Session, m wire.Message, _ []moqtransport.AuthToken) error {
+			return &moqtransport.Config{Handler: h.handler(), Authorize: func(s *moqtransport.Session, m wire.Message, _ []moqtransport.AuthToken) error {
 				if m.Type() == wire.TypeSubscribe {
 					h.close(s)
 				}
@@ -274,7 +277,7 @@ func TestCloseFromCallbacks(t *testing.T) {
 		}},
 		{"PublishNamespaceDone at the session's end", func(h *closingHandler) *moqtransport.Config {
 			h.onDone = true
-			return &moqtransport.Config{Handler: h}
+			return &moqtransport.Config{Handler: h.handler()}
 		}, func(t *testing.T, client *moqtransport.Session) {
 			if _, err := client.PublishNamespace(timeout(t), heldNS, nil); err != nil {
 				t.Fatal(err)
@@ -314,7 +317,7 @@ func TestFetchCancelFreesGoroutine(t *testing.T) {
 		publishObjects(t, tr, 0, 1, 200) // more than any buffer between the stream and Next
 		ts := &moqtransport.Tracks{}
 		ts.Add(tr)
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: ts})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: ts.Handler()})
 		client, _ := e.dial(nil)
 		before := goleak.IgnoreCurrent()
 		f, err := client.Fetch(timeout(t), moqtransport.FetchOptions{Namespace: ns, Name: "t", End: wire.Location{Group: 1}})
@@ -353,7 +356,7 @@ func TestJoiningFetchAtLargestLocation(t *testing.T) {
 		}
 		ts := &moqtransport.Tracks{}
 		ts.Add(tr)
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: ts})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: ts.Handler()})
 		client, _ := e.dial(nil)
 		sub, err := client.Subscribe(timeout(t), ns, "t", moqtransport.SubscribeOptions{})
 		if err != nil {
@@ -438,7 +441,7 @@ func TestRequestsAtLocationLimits(t *testing.T) {
 		}
 		ts := &moqtransport.Tracks{}
 		ts.Add(tr)
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: ts})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: ts.Handler()})
 		client, _ := e.dial(nil)
 		filters := []wire.Filter{
 			{Type: wire.FilterLargestObject},

@@ -427,7 +427,7 @@ func TestHostileServerSetup(t *testing.T) {
 				if tc.code == wire.ControlMessageTimeout {
 					timeout = setupTimeout
 				}
-				e := newEnv(t, scheme, &moqtransport.Config{SetupTimeout: timeout, Handler: heldTracks()})
+				e := newEnv(t, scheme, &moqtransport.Config{SetupTimeout: timeout, Handler: heldTracks().Handler()})
 				c := newHostileClient(t, e)
 				tc.run(c)
 				c.expectClose(tc.code)
@@ -509,7 +509,7 @@ func TestHostileServerControl(t *testing.T) {
 			c.send(&wire.SubscribeUpdate{RequestID: 2, SubscriptionRequestID: 0})
 		}, code: wire.InvalidRequestID},
 		{name: "request ID at MAX_REQUEST_ID while request 0 is open",
-			cfg: &moqtransport.Config{Handler: heldTracks(), MaxRequests: 1},
+			cfg: &moqtransport.Config{Handler: heldTracks().Handler(), MaxRequests: 1},
 			run: func(c *hostileClient) {
 				c.subscribeHeld() // ID 0 stays open; the grant is 2
 				c.write(validSub(2, wire.Namespace{"x"}, "y").bytes())
@@ -695,7 +695,7 @@ func TestHostileServerControl(t *testing.T) {
 			forEachTransport(t, func(t *testing.T, scheme string) {
 				cfg := tc.cfg
 				if cfg == nil {
-					cfg = &moqtransport.Config{Handler: heldTracks()}
+					cfg = &moqtransport.Config{Handler: heldTracks().Handler()}
 				}
 				e := newEnv(t, scheme, cfg)
 				c := newHostileClient(t, e)
@@ -831,7 +831,7 @@ func TestHostileServerSurvives(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			forEachTransport(t, func(t *testing.T, scheme string) {
-				e := newEnv(t, scheme, &moqtransport.Config{Handler: heldTracks()})
+				e := newEnv(t, scheme, &moqtransport.Config{Handler: heldTracks().Handler()})
 				c := newHostileClient(t, e)
 				c.setup()
 				tc.run(c)
@@ -846,7 +846,7 @@ func TestHostileServerSurvives(t *testing.T) {
 // request IDs stay in step.
 func TestHostileServerEveryRequestAnswered(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: heldTracks()})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: heldTracks().Handler()})
 		c := newHostileClient(t, e)
 		c.setup()
 		fetch := c.id()
@@ -893,7 +893,7 @@ func TestHostileServerEveryRequestAnswered(t *testing.T) {
 // client can send refused requests one after the other, each time waiting
 // for the MAX_REQUEST_ID that the refusal triggers.
 func TestHostileServerWindowOfOne(t *testing.T) {
-	e := newEnv(t, "moqt", &moqtransport.Config{Handler: heldTracks(), MaxRequests: 1})
+	e := newEnv(t, "moqt", &moqtransport.Config{Handler: heldTracks().Handler(), MaxRequests: 1})
 	c := newHostileClient(t, e)
 	c.setup()
 	for i := range 5 {
@@ -948,7 +948,7 @@ func TestHostilePendingStreamsBounded(t *testing.T) {
 		timeout = time.Second
 	)
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: heldTracks(), MaxPendingStreams: maxWait, PendingStreamTimeout: timeout})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: heldTracks().Handler(), MaxPendingStreams: maxWait, PendingStreamTimeout: timeout})
 		c := newHostileClient(t, e)
 		c.setup()
 		before := runtime.NumGoroutine()
@@ -1002,7 +1002,7 @@ func TestHostileHeaderlessStreamsBounded(t *testing.T) {
 		maxHeads = 64 // 16 * MaxPendingStreams wait for a header at once
 		timeout  = 500 * time.Millisecond
 	)
-	e := newEnv(t, "moqt", &moqtransport.Config{Handler: heldTracks(), MaxPendingStreams: maxWait, PendingStreamTimeout: timeout})
+	e := newEnv(t, "moqt", &moqtransport.Config{Handler: heldTracks().Handler(), MaxPendingStreams: maxWait, PendingStreamTimeout: timeout})
 	c := newHostileClient(t, e)
 	c.setup()
 	qc, ok := moqnative.QUICConn(c.conn)
@@ -1064,7 +1064,7 @@ func TestHostileSlowSubscriberMemory(t *testing.T) {
 			tracks := heldTracks()
 			tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
 			tracks.Add(tr)
-			e := newEnv(t, "moqt", &moqtransport.Config{Handler: tracks})
+			e := newEnv(t, "moqt", &moqtransport.Config{Handler: tracks.Handler()})
 			c := newHostileClient(t, e)
 			server := c.setup()
 			id := c.id()
@@ -1124,7 +1124,7 @@ func TestHostileUnsubscribeWhileFlowControlled(t *testing.T) {
 		tracks := heldTracks()
 		tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
 		tracks.Add(tr)
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks.Handler()})
 		c := newHostileClient(t, e)
 		c.setup()
 		id := c.id()
@@ -1712,7 +1712,7 @@ func TestRawServerDataForUnknownAlias(t *testing.T) {
 }
 
 // The moq-go client answers every request a server sends, refusing what
-// its handler (none: RejectAll) does not serve.
+// its handler (the zero Handler) does not serve.
 func TestRawServerEveryRequestAnswered(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		rs := newHostileServer(t, scheme, moqtransport.Config{})

@@ -178,7 +178,7 @@ func newLiveServer(t *testing.T, scheme string, cfg moqtransport.Config) *liveSe
 	tracks := &moqtransport.Tracks{}
 	tr := moqtransport.NewTrack(liveName, moqtransport.TrackConfig{})
 	tracks.Add(tr)
-	cfg.Handler = tracks
+	cfg.Handler = tracks.Handler()
 	e := newEnv(t, scheme, &cfg) // its channel holds the first 16 sessions
 	return &liveServer{e: e, tr: tr}
 }

@@ -246,7 +246,7 @@ func TestSessionTracksShareABudget(t *testing.T) {
 	tracks := heldTracks()
 	other := wire.FullTrackName{Namespace: heldNS, Name: "other"}
 	tracks.Add(moqtransport.NewTrack(other, moqtransport.TrackConfig{}))
-	e := newEnv(t, "moqt", &moqtransport.Config{Handler: tracks})
+	e := newEnv(t, "moqt", &moqtransport.Config{Handler: tracks.Handler()})
 	client, _ := e.dial(nil)
 	client2, _ := e.dial(nil)
 	subscribe := func(s *moqtransport.Session, name string) *moqtransport.Track {

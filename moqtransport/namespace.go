@@ -94,9 +94,21 @@ func (s *Session) handleNamespaceCancel(m *wire.PublishNamespaceCancel) {
 // handlePublishNamespace asks the handler about a namespace the peer
 // published and answers.
 func (s *Session) handlePublishNamespace(m *wire.PublishNamespace) {
+	h := s.cfg.Handler.PublishNamespace
+	if h == nil {
+		// Without a handler, the namespaces this session asked for (under
+		// one of its SubscribeNamespace prefixes) are accepted, for its
+		// NamespaceSubscription to report; any other is refused.
+		h = func(_ context.Context, s *Session, req *wire.PublishNamespace) error {
+			if s.HasNamespaceSubscription(req.Namespace) {
+				return nil
+			}
+			return NamespaceError(wire.NamespaceNotSupported, "PUBLISH_NAMESPACE is not supported by this endpoint")
+		}
+	}
 	s.goFunc(func() {
 		var err error
-		s.callback(func() { err = s.cfg.Handler.PublishNamespace(s.ctx, s, m) })
+		s.callback(func() { err = h(s.ctx, s, m) })
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -137,7 +149,9 @@ func (s *Session) handlePublishNamespaceDone(m *wire.PublishNamespaceDone) {
 	if noted {
 		n.note(m.Namespace, false)
 	}
-	s.callback(func() { s.cfg.Handler.PublishNamespaceDone(s, m.Namespace) })
+	if h := s.cfg.Handler.PublishNamespaceDone; h != nil {
+		s.callback(func() { h(s, m.Namespace) })
+	}
 }
 
 // CancelNamespace refuses further subscriptions to a namespace the peer

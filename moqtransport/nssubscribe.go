@@ -9,33 +9,14 @@ import (
 	"github.com/moqgo/moq/moqtransport/wire"
 )
 
-// NamespaceSubscriptionHandler is implemented by a Handler that accepts
-// SUBSCRIBE_NAMESPACE. After accepting, it announces every matching
-// namespace, now and later, to the session with Session.PublishNamespace,
-// and withdraws each with NamespacePublication.Close when it ends (draft-14
-// §6). A Handler without it refuses SUBSCRIBE_NAMESPACE with NOT_SUPPORTED.
-type NamespaceSubscriptionHandler interface {
-	// SubscribeNamespace answers SUBSCRIBE_NAMESPACE: nil sends
-	// SUBSCRIBE_NAMESPACE_OK, an error SUBSCRIBE_NAMESPACE_ERROR (a
-	// *RequestError keeps its code). It is called after the session has
-	// checked that the prefix overlaps none of the peer's others.
-	SubscribeNamespace(ctx context.Context, s *Session, req *wire.SubscribeNamespace) error
-	// NamespaceSubscribed is called once SUBSCRIBE_NAMESPACE_OK has been
-	// sent: the moment to announce the namespaces that exist now.
-	NamespaceSubscribed(s *Session, prefix wire.Namespace)
-	// UnsubscribeNamespace tells that the peer ended a namespace
-	// subscription (UNSUBSCRIBE_NAMESPACE) or the session ended.
-	UnsubscribeNamespace(s *Session, prefix wire.Namespace)
-}
-
 // NamespaceSubscription is a SUBSCRIBE_NAMESPACE we sent. The peer
 // announces the namespaces under the prefix with PUBLISH_NAMESPACE, those
 // that exist now and those that come later, and withdraws them with
-// PUBLISH_NAMESPACE_DONE. Each announcement goes to the session's Handler
-// as any other; RejectAll (and so Tracks, and the default Handler) accepts
-// exactly those under the prefix of one of the session's namespace
-// subscriptions. Next reports the namespaces the Handler accepted under
-// the prefix, and their withdrawal.
+// PUBLISH_NAMESPACE_DONE. Each announcement goes to the session's
+// Handler.PublishNamespace as any other; a nil one (the zero Handler, and
+// Tracks.Handler) accepts exactly those under the prefix of one of the
+// session's namespace subscriptions. Next reports the namespaces accepted
+// under the prefix, and their withdrawal.
 type NamespaceSubscription struct {
 	s      *Session
 	prefix Namespace
@@ -255,8 +236,8 @@ func overlaps(a, b wire.Namespace) bool { return a.HasPrefix(b) || b.HasPrefix(a
 // handleSubscribeNamespace checks the prefix against the peer's others and
 // asks the handler.
 func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
-	h, ok := s.cfg.Handler.(NamespaceSubscriptionHandler)
-	if !ok {
+	h := s.cfg.Handler
+	if h.SubscribeNamespace == nil {
 		s.refuse(&wire.SubscribeNamespaceError{RequestID: m.RequestID, Code: wire.SubscribeNamespaceNotSupported,
 			Reason: "SUBSCRIBE_NAMESPACE is not supported by this endpoint"})
 		return
@@ -291,7 +272,9 @@ func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
 		if err := s.send(&wire.SubscribeNamespaceOK{RequestID: m.RequestID}); err != nil {
 			return
 		}
-		s.callback(func() { h.NamespaceSubscribed(s, m.Prefix) })
+		if h.NamespaceSubscribed != nil {
+			s.callback(func() { h.NamespaceSubscribed(s, m.Prefix) })
+		}
 	})
 }
 
@@ -307,7 +290,7 @@ func (s *Session) handleUnsubscribeNamespace(m *wire.UnsubscribeNamespace) {
 		return
 	}
 	s.requestDone()
-	if h, ok := s.cfg.Handler.(NamespaceSubscriptionHandler); ok {
-		s.callback(func() { h.UnsubscribeNamespace(s, m.Prefix) })
+	if h := s.cfg.Handler.UnsubscribeNamespace; h != nil {
+		s.callback(func() { h(s, m.Prefix) })
 	}
 }

@@ -126,19 +126,6 @@ func (s *Session) applyPublishOK(m *wire.PublishOK) error {
 	return nil
 }
 
-// PublishHandler is implemented by a Handler that accepts tracks the peer
-// pushes with PUBLISH. A Handler without it refuses them with
-// NOT_SUPPORTED.
-type PublishHandler interface {
-	// Publish answers PUBLISH. sub already receives the track's objects
-	// (they may arrive before the answer). Returning nil accepts with
-	// PUBLISH_OK carrying opts (its Filter defaults to Largest Object and
-	// Paused sends Forward 0); an error refuses with PUBLISH_ERROR (a
-	// *RequestError keeps its code; use UNINTERESTED for a track you do
-	// not want).
-	Publish(ctx context.Context, s *Session, req *wire.Publish, sub *Subscription) (SubscribeOptions, error)
-}
-
 // PublishError returns a handler error that refuses a PUBLISH with code.
 func PublishError(code wire.PublishErrorCode, reason string) error {
 	return &RequestError{Message: wire.TypePublishError, Code: uint64(code), Reason: reason}
@@ -147,8 +134,8 @@ func PublishError(code wire.PublishErrorCode, reason string) error {
 // handlePublish takes a track the peer pushes: its objects are received
 // under the announced alias at once, and the handler decides.
 func (s *Session) handlePublish(m *wire.Publish) error {
-	h, ok := s.cfg.Handler.(PublishHandler)
-	if !ok {
+	h := s.cfg.Handler.Publish
+	if h == nil {
 		s.refuse(&wire.PublishError{RequestID: m.RequestID, Code: wire.PublishNotSupported, Reason: "PUBLISH is not supported by this endpoint"})
 		return nil
 	}
@@ -156,11 +143,11 @@ func (s *Session) handlePublish(m *wire.Publish) error {
 	sub := &Subscription{s: s, id: m.RequestID, name: full, track: NewTrack(full, s.cfg.Track), done: make(chan struct{}), incoming: true}
 	sub.ok = wire.SubscribeOK{RequestID: m.RequestID, TrackAlias: m.TrackAlias, GroupOrder: m.GroupOrder, ContentExists: m.ContentExists, Largest: m.Largest}
 	if m.ContentExists {
-		sub.track.NoteLargest(m.Largest)
+		sub.track.noteLargest(m.Largest)
 	}
 	delivery, _ := m.Params.DeliveryTimeout()
 	maxCache, _ := m.Params.MaxCacheDuration()
-	sub.track.SetTimeouts(delivery, maxCache)
+	sub.track.setTimeouts(delivery, maxCache)
 	s.mu.Lock()
 	if _, dup := s.subsByAlas[m.TrackAlias]; dup {
 		s.mu.Unlock()
@@ -174,7 +161,7 @@ func (s *Session) handlePublish(m *wire.Publish) error {
 	s.goFunc(func() {
 		var opts SubscribeOptions
 		var err error
-		s.callback(func() { opts, err = h.Publish(s.ctx, s, m, sub) })
+		s.callback(func() { opts, err = h(s.ctx, s, m, sub) })
 		if s.ctx.Err() != nil {
 			return
 		}

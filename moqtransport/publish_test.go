@@ -12,7 +12,6 @@ import (
 
 // takesPublish accepts PUBLISH for namespace "ok" and refuses others.
 type takesPublish struct {
-	moqtransport.RejectAll
 	subs chan *moqtransport.Subscription
 }
 
@@ -27,7 +26,7 @@ func (h *takesPublish) Publish(_ context.Context, _ *moqtransport.Session, req *
 func TestPublish(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		h := &takesPublish{subs: make(chan *moqtransport.Subscription, 1)}
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: h})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: moqtransport.Handler{Publish: h.Publish}})
 		client, _ := e.dial(nil)
 		ctx := timeout(t)
 

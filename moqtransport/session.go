@@ -35,7 +35,8 @@ type Config struct {
 	// client sends over raw QUIC (draft-14 §3.1); they are not sent over
 	// WebTransport.
 	Path, Authority string
-	// Handler answers the peer's requests; nil refuses them all.
+	// Handler answers the peer's requests, one field per request kind;
+	// the zero value refuses them all (see Handler for each code).
 	Handler Handler
 	// MaxPendingStreams bounds data streams held while their track alias is
 	// not yet known (data that arrives before SUBSCRIBE_OK); default 64.
@@ -140,9 +141,6 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.Implementation == "" {
 		out.Implementation = "moq-go/" + version.Version
-	}
-	if out.Handler == nil {
-		out.Handler = RejectAll{}
 	}
 	if out.MaxPendingStreams == 0 {
 		out.MaxPendingStreams = 64
@@ -699,13 +697,15 @@ func (s *Session) endAll(err error) {
 	clear(s.peerNSSubs)
 	s.mu.Unlock()
 	s.callback(func() {
-		if h, ok := s.cfg.Handler.(NamespaceSubscriptionHandler); ok {
+		if h := s.cfg.Handler.UnsubscribeNamespace; h != nil {
 			for _, p := range prefixes {
-				h.UnsubscribeNamespace(s, p)
+				h(s, p)
 			}
 		}
-		for _, ns := range peerNS {
-			s.cfg.Handler.PublishNamespaceDone(s, ns)
+		if h := s.cfg.Handler.PublishNamespaceDone; h != nil {
+			for _, ns := range peerNS {
+				h(s, ns)
+			}
 		}
 	})
 	for _, f := range fetches {

@@ -177,21 +177,17 @@ type fuzzResult struct {
 // fuzzHandler is the moq-go side's application: it serves fuzzNS/fuzzTrack
 // from a cache holding a few objects, and accepts every namespace, namespace
 // subscription and PUBLISH.
-type fuzzHandler struct {
-	*moqtransport.Tracks
-}
-
-func (fuzzHandler) PublishNamespace(context.Context, *moqtransport.Session, *wire.PublishNamespace) error {
-	return nil
-}
-func (fuzzHandler) PublishNamespaceDone(*moqtransport.Session, wire.Namespace) {}
-func (fuzzHandler) SubscribeNamespace(context.Context, *moqtransport.Session, *wire.SubscribeNamespace) error {
-	return nil
-}
-func (fuzzHandler) NamespaceSubscribed(*moqtransport.Session, wire.Namespace)  {}
-func (fuzzHandler) UnsubscribeNamespace(*moqtransport.Session, wire.Namespace) {}
-func (fuzzHandler) Publish(context.Context, *moqtransport.Session, *wire.Publish, *moqtransport.Subscription) (moqtransport.SubscribeOptions, error) {
-	return moqtransport.SubscribeOptions{}, nil
+func fuzzHandler(tracks *moqtransport.Tracks) moqtransport.Handler {
+	h := tracks.Handler()
+	h.PublishNamespace = func(context.Context, *moqtransport.Session, *wire.PublishNamespace) error { return nil }
+	h.PublishNamespaceDone = func(*moqtransport.Session, wire.Namespace) {}
+	h.SubscribeNamespace = func(context.Context, *moqtransport.Session, *wire.SubscribeNamespace) error { return nil }
+	h.NamespaceSubscribed = func(*moqtransport.Session, wire.Namespace) {}
+	h.UnsubscribeNamespace = func(*moqtransport.Session, wire.Namespace) {}
+	h.Publish = func(context.Context, *moqtransport.Session, *wire.Publish, *moqtransport.Subscription) (moqtransport.SubscribeOptions, error) {
+		return moqtransport.SubscribeOptions{}, nil
+	}
+	return h
 }
 
 // fuzzAuthorize decides by the tokens' values, so that scripts reach
@@ -690,7 +686,7 @@ func runFuzzScript(t *testing.T, script []byte, timing fuzzTiming) fuzzResult {
 	tracks := &moqtransport.Tracks{}
 	tracks.Add(served)
 	cfg := &moqtransport.Config{
-		Handler:               fuzzHandler{tracks},
+		Handler:               fuzzHandler(tracks),
 		SetupTimeout:          timing.setup,
 		MaxRequests:           8,
 		MaxPendingStreams:     8,

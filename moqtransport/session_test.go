@@ -215,7 +215,7 @@ func TestSubscribeDeliversObjectsEndToEnd(t *testing.T) {
 		name := wire.FullTrackName{Namespace: wire.Namespace{"live", "cam"}, Name: "video"}
 		tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
 		tracks.Add(tr)
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks.Handler()})
 		client, _ := e.dial(nil)
 		ctx := timeout(t)
 
@@ -271,7 +271,7 @@ func TestSubscribeDeliversObjectsEndToEnd(t *testing.T) {
 
 func TestSubscribeUnknownTrack(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: &moqtransport.Tracks{}})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: (&moqtransport.Tracks{}).Handler()})
 		client, _ := e.dial(nil)
 		_, err := client.Subscribe(timeout(t), wire.Namespace{"nope"}, "x", moqtransport.SubscribeOptions{})
 		var re *moqtransport.RequestError
@@ -291,7 +291,7 @@ func TestSubscribeFilters(t *testing.T) {
 		name := wire.FullTrackName{Namespace: wire.Namespace{"f"}, Name: "t"}
 		tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
 		tracks.Add(tr)
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks.Handler()})
 		ctx := timeout(t)
 		publishObjects(t, tr, 0, 2, 4) // largest is {1,6}
 
@@ -351,7 +351,7 @@ func TestSubscribeInvalidRange(t *testing.T) {
 	tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
 	tracks.Add(tr)
 	publishObjects(t, tr, 0, 3, 2)
-	e := newEnv(t, "moqt", &moqtransport.Config{Handler: tracks})
+	e := newEnv(t, "moqt", &moqtransport.Config{Handler: tracks.Handler()})
 	client, _ := e.dial(nil)
 	_, err := client.Subscribe(timeout(t), name.Namespace, name.Name, moqtransport.SubscribeOptions{
 		Filter: wire.Filter{Type: wire.FilterAbsoluteRange, Start: wire.Location{Group: 0}, EndGroup: 1},
@@ -368,7 +368,7 @@ func TestUnsubscribeEndsDelivery(t *testing.T) {
 		name := wire.FullTrackName{Namespace: wire.Namespace{"u"}, Name: "t"}
 		tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
 		tracks.Add(tr)
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks, MaxRequests: 1})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks.Handler(), MaxRequests: 1})
 		client, _ := e.dial(nil)
 		ctx := timeout(t)
 		// With a window of one request, a second SUBSCRIBE is possible only
@@ -394,7 +394,7 @@ func TestRequestFlowControlBlocks(t *testing.T) {
 
 	// Refused requests finish at once: with a window of two, many refused
 	// requests in a row go through because the server tops the window up.
-	e := newEnv(t, "moqt", &moqtransport.Config{Handler: tracks, MaxRequests: 2})
+	e := newEnv(t, "moqt", &moqtransport.Config{Handler: tracks.Handler(), MaxRequests: 2})
 	client, _ := e.dial(nil)
 	for i := range 6 {
 		var re *moqtransport.RequestError
@@ -405,7 +405,7 @@ func TestRequestFlowControlBlocks(t *testing.T) {
 
 	// A client that may open only one request blocks on the second until
 	// the first is over, and says so with REQUESTS_BLOCKED.
-	e2 := newEnv(t, "moqt", &moqtransport.Config{Handler: tracks, MaxRequests: 1})
+	e2 := newEnv(t, "moqt", &moqtransport.Config{Handler: tracks.Handler(), MaxRequests: 1})
 	c2, _ := e2.dial(nil)
 	sub, err := c2.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
 	if err != nil {
@@ -427,7 +427,6 @@ func TestRequestFlowControlBlocks(t *testing.T) {
 
 // acceptAll accepts every namespace and records them.
 type acceptAll struct {
-	moqtransport.RejectAll
 	mu   sync.Mutex
 	got  []string
 	done []string
@@ -452,7 +451,7 @@ func (a *acceptAll) PublishNamespaceDone(_ *moqtransport.Session, ns wire.Namesp
 func TestPublishNamespace(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		h := &acceptAll{}
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: h})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: moqtransport.Handler{PublishNamespace: h.PublishNamespace, PublishNamespaceDone: h.PublishNamespaceDone}})
 		client, _ := e.dial(nil)
 		ctx := timeout(t)
 		pub, err := client.PublishNamespace(ctx, wire.Namespace{"live", "room"}, nil)
@@ -541,7 +540,7 @@ func TestDrain(t *testing.T) {
 		tracks := &moqtransport.Tracks{}
 		name := wire.FullTrackName{Namespace: wire.Namespace{"g"}, Name: "t"}
 		tracks.Add(moqtransport.NewTrack(name, moqtransport.TrackConfig{}))
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: tracks.Handler()})
 		ctx := timeout(t)
 
 		// An idle client gets GOAWAY; the drain then closes with NO_ERROR.
@@ -582,7 +581,7 @@ func TestDrain(t *testing.T) {
 // order, or the peer closes with INVALID_REQUEST_ID.
 func TestConcurrentRequestsKeepIDOrder(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: &moqtransport.Tracks{}})
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: (&moqtransport.Tracks{}).Handler()})
 		client, _ := e.dial(nil)
 		ctx := timeout(t)
 		var wg sync.WaitGroup

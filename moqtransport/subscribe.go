@@ -212,11 +212,11 @@ func (s *Session) handleSubscribeOK(m *wire.SubscribeOK) error {
 		sub.ok = *m
 		sub.mu.Unlock()
 		if m.ContentExists {
-			sub.track.NoteLargest(m.Largest)
+			sub.track.noteLargest(m.Largest)
 		}
 		delivery, _ := m.Params.DeliveryTimeout()
 		maxCache, _ := m.Params.MaxCacheDuration()
-		sub.track.SetTimeouts(delivery, maxCache)
+		sub.track.setTimeouts(delivery, maxCache)
 	}
 	return s.respond(m.RequestID, m)
 }

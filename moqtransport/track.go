@@ -115,7 +115,8 @@ type TrackConfig struct {
 	// MaxBytes bounds the cached payload and extension bytes, plus
 	// CacheEntryOverhead per cached event; default 32 MiB. The newest
 	// group is never evicted; if it alone outgrows MaxBytes, its oldest
-	// events are dropped (the group is then truncated, see GroupTruncated),
+	// events are dropped (the group is then truncated, see
+	// TrackCache.Truncated),
 	// always keeping the event just written.
 	MaxBytes int64
 	// MaxAge drops groups whose first object arrived longer ago (the
@@ -130,6 +131,11 @@ type TrackConfig struct {
 	// shares it, evicting from the least recently read tracks first (see
 	// CacheBudget).
 	Budget *CacheBudget
+	// DeliveryTimeout and MaxCacheDuration are the publisher's DELIVERY
+	// TIMEOUT and MAX_CACHE_DURATION (zero: none), sent to subscribers in
+	// SUBSCRIBE_OK and PUBLISH and applied when objects are forwarded
+	// (§9.2.1.2, §9.2.1.3). A track received from a peer takes the peer's.
+	DeliveryTimeout, MaxCacheDuration time.Duration
 }
 
 // Track is one track: written once, read by any number of readers. All its
@@ -170,7 +176,7 @@ type Track struct {
 	share    *budgetShare
 	lastRead atomic.Uint64
 
-	// The publisher's timeouts (SetTimeouts), read without t.mu by every
+	// The publisher's timeouts (TrackConfig, setTimeouts), read without t.mu by every
 	// served subscription's writers for every object they write.
 	deliveryTimeout  atomic.Int64 // time.Duration
 	maxCacheDuration atomic.Int64 // time.Duration
@@ -209,6 +215,7 @@ func NewTrack(name wire.FullTrackName, cfg TrackConfig) *Track {
 	if t.now == nil {
 		t.now, t.realClock = time.Now, true
 	}
+	t.setTimeouts(cfg.DeliveryTimeout, cfg.MaxCacheDuration)
 	if cfg.Budget != nil {
 		t.budget, t.share = cfg.Budget, &budgetShare{}
 		cfg.Budget.add(t)
@@ -245,10 +252,10 @@ func (t *Track) Largest() (wire.Location, bool) {
 	return t.largest, t.hasLargest
 }
 
-// NoteLargest records that the track's source has published objects up to
-// loc (the Largest Location of a SUBSCRIBE_OK), so that Largest reports it
-// before those objects arrive here. It never lowers Largest.
-func (t *Track) NoteLargest(loc wire.Location) {
+// noteLargest records that the track's source has published objects up to
+// loc (the Largest Location of a SUBSCRIBE_OK or PUBLISH), so that Largest
+// reports it before those objects arrive here. It never lowers Largest.
+func (t *Track) noteLargest(loc wire.Location) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.hasLargest || t.largest.Less(loc) {
@@ -259,16 +266,16 @@ func (t *Track) NoteLargest(loc wire.Location) {
 // Done is closed by Close.
 func (t *Track) Done() <-chan struct{} { return t.done }
 
-// SetTimeouts records the track's DELIVERY TIMEOUT and MAX_CACHE_DURATION
-// (zero: none), as a publisher gave them in SUBSCRIBE_OK or PUBLISH. A
-// relay passes them on to its subscribers and applies them when it
-// forwards (§9.2.1.2, §9.2.1.3).
-func (t *Track) SetTimeouts(delivery, maxCache time.Duration) {
+// setTimeouts records the track's DELIVERY TIMEOUT and MAX_CACHE_DURATION,
+// as a peer's SUBSCRIBE_OK or PUBLISH gave them. A relay passes them on to
+// its subscribers and applies them when it forwards.
+func (t *Track) setTimeouts(delivery, maxCache time.Duration) {
 	t.deliveryTimeout.Store(int64(delivery))
 	t.maxCacheDuration.Store(int64(maxCache))
 }
 
-// Timeouts returns what SetTimeouts recorded.
+// Timeouts returns the track's DELIVERY TIMEOUT and MAX_CACHE_DURATION:
+// TrackConfig's, or for a track received from a peer, the peer's.
 func (t *Track) Timeouts() (delivery, maxCache time.Duration) {
 	return time.Duration(t.deliveryTimeout.Load()), time.Duration(t.maxCacheDuration.Load())
 }

@@ -467,7 +467,7 @@ func TestTrackEvictionByGroups(t *testing.T) {
 	for g := range uint64(5) {
 		writeGroup(t, tr, g, 2, 100)
 	}
-	oldest, newest, ok := tr.CachedGroups()
+	oldest, newest, ok := tr.Cache().Groups()
 	if !ok || oldest != 2 || newest != 4 {
 		t.Fatalf("CachedGroups = %d %d %v, want 2 4", oldest, newest, ok)
 	}
@@ -475,7 +475,7 @@ func TestTrackEvictionByGroups(t *testing.T) {
 	if want := (CacheStats{Groups: 3, Objects: 6, Events: 9, Bytes: 3 * groupSize(2, 100)}); s != want {
 		t.Fatalf("stats %+v, want %+v", s, want)
 	}
-	if tr.GroupObjects(1) != nil {
+	if tr.Cache().Objects(1) != nil {
 		t.Error("evicted group still has objects")
 	}
 	// A late object for a group older than the cache is cached, then evicted
@@ -495,7 +495,7 @@ func TestTrackEvictionByBytes(t *testing.T) {
 			t.Fatalf("after group %d: %d bytes cached, limit %d", g, s.Bytes, 3*per)
 		}
 	}
-	oldest, newest, _ := tr.CachedGroups()
+	oldest, newest, _ := tr.Cache().Groups()
 	if oldest != 7 || newest != 9 {
 		t.Fatalf("CachedGroups = %d..%d, want 7..9", oldest, newest)
 	}
@@ -516,10 +516,10 @@ func TestTrackEvictionByBytes(t *testing.T) {
 	if s := small.CacheStats(); s.Objects != 5 || s.Bytes != 5*(100+CacheEntryOverhead) {
 		t.Fatalf("truncated stats %+v", s)
 	}
-	if !small.GroupTruncated(0) {
+	if !small.Cache().Truncated(0) {
 		t.Error("group 0 not marked truncated")
 	}
-	objs := small.GroupObjects(0)
+	objs := small.Cache().Objects(0)
 	if len(objs) != 5 || objs[0].ID != 15 {
 		t.Fatalf("truncated group holds %d objects from %d", len(objs), objs[0].ID)
 	}
@@ -541,12 +541,12 @@ func TestTrackEvictionByAge(t *testing.T) {
 	writeGroup(t, tr, 1, 1, 10) // t=5
 	clock.Advance(7 * time.Second)
 	writeGroup(t, tr, 2, 1, 10) // t=12: group 0 is 12s old
-	if o, n, _ := tr.CachedGroups(); o != 1 || n != 2 {
+	if o, n, _ := tr.Cache().Groups(); o != 1 || n != 2 {
 		t.Fatalf("CachedGroups = %d..%d, want 1..2", o, n)
 	}
 	// Without writes, the age limit still applies when the cache is read.
 	clock.Advance(4 * time.Second) // t=16: group 1 is 11s old
-	if o, n, _ := tr.CachedGroups(); o != 2 || n != 2 {
+	if o, n, _ := tr.Cache().Groups(); o != 2 || n != 2 {
 		t.Fatalf("CachedGroups = %d..%d, want 2..2", o, n)
 	}
 	if s := tr.CacheStats(); s != (CacheStats{Groups: 1, Objects: 1, Events: 2, Bytes: groupSize(1, 10)}) {
@@ -554,10 +554,10 @@ func TestTrackEvictionByAge(t *testing.T) {
 	}
 	// The newest group stays however old.
 	clock.Advance(time.Hour)
-	if o, n, ok := tr.CachedGroups(); !ok || o != 2 || n != 2 {
+	if o, n, ok := tr.Cache().Groups(); !ok || o != 2 || n != 2 {
 		t.Fatalf("newest group evicted: %d..%d %v", o, n, ok)
 	}
-	if objs := tr.GroupObjects(2); len(objs) != 1 {
+	if objs := tr.Cache().Objects(2); len(objs) != 1 {
 		t.Fatalf("GroupObjects(2) = %d objects", len(objs))
 	}
 }
@@ -757,7 +757,7 @@ func TestTrackPayloadShared(t *testing.T) {
 	if &e1.Object.Payload[0] != &e2.Object.Payload[0] || &e1.Object.Payload[0] != &payload[0] {
 		t.Error("payload was copied")
 	}
-	if objs := tr.GroupObjects(0); &objs[0].Payload[0] != &payload[0] {
+	if objs := tr.Cache().Objects(0); &objs[0].Payload[0] != &payload[0] {
 		t.Error("GroupObjects copied the payload")
 	}
 }
@@ -873,7 +873,7 @@ func TestTrackClose(t *testing.T) {
 
 func TestTrackGroupObjects(t *testing.T) {
 	tr := NewTrack(testTrackName, TrackConfig{MaxGroups: 2})
-	if _, _, ok := tr.CachedGroups(); ok {
+	if _, _, ok := tr.Cache().Groups(); ok {
 		t.Fatal("empty track has cached groups")
 	}
 	even := mustOpen(t, tr, 0, 0, false)
@@ -885,7 +885,7 @@ func TestTrackGroupObjects(t *testing.T) {
 		}
 		mustWrite(t, w, id, fmt.Sprint(id))
 	}
-	objs := tr.GroupObjects(0)
+	objs := tr.Cache().Objects(0)
 	if len(objs) != 6 {
 		t.Fatalf("%d objects", len(objs))
 	}
@@ -896,16 +896,16 @@ func TestTrackGroupObjects(t *testing.T) {
 	}
 	writeGroup(t, tr, 1, 1, 1)
 	writeGroup(t, tr, 3, 1, 1)
-	if o, n, ok := tr.CachedGroups(); !ok || o != 1 || n != 3 {
+	if o, n, ok := tr.Cache().Groups(); !ok || o != 1 || n != 3 {
 		t.Fatalf("CachedGroups = %d..%d %v, want 1..3", o, n, ok)
 	}
-	if tr.GroupObjects(0) != nil || tr.GroupObjects(2) != nil {
+	if tr.Cache().Objects(0) != nil || tr.Cache().Objects(2) != nil {
 		t.Error("objects for a group that is not cached")
 	}
 	// The evicted group's open subgroups keep writing: the late objects
 	// re-create the group, which is the oldest and so evicted at once.
 	mustWrite(t, even, 6, "6")
-	if tr.GroupObjects(0) != nil {
+	if tr.Cache().Objects(0) != nil {
 		t.Error("late object of an evicted group is cached beyond the limit")
 	}
 }
@@ -925,7 +925,7 @@ func TestTrackLateObjectBelowWindow(t *testing.T) {
 	expectEvents(t, all, "obj{1,0,0}", "end{1,0}", "obj{2,0,0}", "end{2,0}")
 	fresh := tr.NewReader(ReaderFilter{})
 	mustWrite(t, old, 1, "b") // evicted at once
-	if tr.GroupObjects(0) != nil {
+	if tr.Cache().Objects(0) != nil {
 		t.Fatal("late object cached beyond the limit")
 	}
 	other := mustOpen(t, tr, 0, 1, false)

@@ -32,20 +32,29 @@ func (s *Session) TrackStatus(ctx context.Context, ns wire.Namespace, name strin
 	return nil, violation("%s in answer to TRACK_STATUS", resp.Type())
 }
 
-// answerTrackStatus answers TRACK_STATUS from the track the handler gives
-// for the same request as a SUBSCRIBE, filled in as SUBSCRIBE_OK would be,
-// with Track Alias 0 (§9.20). The request opens no subscription.
+// answerTrackStatus answers TRACK_STATUS from the track Handler.TrackStatus
+// gives, filled in as SUBSCRIBE_OK would be, with Track Alias 0 (§9.20).
+// The request opens no subscription.
 func (s *Session) answerTrackStatus(m *wire.TrackStatus) {
 	defer func() {
 		if s.ctx.Err() == nil {
 			s.requestDone()
 		}
 	}()
-	req := (*wire.Subscribe)(m)
-	track, release, err := s.handlerTrack(s.ctx, req)
-	defer release()
+	h := s.cfg.Handler.TrackStatus
+	if h == nil {
+		s.sendOrFail(&wire.TrackStatusError{RequestID: m.RequestID, Code: wire.SubscribeNotSupported,
+			Reason: "TRACK_STATUS is not supported by this endpoint"})
+		return
+	}
+	var track *Track
+	var err error
+	s.callback(func() { track, err = h(s.ctx, s, m) })
 	if s.ctx.Err() != nil {
 		return
+	}
+	if err == nil && track == nil {
+		err = ErrTrackNotFound
 	}
 	if err != nil {
 		code, reason := requestCode(err, uint64(wire.SubscribeInternalError))

@@ -54,7 +54,7 @@ func tokenParams(t *testing.T, tok *jwt.Token, key any) wire.Parameters {
 }
 
 // connectWith opens a session whose CLIENT_SETUP carries params.
-func (e *relayEnv) connectWith(params wire.Parameters, handler moqtransport.Handler) *moqtransport.Session {
+func (e *relayEnv) connectWith(params wire.Parameters, handler handlerer) *moqtransport.Session {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -63,7 +63,7 @@ func (e *relayEnv) connectWith(params wire.Parameters, handler moqtransport.Hand
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	s, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Handler: handler, Path: d.Path, SetupParams: params})
+	s, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Handler: handlerOf(handler), Path: d.Path, SetupParams: params})
 	if err != nil {
 		_ = d.Close()
 		e.t.Fatal(err)

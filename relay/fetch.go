@@ -8,16 +8,17 @@ import (
 	"github.com/moqgo/moq/moqtransport/wire"
 )
 
-// Fetch answers FETCH from the relay's cache when the cached track holds
+// fetch answers FETCH (Handler.Fetch) from the relay's cache when the cached track holds
 // the start of the range, and otherwise forwards it to the track's
 // publisher (the namespace's origin), streaming the answer through
 // (draft-14 §8.3: a relay must not skip objects whose status it does not
 // know). A joining fetch arrives here with its range already resolved.
-func (r *Relay) Fetch(ctx context.Context, s *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+func (r *Relay) fetch(ctx context.Context, s *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
 	k := trackKey(req.Namespace, req.Name)
 	viaCoordinator := r.cfg.Coordinator != nil && !r.isRelayPeer(s)
-	// The same scopes in the same order as Subscribe, which serves the
-	// fetch when the cache is left to answer it.
+	// The same scopes in the same order as a SUBSCRIBE, but a FETCH holds
+	// no reference on a relayed track and opens no upstream subscription:
+	// it is served from a cache that exists or forwarded as a FETCH.
 	var pub *relayTrack
 	var o *origin
 	var cached *moqtransport.Track
@@ -33,7 +34,7 @@ func (r *Relay) Fetch(ctx context.Context, s *moqtransport.Session, req *moqtran
 		}
 		r.mu.Unlock()
 		if cached != nil && covers(cached, req.Start) {
-			return nil, moqtransport.ErrFetchFromCache
+			return moqtransport.FetchFromTrack(cached, req)
 		}
 		if pub == nil && o == nil && viaCoordinator {
 			if remote, err := r.remoteOrigin(ctx, scName, req.Namespace); err == nil {
@@ -51,7 +52,7 @@ func (r *Relay) Fetch(ctx context.Context, s *moqtransport.Session, req *moqtran
 	}
 	if o == nil {
 		if cached != nil {
-			return nil, moqtransport.ErrFetchFromCache // a pushed track: the cache is all there is
+			return moqtransport.FetchFromTrack(cached, req) // a pushed track: the cache is all there is
 		}
 		return nil, moqtransport.FetchError(wire.FetchTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
 	}
@@ -81,11 +82,11 @@ func (r *Relay) Fetch(ctx context.Context, s *moqtransport.Session, req *moqtran
 // covers reports whether a cached track holds the start of a range: the
 // start's group is cached from an object at or before the start.
 func covers(t *moqtransport.Track, start wire.Location) bool {
-	oldest, _, ok := t.CachedGroups()
+	oldest, _, ok := t.Cache().Groups()
 	if !ok || start.Group < oldest {
 		return false
 	}
-	objs := t.GroupObjects(start.Group)
+	objs := t.Cache().Objects(start.Group)
 	if len(objs) == 0 {
 		// Not cached: either not published yet (the cache answers
 		// INVALID_RANGE) or missed; let the publisher say.

@@ -35,7 +35,7 @@ func TestRequestTokenExpiry(t *testing.T) {
 		h := &countingTracks{}
 		tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"live"}, Name: "v"}, moqtransport.TrackConfig{})
 		h.Add(tr)
-		pubSess, _, err := e.dialCfg("/", moqtransport.Config{Handler: h})
+		pubSess, _, err := e.dialCfg("/", moqtransport.Config{Handler: h.Handler()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func TestRequestTokenExpiry(t *testing.T) {
 		}
 
 		// A short-lived namespace.
-		nsSess, _, err := e.dialCfg("/", moqtransport.Config{Handler: &countingTracks{}})
+		nsSess, _, err := e.dialCfg("/", moqtransport.Config{Handler: (&countingTracks{}).Handler()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +79,7 @@ func TestRequestTokenExpiry(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := &pushed{subs: make(chan *moqtransport.Subscription, 2)}
-		watcher, _, err := e.dialCfg("/", moqtransport.Config{Handler: p})
+		watcher, _, err := e.dialCfg("/", moqtransport.Config{Handler: p.Handler()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +165,7 @@ func TestRequestTokenTimersStop(t *testing.T) {
 	for i := range n {
 		h.Add(moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"live"}, Name: fmt.Sprint(i)}, moqtransport.TrackConfig{}))
 	}
-	pubSess, _, err := e.dialCfg("/", moqtransport.Config{Handler: h})
+	pubSess, _, err := e.dialCfg("/", moqtransport.Config{Handler: h.Handler()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func TestStalledPublisherDoesNotHangTheRelay(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		e := startRelayWith(t, scheme, relay.Config{Session: moqtransport.Config{ControlWriteTimeout: time.Second}})
 		ns := wire.Namespace{"stalled"}
-		pub, stall := e.connectStalling(moqtransport.Config{Handler: &moqtransport.Tracks{}, MaxRequests: 1000})
+		pub, stall := e.connectStalling(moqtransport.Config{Handler: (&moqtransport.Tracks{}).Handler(), MaxRequests: 1000})
 		if _, err := pub.PublishNamespace(ctxFor(t), ns, nil); err != nil {
 			t.Fatal(err)
 		}

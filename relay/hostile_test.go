@@ -200,7 +200,7 @@ func TestHostileDialedPeerIsAuthorized(t *testing.T) {
 			if err != nil {
 				return
 			}
-			s, err := moqtransport.Accept(ctx, in.Conn, in.Path, &moqtransport.Config{Handler: baitTracks})
+			s, err := moqtransport.Accept(ctx, in.Conn, in.Path, &moqtransport.Config{Handler: baitTracks.Handler()})
 			if err != nil {
 				return
 			}
@@ -484,10 +484,11 @@ func TestHostileAnnounceAndVanish(t *testing.T) {
 		waitFor(t, "the relay to admit the session", func() bool { return e.rs.Relay.Sessions() == 2 })
 		closeLate()
 		waitFor(t, "the relay to see its end", func() bool { return e.rs.Relay.Sessions() == 0 })
-		if err := e.rs.Relay.PublishNamespace(ctx, late, &wire.PublishNamespace{Namespace: ns}); err == nil {
+		h := e.rs.Relay.SessionConfig().Handler
+		if err := h.PublishNamespace(ctx, late, &wire.PublishNamespace{Namespace: ns}); err == nil {
 			t.Error("PUBLISH_NAMESPACE of an ended session was accepted")
 		}
-		if err := e.rs.Relay.SubscribeNamespace(ctx, late, &wire.SubscribeNamespace{Prefix: ns}); err == nil {
+		if err := h.SubscribeNamespace(ctx, late, &wire.SubscribeNamespace{Prefix: ns}); err == nil {
 			t.Error("SUBSCRIBE_NAMESPACE of an ended session was accepted")
 		}
 		if len(coord.registered()) != 0 || e.rs.Relay.Scopes() != 0 {
@@ -753,9 +754,12 @@ func TestSubscribeNamespaceGetsEarlierPublish(t *testing.T) {
 
 // stuckAnnouncements never answers PUBLISH_NAMESPACE until released.
 type stuckAnnouncements struct {
-	moqtransport.RejectAll
 	release chan struct{}
 	calls   atomic.Int32
+}
+
+func (a *stuckAnnouncements) Handler() moqtransport.Handler {
+	return moqtransport.Handler{PublishNamespace: a.PublishNamespace}
 }
 
 func (a *stuckAnnouncements) PublishNamespace(ctx context.Context, _ *moqtransport.Session, _ *wire.PublishNamespace) error {
@@ -909,7 +913,7 @@ func (e *relayEnv) publisher2pathed(path string, params wire.Parameters, ns wire
 	h := &countingTracks{}
 	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: name}, moqtransport.TrackConfig{})
 	h.Add(tr)
-	s, _, err := e.dialCfg(path, moqtransport.Config{Handler: h, SetupParams: params})
+	s, _, err := e.dialCfg(path, moqtransport.Config{Handler: h.Handler(), SetupParams: params})
 	if err != nil {
 		e.t.Fatal(err)
 	}

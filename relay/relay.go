@@ -115,7 +115,7 @@ type Config struct {
 	// Logger receives the relay's logs; nil is silent.
 	Logger *slog.Logger
 	// Session is the template for every session's configuration; its
-	// Handler is replaced by the relay, and its Authorize, when set, is
+	// Handler is replaced by the relay's (see SessionConfig), and its Authorize, when set, is
 	// asked after the relay's own checks. Its Reader.Budget bounds what all
 	// sessions together hold for objects in progress, on top of each
 	// session's MaxBytesInFlight: nil gets DefaultInFlightBudget.
@@ -158,8 +158,8 @@ type Config struct {
 	SessionTracer func(session string) moqtransport.Tracer
 }
 
-// Relay routes namespaces and tracks between sessions. It implements
-// moqtransport.Handler; run its sessions with SessionConfig, or use Serve.
+// Relay routes namespaces and tracks between sessions. Run its sessions
+// with SessionConfig (whose Handler is the relay's), or use Server.
 type Relay struct {
 	cfg Config
 	log *slog.Logger
@@ -330,10 +330,10 @@ func (sc *scope) owner(ns wire.Namespace) *origin {
 	return best
 }
 
-// PublishNamespace registers a publisher's namespace in its scope, and
+// publishNamespace registers a publisher's namespace in its scope, and
 // with the coordinator. A namespace another session (or, through the
 // coordinator, another relay) already owns is refused.
-func (r *Relay) PublishNamespace(ctx context.Context, s *moqtransport.Session, req *wire.PublishNamespace) (err error) {
+func (r *Relay) publishNamespace(ctx context.Context, s *moqtransport.Session, req *wire.PublishNamespace) (err error) {
 	defer func() { r.metrics.requestError("publish_namespace", err) }()
 	scName := scopeOf(s)
 	k := nsKey(req.Namespace)
@@ -422,8 +422,8 @@ func (r *Relay) unregister(o *origin) {
 	}()
 }
 
-// PublishNamespaceDone removes a withdrawn namespace.
-func (r *Relay) PublishNamespaceDone(s *moqtransport.Session, ns wire.Namespace) {
+// publishNamespaceDone removes a withdrawn namespace.
+func (r *Relay) publishNamespaceDone(s *moqtransport.Session, ns wire.Namespace) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	scName := scopeOf(s)
@@ -465,9 +465,9 @@ func lookupScopes(scope string) []string {
 	return []string{scope, ""}
 }
 
-// Subscribe serves a track from its shared upstream subscription,
+// serveSubscribe serves a track from its shared upstream subscription,
 // subscribing upstream for the first subscriber.
-func (r *Relay) Subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
+func (r *Relay) serveSubscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
 	start := time.Now()
 	r.metrics.subscribersTotal.Add(1)
 	source := "local"
@@ -484,6 +484,21 @@ func (r *Relay) Subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 	r.metrics.subscribeLatency.WithLabelValues(source).Observe(time.Since(start).Seconds())
 	r.metrics.requestError("subscribe", err)
 	return t, err
+}
+
+// trackStatus answers TRACK_STATUS from the track a SUBSCRIBE would be
+// served: the relay's own when it has it, otherwise through an upstream
+// subscription that is dropped at once unless a subscriber holds it. It
+// counts no subscriber; the track's largest location and group order
+// outlive the reference.
+func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (*moqtransport.Track, error) {
+	var source string
+	t, err := r.subscribe(ctx, s, (*wire.Subscribe)(req), &source)
+	if err != nil {
+		return nil, err
+	}
+	r.releaseTrack(t)
+	return t, nil
 }
 
 // subscribe resolves a SUBSCRIBE; source is set to where the track comes
@@ -592,9 +607,9 @@ func (r *Relay) longerElsewhere(ctx context.Context, scName string, ns wire.Name
 // Wait waits for the relay's goroutines.
 func (r *Relay) Wait() { r.wg.Wait() }
 
-// SubscribeNamespace accepts a namespace subscription in the session's
+// subscribeNamespace accepts a namespace subscription in the session's
 // scope and starts the goroutine that sends it what matches.
-func (r *Relay) SubscribeNamespace(_ context.Context, s *moqtransport.Session, req *wire.SubscribeNamespace) error {
+func (r *Relay) subscribeNamespace(_ context.Context, s *moqtransport.Session, req *wire.SubscribeNamespace) error {
 	exp, expires := r.takeGrant(s, req.RequestID)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -616,10 +631,10 @@ func (r *Relay) SubscribeNamespace(_ context.Context, s *moqtransport.Session, r
 	return nil
 }
 
-// NamespaceSubscribed queues what the scope has under the prefix now:
+// namespaceSubscribed queues what the scope has under the prefix now:
 // its namespaces, then its pushed tracks; later ones follow as they come.
 // The subscriber's own namespaces are echoed back too, as draft-14 says.
-func (r *Relay) NamespaceSubscribed(s *moqtransport.Session, prefix wire.Namespace) {
+func (r *Relay) namespaceSubscribed(s *moqtransport.Session, prefix wire.Namespace) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sc := r.scopes[scopeOf(s)]
@@ -643,9 +658,9 @@ func (r *Relay) NamespaceSubscribed(s *moqtransport.Session, prefix wire.Namespa
 	}
 }
 
-// UnsubscribeNamespace forgets a namespace subscription: nothing more is
+// unsubscribeNamespace forgets a namespace subscription: nothing more is
 // announced to it.
-func (r *Relay) UnsubscribeNamespace(s *moqtransport.Session, prefix wire.Namespace) {
+func (r *Relay) unsubscribeNamespace(s *moqtransport.Session, prefix wire.Namespace) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	name := scopeOf(s)
@@ -676,14 +691,14 @@ func (r *Relay) withdraw(sc *scope, k string) {
 	}
 }
 
-// Publish accepts a track a publisher pushes (PUBLISH), unless its
+// publish accepts a track a publisher pushes (PUBLISH), unless its
 // namespace or the track belongs to another session of the scope, or,
 // through the coordinator, to another relay (see Ownership in the package
 // doc): subscribers of the scope get it from the relay's cache, and
 // namespace subscribers whose prefix matches get a PUBLISH of their own.
 // With a coordinator, the track's namespace is registered for as long as
 // the track is published, as PUBLISH_NAMESPACE registers its namespace.
-func (r *Relay) Publish(ctx context.Context, s *moqtransport.Session, req *wire.Publish, sub *moqtransport.Subscription) (_ moqtransport.SubscribeOptions, err error) {
+func (r *Relay) publish(ctx context.Context, s *moqtransport.Session, req *wire.Publish, sub *moqtransport.Subscription) (_ moqtransport.SubscribeOptions, err error) {
 	defer func() { r.metrics.requestError("publish", err) }()
 	name := req.Namespace.String() + "/" + req.Name
 	scName := scopeOf(s)

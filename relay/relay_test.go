@@ -60,9 +60,20 @@ func startRelayWith(t *testing.T, scheme string, cfg relay.Config) *relayEnv {
 	return &relayEnv{t: t, scheme: scheme, srv: srv, rs: rs}
 }
 
+// handlerer is a test application that answers a relay's requests; nil
+// answers none.
+type handlerer interface{ Handler() moqtransport.Handler }
+
+func handlerOf(h handlerer) moqtransport.Handler {
+	if h == nil {
+		return moqtransport.Handler{}
+	}
+	return h.Handler()
+}
+
 // connect opens a session to the relay at path, with handler answering the
 // relay's requests.
-func (e *relayEnv) connect(path string, handler moqtransport.Handler) *moqtransport.Session {
+func (e *relayEnv) connect(path string, handler handlerer) *moqtransport.Session {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -72,7 +83,7 @@ func (e *relayEnv) connect(path string, handler moqtransport.Handler) *moqtransp
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	s, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Handler: handler, Path: d.Path, Authority: d.Authority})
+	s, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Handler: handlerOf(handler), Path: d.Path, Authority: d.Authority})
 	if err != nil {
 		_ = d.Close()
 		e.t.Fatal(err)
@@ -89,15 +100,22 @@ type countingTracks struct {
 	moqtransport.Tracks
 	subscribes atomic.Int32
 	ended      atomic.Int32
+	fetches    atomic.Int32
 }
 
-func (c *countingTracks) Subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
-	c.subscribes.Add(1)
-	return c.Tracks.Subscribe(ctx, s, req)
-}
-
-func (c *countingTracks) SubscriptionEnded(*moqtransport.Session, *wire.Subscribe, *moqtransport.Track) {
-	c.ended.Add(1)
+func (c *countingTracks) Handler() moqtransport.Handler {
+	h := c.Tracks.Handler()
+	subscribe, fetch := h.Subscribe, h.Fetch
+	h.Subscribe = func(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
+		c.subscribes.Add(1)
+		return subscribe(ctx, s, req)
+	}
+	h.SubscriptionEnded = func(*moqtransport.Session, *wire.Subscribe, *moqtransport.Track) { c.ended.Add(1) }
+	h.Fetch = func(ctx context.Context, s *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+		c.fetches.Add(1)
+		return fetch(ctx, s, req)
+	}
+	return h
 }
 
 // publisher connects a publisher of namespace ns with one track.
@@ -396,7 +414,6 @@ func TestDrainSendsGoAway(t *testing.T) {
 
 // announcements records the namespaces a relay announces to a session.
 type announcements struct {
-	moqtransport.RejectAll
 	mu   sync.Mutex
 	got  []string
 	done []string
@@ -413,6 +430,10 @@ func (a *announcements) PublishNamespaceDone(_ *moqtransport.Session, ns wire.Na
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.done = append(a.done, ns.String())
+}
+
+func (a *announcements) Handler() moqtransport.Handler {
+	return moqtransport.Handler{PublishNamespace: a.PublishNamespace, PublishNamespaceDone: a.PublishNamespaceDone}
 }
 
 func (a *announcements) seen() (got, done []string) {
@@ -542,7 +563,6 @@ func TestSubscribeNamespaceNotSupportedWithoutHandler(t *testing.T) {
 
 // pushed accepts every PUBLISH and hands the subscription over.
 type pushed struct {
-	moqtransport.RejectAll
 	subs chan *moqtransport.Subscription
 }
 
@@ -550,6 +570,8 @@ func (p *pushed) Publish(_ context.Context, _ *moqtransport.Session, _ *wire.Pub
 	p.subs <- sub
 	return moqtransport.SubscribeOptions{}, nil
 }
+
+func (p *pushed) Handler() moqtransport.Handler { return moqtransport.Handler{Publish: p.Publish} }
 
 func TestPublishThroughRelay(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
@@ -809,4 +831,94 @@ func TestMetricsLint(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { relay.ObserveDelivery(r, 3*time.Millisecond) }); n != 0 {
 		t.Errorf("observing a delivery latency allocates %v times", n)
 	}
+}
+
+// TestFetchCountsNoSubscriber: FETCH and TRACK_STATUS have their own
+// handler paths. Served from the relay's cache or forwarded to the
+// publisher, they neither count as subscribers in the relay's metrics nor
+// hold a reference on the relayed track: when the only SUBSCRIBE ends, the
+// upstream subscription ends with it.
+func TestFetchCountsNoSubscriber(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelay(t, scheme)
+		ns := wire.Namespace{"count"}
+		_, tr, h := e.publisher("/", ns, "t")
+		other := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "other"}, moqtransport.TrackConfig{})
+		h.Add(other)
+		write(t, other, 0, 1, 2)
+		ctx := ctxFor(t)
+		// moq_relay_subscribers_total and moq_relay_active_subscriptions.
+		counts := func() (subscribers, active int64) {
+			var b strings.Builder
+			if err := e.rs.Relay.WriteMetrics(&b); err != nil {
+				t.Fatal(err)
+			}
+			return metricValue(t, b.String(), "moq_relay_subscribers_total"), metricValue(t, b.String(), "moq_relay_active_subscriptions")
+		}
+
+		viewer := e.connect("/", nil)
+		sub, err := viewer.Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, tr, 0, 3, 2)
+		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+		for n := 0; n < 6; {
+			ev, err := r.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Kind == moqtransport.EventObject {
+				n++
+			}
+		}
+		r.Close()
+		subscribers, active := counts()
+		if subscribers != 1 || active != 1 || h.subscribes.Load() != 1 {
+			t.Fatalf("after one SUBSCRIBE: subscribers_total %d, active %d, upstream SUBSCRIBEs %d; want 1, 1, 1",
+				subscribers, active, h.subscribes.Load())
+		}
+
+		fetcher := e.connect("/", nil)
+		// From the relay's cache: the publisher sees no FETCH.
+		f, err := fetcher.Fetch(ctx, moqtransport.FetchOptions{Namespace: ns, Name: "t", Start: wire.Location{Group: 1}, End: wire.Location{Group: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := fetchAll(ctx, f); err != io.EOF || !slices.Equal(got, expected(1, 3, 2)) {
+			t.Fatalf("fetch from the cache: %v (%v)", got, err)
+		}
+		if n := h.fetches.Load(); n != 0 {
+			t.Errorf("a fetch the cache holds reached the publisher (%d FETCHes)", n)
+		}
+		// Forwarded: a track nobody subscribed to.
+		f, err = fetcher.Fetch(ctx, moqtransport.FetchOptions{Namespace: ns, Name: "other", End: wire.Location{Group: 0}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := fetchAll(ctx, f); err != io.EOF || !slices.Equal(got, expected(0, 1, 2)) {
+			t.Fatalf("forwarded fetch: %v (%v)", got, err)
+		}
+		if n := h.fetches.Load(); n != 1 {
+			t.Errorf("the publisher saw %d FETCHes, want 1", n)
+		}
+		if _, err := fetcher.TrackStatus(ctx, ns, "t"); err != nil {
+			t.Fatal(err)
+		}
+		got, gotActive := counts()
+		if up := h.subscribes.Load(); got != subscribers || gotActive != active || up != 1 {
+			t.Errorf("after FETCHes and TRACK_STATUS: subscribers_total %d, active %d, upstream SUBSCRIBEs %d; want %d, %d, 1",
+				got, gotActive, h.subscribes.Load(), subscribers, active)
+		}
+
+		// The SUBSCRIBE was the only reference: its end takes the
+		// upstream subscription with it.
+		if err := sub.Unsubscribe(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the upstream subscription to end", func() bool { return h.ended.Load() == 1 })
+		if _, n := counts(); n != 0 {
+			t.Errorf("active subscriptions %d after the only one ended", n)
+		}
+	})
 }

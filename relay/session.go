@@ -86,7 +86,7 @@ func (p *peer) close() {
 // caller closes the peer record if setup fails before that.
 func (r *Relay) sessionConfig(p *peer) *moqtransport.Config {
 	c := r.cfg.Session
-	c.Handler = r
+	c.Handler = r.handler()
 	if c.Logger == nil {
 		c.Logger = r.log
 	}
@@ -123,6 +123,24 @@ func (r *Relay) sessionConfig(p *peer) *moqtransport.Config {
 		return nil
 	}
 	return &c
+}
+
+// handler is every session's Handler: the relay serves each request kind.
+// SUBSCRIBE counts a subscriber and holds the relayed track until
+// SubscriptionEnded; FETCH and TRACK_STATUS count none and hold nothing.
+func (r *Relay) handler() moqtransport.Handler {
+	return moqtransport.Handler{
+		Subscribe:            r.serveSubscribe,
+		SubscriptionEnded:    r.subscriptionEnded,
+		Fetch:                r.fetch,
+		TrackStatus:          r.trackStatus,
+		Publish:              r.publish,
+		PublishNamespace:     r.publishNamespace,
+		PublishNamespaceDone: r.publishNamespaceDone,
+		SubscribeNamespace:   r.subscribeNamespace,
+		NamespaceSubscribed:  r.namespaceSubscribed,
+		UnsubscribeNamespace: r.unsubscribeNamespace,
+	}
 }
 
 // SessionConfig returns the configuration to run an accepted session of

@@ -137,12 +137,18 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 	rt.upLog.Info("upstream subscribed", "track", req.Namespace.String()+"/"+req.Name)
 }
 
-// SubscriptionEnded drops a downstream subscriber; the last one takes the
+// subscriptionEnded drops a downstream subscriber; the last one takes the
 // upstream subscription with it. The relayTrack is found from its Track in
 // one map look-up, whatever the number of tracks and scopes.
-func (r *Relay) SubscriptionEnded(s *moqtransport.Session, req *wire.Subscribe, t *moqtransport.Track) {
+func (r *Relay) subscriptionEnded(s *moqtransport.Session, req *wire.Subscribe, t *moqtransport.Track) {
 	r.stopSubscriptionExpiry(s, req.RequestID)
 	r.metrics.activeSubscriptions.Add(-1)
+	r.releaseTrack(t)
+}
+
+// releaseTrack drops one reference to the relayed track t (a subscriber's,
+// or a TRACK_STATUS answer's).
+func (r *Relay) releaseTrack(t *moqtransport.Track) {
 	r.mu.Lock()
 	rt := r.byTrack[t]
 	r.mu.Unlock()

@@ -30,7 +30,7 @@ func BenchmarkSubscriptionEnded(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				r.SubscriptionEnded(nil, req, all[i%n])
+				r.subscriptionEnded(nil, req, all[i%n])
 				i++
 			}
 		})

@@ -15,8 +15,12 @@ type endedTracks struct {
 	ended chan string
 }
 
-func (h *endedTracks) SubscriptionEnded(_ *moqtransport.Session, req *wire.Subscribe, _ *moqtransport.Track) {
-	h.ended <- req.Name
+func (h *endedTracks) Handler() moqtransport.Handler {
+	th := h.Tracks.Handler()
+	th.SubscriptionEnded = func(_ *moqtransport.Session, req *wire.Subscribe, _ *moqtransport.Track) {
+		h.ended <- req.Name
+	}
+	return th
 }
 
 // TestReleaseOneOfManyTracks checks that a downstream subscription that

@@ -353,7 +353,7 @@ func (ph *phase) setup(ctx context.Context, order wire.GroupOrder, n map[string]
 		return fmt.Errorf("publisher: %w", err)
 	}
 	ph.pubD = d
-	if ph.pubSess, err = moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Path: d.Path, Authority: d.Authority, Handler: tracks}); err != nil {
+	if ph.pubSess, err = moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Path: d.Path, Authority: d.Authority, Handler: tracks.Handler()}); err != nil {
 		return fmt.Errorf("publisher: %w", err)
 	}
 	if ph.nsPub, err = ph.pubSess.PublishNamespace(ctx, name.Namespace, nil); err != nil {

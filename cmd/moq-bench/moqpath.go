@@ -84,7 +84,7 @@ func (m *moqPath) setup(ctx context.Context) error {
 		tracks := &moqtransport.Tracks{}
 		tracks.Add(p.track)
 		var err error
-		if p.d, p.sess, err = m.dial(ctx, tracks); err != nil {
+		if p.d, p.sess, err = m.dial(ctx, tracks.Handler()); err != nil {
 			return fmt.Errorf("publisher %d: %w", i, err)
 		}
 		m.mu.Lock()
@@ -98,7 +98,7 @@ func (m *moqPath) setup(ctx context.Context) error {
 		return m.setupThin(ctx)
 	}
 	return dialAll(ctx, m.prm.subs, func(ctx context.Context, i int) error {
-		d, s, err := m.dial(ctx, nil)
+		d, s, err := m.dial(ctx, moqtransport.Handler{})
 		if err != nil {
 			return fmt.Errorf("subscriber %d: %w", i, err)
 		}

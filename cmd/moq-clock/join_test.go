@@ -27,8 +27,12 @@ import (
 // noFetch serves tracks and refuses every FETCH with NOT_SUPPORTED.
 type noFetch struct{ moqtransport.Tracks }
 
-func (*noFetch) Fetch(context.Context, *moqtransport.Session, *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
-	return nil, moqtransport.FetchError(wire.FetchNotSupported, "this relay does not support FETCH")
+func (n *noFetch) Handler() moqtransport.Handler {
+	h := n.Tracks.Handler()
+	h.Fetch = func(context.Context, *moqtransport.Session, *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+		return nil, moqtransport.FetchError(wire.FetchNotSupported, "this relay does not support FETCH")
+	}
+	return h
 }
 
 // TestJoinWithoutFetch: through a relay that refuses FETCH, a subscriber
@@ -38,7 +42,7 @@ func TestJoinWithoutFetch(t *testing.T) {
 	defer tr.Close(nil)
 	h := &noFetch{}
 	h.Add(tr)
-	srv := moqtest.Serve(t, moqnative.ServerConfig{}, h)
+	srv := moqtest.Serve(t, moqnative.ServerConfig{}, h.Handler())
 	url, fp := srv.URL, srv.Fingerprint
 
 	w37, err := tr.OpenSubgroup(37, 0, moqtransport.SubgroupOptions{})

@@ -38,7 +38,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -212,9 +211,9 @@ const outputQueueBytes = 64 << 10
 // ends (nil) or the session or the publication does (an error).
 func publish(ctx context.Context, cfg config, logger *slog.Logger, d *moqnative.Dialed, scfg *moqtransport.Config, name wire.FullTrackName) error {
 	track := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
-	h := &publisherHandler{changed: make(chan struct{})}
+	h := cli.NewServed()
 	h.Add(track)
-	scfg.Handler = h
+	scfg.Handler = h.Handler()
 	sess, err := cli.Setup(ctx, d, scfg, logger)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -269,7 +268,7 @@ func publish(ctx context.Context, cfg config, logger *slog.Logger, d *moqnative.
 	logger.Info("ending the track")
 	track.Close(nil)
 	waitCtx, cancel := context.WithTimeout(context.Background(), endTimeout)
-	if err := h.waitIdle(waitCtx, sess); err != nil {
+	if err := h.WaitIdle(waitCtx, sess); err != nil {
 		logger.Warn("subscriptions did not end in time", "err", err)
 	}
 	cancel()
@@ -286,55 +285,6 @@ func publish(ctx context.Context, cfg config, logger *slog.Logger, d *moqnative.
 	}
 	logger.Info("publisher stopped")
 	return nil
-}
-
-// publisherHandler serves the clock track and counts the subscriptions it
-// serves, so that the publisher can wait for their PUBLISH_DONE.
-type publisherHandler struct {
-	moqtransport.Tracks
-	mu      sync.Mutex
-	active  int
-	changed chan struct{} // closed and replaced when active drops
-}
-
-func (h *publisherHandler) Subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
-	t, err := h.Tracks.Subscribe(ctx, s, req)
-	if t != nil {
-		h.mu.Lock()
-		h.active++
-		h.mu.Unlock()
-	}
-	return t, err
-}
-
-// SubscriptionEnded is called once a subscription (or TRACK_STATUS) the
-// handler gave a track to has ended, after its PUBLISH_DONE was written.
-func (h *publisherHandler) SubscriptionEnded(*moqtransport.Session, *wire.Subscribe, *moqtransport.Track) {
-	h.mu.Lock()
-	h.active--
-	close(h.changed)
-	h.changed = make(chan struct{})
-	h.mu.Unlock()
-}
-
-// waitIdle waits until no subscription is served, the session ends, or ctx
-// does.
-func (h *publisherHandler) waitIdle(ctx context.Context, sess *moqtransport.Session) error {
-	for {
-		h.mu.Lock()
-		idle, changed := h.active <= 0, h.changed
-		h.mu.Unlock()
-		if idle {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-sess.Done():
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }
 
 // subscribe prints the clock track until it ends (nil), ctx ends (nil,

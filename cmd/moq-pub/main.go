@@ -173,8 +173,8 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 
-	h := newHandler()
-	sess, closeSess, err := cfg.client.Connect(ctx, cfg.url, tlsConf, &moqtransport.Config{Handler: h}, logger)
+	h := cli.NewServed()
+	sess, closeSess, err := cfg.client.Connect(ctx, cfg.url, tlsConf, &moqtransport.Config{Handler: h.Handler()}, logger)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

@@ -8,10 +8,10 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/moqgo/moq/catalog"
+	"github.com/moqgo/moq/internal/cli"
 	"github.com/moqgo/moq/internal/fmp4"
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -50,7 +50,7 @@ type publisher struct {
 	cfg   config
 	log   *slog.Logger
 	sess  *moqtransport.Session
-	h     *handler
+	h     *cli.Served
 	ns    wire.Namespace
 	nsPub *moqtransport.NamespacePublication
 
@@ -433,7 +433,7 @@ func (p *publisher) finish() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := p.h.waitIdle(ctx, p.sess); err != nil {
+	if err := p.h.WaitIdle(ctx, p.sess); err != nil {
 		p.log.Warn("subscriptions did not end in time", "err", err)
 	}
 	for _, pub := range p.pushed {
@@ -455,55 +455,4 @@ func (p *publisher) finish() {
 	case <-p.sess.Done():
 	}
 	p.log.Info("publisher stopped")
-}
-
-// handler serves the tracks and counts the subscriptions (and fetches) it
-// serves, so that the publisher can wait for their PUBLISH_DONE.
-type handler struct {
-	moqtransport.Tracks
-	mu      sync.Mutex
-	active  int
-	changed chan struct{} // closed and replaced when active drops
-}
-
-func newHandler() *handler { return &handler{changed: make(chan struct{})} }
-
-func (h *handler) Subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
-	t, err := h.Tracks.Subscribe(ctx, s, req)
-	if t != nil {
-		h.mu.Lock()
-		h.active++
-		h.mu.Unlock()
-	}
-	return t, err
-}
-
-// SubscriptionEnded is called once a subscription or fetch the handler
-// gave a track to has ended, after its PUBLISH_DONE was written.
-func (h *handler) SubscriptionEnded(*moqtransport.Session, *wire.Subscribe, *moqtransport.Track) {
-	h.mu.Lock()
-	h.active--
-	close(h.changed)
-	h.changed = make(chan struct{})
-	h.mu.Unlock()
-}
-
-// waitIdle waits until no subscription is served, the session ends, or ctx
-// does.
-func (h *handler) waitIdle(ctx context.Context, sess *moqtransport.Session) error {
-	for {
-		h.mu.Lock()
-		idle, changed := h.active <= 0, h.changed
-		h.mu.Unlock()
-		if idle {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-sess.Done():
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }

@@ -119,18 +119,18 @@ func startRelayConfig(t *testing.T, cfg config) (net.Addr, [32]byte) {
 	panic("unreachable")
 }
 
-func connectTo(t *testing.T, ctx context.Context, url string, fp [32]byte, h moqtransport.Handler) *moqtransport.Session {
+func connectTo(t *testing.T, ctx context.Context, url string, fp [32]byte, h *moqtransport.Tracks) *moqtransport.Session {
 	t.Helper()
 	return connectWithParams(t, ctx, url, fp, h, nil)
 }
 
-func connectWithParams(t *testing.T, ctx context.Context, url string, fp [32]byte, h moqtransport.Handler, params wire.Parameters) *moqtransport.Session {
+func connectWithParams(t *testing.T, ctx context.Context, url string, fp [32]byte, h *moqtransport.Tracks, params wire.Parameters) *moqtransport.Session {
 	t.Helper()
 	d, err := moqnative.Dial(ctx, url, moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Handler: h, Path: d.Path, Authority: d.Authority, SetupParams: params})
+	s, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Handler: handlerOf(h), Path: d.Path, Authority: d.Authority, SetupParams: params})
 	if err != nil {
 		_ = d.Close()
 		t.Fatal(err)

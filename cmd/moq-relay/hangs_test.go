@@ -114,7 +114,7 @@ func blockRelay(t *testing.T, addr, fpHex string) (*moqtransport.Session, func()
 	copy(fp[:], raw)
 	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(tcancel)
-	connect := func(scheme string, h moqtransport.Handler, stall chan struct{}, tr moqtransport.Tracer) *moqtransport.Session {
+	connect := func(scheme string, h *moqtransport.Tracks, stall chan struct{}, tr moqtransport.Tracer) *moqtransport.Session {
 		d, err := moqnative.Dial(tctx, fmt.Sprintf("%s://%s/", scheme, addr), moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
 		if err != nil {
 			t.Fatal(err)
@@ -124,7 +124,7 @@ func blockRelay(t *testing.T, addr, fpHex string) (*moqtransport.Session, func()
 		if stall != nil {
 			conn = &stallConn{Conn: d.Conn, stall: stall}
 		}
-		s, err := moqtransport.Connect(tctx, conn, &moqtransport.Config{Handler: h, Path: d.Path, Authority: d.Authority, MaxRequests: 1000, Tracer: tr})
+		s, err := moqtransport.Connect(tctx, conn, &moqtransport.Config{Handler: handlerOf(h), Path: d.Path, Authority: d.Authority, MaxRequests: 1000, Tracer: tr})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -118,13 +118,13 @@ func TestRelayServesAndDrains(t *testing.T) {
 	copy(fp[:], raw)
 	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer tcancel()
-	connect := func(scheme string, h moqtransport.Handler) *moqtransport.Session {
+	connect := func(scheme string, h *moqtransport.Tracks) *moqtransport.Session {
 		d, err := moqnative.Dial(tctx, fmt.Sprintf("%s://%s/", scheme, r.addr), moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = d.Close() })
-		s, err := moqtransport.Connect(tctx, d.Conn, &moqtransport.Config{Handler: h, Path: d.Path, Authority: d.Authority})
+		s, err := moqtransport.Connect(tctx, d.Conn, &moqtransport.Config{Handler: handlerOf(h), Path: d.Path, Authority: d.Authority})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,4 +206,12 @@ func TestLogFormatJSON(t *testing.T) {
 	if m["msg"] != "session started" || m["session"] != "7" || m["request"] != float64(3) || strings.Count(b.String(), "\n") != 1 {
 		t.Errorf("json log %q", b.String())
 	}
+}
+
+// handlerOf serves a test publisher's tracks; nil serves nothing.
+func handlerOf(ts *moqtransport.Tracks) moqtransport.Handler {
+	if ts == nil {
+		return moqtransport.Handler{}
+	}
+	return ts.Handler()
 }

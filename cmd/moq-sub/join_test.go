@@ -19,11 +19,16 @@ import (
 // subscribes, still needs a standalone FETCH.)
 type noFetch struct{ moqtransport.Tracks }
 
-func (*noFetch) Fetch(_ context.Context, _ *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
-	if req.FetchType == wire.FetchStandalone {
-		return nil, moqtransport.ErrFetchFromCache
+func (n *noFetch) Handler() moqtransport.Handler {
+	h := n.Tracks.Handler()
+	fetch := h.Fetch
+	h.Fetch = func(ctx context.Context, s *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+		if req.FetchType == wire.FetchStandalone {
+			return fetch(ctx, s, req)
+		}
+		return nil, moqtransport.FetchError(wire.FetchNotSupported, "no joining FETCH here")
 	}
-	return nil, moqtransport.FetchError(moqtransport.FetchNotSupported, "no joining FETCH here")
+	return h
 }
 
 // TestSubJoinWithoutFetch: through a relay that refuses joining FETCH, moq-sub
@@ -50,7 +55,7 @@ func TestSubJoinWithoutFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	media1, media2 := newTrack(trackName(1)), newTrack(trackName(2))
-	srv := moqtest.Serve(t, moqnative.ServerConfig{}, h)
+	srv := moqtest.Serve(t, moqnative.ServerConfig{}, h.Handler())
 	url, fp := srv.URL, srv.Fingerprint
 
 	// Publish the fragments as moq-pub places them: up to frame 40 (in

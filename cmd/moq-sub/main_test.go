@@ -577,7 +577,7 @@ func TestSubInitThroughForwardedFetch(t *testing.T) {
 	}
 	h := &moqtransport.Tracks{}
 	h.Add(tr)
-	pubC := r.ConnectHandler(t, "moqt", h)
+	pubC := r.ConnectHandler(t, "moqt", h.Handler())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := pubC.Sess.PublishNamespace(ctx, ns, nil); err != nil {

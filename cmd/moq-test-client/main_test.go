@@ -101,10 +101,10 @@ func startRelay(t *testing.T) *testRelay {
 }
 
 // startRejecting runs a MoQT server that accepts sessions and refuses
-// every request (moqtransport.RejectAll): not a relay.
+// every request (the zero moqtransport.Handler): not a relay.
 func startRejecting(t *testing.T) (addr, fingerprint string) {
 	t.Helper()
-	srv := moqtest.Serve(t, moqnative.ServerConfig{SelfSignedHosts: []string{"127.0.0.1"}}, moqtransport.RejectAll{})
+	srv := moqtest.Serve(t, moqnative.ServerConfig{SelfSignedHosts: []string{"127.0.0.1"}}, moqtransport.Handler{})
 	return srv.Addr().String(), srv.Fingerprint
 }
 
@@ -318,7 +318,7 @@ func TestRejectingServer(t *testing.T) {
 		t.Errorf("ran %s, want %s", got, want)
 	}
 	for _, r := range results {
-		// SETUP works, and RejectAll answers SUBSCRIBE with
+		// SETUP works, and the zero Handler answers SUBSCRIBE with
 		// TRACK_DOES_NOT_EXIST, which is what subscribe-error wants.
 		wantOK := r.name == "setup-only" || r.name == "subscribe-error"
 		if r.ok != wantOK {

@@ -46,7 +46,7 @@ func TestSessionThroughProxy(t *testing.T) {
 					served <- nil
 					return
 				}
-				s, err := moqtransport.Accept(ctx, in.Conn, in.Path, &moqtransport.Config{Handler: tracks})
+				s, err := moqtransport.Accept(ctx, in.Conn, in.Path, &moqtransport.Config{Handler: tracks.Handler()})
 				if err != nil {
 					in.Conn.CloseWithError(0, "")
 				}

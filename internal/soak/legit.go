@@ -153,7 +153,7 @@ func (l *legit) connectPublisher(ctx context.Context, i int) (*moqtransport.Sess
 	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})
 	tracks := &moqtransport.Tracks{}
 	tracks.Add(tr)
-	s, closeFn, err := dial(ctx, l.cfg, "", moqtransport.Config{Handler: tracks})
+	s, closeFn, err := dial(ctx, l.cfg, "", moqtransport.Config{Handler: tracks.Handler()})
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -19,7 +19,7 @@ const announceHold = time.Second
 // setupOnly: SETUP completes with draft-14, and the session is still up
 // until we close it.
 func setupOnly(ctx context.Context, e *env) error {
-	s, err := e.connect(ctx, "client", nil, nil)
+	s, err := e.connect(ctx, "client", moqtransport.Handler{}, nil)
 	if err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func announceOnly(ctx context.Context, e *env) error {
 // SUBSCRIBE_ERROR with TRACK_DOES_NOT_EXIST (moq-rs accepts any error),
 // and the session survives it.
 func subscribeError(ctx context.Context, e *env) error {
-	s, err := e.connect(ctx, "subscriber", nil, nil)
+	s, err := e.connect(ctx, "subscriber", moqtransport.Handler{}, nil)
 	if err != nil {
 		return err
 	}
@@ -86,7 +86,7 @@ func announceSubscribe(ctx context.Context, e *env) error {
 	if _, _, _, err := e.startPublisher(ctx, "publisher", ns, track); err != nil {
 		return err
 	}
-	s, err := e.connect(ctx, "subscriber", nil, nil)
+	s, err := e.connect(ctx, "subscriber", moqtransport.Handler{}, nil)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func writeAndCheck(ctx context.Context, e *env, track *moqtransport.Track, sub *
 // the subscriber (retrying after a refusal) gets the publisher's objects.
 func subscribeBeforeAnnounce(ctx context.Context, e *env) error {
 	ns := e.ns()
-	s, err := e.connect(ctx, "subscriber", nil, nil)
+	s, err := e.connect(ctx, "subscriber", moqtransport.Handler{}, nil)
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func publishNamespaceDone(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	s, err := e.connect(ctx, "subscriber", nil, nil)
+	s, err := e.connect(ctx, "subscriber", moqtransport.Handler{}, nil)
 	if err != nil {
 		return err
 	}

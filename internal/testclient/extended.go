@@ -23,7 +23,7 @@ func fillCache(ctx context.Context, e *env, ns wire.Namespace, track *moqtranspo
 	if _, _, _, err := e.startPublisher(ctx, "publisher", ns, track); err != nil {
 		return nil, err
 	}
-	s, err := e.connect(ctx, "subscriber", nil, nil)
+	s, err := e.connect(ctx, "subscriber", moqtransport.Handler{}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func standaloneFetch(ctx context.Context, e *env) error {
 	if _, err := fillCache(ctx, e, ns, track, 3, 3, 3); err != nil {
 		return err
 	}
-	s, err := e.connect(ctx, "fetcher", nil, nil)
+	s, err := e.connect(ctx, "fetcher", moqtransport.Handler{}, nil)
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func joiningFetch(ctx context.Context, e *env) error {
 	if _, _, _, err := e.startPublisher(ctx, "publisher", ns, track); err != nil {
 		return err
 	}
-	s1, err := e.connect(ctx, "subscriber", nil, nil)
+	s1, err := e.connect(ctx, "subscriber", moqtransport.Handler{}, nil)
 	if err != nil {
 		return err
 	}
@@ -155,7 +155,7 @@ func joiningFetch(ctx context.Context, e *env) error {
 		return err
 	}
 
-	s2, err := e.connect(ctx, "joiner", nil, nil)
+	s2, err := e.connect(ctx, "joiner", moqtransport.Handler{}, nil)
 	if err != nil {
 		return err
 	}
@@ -202,11 +202,10 @@ func joiningFetch(ctx context.Context, e *env) error {
 	return sameObjects("joiner's subscription received", got, after)
 }
 
-// nsWatcher is the Handler of a SUBSCRIBE_NAMESPACE subscriber: it
+// nsWatcher serves the Handler of a SUBSCRIBE_NAMESPACE subscriber: it
 // accepts the relay's PUBLISH_NAMESPACE and records it and
 // PUBLISH_NAMESPACE_DONE.
 type nsWatcher struct {
-	moqtransport.RejectAll
 	mu        sync.Mutex
 	published map[string]int
 	done      map[string]int
@@ -278,7 +277,7 @@ func subscribeNamespace(ctx context.Context, e *env) error {
 		return err
 	}
 	w := newNSWatcher()
-	s, err := e.connect(ctx, "namespace subscriber", w, nil)
+	s, err := e.connect(ctx, "namespace subscriber", moqtransport.Handler{PublishNamespace: w.PublishNamespace, PublishNamespaceDone: w.PublishNamespaceDone}, nil)
 	if err != nil {
 		return err
 	}
@@ -290,7 +289,7 @@ func subscribeNamespace(ctx context.Context, e *env) error {
 		return fmt.Errorf("%w (published before the SUBSCRIBE_NAMESPACE)", err)
 	}
 
-	ps, err := e.connect(ctx, "second publisher", nil, nil)
+	ps, err := e.connect(ctx, "second publisher", moqtransport.Handler{}, nil)
 	if err != nil {
 		return err
 	}
@@ -350,7 +349,7 @@ func subscribeNamespace(ctx context.Context, e *env) error {
 func publishTrack(ctx context.Context, e *env) error {
 	ns := e.ns()
 	track := newTrack(ns, trackName)
-	ps, err := e.connect(ctx, "publisher", nil, nil)
+	ps, err := e.connect(ctx, "publisher", moqtransport.Handler{}, nil)
 	if err != nil {
 		return err
 	}
@@ -361,7 +360,7 @@ func publishTrack(ctx context.Context, e *env) error {
 	if ok := pub.OK(); !ok.Forward {
 		return errors.New("publisher: PUBLISH_OK has Forward 0: the relay does not want the objects")
 	}
-	s, err := e.connect(ctx, "subscriber", nil, nil)
+	s, err := e.connect(ctx, "subscriber", moqtransport.Handler{}, nil)
 	if err != nil {
 		return err
 	}
@@ -391,7 +390,7 @@ func trackStatus(ctx context.Context, e *env) error {
 	if _, err := e.writeGroups(cold, 2, 1); err != nil {
 		return err
 	}
-	s, err := e.connect(ctx, "status client", nil, nil)
+	s, err := e.connect(ctx, "status client", moqtransport.Handler{}, nil)
 	if err != nil {
 		return err
 	}
@@ -413,7 +412,7 @@ func trackStatus(ctx context.Context, e *env) error {
 		return nil
 	}
 
-	sub, err := e.connect(ctx, "subscriber", nil, nil)
+	sub, err := e.connect(ctx, "subscriber", moqtransport.Handler{}, nil)
 	if err != nil {
 		return err
 	}
@@ -521,7 +520,7 @@ const blockedWait = 300 * time.Millisecond
 // MAX_REQUEST_ID, and the waiting request then succeeds.
 func requestIDFlowControl(ctx context.Context, e *env) error {
 	tr := newRequestTracer()
-	s, err := e.connect(ctx, "client", nil, tr)
+	s, err := e.connect(ctx, "client", moqtransport.Handler{}, tr)
 	if err != nil {
 		return err
 	}
@@ -627,7 +626,7 @@ func goAway(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	s, err := e.connect(ctx, "subscriber", nil, nil)
+	s, err := e.connect(ctx, "subscriber", moqtransport.Handler{}, nil)
 	if err != nil {
 		return err
 	}

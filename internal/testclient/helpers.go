@@ -85,8 +85,7 @@ func wantRequestError(err error, what string, msg wire.MessageType, code uint64,
 	return nil
 }
 
-// publisher is a Handler that serves its tracks and tells which ones the
-// relay subscribed to.
+// publisher serves its tracks and tells which ones the relay subscribed to.
 type publisher struct {
 	moqtransport.Tracks
 	mu         sync.Mutex
@@ -102,20 +101,27 @@ func newPublisher(tracks ...*moqtransport.Track) *publisher {
 	return p
 }
 
-func (p *publisher) Subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
-	t, err := p.Tracks.Subscribe(ctx, s, req)
-	if err == nil {
-		p.mu.Lock()
-		if ch := p.subscribed[req.Name]; ch != nil {
-			select {
-			case <-ch:
-			default:
-				close(ch)
+// handler serves the tracks (SUBSCRIBE, FETCH, TRACK_STATUS) and notes
+// each SUBSCRIBE.
+func (p *publisher) handler() moqtransport.Handler {
+	h := p.Tracks.Handler()
+	subscribe := h.Subscribe
+	h.Subscribe = func(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
+		t, err := subscribe(ctx, s, req)
+		if err == nil {
+			p.mu.Lock()
+			if ch := p.subscribed[req.Name]; ch != nil {
+				select {
+				case <-ch:
+				default:
+					close(ch)
+				}
 			}
+			p.mu.Unlock()
 		}
-		p.mu.Unlock()
+		return t, err
 	}
-	return t, err
+	return h
 }
 
 // waitSubscribed waits until the relay has subscribed to the track.
@@ -135,7 +141,7 @@ func (p *publisher) waitSubscribed(ctx context.Context, name string) error {
 // ns.
 func (e *env) startPublisher(ctx context.Context, role string, ns wire.Namespace, tracks ...*moqtransport.Track) (*moqtransport.Session, *publisher, *moqtransport.NamespacePublication, error) {
 	h := newPublisher(tracks...)
-	s, err := e.connect(ctx, role, h, nil)
+	s, err := e.connect(ctx, role, h.handler(), nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}

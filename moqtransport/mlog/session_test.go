@@ -110,7 +110,7 @@ func TestLoopbackSession(t *testing.T) {
 			serverDone <- nil
 			return
 		}
-		s, err := moqtransport.Accept(ctx, in.Conn, in.Path, &moqtransport.Config{Handler: tracks, Tracer: serverTracer})
+		s, err := moqtransport.Accept(ctx, in.Conn, in.Path, &moqtransport.Config{Handler: tracks.Handler(), Tracer: serverTracer})
 		if err != nil {
 			t.Error(err)
 		}

@@ -205,7 +205,7 @@ type Client struct {
 // test's cleanup closes it.
 func (r *Relay) Connect(t testing.TB, scheme string) *Client {
 	t.Helper()
-	return r.ConnectHandler(t, scheme, nil)
+	return r.ConnectHandler(t, scheme, moqtransport.Handler{})
 }
 
 // ConnectHandler is Connect with a handler for the relay's requests (a

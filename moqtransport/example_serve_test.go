@@ -1,0 +1,251 @@
+package moqtransport_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"time"
+
+	"github.com/moqgo/moq/moqnative"
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// An application that is its own origin: it writes a track and serves it
+// to the subscribers that connect, with no relay in between.
+func ExampleTracks_Handler() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// The track the application writes, and the set of tracks it serves.
+	name := wire.FullTrackName{Namespace: wire.Namespace{"clock"}, Name: "seconds"}
+	track := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
+	tracks := &moqtransport.Tracks{}
+	tracks.Add(track)
+
+	// Serve: every accepted session answers SUBSCRIBE, FETCH and
+	// TRACK_STATUS from the tracks; other requests are refused.
+	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	served := make(chan *moqtransport.Session, 1)
+	go func() {
+		defer close(served)
+		in, err := srv.Accept(ctx)
+		if err != nil {
+			return
+		}
+		s, err := moqtransport.Accept(ctx, in.Conn, in.Path, &moqtransport.Config{Handler: tracks.Handler()})
+		if err == nil {
+			served <- s
+		}
+	}()
+
+	// A subscriber (in another program, usually).
+	client := dial(ctx, srv)
+	defer client.Close()
+	sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if server := <-served; server != nil {
+		defer server.Close()
+	}
+
+	// Publish one group of two objects, then end the track.
+	w, err := track.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for id, payload := range []string{"tick", "tock"} {
+		if err := w.Write(uint64(id), nil, []byte(payload)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	_ = w.Close()
+	track.Close(nil)
+
+	printObjects(ctx, sub.Track())
+	// Output:
+	// 0/0 tick
+	// 0/1 tock
+	// end of track
+}
+
+// Serving FETCH from an application's own store: the handler answers with
+// the objects it holds for the requested range, or refuses with a
+// draft-14 code.
+func ExampleHandler_fetch() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// The store: group -> payloads, for one track.
+	store := map[uint64][]string{0: {"a", "b"}, 1: {"c"}, 2: {"d", "e"}}
+	handler := moqtransport.Handler{
+		Fetch: func(_ context.Context, _ *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+			if req.Name != "archive" {
+				return nil, moqtransport.FetchError(wire.FetchTrackDoesNotExist, "no such track")
+			}
+			var objs []*moqtransport.Object
+			for g := req.Start.Group; g <= req.End.Group; g++ {
+				for id, p := range store[g] {
+					// End {G, 0} is all of group G; {G, N} stops before N.
+					if g == req.End.Group && req.End.Object != 0 && uint64(id) >= req.End.Object {
+						break
+					}
+					objs = append(objs, &moqtransport.Object{Group: g, ID: uint64(id), Payload: []byte(p)})
+				}
+			}
+			if len(objs) == 0 {
+				return nil, moqtransport.FetchError(wire.FetchNoObjects, "nothing stored in the range")
+			}
+			return &moqtransport.FetchResponse{GroupOrder: wire.GroupOrderAscending, Objects: objs}, nil
+		},
+	}
+	client, stop := pair(ctx, &moqtransport.Config{Handler: handler})
+	defer stop()
+
+	f, err := client.Fetch(ctx, moqtransport.FetchOptions{
+		Namespace: wire.Namespace{"vod"}, Name: "archive",
+		Start: wire.Location{Group: 1}, End: wire.Location{Group: 2},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for {
+		o, err := f.ReadObject(ctx)
+		if err != nil {
+			break // io.EOF after the last object
+		}
+		fmt.Printf("%d/%d %s\n", o.Group, o.ID, o.Payload)
+	}
+
+	_, err = client.Fetch(ctx, moqtransport.FetchOptions{Namespace: wire.Namespace{"vod"}, Name: "other", End: wire.Location{Group: 1}})
+	var re *moqtransport.RequestError
+	if errors.As(err, &re) {
+		fmt.Printf("refused: %s 0x%x\n", re.Message, re.Code)
+	}
+	// Output:
+	// 1/0 c
+	// 2/0 d
+	// 2/1 e
+	// refused: FETCH_ERROR 0x4
+}
+
+// Authorizing requests: the Authorizer sees every request that can carry
+// authorization tokens, with the tokens resolved, and allows it (nil) or
+// refuses it; ErrUnauthorized is sent with the request's UNAUTHORIZED code.
+func ExampleAuthorizer() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	name := wire.FullTrackName{Namespace: wire.Namespace{"private"}, Name: "feed"}
+	tracks := &moqtransport.Tracks{}
+	tracks.Add(moqtransport.NewTrack(name, moqtransport.TrackConfig{}))
+	authorize := func(_ *moqtransport.Session, m wire.Message, tokens []moqtransport.AuthToken) error {
+		if m.Type() == wire.TypeClientSetup {
+			return nil // admit every session; decide per request
+		}
+		for _, t := range tokens {
+			if string(t.Value) == "let-me-in" {
+				return nil
+			}
+		}
+		return moqtransport.ErrUnauthorized
+	}
+	client, stop := pair(ctx, &moqtransport.Config{Handler: tracks.Handler(), Authorize: authorize})
+	defer stop()
+
+	subscribe := func(token string) {
+		var opts moqtransport.SubscribeOptions
+		if token != "" {
+			kv, err := wire.TokenParam(wire.Token{AliasType: wire.TokenUseValue, Value: []byte(token)})
+			if err != nil {
+				log.Fatal(err)
+			}
+			opts.Params = wire.Parameters{kv}
+		}
+		sub, err := client.Subscribe(ctx, name.Namespace, name.Name, opts)
+		var re *moqtransport.RequestError
+		switch {
+		case err == nil:
+			fmt.Println("subscribed")
+			_ = sub.Unsubscribe()
+		case errors.As(err, &re) && re.Code == uint64(wire.SubscribeUnauthorized):
+			fmt.Printf("refused: %s UNAUTHORIZED\n", re.Message)
+		default:
+			log.Fatal(err)
+		}
+	}
+	subscribe("")
+	subscribe("let-me-in")
+	// Output:
+	// refused: SUBSCRIBE_ERROR UNAUTHORIZED
+	// subscribed
+}
+
+// dial connects a client session to srv, trusting its generated
+// certificate by its fingerprint.
+func dial(ctx context.Context, srv *moqnative.Server) *moqtransport.Session {
+	fp, _ := srv.Fingerprint()
+	d, err := moqnative.Dial(ctx, "moqt://"+srv.Addr().String()+"/",
+		moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Path: d.Path, Authority: d.Authority})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return s
+}
+
+// pair serves one session with cfg on loopback and returns a client
+// session connected to it, and what closes both and the server.
+func pair(ctx context.Context, cfg *moqtransport.Config) (*moqtransport.Session, func()) {
+	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	served := make(chan *moqtransport.Session, 1)
+	go func() {
+		defer close(served)
+		if in, err := srv.Accept(ctx); err == nil {
+			if s, err := moqtransport.Accept(ctx, in.Conn, in.Path, cfg); err == nil {
+				served <- s
+			}
+		}
+	}()
+	client := dial(ctx, srv)
+	server := <-served
+	return client, func() {
+		_ = client.Close()
+		if server != nil {
+			_ = server.Close()
+		}
+		_ = srv.Close()
+	}
+}
+
+// printObjects prints a track's objects as they arrive, until it ends.
+func printObjects(ctx context.Context, t *moqtransport.Track) {
+	r := t.NewReader(moqtransport.ReaderFilter{FromCache: true})
+	defer r.Close()
+	for {
+		ev, err := r.Next(ctx)
+		if err == io.EOF {
+			fmt.Println("end of track")
+			return
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		if ev.Kind == moqtransport.EventObject {
+			fmt.Printf("%d/%d %s\n", ev.Object.Group, ev.Object.ID, ev.Object.Payload)
+		}
+	}
+}
