@@ -26,7 +26,7 @@ const DefaultCacheBudget int64 = 1 << 30
 // the oldest events of those tracks' newest groups (the group is then
 // truncated, as when it alone outgrows MaxBytes), always keeping each
 // track's last event. A track is read when a TrackReader is created for it
-// or its Next is called, or when GroupObjects answers a FETCH from it; a
+// or its Next is called, or when its cache answers a FETCH; a
 // track nobody reads is the first to lose its cache. Readers that miss an
 // evicted event get EventSkipped, as for any eviction.
 //

@@ -89,7 +89,7 @@ func TestCacheBudgetTruncatesNewestGroups(t *testing.T) {
 	for _, tr := range ts {
 		w := mustOpen(t, tr, 0, 0, false)
 		for i := range uint64(objects) {
-			if err := w.Write(i, nil, make([]byte, size)); err != nil {
+			if err := w.WriteObject(i, make([]byte, size), nil); err != nil {
 				t.Fatal(err)
 			}
 			if st := b.Stats(); st.Used > limit {

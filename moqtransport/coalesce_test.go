@@ -71,7 +71,7 @@ func TestWriterCoalesces(t *testing.T) {
 		t.Fatal(err)
 	}
 	payloads := [][]byte{[]byte("zero"), bytes.Repeat([]byte{1}, 1000), bytes.Repeat([]byte{2}, 3000), nil}
-	if err := w.Write(0, nil, payloads[0]); err != nil {
+	if err := w.WriteObject(0, payloads[0], nil); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -81,7 +81,7 @@ func TestWriterCoalesces(t *testing.T) {
 	}
 	var queued int64
 	for id, p := range payloads[1:] {
-		if err := w.Write(uint64(id+1), nil, p); err != nil {
+		if err := w.WriteObject(uint64(id+1), p, nil); err != nil {
 			t.Fatal(err)
 		}
 		queued += int64(len(p)) + CacheEntryOverhead

@@ -102,7 +102,7 @@ func TestSubgroupHeaderTypesAndStatus(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := w.Write(first, nil, []byte{byte(sg)}); err != nil {
+			if err := w.WriteObject(first, []byte{byte(sg)}, nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := w.WriteStatus(first+3, status, nil); err != nil {
@@ -304,12 +304,12 @@ func TestDeliveryTimeoutAndMaxCacheDuration(t *testing.T) {
 		// stream of its own.
 		jumping.Store(true)
 		w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
-		_ = w.Write(0, nil, []byte("late"))
+		_ = w.WriteObject(0, []byte("late"), nil)
 		jumping.Store(false)
-		_ = w.Write(1, nil, []byte("fresh but in a dropped subgroup"))
+		_ = w.WriteObject(1, []byte("fresh but in a dropped subgroup"), nil)
 		_ = w.Close()
 		w, _ = tr.OpenSubgroup(1, 0, moqtransport.SubgroupOptions{})
-		_ = w.Write(0, nil, []byte("fresh"))
+		_ = w.WriteObject(0, []byte("fresh"), nil)
 		_ = w.Close()
 		got := waitObjects(ctx, t, r, 1)
 		if string(got[0].Payload) != "fresh" || got[0].Location() != (wire.Location{Group: 1}) {

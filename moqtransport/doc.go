@@ -80,8 +80,12 @@
 //
 // A Track holds objects (track, group, subgroup, object) written once and
 // read by any number of readers at their own pace, in a cache bounded by
-// groups, bytes and age. A Handler answers the peer's SUBSCRIBE with a track
-// (Tracks is a ready-made one). The session then delivers the track: one
+// groups, bytes and age. Config.Handler has one function for each request
+// kind a peer can send (a nil one refuses it with NOT_SUPPORTED, or
+// TRACK_DOES_NOT_EXIST for SUBSCRIBE): Subscribe answers SUBSCRIBE with a
+// track, Fetch answers FETCH (FetchFromTrack serves it from a track's
+// cache), and Tracks.Handler serves a set of tracks to both and to
+// TRACK_STATUS. The session then delivers the track: one
 // unidirectional stream per subgroup with the smallest header type that fits
 // (Subgroup ID 0, the first object's ID, or explicit; extensions only when
 // the subgroup has them; the end-of-group types when the subgroup ends its

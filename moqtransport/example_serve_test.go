@@ -62,7 +62,7 @@ func ExampleTracks_Handler() {
 		log.Fatal(err)
 	}
 	for id, payload := range []string{"tick", "tock"} {
-		if err := w.Write(uint64(id), nil, []byte(payload)); err != nil {
+		if err := w.WriteObject(uint64(id), []byte(payload), nil); err != nil {
 			log.Fatal(err)
 		}
 	}

@@ -64,7 +64,7 @@ func writeGroup(t *moqtransport.Track, group uint64, payloads ...string) {
 		log.Fatal(err)
 	}
 	for id, p := range payloads {
-		if err := w.Write(uint64(id), nil, []byte(p)); err != nil {
+		if err := w.WriteObject(uint64(id), []byte(p), nil); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -182,8 +182,8 @@ func ExampleSession_SubscribeJoin() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	_ = w.Write(0, nil, []byte("key"))
-	_ = w.Write(1, nil, []byte("delta 1"))
+	_ = w.WriteObject(0, []byte("key"), nil)
+	_ = w.WriteObject(1, []byte("delta 1"), nil)
 
 	ctx := context.Background()
 	sub, join, err := session.SubscribeJoin(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{}, moqtransport.FetchOptions{})
@@ -205,7 +205,7 @@ func ExampleSession_SubscribeJoin() {
 	}
 
 	// The group goes on, live.
-	_ = w.Write(2, nil, []byte("delta 2"))
+	_ = w.WriteObject(2, []byte("delta 2"), nil)
 	_ = w.Close()
 	track.Close(nil)
 	for obj, err := range sub.Objects(ctx) {

@@ -599,7 +599,7 @@ func (m *moqFanout) publish(ctx context.Context, n int, pace fanoutPace, start t
 		off := (int((m.group-1)%fanoutPayloadRing)*fanoutGroupObjects + id) * fanoutObjectSize
 		p := m.payloads[off : off+fanoutObjectSize : off+fanoutObjectSize]
 		binary.LittleEndian.PutUint64(p, uint64(at))
-		if err := w.Write(uint64(id), nil, p); err != nil {
+		if err := w.WriteObject(uint64(id), p, nil); err != nil {
 			return err
 		}
 		if id == fanoutGroupObjects-1 || k == n-1 {

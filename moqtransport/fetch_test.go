@@ -155,7 +155,7 @@ func TestFetchCancel(t *testing.T) {
 	for g := range uint64(8) {
 		w, _ := tr.OpenSubgroup(g, 0, moqtransport.SubgroupOptions{})
 		for i := range uint64(20) {
-			if err := w.Write(i, nil, make([]byte, 16<<10)); err != nil {
+			if err := w.WriteObject(i, make([]byte, 16<<10), nil); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -75,7 +75,7 @@ func TestGoroutinesPerIdleSubscription(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = w.Close() })
-		if err := w.Write(0, nil, fmt.Appendf(nil, "o%d", i)); err != nil {
+		if err := w.WriteObject(0, fmt.Appendf(nil, "o%d", i), nil); err != nil {
 			t.Fatal(err)
 		}
 	}

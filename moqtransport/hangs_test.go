@@ -348,10 +348,10 @@ func TestJoiningFetchAtLargestLocation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := w.Write(wire.MaxVarint-1, nil, []byte("before")); err != nil {
+		if err := w.WriteObject(wire.MaxVarint-1, []byte("before"), nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := w.Write(wire.MaxVarint, nil, []byte("last")); err != nil {
+		if err := w.WriteObject(wire.MaxVarint, []byte("last"), nil); err != nil {
 			t.Fatal(err)
 		}
 		ts := &moqtransport.Tracks{}
@@ -436,7 +436,7 @@ func TestRequestsAtLocationLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := w.Write(top, nil, []byte("last")); err != nil {
+		if err := w.WriteObject(top, []byte("last"), nil); err != nil {
 			t.Fatal(err)
 		}
 		ts := &moqtransport.Tracks{}

@@ -1083,7 +1083,7 @@ func TestHostileSlowSubscriberMemory(t *testing.T) {
 					t.Fatal(err)
 				}
 				for i := range uint64(perGroup) {
-					if err := w.Write(i, nil, make([]byte, size)); err != nil {
+					if err := w.WriteObject(i, make([]byte, size), nil); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -1139,7 +1139,7 @@ func TestHostileUnsubscribeWhileFlowControlled(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range uint64(1024) {
-			if err := w.Write(i, nil, make([]byte, 1024)); err != nil {
+			if err := w.WriteObject(i, make([]byte, 1024), nil); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -147,7 +147,7 @@ func publishLive(ctx context.Context, t *testing.T, tr *moqtransport.Track, view
 			if id == 0 {
 				size = liveKeySize
 			}
-			if err := w.Write(id, nil, payload[:size]); err != nil {
+			if err := w.WriteObject(id, payload[:size], nil); err != nil {
 				t.Fatal(err)
 			}
 			select {
@@ -486,7 +486,7 @@ func publishLiveBig(ctx context.Context, t *testing.T, b *bigGroupTrack, viewers
 	// regular subgroup 0 of that group follows in its turn.
 	chunk := make([]byte, 64<<10)
 	for id := uint64(0); id*uint64(len(chunk)) < uint64(b.extra); id++ {
-		if err := w.Write(id, nil, chunk); err != nil {
+		if err := w.WriteObject(id, chunk, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -559,7 +559,7 @@ func TestLiveManySlowViewersBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		for id := range uint64(liveObjects) {
-			_ = w.Write(id, nil, payload[:liveObjectSize])
+			_ = w.WriteObject(id, payload[:liveObjectSize], nil)
 			select {
 			case <-tick.C:
 			case <-ctx.Done():

@@ -152,7 +152,7 @@ func benchServeObjects(b *testing.B, size, subs int, sessionEach bool, observe f
 			b.Fatal(err)
 		}
 		for id := range objects {
-			if err := w.Write(uint64(id), nil, payload); err != nil {
+			if err := w.WriteObject(uint64(id), payload, nil); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -200,7 +200,7 @@ func idleGoroutines(b *testing.B, track *Track, conn *sinkConn, subs, g0 int) in
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := w.Write(0, nil, []byte("idle")); err != nil {
+	if err := w.WriteObject(0, []byte("idle"), nil); err != nil {
 		b.Fatal(err)
 	}
 	for conn.writes.Load()-w0 < int64(subs) {

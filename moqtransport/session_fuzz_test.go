@@ -220,7 +220,7 @@ func fuzzLocalTrack(t testing.TB) *moqtransport.Track {
 		t.Fatal(err)
 	}
 	for id := range uint64(3) {
-		if err := w.Write(id, nil, []byte("object")); err != nil {
+		if err := w.WriteObject(id, []byte("object"), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -231,7 +231,7 @@ func fuzzLocalTrack(t testing.TB) *moqtransport.Track {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Write(0, nil, []byte("next")); err != nil {
+	if err := w.WriteObject(0, []byte("next"), nil); err != nil {
 		t.Fatal(err)
 	}
 	return tr

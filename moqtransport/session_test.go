@@ -177,7 +177,7 @@ func publishObjects(t *testing.T, tr *moqtransport.Track, from, to uint64, n int
 				e = ext
 			}
 			// IDs 0, 2, 4, ...: gaps carry over the wire unchanged.
-			if err := w.Write(uint64(2*i), e, fmt.Appendf(nil, "g%d-o%d", g, 2*i)); err != nil {
+			if err := w.WriteObject(uint64(2*i), fmt.Appendf(nil, "g%d-o%d", g, 2*i), e); err != nil {
 				t.Fatal(err)
 			}
 		}

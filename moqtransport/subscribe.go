@@ -552,7 +552,7 @@ func (s *Session) readDataStream(str ReceiveStream) {
 			}
 		}
 		if o.Status == StatusNormal && o.PayloadLength > 0 {
-			err = w.Write(o.ID, o.Extensions, o.Payload)
+			err = w.WriteObject(o.ID, o.Payload, o.Extensions)
 		} else {
 			err = w.WriteStatus(o.ID, o.Status, o.Extensions)
 		}

@@ -389,8 +389,11 @@ func (t *Track) OpenSubgroup(group, subgroup uint64, opts SubgroupOptions) (*Sub
 	return w, nil
 }
 
-// Write writes a Normal object.
-func (w *SubgroupWriter) Write(id uint64, ext wire.Extensions, payload []byte) error {
+// WriteObject adds a Normal object with payload and extension headers
+// (ext, nil for none) to the subgroup. The track keeps payload and shares
+// it with every subscriber and reader, without copying it: do not modify
+// payload after the call.
+func (w *SubgroupWriter) WriteObject(id uint64, payload []byte, ext wire.Extensions) error {
 	return w.write(id, wire.StatusNormal, ext, payload)
 }
 

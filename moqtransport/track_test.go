@@ -98,7 +98,7 @@ func mustOpen(t testing.TB, tr *Track, group, subgroup uint64, eog bool) *Subgro
 
 func mustWrite(t testing.TB, w *SubgroupWriter, id uint64, payload string) {
 	t.Helper()
-	if err := w.Write(id, nil, []byte(payload)); err != nil {
+	if err := w.WriteObject(id, []byte(payload), nil); err != nil {
 		t.Fatalf("Write(%d): %v", id, err)
 	}
 }
@@ -115,7 +115,7 @@ func writeGroup(t testing.TB, tr *Track, group uint64, n int, size int) {
 	t.Helper()
 	w := mustOpen(t, tr, group, 0, false)
 	for i := range n {
-		if err := w.Write(uint64(i), nil, make([]byte, size)); err != nil {
+		if err := w.WriteObject(uint64(i), make([]byte, size), nil); err != nil {
 			t.Fatalf("Write: %v", err)
 		}
 	}
@@ -303,7 +303,7 @@ func TestTrackIncreasingObjectIDs(t *testing.T) {
 	w := mustOpen(t, tr, 0, 0, false)
 	mustWrite(t, w, 3, "x")
 	for _, id := range []uint64{3, 2, 0} {
-		if err := w.Write(id, nil, []byte("y")); !errors.Is(err, ErrMalformedTrack) {
+		if err := w.WriteObject(id, []byte("y"), nil); !errors.Is(err, ErrMalformedTrack) {
 			t.Errorf("Write(%d) after 3: %v, want ErrMalformedTrack", id, err)
 		}
 		if err := w.WriteStatus(id, wire.StatusDoesNotExist, nil); !errors.Is(err, ErrMalformedTrack) {
@@ -345,7 +345,7 @@ func TestTrackIncreasingObjectIDs(t *testing.T) {
 
 	// Writes after the subgroup or the track closed.
 	mustClose(t, w)
-	if err := w.Write(7, nil, []byte("late")); !errors.Is(err, ErrSubgroupClosed) {
+	if err := w.WriteObject(7, []byte("late"), nil); !errors.Is(err, ErrSubgroupClosed) {
 		t.Errorf("Write after Close: %v", err)
 	}
 	if err := w.Close(); !errors.Is(err, ErrSubgroupClosed) {
@@ -353,7 +353,7 @@ func TestTrackIncreasingObjectIDs(t *testing.T) {
 	}
 	w.Abort(1) // no effect after Close
 	tr.Close(nil)
-	if err := w2.Write(2, nil, []byte("late")); !errors.Is(err, ErrTrackClosed) {
+	if err := w2.WriteObject(2, []byte("late"), nil); !errors.Is(err, ErrTrackClosed) {
 		t.Errorf("Write after track Close: %v", err)
 	}
 	if _, err := tr.OpenSubgroup(1, 0, SubgroupOptions{Priority: 0, EndOfGroup: false}); !errors.Is(err, ErrTrackClosed) {
@@ -376,14 +376,14 @@ func TestTrackEndOfTrackAndGroup(t *testing.T) {
 	if err := a.WriteStatus(3, wire.StatusEndOfTrack, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Write(4, nil, []byte("past")); !errors.Is(err, ErrMalformedTrack) {
+	if err := b.WriteObject(4, []byte("past"), nil); !errors.Is(err, ErrMalformedTrack) {
 		t.Errorf("object past End of Track: %v", err)
 	}
-	if err := b.Write(3, nil, []byte("at")); !errors.Is(err, ErrMalformedTrack) {
+	if err := b.WriteObject(3, []byte("at"), nil); !errors.Is(err, ErrMalformedTrack) {
 		t.Errorf("object at End of Track: %v", err)
 	}
 	c := mustOpen(t, tr, 1, 0, false)
-	if err := c.Write(0, nil, []byte("next group")); !errors.Is(err, ErrMalformedTrack) {
+	if err := c.WriteObject(0, []byte("next group"), nil); !errors.Is(err, ErrMalformedTrack) {
 		t.Errorf("object in a later group: %v", err)
 	}
 	if err := tr.WriteDatagram(Object{Group: 0, ID: 9}); !errors.Is(err, ErrMalformedTrack) {
@@ -408,7 +408,7 @@ func TestTrackEndOfTrackAndGroup(t *testing.T) {
 	if err := g.WriteStatus(2, wire.StatusEndOfGroup, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Write(2, nil, []byte("x")); !errors.Is(err, ErrMalformedTrack) {
+	if err := h.WriteObject(2, []byte("x"), nil); !errors.Is(err, ErrMalformedTrack) {
 		t.Errorf("object at End of Group: %v", err)
 	}
 	if err := h.WriteStatus(7, wire.StatusEndOfGroup, nil); !errors.Is(err, ErrMalformedTrack) {
@@ -469,7 +469,7 @@ func TestTrackEvictionByGroups(t *testing.T) {
 	}
 	oldest, newest, ok := tr.Cache().Groups()
 	if !ok || oldest != 2 || newest != 4 {
-		t.Fatalf("CachedGroups = %d %d %v, want 2 4", oldest, newest, ok)
+		t.Fatalf("Cache().Groups() = %d %d %v, want 2 4", oldest, newest, ok)
 	}
 	s := tr.CacheStats()
 	if want := (CacheStats{Groups: 3, Objects: 6, Events: 9, Bytes: 3 * groupSize(2, 100)}); s != want {
@@ -497,7 +497,7 @@ func TestTrackEvictionByBytes(t *testing.T) {
 	}
 	oldest, newest, _ := tr.Cache().Groups()
 	if oldest != 7 || newest != 9 {
-		t.Fatalf("CachedGroups = %d..%d, want 7..9", oldest, newest)
+		t.Fatalf("Cache().Groups() = %d..%d, want 7..9", oldest, newest)
 	}
 	if s := tr.CacheStats(); s.Bytes != 3*per || s.Objects != 12 {
 		t.Fatalf("stats %+v", s)
@@ -509,7 +509,7 @@ func TestTrackEvictionByBytes(t *testing.T) {
 	behind := small.NewReader(ReaderFilter{})
 	w := mustOpen(t, small, 0, 0, false)
 	for i := range uint64(20) {
-		if err := w.Write(i, nil, make([]byte, 100)); err != nil {
+		if err := w.WriteObject(i, make([]byte, 100), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -524,7 +524,7 @@ func TestTrackEvictionByBytes(t *testing.T) {
 		t.Fatalf("truncated group holds %d objects from %d", len(objs), objs[0].ID)
 	}
 	expectEvents(t, behind, "skipped", "obj{0,0,15}")
-	if err := w.Write(20, nil, make([]byte, 10_000)); err != nil { // larger than MaxBytes
+	if err := w.WriteObject(20, make([]byte, 10_000), nil); err != nil { // larger than MaxBytes
 		t.Fatal(err)
 	}
 	if s := small.CacheStats(); s.Objects != 1 {
@@ -542,12 +542,12 @@ func TestTrackEvictionByAge(t *testing.T) {
 	clock.Advance(7 * time.Second)
 	writeGroup(t, tr, 2, 1, 10) // t=12: group 0 is 12s old
 	if o, n, _ := tr.Cache().Groups(); o != 1 || n != 2 {
-		t.Fatalf("CachedGroups = %d..%d, want 1..2", o, n)
+		t.Fatalf("Cache().Groups() = %d..%d, want 1..2", o, n)
 	}
 	// Without writes, the age limit still applies when the cache is read.
 	clock.Advance(4 * time.Second) // t=16: group 1 is 11s old
 	if o, n, _ := tr.Cache().Groups(); o != 2 || n != 2 {
-		t.Fatalf("CachedGroups = %d..%d, want 2..2", o, n)
+		t.Fatalf("Cache().Groups() = %d..%d, want 2..2", o, n)
 	}
 	if s := tr.CacheStats(); s != (CacheStats{Groups: 1, Objects: 1, Events: 2, Bytes: groupSize(1, 10)}) {
 		t.Fatalf("stats %+v", s)
@@ -558,7 +558,7 @@ func TestTrackEvictionByAge(t *testing.T) {
 		t.Fatalf("newest group evicted: %d..%d %v", o, n, ok)
 	}
 	if objs := tr.Cache().Objects(2); len(objs) != 1 {
-		t.Fatalf("GroupObjects(2) = %d objects", len(objs))
+		t.Fatalf("Cache().Objects(2) = %d objects", len(objs))
 	}
 }
 
@@ -574,7 +574,7 @@ func TestTrackEvictionFreesMemory(t *testing.T) {
 			w := mustOpen(t, tr, g, 0, false)
 			p := make([]byte, 1<<20)
 			ps = append(ps, weak.Make(&p[0]))
-			if err := w.Write(0, nil, p); err != nil {
+			if err := w.WriteObject(0, p, nil); err != nil {
 				t.Fatal(err)
 			}
 			mustClose(t, w)
@@ -724,7 +724,7 @@ func TestTrackConcurrentReaders(t *testing.T) {
 		for i := range uint64(objects) {
 			p := make([]byte, 100)
 			p[0] = byte(g)
-			if err := w.Write(i, nil, p); err != nil {
+			if err := w.WriteObject(i, p, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -747,7 +747,7 @@ func TestTrackPayloadShared(t *testing.T) {
 	r2 := tr.NewReader(ReaderFilter{})
 	payload := []byte("shared payload")
 	w := mustOpen(t, tr, 0, 0, false)
-	if err := w.Write(0, nil, payload); err != nil {
+	if err := w.WriteObject(0, payload, nil); err != nil {
 		t.Fatal(err)
 	}
 	e1, e2 := nextEvent(t, r1), nextEvent(t, r2)
@@ -758,7 +758,7 @@ func TestTrackPayloadShared(t *testing.T) {
 		t.Error("payload was copied")
 	}
 	if objs := tr.Cache().Objects(0); &objs[0].Payload[0] != &payload[0] {
-		t.Error("GroupObjects copied the payload")
+		t.Error("Cache().Objects copied the payload")
 	}
 }
 
@@ -871,7 +871,7 @@ func TestTrackClose(t *testing.T) {
 	})
 }
 
-func TestTrackGroupObjects(t *testing.T) {
+func TestTrackCacheObjects(t *testing.T) {
 	tr := NewTrack(testTrackName, TrackConfig{MaxGroups: 2})
 	if _, _, ok := tr.Cache().Groups(); ok {
 		t.Fatal("empty track has cached groups")
@@ -897,7 +897,7 @@ func TestTrackGroupObjects(t *testing.T) {
 	writeGroup(t, tr, 1, 1, 1)
 	writeGroup(t, tr, 3, 1, 1)
 	if o, n, ok := tr.Cache().Groups(); !ok || o != 1 || n != 3 {
-		t.Fatalf("CachedGroups = %d..%d %v, want 1..3", o, n, ok)
+		t.Fatalf("Cache().Groups() = %d..%d %v, want 1..3", o, n, ok)
 	}
 	if tr.Cache().Objects(0) != nil || tr.Cache().Objects(2) != nil {
 		t.Error("objects for a group that is not cached")
@@ -982,7 +982,7 @@ func BenchmarkTrackFanout(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		if err := w.Write(id, nil, payload); err != nil {
+		if err := w.WriteObject(id, payload, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

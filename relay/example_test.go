@@ -71,8 +71,8 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	_ = w.Write(0, nil, []byte("key frame"))
-	_ = w.Write(1, nil, []byte("delta"))
+	_ = w.WriteObject(0, []byte("key frame"), nil)
+	_ = w.WriteObject(1, []byte("delta"), nil)
 	_ = w.Close()
 	track.Close(nil) // PUBLISH_DONE reaches the subscriber through the relay
 

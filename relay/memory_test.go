@@ -55,7 +55,7 @@ func TestPublishManyTracksCacheBudget(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := w.Write(0, nil, payload); err != nil {
+				if err := w.WriteObject(0, payload, nil); err != nil {
 					t.Fatal(err)
 				}
 				if err := w.Close(); err != nil {
@@ -300,7 +300,7 @@ func TestCacheBudgetSparesWatchedTrack(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := w.Write(0, nil, make([]byte, size)); err != nil {
+			if err := w.WriteObject(0, make([]byte, size), nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := w.Close(); err != nil {

@@ -153,7 +153,7 @@ func write(t *testing.T, tr *moqtransport.Track, from, to uint64, n int) {
 			t.Fatal(err)
 		}
 		for i := range n {
-			if err := w.Write(uint64(i), nil, fmt.Appendf(nil, "%d/%d", g, i)); err != nil {
+			if err := w.WriteObject(uint64(i), fmt.Appendf(nil, "%d/%d", g, i), nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -739,8 +739,8 @@ func TestFetchForwardedWhenTheCacheLacksTheRange(t *testing.T) {
 		// A subscription that starts in the middle of group 3 caches it
 		// from there: a joining fetch for all of group 3 is forwarded too.
 		w, _ := tr.OpenSubgroup(3, 0, moqtransport.SubgroupOptions{})
-		_ = w.Write(0, nil, []byte("3/0"))
-		_ = w.Write(1, nil, []byte("3/1"))
+		_ = w.WriteObject(0, []byte("3/0"), nil)
+		_ = w.WriteObject(1, []byte("3/1"), nil)
 		sub, err := s.Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{})
 		if err != nil {
 			t.Fatal(err)

@@ -562,7 +562,7 @@ func (ph *phase) publish(ctx context.Context, logw io.Writer) (int64, error) {
 		}
 		payload := make([]byte, size)
 		binary.LittleEndian.PutUint64(payload, uint64(due.Sub(epoch)))
-		if err := w.Write(id, nil, payload); err != nil {
+		if err := w.WriteObject(id, payload, nil); err != nil {
 			return 0, fmt.Errorf("publisher: %w", err)
 		}
 		if id == uint64(g-1) {

@@ -187,7 +187,7 @@ func (m *moqPath) publish(i int, k int64, at int64) error {
 	}
 	payload := make([]byte, m.prm.size)
 	binary.LittleEndian.PutUint64(payload, uint64(at))
-	if err := p.w.Write(id, nil, payload); err != nil {
+	if err := p.w.WriteObject(id, payload, nil); err != nil {
 		return err
 	}
 	if id == uint64(g-1) {

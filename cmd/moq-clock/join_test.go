@@ -51,7 +51,7 @@ func TestJoinWithoutFetch(t *testing.T) {
 	}
 	write := func(w *moqtransport.SubgroupWriter, id uint64, s string) {
 		t.Helper()
-		if err := w.Write(id, nil, []byte(s)); err != nil {
+		if err := w.WriteObject(id, []byte(s), nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -329,7 +329,7 @@ func writeSingle(t *moqtransport.Track, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := w.Write(0, nil, payload); err != nil {
+	if err := w.WriteObject(0, payload, nil); err != nil {
 		w.Abort(uint64(wire.ResetInternalError))
 		return err
 	}
@@ -357,7 +357,7 @@ func (p *publisher) fragment(f *fmp4.Fragment) error {
 		p.groups++
 		p.log.Debug("group", "track", f.TrackID, "group", pl.Group, "keyframe", f.Keyframe, "decode_time", f.DecodeTime)
 	}
-	if err := mt.w.Write(pl.Object, nil, f.Data); err != nil {
+	if err := mt.w.WriteObject(pl.Object, f.Data, nil); err != nil {
 		return fmt.Errorf("track %d: writing object %d of group %d: %w", f.TrackID, pl.Object, pl.Group, err)
 	}
 	p.fragments++

@@ -185,7 +185,7 @@ func TestRelaysCluster(t *testing.T) {
 				t.Fatalf("a subscriber on the other relay: %v", err)
 			}
 			w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
-			if err := w.Write(0, nil, []byte("12:00:00")); err != nil {
+			if err := w.WriteObject(0, []byte("12:00:00"), nil); err != nil {
 				t.Fatal(err)
 			}
 			rd := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
@@ -332,7 +332,7 @@ func TestRelaysClusterWithAuth(t *testing.T) {
 				readers = append(readers, rd)
 			}
 			w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
-			if err := w.Write(0, nil, []byte("12:00:00")); err != nil {
+			if err := w.WriteObject(0, []byte("12:00:00"), nil); err != nil {
 				t.Fatal(err)
 			}
 			for i, rd := range readers {

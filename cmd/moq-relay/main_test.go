@@ -145,7 +145,7 @@ func TestRelayServesAndDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
-	if err := w.Write(0, nil, []byte("12:00:00")); err != nil {
+	if err := w.WriteObject(0, []byte("12:00:00"), nil); err != nil {
 		t.Fatal(err)
 	}
 	rd := s.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})

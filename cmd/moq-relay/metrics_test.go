@@ -220,7 +220,7 @@ func TestMetricsForDashboard(t *testing.T) {
 	const objects = 20
 	w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
 	for i := range objects {
-		if err := w.Write(uint64(i), nil, []byte("object")); err != nil {
+		if err := w.WriteObject(uint64(i), []byte("object"), nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -51,7 +51,7 @@ func TestSubJoinWithoutFetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Write(0, nil, initBytes); err != nil {
+	if err := w.WriteObject(0, initBytes, nil); err != nil {
 		t.Fatal(err)
 	}
 	media1, media2 := newTrack(trackName(1)), newTrack(trackName(2))
@@ -76,7 +76,7 @@ func TestSubJoinWithoutFetch(t *testing.T) {
 			}
 			writers[f.TrackID] = w
 		}
-		if err := writers[f.TrackID].Write(p.Object, nil, f.Data); err != nil {
+		if err := writers[f.TrackID].WriteObject(p.Object, f.Data, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

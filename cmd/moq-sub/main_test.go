@@ -572,7 +572,7 @@ func TestSubInitThroughForwardedFetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Write(0, nil, []byte("init")); err != nil {
+	if err := w.WriteObject(0, []byte("init"), nil); err != nil {
 		t.Fatal(err)
 	}
 	h := &moqtransport.Tracks{}

@@ -330,7 +330,7 @@ func TestSubscriberInterleaved(t *testing.T) {
 		return w
 	}
 	write := func(w *moqtransport.SubgroupWriter, id uint64, payload string) {
-		if err := w.Write(id, nil, []byte(payload)); err != nil {
+		if err := w.WriteObject(id, []byte(payload), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -406,8 +406,8 @@ func TestSubscriberEnds(t *testing.T) {
 	}
 	// A failing output: its error.
 	w, _ := open.OpenSubgroup(1, 0, moqtransport.SubgroupOptions{})
-	_ = w.Write(0, nil, []byte("2026-04-13 18:01:"))
-	_ = w.Write(1, nil, []byte("00"))
+	_ = w.WriteObject(0, []byte("2026-04-13 18:01:"), nil)
+	_ = w.WriteObject(1, []byte("00"), nil)
 	open.Close(nil)
 	if err := (&Subscriber{Out: failWriter{}}).Run(context.Background(), open); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("Run with a failing output = %v", err)

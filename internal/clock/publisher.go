@@ -99,13 +99,13 @@ func (s *streamWriter) emit(t time.Time) error {
 		if err != nil {
 			return fmt.Errorf("opening group %d: %w", group, err)
 		}
-		if err := w.Write(0, nil, []byte(base)); err != nil {
+		if err := w.WriteObject(0, []byte(base), nil); err != nil {
 			w.Abort(uint64(wire.ResetInternalError))
 			return fmt.Errorf("writing the base of group %d: %w", group, err)
 		}
 		s.w, s.group, s.base, s.next = w, group, base, 1
 	}
-	if err := s.w.Write(s.next, nil, []byte(seconds)); err != nil {
+	if err := s.w.WriteObject(s.next, []byte(seconds), nil); err != nil {
 		return fmt.Errorf("writing object %d of group %d: %w", s.next, s.group, err)
 	}
 	s.next++

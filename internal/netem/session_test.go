@@ -87,7 +87,7 @@ func TestSessionThroughProxy(t *testing.T) {
 					t.Fatal(err)
 				}
 				for o := range uint64(objects) {
-					if err := w.Write(o, nil, payload(g, o)); err != nil {
+					if err := w.WriteObject(o, payload(g, o), nil); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -629,7 +629,7 @@ func (h *hostile) extremeFetch(ctx context.Context, n int) {
 		return
 	}
 	if w, err := tr.OpenSubgroup(wire.MaxVarint, 0, moqtransport.SubgroupOptions{}); err == nil {
-		_ = w.Write(0, nil, []byte("last"))
+		_ = w.WriteObject(0, []byte("last"), nil)
 		_ = w.Close()
 	}
 	s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
@@ -724,7 +724,7 @@ func (h *hostile) cacheFlood(ctx context.Context, n int) {
 				break
 			}
 			for id := range 16 {
-				if w.Write(uint64(id), nil, payload) == nil {
+				if w.WriteObject(uint64(id), payload, nil) == nil {
 					written += objectSize
 				}
 			}

@@ -230,7 +230,7 @@ func (l *legit) publisher(ctx context.Context, i int, s *moqtransport.Session, c
 				continue
 			}
 		}
-		if err := w.Write(id, nil, l.payload(seq)); err != nil {
+		if err := w.WriteObject(id, l.payload(seq), nil); err != nil {
 			l.c.err("publisher write: " + errKind(err))
 		} else {
 			l.c.published.Add(1)

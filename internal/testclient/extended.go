@@ -184,7 +184,7 @@ func joiningFetch(ctx context.Context, e *env) error {
 		return err
 	}
 
-	if err := w2.Write(2, nil, []byte(e.payload(2, 2))); err != nil {
+	if err := w2.WriteObject(2, []byte(e.payload(2, 2)), nil); err != nil {
 		return fmt.Errorf("writing object {2,2}: %w", err)
 	}
 	if err := w2.Close(); err != nil {
@@ -434,7 +434,7 @@ func trackStatus(ctx context.Context, e *env) error {
 	if err := status(trackName, wire.Location{Group: 1, Object: 0}); err != nil {
 		return err
 	}
-	if err := w1.Write(1, nil, []byte(e.payload(1, 1))); err != nil {
+	if err := w1.WriteObject(1, []byte(e.payload(1, 1)), nil); err != nil {
 		return err
 	}
 	if _, err := readObjects(ctx, r, 1); err != nil {
@@ -675,7 +675,7 @@ func goAway(ctx context.Context, e *env) error {
 	}
 
 	// The open subscription goes on through the drain.
-	if err := w.Write(1, nil, []byte(e.payload(0, 1))); err != nil {
+	if err := w.WriteObject(1, []byte(e.payload(0, 1)), nil); err != nil {
 		return err
 	}
 	got, err = readObjects(ctx, r, 1)

@@ -199,7 +199,7 @@ func (e *env) writeGroup(t *moqtransport.Track, g, n uint64, end bool) ([]obj, *
 	}
 	var out []obj
 	for o := range n {
-		if err := w.Write(o, nil, []byte(e.payload(g, o))); err != nil {
+		if err := w.WriteObject(o, []byte(e.payload(g, o)), nil); err != nil {
 			return nil, nil, fmt.Errorf("writing object {%d,%d}: %w", g, o, err)
 		}
 		out = append(out, e.obj(g, o))

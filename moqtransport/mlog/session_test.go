@@ -164,7 +164,7 @@ func TestLoopbackSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range uint64(2) {
-			if err := w.Write(i, nil, fmt.Appendf(nil, "g%d-o%d", g, i)); err != nil {
+			if err := w.WriteObject(i, fmt.Appendf(nil, "g%d-o%d", g, i), nil); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -1,0 +1,144 @@
+package moqtransport_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync/atomic"
+	"testing"
+
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// TestZeroHandlerRefuses: each request kind a nil Handler field leaves
+// unserved is refused with the code Handler's documentation names.
+func TestZeroHandlerRefuses(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := newEnv(t, scheme, &moqtransport.Config{})
+		client, _ := e.dial(nil)
+		ctx := timeout(t)
+		ns := wire.Namespace{"z"}
+		want := func(what string, err error, msg wire.MessageType, code uint64) {
+			t.Helper()
+			var re *moqtransport.RequestError
+			if !errors.As(err, &re) || re.Message != msg || re.Code != code {
+				t.Errorf("%s: %v, want %s 0x%x", what, err, msg, code)
+			}
+		}
+		_, err := client.Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{})
+		want("SUBSCRIBE", err, wire.TypeSubscribeError, uint64(wire.SubscribeTrackDoesNotExist))
+		_, err = client.Fetch(ctx, moqtransport.FetchOptions{Namespace: ns, Name: "t", End: wire.Location{Group: 1}})
+		want("FETCH", err, wire.TypeFetchError, uint64(wire.FetchNotSupported))
+		_, err = client.TrackStatus(ctx, ns, "t")
+		want("TRACK_STATUS", err, wire.TypeTrackStatusError, uint64(wire.SubscribeNotSupported))
+		_, err = client.PublishNamespace(ctx, ns, nil)
+		want("PUBLISH_NAMESPACE", err, wire.TypePublishNamespaceError, uint64(wire.NamespaceNotSupported))
+		_, err = client.SubscribeNamespace(ctx, ns, nil)
+		want("SUBSCRIBE_NAMESPACE", err, wire.TypeSubscribeNamespaceError, uint64(wire.SubscribeNamespaceNotSupported))
+		tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "p"}, moqtransport.TrackConfig{})
+		_, err = client.Publish(ctx, tr, moqtransport.PublishOptions{})
+		want("PUBLISH", err, wire.TypePublishError, uint64(wire.PublishNotSupported))
+	})
+}
+
+// TestFetchAndTrackStatusAreNotSubscriptions: FETCH and TRACK_STATUS reach
+// their own handler functions, never Subscribe or SubscriptionEnded, which
+// count SUBSCRIBEs only.
+func TestFetchAndTrackStatusAreNotSubscriptions(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		name := wire.FullTrackName{Namespace: wire.Namespace{"n"}, Name: "t"}
+		tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
+		w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
+		_ = w.WriteObject(0, []byte("a"), nil)
+		_ = w.WriteObject(1, []byte("b"), nil)
+		tracks := &moqtransport.Tracks{}
+		tracks.Add(tr)
+		var subscribes, ended, fetches, statuses atomic.Int32
+		h := tracks.Handler()
+		subscribe, fetch, status := h.Subscribe, h.Fetch, h.TrackStatus
+		h.Subscribe = func(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
+			subscribes.Add(1)
+			return subscribe(ctx, s, req)
+		}
+		subEnded := make(chan struct{})
+		h.SubscriptionEnded = func(*moqtransport.Session, *wire.Subscribe, *moqtransport.Track) {
+			if ended.Add(1) == 1 {
+				close(subEnded)
+			}
+		}
+		h.Fetch = func(ctx context.Context, s *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+			fetches.Add(1)
+			return fetch(ctx, s, req)
+		}
+		h.TrackStatus = func(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (*moqtransport.Track, error) {
+			statuses.Add(1)
+			return status(ctx, s, req)
+		}
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: h})
+		client, _ := e.dial(nil)
+		ctx := timeout(t)
+
+		f, err := client.Fetch(ctx, moqtransport.FetchOptions{Namespace: name.Namespace, Name: name.Name, End: wire.Location{Group: 0}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n := 0; ; n++ {
+			if _, err := f.ReadObject(ctx); err != nil {
+				if err != io.EOF || n != 2 {
+					t.Fatalf("fetch: %v after %d objects, want io.EOF after 2", err, n)
+				}
+				break
+			}
+		}
+		st, err := client.TrackStatus(ctx, name.Namespace, name.Name)
+		if err != nil || !st.ContentExists || st.Largest != (wire.Location{Group: 0, Object: 1}) {
+			t.Fatalf("TRACK_STATUS: %+v, %v", st, err)
+		}
+		sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = sub.Unsubscribe()
+		<-subEnded
+		if s, en, f, ts := subscribes.Load(), ended.Load(), fetches.Load(), statuses.Load(); s != 1 || en != 1 || f != 1 || ts != 1 {
+			t.Errorf("Subscribe %d, SubscriptionEnded %d, Fetch %d, TrackStatus %d; want 1 each", s, en, f, ts)
+		}
+	})
+}
+
+// TestFetchResponseObjects: a handler answering with Objects gets a
+// FETCH_OK whose end is just past the largest of them.
+func TestFetchResponseObjects(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		h := moqtransport.Handler{Fetch: func(context.Context, *moqtransport.Session, *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+			return &moqtransport.FetchResponse{Objects: []*moqtransport.Object{
+				{Group: 3, ID: 0, Payload: []byte("x")}, {Group: 3, ID: 4, Payload: []byte("y")},
+			}}, nil
+		}}
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: h})
+		client, _ := e.dial(nil)
+		ctx := timeout(t)
+		f, err := client.Fetch(ctx, moqtransport.FetchOptions{Namespace: wire.Namespace{"s"}, Name: "t", Start: wire.Location{Group: 3}, End: wire.Location{Group: 3}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok := f.OK(); ok.End != (wire.Location{Group: 3, Object: 5}) || ok.GroupOrder != wire.GroupOrderAscending {
+			t.Errorf("FETCH_OK end %v order %v, want {3 5} ascending", ok.End, ok.GroupOrder)
+		}
+		var got []string
+		for {
+			o, err := f.ReadObject(ctx)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, string(o.Payload))
+		}
+		if len(got) != 2 || got[0] != "x" || got[1] != "y" {
+			t.Errorf("objects %q, want x y", got)
+		}
+	})
+}
