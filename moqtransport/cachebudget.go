@@ -132,7 +132,7 @@ func (t *Track) uncharge() {
 
 // Budget returns the CacheBudget the track's cache counts against
 // (TrackConfig.Budget), or nil.
-func (t *Track) Budget() *CacheBudget { return t.budget }
+func (c TrackCache) Budget() *CacheBudget { return c.t.budget }
 
 // touch records a read of t.
 func (t *Track) touch() {

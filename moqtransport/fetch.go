@@ -495,7 +495,7 @@ func FetchFromTrack(t *Track, req *FetchRequest) (*FetchResponse, error) {
 			return nil, FetchError(wire.FetchUnknownStatusInRange, fmt.Sprintf("group %d is only partly cached", g))
 		}
 		for _, o := range t.groupObjects(g) {
-			if maxCache > 0 && t.Now().Sub(o.Received) > maxCache {
+			if maxCache > 0 && t.clock().Sub(o.Received) > maxCache {
 				continue // §9.2.1.3: not forwarded past MAX_CACHE_DURATION
 			}
 			if l := o.Location(); !l.Less(start) && !last.Less(l) {

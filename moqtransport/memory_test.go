@@ -260,13 +260,13 @@ func TestSessionTracksShareABudget(t *testing.T) {
 		return sub.Track()
 	}
 	a, b, c := subscribe(client, heldName), subscribe(client, "other"), subscribe(client2, heldName)
-	if a.Budget() == nil || a.Budget() != b.Budget() {
-		t.Fatalf("one session's tracks have budgets %p and %p, want one shared", a.Budget(), b.Budget())
+	if a.Cache().Budget() == nil || a.Cache().Budget() != b.Cache().Budget() {
+		t.Fatalf("one session's tracks have budgets %p and %p, want one shared", a.Cache().Budget(), b.Cache().Budget())
 	}
-	if st := a.Budget().Stats(); st.Limit != moqtransport.DefaultCacheBudget || st.Tracks != 2 {
+	if st := a.Cache().Budget().Stats(); st.Limit != moqtransport.DefaultCacheBudget || st.Tracks != 2 {
 		t.Errorf("session budget %+v, want %d bytes over 2 tracks", st, moqtransport.DefaultCacheBudget)
 	}
-	if c.Budget() == a.Budget() {
+	if c.Cache().Budget() == a.Cache().Budget() {
 		t.Error("two sessions share a budget nobody configured")
 	}
 }

@@ -395,7 +395,7 @@ func (sv *servedSubscription) remaining(o *Object, now time.Time) (remaining tim
 		return 0, false, false
 	}
 	if !sv.track.realClock {
-		now = sv.track.Now()
+		now = sv.track.clock()
 	}
 	age := now.Sub(o.Received)
 	if delivery := sv.deliveryTimeoutNow(); delivery > 0 {
@@ -417,7 +417,7 @@ func (sv *servedSubscription) observeDelivery(o *Object, now time.Time) {
 		return
 	}
 	if !sv.track.realClock {
-		now = sv.track.Now()
+		now = sv.track.clock()
 	}
 	f(now.Sub(o.Received))
 }

@@ -280,8 +280,8 @@ func (t *Track) Timeouts() (delivery, maxCache time.Duration) {
 	return time.Duration(t.deliveryTimeout.Load()), time.Duration(t.maxCacheDuration.Load())
 }
 
-// Now is the track's clock (TrackConfig.Now).
-func (t *Track) Now() time.Time { return t.now() }
+// clock reads the track's clock (TrackConfig.Now).
+func (t *Track) clock() time.Time { return t.now() }
 
 // Closed reports whether Close has been called.
 func (t *Track) Closed() bool {
