@@ -28,7 +28,14 @@ type AuthToken struct {
 // error registry (or close the session, for a setup message); any other
 // error refuses with UNAUTHORIZED. For a setup message, a
 // *wire.SessionError closes the session with its own code.
-type Authorizer func(s *Session, m wire.Message, tokens []AuthToken) error
+type Authorizer func(s *Session, m Message, tokens []AuthToken) error
+
+// Message is a control message (an alias of wire.Message): what an
+// Authorizer decides on. A request is a *SubscribeRequest,
+// *TrackStatusRequest, *PublishRequest, *PublishNamespaceRequest,
+// *SubscribeNamespaceRequest or *wire.Fetch; the setup message is a
+// *wire.ClientSetup or *wire.ServerSetup.
+type Message = wire.Message
 
 // Errors an Authorizer returns.
 var (

@@ -20,7 +20,7 @@ func ExampleTracks_Handler() {
 	defer cancel()
 
 	// The track the application writes, and the set of tracks it serves.
-	name := wire.FullTrackName{Namespace: wire.Namespace{"clock"}, Name: "seconds"}
+	name := moqtransport.FullTrackName{Namespace: moqtransport.NewNamespace("clock"), Name: "seconds"}
 	track := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
 	tracks := &moqtransport.Tracks{}
 	tracks.Add(track)
@@ -88,7 +88,7 @@ func ExampleHandler_fetch() {
 	handler := moqtransport.Handler{
 		Fetch: func(_ context.Context, _ *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
 			if req.Name != "archive" {
-				return nil, moqtransport.FetchError(wire.FetchTrackDoesNotExist, "no such track")
+				return nil, moqtransport.FetchError(moqtransport.FetchTrackDoesNotExist, "no such track")
 			}
 			var objs []*moqtransport.Object
 			for g := req.Start.Group; g <= req.End.Group; g++ {
@@ -101,17 +101,17 @@ func ExampleHandler_fetch() {
 				}
 			}
 			if len(objs) == 0 {
-				return nil, moqtransport.FetchError(wire.FetchNoObjects, "nothing stored in the range")
+				return nil, moqtransport.FetchError(moqtransport.FetchNoObjects, "nothing stored in the range")
 			}
-			return &moqtransport.FetchResponse{GroupOrder: wire.GroupOrderAscending, Objects: objs}, nil
+			return &moqtransport.FetchResponse{GroupOrder: moqtransport.GroupOrderAscending, Objects: objs}, nil
 		},
 	}
 	client, stop := pair(ctx, &moqtransport.Config{Handler: handler})
 	defer stop()
 
 	f, err := client.Fetch(ctx, moqtransport.FetchOptions{
-		Namespace: wire.Namespace{"vod"}, Name: "archive",
-		Start: wire.Location{Group: 1}, End: wire.Location{Group: 2},
+		Namespace: moqtransport.NewNamespace("vod"), Name: "archive",
+		Start: moqtransport.Location{Group: 1}, End: moqtransport.Location{Group: 2},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -124,7 +124,7 @@ func ExampleHandler_fetch() {
 		fmt.Printf("%d/%d %s\n", o.Group, o.ID, o.Payload)
 	}
 
-	_, err = client.Fetch(ctx, moqtransport.FetchOptions{Namespace: wire.Namespace{"vod"}, Name: "other", End: wire.Location{Group: 1}})
+	_, err = client.Fetch(ctx, moqtransport.FetchOptions{Namespace: moqtransport.NewNamespace("vod"), Name: "other", End: moqtransport.Location{Group: 1}})
 	var re *moqtransport.RequestError
 	if errors.As(err, &re) {
 		fmt.Printf("refused: %s 0x%x\n", re.Message, re.Code)
@@ -143,12 +143,12 @@ func ExampleAuthorizer() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	name := wire.FullTrackName{Namespace: wire.Namespace{"private"}, Name: "feed"}
+	name := moqtransport.FullTrackName{Namespace: moqtransport.NewNamespace("private"), Name: "feed"}
 	tracks := &moqtransport.Tracks{}
 	tracks.Add(moqtransport.NewTrack(name, moqtransport.TrackConfig{}))
-	authorize := func(_ *moqtransport.Session, m wire.Message, tokens []moqtransport.AuthToken) error {
-		if m.Type() == wire.TypeClientSetup {
-			return nil // admit every session; decide per request
+	authorize := func(_ *moqtransport.Session, m moqtransport.Message, tokens []moqtransport.AuthToken) error {
+		if _, ok := m.(*moqtransport.SubscribeRequest); !ok {
+			return nil // admit every session, and allow other requests
 		}
 		for _, t := range tokens {
 			if string(t.Value) == "let-me-in" {
@@ -167,7 +167,7 @@ func ExampleAuthorizer() {
 			if err != nil {
 				log.Fatal(err)
 			}
-			opts.Params = wire.Parameters{kv}
+			opts.Params = moqtransport.Parameters{kv}
 		}
 		sub, err := client.Subscribe(ctx, name.Namespace, name.Name, opts)
 		var re *moqtransport.RequestError
@@ -175,7 +175,7 @@ func ExampleAuthorizer() {
 		case err == nil:
 			fmt.Println("subscribed")
 			_ = sub.Unsubscribe()
-		case errors.As(err, &re) && re.Code == uint64(wire.SubscribeUnauthorized):
+		case errors.As(err, &re) && re.Code == uint64(moqtransport.SubscribeUnauthorized):
 			fmt.Printf("refused: %s UNAUTHORIZED\n", re.Message)
 		default:
 			log.Fatal(err)

@@ -506,14 +506,14 @@ func FetchFromTrack(t *Track, req *FetchRequest) (*FetchResponse, error) {
 	if len(objs) == 0 {
 		return nil, FetchError(wire.FetchNoObjects, "no objects in the range")
 	}
-	order := wire.GroupOrderPublisher
+	order := GroupOrderPublisher
 	if req.Fetch != nil {
 		order = req.GroupOrder
 	}
-	if order == wire.GroupOrderPublisher {
+	if order == GroupOrderPublisher {
 		order = t.GroupOrder()
 	}
-	if order == wire.GroupOrderDescending {
+	if order == GroupOrderDescending {
 		objs = descendingGroups(objs)
 	}
 	next := sliceObjects(objs)
@@ -618,9 +618,9 @@ func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, next func(conte
 // all of group G, {G, N} the objects before N.
 type FetchRequest struct {
 	*wire.Fetch
-	Namespace  wire.Namespace
+	Namespace  Namespace
 	Name       string
-	Start, End wire.Location
+	Start, End Location
 }
 
 // FetchResponse answers a FETCH from Handler.Fetch: the FETCH_OK fields,
@@ -629,13 +629,13 @@ type FetchRequest struct {
 type FetchResponse struct {
 	// GroupOrder is the order of the groups sent; GroupOrderPublisher
 	// is sent as ascending.
-	GroupOrder wire.GroupOrder
+	GroupOrder GroupOrder
 	// EndOfTrack tells that End is the end of the track.
 	EndOfTrack bool
 	// End is the FETCH_OK end location, as on the wire: {G, 0} is all of
 	// group G, {G, N} the objects before N. The zero value, with
 	// Objects, is just past the last of them.
-	End wire.Location
+	End Location
 	// Objects are the objects to send, in order, when Next is nil: an
 	// application's store answers with the objects it holds.
 	Objects []*Object
@@ -648,7 +648,7 @@ type FetchResponse struct {
 }
 
 // FetchError returns a handler error that refuses a FETCH with code.
-func FetchError(code wire.FetchErrorCode, reason string) error {
+func FetchError(code FetchErrorCode, reason string) error {
 	return &RequestError{Message: wire.TypeFetchError, Code: uint64(code), Reason: reason}
 }
 
@@ -658,13 +658,13 @@ func (s *Session) serveFetchResponse(ctx context.Context, m *wire.Fetch, resp *F
 		defer resp.Close()
 	}
 	order := resp.GroupOrder
-	if order == wire.GroupOrderPublisher {
-		order = wire.GroupOrderAscending
+	if order == GroupOrderPublisher {
+		order = GroupOrderAscending
 	}
 	next, end := resp.Next, resp.End
 	if next == nil {
 		next = sliceObjects(resp.Objects)
-		if end == (wire.Location{}) && len(resp.Objects) > 0 {
+		if end == (Location{}) && len(resp.Objects) > 0 {
 			// Just past the largest location sent.
 			largest := resp.Objects[0].Location()
 			for _, o := range resp.Objects[1:] {
@@ -677,7 +677,7 @@ func (s *Session) serveFetchResponse(ctx context.Context, m *wire.Fetch, resp *F
 	}
 	if err := s.send(&wire.FetchOK{RequestID: m.RequestID, GroupOrder: order, EndOfTrack: resp.EndOfTrack, End: end}); err != nil {
 		// A handler's FETCH_OK that cannot be encoded still gets an answer.
-		s.sendOrFail(&wire.FetchError{RequestID: m.RequestID, Code: wire.FetchInternalError, Reason: err.Error()})
+		s.sendOrFail(&wire.FetchError{RequestID: m.RequestID, Code: FetchInternalError, Reason: err.Error()})
 		return
 	}
 	if err := s.writeFetch(ctx, m, next); err != nil && s.ctx.Err() == nil {

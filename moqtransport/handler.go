@@ -23,13 +23,13 @@ type Handler struct {
 	// Subscribe answers SUBSCRIBE with the track to serve; the session
 	// then delivers the track's objects. nil refuses with
 	// TRACK_DOES_NOT_EXIST, as does a nil track with a nil error.
-	Subscribe func(ctx context.Context, s *Session, req *wire.Subscribe) (*Track, error)
+	Subscribe func(ctx context.Context, s *Session, req *SubscribeRequest) (*Track, error)
 	// SubscriptionEnded, when set, is called when a subscription that
 	// Subscribe answered with a track has ended (UNSUBSCRIBE, the track
 	// ended, or the session closed): a relay drops its upstream
 	// subscription when the last one ends. Only SUBSCRIBEs are counted:
 	// FETCH and TRACK_STATUS never reach it.
-	SubscriptionEnded func(s *Session, req *wire.Subscribe, t *Track)
+	SubscriptionEnded func(s *Session, req *SubscribeRequest, t *Track)
 
 	// Fetch answers FETCH (standalone or joining, its range already
 	// resolved in req) with the objects to send. FetchFromTrack answers
@@ -40,7 +40,7 @@ type Handler struct {
 	// TrackStatus answers TRACK_STATUS with the track whose status to
 	// report (content exists, largest location, group order); it opens
 	// no subscription. nil refuses with NOT_SUPPORTED.
-	TrackStatus func(ctx context.Context, s *Session, req *wire.TrackStatus) (*Track, error)
+	TrackStatus func(ctx context.Context, s *Session, req *TrackStatusRequest) (*Track, error)
 
 	// Publish answers PUBLISH, a track the peer pushes. sub already
 	// receives the track's objects (they may arrive before the answer).
@@ -48,18 +48,18 @@ type Handler struct {
 	// (Filter defaults to Largest Object; Paused sends Forward 0); use
 	// PublishError(wire.PublishUninterested, ...) for a track you do not
 	// want. nil refuses with NOT_SUPPORTED.
-	Publish func(ctx context.Context, s *Session, req *wire.Publish, sub *Subscription) (SubscribeOptions, error)
+	Publish func(ctx context.Context, s *Session, req *PublishRequest, sub *Subscription) (SubscribeOptions, error)
 
 	// PublishNamespace answers PUBLISH_NAMESPACE: nil error sends
 	// PUBLISH_NAMESPACE_OK. A nil field accepts the namespaces under the
 	// prefix of one of the session's own namespace subscriptions
 	// (Session.SubscribeNamespace, whose NamespaceSubscription reports
 	// them) and refuses any other with NOT_SUPPORTED.
-	PublishNamespace func(ctx context.Context, s *Session, req *wire.PublishNamespace) error
+	PublishNamespace func(ctx context.Context, s *Session, req *PublishNamespaceRequest) error
 	// PublishNamespaceDone, when set, tells that the peer withdrew a
 	// namespace PublishNamespace accepted (PUBLISH_NAMESPACE_DONE), or the
 	// session ended.
-	PublishNamespaceDone func(s *Session, ns wire.Namespace)
+	PublishNamespaceDone func(s *Session, ns Namespace)
 
 	// SubscribeNamespace answers SUBSCRIBE_NAMESPACE, after the session
 	// has checked that the prefix overlaps none of the peer's others:
@@ -68,14 +68,26 @@ type Handler struct {
 	// Session.PublishNamespace, and withdraws each with
 	// NamespacePublication.Close when it ends (draft-14 §6). A nil field
 	// refuses with NOT_SUPPORTED.
-	SubscribeNamespace func(ctx context.Context, s *Session, req *wire.SubscribeNamespace) error
+	SubscribeNamespace func(ctx context.Context, s *Session, req *SubscribeNamespaceRequest) error
 	// NamespaceSubscribed, when set, is called once SUBSCRIBE_NAMESPACE_OK
 	// has been sent: the moment to announce the namespaces that exist now.
-	NamespaceSubscribed func(s *Session, prefix wire.Namespace)
+	NamespaceSubscribed func(s *Session, prefix Namespace)
 	// UnsubscribeNamespace, when set, tells that the peer ended a
 	// namespace subscription (UNSUBSCRIBE_NAMESPACE) or the session ended.
-	UnsubscribeNamespace func(s *Session, prefix wire.Namespace)
+	UnsubscribeNamespace func(s *Session, prefix Namespace)
 }
+
+// The requests a Handler answers, as the peer sent them: aliases of
+// package wire's control messages, so that a Handler needs no import of
+// wire. Each carries the request's fields (namespace, track name,
+// priority, filter, parameters).
+type (
+	SubscribeRequest          = wire.Subscribe
+	TrackStatusRequest        = wire.TrackStatus
+	PublishRequest            = wire.Publish
+	PublishNamespaceRequest   = wire.PublishNamespace
+	SubscribeNamespaceRequest = wire.SubscribeNamespace
+)
 
 // Tracks is a set of local tracks, for applications that publish their own
 // tracks (a clock, a media publisher): its Handler serves them to
@@ -88,7 +100,7 @@ type Tracks struct {
 
 // nsKey is a map key for a namespace that keeps fields apart whatever
 // bytes they hold: the field count, then each field prefixed by its length.
-func nsKey(ns wire.Namespace) string {
+func nsKey(ns Namespace) string {
 	k := binary.AppendUvarint(make([]byte, 0, 64), uint64(len(ns)))
 	for _, f := range ns {
 		k = binary.AppendUvarint(k, uint64(len(f)))
@@ -98,7 +110,7 @@ func nsKey(ns wire.Namespace) string {
 }
 
 // trackKey is a map key for a full track name.
-func trackKey(n wire.FullTrackName) string {
+func trackKey(n FullTrackName) string {
 	return nsKey(n.Namespace) + "\x00" + n.Name
 }
 
@@ -113,14 +125,14 @@ func (ts *Tracks) Add(t *Track) {
 }
 
 // Remove withdraws a track.
-func (ts *Tracks) Remove(name wire.FullTrackName) {
+func (ts *Tracks) Remove(name FullTrackName) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	delete(ts.tracks, trackKey(name))
 }
 
 // Get returns the track with that name.
-func (ts *Tracks) Get(name wire.FullTrackName) (*Track, bool) {
+func (ts *Tracks) Get(name FullTrackName) (*Track, bool) {
 	ts.mu.RLock()
 	defer ts.mu.RUnlock()
 	t, ok := ts.tracks[trackKey(name)]
@@ -134,10 +146,10 @@ func (ts *Tracks) Get(name wire.FullTrackName) (*Track, bool) {
 // refuses them; set more fields on the result to serve them.
 func (ts *Tracks) Handler() Handler {
 	return Handler{
-		Subscribe: func(_ context.Context, _ *Session, req *wire.Subscribe) (*Track, error) {
+		Subscribe: func(_ context.Context, _ *Session, req *SubscribeRequest) (*Track, error) {
 			return ts.lookup(req.Namespace, req.Name)
 		},
-		TrackStatus: func(_ context.Context, _ *Session, req *wire.TrackStatus) (*Track, error) {
+		TrackStatus: func(_ context.Context, _ *Session, req *TrackStatusRequest) (*Track, error) {
 			return ts.lookup(req.Namespace, req.Name)
 		},
 		Fetch: func(_ context.Context, _ *Session, req *FetchRequest) (*FetchResponse, error) {
@@ -150,8 +162,8 @@ func (ts *Tracks) Handler() Handler {
 	}
 }
 
-func (ts *Tracks) lookup(ns wire.Namespace, name string) (*Track, error) {
-	if t, ok := ts.Get(wire.FullTrackName{Namespace: ns, Name: name}); ok {
+func (ts *Tracks) lookup(ns Namespace, name string) (*Track, error) {
+	if t, ok := ts.Get(FullTrackName{Namespace: ns, Name: name}); ok {
 		return t, nil
 	}
 	return nil, ErrTrackNotFound
@@ -161,7 +173,7 @@ func (ts *Tracks) lookup(ns wire.Namespace, name string) (*Track, error) {
 // returned release tells SubscriptionEnded that the subscription is over;
 // it is never nil. A handler that returns neither a track nor an error
 // gets ErrTrackNotFound.
-func (s *Session) handlerTrack(ctx context.Context, req *wire.Subscribe) (*Track, func(), error) {
+func (s *Session) handlerTrack(ctx context.Context, req *SubscribeRequest) (*Track, func(), error) {
 	h := s.cfg.Handler
 	if h.Subscribe == nil {
 		return nil, func() {}, ErrTrackNotFound

@@ -12,7 +12,7 @@ type PublishOptions struct {
 	// PUBLISH_OK turns forwarding on. By default objects flow at once,
 	// before PUBLISH_OK, as draft-14 allows.
 	Paused bool
-	Params wire.Parameters
+	Params Parameters
 }
 
 // Publication is a track we pushed to the peer with PUBLISH and it
@@ -127,7 +127,7 @@ func (s *Session) applyPublishOK(m *wire.PublishOK) error {
 }
 
 // PublishError returns a handler error that refuses a PUBLISH with code.
-func PublishError(code wire.PublishErrorCode, reason string) error {
+func PublishError(code PublishErrorCode, reason string) error {
 	return &RequestError{Message: wire.TypePublishError, Code: uint64(code), Reason: reason}
 }
 

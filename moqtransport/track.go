@@ -79,7 +79,7 @@ type Object struct {
 }
 
 // Location returns the object's location.
-func (o *Object) Location() wire.Location { return wire.Location{Group: o.Group, Object: o.ID} }
+func (o *Object) Location() Location { return Location{Group: o.Group, Object: o.ID} }
 
 // size is what the object counts against the cache's byte limit.
 func (o *Object) size() int64 {
@@ -124,7 +124,7 @@ type TrackConfig struct {
 	// MAX_CACHE_DURATION.
 	MaxAge time.Duration
 	// GroupOrder is the publisher's preferred order; default Ascending.
-	GroupOrder wire.GroupOrder
+	GroupOrder GroupOrder
 	// Now is the clock, for tests; default time.Now.
 	Now func() time.Time
 	// Budget, when set, bounds the bytes cached by every track that
@@ -191,7 +191,7 @@ type Track struct {
 type trackSubgroupKey struct{ group, subgroup uint64 }
 
 // NewTrack returns an empty track.
-func NewTrack(name wire.FullTrackName, cfg TrackConfig) *Track {
+func NewTrack(name FullTrackName, cfg TrackConfig) *Track {
 	t := &Track{
 		name:       name,
 		groupOrder: cfg.GroupOrder,
@@ -224,11 +224,11 @@ func NewTrack(name wire.FullTrackName, cfg TrackConfig) *Track {
 }
 
 // Name returns the track's full name.
-func (t *Track) Name() wire.FullTrackName { return t.name }
+func (t *Track) Name() FullTrackName { return t.name }
 
 // GroupOrder returns the publisher's preferred group order (never
 // GroupOrderPublisher).
-func (t *Track) GroupOrder() wire.GroupOrder { return t.groupOrder }
+func (t *Track) GroupOrder() GroupOrder { return t.groupOrder }
 
 // Forwarding returns the track's forwarding preference: set by the first
 // OpenSubgroup or WriteDatagram, ForwardSubgroup before either.
@@ -246,7 +246,7 @@ func (t *Track) Forwarding() ForwardingPreference {
 // payload object: a Joining FETCH that ends at Largest then carries the
 // End of Group, and a Largest Object filter starts at {g, n+1}, which
 // loses nothing.
-func (t *Track) Largest() (wire.Location, bool) {
+func (t *Track) Largest() (Location, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.largest, t.hasLargest
@@ -393,13 +393,13 @@ func (t *Track) OpenSubgroup(group, subgroup uint64, opts SubgroupOptions) (*Sub
 // (ext, nil for none) to the subgroup. The track keeps payload and shares
 // it with every subscriber and reader, without copying it: do not modify
 // payload after the call.
-func (w *SubgroupWriter) WriteObject(id uint64, payload []byte, ext wire.Extensions) error {
+func (w *SubgroupWriter) WriteObject(id uint64, payload []byte, ext Extensions) error {
 	return w.write(id, wire.StatusNormal, ext, payload)
 }
 
 // WriteStatus writes a zero-length object with status: Normal, Does Not
 // Exist (which carries no extensions), End of Group or End of Track.
-func (w *SubgroupWriter) WriteStatus(id uint64, status wire.ObjectStatus, ext wire.Extensions) error {
+func (w *SubgroupWriter) WriteStatus(id uint64, status ObjectStatus, ext Extensions) error {
 	return w.write(id, status, ext, nil)
 }
 

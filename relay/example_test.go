@@ -9,7 +9,6 @@ import (
 
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
-	"github.com/moqgo/moq/moqtransport/wire"
 	"github.com/moqgo/moq/relay"
 )
 
@@ -49,7 +48,7 @@ func Example() {
 
 	// The publisher serves its track to the relay and announces its
 	// namespace.
-	name := wire.FullTrackName{Namespace: wire.Namespace{"live", "cam"}, Name: "video"}
+	name := moqtransport.FullTrackName{Namespace: moqtransport.NewNamespace("live", "cam"), Name: "video"}
 	track := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
 	tracks := &moqtransport.Tracks{}
 	tracks.Add(track)
