@@ -13,9 +13,14 @@ import (
 // its documentation names, so the zero Handler refuses everything, and
 // setting a field is what makes the session serve that request.
 //
-// The session calls each function on a goroutine of its own, so a function
-// may block (a relay subscribes upstream before answering); ctx ends when
-// the session does or the peer cancels the request. An error a function
+// The functions that answer a request (Subscribe, Fetch, TrackStatus,
+// Publish, PublishNamespace, SubscribeNamespace) run on a goroutine of
+// their own, so they may block (a relay subscribes upstream before
+// answering); ctx ends when the session does or the peer cancels the
+// request. The notifications (SubscriptionEnded, PublishNamespaceDone,
+// NamespaceSubscribed, UnsubscribeNamespace) may run on the session's
+// control goroutine: they must not block. Any of them may call
+// Session.Close. An error a function
 // returns becomes the request's error message: a *RequestError keeps its
 // code (SubscribeError, FetchError, PublishError, NamespaceError,
 // ErrTrackNotFound); anything else is INTERNAL_ERROR.
@@ -46,7 +51,7 @@ type Handler struct {
 	// receives the track's objects (they may arrive before the answer).
 	// A nil error accepts with PUBLISH_OK carrying the returned options
 	// (Filter defaults to Largest Object; Paused sends Forward 0); use
-	// PublishError(wire.PublishUninterested, ...) for a track you do not
+	// PublishError(PublishUninterested, ...) for a track you do not
 	// want. nil refuses with NOT_SUPPORTED.
 	Publish func(ctx context.Context, s *Session, req *PublishRequest, sub *Subscription) (SubscribeOptions, error)
 
