@@ -115,8 +115,8 @@ type Config struct {
 	// Logger receives the relay's logs; nil is silent.
 	Logger *slog.Logger
 	// Session is the template for every session's configuration; its
-	// Handler is replaced by the relay's (see SessionConfig), and its Authorize, when set, is
-	// asked after the relay's own checks. Its Reader.Budget bounds what all
+	// Handler is replaced by the relay's (see SessionConfig), and its
+	// Authorize, when set, is asked after the relay's own checks. Its Reader.Budget bounds what all
 	// sessions together hold for objects in progress, on top of each
 	// session's MaxBytesInFlight: nil gets DefaultInFlightBudget.
 	Session moqtransport.Config
