@@ -637,7 +637,8 @@ type FetchResponse struct {
 	// Objects, is just past the last of them.
 	End Location
 	// Objects are the objects to send, in order, when Next is nil: an
-	// application's store answers with the objects it holds.
+	// application's store answers with the objects it holds. None (and
+	// no Next) is answered with FETCH_ERROR NO_OBJECTS.
 	Objects []*Object
 	// Next, when set, returns the next object, io.EOF after the last; any
 	// other error resets the fetch stream. It suits a response produced
@@ -662,6 +663,10 @@ func (s *Session) serveFetchResponse(ctx context.Context, m *wire.Fetch, resp *F
 		order = GroupOrderAscending
 	}
 	next, end := resp.Next, resp.End
+	if next == nil && len(resp.Objects) == 0 {
+		s.fetchError(m.RequestID, FetchNoObjects, "no objects in the range")
+		return
+	}
 	if next == nil {
 		next = sliceObjects(resp.Objects)
 		if end == (Location{}) && len(resp.Objects) > 0 {

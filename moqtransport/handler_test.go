@@ -108,10 +108,14 @@ func TestFetchAndTrackStatusAreNotSubscriptions(t *testing.T) {
 }
 
 // TestFetchResponseObjects: a handler answering with Objects gets a
-// FETCH_OK whose end is just past the largest of them.
+// FETCH_OK whose end is just past the largest of them; with none, the
+// FETCH is refused with NO_OBJECTS.
 func TestFetchResponseObjects(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		h := moqtransport.Handler{Fetch: func(context.Context, *moqtransport.Session, *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+		h := moqtransport.Handler{Fetch: func(_ context.Context, _ *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+			if req.Name == "empty" {
+				return &moqtransport.FetchResponse{}, nil
+			}
 			return &moqtransport.FetchResponse{Objects: []*moqtransport.Object{
 				{Group: 3, ID: 0, Payload: []byte("x")}, {Group: 3, ID: 4, Payload: []byte("y")},
 			}}, nil
@@ -139,6 +143,11 @@ func TestFetchResponseObjects(t *testing.T) {
 		}
 		if len(got) != 2 || got[0] != "x" || got[1] != "y" {
 			t.Errorf("objects %q, want x y", got)
+		}
+		_, err = client.Fetch(ctx, moqtransport.FetchOptions{Namespace: wire.Namespace{"s"}, Name: "empty", End: wire.Location{Group: 3}})
+		var re *moqtransport.RequestError
+		if !errors.As(err, &re) || re.Code != uint64(wire.FetchNoObjects) {
+			t.Errorf("empty response: %v, want FETCH_ERROR NO_OBJECTS", err)
 		}
 	})
 }
