@@ -188,6 +188,43 @@ func ExampleAuthorizer() {
 	// subscribed
 }
 
+// Pushing a track with PUBLISH: the peer's Handler.Publish accepts it (or
+// refuses with a PUBLISH_ERROR code) and reads it like a subscription.
+func ExampleSession_Publish() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	pushed := make(chan *moqtransport.Subscription, 1)
+	handler := moqtransport.Handler{
+		Publish: func(_ context.Context, _ *moqtransport.Session, req *moqtransport.PublishRequest, sub *moqtransport.Subscription) (moqtransport.SubscribeOptions, error) {
+			if req.Namespace.String() != "cam" {
+				return moqtransport.SubscribeOptions{}, moqtransport.PublishError(moqtransport.PublishUninterested, "not this one")
+			}
+			pushed <- sub
+			return moqtransport.SubscribeOptions{}, nil // Largest Object, forwarding on
+		},
+	}
+	client, stop := pair(ctx, &moqtransport.Config{Handler: handler})
+	defer stop()
+
+	track := moqtransport.NewTrack(moqtransport.FullTrackName{Namespace: moqtransport.NewNamespace("cam"), Name: "video"}, moqtransport.TrackConfig{})
+	if _, err := client.Publish(ctx, track, moqtransport.PublishOptions{}); err != nil {
+		log.Fatal(err)
+	}
+	w, err := track.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = w.WriteObject(0, []byte("frame"), nil)
+	_ = w.Close()
+	track.Close(nil) // PUBLISH_DONE
+
+	printObjects(ctx, (<-pushed).Track())
+	// Output:
+	// 0/0 frame
+	// end of track
+}
+
 // dial connects a client session to srv, trusting its generated
 // certificate by its fingerprint.
 func dial(ctx context.Context, srv *moqnative.Server) *moqtransport.Session {
