@@ -268,7 +268,7 @@ func publish(ctx context.Context, cfg config, logger *slog.Logger, d *moqnative.
 	logger.Info("ending the track")
 	track.Close(nil)
 	waitCtx, cancel := context.WithTimeout(context.Background(), endTimeout)
-	if err := h.WaitIdle(waitCtx, sess); err != nil {
+	if err := h.WaitIdle(waitCtx, sess.Done()); err != nil {
 		logger.Warn("subscriptions did not end in time", "err", err)
 	}
 	cancel()

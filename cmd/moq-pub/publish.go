@@ -433,7 +433,7 @@ func (p *publisher) finish() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := p.h.WaitIdle(ctx, p.sess); err != nil {
+	if err := p.h.WaitIdle(ctx, p.sess.Done()); err != nil {
 		p.log.Warn("subscriptions did not end in time", "err", err)
 	}
 	for _, pub := range p.pushed {

@@ -59,9 +59,9 @@ func (h *Served) done() {
 	h.mu.Unlock()
 }
 
-// WaitIdle waits until nothing is being served, the session ends, or ctx
-// does (its error).
-func (h *Served) WaitIdle(ctx context.Context, sess *moqtransport.Session) error {
+// WaitIdle waits until nothing is being served, done is closed (the
+// session's Done: nothing more can be sent), or ctx ends (its error).
+func (h *Served) WaitIdle(ctx context.Context, done <-chan struct{}) error {
 	for {
 		h.mu.Lock()
 		idle, changed := h.active <= 0, h.changed
@@ -71,7 +71,7 @@ func (h *Served) WaitIdle(ctx context.Context, sess *moqtransport.Session) error
 		}
 		select {
 		case <-changed:
-		case <-sess.Done():
+		case <-done:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
