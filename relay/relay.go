@@ -75,6 +75,14 @@
 // with PUBLISH_DONE GOING_AWAY; a PUBLISH_DONE from the publisher passes
 // through with its own status.
 //
+// FETCH is not a subscription. It is answered from the cache of a track
+// the relay already relays when that cache holds the start of the range
+// (moqtransport.FetchFromTrack), and otherwise forwarded as a FETCH to the
+// publisher, its answer streamed through; it holds no reference on a
+// relayed track and is not counted among subscribers. TRACK_STATUS is
+// answered from the track a SUBSCRIBE would be served, held only while
+// the answer is built.
+//
 // # Namespace subscriptions
 //
 // A SUBSCRIBE_NAMESPACE gets the namespaces (PUBLISH_NAMESPACE) and the
