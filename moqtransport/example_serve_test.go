@@ -46,8 +46,8 @@ func ExampleTracks_Handler() {
 	}()
 
 	// A subscriber (in another program, usually).
-	client := dial(ctx, srv)
-	defer client.Close()
+	client, hangUp := dial(ctx, srv)
+	defer hangUp()
 	sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
 	if err != nil {
 		log.Fatal(err)
@@ -226,8 +226,9 @@ func ExampleSession_Publish() {
 }
 
 // dial connects a client session to srv, trusting its generated
-// certificate by its fingerprint.
-func dial(ctx context.Context, srv *moqnative.Server) *moqtransport.Session {
+// certificate by its fingerprint; hangUp closes the session and its
+// connection.
+func dial(ctx context.Context, srv *moqnative.Server) (client *moqtransport.Session, hangUp func()) {
 	fp, _ := srv.Fingerprint()
 	d, err := moqnative.Dial(ctx, "moqt://"+srv.Addr().String()+"/",
 		moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
@@ -238,7 +239,10 @@ func dial(ctx context.Context, srv *moqnative.Server) *moqtransport.Session {
 	if err != nil {
 		log.Fatal(err)
 	}
-	return s
+	return s, func() {
+		_ = s.Close()
+		_ = d.Close()
+	}
 }
 
 // pair serves one session with cfg on loopback and returns a client
@@ -257,10 +261,10 @@ func pair(ctx context.Context, cfg *moqtransport.Config) (*moqtransport.Session,
 			}
 		}
 	}()
-	client := dial(ctx, srv)
+	client, hangUp := dial(ctx, srv)
 	server := <-served
 	return client, func() {
-		_ = client.Close()
+		hangUp()
 		if server != nil {
 			_ = server.Close()
 		}

@@ -34,6 +34,12 @@ func Example() {
 	}()
 	fp, _ := srv.Fingerprint()
 	url := "moqt://" + srv.Addr().String() + "/"
+	var hangUps []func()
+	defer func() {
+		for _, f := range hangUps {
+			f()
+		}
+	}()
 	connect := func(h moqtransport.Handler) *moqtransport.Session {
 		d, err := moqnative.Dial(ctx, url, moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
 		if err != nil {
@@ -43,6 +49,7 @@ func Example() {
 		if err != nil {
 			log.Fatal(err)
 		}
+		hangUps = append(hangUps, func() { _ = s.Close(); _ = d.Close() })
 		return s
 	}
 
@@ -53,14 +60,12 @@ func Example() {
 	tracks := &moqtransport.Tracks{}
 	tracks.Add(track)
 	pub := connect(tracks.Handler())
-	defer pub.Close()
 	if _, err := pub.PublishNamespace(ctx, name.Namespace, nil); err != nil {
 		log.Fatal(err)
 	}
 
 	// The subscriber asks the relay, which subscribes upstream.
 	sub := connect(moqtransport.Handler{})
-	defer sub.Close()
 	s, err := sub.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
 	if err != nil {
 		log.Fatal(err)
