@@ -129,9 +129,6 @@ func Start(ctx context.Context, bin string, o Options) (*Relay, error) {
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
-		if !serving {
-			close(ready)
-		}
 	}()
 	wait := o.ReadyTimeout
 	if wait <= 0 {
@@ -139,20 +136,22 @@ func Start(ctx context.Context, bin string, o Options) (*Relay, error) {
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
+	// ready is closed only at the ready line; r.done when stderr ends.
 	select {
 	case <-ready:
+	case <-r.done:
 	case <-t.C:
 	case <-ctx.Done():
 	}
 	select {
-	case <-r.done: // exited before serving
-		_ = r.cmd.Wait()
-		return nil, fmt.Errorf("relay %s exited before serving: %s", bin, strings.Join(tail, "\n"))
-	default:
-	}
-	select {
 	case <-ready:
 	default:
+		select {
+		case <-r.done: // exited before serving
+			_ = r.cmd.Wait()
+			return nil, fmt.Errorf("relay %s exited before serving: %s", bin, strings.Join(tail, "\n"))
+		default:
+		}
 		r.Stop()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
