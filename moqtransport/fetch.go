@@ -435,7 +435,7 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 	var resp *FetchResponse
 	var err error
 	s.callback(func() {
-		resp, err = h(ctx, s, &FetchRequest{Fetch: m, Namespace: ns, Name: name, Start: start, End: end})
+		resp, err = h(ctx, s, newFetchRequest(m, ns, name, start, end))
 	})
 	if ctx.Err() != nil {
 		if err == nil && resp != nil && resp.Close != nil {
@@ -506,10 +506,7 @@ func FetchFromTrack(t *Track, req *FetchRequest) (*FetchResponse, error) {
 	if len(objs) == 0 {
 		return nil, FetchError(wire.FetchNoObjects, "no objects in the range")
 	}
-	order := GroupOrderPublisher
-	if req.Fetch != nil {
-		order = req.GroupOrder
-	}
+	order := req.GroupOrder
 	if order == GroupOrderPublisher {
 		order = t.GroupOrder()
 	}
@@ -613,14 +610,41 @@ func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, next func(conte
 	return str.Close()
 }
 
-// FetchRequest is a FETCH with its track and range resolved: for a joining
-// fetch, from the joined subscription. End is as on the wire: {G, 0} is
-// all of group G, {G, N} the objects before N.
+// FetchRequest is a FETCH as Handler.Fetch sees it, with its track and
+// range resolved: for a joining fetch, from the joined subscription, so a
+// handler answers a standalone and a joining fetch alike.
 type FetchRequest struct {
-	*wire.Fetch
-	Namespace  Namespace
-	Name       string
+	// RequestID is the FETCH's request ID (for logs).
+	RequestID uint64
+	// Namespace and Name are the track fetched.
+	Namespace Namespace
+	Name      string
+	// Start is the first location asked for. End is as on the wire: {G, 0}
+	// is all of group G, {G, N} the objects before N.
 	Start, End Location
+	// Priority is the subscriber priority; GroupOrder the order asked for
+	// (GroupOrderPublisher leaves it to the publisher).
+	Priority   uint8
+	GroupOrder GroupOrder
+	// Params are the FETCH's parameters; authorization tokens among them
+	// were already checked by Config.Authorize.
+	Params Parameters
+	// Joining tells a joining fetch (§9.16.2); JoinedRequestID is then the
+	// request ID of the subscription it joined on this session.
+	Joining         bool
+	JoinedRequestID uint64
+}
+
+// newFetchRequest is m with its track and range resolved.
+func newFetchRequest(m *wire.Fetch, ns Namespace, name string, start, end Location) *FetchRequest {
+	req := &FetchRequest{
+		RequestID: m.RequestID, Namespace: ns, Name: name, Start: start, End: end,
+		Priority: m.SubscriberPriority, GroupOrder: m.GroupOrder, Params: m.Params,
+	}
+	if m.FetchType != wire.FetchStandalone {
+		req.Joining, req.JoinedRequestID = true, m.JoiningRequestID
+	}
+	return req
 }
 
 // FetchResponse answers a FETCH from Handler.Fetch: the FETCH_OK fields,

@@ -151,3 +151,64 @@ func TestFetchResponseObjects(t *testing.T) {
 		}
 	})
 }
+
+// TestFetchRequestFields: Handler.Fetch sees the FETCH's own fields
+// (request ID, priority, group order, parameters) and, for a joining fetch,
+// the joined subscription's request ID with the track and range resolved
+// from it.
+func TestFetchRequestFields(t *testing.T) {
+	name := wire.FullTrackName{Namespace: wire.Namespace{"fr"}, Name: "t"}
+	tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
+	w, err := tr.OpenSubgroup(2, 0, moqtransport.SubgroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteObject(0, []byte("a"), nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	tracks := &moqtransport.Tracks{}
+	tracks.Add(tr)
+	h := tracks.Handler()
+	serve := h.Fetch
+	reqs := make(chan moqtransport.FetchRequest, 2)
+	h.Fetch = func(ctx context.Context, s *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+		reqs <- *req
+		return serve(ctx, s, req)
+	}
+	e := newEnv(t, "moqt", &moqtransport.Config{Handler: h})
+	client, _ := e.dial(nil)
+	ctx := timeout(t)
+
+	params := wire.Parameters{{Type: 0x3c, Value: 9}}
+	f, err := client.Fetch(ctx, moqtransport.FetchOptions{
+		Priority: 7, GroupOrder: wire.GroupOrderDescending, Params: params,
+		Namespace: name.Namespace, Name: name.Name, Start: wire.Location{Group: 2}, End: wire.Location{Group: 2},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Cancel()
+	got := <-reqs
+	if got.Joining || got.Priority != 7 || got.GroupOrder != wire.GroupOrderDescending ||
+		got.Namespace.String() != "fr" || got.Name != "t" || got.Start != (wire.Location{Group: 2}) || got.End != (wire.Location{Group: 2}) ||
+		len(got.Params) != 1 || got.Params[0].Type != 0x3c || got.Params[0].Value != 9 {
+		t.Errorf("standalone FetchRequest %+v", got)
+	}
+
+	sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	jf, err := client.Fetch(ctx, moqtransport.FetchOptions{Joining: sub, JoiningStart: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = jf.Cancel()
+	got = <-reqs
+	if !got.Joining || got.JoinedRequestID != sub.RequestID() || got.RequestID == sub.RequestID() ||
+		got.Name != "t" || got.Start != (wire.Location{Group: 2}) || got.End != (wire.Location{Group: 2, Object: 1}) {
+		t.Errorf("joining FetchRequest %+v, want joined %d, range {2 0}..{2 1}", got, sub.RequestID())
+	}
+}

@@ -61,7 +61,7 @@ func (r *Relay) fetch(ctx context.Context, s *moqtransport.Session, req *moqtran
 	uctx, cancel := context.WithTimeout(ctx, r.cfg.UpstreamTimeout)
 	defer cancel()
 	up, err := o.s.Fetch(uctx, moqtransport.FetchOptions{
-		Priority: req.SubscriberPriority, GroupOrder: req.GroupOrder,
+		Priority: req.Priority, GroupOrder: req.GroupOrder,
 		Namespace: req.Namespace, Name: req.Name, Start: req.Start, End: req.End,
 	})
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/moqgo/moq/moqtransport"
-	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 // TestServedCountsSubscriptionsAndFetches: WaitIdle waits for every
@@ -35,7 +34,7 @@ func TestServedCountsSubscriptionsAndFetches(t *testing.T) {
 	if err != nil || got != tr {
 		t.Fatal(got, err)
 	}
-	resp, err := h.Fetch(ctx, nil, &moqtransport.FetchRequest{Fetch: &wire.Fetch{}, Namespace: name.Namespace, Name: name.Name, End: moqtransport.Location{Group: 0}})
+	resp, err := h.Fetch(ctx, nil, &moqtransport.FetchRequest{Namespace: name.Namespace, Name: name.Name, End: moqtransport.Location{Group: 0}})
 	if err != nil {
 		t.Fatal(err)
 	}
