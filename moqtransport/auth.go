@@ -15,6 +15,19 @@ type AuthToken struct {
 	Value []byte
 }
 
+// Param returns the AUTHORIZATION TOKEN parameter that carries t by value
+// (alias type USE_VALUE, §9.2.1.1), for the Params of a request's options
+// or Config.SetupParams: the peer's Authorizer sees t. It fails only for a Type
+// past the varint range (2^62-1). Registering and using aliases needs
+// package wire (wire.TokenParam).
+func (t AuthToken) Param() (KeyValue, error) {
+	kv, err := wire.TokenParam(wire.Token{AliasType: wire.TokenUseValue, Type: t.Type, Value: t.Value})
+	if err != nil {
+		return KeyValue{}, fmt.Errorf("moqtransport: authorization token: %w", err)
+	}
+	return kv, nil
+}
+
 // Authorizer decides whether the peer may do what a message asks, given the
 // tokens it carried (§9.2.1.1). It is called on the session's control
 // goroutine, in order, for the peer's setup message (CLIENT_SETUP on the

@@ -131,3 +131,22 @@ func TestAuthorizationInSetup(t *testing.T) {
 		t.Fatalf("sessions ended: %v %v", client.Err(), server.Err())
 	}
 }
+
+// AuthToken.Param encodes a USE_VALUE token that the wire codec decodes
+// back, and refuses a Type the varint cannot carry.
+func TestAuthTokenParam(t *testing.T) {
+	kv, err := moqtransport.AuthToken{Type: 3, Value: []byte("secret")}.Param()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kv.Type != wire.ParamAuthorizationToken {
+		t.Fatalf("parameter type 0x%x, want AUTHORIZATION TOKEN", kv.Type)
+	}
+	tok, err := wire.ParseToken(kv.Bytes)
+	if err != nil || tok.AliasType != wire.TokenUseValue || tok.Type != 3 || string(tok.Value) != "secret" {
+		t.Fatalf("decoded %+v, %v", tok, err)
+	}
+	if _, err := (moqtransport.AuthToken{Type: 1 << 62}).Param(); err == nil {
+		t.Fatal("a token type of 2^62 was encoded")
+	}
+}

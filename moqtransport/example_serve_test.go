@@ -10,7 +10,6 @@ import (
 
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
-	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 // An application that is its own origin: it writes a track and serves it
@@ -163,7 +162,7 @@ func ExampleAuthorizer() {
 	subscribe := func(token string) {
 		var opts moqtransport.SubscribeOptions
 		if token != "" {
-			kv, err := wire.TokenParam(wire.Token{AliasType: wire.TokenUseValue, Value: []byte(token)})
+			kv, err := moqtransport.AuthToken{Value: []byte(token)}.Param()
 			if err != nil {
 				log.Fatal(err)
 			}
