@@ -318,8 +318,9 @@ type CacheStats struct {
 	Bytes   int64 // counted against MaxBytes
 }
 
-// CacheStats returns what the cache holds now.
-func (t *Track) CacheStats() CacheStats {
+// Stats returns what the cache holds now.
+func (c TrackCache) Stats() CacheStats {
+	t := c.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return CacheStats{Groups: len(t.groups), Objects: t.objects, Events: len(t.log) - t.tombs, Bytes: t.bytes}

@@ -60,7 +60,7 @@ func TestCacheBudgetEvictsLeastRecentlyRead(t *testing.T) {
 		}
 	}
 	st := b.Stats()
-	rs, us := read.CacheStats(), unread.CacheStats()
+	rs, us := read.Cache().Stats(), unread.Cache().Stats()
 	t.Logf("budget %+v; read track %+v, unread track %+v", st, rs, us)
 	if got != 30 {
 		t.Errorf("the reader got %d objects, want 30", got)
@@ -99,7 +99,7 @@ func TestCacheBudgetTruncatesNewestGroups(t *testing.T) {
 	}
 	var sum int64
 	for i, tr := range ts {
-		st := tr.CacheStats()
+		st := tr.Cache().Stats()
 		sum += st.Bytes
 		if st.Objects == 0 {
 			t.Errorf("track %d lost every object", i)

@@ -568,9 +568,9 @@ func (m *moqFanout) recv() *fanoutRecv { return m.rv }
 
 // diag describes the state of the tracks when a round fails.
 func (m *moqFanout) diag() string {
-	out := fmt.Sprintf("skipped %d aborted %d; server track %+v", m.skipped.Load(), m.aborted.Load(), m.track.CacheStats())
+	out := fmt.Sprintf("skipped %d aborted %d; server track %+v", m.skipped.Load(), m.aborted.Load(), m.track.Cache().Stats())
 	for i, sub := range m.subs {
-		out += fmt.Sprintf("; subscriber %d track %+v", i, sub.Track().CacheStats())
+		out += fmt.Sprintf("; subscriber %d track %+v", i, sub.Track().Cache().Stats())
 		if o, n, ok := sub.Track().Cache().Groups(); ok {
 			out += fmt.Sprintf(" groups %d-%d", o, n)
 		}

@@ -1098,7 +1098,7 @@ func TestHostileSlowSubscriberMemory(t *testing.T) {
 			published := groups * perGroup * size
 			t.Logf("published %.1f MiB; HeapInuse %.1f MiB -> %.1f MiB (%+.1f MiB); track cache %+v; goroutines %d -> %d",
 				float64(published)/(1<<20), toMiB(before.HeapInuse), toMiB(after.HeapInuse), float64(grow)/(1<<20),
-				tr.CacheStats(), gBefore, runtime.NumGoroutine())
+				tr.Cache().Stats(), gBefore, runtime.NumGoroutine())
 			if grow > 64<<20 {
 				t.Errorf("heap grew by %.1f MiB for a subscriber that reads nothing; want < 64 MiB", float64(grow)/(1<<20))
 			}

@@ -279,7 +279,7 @@ func TestTrackSubgroupEventsOnlyForSeenSubgroups(t *testing.T) {
 	b.Abort(uint64(wire.ResetCancelled))
 	expectEvents(t, r, "obj{0,1,5}", "obj{0,1,6}", "abort{0,1,code=1}")
 	noEvent(t, r)
-	if s := tr.CacheStats(); s.Events != 6 { // 4 objects, a's end and b's abort; nothing for the empty subgroup
+	if s := tr.Cache().Stats(); s.Events != 6 { // 4 objects, a's end and b's abort; nothing for the empty subgroup
 		t.Errorf("cached events = %d, want 6", s.Events)
 	}
 	// A datagram never has subgroup events.
@@ -471,7 +471,7 @@ func TestTrackEvictionByGroups(t *testing.T) {
 	if !ok || oldest != 2 || newest != 4 {
 		t.Fatalf("Cache().Groups() = %d %d %v, want 2 4", oldest, newest, ok)
 	}
-	s := tr.CacheStats()
+	s := tr.Cache().Stats()
 	if want := (CacheStats{Groups: 3, Objects: 6, Events: 9, Bytes: 3 * groupSize(2, 100)}); s != want {
 		t.Fatalf("stats %+v, want %+v", s, want)
 	}
@@ -481,7 +481,7 @@ func TestTrackEvictionByGroups(t *testing.T) {
 	// A late object for a group older than the cache is cached, then evicted
 	// at once (it is the smallest group), and the accounting stays exact.
 	writeGroup(t, tr, 0, 1, 100)
-	if s2 := tr.CacheStats(); s2 != s {
+	if s2 := tr.Cache().Stats(); s2 != s {
 		t.Fatalf("stats after a late group %+v, want %+v", s2, s)
 	}
 }
@@ -491,7 +491,7 @@ func TestTrackEvictionByBytes(t *testing.T) {
 	tr := NewTrack(testTrackName, TrackConfig{MaxGroups: 100, MaxBytes: 3 * per})
 	for g := range uint64(10) {
 		writeGroup(t, tr, g, 4, 1000)
-		if s := tr.CacheStats(); s.Bytes > 3*per {
+		if s := tr.Cache().Stats(); s.Bytes > 3*per {
 			t.Fatalf("after group %d: %d bytes cached, limit %d", g, s.Bytes, 3*per)
 		}
 	}
@@ -499,7 +499,7 @@ func TestTrackEvictionByBytes(t *testing.T) {
 	if oldest != 7 || newest != 9 {
 		t.Fatalf("Cache().Groups() = %d..%d, want 7..9", oldest, newest)
 	}
-	if s := tr.CacheStats(); s.Bytes != 3*per || s.Objects != 12 {
+	if s := tr.Cache().Stats(); s.Bytes != 3*per || s.Objects != 12 {
 		t.Fatalf("stats %+v", s)
 	}
 
@@ -513,7 +513,7 @@ func TestTrackEvictionByBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if s := small.CacheStats(); s.Objects != 5 || s.Bytes != 5*(100+CacheEntryOverhead) {
+	if s := small.Cache().Stats(); s.Objects != 5 || s.Bytes != 5*(100+CacheEntryOverhead) {
 		t.Fatalf("truncated stats %+v", s)
 	}
 	if !small.Cache().Truncated(0) {
@@ -527,7 +527,7 @@ func TestTrackEvictionByBytes(t *testing.T) {
 	if err := w.WriteObject(20, make([]byte, 10_000), nil); err != nil { // larger than MaxBytes
 		t.Fatal(err)
 	}
-	if s := small.CacheStats(); s.Objects != 1 {
+	if s := small.Cache().Stats(); s.Objects != 1 {
 		t.Fatalf("an object larger than MaxBytes: stats %+v", s)
 	}
 	expectEvents(t, behind, "skipped", "obj{0,0,20}")
@@ -549,7 +549,7 @@ func TestTrackEvictionByAge(t *testing.T) {
 	if o, n, _ := tr.Cache().Groups(); o != 2 || n != 2 {
 		t.Fatalf("Cache().Groups() = %d..%d, want 2..2", o, n)
 	}
-	if s := tr.CacheStats(); s != (CacheStats{Groups: 1, Objects: 1, Events: 2, Bytes: groupSize(1, 10)}) {
+	if s := tr.Cache().Stats(); s != (CacheStats{Groups: 1, Objects: 1, Events: 2, Bytes: groupSize(1, 10)}) {
 		t.Fatalf("stats %+v", s)
 	}
 	// The newest group stays however old.
@@ -662,9 +662,9 @@ func TestTrackLateGroupsCompaction(t *testing.T) {
 	logLen := len(tr.log)
 	tr.mu.Unlock()
 	if logLen > 100 {
-		t.Errorf("log holds %d entries for %d live events", logLen, tr.CacheStats().Events)
+		t.Errorf("log holds %d entries for %d live events", logLen, tr.Cache().Stats().Events)
 	}
-	if s := tr.CacheStats(); s.Groups != 2 || s.Events != 4 {
+	if s := tr.Cache().Stats(); s.Groups != 2 || s.Events != 4 {
 		t.Errorf("stats %+v", s)
 	}
 	// The lagging reader skips to the newest group, 1000, which it has

@@ -299,7 +299,7 @@ func (r *Relay) gauges() (publishers, tracks, namespaces int, cacheBytes int64) 
 		for _, rt := range sc.tracks {
 			if rt.track != nil && !rt.track.Closed() {
 				tracks++
-				cacheBytes += rt.track.CacheStats().Bytes
+				cacheBytes += rt.track.Cache().Stats().Bytes
 			}
 		}
 	}
