@@ -159,32 +159,38 @@
 // Late data is dropped a group at a time, not a byte at a time. The
 // delivery timeout is the smaller of the subscriber's and the publisher's
 // DELIVERY TIMEOUT, or Config.DefaultDeliveryTimeout when neither gave one.
-// A writer abandons its subgroup before starting an object past it (or past
-// MAX_CACHE_DURATION); a write blocked past the object's deadline is cut by
-// a write deadline; and since quic-go accepts small writes at once and then
-// retransmits them for as long as it takes, a stream is also reset at the
-// deadline of its last object. Each of these resets the stream with
-// DELIVERY_TIMEOUT and drops the rest of the subgroup; the next group
-// starts on a fresh stream. Resetting a stream whose data all arrived is
-// harmless (a receiver with the FIN ignores it), but quic-go cannot tell
-// us which ones did, so the streams of a subscription with a delivery
-// timeout get a RESET_STREAM at their deadline, also after their FIN; a
-// subscription keeps at most 16 finished streams for that (one timer for
-// all), forgetting the oldest.
+// A writer abandons its subgroup before starting an object past it
+// (DELIVERY_TIMEOUT) or, on a relay, past the publisher's
+// MAX_CACHE_DURATION (CANCELLED). Opening a stream (waiting for the peer's
+// stream limit) waits no longer than the object's deadline. Once an object
+// with a deadline is written, the stream has one expire timer (not one per
+// write), kept at the deadline of the last object written: it cuts a write
+// still blocked then, and, since quic-go accepts small writes at once and
+// then retransmits them for as long as it takes, it also resets a stream
+// whose writes all returned but whose data may still be in flight. Each of
+// these resets the stream (the timer with DELIVERY_TIMEOUT) and drops the
+// rest of the subgroup; the next group starts on a fresh stream. Resetting
+// a stream whose data all arrived is harmless (a receiver with the FIN
+// ignores it), but quic-go cannot tell us which ones did, so the streams of
+// a subscription with a delivery timeout get a RESET_STREAM at their
+// deadline, also after their FIN: there the subscription takes them over,
+// keeping at most 16 finished streams (one timer for all of them) and
+// forgetting the oldest.
 //
 // Priorities follow §7: subscriber priority, then publisher priority, then
-// group order (descending: the newest group first), then subgroup ID.
-// quic-go schedules streams by an urgency of 0 to 7 and, within an urgency,
-// by stream ID (non-incremental, what we use). The control stream takes
-// urgency 0. The session ranks every open subgroup stream of all its
-// subscriptions by that order and gives the ranks urgencies 1 to 7, re-
-// ranking whenever a stream opens or ends or SUBSCRIBE_UPDATE changes a
-// subscriber priority: a newer group that opens demotes the older ones
-// (descending order) or queues behind them (ascending order, where the
-// delivery timeout then bounds how late the older ones may be). What
-// cannot be expressed: more than seven distinct ranks at once (the
-// seventh and later share urgency 7, in stream-ID order, which is group
-// order ascending); and objects inside one stream keep their track order.
+// group order (descending: the newest group first). quic-go schedules
+// streams by an urgency of 0 to 7 and, within an urgency, by stream ID
+// (non-incremental, what we use). The control stream takes urgency 0. The
+// session ranks every open subgroup stream of all its subscriptions by that
+// order and gives the ranks urgencies 1 to 7, re-ranking whenever a stream
+// opens or ends or SUBSCRIBE_UPDATE changes a subscriber priority: a newer
+// group that opens demotes the older ones (descending order) or queues
+// behind them (ascending order, where the delivery timeout then bounds how
+// late the older ones may be). What cannot be expressed: more than seven
+// distinct ranks at once (the seventh and later share urgency 7, in
+// stream-ID order, which is group order ascending); subgroups of one group
+// share their urgency, in stream-ID order (the order they opened), not by
+// subgroup ID; and objects inside one stream keep their track order.
 // A fetch stream is not ranked with them: it takes urgency 1 to 7 by its
 // subscriber priority alone (0-36 take 1, 220-255 take 7), so it never
 // shares urgency 0 with the control stream.

@@ -35,9 +35,9 @@ import (
 //
 // A writer abandons its subgroup before starting an object that is past the
 // delivery timeout (§9.2.1.2) or MAX_CACHE_DURATION, and a write blocked
-// past the object's delivery deadline is cut by the stream's one deadline
-// timer; either way the stream is reset with DELIVERY_TIMEOUT and the rest
-// of the subgroup is not sent: a group that cannot arrive whole is dropped, not
+// past the object's delivery deadline is cut by the stream's one expire
+// timer; the stream is reset (DELIVERY_TIMEOUT, or CANCELLED past
+// MAX_CACHE_DURATION) and the rest of the subgroup is not sent: a group that cannot arrive whole is dropped, not
 // trickled. The next group starts on a fresh stream.
 //
 // Priorities (§7) are set per stream, session-wide, by prioSched: streams
