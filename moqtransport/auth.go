@@ -40,7 +40,7 @@ func (t AuthToken) Param() (KeyValue, error) {
 // ErrMalformedToken refuse the request with the matching code of its
 // error registry (or close the session, for a setup message); any other
 // error refuses with UNAUTHORIZED. For a setup message, a
-// *wire.SessionError closes the session with its own code.
+// *SessionError closes the session with its own code.
 type Authorizer func(s *Session, m Message, tokens []AuthToken) error
 
 // Message is a control message (an alias of wire.Message): what an

@@ -116,7 +116,7 @@ func NamespaceError(code PublishNamespaceErrorCode, reason string) error {
 
 // ErrTrackNotFound is what a handler returns for a track it does not have;
 // the peer gets SUBSCRIBE_ERROR TRACK_DOES_NOT_EXIST.
-var ErrTrackNotFound = SubscribeError(wire.SubscribeTrackDoesNotExist, "track does not exist")
+var ErrTrackNotFound = SubscribeError(SubscribeTrackDoesNotExist, "track does not exist")
 
 // requestCode extracts a response code from a handler error: a
 // *RequestError keeps its code, anything else becomes fallback with the

@@ -16,20 +16,20 @@ import (
 // JoiningStart groups (relative), or from group JoiningStart (absolute).
 type FetchOptions struct {
 	Priority   uint8
-	GroupOrder wire.GroupOrder
+	GroupOrder GroupOrder
 
 	// Standalone fetch: objects from Start up to End, where End {G, 0}
 	// means all of group G and {G, N} means objects before N.
-	Namespace  wire.Namespace
+	Namespace  Namespace
 	Name       string
-	Start, End wire.Location
+	Start, End Location
 
 	// Joining fetch.
 	Joining      *Subscription
 	Absolute     bool
 	JoiningStart uint64
 
-	Params wire.Parameters
+	Params Parameters
 }
 
 // Fetch is a FETCH we sent: ReadObject and Objects yield its objects in
@@ -68,7 +68,7 @@ func (f *Fetch) abort(err error) {
 }
 
 // OK returns the FETCH_OK: group order, end of track, end location.
-func (f *Fetch) OK() wire.FetchOK { return f.ok }
+func (f *Fetch) OK() FetchOK { return f.ok }
 
 // ReadObject returns the next object, io.EOF after the last one, or the
 // error that ended the fetch (a reset stream, the session's end, Cancel).

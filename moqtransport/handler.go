@@ -94,6 +94,16 @@ type (
 	SubscribeNamespaceRequest = wire.SubscribeNamespace
 )
 
+// The answers a requester gets, as the peer sent them (Subscription.OK,
+// Fetch.OK, Publication.OK, Session.TrackStatus): aliases of package wire's
+// control messages, like the requests above.
+type (
+	SubscribeOK   = wire.SubscribeOK
+	FetchOK       = wire.FetchOK
+	PublishOK     = wire.PublishOK
+	TrackStatusOK = wire.TrackStatusOK
+)
+
 // Tracks is a set of local tracks, for applications that publish their own
 // tracks (a clock, a media publisher): its Handler serves them to
 // SUBSCRIBE, FETCH (from each track's cache) and TRACK_STATUS. It is safe

@@ -18,7 +18,7 @@ type NamespacePublication struct {
 }
 
 // Namespace returns the published namespace.
-func (p *NamespacePublication) Namespace() wire.Namespace { return p.namespace }
+func (p *NamespacePublication) Namespace() Namespace { return p.namespace }
 
 // Done is closed when the publication ends: we withdrew it, the peer
 // cancelled it (PUBLISH_NAMESPACE_CANCEL), or the session ended.
@@ -57,7 +57,7 @@ func (p *NamespacePublication) Close() error {
 
 // PublishNamespace announces ns to the peer and waits for its answer. A
 // refusal is a *RequestError with the PUBLISH_NAMESPACE_ERROR code.
-func (s *Session) PublishNamespace(ctx context.Context, ns wire.Namespace, params wire.Parameters) (*NamespacePublication, error) {
+func (s *Session) PublishNamespace(ctx context.Context, ns Namespace, params Parameters) (*NamespacePublication, error) {
 	if err := ns.Validate(); err != nil {
 		return nil, err
 	}
@@ -156,7 +156,7 @@ func (s *Session) handlePublishNamespaceDone(m *wire.PublishNamespaceDone) {
 
 // CancelNamespace refuses further subscriptions to a namespace the peer
 // published (PUBLISH_NAMESPACE_CANCEL).
-func (s *Session) CancelNamespace(ns wire.Namespace, code wire.PublishNamespaceErrorCode, reason string) error {
+func (s *Session) CancelNamespace(ns Namespace, code PublishNamespaceErrorCode, reason string) error {
 	s.mu.Lock()
 	key := nsKey(ns)
 	_, ok := s.peerNamespaces[key]

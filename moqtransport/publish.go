@@ -28,7 +28,7 @@ func (p *Publication) RequestID() uint64 { return p.sv.req.RequestID }
 
 // OK returns the subscriber's PUBLISH_OK: its forward flag, priority,
 // group order and filter.
-func (p *Publication) OK() wire.PublishOK { return p.ok }
+func (p *Publication) OK() PublishOK { return p.ok }
 
 // Done is closed when delivery has ended.
 func (p *Publication) Done() <-chan struct{} { return p.sv.ended }

@@ -464,7 +464,7 @@ func (s *Session) handleUnsubscribe(m *wire.Unsubscribe) {
 // choose to stop sending objects (and thus send PUBLISH_DONE) for any
 // reason"). It reports whether requestID named a subscription still
 // served; ending one that is ending already does nothing.
-func (s *Session) EndSubscription(requestID uint64, code wire.PublishDoneCode, reason string) bool {
+func (s *Session) EndSubscription(requestID uint64, code PublishDoneCode, reason string) bool {
 	s.mu.Lock()
 	sv := s.served[requestID]
 	s.mu.Unlock()

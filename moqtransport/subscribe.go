@@ -82,7 +82,7 @@ func (sub *Subscription) Track() *Track { return sub.track }
 
 // OK returns the publisher's SUBSCRIBE_OK: track alias, group order, and
 // the largest location when content exists.
-func (sub *Subscription) OK() wire.SubscribeOK {
+func (sub *Subscription) OK() SubscribeOK {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	return sub.ok

@@ -68,8 +68,8 @@ var (
 type Object struct {
 	Group, Subgroup, ID uint64
 	PublisherPriority   uint8
-	Status              wire.ObjectStatus // StatusNormal for a payload object
-	Extensions          wire.Extensions
+	Status              ObjectStatus // StatusNormal for a payload object
+	Extensions          Extensions
 	Payload             []byte
 	// EndOfGroup is for datagram objects only: the object is the last of
 	// its group (the OBJECT_DATAGRAM End Of Group bit). Subgroup objects
@@ -307,7 +307,7 @@ func (t *Track) Err() error {
 // Close ends the track: no more objects. err == nil means the track ended
 // normally (readers get io.EOF after the last event); a non-nil err is a
 // failure that readers get instead. Subgroups still open are aborted, with
-// wire.ResetCancelled after a normal end and wire.ResetInternalError
+// ResetCancelled after a normal end and ResetInternalError
 // otherwise. Close is idempotent; the first call decides.
 func (t *Track) Close(err error) {
 	t.mu.Lock()
@@ -454,7 +454,7 @@ func (w *SubgroupWriter) Close() error {
 }
 
 // Abort says that the subgroup ended early (a reset on the wire, e.g.
-// wire.ResetCancelled or wire.ResetDeliveryTimeout). Readers that got an
+// ResetCancelled or ResetDeliveryTimeout). Readers that got an
 // object of it get EventSubgroupAbort with code. Abort after Close does
 // nothing.
 func (w *SubgroupWriter) Abort(code uint64) {

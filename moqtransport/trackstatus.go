@@ -9,7 +9,7 @@ import (
 // TrackStatus asks the peer for a track's status (TRACK_STATUS) and returns
 // its TRACK_STATUS_OK: whether content exists, the largest location, and
 // the group order. A refusal is a *RequestError with a SUBSCRIBE_ERROR code.
-func (s *Session) TrackStatus(ctx context.Context, ns wire.Namespace, name string) (*wire.TrackStatusOK, error) {
+func (s *Session) TrackStatus(ctx context.Context, ns Namespace, name string) (*TrackStatusOK, error) {
 	full := wire.FullTrackName{Namespace: ns, Name: name}
 	if err := full.Validate(); err != nil {
 		return nil, err
