@@ -23,7 +23,7 @@ func (n *noFetch) Handler() moqtransport.Handler {
 	h := n.Tracks.Handler()
 	fetch := h.Fetch
 	h.Fetch = func(ctx context.Context, s *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
-		if req.FetchType == wire.FetchStandalone {
+		if !req.Joining {
 			return fetch(ctx, s, req)
 		}
 		return nil, moqtransport.FetchError(wire.FetchNotSupported, "no joining FETCH here")
