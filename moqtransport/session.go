@@ -45,7 +45,7 @@ type Config struct {
 	// default 5s. Past it, the stream is stopped.
 	PendingStreamTimeout time.Duration
 	// SetupParams are extra parameters for CLIENT_SETUP or SERVER_SETUP,
-	// such as AUTHORIZATION TOKEN (wire.TokenParam).
+	// such as AUTHORIZATION TOKEN (AuthToken.Param).
 	SetupParams Parameters
 	// Authorize, when set, decides every request (and, on the server
 	// side, CLIENT_SETUP) from its authorization tokens; see Authorizer.
