@@ -116,6 +116,7 @@ type params struct {
 	subscriberKind string
 	live           liveParams
 	soakEvery      time.Duration // --soak: sample the relay's RSS this often
+	soakWin        time.Duration // a --soak run: the windows compared (0: not a soak)
 	profileDir     string        // --profile: the relay's profiles go here
 	logw           io.Writer     // progress and relay log lines
 }
@@ -191,7 +192,7 @@ func newRootCommand() *cobra.Command {
 	f.BoolVar(&cfg.soak, "soak", false, "soak mode: one fan-out (--subscribers, --rate, --object-size or one --cell) for --duration through a spawned relay, sampling its RSS every --soak-every; compares the mean RSS of the second --soak-window with the last one (flat: within 5%)")
 	f.DurationVar(&cfg.soakEvery, "soak-every", 5*time.Second, "soak mode: RSS sampling interval")
 	f.DurationVar(&cfg.soakWindow, "soak-window", time.Minute, "soak mode: the windows compared (the first one is warm-up); --duration must be at least three")
-	f.StringVar(&cfg.profileDir, "profile", "", "take a 10 s CPU profile and a heap profile of the spawned relay in the middle of each relay run into this directory, and print their top 15 entries (needs the go command)")
+	f.StringVar(&cfg.profileDir, "profile", "", "take a 10 s CPU profile and a heap profile of the spawned relay in the middle of each relay run into this directory, and print their top 15 entries; with --soak, the live heap (after a GC) at the end of the second --soak-window and in the last one instead, and the top of their difference (needs the go command)")
 	f.IntVar(&cfg.runs, "runs", 1, "run each cell this many times (passes over all cells) and report each figure's median and min–max; more than 1 implies --matrix")
 	f.BoolVar(&cfg.matrix, "matrix", false, "run fan-out 1:10, 1:100, 1:500 x 1KB, 4KB, 20KB and print a markdown table of ratios")
 	f.StringArrayVar(&cfg.cells, "cell", nil, "matrix cell SUBSCRIBERS:MBPS:SIZE (e.g. 1000:1:4KB): one track of MBPS Mbit/s in SIZE objects; repeatable, implies --matrix and replaces its default cells")
@@ -402,6 +403,7 @@ func runSoak(ctx context.Context, cfg *config, cells []cell) error {
 		return fmt.Errorf("--soak: --duration (%s) must be at least three --soak-window (%s), each at least one --soak-every (%s)", p.duration, cfg.soakWindow, cfg.soakEvery)
 	}
 	p.baseline = false
+	p.soakWin = cfg.soakWindow
 	fmt.Fprintf(cfg.stderr, "%s: soak: fan-out 1:%d, %d B objects at %.1f/s for %s, relay RSS every %s...\n",
 		binaryName, p.subs, p.size, p.rate, p.duration, p.soakEvery)
 	res, err := runOne(ctx, p, cfg.stderr)

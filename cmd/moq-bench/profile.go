@@ -100,3 +100,77 @@ func (rp *relayProfiler) finish(w io.Writer) {
 		_, _ = w.Write(out)
 	}
 }
+
+// soakProfileLead is how long before the end of a soak its late heap
+// profile is taken (the profile forces a GC, and the last window must
+// still hold samples after it).
+const soakProfileLead = 10 * time.Second
+
+// soakProfileTimes are the offsets from the start of publishing at which a
+// soak of duration d with windows of w takes the relay's live heap: at the
+// end of the second window (the first after warm-up, the one the soak's
+// verdict compares against) and shortly before the end.
+func soakProfileTimes(d, w time.Duration) (early, late time.Duration) {
+	late = max(d-soakProfileLead, d-w/2)
+	return min(2*w, late), late
+}
+
+// soakProfiler takes two live-heap profiles (heap?gc=1) of a relay during
+// a soak, early and late, so that their difference shows what grew.
+type soakProfiler struct {
+	done        chan struct{}
+	early, late string
+	err         error
+}
+
+// startSoakProfile takes the relay's live heap at start+early and
+// start+late into dir (files name-heap-early.pprof, name-heap-late.pprof).
+func startSoakProfile(ctx context.Context, metricsURL, dir, name string, start time.Time, early, late time.Duration) *soakProfiler {
+	sp := &soakProfiler{done: make(chan struct{})}
+	go func() {
+		defer close(sp.done)
+		u := strings.TrimSuffix(metricsURL, "/") + "/debug/pprof/heap?gc=1"
+		for _, at := range []struct {
+			d    time.Duration
+			file string
+			dst  *string
+		}{{early, name + "-heap-early.pprof", &sp.early}, {late, name + "-heap-late.pprof", &sp.late}} {
+			if wait := time.Until(start.Add(at.d)); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+					sp.err = ctx.Err()
+					return
+				}
+			}
+			f := filepath.Join(dir, at.file)
+			if err := fetchTo(ctx, u, f, time.Minute); err != nil {
+				sp.err = err
+				return
+			}
+			*at.dst = f
+		}
+	}()
+	return sp
+}
+
+// finishDiff waits for the profiles and prints the top 20 entries of the
+// late live heap less the early one, in bytes and in objects (go tool
+// pprof -top -diff_base), to w.
+func (sp *soakProfiler) finishDiff(w io.Writer) {
+	<-sp.done
+	if sp.err != nil {
+		fmt.Fprintf(w, "%s: %v\n", binaryName, sp.err)
+	}
+	if sp.early == "" || sp.late == "" {
+		return
+	}
+	for _, index := range []string{"inuse_space", "inuse_objects"} {
+		fmt.Fprintf(w, "%s: relay live heap growth (%s), %s less %s, top 20:\n", binaryName, index, sp.late, sp.early)
+		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=20", "-sample_index="+index, "-diff_base", sp.early, sp.late).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(w, "  go tool pprof: %v (read the files with go tool pprof -diff_base yourself)\n", err)
+		}
+		_, _ = w.Write(out)
+	}
+}

@@ -197,8 +197,15 @@ func measure(ctx context.Context, p *params, pa path, rec *recorder, relayPID in
 		series = startSeries(relayPID, p.metricsURL, p.soakEvery, start)
 	}
 	if p.profileDir != "" && p.metricsURL != "" && pa.name() == "moq-go" {
-		prof := startProfile(ctx, p.metricsURL, p.profileDir, fmt.Sprintf("relay-1to%d-%dB-%s", p.subs, p.size, time.Now().Format("150405")), start, p.duration)
-		defer prof.finish(p.logw)
+		name := fmt.Sprintf("relay-1to%d-%dB-%s", p.subs, p.size, time.Now().Format("150405"))
+		if p.soakWin > 0 {
+			early, late := soakProfileTimes(p.duration, p.soakWin)
+			prof := startSoakProfile(ctx, p.metricsURL, p.profileDir, name, start, early, late)
+			defer prof.finishDiff(p.logw)
+		} else {
+			prof := startProfile(ctx, p.metricsURL, p.profileDir, name, start, p.duration)
+			defer prof.finish(p.logw)
+		}
 	}
 	var (
 		wg     sync.WaitGroup

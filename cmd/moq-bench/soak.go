@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/moqgo/moq/internal/relayproc"
@@ -19,6 +23,63 @@ type rssPoint struct {
 	Seconds    float64 `json:"seconds"` // since publishing started
 	RSSMB      float64 `json:"rss_mb"`
 	Goroutines int     `json:"goroutines"` // -1: not read
+	// The Go heap, from the relay's /metrics (0: not read): allocated
+	// (live and not yet collected), in-use spans, and the next GC's
+	// goal (with GOGC=100 about twice the heap live after the last GC).
+	HeapAllocMB float64 `json:"heap_alloc_mb,omitempty"`
+	HeapInuseMB float64 `json:"heap_inuse_mb,omitempty"`
+	NextGCMB    float64 `json:"next_gc_mb,omitempty"`
+}
+
+// heapMetrics are the go_memstats gauges of the series.
+var heapMetrics = []string{"go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_next_gc_bytes"}
+
+// readHeap reads heapMetrics from a relay's /metrics at metricsURL, in MB,
+// in heapMetrics' order.
+func readHeap(ctx context.Context, client *http.Client, metricsURL string) ([]float64, error) {
+	u := strings.TrimSuffix(metricsURL, "/") + "/metrics"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return parseHeap(resp.Body)
+}
+
+// parseHeap reads heapMetrics from a Prometheus text exposition, in MB.
+func parseHeap(r io.Reader) ([]float64, error) {
+	out := make([]float64, len(heapMetrics))
+	found := 0
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		if i := slices.Index(heapMetrics, name); i >= 0 {
+			v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			out[i] = v / (1 << 20)
+			found++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if found != len(heapMetrics) {
+		return nil, fmt.Errorf("metrics: %d of %v found", found, heapMetrics)
+	}
+	return out, nil
 }
 
 // soakSummary compares the relay's mean RSS in the second window (the
@@ -58,6 +119,9 @@ func startSeries(pid int, metricsURL string, every time.Duration, start time.Tim
 		if metricsURL != "" {
 			if g, err := relayproc.Goroutines(context.Background(), client, metricsURL); err == nil {
 				pt.Goroutines = g
+			}
+			if h, err := readHeap(context.Background(), client, metricsURL); err == nil {
+				pt.HeapAllocMB, pt.HeapInuseMB, pt.NextGCMB = h[0], h[1], h[2]
 			}
 		}
 		s.points = append(s.points, pt)
@@ -124,13 +188,19 @@ func summarizeSoak(pts []rssPoint, window time.Duration, end float64) (soakSumma
 
 func printSoak(w io.Writer, r *soakResult) {
 	printResult(w, r.result)
-	fmt.Fprintf(w, "%9s %9s %10s\n", "seconds", "RSS MB", "goroutines")
+	fmt.Fprintf(w, "%9s %9s %10s %14s %14s %11s\n", "seconds", "RSS MB", "goroutines", "heap alloc MB", "heap inuse MB", "next GC MB")
 	for _, p := range r.Soak.Series {
 		g := "n/a"
 		if p.Goroutines >= 0 {
 			g = fmt.Sprint(p.Goroutines)
 		}
-		fmt.Fprintf(w, "%9.1f %9.1f %10s\n", p.Seconds, p.RSSMB, g)
+		mb := func(v float64) string {
+			if v == 0 {
+				return "n/a"
+			}
+			return fmt.Sprintf("%.1f", v)
+		}
+		fmt.Fprintf(w, "%9.1f %9.1f %10s %14s %14s %11s\n", p.Seconds, p.RSSMB, g, mb(p.HeapAllocMB), mb(p.HeapInuseMB), mb(p.NextGCMB))
 	}
 	verdict := "FLAT"
 	if !r.Soak.Flat {

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// TestReadHeap reads the heap gauges a Prometheus Go collector serves (as
+// moq-relay's /metrics does) and refuses an exposition without them.
+func TestReadHeap(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector())
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	h, err := readHeap(context.Background(), client, srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alloc, inuse, next := h[0], h[1], h[2]
+	// This process's heap: in use at least what is allocated, and a GC
+	// goal above zero; both within a factor of this test's own reading.
+	if alloc <= 0 || inuse < alloc || next <= 0 {
+		t.Errorf("heap alloc %.2f MB, inuse %.2f MB, next GC %.2f MB: implausible", alloc, inuse, next)
+	}
+	if got, want := next, float64(ms.NextGC)/(1<<20); got < want/4 || got > want*4 {
+		t.Errorf("next GC %.2f MB, runtime says %.2f MB", got, want)
+	}
+
+	if _, err := parseHeap(strings.NewReader("go_memstats_heap_alloc_bytes 1\ngo_goroutines 3\n")); err == nil {
+		t.Error("an exposition without heap_inuse and next_gc was read")
+	}
+	if _, err := parseHeap(strings.NewReader("go_memstats_heap_alloc_bytes x\n")); err == nil {
+		t.Error("a malformed value was read")
+	}
+}
+
+// TestSoakProfileTimes: the early live heap is taken at the end of the
+// second window, the late one shortly before the end, always in order.
+func TestSoakProfileTimes(t *testing.T) {
+	for _, c := range []struct{ d, w, early, late time.Duration }{
+		{10 * time.Minute, time.Minute, 2 * time.Minute, 10*time.Minute - soakProfileLead},
+		{30 * time.Second, 10 * time.Second, 20 * time.Second, 25 * time.Second},
+		{3 * time.Second, time.Second, 2 * time.Second, 2500 * time.Millisecond},
+	} {
+		early, late := soakProfileTimes(c.d, c.w)
+		if early != c.early || late != c.late || early > late || late >= c.d {
+			t.Errorf("soak %s, windows %s: heap at %s and %s, want %s and %s", c.d, c.w, early, late, c.early, c.late)
+		}
+	}
+}
