@@ -33,10 +33,17 @@ const defaultMaxSessions = 1000
 
 // defaultCacheTotal is --cache-total-bytes' default: moqtransport's
 // DefaultCacheBudget (1 GiB), or a quarter of the Go memory limit
-// (GOMEMLIMIT) when one is set and that is less, leaving the rest to the
+// (GOMEMLIMIT, or --memory-limit as apply sets it) when one is set and
+// that is less, leaving the rest to the
 // sessions and to the heap's growth between collections.
 func defaultCacheTotal() int64 {
-	if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64 && limit/4 < moqtransport.DefaultCacheBudget {
+	return cacheTotalFor(debug.SetMemoryLimit(-1))
+}
+
+// cacheTotalFor is the default cache budget under a memory limit
+// (math.MaxInt64 or 0: none).
+func cacheTotalFor(limit int64) int64 {
+	if limit > 0 && limit < math.MaxInt64 && limit/4 < moqtransport.DefaultCacheBudget {
 		return max(limit/4, 16<<20)
 	}
 	return moqtransport.DefaultCacheBudget
@@ -45,6 +52,8 @@ func defaultCacheTotal() int64 {
 // opsConfig holds the flags for the operations surface, access control,
 // event logs and limits.
 type opsConfig struct {
+	flags          *pflag.FlagSet // addFlags' (apply asks which were given)
+	memoryLimit    string
 	metricsAddr    string
 	pprof          bool
 	authKey        string
@@ -61,6 +70,8 @@ type opsConfig struct {
 }
 
 func (o *opsConfig) addFlags(f *pflag.FlagSet) {
+	o.flags = f
+	f.StringVar(&o.memoryLimit, "memory-limit", memoryLimitAuto, "soft memory limit of the Go runtime: the heap is collected before it passes it, and memory above it returned (auto: GOMEMLIMIT, else 90% of the cgroup's memory limit, else none; off; or a size such as 512MiB or 2GiB)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /health on this TCP address (e.g. 127.0.0.1:9090)")
 	f.BoolVar(&o.pprof, "pprof", false, "also serve /debug/pprof/ on --metrics-addr")
 	f.StringVar(&o.authKey, "auth-key", "", "check JWTs in AUTHORIZATION TOKEN: a file holding an Ed25519 public key (PEM) or an HMAC secret (raw bytes, at least 16); none leaves the relay open")
@@ -70,7 +81,7 @@ func (o *opsConfig) addFlags(f *pflag.FlagSet) {
 	f.Int64Var(&o.cacheMaxBytes, "cache-max-bytes", moqtransport.DefaultTrackMaxBytes, "bytes each relayed track may cache")
 	f.IntVar(&o.cacheMaxGroups, "cache-max-groups", moqtransport.DefaultTrackMaxGroups, "groups each relayed track may cache")
 	f.DurationVar(&o.cacheMaxAge, "cache-max-age", 0, "drop cached groups older than this (0: no age limit)")
-	f.Int64Var(&o.cacheTotal, "cache-total-bytes", defaultCacheTotal(), "bytes all relayed tracks may cache together; over it, the older groups of the least recently read tracks go first (default 1 GiB, or a quarter of GOMEMLIMIT when that is less)")
+	f.Int64Var(&o.cacheTotal, "cache-total-bytes", defaultCacheTotal(), "bytes all relayed tracks may cache together; over it, the older groups of the least recently read tracks go first (default 1 GiB, or a quarter of --memory-limit when that is less)")
 	f.Uint64Var(&o.maxRequests, "max-requests", 100, "requests a session may have open at once (MAX_REQUEST_ID window)")
 	f.DurationVar(&o.deliveryTO, "delivery-timeout", 5*time.Second, "DELIVERY TIMEOUT for subscribers that send none, when the track's publisher gives none either: a viewer on a slow link is never further behind live than this, its stale groups are dropped whole (0: deliver everything, however late)")
 	f.IntVar(&o.maxSessions, "max-sessions", defaultMaxSessions, "sessions the relay runs at once; more are closed with INTERNAL_ERROR \"relay full\" (0: no cap)")
@@ -78,6 +89,20 @@ func (o *opsConfig) addFlags(f *pflag.FlagSet) {
 
 // apply puts the flags into the relay's configuration.
 func (o *opsConfig) apply(rcfg *relay.Config, logger *slog.Logger) (func(), error) {
+	limit, from, err := parseMemoryLimit(o.memoryLimit)
+	if err != nil {
+		return nil, err
+	}
+	if limit > 0 {
+		debug.SetMemoryLimit(limit)
+		logger.Info("memory limit", "bytes", limit, "from", from)
+	} else {
+		debug.SetMemoryLimit(math.MaxInt64) // off, even with GOMEMLIMIT set
+		logger.Debug("no memory limit", "from", from)
+	}
+	if o.flags != nil && !o.flags.Changed("cache-total-bytes") {
+		o.cacheTotal = cacheTotalFor(limit)
+	}
 	rcfg.Track = moqtransport.TrackConfig{MaxBytes: o.cacheMaxBytes, MaxGroups: o.cacheMaxGroups, MaxAge: o.cacheMaxAge,
 		Budget: moqtransport.NewCacheBudget(o.cacheTotal)}
 	rcfg.Session.MaxRequests = o.maxRequests

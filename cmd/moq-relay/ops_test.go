@@ -87,14 +87,21 @@ func TestOpsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rcfg relay.Config
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1)) // apply sets it
 	if _, err := o.apply(&rcfg, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	if rcfg.MaxSessions != defaultMaxSessions || defaultMaxSessions == 0 {
 		t.Errorf("default --max-sessions %d, want %d", rcfg.MaxSessions, defaultMaxSessions)
 	}
-	if st := rcfg.Track.Budget.Stats(); st.Limit != moqtransport.DefaultCacheBudget {
-		t.Errorf("default cache budget %+v, want %d", st, moqtransport.DefaultCacheBudget)
+	// The cache gets 1 GiB, or a quarter of the memory limit found
+	// (GOMEMLIMIT, the cgroup's) when that is less.
+	want := moqtransport.DefaultCacheBudget
+	if limit, _, _ := parseMemoryLimit(memoryLimitAuto); limit > 0 && limit/4 < want {
+		want = max(limit/4, 16<<20)
+	}
+	if st := rcfg.Track.Budget.Stats(); st.Limit != want {
+		t.Errorf("default cache budget %+v, want %d", st, want)
 	}
 
 	// With GOMEMLIMIT under 4 GiB, the cache gets a quarter of it.
