@@ -31,12 +31,15 @@ type rssPoint struct {
 	NextGCMB    float64 `json:"next_gc_mb,omitempty"`
 }
 
-// heapMetrics are the go_memstats gauges of the series.
-var heapMetrics = []string{"go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_next_gc_bytes"}
+// seriesMetrics are the gauges of the series the relay's /metrics serves
+// (its Go collector's). One GET of /metrics a sample costs the relay far
+// less than a goroutine profile of its thousands of goroutines, which
+// would also show in the live heap the soak profiles.
+var seriesMetrics = []string{"go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_next_gc_bytes", "go_goroutines"}
 
-// readHeap reads heapMetrics from a relay's /metrics at metricsURL, in MB,
-// in heapMetrics' order.
-func readHeap(ctx context.Context, client *http.Client, metricsURL string) ([]float64, error) {
+// readSeriesMetrics reads seriesMetrics from a relay's /metrics at
+// metricsURL, in seriesMetrics' order.
+func readSeriesMetrics(ctx context.Context, client *http.Client, metricsURL string) ([]float64, error) {
 	u := strings.TrimSuffix(metricsURL, "/") + "/metrics"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -50,12 +53,13 @@ func readHeap(ctx context.Context, client *http.Client, metricsURL string) ([]fl
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
-	return parseHeap(resp.Body)
+	return parseSeriesMetrics(resp.Body)
 }
 
-// parseHeap reads heapMetrics from a Prometheus text exposition, in MB.
-func parseHeap(r io.Reader) ([]float64, error) {
-	out := make([]float64, len(heapMetrics))
+// parseSeriesMetrics reads seriesMetrics from a Prometheus text
+// exposition.
+func parseSeriesMetrics(r io.Reader) ([]float64, error) {
+	out := make([]float64, len(seriesMetrics))
 	found := 0
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
@@ -64,20 +68,20 @@ func parseHeap(r io.Reader) ([]float64, error) {
 		if !ok {
 			continue
 		}
-		if i := slices.Index(heapMetrics, name); i >= 0 {
+		if i := slices.Index(seriesMetrics, name); i >= 0 {
 			v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
 			}
-			out[i] = v / (1 << 20)
+			out[i] = v
 			found++
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	if found != len(heapMetrics) {
-		return nil, fmt.Errorf("metrics: %d of %v found", found, heapMetrics)
+	if found != len(seriesMetrics) {
+		return nil, fmt.Errorf("metrics: %d of %v found", found, seriesMetrics)
 	}
 	return out, nil
 }
@@ -117,11 +121,9 @@ func startSeries(pid int, metricsURL string, every time.Duration, start time.Tim
 		}
 		pt := rssPoint{Seconds: time.Since(start).Seconds(), RSSMB: float64(kb) / 1024, Goroutines: -1}
 		if metricsURL != "" {
-			if g, err := relayproc.Goroutines(context.Background(), client, metricsURL); err == nil {
-				pt.Goroutines = g
-			}
-			if h, err := readHeap(context.Background(), client, metricsURL); err == nil {
-				pt.HeapAllocMB, pt.HeapInuseMB, pt.NextGCMB = h[0], h[1], h[2]
+			if m, err := readSeriesMetrics(context.Background(), client, metricsURL); err == nil {
+				pt.HeapAllocMB, pt.HeapInuseMB, pt.NextGCMB = m[0]/(1<<20), m[1]/(1<<20), m[2]/(1<<20)
+				pt.Goroutines = int(m[3])
 			}
 		}
 		s.points = append(s.points, pt)

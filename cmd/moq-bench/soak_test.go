@@ -14,9 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// TestReadHeap reads the heap gauges a Prometheus Go collector serves (as
+// TestReadSeriesMetrics reads the heap and goroutine gauges a Prometheus Go collector serves (as
 // moq-relay's /metrics does) and refuses an exposition without them.
-func TestReadHeap(t *testing.T) {
+func TestReadSeriesMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -26,11 +26,11 @@ func TestReadHeap(t *testing.T) {
 
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	h, err := readHeap(context.Background(), client, srv.URL)
+	m, err := readSeriesMetrics(context.Background(), client, srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	alloc, inuse, next := h[0], h[1], h[2]
+	alloc, inuse, next, goroutines := m[0]/(1<<20), m[1]/(1<<20), m[2]/(1<<20), m[3]
 	// This process's heap: in use at least what is allocated, and a GC
 	// goal above zero; both within a factor of this test's own reading.
 	if alloc <= 0 || inuse < alloc || next <= 0 {
@@ -39,11 +39,14 @@ func TestReadHeap(t *testing.T) {
 	if got, want := next, float64(ms.NextGC)/(1<<20); got < want/4 || got > want*4 {
 		t.Errorf("next GC %.2f MB, runtime says %.2f MB", got, want)
 	}
+	if goroutines < 2 { // this test's and the HTTP server's at least
+		t.Errorf("%v goroutines", goroutines)
+	}
 
-	if _, err := parseHeap(strings.NewReader("go_memstats_heap_alloc_bytes 1\ngo_goroutines 3\n")); err == nil {
+	if _, err := parseSeriesMetrics(strings.NewReader("go_memstats_heap_alloc_bytes 1\ngo_goroutines 3\n")); err == nil {
 		t.Error("an exposition without heap_inuse and next_gc was read")
 	}
-	if _, err := parseHeap(strings.NewReader("go_memstats_heap_alloc_bytes x\n")); err == nil {
+	if _, err := parseSeriesMetrics(strings.NewReader("go_memstats_heap_alloc_bytes x\n")); err == nil {
 		t.Error("a malformed value was read")
 	}
 }
