@@ -251,21 +251,7 @@ func (r *TrackReader) SetFilter(f ReaderFilter) {
 		return
 	}
 	r.filter = f
-	for key, eog := range r.open {
-		if !f.groupCanPass(key.group) {
-			delete(r.open, key)
-			r.pending = append(r.pending, Event{Kind: EventSubgroupAbort, Group: key.group, Subgroup: key.subgroup, EndOfGroup: eog, Code: uint64(ResetCancelled)})
-		}
-	}
-	slices.SortFunc(r.pending, func(a, b Event) int {
-		if c := cmp.Compare(a.Group, b.Group); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Subgroup, b.Subgroup)
-	})
-	if len(r.pending) > 0 {
-		r.nudge()
-	}
+	r.abortOpenLocked(func(key trackSubgroupKey) bool { return !f.groupCanPass(key.group) })
 }
 
 // SkipTo makes the reader ignore the groups before group from now on: its
@@ -281,8 +267,15 @@ func (r *TrackReader) SkipTo(group uint64) {
 		return
 	}
 	r.floor = group
+	r.abortOpenLocked(func(key trackSubgroupKey) bool { return key.group < group })
+}
+
+// abortOpenLocked ends the open subgroups that drop selects: the next Next
+// yields their EventSubgroupAbort (ResetCancelled), in group and subgroup
+// order. Called with t.mu held.
+func (r *TrackReader) abortOpenLocked(drop func(trackSubgroupKey) bool) {
 	for key, eog := range r.open {
-		if key.group < group {
+		if drop(key) {
 			delete(r.open, key)
 			r.pending = append(r.pending, Event{Kind: EventSubgroupAbort, Group: key.group, Subgroup: key.subgroup, EndOfGroup: eog, Code: uint64(ResetCancelled)})
 		}
