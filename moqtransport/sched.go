@@ -320,15 +320,15 @@ func (st *outStream) peekQueued() *Object {
 	return st.queue[st.head].Object
 }
 
-// popQueued takes o off the queue if it is still the first queued object.
-func (st *outStream) popQueued(o *Object) bool {
+// popQueuedIf takes the first queued object off the queue if there is one
+// and join accepts it, under one lock; otherwise it returns nil.
+func (st *outStream) popQueuedIf(join func(*Object) bool) *Object {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.stopped || st.head >= len(st.queue) || st.queue[st.head].Object != o {
-		return false
+	if st.stopped || st.head >= len(st.queue) || !join(st.queue[st.head].Object) {
+		return nil
 	}
-	st.popLocked()
-	return true
+	return st.popLocked().Object
 }
 
 // run writes the stream's queued objects, and ends the stream once its
@@ -565,13 +565,19 @@ func (st *outStream) writeFramed(o *Object, now time.Time) (*Object, *writeError
 	}
 	sv.observeDelivery(o, now)
 	last, payload := o, len(o.Payload)
-	for batch {
-		next := st.peekQueued()
-		if next == nil || payload+len(next.Payload) > maxBatchedPayload || len(buf)+len(next.Payload)+len(next.Extensions)+writeBufHeadroom > cap(buf) {
-			break
+	// join says whether a queued object goes in this write: a late one
+	// does not, it resets the stream (the next round does it).
+	join := func(next *Object) bool {
+		if payload+len(next.Payload) > maxBatchedPayload || len(buf)+len(next.Payload)+len(next.Extensions)+writeBufHeadroom > cap(buf) {
+			return false
 		}
-		if _, late, _ := sv.remaining(next, now); late || !st.popQueued(next) {
-			break // a late object resets the stream: the next round does it
+		_, late, _ := sv.remaining(next, now)
+		return !late
+	}
+	for batch {
+		next := st.popQueuedIf(join)
+		if next == nil {
+			break
 		}
 		if buf, err = st.appendObject(buf, next, true); err != nil {
 			return next, &writeError{encode: true, err: err}
