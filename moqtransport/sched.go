@@ -37,8 +37,9 @@ import (
 // delivery timeout (§9.2.1.2) or MAX_CACHE_DURATION, and a write blocked
 // past the object's delivery deadline is cut by the stream's one expire
 // timer; the stream is reset (DELIVERY_TIMEOUT, or CANCELLED past
-// MAX_CACHE_DURATION) and the rest of the subgroup is not sent: a group that cannot arrive whole is dropped, not
-// trickled. The next group starts on a fresh stream.
+// MAX_CACHE_DURATION) and the rest of the subgroup is not sent: a group
+// that cannot arrive whole is dropped, not trickled. The next group starts
+// on a fresh stream.
 //
 // Priorities (§7) are set per stream, session-wide, by prioSched: streams
 // are ranked by subscriber priority, then publisher priority, then the
@@ -80,7 +81,8 @@ type outStream struct {
 	// wake nudges a writer waiting for work.
 	wake chan struct{}
 	// runFn is run, bound once: "go st.run()" would allocate the bound
-	// method each time a writer starts (once per object when it keeps up).
+	// method each time a writer starts (on the stream's first object, and
+	// again after each idle spell: see next).
 	runFn func()
 
 	mu       sync.Mutex
