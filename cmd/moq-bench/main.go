@@ -65,7 +65,6 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -300,11 +299,11 @@ func run(ctx context.Context, cfg *config) error {
 	cfg.logw = cfg.stderr
 	cfg.tls.InsecureSkipVerify = cfg.disableVerify
 	for _, s := range cfg.fingerprints {
-		b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
-		if err != nil || len(b) != 32 {
-			return fmt.Errorf("--fingerprint %q: want 64 hex digits", s)
+		b, err := cli.ParseFingerprint(s)
+		if err != nil {
+			return err
 		}
-		cfg.tls.ServerCertificateHashes = append(cfg.tls.ServerCertificateHashes, [32]byte(b))
+		cfg.tls.ServerCertificateHashes = append(cfg.tls.ServerCertificateHashes, b)
 	}
 	if cfg.join > 0 {
 		if cfg.url == "" && cfg.spawnRelay == "" {

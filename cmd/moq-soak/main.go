@@ -157,11 +157,11 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		}
 		s.TLS.InsecureSkipVerify = cfg.disableVerify
 		for _, fp := range cfg.fingerprints {
-			b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(fp), ":", ""))
-			if err != nil || len(b) != 32 {
-				return fmt.Errorf("--fingerprint %q: want 64 hex digits", fp)
+			b, err := cli.ParseFingerprint(fp)
+			if err != nil {
+				return err
 			}
-			s.TLS.ServerCertificateHashes = append(s.TLS.ServerCertificateHashes, [32]byte(b))
+			s.TLS.ServerCertificateHashes = append(s.TLS.ServerCertificateHashes, b)
 		}
 	}
 	fmt.Fprintf(stderr, "%s: %s of %d publishers x %d subscribers at %.0f objects/s, %d hostile workers, sampling every %s\n",
