@@ -2,7 +2,6 @@ package browser
 
 import (
 	"context"
-	"encoding/json"
 	"net/url"
 	"os"
 	"strconv"
@@ -73,28 +72,7 @@ func TestWatchPageSlowLink(t *testing.T) {
 	if err := chromedp.Do(tab, chromedp.Navigate("http://"+relayAddr+"/?"+q.Encode())); err != nil {
 		t.Fatalf("loading the page: %v", err)
 	}
-	fail := func(format string, args ...any) {
-		t.Helper()
-		for _, l := range browserLog() {
-			t.Logf("browser: %s", l)
-		}
-		if pageLog, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.getElementById("log").textContent`)); err == nil {
-			t.Logf("page log:\n%s", pageLog)
-		}
-		t.Fatalf(format, args...)
-	}
-	stats := func() watchStats {
-		t.Helper()
-		raw, err := chromedp.Run(tab, chromedp.Evaluate[string](`JSON.stringify(window.watchStats || {})`))
-		if err != nil {
-			fail("reading window.watchStats: %v", err)
-		}
-		var s watchStats
-		if err := json.Unmarshal([]byte(raw), &s); err != nil {
-			fail("window.watchStats is not JSON: %v\n%s", err, raw)
-		}
-		return s
-	}
+	fail, stats := watchPage(t, tab, browserLog)
 	if _, err := chromedp.Run(tab, chromedp.Poll[bool](`(() => { const s = window.watchStats; return !!s && s.framesDrawn >= 10; })()`,
 		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second))); err != nil {
 		fail("the page did not start playing through the proxy: %v; stats %+v", err, stats())

@@ -106,28 +106,7 @@ func TestWatchPage(t *testing.T) {
 	if err := chromedp.Do(tab, chromedp.Navigate(pageURL)); err != nil {
 		t.Fatalf("loading the page: %v", err)
 	}
-	fail := func(format string, args ...any) {
-		t.Helper()
-		for _, l := range browserLog() {
-			t.Logf("browser: %s", l)
-		}
-		if pageLog, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.getElementById("log").textContent`)); err == nil {
-			t.Logf("page log:\n%s", pageLog)
-		}
-		t.Fatalf(format, args...)
-	}
-	stats := func() watchStats {
-		t.Helper()
-		raw, err := chromedp.Run(tab, chromedp.Evaluate[string](`JSON.stringify(window.watchStats || {})`))
-		if err != nil {
-			fail("reading window.watchStats: %v", err)
-		}
-		var s watchStats
-		if err := json.Unmarshal([]byte(raw), &s); err != nil {
-			fail("window.watchStats is not JSON: %v\n%s", err, raw)
-		}
-		return s
-	}
+	fail, stats := watchPage(t, tab, browserLog)
 	// waitFor polls the page's stats until cond holds.
 	waitFor := func(what string, cond func(watchStats) bool) watchStats {
 		t.Helper()
@@ -303,6 +282,35 @@ func startPub(ctx context.Context, t *testing.T, bin, relayAddr, fingerprint, na
 		t.Fatalf("moq-pub %s: %v", name, err)
 	}
 	return p
+}
+
+// watchPage gives a test of the watch page open in tab its two common
+// helpers: fail logs the browser's console and the page's log and ends
+// the test; stats reads window.watchStats.
+func watchPage(t *testing.T, tab context.Context, browserLog func() []string) (fail func(format string, args ...any), stats func() watchStats) {
+	fail = func(format string, args ...any) {
+		t.Helper()
+		for _, l := range browserLog() {
+			t.Logf("browser: %s", l)
+		}
+		if pageLog, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.getElementById("log").textContent`)); err == nil {
+			t.Logf("page log:\n%s", pageLog)
+		}
+		t.Fatalf(format, args...)
+	}
+	stats = func() watchStats {
+		t.Helper()
+		raw, err := chromedp.Run(tab, chromedp.Evaluate[string](`JSON.stringify(window.watchStats || {})`))
+		if err != nil {
+			fail("reading window.watchStats: %v", err)
+		}
+		var s watchStats
+		if err := json.Unmarshal([]byte(raw), &s); err != nil {
+			fail("window.watchStats is not JSON: %v\n%s", err, raw)
+		}
+		return s
+	}
+	return fail, stats
 }
 
 // listenLog collects the tab's console and exceptions.
