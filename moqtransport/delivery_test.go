@@ -25,6 +25,19 @@ func served(t *testing.T, scheme string) (*moqtransport.Track, *moqtransport.Ses
 	return tr, client, name
 }
 
+// servedSub is served with the client subscribed to the track, and the
+// test's context.
+func servedSub(t *testing.T, scheme string) (*moqtransport.Track, *moqtransport.Session, *moqtransport.Subscription, context.Context) {
+	t.Helper()
+	tr, client, name := served(t, scheme)
+	ctx := timeout(t)
+	sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr, client, sub, ctx
+}
+
 // waitObjects reads n objects from r or fails.
 func waitObjects(ctx context.Context, t *testing.T, r *moqtransport.TrackReader, n int) []*moqtransport.Object {
 	t.Helper()
@@ -43,12 +56,7 @@ func waitObjects(ctx context.Context, t *testing.T, r *moqtransport.TrackReader,
 
 func TestDatagramsEndToEnd(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		tr, client, name := served(t, scheme)
-		ctx := timeout(t)
-		sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		tr, _, sub, ctx := servedSub(t, scheme)
 		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
 		defer r.Close()
 		ext, _ := wire.BuildExtensions(wire.KeyValue{Type: 0x3e, Value: 1})
@@ -86,12 +94,7 @@ func TestDatagramsEndToEnd(t *testing.T) {
 
 func TestSubgroupHeaderTypesAndStatus(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		tr, client, name := served(t, scheme)
-		ctx := timeout(t)
-		sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		tr, _, sub, ctx := servedSub(t, scheme)
 		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
 		defer r.Close()
 		// Subgroup 0 (type with Subgroup ID 0), subgroup 5 starting at
@@ -203,15 +206,10 @@ func waitUntilServed(ctx context.Context, t *testing.T, s *moqtransport.Session,
 
 func TestPublishDoneStatusAndStreamCount(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		tr, client, name := served(t, scheme)
-		ctx := timeout(t)
-		sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		tr, _, sub, ctx := servedSub(t, scheme)
 		publishObjects(t, tr, 0, 5, 3)
 		tr.Close(moqtransport.PublishDoneError(wire.DoneMalformedTrack, "bad input"))
-		err = sub.Err()
+		err := sub.Err()
 		re, ok := err.(*moqtransport.RequestError)
 		if !ok || re.Message != wire.TypePublishDone || re.Code != uint64(wire.DoneMalformedTrack) || re.Reason != "bad input" {
 			t.Fatalf("subscription ended with %v, want PUBLISH_DONE MALFORMED_TRACK", err)

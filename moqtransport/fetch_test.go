@@ -135,13 +135,8 @@ func TestJoiningFetch(t *testing.T) {
 }
 
 func TestJoiningFetchWithoutContent(t *testing.T) {
-	_, client, name := served(t, "moqt")
-	ctx := timeout(t)
-	sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = client.Fetch(ctx, moqtransport.FetchOptions{Joining: sub, JoiningStart: 1})
+	_, client, sub, ctx := servedSub(t, "moqt")
+	_, err := client.Fetch(ctx, moqtransport.FetchOptions{Joining: sub, JoiningStart: 1})
 	var re *moqtransport.RequestError
 	if !errors.As(err, &re) || re.Code != uint64(wire.FetchInvalidRange) {
 		t.Fatalf("joining fetch on an empty track: %v, want INVALID_RANGE", err)

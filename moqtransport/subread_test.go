@@ -33,12 +33,7 @@ func readAll(ctx context.Context, sub *moqtransport.Subscription) ([]moqtranspor
 func TestReadObjectEnds(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		t.Run("track ended", func(t *testing.T) {
-			tr, client, name := served(t, scheme)
-			ctx := timeout(t)
-			sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			tr, _, sub, ctx := servedSub(t, scheme)
 			short, cancel := context.WithCancel(ctx)
 			cancel()
 			if _, err := sub.ReadObject(short); !errors.Is(err, context.Canceled) {
@@ -65,12 +60,7 @@ func TestReadObjectEnds(t *testing.T) {
 			}
 		})
 		t.Run("publish done error", func(t *testing.T) {
-			tr, client, name := served(t, scheme)
-			ctx := timeout(t)
-			sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			tr, _, sub, ctx := servedSub(t, scheme)
 			publishObjects(t, tr, 0, 1, 2)
 			tr.Close(moqtransport.PublishDoneError(moqtransport.DoneTooFarBehind, "slow"))
 			got, err := readAll(ctx, sub)
@@ -86,12 +76,7 @@ func TestReadObjectEnds(t *testing.T) {
 			}
 		})
 		t.Run("session ended", func(t *testing.T) {
-			tr, client, name := served(t, scheme)
-			ctx := timeout(t)
-			sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			tr, client, sub, ctx := servedSub(t, scheme)
 			publishObjects(t, tr, 0, 1, 2)
 			if err := client.CloseWithError(moqtransport.ProtocolViolation, "test"); err != nil {
 				t.Fatalf("CloseWithError on a running session: %v", err)
@@ -108,12 +93,7 @@ func TestReadObjectEnds(t *testing.T) {
 			}
 		})
 		t.Run("track closed by the application", func(t *testing.T) {
-			_, client, name := served(t, scheme)
-			ctx := timeout(t)
-			sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, _, sub, ctx := servedSub(t, scheme)
 			mine := errors.New("closed here")
 			sub.Track().Close(mine)
 			if _, err := sub.ReadObject(ctx); err != mine {
@@ -126,12 +106,7 @@ func TestReadObjectEnds(t *testing.T) {
 // TestUpdateAfterEnd: Update on an ended subscription sends nothing and
 // says so.
 func TestUpdateAfterEnd(t *testing.T) {
-	_, client, name := served(t, "moqt")
-	ctx := timeout(t)
-	sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, sub, ctx := servedSub(t, "moqt")
 	_ = sub.Unsubscribe()
 	if err := sub.Update(ctx, moqtransport.UpdateOptions{Priority: 3}); !errors.Is(err, moqtransport.ErrSubscriptionEnded) {
 		t.Fatalf("Update after Unsubscribe: %v, want ErrSubscriptionEnded", err)
