@@ -108,11 +108,8 @@ func (h *hostile) churn(ctx context.Context, n int) {
 	h.c.outcome(what, fmt.Sprintf("%d connect-and-close", count), false)
 	// The relay sees the sessions end a little later: the owner retries
 	// until AnswerWait has passed.
-	s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
-	if err != nil {
-		if !ended(ctx) {
-			h.c.outcome(what, "owner "+errKind(err), false)
-		}
+	s, closeFn, ok := h.session(ctx, what, "owner")
+	if !ok {
 		return
 	}
 	defer closeFn()
@@ -176,6 +173,23 @@ func (h *hostile) sessionConfig(d *moqnative.Dialed) *moqtransport.Config {
 		c.SetupParams = wire.Parameters{tokenParam(h.cfg.Token)}
 	}
 	return c
+}
+
+// session dials the relay and sets up a session. A failure is reported
+// as what's outcome, prefixed with role, and gives ok false; otherwise
+// the caller calls closeFn.
+func (h *hostile) session(ctx context.Context, what, role string) (s *moqtransport.Session, closeFn func(), ok bool) {
+	s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
+	if err != nil {
+		if !ended(ctx) {
+			if role != "" {
+				role += " "
+			}
+			h.c.outcome(what, role+errKind(err), false)
+		}
+		return nil, nil, false
+	}
+	return s, closeFn, true
 }
 
 // rawSession dials the relay and runs a session on the connection, so
@@ -454,11 +468,8 @@ func (h *hostile) deafPublisher(ctx context.Context, n int) {
 		wg         sync.WaitGroup
 	)
 	for p := range probers {
-		s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
-		if err != nil {
-			if !ended(ctx) {
-				h.c.outcome(what, "prober "+errKind(err), false)
-			}
+		s, closeFn, ok := h.session(ctx, what, "prober")
+		if !ok {
 			continue
 		}
 		defer closeFn()
@@ -519,11 +530,8 @@ func (h *hostile) deafNamespaceSubscriber(ctx context.Context, n int) {
 		return
 	}
 	defer rc.d.Close()
-	s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
-	if err != nil {
-		if !ended(ctx) {
-			h.c.outcome(what, "announcer "+errKind(err), false)
-		}
+	s, closeFn, ok := h.session(ctx, what, "announcer")
+	if !ok {
 		return
 	}
 	defer closeFn()
@@ -548,11 +556,8 @@ func (h *hostile) deafNamespaceSubscriber(ctx context.Context, n int) {
 // namespace, and PUBLISH_NAMESPACE of it; both must be refused.
 func (h *hostile) publishHijack(ctx context.Context, _ int) {
 	const what = "publish-hijack"
-	s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
-	if err != nil {
-		if !ended(ctx) {
-			h.c.outcome(what, errKind(err), false)
-		}
+	s, closeFn, ok := h.session(ctx, what, "")
+	if !ok {
 		return
 	}
 	defer closeFn()
@@ -610,11 +615,8 @@ func (h *hostile) fakePeer(ctx context.Context, _ int) {
 func (h *hostile) extremeFetch(ctx context.Context, n int) {
 	const what = "extreme-fetch"
 	name := wire.FullTrackName{Namespace: h.ns(what, n), Name: "t"}
-	ps, closePub, err := dial(ctx, h.cfg, "", moqtransport.Config{})
-	if err != nil {
-		if !ended(ctx) {
-			h.c.outcome(what, "publisher "+errKind(err), false)
-		}
+	ps, closePub, ok := h.session(ctx, what, "publisher")
+	if !ok {
 		return
 	}
 	defer closePub()
@@ -632,11 +634,8 @@ func (h *hostile) extremeFetch(ctx context.Context, n int) {
 		_ = w.WriteObject(0, []byte("last"), nil)
 		_ = w.Close()
 	}
-	s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
-	if err != nil {
-		if !ended(ctx) {
-			h.c.outcome(what, "fetcher "+errKind(err), false)
-		}
+	s, closeFn, ok := h.session(ctx, what, "fetcher")
+	if !ok {
 		return
 	}
 	defer closeFn()
@@ -695,11 +694,8 @@ func (h *hostile) cacheFlood(ctx context.Context, n int) {
 	const objectSize = 64 << 10
 	tracks := h.cfg.scaled(6)
 	perTrack := h.cfg.scaled(32) << 20
-	s, closeFn, err := dial(ctx, h.cfg, "", moqtransport.Config{})
-	if err != nil {
-		if !ended(ctx) {
-			h.c.outcome(what, errKind(err), false)
-		}
+	s, closeFn, ok := h.session(ctx, what, "")
+	if !ok {
 		return
 	}
 	defer closeFn()
