@@ -233,14 +233,18 @@ func (s *Session) SubscribeNamespace(ctx context.Context, prefix Namespace, para
 // included): draft-14 refuses such a pair on one session.
 func overlaps(a, b wire.Namespace) bool { return a.HasPrefix(b) || b.HasPrefix(a) }
 
-// handleSubscribeNamespace checks the prefix against the peer's others and
-// asks the handler.
-func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
-	h := s.cfg.Handler
-	if h.SubscribeNamespace == nil {
+// refuseSubscribeNamespace refuses a SUBSCRIBE_NAMESPACE the session
+// answers itself (no handler, or a prefix that overlaps one of the peer's
+// others) and reports whether it did. It runs before the Authorizer, so
+// that an Authorizer that allows a request sees it reach the handler (a
+// relay notes what the request's token grants until its handler takes
+// it). Called on the control goroutine, as handleSubscribeNamespace,
+// which reserves the prefix: nothing adds one in between.
+func (s *Session) refuseSubscribeNamespace(m *wire.SubscribeNamespace) bool {
+	if s.cfg.Handler.SubscribeNamespace == nil {
 		s.refuse(&wire.SubscribeNamespaceError{RequestID: m.RequestID, Code: wire.SubscribeNamespaceNotSupported,
 			Reason: "SUBSCRIBE_NAMESPACE is not supported by this endpoint"})
-		return
+		return true
 	}
 	s.mu.Lock()
 	for _, p := range s.peerNSSubs {
@@ -248,9 +252,18 @@ func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
 			s.mu.Unlock()
 			s.refuse(&wire.SubscribeNamespaceError{RequestID: m.RequestID, Code: wire.NamespacePrefixOverlap,
 				Reason: "prefix " + m.Prefix.String() + " overlaps " + p.String()})
-			return
+			return true
 		}
 	}
+	s.mu.Unlock()
+	return false
+}
+
+// handleSubscribeNamespace reserves the prefix (refuseSubscribeNamespace
+// checked it) and asks the handler.
+func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
+	h := s.cfg.Handler
+	s.mu.Lock()
 	// Reserve the prefix while the handler decides.
 	key := nsKey(m.Prefix)
 	s.peerNSSubs[key] = m.Prefix

@@ -193,3 +193,30 @@ func TestRequestTokenTimersStop(t *testing.T) {
 	waitFor(t, "every subscription to end upstream", func() bool { return h.ended.Load() == n })
 	waitFor(t, "the expiry timers to go", func() bool { return relay.PendingGrants(e.rs.Relay) == 0 })
 }
+
+// A SUBSCRIBE_NAMESPACE the session refuses itself (its prefix overlaps
+// one of the peer's others) never reaches the relay's handler, so the
+// relay must not note a grant for it: repeated, such requests would
+// otherwise pile up notes for the session's life.
+func TestRequestTokenOverlapNotesNothing(t *testing.T) {
+	e := startRelayWith(t, "moqt", relay.Config{Auth: hmacAuth(t)})
+	ctx := ctxFor(t)
+	hour := time.Now().Add(time.Hour)
+	s, _, err := e.dialCfg("/", moqtransport.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SubscribeNamespace(ctx, wire.Namespace{"live"}, userToken(t, nil, []string{"live"}, hour)); err != nil {
+		t.Fatal(err)
+	}
+	base := relay.PendingGrants(e.rs.Relay)
+	for range 20 {
+		var re *moqtransport.RequestError
+		if _, err := s.SubscribeNamespace(ctx, wire.Namespace{"live", "a"}, userToken(t, nil, []string{"live"}, hour)); !errors.As(err, &re) || re.Code != uint64(wire.NamespacePrefixOverlap) {
+			t.Fatalf("overlapping SUBSCRIBE_NAMESPACE: %v, want NAMESPACE_PREFIX_OVERLAP", err)
+		}
+	}
+	if got := relay.PendingGrants(e.rs.Relay); got != base {
+		t.Errorf("%d grants noted after 20 refused overlapping SUBSCRIBE_NAMESPACEs, want %d", got, base)
+	}
+}
