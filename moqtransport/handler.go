@@ -79,6 +79,9 @@ type Handler struct {
 	NamespaceSubscribed func(s *Session, prefix Namespace)
 	// UnsubscribeNamespace, when set, tells that the peer ended a
 	// namespace subscription (UNSUBSCRIBE_NAMESPACE) or the session ended.
+	// For an UNSUBSCRIBE_NAMESPACE that came while SubscribeNamespace was
+	// still deciding, it is called once SubscribeNamespace has returned
+	// nil (and not at all after an error); that request gets no answer.
 	UnsubscribeNamespace func(s *Session, prefix Namespace)
 }
 

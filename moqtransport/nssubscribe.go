@@ -248,10 +248,10 @@ func (s *Session) refuseSubscribeNamespace(m *wire.SubscribeNamespace) bool {
 	}
 	s.mu.Lock()
 	for _, p := range s.peerNSSubs {
-		if overlaps(p, m.Prefix) {
+		if overlaps(p.prefix, m.Prefix) {
 			s.mu.Unlock()
 			s.refuse(&wire.SubscribeNamespaceError{RequestID: m.RequestID, Code: wire.NamespacePrefixOverlap,
-				Reason: "prefix " + m.Prefix.String() + " overlaps " + p.String()})
+				Reason: "prefix " + m.Prefix.String() + " overlaps " + p.prefix.String()})
 			return true
 		}
 	}
@@ -259,14 +259,29 @@ func (s *Session) refuseSubscribeNamespace(m *wire.SubscribeNamespace) bool {
 	return false
 }
 
+// peerNSSub is one of the peer's namespace subscriptions: its prefix,
+// whether the handler is still deciding it (pending), and whether the peer
+// has UNSUBSCRIBEd meanwhile (ended). An ended one keeps its prefix
+// reserved until the handler has returned, so that a new SUBSCRIBE_NAMESPACE
+// for it cannot be taken for the old one (the handler knows them by prefix).
+type peerNSSub struct {
+	prefix         Namespace
+	pending, ended bool
+}
+
 // handleSubscribeNamespace reserves the prefix (refuseSubscribeNamespace
-// checked it) and asks the handler.
+// checked it) and asks the handler. A peer may UNSUBSCRIBE_NAMESPACE while
+// the handler decides: the request is then over, nothing answers it, and
+// a handler that accepted it is told (UnsubscribeNamespace) once it has
+// returned, so that what it set up does not outlive the subscription;
+// until then the prefix stays reserved.
 func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
 	h := s.cfg.Handler
 	s.mu.Lock()
 	// Reserve the prefix while the handler decides.
 	key := nsKey(m.Prefix)
-	s.peerNSSubs[key] = m.Prefix
+	mine := &peerNSSub{prefix: m.Prefix, pending: true}
+	s.peerNSSubs[key] = mine
 	s.mu.Unlock()
 	s.goFunc(func() {
 		var err error
@@ -274,10 +289,22 @@ func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
 		if s.ctx.Err() != nil {
 			return
 		}
-		if err != nil {
-			s.mu.Lock()
+		s.mu.Lock()
+		unsubscribed := mine.ended
+		if unsubscribed || err != nil {
 			delete(s.peerNSSubs, key)
-			s.mu.Unlock()
+		} else {
+			mine.pending = false
+		}
+		s.mu.Unlock()
+		if unsubscribed {
+			// UNSUBSCRIBE_NAMESPACE came first and ended the request.
+			if err == nil && h.UnsubscribeNamespace != nil {
+				s.callback(func() { h.UnsubscribeNamespace(s, m.Prefix) })
+			}
+			return
+		}
+		if err != nil {
 			code, reason := requestCode(err, uint64(wire.SubscribeNamespaceInternalError))
 			s.refuse(&wire.SubscribeNamespaceError{RequestID: m.RequestID, Code: wire.SubscribeNamespaceErrorCode(code), Reason: reason})
 			return
@@ -296,13 +323,23 @@ func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
 func (s *Session) handleUnsubscribeNamespace(m *wire.UnsubscribeNamespace) {
 	key := nsKey(m.Prefix)
 	s.mu.Lock()
-	_, ok := s.peerNSSubs[key]
-	delete(s.peerNSSubs, key)
+	p, ok := s.peerNSSubs[key]
+	pending := ok && p.pending
+	if ok && p.ended {
+		ok = false // already ended: its handler has not returned yet
+	} else if ok && p.pending {
+		p.ended = true // handleSubscribeNamespace removes it once the handler returned
+	} else if ok {
+		delete(s.peerNSSubs, key)
+	}
 	s.mu.Unlock()
 	if !ok {
 		return
 	}
 	s.requestDone()
+	if pending {
+		return // handleSubscribeNamespace tells the handler once it has decided
+	}
 	if h := s.cfg.Handler.UnsubscribeNamespace; h != nil {
 		s.callback(func() { h(s, m.Prefix) })
 	}

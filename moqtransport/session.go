@@ -217,7 +217,7 @@ type Session struct {
 	// nsNoted: the peer's namespaces (accepted) that one of ourNSSubs
 	// reported, so that their withdrawal is reported too.
 	nsNoted    map[string]*NamespaceSubscription
-	peerNSSubs map[string]wire.Namespace
+	peerNSSubs map[string]*peerNSSub
 	// Namespaces we published, and the ones the peer published to us.
 	ourNamespaces  map[string]*NamespacePublication
 	peerNamespaces map[string]wire.Namespace
@@ -293,7 +293,7 @@ func newSession(conn Conn, cfg *Config, client bool) *Session {
 		servedFetches:  map[uint64]*servedFetch{},
 		ourNSSubs:      map[string]*NamespaceSubscription{},
 		nsNoted:        map[string]*NamespaceSubscription{},
-		peerNSSubs:     map[string]wire.Namespace{},
+		peerNSSubs:     map[string]*peerNSSub{},
 		ourNamespaces:  map[string]*NamespacePublication{},
 		peerNamespaces: map[string]wire.Namespace{},
 		goAway:         make(chan struct{}),
@@ -692,7 +692,7 @@ func (s *Session) endAll(err error) {
 	}
 	prefixes := make([]wire.Namespace, 0, len(s.peerNSSubs))
 	for _, p := range s.peerNSSubs {
-		prefixes = append(prefixes, p)
+		prefixes = append(prefixes, p.prefix)
 	}
 	clear(s.peerNSSubs)
 	s.mu.Unlock()
