@@ -46,7 +46,13 @@ type quicConn struct {
 	c *quic.Conn
 }
 
-var _ moqtransport.Conn = (*quicConn)(nil)
+var _ moqtransport.RTTConn = (*quicConn)(nil)
+
+// RTT reports quic-go's RTT estimate for the connection's path.
+func (q *quicConn) RTT() (smoothed, deviation time.Duration) {
+	st := q.c.ConnectionStats()
+	return st.SmoothedRTT, st.MeanDeviation
+}
 
 func (q *quicConn) OpenStreamSync(ctx context.Context) (moqtransport.Stream, error) {
 	s, err := q.c.OpenStreamSync(ctx)
@@ -244,7 +250,18 @@ type wtConn struct {
 	qconn *quic.Conn
 }
 
-var _ moqtransport.Conn = (*wtConn)(nil)
+var _ moqtransport.RTTConn = (*wtConn)(nil)
+
+// RTT reports quic-go's RTT estimate for the path of the QUIC connection
+// under the session, or zeros when it is not known (NewWebTransportConn):
+// the session then assumes RFC 9002's initial RTT.
+func (w *wtConn) RTT() (smoothed, deviation time.Duration) {
+	if w.qconn == nil {
+		return 0, 0
+	}
+	st := w.qconn.ConnectionStats()
+	return st.SmoothedRTT, st.MeanDeviation
+}
 
 func newWTConn(sess *webtransport.Session, qconn *quic.Conn) *wtConn {
 	return &wtConn{sess: sess, qconn: qconn}

@@ -315,3 +315,61 @@ func TestDeliveryTimeoutAndMaxCacheDuration(t *testing.T) {
 		}
 	})
 }
+
+// TestSparseSubgroupWithDeliveryTimeout: objects of one subgroup that come
+// further apart than the delivery timeout all arrive. Each one is
+// delivered long before its deadline, so the open stream must not be
+// reset at that deadline (it was, and every later object of the subgroup
+// was lost: with the relay's default of 5 s, any subgroup with a pause of
+// more than 5 s).
+func TestSparseSubgroupWithDeliveryTimeout(t *testing.T) {
+	t.Parallel() // most of it is waiting for deadlines to pass
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		t.Parallel()
+		// Long enough that a loaded machine delivers an object within
+		// it over loopback; the pause is three timeouts.
+		const delivery = 400 * time.Millisecond
+		tr, client, name := served(t, scheme)
+		ctx := timeout(t)
+		sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{
+			Params: wire.Parameters{}.WithVarint(wire.ParamDeliveryTimeout, uint64(delivery/time.Millisecond)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
+		defer r.Close()
+		next := func(want moqtransport.EventKind) moqtransport.Event {
+			t.Helper()
+			ev, err := r.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Kind != want {
+				t.Fatalf("got %v (code %#x), want %v", ev.Kind, ev.Code, want)
+			}
+			return ev
+		}
+		w, err := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id := range uint64(3) {
+			if id > 0 {
+				// The previous object's deadline passes while the
+				// stream is open and idle.
+				time.Sleep(3 * delivery)
+			}
+			if err := w.WriteObject(id, fmt.Appendf(nil, "object %d", id), nil); err != nil {
+				t.Fatal(err)
+			}
+			if ev := next(moqtransport.EventObject); ev.Object.Location() != (wire.Location{Group: 0, Object: id}) {
+				t.Fatalf("got object %v, want 0/%d", ev.Object.Location(), id)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		next(moqtransport.EventSubgroupEnd)
+	})
+}

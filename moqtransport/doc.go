@@ -167,15 +167,16 @@
 // write), kept at the deadline of the last object written: it cuts a write
 // still blocked then, and, since quic-go accepts small writes at once and
 // then retransmits them for as long as it takes, it also resets a stream
-// whose writes all returned but whose data may still be in flight. Each of
-// these resets the stream (the timer with DELIVERY_TIMEOUT) and drops the
-// rest of the subgroup; the next group starts on a fresh stream. Resetting
-// a stream whose data all arrived is harmless (a receiver with the FIN
-// ignores it), but quic-go cannot tell us which ones did, so the streams of
-// a subscription with a delivery timeout get a RESET_STREAM at their
-// deadline, also after their FIN: there the subscription takes them over,
-// keeping at most 16 finished streams (one timer for all of them) and
-// forgetting the oldest.
+// whose writes all returned less than a probe timeout (the path's smoothed
+// RTT + 4 × its deviation + 25 ms, from RTTConn) before that deadline:
+// their data may still be in flight. Each of these resets the stream (the
+// timer with DELIVERY_TIMEOUT) and drops the rest of the subgroup; the next
+// group starts on a fresh stream. Data handed over earlier than that has
+// arrived (or been declared lost and resent), and quic-go cannot tell us
+// more, so the stream is left alone: an open one stays open for the
+// subgroup's next object however late it comes. The same rule holds after
+// the FIN: the subscription takes the finished stream over, keeping at most
+// 16 (one timer for all of them) and forgetting the oldest.
 //
 // Priorities follow §7: subscriber priority, then publisher priority, then
 // group order (descending: the newest group first). quic-go schedules

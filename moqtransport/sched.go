@@ -108,12 +108,19 @@ type outStream struct {
 	// expire resets the stream at lastDeadline (a monoOffset): the
 	// delivery deadline of the object being written, which cuts a write
 	// blocked past it, and then of the last object written (see
-	// writeObject). It is armed once and, when it fires early because
-	// later objects moved the deadline on, re-armed for the new one: one
-	// timer per stream, not one per write. expire is set under mu. After
+	// writeObject), unless that object has most likely arrived by then
+	// (settled). When it fires early because later objects moved the
+	// deadline on, it is re-armed for the new one: one timer per stream,
+	// not one per write. expire and expireArmed are guarded by mu. After
 	// the FIN the subscription takes over (expireLater).
 	expire       *time.Timer
+	expireArmed  bool
 	lastDeadline atomic.Int64
+	// writing is set while run is inside a write to the stream; writtenAt
+	// (a monoOffset) is when the last write returned, that is when the
+	// transport had taken every byte written so far.
+	writing   atomic.Bool
+	writtenAt atomic.Int64
 
 	// Guarded by the session's prioSched.mu.
 	urgency, applied int8
@@ -371,7 +378,7 @@ func (st *outStream) exit(reset bool, code wire.StreamResetCode) {
 		} else {
 			_ = str.Close()
 			if expire != nil {
-				sv.expireLater(str, fromMonoOffset(st.lastDeadline.Load()))
+				sv.expireLater(str, fromMonoOffset(st.lastDeadline.Load()), fromMonoOffset(st.writtenAt.Load()))
 			}
 		}
 	}
@@ -411,7 +418,10 @@ func (st *outStream) writeObject(ev Event) (bool, wire.StreamResetCode) {
 		st.lastDeadline.Store(monoOffset(deadline))
 		st.armExpire(remaining)
 	}
+	st.writing.Store(true)
 	last, err := st.writeFramed(o, now)
+	st.writtenAt.Store(monoOffset(time.Now()))
+	st.writing.Store(false)
 	if err != nil {
 		return false, err.code(st, deadline)
 	}
@@ -424,39 +434,59 @@ func (st *outStream) writeObject(ev Event) (bool, wire.StreamResetCode) {
 	}
 	// The transport takes small writes at once and then keeps
 	// retransmitting them under loss: a written object is not a
-	// delivered one. Unless another object follows in time, the stream is
-	// reset at the last object's deadline (lastDeadline, as set above),
-	// so that a stale group stops taking the link from newer ones. A
-	// receiver that has the whole subgroup and its FIN ignores the reset
-	// (§10.4.3 of the draft); quic-go gives no signal of acknowledgement
-	// that would let us skip it.
+	// delivered one, and quic-go says nothing of what was acknowledged.
+	// So at the last object's deadline (lastDeadline, as set above) the
+	// expire timer resets the stream if that object may still be in
+	// flight (settled), so that a stale group stops taking the link from
+	// newer ones; an object handed over long enough before its deadline
+	// has arrived, and the stream stays open for the subgroup's next
+	// objects however far apart they come.
 	return true, 0
 }
 
-// armExpire starts the stream's expire timer, once, for d from now.
+// armExpire arms the stream's expire timer for d from now, unless it is
+// armed already (it then re-arms itself for lastDeadline when it fires).
 func (st *outStream) armExpire(d time.Duration) {
-	if st.expire != nil {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.expireArmed {
 		return
 	}
-	t := time.AfterFunc(d, st.expireDue)
-	st.mu.Lock()
-	st.expire = t
-	st.mu.Unlock()
+	st.expireArmed = true
+	if st.expire == nil {
+		st.expire = time.AfterFunc(d, st.expireDue)
+		return
+	}
+	st.expire.Reset(d)
 }
 
-// expireDue is the expire timer's function: it resets the stream if the
-// last object's deadline has passed, and otherwise waits for that.
+// expireDue is the expire timer's function. Before the last object's
+// deadline it waits for it. At it, it resets the stream (§9.2.1.2) if a
+// write is still under way, or the last write may not have arrived yet;
+// otherwise everything written has been delivered and the stream stays
+// open, the timer disarmed until the next object is written. The decision
+// and the re-arming in armExpire are both made under mu, so an object
+// written meanwhile either moves the deadline seen here or arms the timer
+// again.
 func (st *outStream) expireDue() {
 	st.mu.Lock()
 	t, str, exited := st.expire, st.str, st.exited
-	st.mu.Unlock()
 	if exited || t == nil || str == nil {
+		st.mu.Unlock()
 		return // run stopped the timer; expireLater has the stream
 	}
-	if left := time.Duration(st.lastDeadline.Load() - monoOffset(time.Now())); left > 0 {
+	now := monoOffset(time.Now())
+	if left := time.Duration(st.lastDeadline.Load() - now); left > 0 {
 		t.Reset(left)
+		st.mu.Unlock()
 		return
 	}
+	if !st.writing.Load() && st.sv.s.settled(time.Duration(now-st.writtenAt.Load())) {
+		st.expireArmed = false
+		st.mu.Unlock()
+		return
+	}
+	st.mu.Unlock()
 	str.CancelWrite(uint64(wire.ResetDeliveryTimeout))
 }
 
@@ -616,6 +646,28 @@ func (st *outStream) appendObject(buf []byte, o *Object, withPayload bool) ([]by
 	return buf, nil
 }
 
+const (
+	// initialRTT is RFC 9002's RTT estimate before any sample (§6.2.2),
+	// used when the Conn does not report one.
+	initialRTT = 333 * time.Millisecond
+	// maxAckDelay is QUIC's default max_ack_delay (RFC 9000 §18.2).
+	maxAckDelay = 25 * time.Millisecond
+)
+
+// settled reports whether bytes the transport took since ago have most
+// likely reached the peer: it is at least a probe timeout (RFC 9002 §6.2.1)
+// ago, so they were acknowledged, or declared lost and sent again, by now.
+// See RTTConn.
+func (s *Session) settled(since time.Duration) bool {
+	srtt, dev := initialRTT, initialRTT/2
+	if s.rtt != nil {
+		if r, d := s.rtt.RTT(); r > 0 {
+			srtt, dev = r, d
+		}
+	}
+	return since >= srtt+max(4*dev, time.Millisecond)+maxAckDelay
+}
+
 // maxExpiring bounds the finished streams a subscription keeps to reset at
 // their deadline: past it, the oldest is forgotten (it has most likely
 // arrived by then). Without a bound, a track with a group per object
@@ -624,13 +676,15 @@ const maxExpiring = 16
 
 // expiry is a finished stream to reset at its delivery deadline.
 type expiry struct {
-	str SendStream
-	at  time.Time
+	str     SendStream
+	at      time.Time
+	written time.Time // when the transport took its last bytes
 }
 
 // expireLater resets str, which has sent its FIN, at its last object's
-// delivery deadline: its data may still be in flight, retransmitted.
-func (sv *servedSubscription) expireLater(str SendStream, at time.Time) {
+// delivery deadline if its data may still be in flight then, retransmitted
+// (see Session.settled).
+func (sv *servedSubscription) expireLater(str SendStream, at, written time.Time) {
 	sv.expMu.Lock()
 	defer sv.expMu.Unlock()
 	if len(sv.expiring) >= maxExpiring {
@@ -638,7 +692,7 @@ func (sv *servedSubscription) expireLater(str SendStream, at time.Time) {
 		sv.expiring[len(sv.expiring)-1] = expiry{}
 		sv.expiring = sv.expiring[:len(sv.expiring)-1]
 	}
-	sv.expiring = append(sv.expiring, expiry{str, at})
+	sv.expiring = append(sv.expiring, expiry{str, at, written})
 	sv.armExpiryLocked()
 }
 
@@ -668,9 +722,10 @@ func (sv *servedSubscription) expireDue() {
 	var due []SendStream
 	kept := sv.expiring[:0]
 	for _, e := range sv.expiring {
-		if e.at.After(now) {
+		switch {
+		case e.at.After(now):
 			kept = append(kept, e)
-		} else {
+		case !sv.s.settled(now.Sub(e.written)):
 			due = append(due, e.str)
 		}
 	}

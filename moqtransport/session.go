@@ -171,6 +171,7 @@ func (c *Config) withDefaults() Config {
 // Session is one MoQT session. It is safe for concurrent use.
 type Session struct {
 	conn   Conn
+	rtt    RTTConn // conn, if it reports its RTT
 	cfg    Config
 	log    *slog.Logger
 	client bool
@@ -297,6 +298,9 @@ func newSession(conn Conn, cfg *Config, client bool) *Session {
 		ourNamespaces:  map[string]*NamespacePublication{},
 		peerNamespaces: map[string]wire.Namespace{},
 		goAway:         make(chan struct{}),
+	}
+	if r, ok := conn.(RTTConn); ok {
+		s.rtt = r
 	}
 	s.out.init()
 	return s

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 )
 
 // Protocol is the transport a session runs over. It decides which setup
@@ -55,6 +56,22 @@ type Conn interface {
 	Context() context.Context
 	// Protocol says which transport this is.
 	Protocol() Protocol
+}
+
+// RTTConn is a Conn that also reports its path's round-trip time, as QUIC
+// estimates it (RFC 9002 §5.3): the smoothed RTT and its mean deviation.
+// moqnative's connections implement it. A session whose Conn does not
+// falls back to RFC 9002's initial RTT, 333 ms.
+//
+// The delivery timeout (§9.2.1.2) uses it: a subgroup stream is reset at
+// its last object's deadline only if that object may still be in flight,
+// that is if the transport took its last bytes less than a probe timeout
+// (smoothed RTT + 4 × deviation + 25 ms of ACK delay) before. An object
+// handed over earlier has arrived or been declared lost and resent by
+// then, so its stream stays open for the subgroup's later objects.
+type RTTConn interface {
+	Conn
+	RTT() (smoothed, deviation time.Duration)
 }
 
 // SendStream is the sending side of a stream.
