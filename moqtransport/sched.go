@@ -73,21 +73,20 @@ type outStream struct {
 	pubPrio uint8
 	hdrExt  bool // the header type carries extensions
 	eog     bool // the header type says the subgroup ends the group
-	ctx     context.Context
-	cancel  context.CancelFunc
-	// stopCut ends the context.AfterFunc that cuts a blocked write when
-	// ctx ends.
-	stopCut func() bool
-	// wake nudges a writer waiting for work.
+	// wake nudges a writer waiting for work, and one that must end
+	// (abandon); the subscription's end wakes it through sv.ctx.
 	wake chan struct{}
+	// oc is the context the stream opens with (openCtx).
+	oc openCtx
 	// runFn is run, bound once: "go st.run()" would allocate the bound
 	// method each time a writer starts (on the stream's first object, and
 	// again after each idle spell: see next).
 	runFn func()
 
 	mu       sync.Mutex
-	running  bool    // a writer goroutine (run) is on the stream
-	queue    []Event // queue[head:] waits; the array is reused once empty
+	running  bool                // a writer goroutine (run) is on the stream
+	queue    []Event             // queue[head:] waits; the array is reused once empty
+	qbuf     [initialQueue]Event // queue's first array, with the stream
 	head     int
 	qbytes   int64
 	end      bool // the subgroup ended: FIN (or reset with endCode) once the queue is written
@@ -100,7 +99,7 @@ type outStream struct {
 
 	// Used by run only: by one writer goroutine at a time, each started
 	// (kickLocked) after the last one let go of the stream under mu.
-	state *wire.SubgroupState
+	state wire.SubgroupState
 	// headerDue: the subgroup header is not written yet; it goes out
 	// with the first object, in the same write.
 	headerDue bool
@@ -126,28 +125,21 @@ type outStream struct {
 	urgency, applied int8
 }
 
+// newStream starts the stream of ev's subgroup. A stream costs a few
+// allocations (itself, its wake channel, its bound run method, its
+// scheduler slot, its expire timer) and no context: the subscription's end
+// reaches it through sv.ctx (next) and sv.cutStreams, an abandon through
+// wake and oc.
 func (sv *servedSubscription) newStream(ev Event) *outStream {
-	ctx, cancel := context.WithCancel(sv.ctx)
 	st := &outStream{
 		sv: sv, key: subgroupKey{ev.Group, ev.Subgroup}, pubPrio: ev.Object.PublisherPriority,
 		hdrExt: ev.Extensions || len(ev.Object.Extensions) > 0, eog: ev.EndOfGroup,
-		ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1),
-		queue:   make([]Event, 0, initialQueue),
+		wake:    make(chan struct{}, 1),
 		urgency: -1, applied: -1,
 	}
+	st.queue = st.qbuf[:0]
+	st.oc.st = st
 	st.runFn = st.run
-	// A session or subscription that ends cuts a blocked write.
-	st.stopCut = context.AfterFunc(ctx, func() {
-		st.mu.Lock()
-		str, code := st.str, st.stopCode
-		if !st.stopped {
-			code = sv.endCode()
-		}
-		st.mu.Unlock()
-		if str != nil {
-			str.CancelWrite(uint64(code))
-		}
-	})
 	for _, victim := range sv.s.sched.add(st) {
 		victim.abandon(wire.ResetCancelled)
 	}
@@ -214,7 +206,7 @@ func (st *outStream) abandon(code wire.StreamResetCode) {
 	st.dropQueueLocked()
 	st.kickLocked() // to end the stream: run resets it and lets go of it
 	st.mu.Unlock()
-	st.cancel()
+	st.oc.cancel(context.Canceled) // an open waiting for the peer's stream limit
 	if str != nil {
 		str.CancelWrite(uint64(code))
 	}
@@ -244,7 +236,7 @@ func (st *outStream) next() (ev Event, ok, idle, reset bool, code wire.StreamRes
 	defer st.mu.Unlock()
 	sweeps := 0
 	for {
-		if st.ctx.Err() != nil && !st.stopped {
+		if st.sv.ctx.Err() != nil && !st.stopped {
 			st.stopped, st.stopCode = true, st.sv.endCode()
 			st.dropQueueLocked()
 		}
@@ -265,7 +257,7 @@ func (st *outStream) next() (ev Event, ok, idle, reset bool, code wire.StreamRes
 		select {
 		case <-st.wake:
 			sweeps = 0
-		case <-st.ctx.Done():
+		case <-st.sv.ctx.Done():
 		case <-sweep:
 			sweeps++
 		}
@@ -382,9 +374,7 @@ func (st *outStream) exit(reset bool, code wire.StreamResetCode) {
 			}
 		}
 	}
-	st.stopCut()
 	sv.s.sched.remove(st)
-	st.cancel()
 }
 
 // writeObject writes one object, opening the stream first if need be. It
@@ -740,15 +730,16 @@ func (sv *servedSubscription) expireDue() {
 
 // failCode is the reset code for a failed open or write.
 func (st *outStream) failCode(err error, deadline time.Time) wire.StreamResetCode {
-	switch {
-	case !deadline.IsZero() && !time.Now().Before(deadline):
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
 		return wire.ResetDeliveryTimeout
-	case st.ctx.Err() != nil:
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		if st.stopped {
-			return st.stopCode
-		}
+	}
+	st.mu.Lock()
+	stopped, code := st.stopped, st.stopCode
+	st.mu.Unlock()
+	if stopped {
+		return code
+	}
+	if st.sv.ctx.Err() != nil {
 		return st.sv.endCode()
 	}
 	st.sv.s.log.Debug("subgroup stream failed", "request", st.sv.req.RequestID, "group", st.key.group, "subgroup", st.key.subgroup, "err", err)
@@ -772,20 +763,22 @@ func (st *outStream) open(ev Event, deadline time.Time) error {
 	default:
 		h.IDMode = wire.SubgroupIDExplicit
 	}
-	ctx := st.ctx
-	if !deadline.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, deadline)
-		defer cancel()
-	}
-	str, err := sv.s.conn.OpenUniStreamSync(ctx)
+	st.oc.deadline = deadline
+	str, err := sv.s.conn.OpenUniStreamSync(&st.oc)
+	st.oc.release()
 	if err != nil {
 		return err
 	}
 	st.mu.Lock()
-	if st.stopped {
+	if st.stopped || sv.ctx.Err() != nil {
+		// Abandoned, or the subscription ended (sv.cutStreams may have
+		// looked at the stream before st.str was set): the stream goes.
+		code := st.stopCode
+		if !st.stopped {
+			code = sv.endCode()
+		}
 		st.mu.Unlock()
-		str.CancelWrite(uint64(st.stopCode))
+		str.CancelWrite(uint64(code))
 		return context.Canceled
 	}
 	st.str = str
@@ -794,7 +787,7 @@ func (st *outStream) open(ev Event, deadline time.Time) error {
 	sv.opened++
 	sv.mu.Unlock()
 	sv.s.sched.apply(st)
-	st.state = wire.NewSubgroupState(h)
+	st.state = wire.SubgroupState{Header: h}
 	st.headerDue = true // written with the first object: writeFramed
 	return nil
 }

@@ -107,6 +107,9 @@ func (s *Session) newServedLocked(req *wire.Subscribe) *servedSubscription {
 		answered: make(chan struct{}),
 		ended:    make(chan struct{}),
 	}
+	// The subscription's end cuts its streams' blocked writes
+	// (streamctx.go); sv.cancel always runs when it ends.
+	context.AfterFunc(ctx, sv.cutStreams)
 	sv.subPrio.Store(uint32(req.SubscriberPriority))
 	sv.forward.Store(req.Forward)
 	sv.deliveryTimeout.Store(int64(timeout))

@@ -80,7 +80,9 @@ func (s *sinkStream) SetWriteDeadline(time.Time) error { return nil }
 func BenchmarkServeObjects(b *testing.B) {
 	for _, size := range []int{1200, 16 << 10} {
 		for _, n := range []int{1, 16} {
-			b.Run(fmt.Sprintf("size=%d/subs=%d", size, n), func(b *testing.B) { benchServeObjects(b, size, n, false, nil) })
+			b.Run(fmt.Sprintf("size=%d/subs=%d", size, n), func(b *testing.B) {
+				benchServeObjects(b, size, n, serveBenchGroupObjects, false, nil)
+			})
 		}
 	}
 }
@@ -98,7 +100,7 @@ func BenchmarkServeObjectsObserved(b *testing.B) {
 	for _, subs := range []int{1, 16} {
 		b.Run(fmt.Sprintf("size=1200/subs=%d", subs), func(b *testing.B) {
 			n.Store(0)
-			benchServeObjects(b, 1200, subs, false, observe)
+			benchServeObjects(b, 1200, subs, serveBenchGroupObjects, false, observe)
 			if n.Load() < int64(b.N*subs) {
 				b.Fatalf("ObserveDelivery saw %d objects, %d were written", n.Load(), b.N*subs)
 			}
@@ -111,10 +113,24 @@ func BenchmarkServeObjectsObserved(b *testing.B) {
 // goroutines/sub is the goroutines each subscription holds with a stream
 // open and nothing to send (see idleGoroutines).
 func BenchmarkServeFanout(b *testing.B) {
-	b.Run("size=4096/sessions=1000", func(b *testing.B) { benchServeObjects(b, 4096, 1000, true, nil) })
+	b.Run("size=4096/sessions=1000", func(b *testing.B) {
+		benchServeObjects(b, 4096, 1000, serveBenchGroupObjects, true, nil)
+	})
 }
 
-func benchServeObjects(b *testing.B, size, subs int, sessionEach bool, observe func(time.Duration)) {
+// BenchmarkServeStreams is BenchmarkServeObjects with one object per group:
+// every object opens, writes and closes a stream per subscriber, so
+// allocs/op over subs is what a subgroup stream costs (its writer's state,
+// the open, the scheduler, the expire timer) on top of one object.
+func BenchmarkServeStreams(b *testing.B) {
+	for _, n := range []int{1, 16} {
+		b.Run(fmt.Sprintf("size=1200/subs=%d", n), func(b *testing.B) {
+			benchServeObjects(b, 1200, n, 1, false, nil)
+		})
+	}
+}
+
+func benchServeObjects(b *testing.B, size, subs, groupObjects int, sessionEach bool, observe func(time.Duration)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	conn := &sinkConn{ctx: ctx, closed: make(chan struct{}, subs)}
@@ -146,6 +162,8 @@ func benchServeObjects(b *testing.B, size, subs int, sessionEach bool, observe f
 		}()
 	}
 	payload := make([]byte, size)
+	timeout := time.NewTimer(time.Hour)
+	timeout.Stop()
 	group := func(g uint64, objects int) {
 		w, err := track.OpenSubgroup(g, 0, SubgroupOptions{})
 		if err != nil {
@@ -159,13 +177,17 @@ func benchServeObjects(b *testing.B, size, subs int, sessionEach bool, observe f
 		if err := w.Close(); err != nil {
 			b.Fatal(err)
 		}
+		// One timer for the whole wait: a timer per stream would count
+		// in allocs/op.
+		timeout.Reset(20 * time.Second)
 		for range subs {
 			select {
 			case <-conn.closed:
-			case <-time.After(20 * time.Second):
+			case <-timeout.C:
 				b.Fatalf("group %d: a stream was not closed", g)
 			}
 		}
+		timeout.Stop()
 	}
 	group(0, serveBenchGroupObjects) // warm-up
 	// What an idle subscription holds: one object of a new group written
@@ -176,8 +198,8 @@ func benchServeObjects(b *testing.B, size, subs int, sessionEach bool, observe f
 	b.SetBytes(int64(size * subs))
 	b.ResetTimer()
 	g := uint64(2)
-	for left := b.N; left > 0; left -= serveBenchGroupObjects {
-		group(g, min(left, serveBenchGroupObjects))
+	for left := b.N; left > 0; left -= groupObjects {
+		group(g, min(left, groupObjects))
 		g++
 	}
 	b.StopTimer()
