@@ -95,11 +95,17 @@ type outStream struct {
 	stopped  bool // abandoned: no more objects; reset with stopCode
 	stopCode wire.StreamResetCode
 	exited   bool // run ended the stream: no writer is started again
-	str      SendStream
+	// For Config.WriteCoalesce (hold): the size and arrival (monoOffset)
+	// of the object the writer holds, held 0 if none, and the arrivals of
+	// the last two objects pushed.
+	held, heldRecv     int64
+	prevRecv, lastRecv int64
+	str                SendStream
 
 	// Used by run only: by one writer goroutine at a time, each started
 	// (kickLocked) after the last one let go of the stream under mu.
-	state wire.SubgroupState
+	holdTimer *time.Timer // hold's, made on the first hold
+	state     wire.SubgroupState
 	// headerDue: the subgroup header is not written yet; it goes out
 	// with the first object, in the same write.
 	headerDue bool
@@ -177,7 +183,12 @@ func (st *outStream) push(ev Event) bool {
 	st.queue = append(st.queue, ev)
 	st.qbytes += n
 	st.sv.backlog.Add(n)
-	st.kickLocked()
+	if !ev.Object.Received.IsZero() {
+		st.prevRecv, st.lastRecv = st.lastRecv, monoOffset(ev.Object.Received)
+	}
+	if st.held == 0 || st.releaseLocked(st.sv.s.cfg.WriteCoalesce) {
+		st.kickLocked() // a holding writer waits for more (hold)
+	}
 	st.mu.Unlock()
 	return true
 }
@@ -343,6 +354,9 @@ func (st *outStream) run() {
 			return
 		}
 		if ok {
+			if w := st.sv.s.cfg.WriteCoalesce; w > 0 {
+				st.hold(ev.Object, w) // streamctx.go
+			}
 			ok, code = st.writeObject(ev)
 			reset = !ok
 		}

@@ -101,6 +101,17 @@ type Config struct {
 	// serve and not yet written to the transport; past it, the streams of
 	// the oldest groups are abandoned. Default DefaultMaxBacklogBytes.
 	MaxBacklogBytes int64
+	// WriteCoalesce lets the writer of a subgroup stream we serve hold a
+	// small object (under 8 KiB) for up to this long after its track
+	// received it, so that the objects that follow meanwhile go to the
+	// transport in the same write: fewer, fuller packets and send calls
+	// per byte, so less CPU per byte (the transport's cost per packet and
+	// per send call dominates at small objects), for up to WriteCoalesce
+	// more latency. Only streams whose objects come closer together than
+	// this are held, and the hold ends when an object arrives and the next
+	// one would come too late, once 8 KiB are queued, or when the subgroup
+	// ends. 0, the default, writes every object at once.
+	WriteCoalesce time.Duration
 	// MaxBytesInFlight bounds the memory the peer's data streams hold in
 	// this session before their objects reach a track: each open data
 	// stream's reader buffer (wire.ReaderBufferSize; streams still waiting
