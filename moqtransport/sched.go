@@ -183,12 +183,16 @@ func (st *outStream) push(ev Event) bool {
 	st.queue = append(st.queue, ev)
 	st.qbytes += n
 	st.sv.backlog.Add(n)
-	if !ev.Object.Received.IsZero() {
-		st.prevRecv, st.lastRecv = st.lastRecv, monoOffset(ev.Object.Received)
+	if w := st.sv.s.cfg.WriteCoalesce; w > 0 {
+		if !ev.Object.Received.IsZero() {
+			st.prevRecv, st.lastRecv = st.lastRecv, monoOffset(ev.Object.Received)
+		}
+		if st.held > 0 && !st.releaseLocked(w) {
+			st.mu.Unlock()
+			return true // the holding writer waits for more (hold)
+		}
 	}
-	if st.held == 0 || st.releaseLocked(st.sv.s.cfg.WriteCoalesce) {
-		st.kickLocked() // a holding writer waits for more (hold)
-	}
+	st.kickLocked()
 	st.mu.Unlock()
 	return true
 }
