@@ -154,7 +154,11 @@
 // slow link delays no other. A subscription has at most 16 open subgroup
 // streams (a 17th abandons the oldest group's) and at most
 // Config.MaxBacklogBytes of objects queued (past it the oldest groups are
-// abandoned); queued objects are the cache's, not copies.
+// abandoned); queued objects are the cache's, not copies. A writer that
+// finds several objects queued writes them (up to 16 KiB) in one stream
+// write; Config.WriteCoalesce lets it wait a little for them on a track of
+// small, frequent objects, trading that much latency for fewer packets and
+// send calls.
 //
 // Late data is dropped a group at a time, not a byte at a time. The
 // delivery timeout is the smaller of the subscriber's and the publisher's
