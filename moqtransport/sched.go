@@ -359,7 +359,7 @@ func (st *outStream) run() {
 		}
 		if ok {
 			if w := st.sv.s.cfg.WriteCoalesce; w > 0 {
-				st.hold(ev.Object, w) // streamctx.go
+				st.hold(ev.Object, w) // coalesce.go
 			}
 			ok, code = st.writeObject(ev)
 			reset = !ok
