@@ -514,11 +514,11 @@ func TestMaxPending(t *testing.T) {
 	var ae *quic.ApplicationError
 	switch {
 	case errors.As(err, &ce):
-		if ce.Code != codeInternalError || !ce.Remote {
+		if ce.Code != codeInternalError || !ce.Remote || ce.Reason != "server busy" {
 			t.Errorf("second connection: %v, want INTERNAL_ERROR from the server", err)
 		}
 	case errors.As(err, &ae):
-		if uint64(ae.ErrorCode) != codeInternalError || !ae.Remote {
+		if uint64(ae.ErrorCode) != codeInternalError || !ae.Remote || ae.ErrorMessage != "server busy" {
 			t.Errorf("second connection: %v, want INTERNAL_ERROR from the server", err)
 		}
 	default:

@@ -25,8 +25,12 @@ var ErrServerClosed = errors.New("moqnative: server closed")
 // serverClosed is the reason of the connections Server.Close closes.
 const serverClosed = "server closed"
 
-// DefaultMaxPending is ServerConfig.MaxPending's default.
-const DefaultMaxPending = 64
+// DefaultMaxPending is ServerConfig.MaxPending's default. It is sized for
+// bursts: when a thousand clients join at once, their handshakes can
+// complete faster than the goroutine calling Accept is scheduled on a
+// busy CPU, and a connection refused here is a join lost. Connections
+// only wait here when the application does not call Accept.
+const DefaultMaxPending = 1024
 
 // ServerConfig configures a Server. The zero value serves a generated
 // self-signed certificate, accepts WebTransport from any origin and logs
@@ -55,10 +59,14 @@ type ServerConfig struct {
 	// a request without an Origin header (a non-browser client) is accepted.
 	AllowedOrigins []string
 
-	// MaxPending bounds the connections accepted but not yet taken by
-	// Accept (DefaultMaxPending when 0). Beyond it, new raw QUIC
-	// connections are closed with INTERNAL_ERROR and WebTransport requests
-	// are answered 503.
+	// MaxPending bounds the connections whose handshake is done but
+	// which Accept has not returned yet (DefaultMaxPending when 0): it is
+	// the backlog of an application that stopped accepting. Beyond it, new
+	// raw QUIC connections are closed with INTERNAL_ERROR "server busy"
+	// and WebTransport requests are answered 503, and the server logs a
+	// warning. quic-go's own queue of 32 handshaken connections comes
+	// before it; the server empties that at once with several goroutines,
+	// so it does not refuse connections while the application accepts.
 	MaxPending int
 
 	// MaxIncomingUniStreams bounds the unidirectional streams a client may
@@ -208,7 +216,9 @@ func Listen(addr string, cfg ServerConfig) (*Server, error) {
 	// quic-go sized the socket's buffers when the listener started.
 	s.socket = socketInfo(s.tr, logger)
 
-	s.wg.Go(s.acceptLoop)
+	for range acceptors {
+		s.wg.Go(s.acceptLoop)
+	}
 	logger.Info("listening", "addr", s.Addr().String(), "self_signed", s.selfSigned != nil)
 	return s, nil
 }
@@ -243,6 +253,9 @@ func (s *Server) Accept(ctx context.Context) (*Incoming, error) {
 		case in := <-s.incoming:
 			if in.Conn.Context().Err() != nil {
 				continue // gave up while queued
+			}
+			if s.logger.Enabled(ctx, slog.LevelDebug) {
+				s.logger.Debug("accepted", "remote", in.RemoteAddr.String(), "protocol", in.Conn.Protocol().String(), "path", in.Path)
 			}
 			return in, nil
 		case <-ctx.Done():
@@ -317,6 +330,20 @@ func (s *Server) track(c *quic.Conn, alpn string) bool {
 	return true
 }
 
+// acceptors is how many goroutines take handshaken connections from
+// quic-go. quic-go holds at most 32 of them (its accept queue,
+// protocol.MaxAcceptQueueSize, not configurable) and refuses the next
+// with CONNECTION_REFUSED when that queue is full, even though the
+// handshake is done. Each acceptor parked in Accept takes one connection
+// straight from the handshake's goroutine, before the queue, so a burst of
+// handshakes that complete while the process waits for a CPU fills the
+// queue acceptors connections later; and each acceptor hands its
+// connection on without blocking, so it is back in Accept as soon as it
+// is scheduled.
+const acceptors = 16
+
+// acceptLoop takes handshaken connections from quic-go and hands them on
+// (admit); several run at once (acceptors).
 func (s *Server) acceptLoop() {
 	for {
 		c, err := s.ln.Accept(s.ctx)
@@ -326,42 +353,52 @@ func (s *Server) acceptLoop() {
 			}
 			return
 		}
-		alpn := c.ConnectionState().TLS.NegotiatedProtocol
-		if !s.track(c, alpn) {
+		if !s.admit(c) {
 			return
-		}
-		logger := s.logger.With("remote", c.RemoteAddr().String(), "alpn", alpn)
-		switch alpn {
-		case ALPNMoQT:
-			conn, err := NewQUICConn(c)
-			if err != nil {
-				logger.Info("refusing connection", "error", err)
-				c.CloseWithError(quic.ApplicationErrorCode(codeProtocolViolation), "QUIC datagrams required")
-				continue
-			}
-			s.enqueue(&Incoming{Conn: conn, RemoteAddr: c.RemoteAddr()}, logger)
-		case ALPNH3:
-			logger.Debug("serving HTTP/3")
-			s.wg.Go(func() {
-				if err := s.wts.ServeQUICConn(c); err != nil && !errors.Is(err, http.ErrServerClosed) {
-					logger.Debug("HTTP/3 connection ended", "error", err)
-				}
-			})
-		default: // unreachable: TLS only negotiates the protocols offered
-			logger.Warn("unexpected ALPN")
-			c.CloseWithError(quic.ApplicationErrorCode(codeInternalError), "unexpected ALPN")
 		}
 	}
 }
 
-// enqueue hands a connection to Accept, or closes it when too many are
-// waiting.
-func (s *Server) enqueue(in *Incoming, logger *slog.Logger) {
+// admit hands an accepted connection on: raw QUIC to Accept's queue,
+// HTTP/3 to a goroutine of its own that serves WebTransport. It never
+// blocks (see acceptors). It reports false, having closed c, when the
+// server is closing.
+func (s *Server) admit(c *quic.Conn) bool {
+	alpn := c.ConnectionState().TLS.NegotiatedProtocol
+	if !s.track(c, alpn) {
+		return false
+	}
+	switch alpn {
+	case ALPNMoQT:
+		conn, err := NewQUICConn(c)
+		if err != nil {
+			s.logger.Info("refusing connection", "remote", c.RemoteAddr().String(), "alpn", alpn, "error", err)
+			c.CloseWithError(quic.ApplicationErrorCode(codeProtocolViolation), "QUIC datagrams required")
+			return true
+		}
+		s.enqueue(&Incoming{Conn: conn, RemoteAddr: c.RemoteAddr()})
+	case ALPNH3:
+		s.wg.Go(func() {
+			if err := s.wts.ServeQUICConn(c); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.logger.Debug("HTTP/3 connection ended", "remote", c.RemoteAddr().String(), "error", err)
+			}
+		})
+	default: // unreachable: TLS only negotiates the protocols offered
+		s.logger.Warn("unexpected ALPN", "remote", c.RemoteAddr().String(), "alpn", alpn)
+		c.CloseWithError(quic.ApplicationErrorCode(codeInternalError), "unexpected ALPN")
+	}
+	return true
+}
+
+// enqueue hands a connection to Accept, or closes it with INTERNAL_ERROR
+// "server busy" when ServerConfig.MaxPending connections are waiting
+// already: the application is not calling Accept, and quic-go's
+// handshakes must not queue up behind it without bound.
+func (s *Server) enqueue(in *Incoming) {
 	select {
 	case s.incoming <- in:
-		logger.Debug("accepted", "protocol", in.Conn.Protocol().String())
 	default:
-		logger.Warn("too many connections waiting for Accept; closing", "max_pending", cap(s.incoming))
+		s.logger.Warn("too many connections waiting for Accept; closing", "remote", in.RemoteAddr.String(), "max_pending", cap(s.incoming))
 		in.Conn.CloseWithError(codeInternalError, "server busy")
 	}
 }
@@ -399,7 +436,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// This handler runs inside ServeQUICConn, which s.wg counts, so the
 	// counter is above zero here.
 	s.wg.Go(func() { wc.closeQUICAfterSession(s.ctx.Done(), serverClosed) })
-	s.enqueue(&Incoming{Conn: wc, Path: r.RequestURI, Authority: r.Host, RemoteAddr: qconn.RemoteAddr()}, logger)
+	s.enqueue(&Incoming{Conn: wc, Path: r.RequestURI, Authority: r.Host, RemoteAddr: qconn.RemoteAddr()})
 }
 
 // originChecker builds the WebTransport origin check from the config.
