@@ -40,6 +40,32 @@ type joinResult struct {
 	RelayPeakRSSMB   *float64 `json:"relay_peak_rss_mb,omitempty"`
 	RelayGoroutines  *int     `json:"relay_goroutines_after,omitempty"`
 	BenchPeakRSSMB   float64  `json:"bench_peak_rss_mb"`
+	// From the first dial to the last first object: CPU time of the relay
+	// and of this process (its thin clients, the publisher), and the
+	// relay's heap allocations (go_memstats_mallocs_total), each per
+	// joined subscriber. Unlike the wall times, these hold on a busy
+	// machine. They include serving the live track to those already
+	// joined (lower --rate to leave it out).
+	RelayCPUMsPerSub    *float64 `json:"relay_cpu_ms_per_subscriber,omitempty"`
+	RelayAllocsPerSub   *float64 `json:"relay_allocs_per_subscriber,omitempty"`
+	BenchCPUMsPerSub    float64  `json:"bench_cpu_ms_per_subscriber"`
+	RelayCPUSecondsJoin *float64 `json:"relay_cpu_seconds,omitempty"`
+	BenchCPUSecondsJoin float64  `json:"bench_cpu_seconds"`
+}
+
+// relayMallocs reads the relay's go_memstats_mallocs_total (ok false:
+// no metrics server or no reading).
+func relayMallocs(ctx context.Context, metricsURL string) (float64, bool) {
+	if metricsURL == "" {
+		return 0, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := readMetrics(ctx, http.DefaultClient, metricsURL, []string{"go_memstats_mallocs_total"})
+	if err != nil {
+		return 0, false
+	}
+	return v[0], true
 }
 
 type latency struct {
@@ -130,6 +156,17 @@ func runJoin(ctx context.Context, p params, n, parallel int, logw io.Writer) (*j
 	)
 	jctx, cancelJoin := context.WithTimeout(ctx, joinTimeout(n))
 	defer cancelJoin()
+	var prof *relayProfiler
+	if p.profileDir != "" && mp.metricsURL != "" {
+		name := fmt.Sprintf("join%d-%s", n, time.Now().Format("150405"))
+		prof = startJoinProfile(ctx, mp.metricsURL, p.profileDir, name, joinProfileSeconds)
+	}
+	var relayCPU0 time.Duration
+	if mp.relayPID != 0 {
+		relayCPU0, _ = procCPU(mp.relayPID)
+	}
+	mallocs0, haveMallocs := relayMallocs(ctx, mp.metricsURL)
+	selfCPU0 := selfCPU()
 	t0 := time.Now()
 	fmt.Fprintf(logw, "%s: %d subscribers join, %d at a time...\n", binaryName, n, parallel)
 	sem := make(chan struct{}, parallel)
@@ -166,6 +203,24 @@ func runJoin(ctx context.Context, p params, n, parallel int, logw io.Writer) (*j
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+	selfCPU1 := selfCPU()
+	var relayCPU1 time.Duration
+	if mp.relayPID != 0 {
+		relayCPU1, _ = procCPU(mp.relayPID)
+	}
+	mallocs1, haveMallocs1 := relayMallocs(ctx, mp.metricsURL)
+	perSub := float64(max(joined.Load(), 1))
+	res.BenchCPUSecondsJoin = (selfCPU1 - selfCPU0).Seconds()
+	res.BenchCPUMsPerSub = res.BenchCPUSecondsJoin * 1e3 / perSub
+	if mp.relayPID != 0 {
+		secs := (relayCPU1 - relayCPU0).Seconds()
+		ms := secs * 1e3 / perSub
+		res.RelayCPUSecondsJoin, res.RelayCPUMsPerSub = &secs, &ms
+	}
+	if haveMallocs && haveMallocs1 {
+		a := (mallocs1 - mallocs0) / perSub
+		res.RelayAllocsPerSub = &a
+	}
 	self, peak := rss.finish()
 	res.BenchPeakRSSMB = self
 	// The relay while every subscriber is still there, the track live.
@@ -184,6 +239,9 @@ func runJoin(ctx context.Context, p params, n, parallel int, logw io.Writer) (*j
 			fmt.Fprintf(logw, "%s: relay goroutines: %v\n", binaryName, err)
 		}
 		cancel()
+	}
+	if prof != nil {
+		prof.finish(logw)
 	}
 	stopPub()
 	pubWG.Wait()
@@ -241,6 +299,14 @@ func printJoin(w io.Writer, r *joinResult) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "bench peak RSS %.0f MB\n", r.BenchPeakRSSMB)
+	if r.RelayCPUSecondsJoin != nil {
+		fmt.Fprintf(w, "relay CPU during the join %.2f s (%.2f ms per subscriber)", *r.RelayCPUSecondsJoin, *r.RelayCPUMsPerSub)
+		if r.RelayAllocsPerSub != nil {
+			fmt.Fprintf(w, ", %.0f allocations per subscriber", *r.RelayAllocsPerSub)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "bench CPU during the join %.2f s (%.2f ms per subscriber)\n", r.BenchCPUSecondsJoin, r.BenchCPUMsPerSub)
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "WARNING: %d subscribers did not join; first error: %s\n", r.Failed, r.FirstError)
 	}

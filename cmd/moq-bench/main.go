@@ -48,7 +48,8 @@
 // relay's RSS and goroutines after). --soak runs one fan-out for
 // --duration and reports whether the relay's RSS stayed flat (the mean of
 // the last --soak-window within 5% of the second's). --profile DIR takes
-// the spawned relay's CPU and heap profiles mid-run.
+// the spawned relay's CPU and heap profiles mid-run (with --join, the
+// relay's and the bench's own CPU profiles over the join's first 5 s).
 //
 // Live mode (--slow N and/or --stalled N) watches one live track with
 // classes of viewers instead: fast ones (--subscribers), slow ones behind a
@@ -191,7 +192,7 @@ func newRootCommand() *cobra.Command {
 	f.BoolVar(&cfg.soak, "soak", false, "soak mode: one fan-out (--subscribers, --rate, --object-size or one --cell) for --duration through a spawned relay, sampling its RSS every --soak-every; compares the mean RSS of the second --soak-window with the last one (flat: within 5%)")
 	f.DurationVar(&cfg.soakEvery, "soak-every", 5*time.Second, "soak mode: RSS sampling interval")
 	f.DurationVar(&cfg.soakWindow, "soak-window", time.Minute, "soak mode: the windows compared (the first one is warm-up); --duration must be at least three")
-	f.StringVar(&cfg.profileDir, "profile", "", "take a 10 s CPU profile and a heap profile of the spawned relay in the middle of each relay run into this directory, and print their top 15 entries; with --soak, the live heap (after a GC) at the end of the second --soak-window and in the last one instead, and the top of their difference (needs the go command)")
+	f.StringVar(&cfg.profileDir, "profile", "", "take a 10 s CPU profile and a heap profile of the spawned relay in the middle of each relay run into this directory, and print their top 15 entries; with --soak, the live heap (after a GC) at the end of the second --soak-window and in the last one instead, and the top of their difference; with --join, the relay's and this process's CPU profiles over the first 5 s of the join (needs the go command)")
 	f.IntVar(&cfg.runs, "runs", 1, "run each cell this many times (passes over all cells) and report each figure's median and min–max; more than 1 implies --matrix")
 	f.BoolVar(&cfg.matrix, "matrix", false, "run fan-out 1:10, 1:100, 1:500 x 1KB, 4KB, 20KB and print a markdown table of ratios")
 	f.StringArrayVar(&cfg.cells, "cell", nil, "matrix cell SUBSCRIBERS:MBPS:SIZE (e.g. 1000:1:4KB): one track of MBPS Mbit/s in SIZE objects; repeatable, implies --matrix and replaces its default cells")

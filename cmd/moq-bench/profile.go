@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 )
@@ -22,6 +23,9 @@ type relayProfiler struct {
 	done  chan struct{}
 	files []string
 	err   error
+	// self, when set, is this process's CPU profile over the same time
+	// (a --join run: the thin clients' handshakes share the machine).
+	self *os.File
 }
 
 // startProfile starts profiling the relay at metricsURL for the run that
@@ -53,6 +57,49 @@ func startProfile(ctx context.Context, metricsURL, dir, name string, start time.
 				return
 			}
 			rp.files = append(rp.files, f)
+		}
+	}()
+	return rp
+}
+
+// joinProfileSeconds is the length of the CPU profiles --join --profile
+// takes from the first dial on: the goal is a join within 5 s.
+const joinProfileSeconds = 5
+
+// startJoinProfile takes the relay's CPU profile and this process's own
+// for secs from now into dir (files name-relay-cpu.pprof,
+// name-bench-cpu.pprof), then the relay's heap profile.
+func startJoinProfile(ctx context.Context, metricsURL, dir, name string, secs int) *relayProfiler {
+	rp := &relayProfiler{done: make(chan struct{})}
+	selfFile := filepath.Join(dir, name+"-bench-cpu.pprof")
+	if f, err := os.Create(selfFile); err != nil {
+		rp.err = fmt.Errorf("--profile: %w", err)
+	} else if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		rp.err = fmt.Errorf("--profile: this process: %w", err)
+	} else {
+		rp.self = f
+	}
+	go func() {
+		defer close(rp.done)
+		for _, p := range []struct{ path, file string }{
+			{fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), name + "-relay-cpu.pprof"},
+			{"/debug/pprof/heap", name + "-relay-heap.pprof"},
+		} {
+			f := filepath.Join(dir, p.file)
+			if err := fetchTo(ctx, strings.TrimSuffix(metricsURL, "/")+p.path, f, time.Duration(secs+10)*time.Second); err != nil {
+				rp.err = err
+				break
+			}
+			rp.files = append(rp.files, f)
+		}
+		if rp.self != nil {
+			pprof.StopCPUProfile()
+			if err := rp.self.Close(); err != nil && rp.err == nil {
+				rp.err = fmt.Errorf("--profile: %w", err)
+			} else {
+				rp.files = append(rp.files, selfFile)
+			}
 		}
 	}()
 	return rp
@@ -92,7 +139,7 @@ func (rp *relayProfiler) finish(w io.Writer) {
 		fmt.Fprintf(w, "%s: %v\n", binaryName, rp.err)
 	}
 	for _, f := range rp.files {
-		fmt.Fprintf(w, "%s: relay profile %s, top 15:\n", binaryName, f)
+		fmt.Fprintf(w, "%s: profile %s, top 15:\n", binaryName, f)
 		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=15", f).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(w, "  go tool pprof: %v (read the file with go tool pprof yourself)\n", err)

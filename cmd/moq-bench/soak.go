@@ -40,6 +40,12 @@ var seriesMetrics = []string{"go_memstats_heap_alloc_bytes", "go_memstats_heap_i
 // readSeriesMetrics reads seriesMetrics from a relay's /metrics at
 // metricsURL, in seriesMetrics' order.
 func readSeriesMetrics(ctx context.Context, client *http.Client, metricsURL string) ([]float64, error) {
+	return readMetrics(ctx, client, metricsURL, seriesMetrics)
+}
+
+// readMetrics reads the unlabelled metrics names from a relay's /metrics
+// at metricsURL, in names' order.
+func readMetrics(ctx context.Context, client *http.Client, metricsURL string, names []string) ([]float64, error) {
 	u := strings.TrimSuffix(metricsURL, "/") + "/metrics"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -53,13 +59,13 @@ func readSeriesMetrics(ctx context.Context, client *http.Client, metricsURL stri
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
-	return parseSeriesMetrics(resp.Body)
+	return parseMetrics(resp.Body, names)
 }
 
-// parseSeriesMetrics reads seriesMetrics from a Prometheus text
-// exposition.
-func parseSeriesMetrics(r io.Reader) ([]float64, error) {
-	out := make([]float64, len(seriesMetrics))
+// parseMetrics reads the unlabelled metrics names from a Prometheus text
+// exposition, in names' order.
+func parseMetrics(r io.Reader, names []string) ([]float64, error) {
+	out := make([]float64, len(names))
 	found := 0
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
@@ -68,7 +74,7 @@ func parseSeriesMetrics(r io.Reader) ([]float64, error) {
 		if !ok {
 			continue
 		}
-		if i := slices.Index(seriesMetrics, name); i >= 0 {
+		if i := slices.Index(names, name); i >= 0 {
 			v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
@@ -80,8 +86,8 @@ func parseSeriesMetrics(r io.Reader) ([]float64, error) {
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	if found != len(seriesMetrics) {
-		return nil, fmt.Errorf("metrics: %d of %v found", found, seriesMetrics)
+	if found != len(names) {
+		return nil, fmt.Errorf("metrics: %d of %v found", found, names)
 	}
 	return out, nil
 }

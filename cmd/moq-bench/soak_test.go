@@ -43,10 +43,10 @@ func TestReadSeriesMetrics(t *testing.T) {
 		t.Errorf("%v goroutines", goroutines)
 	}
 
-	if _, err := parseSeriesMetrics(strings.NewReader("go_memstats_heap_alloc_bytes 1\ngo_goroutines 3\n")); err == nil {
+	if _, err := parseMetrics(strings.NewReader("go_memstats_heap_alloc_bytes 1\ngo_goroutines 3\n"), seriesMetrics); err == nil {
 		t.Error("an exposition without heap_inuse and next_gc was read")
 	}
-	if _, err := parseSeriesMetrics(strings.NewReader("go_memstats_heap_alloc_bytes x\n")); err == nil {
+	if _, err := parseMetrics(strings.NewReader("go_memstats_heap_alloc_bytes x\n"), seriesMetrics); err == nil {
 		t.Error("a malformed value was read")
 	}
 }
