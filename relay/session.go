@@ -86,15 +86,16 @@ func (p *peer) close() {
 // caller closes the peer record if setup fails before that.
 func (r *Relay) sessionConfig(p *peer) *moqtransport.Config {
 	c := r.cfg.Session
-	c.Handler = r.handler()
-	if c.Logger == nil {
-		c.Logger = r.log
-	}
+	c.Handler = r.hnd
 	// Every line about the session, the relay's and the session's own,
 	// carries its id.
 	p.id = strconv.FormatUint(r.sessionIDs.Add(1), 10)
 	p.log = r.log.With("session", p.id)
-	c.Logger = c.Logger.With("session", p.id)
+	if c.Logger == nil {
+		c.Logger = p.log
+	} else {
+		c.Logger = c.Logger.With("session", p.id)
+	}
 	c.Track = r.cfg.Track
 	var own moqtransport.Tracer
 	if p.ownTracer && r.cfg.SessionTracer != nil {
@@ -104,14 +105,7 @@ func (r *Relay) sessionConfig(p *peer) *moqtransport.Config {
 		}
 	}
 	c.Tracer = moqtransport.MultiTracer(c.Tracer, own, countingTracer{r.metrics})
-	if next := c.ObserveDelivery; next != nil {
-		c.ObserveDelivery = func(wait time.Duration) {
-			r.metrics.observeDelivery(wait)
-			next(wait)
-		}
-	} else {
-		c.ObserveDelivery = r.metrics.observeDelivery
-	}
+	c.ObserveDelivery = r.observeDelivery
 	next := c.Authorize
 	c.Authorize = func(s *moqtransport.Session, m wire.Message, tokens []moqtransport.AuthToken) error {
 		if err := r.authorize(p, s, m, tokens); err != nil {
@@ -125,9 +119,24 @@ func (r *Relay) sessionConfig(p *peer) *moqtransport.Config {
 	return &c
 }
 
-// handler is every session's Handler: the relay serves each request kind.
-// SUBSCRIBE counts a subscriber and holds the relayed track until
-// SubscriptionEnded; FETCH and TRACK_STATUS count none and hold nothing.
+// deliveryObserver is every session's Config.ObserveDelivery (built once,
+// in New: Relay.observeDelivery): the relay's histogram, then the one the
+// configuration gave.
+func (r *Relay) deliveryObserver() func(time.Duration) {
+	next := r.cfg.Session.ObserveDelivery
+	if next == nil {
+		return r.metrics.observeDelivery
+	}
+	return func(wait time.Duration) {
+		r.metrics.observeDelivery(wait)
+		next(wait)
+	}
+}
+
+// handler is every session's Handler (built once, in New: Relay.hnd):
+// the relay serves each request kind. SUBSCRIBE counts a subscriber and
+// holds the relayed track until SubscriptionEnded; FETCH and TRACK_STATUS
+// count none and hold nothing.
 func (r *Relay) handler() moqtransport.Handler {
 	return moqtransport.Handler{
 		Subscribe:            r.serveSubscribe,
