@@ -35,6 +35,8 @@ type moqPath struct {
 	pubs []*moqPub
 	subs []*moqSub
 	thin []*thinConn
+	// socks are the thin subscribers' sockets.
+	socks *thinSockets
 }
 
 type moqPub struct {
@@ -51,7 +53,7 @@ type moqSub struct {
 }
 
 func newMoqPath(prm *params, rec *recorder, run string) *moqPath {
-	m := &moqPath{prm: prm, rec: rec, run: run}
+	m := &moqPath{prm: prm, rec: rec, run: run, socks: &thinSockets{n: prm.clientSockets}}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	return m
 }
@@ -139,7 +141,7 @@ func (m *moqPath) setupThin(ctx context.Context) error {
 // its receiver (objects go to sink as subscriber i). It returns when every
 // SUBSCRIBE is answered.
 func (m *moqPath) joinThin(ctx context.Context, target *relayTarget, tracks []wire.FullTrackName, i int, sink objectSink) (*thinControl, error) {
-	c, err := dialThin(ctx, target.addr, target.tls)
+	c, err := m.socks.dial(ctx, target.addr, target.tls)
 	if err != nil {
 		return nil, fmt.Errorf("subscriber %d: %w", i, err)
 	}
@@ -222,6 +224,7 @@ func (m *moqPath) close() {
 	for _, c := range thin {
 		c.close(0, "")
 	}
+	m.socks.close()
 	for _, p := range pubs {
 		p.track.Close(nil)
 		if p.sess != nil {

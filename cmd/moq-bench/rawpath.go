@@ -59,6 +59,7 @@ type rawPath struct {
 	wg      sync.WaitGroup // receivers
 	mu      sync.Mutex
 	clients []*thinConn
+	socks   *thinSockets // the clients' sockets
 
 	cmd    *exec.Cmd
 	pid    int
@@ -72,7 +73,7 @@ type rawPath struct {
 }
 
 func newRawPath(prm *params, rec *recorder) *rawPath {
-	r := &rawPath{prm: prm, rec: rec, lines: make(chan string, 4), exited: make(chan struct{})}
+	r := &rawPath{prm: prm, rec: rec, lines: make(chan string, 4), exited: make(chan struct{}), socks: &thinSockets{n: prm.clientSockets}}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r
 }
@@ -141,7 +142,7 @@ func (r *rawPath) setup(ctx context.Context) error {
 		aliases[i] = uint64(i)
 	}
 	err = dialAll(ctx, r.prm.subs, func(ctx context.Context, i int) error {
-		c, err := dialThin(ctx, addr, clientTLS)
+		c, err := r.socks.dial(ctx, addr, clientTLS)
 		if err != nil {
 			return fmt.Errorf("raw subscriber %d: %w", i, err)
 		}
@@ -229,6 +230,7 @@ func (r *rawPath) close() {
 	for _, c := range clients {
 		c.close(0, "")
 	}
+	r.socks.close()
 	if r.cmd != nil && r.cmd.Process != nil {
 		t := time.AfterFunc(5*time.Second, func() { _ = r.cmd.Process.Kill() })
 		<-r.exited

@@ -39,34 +39,98 @@ const alpnMoQ = "moq-00"
 // SUBSCRIBE; a client's request IDs are even and go up by 2.
 const thinSubscribeID = 0
 
-// thinConn is one raw QUIC connection with a UDP socket of its own (as
-// moqnative.Dial does for each client).
+// thinConn is one raw QUIC connection, with a UDP socket of its own (as
+// moqnative.Dial does for each client) or one shared with other thin
+// subscribers (thinSockets).
 type thinConn struct {
-	udp  *net.UDPConn
-	tr   *quic.Transport
+	udp  *net.UDPConn    // nil: a shared socket
+	tr   *quic.Transport // the socket's
 	conn *quic.Conn
 }
 
-// dialThin dials addr with its own socket.
-func dialThin(ctx context.Context, addr net.Addr, tlsConf *tls.Config) (*thinConn, error) {
-	udp, err := net.ListenUDP("udp", nil)
+// thinSockets are the UDP sockets thin subscribers dial from: with n 0,
+// one per subscriber (dial makes it, the connection's close closes it);
+// else n sockets, each with its own quic.Transport, shared round robin.
+// Shared sockets cost the bench less per subscriber (one receiving
+// goroutine per socket instead of per subscriber, and reads batched over
+// connections); the relay sees the same connections from fewer ports.
+type thinSockets struct {
+	n int
+
+	mu     sync.Mutex
+	next   int
+	shared []*quic.Transport // made on first use
+	closed bool
+}
+
+// dial dials addr from a socket of its own or a shared one.
+func (ts *thinSockets) dial(ctx context.Context, addr net.Addr, tlsConf *tls.Config) (*thinConn, error) {
+	if ts == nil || ts.n <= 0 {
+		udp, err := net.ListenUDP("udp", nil)
+		if err != nil {
+			return nil, err
+		}
+		c := &thinConn{udp: udp, tr: &quic.Transport{Conn: udp}}
+		if c.conn, err = c.tr.Dial(ctx, addr, tlsConf, rawQUICConfig()); err != nil {
+			_ = c.tr.Close()
+			_ = udp.Close()
+			return nil, err
+		}
+		return c, nil
+	}
+	tr, err := ts.transport()
 	if err != nil {
 		return nil, err
 	}
-	c := &thinConn{udp: udp, tr: &quic.Transport{Conn: udp}}
-	if c.conn, err = c.tr.Dial(ctx, addr, tlsConf, rawQUICConfig()); err != nil {
-		_ = c.tr.Close()
-		_ = udp.Close()
+	c := &thinConn{tr: tr}
+	if c.conn, err = tr.Dial(ctx, addr, tlsConf, rawQUICConfig()); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// close closes the connection (code 0, or code and reason) and its socket.
+// transport is the next shared socket's Transport.
+func (ts *thinSockets) transport() (*quic.Transport, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.closed {
+		return nil, errors.New("thin subscribers' sockets are closed")
+	}
+	i := ts.next % ts.n
+	ts.next++
+	if i == len(ts.shared) {
+		udp, err := net.ListenUDP("udp", nil)
+		if err != nil {
+			return nil, err
+		}
+		ts.shared = append(ts.shared, &quic.Transport{Conn: udp})
+	}
+	return ts.shared[i], nil
+}
+
+// close closes the shared sockets; their connections are closed first.
+func (ts *thinSockets) close() {
+	if ts == nil {
+		return
+	}
+	ts.mu.Lock()
+	shared := ts.shared
+	ts.shared, ts.closed = nil, true
+	ts.mu.Unlock()
+	for _, tr := range shared {
+		_ = tr.Close()
+		_ = tr.Conn.Close()
+	}
+}
+
+// close closes the connection (code 0, or code and reason) and its own
+// socket.
 func (c *thinConn) close(code quic.ApplicationErrorCode, reason string) {
 	_ = c.conn.CloseWithError(code, reason)
-	_ = c.tr.Close()
-	_ = c.udp.Close()
+	if c.udp != nil {
+		_ = c.tr.Close()
+		_ = c.udp.Close()
+	}
 }
 
 // relayTarget is where thin subscribers dial a relay: its UDP address,

@@ -143,8 +143,15 @@ func TestSubgroupParserAllocs(t *testing.T) {
 
 // TestThinReceiverRejectsGarbage: over a real loopback QUIC connection, a
 // thin receiver reads a good stream, then closes the connection with
-// PROTOCOL_VIOLATION when a stream carries malformed bytes.
+// PROTOCOL_VIOLATION when a stream carries malformed bytes; from a socket
+// of its own and from a shared one (--client-sockets).
 func TestThinReceiverRejectsGarbage(t *testing.T) {
+	for _, sockets := range []int{0, 2} {
+		t.Run(fmt.Sprintf("client-sockets=%d", sockets), func(t *testing.T) { testThinReceiverRejectsGarbage(t, sockets) })
+	}
+}
+
+func testThinReceiverRejectsGarbage(t *testing.T, sockets int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ss, err := moqnative.GenerateSelfSigned()
@@ -169,11 +176,16 @@ func TestThinReceiverRejectsGarbage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	c, err := dialThin(ctx, udp.LocalAddr(), &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{rawALPN}, MinVersion: tls.VersionTLS13})
+	socks := &thinSockets{n: sockets}
+	defer socks.close()
+	c, err := socks.dial(ctx, udp.LocalAddr(), &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{rawALPN}, MinVersion: tls.VersionTLS13})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.close(0, "")
+	if shared := c.udp == nil; shared != (sockets > 0) {
+		t.Errorf("--client-sockets %d: the connection's socket is shared: %v", sockets, shared)
+	}
 	sc, err := ln.Accept(ctx)
 	if err != nil {
 		t.Fatal(err)
