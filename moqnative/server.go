@@ -142,6 +142,7 @@ type Server struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	acceptErr sync.Once // the acceptors log one failure of the listener
 }
 
 type quicConnKey struct{}
@@ -349,7 +350,7 @@ func (s *Server) acceptLoop() {
 		c, err := s.ln.Accept(s.ctx)
 		if err != nil {
 			if s.ctx.Err() == nil {
-				s.logger.Error("accept failed", "error", err)
+				s.acceptErr.Do(func() { s.logger.Error("accept failed", "error", err) })
 			}
 			return
 		}
