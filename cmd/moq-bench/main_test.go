@@ -315,9 +315,10 @@ func TestStatOf(t *testing.T) {
 }
 
 // TestJoin: subscribers join a live track through the in-process relay,
-// each gets SUBSCRIBE_OK and an object, and the figures hang together.
+// from two shared sockets, each gets SUBSCRIBE_OK and an object, and the
+// figures hang together.
 func TestJoin(t *testing.T) {
-	out, _ := runCLI(t, "--join", "8", "--join-parallel", "3", "--rate", "50", "--json")
+	out, _ := runCLI(t, "--join", "8", "--join-parallel", "3", "--rate", "50", "--client-sockets", "2", "--json")
 	var r joinResult
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("--json output does not parse: %v\n%s", err, out)
@@ -330,8 +331,12 @@ func TestJoin(t *testing.T) {
 		!(r.WallJoinSeconds > 0 && r.WallFirstSeconds >= r.WallJoinSeconds) {
 		t.Errorf("implausible figures: %+v", r)
 	}
-	if r.RelayRSSMB != nil || r.RelayGoroutines != nil {
-		t.Errorf("in-process relay: relay RSS and goroutines should be n/a")
+	if r.RelayRSSMB != nil || r.RelayGoroutines != nil || r.RelayCPUMsPerSub != nil || r.RelayAllocsPerSub != nil {
+		t.Errorf("in-process relay: relay RSS, goroutines, CPU and allocations should be n/a")
+	}
+	// This process ran the relay, the publisher and 8 handshakes.
+	if !(r.BenchCPUSecondsJoin > 0 && r.BenchCPUMsPerSub*8 <= r.BenchCPUSecondsJoin*1e3*1.001) {
+		t.Errorf("bench CPU %.3f s, %.3f ms per subscriber: implausible", r.BenchCPUSecondsJoin, r.BenchCPUMsPerSub)
 	}
 }
 

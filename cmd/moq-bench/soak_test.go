@@ -43,6 +43,13 @@ func TestReadSeriesMetrics(t *testing.T) {
 		t.Errorf("%v goroutines", goroutines)
 	}
 
+	// --join's allocation count (relayMallocs): a counter that only grows
+	// (serving the first scrape allocated).
+	a0, ok0 := relayMallocs(context.Background(), srv.URL)
+	if a1, ok1 := relayMallocs(context.Background(), srv.URL); !ok0 || !ok1 || a0 <= 0 || a1 <= a0 {
+		t.Errorf("go_memstats_mallocs_total read %v (%v), then %v (%v)", a0, ok0, a1, ok1)
+	}
+
 	if _, err := parseMetrics(strings.NewReader("go_memstats_heap_alloc_bytes 1\ngo_goroutines 3\n"), seriesMetrics); err == nil {
 		t.Error("an exposition without heap_inuse and next_gc was read")
 	}
