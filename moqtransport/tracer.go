@@ -17,16 +17,25 @@ type Tracer interface {
 }
 
 // MultiTracer returns a Tracer that passes every event to each of ts (nil
-// ones are skipped).
+// ones are skipped). When only one is not nil, it is that one: a relay
+// builds one per session, and most have only its metrics' tracer.
 func MultiTracer(ts ...Tracer) Tracer {
-	var out multiTracer
+	var one Tracer
+	n := 0
+	for _, t := range ts {
+		if t != nil {
+			one = t
+			n++
+		}
+	}
+	if n == 1 {
+		return one
+	}
+	out := make(multiTracer, 0, n)
 	for _, t := range ts {
 		if t != nil {
 			out = append(out, t)
 		}
-	}
-	if len(out) == 1 {
-		return out[0]
 	}
 	return out
 }
