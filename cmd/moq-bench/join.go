@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/quic-go/quic-go"
 
 	"github.com/moqgo/moq/internal/relayproc"
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -27,6 +31,8 @@ type joinResult struct {
 	FirstObject int     `json:"first_object"` // and an object read
 	Failed      int     `json:"failed"`
 	FirstError  string  `json:"first_error,omitempty"`
+	// FailedBy counts the failures by kind (failureKind).
+	FailedBy map[string]int `json:"failed_by,omitempty"`
 	// Per subscriber, from its dial: SUBSCRIBE_OK (dial, QUIC and TLS
 	// handshake, CLIENT_SETUP/SERVER_SETUP, SUBSCRIBE/SUBSCRIBE_OK) and
 	// its first object.
@@ -51,6 +57,31 @@ type joinResult struct {
 	BenchCPUMsPerSub    float64  `json:"bench_cpu_ms_per_subscriber"`
 	RelayCPUSecondsJoin *float64 `json:"relay_cpu_seconds,omitempty"`
 	BenchCPUSecondsJoin float64  `json:"bench_cpu_seconds"`
+}
+
+// failureKind names why a subscriber did not join: a QUIC transport
+// error's code (CONNECTION_REFUSED: the server's accept queue was full),
+// a handshake or idle timeout (the server did not answer in time), an
+// application close's code and reason (e.g. 0x1 "server busy"), or the
+// join's time running out.
+func failureKind(err error) string {
+	var te *quic.TransportError
+	var ae *quic.ApplicationError
+	var ie *quic.IdleTimeoutError
+	var he *quic.HandshakeTimeoutError
+	switch {
+	case errors.As(err, &te):
+		return te.ErrorCode.String()
+	case errors.As(err, &ie):
+		return "idle_timeout"
+	case errors.As(err, &he):
+		return "handshake_timeout"
+	case errors.As(err, &ae):
+		return fmt.Sprintf("application_0x%x_%q", uint64(ae.ErrorCode), ae.ErrorMessage)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "join_timeout"
+	}
+	return "other"
 }
 
 // relayMallocs reads the relay's go_memstats_mallocs_total (ok false:
@@ -187,6 +218,10 @@ func runJoin(ctx context.Context, p params, n, parallel int, logw io.Writer) (*j
 				if errOne == nil {
 					errOne = err
 				}
+				if res.FailedBy == nil {
+					res.FailedBy = map[string]int{}
+				}
+				res.FailedBy[failureKind(err)]++
 				errMu.Unlock()
 				return
 			}
@@ -309,5 +344,12 @@ func printJoin(w io.Writer, r *joinResult) {
 	fmt.Fprintf(w, "bench CPU during the join %.2f s (%.2f ms per subscriber)\n", r.BenchCPUSecondsJoin, r.BenchCPUMsPerSub)
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "WARNING: %d subscribers did not join; first error: %s\n", r.Failed, r.FirstError)
+		if len(r.FailedBy) > 0 {
+			fmt.Fprintf(w, "failed by kind:")
+			for _, k := range slices.Sorted(maps.Keys(r.FailedBy)) {
+				fmt.Fprintf(w, " %s %d", k, r.FailedBy[k])
+			}
+			fmt.Fprintln(w)
+		}
 	}
 }

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"go.uber.org/goleak"
 
 	"github.com/moqgo/moq/internal/relayproc"
@@ -386,5 +389,24 @@ func TestThinNeedsRawQUIC(t *testing.T) {
 	rt, err := newRelayTarget("moqt://127.0.0.1:4443", moqnative.ClientTLS{InsecureSkipVerify: true})
 	if err != nil || rt.path != "/" || rt.addr.String() != "127.0.0.1:4443" || !rt.tls.InsecureSkipVerify {
 		t.Errorf("moqt URL: %+v, %v", rt, err)
+	}
+}
+
+// TestFailureKind: --join sorts its failures by what the server did.
+func TestFailureKind(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("subscriber 3: reading SERVER_SETUP: %w", &quic.TransportError{ErrorCode: quic.ConnectionRefused, Remote: true}), "CONNECTION_REFUSED"},
+		{fmt.Errorf("subscriber 4: %w", &quic.IdleTimeoutError{}), "idle_timeout"},
+		{&quic.HandshakeTimeoutError{}, "handshake_timeout"},
+		{fmt.Errorf("x: %w", &quic.ApplicationError{ErrorCode: 1, ErrorMessage: "server busy", Remote: true}), `application_0x1_"server busy"`},
+		{fmt.Errorf("subscriber 5: %w", context.DeadlineExceeded), "join_timeout"},
+		{errors.New("SUBSCRIBE_ERROR"), "other"},
+	} {
+		if got := failureKind(c.err); got != c.want {
+			t.Errorf("failureKind(%v) = %q, want %q", c.err, got, c.want)
+		}
 	}
 }
