@@ -59,6 +59,15 @@ type joinResult struct {
 	BenchCPUSecondsJoin float64  `json:"bench_cpu_seconds"`
 }
 
+// busy is CPU seconds as cores busy over wall seconds: near one core (or
+// GOMAXPROCS) busy, that process limits the join.
+func busy(cpu, wall float64) string {
+	if wall <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f cores busy", cpu/wall)
+}
+
 // failureKind names why a subscriber did not join: a QUIC transport
 // error's code (CONNECTION_REFUSED: the server's accept queue was full),
 // a handshake or idle timeout (the server did not answer in time), an
@@ -335,13 +344,13 @@ func printJoin(w io.Writer, r *joinResult) {
 	}
 	fmt.Fprintf(w, "bench peak RSS %.0f MB\n", r.BenchPeakRSSMB)
 	if r.RelayCPUSecondsJoin != nil {
-		fmt.Fprintf(w, "relay CPU during the join %.2f s (%.2f ms per subscriber)", *r.RelayCPUSecondsJoin, *r.RelayCPUMsPerSub)
+		fmt.Fprintf(w, "relay CPU during the join %.2f s (%s, %.2f ms per subscriber)", *r.RelayCPUSecondsJoin, busy(*r.RelayCPUSecondsJoin, r.WallFirstSeconds), *r.RelayCPUMsPerSub)
 		if r.RelayAllocsPerSub != nil {
 			fmt.Fprintf(w, ", %.0f allocations per subscriber", *r.RelayAllocsPerSub)
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "bench CPU during the join %.2f s (%.2f ms per subscriber)\n", r.BenchCPUSecondsJoin, r.BenchCPUMsPerSub)
+	fmt.Fprintf(w, "bench CPU during the join %.2f s (%s, %.2f ms per subscriber)\n", r.BenchCPUSecondsJoin, busy(r.BenchCPUSecondsJoin, r.WallFirstSeconds), r.BenchCPUMsPerSub)
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "WARNING: %d subscribers did not join; first error: %s\n", r.Failed, r.FirstError)
 		if len(r.FailedBy) > 0 {
