@@ -1,7 +1,6 @@
 package moqtransport
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -10,13 +9,16 @@ import (
 	"github.com/moqgo/moq/moqtransport/wire"
 )
 
-// The control stream has one writer: a goroutine of the session that takes
-// what send queued and writes it, each write bounded by
-// Config.ControlWriteTimeout. Nothing else touches the stream's sending
-// side, so no lock is ever held while the network waits: a peer that stops
-// reading its control stream stalls only that goroutine, and only until the
-// deadline closes the session with CONTROL_MESSAGE_TIMEOUT (§3.3, §13.1.1
-// of draft-14: the peer "took too long to respond").
+// The control stream has one writer at a time: a goroutine of the session,
+// started by the first message queued while none runs, that writes what
+// send queued, each write bounded by Config.ControlWriteTimeout, and ends
+// once the queue is empty (a relay's session writes a control message now
+// and then: a goroutine parked per idle session would cost its stack).
+// Nothing else touches the stream's sending side, so no lock is ever held
+// while the network waits: a peer that stops reading its control stream
+// stalls only that goroutine, and only until the deadline closes the
+// session with CONTROL_MESSAGE_TIMEOUT (§3.3, §13.1.1 of draft-14: the peer
+// "took too long to respond").
 
 // errControlBacklog is what send returns once the peer let too many
 // control bytes pile up; the writer closes the session for it.
@@ -29,17 +31,36 @@ type controlQueue struct {
 	mu       sync.Mutex
 	buf      []byte // buf[off:] is queued, in order; buf[:off] is written or being written
 	off      int
-	writing  bool          // the writer holds a chunk it has not written yet
+	running  bool          // a writer goroutine runs: it takes what is queued before it ends
 	overflow bool          // a push went past the backlog limit
-	closed   bool          // the writer has stopped: nothing more is written
-	wake     chan struct{} // signalled when buf grows or overflow is set
+	closed   bool          // the session ended: nothing more is written
 	idle     chan struct{} // closed while nothing is queued or being written
+	// start runs a writer (on a goroutine of the session); nil until
+	// the control stream exists, so that pushes before it only queue.
+	start func()
 }
 
 func (q *controlQueue) init() {
-	q.wake = make(chan struct{}, 1)
 	q.idle = make(chan struct{})
 	close(q.idle)
+}
+
+// enable sets how a writer is started, and starts one for anything
+// already queued. Called once, when the control stream is open.
+func (q *controlQueue) enable(start func()) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.start = start
+	q.kickLocked()
+}
+
+// kickLocked starts a writer when something waits and none runs.
+func (q *controlQueue) kickLocked() {
+	if q.running || q.closed || q.start == nil || (len(q.buf) == q.off && !q.overflow) {
+		return
+	}
+	q.running = true
+	q.start()
 }
 
 // push queues b. sent runs under the queue's lock once b is queued, so that
@@ -55,74 +76,62 @@ func (q *controlQueue) push(b []byte, limit int, sent func()) error {
 		return errControlBacklog
 	case queued+len(b) > limit && queued > 0:
 		q.overflow = true
-		q.signal()
+		q.kickLocked()
 		return fmt.Errorf("%w: %d bytes of control messages are waiting", errControlBacklog, queued)
 	}
-	if queued == 0 && !q.writing {
+	if queued == 0 && !q.running {
 		q.idle = make(chan struct{})
 		q.buf, q.off = q.buf[:0], 0
 	}
 	q.buf = append(q.buf, b...)
 	sent()
-	q.signal()
+	q.kickLocked()
 	return nil
 }
 
-func (q *controlQueue) signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
+// take hands the writer up to controlChunk of the queued bytes. When
+// nothing is queued it returns ok false, and the writer must end: a later
+// push starts another. overflow reports that the backlog went past its
+// limit.
+func (q *controlQueue) take() (b []byte, overflow, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.overflow {
+		return nil, true, true
 	}
-}
-
-// take waits for queued bytes and hands the writer up to controlChunk of
-// them. overflow reports that the backlog went past its limit.
-func (q *controlQueue) take(ctx context.Context) (b []byte, overflow bool, err error) {
-	for {
-		q.mu.Lock()
-		if q.overflow {
-			q.mu.Unlock()
-			return nil, true, nil
+	queued := len(q.buf) - q.off
+	if queued == 0 || q.closed {
+		q.running = false
+		q.buf, q.off = q.buf[:0], 0
+		if cap(q.buf) > 4*controlChunk {
+			q.buf = nil // a burst is over: give its memory back
 		}
-		if queued := len(q.buf) - q.off; queued > 0 {
-			n := min(queued, controlChunk)
-			// Later pushes append past len(q.buf): they never touch
-			// this chunk, even when append reuses the array.
-			b = q.buf[q.off : q.off+n : q.off+n]
-			q.off += n
-			q.writing = true
-			q.mu.Unlock()
-			return b, false, nil
+		if !q.closed {
+			close(q.idle)
 		}
-		q.mu.Unlock()
-		select {
-		case <-q.wake:
-		case <-ctx.Done():
-			return nil, false, ctx.Err()
-		}
+		return nil, false, false
 	}
+	n := min(queued, controlChunk)
+	// Later pushes append past len(q.buf): they never touch this chunk,
+	// even when append reuses the array.
+	b = q.buf[q.off : q.off+n : q.off+n]
+	q.off += n
+	return b, false, true
 }
 
 // wrote tells that the chunk the writer took is written.
 func (q *controlQueue) wrote() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.writing = false
-	switch {
-	case q.off == len(q.buf):
-		q.buf, q.off = q.buf[:0], 0
-		if cap(q.buf) > 4*controlChunk {
-			q.buf = nil // a burst is over: give its memory back
-		}
-		close(q.idle)
-	case q.off >= 4*controlChunk && 2*q.off >= len(q.buf):
+	if q.off >= 4*controlChunk && 2*q.off >= len(q.buf) {
 		// Keep the written prefix from growing without bound.
 		n := copy(q.buf, q.buf[q.off:])
 		q.buf, q.off = q.buf[:n], 0
 	}
 }
 
-// stop marks the writer gone: later pushes fail, flush returns.
+// stop marks the queue closed (the session ended, or its writer failed):
+// later pushes fail, flush returns, no writer starts.
 func (q *controlQueue) stop() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -130,6 +139,7 @@ func (q *controlQueue) stop() {
 		return
 	}
 	q.closed = true
+	q.running = false
 	q.buf = nil
 }
 
@@ -137,9 +147,9 @@ func (q *controlQueue) stop() {
 // timeout passes.
 func (q *controlQueue) flush(closed <-chan struct{}, timeout time.Duration) {
 	q.mu.Lock()
-	idle, stopped := q.idle, q.closed
+	idle, stopped, started := q.idle, q.closed, q.start != nil
 	q.mu.Unlock()
-	if stopped || q.wake == nil {
+	if stopped || !started {
 		return
 	}
 	t := time.NewTimer(timeout)
@@ -151,17 +161,21 @@ func (q *controlQueue) flush(closed <-chan struct{}, timeout time.Duration) {
 	}
 }
 
-// writeControl is the control stream's writer; it runs from setup until
-// the session ends.
+// writeControl is the control stream's writer: it writes what is queued
+// and returns once the queue is empty or the session ends.
 func (s *Session) writeControl() {
-	defer s.out.stop()
 	timeout := s.cfg.ControlWriteTimeout
 	for {
-		b, overflow, err := s.out.take(s.ctx)
-		if err != nil {
+		if s.ctx.Err() != nil {
+			s.out.stop()
+			return
+		}
+		b, overflow, ok := s.out.take()
+		if !ok {
 			return
 		}
 		if overflow {
+			s.out.stop()
 			s.fail(&wire.SessionError{Code: wire.ControlMessageTimeout, Reason: fmt.Sprintf(
 				"the peer is not reading its control stream: more than %d bytes of control messages are waiting", s.cfg.MaxControlBacklog)})
 			return
@@ -172,9 +186,10 @@ func (s *Session) writeControl() {
 			s.fail(&wire.SessionError{Code: wire.ControlMessageTimeout, Reason: fmt.Sprintf(
 				"the peer took no control bytes for %v: it is not reading its control stream", timeout)})
 		})
-		_, err = s.control.Write(b)
+		_, err := s.control.Write(b)
 		timer.Stop()
 		if err != nil {
+			s.out.stop()
 			if s.ctx.Err() == nil {
 				s.fail(controlStreamErr(err))
 			}

@@ -2,14 +2,18 @@ package moqtransport
 
 import (
 	"bytes"
-	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestControlQueueKeepsOrder: whatever the chunking, reuse and compaction
-// of its buffer, the queue hands the writer every byte once, in push
-// order; past the backlog limit a push fails and the writer is told.
+// of its buffer, and however often its writer ends and another starts, the
+// queue hands the writers every byte once, in push order, one writer at a
+// time; once everything is written no writer is left and flush returns;
+// past the backlog limit a push fails and the writer is told.
 func TestControlQueueKeepsOrder(t *testing.T) {
 	var q controlQueue
 	q.init()
@@ -20,35 +24,63 @@ func TestControlQueueKeepsOrder(t *testing.T) {
 		msgs = append(msgs, msg)
 		want.Write(msg)
 	}
-	done := make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		defer close(done)
-		for got.Len() < want.Len() {
-			b, overflow, err := q.take(ctx)
-			if err != nil || overflow {
+	var wg sync.WaitGroup
+	var running, started, overlaps atomic.Int32
+	writer := func() {
+		defer wg.Done()
+		if running.Add(1) > 1 {
+			overlaps.Add(1)
+		}
+		defer running.Add(-1)
+		for {
+			b, overflow, ok := q.take()
+			if !ok || overflow {
 				return
 			}
 			if len(b) > controlChunk {
 				t.Errorf("chunk of %d bytes", len(b))
 			}
-			got.Write(b)
+			got.Write(b) // one writer at a time: checked by overlaps
 			q.wrote()
 		}
-	}()
-	for _, msg := range msgs {
+	}
+	// Pushes before enable only queue.
+	if err := q.push(msgs[0], 1<<30, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	q.enable(func() {
+		started.Add(1)
+		wg.Add(1)
+		go writer()
+	})
+	for i, msg := range msgs[1:] {
 		if err := q.push(msg, 1<<30, func() {}); err != nil {
 			t.Fatal(err)
 		}
+		if i%50 == 0 { // let the writer drain and end now and then
+			q.flush(nil, time.Minute)
+		}
 	}
-	<-done
+	q.flush(nil, time.Minute)
+	wg.Wait()
+	if n := overlaps.Load(); n > 0 {
+		t.Fatalf("%d writers started while another ran", n)
+	}
 	if g, w := got.Bytes(), want.Bytes(); !bytes.Equal(g, w) {
 		i := 0
 		for i < len(g) && i < len(w) && g[i] == w[i] {
 			i++
 		}
-		t.Fatalf("the writer got %d bytes, %d pushed; they differ from byte %d", len(g), len(w), i)
+		t.Fatalf("the writers got %d bytes, %d pushed; they differ from byte %d", len(g), len(w), i)
+	}
+	if n := started.Load(); n < 2 {
+		t.Fatalf("%d writers started: the writer should end whenever the queue is empty", n)
+	}
+	q.mu.Lock()
+	running2 := q.running
+	q.mu.Unlock()
+	if running2 {
+		t.Fatal("the queue is empty but still counts a writer as running")
 	}
 
 	// The backlog limit.
@@ -60,7 +92,7 @@ func TestControlQueueKeepsOrder(t *testing.T) {
 	if err := full.push(make([]byte, 100), 150, func() {}); !errors.Is(err, errControlBacklog) {
 		t.Fatalf("push past the limit: %v", err)
 	}
-	if _, overflow, _ := full.take(ctx); !overflow {
+	if _, overflow, _ := full.take(); !overflow {
 		t.Fatal("the writer was not told of the overflow")
 	}
 }

@@ -57,9 +57,9 @@
 //
 // # No hangs
 //
-// The control stream has one writer, a goroutine of the session: sending a
-// control message only queues it, so no lock is held while the network
-// waits. Each write must complete within Config.ControlWriteTimeout, and the
+// The control stream has one writer, a goroutine of the session that runs
+// while control messages wait: sending a control message only queues it,
+// so no lock is held while the network waits. Each write must complete within Config.ControlWriteTimeout, and the
 // queue holds at most Config.MaxControlBacklog bytes: a peer that stops
 // reading its control stream is closed with CONTROL_MESSAGE_TIMEOUT, and
 // every request waiting on it gets an error. Close may be called from a
@@ -101,8 +101,12 @@
 // io.EOF (or the end of the loop) when the publisher ends the track, and
 // with the PUBLISH_DONE code as a *RequestError otherwise. Data that arrives before
 // SUBSCRIBE_OK waits, within Config.MaxPendingStreams and
-// Config.PendingStreamTimeout, for its track alias. PUBLISH_DONE ends the
-// track once the streams it counts have been read.
+// Config.PendingStreamTimeout, for its track alias. A session reads
+// datagrams from the first track alias it learns (SUBSCRIBE_OK or the
+// peer's PUBLISH): before that none can be for a track of its own, and
+// what the peer sends waits in the transport (quic-go keeps up to 128
+// per connection) to be read then. PUBLISH_DONE ends the track once the
+// streams it counts have been read.
 //
 // A Largest Object subscription starts after the largest object its
 // SUBSCRIBE_OK names, in the middle of a group. A viewer that wants the

@@ -1,8 +1,10 @@
 package moqtransport_test
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,4 +94,92 @@ func TestGoroutinesPerIdleSubscription(t *testing.T) {
 	if got > 1.05 {
 		t.Errorf("%.2f more goroutines per subscription with an idle stream open, budget 1", got)
 	}
+}
+
+// TestGoroutinesPerSession bounds the goroutines a session keeps while
+// it serves one idle subscription, the way a relay serves each of its
+// viewers, over real loopback QUIC: 20 sessions, each from a raw client
+// (no moqtransport code on the client side) subscribed to a track with
+// nothing published. Counted are the goroutines moqtransport started
+// (runtime.Stack's "created by"), per session:
+//   - the control stream's reader, and the accept loops for the peer's
+//     unidirectional streams and for a second bidirectional one (a
+//     protocol violation): 3;
+//   - the subscription's dispatcher (serve.go): 1.
+//
+// Not the control stream's writer, which runs only while control messages
+// wait (controlwriter.go), nor a datagram reader, which starts with the
+// first track alias the session learns (it receives no track here).
+func TestGoroutinesPerSession(t *testing.T) {
+	const sessions = 20
+	const budget = 4
+	e := newEnv(t, "moqt", &moqtransport.Config{Handler: heldTracks().Handler()})
+	before := sessionGoroutines()
+	for range sessions {
+		c := newHostileClient(t, e)
+		c.setup()
+		c.subscribeHeld()
+	}
+	// The writer that sent SUBSCRIBE_OK ends just after: wait, boundedly.
+	var got map[string]int
+	var n int
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got = sessionGoroutines()
+		n = 0
+		for f, c := range got {
+			n += c - before[f]
+		}
+		if n <= budget*sessions || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	per := float64(n) / sessions
+	t.Logf("%.2f goroutines per session: %v", per, got)
+	if per > budget {
+		t.Errorf("%.2f goroutines per session with one idle subscription, budget %d: %v", per, budget, got)
+	}
+	for f := range got {
+		if strings.Contains(f, "writeControl") || strings.Contains(f, "receiveDatagrams") {
+			t.Errorf("%d goroutines of %s in idle sessions that receive no track", got[f], f)
+		}
+	}
+}
+
+// sessionGoroutines counts the goroutines that package moqtransport
+// started, by the first function of moqtransport in their stack.
+func sessionGoroutines() map[string]int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	const pkg = "github.com/moqgo/moq/moqtransport."
+	counts := map[string]int{}
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		lines := strings.Split(string(g), "\n")
+		created := ""
+		for _, l := range lines {
+			if c, ok := strings.CutPrefix(l, "created by "); ok {
+				created = c
+			}
+		}
+		if !strings.HasPrefix(created, pkg) {
+			continue
+		}
+		top := created
+		for _, l := range lines[1:] {
+			if strings.HasPrefix(l, pkg) {
+				top = strings.TrimPrefix(l[:strings.LastIndexByte(l, '(')], pkg)
+				break
+			}
+		}
+		counts[top]++
+	}
+	return counts
 }

@@ -686,8 +686,13 @@ func TestHostileServerControl(t *testing.T) {
 		{name: "data stream FIN inside its header", run: func(c *hostileClient) {
 			c.uniFIN(putVarint(putVarint(nil, 0x14), 1)) // alias, then no group
 		}, code: wire.ProtocolViolation},
-		{name: "datagram of unknown type 0x08", run: func(c *hostileClient) {
+		// A session reads datagrams once it knows a track alias: the
+		// peer's PUBLISH gives one here. Datagrams sent before wait in
+		// the transport and are read then.
+		{name: "datagram of unknown type 0x08", cfg: acceptPublish(), run: func(c *hostileClient) {
 			c.datagrams(putVarint(putVarint(putVarint(putVarint(nil, 0x08), 1), 0), 0), []byte{0, 'x'})
+			c.expectAlive() // no alias yet: nothing reads the datagrams
+			c.send(&wire.Publish{RequestID: c.id(), Namespace: heldNS, Name: "mine", TrackAlias: 3, GroupOrder: wire.GroupOrderAscending, Forward: true})
 		}, code: wire.ProtocolViolation},
 	}
 	for _, tc := range cases {
@@ -705,6 +710,16 @@ func TestHostileServerControl(t *testing.T) {
 			})
 		})
 	}
+}
+
+// acceptPublish is a server configuration that serves the held track and
+// takes every PUBLISH.
+func acceptPublish() *moqtransport.Config {
+	h := heldTracks().Handler()
+	h.Publish = func(context.Context, *moqtransport.Session, *moqtransport.PublishRequest, *moqtransport.Subscription) (moqtransport.SubscribeOptions, error) {
+		return moqtransport.SubscribeOptions{}, nil
+	}
+	return &moqtransport.Config{Handler: h}
 }
 
 func nsCancelBody(reasonLen int) []byte {

@@ -155,8 +155,7 @@ func (s *Session) handlePublish(m *wire.Publish) error {
 	}
 	s.subs[m.RequestID] = sub
 	s.subsByAlas[m.TrackAlias] = sub
-	close(s.aliasAdded)
-	s.aliasAdded = make(chan struct{})
+	s.aliasLearnedLocked()
 	s.mu.Unlock()
 	s.goFunc(func() {
 		var opts SubscribeOptions

@@ -212,11 +212,13 @@ type Session struct {
 	// Requests whose caller gave up before the answer came.
 	abandoned map[uint64]struct{}
 	// Subscriptions we made (subscriber side), by request ID and alias.
-	subs        map[uint64]*Subscription
-	subsByAlas  map[uint64]*Subscription
-	aliasAdded  chan struct{} // closed and replaced when an alias is learned
-	waiting     int           // data streams waiting for their alias
-	headerWaits int           // data streams waiting for their header
+	subs       map[uint64]*Subscription
+	subsByAlas map[uint64]*Subscription
+	aliasAdded chan struct{} // closed and replaced when an alias is learned
+	// datagrams: the datagram reader runs (from the first alias learned).
+	datagrams   bool
+	waiting     int // data streams waiting for their alias
+	headerWaits int // data streams waiting for their header
 	// Subscriptions we serve (publisher side), by request ID.
 	served map[uint64]*servedSubscription
 	// sched ranks the streams of the subscriptions we serve.
@@ -461,6 +463,7 @@ func (s *Session) end(err error, closeConn func()) (first bool) {
 		}
 		s.closeErr = err
 		s.cancel()
+		s.out.stop() // later sends fail; no writer starts
 		close(s.closed)
 	})
 	if first {
@@ -469,13 +472,38 @@ func (s *Session) end(err error, closeConn func()) (first bool) {
 	return first
 }
 
-// start runs the session's loops, each owned by s.units.
+// start runs the session's loops, each owned by s.units. The datagram
+// reader starts later, with the first track alias the session learns (see
+// aliasLearnedLocked); the control writer runs only while control messages
+// wait (see controlQueue).
 func (s *Session) start() {
 	s.goFunc(s.readControl)
 	s.goFunc(s.acceptUniStreams)
 	s.goFunc(s.acceptBidiStreams)
-	s.goFunc(s.receiveDatagrams)
 }
+
+// aliasLearnedLocked tells the data streams waiting for an alias that one
+// was learned, and starts the datagram reader with the first one. A
+// datagram carries an object of a track whose alias the session knows
+// (SUBSCRIBE_OK, PUBLISH); the reader would drop every other one, so a
+// session that never receives a track (a relay's viewer, a publisher)
+// keeps no goroutine parked for datagrams. What a peer sends before that
+// waits in the transport: quic-go keeps up to 128 unread datagrams per
+// connection and drops the rest (a datagram may be lost), and once the
+// reader starts they are parsed like any other (an unknown type closes
+// the session with PROTOCOL_VIOLATION). Called with s.mu held.
+func (s *Session) aliasLearnedLocked() {
+	close(s.aliasAdded)
+	s.aliasAdded = make(chan struct{})
+	if !s.datagrams {
+		s.datagrams = true
+		s.goFunc(s.receiveDatagrams)
+	}
+}
+
+// startControlWriter runs the control stream's writer; the control queue
+// calls it, with its lock held, when a message waits and no writer runs.
+func (s *Session) startControlWriter() { s.goFunc(s.writeControl) }
 
 // goFunc runs f on a goroutine that Close waits for.
 func (s *Session) goFunc(f func()) {
@@ -545,7 +573,7 @@ func (s *Session) setupClient(ctx context.Context) error {
 	}
 	s.control, s.reader = control, wire.NewControlReader(control)
 	control.SetPriority(0) // §7: before every data stream
-	s.goFunc(s.writeControl)
+	s.out.enable(s.startControlWriter)
 	params := s.setupParams()
 	if s.conn.Protocol() == ProtocolQUIC {
 		params = params.WithBytes(wire.SetupParamPath, []byte(s.cfg.Path))
@@ -591,7 +619,7 @@ func (s *Session) setupServer(ctx context.Context) error {
 	}
 	s.control, s.reader = control, wire.NewControlReader(control)
 	control.SetPriority(0) // §7: before every data stream
-	s.goFunc(s.writeControl)
+	s.out.enable(s.startControlWriter)
 	m, err := s.readSetup(ctx)
 	if err != nil {
 		return err

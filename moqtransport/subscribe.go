@@ -203,8 +203,7 @@ func (s *Session) handleSubscribeOK(m *wire.SubscribeOK) error {
 			return &SessionError{Code: wire.DuplicateTrackAlias, Reason: "SUBSCRIBE_OK reuses a track alias in use"}
 		}
 		s.subsByAlas[m.TrackAlias] = sub
-		close(s.aliasAdded)
-		s.aliasAdded = make(chan struct{})
+		s.aliasLearnedLocked()
 	}
 	s.mu.Unlock()
 	if ok {
