@@ -18,8 +18,19 @@ type ControlReader struct {
 
 // NewControlReader returns a reader of the control messages on r.
 func NewControlReader(r io.Reader) *ControlReader {
-	return &ControlReader{r: bufio.NewReaderSize(r, 4096)}
+	return &ControlReader{r: bufio.NewReaderSize(r, controlReadBuffer)}
 }
+
+// controlReadBuffer is the read buffer of a ControlReader, kept for the
+// session's life: a relay holds one per viewer, whose control stream
+// carries a few small messages (a SUBSCRIBE is tens of bytes). A larger
+// message is read straight into the message buffer.
+const controlReadBuffer = 512
+
+// keptMessageBuffer bounds the message buffer a ControlReader keeps
+// between messages: a larger one (up to 64 KiB for the largest message)
+// is dropped once its message is parsed.
+const keptMessageBuffer = 4 << 10
 
 // ReadMessage reads the next message. It returns io.EOF when the stream ends
 // between messages (for a control stream that is itself a
@@ -50,7 +61,11 @@ func (c *ControlReader) ReadMessage() (Message, error) {
 	if _, err := io.ReadFull(c.r, body); err != nil {
 		return nil, streamErr(err, fmt.Sprintf("control stream ended inside a %d-byte %s", n, MessageType(t)))
 	}
-	return ParseMessageBody(MessageType(t), body)
+	m, err := ParseMessageBody(MessageType(t), body)
+	if cap(c.buf) > keptMessageBuffer {
+		c.buf = nil // parsed messages do not refer to it
+	}
+	return m, err
 }
 
 // readVarint reads a varint from r with quicvarint.Read. It returns io.EOF
