@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -49,7 +51,9 @@ func startProfile(ctx context.Context, metricsURL, dir, name string, start time.
 		}
 		for _, p := range []struct{ path, file string }{
 			{fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), name + "-cpu.pprof"},
-			{"/debug/pprof/heap", name + "-heap.pprof"},
+			// The live heap: in use after a GC, as the relay holds it.
+			{"/debug/pprof/heap?gc=1", name + "-heap.pprof"},
+			{"/debug/pprof/goroutine?debug=1", name + "-goroutines.txt"},
 		} {
 			f := filepath.Join(dir, p.file)
 			if err := fetchTo(ctx, strings.TrimSuffix(metricsURL, "/")+p.path, f, time.Duration(secs+10)*time.Second); err != nil {
@@ -132,13 +136,17 @@ func fetchTo(ctx context.Context, url, file string, timeout time.Duration) error
 }
 
 // finish waits for the profiles and prints the top 15 entries of each
-// (go tool pprof -top) to w.
+// (go tool pprof -top), and the relay's goroutines by owner, to w.
 func (rp *relayProfiler) finish(w io.Writer) {
 	<-rp.done
 	if rp.err != nil {
 		fmt.Fprintf(w, "%s: %v\n", binaryName, rp.err)
 	}
 	for _, f := range rp.files {
+		if strings.HasSuffix(f, ".txt") {
+			printGoroutineOwners(w, f)
+			continue
+		}
 		fmt.Fprintf(w, "%s: profile %s, top 15:\n", binaryName, f)
 		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=15", f).CombinedOutput()
 		if err != nil {
@@ -220,4 +228,95 @@ func (sp *soakProfiler) finishDiff(w io.Writer) {
 		}
 		_, _ = w.Write(out)
 	}
+}
+
+// printGoroutineOwners prints the goroutines of a goroutine profile
+// (debug=1 text) in file by owner (see goroutineOwners), most first.
+func printGoroutineOwners(w io.Writer, file string) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		fmt.Fprintf(w, "%s: %v\n", binaryName, err)
+		return
+	}
+	owners, total := goroutineOwners(string(b))
+	fmt.Fprintf(w, "%s: relay goroutines %s, %d by owner:\n", binaryName, file, total)
+	for i, o := range owners {
+		if i == 15 {
+			break
+		}
+		fmt.Fprintf(w, "  %7d  %s\n", o.n, o.owner)
+	}
+}
+
+type ownerCount struct {
+	owner string
+	n     int
+}
+
+// goroutineOwners groups the goroutines of a goroutine profile in its
+// debug=1 text form by owner: the innermost function of moq-go's
+// moqtransport or relay packages in the stack (the session's control
+// reader, a subscription's dispatcher, a stream's writer blocked in a
+// write or waiting for its next object, ...), else the outermost function
+// outside the standard library (quic-go's connection loop, and its sender
+// whether it waits for a packet or for the socket). Most first; total
+// counts every goroutine.
+func goroutineOwners(profile string) (owners []ownerCount, total int) {
+	counts := map[string]int{}
+	n := 0
+	owner, fallback := "", ""
+	flush := func() {
+		if n == 0 {
+			return
+		}
+		if owner == "" {
+			owner = fallback
+		}
+		if owner == "" {
+			owner = "(standard library)"
+		}
+		counts[owner] += n
+		total += n
+		n, owner, fallback = 0, "", ""
+	}
+	for _, line := range strings.Split(profile, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[1] == "@" {
+			flush()
+			n, _ = strconv.Atoi(f[0])
+			continue
+		}
+		f := strings.Fields(line)
+		if n == 0 || len(f) < 3 || f[0] != "#" {
+			continue
+		}
+		fn := f[2]
+		if i := strings.LastIndex(fn, "+0x"); i > 0 {
+			fn = fn[:i]
+		}
+		switch {
+		case owner != "":
+		case strings.HasPrefix(fn, "github.com/moqgo/moq/moqtransport.") || strings.HasPrefix(fn, "github.com/moqgo/moq/relay."):
+			owner = fn
+		case outsideStd(fn):
+			fallback = fn // the outermost function outside the standard library
+		}
+	}
+	flush()
+	for o, c := range counts {
+		owners = append(owners, ownerCount{o, c})
+	}
+	slices.SortFunc(owners, func(a, b ownerCount) int {
+		if a.n != b.n {
+			return b.n - a.n
+		}
+		return strings.Compare(a.owner, b.owner)
+	})
+	return owners, total
+}
+
+// outsideStd reports whether the function named fn (as a profile names it)
+// is outside the standard library: its import path starts with a domain.
+func outsideStd(fn string) bool {
+	i := strings.IndexByte(fn, '/')
+	return i > 0 && strings.Contains(fn[:i], ".")
 }
