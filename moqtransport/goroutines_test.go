@@ -1,13 +1,13 @@
 package moqtransport_test
 
 import (
-	"bytes"
 	"fmt"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/moqgo/moq/internal/moqtest"
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
 )
@@ -114,7 +114,7 @@ func TestGoroutinesPerSession(t *testing.T) {
 	const sessions = 20
 	const budget = 4
 	e := newEnv(t, "moqt", &moqtransport.Config{Handler: heldTracks().Handler()})
-	before := sessionGoroutines()
+	before := moqtest.Goroutines("github.com/moqgo/moq/moqtransport.")
 	for range sessions {
 		c := newHostileClient(t, e)
 		c.setup()
@@ -125,11 +125,8 @@ func TestGoroutinesPerSession(t *testing.T) {
 	var n int
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got = sessionGoroutines()
-		n = 0
-		for f, c := range got {
-			n += c - before[f]
-		}
+		got = moqtest.Goroutines("github.com/moqgo/moq/moqtransport.")
+		n = moqtest.GoroutinesAdded(before, got)
 		if n <= budget*sessions || time.Now().After(deadline) {
 			break
 		}
@@ -145,41 +142,4 @@ func TestGoroutinesPerSession(t *testing.T) {
 			t.Errorf("%d goroutines of %s in idle sessions that receive no track", got[f], f)
 		}
 	}
-}
-
-// sessionGoroutines counts the goroutines that package moqtransport
-// started, by the first function of moqtransport in their stack.
-func sessionGoroutines() map[string]int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	const pkg = "github.com/moqgo/moq/moqtransport."
-	counts := map[string]int{}
-	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		lines := strings.Split(string(g), "\n")
-		created := ""
-		for _, l := range lines {
-			if c, ok := strings.CutPrefix(l, "created by "); ok {
-				created = c
-			}
-		}
-		if !strings.HasPrefix(created, pkg) {
-			continue
-		}
-		top := created
-		for _, l := range lines[1:] {
-			if strings.HasPrefix(l, pkg) {
-				top = strings.TrimPrefix(l[:strings.LastIndexByte(l, '(')], pkg)
-				break
-			}
-		}
-		counts[top]++
-	}
-	return counts
 }

@@ -226,6 +226,18 @@ type rawPublisher struct {
 
 func (e *relayEnv) rawPublisher(ns wire.Namespace) *rawPublisher {
 	e.t.Helper()
+	p := e.rawClient()
+	p.send(e.t, &wire.PublishNamespace{RequestID: 0, Namespace: ns})
+	if _, ok := p.next(e.t).(*wire.PublishNamespaceOK); !ok {
+		e.t.Fatal("no PUBLISH_NAMESPACE_OK")
+	}
+	return p
+}
+
+// rawClient dials the relay and runs setup by hand (CLIENT_SETUP granting
+// 100 requests, SERVER_SETUP), with no moqtransport session on this side.
+func (e *relayEnv) rawClient() *rawPublisher {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	fp, _ := e.srv.Fingerprint()
@@ -265,10 +277,6 @@ func (e *relayEnv) rawPublisher(ns wire.Namespace) *rawPublisher {
 	p.send(e.t, &wire.ClientSetup{Versions: []wire.Version{wire.Draft14}, Params: params})
 	if _, ok := p.next(e.t).(*wire.ServerSetup); !ok {
 		e.t.Fatal("no SERVER_SETUP")
-	}
-	p.send(e.t, &wire.PublishNamespace{RequestID: 0, Namespace: ns})
-	if _, ok := p.next(e.t).(*wire.PublishNamespaceOK); !ok {
-		e.t.Fatal("no PUBLISH_NAMESPACE_OK")
 	}
 	return p
 }

@@ -6,6 +6,8 @@ package moqtest
 import (
 	"context"
 	"encoding/hex"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -62,4 +64,75 @@ func Serve(t testing.TB, cfg moqnative.ServerConfig, h moqtransport.Handler) *Se
 	})
 	fp, _ := srv.Fingerprint()
 	return &Server{Server: srv, URL: "moqt://" + srv.Addr().String() + "/", Fingerprint: hex.EncodeToString(fp[:])}
+}
+
+// Goroutines counts the goroutines that functions of the packages named by
+// prefixes started (runtime.Stack's "created by"), by the innermost
+// function in each one's stack of the first of those packages it shows:
+// for example
+// Goroutines("github.com/moqgo/moq/moqtransport.") counts a session's
+// control reader as "(*Session).readControl". A test that bounds the
+// goroutines a component keeps per client compares two counts.
+func Goroutines(prefixes ...string) map[string]int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	of := func(fn string) string {
+		for _, p := range prefixes {
+			if strings.HasPrefix(fn, p) {
+				return p
+			}
+		}
+		return ""
+	}
+	counts := map[string]int{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		lines := strings.Split(g, "\n")
+		created := ""
+		for _, l := range lines {
+			if c, ok := strings.CutPrefix(l, "created by "); ok {
+				created = c
+			}
+		}
+		p := of(created)
+		if p == "" {
+			continue
+		}
+		top := strings.TrimPrefix(created, p)
+	frames:
+		for _, q := range prefixes { // the first package listed that the stack shows
+			for _, l := range lines[1:] {
+				if strings.HasPrefix(l, q) {
+					if i := strings.LastIndexByte(l, '('); i > 0 {
+						l = l[:i]
+					}
+					top = strings.TrimPrefix(l, q)
+					break frames
+				}
+			}
+		}
+		counts[top]++
+	}
+	return counts
+}
+
+// GoroutinesAdded is how many goroutines after has more than before, in
+// total over their owners.
+func GoroutinesAdded(before, after map[string]int) int {
+	n := 0
+	for f, c := range after {
+		n += c - before[f]
+	}
+	for f, c := range before {
+		if _, ok := after[f]; !ok {
+			n -= c
+		}
+	}
+	return n
 }
