@@ -44,3 +44,19 @@ func PendingGrants(r *Relay) int {
 	}
 	return n
 }
+
+// TrackRefs counts the references to the relayed track ns/name of scope
+// scName (its waiting and served subscribers); -1 when it has none.
+func TrackRefs(r *Relay, scName string, ns []string, name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sc := r.scopes[scName]
+	if sc == nil {
+		return -1
+	}
+	rt := sc.tracks[trackKey(ns, name)]
+	if rt == nil {
+		return -1
+	}
+	return rt.refs
+}

@@ -67,8 +67,13 @@
 // prefix of the track's namespace (field by field) within the scope. There
 // is one upstream SUBSCRIBE per track, shared by every downstream
 // subscriber, each served from the track's cache with its own filter and
-// priority. When the last downstream subscription ends, the relay sends
-// UNSUBSCRIBE upstream; a new subscriber subscribes again. A namespace no
+// priority. The upstream SUBSCRIBE belongs to the track, not to the
+// subscriber that caused it: a subscriber that leaves before the
+// publisher answers leaves the others waiting; it is bounded by
+// UpstreamTimeout (SUBSCRIBE_ERROR TIMEOUT) and by the upstream session.
+// When the last downstream subscription ends, or the last waiting
+// subscriber leaves, the relay sends UNSUBSCRIBE upstream; a new
+// subscriber subscribes again. A namespace no
 // publisher has gets SUBSCRIBE_ERROR TRACK_DOES_NOT_EXIST.
 //
 // When a publisher's session ends, its tracks end for their subscribers
@@ -137,7 +142,9 @@ type Config struct {
 	// together: nil gets a moqtransport.DefaultCacheBudget (1 GiB) of the
 	// relay's own (see CacheBudget).
 	Track moqtransport.TrackConfig
-	// UpstreamTimeout bounds an upstream SUBSCRIBE; default 10s.
+	// UpstreamTimeout bounds an upstream SUBSCRIBE (its waiting
+	// subscribers then get SUBSCRIBE_ERROR TIMEOUT) and FETCH; default
+	// 10s.
 	UpstreamTimeout time.Duration
 	// Coordinator, when set, registers the namespaces published here and
 	// finds the ones published on other relays.

@@ -153,6 +153,11 @@ func (r *Relay) Close() {
 		for _, n := range sc.nsSubs {
 			n.stop()
 		}
+		for _, rt := range sc.tracks {
+			if rt.cancel != nil {
+				rt.cancel() // upstream SUBSCRIBEs still waiting for their answer
+			}
+		}
 	}
 	var sessions []*moqtransport.Session
 	for _, rm := range r.remotes {

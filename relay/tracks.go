@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -46,6 +47,10 @@ type relayTrack struct {
 	// expiry ends a published track at its PUBLISH token's exp
 	// (grants.go); stopped when the publication ends. Under Relay.mu.
 	expiry *time.Timer
+	// cancel ends the upstream SUBSCRIBE while it waits for its answer:
+	// called when the last subscriber leaves, or the relay closes. Set
+	// before the request starts, then read only.
+	cancel context.CancelFunc
 }
 
 // claimed reports whether a published track is served: its claim on its
@@ -61,6 +66,13 @@ func (rt *relayTrack) claimed() bool {
 
 // subscribeOrigin serves a track of scope scName from o, sharing the
 // track's upstream subscription. Called with r.mu held; it unlocks it.
+//
+// The upstream SUBSCRIBE belongs to the shared track, not to the
+// subscriber that came first: it runs on a goroutine of the relay's with
+// a context of its own, which ends with the upstream session, at
+// UpstreamTimeout (SUBSCRIBE_ERROR TIMEOUT for everyone waiting), or when
+// the last waiting subscriber leaves (release). A subscriber that leaves
+// early only gives its reference back; the others keep waiting.
 func (r *Relay) subscribeOrigin(ctx context.Context, scName string, o *origin, viaRemote bool, req *wire.Subscribe) (*moqtransport.Track, error) {
 	k := trackKey(req.Namespace, req.Name)
 	sc := r.scope(scName)
@@ -74,8 +86,16 @@ func (r *Relay) subscribeOrigin(ctx context.Context, scName string, o *origin, v
 		rt = &relayTrack{key: k, scope: scName, ns: req.Namespace, ready: make(chan struct{}), remote: viaRemote}
 		sc.tracks[k] = rt
 		rt.refs++
+		uctx, cancel := context.WithTimeout(o.s.Context(), r.cfg.UpstreamTimeout)
+		rt.cancel = cancel
+		name := req.Name
+		r.wg.Add(1)
 		r.mu.Unlock()
-		r.subscribeUpstream(ctx, o, rt, req)
+		go func() {
+			defer r.wg.Done()
+			defer cancel()
+			r.subscribeUpstream(uctx, o, rt, name)
+		}()
 	} else {
 		rt.refs++
 		r.mu.Unlock()
@@ -99,16 +119,16 @@ func (r *Relay) awaitTrack(ctx context.Context, rt *relayTrack) (*moqtransport.T
 	return rt.track, nil
 }
 
-// subscribeUpstream opens the shared upstream subscription of rt.
-func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack, req *wire.Subscribe) {
+// subscribeUpstream opens the shared upstream subscription of rt, on the
+// track's own context (see subscribeOrigin).
+func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack, name string) {
 	defer close(rt.ready)
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.UpstreamTimeout)
-	defer cancel()
 	start := time.Now()
+	full := rt.ns.String() + "/" + name
 	// The upstream subscription serves every downstream one: it starts at
 	// the newest object and forwards, whatever the first subscriber asked
 	// (§8.3: relays aggregate with Largest Object).
-	up, err := o.s.Subscribe(ctx, req.Namespace, req.Name, moqtransport.SubscribeOptions{
+	up, err := o.s.Subscribe(ctx, rt.ns, name, moqtransport.SubscribeOptions{
 		Priority: moqtransport.DefaultPriority,
 		Filter:   wire.Filter{Type: wire.FilterLargestObject},
 	})
@@ -119,22 +139,37 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 	r.metrics.upstreamSubscribe.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	if err != nil {
 		var re *moqtransport.RequestError
-		if !errors.As(err, &re) {
+		switch {
+		case errors.As(err, &re):
+		case errors.Is(err, context.DeadlineExceeded):
+			err = moqtransport.SubscribeError(wire.SubscribeTimeout, fmt.Sprintf("the publisher did not answer the relay's SUBSCRIBE within %v", r.cfg.UpstreamTimeout))
+		case o.s.Context().Err() != nil:
+			err = moqtransport.SubscribeError(wire.SubscribeInternalError, "the publisher's session ended before it answered")
+		default:
 			err = moqtransport.SubscribeError(wire.SubscribeInternalError, "upstream subscription failed: "+err.Error())
 		}
 		rt.err = err
-		r.logFor(o.s).Info("upstream subscribe failed", "track", req.Namespace.String()+"/"+req.Name, "err", err)
+		r.logFor(o.s).Info("upstream subscribe failed", "track", full, "err", err)
 		return
 	}
 	// When the publisher's session ends, the track ends for its
 	// subscribers with GOING_AWAY; a PUBLISH_DONE passes its own status
 	// through the track.
 	r.mu.Lock()
-	rt.up, rt.track = up, up.Track()
-	rt.upLog = r.logFor(o.s).With("request", up.RequestID())
-	r.byTrack[rt.track] = rt
+	abandoned := rt.refs == 0 // every subscriber left as the answer came
+	if abandoned {
+		rt.err = moqtransport.SubscribeError(wire.SubscribeInternalError, "every subscriber left")
+	} else {
+		rt.up, rt.track = up, up.Track()
+		rt.upLog = r.logFor(o.s).With("request", up.RequestID())
+		r.byTrack[rt.track] = rt
+	}
 	r.mu.Unlock()
-	rt.upLog.Info("upstream subscribed", "track", req.Namespace.String()+"/"+req.Name)
+	if abandoned {
+		_ = up.Unsubscribe()
+		return
+	}
+	rt.upLog.Info("upstream subscribed", "track", full)
 }
 
 // subscriptionEnded drops a downstream subscriber; the last one takes the
@@ -168,11 +203,21 @@ func (r *Relay) release(rt *relayTrack) {
 		}
 	}
 	r.forgetLocked(rt)
+	up := rt.up
 	r.mu.Unlock()
-	if last && rt.up != nil {
-		_ = rt.up.Unsubscribe()
-		rt.upLog.Info("upstream unsubscribed", "track", rt.up.Name().String())
+	if !last {
+		return
 	}
+	if up == nil {
+		// Still waiting for the publisher's answer (or it failed): the
+		// request ends with its last subscriber.
+		if rt.cancel != nil {
+			rt.cancel()
+		}
+		return
+	}
+	_ = up.Unsubscribe()
+	rt.upLog.Info("upstream unsubscribed", "track", up.Name().String())
 }
 
 // forgetLocked drops rt from byTrack once nothing holds it: no downstream
