@@ -1,6 +1,7 @@
 package moqtransport_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -74,5 +75,71 @@ func TestUnsubscribeFromPublish(t *testing.T) {
 			t.Fatalf("a PUBLISH after the first one's PUBLISH_DONE: %v (server: %v)", err, server.Err())
 		}
 		<-h.subs
+	})
+}
+
+// The publisher side ends a FETCH it serves: before its answer with
+// FETCH_ERROR and the code given, while its objects are sent by resetting
+// the fetch stream with CANCELLED; the session goes on.
+func TestEndFetch(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		deciding := make(chan uint64, 1)
+		streaming := make(chan uint64, 1)
+		h := moqtransport.Handler{Fetch: func(ctx context.Context, _ *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+			if req.Name == "undecided" {
+				deciding <- req.RequestID
+				<-ctx.Done() // ended by EndFetch
+				return nil, moqtransport.FetchError(wire.FetchInternalError, "never sent")
+			}
+			sent := false
+			return &moqtransport.FetchResponse{End: wire.Location{Group: 9}, Next: func(ctx context.Context) (*moqtransport.Object, error) {
+				if !sent {
+					sent = true
+					return &moqtransport.Object{Group: 1, ID: 0, Payload: []byte("first")}, nil
+				}
+				streaming <- req.RequestID
+				<-ctx.Done() // the rest never comes: ended by EndFetch
+				return nil, ctx.Err()
+			}}, nil
+		}}
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: h})
+		client, server := e.dial(nil)
+		ctx := timeout(t)
+
+		errc := make(chan error, 1)
+		go func() {
+			_, err := client.Fetch(ctx, moqtransport.FetchOptions{Namespace: wire.Namespace{"f"}, Name: "undecided", End: wire.Location{Group: 3}})
+			errc <- err
+		}()
+		id := <-deciding
+		if server.EndFetch(id+2, wire.FetchExpiredAuthToken, "no such") {
+			t.Error("EndFetch of a request that is not a FETCH reported true")
+		}
+		if !server.EndFetch(id, wire.FetchExpiredAuthToken, "token expired") {
+			t.Fatal("EndFetch of a FETCH being decided reported false")
+		}
+		var re *moqtransport.RequestError
+		if err := <-errc; !errors.As(err, &re) || re.Message != wire.TypeFetchError || re.Code != uint64(wire.FetchExpiredAuthToken) || re.Reason != "token expired" {
+			t.Fatalf("a FETCH ended before its answer: %v, want FETCH_ERROR EXPIRED_AUTH_TOKEN \"token expired\"", err)
+		}
+
+		f, err := client.Fetch(ctx, moqtransport.FetchOptions{Namespace: wire.Namespace{"f"}, Name: "slow", Start: wire.Location{Group: 1}, End: wire.Location{Group: 3}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, err := f.ReadObject(ctx); err != nil || string(o.Payload) != "first" {
+			t.Fatalf("first object: %v %v", o, err)
+		}
+		if !server.EndFetch(<-streaming, wire.FetchExpiredAuthToken, "token expired") {
+			t.Fatal("EndFetch of a FETCH sending objects reported false")
+		}
+		_, err = f.ReadObject(ctx)
+		var se *moqtransport.StreamError
+		if !errors.As(err, &se) || se.Code != uint64(wire.ResetCancelled) {
+			t.Fatalf("a FETCH ended while streaming: %v, want its stream reset with CANCELLED", err)
+		}
+		if client.Context().Err() != nil || server.Context().Err() != nil {
+			t.Fatalf("the session ended: %v / %v", client.Err(), server.Err())
+		}
 	})
 }

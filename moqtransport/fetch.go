@@ -336,8 +336,42 @@ func (s *Session) readFetchStream(str ReceiveStream, r *wire.StreamReader) {
 }
 
 // servedFetch is a FETCH from the peer that we answer from a track.
+// cancel's cause is errFetchCancelled for FETCH_CANCEL, or the
+// *RequestError EndFetch was given.
 type servedFetch struct {
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
+}
+
+// errFetchCancelled is the cause of a served fetch's end at FETCH_CANCEL.
+var errFetchCancelled = errors.New("moqt: the peer cancelled the fetch")
+
+// EndFetch ends a FETCH this session serves before its objects are all
+// sent, as EndSubscription ends a subscription. A FETCH not answered yet
+// (its handler still deciding) gets FETCH_ERROR with code and reason; one
+// whose objects are being sent has its stream reset with CANCELLED
+// (§10.4.3: the publisher ended the request; draft-14 has no message that
+// carries a code once FETCH_OK is sent). It reports whether requestID
+// named a FETCH still served; ending one that is ending already does
+// nothing.
+func (s *Session) EndFetch(requestID uint64, code FetchErrorCode, reason string) bool {
+	s.mu.Lock()
+	f := s.servedFetches[requestID]
+	s.mu.Unlock()
+	if f == nil {
+		return false
+	}
+	f.cancel(&RequestError{Message: wire.TypeFetchError, Code: uint64(code), Reason: reason})
+	return true
+}
+
+// fetchEnded answers a FETCH whose context ended before its answer: with
+// FETCH_ERROR when EndFetch ended it; a FETCH_CANCEL or the session's end
+// need no answer.
+func (s *Session) fetchEnded(ctx context.Context, id uint64) {
+	var re *RequestError
+	if errors.As(context.Cause(ctx), &re) && s.ctx.Err() == nil {
+		s.fetchError(id, FetchErrorCode(re.Code), re.Reason)
+	}
 }
 
 func (s *Session) handleFetch(m *wire.Fetch) error {
@@ -350,13 +384,13 @@ func (s *Session) handleFetch(m *wire.Fetch) error {
 			return violation("joining FETCH on subscription %d, whose filter is %s, not LargestObject", m.JoiningRequestID, joined.req.Filter.Type)
 		}
 	}
-	ctx, cancel := context.WithCancel(s.ctx)
+	ctx, cancel := context.WithCancelCause(s.ctx)
 	s.mu.Lock()
 	s.servedFetches[m.RequestID] = &servedFetch{cancel: cancel}
 	s.mu.Unlock()
 	s.goFunc(func() {
 		defer func() {
-			cancel()
+			cancel(nil)
 			s.mu.Lock()
 			delete(s.servedFetches, m.RequestID)
 			s.mu.Unlock()
@@ -369,12 +403,29 @@ func (s *Session) handleFetch(m *wire.Fetch) error {
 	return nil
 }
 
+// refuseFetch answers a FETCH the session refuses itself (no handler, or
+// a standalone range that ends before it starts) and reports whether it
+// did. It runs before the Authorizer, as refuseSubscribeNamespace does,
+// so that a FETCH the Authorizer allows reaches the handler (a relay
+// notes the exp of the request's own token until its handler takes it).
+func (s *Session) refuseFetch(m *wire.Fetch) bool {
+	switch {
+	case s.cfg.Handler.Fetch == nil:
+		s.refuse(&wire.FetchError{RequestID: m.RequestID, Code: wire.FetchNotSupported, Reason: "FETCH is not supported by this endpoint"})
+	case m.FetchType == wire.FetchStandalone && fetchLast(m.End).Less(m.Start):
+		s.refuse(&wire.FetchError{RequestID: m.RequestID, Code: wire.FetchInvalidRange, Reason: fmt.Sprintf("end %v is before start %v", m.End, m.Start)})
+	default:
+		return false
+	}
+	return true
+}
+
 func (s *Session) handleFetchCancel(m *wire.FetchCancel) {
 	s.mu.Lock()
 	f := s.servedFetches[m.RequestID]
 	s.mu.Unlock()
 	if f != nil {
-		f.cancel()
+		f.cancel(errFetchCancelled)
 	}
 }
 
@@ -401,6 +452,7 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 		select {
 		case <-joined.answered:
 		case <-ctx.Done():
+			s.fetchEnded(ctx, m.RequestID)
 			return
 		}
 		joined.mu.Lock()
@@ -441,6 +493,7 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 		if err == nil && resp != nil && resp.Close != nil {
 			resp.Close()
 		}
+		s.fetchEnded(ctx, m.RequestID)
 		return
 	}
 	if err == nil && resp == nil {
@@ -582,7 +635,12 @@ func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, next func(conte
 			break
 		}
 		if err != nil {
-			str.CancelWrite(uint64(wire.ResetInternalError))
+			if ctx.Err() != nil {
+				// Cancelled or ended (EndFetch): the AfterFunc's code.
+				str.CancelWrite(uint64(wire.ResetCancelled))
+			} else {
+				str.CancelWrite(uint64(wire.ResetInternalError))
+			}
 			return err
 		}
 		h := wire.ObjectHeader{Group: o.Group, Subgroup: o.Subgroup, ID: o.ID, PublisherPriority: o.PublisherPriority,
@@ -703,6 +761,10 @@ func (s *Session) serveFetchResponse(ctx context.Context, m *wire.Fetch, resp *F
 			}
 			end = endAfter(largest)
 		}
+	}
+	if ctx.Err() != nil {
+		s.fetchEnded(ctx, m.RequestID)
+		return
 	}
 	if err := s.send(&wire.FetchOK{RequestID: m.RequestID, GroupOrder: order, EndOfTrack: resp.EndOfTrack, End: end}); err != nil {
 		// A handler's FETCH_OK that cannot be encoded still gets an answer.

@@ -14,6 +14,30 @@ import (
 // (draft-14 §8.3: a relay must not skip objects whose status it does not
 // know). A joining fetch arrives here with its range already resolved.
 func (r *Relay) fetch(ctx context.Context, s *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+	exp, expires := r.takeGrant(s, req.RequestID)
+	if !expires {
+		return r.serveFetch(ctx, s, req)
+	}
+	// Granted by its own token: ended at its exp, whether it is still
+	// being answered or sending objects (grants.go).
+	stop := r.expireFetch(s, req.RequestID, exp)
+	resp, err := r.serveFetch(ctx, s, req)
+	if err != nil || resp == nil {
+		stop()
+		return resp, err
+	}
+	done := resp.Close
+	resp.Close = func() {
+		stop()
+		if done != nil {
+			done()
+		}
+	}
+	return resp, nil
+}
+
+// serveFetch answers a FETCH from the cache or forwards it (see fetch).
+func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
 	k := trackKey(req.Namespace, req.Name)
 	viaCoordinator := r.cfg.Coordinator != nil && !r.isRelayPeer(s)
 	// The same scopes in the same order as a SUBSCRIBE, but a FETCH holds

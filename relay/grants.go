@@ -28,10 +28,18 @@ import (
 //     the publisher's side, so the relay ends what it granted: it stops
 //     announcing, withdraws what it announced (PUBLISH_NAMESPACE_DONE) and
 //     ends the tracks it forwarded with PUBLISH (PUBLISH_DONE
-//     UNAUTHORIZED), as for a SUBSCRIBE.
+//     UNAUTHORIZED), as for a SUBSCRIBE;
+//   - a standalone FETCH: Session.EndFetch, which answers one still
+//     being decided (the publisher's answer awaited) with FETCH_ERROR
+//     EXPIRED_AUTH_TOKEN, and resets the stream of one whose objects are
+//     being sent with CANCELLED (draft-14 has no message that carries a
+//     code once FETCH_OK is sent; §10.4.3's CANCELLED covers "the
+//     publisher ended" it). A joining FETCH is covered by the
+//     subscription it joins.
 //
 // The timer is stopped when the request ends first (SubscriptionEnded,
-// PUBLISH_NAMESPACE_DONE, the publication's end, the session's end). A
+// PUBLISH_NAMESPACE_DONE, the publication's end, the fetch's end, the
+// session's end). A
 // request that relies on the session's token needs none: the session is
 // closed at that token's exp (closeAtExpiry).
 
@@ -47,6 +55,11 @@ func (r *Relay) noteGrant(p *peer, m wire.Message, exp time.Time) {
 	case *wire.PublishNamespace:
 		id = m.RequestID
 	case *wire.SubscribeNamespace:
+		id = m.RequestID
+	case *wire.Fetch:
+		if m.FetchType != wire.FetchStandalone {
+			return // a joining fetch holds by its subscription's grant
+		}
 		id = m.RequestID
 	default:
 		return // answered at once: nothing outlives the token
@@ -186,4 +199,15 @@ func (r *Relay) expireNamespaceSubscription(scName string, n *nsSub, exp time.Ti
 			n.s.EndSubscription(p.RequestID(), wire.DoneUnauthorized, reason)
 		}
 	})
+}
+
+// expireFetch ends FETCH id of s at exp (Session.EndFetch); the returned
+// stop is called when the fetch ends first.
+func (r *Relay) expireFetch(s *moqtransport.Session, id uint64, exp time.Time) (stop func()) {
+	t := time.AfterFunc(time.Until(exp), func() {
+		if s.EndFetch(id, wire.FetchExpiredAuthToken, "the fetch's token expired at "+exp.UTC().Format(time.RFC3339)+": fetch again with a new token") {
+			r.logFor(s).Info("fetch ended: its token expired", "request", id, "exp", exp)
+		}
+	})
+	return func() { t.Stop() }
 }

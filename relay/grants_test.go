@@ -220,3 +220,115 @@ func TestRequestTokenOverlapNotesNothing(t *testing.T) {
 		t.Errorf("%d grants noted after 20 refused overlapping SUBSCRIBE_NAMESPACEs, want %d", got, base)
 	}
 }
+
+// slowFetches answers FETCH for the relay: "undecided" never (until the
+// request ends), anything else with one object and then nothing more
+// until the fetch ends.
+func slowFetches() moqtransport.Handler {
+	return moqtransport.Handler{Fetch: func(ctx context.Context, _ *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+		if req.Name == "undecided" {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		sent := false
+		return &moqtransport.FetchResponse{End: req.End, Next: func(ctx context.Context) (*moqtransport.Object, error) {
+			if !sent {
+				sent = true
+				return &moqtransport.Object{Group: req.Start.Group, ID: 0, Payload: []byte("first")}, nil
+			}
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}}, nil
+	}}
+}
+
+// A FETCH granted by its own token ends at that token's exp: one still
+// waiting for the publisher's answer with FETCH_ERROR EXPIRED_AUTH_TOKEN,
+// one whose objects are being sent with its stream reset (CANCELLED). The
+// session goes on, and nothing of the grants stays.
+func TestRequestTokenExpiryFetch(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		t.Parallel()
+		e := startRelayWith(t, scheme, relay.Config{Auth: hmacAuth(t), UpstreamTimeout: time.Minute})
+		ctx := ctxFor(t)
+		hour := time.Now().Add(time.Hour)
+		exp := time.Now().Add(2 * time.Second).Truncate(time.Second)
+		if time.Until(exp) < time.Second {
+			exp = exp.Add(time.Second)
+		}
+		ns := wire.Namespace{"vod"}
+		pubSess, _, err := e.dialCfg("/", moqtransport.Config{Handler: slowFetches()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pubSess.PublishNamespace(ctx, ns, userToken(t, []string{"vod"}, nil, hour)); err != nil {
+			t.Fatal(err)
+		}
+		subSess, _, err := e.dialCfg("/", moqtransport.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := func(name string) moqtransport.FetchOptions {
+			return moqtransport.FetchOptions{Namespace: ns, Name: name, Start: wire.Location{Group: 1}, End: wire.Location{Group: 5},
+				Params: userToken(t, nil, []string{"vod"}, exp)}
+		}
+		undecided := make(chan error, 1)
+		go func() {
+			_, err := subSess.Fetch(ctx, opts("undecided"))
+			undecided <- err
+		}()
+		f, err := subSess.Fetch(ctx, opts("slow"))
+		if err != nil {
+			t.Fatalf("FETCH with its own token: %v", err)
+		}
+		if o, err := f.ReadObject(ctx); err != nil || string(o.Payload) != "first" {
+			t.Fatalf("the first fetched object: %v, %v", o, err)
+		}
+		_, err = f.ReadObject(ctx)
+		if now := time.Now(); now.Before(exp) {
+			t.Errorf("the fetch ended %v before its token's exp", exp.Sub(now))
+		}
+		var se *moqtransport.StreamError
+		if !errors.As(err, &se) || se.Code != uint64(wire.ResetCancelled) {
+			t.Fatalf("a fetch sending objects at its token's exp: %v, want its stream reset with CANCELLED", err)
+		}
+		select {
+		case err = <-undecided:
+		case <-ctx.Done():
+			t.Fatal("the undecided fetch outlived its token")
+		}
+		wantRequestCode(t, "a fetch undecided at its token's exp", err, uint64(wire.FetchExpiredAuthToken))
+		if subSess.Context().Err() != nil {
+			t.Fatalf("the session ended with its fetches' token: %v", subSess.Err())
+		}
+		// A new token fetches again.
+		again := opts("slow")
+		again.Params = userToken(t, nil, []string{"vod"}, hour)
+		f2, err := subSess.Fetch(ctx, again)
+		if err != nil {
+			t.Fatalf("FETCH again with a new token: %v", err)
+		}
+		_ = f2.Cancel()
+		waitFor(t, "the grants to go", func() bool { return relay.PendingGrants(e.rs.Relay) == 0 })
+	})
+}
+
+// A FETCH the session refuses itself (a range that ends before it starts)
+// never reaches the relay's handler, so its token's grant is not noted.
+func TestRequestTokenInvalidFetchNotesNothing(t *testing.T) {
+	e := startRelayWith(t, "moqt", relay.Config{Auth: hmacAuth(t)})
+	ctx := ctxFor(t)
+	hour := time.Now().Add(time.Hour)
+	s, _, err := e.dialCfg("/", moqtransport.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		_, err := s.Fetch(ctx, moqtransport.FetchOptions{Namespace: wire.Namespace{"vod"}, Name: "t",
+			Start: wire.Location{Group: 5}, End: wire.Location{Group: 2}, Params: userToken(t, nil, []string{"vod"}, hour)})
+		wantRequestCode(t, "a FETCH whose range ends before it starts", err, uint64(wire.FetchInvalidRange))
+	}
+	if got := relay.PendingGrants(e.rs.Relay); got != 0 {
+		t.Errorf("%d grants noted after 20 FETCHes refused for their range, want 0", got)
+	}
+}

@@ -29,7 +29,7 @@
 // Relay.checkRequest for the rules). A session's token holds for the
 // session's whole life: at its exp the session is closed with
 // EXPIRED_AUTH_TOKEN. What a request's own token grants (a subscription,
-// a namespace, a pushed track, a namespace subscription) ends at that
+// a namespace, a pushed track, a namespace subscription, a fetch) ends at that
 // token's exp while the session goes on (see grants.go for each code).
 // Every admitted session's end is seen by the relay,
 // which then drops what the session registered and what it knew of it
