@@ -143,3 +143,76 @@ func TestEndFetch(t *testing.T) {
 		}
 	})
 }
+
+// The publisher side ends one of the peer's namespace subscriptions:
+// an accepted one is forgotten, its prefix free for a new
+// SUBSCRIBE_NAMESPACE, and the peer's later UNSUBSCRIBE_NAMESPACE for it
+// reaches no handler; one still being decided is refused with the code
+// given once the handler returns.
+func TestEndNamespaceSubscription(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		deciding := make(chan struct{}, 1)
+		decide := make(chan struct{})
+		unsubscribed := make(chan wire.Namespace, 4)
+		h := moqtransport.Handler{
+			SubscribeNamespace: func(_ context.Context, _ *moqtransport.Session, req *moqtransport.SubscribeNamespaceRequest) error {
+				if req.Prefix.String() == "slow" {
+					deciding <- struct{}{}
+					<-decide
+				}
+				return nil
+			},
+			UnsubscribeNamespace: func(_ *moqtransport.Session, prefix moqtransport.Namespace) { unsubscribed <- prefix },
+		}
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: h})
+		client, server := e.dial(nil)
+		ctx := timeout(t)
+		prefix := moqtransport.NewNamespace("live")
+		first, err := client.SubscribeNamespace(ctx, prefix, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if server.EndNamespaceSubscription(moqtransport.NewNamespace("other"), wire.SubscribeNamespaceExpiredAuthToken, "no such") {
+			t.Error("EndNamespaceSubscription of a prefix the peer did not subscribe to reported true")
+		}
+		if !server.EndNamespaceSubscription(prefix, wire.SubscribeNamespaceExpiredAuthToken, "token expired") {
+			t.Fatal("EndNamespaceSubscription of an accepted namespace subscription reported false")
+		}
+		if server.EndNamespaceSubscription(prefix, wire.SubscribeNamespaceExpiredAuthToken, "token expired") {
+			t.Error("EndNamespaceSubscription twice reported true")
+		}
+		// The prefix is free again: a new SUBSCRIBE_NAMESPACE of it is no
+		// overlap.
+		if _, err := client.SubscribeNamespace(ctx, prefix, nil); err != nil {
+			t.Fatalf("subscribing to the prefix again: %v", err)
+		}
+		// One still being decided is refused with the code given.
+		errc := make(chan error, 1)
+		go func() {
+			_, err := client.SubscribeNamespace(ctx, moqtransport.NewNamespace("slow"), nil)
+			errc <- err
+		}()
+		<-deciding
+		if !server.EndNamespaceSubscription(moqtransport.NewNamespace("slow"), wire.SubscribeNamespaceExpiredAuthToken, "token expired") {
+			t.Fatal("EndNamespaceSubscription of a namespace subscription being decided reported false")
+		}
+		close(decide)
+		var re *moqtransport.RequestError
+		if err := <-errc; !errors.As(err, &re) || re.Code != uint64(wire.SubscribeNamespaceExpiredAuthToken) || re.Reason != "token expired" {
+			t.Fatalf("a namespace subscription ended while decided: %v, want SUBSCRIBE_NAMESPACE_ERROR EXPIRED_AUTH_TOKEN", err)
+		}
+		if got := <-unsubscribed; got.String() != "slow" {
+			t.Errorf("the handler was told of the end of %v, want slow (it had accepted it)", got)
+		}
+		// The first subscription's UNSUBSCRIBE_NAMESPACE now ends the new
+		// one of the same prefix (draft-14 names them by prefix); the
+		// session goes on either way.
+		_ = first.Close()
+		if got := <-unsubscribed; got.String() != "live" {
+			t.Errorf("UNSUBSCRIBE_NAMESPACE reached the handler for %v", got)
+		}
+		if client.Context().Err() != nil || server.Context().Err() != nil {
+			t.Fatalf("the session ended: %v / %v", client.Err(), server.Err())
+		}
+	})
+}

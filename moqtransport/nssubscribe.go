@@ -261,12 +261,46 @@ func (s *Session) refuseSubscribeNamespace(m *wire.SubscribeNamespace) bool {
 
 // peerNSSub is one of the peer's namespace subscriptions: its prefix,
 // whether the handler is still deciding it (pending), and whether the peer
-// has UNSUBSCRIBEd meanwhile (ended). An ended one keeps its prefix
+// has UNSUBSCRIBEd meanwhile (ended), or we ended it (endedBy, set by
+// EndNamespaceSubscription while pending). An ended one keeps its prefix
 // reserved until the handler has returned, so that a new SUBSCRIBE_NAMESPACE
 // for it cannot be taken for the old one (the handler knows them by prefix).
 type peerNSSub struct {
 	prefix         Namespace
 	pending, ended bool
+	endedBy        *wire.SubscribeNamespaceError
+}
+
+// EndNamespaceSubscription ends one of the peer's namespace subscriptions
+// from this side, as EndSubscription ends a subscription: one still being
+// decided by Handler.SubscribeNamespace is answered with
+// SUBSCRIBE_NAMESPACE_ERROR code and reason once the handler has returned
+// (Handler.UnsubscribeNamespace is then called if it had accepted); an
+// accepted one is forgotten, its prefix free for a new
+// SUBSCRIBE_NAMESPACE. Draft-14 has no message that tells the peer the
+// latter: the application withdraws what it announced under the prefix
+// itself, and a later UNSUBSCRIBE_NAMESPACE from the peer for it is
+// ignored (or ends a new subscription of the same prefix). It reports
+// whether prefix named a namespace subscription of the peer's still
+// running.
+func (s *Session) EndNamespaceSubscription(prefix Namespace, code SubscribeNamespaceErrorCode, reason string) bool {
+	key := nsKey(prefix)
+	s.mu.Lock()
+	p, ok := s.peerNSSubs[key]
+	switch {
+	case !ok || p.ended || p.endedBy != nil:
+		ok = false
+	case p.pending:
+		p.endedBy = &wire.SubscribeNamespaceError{Code: code, Reason: reason}
+	default:
+		delete(s.peerNSSubs, key)
+	}
+	pending := ok && p.pending
+	s.mu.Unlock()
+	if ok && !pending && s.ctx.Err() == nil {
+		s.requestDone()
+	}
+	return ok
 }
 
 // handleSubscribeNamespace reserves the prefix (refuseSubscribeNamespace
@@ -290,8 +324,8 @@ func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
 			return
 		}
 		s.mu.Lock()
-		unsubscribed := mine.ended
-		if unsubscribed || err != nil {
+		unsubscribed, endedBy := mine.ended, mine.endedBy
+		if unsubscribed || endedBy != nil || err != nil {
 			delete(s.peerNSSubs, key)
 		} else {
 			mine.pending = false
@@ -302,6 +336,14 @@ func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
 			if err == nil && h.UnsubscribeNamespace != nil {
 				s.callback(func() { h.UnsubscribeNamespace(s, m.Prefix) })
 			}
+			return
+		}
+		if endedBy != nil {
+			// EndNamespaceSubscription came while the handler decided.
+			if err == nil && h.UnsubscribeNamespace != nil {
+				s.callback(func() { h.UnsubscribeNamespace(s, m.Prefix) })
+			}
+			s.refuse(&wire.SubscribeNamespaceError{RequestID: m.RequestID, Code: endedBy.Code, Reason: endedBy.Reason})
 			return
 		}
 		if err != nil {
@@ -325,7 +367,7 @@ func (s *Session) handleUnsubscribeNamespace(m *wire.UnsubscribeNamespace) {
 	s.mu.Lock()
 	p, ok := s.peerNSSubs[key]
 	pending := ok && p.pending
-	if ok && p.ended {
+	if ok && (p.ended || p.endedBy != nil) {
 		ok = false // already ended: its handler has not returned yet
 	} else if ok && p.pending {
 		p.ended = true // handleSubscribeNamespace removes it once the handler returned

@@ -26,9 +26,11 @@ import (
 //     the track and its registration go as when its publisher ends it;
 //   - a SUBSCRIBE_NAMESPACE: draft-14 has no message that ends one from
 //     the publisher's side, so the relay ends what it granted: it stops
-//     announcing, withdraws what it announced (PUBLISH_NAMESPACE_DONE) and
+//     announcing, withdraws what it announced (PUBLISH_NAMESPACE_DONE),
 //     ends the tracks it forwarded with PUBLISH (PUBLISH_DONE
-//     UNAUTHORIZED), as for a SUBSCRIBE;
+//     UNAUTHORIZED), as for a SUBSCRIBE, and frees the prefix in the
+//     session (Session.EndNamespaceSubscription), so that the peer can
+//     subscribe to it again with a new token;
 //   - a standalone FETCH: Session.EndFetch, which answers one still
 //     being decided (the publisher's answer awaited) with FETCH_ERROR
 //     EXPIRED_AUTH_TOKEN, and resets the stream of one whose objects are
@@ -189,12 +191,15 @@ func (r *Relay) expireNamespaceSubscription(scName string, n *nsSub, exp time.Ti
 		n.publications = nil
 		r.mu.Unlock()
 		r.logFor(n.s).Info("namespace subscription ended: its token expired", "prefix", n.prefix.String(), "exp", exp)
+		reason := "the namespace subscription's token expired at " + exp.UTC().Format(time.RFC3339) + ": subscribe again with a new token"
+		// The session forgets it too: its prefix is free for a new
+		// SUBSCRIBE_NAMESPACE with a new token.
+		n.s.EndNamespaceSubscription(n.prefix, wire.SubscribeNamespaceExpiredAuthToken, reason)
 		for _, pub := range announced {
 			if pub != nil {
 				_ = pub.Close()
 			}
 		}
-		reason := "the namespace subscription's token expired at " + exp.UTC().Format(time.RFC3339) + ": subscribe again with a new token"
 		for _, p := range forwarded {
 			n.s.EndSubscription(p.RequestID(), wire.DoneUnauthorized, reason)
 		}

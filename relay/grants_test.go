@@ -332,3 +332,55 @@ func TestRequestTokenInvalidFetchNotesNothing(t *testing.T) {
 		t.Errorf("%d grants noted after 20 FETCHes refused for their range, want 0", got)
 	}
 }
+
+// A namespace subscription that ends at its token's exp frees its prefix
+// in the session: the subscriber can subscribe to it again with a new
+// token (it was refused with NAMESPACE_PREFIX_OVERLAP until it sent
+// UNSUBSCRIBE_NAMESPACE), and is announced the namespaces again.
+func TestRequestTokenExpiryFreesPrefix(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		t.Parallel()
+		e := startRelayWith(t, scheme, relay.Config{Auth: hmacAuth(t)})
+		ctx := ctxFor(t)
+		hour := time.Now().Add(time.Hour)
+		exp := time.Now().Add(2 * time.Second).Truncate(time.Second)
+		if time.Until(exp) < time.Second {
+			exp = exp.Add(time.Second)
+		}
+		pubSess, _, err := e.dialCfg("/", moqtransport.Config{Handler: (&countingTracks{}).Handler()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pubSess.PublishNamespace(ctx, wire.Namespace{"live", "a"}, userToken(t, []string{"live"}, nil, hour)); err != nil {
+			t.Fatal(err)
+		}
+		watcher, _, err := e.dialCfg("/", moqtransport.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := func(n *moqtransport.NamespaceSubscription, active bool) {
+			t.Helper()
+			ev, err := n.Next(ctx)
+			if err != nil || ev.Namespace.String() != "live/a" || ev.Active != active {
+				t.Fatalf("namespace event %+v, %v; want live/a active=%v", ev, err, active)
+			}
+		}
+		short, err := watcher.SubscribeNamespace(ctx, wire.Namespace{"live"}, userToken(t, nil, []string{"live"}, exp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		next(short, true)
+		next(short, false) // withdrawn at exp
+		if now := time.Now(); now.Before(exp) {
+			t.Errorf("the namespace subscription ended %v before its token's exp", exp.Sub(now))
+		}
+		if _, err := watcher.SubscribeNamespace(ctx, wire.Namespace{"live"}, userToken(t, nil, []string{"live"}, hour)); err != nil {
+			t.Fatalf("SUBSCRIBE_NAMESPACE of the expired prefix with a new token: %v", err)
+		}
+		// The relay announces again under the new subscription. The
+		// watcher's session hands announcements to its first
+		// NamespaceSubscription of the prefix: draft-14 never told it
+		// that one had ended.
+		next(short, true)
+	})
+}
