@@ -84,8 +84,9 @@
 // kind a peer can send (a nil one refuses it with NOT_SUPPORTED, or
 // TRACK_DOES_NOT_EXIST for SUBSCRIBE): Subscribe answers SUBSCRIBE with a
 // track, Fetch answers FETCH (FetchFromTrack serves it from a track's
-// cache), and Tracks.Handler serves a set of tracks to both and to
-// TRACK_STATUS. The session then delivers the track: one
+// cache), TrackStatus answers TRACK_STATUS (TrackStatusOf reports a
+// track's), and Tracks.Handler serves a set of tracks to all three. The
+// session then delivers a subscribed track: one
 // unidirectional stream per subgroup with the smallest header type that fits
 // (Subgroup ID 0, the first object's ID, or explicit; extensions only when
 // the subgroup has them; the end-of-group types when the subgroup ends its

@@ -42,10 +42,15 @@ type Handler struct {
 	// its objects itself. nil refuses with NOT_SUPPORTED.
 	Fetch func(ctx context.Context, s *Session, req *FetchRequest) (*FetchResponse, error)
 
-	// TrackStatus answers TRACK_STATUS with the track whose status to
-	// report (content exists, largest location, group order); it opens
-	// no subscription. nil refuses with NOT_SUPPORTED.
-	TrackStatus func(ctx context.Context, s *Session, req *TrackStatusRequest) (*Track, error)
+	// TrackStatus answers TRACK_STATUS with the track's status: whether
+	// content exists, the largest location, the group order and
+	// parameters, as SUBSCRIBE_OK would carry them. TrackStatusOf gives a
+	// local track's; a relay passes on what its publisher answers
+	// (Session.TrackStatus). The session sets the Request ID, Track Alias
+	// 0 (§9.20) and, when the request names a group order, that order.
+	// It opens no subscription. nil refuses with NOT_SUPPORTED, as does
+	// a nil answer with a nil error with TRACK_DOES_NOT_EXIST.
+	TrackStatus func(ctx context.Context, s *Session, req *TrackStatusRequest) (*TrackStatusOK, error)
 
 	// Publish answers PUBLISH, a track the peer pushes. sub already
 	// receives the track's objects (they may arrive before the answer).
@@ -157,9 +162,9 @@ func (ts *Tracks) Get(name FullTrackName) (*Track, bool) {
 	return t, ok
 }
 
-// Handler returns a Handler that serves the set's tracks: SUBSCRIBE and
-// TRACK_STATUS get the named track, FETCH is answered from its cache
-// (FetchFromTrack), and a name not in the set is refused with
+// Handler returns a Handler that serves the set's tracks: SUBSCRIBE gets
+// the named track, TRACK_STATUS its status (TrackStatusOf), FETCH is
+// answered from its cache (FetchFromTrack), and a name not in the set is refused with
 // TRACK_DOES_NOT_EXIST. Other requests are refused as the zero Handler
 // refuses them; set more fields on the result to serve them.
 func (ts *Tracks) Handler() Handler {
@@ -167,8 +172,12 @@ func (ts *Tracks) Handler() Handler {
 		Subscribe: func(_ context.Context, _ *Session, req *SubscribeRequest) (*Track, error) {
 			return ts.lookup(req.Namespace, req.Name)
 		},
-		TrackStatus: func(_ context.Context, _ *Session, req *TrackStatusRequest) (*Track, error) {
-			return ts.lookup(req.Namespace, req.Name)
+		TrackStatus: func(_ context.Context, _ *Session, req *TrackStatusRequest) (*TrackStatusOK, error) {
+			t, err := ts.lookup(req.Namespace, req.Name)
+			if err != nil {
+				return nil, err
+			}
+			return TrackStatusOf(t), nil
 		},
 		Fetch: func(_ context.Context, _ *Session, req *FetchRequest) (*FetchResponse, error) {
 			t, err := ts.lookup(req.Namespace, req.Name)

@@ -71,7 +71,7 @@ func TestFetchAndTrackStatusAreNotSubscriptions(t *testing.T) {
 			fetches.Add(1)
 			return fetch(ctx, s, req)
 		}
-		h.TrackStatus = func(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (*moqtransport.Track, error) {
+		h.TrackStatus = func(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (*moqtransport.TrackStatusOK, error) {
 			statuses.Add(1)
 			return status(ctx, s, req)
 		}

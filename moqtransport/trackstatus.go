@@ -32,7 +32,19 @@ func (s *Session) TrackStatus(ctx context.Context, ns Namespace, name string) (*
 	return nil, violation("%s in answer to TRACK_STATUS", resp.Type())
 }
 
-// answerTrackStatus answers TRACK_STATUS from the track Handler.TrackStatus
+// TrackStatusOf returns t's status as TRACK_STATUS_OK reports it: whether
+// content exists, the largest location, and the track's group order. It
+// is what a Handler.TrackStatus returns for a track it has.
+func TrackStatusOf(t *Track) *TrackStatusOK {
+	largest, exists := t.Largest()
+	ok := &TrackStatusOK{GroupOrder: t.GroupOrder(), ContentExists: exists}
+	if exists {
+		ok.Largest = largest
+	}
+	return ok
+}
+
+// answerTrackStatus answers TRACK_STATUS with what Handler.TrackStatus
 // gives, filled in as SUBSCRIBE_OK would be, with Track Alias 0 (§9.20).
 // The request opens no subscription.
 func (s *Session) answerTrackStatus(m *wire.TrackStatus) {
@@ -47,13 +59,13 @@ func (s *Session) answerTrackStatus(m *wire.TrackStatus) {
 			Reason: "TRACK_STATUS is not supported by this endpoint"})
 		return
 	}
-	var track *Track
+	var st *TrackStatusOK
 	var err error
-	s.callback(func() { track, err = h(s.ctx, s, m) })
+	s.callback(func() { st, err = h(s.ctx, s, m) })
 	if s.ctx.Err() != nil {
 		return
 	}
-	if err == nil && track == nil {
+	if err == nil && st == nil {
 		err = ErrTrackNotFound
 	}
 	if err != nil {
@@ -61,14 +73,16 @@ func (s *Session) answerTrackStatus(m *wire.TrackStatus) {
 		s.sendOrFail(&wire.TrackStatusError{RequestID: m.RequestID, Code: wire.SubscribeErrorCode(code), Reason: reason})
 		return
 	}
-	largest, exists := track.Largest()
-	order := m.GroupOrder
-	if order == wire.GroupOrderPublisher {
-		order = track.GroupOrder()
+	ok := *st // the handler's may be shared (a relay passes one on)
+	ok.RequestID, ok.TrackAlias = m.RequestID, 0
+	if m.GroupOrder != wire.GroupOrderPublisher {
+		ok.GroupOrder = m.GroupOrder
 	}
-	ok := &wire.TrackStatusOK{RequestID: m.RequestID, GroupOrder: order, ContentExists: exists}
-	if exists {
-		ok.Largest = largest
+	if !ok.ContentExists {
+		ok.Largest = Location{}
 	}
-	s.sendOrFail(ok)
+	if err := s.send(&ok); err != nil {
+		// A handler's answer that cannot be encoded still gets one.
+		s.sendOrFail(&wire.TrackStatusError{RequestID: m.RequestID, Code: wire.SubscribeInternalError, Reason: err.Error()})
+	}
 }

@@ -85,8 +85,9 @@
 // (moqtransport.FetchFromTrack), and otherwise forwarded as a FETCH to the
 // publisher, its answer streamed through; it holds no reference on a
 // relayed track and is not counted among subscribers. TRACK_STATUS is
-// answered from the track a SUBSCRIBE would be served, held only while
-// the answer is built.
+// answered from a relayed track the relay has live, and otherwise
+// forwarded as a TRACK_STATUS to the publisher a SUBSCRIBE would reach,
+// its answer passed on (§9.20): it opens no subscription.
 //
 // # Namespace subscriptions
 //
@@ -545,19 +546,82 @@ func (r *Relay) serveSubscribe(ctx context.Context, s *moqtransport.Session, req
 	return t, err
 }
 
-// trackStatus answers TRACK_STATUS from the track a SUBSCRIBE would be
-// served: the relay's own when it has it, otherwise through an upstream
-// subscription that is dropped at once unless a subscriber holds it. It
-// counts no subscriber; the track's largest location and group order
-// outlive the reference.
-func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (*moqtransport.Track, error) {
-	var source string
-	t, err := r.subscribe(ctx, s, (*wire.Subscribe)(req), &source)
-	if err != nil {
-		return nil, err
+// trackStatus answers TRACK_STATUS (§9.20) as a SUBSCRIBE would be
+// routed, without opening a subscription: from the relayed track when the
+// relay has it live (its cache knows the largest location), otherwise by
+// forwarding TRACK_STATUS to the publisher that a SUBSCRIBE would reach
+// (here or, through the coordinator, on another relay) and passing its
+// answer on. It counts no subscriber and holds nothing; the publisher's
+// answer is awaited no longer than UpstreamTimeout (TIMEOUT).
+func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (ok *moqtransport.TrackStatusOK, err error) {
+	defer func() { r.metrics.requestError("track_status", err) }()
+	k := trackKey(req.Namespace, req.Name)
+	viaCoordinator := r.cfg.Coordinator != nil && !r.isRelayPeer(s)
+	var o *origin
+	for _, scName := range lookupScopes(scopeOf(s)) {
+		r.mu.Lock()
+		pub, local := r.resolveIn(scName, req.Namespace, k)
+		var live *relayTrack
+		if pub != nil {
+			live = pub
+		} else if sc := r.scopes[scName]; sc != nil {
+			if rt := sc.tracks[k]; rt != nil && rt.track != nil && !rt.track.Closed() {
+				live = rt
+			}
+		}
+		r.mu.Unlock()
+		if live != nil {
+			select {
+			case <-live.ready: // a pushed track's claim, decided
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if live.err != nil {
+				return nil, live.err
+			}
+			return moqtransport.TrackStatusOf(live.track), nil
+		}
+		if local != nil {
+			o = local
+			if viaCoordinator && len(o.ns) < len(req.Namespace) {
+				// As SUBSCRIBE: a longer prefix on another relay wins.
+				if remote := r.longerElsewhere(ctx, scName, req.Namespace); remote != nil {
+					o = remote
+				}
+			}
+			break
+		}
+		if !viaCoordinator {
+			continue
+		}
+		remote, err := r.remoteOrigin(ctx, scName, req.Namespace)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			r.logFor(s).Warn("routing through the coordinator failed", "request", req.RequestID, "namespace", req.Namespace.String(), "err", err)
+			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed")
+		}
+		o = remote
+		break
 	}
-	r.releaseTrack(t)
-	return t, nil
+	if o == nil {
+		return nil, moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
+	}
+	uctx, cancel := context.WithTimeout(ctx, r.cfg.UpstreamTimeout)
+	defer cancel()
+	ok, err = o.s.TrackStatus(uctx, req.Namespace, req.Name)
+	if err != nil {
+		var re *moqtransport.RequestError
+		switch {
+		case errors.As(err, &re):
+			return nil, err
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			return nil, moqtransport.SubscribeError(wire.SubscribeTimeout, fmt.Sprintf("the publisher did not answer the relay's TRACK_STATUS within %v", r.cfg.UpstreamTimeout))
+		}
+		return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "forwarding TRACK_STATUS to the publisher failed: "+err.Error())
+	}
+	return ok, nil
 }
 
 // subscribe resolves a SUBSCRIBE; source is set to where the track comes

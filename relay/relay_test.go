@@ -101,11 +101,12 @@ type countingTracks struct {
 	subscribes atomic.Int32
 	ended      atomic.Int32
 	fetches    atomic.Int32
+	statuses   atomic.Int32
 }
 
 func (c *countingTracks) Handler() moqtransport.Handler {
 	h := c.Tracks.Handler()
-	subscribe, fetch := h.Subscribe, h.Fetch
+	subscribe, fetch, status := h.Subscribe, h.Fetch, h.TrackStatus
 	h.Subscribe = func(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
 		c.subscribes.Add(1)
 		return subscribe(ctx, s, req)
@@ -114,6 +115,10 @@ func (c *countingTracks) Handler() moqtransport.Handler {
 	h.Fetch = func(ctx context.Context, s *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
 		c.fetches.Add(1)
 		return fetch(ctx, s, req)
+	}
+	h.TrackStatus = func(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (*moqtransport.TrackStatusOK, error) {
+		c.statuses.Add(1)
+		return status(ctx, s, req)
 	}
 	return h
 }

@@ -181,8 +181,7 @@ func (r *Relay) subscriptionEnded(s *moqtransport.Session, req *wire.Subscribe, 
 	r.releaseTrack(t)
 }
 
-// releaseTrack drops one reference to the relayed track t (a subscriber's,
-// or a TRACK_STATUS answer's).
+// releaseTrack drops a subscriber's reference to the relayed track t.
 func (r *Relay) releaseTrack(t *moqtransport.Track) {
 	r.mu.Lock()
 	rt := r.byTrack[t]

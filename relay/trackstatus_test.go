@@ -1,0 +1,100 @@
+package relay_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+	"github.com/moqgo/moq/relay"
+)
+
+// TRACK_STATUS for a track the relay does not relay is forwarded to the
+// publisher as TRACK_STATUS (§9.20), its answer passed on: no upstream
+// SUBSCRIBE is opened. For a track the relay relays live it is answered
+// from the relay's own track, and the publisher sees nothing. The
+// publisher's refusal passes through with its code.
+func TestTrackStatusForwarded(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelay(t, scheme)
+		ns := wire.Namespace{"live"}
+		_, tr, h := e.publisher("/", ns, "video")
+		write(t, tr, 0, 3, 2)
+		ctx := ctxFor(t)
+		client := e.connect("/", nil)
+
+		st, err := client.TrackStatus(ctx, ns, "video")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.ContentExists || st.Largest != (wire.Location{Group: 2, Object: 1}) || st.TrackAlias != 0 {
+			t.Errorf("forwarded TRACK_STATUS_OK %+v, want content up to {2 1}, alias 0", st)
+		}
+		if s, n := h.subscribes.Load(), h.statuses.Load(); s != 0 || n != 1 {
+			t.Errorf("the publisher got %d SUBSCRIBEs and %d TRACK_STATUSes, want 0 and 1", s, n)
+		}
+		_, err = client.TrackStatus(ctx, ns, "missing")
+		if !errors.Is(err, moqtransport.ErrTrackNotFound) {
+			t.Errorf("TRACK_STATUS of a track the publisher lacks: %v, want TRACK_DOES_NOT_EXIST", err)
+		}
+		_, err = client.TrackStatus(ctx, wire.Namespace{"nobody"}, "x")
+		if !errors.Is(err, moqtransport.ErrTrackNotFound) {
+			t.Errorf("TRACK_STATUS of a namespace nobody publishes: %v, want TRACK_DOES_NOT_EXIST", err)
+		}
+
+		// Relayed live: from the relay's track.
+		sub, err := e.connect("/", nil).Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, tr, 3, 4, 1)
+		waitFor(t, "group 3 at the relay", func() bool {
+			l, ok := sub.Track().Largest()
+			return ok && l.Group == 3
+		})
+		before := h.statuses.Load()
+		st, err = client.TrackStatus(ctx, ns, "video")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.ContentExists || st.Largest != (wire.Location{Group: 3, Object: 0}) {
+			t.Errorf("TRACK_STATUS_OK of a relayed track %+v, want content up to {3 0}", st)
+		}
+		if n := h.statuses.Load(); n != before {
+			t.Errorf("TRACK_STATUS of a track relayed live reached the publisher")
+		}
+		if s := h.subscribes.Load(); s != 1 {
+			t.Errorf("the publisher got %d SUBSCRIBEs, want the subscriber's 1", s)
+		}
+	})
+}
+
+// A publisher that does not answer TRACK_STATUS within UpstreamTimeout
+// gets the requester TIMEOUT.
+func TestTrackStatusTimeout(t *testing.T) {
+	e := startRelayWith(t, "moqt", relay.Config{UpstreamTimeout: 300 * time.Millisecond})
+	ns := wire.Namespace{"live"}
+	asked := make(chan struct{}, 1)
+	h := moqtransport.Handler{TrackStatus: func(ctx context.Context, _ *moqtransport.Session, _ *wire.TrackStatus) (*moqtransport.TrackStatusOK, error) {
+		asked <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}}
+	pub := e.connect("/", handlerFunc(h))
+	ctx := ctxFor(t)
+	if _, err := pub.PublishNamespace(ctx, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.connect("/", nil).TrackStatus(ctx, ns, "video")
+	if !errors.Is(err, moqtransport.SubscribeError(wire.SubscribeTimeout, "")) {
+		t.Errorf("TRACK_STATUS the publisher never answers: %v, want TIMEOUT", err)
+	}
+	<-asked
+}
+
+// handlerFunc is a Handler as a handlerer.
+type handlerFunc moqtransport.Handler
+
+func (h handlerFunc) Handler() moqtransport.Handler { return moqtransport.Handler(h) }
