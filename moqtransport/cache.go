@@ -1,6 +1,7 @@
 package moqtransport
 
 import (
+	"cmp"
 	"slices"
 	"sort"
 	"time"
@@ -19,7 +20,8 @@ type trackEntry struct {
 // cachedGroup is the cache's record of one group.
 type cachedGroup struct {
 	id        uint64
-	objects   []*Object // by object ID; arrival order among equal IDs
+	objects   []*Object // in arrival order; by object ID unless unsorted
+	unsorted  bool      // objects arrived out of ID order since the last sort
 	bytes     int64
 	entries   int // live log entries
 	firstSeq  uint64
@@ -289,6 +291,12 @@ func (t *Track) groupObjects(group uint64) []*Object {
 	g := t.group(group, false)
 	if g == nil || len(g.objects) == 0 {
 		return nil
+	}
+	if g.unsorted {
+		// Once per change of order: stable, so equal IDs keep their
+		// arrival order.
+		slices.SortStableFunc(g.objects, func(a, b *Object) int { return cmp.Compare(a.ID, b.ID) })
+		g.unsorted = false
 	}
 	return slices.Clone(g.objects)
 }

@@ -562,12 +562,13 @@ func (t *Track) addObject(o *Object, ev Event) error {
 	if !t.hasLargest || t.largest.Less(loc) {
 		t.largest, t.hasLargest = loc, true
 	}
-	// Objects arrive mostly in ID order: search from the end.
-	i := len(g.objects)
-	for i > 0 && g.objects[i-1].ID > o.ID {
-		i--
+	// Kept in arrival order and sorted when read (groupObjects): objects
+	// arrive mostly in ID order, and a peer interleaving subgroups with
+	// falling IDs must not make each insertion a scan of the group.
+	if n := len(g.objects); n > 0 && g.objects[n-1].ID > o.ID {
+		g.unsorted = true
 	}
-	g.objects = slices.Insert(g.objects, i, o)
+	g.objects = append(g.objects, o)
 	if !g.hasObject || o.ID > g.maxID {
 		g.maxID = o.ID
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -1007,4 +1008,36 @@ func TestTrackReaderSkipTo(t *testing.T) {
 	mustClose(t, old)
 	expectEvents(t, r, "obj{2,0,0}", "end{2,0}")
 	noEvent(t, r)
+}
+
+// Objects that arrive out of ID order (subgroups interleaved, falling
+// IDs, an ID repeated in two subgroups) are read back in ID order, equal
+// IDs in arrival order, also after more arrive following a read.
+func TestTrackCacheObjectsInterleaved(t *testing.T) {
+	tr := NewTrack(testTrackName, TrackConfig{})
+	ws := []*SubgroupWriter{mustOpen(t, tr, 0, 0, false), mustOpen(t, tr, 0, 1, false), mustOpen(t, tr, 0, 2, false)}
+	write := func(sub int, id uint64) { t.Helper(); mustWrite(t, ws[sub], id, fmt.Sprintf("%d/%d", sub, id)) }
+	want := func(ids ...string) {
+		t.Helper()
+		objs := tr.Cache().Objects(0)
+		var got []string
+		for _, o := range objs {
+			got = append(got, string(o.Payload))
+		}
+		if !slices.Equal(got, ids) {
+			t.Fatalf("cached objects %v, want %v", got, ids)
+		}
+	}
+	write(2, 20)
+	write(1, 10)
+	write(0, 0)
+	write(2, 21)
+	write(1, 11)
+	write(0, 1)
+	want("0/0", "0/1", "1/10", "1/11", "2/20", "2/21")
+	write(0, 2)  // in order after the read
+	write(1, 12) // ...
+	write(0, 11) // out of order again, equal to 1/11: after it
+	write(2, 22)
+	want("0/0", "0/1", "0/2", "1/10", "1/11", "0/11", "1/12", "2/20", "2/21", "2/22")
 }
