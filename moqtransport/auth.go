@@ -148,29 +148,38 @@ func (s *Session) authorize(m wire.Message, id uint64, ps wire.Parameters) (refu
 	return true, nil
 }
 
-// refusal builds the error answer to request m for an authorization error.
+// refusal builds the error answer to request m for an authorization error:
+// UNAUTHORIZED, EXPIRED_AUTH_TOKEN or MALFORMED_AUTH_TOKEN in the answer's
+// registry, by name (PUBLISH_ERROR has no token codes: UNAUTHORIZED).
 func refusal(m wire.Message, id uint64, err error) wire.Message {
-	code := uint64(0x1) // UNAUTHORIZED in every request registry
+	name := "UNAUTHORIZED"
 	switch {
 	case errors.Is(err, ErrExpiredToken):
-		code = 0x12 // EXPIRED_AUTH_TOKEN
+		name = "EXPIRED_AUTH_TOKEN"
 	case errors.Is(err, ErrMalformedToken):
-		code = 0x10 // MALFORMED_AUTH_TOKEN
+		name = "MALFORMED_AUTH_TOKEN"
+	}
+	code := func(answer MessageType) uint64 {
+		if c, ok := codeNamed(answer, name); ok {
+			return c
+		}
+		c, _ := codeNamed(answer, "UNAUTHORIZED")
+		return c
 	}
 	reason := err.Error()
 	switch m.Type() {
 	case wire.TypeSubscribe:
-		return &wire.SubscribeError{RequestID: id, Code: wire.SubscribeErrorCode(code), Reason: reason}
+		return &wire.SubscribeError{RequestID: id, Code: wire.SubscribeErrorCode(code(wire.TypeSubscribeError)), Reason: reason}
 	case wire.TypeTrackStatus:
-		return &wire.TrackStatusError{RequestID: id, Code: wire.SubscribeErrorCode(code), Reason: reason}
+		return &wire.TrackStatusError{RequestID: id, Code: wire.SubscribeErrorCode(code(wire.TypeTrackStatusError)), Reason: reason}
 	case wire.TypeFetch:
-		return &wire.FetchError{RequestID: id, Code: wire.FetchErrorCode(code), Reason: reason}
+		return &wire.FetchError{RequestID: id, Code: wire.FetchErrorCode(code(wire.TypeFetchError)), Reason: reason}
 	case wire.TypePublishNamespace:
-		return &wire.PublishNamespaceError{RequestID: id, Code: wire.PublishNamespaceErrorCode(code), Reason: reason}
+		return &wire.PublishNamespaceError{RequestID: id, Code: wire.PublishNamespaceErrorCode(code(wire.TypePublishNamespaceError)), Reason: reason}
 	case wire.TypeSubscribeNamespace:
-		return &wire.SubscribeNamespaceError{RequestID: id, Code: wire.SubscribeNamespaceErrorCode(code), Reason: reason}
-	default: // PUBLISH: its registry has no token codes
-		return &wire.PublishError{RequestID: id, Code: wire.PublishUnauthorized, Reason: reason}
+		return &wire.SubscribeNamespaceError{RequestID: id, Code: wire.SubscribeNamespaceErrorCode(code(wire.TypeSubscribeNamespaceError)), Reason: reason}
+	default: // PUBLISH
+		return &wire.PublishError{RequestID: id, Code: wire.PublishErrorCode(code(wire.TypePublishError)), Reason: reason}
 	}
 }
 

@@ -3,7 +3,6 @@ package moqtransport
 import (
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/moqgo/moq/moqtransport/wire"
 )
@@ -44,40 +43,41 @@ func (e *RequestError) registry() (reg MessageType, name string, ok bool) {
 	switch e.Message {
 	case wire.TypeSubscribeError, wire.TypeTrackStatusError:
 		c := SubscribeErrorCode(e.Code)
-		return wire.TypeSubscribeError, c.String(), knownCode(c)
+		return wire.TypeSubscribeError, c.String(), c.Known()
 	case wire.TypePublishNamespaceError, wire.TypePublishNamespaceCancel:
 		c := PublishNamespaceErrorCode(e.Code)
-		return wire.TypePublishNamespaceError, c.String(), knownCode(c)
+		return wire.TypePublishNamespaceError, c.String(), c.Known()
 	case wire.TypeSubscribeNamespaceError:
 		c := SubscribeNamespaceErrorCode(e.Code)
-		return e.Message, c.String(), knownCode(c)
+		return e.Message, c.String(), c.Known()
 	case wire.TypeFetchError:
 		c := FetchErrorCode(e.Code)
-		return e.Message, c.String(), knownCode(c)
+		return e.Message, c.String(), c.Known()
 	case wire.TypePublishError:
 		c := PublishErrorCode(e.Code)
-		return e.Message, c.String(), knownCode(c)
+		return e.Message, c.String(), c.Known()
 	case wire.TypePublishDone:
 		c := PublishDoneCode(e.Code)
-		return e.Message, c.String(), knownCode(c)
+		return e.Message, c.String(), c.Known()
 	}
 	return e.Message, "", false
 }
 
-// knownCode reports whether c has a name in its registry (an unknown code
-// prints as its hex value).
-func knownCode[C interface {
-	~uint64
-	String() string
-}](c C) bool {
-	return c.String() != "0x"+strconv.FormatUint(uint64(c), 16)
+// CodeName returns the draft-14 name of e's code in the registry of the
+// message that carries it (SUBSCRIBE_ERROR's "TRACK_DOES_NOT_EXIST",
+// FETCH_ERROR's "NO_OBJECTS", ...) and whether that registry defines the
+// code; an undefined code, or a RequestError without a Message, is named
+// by its hex value ("0x99") with known false.
+func (e *RequestError) CodeName() (name string, known bool) {
+	if _, name, ok := e.registry(); ok {
+		return name, true
+	}
+	return fmt.Sprintf("0x%x", e.Code), false
 }
 
 func (e *RequestError) codeName() string {
-	if _, name, ok := e.registry(); ok {
-		return name
-	}
-	return fmt.Sprintf("0x%x", e.Code)
+	name, _ := e.CodeName()
+	return name
 }
 
 // Is reports whether target is a *RequestError whose code means what e's
@@ -118,15 +118,47 @@ func NamespaceError(code PublishNamespaceErrorCode, reason string) error {
 // the peer gets SUBSCRIBE_ERROR TRACK_DOES_NOT_EXIST.
 var ErrTrackNotFound = SubscribeError(SubscribeTrackDoesNotExist, "track does not exist")
 
-// requestCode extracts a response code from a handler error: a
-// *RequestError keeps its code, anything else becomes fallback with the
-// error's text as the reason.
-func requestCode(err error, fallback uint64) (uint64, string) {
+// requestCode returns the code and reason that answer a request with the
+// error message answer (SUBSCRIBE_ERROR, FETCH_ERROR, TRACK_STATUS_ERROR,
+// ...) for a handler error. A *RequestError of answer's registry (or
+// without a Message: a raw code) keeps its code. One of another registry
+// is translated by name, not by number, since the registries number
+// their codes apart past the first few: ErrTrackNotFound answers a FETCH
+// with FETCH_ERROR TRACK_DOES_NOT_EXIST, a FETCH_ERROR INVALID_RANGE a
+// SUBSCRIBE with SUBSCRIBE_ERROR INVALID_RANGE, and a code whose name
+// answer's registry lacks (TRACK_DOES_NOT_EXIST for PUBLISH_NAMESPACE,
+// whose 0x4 is UNINTERESTED) becomes fallback, its name kept in the
+// reason. Anything else is fallback with the error's text as the reason.
+func requestCode(err error, answer MessageType, fallback uint64) (uint64, string) {
 	var re *RequestError
-	if errors.As(err, &re) {
+	if !errors.As(err, &re) {
+		return fallback, err.Error()
+	}
+	if re.Message == 0 {
 		return re.Code, re.Reason
 	}
-	return fallback, err.Error()
+	reg, name, known := re.registry()
+	target, _, _ := (&RequestError{Message: answer}).registry()
+	if reg == target {
+		return re.Code, re.Reason
+	}
+	if known {
+		if code, ok := codeNamed(target, name); ok {
+			return code, re.Reason
+		}
+	}
+	return fallback, re.codeName() + ": " + re.Reason
+}
+
+// codeNamed returns the code named name in the registry of error message
+// reg. The request registries define codes below 0x20.
+func codeNamed(reg MessageType, name string) (uint64, bool) {
+	for c := range uint64(0x20) {
+		if _, n, ok := (&RequestError{Message: reg, Code: c}).registry(); ok && n == name {
+			return c, true
+		}
+	}
+	return 0, false
 }
 
 // ErrSessionClosed is returned by calls on a session that has ended; the

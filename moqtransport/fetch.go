@@ -500,10 +500,9 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 		err = FetchError(wire.FetchTrackDoesNotExist, "no track to fetch from")
 	}
 	if err != nil {
-		// SUBSCRIBE_ERROR and FETCH_ERROR share their codes up to 0x5
-		// (TRACK_DOES_NOT_EXIST, INVALID_RANGE) and for tokens, so
-		// ErrTrackNotFound keeps its meaning here.
-		code, reason := requestCode(err, uint64(wire.FetchInternalError))
+		// Translated by name: ErrTrackNotFound is FETCH_ERROR
+		// TRACK_DOES_NOT_EXIST here.
+		code, reason := requestCode(err, wire.TypeFetchError, uint64(wire.FetchInternalError))
 		s.fetchError(m.RequestID, wire.FetchErrorCode(code), reason)
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -211,4 +212,43 @@ func TestFetchRequestFields(t *testing.T) {
 		got.Name != "t" || got.Start != (wire.Location{Group: 2}) || got.End != (wire.Location{Group: 2, Object: 1}) {
 		t.Errorf("joining FetchRequest %+v, want joined %d, range {2 0}..{2 1}", got, sub.RequestID())
 	}
+}
+
+// TestHandlerErrorOfAnotherRegistry: a handler error of another request's
+// registry is answered by its code's name, not its number:
+// ErrTrackNotFound (SUBSCRIBE_ERROR 0x4) refusing a PUBLISH_NAMESPACE is
+// not PUBLISH_NAMESPACE_ERROR 0x4 UNINTERESTED, and
+// PUBLISH_NAMESPACE_ERROR UNINTERESTED (0x4) refusing a SUBSCRIBE is not
+// SUBSCRIBE_ERROR 0x4 TRACK_DOES_NOT_EXIST; FETCH_ERROR TIMEOUT refusing
+// a SUBSCRIBE is SUBSCRIBE_ERROR TIMEOUT.
+func TestHandlerErrorOfAnotherRegistry(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		h := moqtransport.Handler{
+			PublishNamespace: func(context.Context, *moqtransport.Session, *moqtransport.PublishNamespaceRequest) error {
+				return moqtransport.ErrTrackNotFound
+			},
+			Subscribe: func(_ context.Context, _ *moqtransport.Session, req *moqtransport.SubscribeRequest) (*moqtransport.Track, error) {
+				if req.Name == "timeout" {
+					return nil, moqtransport.FetchError(wire.FetchTimeout, "too slow")
+				}
+				return nil, moqtransport.NamespaceError(wire.NamespaceUninterested, "not wanted")
+			},
+		}
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: h})
+		client, _ := e.dial(nil)
+		ctx := timeout(t)
+		_, err := client.PublishNamespace(ctx, wire.Namespace{"n"}, nil)
+		var re *moqtransport.RequestError
+		if !errors.As(err, &re) || re.Code != uint64(wire.NamespaceInternalError) || !strings.Contains(re.Reason, "TRACK_DOES_NOT_EXIST") {
+			t.Errorf("PUBLISH_NAMESPACE refused with ErrTrackNotFound: %v, want INTERNAL_ERROR naming TRACK_DOES_NOT_EXIST", err)
+		}
+		_, err = client.Subscribe(ctx, wire.Namespace{"n"}, "t", moqtransport.SubscribeOptions{})
+		if !errors.As(err, &re) || re.Code != uint64(wire.SubscribeInternalError) || errors.Is(err, moqtransport.ErrTrackNotFound) {
+			t.Errorf("SUBSCRIBE refused with PUBLISH_NAMESPACE_ERROR UNINTERESTED: %v, want SUBSCRIBE_ERROR INTERNAL_ERROR", err)
+		}
+		_, err = client.Subscribe(ctx, wire.Namespace{"n"}, "timeout", moqtransport.SubscribeOptions{})
+		if !errors.As(err, &re) || re.Code != uint64(wire.SubscribeTimeout) {
+			t.Errorf("SUBSCRIBE refused with FETCH_ERROR TIMEOUT: %v, want SUBSCRIBE_ERROR TIMEOUT", err)
+		}
+	})
 }

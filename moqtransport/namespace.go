@@ -113,7 +113,7 @@ func (s *Session) handlePublishNamespace(m *wire.PublishNamespace) {
 			return
 		}
 		if err != nil {
-			code, reason := requestCode(err, uint64(wire.NamespaceInternalError))
+			code, reason := requestCode(err, wire.TypePublishNamespaceError, uint64(wire.NamespaceInternalError))
 			s.refuse(&wire.PublishNamespaceError{RequestID: m.RequestID, Code: wire.PublishNamespaceErrorCode(code), Reason: reason})
 			return
 		}

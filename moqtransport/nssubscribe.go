@@ -347,7 +347,7 @@ func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
 			return
 		}
 		if err != nil {
-			code, reason := requestCode(err, uint64(wire.SubscribeNamespaceInternalError))
+			code, reason := requestCode(err, wire.TypeSubscribeNamespaceError, uint64(wire.SubscribeNamespaceInternalError))
 			s.refuse(&wire.SubscribeNamespaceError{RequestID: m.RequestID, Code: wire.SubscribeNamespaceErrorCode(code), Reason: reason})
 			return
 		}

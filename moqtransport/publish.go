@@ -165,7 +165,7 @@ func (s *Session) handlePublish(m *wire.Publish) error {
 			return
 		}
 		if err != nil {
-			code, reason := requestCode(err, uint64(wire.PublishInternalError))
+			code, reason := requestCode(err, wire.TypePublishError, uint64(wire.PublishInternalError))
 			s.sendOrFail(&wire.PublishError{RequestID: m.RequestID, Code: wire.PublishErrorCode(code), Reason: reason})
 			sub.end(err)
 			return

@@ -154,7 +154,7 @@ func (sv *servedSubscription) run() {
 		return
 	}
 	if err != nil {
-		code, reason := requestCode(err, uint64(wire.SubscribeInternalError))
+		code, reason := requestCode(err, wire.TypeSubscribeError, uint64(wire.SubscribeInternalError))
 		s.sendOrFail(&wire.SubscribeError{RequestID: sv.req.RequestID, Code: wire.SubscribeErrorCode(code), Reason: reason})
 		return
 	}

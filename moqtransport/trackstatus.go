@@ -69,7 +69,7 @@ func (s *Session) answerTrackStatus(m *wire.TrackStatus) {
 		err = ErrTrackNotFound
 	}
 	if err != nil {
-		code, reason := requestCode(err, uint64(wire.SubscribeInternalError))
+		code, reason := requestCode(err, wire.TypeTrackStatusError, uint64(wire.SubscribeInternalError))
 		s.sendOrFail(&wire.TrackStatusError{RequestID: m.RequestID, Code: wire.SubscribeErrorCode(code), Reason: reason})
 		return
 	}

@@ -13,7 +13,8 @@ import (
 // publisher (the namespace's origin), streaming the answer through
 // (draft-14 §8.3: a relay must not skip objects whose status it does not
 // know). A joining fetch arrives here with its range already resolved.
-func (r *Relay) fetch(ctx context.Context, s *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+func (r *Relay) fetch(ctx context.Context, s *moqtransport.Session, req *moqtransport.FetchRequest) (_ *moqtransport.FetchResponse, err error) {
+	defer func() { r.metrics.requestError("fetch", err) }()
 	exp, expires := r.takeGrant(s, req.RequestID)
 	if !expires {
 		return r.serveFetch(ctx, s, req)

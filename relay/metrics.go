@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/pprof"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -132,7 +131,7 @@ func newMetrics(r *Relay) *Metrics {
 		"Failures reaching another relay, by stage: connect (dialing it failed).",
 		"stage", upstreamErrorStages)
 	m.requestErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "moq_relay_request_errors_total",
-		Help: "Requests this relay refused, by request (subscribe, publish_namespace, publish) and draft-14 error code name (other: a code outside the registry, passed on from a publisher)."},
+		Help: "Requests this relay refused, by request (subscribe, publish_namespace, publish, track_status, fetch) and draft-14 error code name (other: a code outside the registry, passed on from a publisher)."},
 		[]string{"request", "code"})
 	for _, c := range []wire.SubscribeErrorCode{wire.SubscribeInternalError, wire.SubscribeUnauthorized, wire.SubscribeTrackDoesNotExist} {
 		m.requestErrors.WithLabelValues("subscribe", c.String())
@@ -183,17 +182,9 @@ func (m *Metrics) requestError(request string, err error) {
 	code := "other"
 	var re *moqtransport.RequestError
 	if errors.As(err, &re) {
-		var name string
-		switch re.Message {
-		case wire.TypeSubscribeError:
-			name = wire.SubscribeErrorCode(re.Code).String()
-		case wire.TypePublishNamespaceError:
-			name = wire.PublishNamespaceErrorCode(re.Code).String()
-		case wire.TypePublishError:
-			name = wire.PublishErrorCode(re.Code).String()
-		}
-		if name != "" {
-			code = knownCode(name)
+		// Only the registry's names: a peer cannot add series.
+		if name, known := re.CodeName(); known {
+			code = name
 		}
 	}
 	m.requestErrors.WithLabelValues(request, code).Inc()
@@ -214,9 +205,9 @@ func (m *Metrics) sessionEnded(s *moqtransport.Session) {
 			if ce.Remote {
 				closer = "peer"
 			}
-			code = knownCode(wire.SessionErrorCode(ce.Code).String())
+			code = sessionCodeLabel(wire.SessionErrorCode(ce.Code))
 		case errors.As(err, &se):
-			code = knownCode(se.Code.String())
+			code = sessionCodeLabel(se.Code)
 		case err == nil || errors.Is(err, moqtransport.ErrSessionClosed):
 			code = wire.NoError.String()
 		default:
@@ -226,14 +217,14 @@ func (m *Metrics) sessionEnded(s *moqtransport.Session) {
 	m.sessionsEnded.WithLabelValues(closer, code).Inc()
 }
 
-// knownCode returns name, a code name from package wire, or "other" for a
-// code wire does not know: it names only the registry's codes ("0x…"
-// otherwise), so a peer cannot add series.
-func knownCode(name string) string {
-	if strings.HasPrefix(name, "0x") {
-		return "other"
+// sessionCodeLabel is a session error code's label: its draft-14 name,
+// or "other" for a code the registry does not define, so that a peer
+// cannot add series.
+func sessionCodeLabel(c wire.SessionErrorCode) string {
+	if c.Known() {
+		return c.String()
 	}
-	return name
+	return "other"
 }
 
 // Metrics returns the relay's metrics.

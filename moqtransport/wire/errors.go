@@ -62,6 +62,10 @@ var sessionErrorNames = map[SessionErrorCode]string{
 
 func (c SessionErrorCode) String() string { return codeName(sessionErrorNames, c) }
 
+// Known reports whether c is a code of its draft-14 registry (String
+// names it); String prints any other as its hex value.
+func (c SessionErrorCode) Known() bool { _, ok := sessionErrorNames[c]; return ok }
+
 // SubscribeErrorCode is a SUBSCRIBE_ERROR code (§13.1.2); TRACK_STATUS_ERROR
 // uses the same registry.
 type SubscribeErrorCode uint64
@@ -91,6 +95,10 @@ var subscribeErrorNames = map[SubscribeErrorCode]string{
 
 func (c SubscribeErrorCode) String() string { return codeName(subscribeErrorNames, c) }
 
+// Known reports whether c is a code of its draft-14 registry (String
+// names it); String prints any other as its hex value.
+func (c SubscribeErrorCode) Known() bool { _, ok := subscribeErrorNames[c]; return ok }
+
 // PublishDoneCode is a PUBLISH_DONE status code (§13.1.3).
 type PublishDoneCode uint64
 
@@ -119,6 +127,10 @@ var publishDoneNames = map[PublishDoneCode]string{
 
 func (c PublishDoneCode) String() string { return codeName(publishDoneNames, c) }
 
+// Known reports whether c is a code of its draft-14 registry (String
+// names it); String prints any other as its hex value.
+func (c PublishDoneCode) Known() bool { _, ok := publishDoneNames[c]; return ok }
+
 // PublishErrorCode is a PUBLISH_ERROR code (§13.1.4).
 type PublishErrorCode uint64
 
@@ -140,6 +152,10 @@ var publishErrorNames = map[PublishErrorCode]string{
 }
 
 func (c PublishErrorCode) String() string { return codeName(publishErrorNames, c) }
+
+// Known reports whether c is a code of its draft-14 registry (String
+// names it); String prints any other as its hex value.
+func (c PublishErrorCode) Known() bool { _, ok := publishErrorNames[c]; return ok }
 
 // FetchErrorCode is a FETCH_ERROR code (§13.1.5).
 type FetchErrorCode uint64
@@ -177,6 +193,10 @@ var fetchErrorNames = map[FetchErrorCode]string{
 
 func (c FetchErrorCode) String() string { return codeName(fetchErrorNames, c) }
 
+// Known reports whether c is a code of its draft-14 registry (String
+// names it); String prints any other as its hex value.
+func (c FetchErrorCode) Known() bool { _, ok := fetchErrorNames[c]; return ok }
+
 // PublishNamespaceErrorCode is a PUBLISH_NAMESPACE_ERROR code (§13.1.6, the
 // registry the draft still heads "ANNOUNCE_ERROR Codes");
 // PUBLISH_NAMESPACE_CANCEL uses the same registry.
@@ -204,6 +224,10 @@ var publishNamespaceErrorNames = map[PublishNamespaceErrorCode]string{
 }
 
 func (c PublishNamespaceErrorCode) String() string { return codeName(publishNamespaceErrorNames, c) }
+
+// Known reports whether c is a code of its draft-14 registry (String
+// names it); String prints any other as its hex value.
+func (c PublishNamespaceErrorCode) Known() bool { _, ok := publishNamespaceErrorNames[c]; return ok }
 
 // SubscribeNamespaceErrorCode is a SUBSCRIBE_NAMESPACE_ERROR code (§13.1.7).
 type SubscribeNamespaceErrorCode uint64
@@ -235,6 +259,13 @@ func (c SubscribeNamespaceErrorCode) String() string {
 	return codeName(subscribeNamespaceErrorNames, c)
 }
 
+// Known reports whether c is a code of its draft-14 registry (String
+// names it); String prints any other as its hex value.
+func (c SubscribeNamespaceErrorCode) Known() bool {
+	_, ok := subscribeNamespaceErrorNames[c]
+	return ok
+}
+
 // StreamResetCode is a RESET_STREAM / RESET_STREAM_AT / STOP_SENDING code for
 // data streams (§10.4.3).
 type StreamResetCode uint64
@@ -255,6 +286,10 @@ var streamResetNames = map[StreamResetCode]string{
 }
 
 func (c StreamResetCode) String() string { return codeName(streamResetNames, c) }
+
+// Known reports whether c is a code of its draft-14 registry (String
+// names it); String prints any other as its hex value.
+func (c StreamResetCode) Known() bool { _, ok := streamResetNames[c]; return ok }
 
 func codeName[C ~uint64](names map[C]string, c C) string {
 	if n, ok := names[c]; ok {
