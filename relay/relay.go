@@ -204,6 +204,9 @@ type Relay struct {
 	// byTrack finds a relayed track's relayTrack from the Track its
 	// subscribers were given, for SubscriptionEnded (see tracks.go).
 	byTrack map[*moqtransport.Track]*relayTrack
+	// leaving: relayed tracks whose last subscriber left and whose
+	// upstream request is not over yet, by scope and track (tracks.go).
+	leaving map[string]*relayTrack
 }
 
 type scope struct {
@@ -250,7 +253,8 @@ func New(cfg Config) *Relay {
 		cfg.Session.Reader.Budget = wire.NewByteBudget(DefaultInFlightBudget, nil)
 	}
 	r := &Relay{cfg: cfg, log: cfg.Logger, scopes: map[string]*scope{}, remotes: map[string]*remote{},
-		sessions: map[*moqtransport.Session]*peer{}, byTrack: map[*moqtransport.Track]*relayTrack{}}
+		sessions: map[*moqtransport.Session]*peer{}, byTrack: map[*moqtransport.Track]*relayTrack{},
+		leaving: map[string]*relayTrack{}}
 	r.metrics = newMetrics(r)
 	r.hnd = r.handler()
 	r.observeDelivery = r.deliveryObserver()

@@ -51,6 +51,26 @@ type relayTrack struct {
 	// called when the last subscriber leaves, or the relay closes. Set
 	// before the request starts, then read only.
 	cancel context.CancelFunc
+	// over is closed, under Relay.mu, once the upstream request is over
+	// on our side: refused or given up (moqtransport sent UNSUBSCRIBE
+	// then), or UNSUBSCRIBEd after its last subscriber left. Until then
+	// the relayTrack is in Relay.leaving, and a new upstream SUBSCRIBE
+	// for the track waits for it: a publisher may take a SUBSCRIBE for a
+	// track it still serves to the session for a protocol violation.
+	over chan struct{}
+}
+
+// leavingKey is a relayTrack's key in Relay.leaving.
+func leavingKey(scope, k string) string { return scope + "\x00" + k }
+
+// endUpstream marks rt's upstream request over (rt.over).
+func (r *Relay) endUpstream(rt *relayTrack) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	close(rt.over)
+	if key := leavingKey(rt.scope, rt.key); r.leaving[key] == rt {
+		delete(r.leaving, key)
+	}
 }
 
 // claimed reports whether a published track is served: its claim on its
@@ -83,17 +103,24 @@ func (r *Relay) subscribeOrigin(ctx context.Context, scName string, o *origin, v
 		rt = nil
 	}
 	if rt == nil {
-		rt = &relayTrack{key: k, scope: scName, ns: req.Namespace, ready: make(chan struct{}), remote: viaRemote}
+		rt = &relayTrack{key: k, scope: scName, ns: req.Namespace, ready: make(chan struct{}), over: make(chan struct{}), remote: viaRemote}
 		sc.tracks[k] = rt
 		rt.refs++
 		uctx, cancel := context.WithTimeout(o.s.Context(), r.cfg.UpstreamTimeout)
 		rt.cancel = cancel
 		name := req.Name
+		prev := r.leaving[leavingKey(scName, k)]
 		r.wg.Add(1)
 		r.mu.Unlock()
 		go func() {
 			defer r.wg.Done()
 			defer cancel()
+			if prev != nil {
+				select {
+				case <-prev.over: // its UNSUBSCRIBE is on its way first
+				case <-uctx.Done():
+				}
+			}
 			r.subscribeUpstream(uctx, o, rt, name)
 		}()
 	} else {
@@ -149,6 +176,7 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 			err = moqtransport.SubscribeError(wire.SubscribeInternalError, "upstream subscription failed: "+err.Error())
 		}
 		rt.err = err
+		r.endUpstream(rt)
 		r.logFor(o.s).Info("upstream subscribe failed", "track", full, "err", err)
 		return
 	}
@@ -167,6 +195,7 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 	r.mu.Unlock()
 	if abandoned {
 		_ = up.Unsubscribe()
+		r.endUpstream(rt)
 		return
 	}
 	rt.upLog.Info("upstream subscribed", "track", full)
@@ -200,6 +229,11 @@ func (r *Relay) release(rt *relayTrack) {
 			delete(sc.tracks, rt.key)
 			r.dropIfEmpty(rt.scope)
 		}
+		select {
+		case <-rt.over:
+		default:
+			r.leaving[leavingKey(rt.scope, rt.key)] = rt
+		}
 	}
 	r.forgetLocked(rt)
 	up := rt.up
@@ -216,6 +250,7 @@ func (r *Relay) release(rt *relayTrack) {
 		return
 	}
 	_ = up.Unsubscribe()
+	r.endUpstream(rt)
 	rt.upLog.Info("upstream unsubscribed", "track", up.Name().String())
 }
 

@@ -198,3 +198,39 @@ func TestUpstreamSubscribeBounded(t *testing.T) {
 		}
 	})
 }
+
+// The last subscriber leaving and a new one arriving at once: the
+// relay's new upstream SUBSCRIBE for the track waits until the old one's
+// UNSUBSCRIBE is sent, so the publisher never sees two SUBSCRIBEs for one
+// track in one session (a protocol violation that would close it).
+func TestUpstreamResubscribeAfterLastLeaves(t *testing.T) {
+	e := startRelay(t, "moqt")
+	ns := wire.Namespace{"live"}
+	pub, _, h := e.publisher("/", ns, "video")
+	ctx := ctxFor(t)
+	a, b := e.connect("/", nil), e.connect("/", nil)
+	sub, err := a.Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 30
+	for i := range rounds {
+		next := b
+		if i%2 == 1 {
+			next = a
+		}
+		// The unsubscribe and the next subscribe race to the relay.
+		c := subscribeAsync(ctx, next, ns, "video")
+		_ = sub.Unsubscribe()
+		r := <-c
+		if r.err != nil {
+			t.Fatalf("round %d: %v (publisher: %v)", i, r.err, pub.Err())
+		}
+		sub = r.sub
+	}
+	if pub.Context().Err() != nil {
+		t.Fatalf("the publisher's session ended: %v", pub.Err())
+	}
+	_ = sub.Unsubscribe()
+	waitFor(t, "every upstream subscription to end", func() bool { return h.ended.Load() == h.subscribes.Load() })
+}
