@@ -91,7 +91,7 @@ func TestEndFetch(t *testing.T) {
 				<-ctx.Done() // ended by EndFetch
 				return nil, moqtransport.FetchError(wire.FetchInternalError, "never sent")
 			}
-			sent := false
+			sent := req.Name == "nothing yet"
 			return &moqtransport.FetchResponse{End: wire.Location{Group: 9}, Next: func(ctx context.Context) (*moqtransport.Object, error) {
 				if !sent {
 					sent = true
@@ -137,6 +137,24 @@ func TestEndFetch(t *testing.T) {
 		var se *moqtransport.StreamError
 		if !errors.As(err, &se) || se.Code != uint64(wire.ResetCancelled) {
 			t.Fatalf("a FETCH ended while streaming: %v, want its stream reset with CANCELLED", err)
+		}
+		if scheme != "moqt" {
+			// Over WebTransport a reset can overtake the fetch header
+			// (webtransport-go has no RESET_STREAM_AT): a FETCH ended
+			// before its first object may never show its stream there.
+			return
+		}
+		// Ended before its first object: the stream still comes, its
+		// header delivered (RESET_STREAM_AT), then reset.
+		f, err = client.Fetch(ctx, moqtransport.FetchOptions{Namespace: wire.Namespace{"f"}, Name: "nothing yet", Start: wire.Location{Group: 1}, End: wire.Location{Group: 3}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !server.EndFetch(<-streaming, wire.FetchExpiredAuthToken, "token expired") {
+			t.Fatal("EndFetch of a FETCH waiting for its first object reported false")
+		}
+		if _, err = f.ReadObject(ctx); !errors.As(err, &se) || se.Code != uint64(wire.ResetCancelled) {
+			t.Fatalf("a FETCH ended before its first object: %v, want its stream reset with CANCELLED", err)
 		}
 		if client.Context().Err() != nil || server.Context().Err() != nil {
 			t.Fatalf("the session ended: %v / %v", client.Err(), server.Err())

@@ -616,18 +616,41 @@ func sliceObjects(objs []*Object) func(context.Context) (*Object, error) {
 // writeFetch writes the fetch stream: header, then each object next
 // yields until io.EOF. Another error resets the stream.
 func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, next func(context.Context) (*Object, error)) error {
-	str, err := s.conn.OpenUniStreamSync(ctx)
+	// The peer has FETCH_OK and waits for the stream: one ended by
+	// EndFetch is still opened, its header written at once, and reset,
+	// so that the peer learns of the end. Over raw QUIC the header is
+	// marked reliable (RESET_STREAM_AT), so the reset cannot overtake it;
+	// webtransport-go has no such mark, and there a reset that follows
+	// the header at once may leave the peer without the stream. Only
+	// FETCH_CANCEL (or the session's end) stops the wait for stream
+	// credit.
+	openCtx, cancelOpen := context.WithCancel(context.WithoutCancel(ctx))
+	stopOpen := context.AfterFunc(ctx, func() {
+		if re := (*RequestError)(nil); !errors.As(context.Cause(ctx), &re) {
+			cancelOpen() // FETCH_CANCEL or the session's end, not EndFetch
+		}
+	})
+	str, err := s.conn.OpenUniStreamSync(openCtx)
+	stopOpen()
+	cancelOpen()
 	if err != nil {
 		return err
 	}
 	setUrgency(str, fetchUrgency(m.SubscriberPriority))
-	stop := context.AfterFunc(ctx, func() { str.CancelWrite(uint64(wire.ResetCancelled)) })
-	defer stop()
 	buf, _ := wire.AppendFetchHeader(make([]byte, 0, 256), m.RequestID)
 	tr := s.cfg.Tracer
 	if tr != nil {
 		tr.FetchHeader(true, m.RequestID)
 	}
+	if _, err := str.Write(buf); err != nil {
+		return err
+	}
+	if rb, ok := str.(interface{ SetReliableBoundary() }); ok {
+		rb.SetReliableBoundary()
+	}
+	buf = buf[:0]
+	stop := context.AfterFunc(ctx, func() { str.CancelWrite(uint64(wire.ResetCancelled)) })
+	defer stop()
 	for {
 		o, err := next(ctx)
 		if err == io.EOF {
