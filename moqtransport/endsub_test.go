@@ -164,9 +164,9 @@ func TestEndFetch(t *testing.T) {
 
 // The publisher side ends one of the peer's namespace subscriptions:
 // an accepted one is forgotten, its prefix free for a new
-// SUBSCRIBE_NAMESPACE, and the peer's later UNSUBSCRIBE_NAMESPACE for it
-// reaches no handler; one still being decided is refused with the code
-// given once the handler returns.
+// SUBSCRIBE_NAMESPACE, which takes over from the old one on the peer's
+// side; one still being decided is refused with the code given once the
+// handler returns.
 func TestEndNamespaceSubscription(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		deciding := make(chan struct{}, 1)
@@ -190,6 +190,14 @@ func TestEndNamespaceSubscription(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		held := moqtransport.NewNamespace("live", "a")
+		heldPub, err := server.PublishNamespace(ctx, held, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev, err := first.Next(ctx); err != nil || !ev.Namespace.Equal(held) || !ev.Active {
+			t.Fatalf("first event %+v, %v; want live/a active", ev, err)
+		}
 		if server.EndNamespaceSubscription(moqtransport.NewNamespace("other"), wire.SubscribeNamespaceExpiredAuthToken, "no such") {
 			t.Error("EndNamespaceSubscription of a prefix the peer did not subscribe to reported true")
 		}
@@ -200,9 +208,34 @@ func TestEndNamespaceSubscription(t *testing.T) {
 			t.Error("EndNamespaceSubscription twice reported true")
 		}
 		// The prefix is free again: a new SUBSCRIBE_NAMESPACE of it is no
-		// overlap.
-		if _, err := client.SubscribeNamespace(ctx, prefix, nil); err != nil {
+		// overlap, and takes over from the old one in the client's
+		// session, whose Close then sends nothing.
+		second, err := client.SubscribeNamespace(ctx, prefix, nil)
+		if err != nil {
 			t.Fatalf("subscribing to the prefix again: %v", err)
+		}
+		if _, err := first.Next(ctx); !errors.Is(err, moqtransport.ErrNamespaceSubscriptionReplaced) {
+			t.Errorf("the ended subscription's Next: %v, want ErrNamespaceSubscriptionReplaced", err)
+		}
+		// The namespace the session holds under the prefix is the new
+		// subscription's now.
+		if ev, err := second.Next(ctx); err != nil || !ev.Namespace.Equal(held) || !ev.Active {
+			t.Fatalf("the new subscription's first event %+v, %v; want live/a active", ev, err)
+		}
+		_ = heldPub.Close()
+		if ev, err := second.Next(ctx); err != nil || !ev.Namespace.Equal(held) || ev.Active {
+			t.Fatalf("the new subscription's event %+v, %v; want live/a withdrawn", ev, err)
+		}
+		if err := first.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.TrackStatus(ctx, prefix, "x"); err == nil { // a round trip behind the Close
+			t.Fatal("TRACK_STATUS answered by a session that serves none")
+		}
+		select {
+		case got := <-unsubscribed:
+			t.Fatalf("the replaced subscription's Close unsubscribed %v", got)
+		default:
 		}
 		// One still being decided is refused with the code given.
 		errc := make(chan error, 1)
@@ -222,10 +255,8 @@ func TestEndNamespaceSubscription(t *testing.T) {
 		if got := <-unsubscribed; got.String() != "slow" {
 			t.Errorf("the handler was told of the end of %v, want slow (it had accepted it)", got)
 		}
-		// The first subscription's UNSUBSCRIBE_NAMESPACE now ends the new
-		// one of the same prefix (draft-14 names them by prefix); the
-		// session goes on either way.
-		_ = first.Close()
+		// The new subscription's Close ends it.
+		_ = second.Close()
 		if got := <-unsubscribed; got.String() != "live" {
 			t.Errorf("UNSUBSCRIBE_NAMESPACE reached the handler for %v", got)
 		}

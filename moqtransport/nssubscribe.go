@@ -2,9 +2,11 @@ package moqtransport
 
 import (
 	"context"
+	"errors"
 	"io"
 	"iter"
 	"sync"
+	"sync/atomic"
 
 	"github.com/moqgo/moq/moqtransport/wire"
 )
@@ -32,7 +34,18 @@ type NamespaceSubscription struct {
 	changed []string
 	wake    chan struct{}
 	end     error // set when the subscription ends: io.EOF after Close
+	// replaced: a new subscription of the prefix took over (see
+	// ErrNamespaceSubscriptionReplaced); Close then sends nothing.
+	replaced atomic.Bool
 }
+
+// ErrNamespaceSubscriptionReplaced is what NamespaceSubscription.Next
+// returns once a new SubscribeNamespace of the same prefix was accepted:
+// the peer accepts one only when it has ended the old one (draft-14 lets
+// a publisher do that without a message, as a relay does when the
+// subscription's token expires), so the new one takes over, with the
+// namespaces the session holds under the prefix.
+var ErrNamespaceSubscriptionReplaced = errors.New("moqt: a new subscription of the same prefix took over this namespace subscription")
 
 type nsState struct {
 	ns               Namespace
@@ -154,6 +167,9 @@ func (n *NamespaceSubscription) finish(err error) {
 func (n *NamespaceSubscription) Close() error {
 	var err error
 	n.once.Do(func() {
+		if n.replaced.Load() {
+			return // the peer ended it; its prefix is the new one's
+		}
 		n.s.mu.Lock()
 		if n.s.ourNSSubs[nsKey(n.prefix)] == n {
 			delete(n.s.ourNSSubs, nsKey(n.prefix))
@@ -220,6 +236,9 @@ func (s *Session) SubscribeNamespace(ctx context.Context, prefix Namespace, para
 	}
 	switch r := resp.(type) {
 	case *wire.SubscribeNamespaceOK:
+		if !registered {
+			s.takeOverPrefix(key, n)
+		}
 		return n, nil
 	case *wire.SubscribeNamespaceError:
 		unregister()
@@ -227,6 +246,33 @@ func (s *Session) SubscribeNamespace(ctx context.Context, prefix Namespace, para
 	}
 	unregister()
 	return nil, violation("%s in answer to SUBSCRIBE_NAMESPACE", resp.Type())
+}
+
+// takeOverPrefix makes n the session's namespace subscription of its
+// prefix in place of the one it had (see
+// ErrNamespaceSubscriptionReplaced): the namespaces the session holds under
+// the old one are reported by n, and their withdrawal too.
+func (s *Session) takeOverPrefix(key string, n *NamespaceSubscription) {
+	s.mu.Lock()
+	old := s.ourNSSubs[key]
+	s.ourNSSubs[key] = n
+	var held []Namespace
+	if old != nil {
+		for k, sub := range s.nsNoted {
+			if sub == old {
+				s.nsNoted[k] = n
+				held = append(held, s.peerNamespaces[k])
+			}
+		}
+	}
+	s.mu.Unlock()
+	if old != nil {
+		old.replaced.Store(true)
+		old.finish(ErrNamespaceSubscriptionReplaced)
+	}
+	for _, ns := range held {
+		n.note(ns, true)
+	}
 }
 
 // overlaps reports whether a and b are prefixes of one another (equal
@@ -280,9 +326,10 @@ type peerNSSub struct {
 // SUBSCRIBE_NAMESPACE. Draft-14 has no message that tells the peer the
 // latter: the application withdraws what it announced under the prefix
 // itself, and a later UNSUBSCRIBE_NAMESPACE from the peer for it is
-// ignored (or ends a new subscription of the same prefix). It reports
-// whether prefix named a namespace subscription of the peer's still
-// running.
+// ignored (or ends a new subscription of the same prefix; a moq-go peer's
+// new SubscribeNamespace takes over from the old one, whose Close then
+// sends nothing: ErrNamespaceSubscriptionReplaced). It reports whether
+// prefix named a namespace subscription of the peer's still running.
 func (s *Session) EndNamespaceSubscription(prefix Namespace, code SubscribeNamespaceErrorCode, reason string) bool {
 	key := nsKey(prefix)
 	s.mu.Lock()

@@ -374,13 +374,15 @@ func TestRequestTokenExpiryFreesPrefix(t *testing.T) {
 		if now := time.Now(); now.Before(exp) {
 			t.Errorf("the namespace subscription ended %v before its token's exp", exp.Sub(now))
 		}
-		if _, err := watcher.SubscribeNamespace(ctx, wire.Namespace{"live"}, userToken(t, nil, []string{"live"}, hour)); err != nil {
+		again, err := watcher.SubscribeNamespace(ctx, wire.Namespace{"live"}, userToken(t, nil, []string{"live"}, hour))
+		if err != nil {
 			t.Fatalf("SUBSCRIBE_NAMESPACE of the expired prefix with a new token: %v", err)
 		}
-		// The relay announces again under the new subscription. The
-		// watcher's session hands announcements to its first
-		// NamespaceSubscription of the prefix: draft-14 never told it
-		// that one had ended.
-		next(short, true)
+		// The relay announces again, to the new subscription, which took
+		// over from the old one in the watcher's session.
+		next(again, true)
+		if _, err := short.Next(ctx); !errors.Is(err, moqtransport.ErrNamespaceSubscriptionReplaced) {
+			t.Errorf("the expired subscription's Next: %v, want ErrNamespaceSubscriptionReplaced", err)
+		}
 	})
 }
