@@ -557,7 +557,7 @@ func (r *Relay) serveSubscribe(ctx context.Context, s *moqtransport.Session, req
 // (here or, through the coordinator, on another relay) and passing its
 // answer on. It counts no subscriber and holds nothing; the publisher's
 // answer is awaited no longer than UpstreamTimeout (TIMEOUT).
-func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (ok *moqtransport.TrackStatusOK, err error) {
+func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (_ *moqtransport.TrackStatusOK, err error) {
 	defer func() { r.metrics.requestError("track_status", err) }()
 	k := trackKey(req.Namespace, req.Name)
 	viaCoordinator := r.cfg.Coordinator != nil && !r.isRelayPeer(s)
@@ -614,7 +614,7 @@ func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *w
 	}
 	uctx, cancel := context.WithTimeout(ctx, r.cfg.UpstreamTimeout)
 	defer cancel()
-	ok, err = o.s.TrackStatus(uctx, req.Namespace, req.Name)
+	up, err := o.s.TrackStatus(uctx, req.Namespace, req.Name)
 	if err != nil {
 		var re *moqtransport.RequestError
 		switch {
@@ -625,7 +625,9 @@ func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *w
 		}
 		return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "forwarding TRACK_STATUS to the publisher failed: "+err.Error())
 	}
-	return ok, nil
+	// The status, not the publisher's parameters: what the relay's own
+	// SUBSCRIBE_OK would carry comes from its own track.
+	return &moqtransport.TrackStatusOK{GroupOrder: up.GroupOrder, ContentExists: up.ContentExists, Largest: up.Largest}, nil
 }
 
 // subscribe resolves a SUBSCRIBE; source is set to where the track comes

@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -98,3 +99,27 @@ func TestTrackStatusTimeout(t *testing.T) {
 type handlerFunc moqtransport.Handler
 
 func (h handlerFunc) Handler() moqtransport.Handler { return moqtransport.Handler(h) }
+
+// TRACK_STATUS on a relay that does not have the track's publisher is
+// forwarded through the cluster (the coordinator's relay, then the
+// publisher) as TRACK_STATUS: no relay subscribes upstream.
+func TestClusterTrackStatus(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "coordinator.json")
+	relays, _ := startCluster(t, "moqt", 2, func(_ int, node string) relay.Coordinator {
+		return fileCoordinator(t, path, node)
+	})
+	ns := wire.Namespace{"live"}
+	_, tr, h := relays[0].publisher("/", ns, "video")
+	write(t, tr, 0, 3, 2)
+	ctx := ctxFor(t)
+	st, err := relays[1].connect("/", nil).TrackStatus(ctx, ns, "video")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.ContentExists || st.Largest != (wire.Location{Group: 2, Object: 1}) {
+		t.Errorf("TRACK_STATUS_OK through the cluster %+v, want content up to {2 1}", st)
+	}
+	if s, n := h.subscribes.Load(), h.statuses.Load(); s != 0 || n != 1 {
+		t.Errorf("the publisher got %d SUBSCRIBEs and %d TRACK_STATUSes, want 0 and 1", s, n)
+	}
+}
