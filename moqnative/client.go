@@ -62,6 +62,7 @@ type Dialed struct {
 	Authority string
 
 	ep      *clientEndpoint
+	qlogs   *qlogWriters
 	closeFn func() // closes Conn with NO_ERROR
 	done    chan struct{}
 }
@@ -69,11 +70,14 @@ type Dialed struct {
 // Close closes the connection with NO_ERROR if it is still open, and
 // releases the UDP socket, the QUIC transport and the key log file Dial
 // created (not a ClientConfig.Transport or PacketConn). It waits for every
-// goroutine Dial started.
+// goroutine Dial started, so a ClientConfig.QlogDir file is complete
+// when it returns.
 func (d *Dialed) Close() error {
 	d.closeFn()
 	<-d.done
-	return d.ep.release()
+	err := d.ep.release()
+	d.qlogs.wait()
+	return err
 }
 
 // Dial connects to a MoQT server. The scheme picks the transport:
@@ -129,13 +133,15 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Dialed, error)
 		ep.release()
 		return nil, err
 	}
-	quicConf := mergeQUICConfig(cfg.QUICConfig, quicConfig(cfg.QlogDir, logger, cfg.MaxIncomingUniStreams))
+	qlogs := &qlogWriters{}
+	quicConf := mergeQUICConfig(cfg.QUICConfig, quicConfig(cfg.QlogDir, qlogs, logger, cfg.MaxIncomingUniStreams))
 	qconn, err := ep.tr.Dial(ctx, raddr, tlsConf, quicConf)
 	if err != nil {
 		ep.release()
+		qlogs.wait()
 		return nil, fmt.Errorf("moqnative: dialing %s: %w", u.Redacted(), err)
 	}
-	d := &Dialed{Path: path, Authority: authority, ep: ep, done: make(chan struct{})}
+	d := &Dialed{Path: path, Authority: authority, ep: ep, qlogs: qlogs, done: make(chan struct{})}
 
 	if alpn == ALPNMoQT {
 		if d.Conn, err = NewQUICConn(qconn); err != nil {

@@ -41,7 +41,7 @@ import (
 //     returns goes through these same rules.
 //   - Every other field is kept as base sets it.
 func QUICConfig(base *quic.Config) *quic.Config {
-	return mergeQUICConfig(base, quicConfig("", nil, 0))
+	return mergeQUICConfig(base, quicConfig("", nil, nil, 0))
 }
 
 // mergeQUICConfig applies QUICConfig's rules: base's settings over the

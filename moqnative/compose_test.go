@@ -35,7 +35,7 @@ func TestQUICConfigOverrides(t *testing.T) {
 			return &quic.Config{EnableDatagrams: false, MaxConnectionReceiveWindow: 32 << 20}, nil
 		},
 	}
-	c := mergeQUICConfig(user, quicConfig("", nil, 8))
+	c := mergeQUICConfig(user, quicConfig("", nil, nil, 8))
 	if !c.EnableDatagrams || !c.EnableStreamResetPartialDelivery || c.Allow0RTT {
 		t.Errorf("EnableDatagrams %v, EnableStreamResetPartialDelivery %v, Allow0RTT %v; want true, true, false",
 			c.EnableDatagrams, c.EnableStreamResetPartialDelivery, c.Allow0RTT)

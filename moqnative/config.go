@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -64,7 +65,7 @@ const (
 // session, so the QUIC limit bounds them too; webtransport-go's own
 // per-session limits (WT_MAX_STREAMS) are not enabled, as they would also
 // turn on WebTransport data flow control, which browsers may not speak.
-func quicConfig(qlogDir string, logger *slog.Logger, maxUni int64) *quic.Config {
+func quicConfig(qlogDir string, qlogs *qlogWriters, logger *slog.Logger, maxUni int64) *quic.Config {
 	if maxUni <= 0 {
 		maxUni = MaxIncomingUniStreams
 	}
@@ -88,7 +89,7 @@ func quicConfig(qlogDir string, logger *slog.Logger, maxUni int64) *quic.Config 
 		// replay safe, and the client dials without a session cache.
 	}
 	if qlogDir != "" {
-		conf.Tracer = qlogTracer(qlogDir, logger)
+		conf.Tracer = qlogTracer(qlogDir, qlogs, logger)
 	}
 	return conf
 }
@@ -101,8 +102,10 @@ var qlogSchemas = []string{qlog.EventSchema, h3qlog.EventSchema}
 // per connection into dir, named <role>_<original destination connection
 // ID>.sqlog (the same ID names the client's and the server's file of one
 // connection). Each file has a writer goroutine (qlogwriter.FileSeq.Run)
-// that quic-go ends by closing its recorder when the connection ends.
-func qlogTracer(dir string, logger *slog.Logger) func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace {
+// that quic-go ends by closing its recorder when the connection ends; it
+// is counted in ws, so that closing a Dialed or a Server can wait until
+// the files are complete.
+func qlogTracer(dir string, ws *qlogWriters, logger *slog.Logger) func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace {
 	return func(_ context.Context, isClient bool, connID quic.ConnectionID) qlogwriter.Trace {
 		role := "server"
 		if isClient {
@@ -115,8 +118,59 @@ func qlogTracer(dir string, logger *slog.Logger) func(context.Context, bool, qui
 			return nil
 		}
 		seq := qlogwriter.NewConnectionFileSeq(&bufferedFile{Writer: bufio.NewWriter(f), f: f}, isClient, connID, qlogSchemas)
-		go seq.Run()
+		ws.run(seq.Run)
 		return seq
+	}
+}
+
+// qlogWriters counts the qlog writer goroutines of a Dialed or a Server.
+// (Not a WaitGroup: a server's connection may start a writer while Close
+// waits.)
+type qlogWriters struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n falls to 0; made by wait
+}
+
+// qlogFlushWait bounds how long closing waits for qlog files to be
+// written: quic-go closes a connection's recorder as the connection ends,
+// so this is only a guard against a recorder that is never closed.
+const qlogFlushWait = 5 * time.Second
+
+// run runs f, a writer, on a goroutine of its own.
+func (ws *qlogWriters) run(f func()) {
+	ws.mu.Lock()
+	ws.n++
+	ws.mu.Unlock()
+	go func() {
+		f()
+		ws.mu.Lock()
+		if ws.n--; ws.n == 0 && ws.idle != nil {
+			close(ws.idle)
+			ws.idle = nil
+		}
+		ws.mu.Unlock()
+	}()
+}
+
+// wait waits, at most qlogFlushWait, for the writers to finish their files.
+// It is called after the connections are closed.
+func (ws *qlogWriters) wait() {
+	ws.mu.Lock()
+	if ws.n == 0 {
+		ws.mu.Unlock()
+		return
+	}
+	if ws.idle == nil {
+		ws.idle = make(chan struct{})
+	}
+	idle := ws.idle
+	ws.mu.Unlock()
+	t := time.NewTimer(qlogFlushWait)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
 	}
 }
 

@@ -135,6 +135,7 @@ type Server struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the server starts
+	qlogs  qlogWriters    // the qlog files' writers (ServerConfig.QlogDir)
 
 	mu     sync.Mutex
 	conns  map[*quic.Conn]string // open connections and their ALPN
@@ -190,7 +191,7 @@ func Listen(addr string, cfg ServerConfig) (*Server, error) {
 		MinVersion:     tls.VersionTLS13,
 		KeyLogWriter:   s.keyLog.writer(),
 	}
-	quicConf := mergeQUICConfig(cfg.QUICConfig, quicConfig(cfg.QlogDir, logger, cfg.MaxIncomingUniStreams))
+	quicConf := mergeQUICConfig(cfg.QUICConfig, quicConfig(cfg.QlogDir, &s.qlogs, logger, cfg.MaxIncomingUniStreams))
 	if s.ln, err = s.tr.Listen(tlsConf, quicConf); err != nil {
 		if s.ownTr {
 			closeTransport(s.tr, s.ownUDP)
@@ -306,6 +307,7 @@ func (s *Server) Close() error {
 		if kerr := s.keyLog.Close(); err == nil {
 			err = kerr
 		}
+		s.qlogs.wait()
 		s.closeErr = err
 		s.logger.Info("closed")
 	})
