@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -56,6 +57,8 @@ type opsConfig struct {
 	memoryLimit    string
 	metricsAddr    string
 	pprof          bool
+	mutexFraction  int
+	blockRate      int
 	authKey        string
 	authIssuer     string
 	authAudience   string
@@ -75,6 +78,8 @@ func (o *opsConfig) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.memoryLimit, "memory-limit", memoryLimitAuto, "soft memory limit of the Go runtime: the heap is collected before it passes it, and memory above it returned (auto: GOMEMLIMIT, else 90% of the cgroup's memory limit, else none; off; or a size such as 512MiB or 2GiB)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /health on this TCP address (e.g. 127.0.0.1:9090)")
 	f.BoolVar(&o.pprof, "pprof", false, "also serve /debug/pprof/ on --metrics-addr")
+	f.IntVar(&o.mutexFraction, "pprof-mutex-fraction", 0, "with --pprof: record 1 in N contended mutex unlocks in /debug/pprof/mutex (runtime.SetMutexProfileFraction; 0: off). A debugging aid: it costs CPU on a busy relay")
+	f.IntVar(&o.blockRate, "pprof-block-rate", 0, "with --pprof: record goroutines blocking in /debug/pprof/block, one sample per N ns blocked on average (runtime.SetBlockProfileRate; 0: off). A debugging aid: it costs CPU on a busy relay")
 	f.StringVar(&o.authKey, "auth-key", "", "check JWTs in AUTHORIZATION TOKEN: a file holding an Ed25519 public key (PEM) or an HMAC secret (raw bytes, at least 16); none leaves the relay open")
 	f.StringVar(&o.authIssuer, "auth-issuer", "", "with --auth-key: tokens must carry this iss")
 	f.StringVar(&o.authAudience, "auth-audience", "", "with --auth-key: tokens must carry this value in aud")
@@ -94,6 +99,12 @@ func (o *opsConfig) apply(rcfg *relay.Config, logger *slog.Logger) (func(), erro
 	limit, from, err := parseMemoryLimit(o.memoryLimit)
 	if err != nil {
 		return nil, err
+	}
+	if o.mutexFraction < 0 || o.blockRate < 0 {
+		return nil, errors.New("--pprof-mutex-fraction and --pprof-block-rate take 0 (off) or a positive number")
+	}
+	if (o.mutexFraction > 0 || o.blockRate > 0) && (!o.pprof || o.metricsAddr == "") {
+		return nil, errors.New("--pprof-mutex-fraction and --pprof-block-rate need --pprof and --metrics-addr, where their profiles are served")
 	}
 	if limit > 0 {
 		debug.SetMemoryLimit(limit)
@@ -164,6 +175,13 @@ func (o *opsConfig) serveOps(ctx context.Context, rs *relay.Server, logger *slog
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr %s: %w", o.metricsAddr, err)
 	}
+	contention := o.pprof && (o.mutexFraction > 0 || o.blockRate > 0)
+	if contention {
+		// The contention profiles are process-wide: on while they can be
+		// read, off again when the server stops.
+		runtime.SetMutexProfileFraction(o.mutexFraction)
+		runtime.SetBlockProfileRate(o.blockRate)
+	}
 	hs := &http.Server{Handler: relay.OpsHandler(rs, o.pprof), ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() {
@@ -178,5 +196,9 @@ func (o *opsConfig) serveOps(ctx context.Context, rs *relay.Server, logger *slog
 		defer cancel()
 		_ = hs.Shutdown(sctx)
 		<-done
+		if contention {
+			runtime.SetMutexProfileFraction(0)
+			runtime.SetBlockProfileRate(0)
+		}
 	}, nil
 }

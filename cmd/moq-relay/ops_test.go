@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,10 +10,15 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"runtime/debug"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,5 +142,74 @@ func TestDevHandler(t *testing.T) {
 	}
 	if code, _ := get("/mlog/x"); code != 404 {
 		t.Errorf("/mlog without --mlog-serve: %d", code)
+	}
+}
+
+// TestPprofContention: --pprof-mutex-fraction and --pprof-block-rate turn
+// on the contention profiles, served on --metrics-addr with --pprof, while
+// the relay runs, and off when it stops; without --pprof they are refused.
+func TestPprofContention(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, bad := range []opsConfig{
+		{mutexFraction: 5, metricsAddr: "127.0.0.1:0"},           // no --pprof
+		{pprof: true, blockRate: 1000},                           // no --metrics-addr
+		{pprof: true, metricsAddr: "127.0.0.1:0", blockRate: -1}, // negative
+	} {
+		if _, err := bad.apply(&relay.Config{}, log); err == nil || !strings.Contains(err.Error(), "--pprof-") {
+			t.Errorf("%+v: apply gave %v, want an error naming the flag", bad, err)
+		}
+	}
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1)) // run applies --memory-limit
+
+	readyc := make(chan struct{}, 1)
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, config{
+			bind: "127.0.0.1:0", logLevel: "info", drainTimeout: time.Second,
+			ops: opsConfig{metricsAddr: "127.0.0.1:0", pprof: true, mutexFraction: 3, blockRate: 1000, maxRequests: 100,
+				cacheMaxBytes: moqtransport.DefaultTrackMaxBytes, cacheMaxGroups: moqtransport.DefaultTrackMaxGroups},
+			stdout: io.Discard, stderr: &logs,
+			ready: func(net.Addr, string) { readyc <- struct{}{} },
+		})
+	}()
+	select {
+	case <-readyc:
+	case err := <-done:
+		cancel()
+		t.Fatalf("relay stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("relay did not start")
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("relay stopped with %v", err)
+			}
+		}
+	}
+	defer stop()
+	m := regexp.MustCompile(`msg="metrics serving" addr=(\S+)`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the logs:\n%s", logs.String())
+	}
+	defer http.DefaultClient.CloseIdleConnections()
+	resp, err := http.Get("http://" + m[1] + "/debug/pprof/mutex?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "sampling period=3\n") {
+		t.Errorf("/debug/pprof/mutex: %s\n%s", resp.Status, body)
+	}
+	stop()
+	if f := runtime.SetMutexProfileFraction(-1); f != 0 {
+		t.Errorf("mutex profile fraction %d after the relay stopped, want 0 (off)", f)
 	}
 }
