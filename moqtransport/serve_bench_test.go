@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/metrics"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,6 +40,10 @@ type sinkConn struct {
 	bytes  atomic.Int64
 	closes atomic.Int64
 	closed chan struct{} // one send per stream closed
+	// With want set, the write that makes writes reach it sends on
+	// reached (paced benchmarks: every subscriber wrote the object).
+	want    atomic.Int64
+	reached chan struct{}
 }
 
 var errSinkConn = errors.New("sinkConn: not supported")
@@ -64,7 +69,9 @@ func (c *sinkConn) Protocol() Protocol                  { return ProtocolQUIC }
 type sinkStream struct{ c *sinkConn }
 
 func (s *sinkStream) Write(b []byte) (int, error) {
-	s.c.writes.Add(1)
+	if n := s.c.writes.Add(1); n == s.c.want.Load() {
+		s.c.reached <- struct{}{}
+	}
 	s.c.bytes.Add(int64(len(b)))
 	return len(b), nil
 }
@@ -112,10 +119,31 @@ func BenchmarkServeObjectsObserved(b *testing.B) {
 // subscribers of one track, each in a session of its own, 4 KiB objects.
 // goroutines/sub is the goroutines each subscription holds with a stream
 // open and nothing to send (see idleGoroutines).
+//
+// mutex-ns/op is the time goroutines spent waiting for a sync.Mutex or
+// RWMutex (runtime/metrics /sync/mutex/wait/total), per object, all
+// subscribers together: the lock convoy of a thousand dispatchers on the
+// one track. The paced case writes one object at a time and waits until
+// every subscriber has written it, as a live track at a low rate is
+// served (every object wakes every dispatcher): its ns/op is the time from
+// a write to the last subscriber's stream write.
 func BenchmarkServeFanout(b *testing.B) {
 	b.Run("size=4096/sessions=1000", func(b *testing.B) {
 		benchServeObjects(b, 4096, 1000, serveBenchGroupObjects, true, nil)
 	})
+	b.Run("size=4096/sessions=1000/paced", func(b *testing.B) {
+		benchServe(b, 4096, 1000, serveBenchGroupObjects, true, nil, true)
+	})
+}
+
+// mutexWait reads the process's total time waiting on sync mutexes.
+func mutexWait() time.Duration {
+	s := []metrics.Sample{{Name: "/sync/mutex/wait/total:seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return time.Duration(s[0].Value.Float64() * float64(time.Second))
 }
 
 // BenchmarkServeStreams is BenchmarkServeObjects with one object per group:
@@ -131,9 +159,13 @@ func BenchmarkServeStreams(b *testing.B) {
 }
 
 func benchServeObjects(b *testing.B, size, subs, groupObjects int, sessionEach bool, observe func(time.Duration)) {
+	benchServe(b, size, subs, groupObjects, sessionEach, observe, false)
+}
+
+func benchServe(b *testing.B, size, subs, groupObjects int, sessionEach bool, observe func(time.Duration), paced bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	conn := &sinkConn{ctx: ctx, closed: make(chan struct{}, subs)}
+	conn := &sinkConn{ctx: ctx, closed: make(chan struct{}, subs), reached: make(chan struct{}, 1)}
 	g0 := runtime.NumGoroutine()
 	var s *Session
 	newSess := func() {
@@ -170,8 +202,18 @@ func benchServeObjects(b *testing.B, size, subs, groupObjects int, sessionEach b
 			b.Fatal(err)
 		}
 		for id := range objects {
+			if paced {
+				conn.want.Store(conn.writes.Load() + int64(subs))
+			}
 			if err := w.WriteObject(uint64(id), payload, nil); err != nil {
 				b.Fatal(err)
+			}
+			if paced {
+				select {
+				case <-conn.reached:
+				case <-time.After(20 * time.Second):
+					b.Fatalf("group %d object %d: not written to every subscriber", g, id)
+				}
 			}
 		}
 		if err := w.Close(); err != nil {
@@ -196,6 +238,7 @@ func benchServeObjects(b *testing.B, size, subs, groupObjects int, sessionEach b
 	w0 := conn.writes.Load()
 	b.ReportAllocs()
 	b.SetBytes(int64(size * subs))
+	m0 := mutexWait()
 	b.ResetTimer()
 	g := uint64(2)
 	for left := b.N; left > 0; left -= groupObjects {
@@ -203,6 +246,7 @@ func benchServeObjects(b *testing.B, size, subs, groupObjects int, sessionEach b
 		g++
 	}
 	b.StopTimer()
+	b.ReportMetric(float64(mutexWait()-m0)/float64(b.N), "mutex-ns/op")
 	b.ReportMetric(float64(conn.writes.Load()-w0)/float64(b.N*subs), "writes/obj")
 	b.ReportMetric(float64(idle-g0)/float64(subs), "goroutines/sub")
 	track.Close(nil)
