@@ -72,21 +72,42 @@ func (t *Track) appendEntry(g *cachedGroup, ev Event, size int64) {
 	t.charge(size)
 }
 
-// broadcast wakes the readers waiting for an event. Called with t.mu held.
+// broadcast wakes the readers waiting for an event, once the caller lets
+// go of t.mu (unlock): woken while the writer still held it, a thousand
+// readers would queue for it. Called with t.mu held exclusively.
 func (t *Track) broadcast() {
-	if t.notify != nil {
-		close(t.notify)
-		t.notify = nil
+	if p := t.notify.Swap(nil); p != nil {
+		if t.wakeup != nil {
+			close(t.wakeup) // a second broadcast under one lock
+		}
+		t.wakeup = *p
+	}
+}
+
+// unlock releases t.mu held exclusively, then wakes the readers a
+// broadcast under it was for.
+func (t *Track) unlock() {
+	ch := t.wakeup
+	t.wakeup = nil
+	t.mu.Unlock()
+	if ch != nil {
+		close(ch)
 	}
 }
 
 // waitChan returns a channel that the next write closes. Called with t.mu
-// held.
+// held, shared or exclusively: readers that wait at once share one
+// channel.
 func (t *Track) waitChan() <-chan struct{} {
-	if t.notify == nil {
-		t.notify = make(chan struct{})
+	for {
+		if p := t.notify.Load(); p != nil {
+			return *p
+		}
+		ch := make(chan struct{})
+		if t.notify.CompareAndSwap(nil, &ch) {
+			return ch
+		}
 	}
-	return t.notify
 }
 
 // enforceLimits evicts groups, smallest ID first and never the newest,
@@ -302,8 +323,8 @@ func (t *Track) groupObjects(group uint64) []*Object {
 }
 
 func (t *Track) groupTruncated(group uint64) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	g := t.group(group, false)
 	return g != nil && g.truncated
 }
@@ -329,15 +350,21 @@ type CacheStats struct {
 // Stats returns what the cache holds now.
 func (c TrackCache) Stats() CacheStats {
 	t := c.t
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	return CacheStats{Groups: len(t.groups), Objects: t.objects, Events: len(t.log) - t.tombs, Bytes: t.bytes}
 }
 
 // expire applies MaxAge when nothing is being written. Called with t.mu
-// held.
+// held exclusively.
 func (t *Track) expire() {
-	if t.maxAge > 0 && len(t.groups) > 1 && !t.now().Before(t.nextAgeCheck) {
+	if t.expireDue() {
 		t.enforceLimits()
 	}
+}
+
+// expireDue reports whether a cached group may have outlived MaxAge.
+// Called with t.mu held, shared or exclusively.
+func (t *Track) expireDue() bool {
+	return t.maxAge > 0 && len(t.groups) > 1 && !t.now().Before(t.nextAgeCheck)
 }

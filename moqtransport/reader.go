@@ -85,8 +85,14 @@ func (f *ReaderFilter) groupCanPass(g uint64) bool {
 type TrackReader struct {
 	t    *Track
 	wake chan struct{} // SetFilter and Close nudge a waiting Next
+	// idle is the channel the next write closes, kept by a Next that
+	// read every event; used by Next's goroutine alone.
+	idle <-chan struct{}
+	// waitHook, when set (by tests), is called as Next is about to wait.
+	waitHook func()
 
-	// Guarded by t.mu.
+	// Guarded by t.mu: written by Next (holding it shared: only Next's
+	// goroutine touches them then) and by those holding it exclusively.
 	pos     uint64 // seq of the next event to look at
 	filter  ReaderFilter
 	open    map[trackSubgroupKey]bool // subgroups it got an object of → EndOfGroup
@@ -134,22 +140,58 @@ func (r *TrackReader) wants(ev *Event, fresh bool) bool {
 // (ctx.Err()), or the track has ended and every event was delivered (then
 // io.EOF for a normal end, the track's Close error otherwise). After Close
 // it returns ErrTrackReaderClosed.
+//
+// Next holds the track's lock shared: a thousand readers woken by one
+// write read it side by side. A reader that has read every event keeps the
+// channel the next write closes (idle), so that it waits for that write
+// without taking the lock again.
 func (r *TrackReader) Next(ctx context.Context) (Event, error) {
 	t := r.t
 	t.touch()
-	t.mu.Lock()
+	if ch := r.idle; ch != nil {
+		// Only a write (which closes ch), or SetFilter, SkipTo or Close
+		// on r (which nudge r.wake), can give r an event: not an
+		// eviction, which only takes events r has not reached.
+		r.idle = nil
+		select {
+		case <-ch:
+		case <-r.wake:
+		default:
+			if r.waitHook != nil {
+				r.waitHook()
+			}
+			select {
+			case <-ctx.Done():
+				return Event{}, ctx.Err()
+			case <-ch:
+			case <-r.wake:
+			}
+		}
+	}
+	t.mu.RLock()
+	expired := false // MaxAge applied since the last wait
 	for {
 		if r.closed {
-			t.mu.Unlock()
+			t.mu.RUnlock()
 			return Event{}, ErrTrackReaderClosed
 		}
 		if len(r.pending) > 0 {
 			ev := r.pending[0]
 			r.pending = slices.Delete(r.pending, 0, 1)
-			t.mu.Unlock()
+			t.mu.RUnlock()
 			return ev, nil
 		}
-		t.expire()
+		if !expired && t.expireDue() {
+			// Evicting needs the lock exclusively; what it changed is
+			// looked at again.
+			expired = true
+			t.mu.RUnlock()
+			t.mu.Lock()
+			t.expire()
+			t.mu.Unlock()
+			t.mu.RLock()
+			continue
+		}
 		for i := t.index(r.pos); i < len(t.log); i++ {
 			e := &t.log[i]
 			if e.gone {
@@ -161,7 +203,10 @@ func (r *TrackReader) Next(ctx context.Context) (Event, error) {
 			}
 			r.pos = e.seq + 1
 			if ev, ok := r.deliver(&e.ev); ok {
-				t.mu.Unlock()
+				if r.pos == t.nextSeq && !r.skipped && !t.closed {
+					r.idle = t.waitChan()
+				}
+				t.mu.RUnlock()
 				return ev, nil
 			}
 		}
@@ -171,25 +216,29 @@ func (r *TrackReader) Next(ctx context.Context) (Event, error) {
 		}
 		if t.closed {
 			err := t.closeErr
-			t.mu.Unlock()
+			t.mu.RUnlock()
 			return Event{}, err
 		}
 		ch := t.waitChan()
-		t.mu.Unlock()
+		t.mu.RUnlock()
+		if r.waitHook != nil {
+			r.waitHook()
+		}
 		select {
 		case <-ctx.Done():
 			return Event{}, ctx.Err()
 		case <-ch:
 		case <-r.wake:
 		}
-		t.mu.Lock()
+		t.mu.RLock()
+		expired = false
 	}
 }
 
 // skip returns EventSkipped, forgets the reader's open subgroups, and
 // moves the reader to the start of the newest cached group its filter
-// passes; older groups are ignored from then on. Called with t.mu held;
-// unlocks it.
+// passes; older groups are ignored from then on. Called with t.mu held
+// shared; unlocks it.
 func (r *TrackReader) skip() (Event, error) {
 	t := r.t
 	r.skipped = false
@@ -205,7 +254,7 @@ func (r *TrackReader) skip() (Event, error) {
 		}
 		break
 	}
-	t.mu.Unlock()
+	t.mu.RUnlock()
 	return Event{Kind: EventSkipped}, nil
 }
 

@@ -151,7 +151,13 @@ type Track struct {
 	realClock  bool // now is time.Now (no TrackConfig.Now)
 	done       chan struct{}
 
-	mu sync.Mutex
+	// mu guards the cache and the readers' positions. Writers (the
+	// producer, evictions, readers' SetFilter, SkipTo and Close) take it
+	// exclusively; TrackReader.Next, which a thousand dispatchers of one
+	// relayed track call for every object, only reads the track and its
+	// own reader, and takes it shared, so that they do not queue behind
+	// one another.
+	mu sync.RWMutex
 	// log holds the cached events in arrival order, by increasing seq.
 	// Evicted events are tombstoned (gone) and trimmed from the front;
 	// the log is compacted when tombstones are the majority.
@@ -164,10 +170,15 @@ type Track struct {
 	bytes        int64
 	objects      int
 	nextAgeCheck time.Time
-	notify       chan struct{} // closed and cleared by the next write; nil when nobody waits
-	readers      map[*TrackReader]struct{}
-	writers      map[*SubgroupWriter]struct{}
-	justWritten  bool // enforceLimits runs for the object last logged
+	// notify is closed by the next write (broadcast); nil when nobody
+	// waits. Readers holding mu shared create it (waitChan), so it is an
+	// atomic; writers take it under mu and close it after letting go of
+	// mu (wakeup, unlock): the readers it wakes then find mu free.
+	notify      atomic.Pointer[chan struct{}]
+	wakeup      chan struct{}
+	readers     map[*TrackReader]struct{}
+	writers     map[*SubgroupWriter]struct{}
+	justWritten bool // enforceLimits runs for the object last logged
 
 	largest wire.Location
 
@@ -233,8 +244,8 @@ func (t *Track) GroupOrder() GroupOrder { return t.groupOrder }
 // Forwarding returns the track's forwarding preference: set by the first
 // OpenSubgroup or WriteDatagram, ForwardSubgroup before either.
 func (t *Track) Forwarding() ForwardingPreference {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	return t.fwd
 }
 
@@ -247,8 +258,8 @@ func (t *Track) Forwarding() ForwardingPreference {
 // End of Group, and a Largest Object filter starts at {g, n+1}, which
 // loses nothing.
 func (t *Track) Largest() (Location, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	return t.largest, t.hasLargest
 }
 
@@ -296,8 +307,8 @@ func (t *Track) Closed() bool {
 // Err returns the error the track was closed with: nil while it is open or
 // after a normal end.
 func (t *Track) Err() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	if t.closeErr == io.EOF {
 		return nil
 	}
@@ -311,7 +322,7 @@ func (t *Track) Err() error {
 // otherwise. Close is idempotent; the first call decides.
 func (t *Track) Close(err error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	if t.closed {
 		return
 	}
@@ -410,7 +421,7 @@ func (w *SubgroupWriter) write(id uint64, status wire.ObjectStatus, ext wire.Ext
 	t := w.t
 	defer t.settle()
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	switch {
 	case t.closed:
 		return ErrTrackClosed
@@ -440,7 +451,7 @@ func (w *SubgroupWriter) Close() error {
 	t := w.t
 	defer t.settle()
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	if w.done {
 		if t.closed {
 			return ErrTrackClosed
@@ -461,7 +472,7 @@ func (w *SubgroupWriter) Abort(code uint64) {
 	t := w.t
 	defer t.settle()
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	if w.done {
 		return
 	}
@@ -490,7 +501,7 @@ func (t *Track) WriteDatagram(o Object) error {
 	}
 	defer t.settle()
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	if t.closed {
 		return ErrTrackClosed
 	}

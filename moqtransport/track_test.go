@@ -1041,3 +1041,145 @@ func TestTrackCacheObjectsInterleaved(t *testing.T) {
 	write(2, 22)
 	want("0/0", "0/1", "0/2", "1/10", "1/11", "0/11", "1/12", "2/20", "2/21", "2/22")
 }
+
+// A reader that has read the newest event waits for the next write
+// without the track's lock (TrackReader.idle): writes, SetFilter, SkipTo,
+// Close of the reader or of the track, and its context still reach it.
+func TestTrackCaughtUpReaderWakes(t *testing.T) {
+	tr := NewTrack(testTrackName, TrackConfig{})
+	r := tr.NewReader(ReaderFilter{})
+	w0 := mustOpen(t, tr, 0, 0, false)
+	mustWrite(t, w0, 0, "a")
+	expectEvents(t, r, "obj{0,0,0}") // caught up
+	// Each action runs while another goroutine's Next waits.
+	waitFor := func(r *TrackReader, act func(), want string) {
+		t.Helper()
+		got := make(chan string, 1)
+		waiting := make(chan struct{})
+		r.waitHook = sync.OnceFunc(func() { close(waiting) })
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			ev, err := r.Next(ctx)
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			got <- describe(ev)
+		}()
+		<-waiting // Next found nothing to return: act wakes it
+		act()
+		if g := <-got; g != want {
+			t.Fatalf("got %s, want %s", g, want)
+		}
+	}
+	waitFor(r, func() { mustWrite(t, w0, 1, "b") }, "obj{0,0,1}")
+	waitFor(r, func() { r.SetFilter(ReaderFilter{Start: Location{Group: 1}}) }, fmt.Sprintf("abort{0,0,code=%d}", ResetCancelled))
+	w1 := mustOpen(t, tr, 1, 0, false)
+	waitFor(r, func() { mustWrite(t, w1, 0, "c") }, "obj{1,0,0}")
+	waitFor(r, func() { r.SkipTo(2) }, fmt.Sprintf("abort{1,0,code=%d}", ResetCancelled))
+	w2 := mustOpen(t, tr, 2, 0, false)
+	waitFor(r, func() { mustWrite(t, w2, 0, "d") }, "obj{2,0,0}")
+	waitFor(r, func() { tr.Close(nil) }, fmt.Sprintf("abort{2,0,code=%d}", ResetCancelled))
+	if _, err := r.Next(context.Background()); err != io.EOF {
+		t.Fatalf("after the track's end: %v, want io.EOF", err)
+	}
+
+	tr2 := NewTrack(testTrackName, TrackConfig{})
+	r2 := tr2.NewReader(ReaderFilter{})
+	w := mustOpen(t, tr2, 0, 0, false)
+	mustWrite(t, w, 0, "a")
+	expectEvents(t, r2, "obj{0,0,0}") // caught up
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r2.Next(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Next with a cancelled context: %v", err)
+	}
+	mustWrite(t, w, 1, "b")
+	expectEvents(t, r2, "obj{0,0,1}") // caught up again
+	waitFor(r2, r2.Close, ErrTrackReaderClosed.Error())
+	goleak.VerifyNone(t)
+}
+
+// Readers read side by side (Next holds the track's lock shared) while the
+// track is written, evicts, and their filters change from other
+// goroutines: every reader sees each subgroup's objects in order, no
+// object after the end of its subgroup, and the track's end. Run with
+// -race, it checks what Next touches under the shared lock.
+func TestTrackReadersSideBySide(t *testing.T) {
+	const (
+		readers = 8
+		groups  = 120
+		objects = 4
+	)
+	tr := NewTrack(testTrackName, TrackConfig{MaxGroups: 3})
+	errs := make(chan error, readers)
+	var wg sync.WaitGroup
+	var rs []*TrackReader
+	for i := range readers {
+		r := tr.NewReader(ReaderFilter{})
+		rs = append(rs, r)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- func() error {
+				last := map[trackSubgroupKey]uint64{}
+				for {
+					ev, err := r.Next(context.Background())
+					if err == io.EOF {
+						return nil
+					}
+					if err != nil {
+						return err
+					}
+					k := trackSubgroupKey{ev.Group, ev.Subgroup}
+					switch ev.Kind {
+					case EventObject:
+						if id, ok := last[k]; ok && ev.Object.ID <= id {
+							return fmt.Errorf("reader %d: %s after object %d", i, describe(ev), id)
+						}
+						last[k] = ev.Object.ID
+					case EventSubgroupEnd, EventSubgroupAbort:
+						if _, ok := last[k]; !ok {
+							return fmt.Errorf("reader %d: %s of a subgroup it has no object of", i, describe(ev))
+						}
+						delete(last, k)
+					case EventSkipped:
+						clear(last)
+					}
+				}
+			}()
+		}()
+	}
+	// Filters move forward from another goroutine meanwhile.
+	stop := make(chan struct{})
+	var fwg sync.WaitGroup
+	fwg.Add(1)
+	go func() {
+		defer fwg.Done()
+		for g := uint64(0); ; g++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			rs[int(g)%readers].SetFilter(ReaderFilter{Start: Location{Group: g / 8}})
+			rs[int(g+1)%readers].SkipTo(g / 8)
+			_, _ = tr.Largest()
+			_ = tr.Cache().Stats()
+		}
+	}()
+	for g := range uint64(groups) {
+		writeGroup(t, tr, g, objects, 10)
+	}
+	close(stop)
+	fwg.Wait()
+	tr.Close(nil)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
