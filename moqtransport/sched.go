@@ -3,6 +3,7 @@ package moqtransport
 import (
 	"cmp"
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -127,8 +128,11 @@ type outStream struct {
 	writing   atomic.Bool
 	writtenAt atomic.Int64
 
-	// Guarded by the session's prioSched.mu.
+	// Guarded by the session's prioSched.mu: the urgency ranked and the
+	// one set on the stream; the rank it is in, and where in its list.
 	urgency, applied int8
+	rank             *rank
+	rankIdx          int
 }
 
 // newStream starts the stream of ev's subgroup. A stream costs a few
@@ -812,15 +816,37 @@ func (st *outStream) open(ev Event, deadline time.Time) error {
 
 // prioSched ranks a session's open subgroup streams and maps the ranks
 // onto the transport's urgencies.
+//
+// Ranking is incremental: a stream opening or ending re-keys only the
+// streams of its own subscription (their group ordinals move), and only
+// the streams whose urgency changes are touched: those whose key changed,
+// and those of the ranks whose position among the first dataUrgencies
+// ranks moved because a rank appeared or emptied. A session that serves a
+// thousand tracks pays for a group boundary what one subscription's streams
+// cost, not a sort of every stream it has.
 type prioSched struct {
 	mu   sync.Mutex
 	subs map[*servedSubscription][]*outStream
-	// Scratch for rankLocked, reused: ranking runs whenever a stream
-	// opens or ends.
-	all    []*outStream
-	keys   map[*outStream]rankKey
+	// ranks are the distinct keys of the open streams, in §7 order, each
+	// with its streams; byKey finds them.
+	ranks []*rank
+	byKey map[rankKey]*rank
+	// Scratch for rankSubLocked, reused, and a rank that emptied, kept
+	// for the next new one: at every group boundary a rank appears and
+	// empties again.
 	groups []uint64
+	moved  []*outStream
+	spare  *rank
 }
+
+// rank is the streams of one rank key.
+type rank struct {
+	key     rankKey
+	streams []*outStream
+}
+
+// noShift is rankSubLocked's shift when no rank moved.
+const noShift = math.MaxInt
 
 // add registers st and returns the streams of its subscription to abandon
 // to stay within maxOpenSubgroups: the oldest groups'.
@@ -835,7 +861,7 @@ func (p *prioSched) add(st *outStream) (victims []*outStream) {
 	if n := len(list) - maxOpenSubgroups; n > 0 {
 		victims = oldestStreams(list, st, n)
 	}
-	p.rankLocked()
+	p.rankSubLocked(st.sv, noShift)
 	return victims
 }
 
@@ -872,22 +898,25 @@ func (p *prioSched) remove(st *outStream) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	list := p.subs[st.sv]
-	if i := slices.Index(list, st); i >= 0 {
-		list = slices.Delete(list, i, i+1)
+	i := slices.Index(list, st)
+	if i < 0 {
+		return
 	}
+	list = slices.Delete(list, i, i+1)
 	if len(list) == 0 {
 		delete(p.subs, st.sv)
 	} else {
 		p.subs[st.sv] = list
 	}
-	p.rankLocked()
+	p.rankSubLocked(st.sv, p.leaveLocked(st))
 }
 
-// rerank recomputes the urgencies, after a subscriber priority changed.
-func (p *prioSched) rerank() {
+// rerank recomputes the urgencies of sv's streams, after its subscriber
+// priority changed.
+func (p *prioSched) rerank(sv *servedSubscription) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.rankLocked()
+	p.rankSubLocked(sv, noShift)
 }
 
 // apply sets st's urgency on its stream, once it is open.
@@ -943,51 +972,122 @@ func (k rankKey) compare(o rankKey) int {
 	return cmp.Compare(k.ordinal, o.ordinal)
 }
 
-// rankLocked ranks every open stream of the session: subscriber priority,
-// then publisher priority, then the group's position in its
-// subscription's group order (descending: newest first). Distinct ranks
-// take urgencies 1, 2, ... 7 in turn; the rest share urgency 7, where
-// quic-go sends them by stream ID (oldest first). Called with p.mu held.
-func (p *prioSched) rankLocked() {
-	all := p.all[:0]
-	if p.keys == nil {
-		p.keys = map[*outStream]rankKey{}
+// rankSubLocked re-keys the streams of sv: subscriber priority, then
+// publisher priority, then the group's position in the subscription's group
+// order (descending: newest first). A rank takes urgency 1 + its position
+// among the ranks, up to 7: the eighth and later share urgency 7, where
+// quic-go sends them by stream ID (oldest first). shift is the first
+// position whose rank changed before the call (noShift for none). Called
+// with p.mu held.
+func (p *prioSched) rankSubLocked(sv *servedSubscription, shift int) {
+	list := p.subs[sv]
+	sub := uint8(sv.subPrio.Load())
+	desc := sv.order == wire.GroupOrderDescending
+	groups := p.groups[:0]
+	for _, st := range list {
+		groups = append(groups, st.key.group)
 	}
-	keys := p.keys
-	for sv, list := range p.subs {
-		sub := uint8(sv.subPrio.Load())
-		desc := sv.order == wire.GroupOrderDescending
-		groups := p.groups[:0]
-		for _, st := range list {
-			groups = append(groups, st.key.group)
+	slices.Sort(groups)
+	groups = slices.Compact(groups)
+	moved := p.moved[:0]
+	created := 0 // ranks inserted: each moves those after it one down
+	for _, st := range list {
+		i, _ := slices.BinarySearch(groups, st.key.group)
+		if desc {
+			i = len(groups) - 1 - i
 		}
-		slices.Sort(groups)
-		groups = slices.Compact(groups)
-		for _, st := range list {
-			i, _ := slices.BinarySearch(groups, st.key.group)
-			if desc {
-				i = len(groups) - 1 - i
-			}
-			keys[st] = rankKey{sub: sub, pub: st.pubPrio, ordinal: i}
-			all = append(all, st)
+		k := rankKey{sub: sub, pub: st.pubPrio, ordinal: i}
+		if st.rank != nil && st.rank.key == k {
+			continue
 		}
-		p.groups = groups[:0]
+		if st.rank != nil {
+			shift = min(shift, p.leaveLocked(st))
+		}
+		if at := p.joinLocked(st, k); at != noShift {
+			shift = min(shift, at)
+			created++
+		}
+		moved = append(moved, st)
 	}
-	slices.SortFunc(all, func(a, b *outStream) int {
-		if c := keys[a].compare(keys[b]); c != 0 {
-			return c
+	p.groups = groups[:0]
+	// The ranks that moved from or to a position with an urgency of its
+	// own (below dataUrgencies-1; the rest share the last one).
+	for i := shift; i < min(len(p.ranks), dataUrgencies+created); i++ {
+		for _, st := range p.ranks[i].streams {
+			p.urgeLocked(st, i)
 		}
-		return cmp.Compare(a.key.subgroup, b.key.subgroup)
-	})
-	rank := 0
-	for i, st := range all {
-		if i > 0 && keys[all[i-1]].compare(keys[st]) != 0 {
-			rank++
-		}
-		st.urgency = int8(1 + min(rank, dataUrgencies-1))
-		p.applyLocked(st)
 	}
-	clear(all)
-	p.all = all[:0]
-	clear(keys)
+	for _, st := range moved {
+		if st.rank != nil {
+			p.urgeLocked(st, p.position(st.rank.key))
+		}
+	}
+	clear(moved)
+	p.moved = moved[:0]
+}
+
+// position returns where the rank of key is, or would be, among p.ranks.
+func (p *prioSched) position(key rankKey) int {
+	i, _ := slices.BinarySearchFunc(p.ranks, key, func(r *rank, k rankKey) int { return r.key.compare(k) })
+	return i
+}
+
+// joinLocked puts st in the rank of key k, and returns the position of
+// that rank if it is new (the ranks from there on moved), else noShift.
+// Called with p.mu held.
+func (p *prioSched) joinLocked(st *outStream, k rankKey) int {
+	shift := noShift
+	r := p.byKey[k]
+	if r == nil {
+		if p.byKey == nil {
+			p.byKey = map[rankKey]*rank{}
+		}
+		r = p.spare
+		if r == nil {
+			r = &rank{}
+		}
+		p.spare = nil
+		r.key = k
+		p.byKey[k] = r
+		shift = p.position(k)
+		p.ranks = slices.Insert(p.ranks, shift, r)
+	}
+	st.rank, st.rankIdx = r, len(r.streams)
+	r.streams = append(r.streams, st)
+	return shift
+}
+
+// leaveLocked takes st out of its rank, and returns the position of that
+// rank if it emptied (the ranks after it moved), else noShift. Called with
+// p.mu held.
+func (p *prioSched) leaveLocked(st *outStream) int {
+	r := st.rank
+	if r == nil {
+		return noShift
+	}
+	last := len(r.streams) - 1
+	if st.rankIdx != last {
+		r.streams[st.rankIdx] = r.streams[last]
+		r.streams[st.rankIdx].rankIdx = st.rankIdx
+	}
+	r.streams[last] = nil
+	r.streams = r.streams[:last]
+	st.rank = nil
+	if len(r.streams) > 0 {
+		return noShift
+	}
+	delete(p.byKey, r.key)
+	i := p.position(r.key)
+	p.ranks = slices.Delete(p.ranks, i, i+1)
+	if cap(r.streams) <= maxOpenSubgroups {
+		p.spare = r
+	}
+	return i
+}
+
+// urgeLocked gives st the urgency of the rank at position i and sets it
+// on its stream if that changed. Called with p.mu held.
+func (p *prioSched) urgeLocked(st *outStream, i int) {
+	st.urgency = int8(1 + min(i, dataUrgencies-1))
+	p.applyLocked(st)
 }

@@ -3,6 +3,8 @@ package moqtransport
 import (
 	"context"
 	"io"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -29,13 +31,9 @@ func TestSchedRanks(t *testing.T) {
 	open := func(sv *servedSubscription, group, subgroup uint64, pub uint8) (*outStream, *prioStream) {
 		ps := &prioStream{prio: -1}
 		st := &outStream{sv: sv, key: subgroupKey{group, subgroup}, pubPrio: pub, str: ps, urgency: -1, applied: -1}
-		p.mu.Lock()
-		if p.subs == nil {
-			p.subs = map[*servedSubscription][]*outStream{}
+		if victims := p.add(st); len(victims) > 0 {
+			t.Fatalf("opening group %d abandons %d streams", group, len(victims))
 		}
-		p.subs[sv] = append(p.subs[sv], st)
-		p.rankLocked()
-		p.mu.Unlock()
 		return st, ps
 	}
 	urgency := func(ps *prioStream) int { return ps.prio / 32 }
@@ -59,16 +57,18 @@ func TestSchedRanks(t *testing.T) {
 	// Ascending order at a better subscriber priority comes first, oldest
 	// group first.
 	asc := sub(10, wire.GroupOrderAscending)
-	_, a5 := open(asc, 5, 0, 128)
-	_, a6 := open(asc, 6, 0, 128)
+	s5, a5 := open(asc, 5, 0, 128)
+	s6, a6 := open(asc, 6, 0, 128)
 	if urgency(a5) != 1 || urgency(a6) != 2 || urgency(g2) != 3 || urgency(g1) != 4 || urgency(low) != 5 {
 		t.Fatalf("urgencies a5 %d a6 %d g2 %d g1 %d low %d, want 1 2 3 4 5", urgency(a5), urgency(a6), urgency(g2), urgency(g1), urgency(low))
 	}
 	// More ranks than urgencies: the rest share urgency 7.
 	var more []*prioStream
+	ascStreams := []*outStream{s5, s6}
 	for g := uint64(7); g < 12; g++ {
-		_, ps := open(asc, g, 0, 128)
+		st, ps := open(asc, g, 0, 128)
 		more = append(more, ps)
+		ascStreams = append(ascStreams, st)
 	}
 	// Seven ranks of the better subscription now take urgencies 1-7;
 	// the worse subscription's streams share urgency 7 after them.
@@ -78,12 +78,95 @@ func TestSchedRanks(t *testing.T) {
 		}
 	}
 	// The better subscription's streams end: the other one moves up.
-	p.mu.Lock()
-	delete(p.subs, asc)
-	p.rankLocked()
-	p.mu.Unlock()
+	for _, st := range ascStreams {
+		p.remove(st)
+	}
 	if urgency(g2) != 1 || urgency(g1) != 2 || urgency(low) != 3 {
 		t.Fatalf("after re-ranking: g2 %d g1 %d low %d, want 1 2 3", urgency(g2), urgency(g1), urgency(low))
+	}
+}
+
+// referenceUrgencies ranks every stream of p from scratch, as §7 orders
+// them: sorted by subscriber priority, publisher priority and the group's
+// position in its subscription's group order, each distinct key one rank,
+// urgency 1 + rank up to 7.
+func referenceUrgencies(p *prioSched) map[*outStream]int8 {
+	type keyed struct {
+		st  *outStream
+		key rankKey
+	}
+	var all []keyed
+	for sv, list := range p.subs {
+		var groups []uint64
+		for _, st := range list {
+			groups = append(groups, st.key.group)
+		}
+		slices.Sort(groups)
+		groups = slices.Compact(groups)
+		for _, st := range list {
+			i, _ := slices.BinarySearch(groups, st.key.group)
+			if sv.order == wire.GroupOrderDescending {
+				i = len(groups) - 1 - i
+			}
+			all = append(all, keyed{st, rankKey{sub: uint8(sv.subPrio.Load()), pub: st.pubPrio, ordinal: i}})
+		}
+	}
+	slices.SortFunc(all, func(a, b keyed) int { return a.key.compare(b.key) })
+	want := map[*outStream]int8{}
+	r := 0
+	for i, k := range all {
+		if i > 0 && all[i-1].key.compare(k.key) != 0 {
+			r++
+		}
+		want[k.st] = int8(1 + min(r, dataUrgencies-1))
+	}
+	return want
+}
+
+// TestSchedRanksIncremental: after every stream that opens or ends and
+// every subscriber priority change, in a random sequence over several
+// subscriptions, each stream has, and has set on its transport stream, the
+// urgency a ranking from scratch gives it.
+func TestSchedRanksIncremental(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 34))
+	var p prioSched
+	var svs []*servedSubscription
+	next := map[*servedSubscription]uint64{}
+	for i := range 6 {
+		sv := &servedSubscription{order: []wire.GroupOrder{wire.GroupOrderAscending, wire.GroupOrderDescending}[i%2]}
+		sv.subPrio.Store(uint32(rng.IntN(3) * 64))
+		svs = append(svs, sv)
+	}
+	var open []*outStream
+	for step := range 3000 {
+		sv := svs[rng.IntN(len(svs))]
+		switch op := rng.IntN(10); {
+		case op < 5 && len(p.subs[sv]) < maxOpenSubgroups:
+			g := next[sv] + uint64(rng.IntN(2))
+			next[sv] = g + uint64(rng.IntN(2))
+			st := &outStream{sv: sv, key: subgroupKey{g, uint64(rng.IntN(2))}, pubPrio: uint8(rng.IntN(3) * 100),
+				str: &prioStream{prio: -1}, urgency: -1, applied: -1}
+			if victims := p.add(st); len(victims) > 0 {
+				t.Fatalf("step %d: %d victims below the bound", step, len(victims))
+			}
+			open = append(open, st)
+		case op < 9 && len(open) > 0:
+			i := rng.IntN(len(open))
+			p.remove(open[i])
+			open = slices.Delete(open, i, i+1)
+		default:
+			sv.subPrio.Store(uint32(rng.IntN(3) * 64))
+			p.rerank(sv)
+		}
+		want := referenceUrgencies(&p)
+		if len(want) != len(open) {
+			t.Fatalf("step %d: %d streams ranked, %d open", step, len(want), len(open))
+		}
+		for _, st := range open {
+			if got := st.str.(*prioStream).prio / 32; st.urgency != want[st] || got != int(want[st]) {
+				t.Fatalf("step %d: stream group %d subgroup %d: urgency %d, set %d; want %d", step, st.key.group, st.key.subgroup, st.urgency, got, want[st])
+			}
+		}
 	}
 }
 

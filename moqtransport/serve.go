@@ -525,7 +525,7 @@ func (s *Session) handleSubscribeUpdate(m *wire.SubscribeUpdate) error {
 		sv.reader.SetFilter(ReaderFilter{Start: sv.start, HasEnd: sv.hasEnd, EndGroup: sv.endGroup})
 	}
 	if uint32(m.SubscriberPriority) != sv.subPrio.Swap(uint32(m.SubscriberPriority)) {
-		s.sched.rerank()
+		s.sched.rerank(sv)
 	}
 	return nil
 }
