@@ -828,16 +828,18 @@ type prioSched struct {
 	mu   sync.Mutex
 	subs map[*servedSubscription][]*outStream
 	// ranks are the distinct keys of the open streams, in §7 order, each
-	// with its streams; byKey finds them.
+	// with its streams.
 	ranks []*rank
-	byKey map[rankKey]*rank
-	// Scratch for rankSubLocked, reused, and a rank that emptied, kept
-	// for the next new one: at every group boundary a rank appears and
-	// empties again.
+	// Scratch for rankSubLocked, reused, and ranks that emptied, kept
+	// for the next new ones: at every group boundary ranks appear and
+	// empty again.
 	groups []uint64
 	moved  []*outStream
-	spare  *rank
+	spare  []*rank
 }
+
+// maxSpareRanks bounds prioSched.spare.
+const maxSpareRanks = 4
 
 // rank is the streams of one rank key.
 type rank struct {
@@ -1019,17 +1021,18 @@ func (p *prioSched) rankSubLocked(sv *servedSubscription, shift int) {
 	}
 	for _, st := range moved {
 		if st.rank != nil {
-			p.urgeLocked(st, p.position(st.rank.key))
+			i, _ := p.position(st.rank.key)
+			p.urgeLocked(st, i)
 		}
 	}
 	clear(moved)
 	p.moved = moved[:0]
 }
 
-// position returns where the rank of key is, or would be, among p.ranks.
-func (p *prioSched) position(key rankKey) int {
-	i, _ := slices.BinarySearchFunc(p.ranks, key, func(r *rank, k rankKey) int { return r.key.compare(k) })
-	return i
+// position returns where the rank of key is, or would be, among p.ranks,
+// and whether it is there.
+func (p *prioSched) position(key rankKey) (int, bool) {
+	return slices.BinarySearchFunc(p.ranks, key, func(r *rank, k rankKey) int { return r.key.compare(k) })
 }
 
 // joinLocked puts st in the rank of key k, and returns the position of
@@ -1037,20 +1040,20 @@ func (p *prioSched) position(key rankKey) int {
 // Called with p.mu held.
 func (p *prioSched) joinLocked(st *outStream, k rankKey) int {
 	shift := noShift
-	r := p.byKey[k]
-	if r == nil {
-		if p.byKey == nil {
-			p.byKey = map[rankKey]*rank{}
-		}
-		r = p.spare
-		if r == nil {
+	var r *rank
+	if i, ok := p.position(k); ok {
+		r = p.ranks[i]
+	} else {
+		if n := len(p.spare); n > 0 {
+			r = p.spare[n-1]
+			p.spare[n-1] = nil
+			p.spare = p.spare[:n-1]
+		} else {
 			r = &rank{}
 		}
-		p.spare = nil
 		r.key = k
-		p.byKey[k] = r
-		shift = p.position(k)
-		p.ranks = slices.Insert(p.ranks, shift, r)
+		shift = i
+		p.ranks = slices.Insert(p.ranks, i, r)
 	}
 	st.rank, st.rankIdx = r, len(r.streams)
 	r.streams = append(r.streams, st)
@@ -1076,11 +1079,10 @@ func (p *prioSched) leaveLocked(st *outStream) int {
 	if len(r.streams) > 0 {
 		return noShift
 	}
-	delete(p.byKey, r.key)
-	i := p.position(r.key)
+	i, _ := p.position(r.key)
 	p.ranks = slices.Delete(p.ranks, i, i+1)
-	if cap(r.streams) <= maxOpenSubgroups {
-		p.spare = r
+	if len(p.spare) < maxSpareRanks && cap(r.streams) <= maxOpenSubgroups {
+		p.spare = append(p.spare, r)
 	}
 	return i
 }
