@@ -193,7 +193,9 @@
 // (non-incremental, what we use). The control stream takes urgency 0. The
 // session ranks every open subgroup stream of all its subscriptions by that
 // order and gives the ranks urgencies 1 to 7, re-ranking whenever a stream
-// opens or ends or SUBSCRIBE_UPDATE changes a subscriber priority: a newer
+// opens or ends or SUBSCRIBE_UPDATE changes a subscriber priority (only the
+// streams of that subscription are re-keyed, and only the urgencies that
+// change are set, so a session serving many tracks pays little): a newer
 // group that opens demotes the older ones (descending order) or queues
 // behind them (ascending order, where the delivery timeout then bounds how
 // late the older ones may be). What cannot be expressed: more than seven
