@@ -128,11 +128,17 @@ type outStream struct {
 	writing   atomic.Bool
 	writtenAt atomic.Int64
 
-	// Guarded by the session's prioSched.mu: the urgency ranked and the
-	// one set on the stream; the rank it is in, and where in its list.
-	urgency, applied int8
-	rank             *rank
-	rankIdx          int
+	// Guarded by the session's prioSched.mu: the urgency ranked; the
+	// rank it is in, and where in its list.
+	urgency int8
+	rank    *rank
+	rankIdx int
+	// due is urgency+1 (0: not ranked yet), for setUrgencyDue, which
+	// sets it on the stream after the scheduler let go of its lock;
+	// applied, guarded by prioMu, is the urgency set on the stream.
+	due     atomic.Int32
+	prioMu  sync.Mutex
+	applied int8
 }
 
 // newStream starts the stream of ev's subgroup. A stream costs a few
@@ -808,7 +814,7 @@ func (st *outStream) open(ev Event, deadline time.Time) error {
 	sv.mu.Lock()
 	sv.opened++
 	sv.mu.Unlock()
-	sv.s.sched.apply(st)
+	st.setUrgencyDue()
 	st.state = wire.SubgroupState{Header: h}
 	st.headerDue = true // written with the first object: writeFramed
 	return nil
@@ -853,8 +859,8 @@ const noShift = math.MaxInt
 // add registers st and returns the streams of its subscription to abandon
 // to stay within maxOpenSubgroups: the oldest groups'.
 func (p *prioSched) add(st *outStream) (victims []*outStream) {
+	var buf [4]*outStream
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.subs == nil {
 		p.subs = map[*servedSubscription][]*outStream{}
 	}
@@ -863,7 +869,9 @@ func (p *prioSched) add(st *outStream) (victims []*outStream) {
 	if n := len(list) - maxOpenSubgroups; n > 0 {
 		victims = oldestStreams(list, st, n)
 	}
-	p.rankSubLocked(st.sv, noShift)
+	due := p.rankSubLocked(st.sv, noShift, buf[:0])
+	p.mu.Unlock()
+	setUrgenciesDue(due)
 	return victims
 }
 
@@ -897,11 +905,12 @@ func oldestStreams(list []*outStream, except *outStream, n int) []*outStream {
 }
 
 func (p *prioSched) remove(st *outStream) {
+	var buf [4]*outStream
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	list := p.subs[st.sv]
 	i := slices.Index(list, st)
 	if i < 0 {
+		p.mu.Unlock()
 		return
 	}
 	list = slices.Delete(list, i, i+1)
@@ -910,36 +919,47 @@ func (p *prioSched) remove(st *outStream) {
 	} else {
 		p.subs[st.sv] = list
 	}
-	p.rankSubLocked(st.sv, p.leaveLocked(st))
+	due := p.rankSubLocked(st.sv, p.leaveLocked(st), buf[:0])
+	p.mu.Unlock()
+	setUrgenciesDue(due)
 }
 
 // rerank recomputes the urgencies of sv's streams, after its subscriber
 // priority changed.
 func (p *prioSched) rerank(sv *servedSubscription) {
+	var buf [4]*outStream
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.rankSubLocked(sv, noShift)
+	due := p.rankSubLocked(sv, noShift, buf[:0])
+	p.mu.Unlock()
+	setUrgenciesDue(due)
 }
 
-// apply sets st's urgency on its stream, once it is open.
-func (p *prioSched) apply(st *outStream) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.applyLocked(st)
-}
-
-func (p *prioSched) applyLocked(st *outStream) {
-	if st.urgency < 0 || st.urgency == st.applied {
-		return
-	}
+// setUrgencyDue sets the urgency ranked for st on its stream, once it is
+// open, if it is not set yet. It runs without the scheduler's lock: the
+// transport's SetPriority takes the stream's own lock, which its sender
+// holds while it packs the stream's data. Calls for one stream in any
+// order leave its last ranked urgency set: each sets the latest one.
+func (st *outStream) setUrgencyDue() {
 	st.mu.Lock()
 	str := st.str
 	st.mu.Unlock()
 	if str == nil {
-		return
+		return // open sets it
 	}
-	setUrgency(str, st.urgency)
-	st.applied = st.urgency
+	st.prioMu.Lock()
+	defer st.prioMu.Unlock()
+	if u := int8(st.due.Load() - 1); u >= 0 && u != st.applied {
+		setUrgency(str, u)
+		st.applied = u
+	}
+}
+
+// setUrgenciesDue sets the urgencies a ranking changed, after the
+// scheduler let go of its lock.
+func setUrgenciesDue(due []*outStream) {
+	for _, st := range due {
+		st.setUrgencyDue()
+	}
 }
 
 // setUrgency gives str urgency u (0 to 7): SendStream.SetPriority maps
@@ -981,7 +1001,7 @@ func (k rankKey) compare(o rankKey) int {
 // quic-go sends them by stream ID (oldest first). shift is the first
 // position whose rank changed before the call (noShift for none). Called
 // with p.mu held.
-func (p *prioSched) rankSubLocked(sv *servedSubscription, shift int) {
+func (p *prioSched) rankSubLocked(sv *servedSubscription, shift int, due []*outStream) []*outStream {
 	list := p.subs[sv]
 	sub := uint8(sv.subPrio.Load())
 	desc := sv.order == wire.GroupOrderDescending
@@ -1016,17 +1036,18 @@ func (p *prioSched) rankSubLocked(sv *servedSubscription, shift int) {
 	// own (below dataUrgencies-1; the rest share the last one).
 	for i := shift; i < min(len(p.ranks), dataUrgencies+created); i++ {
 		for _, st := range p.ranks[i].streams {
-			p.urgeLocked(st, i)
+			due = p.urgeLocked(st, i, due)
 		}
 	}
 	for _, st := range moved {
 		if st.rank != nil {
 			i, _ := p.position(st.rank.key)
-			p.urgeLocked(st, i)
+			due = p.urgeLocked(st, i, due)
 		}
 	}
 	clear(moved)
 	p.moved = moved[:0]
+	return due
 }
 
 // position returns where the rank of key is, or would be, among p.ranks,
@@ -1087,9 +1108,15 @@ func (p *prioSched) leaveLocked(st *outStream) int {
 	return i
 }
 
-// urgeLocked gives st the urgency of the rank at position i and sets it
-// on its stream if that changed. Called with p.mu held.
-func (p *prioSched) urgeLocked(st *outStream, i int) {
-	st.urgency = int8(1 + min(i, dataUrgencies-1))
-	p.applyLocked(st)
+// urgeLocked gives st the urgency of the rank at position i, and adds st
+// to due if that changed it (setUrgenciesDue sets it on the stream, after
+// p.mu). Called with p.mu held.
+func (p *prioSched) urgeLocked(st *outStream, i int, due []*outStream) []*outStream {
+	u := int8(1 + min(i, dataUrgencies-1))
+	if u == st.urgency {
+		return due
+	}
+	st.urgency = u
+	st.due.Store(int32(u) + 1)
+	return append(due, st)
 }
