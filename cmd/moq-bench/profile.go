@@ -12,15 +12,19 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
 // profileSeconds is the length of the relay's CPU profile under --profile.
 const profileSeconds = 10
 
-// relayProfiler takes a CPU profile and then a heap profile from a relay's
-// pprof server (moq-relay --metrics-addr --pprof) while a run publishes,
-// centred on the run's middle, into dir.
+// relayProfiler takes a CPU profile, with mutex and block profiles over the
+// same seconds, and then a heap profile from a relay's pprof server
+// (moq-relay --metrics-addr --pprof) while a run publishes, centred on the
+// run's middle, into dir. The mutex and block profiles have samples only if
+// the relay samples them (moq-relay --pprof-mutex-fraction,
+// --pprof-block-rate, passed with --relay-arg); otherwise finish says so.
 type relayProfiler struct {
 	done  chan struct{}
 	files []string
@@ -49,14 +53,42 @@ func startProfile(ctx context.Context, metricsURL, dir, name string, start time.
 		if d < profileSeconds*time.Second {
 			secs = max(1, int(d/time.Second)) // a short run: what fits
 		}
-		for _, p := range []struct{ path, file string }{
+		base := strings.TrimSuffix(metricsURL, "/")
+		timeout := time.Duration(secs+10) * time.Second
+		// CPU, mutex and block profiles over the same seconds, side by
+		// side (mutex and block as deltas over them).
+		type fetched struct {
+			file string
+			err  error
+		}
+		together := []struct{ path, file string }{
 			{fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), name + "-cpu.pprof"},
+			{fmt.Sprintf("/debug/pprof/mutex?seconds=%d", secs), name + "-mutex.pprof"},
+			{fmt.Sprintf("/debug/pprof/block?seconds=%d", secs), name + "-block.pprof"},
+		}
+		results := make([]fetched, len(together))
+		var wg sync.WaitGroup
+		for i, p := range together {
+			wg.Go(func() {
+				f := filepath.Join(dir, p.file)
+				results[i] = fetched{f, fetchTo(ctx, base+p.path, f, timeout)}
+			})
+		}
+		wg.Wait()
+		for _, r := range results {
+			if r.err != nil {
+				rp.err = r.err
+				return
+			}
+			rp.files = append(rp.files, r.file)
+		}
+		for _, p := range []struct{ path, file string }{
 			// The live heap: in use after a GC, as the relay holds it.
 			{"/debug/pprof/heap?gc=1", name + "-heap.pprof"},
 			{"/debug/pprof/goroutine?debug=1", name + "-goroutines.txt"},
 		} {
 			f := filepath.Join(dir, p.file)
-			if err := fetchTo(ctx, strings.TrimSuffix(metricsURL, "/")+p.path, f, time.Duration(secs+10)*time.Second); err != nil {
+			if err := fetchTo(ctx, base+p.path, f, timeout); err != nil {
 				rp.err = err
 				return
 			}
@@ -147,13 +179,35 @@ func (rp *relayProfiler) finish(w io.Writer) {
 			printGoroutineOwners(w, f)
 			continue
 		}
-		fmt.Fprintf(w, "%s: profile %s, top 15:\n", binaryName, f)
 		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=15", f).CombinedOutput()
+		if err == nil && noSamples(out) {
+			fmt.Fprintf(w, "%s: profile %s: no samples%s\n", binaryName, f, unsampledHint(f))
+			continue
+		}
+		fmt.Fprintf(w, "%s: profile %s, top 15:\n", binaryName, f)
 		if err != nil {
 			fmt.Fprintf(w, "  go tool pprof: %v (read the file with go tool pprof yourself)\n", err)
 		}
 		_, _ = w.Write(out)
 	}
+}
+
+// noSamples reports whether go tool pprof -top's output is of an empty
+// profile.
+func noSamples(top []byte) bool {
+	return strings.Contains(string(top), "Total samples = 0") || strings.Contains(string(top), " of 0 total")
+}
+
+// unsampledHint says how to fill a mutex or block profile that came back
+// empty.
+func unsampledHint(file string) string {
+	switch {
+	case strings.HasSuffix(file, "-mutex.pprof"):
+		return " (the relay samples none: --relay-arg=--pprof-mutex-fraction=N)"
+	case strings.HasSuffix(file, "-block.pprof"):
+		return " (the relay samples none: --relay-arg=--pprof-block-rate=NS)"
+	}
+	return ""
 }
 
 // soakProfileLead is how long before the end of a soak its late heap

@@ -1,8 +1,15 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
+	httppprof "net/http/pprof"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 // A goroutine profile (debug=1) of moq-relay at 1:1000, cut to one block
@@ -57,5 +64,46 @@ func TestGoroutineOwners(t *testing.T) {
 	}
 	if o, n := goroutineOwners(""); len(o) != 0 || n != 0 {
 		t.Errorf("empty profile: %v, %d", o, n)
+	}
+}
+
+// TestRelayProfileFiles: --profile takes the CPU, mutex and block profiles
+// over the same seconds, then the live heap and the goroutines, from a
+// pprof server (here this process's own), and tells an empty profile from
+// one with samples.
+func TestRelayProfileFiles(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", httppprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	dir := t.TempDir()
+	rp := startProfile(t.Context(), srv.URL, dir, "run", time.Now(), time.Second)
+	<-rp.done
+	if rp.err != nil {
+		t.Fatal(rp.err)
+	}
+	var names []string
+	for _, f := range rp.files {
+		st, err := os.Stat(f)
+		if err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v, %d bytes", f, err, st.Size())
+		}
+		names = append(names, filepath.Base(f))
+	}
+	want := []string{"run-cpu.pprof", "run-mutex.pprof", "run-block.pprof", "run-heap.pprof", "run-goroutines.txt"}
+	if !slices.Equal(names, want) {
+		t.Errorf("files %v, want %v", names, want)
+	}
+	empty := "Duration: 1s, Total samples = 0 \nShowing nodes accounting for 0, 0% of 0 total\n"
+	full := "Duration: 10s, Total samples = 2.5s (25.00%)\nShowing nodes accounting for 2.5s, 100% of 2.5s total\n"
+	if !noSamples([]byte(empty)) || noSamples([]byte(full)) {
+		t.Error("noSamples does not tell an empty profile from a full one")
+	}
+	if h := unsampledHint("x/run-mutex.pprof"); !strings.Contains(h, "--pprof-mutex-fraction") {
+		t.Errorf("mutex hint %q", h)
+	}
+	if h := unsampledHint("x/run-cpu.pprof"); h != "" {
+		t.Errorf("cpu hint %q", h)
 	}
 }
