@@ -436,10 +436,15 @@ func (st *outStream) writeObject(ev Event) (bool, wire.StreamResetCode) {
 		st.lastDeadline.Store(monoOffset(deadline))
 		st.armExpire(remaining)
 	}
-	st.writing.Store(true)
+	timed := !deadline.IsZero()
+	if timed { // for the expire timer only
+		st.writing.Store(true)
+	}
 	last, err := st.writeFramed(o, now)
-	st.writtenAt.Store(monoOffset(time.Now()))
-	st.writing.Store(false)
+	if timed {
+		st.writtenAt.Store(monoOffset(time.Now()))
+		st.writing.Store(false)
+	}
 	if err != nil {
 		return false, err.code(st, deadline)
 	}
