@@ -87,7 +87,11 @@
 // relayed track and is not counted among subscribers. TRACK_STATUS is
 // answered from a relayed track the relay has live, and otherwise
 // forwarded as a TRACK_STATUS to the publisher a SUBSCRIBE would reach,
-// its answer passed on (§9.20): it opens no subscription.
+// its answer passed on (§9.20): it opens no subscription. A publisher
+// that leaves it unanswered for TrackStatusTimeout (moq-rs does for a
+// track it lacks) is asked with SUBSCRIBE instead, from then on, and the
+// SUBSCRIBE_OK or SUBSCRIBE_ERROR answers; the relay UNSUBSCRIBEs at
+// once unless a subscriber shares the subscription.
 //
 // # Namespace subscriptions
 //
@@ -147,6 +151,14 @@ type Config struct {
 	// subscribers then get SUBSCRIBE_ERROR TIMEOUT) and FETCH; default
 	// 10s.
 	UpstreamTimeout time.Duration
+	// TrackStatusTimeout is how long the relay waits for a publisher's
+	// answer to a forwarded TRACK_STATUS before it asks with SUBSCRIBE
+	// instead (§9.20 lets a relay do either) and answers from that:
+	// some publishers (moq-rs) never answer TRACK_STATUS for a track they
+	// do not know. A publisher that left one unanswered is asked with
+	// SUBSCRIBE from then on, for as long as its namespace is published.
+	// Default 1s, at most UpstreamTimeout.
+	TrackStatusTimeout time.Duration
 	// Coordinator, when set, registers the namespaces published here and
 	// finds the ones published on other relays.
 	Coordinator Coordinator
@@ -228,6 +240,10 @@ type origin struct {
 	reg Registration // with the coordinator, when there is one
 	// expiry withdraws it at its request token's exp (grants.go).
 	expiry *time.Timer
+	// statusSilent: the publisher left a forwarded TRACK_STATUS
+	// unanswered for Config.TrackStatusTimeout; its tracks' statuses are
+	// asked with SUBSCRIBE (Relay.trackStatus).
+	statusSilent atomic.Bool
 }
 
 // DefaultInFlightBudget is the default of Config.Session.Reader.Budget:
@@ -246,6 +262,10 @@ func New(cfg Config) *Relay {
 	if cfg.UpstreamTimeout == 0 {
 		cfg.UpstreamTimeout = 10 * time.Second
 	}
+	if cfg.TrackStatusTimeout == 0 {
+		cfg.TrackStatusTimeout = time.Second
+	}
+	cfg.TrackStatusTimeout = min(cfg.TrackStatusTimeout, cfg.UpstreamTimeout)
 	if cfg.Track.Budget == nil {
 		cfg.Track.Budget = moqtransport.NewCacheBudget(moqtransport.DefaultCacheBudget)
 	}
@@ -542,8 +562,15 @@ func (r *Relay) serveSubscribe(ctx context.Context, s *moqtransport.Session, req
 			r.expireSubscription(s, req.RequestID, exp)
 		}
 		r.metrics.activeSubscriptions.Add(1)
-	} else if source == "local" || source == "remote" {
-		source = "error"
+	} else {
+		switch source {
+		case "local", "remote":
+			source = "error"
+		case "not_found":
+			r.metrics.subscribeNotFoundTotal.Add(1)
+		case "route_error":
+			r.metrics.subscribeRouteErrors.Add(1)
+		}
 	}
 	r.metrics.subscribeLatency.WithLabelValues(source).Observe(time.Since(start).Seconds())
 	r.metrics.requestError("subscribe", err)
@@ -551,17 +578,21 @@ func (r *Relay) serveSubscribe(ctx context.Context, s *moqtransport.Session, req
 }
 
 // trackStatus answers TRACK_STATUS (§9.20) as a SUBSCRIBE would be
-// routed, without opening a subscription: from the relayed track when the
-// relay has it live (its cache knows the largest location), otherwise by
-// forwarding TRACK_STATUS to the publisher that a SUBSCRIBE would reach
-// (here or, through the coordinator, on another relay) and passing its
-// answer on. It counts no subscriber and holds nothing; the publisher's
-// answer is awaited no longer than UpstreamTimeout (TIMEOUT).
+// routed: from the relayed track when the relay has it live (its cache
+// knows the largest location), otherwise by forwarding TRACK_STATUS to
+// the publisher that a SUBSCRIBE would reach (here or, through the
+// coordinator, on another relay) and passing its answer on. It counts no
+// subscriber. A publisher that does not answer within TrackStatusTimeout
+// is asked with SUBSCRIBE instead (statusBySubscribe), and so from then
+// on; another relay of the cluster answers every TRACK_STATUS (it falls
+// back in the same way), so it is given that fallback's whole bound,
+// TrackStatusTimeout + UpstreamTimeout, before TIMEOUT.
 func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (_ *moqtransport.TrackStatusOK, err error) {
 	defer func() { r.metrics.requestError("track_status", err) }()
 	k := trackKey(req.Namespace, req.Name)
 	viaCoordinator := r.cfg.Coordinator != nil && !r.isRelayPeer(s)
 	var o *origin
+	var viaRemote bool
 	for _, scName := range lookupScopes(scopeOf(s)) {
 		r.mu.Lock()
 		pub, local := r.resolveIn(scName, req.Namespace, k)
@@ -590,7 +621,7 @@ func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *w
 			if viaCoordinator && len(o.ns) < len(req.Namespace) {
 				// As SUBSCRIBE: a longer prefix on another relay wins.
 				if remote := r.longerElsewhere(ctx, scName, req.Namespace); remote != nil {
-					o = remote
+					o, viaRemote = remote, true
 				}
 			}
 			break
@@ -606,13 +637,26 @@ func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *w
 			r.logFor(s).Warn("routing through the coordinator failed", "request", req.RequestID, "namespace", req.Namespace.String(), "err", err)
 			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed")
 		}
-		o = remote
+		o, viaRemote = remote, true
 		break
 	}
 	if o == nil {
 		return nil, moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
 	}
-	uctx, cancel := context.WithTimeout(ctx, r.cfg.UpstreamTimeout)
+	return r.forwardTrackStatus(ctx, s, o, viaRemote, req)
+}
+
+// forwardTrackStatus asks o for a track's status with TRACK_STATUS, or,
+// when o does not answer it, with SUBSCRIBE (see trackStatus).
+func (r *Relay) forwardTrackStatus(ctx context.Context, s *moqtransport.Session, o *origin, viaRemote bool, req *wire.TrackStatus) (*moqtransport.TrackStatusOK, error) {
+	if o.statusSilent.Load() {
+		return r.statusBySubscribe(ctx, s, req)
+	}
+	wait := r.cfg.TrackStatusTimeout
+	if viaRemote {
+		wait += r.cfg.UpstreamTimeout
+	}
+	uctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	up, err := o.s.TrackStatus(uctx, req.Namespace, req.Name)
 	if err != nil {
@@ -621,13 +665,39 @@ func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *w
 		case errors.As(err, &re):
 			return nil, err
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-			return nil, moqtransport.SubscribeError(wire.SubscribeTimeout, fmt.Sprintf("the publisher did not answer the relay's TRACK_STATUS within %v", r.cfg.UpstreamTimeout))
+			if viaRemote {
+				return nil, moqtransport.SubscribeError(wire.SubscribeTimeout, fmt.Sprintf("the relay serving the namespace did not answer TRACK_STATUS within %v", wait))
+			}
+			// Draft-14 has no way to cancel the TRACK_STATUS; a late
+			// answer is dropped by the session.
+			o.statusSilent.Store(true)
+			r.logFor(o.s).Info("the publisher did not answer TRACK_STATUS; asking with SUBSCRIBE from now on", "namespace", o.ns.String(), "after", wait)
+			return r.statusBySubscribe(ctx, s, req)
 		}
 		return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "forwarding TRACK_STATUS to the publisher failed: "+err.Error())
 	}
 	// The status, not the publisher's parameters: what the relay's own
 	// SUBSCRIBE_OK would carry comes from its own track.
 	return &moqtransport.TrackStatusOK{GroupOrder: up.GroupOrder, ContentExists: up.ContentExists, Largest: up.Largest}, nil
+}
+
+// statusBySubscribe answers TRACK_STATUS with a SUBSCRIBE, which a relay
+// without an active subscription MAY initiate to determine the response
+// (§9.20): routed and shared as a subscriber's would be (subscribe), it
+// gives the SUBSCRIBE_OK's largest location, or the SUBSCRIBE_ERROR. The
+// reference it takes on the relayed track is given back once the status
+// is read, so the upstream subscription is UNSUBSCRIBEd at once unless a
+// subscriber shares it. It is bounded as a SUBSCRIBE is (UpstreamTimeout,
+// TIMEOUT).
+func (r *Relay) statusBySubscribe(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (*moqtransport.TrackStatusOK, error) {
+	var source string
+	t, err := r.subscribe(ctx, s, &wire.Subscribe{RequestID: req.RequestID, Namespace: req.Namespace, Name: req.Name}, &source)
+	if err != nil {
+		return nil, err
+	}
+	st := moqtransport.TrackStatusOf(t)
+	r.releaseTrack(t)
+	return st, nil
 }
 
 // subscribe resolves a SUBSCRIBE; source is set to where the track comes
@@ -685,7 +755,6 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 			continue
 		}
 		if err != nil {
-			r.metrics.subscribeRouteErrors.Add(1)
 			*source = "route_error"
 			r.logFor(s).Warn("routing through the coordinator failed", "request", req.RequestID, "namespace", req.Namespace.String(), "err", err)
 			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed")
@@ -694,7 +763,6 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 		r.mu.Lock()
 		return r.subscribeOrigin(ctx, scName, remote, true, req)
 	}
-	r.metrics.subscribeNotFoundTotal.Add(1)
 	*source = "not_found"
 	return nil, moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
 }

@@ -72,14 +72,19 @@ func TestTrackStatusForwarded(t *testing.T) {
 	})
 }
 
-// A publisher that does not answer TRACK_STATUS within UpstreamTimeout
-// gets the requester TIMEOUT.
+// A publisher that answers neither TRACK_STATUS nor the SUBSCRIBE the
+// relay falls back to gets the requester TIMEOUT.
 func TestTrackStatusTimeout(t *testing.T) {
 	e := startRelayWith(t, "moqt", relay.Config{UpstreamTimeout: 300 * time.Millisecond})
 	ns := wire.Namespace{"live"}
 	asked := make(chan struct{}, 1)
+	subscribed := make(chan struct{}, 1)
 	h := moqtransport.Handler{TrackStatus: func(ctx context.Context, _ *moqtransport.Session, _ *wire.TrackStatus) (*moqtransport.TrackStatusOK, error) {
 		asked <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}, Subscribe: func(ctx context.Context, _ *moqtransport.Session, _ *wire.Subscribe) (*moqtransport.Track, error) {
+		subscribed <- struct{}{}
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}}
@@ -93,6 +98,53 @@ func TestTrackStatusTimeout(t *testing.T) {
 		t.Errorf("TRACK_STATUS the publisher never answers: %v, want TIMEOUT", err)
 	}
 	<-asked
+	<-subscribed
+}
+
+// A publisher that never answers TRACK_STATUS (moq-rs does not for a
+// track it lacks) is asked with SUBSCRIBE after TrackStatusTimeout, and
+// its SUBSCRIBE_OK or SUBSCRIBE_ERROR answers the requester, long before
+// UpstreamTimeout (a minute here: the test's context ends first). The
+// relay then asks that publisher with SUBSCRIBE directly, and
+// UNSUBSCRIBEs once the status is read.
+func TestTrackStatusPublisherSilent(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelayWith(t, scheme, relay.Config{UpstreamTimeout: time.Minute, TrackStatusTimeout: 200 * time.Millisecond})
+		ns := wire.Namespace{"live"}
+		h := &countingTracks{}
+		tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "video"}, moqtransport.TrackConfig{})
+		h.Add(tr)
+		write(t, tr, 0, 3, 2)
+		hh := h.Handler()
+		hh.TrackStatus = func(ctx context.Context, _ *moqtransport.Session, _ *wire.TrackStatus) (*moqtransport.TrackStatusOK, error) {
+			h.statuses.Add(1)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		pub := e.connect("/", handlerFunc(hh))
+		ctx := ctxFor(t)
+		if _, err := pub.PublishNamespace(ctx, ns, nil); err != nil {
+			t.Fatal(err)
+		}
+		client := e.connect("/", nil)
+
+		st, err := client.TrackStatus(ctx, ns, "video")
+		if err != nil {
+			t.Fatalf("TRACK_STATUS of a track a silent publisher has: %v, want TRACK_STATUS_OK", err)
+		}
+		if !st.ContentExists || st.Largest != (wire.Location{Group: 2, Object: 1}) {
+			t.Errorf("TRACK_STATUS_OK from the fallback SUBSCRIBE %+v, want content up to {2 1}", st)
+		}
+		waitFor(t, "the fallback subscription's UNSUBSCRIBE", func() bool { return h.ended.Load() == 1 })
+
+		_, err = client.TrackStatus(ctx, ns, "missing")
+		if !errors.Is(err, moqtransport.ErrTrackNotFound) {
+			t.Errorf("TRACK_STATUS of a track a silent publisher lacks: %v, want TRACK_DOES_NOT_EXIST", err)
+		}
+		if s, n := h.subscribes.Load(), h.statuses.Load(); s != 2 || n != 1 {
+			t.Errorf("the publisher got %d SUBSCRIBEs and %d TRACK_STATUSes, want 2 and 1 (asked with SUBSCRIBE after the first went unanswered)", s, n)
+		}
+	})
 }
 
 // handlerFunc is a Handler as a handlerer.
