@@ -153,19 +153,8 @@ func (r *TrackReader) Next(ctx context.Context) (Event, error) {
 		// on r (which nudge r.wake), can give r an event: not an
 		// eviction, which only takes events r has not reached.
 		r.idle = nil
-		select {
-		case <-ch:
-		case <-r.wake:
-		default:
-			if r.waitHook != nil {
-				r.waitHook()
-			}
-			select {
-			case <-ctx.Done():
-				return Event{}, ctx.Err()
-			case <-ch:
-			case <-r.wake:
-			}
+		if err := r.wait(ctx, ch); err != nil {
+			return Event{}, err
 		}
 	}
 	t.mu.RLock()
@@ -221,18 +210,35 @@ func (r *TrackReader) Next(ctx context.Context) (Event, error) {
 		}
 		ch := t.waitChan()
 		t.mu.RUnlock()
-		if r.waitHook != nil {
-			r.waitHook()
-		}
-		select {
-		case <-ctx.Done():
-			return Event{}, ctx.Err()
-		case <-ch:
-		case <-r.wake:
+		if err := r.wait(ctx, ch); err != nil {
+			return Event{}, err
 		}
 		t.mu.RLock()
 		expired = false
 	}
+}
+
+// wait returns once ch, the channel the track's next write closes, is
+// closed, r is nudged (SetFilter, SkipTo, Close), or ctx is done
+// (ctx.Err()). Called without the track's lock.
+func (r *TrackReader) wait(ctx context.Context, ch <-chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	case <-r.wake:
+		return nil
+	default:
+	}
+	if r.waitHook != nil {
+		r.waitHook()
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-ch:
+	case <-r.wake:
+	}
+	return nil
 }
 
 // skip returns EventSkipped, forgets the reader's open subgroups, and

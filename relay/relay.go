@@ -590,60 +590,38 @@ func (r *Relay) serveSubscribe(ctx context.Context, s *moqtransport.Session, req
 func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (_ *moqtransport.TrackStatusOK, err error) {
 	defer func() { r.metrics.requestError("track_status", err) }()
 	k := trackKey(req.Namespace, req.Name)
-	viaCoordinator := r.cfg.Coordinator != nil && !r.isRelayPeer(s)
-	var o *origin
-	var viaRemote bool
-	for _, scName := range lookupScopes(scopeOf(s)) {
-		r.mu.Lock()
-		pub, local := r.resolveIn(scName, req.Namespace, k)
-		var live *relayTrack
-		if pub != nil {
-			live = pub
-		} else if sc := r.scopes[scName]; sc != nil {
+	rte, err := r.route(ctx, s, req.Namespace, k, func(rt *relayTrack) bool {
+		return rt.track != nil && !rt.track.Closed()
+	})
+	if err != nil {
+		r.logFor(s).Warn("routing through the coordinator failed", "request", req.RequestID, "namespace", req.Namespace.String(), "err", err)
+		return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed")
+	}
+	if rte.rt == nil && rte.o == nil {
+		return nil, moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
+	}
+	live := rte.rt
+	if live == nil {
+		// The origin's track, when the relay relays it live.
+		if sc := r.scopes[rte.scope]; sc != nil {
 			if rt := sc.tracks[k]; rt != nil && rt.track != nil && !rt.track.Closed() {
 				live = rt
 			}
 		}
-		r.mu.Unlock()
-		if live != nil {
-			select {
-			case <-live.ready: // a pushed track's claim, decided
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			if live.err != nil {
-				return nil, live.err
-			}
-			return moqtransport.TrackStatusOf(live.track), nil
-		}
-		if local != nil {
-			o = local
-			if viaCoordinator && len(o.ns) < len(req.Namespace) {
-				// As SUBSCRIBE: a longer prefix on another relay wins.
-				if remote := r.longerElsewhere(ctx, scName, req.Namespace); remote != nil {
-					o, viaRemote = remote, true
-				}
-			}
-			break
-		}
-		if !viaCoordinator {
-			continue
-		}
-		remote, err := r.remoteOrigin(ctx, scName, req.Namespace)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			r.logFor(s).Warn("routing through the coordinator failed", "request", req.RequestID, "namespace", req.Namespace.String(), "err", err)
-			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed")
-		}
-		o, viaRemote = remote, true
-		break
 	}
-	if o == nil {
-		return nil, moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
+	r.mu.Unlock()
+	if live == nil {
+		return r.forwardTrackStatus(ctx, s, rte.o, rte.remote, req)
 	}
-	return r.forwardTrackStatus(ctx, s, o, viaRemote, req)
+	select {
+	case <-live.ready: // a pushed track's claim, decided
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if live.err != nil {
+		return nil, live.err
+	}
+	return moqtransport.TrackStatusOf(live.track), nil
 }
 
 // forwardTrackStatus asks o for a track's status with TRACK_STATUS, or,
@@ -704,67 +682,101 @@ func (r *Relay) statusBySubscribe(ctx context.Context, s *moqtransport.Session, 
 // from, or why it was not found (moq_relay_subscribe_latency_seconds).
 func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe, source *string) (*moqtransport.Track, error) {
 	k := trackKey(req.Namespace, req.Name)
-	// A relay peer's requests are resolved with local publishers only.
+	// A track already relayed from another relay, or being subscribed
+	// there, needs no lookup; a local one is shared by subscribeOrigin.
+	rte, err := r.route(ctx, s, req.Namespace, k, func(rt *relayTrack) bool {
+		return rt.remote && (rt.track == nil || !rt.track.Closed())
+	})
+	switch {
+	case err != nil:
+		*source = "route_error"
+		r.logFor(s).Warn("routing through the coordinator failed", "request", req.RequestID, "namespace", req.Namespace.String(), "err", err)
+		return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed")
+	case rte.rt != nil:
+		rte.rt.refs++
+		r.mu.Unlock()
+		if rte.rt.remote {
+			*source = "remote"
+		}
+		return r.awaitTrack(ctx, rte.rt)
+	case rte.o != nil:
+		if rte.remote {
+			*source = "remote"
+		}
+		return r.subscribeOrigin(ctx, rte.scope, rte.o, rte.remote, req)
+	}
+	*source = "not_found"
+	return nil, moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
+}
+
+// trackRoute is what serves a requested track (Relay.route).
+type trackRoute struct {
+	scope string
+	// rt: a track relayed here, pushed (PUBLISH) or one route's caller
+	// takes as it is.
+	rt *relayTrack
+	// o: otherwise, the publisher to ask; remote: on another relay.
+	o      *origin
+	remote bool
+}
+
+// route finds what serves track k of namespace ns requested by s, for
+// SUBSCRIBE and TRACK_STATUS alike. Scope by scope, the session's own
+// first: its publishers here, then its publishers on other relays (the
+// coordinator), and only then the unscoped scope's, so that an unscoped
+// publisher, here or elsewhere, never shadows a scoped one. Within a
+// scope: a pushed track; else the local origin of the longest prefix,
+// unless another relay serves a longer one; else a relayed track the
+// caller takes as it is (relayed); else the coordinator's relay. A relay
+// peer's requests are resolved with local publishers only.
+//
+// When it finds something it returns with r.mu held, for the caller to
+// take a reference or share the track (subscribeOrigin); an empty route
+// is no publisher; an error is the coordinator's failure.
+func (r *Relay) route(ctx context.Context, s *moqtransport.Session, ns wire.Namespace, k string, relayed func(*relayTrack) bool) (trackRoute, error) {
 	viaCoordinator := r.cfg.Coordinator != nil && !r.isRelayPeer(s)
-	// Scope by scope, the session's own first: its publishers here, then
-	// its publishers on other relays (the coordinator), and only then the
-	// unscoped scope's, so that an unscoped publisher, here or elsewhere,
-	// never shadows a scoped one.
 	for _, scName := range lookupScopes(scopeOf(s)) {
 		r.mu.Lock()
-		pub, o := r.resolveIn(scName, req.Namespace, k)
+		pub, o := r.resolveIn(scName, ns, k)
 		if pub != nil {
-			pub.refs++
-			r.mu.Unlock()
-			return r.awaitTrack(ctx, pub)
+			return trackRoute{scope: scName, rt: pub}, nil
 		}
 		if o != nil {
-			if viaCoordinator && r.mayBeLongerElsewhere(scName, o, req.Namespace, k) {
+			if viaCoordinator && r.mayBeLongerElsewhere(scName, o, ns, k) {
 				r.mu.Unlock()
-				if remote := r.longerElsewhere(ctx, scName, req.Namespace); remote != nil {
-					*source = "remote"
-					r.mu.Lock()
-					return r.subscribeOrigin(ctx, scName, remote, true, req)
-				}
+				remote := r.longerElsewhere(ctx, scName, ns)
 				r.mu.Lock()
-				if pub, o = r.resolveIn(scName, req.Namespace, k); pub != nil {
-					pub.refs++
-					r.mu.Unlock()
-					return r.awaitTrack(ctx, pub)
+				if remote != nil {
+					return trackRoute{scope: scName, o: remote, remote: true}, nil
+				}
+				if pub, o = r.resolveIn(scName, ns, k); pub != nil {
+					return trackRoute{scope: scName, rt: pub}, nil
 				}
 			}
 			if o != nil {
-				return r.subscribeOrigin(ctx, scName, o, false, req)
+				return trackRoute{scope: scName, o: o}, nil
 			}
 		}
-		// A track already relayed from another relay needs no lookup.
 		if sc := r.scopes[scName]; sc != nil {
-			if rt := sc.tracks[k]; rt != nil && rt.remote && (rt.track == nil || !rt.track.Closed()) {
-				rt.refs++
-				r.mu.Unlock()
-				*source = "remote"
-				return r.awaitTrack(ctx, rt)
+			if rt := sc.tracks[k]; rt != nil && relayed(rt) {
+				return trackRoute{scope: scName, rt: rt}, nil
 			}
 		}
 		r.mu.Unlock()
 		if !viaCoordinator {
 			continue
 		}
-		remote, err := r.remoteOrigin(ctx, scName, req.Namespace)
+		remote, err := r.remoteOrigin(ctx, scName, ns)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			*source = "route_error"
-			r.logFor(s).Warn("routing through the coordinator failed", "request", req.RequestID, "namespace", req.Namespace.String(), "err", err)
-			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed")
+			return trackRoute{}, err
 		}
-		*source = "remote"
 		r.mu.Lock()
-		return r.subscribeOrigin(ctx, scName, remote, true, req)
+		return trackRoute{scope: scName, o: remote, remote: true}, nil
 	}
-	*source = "not_found"
-	return nil, moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
+	return trackRoute{}, nil
 }
 
 // mayBeLongerElsewhere reports whether another relay may serve a longer

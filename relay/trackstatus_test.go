@@ -79,15 +79,10 @@ func TestTrackStatusTimeout(t *testing.T) {
 	ns := wire.Namespace{"live"}
 	asked := make(chan struct{}, 1)
 	subscribed := make(chan struct{}, 1)
-	h := moqtransport.Handler{TrackStatus: func(ctx context.Context, _ *moqtransport.Session, _ *wire.TrackStatus) (*moqtransport.TrackStatusOK, error) {
-		asked <- struct{}{}
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}, Subscribe: func(ctx context.Context, _ *moqtransport.Session, _ *wire.Subscribe) (*moqtransport.Track, error) {
-		subscribed <- struct{}{}
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}}
+	h := moqtransport.Handler{
+		TrackStatus: unanswered[*wire.TrackStatus, *moqtransport.TrackStatusOK](func() { asked <- struct{}{} }),
+		Subscribe:   unanswered[*wire.Subscribe, *moqtransport.Track](func() { subscribed <- struct{}{} }),
+	}
 	pub := e.connect("/", handlerFunc(h))
 	ctx := ctxFor(t)
 	if _, err := pub.PublishNamespace(ctx, ns, nil); err != nil {
@@ -116,11 +111,7 @@ func TestTrackStatusPublisherSilent(t *testing.T) {
 		h.Add(tr)
 		write(t, tr, 0, 3, 2)
 		hh := h.Handler()
-		hh.TrackStatus = func(ctx context.Context, _ *moqtransport.Session, _ *wire.TrackStatus) (*moqtransport.TrackStatusOK, error) {
-			h.statuses.Add(1)
-			<-ctx.Done()
-			return nil, ctx.Err()
-		}
+		hh.TrackStatus = unanswered[*wire.TrackStatus, *moqtransport.TrackStatusOK](func() { h.statuses.Add(1) })
 		pub := e.connect("/", handlerFunc(hh))
 		ctx := ctxFor(t)
 		if _, err := pub.PublishNamespace(ctx, ns, nil); err != nil {
@@ -145,6 +136,17 @@ func TestTrackStatusPublisherSilent(t *testing.T) {
 			t.Errorf("the publisher got %d SUBSCRIBEs and %d TRACK_STATUSes, want 2 and 1 (asked with SUBSCRIBE after the first went unanswered)", s, n)
 		}
 	})
+}
+
+// unanswered is a request handler that never answers: it notes the
+// request, then waits for the session's end.
+func unanswered[Req any, Resp any](note func()) func(context.Context, *moqtransport.Session, Req) (Resp, error) {
+	return func(ctx context.Context, _ *moqtransport.Session, _ Req) (Resp, error) {
+		note()
+		<-ctx.Done()
+		var none Resp
+		return none, ctx.Err()
+	}
 }
 
 // handlerFunc is a Handler as a handlerer.
