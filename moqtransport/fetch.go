@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/moqgo/moq/moqtransport/wire"
 )
@@ -350,7 +351,10 @@ var errFetchCancelled = errors.New("moqt: the peer cancelled the fetch")
 // (its handler still deciding) gets FETCH_ERROR with code and reason; one
 // whose objects are being sent has its stream reset with CANCELLED
 // (§10.4.3: the publisher ended the request; draft-14 has no message that
-// carries a code once FETCH_OK is sent). It reports whether requestID
+// carries a code once FETCH_OK is sent). The stream is opened even when
+// the FETCH ends before its first object, and the reset never overtakes
+// its header, over WebTransport too (see writeFetch), so the peer always
+// learns that its FETCH ended. It reports whether requestID
 // named a FETCH still served; ending one that is ending already does
 // nothing.
 func (s *Session) EndFetch(requestID uint64, code FetchErrorCode, reason string) bool {
@@ -618,12 +622,16 @@ func sliceObjects(objs []*Object) func(context.Context) (*Object, error) {
 func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, next func(context.Context) (*Object, error)) error {
 	// The peer has FETCH_OK and waits for the stream: one ended by
 	// EndFetch is still opened, its header written at once, and reset,
-	// so that the peer learns of the end. Over raw QUIC the header is
-	// marked reliable (RESET_STREAM_AT), so the reset cannot overtake it;
-	// webtransport-go has no such mark, and there a reset that follows
-	// the header at once may leave the peer without the stream. Only
-	// FETCH_CANCEL (or the session's end) stops the wait for stream
-	// credit.
+	// so that the peer learns of the end. The reset must not overtake
+	// the header: a peer that has not read the header when the reset
+	// comes cannot tell which FETCH the stream was for, and waits for
+	// it forever. Over raw QUIC the header is marked reliable
+	// (RESET_STREAM_AT). webtransport-go 0.13 offers no such mark for
+	// what follows its own stream header, so there the reset waits
+	// until a probe timeout after the header was handed over (resetAfter):
+	// by then the header has been acknowledged, or declared lost and
+	// sent again. Only FETCH_CANCEL (or the session's end) stops the
+	// wait for stream credit.
 	openCtx, cancelOpen := context.WithCancel(context.WithoutCancel(ctx))
 	stopOpen := context.AfterFunc(ctx, func() {
 		if re := (*RequestError)(nil); !errors.As(context.Cause(ctx), &re) {
@@ -645,11 +653,9 @@ func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, next func(conte
 	if _, err := str.Write(buf); err != nil {
 		return err
 	}
-	if rb, ok := str.(interface{ SetReliableBoundary() }); ok {
-		rb.SetReliableBoundary()
-	}
+	reset := s.resetAfter(str, time.Now())
 	buf = buf[:0]
-	stop := context.AfterFunc(ctx, func() { str.CancelWrite(uint64(wire.ResetCancelled)) })
+	stop := context.AfterFunc(ctx, func() { reset(wire.ResetCancelled) })
 	defer stop()
 	for {
 		o, err := next(ctx)
@@ -659,16 +665,16 @@ func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, next func(conte
 		if err != nil {
 			if ctx.Err() != nil {
 				// Cancelled or ended (EndFetch): the AfterFunc's code.
-				str.CancelWrite(uint64(wire.ResetCancelled))
+				reset(wire.ResetCancelled)
 			} else {
-				str.CancelWrite(uint64(wire.ResetInternalError))
+				reset(wire.ResetInternalError)
 			}
 			return err
 		}
 		h := wire.ObjectHeader{Group: o.Group, Subgroup: o.Subgroup, ID: o.ID, PublisherPriority: o.PublisherPriority,
 			Status: o.Status, Extensions: o.Extensions, PayloadLength: uint64(len(o.Payload))}
 		if buf, err = wire.AppendFetchObject(buf, &h); err != nil {
-			str.CancelWrite(uint64(wire.ResetInternalError))
+			reset(wire.ResetInternalError)
 			return err
 		}
 		if tr != nil {
@@ -688,6 +694,31 @@ func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, next func(conte
 		return errors.New("fetch cancelled")
 	}
 	return str.Close()
+}
+
+// resetAfter marks what was written to str, a fetch stream whose header
+// was handed over at headerAt, as data its reset must still deliver, and
+// returns the reset: with the first code it is given, at once when str
+// can mark that data reliable (RESET_STREAM_AT, moqnative's raw QUIC),
+// otherwise no sooner than a probe timeout after headerAt, on a timer
+// (see writeFetch). Codes are wire.StreamResetCode.
+func (s *Session) resetAfter(str SendStream, headerAt time.Time) func(code wire.StreamResetCode) {
+	var wait time.Duration
+	if rb, ok := str.(interface{ SetReliableBoundary() }); ok {
+		rb.SetReliableBoundary()
+	} else {
+		wait = s.probeTimeout()
+	}
+	var once sync.Once
+	return func(code wire.StreamResetCode) {
+		once.Do(func() {
+			if left := wait - time.Since(headerAt); left > 0 {
+				time.AfterFunc(left, func() { str.CancelWrite(uint64(code)) })
+				return
+			}
+			str.CancelWrite(uint64(code))
+		})
+	}
 }
 
 // FetchRequest is a FETCH as Handler.Fetch sees it, with its track and

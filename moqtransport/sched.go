@@ -682,13 +682,19 @@ const (
 // ago, so they were acknowledged, or declared lost and sent again, by now.
 // See RTTConn.
 func (s *Session) settled(since time.Duration) bool {
+	return since >= s.probeTimeout()
+}
+
+// probeTimeout is RFC 9002's probe timeout on the session's path:
+// smoothed RTT + 4 × its deviation + max_ack_delay.
+func (s *Session) probeTimeout() time.Duration {
 	srtt, dev := initialRTT, initialRTT/2
 	if s.rtt != nil {
 		if r, d := s.rtt.RTT(); r > 0 {
 			srtt, dev = r, d
 		}
 	}
-	return since >= srtt+max(4*dev, time.Millisecond)+maxAckDelay
+	return srtt + max(4*dev, time.Millisecond) + maxAckDelay
 }
 
 // maxExpiring bounds the finished streams a subscription keeps to reset at
