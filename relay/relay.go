@@ -666,7 +666,11 @@ func (r *Relay) forwardTrackStatus(ctx context.Context, s *moqtransport.Session,
 // reference it takes on the relayed track is given back once the status
 // is read, so the upstream subscription is UNSUBSCRIBEd at once unless a
 // subscriber shares it. It is bounded as a SUBSCRIBE is (UpstreamTimeout,
-// TIMEOUT).
+// TIMEOUT). Trust: the requester is allowed this subscription because a
+// TRACK_STATUS needs the same grant as a SUBSCRIBE of the track
+// (requestNamespace, auth.go), checked before the handler runs; the
+// TRACK_STATUS's own token notes no grant, and the subscription does not
+// outlive the answer.
 func (r *Relay) statusBySubscribe(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (*moqtransport.TrackStatusOK, error) {
 	var source string
 	t, err := r.subscribe(ctx, s, &wire.Subscribe{RequestID: req.RequestID, Namespace: req.Namespace, Name: req.Name}, &source)

@@ -96,12 +96,13 @@ func TestTrackStatusTimeout(t *testing.T) {
 	<-subscribed
 }
 
-// A publisher that never answers TRACK_STATUS (moq-rs does not for a
+// A publisher that does not answer TRACK_STATUS (moq-rs never does for a
 // track it lacks) is asked with SUBSCRIBE after TrackStatusTimeout, and
 // its SUBSCRIBE_OK or SUBSCRIBE_ERROR answers the requester, long before
 // UpstreamTimeout (a minute here: the test's context ends first). The
 // relay then asks that publisher with SUBSCRIBE directly, and
-// UNSUBSCRIBEs once the status is read.
+// UNSUBSCRIBEs once the status is read. The publisher's late answer to
+// the first TRACK_STATUS is dropped; its session goes on.
 func TestTrackStatusPublisherSilent(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		e := startRelayWith(t, scheme, relay.Config{UpstreamTimeout: time.Minute, TrackStatusTimeout: 200 * time.Millisecond})
@@ -111,7 +112,17 @@ func TestTrackStatusPublisherSilent(t *testing.T) {
 		h.Add(tr)
 		write(t, tr, 0, 3, 2)
 		hh := h.Handler()
-		hh.TrackStatus = unanswered[*wire.TrackStatus, *moqtransport.TrackStatusOK](func() { h.statuses.Add(1) })
+		release, answered := make(chan struct{}), make(chan struct{})
+		hh.TrackStatus = func(ctx context.Context, _ *moqtransport.Session, _ *wire.TrackStatus) (*moqtransport.TrackStatusOK, error) {
+			h.statuses.Add(1)
+			defer close(answered)
+			select {
+			case <-release: // late, after the relay asked with SUBSCRIBE
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return moqtransport.TrackStatusOf(tr), nil
+		}
 		pub := e.connect("/", handlerFunc(hh))
 		ctx := ctxFor(t)
 		if _, err := pub.PublishNamespace(ctx, ns, nil); err != nil {
@@ -127,6 +138,8 @@ func TestTrackStatusPublisherSilent(t *testing.T) {
 			t.Errorf("TRACK_STATUS_OK from the fallback SUBSCRIBE %+v, want content up to {2 1}", st)
 		}
 		waitFor(t, "the fallback subscription's UNSUBSCRIBE", func() bool { return h.ended.Load() == 1 })
+		close(release)
+		<-answered
 
 		_, err = client.TrackStatus(ctx, ns, "missing")
 		if !errors.Is(err, moqtransport.ErrTrackNotFound) {
@@ -134,6 +147,16 @@ func TestTrackStatusPublisherSilent(t *testing.T) {
 		}
 		if s, n := h.subscribes.Load(), h.statuses.Load(); s != 2 || n != 1 {
 			t.Errorf("the publisher got %d SUBSCRIBEs and %d TRACK_STATUSes, want 2 and 1 (asked with SUBSCRIBE after the first went unanswered)", s, n)
+		}
+		sub, err := e.connect("/", nil).Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatalf("SUBSCRIBE after the publisher's late TRACK_STATUS_OK: %v", err)
+		}
+		if l, ok := sub.Largest(); !ok || l != (wire.Location{Group: 2, Object: 1}) {
+			t.Errorf("SUBSCRIBE_OK largest %v %v, want {2 1}", l, ok)
+		}
+		if pub.Context().Err() != nil {
+			t.Errorf("the publisher's session ended after its late TRACK_STATUS_OK: %v", pub.Err())
 		}
 	})
 }
