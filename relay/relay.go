@@ -149,7 +149,7 @@ type Config struct {
 	Track moqtransport.TrackConfig
 	// UpstreamTimeout bounds an upstream SUBSCRIBE (its waiting
 	// subscribers then get SUBSCRIBE_ERROR TIMEOUT) and FETCH; default
-	// 10s.
+	// DefaultUpstreamTimeout (10s).
 	UpstreamTimeout time.Duration
 	// TrackStatusTimeout is how long the relay waits for a publisher's
 	// answer to a forwarded TRACK_STATUS before it asks with SUBSCRIBE
@@ -157,7 +157,7 @@ type Config struct {
 	// some publishers (moq-rs) never answer TRACK_STATUS for a track they
 	// do not know. A publisher that left one unanswered is asked with
 	// SUBSCRIBE from then on, for as long as its namespace is published.
-	// Default 1s, at most UpstreamTimeout.
+	// Default DefaultTrackStatusTimeout (1s), at most UpstreamTimeout.
 	TrackStatusTimeout time.Duration
 	// Coordinator, when set, registers the namespaces published here and
 	// finds the ones published on other relays.
@@ -254,16 +254,22 @@ type origin struct {
 // CANCELLED).
 const DefaultInFlightBudget = 512 << 20
 
+// The defaults of Config.UpstreamTimeout and Config.TrackStatusTimeout.
+const (
+	DefaultUpstreamTimeout    = 10 * time.Second
+	DefaultTrackStatusTimeout = time.Second
+)
+
 // New returns a relay.
 func New(cfg Config) *Relay {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.UpstreamTimeout == 0 {
-		cfg.UpstreamTimeout = 10 * time.Second
+		cfg.UpstreamTimeout = DefaultUpstreamTimeout
 	}
 	if cfg.TrackStatusTimeout == 0 {
-		cfg.TrackStatusTimeout = time.Second
+		cfg.TrackStatusTimeout = DefaultTrackStatusTimeout
 	}
 	cfg.TrackStatusTimeout = min(cfg.TrackStatusTimeout, cfg.UpstreamTimeout)
 	if cfg.Track.Budget == nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -71,6 +72,8 @@ type opsConfig struct {
 	maxSessions    int
 	deliveryTO     time.Duration
 	writeCoalesce  time.Duration
+	upstreamTO     time.Duration
+	trackStatusTO  time.Duration
 }
 
 func (o *opsConfig) addFlags(f *pflag.FlagSet) {
@@ -91,7 +94,36 @@ func (o *opsConfig) addFlags(f *pflag.FlagSet) {
 	f.Uint64Var(&o.maxRequests, "max-requests", 100, "requests a session may have open at once (MAX_REQUEST_ID window)")
 	f.DurationVar(&o.deliveryTO, "delivery-timeout", 5*time.Second, "DELIVERY TIMEOUT for subscribers that send none, when the track's publisher gives none either: a viewer on a slow link is never further behind live than this, its stale groups are dropped whole (0: deliver everything, however late)")
 	f.DurationVar(&o.writeCoalesce, "write-coalesce", 0, "hold a small object (under 8 KiB) for up to this long after it arrived, so that the objects that follow within it reach a subscriber in one write: fewer packets and send calls, less CPU per byte at small objects, for up to this much more latency (0: write each object at once)")
+	f.DurationVar(&o.upstreamTO, "upstream-timeout", relay.DefaultUpstreamTimeout, "how long the relay waits for a publisher's answer to a SUBSCRIBE or FETCH it forwards (then SUBSCRIBE_ERROR or FETCH_ERROR TIMEOUT)")
+	f.DurationVar(&o.trackStatusTO, "track-status-timeout", relay.DefaultTrackStatusTimeout, "how long the relay waits for a publisher's answer to a forwarded TRACK_STATUS before it asks with SUBSCRIBE instead (some publishers never answer TRACK_STATUS for a track they lack); at most --upstream-timeout")
 	f.IntVar(&o.maxSessions, "max-sessions", defaultMaxSessions, "sessions the relay runs at once; more are closed with INTERNAL_ERROR \"relay full\" (0: no cap)")
+}
+
+// applyTimeouts checks --upstream-timeout and --track-status-timeout and
+// puts them into the relay's configuration. Zero, in an opsConfig built
+// without flags, leaves the relay's default; a flag given is positive,
+// and --track-status-timeout at most --upstream-timeout (when only
+// --upstream-timeout is given, and is shorter than the default
+// --track-status-timeout, the relay shortens that one to it).
+func (o *opsConfig) applyTimeouts(rcfg *relay.Config) error {
+	given := func(name string) bool { return o.flags != nil && o.flags.Changed(name) }
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{{"upstream-timeout", o.upstreamTO}, {"track-status-timeout", o.trackStatusTO}} {
+		if t.d < 0 || t.d == 0 && given(t.name) {
+			return fmt.Errorf("--%s %v: give a positive duration, such as 10s or 500ms", t.name, t.d)
+		}
+	}
+	if given("track-status-timeout") && o.trackStatusTO > cmp.Or(o.upstreamTO, relay.DefaultUpstreamTimeout) {
+		return fmt.Errorf("--track-status-timeout %v is longer than --upstream-timeout %v: the TRACK_STATUS fallback must come before the upstream wait ends; shorten it or raise --upstream-timeout",
+			o.trackStatusTO, cmp.Or(o.upstreamTO, relay.DefaultUpstreamTimeout))
+	}
+	rcfg.UpstreamTimeout = o.upstreamTO
+	if given("track-status-timeout") || o.flags == nil {
+		rcfg.TrackStatusTimeout = o.trackStatusTO
+	}
+	return nil
 }
 
 // apply puts the flags into the relay's configuration.
@@ -105,6 +137,9 @@ func (o *opsConfig) apply(rcfg *relay.Config, logger *slog.Logger) (func(), erro
 	}
 	if (o.mutexFraction > 0 || o.blockRate > 0) && (!o.pprof || o.metricsAddr == "") {
 		return nil, errors.New("--pprof-mutex-fraction and --pprof-block-rate need --pprof and --metrics-addr, where their profiles are served")
+	}
+	if err := o.applyTimeouts(rcfg); err != nil {
+		return nil, err
 	}
 	if limit > 0 {
 		debug.SetMemoryLimit(limit)

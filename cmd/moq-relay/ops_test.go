@@ -213,3 +213,53 @@ func TestPprofContention(t *testing.T) {
 		t.Errorf("mutex profile fraction %d after the relay stopped, want 0 (off)", f)
 	}
 }
+
+// --upstream-timeout and --track-status-timeout reach the relay's
+// configuration; a zero or negative one, or a TRACK_STATUS wait longer
+// than the upstream one, is refused with an error naming the flag.
+func TestTimeoutFlags(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1)) // apply sets it
+	for _, c := range []struct {
+		args             []string
+		upstream, status time.Duration // what the relay is given
+		err              string        // in the error, when refused
+	}{
+		{args: nil, upstream: relay.DefaultUpstreamTimeout},
+		{args: []string{"--upstream-timeout", "3s"}, upstream: 3 * time.Second},
+		// The default TRACK_STATUS wait is shortened by the relay to a
+		// shorter upstream one, not refused.
+		{args: []string{"--upstream-timeout", "400ms"}, upstream: 400 * time.Millisecond},
+		{args: []string{"--upstream-timeout", "3s", "--track-status-timeout", "3s"}, upstream: 3 * time.Second, status: 3 * time.Second},
+		{args: []string{"--track-status-timeout", "250ms"}, upstream: relay.DefaultUpstreamTimeout, status: 250 * time.Millisecond},
+		{args: []string{"--upstream-timeout", "0"}, err: "--upstream-timeout 0s: give a positive duration"},
+		{args: []string{"--upstream-timeout", "-1s"}, err: "--upstream-timeout -1s: give a positive duration"},
+		{args: []string{"--track-status-timeout", "0s"}, err: "--track-status-timeout 0s: give a positive duration"},
+		{args: []string{"--track-status-timeout", "11s"}, err: "--track-status-timeout 11s is longer than --upstream-timeout 10s"},
+		{args: []string{"--upstream-timeout", "2s", "--track-status-timeout", "2.5s"}, err: "--track-status-timeout 2.5s is longer than --upstream-timeout 2s"},
+	} {
+		var o opsConfig
+		f := pflag.NewFlagSet("moq-relay", pflag.ContinueOnError)
+		o.addFlags(f)
+		if err := f.Parse(c.args); err != nil {
+			t.Fatalf("%q: %v", c.args, err)
+		}
+		var rcfg relay.Config
+		_, err := o.apply(&rcfg, log)
+		switch {
+		case c.err != "":
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: %v, want an error with %q", c.args, err, c.err)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", c.args, err)
+		case rcfg.UpstreamTimeout != c.upstream || rcfg.TrackStatusTimeout != c.status:
+			t.Errorf("%q: relay given UpstreamTimeout %v, TrackStatusTimeout %v; want %v, %v", c.args, rcfg.UpstreamTimeout, rcfg.TrackStatusTimeout, c.upstream, c.status)
+		}
+	}
+	// An opsConfig built without flags leaves the relay's defaults.
+	var rcfg relay.Config
+	if _, err := (&opsConfig{maxRequests: 100}).apply(&rcfg, log); err != nil || rcfg.UpstreamTimeout != 0 || rcfg.TrackStatusTimeout != 0 {
+		t.Errorf("no flags: %v, UpstreamTimeout %v, TrackStatusTimeout %v", err, rcfg.UpstreamTimeout, rcfg.TrackStatusTimeout)
+	}
+}
