@@ -149,6 +149,7 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Dialed, error)
 			ep.release()
 			return nil, fmt.Errorf("%w (dialing %s)", err, u.Redacted())
 		}
+		d.Conn.(*quicConn).maxUni = quicConf.MaxIncomingUniStreams
 		d.closeFn = func() { qconn.CloseWithError(codeNoError, "") }
 		go func() {
 			defer close(d.done)
@@ -180,6 +181,7 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Dialed, error)
 		return nil, fmt.Errorf("moqnative: WebTransport session to %s: %w", u.Redacted(), err)
 	}
 	wc := newWTConn(sess, qconn)
+	wc.maxUni = quicConf.MaxIncomingUniStreams - h3UniStreams
 	d.Conn = wc
 	d.closeFn = func() { wc.CloseWithError(codeNoError, "") }
 	go func() {

@@ -43,10 +43,19 @@ func QUICConn(c moqtransport.Conn) (*quic.Conn, bool) {
 
 // quicConn is a moqtransport.Conn over a raw QUIC connection (ALPN moq-00).
 type quicConn struct {
-	c *quic.Conn
+	c      *quic.Conn
+	maxUni int64 // the connection's MaxIncomingUniStreams, 0 if not known
 }
 
-var _ moqtransport.RTTConn = (*quicConn)(nil)
+var (
+	_ moqtransport.RTTConn            = (*quicConn)(nil)
+	_ moqtransport.UniStreamLimitConn = (*quicConn)(nil)
+)
+
+// MaxIncomingUniStreams reports the peer's limit of open unidirectional
+// streams, when the connection was made by Listen or Dial (0 for
+// NewQUICConn).
+func (q *quicConn) MaxIncomingUniStreams() int64 { return q.maxUni }
 
 // RTT reports quic-go's RTT estimate for the connection's path.
 func (q *quicConn) RTT() (smoothed, deviation time.Duration) {
@@ -246,11 +255,21 @@ const wtLinger = 2 * time.Second
 // qconn is the QUIC connection under the session when it is known
 // (Server, Dial, WebTransportHandler), and nil for NewWebTransportConn.
 type wtConn struct {
-	sess  *webtransport.Session
-	qconn *quic.Conn
+	sess   *webtransport.Session
+	qconn  *quic.Conn
+	maxUni int64 // the session's share of MaxIncomingUniStreams, 0 if not known
 }
 
-var _ moqtransport.RTTConn = (*wtConn)(nil)
+var (
+	_ moqtransport.RTTConn            = (*wtConn)(nil)
+	_ moqtransport.UniStreamLimitConn = (*wtConn)(nil)
+)
+
+// MaxIncomingUniStreams reports the peer's limit of open unidirectional
+// streams for the session (the connection's, less the streams HTTP/3
+// opens for itself), when the session was made by a Server or Dial (0
+// otherwise).
+func (w *wtConn) MaxIncomingUniStreams() int64 { return w.maxUni }
 
 // RTT reports quic-go's RTT estimate for the path of the QUIC connection
 // under the session, or zeros when it is not known (NewWebTransportConn):

@@ -622,7 +622,10 @@ func TestUrgency(t *testing.T) {
 // The peer may have at most MaxIncomingUniStreams unidirectional streams
 // open at once (issue 10: it was 10,000). Counted by opening streams on the
 // client's QUIC connection until quic-go refuses for the server's limit;
-// over WebTransport HTTP/3's own streams (control, QPACK) share it.
+// over WebTransport HTTP/3's own streams (control, QPACK) share it. The
+// accepted connection reports the limit (moqtransport.UniStreamLimitConn):
+// exactly over raw QUIC, and over WebTransport never more than the
+// session can have (it leaves out all 3 streams HTTP/3 may use).
 func TestMaxIncomingUniStreams(t *testing.T) {
 	for _, scheme := range []string{"moqt", "https"} {
 		for _, limit := range []int64{0, 8} {
@@ -630,7 +633,15 @@ func TestMaxIncomingUniStreams(t *testing.T) {
 				ctx := testCtx(t)
 				srv := startServer(t, ServerConfig{MaxIncomingUniStreams: limit})
 				d := dial(t, ctx, fmt.Sprintf("%s://%s/app", scheme, srv.Addr()), pinned(srv))
-				accept(t, ctx, srv)
+				in := accept(t, ctx, srv)
+				lc, ok := in.Conn.(moqtransport.UniStreamLimitConn)
+				if !ok {
+					t.Fatalf("%T reports no stream limit", in.Conn)
+				}
+				reported := lc.MaxIncomingUniStreams()
+				if dl, ok := d.Conn.(moqtransport.UniStreamLimitConn); !ok || dl.MaxIncomingUniStreams() <= 0 {
+					t.Errorf("the dialed %T reports no stream limit", d.Conn)
+				}
 				qc, ok := QUICConn(d.Conn)
 				if !ok {
 					t.Fatal("no QUIC connection")
@@ -653,6 +664,9 @@ func TestMaxIncomingUniStreams(t *testing.T) {
 				}
 				if opened < want || opened > want+h3UniStreams {
 					t.Errorf("the client could open %d unidirectional streams, want %d (plus at most %d for HTTP/3)", opened, want, h3UniStreams)
+				}
+				if reported <= 0 || reported > opened || scheme == "moqt" && reported != opened {
+					t.Errorf("the accepted connection reports a limit of %d; the client could open %d", reported, opened)
 				}
 			})
 		}

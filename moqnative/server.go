@@ -128,6 +128,7 @@ type Server struct {
 	ln     *quic.Listener
 	wts    *webtransport.Server
 	keyLog *keyLog
+	maxUni int64 // quic.Config.MaxIncomingUniStreams of every connection
 
 	incoming chan *Incoming
 	socket   SocketInfo
@@ -192,6 +193,7 @@ func Listen(addr string, cfg ServerConfig) (*Server, error) {
 		KeyLogWriter:   s.keyLog.writer(),
 	}
 	quicConf := mergeQUICConfig(cfg.QUICConfig, quicConfig(cfg.QlogDir, &s.qlogs, logger, cfg.MaxIncomingUniStreams))
+	s.maxUni = quicConf.MaxIncomingUniStreams
 	if s.ln, err = s.tr.Listen(tlsConf, quicConf); err != nil {
 		if s.ownTr {
 			closeTransport(s.tr, s.ownUDP)
@@ -379,6 +381,7 @@ func (s *Server) admit(c *quic.Conn) bool {
 			c.CloseWithError(quic.ApplicationErrorCode(codeProtocolViolation), "QUIC datagrams required")
 			return true
 		}
+		conn.(*quicConn).maxUni = s.maxUni
 		s.enqueue(&Incoming{Conn: conn, RemoteAddr: c.RemoteAddr()})
 	case ALPNH3:
 		s.wg.Go(func() {
@@ -436,6 +439,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wc := newWTConn(sess, qconn)
+	wc.maxUni = s.maxUni - h3UniStreams
 	// This handler runs inside ServeQUICConn, which s.wg counts, so the
 	// counter is above zero here.
 	s.wg.Go(func() { wc.closeQUICAfterSession(s.ctx.Done(), serverClosed) })

@@ -64,7 +64,10 @@
 // reading its control stream is closed with CONTROL_MESSAGE_TIMEOUT, and
 // every request waiting on it gets an error. Close may be called from a
 // Handler or Authorizer callback. Fetch.Cancel stops the stream and ends the
-// goroutine that read it. Request IDs and grants stop at 2^62-1 (a request
+// goroutine that read it. A publisher may send FETCH_OK and never open the
+// fetch stream: ReadObject's context bounds that wait, and
+// FetchOptions.StreamTimeout cancels such a fetch for the caller once the
+// publisher could have opened the stream for that long. Request IDs and grants stop at 2^62-1 (a request
 // past the last ID fails with ErrRequestIDsExhausted), and a joining FETCH
 // whose end is object 2^62-1 is answered with the end {G, 0}.
 //

@@ -31,6 +31,19 @@ type FetchOptions struct {
 	JoiningStart uint64
 
 	Params Parameters
+
+	// StreamTimeout, when positive, bounds the wait for the fetch stream
+	// after FETCH_OK: a publisher that could have opened it (it had
+	// unidirectional stream credit from this session) for StreamTimeout
+	// since FETCH_OK, and did not, is not going to. The fetch is then
+	// cancelled (FETCH_CANCEL) and ReadObject returns
+	// ErrFetchStreamTimeout. Time the publisher spent with every stream
+	// it may open already open does not count: its stream may be queued
+	// behind the others, waiting for credit. The credit is known from a
+	// Conn that implements UniStreamLimitConn (moqnative's do); over
+	// another the whole wait counts. Zero: the fetch waits for its stream
+	// as long as ReadObject's context lets it (see ReadObject).
+	StreamTimeout time.Duration
 }
 
 // Fetch is a FETCH we sent: ReadObject and Objects yield its objects in
@@ -49,9 +62,10 @@ type Fetch struct {
 	name wire.FullTrackName
 
 	streamOnce sync.Once
-	stream     chan struct{} // closed once a stream arrived for it
+	stream     chan struct{} // closed once a stream arrived for it, or the fetch ended without one
 	cancelOnce sync.Once
 	cancelled  chan struct{} // closed by Cancel
+	watch      *time.Timer   // FetchOptions.StreamTimeout's, until the stream comes
 }
 
 // ErrFetchCancelled is what ReadObject returns after Cancel.
@@ -59,6 +73,7 @@ var ErrFetchCancelled = errors.New("moqt: fetch cancelled")
 
 // abort ends a fetch whose stream never came.
 func (f *Fetch) abort(err error) {
+	f.stopWatch()
 	f.streamOnce.Do(func() {
 		close(f.stream)
 		f.mu.Lock()
@@ -72,9 +87,15 @@ func (f *Fetch) abort(err error) {
 func (f *Fetch) OK() FetchOK { return f.ok }
 
 // ReadObject returns the next object, io.EOF after the last one, or the
-// error that ended the fetch (a reset stream, the session's end, Cancel).
-// Objects come in the order of the FETCH_OK's group order. Fetch.Objects
-// is the same as an iterator.
+// error that ended the fetch (a reset stream, the session's end, Cancel,
+// ErrFetchStreamTimeout). Objects come in the order of the FETCH_OK's
+// group order. Fetch.Objects is the same as an iterator.
+//
+// ctx bounds the wait, including the wait for the fetch stream itself: a
+// publisher may send FETCH_OK and never open the stream, and then only
+// ctx (or FetchOptions.StreamTimeout) ends the wait. ReadObject returns
+// ctx's error and the fetch stays open: call Cancel to give it up, which
+// tells the publisher (FETCH_CANCEL).
 func (f *Fetch) ReadObject(ctx context.Context) (*Object, error) {
 	select {
 	case <-f.cancelled:
@@ -194,6 +215,9 @@ func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) 
 			return nil, err
 		}
 		f.ok = *r
+		if opts.StreamTimeout > 0 {
+			f.watchStream(opts.StreamTimeout)
+		}
 		return f, nil
 	case *wire.FetchError:
 		s.mu.Lock()
@@ -265,19 +289,30 @@ func (s *Session) readFetchStream(str ReceiveStream, r *wire.StreamReader) {
 		return
 	}
 	first := false
-	f.streamOnce.Do(func() { first = true; close(f.stream) })
+	f.streamOnce.Do(func() {
+		first = true
+		f.mu.Lock()
+		f.str = str
+		f.mu.Unlock()
+		close(f.stream)
+	})
 	if !first {
+		f.mu.Lock()
+		ended := f.str == nil // without a stream: Cancel, ErrFetchStreamTimeout, ...
+		f.mu.Unlock()
 		select {
 		case <-f.cancelled:
-			str.CancelRead(uint64(wire.ResetCancelled))
+			ended = true
 		default:
+		}
+		if ended {
+			str.CancelRead(uint64(wire.ResetCancelled))
+		} else {
 			s.fail(violation("a second stream for FETCH %d", id))
 		}
 		return
 	}
-	f.mu.Lock()
-	f.str = str
-	f.mu.Unlock()
+	f.stopWatch()
 	select {
 	case <-f.cancelled:
 		str.CancelRead(uint64(wire.ResetCancelled))

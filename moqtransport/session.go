@@ -219,6 +219,9 @@ type Session struct {
 	datagrams   bool
 	waiting     int // data streams waiting for their alias
 	headerWaits int // data streams waiting for their header
+	// uniRoom follows the peer's unidirectional stream credit (for
+	// FetchOptions.StreamTimeout).
+	uniRoom uniCredit
 	// Subscriptions we serve (publisher side), by request ID.
 	served map[uint64]*servedSubscription
 	// sched ranks the streams of the subscriptions we serve.

@@ -393,12 +393,17 @@ func (sub *Subscription) finishDone() {
 // acceptUniStreams takes the peer's data streams for as long as the
 // session runs.
 func (s *Session) acceptUniStreams() {
+	s.uniRoom.start(s.conn)
 	for {
 		str, err := s.conn.AcceptUniStream(s.ctx)
 		if err != nil {
 			return
 		}
-		s.goFunc(func() { s.readDataStream(str) })
+		s.uniRoom.opened()
+		s.goFunc(func() {
+			defer s.uniRoom.closed()
+			s.readDataStream(str)
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -13,6 +14,17 @@ import (
 // publisher (the namespace's origin), streaming the answer through
 // (draft-14 §8.3: a relay must not skip objects whose status it does not
 // know). A joining fetch arrives here with its range already resolved.
+//
+// A forwarded FETCH gets an answer whatever the publisher does: FETCH_ERROR
+// TIMEOUT when it leaves the FETCH unanswered for UpstreamTimeout, and,
+// since its FETCH_OK is passed on at once, a reset of the subscriber's
+// fetch stream (CANCELLED, as Session.EndFetch ends one) when it sends
+// FETCH_OK but does not open the fetch stream within UpstreamTimeout of
+// the time it could have (FetchOptions.StreamTimeout: time in which every
+// stream the relay lets it open was open does not count, so a fetch queued
+// behind the publisher's other streams is not cut). The relay then sends it
+// FETCH_CANCEL. Trust: nothing here relies on the publisher; the stream
+// credit counted is the relay's own grant.
 func (r *Relay) fetch(ctx context.Context, s *moqtransport.Session, req *moqtransport.FetchRequest) (_ *moqtransport.FetchResponse, err error) {
 	defer func() { r.metrics.requestError("fetch", err) }()
 	exp, expires := r.takeGrant(s, req.RequestID)
@@ -82,24 +94,44 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 		return nil, moqtransport.FetchError(wire.FetchTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
 	}
 	// The publisher's answer is awaited no longer than an upstream
-	// SUBSCRIBE's: the downstream FETCH gets an answer either way.
+	// SUBSCRIBE's, and so is its fetch stream after FETCH_OK, for as long
+	// as it could open it: the downstream FETCH gets an answer either way.
 	uctx, cancel := context.WithTimeout(ctx, r.cfg.UpstreamTimeout)
 	defer cancel()
 	up, err := o.s.Fetch(uctx, moqtransport.FetchOptions{
 		Priority: req.Priority, GroupOrder: req.GroupOrder,
 		Namespace: req.Namespace, Name: req.Name, Start: req.Start, End: req.End,
+		StreamTimeout: r.cfg.UpstreamTimeout,
 	})
 	if err != nil {
 		var re *moqtransport.RequestError
-		if errors.As(err, &re) {
+		switch {
+		case errors.As(err, &re):
 			return nil, err
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			return nil, moqtransport.FetchError(wire.FetchTimeout, fmt.Sprintf("the publisher did not answer the relay's FETCH within %v", r.cfg.UpstreamTimeout))
 		}
 		return nil, moqtransport.FetchError(wire.FetchInternalError, "fetching from the publisher failed: "+err.Error())
 	}
 	ok := up.OK()
 	return &moqtransport.FetchResponse{
 		GroupOrder: ok.GroupOrder, EndOfTrack: ok.EndOfTrack, End: ok.End,
-		Next:  up.ReadObject,
+		Next: func(ctx context.Context) (*moqtransport.Object, error) {
+			o, err := up.ReadObject(ctx)
+			if errors.Is(err, moqtransport.ErrFetchStreamTimeout) {
+				// FETCH_OK went downstream as soon as it came: the
+				// publisher's fetch (cancelled with FETCH_CANCEL) ends
+				// the subscriber's as the relay's own ending of it does,
+				// with its stream reset CANCELLED (§10.4.3).
+				// Counted as a FETCH refused with TIMEOUT.
+				r.logFor(s).Warn("the publisher answered FETCH_OK but never opened the fetch stream; ending the forwarded fetch",
+					"request", req.RequestID, "track", wire.FullTrackName{Namespace: req.Namespace, Name: req.Name}.String(), "waited", r.cfg.UpstreamTimeout)
+				reason := fmt.Sprintf("the publisher did not open the fetch stream within %v of FETCH_OK", r.cfg.UpstreamTimeout)
+				r.metrics.requestError("fetch", moqtransport.FetchError(wire.FetchTimeout, reason))
+				s.EndFetch(req.RequestID, wire.FetchTimeout, reason)
+			}
+			return o, err
+		},
 		Close: func() { _ = up.Cancel() },
 	}, nil
 }

@@ -148,8 +148,11 @@ type Config struct {
 	// relay's own (see CacheBudget).
 	Track moqtransport.TrackConfig
 	// UpstreamTimeout bounds an upstream SUBSCRIBE (its waiting
-	// subscribers then get SUBSCRIBE_ERROR TIMEOUT) and FETCH; default
-	// DefaultUpstreamTimeout (10s).
+	// subscribers then get SUBSCRIBE_ERROR TIMEOUT) and FETCH (FETCH_ERROR
+	// TIMEOUT), and, after the publisher's FETCH_OK, the time it may
+	// take to open the fetch stream while it could (the FETCH is then
+	// cancelled upstream and the subscriber's fetch stream reset);
+	// default DefaultUpstreamTimeout (10s).
 	UpstreamTimeout time.Duration
 	// TrackStatusTimeout is how long the relay waits for a publisher's
 	// answer to a forwarded TRACK_STATUS before it asks with SUBSCRIBE

@@ -1,6 +1,7 @@
-// Package moqtest holds what the binaries' tests share about MoQT
-// endpoints: a server on loopback that serves sessions with a Handler
-// (a stand-in relay for clients under test).
+// Package moqtest holds what tests share about MoQT endpoints: a server
+// on loopback that serves sessions with a Handler (a stand-in relay for
+// clients under test), goroutine counts, and a connection that withholds
+// its streams (a hostile publisher).
 package moqtest
 
 import (
@@ -135,4 +136,27 @@ func GoroutinesAdded(before, after map[string]int) int {
 		}
 	}
 	return n
+}
+
+// WithheldStreams is a MoQT connection that never opens a unidirectional
+// stream: a hostile publisher's, whose session answers a FETCH with
+// FETCH_OK and then waits for a fetch stream that never comes, until the
+// FETCH is cancelled or the session ends. Each open given up is reported
+// on GaveUp (which holds 16 reports).
+type WithheldStreams struct {
+	moqtransport.Conn
+	GaveUp chan struct{}
+}
+
+// WithholdStreams returns c, withholding its unidirectional streams.
+func WithholdStreams(c moqtransport.Conn) *WithheldStreams {
+	return &WithheldStreams{Conn: c, GaveUp: make(chan struct{}, 16)}
+}
+
+// OpenUniStreamSync waits until ctx ends, reports it on GaveUp, and
+// returns ctx's error.
+func (c *WithheldStreams) OpenUniStreamSync(ctx context.Context) (moqtransport.SendStream, error) {
+	<-ctx.Done()
+	c.GaveUp <- struct{}{}
+	return nil, ctx.Err()
 }
