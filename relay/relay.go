@@ -151,8 +151,12 @@ type Config struct {
 	// subscribers then get SUBSCRIBE_ERROR TIMEOUT) and FETCH (FETCH_ERROR
 	// TIMEOUT), and, after the publisher's FETCH_OK, the time it may
 	// take to open the fetch stream while it could (the FETCH is then
-	// cancelled upstream and the subscriber's fetch stream reset);
-	// default DefaultUpstreamTimeout (10s).
+	// cancelled upstream and the subscriber's fetch stream reset). It
+	// also bounds the SUBSCRIBE a TRACK_STATUS falls back to (and, added
+	// to TrackStatusTimeout, a TRACK_STATUS forwarded to another relay of
+	// the cluster), dialing another relay, and the PUBLISH_NAMESPACE and
+	// PUBLISH the relay sends a namespace subscriber. Default
+	// DefaultUpstreamTimeout (10s).
 	UpstreamTimeout time.Duration
 	// TrackStatusTimeout is how long the relay waits for a publisher's
 	// answer to a forwarded TRACK_STATUS before it asks with SUBSCRIBE
