@@ -8,7 +8,8 @@ import "time"
 const coalesceBytes = 8 << 10
 
 // hold waits, for Config.WriteCoalesce (w), for the objects that follow o
-// on its stream, so that they go in o's write (writeFramed). It holds o
+// on its stream, so that they go in o's write (writeFramed), and returns
+// how long it waited (0: it did not hold o). It holds o
 // only on a stream whose objects come closer together than w, and only if
 // the next one is due within w of o's arrival; push then releases it at an
 // arrival, inside the wakeup that brings the object (a release by timer
@@ -16,11 +17,11 @@ const coalesceBytes = 8 << 10
 // object after the one just pushed would come too late for o. The
 // subgroup's end, an abandon and the subscription's end release it too,
 // and a timer at o's arrival plus w, should the next object not come.
-func (st *outStream) hold(o *Object, w time.Duration) {
+func (st *outStream) hold(o *Object, w time.Duration) time.Duration {
 	sv := st.sv
 	n := o.size()
 	if n >= coalesceBytes || o.Received.IsZero() || sv.track == nil || !sv.track.realClock {
-		return
+		return 0
 	}
 	recv := monoOffset(o.Received)
 	select {
@@ -32,8 +33,9 @@ func (st *outStream) hold(o *Object, w time.Duration) {
 	if st.prevRecv == 0 || gap <= 0 || st.lastRecv+gap+gap/2-recv > int64(w) ||
 		st.qbytes+n >= coalesceBytes || st.end || st.stopped {
 		st.mu.Unlock()
-		return
+		return 0
 	}
+	start := time.Now()
 	st.held, st.heldRecv = n, recv
 	st.mu.Unlock()
 	d := time.Until(o.Received.Add(w))
@@ -51,6 +53,7 @@ func (st *outStream) hold(o *Object, w time.Duration) {
 	st.mu.Lock()
 	st.held = 0
 	st.mu.Unlock()
+	return time.Since(start)
 }
 
 // releaseLocked says whether push wakes a holding writer: the write is

@@ -117,8 +117,12 @@ func (t *Track) NewReader(f ReaderFilter) *TrackReader {
 		r.pos = t.log[0].seq
 	}
 	t.readers[r] = struct{}{}
+	t.nreaders.Add(1)
 	return r
 }
+
+// readerCount returns how many readers the track has.
+func (t *Track) readerCount() int { return int(t.nreaders.Load()) }
 
 // wants reports whether ev would be (or make) an event for r; for a fresh
 // event, only whether r has its subgroup open. Called with t.mu held.
@@ -365,5 +369,6 @@ func (r *TrackReader) Close() {
 	r.open = nil
 	r.pending = nil
 	delete(t.readers, r)
+	t.nreaders.Add(-1)
 	r.nudge()
 }

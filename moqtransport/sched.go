@@ -105,7 +105,8 @@ type outStream struct {
 
 	// Used by run only: by one writer goroutine at a time, each started
 	// (kickLocked) after the last one let go of the stream under mu.
-	holdTimer *time.Timer // hold's, made on the first hold
+	holdTimer *time.Timer // hold's, made on the first hold; push resets it while held (under mu)
+	wrote     int         // objects in the last write (writeFramed)
 	state     wire.SubgroupState
 	// headerDue: the subgroup header is not written yet; it goes out
 	// with the first object, in the same write.
@@ -368,11 +369,15 @@ func (st *outStream) run() {
 			return
 		}
 		if ok {
+			var held time.Duration
 			if w := st.sv.s.cfg.WriteCoalesce; w > 0 {
-				st.hold(ev.Object, w) // coalesce.go
+				held = st.hold(ev.Object, w) // coalesce.go
 			}
 			ok, code = st.writeObject(ev)
 			reset = !ok
+			if f := st.sv.s.cfg.ObserveHold; f != nil && held > 0 && ok {
+				f(held, st.wrote)
+			}
 		}
 		if !ok {
 			st.exit(reset, code)
@@ -620,6 +625,7 @@ func (st *outStream) writeFramed(o *Object, now time.Time) (*Object, *writeError
 	}
 	sv.observeDelivery(o, now)
 	last, payload := o, len(o.Payload)
+	st.wrote = 1
 	// join says whether a queued object goes in this write: a late one
 	// does not, it resets the stream (the next round does it).
 	join := func(next *Object) bool {
@@ -639,6 +645,7 @@ func (st *outStream) writeFramed(o *Object, now time.Time) (*Object, *writeError
 		}
 		sv.observeDelivery(next, now)
 		last, payload = next, payload+len(next.Payload)
+		st.wrote++
 	}
 	*bp = buf
 	if _, err := st.str.Write(buf); err != nil {

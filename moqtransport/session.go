@@ -112,6 +112,12 @@ type Config struct {
 	// one would come too late, once 8 KiB are queued, or when the subgroup
 	// ends. 0, the default, writes every object at once.
 	WriteCoalesce time.Duration
+	// ObserveHold, when set, is called after each write whose first object
+	// the writer held for WriteCoalesce, with how long it held it (the
+	// latency the hold added to that object; the ones that joined it waited
+	// less) and how many objects the write carried, the held one included.
+	// It is called on the delivery goroutines and must not block.
+	ObserveHold func(held time.Duration, objects int)
 	// MaxBytesInFlight bounds the memory the peer's data streams hold in
 	// this session before their objects reach a track: each open data
 	// stream's reader buffer (wire.ReaderBufferSize; streams still waiting

@@ -177,6 +177,7 @@ type Track struct {
 	notify      atomic.Pointer[chan struct{}]
 	wakeup      chan struct{}
 	readers     map[*TrackReader]struct{}
+	nreaders    atomic.Int32 // len(readers), read without mu (readerCount)
 	writers     map[*SubgroupWriter]struct{}
 	justWritten bool // enforceLimits runs for the object last logged
 

@@ -55,6 +55,8 @@ type Metrics struct {
 	upstreamSubscribe *prometheus.HistogramVec // result
 	sessionDuration   prometheus.Histogram
 	deliveryLatency   prometheus.Histogram
+	writeHold         prometheus.Histogram
+	writeHoldObjects  prometheus.Counter
 }
 
 // The label values of the labelled counters: each series exists from the
@@ -78,6 +80,9 @@ var (
 	// from half a millisecond (a relay that keeps up) to the default
 	// delivery timeout (5 s) and past it.
 	DeliveryLatencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+	// WriteHoldBuckets are moq_relay_write_hold_seconds': holds last at
+	// most --write-coalesce, a few milliseconds.
+	WriteHoldBuckets = []float64{0.00025, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.006, 0.008, 0.012, 0.02, 0.05}
 	// SessionDurationBuckets are moq_relay_session_duration_seconds':
 	// a second to a day.
 	SessionDurationBuckets = []float64{1, 10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600}
@@ -163,7 +168,11 @@ func newMetrics(r *Relay) *Metrics {
 	m.deliveryLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "moq_relay_delivery_latency_seconds",
 		Help:    "Time from an object's arrival at the relay to its write to a subscriber's stream or datagram, once per object and subscriber.",
 		Buckets: DeliveryLatencyBuckets})
-	m.reg.MustRegister(m.subscribeLatency, m.upstreamSubscribe, m.sessionDuration, m.deliveryLatency)
+	m.writeHold = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "moq_relay_write_hold_seconds",
+		Help:    "How long a subscriber's writer held a small object for the ones that follow it (Session.WriteCoalesce, moq-relay --write-coalesce): the latency the hold added to that object, once per held write.",
+		Buckets: WriteHoldBuckets})
+	m.reg.MustRegister(m.subscribeLatency, m.upstreamSubscribe, m.sessionDuration, m.deliveryLatency, m.writeHold)
+	m.writeHoldObjects = counter("moq_relay_write_hold_objects_total", "Objects written in the writes that followed a hold (moq_relay_write_hold_seconds_count of them), the held ones included: over that count, the objects per held write.")
 
 	m.reg.MustRegister(stateCollector{r}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -379,6 +388,13 @@ func (c countingTracer) count(sent bool, n uint64) {
 		c.m.objectsReceived.Inc()
 		c.m.bytesReceived.Add(float64(n))
 	}
+}
+
+// observeHold records a write that followed a hold
+// (moqtransport.Config.ObserveHold).
+func (m *Metrics) observeHold(held time.Duration, objects int) {
+	m.writeHold.Observe(held.Seconds())
+	m.writeHoldObjects.Add(float64(objects))
 }
 
 // observeDelivery records how long an object waited at the relay before

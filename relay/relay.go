@@ -210,9 +210,10 @@ type Relay struct {
 	logs       sync.Map
 
 	// What every session's configuration shares, built once (New) rather
-	// than per session: its Handler and its ObserveDelivery.
+	// than per session: its Handler, its ObserveDelivery and ObserveHold.
 	hnd             moqtransport.Handler
 	observeDelivery func(time.Duration)
+	observeHold     func(time.Duration, int)
 
 	mu       sync.Mutex
 	closed   bool
@@ -291,6 +292,7 @@ func New(cfg Config) *Relay {
 	r.metrics = newMetrics(r)
 	r.hnd = r.handler()
 	r.observeDelivery = r.deliveryObserver()
+	r.observeHold = r.holdObserver()
 	return r
 }
 

@@ -106,6 +106,7 @@ func (r *Relay) sessionConfig(p *peer) *moqtransport.Config {
 	}
 	c.Tracer = moqtransport.MultiTracer(c.Tracer, own, countingTracer{r.metrics})
 	c.ObserveDelivery = r.observeDelivery
+	c.ObserveHold = r.observeHold
 	next := c.Authorize
 	c.Authorize = func(s *moqtransport.Session, m wire.Message, tokens []moqtransport.AuthToken) error {
 		if err := r.authorize(p, s, m, tokens); err != nil {
@@ -117,6 +118,19 @@ func (r *Relay) sessionConfig(p *peer) *moqtransport.Config {
 		return nil
 	}
 	return &c
+}
+
+// holdObserver is every session's Config.ObserveHold (built once, in New):
+// the relay's histogram, then the one the configuration gave.
+func (r *Relay) holdObserver() func(time.Duration, int) {
+	next := r.cfg.Session.ObserveHold
+	if next == nil {
+		return r.metrics.observeHold
+	}
+	return func(held time.Duration, objects int) {
+		r.metrics.observeHold(held, objects)
+		next(held, objects)
+	}
 }
 
 // deliveryObserver is every session's Config.ObserveDelivery (built once,
