@@ -133,112 +133,126 @@ func TestWriterCoalesces(t *testing.T) {
 
 // TestWriteCoalesceHolds: with Config.WriteCoalesce, a writer holds a small
 // object of a stream whose objects come close together until the objects
-// behind it fill a write or the subgroup ends (with a window of an hour,
-// only those end the hold), and then writes them together; with a short
-// window, a held object goes out without more objects or the subgroup's
-// end.
+// behind it fill a write or the subgroup ends (with a window of an hour and
+// arrivals an hour ahead, only those end the hold), and then writes them
+// together.
 func TestWriteCoalesceHolds(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		window   time.Duration
-		payloads [][]byte // the first is written alone: the stream has no pace yet
-		close    bool     // end the subgroup before waiting for the second write
+		name  string
+		sizes []int // the first is written alone: the stream has no pace yet
+		close bool  // end the subgroup before waiting for the second write
 	}{
-		{"subgroup end", time.Hour, [][]byte{[]byte("a"), []byte("b"), bytes.Repeat([]byte{1}, 1000), []byte("d")}, true},
-		{"full write", time.Hour, [][]byte{[]byte("a"), bytes.Repeat([]byte{1}, 3000), bytes.Repeat([]byte{2}, 3000), bytes.Repeat([]byte{3}, 3000)}, false},
-		{"window passes", 100 * time.Millisecond, [][]byte{[]byte("a"), []byte("b"), []byte("c")}, false},
+		{"subgroup end", []int{1, 1, 1000, 1}, true},
+		{"full write", []int{1, 3000, 3000, 3000}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			release := make(chan struct{})
-			close(release)
-			str := &recordStream{entered: make(chan struct{}), release: release, closed: make(chan struct{})}
-			conn := &recordConn{sinkConn: sinkConn{ctx: ctx}, str: str}
-			s := newSession(conn, &Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: tc.window}, false)
-			defer s.cancel()
-			name := wire.FullTrackName{Namespace: wire.Namespace{"t"}, Name: "hold"}
-			track := NewTrack(name, TrackConfig{})
-			sv := s.newServed(&wire.Subscribe{RequestID: 0, Namespace: name.Namespace, Name: name.Name, Forward: true,
-				Filter: wire.Filter{Type: wire.FilterNextGroupStart}})
-			sv.reader, sv.track = track.NewReader(ReaderFilter{}), track
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				sv.deliver()
-				sv.wg.Wait()
-			}()
-			w, err := track.OpenSubgroup(0, 0, SubgroupOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for id, p := range tc.payloads {
-				if err := w.WriteObject(uint64(id), p, nil); err != nil {
-					t.Fatal(err)
-				}
-				if id == 0 {
-					select {
-					case <-str.entered:
-					case <-ctx.Done():
-						t.Fatal("the first object was not written")
-					}
-				}
-				if id == 1 && tc.window == time.Hour {
-					waitHolding(t, ctx, s, sv)
+			rg := newHoldRig(t, Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: time.Hour}, 2)
+			base := time.Now().Add(time.Hour)
+			for i, n := range tc.sizes {
+				rg.push(n, base.Add(time.Duration(i)*time.Millisecond))
+				switch i {
+				case 0:
+					rg.waitWrites(1)
+				case 1:
+					waitHolding(t, rg.ctx, rg.s, rg.sv)
 				}
 			}
 			if tc.close {
-				if err := w.Close(); err != nil {
-					t.Fatal(err)
-				}
+				rg.end()
 			}
-			// Every object arrives, in order, without the subgroup's end
-			// unless the case closes it.
-			var writes [][]byte
-			for {
-				str.mu.Lock()
-				writes = slices.Clone(str.writes)
-				str.mu.Unlock()
-				if n := countObjects(t, bytes.Join(writes, nil)); n == len(tc.payloads) {
-					break
-				}
-				select {
-				case <-ctx.Done():
-					t.Fatalf("the objects were not all written: %d writes", len(writes))
-				case <-time.After(time.Millisecond):
-				}
+			if h := rg.waitHold(); h.objects != len(tc.sizes)-1 {
+				t.Fatalf("the held write carried %d objects, want %d", h.objects, len(tc.sizes)-1)
 			}
-			if tc.window == time.Hour && len(writes) != 2 {
-				t.Fatalf("%d writes, want 2: the first object, then the held one with those behind it", len(writes))
-			}
-			r, err := wire.NewStreamReader(bytes.NewReader(bytes.Join(writes, nil)), wire.StreamReaderConfig{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Release()
-			for id, p := range tc.payloads {
-				o, err := r.ReadObject()
-				if err != nil {
-					t.Fatalf("object %d: %v", id, err)
-				}
-				if o.ID != uint64(id) || !bytes.Equal(o.Payload, p) {
-					t.Fatalf("object %d: got ID %d, %d bytes", id, o.ID, len(o.Payload))
-				}
-			}
+			rg.waitWrites(2) // the first object, then the held one with those behind it
 			if !tc.close {
-				if err := w.Close(); err != nil {
-					t.Fatal(err)
-				}
+				rg.end()
 			}
-			select {
-			case <-str.closed:
-			case <-ctx.Done():
-				t.Fatal("stream not closed")
-			}
-			track.Close(nil)
-			<-done
+			rg.checkObjects(len(tc.sizes), true)
+			rg.waitWrites(2)
 		})
 	}
+}
+
+// TestWriteCoalesceWindowPasses: through a track (arrivals stamped by it),
+// with a short window a held object goes out without more objects or the
+// subgroup's end, and the objects arrive in order.
+func TestWriteCoalesceWindowPasses(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	release := make(chan struct{})
+	close(release)
+	str := &recordStream{entered: make(chan struct{}), release: release, closed: make(chan struct{})}
+	conn := &recordConn{sinkConn: sinkConn{ctx: ctx}, str: str}
+	s := newSession(conn, &Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: 100 * time.Millisecond}, false)
+	defer s.cancel()
+	name := wire.FullTrackName{Namespace: wire.Namespace{"t"}, Name: "hold"}
+	track := NewTrack(name, TrackConfig{})
+	sv := s.newServed(&wire.Subscribe{RequestID: 0, Namespace: name.Namespace, Name: name.Name, Forward: true,
+		Filter: wire.Filter{Type: wire.FilterNextGroupStart}})
+	sv.reader, sv.track = track.NewReader(ReaderFilter{}), track
+	track.NewReader(ReaderFilter{}) // a second subscriber: objects of a track with one are not held
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sv.deliver()
+		sv.wg.Wait()
+	}()
+	w, err := track.OpenSubgroup(0, 0, SubgroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payloads := [][]byte{[]byte("a"), []byte("b"), []byte("c")}
+	for id, p := range payloads {
+		if err := w.WriteObject(uint64(id), p, nil); err != nil {
+			t.Fatal(err)
+		}
+		if id == 0 {
+			select {
+			case <-str.entered:
+			case <-ctx.Done():
+				t.Fatal("the first object was not written")
+			}
+		}
+	}
+	// Every object arrives, in order, without the subgroup's end.
+	var writes [][]byte
+	for {
+		str.mu.Lock()
+		writes = slices.Clone(str.writes)
+		str.mu.Unlock()
+		if n := countObjects(t, bytes.Join(writes, nil)); n == len(payloads) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the objects were not all written: %d writes", len(writes))
+		case <-time.After(time.Millisecond):
+		}
+	}
+	r, err := wire.NewStreamReader(bytes.NewReader(bytes.Join(writes, nil)), wire.StreamReaderConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	for id, p := range payloads {
+		o, err := r.ReadObject()
+		if err != nil {
+			t.Fatalf("object %d: %v", id, err)
+		}
+		if o.ID != uint64(id) || !bytes.Equal(o.Payload, p) {
+			t.Fatalf("object %d: got ID %d, %d bytes", id, o.ID, len(o.Payload))
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-str.closed:
+	case <-ctx.Done():
+		t.Fatal("stream not closed")
+	}
+	track.Close(nil)
+	<-done
 }
 
 // countObjects returns how many whole objects b, a subgroup stream's
@@ -281,4 +295,231 @@ func waitHolding(t *testing.T, ctx context.Context, s *Session, sv *servedSubscr
 		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+// holdRig is a served subscription whose one subgroup stream records its
+// writes (none blocks), on a track with two readers (a fan-out: one reader
+// is never held). A test hands objects to the subscription's dispatcher
+// (dispatch) with the arrival times it chooses, as the track would: with
+// arrivals in the future, hold's timer is hours away and only arrivals and
+// the subgroup's end release a held object, so what each write carries
+// does not depend on timing.
+type holdRig struct {
+	t     *testing.T
+	ctx   context.Context
+	s     *Session
+	sv    *servedSubscription
+	str   *recordStream
+	holds chan holdReport // ObserveHold's calls
+	next  uint64          // the next object ID
+}
+
+type holdReport struct {
+	held    time.Duration
+	objects int
+}
+
+func newHoldRig(t *testing.T, cfg Config, readers int) *holdRig {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	release := make(chan struct{})
+	close(release)
+	str := &recordStream{entered: make(chan struct{}), release: release, closed: make(chan struct{})}
+	rg := &holdRig{t: t, ctx: ctx, str: str, holds: make(chan holdReport, 100)}
+	cfg.ObserveHold = func(held time.Duration, objects int) { rg.holds <- holdReport{held, objects} }
+	rg.s = newSession(&recordConn{sinkConn: sinkConn{ctx: ctx}, str: str}, &cfg, false)
+	name := wire.FullTrackName{Namespace: wire.Namespace{"t"}, Name: "rig"}
+	track := NewTrack(name, TrackConfig{})
+	rg.sv = rg.s.newServed(&wire.Subscribe{RequestID: 0, Namespace: name.Namespace, Name: name.Name, Forward: true,
+		Filter: wire.Filter{Type: wire.FilterNextGroupStart}})
+	rg.sv.reader, rg.sv.track = track.NewReader(ReaderFilter{}), track
+	for range readers - 1 {
+		track.NewReader(ReaderFilter{})
+	}
+	t.Cleanup(func() {
+		rg.s.cancel()
+		rg.sv.wg.Wait()
+	})
+	return rg
+}
+
+// push hands the subgroup's next object, of size bytes, arrived at at, to
+// the dispatcher.
+func (rg *holdRig) push(size int, at time.Time) {
+	o := &Object{Group: 0, Subgroup: 0, ID: rg.next, Payload: bytes.Repeat([]byte{byte(rg.next)}, size), Received: at}
+	rg.next++
+	rg.sv.dispatch(Event{Kind: EventObject, Group: 0, Subgroup: 0, Object: o})
+}
+
+// end ends the subgroup, as the dispatcher does at its end event.
+func (rg *holdRig) end() {
+	rg.sv.streams[subgroupKey{0, 0}].finish(false, 0)
+}
+
+// waitWrites waits until the stream has n writes and returns them.
+func (rg *holdRig) waitWrites(n int) [][]byte {
+	rg.t.Helper()
+	for {
+		rg.str.mu.Lock()
+		writes := slices.Clone(rg.str.writes)
+		rg.str.mu.Unlock()
+		if len(writes) > n {
+			rg.t.Fatalf("%d writes, want %d", len(writes), n)
+		}
+		if len(writes) == n {
+			return writes
+		}
+		select {
+		case <-rg.ctx.Done():
+			rg.t.Fatalf("%d writes, want %d", len(writes), n)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// waitHold waits for the next write that followed a hold.
+func (rg *holdRig) waitHold() holdReport {
+	rg.t.Helper()
+	select {
+	case h := <-rg.holds:
+		return h
+	case <-rg.ctx.Done():
+		rg.t.Fatal("no write followed a hold")
+	}
+	return holdReport{}
+}
+
+// noHolds fails if a write followed a hold.
+func (rg *holdRig) noHolds() {
+	rg.t.Helper()
+	select {
+	case h := <-rg.holds:
+		rg.t.Fatalf("a write followed a hold of %v (%d objects); want none", h.held, h.objects)
+	default:
+	}
+}
+
+// checkObjects checks that the stream carries objects 0..n-1 in order,
+// and the subgroup's end if ended.
+func (rg *holdRig) checkObjects(n int, ended bool) {
+	rg.t.Helper()
+	if ended {
+		select {
+		case <-rg.str.closed:
+		case <-rg.ctx.Done():
+			rg.t.Fatal("stream not closed")
+		}
+	}
+	rg.str.mu.Lock()
+	all := bytes.Join(rg.str.writes, nil)
+	rg.str.mu.Unlock()
+	r, err := wire.NewStreamReader(bytes.NewReader(all), wire.StreamReaderConfig{})
+	if err != nil {
+		rg.t.Fatal(err)
+	}
+	defer r.Release()
+	for id := range n {
+		o, err := r.ReadObject()
+		if err != nil {
+			rg.t.Fatalf("object %d: %v", id, err)
+		}
+		if o.ID != uint64(id) || len(o.Payload) == 0 || o.Payload[0] != byte(id) {
+			rg.t.Fatalf("object %d: got ID %d, %d bytes", id, o.ID, len(o.Payload))
+		}
+	}
+	if _, err := r.ReadObject(); ended && !errors.Is(err, io.EOF) {
+		rg.t.Fatalf("after the last object: %v, want io.EOF", err)
+	} else if !ended && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		rg.t.Fatalf("after the last object: %v", err)
+	}
+}
+
+// TestWriteCoalesceWindow: objects 1 ms apart under a 3 ms window are
+// written in threes after the second (the first has no pace yet): the held
+// object waits for the ones arriving within the window of it, and no
+// later one (the next after the third would come 3.5 ms after it); a
+// write's objects arrive in order; the subgroup's end releases a held
+// object at once.
+func TestWriteCoalesceWindow(t *testing.T) {
+	const gap = time.Millisecond
+	rg := newHoldRig(t, Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: 3 * gap}, 2)
+	base := time.Now().Add(time.Hour) // hold's timer never ends a hold here
+	at := func(i int) time.Time { return base.Add(time.Duration(i) * gap) }
+	rg.push(100, at(0))
+	rg.waitWrites(1)
+	rg.push(100, at(1))
+	waitHolding(t, rg.ctx, rg.s, rg.sv)
+	rg.push(100, at(2))
+	rg.push(100, at(3))
+	if h := rg.waitHold(); h.objects != 3 {
+		t.Fatalf("the held write carried %d objects, want 3 (those arriving within 3 ms of the held one)", h.objects)
+	}
+	rg.waitWrites(2)
+	rg.push(100, at(4))
+	waitHolding(t, rg.ctx, rg.s, rg.sv)
+	rg.end() // the subgroup's last object is not kept waiting
+	if h := rg.waitHold(); h.objects != 1 {
+		t.Fatalf("the last write carried %d objects, want 1", h.objects)
+	}
+	rg.checkObjects(5, true)
+	if w := rg.waitWrites(3); len(w) != 3 {
+		t.Fatalf("%d writes", len(w))
+	}
+	rg.noHolds()
+}
+
+// TestWriteCoalesceNotHeld: objects are written at once, each in its own
+// write, on a track whose objects come further apart than the window
+// (audio, video frames), on a track with one reader, and when the
+// object's delivery deadline is less than two windows away. Each object
+// is handed over only after the previous one was written, so a hold would
+// keep its write waiting for an hour (and fail the test).
+func TestWriteCoalesceNotHeld(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		cfg      Config
+		readers  int
+		gap      time.Duration
+		deadline bool // arrivals now (the deadline counts from them), not in an hour
+	}{
+		{"slower than the window", Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: 3 * time.Millisecond}, 2, 3 * time.Millisecond, false},
+		{"one reader", Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: time.Hour}, 1, time.Millisecond, false},
+		{"deadline near", Config{DefaultDeliveryTimeout: 90 * time.Minute, WriteCoalesce: time.Hour}, 2, time.Millisecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rg := newHoldRig(t, tc.cfg, tc.readers)
+			base := time.Now()
+			if !tc.deadline {
+				base = base.Add(time.Hour)
+			}
+			const n = 6
+			for i := range n {
+				rg.push(100, base.Add(time.Duration(i)*tc.gap))
+				rg.waitWrites(i + 1)
+			}
+			rg.end()
+			rg.checkObjects(n, true)
+			rg.noHolds()
+		})
+	}
+}
+
+// TestWriteCoalescePaceBreaks: when a fast track's objects stop coming
+// (the end of a burst, a pause), a held object goes out two of the
+// track's gaps after the last arrival, not at the end of a long window.
+func TestWriteCoalescePaceBreaks(t *testing.T) {
+	rg := newHoldRig(t, Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: time.Hour}, 2)
+	now := time.Now()
+	rg.push(100, now.Add(-2*time.Millisecond))
+	rg.waitWrites(1)
+	rg.push(100, now.Add(-time.Millisecond))
+	// The pace says the next object was due now: with none coming, the
+	// hold ends a millisecond later (within the test's timeout, unlike the
+	// window's hour).
+	if h := rg.waitHold(); h.objects != 1 {
+		t.Fatalf("the held write carried %d objects, want 1", h.objects)
+	}
+	rg.end()
+	rg.checkObjects(2, true)
 }

@@ -104,13 +104,17 @@ type Config struct {
 	// WriteCoalesce lets the writer of a subgroup stream we serve hold a
 	// small object (under 8 KiB) for up to this long after its track
 	// received it, so that the objects that follow meanwhile go to the
-	// transport in the same write: fewer, fuller packets and send calls
-	// per byte, so less CPU per byte (the transport's cost per packet and
-	// per send call dominates at small objects), for up to WriteCoalesce
-	// more latency. Only streams whose objects come closer together than
-	// this are held, and the hold ends when an object arrives and the next
-	// one would come too late, once 8 KiB are queued, or when the subgroup
-	// ends. 0, the default, writes every object at once.
+	// transport in the same write: fewer send calls and wakeups per byte,
+	// so less CPU per byte (the transport's cost per packet and per send
+	// call dominates at small objects), for up to WriteCoalesce more
+	// latency. Only objects of a track with more than one reader (fan-out)
+	// whose objects come closer together than this are held, never one
+	// whose delivery deadline is less than twice this away; the hold ends
+	// when an object arrives and the next one would come too late, once
+	// 8 KiB are queued, when the subgroup ends, or when no object came two
+	// of the track's gaps after the last one. A track whose objects come
+	// further apart than this (audio, video frames at up to 1 s / this) is
+	// never held. 0, the default, writes every object at once.
 	WriteCoalesce time.Duration
 	// ObserveHold, when set, is called after each write whose first object
 	// the writer held for WriteCoalesce, with how long it held it (the
