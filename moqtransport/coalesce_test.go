@@ -471,7 +471,7 @@ func TestWriteCoalesceWindow(t *testing.T) {
 
 // TestWriteCoalesceNotHeld: objects are written at once, each in its own
 // write, on a track whose objects come further apart than the window
-// (audio, video frames), on a track with one reader, and when the
+// (audio, video frames), on a track with one reader, in a burst, and when the
 // object's delivery deadline is less than two windows away. Each object
 // is handed over only after the previous one was written, so a hold would
 // keep its write waiting for an hour (and fail the test).
@@ -485,6 +485,7 @@ func TestWriteCoalesceNotHeld(t *testing.T) {
 	}{
 		{"slower than the window", Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: 3 * time.Millisecond}, 2, 3 * time.Millisecond, false},
 		{"one reader", Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: time.Hour}, 1, time.Millisecond, false},
+		{"burst", Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: time.Hour}, 2, burstGap / 10, false},
 		{"deadline near", Config{DefaultDeliveryTimeout: 90 * time.Minute, WriteCoalesce: time.Hour}, 2, time.Millisecond, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -505,21 +506,39 @@ func TestWriteCoalesceNotHeld(t *testing.T) {
 	}
 }
 
-// TestWriteCoalescePaceBreaks: when a fast track's objects stop coming
-// (the end of a burst, a pause), a held object goes out two of the
-// track's gaps after the last arrival, not at the end of a long window.
-func TestWriteCoalescePaceBreaks(t *testing.T) {
+// TestWriteCoalesceBurst: a burst (objects under burstGap apart) releases
+// a held object, and its own objects are not held: they go out with the
+// held one or right behind it, none waiting for the window (an hour here)
+// after the burst's last one.
+func TestWriteCoalesceBurst(t *testing.T) {
 	rg := newHoldRig(t, Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: time.Hour}, 2)
-	now := time.Now()
-	rg.push(100, now.Add(-2*time.Millisecond))
+	base := time.Now().Add(time.Hour)
+	rg.push(100, base)
 	rg.waitWrites(1)
-	rg.push(100, now.Add(-time.Millisecond))
-	// The pace says the next object was due now: with none coming, the
-	// hold ends a millisecond later (within the test's timeout, unlike the
-	// window's hour).
-	if h := rg.waitHold(); h.objects != 1 {
-		t.Fatalf("the held write carried %d objects, want 1", h.objects)
+	rg.push(100, base.Add(time.Millisecond))
+	waitHolding(t, rg.ctx, rg.s, rg.sv)
+	const burst = 5
+	for i := range burst {
+		rg.push(100, base.Add(2*time.Millisecond+time.Duration(i)*time.Microsecond))
 	}
+	if h := rg.waitHold(); h.objects < 2 {
+		t.Fatalf("the held write carried %d objects, want the held one and the burst's first at least", h.objects)
+	}
+	for {
+		rg.str.mu.Lock()
+		n := countObjects(t, bytes.Join(rg.str.writes, nil))
+		rg.str.mu.Unlock()
+		if n == 2+burst {
+			break
+		}
+		select {
+		case <-rg.ctx.Done():
+			t.Fatalf("%d objects written, want %d", n, 2+burst)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	rg.noHolds()
 	rg.end()
-	rg.checkObjects(2, true)
+	rg.checkObjects(2+burst, true)
+	rg.noHolds()
 }

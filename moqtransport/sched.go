@@ -105,7 +105,7 @@ type outStream struct {
 
 	// Used by run only: by one writer goroutine at a time, each started
 	// (kickLocked) after the last one let go of the stream under mu.
-	holdTimer *time.Timer // hold's, made on the first hold; push resets it while held (under mu)
+	holdTimer *time.Timer // hold's, made on the first hold
 	wrote     int         // objects in the last write (writeFramed)
 	state     wire.SubgroupState
 	// headerDue: the subgroup header is not written yet; it goes out

@@ -109,12 +109,13 @@ type Config struct {
 	// call dominates at small objects), for up to WriteCoalesce more
 	// latency. Only objects of a track with more than one reader (fan-out)
 	// whose objects come closer together than this are held, never one
-	// whose delivery deadline is less than twice this away; the hold ends
-	// when an object arrives and the next one would come too late, once
-	// 8 KiB are queued, when the subgroup ends, or when no object came two
-	// of the track's gaps after the last one. A track whose objects come
-	// further apart than this (audio, video frames at up to 1 s / this) is
-	// never held. 0, the default, writes every object at once.
+	// whose delivery deadline is less than twice this away nor one of a
+	// burst (objects under 100 µs apart go in one write anyway); the hold
+	// ends when an object arrives and the next one would come too late,
+	// when a burst comes, once 8 KiB are queued, or when the subgroup ends.
+	// A track whose objects come further apart than this (audio, video
+	// with an object per frame) is never held. 0, the default, writes
+	// every object at once.
 	WriteCoalesce time.Duration
 	// ObserveHold, when set, is called after each write whose first object
 	// the writer held for WriteCoalesce, with how long it held it (the
