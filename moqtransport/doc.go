@@ -165,8 +165,9 @@
 // abandoned); queued objects are the cache's, not copies. A writer that
 // finds several objects queued writes them (up to 16 KiB) in one stream
 // write; Config.WriteCoalesce lets it wait a little for them on a track of
-// small, frequent objects, trading that much latency for fewer packets and
-// send calls.
+// small, frequent objects read by more than one subscriber, trading that
+// much latency for fewer send calls and wakeups (Config.ObserveHold
+// reports each hold).
 //
 // Late data is dropped a group at a time, not a byte at a time. The
 // delivery timeout is the smaller of the subscriber's and the publisher's
