@@ -26,9 +26,10 @@ const burstGap = 100 * time.Microsecond
 //   - its track has more than one reader (one subscriber: the CPU saved
 //     is one stream's, not worth its latency);
 //   - its stream's objects are paced closer together than w: the next one
-//     is due (the last gap between two, with half that again for jitter)
-//     within w of o's arrival, so a track slower than w is never held,
-//     and the last gap is not a burst's (burstGap);
+//     is due (the larger of the last two gaps between arrivals, with half
+//     that again for jitter) within w of o's arrival, so a track slower
+//     than w is never held, not even after two of its objects came close
+//     together once; and the last gap is not a burst's (burstGap);
 //   - o's delivery deadline, if it has one, is further than 2w away;
 //   - the subgroup has not ended.
 //
@@ -59,7 +60,8 @@ func (st *outStream) hold(o *Object, w time.Duration) time.Duration {
 	}
 	st.mu.Lock()
 	gap := st.lastRecv - st.prevRecv // between the last two objects pushed
-	if st.prevRecv == 0 || gap < int64(burstGap) || st.lastRecv+gap+gap/2-recv > int64(w) ||
+	pace := max(gap, st.prevRecv-st.firstRecv)
+	if st.firstRecv == 0 || gap < int64(burstGap) || st.lastRecv+pace+pace/2-recv > int64(w) ||
 		st.qbytes+n >= coalesceBytes || st.end || st.stopped {
 		st.mu.Unlock()
 		return 0

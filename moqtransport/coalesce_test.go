@@ -139,11 +139,11 @@ func TestWriterCoalesces(t *testing.T) {
 func TestWriteCoalesceHolds(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		sizes []int // the first is written alone: the stream has no pace yet
-		close bool  // end the subgroup before waiting for the second write
+		sizes []int // the first two are written alone: the stream has no pace yet
+		close bool  // end the subgroup before waiting for the third write
 	}{
-		{"subgroup end", []int{1, 1, 1000, 1}, true},
-		{"full write", []int{1, 3000, 3000, 3000}, false},
+		{"subgroup end", []int{1, 1, 1, 1000, 1}, true},
+		{"full write", []int{1, 1, 1, 3000, 3000, 3000}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rg := newHoldRig(t, Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: time.Hour}, 2)
@@ -151,108 +151,48 @@ func TestWriteCoalesceHolds(t *testing.T) {
 			for i, n := range tc.sizes {
 				rg.push(n, base.Add(time.Duration(i)*time.Millisecond))
 				switch i {
-				case 0:
-					rg.waitWrites(1)
-				case 1:
+				case 0, 1:
+					rg.waitWrites(i + 1)
+				case 2:
 					waitHolding(t, rg.ctx, rg.s, rg.sv)
 				}
 			}
 			if tc.close {
 				rg.end()
 			}
-			if h := rg.waitHold(); h.objects != len(tc.sizes)-1 {
-				t.Fatalf("the held write carried %d objects, want %d", h.objects, len(tc.sizes)-1)
+			if h := rg.waitHold(); h.objects != len(tc.sizes)-2 {
+				t.Fatalf("the held write carried %d objects, want %d", h.objects, len(tc.sizes)-2)
 			}
-			rg.waitWrites(2) // the first object, then the held one with those behind it
+			rg.waitWrites(3) // the first two objects, then the held one with those behind it
 			if !tc.close {
 				rg.end()
 			}
 			rg.checkObjects(len(tc.sizes), true)
-			rg.waitWrites(2)
+			rg.waitWrites(3)
 		})
 	}
 }
 
-// TestWriteCoalesceWindowPasses: through a track (arrivals stamped by it),
-// with a short window a held object goes out without more objects or the
-// subgroup's end, and the objects arrive in order.
+// TestWriteCoalesceWindowPasses: a held object goes out at the window's
+// end without more objects or the subgroup's end, and the objects arrive
+// in order.
 func TestWriteCoalesceWindowPasses(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	release := make(chan struct{})
-	close(release)
-	str := &recordStream{entered: make(chan struct{}), release: release, closed: make(chan struct{})}
-	conn := &recordConn{sinkConn: sinkConn{ctx: ctx}, str: str}
-	s := newSession(conn, &Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: 100 * time.Millisecond}, false)
-	defer s.cancel()
-	name := wire.FullTrackName{Namespace: wire.Namespace{"t"}, Name: "hold"}
-	track := NewTrack(name, TrackConfig{})
-	sv := s.newServed(&wire.Subscribe{RequestID: 0, Namespace: name.Namespace, Name: name.Name, Forward: true,
-		Filter: wire.Filter{Type: wire.FilterNextGroupStart}})
-	sv.reader, sv.track = track.NewReader(ReaderFilter{}), track
-	track.NewReader(ReaderFilter{}) // a second subscriber: objects of a track with one are not held
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sv.deliver()
-		sv.wg.Wait()
-	}()
-	w, err := track.OpenSubgroup(0, 0, SubgroupOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	payloads := [][]byte{[]byte("a"), []byte("b"), []byte("c")}
-	for id, p := range payloads {
-		if err := w.WriteObject(uint64(id), p, nil); err != nil {
-			t.Fatal(err)
-		}
-		if id == 0 {
-			select {
-			case <-str.entered:
-			case <-ctx.Done():
-				t.Fatal("the first object was not written")
-			}
+	rg := newHoldRig(t, Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: 500 * time.Millisecond}, 2) // long enough for a busy machine to pop object 2 within it
+	now := time.Now()
+	for i := range 3 {
+		rg.push(100, now.Add(time.Duration(i-3)*time.Millisecond))
+		if i < 2 {
+			rg.waitWrites(i + 1)
 		}
 	}
-	// Every object arrives, in order, without the subgroup's end.
-	var writes [][]byte
-	for {
-		str.mu.Lock()
-		writes = slices.Clone(str.writes)
-		str.mu.Unlock()
-		if n := countObjects(t, bytes.Join(writes, nil)); n == len(payloads) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the objects were not all written: %d writes", len(writes))
-		case <-time.After(time.Millisecond):
-		}
+	// Object 2 is held (the next was due half a millisecond from now),
+	// and nothing else comes: the window ends the hold.
+	if h := rg.waitHold(); h.objects != 1 {
+		t.Fatalf("the held write carried %d objects, want 1", h.objects)
 	}
-	r, err := wire.NewStreamReader(bytes.NewReader(bytes.Join(writes, nil)), wire.StreamReaderConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Release()
-	for id, p := range payloads {
-		o, err := r.ReadObject()
-		if err != nil {
-			t.Fatalf("object %d: %v", id, err)
-		}
-		if o.ID != uint64(id) || !bytes.Equal(o.Payload, p) {
-			t.Fatalf("object %d: got ID %d, %d bytes", id, o.ID, len(o.Payload))
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-str.closed:
-	case <-ctx.Done():
-		t.Fatal("stream not closed")
-	}
-	track.Close(nil)
-	<-done
+	rg.checkObjects(3, false)
+	rg.end()
+	rg.checkObjects(3, true)
 }
 
 // countObjects returns how many whole objects b, a subgroup stream's
@@ -436,8 +376,8 @@ func (rg *holdRig) checkObjects(n int, ended bool) {
 }
 
 // TestWriteCoalesceWindow: objects 1 ms apart under a 3 ms window are
-// written in threes after the second (the first has no pace yet): the held
-// object waits for the ones arriving within the window of it, and no
+// written in threes after the first two (the stream has no pace yet): the
+// held object waits for the ones arriving within the window of it, and no
 // later one (the next after the third would come 3.5 ms after it); a
 // write's objects arrive in order; the subgroup's end releases a held
 // object at once.
@@ -446,26 +386,26 @@ func TestWriteCoalesceWindow(t *testing.T) {
 	rg := newHoldRig(t, Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: 3 * gap}, 2)
 	base := time.Now().Add(time.Hour) // hold's timer never ends a hold here
 	at := func(i int) time.Time { return base.Add(time.Duration(i) * gap) }
-	rg.push(100, at(0))
-	rg.waitWrites(1)
-	rg.push(100, at(1))
-	waitHolding(t, rg.ctx, rg.s, rg.sv)
+	for i := range 2 {
+		rg.push(100, at(i))
+		rg.waitWrites(i + 1)
+	}
 	rg.push(100, at(2))
+	waitHolding(t, rg.ctx, rg.s, rg.sv)
 	rg.push(100, at(3))
+	rg.push(100, at(4))
 	if h := rg.waitHold(); h.objects != 3 {
 		t.Fatalf("the held write carried %d objects, want 3 (those arriving within 3 ms of the held one)", h.objects)
 	}
-	rg.waitWrites(2)
-	rg.push(100, at(4))
+	rg.waitWrites(3)
+	rg.push(100, at(5))
 	waitHolding(t, rg.ctx, rg.s, rg.sv)
 	rg.end() // the subgroup's last object is not kept waiting
 	if h := rg.waitHold(); h.objects != 1 {
 		t.Fatalf("the last write carried %d objects, want 1", h.objects)
 	}
-	rg.checkObjects(5, true)
-	if w := rg.waitWrites(3); len(w) != 3 {
-		t.Fatalf("%d writes", len(w))
-	}
+	rg.checkObjects(6, true)
+	rg.waitWrites(4)
 	rg.noHolds()
 }
 
@@ -476,17 +416,26 @@ func TestWriteCoalesceWindow(t *testing.T) {
 // is handed over only after the previous one was written, so a hold would
 // keep its write waiting for an hour (and fail the test).
 func TestWriteCoalesceNotHeld(t *testing.T) {
+	paced := func(gap time.Duration) func(int) time.Duration {
+		return func(i int) time.Duration { return time.Duration(i) * gap }
+	}
 	for _, tc := range []struct {
 		name     string
 		cfg      Config
 		readers  int
-		gap      time.Duration
-		deadline bool // arrivals now (the deadline counts from them), not in an hour
+		at       func(i int) time.Duration // object i's arrival
+		deadline bool                      // arrivals now (the deadline counts from them), not in an hour
 	}{
-		{"slower than the window", Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: 3 * time.Millisecond}, 2, 3 * time.Millisecond, false},
-		{"one reader", Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: time.Hour}, 1, time.Millisecond, false},
-		{"burst", Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: time.Hour}, 2, burstGap / 10, false},
-		{"deadline near", Config{DefaultDeliveryTimeout: 90 * time.Minute, WriteCoalesce: time.Hour}, 2, time.Millisecond, true},
+		{"slower than the window", Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: 3 * time.Millisecond}, 2, paced(3 * time.Millisecond), false},
+		// 30 ms apart, but pairs 1 ms apart: a single short gap is
+		// not a pace.
+		{"slow with pairs", Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: 6 * time.Millisecond}, 2,
+			func(i int) time.Duration {
+				return time.Duration(i/2)*30*time.Millisecond + time.Duration(i%2)*time.Millisecond
+			}, false},
+		{"one reader", Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: time.Hour}, 1, paced(time.Millisecond), false},
+		{"burst", Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: time.Hour}, 2, paced(burstGap / 10), false},
+		{"deadline near", Config{DefaultDeliveryTimeout: 90 * time.Minute, WriteCoalesce: time.Hour}, 2, paced(time.Millisecond), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rg := newHoldRig(t, tc.cfg, tc.readers)
@@ -496,7 +445,7 @@ func TestWriteCoalesceNotHeld(t *testing.T) {
 			}
 			const n = 6
 			for i := range n {
-				rg.push(100, base.Add(time.Duration(i)*tc.gap))
+				rg.push(100, base.Add(tc.at(i)))
 				rg.waitWrites(i + 1)
 			}
 			rg.end()
@@ -513,13 +462,15 @@ func TestWriteCoalesceNotHeld(t *testing.T) {
 func TestWriteCoalesceBurst(t *testing.T) {
 	rg := newHoldRig(t, Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: time.Hour}, 2)
 	base := time.Now().Add(time.Hour)
-	rg.push(100, base)
-	rg.waitWrites(1)
-	rg.push(100, base.Add(time.Millisecond))
+	for i := range 2 {
+		rg.push(100, base.Add(time.Duration(i)*time.Millisecond))
+		rg.waitWrites(i + 1)
+	}
+	rg.push(100, base.Add(2*time.Millisecond))
 	waitHolding(t, rg.ctx, rg.s, rg.sv)
-	const burst = 5
+	const paced, burst = 3, 5
 	for i := range burst {
-		rg.push(100, base.Add(2*time.Millisecond+time.Duration(i)*time.Microsecond))
+		rg.push(100, base.Add(3*time.Millisecond+time.Duration(i)*time.Microsecond))
 	}
 	if h := rg.waitHold(); h.objects < 2 {
 		t.Fatalf("the held write carried %d objects, want the held one and the burst's first at least", h.objects)
@@ -528,17 +479,17 @@ func TestWriteCoalesceBurst(t *testing.T) {
 		rg.str.mu.Lock()
 		n := countObjects(t, bytes.Join(rg.str.writes, nil))
 		rg.str.mu.Unlock()
-		if n == 2+burst {
+		if n == paced+burst {
 			break
 		}
 		select {
 		case <-rg.ctx.Done():
-			t.Fatalf("%d objects written, want %d", n, 2+burst)
+			t.Fatalf("%d objects written, want %d", n, paced+burst)
 		case <-time.After(time.Millisecond):
 		}
 	}
 	rg.noHolds()
 	rg.end()
-	rg.checkObjects(2+burst, true)
+	rg.checkObjects(paced+burst, true)
 	rg.noHolds()
 }

@@ -98,10 +98,10 @@ type outStream struct {
 	exited   bool // run ended the stream: no writer is started again
 	// For Config.WriteCoalesce (hold): the size and arrival (monoOffset)
 	// of the object the writer holds, held 0 if none, and the arrivals of
-	// the last two objects pushed.
-	held, heldRecv     int64
-	prevRecv, lastRecv int64
-	str                SendStream
+	// the last three objects pushed (oldest first).
+	held, heldRecv                int64
+	firstRecv, prevRecv, lastRecv int64
+	str                           SendStream
 
 	// Used by run only: by one writer goroutine at a time, each started
 	// (kickLocked) after the last one let go of the stream under mu.
@@ -196,7 +196,7 @@ func (st *outStream) push(ev Event) bool {
 	st.sv.backlog.Add(n)
 	if w := st.sv.s.cfg.WriteCoalesce; w > 0 {
 		if !ev.Object.Received.IsZero() {
-			st.prevRecv, st.lastRecv = st.lastRecv, monoOffset(ev.Object.Received)
+			st.firstRecv, st.prevRecv, st.lastRecv = st.prevRecv, st.lastRecv, monoOffset(ev.Object.Received)
 		}
 		if st.held > 0 && !st.releaseLocked(w) {
 			st.mu.Unlock()

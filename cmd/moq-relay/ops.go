@@ -33,6 +33,16 @@ import (
 // could push, and far more viewers than one relay's uplink usually serves.
 const defaultMaxSessions = 1000
 
+// defaultWriteCoalesce is --write-coalesce's default. It holds only small
+// objects (under 8 KiB) of tracks read by more than one subscriber whose
+// objects come less than 4 ms apart (over 250 a second), so a track with
+// an object per audio or video frame is never held. On those it adds up
+// to 6 ms per relay hop (about 2.5 ms per object on average at an object
+// every 2 ms) and, at 1:100 × 4 Mbit/s of 1 KiB objects, three objects
+// share a write: about half the send calls per object, about a quarter
+// less relay CPU per GB (16.0 → 11.7 s/GB in session 4's quiet window).
+const defaultWriteCoalesce = 6 * time.Millisecond
+
 // defaultCacheTotal is --cache-total-bytes' default: moqtransport's
 // DefaultCacheBudget (1 GiB), or a quarter of the Go memory limit
 // (GOMEMLIMIT, or --memory-limit as apply sets it) when one is set and
@@ -93,7 +103,7 @@ func (o *opsConfig) addFlags(f *pflag.FlagSet) {
 	f.Int64Var(&o.cacheTotal, "cache-total-bytes", defaultCacheTotal(), "bytes all relayed tracks may cache together; over it, the older groups of the least recently read tracks go first (default 1 GiB, or a quarter of --memory-limit when that is less)")
 	f.Uint64Var(&o.maxRequests, "max-requests", 100, "requests a session may have open at once (MAX_REQUEST_ID window)")
 	f.DurationVar(&o.deliveryTO, "delivery-timeout", 5*time.Second, "DELIVERY TIMEOUT for subscribers that send none, when the track's publisher gives none either: a viewer on a slow link is never further behind live than this, its stale groups are dropped whole (0: deliver everything, however late)")
-	f.DurationVar(&o.writeCoalesce, "write-coalesce", 0, "hold a small object (under 8 KiB) for up to this long after it arrived, so that the objects that follow within it reach a subscriber in one write: fewer packets and send calls, less CPU per byte at small objects, for up to this much more latency (0: write each object at once)")
+	f.DurationVar(&o.writeCoalesce, "write-coalesce", defaultWriteCoalesce, "hold a small object (under 8 KiB) for up to this long after it arrived, so that the objects that follow within it reach a subscriber in one write: fewer send calls and wakeups, less CPU per byte, for up to this much more latency. Only tracks read by more than one subscriber whose objects come closer together than this (over 250 a second at 6ms) are held, never bursts, objects near their delivery deadline, or tracks with an object per audio or video frame (0: write each object at once)")
 	f.DurationVar(&o.upstreamTO, "upstream-timeout", relay.DefaultUpstreamTimeout, "how long the relay waits for a publisher's answer to a SUBSCRIBE or FETCH it forwards, or the SUBSCRIBE a TRACK_STATUS falls back to (then TIMEOUT), for a forwarded FETCH's stream after FETCH_OK while the publisher could open it (then FETCH_CANCEL upstream, and the subscriber's fetch stream is reset), for a dial to another relay of the cluster, and for a namespace subscriber's answer to the PUBLISH_NAMESPACE and PUBLISH the relay sends it")
 	f.DurationVar(&o.trackStatusTO, "track-status-timeout", relay.DefaultTrackStatusTimeout, "how long the relay waits for a publisher's answer to a forwarded TRACK_STATUS before it asks with SUBSCRIBE instead (some publishers never answer TRACK_STATUS for a track they lack); at most --upstream-timeout")
 	f.IntVar(&o.maxSessions, "max-sessions", defaultMaxSessions, "sessions the relay runs at once; more are closed with INTERNAL_ERROR \"relay full\" (0: no cap)")
