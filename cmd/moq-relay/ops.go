@@ -37,10 +37,12 @@ const defaultMaxSessions = 1000
 // objects (under 8 KiB) of tracks read by more than one subscriber whose
 // objects come less than 4 ms apart (over 250 a second), so a track with
 // an object per audio or video frame is never held. On those it adds up
-// to 6 ms per relay hop (about 2.5 ms per object on average at an object
-// every 2 ms) and, at 1:100 × 4 Mbit/s of 1 KiB objects, three objects
-// share a write: about half the send calls per object, about a quarter
-// less relay CPU per GB (16.0 → 11.7 s/GB in session 4's quiet window).
+// to 6 ms per relay hop (1.5–2 ms per object on average at an object
+// every 2 ms) and, at 4 Mbit/s of 1 KiB objects, about three objects share
+// a write: about half the send calls per object, about a quarter less
+// relay CPU per GB (16.0 → 11.7 s/GB at 1:100 in session 4's quiet
+// window). A smaller window does little at that rate: it must be at least
+// 1.5 times the object interval to hold anything.
 const defaultWriteCoalesce = 6 * time.Millisecond
 
 // defaultCacheTotal is --cache-total-bytes' default: moqtransport's
