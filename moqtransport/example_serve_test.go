@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"sync/atomic"
 	"time"
 
 	"github.com/moqgo/moq/moqnative"
@@ -288,4 +289,33 @@ func printObjects(ctx context.Context, t *moqtransport.Track) {
 			fmt.Printf("%d/%d %s\n", ev.Object.Group, ev.Object.ID, ev.Object.Payload)
 		}
 	}
+}
+
+// A server that fans fast tracks of small objects out to many subscribers
+// can trade a few milliseconds on those tracks for fewer send calls per
+// byte (Config.WriteCoalesce), and see what the holds cost: how long
+// objects were held and how many shared each held write. Tracks read by
+// one subscriber, or whose objects come further apart than two thirds of
+// the window (audio, video with an object per frame), are never held.
+func ExampleConfig_writeCoalesce() {
+	var holds, heldNanos, objects atomic.Int64
+	cfg := &moqtransport.Config{
+		Handler:       (&moqtransport.Tracks{}).Handler(),
+		WriteCoalesce: 6 * time.Millisecond,
+		ObserveHold: func(held time.Duration, n int) {
+			holds.Add(1)
+			heldNanos.Add(int64(held))
+			objects.Add(int64(n))
+		},
+	}
+	// Each accepted connection gets cfg: moqtransport.Accept(ctx, conn, path, cfg),
+	// and report runs now and then (a metrics scrape, a log line).
+	_ = cfg
+	report := func() {
+		if n := holds.Load(); n > 0 {
+			fmt.Printf("%d held writes, %.1f objects each, held %v on average\n",
+				n, float64(objects.Load())/float64(n), time.Duration(heldNanos.Load()/n))
+		}
+	}
+	report()
 }

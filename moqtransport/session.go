@@ -113,9 +113,9 @@ type Config struct {
 	// burst (objects under 100 µs apart go in one write anyway); the hold
 	// ends when an object arrives and the next one would come too late,
 	// when a burst comes, once 8 KiB are queued, or when the subgroup ends.
-	// A track whose objects come further apart than this (audio, video
-	// with an object per frame) is never held. 0, the default, writes
-	// every object at once.
+	// A track whose objects come further apart than two thirds of this
+	// (audio, video with an object per frame) is never held. 0, the
+	// default, writes every object at once.
 	WriteCoalesce time.Duration
 	// ObserveHold, when set, is called after each write whose first object
 	// the writer held for WriteCoalesce, with how long it held it (the
