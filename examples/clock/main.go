@@ -12,8 +12,9 @@
 //
 // Use an https:// URL for WebTransport instead of raw QUIC. The publisher
 // writes one group per tick, holding one object: the time, RFC 3339. The
-// subscriber prints each object's group and payload, and exits after -count
-// objects or when the publisher ends the track.
+// subscriber prints each object's group and payload (skipping a group that
+// arrives after a newer one), and exits after -count objects or when the
+// publisher ends the track.
 package main
 
 import (
@@ -154,10 +155,18 @@ func subscribe(ctx context.Context, s *moqtransport.Session, name moqtransport.F
 	}
 	defer sub.Unsubscribe()
 	n := 0
+	newest := uint64(0)
 	for obj, err := range sub.Objects(ctx) {
 		if err != nil {
 			return err
 		}
+		// Each group travels on its own stream, and streams are
+		// independent: a group can arrive after a newer one (a lost
+		// packet, a busy sender). A clock shows only newer times.
+		if n > 0 && obj.Group < newest {
+			continue
+		}
+		newest = obj.Group
 		fmt.Fprintf(out, "%d %s\n", obj.Group, obj.Payload)
 		if n++; count > 0 && n >= count {
 			return nil
