@@ -94,9 +94,14 @@ func quicConfig(qlogDir string, qlogs *qlogWriters, logger *slog.Logger, maxUni 
 	return conf
 }
 
-// qlogSchemas: the QUIC events, and HTTP/3 events for WebTransport
-// connections (http3 records them when the trace supports the schema).
-var qlogSchemas = []string{qlog.EventSchema, h3qlog.EventSchema}
+// The trace header names every event schema registered with qlogwriter
+// (since quic-go v0.66): quic-go's qlog package registers the QUIC events
+// and http3/qlog the HTTP/3 events that WebTransport connections record;
+// both are imported here so that the files of both transports declare them.
+var (
+	_ = qlog.EventSchema
+	_ = h3qlog.EventSchema
+)
 
 // qlogTracer returns a quic.Config.Tracer that writes one JSON-SEQ qlog file
 // per connection into dir, named <role>_<original destination connection
@@ -117,7 +122,7 @@ func qlogTracer(dir string, ws *qlogWriters, logger *slog.Logger) func(context.C
 			logger.Warn("cannot create qlog file", "path", path, "error", err)
 			return nil
 		}
-		seq := qlogwriter.NewConnectionFileSeq(&bufferedFile{Writer: bufio.NewWriter(f), f: f}, isClient, connID, qlogSchemas)
+		seq := qlogwriter.NewConnectionFileSeq(&bufferedFile{Writer: bufio.NewWriter(f), f: f}, isClient, connID)
 		ws.run(seq.Run)
 		return seq
 	}

@@ -97,7 +97,7 @@
 //
 // moqnative writes its QUIC qlog through quic-go's qlogwriter; this
 // package keeps its own small encoder (json.go) and writer. Checked against
-// quic-go v0.64.1, qlogwriter does not fit, for these reasons:
+// quic-go v0.64.1 (and still so in v0.66.0), qlogwriter does not fit, for these reasons:
 //   - The header. FileSeq writes quic-go's own header record (title "quic-go
 //     qlog", quic-go's code_version, file_schema, reference_time as a
 //     clock object) and takes no title, description or time format: the
