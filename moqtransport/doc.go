@@ -167,7 +167,13 @@
 // write; Config.WriteCoalesce lets it wait a little for them on a track of
 // small, frequent objects read by more than one subscriber, trading that
 // much latency for fewer send calls and wakeups (Config.ObserveHold
-// reports each hold).
+// reports each hold). Such a write holds its copy of the objects until the
+// transport has packed it, so the copies a session's writes hold at once
+// are bounded, session-wide, by Config.MaxWriteAhead (two such writes by
+// default): past it a writer waits holding no copy, and the most urgent
+// stream writes next. A write that does not move while later, less urgent
+// ones return (the peer stopped reading that stream) stops counting, so it
+// holds up no other stream.
 //
 // Late data is dropped a group at a time, not a byte at a time. The
 // delivery timeout is the smaller of the subscriber's and the publisher's

@@ -32,7 +32,9 @@ import (
 //   - at most Config.MaxBacklogBytes of objects queued per subscription:
 //     past it, streams of the oldest groups are abandoned, whole, and their
 //     queues dropped. The queued objects are the track's cached ones, not
-//     copies, so a subscriber that keeps up costs no memory of its own.
+//     copies, so a subscriber that keeps up costs no memory of its own;
+//   - at most Config.MaxWriteAhead bytes of write buffers (copies) held
+//     inside the transport by a session's writes at once (writeahead.go).
 //
 // A writer abandons its subgroup before starting an object that is past the
 // delivery timeout (§9.2.1.2) or MAX_CACHE_DURATION, and a write blocked
@@ -128,6 +130,16 @@ type outStream struct {
 	// transport had taken every byte written so far.
 	writing   atomic.Bool
 	writtenAt atomic.Int64
+	// The stream's write as the session's write-ahead sees it
+	// (writeahead.go), guarded by its lock: waiting, the bytes it wants
+	// and whether release granted them; admitted, the bytes it counts
+	// (0 once stalled), how often it was passed, and its place in line
+	// or in admission order.
+	aheadWant    int64
+	aheadGranted bool
+	aheadHeld    int64
+	aheadPassed  int
+	aheadSeq     uint64
 
 	// Guarded by the session's prioSched.mu: the urgency ranked; the
 	// rank it is in, and where in its list.
@@ -445,7 +457,7 @@ func (st *outStream) writeObject(ev Event) (bool, wire.StreamResetCode) {
 	if timed { // for the expire timer only
 		st.writing.Store(true)
 	}
-	last, err := st.writeFramed(o, now)
+	last, err := st.writeFramed(o, now, deadline)
 	if timed {
 		st.writtenAt.Store(monoOffset(time.Now()))
 		st.writing.Store(false)
@@ -516,6 +528,7 @@ func (st *outStream) expireDue() {
 	}
 	st.mu.Unlock()
 	str.CancelWrite(uint64(wire.ResetDeliveryTimeout))
+	st.nudge() // a writer waiting for write-ahead gives up
 }
 
 // monoEpoch is the origin of monoOffset: deadlines kept in an atomic
@@ -545,13 +558,20 @@ var writeBufSizes = [...]int{
 	2 << 10, 4<<10 + writeBufHeadroom, 8<<10 + writeBufHeadroom, maxBatchedPayload + writeBufHeadroom,
 }
 
-// getWriteBuf returns an empty buffer of at least n bytes, n at most the
-// largest class.
-func getWriteBuf(n int) *[]byte {
+// writeBufClass returns the size class of a buffer of at least n bytes, n
+// at most the largest class.
+func writeBufClass(n int) int {
 	i := 0
 	for i < len(writeBufSizes)-1 && n > writeBufSizes[i] {
 		i++
 	}
+	return i
+}
+
+// getWriteBuf returns an empty buffer of at least n bytes, n at most the
+// largest class.
+func getWriteBuf(n int) *[]byte {
+	i := writeBufClass(n)
 	if p, ok := writeBufs[i].Get().(*[]byte); ok {
 		return p
 	}
@@ -596,7 +616,7 @@ func (e *writeError) code(st *outStream, deadline time.Time) wire.StreamResetCod
 // lags (a busy relay) then makes one transport write, and wakes the
 // connection's sender once, for several objects. It returns the last
 // object written.
-func (st *outStream) writeFramed(o *Object, now time.Time) (*Object, *writeError) {
+func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *writeError) {
 	sv := st.sv
 	batch := len(o.Payload) <= maxBatchedPayload
 	n := writeBufHeadroom + len(o.Extensions)
@@ -606,8 +626,22 @@ func (st *outStream) writeFramed(o *Object, now time.Time) (*Object, *writeError
 			n = maxBatchedPayload + writeBufHeadroom // room for those queued
 		}
 	}
+	// The buffer's bytes count against the session's write-ahead until
+	// the write returns; waiting for them holds no buffer.
+	held := int64(writeBufSizes[writeBufClass(n)])
+	if err := sv.s.ahead.acquire(st, held, deadline); err != nil {
+		return o, &writeError{err: err}
+	}
 	bp := getWriteBuf(n)
-	defer putWriteBuf(bp)
+	released := false
+	giveBack := func() {
+		if !released {
+			released = true
+			putWriteBuf(bp)
+			sv.s.ahead.release(st)
+		}
+	}
+	defer giveBack()
 	buf := (*bp)[:0]
 	var err error
 	if st.headerDue {
@@ -651,6 +685,7 @@ func (st *outStream) writeFramed(o *Object, now time.Time) (*Object, *writeError
 	if _, err := st.str.Write(buf); err != nil {
 		return last, &writeError{err: err}
 	}
+	giveBack() // the payload below is the cache's, not a copy
 	if !batch {
 		if _, err := st.str.Write(o.Payload); err != nil {
 			return o, &writeError{err: err}

@@ -101,6 +101,17 @@ type Config struct {
 	// serve and not yet written to the transport; past it, the streams of
 	// the oldest groups are abandoned. Default DefaultMaxBacklogBytes.
 	MaxBacklogBytes int64
+	// MaxWriteAhead bounds the bytes the writes of the subgroup streams we
+	// serve hold inside the transport at once, session-wide: each write
+	// copies its objects (up to 16 KiB of them) into a buffer that it
+	// holds until the transport has packed all but its last packet, so a
+	// peer that does not keep up would otherwise hold such a copy for
+	// every stream with work. Past it, a stream's writer waits, holding
+	// no copy, and the most urgent waiting stream writes next (see
+	// writeahead.go). A write is admitted whenever none is in progress,
+	// whatever its size. Default DefaultMaxWriteAhead; negative: no
+	// bound.
+	MaxWriteAhead int64
 	// WriteCoalesce lets the writer of a subgroup stream we serve hold a
 	// small object (under 8 KiB) for up to this long after its track
 	// received it, so that the objects that follow meanwhile go to the
@@ -179,6 +190,9 @@ func (c *Config) withDefaults() Config {
 	if out.MaxBacklogBytes <= 0 {
 		out.MaxBacklogBytes = DefaultMaxBacklogBytes
 	}
+	if out.MaxWriteAhead == 0 {
+		out.MaxWriteAhead = DefaultMaxWriteAhead
+	}
 	if out.MaxBytesInFlight <= 0 {
 		out.MaxBytesInFlight = DefaultMaxBytesInFlight
 	}
@@ -237,6 +251,8 @@ type Session struct {
 	served map[uint64]*servedSubscription
 	// sched ranks the streams of the subscriptions we serve.
 	sched prioSched
+	// ahead bounds what their writes hold inside the transport.
+	ahead writeAhead
 	// Fetches we sent, and the ones we serve, by request ID.
 	fetches       map[uint64]*Fetch
 	servedFetches map[uint64]*servedFetch
@@ -329,6 +345,7 @@ func newSession(conn Conn, cfg *Config, client bool) *Session {
 	if r, ok := conn.(RTTConn); ok {
 		s.rtt = r
 	}
+	s.ahead.limit = max(c.MaxWriteAhead, 0)
 	s.out.init()
 	return s
 }

@@ -1,0 +1,201 @@
+package moqtransport
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Write-ahead: what a session's subgroup writers hold inside the transport.
+//
+// A subgroup writer copies the headers and payloads of a write into a
+// pooled buffer (writeFramed) and hands it to the transport, which takes
+// it as the connection sends: quic-go's Write returns once all but the last
+// packet of it is packed. Until then the write holds its buffer, a copy of
+// objects the track's cache holds anyway. A subscriber that does not keep
+// up (a slow link, a peer that stops reading, a relay short of CPU) would
+// hold such a copy, up to maxBatchedPayload each, for every stream with
+// work: up to maxOpenSubgroups of them. At 1:1000 under overload that was
+// 47-89 MB of the relay's heap.
+//
+// writeAhead bounds the buffer bytes a session's writes hold at once
+// (Config.MaxWriteAhead). Past it, a writer waits before it takes a buffer,
+// holding only its queue, whose objects are the cache's, not copies; when
+// a write returns, the most urgent waiting stream (prioSched's urgency,
+// then the longest waiting) goes next. The transport needs no more: it
+// sends what it has been given while the next writer copies its objects,
+// and a write is admitted whenever the session has none in progress, so
+// one larger than the bound still goes. Payloads written straight from the
+// cache (larger than maxBatchedPayload) count only their header buffer.
+//
+// A write held up by its own stream (the peer does not read that stream,
+// so its flow control stops it) must not hold up the others. quic-go sends
+// the most urgent stream with data first (moqnative: strict priority
+// between urgencies, by stream ID within one), so a write that returns
+// before one admitted earlier and at least as urgent shows that the
+// earlier one is not moving: passed twice so, it stops counting (stalled).
+// It still holds its buffer, as every blocked write did before the bound:
+// at most maxOpenSubgroups per subscription, until the stream is abandoned
+// or its delivery deadline resets it.
+//
+// A writer waiting here gives up as it would inside a blocked write: when
+// its stream is abandoned (abandon wakes it), when the subscription ends,
+// and at the delivery deadline of its object (the stream's expire timer
+// resets the stream and wakes it: expireDue).
+type writeAhead struct {
+	limit int64 // 0: no bound
+
+	mu      sync.Mutex
+	used    int64
+	seq     uint64
+	waiting []*outStream // in line for write-ahead
+	active  []*outStream // with a write admitted and not returned
+}
+
+// DefaultMaxWriteAhead is Config.MaxWriteAhead's default: two full batched
+// writes, so the transport has the next one while a writer prepares the
+// one after.
+const DefaultMaxWriteAhead = 2 * (maxBatchedPayload + writeBufHeadroom)
+
+// stallPasses is how many times a write must be passed (see writeAhead)
+// to stop counting: once can be a writer that was admitted first but
+// reached the transport second.
+const stallPasses = 2
+
+// errWriteAheadEnded is a wait for write-ahead that ended because the
+// stream was abandoned, the subscription ended or the object's delivery
+// deadline passed; failCode turns it into the stream's reset code.
+var errWriteAheadEnded = errors.New("moqtransport: stream ended while waiting to write")
+
+// acquire reserves n bytes of write-ahead for st's next write, waiting
+// while the session's writes hold the bound and for the streams that
+// waited before st or are more urgent. deadline (zero: none) is the
+// object's delivery deadline. A nil error must be followed by release.
+func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) error {
+	if w.limit <= 0 {
+		return nil
+	}
+	w.mu.Lock()
+	if len(w.waiting) == 0 && (w.used == 0 || w.used+n <= w.limit) {
+		w.admitLocked(st, n)
+		w.mu.Unlock()
+		return nil
+	}
+	w.seq++
+	st.aheadWant, st.aheadSeq, st.aheadGranted = n, w.seq, false
+	w.waiting = append(w.waiting, st)
+	w.mu.Unlock()
+	sv := st.sv
+	for {
+		select {
+		case <-st.wake: // granted (release), abandoned, expired, or a push
+		case <-sv.ctx.Done():
+		}
+		over := st.dead() || sv.ctx.Err() != nil || (!deadline.IsZero() && !time.Now().Before(deadline))
+		w.mu.Lock()
+		if st.aheadGranted {
+			w.mu.Unlock()
+			return nil
+		}
+		if over {
+			w.waiting = deleteStream(w.waiting, st)
+			w.mu.Unlock()
+			return errWriteAheadEnded
+		}
+		w.mu.Unlock()
+	}
+}
+
+// admitLocked counts st's write of n bytes. Called with w.mu held.
+func (w *writeAhead) admitLocked(st *outStream, n int64) {
+	w.seq++
+	w.used += n
+	st.aheadHeld, st.aheadSeq, st.aheadPassed = n, w.seq, 0
+	w.active = append(w.active, st)
+}
+
+// release ends st's write: its bytes, if they still count, are given back,
+// the earlier writes it passed are marked (see writeAhead), and the waiting
+// streams that now fit are admitted, most urgent first.
+func (w *writeAhead) release(st *outStream) {
+	if w.limit <= 0 {
+		return
+	}
+	var buf [4]*outStream
+	granted := buf[:0]
+	w.mu.Lock()
+	w.active = deleteStream(w.active, st)
+	w.used -= st.aheadHeld
+	st.aheadHeld = 0
+	u := urgencyOf(st)
+	for _, o := range w.active {
+		if o.aheadHeld > 0 && o.aheadSeq < st.aheadSeq && urgencyOf(o) <= u {
+			if o.aheadPassed++; o.aheadPassed >= stallPasses {
+				w.used -= o.aheadHeld
+				o.aheadHeld = 0
+			}
+		}
+	}
+	for len(w.waiting) > 0 {
+		i := w.nextLocked()
+		o := w.waiting[i]
+		if w.used > 0 && w.used+o.aheadWant > w.limit {
+			break
+		}
+		w.waiting = slices.Delete(w.waiting, i, i+1)
+		w.admitLocked(o, o.aheadWant)
+		o.aheadGranted = true
+		granted = append(granted, o)
+	}
+	w.mu.Unlock()
+	for _, o := range granted {
+		o.nudge()
+	}
+}
+
+// urgencyOf is st's ranked urgency, 0 (the most urgent) to 7; a stream not
+// ranked yet counts as the least urgent.
+func urgencyOf(st *outStream) int32 {
+	if u := st.due.Load() - 1; u >= 0 {
+		return u
+	}
+	return dataUrgencies + 1
+}
+
+// nextLocked returns the index of the waiting stream that goes next: the
+// most urgent, then the one that has waited longest. Called with w.mu held
+// and w.waiting not empty.
+func (w *writeAhead) nextLocked() int {
+	best := 0
+	for i, st := range w.waiting[1:] {
+		b := w.waiting[best]
+		if u, bu := urgencyOf(st), urgencyOf(b); u < bu || (u == bu && st.aheadSeq < b.aheadSeq) {
+			best = i + 1
+		}
+	}
+	return best
+}
+
+func deleteStream(list []*outStream, st *outStream) []*outStream {
+	if i := slices.Index(list, st); i >= 0 {
+		return slices.Delete(list, i, i+1)
+	}
+	return list
+}
+
+// held returns the bytes the session's writes hold and count, and how many
+// streams wait for write-ahead.
+func (w *writeAhead) held() (used int64, waiting int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.used, len(w.waiting)
+}
+
+// nudge wakes the stream's writer if it waits (next, hold, acquire).
+func (st *outStream) nudge() {
+	select {
+	case st.wake <- struct{}{}:
+	default:
+	}
+}

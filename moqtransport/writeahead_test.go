@@ -1,0 +1,231 @@
+package moqtransport
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moqgo/moq/moqtransport/wire"
+	"go.uber.org/goleak"
+)
+
+// aheadConn is a Conn whose unidirectional streams either take every
+// write at once or, for the streams stall names (by opening order, from
+// 0), never take one: Write blocks until CancelWrite or the connection's
+// end, as quic-go's does for a stream the peer stopped reading once its
+// flow control is spent. It records the bytes inside blocked writes.
+type aheadConn struct {
+	sinkConn
+	stall func(n int) bool
+
+	mu       sync.Mutex
+	opened   int
+	blocked  int   // writes inside Write now
+	inWrite  int64 // their bytes
+	maxBytes int64 // the most inWrite reached
+	maxCount int
+	taken    atomic.Int64 // bytes taken by the streams that take
+}
+
+type aheadStream struct {
+	c      *aheadConn
+	stall  bool
+	cancel chan struct{}
+	once   sync.Once
+}
+
+func (c *aheadConn) OpenUniStreamSync(context.Context) (SendStream, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := &aheadStream{c: c, stall: c.stall(c.opened), cancel: make(chan struct{})}
+	c.opened++
+	return st, nil
+}
+
+func (s *aheadStream) Write(b []byte) (int, error) {
+	c := s.c
+	if !s.stall {
+		c.taken.Add(int64(len(b)))
+		return len(b), nil
+	}
+	c.mu.Lock()
+	c.blocked++
+	c.inWrite += int64(len(b))
+	c.maxBytes = max(c.maxBytes, c.inWrite)
+	c.maxCount = max(c.maxCount, c.blocked)
+	c.mu.Unlock()
+	select {
+	case <-s.cancel:
+	case <-c.ctx.Done():
+	}
+	c.mu.Lock()
+	c.blocked--
+	c.inWrite -= int64(len(b))
+	c.mu.Unlock()
+	return 0, &StreamError{Code: uint64(wire.ResetCancelled)}
+}
+
+func (s *aheadStream) Close() error                     { return nil }
+func (s *aheadStream) CancelWrite(uint64)               { s.once.Do(func() { close(s.cancel) }) }
+func (s *aheadStream) SetPriority(uint8)                {}
+func (s *aheadStream) SetWriteDeadline(time.Time) error { return nil }
+
+func (c *aheadConn) state() (opened, blocked int, inWrite int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.opened, c.blocked, c.inWrite
+}
+
+// serveAhead serves track to one subscription on a session over conn, and
+// returns the session and a function that ends the subscription and waits
+// for its delivery to end.
+func serveAhead(t *testing.T, conn Conn, cfg *Config, track *Track) (*Session, func()) {
+	t.Helper()
+	s := newSession(conn, cfg, false)
+	sv := s.newServed(&wire.Subscribe{RequestID: 0, Namespace: track.name.Namespace, Name: track.name.Name,
+		SubscriberPriority: DefaultPriority, GroupOrder: wire.GroupOrderAscending, Forward: true,
+		Filter: wire.Filter{Type: wire.FilterNextGroupStart}})
+	sv.reader = track.NewReader(ReaderFilter{})
+	sv.track = track
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sv.deliver()
+		sv.wg.Wait()
+	}()
+	return s, func() {
+		sv.cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("delivery did not end")
+		}
+		s.cancel()
+	}
+}
+
+// TestWriteAheadBounded: a subscriber whose streams take nothing (a peer
+// that stopped reading, its flow control spent) and a track that publishes
+// 12 groups of 8 objects of 4 KiB at once. Every group's stream gets a
+// writer; without the bound each one blocks inside the transport holding a
+// copy of up to 16 KiB of objects (here ~12 × 16 KiB); with the default
+// bound the blocked writes hold at most DefaultMaxWriteAhead, and the other
+// writers wait holding nothing. Stream-limit abandons keep working
+// (maxOpenSubgroups) and the subscription ends cleanly.
+func TestWriteAheadBounded(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const groups, objects, size = 12, 8, 4 << 10
+	for _, tc := range []struct {
+		name  string
+		limit int64
+	}{
+		{"default", 0},
+		{"unbounded", -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			conn := &aheadConn{sinkConn: sinkConn{ctx: ctx}, stall: func(int) bool { return true }}
+			track := NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"ahead"}, Name: "t"}, TrackConfig{})
+			s, end := serveAhead(t, conn, &Config{MaxWriteAhead: tc.limit}, track)
+			payload := make([]byte, size)
+			for g := range uint64(groups) {
+				w, err := track.OpenSubgroup(g, 0, SubgroupOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for id := range uint64(objects) {
+					if err := w.WriteObject(id, payload, nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			// Every group's stream is open and its writer either blocked in
+			// the transport or waiting for write-ahead.
+			var blocked int
+			var inWrite int64
+			waitAhead(t, "every writer blocked or waiting", func() bool {
+				var opened int
+				opened, blocked, inWrite = conn.state()
+				_, waiting := s.ahead.held()
+				return opened == groups && blocked+waiting == groups
+			})
+			used, waiting := s.ahead.held()
+			t.Logf("%s: %d writes blocked holding %d bytes (at most %d bytes, %d writes); %d writers waiting; write-ahead counts %d",
+				tc.name, blocked, inWrite, conn.maxBytes, conn.maxCount, waiting, used)
+			if tc.limit == 0 {
+				if conn.maxBytes > DefaultMaxWriteAhead {
+					t.Errorf("blocked writes held up to %d bytes, want at most DefaultMaxWriteAhead (%d)", conn.maxBytes, DefaultMaxWriteAhead)
+				}
+				if used > DefaultMaxWriteAhead {
+					t.Errorf("write-ahead counts %d bytes, over its bound %d", used, DefaultMaxWriteAhead)
+				}
+			} else if conn.maxBytes <= DefaultMaxWriteAhead {
+				// The contrast: what the bound saves.
+				t.Errorf("unbounded, blocked writes held only %d bytes: the test does not load the writers", conn.maxBytes)
+			}
+			end()
+			if used, waiting := s.ahead.held(); used != 0 || waiting != 0 {
+				t.Errorf("after the end, write-ahead counts %d bytes and %d waiting writers", used, waiting)
+			}
+		})
+	}
+}
+
+// TestWriteAheadStalledStreams: streams the peer does not read (here every
+// third group's) block their writes for good, with no delivery timeout to
+// cut them. They must not hold up the session's other streams: each
+// write that returns passes the stalled ones, which then stop counting
+// against the bound. Every object of the other groups is written.
+func TestWriteAheadStalledStreams(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const groups, objects, size = 9, 4, 16 << 10 // one write per object: the bound's half
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	conn := &aheadConn{sinkConn: sinkConn{ctx: ctx}, stall: func(n int) bool { return n%3 == 0 }}
+	track := NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"ahead"}, Name: "stalled"}, TrackConfig{})
+	s, end := serveAhead(t, conn, &Config{}, track)
+	defer end()
+	payload := make([]byte, size)
+	var want int64
+	for g := range uint64(groups) {
+		w, err := track.OpenSubgroup(g, 0, SubgroupOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id := range uint64(objects) {
+			if err := w.WriteObject(id, payload, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if g%3 != 0 {
+			want += objects * size
+		}
+		// The next group starts once this one is written or stalled, so
+		// the stalled streams' writes come in between the others'.
+		waitAhead(t, "the group written or stalled", func() bool {
+			opened, blocked, _ := conn.state()
+			return opened == int(g)+1 && conn.taken.Load() >= want && blocked == int(g)/3+1
+		})
+	}
+	used, waiting := s.ahead.held()
+	_, blocked, inWrite := conn.state()
+	t.Logf("%d bytes taken; %d stalled writes hold %d bytes; write-ahead counts %d, %d waiting", conn.taken.Load(), blocked, inWrite, used, waiting)
+	if blocked < 3 {
+		t.Errorf("%d stalled writes, want 3", blocked)
+	}
+}
+
+// waitAhead polls cond until it holds, for at most 10 s.
+func waitAhead(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
