@@ -86,10 +86,13 @@ type outStream struct {
 	// again after each idle spell: see next).
 	runFn func()
 
-	mu       sync.Mutex
-	running  bool                // a writer goroutine (run) is on the stream
-	queue    []Event             // queue[head:] waits; the array is reused once empty
-	qbuf     [initialQueue]Event // queue's first array, with the stream
+	mu      sync.Mutex
+	running bool // a writer goroutine (run) is on the stream
+	// queue[head:] waits; the array is reused once empty. Only the
+	// objects are queued (8 bytes each, not an Event's 56): the stream
+	// knows the rest, and a lagging subscriber queues many.
+	queue    []*Object
+	qbuf     [initialQueue]*Object // queue's first array, with the stream
 	head     int
 	qbytes   int64
 	end      bool // the subgroup ended: FIN (or reset with endCode) once the queue is written
@@ -203,7 +206,7 @@ func (st *outStream) push(ev Event) bool {
 		st.mu.Unlock()
 		return false
 	}
-	st.queue = append(st.queue, ev)
+	st.queue = append(st.queue, ev.Object)
 	st.qbytes += n
 	st.sv.backlog.Add(n)
 	if w := st.sv.s.cfg.WriteCoalesce; w > 0 {
@@ -282,7 +285,7 @@ func (st *outStream) next() (ev Event, ok, idle, reset bool, code wire.StreamRes
 		case st.stopped:
 			return Event{}, false, false, true, st.stopCode
 		case st.head < len(st.queue):
-			return st.popLocked(), true, false, false, 0
+			return Event{Kind: EventObject, Object: st.popLocked(), Group: st.key.group, Subgroup: st.key.subgroup}, true, false, false, 0
 		case st.end:
 			return Event{}, false, false, st.endReset, st.endCode
 		}
@@ -337,16 +340,16 @@ func idleSweep() <-chan struct{} {
 
 // popLocked takes the first queued object. Called with st.mu held and the
 // queue not empty.
-func (st *outStream) popLocked() Event {
-	ev := st.queue[st.head]
-	st.queue[st.head] = Event{}
+func (st *outStream) popLocked() *Object {
+	o := st.queue[st.head]
+	st.queue[st.head] = nil
 	if st.head++; st.head == len(st.queue) {
 		st.queue, st.head = st.queue[:0], 0
 	}
-	n := ev.Object.size()
+	n := o.size()
 	st.qbytes -= n
 	st.sv.backlog.Add(-n)
-	return ev
+	return o
 }
 
 // peekQueued returns the first queued object, or nil.
@@ -356,7 +359,7 @@ func (st *outStream) peekQueued() *Object {
 	if st.stopped || st.head >= len(st.queue) {
 		return nil
 	}
-	return st.queue[st.head].Object
+	return st.queue[st.head]
 }
 
 // popQueuedIf takes the first queued object off the queue if there is one
@@ -364,10 +367,10 @@ func (st *outStream) peekQueued() *Object {
 func (st *outStream) popQueuedIf(join func(*Object) bool) *Object {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.stopped || st.head >= len(st.queue) || !join(st.queue[st.head].Object) {
+	if st.stopped || st.head >= len(st.queue) || !join(st.queue[st.head]) {
 		return nil
 	}
-	return st.popLocked().Object
+	return st.popLocked()
 }
 
 // run writes the stream's queued objects, and ends the stream once its
