@@ -143,6 +143,9 @@ type outStream struct {
 	aheadHeld    int64
 	aheadPassed  int
 	aheadSeq     uint64
+	// aheadEntered is the session's admission count when the admitted
+	// write entered the transport (0: not yet).
+	aheadEntered atomic.Uint64
 
 	// Guarded by the session's prioSched.mu: the urgency ranked; the
 	// rank it is in, and where in its list.
@@ -685,6 +688,7 @@ func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *
 		st.wrote++
 	}
 	*bp = buf
+	sv.s.ahead.entered(st)
 	if _, err := st.str.Write(buf); err != nil {
 		return last, &writeError{err: err}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,8 +34,9 @@ import (
 // so its flow control stops it) must not hold up the others. quic-go sends
 // the most urgent stream with data first (moqnative: strict priority
 // between urgencies, by stream ID within one), so a write that returns
-// before one admitted earlier and at least as urgent shows that the
-// earlier one is not moving: passed twice so, it stops counting (stalled).
+// before one at least as urgent that was inside the transport before it
+// was admitted shows that the earlier one is not moving: passed twice so,
+// it stops counting (stalled).
 // It still holds its buffer, as every blocked write did before the bound:
 // at most maxOpenSubgroups per subscription, until the stream is abandoned
 // or its delivery deadline resets it.
@@ -48,9 +50,9 @@ type writeAhead struct {
 
 	mu      sync.Mutex
 	used    int64
-	seq     uint64
-	waiting []*outStream // in line for write-ahead
-	active  []*outStream // with a write admitted and not returned
+	seq     atomic.Uint64 // written under mu; read by entered
+	waiting []*outStream  // in line for write-ahead
+	active  []*outStream  // with a write admitted and not returned
 }
 
 // DefaultMaxWriteAhead is Config.MaxWriteAhead's default: two full batched
@@ -82,8 +84,7 @@ func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) error {
 		w.mu.Unlock()
 		return nil
 	}
-	w.seq++
-	st.aheadWant, st.aheadSeq, st.aheadGranted = n, w.seq, false
+	st.aheadWant, st.aheadSeq, st.aheadGranted = n, w.seq.Add(1), false
 	w.waiting = append(w.waiting, st)
 	w.mu.Unlock()
 	sv := st.sv
@@ -109,9 +110,9 @@ func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) error {
 
 // admitLocked counts st's write of n bytes. Called with w.mu held.
 func (w *writeAhead) admitLocked(st *outStream, n int64) {
-	w.seq++
 	w.used += n
-	st.aheadHeld, st.aheadSeq, st.aheadPassed = n, w.seq, 0
+	st.aheadHeld, st.aheadSeq, st.aheadPassed = n, w.seq.Add(1), 0
+	st.aheadEntered.Store(0)
 	w.active = append(w.active, st)
 }
 
@@ -130,7 +131,9 @@ func (w *writeAhead) release(st *outStream) {
 	st.aheadHeld = 0
 	u := urgencyOf(st)
 	for _, o := range w.active {
-		if o.aheadHeld > 0 && o.aheadSeq < st.aheadSeq && urgencyOf(o) <= u {
+		// o was inside the transport before st was admitted: st did
+		// not merely reach the transport first.
+		if e := o.aheadEntered.Load(); o.aheadHeld > 0 && e != 0 && e < st.aheadSeq && urgencyOf(o) <= u {
 			if o.aheadPassed++; o.aheadPassed >= stallPasses {
 				w.used -= o.aheadHeld
 				o.aheadHeld = 0
@@ -151,6 +154,14 @@ func (w *writeAhead) release(st *outStream) {
 	w.mu.Unlock()
 	for _, o := range granted {
 		o.nudge()
+	}
+}
+
+// entered notes that st's admitted write is entering the transport: later
+// admissions can pass it from now on.
+func (w *writeAhead) entered(st *outStream) {
+	if w.limit > 0 {
+		st.aheadEntered.Store(w.seq.Load())
 	}
 }
 
