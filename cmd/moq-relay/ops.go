@@ -86,6 +86,7 @@ type opsConfig struct {
 	writeCoalesce  time.Duration
 	upstreamTO     time.Duration
 	trackStatusTO  time.Duration
+	writeAhead     int64
 }
 
 func (o *opsConfig) addFlags(f *pflag.FlagSet) {
@@ -108,6 +109,7 @@ func (o *opsConfig) addFlags(f *pflag.FlagSet) {
 	f.DurationVar(&o.writeCoalesce, "write-coalesce", defaultWriteCoalesce, "hold a small object (under 8 KiB) for up to this long after it arrived, so that the objects that follow within it reach a subscriber in one write: fewer send calls and wakeups, less CPU per byte, for up to this much more latency. Only tracks read by more than one subscriber whose objects come closer together than this (over 250 a second at 6ms) are held, never bursts, objects near their delivery deadline, or tracks with an object per audio or video frame (0: write each object at once)")
 	f.DurationVar(&o.upstreamTO, "upstream-timeout", relay.DefaultUpstreamTimeout, "how long the relay waits for a publisher's answer to a SUBSCRIBE or FETCH it forwards, or the SUBSCRIBE a TRACK_STATUS falls back to (then TIMEOUT), for a forwarded FETCH's stream after FETCH_OK while the publisher could open it (then FETCH_CANCEL upstream, and the subscriber's fetch stream is reset), for a dial to another relay of the cluster, and for a namespace subscriber's answer to the PUBLISH_NAMESPACE and PUBLISH the relay sends it")
 	f.DurationVar(&o.trackStatusTO, "track-status-timeout", relay.DefaultTrackStatusTimeout, "how long the relay waits for a publisher's answer to a forwarded TRACK_STATUS before it asks with SUBSCRIBE instead (some publishers never answer TRACK_STATUS for a track they lack); at most --upstream-timeout")
+	f.Int64Var(&o.writeAhead, "write-ahead", moqtransport.DefaultMaxWriteAhead, "bytes of copied objects a session's writes may hold inside QUIC at once; past it a subscriber's next write waits, holding no copy, for one to finish (-1: no bound)")
 	f.IntVar(&o.maxSessions, "max-sessions", defaultMaxSessions, "sessions the relay runs at once; more are closed with INTERNAL_ERROR \"relay full\" (0: no cap)")
 }
 
@@ -168,6 +170,7 @@ func (o *opsConfig) apply(rcfg *relay.Config, logger *slog.Logger) (func(), erro
 	rcfg.Session.MaxRequests = o.maxRequests
 	rcfg.Session.DefaultDeliveryTimeout = o.deliveryTO
 	rcfg.Session.WriteCoalesce = o.writeCoalesce
+	rcfg.Session.MaxWriteAhead = o.writeAhead
 	rcfg.MaxSessions = o.maxSessions
 	if o.authKey != "" {
 		auth, err := loadAuth(o.authKey)

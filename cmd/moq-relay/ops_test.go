@@ -49,14 +49,14 @@ func TestOpsFlags(t *testing.T) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	for _, key := range []string{edPath, hmacPath} {
-		o := opsConfig{authKey: key, cacheMaxBytes: 1 << 20, cacheMaxGroups: 8, cacheTotal: 5 << 20, maxRequests: 7, mlogDir: filepath.Join(dir, "mlog"), deliveryTO: 1500 * time.Millisecond}
+		o := opsConfig{authKey: key, cacheMaxBytes: 1 << 20, cacheMaxGroups: 8, cacheTotal: 5 << 20, maxRequests: 7, mlogDir: filepath.Join(dir, "mlog"), deliveryTO: 1500 * time.Millisecond, writeAhead: -1}
 		var rcfg relay.Config
 		closeLogs, err := o.apply(&rcfg, log)
 		if err != nil {
 			t.Fatalf("%s: %v", key, err)
 		}
 		if rcfg.Auth == nil || rcfg.Track.MaxBytes != 1<<20 || rcfg.Track.MaxGroups != 8 || rcfg.Session.MaxRequests != 7 || rcfg.SessionTracer == nil ||
-			rcfg.Session.DefaultDeliveryTimeout != 1500*time.Millisecond {
+			rcfg.Session.DefaultDeliveryTimeout != 1500*time.Millisecond || rcfg.Session.MaxWriteAhead != -1 {
 			t.Errorf("%s: relay config %+v", key, rcfg)
 		}
 		if st := rcfg.Track.Budget.Stats(); st.Limit != 5<<20 {
@@ -96,6 +96,9 @@ func TestOpsDefaults(t *testing.T) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1)) // apply sets it
 	if _, err := o.apply(&rcfg, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
+	}
+	if rcfg.Session.MaxWriteAhead != moqtransport.DefaultMaxWriteAhead {
+		t.Errorf("default --write-ahead %d, want %d", rcfg.Session.MaxWriteAhead, moqtransport.DefaultMaxWriteAhead)
 	}
 	if rcfg.MaxSessions != defaultMaxSessions || defaultMaxSessions == 0 {
 		t.Errorf("default --max-sessions %d, want %d", rcfg.MaxSessions, defaultMaxSessions)
