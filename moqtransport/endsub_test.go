@@ -3,6 +3,7 @@ package moqtransport_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/moqgo/moq/moqtransport"
@@ -277,5 +278,57 @@ func TestEndNamespaceSubscription(t *testing.T) {
 		if client.Context().Err() != nil || server.Context().Err() != nil {
 			t.Fatalf("the session ended: %v / %v", client.Err(), server.Err())
 		}
+	})
+}
+
+// After PUBLISH_DONE the peer may SUBSCRIBE to the track again at once,
+// even while the ended subscription is still winding down on this side
+// (here: its SubscriptionEnded callback has not returned). The new
+// SUBSCRIBE is not "a second SUBSCRIBE for the track" (it closed the
+// session with PROTOCOL_VIOLATION, 3 runs in 200, before).
+func TestResubscribeRightAfterPublishDone(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		tracks := &moqtransport.Tracks{}
+		name := wire.FullTrackName{Namespace: wire.Namespace{"e"}, Name: "t"}
+		tracks.Add(moqtransport.NewTrack(name, moqtransport.TrackConfig{}))
+		winding := make(chan struct{})
+		release := make(chan struct{})
+		var once sync.Once
+		h := tracks.Handler()
+		h.SubscriptionEnded = func(*moqtransport.Session, *moqtransport.SubscribeRequest, *moqtransport.Track) {
+			once.Do(func() {
+				close(winding)
+				<-release
+			})
+		}
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: h})
+		client, server := e.dial(nil)
+		ctx := timeout(t)
+		sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !server.EndSubscription(sub.RequestID(), wire.DoneTrackEnded, "ended") {
+			t.Fatal("EndSubscription of a served subscription reported false")
+		}
+		select {
+		case <-sub.Done():
+		case <-ctx.Done():
+			t.Fatal("the subscription did not end")
+		}
+		select {
+		case <-winding:
+		case <-ctx.Done():
+			t.Fatal("SubscriptionEnded was not called")
+		}
+		again, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
+		close(release)
+		if err != nil {
+			t.Fatalf("subscribing again right after PUBLISH_DONE: %v", err)
+		}
+		if err := client.Context().Err(); err != nil {
+			t.Fatalf("the session ended: %v", client.Err())
+		}
+		_ = again.Unsubscribe()
 	})
 }

@@ -43,6 +43,11 @@ type servedSubscription struct {
 	// unsubscribed is set by UNSUBSCRIBE: the subscription ends with
 	// SUBSCRIPTION_ENDED.
 	unsubscribed bool
+	// over is set just before the subscription's last message to the
+	// peer (SUBSCRIBE_ERROR or PUBLISH_DONE) is queued: from then on the
+	// peer may SUBSCRIBE to the track again, though the subscription
+	// stays in served until run has returned.
+	over atomic.Bool
 	// refused is set by PUBLISH_ERROR for a PUBLISH we sent: delivery
 	// stops and no PUBLISH_DONE follows.
 	refused bool
@@ -76,7 +81,7 @@ func (s *Session) handleSubscribe(m *wire.Subscribe) error {
 	key := trackKey(wire.FullTrackName{Namespace: m.Namespace, Name: m.Name})
 	s.mu.Lock()
 	for _, other := range s.served {
-		if other.key == key && !other.isUnsubscribed() {
+		if other.key == key && !other.isUnsubscribed() && !other.over.Load() {
 			s.mu.Unlock()
 			return violation("a second SUBSCRIBE for track %s in one session", m.Namespace.String()+"/"+m.Name)
 		}
@@ -155,12 +160,14 @@ func (sv *servedSubscription) run() {
 	}
 	if err != nil {
 		code, reason := requestCode(err, wire.TypeSubscribeError, uint64(wire.SubscribeInternalError))
+		sv.over.Store(true)
 		s.sendOrFail(&wire.SubscribeError{RequestID: sv.req.RequestID, Code: wire.SubscribeErrorCode(code), Reason: reason})
 		return
 	}
 	largest, exists := track.Largest()
 	start, hasEnd, endGroup, ok := filterRange(sv.req.Filter, largest, exists)
 	if !ok {
+		sv.over.Store(true)
 		s.sendOrFail(&wire.SubscribeError{RequestID: sv.req.RequestID, Code: wire.SubscribeInvalidRange,
 			Reason: "the end group is before the start or already published"})
 		return
@@ -237,6 +244,7 @@ func (sv *servedSubscription) deliverAndFinish() {
 	if s.ctx.Err() != nil || refused {
 		return
 	}
+	sv.over.Store(true)
 	s.sendOrFail(&wire.PublishDone{RequestID: sv.req.RequestID, StatusCode: code, StreamCount: opened, Reason: reason})
 }
 
