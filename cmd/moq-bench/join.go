@@ -147,7 +147,7 @@ func runJoin(ctx context.Context, p params, n, parallel int, logw io.Writer) (*j
 	}
 	defer stop()
 	res := &joinResult{Subscribers: n, Parallel: parallel, ObjectSize: p.size, Rate: p.rate, Relay: desc}
-	target, err := newRelayTarget(mp.url, mp.tls)
+	target, err := newRelayTarget(mp.url, mp.tls, mp.keyExchange)
 	if err != nil {
 		return nil, err
 	}

@@ -117,11 +117,14 @@ type params struct {
 	// clientSockets: the UDP sockets thin subscribers share (0: one
 	// each).
 	clientSockets int
-	live          liveParams
-	soakEvery     time.Duration // --soak: sample the relay's RSS this often
-	soakWin       time.Duration // a --soak run: the windows compared (0: not a soak)
-	profileDir    string        // --profile: the relay's profiles go here
-	logw          io.Writer     // progress and relay log lines
+	// keyExchange is the thin subscribers' TLS key exchange
+	// (--tls-key-exchange): keyExchanges' keys.
+	keyExchange string
+	live        liveParams
+	soakEvery   time.Duration // --soak: sample the relay's RSS this often
+	soakWin     time.Duration // a --soak run: the windows compared (0: not a soak)
+	profileDir  string        // --profile: the relay's profiles go here
+	logw        io.Writer     // progress and relay log lines
 }
 
 // Subscriber kinds of --subscriber-kind.
@@ -189,6 +192,7 @@ func newRootCommand() *cobra.Command {
 	f.StringArrayVar(&cfg.relayArgs, "relay-arg", nil, "pass this argument to the --spawn-relay binary too; repeatable (e.g. --relay-arg=--some-flag=value)")
 	f.StringVar(&cfg.subscriberKind, "subscriber-kind", kindThin, "subscribers through the relay: thin (raw QUIC, the baseline's receive code: measures the relay) or session (full moq-go sessions and TrackReaders: tests the library end to end, costs CPU in this process)")
 	f.IntVar(&cfg.clientSockets, "client-sockets", 0, "thin subscribers dial from this many UDP sockets, shared round robin (fewer file descriptors and goroutines in the bench, e.g. past its open-file limit; its CPU per subscriber was the same at 1,000 joins); 0: one socket each, like separate clients")
+	f.StringVar(&cfg.keyExchange, "tls-key-exchange", kexX25519, "thin subscribers' TLS key exchange: x25519, p256, or hybrid (Go's default, X25519MLKEM768 with X25519, what current browsers offer: its ML-KEM part costs both ends more CPU per handshake and the ClientHello a second packet)")
 	f.BoolVar(&cfg.baseline, "baseline", true, "also run the raw quic-go fan-out baseline and report ratios")
 	f.BoolVar(&cfg.jsonOut, "json", false, "print JSON instead of text")
 	f.IntVar(&cfg.join, "join", 0, "join mode: measure how long this many thin subscribers take to join one live track (--rate objects/s of --object-size) through the relay")
@@ -297,6 +301,9 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	if modes > 1 {
 		return errors.New("choose one mode: --matrix/--cell/--runs, --join, --soak, or live (--slow/--stalled)")
+	}
+	if _, ok := keyExchanges[cfg.keyExchange]; !ok {
+		return fmt.Errorf("--tls-key-exchange %q: choose x25519, p256 or hybrid", cfg.keyExchange)
 	}
 	if cfg.join < 0 || cfg.joinParallel < 1 {
 		return errors.New("--join and --join-parallel must be positive")

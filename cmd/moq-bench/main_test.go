@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -373,6 +374,7 @@ func TestModeFlags(t *testing.T) {
 		{"--soak", "--relay-pid", "1", "--duration", "2m"}, // shorter than three windows
 		{"--runs", "0"},
 		{"--subscriber-kind", "fat"},
+		{"--tls-key-exchange", "x448"},
 		{"--profile", "/tmp/x"}, // no spawned relay
 	} {
 		assertRefused(t, args)
@@ -382,13 +384,45 @@ func TestModeFlags(t *testing.T) {
 // TestThinNeedsRawQUIC: thin subscribers refuse a WebTransport URL with a
 // way out.
 func TestThinNeedsRawQUIC(t *testing.T) {
-	_, err := newRelayTarget("https://127.0.0.1:1/x", moqnative.ClientTLS{})
+	_, err := newRelayTarget("https://127.0.0.1:1/x", moqnative.ClientTLS{}, "")
 	if err == nil || !strings.Contains(err.Error(), "--subscriber-kind session") {
 		t.Errorf("https URL: %v", err)
 	}
-	rt, err := newRelayTarget("moqt://127.0.0.1:4443", moqnative.ClientTLS{InsecureSkipVerify: true})
+	rt, err := newRelayTarget("moqt://127.0.0.1:4443", moqnative.ClientTLS{InsecureSkipVerify: true}, "")
 	if err != nil || rt.path != "/" || rt.addr.String() != "127.0.0.1:4443" || !rt.tls.InsecureSkipVerify {
 		t.Errorf("moqt URL: %+v, %v", rt, err)
+	}
+}
+
+// TestThinKeyExchange: a thin subscriber's handshake with a moqnative
+// server uses the key exchange --tls-key-exchange chose, and an unknown
+// one is refused.
+func TestThinKeyExchange(t *testing.T) {
+	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	fp, _ := srv.Fingerprint()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for kex, want := range map[string]tls.CurveID{kexX25519: tls.X25519, kexP256: tls.CurveP256, kexHybrid: tls.X25519MLKEM768} {
+		rt, err := newRelayTarget("moqt://"+srv.Addr().String()+"/", moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}, kex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var socks *thinSockets
+		c, err := socks.dial(ctx, rt.addr, rt.tls)
+		if err != nil {
+			t.Fatalf("%s: %v", kex, err)
+		}
+		if got := c.conn.ConnectionState().TLS.CurveID; got != want {
+			t.Errorf("--tls-key-exchange %s: the handshake used %s, want %s", kex, got, want)
+		}
+		c.close(0, "")
+	}
+	if _, err := newRelayTarget("moqt://127.0.0.1:4443", moqnative.ClientTLS{}, "x448"); err == nil {
+		t.Error("an unknown key exchange was taken")
 	}
 }
 

@@ -123,7 +123,7 @@ func (m *moqPath) setup(ctx context.Context) error {
 
 // setupThin dials the thin subscribers and subscribes each to every track.
 func (m *moqPath) setupThin(ctx context.Context) error {
-	target, err := newRelayTarget(m.prm.url, m.prm.tls)
+	target, err := newRelayTarget(m.prm.url, m.prm.tls, m.prm.keyExchange)
 	if err != nil {
 		return err
 	}
