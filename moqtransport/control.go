@@ -220,14 +220,14 @@ func (s *Session) request(ctx context.Context, build func(id uint64) wire.Messag
 	m := build(id)
 	p := &pendingRequest{ch: make(chan wire.Message, 1), kind: m.Type()}
 	s.mu.Lock()
-	s.pending[id] = p
+	setIn(&s.pending, id, p)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		if _, still := s.pending[id]; still {
 			// Given up before the answer: a late one is dropped.
 			delete(s.pending, id)
-			s.abandoned[id] = struct{}{}
+			setIn(&s.abandoned, id, struct{}{})
 		}
 		s.mu.Unlock()
 	}()

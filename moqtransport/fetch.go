@@ -179,7 +179,7 @@ func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) 
 	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
 		f.id, m.RequestID, sent = id, id, true
 		s.mu.Lock()
-		s.fetches[id] = f
+		setIn(&s.fetches, id, f)
 		s.mu.Unlock()
 		return m
 	})
@@ -425,7 +425,7 @@ func (s *Session) handleFetch(m *wire.Fetch) error {
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	s.mu.Lock()
-	s.servedFetches[m.RequestID] = &servedFetch{cancel: cancel}
+	setIn(&s.servedFetches, m.RequestID, &servedFetch{cancel: cancel})
 	s.mu.Unlock()
 	s.goFunc(func() {
 		defer func() {

@@ -71,7 +71,7 @@ func (s *Session) PublishNamespace(ctx context.Context, ns Namespace, params Par
 	case *wire.PublishNamespaceOK:
 		p := &NamespacePublication{s: s, namespace: ns, done: make(chan struct{})}
 		s.mu.Lock()
-		s.ourNamespaces[nsKey(ns)] = p
+		setIn(&s.ourNamespaces, nsKey(ns), p)
 		s.mu.Unlock()
 		return p, nil
 	case *wire.PublishNamespaceError:
@@ -119,10 +119,10 @@ func (s *Session) handlePublishNamespace(m *wire.PublishNamespace) {
 		}
 		key := nsKey(m.Namespace)
 		s.mu.Lock()
-		s.peerNamespaces[key] = m.Namespace
+		setIn(&s.peerNamespaces, key, m.Namespace)
 		n := s.nsSubscriptionFor(m.Namespace)
 		if n != nil {
-			s.nsNoted[key] = n
+			setIn(&s.nsNoted, key, n)
 		}
 		s.mu.Unlock()
 		if n != nil {

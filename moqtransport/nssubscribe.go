@@ -216,7 +216,8 @@ func (s *Session) SubscribeNamespace(ctx context.Context, prefix Namespace, para
 		// that follow the answer are read in order behind it.
 		s.mu.Lock()
 		if s.ourNSSubs[key] == nil {
-			s.ourNSSubs[key], registered = n, true
+			setIn(&s.ourNSSubs, key, n)
+			registered = true
 		}
 		s.mu.Unlock()
 		return &wire.SubscribeNamespace{RequestID: id, Prefix: prefix, Params: params}
@@ -255,12 +256,12 @@ func (s *Session) SubscribeNamespace(ctx context.Context, prefix Namespace, para
 func (s *Session) takeOverPrefix(key string, n *NamespaceSubscription) {
 	s.mu.Lock()
 	old := s.ourNSSubs[key]
-	s.ourNSSubs[key] = n
+	setIn(&s.ourNSSubs, key, n)
 	var held []Namespace
 	if old != nil {
 		for k, sub := range s.nsNoted {
 			if sub == old {
-				s.nsNoted[k] = n
+				setIn(&s.nsNoted, k, n)
 				held = append(held, s.peerNamespaces[k])
 			}
 		}
@@ -362,7 +363,7 @@ func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
 	// Reserve the prefix while the handler decides.
 	key := nsKey(m.Prefix)
 	mine := &peerNSSub{prefix: m.Prefix, pending: true}
-	s.peerNSSubs[key] = mine
+	setIn(&s.peerNSSubs, key, mine)
 	s.mu.Unlock()
 	s.goFunc(func() {
 		var err error

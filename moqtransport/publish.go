@@ -153,8 +153,8 @@ func (s *Session) handlePublish(m *wire.Publish) error {
 		s.mu.Unlock()
 		return &wire.SessionError{Code: wire.DuplicateTrackAlias, Reason: "PUBLISH reuses a track alias in use"}
 	}
-	s.subs[m.RequestID] = sub
-	s.subsByAlas[m.TrackAlias] = sub
+	setIn(&s.subs, m.RequestID, sub)
+	setIn(&s.subsByAlas, m.TrackAlias, sub)
 	s.aliasLearnedLocked()
 	s.mu.Unlock()
 	s.goFunc(func() {

@@ -127,7 +127,7 @@ func (s *Session) newServedLocked(req *wire.Subscribe) *servedSubscription {
 	case wire.FilterAbsoluteStart:
 		sv.start = req.Filter.Start
 	}
-	s.served[req.RequestID] = sv
+	setIn(&s.served, req.RequestID, sv)
 	return sv
 }
 

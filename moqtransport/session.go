@@ -158,13 +158,21 @@ const (
 // one object of the largest size the reader accepts by default.
 const DefaultMaxBytesInFlight = wire.DefaultMaxObjectPayload + 1<<20
 
+// discardLogger is the logger of a Config without one: shared, as are the
+// loggers With makes from it (the session's role and transport are only
+// worth their allocations where lines are written).
+var discardLogger = slog.New(slog.DiscardHandler)
+
+// defaultImplementation is the default Config.Implementation.
+var defaultImplementation = "moq-go/" + version.Version
+
 func (c *Config) withDefaults() Config {
 	out := Config{}
 	if c != nil {
 		out = *c
 	}
 	if out.Logger == nil {
-		out.Logger = slog.New(slog.DiscardHandler)
+		out.Logger = discardLogger
 	}
 	if out.SetupTimeout == 0 {
 		out.SetupTimeout = 10 * time.Second
@@ -173,7 +181,7 @@ func (c *Config) withDefaults() Config {
 		out.MaxRequests = 100
 	}
 	if out.Implementation == "" {
-		out.Implementation = "moq-go/" + version.Version
+		out.Implementation = defaultImplementation
 	}
 	if out.MaxPendingStreams == 0 {
 		out.MaxPendingStreams = 64
@@ -321,26 +329,19 @@ func newSession(conn Conn, cfg *Config, client bool) *Session {
 	}
 	s := &Session{
 		conn: conn, cfg: c, client: client,
-		log:            c.Logger.With("role", role, "transport", conn.Protocol().String()),
-		ctx:            ctx,
-		cancel:         cancel,
-		ids:            newRequestIDs(client, c.MaxRequests),
-		tokens:         tokenCache{max: c.MaxAuthTokenCacheSize},
-		closed:         make(chan struct{}),
-		pending:        map[uint64]*pendingRequest{},
-		abandoned:      map[uint64]struct{}{},
-		subs:           map[uint64]*Subscription{},
-		subsByAlas:     map[uint64]*Subscription{},
-		aliasAdded:     make(chan struct{}),
-		served:         map[uint64]*servedSubscription{},
-		fetches:        map[uint64]*Fetch{},
-		servedFetches:  map[uint64]*servedFetch{},
-		ourNSSubs:      map[string]*NamespaceSubscription{},
-		nsNoted:        map[string]*NamespaceSubscription{},
-		peerNSSubs:     map[string]*peerNSSub{},
-		ourNamespaces:  map[string]*NamespacePublication{},
-		peerNamespaces: map[string]wire.Namespace{},
-		goAway:         make(chan struct{}),
+		log:        c.Logger,
+		ctx:        ctx,
+		cancel:     cancel,
+		ids:        newRequestIDs(client, c.MaxRequests),
+		tokens:     tokenCache{max: c.MaxAuthTokenCacheSize},
+		closed:     make(chan struct{}),
+		aliasAdded: make(chan struct{}),
+		goAway:     make(chan struct{}),
+		// The request tables (pending, served, subs, ...) are made by
+		// their first entry (setIn).
+	}
+	if c.Logger != discardLogger {
+		s.log = c.Logger.With("role", role, "transport", conn.Protocol().String())
 	}
 	if r, ok := conn.(RTTConn); ok {
 		s.rtt = r
@@ -348,6 +349,17 @@ func newSession(conn Conn, cfg *Config, client bool) *Session {
 	s.ahead.limit = max(c.MaxWriteAhead, 0)
 	s.out.init()
 	return s
+}
+
+// setIn sets (*m)[k] = v, making the map first if it is nil. A session's
+// tables start nil: a viewer uses two or three of the thirteen, and each
+// empty map made up front was an allocation of every session set-up.
+// Reads, deletes, len, range and clear work on a nil map as on an empty one.
+func setIn[K comparable, V any](m *map[K]V, k K, v V) {
+	if *m == nil {
+		*m = make(map[K]V)
+	}
+	(*m)[k] = v
 }
 
 // Version returns the negotiated MoQT version.

@@ -162,7 +162,7 @@ func (s *Session) subscribe(ctx context.Context, ns Namespace, name string, opts
 	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
 		sub.id, registered = id, true
 		s.mu.Lock()
-		s.subs[id] = sub
+		setIn(&s.subs, id, sub)
 		s.mu.Unlock()
 		if onID != nil {
 			onID(sub)
@@ -202,7 +202,7 @@ func (s *Session) handleSubscribeOK(m *wire.SubscribeOK) error {
 			s.mu.Unlock()
 			return &SessionError{Code: wire.DuplicateTrackAlias, Reason: "SUBSCRIBE_OK reuses a track alias in use"}
 		}
-		s.subsByAlas[m.TrackAlias] = sub
+		setIn(&s.subsByAlas, m.TrackAlias, sub)
 		s.aliasLearnedLocked()
 	}
 	s.mu.Unlock()
