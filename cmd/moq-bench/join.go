@@ -28,10 +28,13 @@ type joinResult struct {
 	ObjectSize  int     `json:"object_size"`
 	Rate        float64 `json:"rate"`
 	Relay       string  `json:"relay"`
-	Joined      int     `json:"joined"`       // SUBSCRIBE_OK received
-	FirstObject int     `json:"first_object"` // and an object read
-	Failed      int     `json:"failed"`
-	FirstError  string  `json:"first_error,omitempty"`
+	// KeyExchange is the thin subscribers' TLS key exchange
+	// (--tls-key-exchange).
+	KeyExchange string `json:"tls_key_exchange"`
+	Joined      int    `json:"joined"`       // SUBSCRIBE_OK received
+	FirstObject int    `json:"first_object"` // and an object read
+	Failed      int    `json:"failed"`
+	FirstError  string `json:"first_error,omitempty"`
 	// FailedBy counts the failures by kind (failureKind).
 	FailedBy map[string]int `json:"failed_by,omitempty"`
 	// Per subscriber, from its dial: SUBSCRIBE_OK (dial, QUIC and TLS
@@ -146,7 +149,7 @@ func runJoin(ctx context.Context, p params, n, parallel int, logw io.Writer) (*j
 		return nil, err
 	}
 	defer stop()
-	res := &joinResult{Subscribers: n, Parallel: parallel, ObjectSize: p.size, Rate: p.rate, Relay: desc}
+	res := &joinResult{Subscribers: n, Parallel: parallel, ObjectSize: p.size, Rate: p.rate, Relay: desc, KeyExchange: p.keyExchange}
 	target, err := newRelayTarget(mp.url, mp.tls, mp.keyExchange)
 	if err != nil {
 		return nil, err
@@ -340,8 +343,8 @@ func runJoin(ctx context.Context, p params, n, parallel int, logw io.Writer) (*j
 }
 
 func printJoin(w io.Writer, r *joinResult) {
-	fmt.Fprintf(w, "join: %d thin subscribers, %d dialing at once, to a live track of %d B objects at %g/s; relay: %s\n",
-		r.Subscribers, r.Parallel, r.ObjectSize, r.Rate, r.Relay)
+	fmt.Fprintf(w, "join: %d thin subscribers, %d dialing at once (TLS key exchange %s), to a live track of %d B objects at %g/s; relay: %s\n",
+		r.Subscribers, r.Parallel, r.KeyExchange, r.ObjectSize, r.Rate, r.Relay)
 	fmt.Fprintf(w, "joined %d (SUBSCRIBE_OK), first object %d, failed %d\n", r.Joined, r.FirstObject, r.Failed)
 	fmt.Fprintf(w, "%-34s %9s %9s %9s\n", "per subscriber, from its dial", "p50 ms", "p99 ms", "max ms")
 	fmt.Fprintf(w, "%-34s %9.1f %9.1f %9.1f\n", "dial + setup + SUBSCRIBE_OK", r.JoinMs.P50, r.JoinMs.P99, r.JoinMs.Max)

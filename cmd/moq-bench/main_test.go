@@ -327,7 +327,7 @@ func TestJoin(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("--json output does not parse: %v\n%s", err, out)
 	}
-	if r.Joined != 8 || r.FirstObject != 8 || r.Failed != 0 || r.Parallel != 3 {
+	if r.Joined != 8 || r.FirstObject != 8 || r.Failed != 0 || r.Parallel != 3 || r.KeyExchange != kexX25519 {
 		t.Fatalf("join: %+v", r)
 	}
 	if !(r.JoinMs.P50 > 0 && r.JoinMs.P50 <= r.JoinMs.P99 && r.JoinMs.P99 <= r.JoinMs.Max) ||
