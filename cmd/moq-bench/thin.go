@@ -151,18 +151,18 @@ const (
 
 // keyExchanges are the curve preferences of each --tls-key-exchange (nil:
 // crypto/tls's default). Thin subscribers stand for many viewers on one
-// machine, so that the relay's cost per viewer is what a run shows; the
-// bench's own share of a handshake is measured with it and limits a join
-// on a machine both share. On this 2-core machine, one TLS 1.3 handshake
-// over an in-memory pipe, both ends together, took about 690 µs of CPU
-// with Go 1.26's default (X25519MLKEM768: the client makes an ML-KEM-768
-// key and an X25519 one, the server encapsulates), 530 µs with X25519
-// alone and 420 µs with P-256 (which has assembly on amd64). The hybrid
-// key share is 1,216 bytes, so the ClientHello takes two Initial packets
-// instead of one. A relay answers whatever its clients offer; browsers
-// offer the hybrid, so measure with --tls-key-exchange hybrid to see
-// their cost. The default, x25519, is what the bench chose before Go
-// offered the hybrid by default.
+// machine, so that a run shows the relay's cost per viewer; the bench's
+// own share of each handshake is measured too, and on a machine the two
+// share it slows the join as much as the relay's. One join through an
+// in-process relay (BenchmarkJoin, both ends' CPU) took about 1.8 ms
+// with Go 1.26's default, the hybrid X25519MLKEM768 (the client makes an
+// ML-KEM-768 key and an X25519 one, the server encapsulates to the
+// first), and 1.35-1.5 ms with X25519 or P-256 alone. The hybrid key share
+// is 1,216 bytes, so the ClientHello takes two Initial packets instead of
+// one. A relay answers with what its clients offer; browsers offer the
+// hybrid, so measure with --tls-key-exchange hybrid to see their cost.
+// Before this flag the bench offered the hybrid; its default is now
+// x25519, the classic key exchange browsers also offer.
 var keyExchanges = map[string][]tls.CurveID{
 	kexX25519: {tls.X25519},
 	kexP256:   {tls.CurveP256},
@@ -170,8 +170,8 @@ var keyExchanges = map[string][]tls.CurveID{
 }
 
 // newRelayTarget reads a moqt:// URL and the bench's TLS options (kex:
-// a key of keyExchanges, "" the default). Thin subscribers speak raw QUIC
-// only.
+// a key of keyExchanges, or "" for crypto/tls's default, as hybrid). Thin
+// subscribers speak raw QUIC only.
 func newRelayTarget(rawURL string, ct moqnative.ClientTLS, kex string) (*relayTarget, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
