@@ -202,14 +202,18 @@ func (s *Session) handleSubscribeOK(m *wire.SubscribeOK) error {
 			s.mu.Unlock()
 			return &SessionError{Code: wire.DuplicateTrackAlias, Reason: "SUBSCRIBE_OK reuses a track alias in use"}
 		}
+		// The answer is the subscription's before its alias is: once
+		// the alias is in subsByAlas, a datagram or stream can end the
+		// subscription (a malformed track), and ending reads
+		// sub.ok.TrackAlias under s.mu to remove the alias again.
+		sub.mu.Lock()
+		sub.ok = *m
+		sub.mu.Unlock()
 		setIn(&s.subsByAlas, m.TrackAlias, sub)
 		s.aliasLearnedLocked()
 	}
 	s.mu.Unlock()
 	if ok {
-		sub.mu.Lock()
-		sub.ok = *m
-		sub.mu.Unlock()
 		if m.ContentExists {
 			sub.track.noteLargest(m.Largest)
 		}
