@@ -41,6 +41,12 @@ import (
 // at most maxOpenSubgroups per subscription, until the stream is abandoned
 // or its delivery deadline resets it.
 //
+// Passing needs a write at least as urgent to return. When the writes that
+// fill the bound are all stuck on less urgent streams the peer does not
+// read, none does: a writer waits at most a probe timeout, then goes over
+// the bound (acquire), so a stalled stream delays the others, never stops
+// them.
+//
 // A writer waiting here gives up as it would inside a blocked write: when
 // its stream is abandoned (abandon wakes it), when the subscription ends,
 // and at the delivery deadline of its object (the stream's expire timer
@@ -52,7 +58,7 @@ type writeAhead struct {
 	used    int64
 	seq     atomic.Uint64 // written under mu; read by entered
 	waiting []*outStream  // in line for write-ahead
-	active  []*outStream  // with a write admitted and not returned
+	active  []*outStream  // with a counted write admitted and not returned
 }
 
 // DefaultMaxWriteAhead is Config.MaxWriteAhead's default: two full batched
@@ -88,10 +94,20 @@ func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) error {
 	w.waiting = append(w.waiting, st)
 	w.mu.Unlock()
 	sv := st.sv
+	// The writes that fill the bound may all be stuck behind streams the
+	// peer does not read but less urgent than st (nothing more urgent
+	// returns to pass them): st waits at most a probe timeout, then goes
+	// over the bound. Memory stays bounded as without write-ahead (one
+	// write per stream); the bound only delays.
+	patience := time.NewTimer(sv.s.probeTimeout())
+	defer patience.Stop()
 	for {
+		impatient := false
 		select {
 		case <-st.wake: // granted (release), abandoned, expired, or a push
 		case <-sv.ctx.Done():
+		case <-patience.C:
+			impatient = true
 		}
 		over := st.dead() || sv.ctx.Err() != nil || (!deadline.IsZero() && !time.Now().Before(deadline))
 		w.mu.Lock()
@@ -103,6 +119,12 @@ func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) error {
 			w.waiting = deleteStream(w.waiting, st)
 			w.mu.Unlock()
 			return errWriteAheadEnded
+		}
+		if impatient {
+			w.waiting = deleteStream(w.waiting, st)
+			w.admitLocked(st, n)
+			w.mu.Unlock()
+			return nil
 		}
 		w.mu.Unlock()
 	}
@@ -140,6 +162,9 @@ func (w *writeAhead) release(st *outStream) {
 			}
 		}
 	}
+	// Stalled writes no longer count: out of active, so that no write
+	// scans them (their own release finds nothing to give back).
+	w.active = slices.DeleteFunc(w.active, func(o *outStream) bool { return o.aheadHeld == 0 })
 	for len(w.waiting) > 0 {
 		i := w.nextLocked()
 		o := w.waiting[i]

@@ -229,3 +229,47 @@ func waitAhead(t *testing.T, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestWriteAheadLessUrgentStalled: the peer reads the oldest group's
+// stream (the most urgent, ascending order) but never the two newer ones,
+// whose blocked writes fill the bound. Nothing at least as urgent returns
+// to pass them, so the oldest group's next object would wait for write-ahead
+// forever (until a delivery timeout or a backlog abandon dropped the very
+// group the peer reads). It waits a probe timeout, then goes over the bound.
+func TestWriteAheadLessUrgentStalled(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const size = 16 << 10 // one write per object: the bound's half
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	conn := &aheadConn{sinkConn: sinkConn{ctx: ctx}, stall: func(n int) bool { return n > 0 }}
+	track := NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"ahead"}, Name: "urgent"}, TrackConfig{})
+	s, end := serveAhead(t, conn, &Config{}, track)
+	defer end()
+	payload := make([]byte, size)
+	oldest, err := track.OpenSubgroup(0, 0, SubgroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := oldest.WriteObject(0, payload, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitAhead(t, "the oldest group's first object", func() bool { return conn.taken.Load() >= size })
+	for g := uint64(1); g <= 2; g++ {
+		w, err := track.OpenSubgroup(g, 0, SubgroupOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.WriteObject(0, payload, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitAhead(t, "the newer groups' writes to block", func() bool {
+		_, blocked, _ := conn.state()
+		used, _ := s.ahead.held()
+		return blocked == 2 && used >= s.ahead.limit
+	})
+	if err := oldest.WriteObject(1, payload, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitAhead(t, "the oldest group's next object past the full bound", func() bool { return conn.taken.Load() >= 2*size })
+}
