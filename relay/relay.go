@@ -937,6 +937,10 @@ func (r *Relay) publish(ctx context.Context, s *moqtransport.Session, req *wire.
 		r.mu.Unlock()
 		return moqtransport.SubscribeOptions{}, moqtransport.PublishError(wire.PublishInternalError, "the session has ended")
 	}
+	if r.closed {
+		r.mu.Unlock()
+		return moqtransport.SubscribeOptions{}, moqtransport.PublishError(wire.PublishInternalError, "the relay is shutting down")
+	}
 	if sc := r.scopes[scName]; sc != nil {
 		if o := sc.owner(req.Namespace); o != nil && o.s != s {
 			r.mu.Unlock()

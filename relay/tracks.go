@@ -103,6 +103,12 @@ func (r *Relay) subscribeOrigin(ctx context.Context, scName string, o *origin, v
 		rt = nil
 	}
 	if rt == nil {
+		if r.closed {
+			// Close has cancelled the pending upstream SUBSCRIBEs and
+			// waits for the relay's goroutines: start no more.
+			r.mu.Unlock()
+			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "the relay is shutting down")
+		}
 		rt = &relayTrack{key: k, scope: scName, ns: req.Namespace, ready: make(chan struct{}), over: make(chan struct{}), remote: viaRemote}
 		sc.tracks[k] = rt
 		rt.refs++
