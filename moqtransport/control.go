@@ -287,7 +287,7 @@ func (s *Session) takeID(ctx context.Context) (uint64, error) {
 				}
 				return 0, fmt.Errorf("%w: waited %v for the peer to allow another request (%s): the peer cannot take requests from this session", ErrRequestsBlocked, s.cfg.RequestIDTimeout, why)
 			}
-			return 0, fmt.Errorf("moqt: waiting for the peer to allow request ID %d (MAX_REQUEST_ID is %d): %w", limit, limit, ctx.Err())
+			return 0, fmt.Errorf("moqt: waiting for the peer to allow request ID %d (MAX_REQUEST_ID is %d), %w: %w", limit, limit, ErrRequestNotSent, ctx.Err())
 		case <-s.closed:
 			return 0, s.closedErr()
 		}

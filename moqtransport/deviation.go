@@ -9,6 +9,11 @@ import (
 // no request ID within Config.RequestIDTimeout.
 var ErrRequestsBlocked = errors.New("moqt: the peer grants no request ID for this request")
 
+// ErrRequestNotSent is wrapped, with the context's error, by what a
+// request fails with when its context ends while it waits for the peer to
+// grant it a request ID: the peer never got the request.
+var ErrRequestNotSent = errors.New("the request was not sent")
+
 // Peer deviations the session tolerates: each is a departure from draft-14
 // that harms nothing this session relies on, seen in deployed peers. The
 // package doc ("Peer deviations") lists them; every one is decided here.

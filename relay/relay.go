@@ -661,6 +661,13 @@ func (r *Relay) forwardTrackStatus(ctx context.Context, s *moqtransport.Session,
 			if viaRemote {
 				return nil, moqtransport.SubscribeError(wire.SubscribeTimeout, fmt.Sprintf("the relay serving the namespace did not answer TRACK_STATUS within %v", wait))
 			}
+			if errors.Is(err, moqtransport.ErrRequestNotSent) {
+				// The publisher's MAX_REQUEST_ID left no request ID for
+				// the TRACK_STATUS in time: it never got it, so it is not
+				// marked silent; this request asks with SUBSCRIBE.
+				r.logFor(o.s).Debug("the publisher granted no request ID for TRACK_STATUS in time; asking with SUBSCRIBE this once", "namespace", o.ns.String(), "after", wait)
+				return r.statusBySubscribe(ctx, s, req)
+			}
 			// Draft-14 has no way to cancel the TRACK_STATUS; a late
 			// answer is dropped by the session.
 			o.statusSilent.Store(true)

@@ -161,6 +161,60 @@ func TestTrackStatusPublisherSilent(t *testing.T) {
 	})
 }
 
+// A TRACK_STATUS that waited for the publisher's MAX_REQUEST_ID and was
+// never sent does not mark the publisher silent: once the publisher grants
+// request IDs again, the relay asks it with TRACK_STATUS, not SUBSCRIBE.
+func TestTrackStatusPublisherBlockedNotSilent(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelayWith(t, scheme, relay.Config{UpstreamTimeout: time.Second, TrackStatusTimeout: 200 * time.Millisecond})
+		ns := wire.Namespace{"live"}
+		h := &countingTracks{}
+		for _, name := range []string{"video", "audio"} {
+			tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: name}, moqtransport.TrackConfig{})
+			h.Add(tr)
+			write(t, tr, 0, 3, 2)
+		}
+		// The publisher lets the relay have one request open at a time.
+		pub, _, err := e.dialCfg("/", moqtransport.Config{Handler: h.Handler(), MaxRequests: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := ctxFor(t)
+		if _, err := pub.PublishNamespace(ctx, ns, nil); err != nil {
+			t.Fatal(err)
+		}
+		client := e.connect("/", nil)
+		sub, err := client.Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The relay's upstream SUBSCRIBE holds the publisher's one request
+		// ID: the TRACK_STATUS waits for another and is not sent, and the
+		// fallback SUBSCRIBE waits as well until UpstreamTimeout.
+		if _, err := client.TrackStatus(ctx, ns, "audio"); err == nil {
+			t.Fatal("TRACK_STATUS while the publisher grants no request ID answered, want an error")
+		}
+		if n := h.statuses.Load(); n != 0 {
+			t.Fatalf("the publisher got %d TRACK_STATUSes while it granted no request ID, want 0", n)
+		}
+		if err := sub.Unsubscribe(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the upstream subscription's UNSUBSCRIBE", func() bool { return h.ended.Load() == 1 })
+
+		st, err := client.TrackStatus(ctx, ns, "audio")
+		if err != nil {
+			t.Fatalf("TRACK_STATUS once the publisher grants request IDs again: %v", err)
+		}
+		if !st.ContentExists || st.Largest != (wire.Location{Group: 2, Object: 1}) {
+			t.Errorf("TRACK_STATUS_OK %+v, want content up to {2 1}", st)
+		}
+		if n := h.statuses.Load(); n != 1 {
+			t.Errorf("the publisher got %d TRACK_STATUSes, want 1: it was marked silent though it never got the first", n)
+		}
+	})
+}
+
 // unanswered is a request handler that never answers: it notes the
 // request, then waits for the session's end.
 func unanswered[Req any, Resp any](note func()) func(context.Context, *moqtransport.Session, Req) (Resp, error) {
