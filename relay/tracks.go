@@ -122,10 +122,11 @@ func (r *Relay) subscribeOrigin(ctx context.Context, scName string, o *origin, v
 			defer r.wg.Done()
 			defer cancel()
 			if prev != nil {
-				select {
-				case <-prev.over: // its UNSUBSCRIBE is on its way first
-				case <-uctx.Done():
-				}
+				// Its UNSUBSCRIBE goes first. Waited for even when rt is
+				// given up meanwhile: rt may take prev's place in leaving,
+				// and a later track waits for rt only. prev ends within
+				// its own UpstreamTimeout.
+				<-prev.over
 			}
 			r.subscribeUpstream(uctx, o, rt, name)
 		}()
@@ -161,10 +162,14 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 	// The upstream subscription serves every downstream one: it starts at
 	// the newest object and forwards, whatever the first subscriber asked
 	// (§8.3: relays aggregate with Largest Object).
-	up, err := o.s.Subscribe(ctx, rt.ns, name, moqtransport.SubscribeOptions{
-		Priority: moqtransport.DefaultPriority,
-		Filter:   wire.Filter{Type: wire.FilterLargestObject},
-	})
+	var up *moqtransport.Subscription
+	err := ctx.Err() // given up while it waited for a previous one: no SUBSCRIBE
+	if err == nil {
+		up, err = o.s.Subscribe(ctx, rt.ns, name, moqtransport.SubscribeOptions{
+			Priority: moqtransport.DefaultPriority,
+			Filter:   wire.Filter{Type: wire.FilterLargestObject},
+		})
+	}
 	result := "ok"
 	if err != nil {
 		result = "error"
