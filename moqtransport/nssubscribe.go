@@ -6,7 +6,6 @@ import (
 	"io"
 	"iter"
 	"sync"
-	"sync/atomic"
 
 	"github.com/moqgo/moq/moqtransport/wire"
 )
@@ -34,9 +33,6 @@ type NamespaceSubscription struct {
 	changed []string
 	wake    chan struct{}
 	end     error // set when the subscription ends: io.EOF after Close
-	// replaced: a new subscription of the prefix took over (see
-	// ErrNamespaceSubscriptionReplaced); Close then sends nothing.
-	replaced atomic.Bool
 }
 
 // ErrNamespaceSubscriptionReplaced is what NamespaceSubscription.Next
@@ -167,14 +163,20 @@ func (n *NamespaceSubscription) finish(err error) {
 func (n *NamespaceSubscription) Close() error {
 	var err error
 	n.once.Do(func() {
-		if n.replaced.Load() {
-			return // the peer ended it; its prefix is the new one's
-		}
+		// Decided under s.mu: takeOverPrefix swaps the entry under it, so
+		// an entry no longer n's is a new subscription's, which an
+		// UNSUBSCRIBE_NAMESPACE for the prefix would end at the peer.
 		n.s.mu.Lock()
-		if n.s.ourNSSubs[nsKey(n.prefix)] == n {
+		owned := n.s.ourNSSubs[nsKey(n.prefix)] == n
+		if owned {
 			delete(n.s.ourNSSubs, nsKey(n.prefix))
 		}
 		n.s.mu.Unlock()
+		if !owned {
+			// the peer ended it; its prefix is the new one's
+			n.finish(ErrNamespaceSubscriptionReplaced)
+			return
+		}
 		n.finish(io.EOF)
 		err = n.s.send(&wire.UnsubscribeNamespace{Prefix: n.prefix})
 	})
@@ -268,7 +270,6 @@ func (s *Session) takeOverPrefix(key string, n *NamespaceSubscription) {
 	}
 	s.mu.Unlock()
 	if old != nil {
-		old.replaced.Store(true)
 		old.finish(ErrNamespaceSubscriptionReplaced)
 	}
 	for _, ns := range held {
