@@ -71,16 +71,19 @@ type Fetch struct {
 // ErrFetchCancelled is what ReadObject returns after Cancel.
 var ErrFetchCancelled = errors.New("moqt: fetch cancelled")
 
-// abort ends a fetch whose stream never came.
-func (f *Fetch) abort(err error) {
+// abort ends a fetch whose stream never came. It reports whether it did:
+// false when the stream came first, or the fetch had ended already.
+func (f *Fetch) abort(err error) (ran bool) {
 	f.stopWatch()
 	f.streamOnce.Do(func() {
+		ran = true
 		close(f.stream)
 		f.mu.Lock()
 		f.err = err
 		f.mu.Unlock()
 		close(f.ch)
 	})
+	return ran
 }
 
 // OK returns the FETCH_OK: group order, end of track, end location.

@@ -126,15 +126,19 @@ func later(a, b time.Time) time.Time {
 // FETCH_CANCEL, and ReadObject returns ErrFetchStreamTimeout. A stream
 // that comes later is refused with STOP_SENDING.
 func (f *Fetch) streamTimedOut(d time.Duration) {
+	// abort first: a stream that came since check won streamOnce, and
+	// the fetch is then the stream's to end, not cancelled.
+	if !f.abort(ErrFetchStreamTimeout) {
+		return // ended meanwhile: its stream came, or Cancel, or the session's end
+	}
 	s := f.s
 	s.mu.Lock()
 	_, open := s.fetches[f.id]
 	delete(s.fetches, f.id)
 	s.mu.Unlock()
 	if !open {
-		return // ended meanwhile: its stream came, or Cancel, or the session's end
+		return // ended meanwhile: the session's end, or a malformed track
 	}
 	s.log.Warn("the publisher did not open a fetch stream after FETCH_OK; cancelling the fetch", "track", f.name.String(), "request", f.id, "waited", d)
-	f.abort(ErrFetchStreamTimeout)
 	s.sendOrFail(&wire.FetchCancel{RequestID: f.id})
 }
