@@ -696,6 +696,13 @@ func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, next func(conte
 	stop := context.AfterFunc(ctx, func() { reset(wire.ResetCancelled) })
 	defer stop()
 	for {
+		if ctx.Err() != nil {
+			// Cancelled or ended (EndFetch): a next that ignores ctx
+			// would go on yielding objects while the reset waits
+			// (resetAfter), and they would still be written.
+			reset(wire.ResetCancelled)
+			return errors.New("fetch cancelled")
+		}
 		o, err := next(ctx)
 		if err == io.EOF {
 			break

@@ -264,3 +264,34 @@ func TestWriteFetchUrgency(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteFetchStopsWhenEnded: once the fetch's ctx ends (here as
+// EndFetch does, whose reset waits a probe timeout on a stream that
+// cannot mark its data reliable), writeFetch asks next for no more
+// objects, even from a next that ignores ctx.
+func TestWriteFetchStopsWhenEnded(t *testing.T) {
+	c := &uniConn{}
+	s := &Session{conn: c}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	calls := 0
+	next := func(context.Context) (*Object, error) {
+		calls++
+		if calls > 50 {
+			return nil, io.EOF
+		}
+		if calls == 3 {
+			cancel(&RequestError{Message: wire.TypeFetchError})
+		}
+		return &Object{Group: 0, ID: uint64(calls), Payload: []byte("x")}, nil
+	}
+	if err := s.writeFetch(ctx, &wire.Fetch{RequestID: 0}, next); err == nil {
+		t.Error("writeFetch of an ended fetch: nil error")
+	}
+	if calls != 3 {
+		t.Errorf("next called %d times, want 3: objects went on after the fetch ended", calls)
+	}
+	if c.opened[0].closed {
+		t.Error("the ended fetch's stream was closed, not reset")
+	}
+}
