@@ -521,11 +521,7 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 		s.fetchError(m.RequestID, wire.FetchInvalidRange, fmt.Sprintf("end %v is before start %v", end, start))
 		return
 	}
-	h := s.cfg.Handler.Fetch
-	if h == nil {
-		s.fetchError(m.RequestID, wire.FetchNotSupported, "FETCH is not supported by this endpoint")
-		return
-	}
+	h := s.cfg.Handler.Fetch // not nil: refuseFetch answered a nil one
 	var resp *FetchResponse
 	var err error
 	s.callback(func() {
