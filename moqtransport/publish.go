@@ -44,14 +44,19 @@ func (s *Session) Publish(ctx context.Context, t *Track, opts PublishOptions) (*
 	}
 	var sv *servedSubscription
 	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
-		largest, exists := t.Largest()
 		req := &wire.Subscribe{RequestID: id, Namespace: name.Namespace, Name: name.Name,
 			SubscriberPriority: DefaultPriority, GroupOrder: t.GroupOrder(), Forward: !opts.Paused,
 			Filter: wire.Filter{Type: wire.FilterLargestObject}}
 		sv = s.newServed(req)
-		sv.start, _, _, _ = filterRange(req.Filter, largest, exists)
+		// PUBLISH's Largest and the reader's start are taken together
+		// (newReaderAt), so no object falls between them.
+		var largest Location
+		var exists bool
+		sv.reader, largest, exists = t.newReaderAt(func(largest Location, exists bool) (ReaderFilter, bool) {
+			sv.start, _, _, _ = filterRange(req.Filter, largest, exists)
+			return ReaderFilter{Start: sv.start}, true
+		})
 		sv.largest, sv.exists, sv.accepted, sv.track = largest, exists, true, t
-		sv.reader = t.NewReader(ReaderFilter{Start: sv.start})
 		close(sv.answered)
 		s.goFunc(sv.runPublish)
 		m := &wire.Publish{RequestID: id, Namespace: name.Namespace, Name: name.Name, TrackAlias: id,

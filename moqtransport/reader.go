@@ -107,10 +107,28 @@ type TrackReader struct {
 // received them, from now on or, with f.FromCache, from the oldest cached
 // event.
 func (t *Track) NewReader(f ReaderFilter) *TrackReader {
-	r := &TrackReader{t: t, wake: make(chan struct{}, 1), filter: f, open: map[trackSubgroupKey]bool{}}
+	r, _, _ := t.newReaderAt(func(Location, bool) (ReaderFilter, bool) { return f, true })
+	return r
+}
+
+// newReaderAt starts a reader of the events written from now on (or from
+// the cache, with FromCache) whose filter filterOf derives from the track's
+// largest location, and returns that location. Both happen under one hold
+// of the lock: an object written between them would pass neither a
+// SUBSCRIBE's Largest Object filter (which starts after the largest
+// location SUBSCRIBE_OK names) nor the joining FETCH that ends at it, and
+// the subscriber would miss it. filterOf runs with t.mu held; when it says
+// no, there is no reader (nil).
+func (t *Track) newReaderAt(filterOf func(largest Location, exists bool) (ReaderFilter, bool)) (r *TrackReader, largest Location, exists bool) {
 	t.touch()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	largest, exists = t.largest, t.hasLargest
+	f, ok := filterOf(largest, exists)
+	if !ok {
+		return nil, largest, exists
+	}
+	r = &TrackReader{t: t, wake: make(chan struct{}, 1), filter: f, open: map[trackSubgroupKey]bool{}}
 	t.expire()
 	r.pos = t.nextSeq
 	if f.FromCache && len(t.log) > 0 {
@@ -118,7 +136,7 @@ func (t *Track) NewReader(f ReaderFilter) *TrackReader {
 	}
 	t.readers[r] = struct{}{}
 	t.nreaders.Add(1)
-	return r
+	return r, largest, exists
 }
 
 // readerCount returns how many readers the track has.

@@ -164,24 +164,30 @@ func (sv *servedSubscription) run() {
 		s.sendOrFail(&wire.SubscribeError{RequestID: sv.req.RequestID, Code: wire.SubscribeErrorCode(code), Reason: reason})
 		return
 	}
-	largest, exists := track.Largest()
-	start, hasEnd, endGroup, ok := filterRange(sv.req.Filter, largest, exists)
-	if !ok {
+	sv.mu.Lock()
+	reader, largest, exists := track.newReaderAt(func(largest Location, exists bool) (ReaderFilter, bool) {
+		start, hasEnd, endGroup, ok := filterRange(sv.req.Filter, largest, exists)
+		if !ok {
+			return ReaderFilter{}, false
+		}
+		// A SUBSCRIBE_UPDATE handled meanwhile may have narrowed the
+		// range: keep the narrower of the two.
+		if sv.start.Less(start) {
+			sv.start = start
+		}
+		if hasEnd && (!sv.hasEnd || endGroup < sv.endGroup) {
+			sv.hasEnd, sv.endGroup = true, endGroup
+		}
+		return ReaderFilter{Start: sv.start, HasEnd: sv.hasEnd, EndGroup: sv.endGroup}, true
+	})
+	if reader == nil {
+		sv.mu.Unlock()
 		sv.over.Store(true)
 		s.sendOrFail(&wire.SubscribeError{RequestID: sv.req.RequestID, Code: wire.SubscribeInvalidRange,
 			Reason: "the end group is before the start or already published"})
 		return
 	}
-	sv.mu.Lock()
-	// A SUBSCRIBE_UPDATE handled meanwhile may have narrowed the range:
-	// keep the narrower of the two.
-	if sv.start.Less(start) {
-		sv.start = start
-	}
-	if hasEnd && (!sv.hasEnd || endGroup < sv.endGroup) {
-		sv.hasEnd, sv.endGroup = true, endGroup
-	}
-	sv.reader = track.NewReader(ReaderFilter{Start: sv.start, HasEnd: sv.hasEnd, EndGroup: sv.endGroup})
+	sv.reader = reader
 	sv.largest, sv.exists, sv.track = largest, exists, track
 	sv.mu.Unlock()
 	defer sv.reader.Close()

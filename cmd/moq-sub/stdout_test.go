@@ -74,6 +74,9 @@ func startSubProcess(t *testing.T, r *fmp4test.Relay, stdout *os.File, args ...s
 		close(s.done)
 	}()
 	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("moq-sub's stderr:\n%s", s.stderr.String())
+		}
 		select {
 		case <-s.done:
 		default:
@@ -125,7 +128,7 @@ func TestSubStdoutStalledInterrupt(t *testing.T) {
 	}
 	defer pr.Close()
 	sub := startSubProcess(t, r, pw, "--name", "stall", "--output-queue", strconv.Itoa(testQueue))
-	sub.stderr.waitFor(t, "moq-sub", "msg=playing")
+	sub.stderr.waitFor(t, "moq-sub", "msg=subscribed") // media written from now on reaches it
 	pub.write(t, fragsBytes(media, frags, n, len(frags)))
 	sub.stderr.waitFor(t, "moq-sub", "stdout is not keeping up")
 	if err := sub.cmd.Process.Signal(os.Interrupt); err != nil {
@@ -174,7 +177,7 @@ func TestSubStdoutPauseResume(t *testing.T) {
 	defer pr.Close()
 	// --skip-behind 0: every gap in the output is the output's doing.
 	sub := startSubProcess(t, r, pw, "--name", "pause", "--output-queue", strconv.Itoa(testQueue), "--skip-behind", "0")
-	sub.stderr.waitFor(t, "moq-sub", "msg=playing")
+	sub.stderr.waitFor(t, "moq-sub", "msg=subscribed") // media written from now on reaches it
 	// The reader is paused while the first half goes out.
 	half := len(frags) / 2
 	for groups[half] == groups[half-1] {
