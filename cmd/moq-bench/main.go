@@ -47,7 +47,8 @@
 // SUBSCRIBE_OK and to the first object, p50/p99/max, the wall time, the
 // relay's RSS and goroutines after). --soak runs one fan-out for
 // --duration and reports whether the relay's RSS stayed flat (the mean of
-// the last --soak-window within 5% of the second's). --profile DIR takes
+// the last --soak-window within 5% of the first one's after warm-up: the
+// time the relay's track cache takes to fill). --profile DIR takes
 // the spawned relay's CPU and heap profiles mid-run (with --join, the
 // relay's and the bench's own CPU profiles over the join's first 5 s).
 //
@@ -123,6 +124,7 @@ type params struct {
 	live        liveParams
 	soakEvery   time.Duration // --soak: sample the relay's RSS this often
 	soakWin     time.Duration // a --soak run: the windows compared (0: not a soak)
+	soakWarmup  time.Duration // a --soak run: the time before the first window
 	profileDir  string        // --profile: the relay's profiles go here
 	logw        io.Writer     // progress and relay log lines
 }
@@ -148,6 +150,7 @@ type config struct {
 	joinParallel  int
 	soak          bool
 	soakWindow    time.Duration
+	soakWarmup    time.Duration
 	stdout        io.Writer
 	stderr        io.Writer
 }
@@ -197,10 +200,11 @@ func newRootCommand() *cobra.Command {
 	f.BoolVar(&cfg.jsonOut, "json", false, "print JSON instead of text")
 	f.IntVar(&cfg.join, "join", 0, "join mode: measure how long this many thin subscribers take to join one live track (--rate objects/s of --object-size) through the relay")
 	f.IntVar(&cfg.joinParallel, "join-parallel", 100, "join mode: subscribers dialing at once")
-	f.BoolVar(&cfg.soak, "soak", false, "soak mode: one fan-out (--subscribers, --rate, --object-size or one --cell) for --duration through a spawned relay, sampling its RSS every --soak-every; compares the mean RSS of the second --soak-window with the last one (flat: within 5%)")
+	f.BoolVar(&cfg.soak, "soak", false, "soak mode: one fan-out (--subscribers, --rate, --object-size or one --cell) for --duration through a spawned relay, sampling its RSS every --soak-every; compares the mean RSS of the first --soak-window after --soak-warmup with the last one (flat: within 5%)")
 	f.DurationVar(&cfg.soakEvery, "soak-every", 5*time.Second, "soak mode: RSS sampling interval")
-	f.DurationVar(&cfg.soakWindow, "soak-window", time.Minute, "soak mode: the windows compared (the first one is warm-up); --duration must be at least three")
-	f.StringVar(&cfg.profileDir, "profile", "", "take a 10 s CPU profile, the live heap (after a GC) and the goroutines of the spawned relay in the middle of each relay run into this directory, and print the profiles' top 15 entries and the goroutines by owner; with --soak, the live heap (after a GC) at the end of the second --soak-window and in the last one instead, and the top of their difference; with --join, the relay's and this process's CPU profiles over the first 5 s of the join (needs the go command)")
+	f.DurationVar(&cfg.soakWindow, "soak-window", time.Minute, "soak mode: the windows compared")
+	f.DurationVar(&cfg.soakWarmup, "soak-warmup", 0, "soak mode: the time not compared, while the relay's track cache fills (0: the time the cache takes to fill, from --group-objects, the rate and the relay's --cache-max-groups, --cache-max-bytes and --cache-max-age, or their defaults; at least one --soak-window); --duration must be at least the warm-up and two windows")
+	f.StringVar(&cfg.profileDir, "profile", "", "take a 10 s CPU profile, the live heap (after a GC) and the goroutines of the spawned relay in the middle of each relay run into this directory, and print the profiles' top 15 entries and the goroutines by owner; with --soak, the live heap (after a GC) at the end of the first --soak-window after warm-up and in the last one instead, and the top of their difference; with --join, the relay's and this process's CPU profiles over the first 5 s of the join (needs the go command)")
 	f.IntVar(&cfg.runs, "runs", 1, "run each cell this many times (passes over all cells) and report each figure's median and min–max; more than 1 implies --matrix")
 	f.BoolVar(&cfg.matrix, "matrix", false, "run fan-out 1:10, 1:100, 1:500 x 1KB, 4KB, 20KB and print a markdown table of ratios")
 	f.StringArrayVar(&cfg.cells, "cell", nil, "matrix cell SUBSCRIBERS:MBPS:SIZE (e.g. 1000:1:4KB): one track of MBPS Mbit/s in SIZE objects; repeatable, implies --matrix and replaces its default cells")
@@ -410,18 +414,23 @@ func runSoak(ctx context.Context, cfg *config, cells []cell) error {
 	if p.spawnRelay == "" && p.relayPID == 0 {
 		return errors.New("--soak reads the relay's RSS: give --spawn-relay PATH (or a URL and --relay-pid)")
 	}
-	if cfg.soakEvery <= 0 || cfg.soakWindow < cfg.soakEvery || p.duration < 3*cfg.soakWindow {
-		return fmt.Errorf("--soak: --duration (%s) must be at least three --soak-window (%s), each at least one --soak-every (%s)", p.duration, cfg.soakWindow, cfg.soakEvery)
+	warmup, why := cfg.soakWarmup, "given"
+	if warmup <= 0 {
+		fill := cacheFillTime(p, cfg.relayArgs)
+		warmup, why = max(cfg.soakWindow, fill), fmt.Sprintf("the relay's track cache fills in %s", fill.Round(time.Second))
+	}
+	if cfg.soakEvery <= 0 || cfg.soakWindow < cfg.soakEvery || p.duration < warmup+2*cfg.soakWindow {
+		return fmt.Errorf("--soak: --duration (%s) must be at least the warm-up (%s: %s) and two --soak-window (%s), each at least one --soak-every (%s)", p.duration, warmup, why, cfg.soakWindow, cfg.soakEvery)
 	}
 	p.baseline = false
-	p.soakWin = cfg.soakWindow
-	fmt.Fprintf(cfg.stderr, "%s: soak: fan-out 1:%d, %d B objects at %.1f/s for %s, relay RSS every %s...\n",
-		binaryName, p.subs, p.size, p.rate, p.duration, p.soakEvery)
+	p.soakWin, p.soakWarmup = cfg.soakWindow, warmup
+	fmt.Fprintf(cfg.stderr, "%s: soak: fan-out 1:%d, %d B objects at %.1f/s for %s, relay RSS every %s; warm-up %s (%s)...\n",
+		binaryName, p.subs, p.size, p.rate, p.duration, p.soakEvery, warmup, why)
 	res, err := runOne(ctx, p, cfg.stderr)
 	if err != nil {
 		return err
 	}
-	sum, err := summarizeSoak(res.Moq.series, cfg.soakWindow, p.duration.Seconds())
+	sum, err := summarizeSoak(res.Moq.series, warmup, cfg.soakWindow, p.duration.Seconds())
 	if err != nil {
 		return err
 	}
@@ -434,7 +443,7 @@ func runSoak(ctx context.Context, cfg *config, cells []cell) error {
 		printSoak(cfg.stdout, sr)
 	}
 	if !sum.Flat {
-		return fmt.Errorf("relay RSS not flat: %+.1f%% from the second window to the last", 100*sum.Change)
+		return fmt.Errorf("relay RSS not flat: %+.1f%% from the first window after warm-up to the last", 100*sum.Change)
 	}
 	return nil
 }

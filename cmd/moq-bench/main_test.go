@@ -353,16 +353,31 @@ func TestSoakSummary(t *testing.T) {
 		}
 		pts = append(pts, rssPoint{Seconds: float64(i), RSSMB: mb + float64(i%2)})
 	}
-	s, err := summarizeSoak(pts, 10*time.Second, 30)
-	if err != nil || !s.Flat || s.SecondWindowMB != 100.5 || s.LastWindowMB != 100.5 {
+	s, err := summarizeSoak(pts, 10*time.Second, 10*time.Second, 30)
+	if err != nil || !s.Flat || s.FirstMB != 100.5 || s.LastWindowMB != 100.5 {
 		t.Errorf("flat series: %+v, %v", s, err)
 	}
 	pts[29].RSSMB, pts[28].RSSMB = 200, 200 // the last window's mean grows by 20%
-	if s, err := summarizeSoak(pts, 10*time.Second, 30); err != nil || s.Flat || s.Change < 0.19 {
+	if s, err := summarizeSoak(pts, 10*time.Second, 10*time.Second, 30); err != nil || s.Flat || s.Change < 0.19 {
 		t.Errorf("growing series: %+v, %v", s, err)
 	}
-	if _, err := summarizeSoak(pts[:5], 10*time.Second, 5); err == nil {
+	if _, err := summarizeSoak(pts[:5], 10*time.Second, 10*time.Second, 5); err == nil {
 		t.Error("a series shorter than two windows was summarized")
+	}
+	// A longer warm-up moves the first window: [15 s, 25 s) overlaps the
+	// last one, [20 s, 30 s], and is refused.
+	if _, err := summarizeSoak(pts, 15*time.Second, 10*time.Second, 30); err == nil {
+		t.Error("windows overlapping after a 15 s warm-up were compared")
+	}
+	// The warm-up is not compared: a series still growing in it is flat.
+	for i := range pts {
+		pts[i].RSSMB = 100 + float64(i%2)
+		if i < 14 {
+			pts[i].RSSMB = 10 * float64(i)
+		}
+	}
+	if s, err := summarizeSoak(pts, 14*time.Second, 8*time.Second, 30); err != nil || !s.Flat || s.FirstMB != 100.5 {
+		t.Errorf("flat after a 14 s warm-up: %+v, %v", s, err)
 	}
 }
 
@@ -371,7 +386,8 @@ func TestModeFlags(t *testing.T) {
 		{"--join", "5", "--cell", "1:1:1KB"},
 		{"--join", "5", "--runs", "2"},
 		{"--soak", "--duration", "2m"},                     // no relay to read
-		{"--soak", "--relay-pid", "1", "--duration", "2m"}, // shorter than three windows
+		{"--soak", "--relay-pid", "1", "--duration", "2m"}, // shorter than warm-up and two windows
+		{"--soak", "--relay-pid", "1", "--duration", "5m", "--soak-warmup", "4m"},
 		{"--runs", "0"},
 		{"--subscriber-kind", "fat"},
 		{"--tls-key-exchange", "x448"},

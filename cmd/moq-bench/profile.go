@@ -216,12 +216,12 @@ func unsampledHint(file string) string {
 const soakProfileLead = 10 * time.Second
 
 // soakProfileTimes are the offsets from the start of publishing at which a
-// soak of duration d with windows of w takes the relay's live heap: at the
-// end of the second window (the first after warm-up, the one the soak's
+// soak of duration d, warm-up u and windows of w takes the relay's live
+// heap: at the end of the first window after warm-up (the one the soak's
 // verdict compares against) and shortly before the end.
-func soakProfileTimes(d, w time.Duration) (early, late time.Duration) {
+func soakProfileTimes(d, u, w time.Duration) (early, late time.Duration) {
 	late = max(d-soakProfileLead, d-w/2)
-	return min(2*w, late), late
+	return min(u+w, late), late
 }
 
 // soakProfiler takes two live-heap profiles (heap?gc=1) of a relay during

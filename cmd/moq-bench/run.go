@@ -199,7 +199,7 @@ func measure(ctx context.Context, p *params, pa path, rec *recorder, relayPID in
 	if p.profileDir != "" && p.metricsURL != "" && pa.name() == "moq-go" {
 		name := fmt.Sprintf("relay-1to%d-%dB-%s", p.subs, p.size, time.Now().Format("150405"))
 		if p.soakWin > 0 {
-			early, late := soakProfileTimes(p.duration, p.soakWin)
+			early, late := soakProfileTimes(p.duration, p.soakWarmup, p.soakWin)
 			prof := startSoakProfile(ctx, p.metricsURL, p.profileDir, name, start, early, late)
 			defer prof.finishDiff(p.logw)
 		} else {

@@ -12,10 +12,11 @@ import (
 	"time"
 
 	"github.com/moqgo/moq/internal/relayproc"
+	"github.com/moqgo/moq/moqtransport"
 )
 
 // soakTolerance is how far the last window's mean RSS may be from the
-// second window's for the relay's memory to count as flat.
+// first window's after warm-up for the relay's memory to count as flat.
 const soakTolerance = 0.05
 
 // rssPoint is one sample of the relay during a soak.
@@ -92,15 +93,16 @@ func parseMetrics(r io.Reader, names []string) ([]float64, error) {
 	return out, nil
 }
 
-// soakSummary compares the relay's mean RSS in the second window (the
-// first one is warm-up) with its mean in the last window.
+// soakSummary compares the relay's mean RSS in the first window after
+// warm-up with its mean in the last window.
 type soakSummary struct {
-	Window         string     `json:"window"`
-	SecondWindowMB float64    `json:"second_window_mean_rss_mb"`
-	LastWindowMB   float64    `json:"last_window_mean_rss_mb"`
-	Change         float64    `json:"change"` // last/second - 1
-	Flat           bool       `json:"flat"`   // |Change| <= 5%
-	Series         []rssPoint `json:"series"`
+	Warmup       string     `json:"warmup"` // not compared: the relay's caches fill
+	Window       string     `json:"window"`
+	FirstMB      float64    `json:"first_window_mean_rss_mb"` // the window right after warm-up
+	LastWindowMB float64    `json:"last_window_mean_rss_mb"`
+	Change       float64    `json:"change"` // last/first - 1
+	Flat         bool       `json:"flat"`   // |Change| <= 5%
+	Series       []rssPoint `json:"series"`
 }
 
 // soakResult is a --soak run: the fan-out's figures and the relay's RSS.
@@ -163,11 +165,12 @@ func (s *seriesSampler) finish() []rssPoint {
 	return s.points
 }
 
-// summarizeSoak compares the mean RSS of the samples in [window, 2·window)
-// with the samples of the last window before the end (the samples run to
-// end, in seconds).
-func summarizeSoak(pts []rssPoint, window time.Duration, end float64) (soakSummary, error) {
-	s := soakSummary{Window: window.String(), Series: pts}
+// summarizeSoak compares the mean RSS of the samples in the window right
+// after warm-up, [warmup, warmup+window), with the samples of the last
+// window before the end (the samples run to end, in seconds).
+func summarizeSoak(pts []rssPoint, warmup, window time.Duration, end float64) (soakSummary, error) {
+	s := soakSummary{Warmup: warmup.String(), Window: window.String(), Series: pts}
+	from := warmup.Seconds()
 	w := window.Seconds()
 	mean := func(from, to float64) (float64, int) {
 		var sum float64
@@ -184,12 +187,15 @@ func summarizeSoak(pts []rssPoint, window time.Duration, end float64) (soakSumma
 		return sum / float64(n), n
 	}
 	var n1, n2 int
-	s.SecondWindowMB, n1 = mean(w, 2*w)
+	if end-w < from+w {
+		return s, fmt.Errorf("soak: %.0f s is too short to compare a %s window after a %s warm-up with the last one", end, window, warmup)
+	}
+	s.FirstMB, n1 = mean(from, from+w)
 	s.LastWindowMB, n2 = mean(end-w, end+1)
 	if n1 == 0 || n2 == 0 {
-		return s, fmt.Errorf("soak: no RSS samples in the second window or the last one (%d samples over %.0f s): run at least three windows", len(pts), end)
+		return s, fmt.Errorf("soak: no RSS samples in the window after warm-up or in the last one (%d samples over %.0f s)", len(pts), end)
 	}
-	s.Change = s.LastWindowMB/s.SecondWindowMB - 1
+	s.Change = s.LastWindowMB/s.FirstMB - 1
 	s.Flat = s.Change <= soakTolerance && s.Change >= -soakTolerance
 	return s, nil
 }
@@ -214,6 +220,45 @@ func printSoak(w io.Writer, r *soakResult) {
 	if !r.Soak.Flat {
 		verdict = "NOT FLAT"
 	}
-	fmt.Fprintf(w, "relay RSS mean: second %s %.1f MB, last %s %.1f MB: %+.1f%% (%s within %.0f%%)\n",
-		r.Soak.Window, r.Soak.SecondWindowMB, r.Soak.Window, r.Soak.LastWindowMB, 100*r.Soak.Change, verdict, 100*soakTolerance)
+	fmt.Fprintf(w, "relay RSS mean: first %s after a %s warm-up %.1f MB, last %s %.1f MB: %+.1f%% (%s within %.0f%%)\n",
+		r.Soak.Window, r.Soak.Warmup, r.Soak.FirstMB, r.Soak.Window, r.Soak.LastWindowMB, 100*r.Soak.Change, verdict, 100*soakTolerance)
+}
+
+// cacheFillTime is how long a relayed track's cache takes to fill at p's
+// rate: until it holds its most groups, its most bytes or its oldest
+// group's age, whichever comes first, with the limits the relay is given
+// in relayArgs (--cache-max-groups, --cache-max-bytes, --cache-max-age) or
+// moq-relay's defaults. Until then a relay's memory grows by design (and
+// its Go heap goal by twice that), so a soak does not compare it.
+func cacheFillTime(p params, relayArgs []string) time.Duration {
+	groups, bytes, age := moqtransport.DefaultTrackMaxGroups, moqtransport.DefaultTrackMaxBytes, time.Duration(0)
+	for i := 0; i < len(relayArgs); i++ {
+		name, val, ok := strings.Cut(strings.TrimLeft(relayArgs[i], "-"), "=")
+		if !ok && i+1 < len(relayArgs) {
+			val = relayArgs[i+1]
+		}
+		switch name {
+		case "cache-max-groups":
+			if n, err := strconv.Atoi(val); err == nil && n > 0 {
+				groups = n
+			}
+		case "cache-max-bytes":
+			if n, err := strconv.ParseInt(val, 10, 64); err == nil && n > 0 {
+				bytes = n
+			}
+		case "cache-max-age":
+			if d, err := time.ParseDuration(val); err == nil && d > 0 {
+				age = d
+			}
+		}
+	}
+	if p.rate <= 0 || p.size <= 0 {
+		return 0
+	}
+	sec := min(float64(groups*max(p.groupObjects, 1))/p.rate, float64(bytes)/(p.rate*float64(p.size)))
+	fill := time.Duration(sec * float64(time.Second))
+	if age > 0 {
+		fill = min(fill, age)
+	}
+	return fill
 }

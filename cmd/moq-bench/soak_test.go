@@ -59,16 +59,42 @@ func TestReadSeriesMetrics(t *testing.T) {
 }
 
 // TestSoakProfileTimes: the early live heap is taken at the end of the
-// second window, the late one shortly before the end, always in order.
+// first window after warm-up, the late one shortly before the end, always
+// in order.
 func TestSoakProfileTimes(t *testing.T) {
-	for _, c := range []struct{ d, w, early, late time.Duration }{
-		{10 * time.Minute, time.Minute, 2 * time.Minute, 10*time.Minute - soakProfileLead},
-		{30 * time.Second, 10 * time.Second, 20 * time.Second, 25 * time.Second},
-		{3 * time.Second, time.Second, 2 * time.Second, 2500 * time.Millisecond},
+	for _, c := range []struct{ d, u, w, early, late time.Duration }{
+		{10 * time.Minute, time.Minute, time.Minute, 2 * time.Minute, 10*time.Minute - soakProfileLead},
+		{10 * time.Minute, 126 * time.Second, time.Minute, 186 * time.Second, 10*time.Minute - soakProfileLead},
+		{30 * time.Second, 10 * time.Second, 10 * time.Second, 20 * time.Second, 25 * time.Second},
+		{3 * time.Second, time.Second, time.Second, 2 * time.Second, 2500 * time.Millisecond},
 	} {
-		early, late := soakProfileTimes(c.d, c.w)
+		early, late := soakProfileTimes(c.d, c.u, c.w)
 		if early != c.early || late != c.late || early > late || late >= c.d {
-			t.Errorf("soak %s, windows %s: heap at %s and %s, want %s and %s", c.d, c.w, early, late, c.early, c.late)
+			t.Errorf("soak %s, warm-up %s, windows %s: heap at %s and %s, want %s and %s", c.d, c.u, c.w, early, late, c.early, c.late)
+		}
+	}
+}
+
+// TestCacheFillTime: the warm-up is the time to the first cache limit
+// reached, with the relay's defaults or the limits it is given.
+func TestCacheFillTime(t *testing.T) {
+	soak := params{size: 4096, rate: 0.5e6 / 8 / 4096, groupObjects: 30} // 1:500's cell: a group every 1.97 s
+	for _, c := range []struct {
+		p    params
+		args []string
+		want time.Duration
+	}{
+		{soak, nil, 125829 * time.Millisecond}, // 64 groups
+		{soak, []string{"--cache-max-groups=8"}, 15729 * time.Millisecond},
+		{soak, []string{"--cache-max-groups", "8", "--write-coalesce=0"}, 15729 * time.Millisecond},
+		{soak, []string{"--cache-max-age=30s"}, 30 * time.Second},
+		{soak, []string{"--cache-max-bytes=4096000"}, 65536 * time.Millisecond}, // 1000 objects
+		// 22 Mbit/s of 16 KiB, 60 a group: the 32 MiB limit (12.2 s)
+		// before 64 groups (22.9 s).
+		{params{size: 16384, rate: 22e6 / 8 / 16384, groupObjects: 60}, nil, 12202 * time.Millisecond},
+	} {
+		if got := cacheFillTime(c.p, c.args).Round(time.Millisecond); got != c.want {
+			t.Errorf("%d B at %.1f/s, %d a group, relay %v: %s, want %s", c.p.size, c.p.rate, c.p.groupObjects, c.args, got, c.want)
 		}
 	}
 }
