@@ -553,6 +553,15 @@ func fromMonoOffset(off int64) time.Time { return monoEpoch.Add(time.Duration(of
 // the copy would cost more memory than the write saves.
 const maxBatchedPayload = 16 << 10
 
+// leadPayload is how much of a larger payload goes in the write of its
+// header: with it the header's write fills a packet (1452 bytes less
+// QUIC's short header, AEAD tag and STREAM frame header, less our
+// headers), where a header written alone went out in a small packet of its
+// own whenever the connection packed it before the payload's write came:
+// one packet and send more per object (BenchmarkObjectPackets: 16.04
+// packets for a 20 KiB object, whose bytes fill 15).
+const leadPayload = 1452 - 9 - 16 - 7 - 64
+
 // writeBufs pools the buffers of batched writes, one pool per size class
 // (writeBufSizes): a blocked write holds its buffer, so a buffer is not
 // much larger than what it carries (4 KiB objects take 4.25 KiB buffers).
@@ -626,11 +635,15 @@ func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *
 	sv := st.sv
 	batch := len(o.Payload) <= maxBatchedPayload
 	n := writeBufHeadroom + len(o.Extensions)
+	lead := 0 // of an unbatched payload, the bytes copied after its header
 	if batch {
 		n += len(o.Payload)
 		if st.peekQueued() != nil {
 			n = maxBatchedPayload + writeBufHeadroom // room for those queued
 		}
+	} else {
+		lead = leadPayload
+		n += lead
 	}
 	// The buffer's bytes count against the session's write-ahead until
 	// the write returns; waiting for them holds no buffer.
@@ -663,6 +676,7 @@ func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *
 	if buf, err = st.appendObject(buf, o, batch); err != nil {
 		return o, &writeError{encode: true, err: err}
 	}
+	buf = append(buf, o.Payload[:lead]...)
 	sv.observeDelivery(o, now)
 	last, payload := o, len(o.Payload)
 	st.wrote = 1
@@ -694,7 +708,7 @@ func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *
 	}
 	giveBack() // the payload below is the cache's, not a copy
 	if !batch {
-		if _, err := st.str.Write(o.Payload); err != nil {
+		if _, err := st.str.Write(o.Payload[lead:]); err != nil {
 			return o, &writeError{err: err}
 		}
 	}
