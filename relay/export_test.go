@@ -60,3 +60,21 @@ func TrackRefs(r *Relay, scName string, ns []string, name string) int {
 	}
 	return rt.refs
 }
+
+// StatusWaiting counts the downstream TRACK_STATUS requests waiting for
+// an upstream answer, over every flight in progress.
+func StatusWaiting(r *Relay) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, f := range r.statuses {
+		n += f.waiting
+	}
+	return n
+}
+
+// Timeouts returns the relay's UpstreamTimeout and TrackStatusTimeout as
+// New settled them.
+func Timeouts(r *Relay) (upstream, status time.Duration) {
+	return r.cfg.UpstreamTimeout, r.cfg.TrackStatusTimeout
+}

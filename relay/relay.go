@@ -91,7 +91,10 @@
 // that leaves it unanswered for TrackStatusTimeout (moq-rs does for a
 // track it lacks) is asked with SUBSCRIBE instead, from then on, and the
 // SUBSCRIBE_OK or SUBSCRIBE_ERROR answers; the relay UNSUBSCRIBEs at
-// once unless a subscriber shares the subscription.
+// once unless a subscriber shares the subscription. TRACK_STATUS
+// requests for the same track that reach the same upstream session while
+// one is asked share that upstream request, each getting its answer
+// (trackstatus.go).
 //
 // # Namespace subscriptions
 //
@@ -227,6 +230,10 @@ type Relay struct {
 	// leaving: relayed tracks whose last subscriber left and whose
 	// upstream request is not over yet, by scope and track (tracks.go).
 	leaving map[string]*relayTrack
+	// statuses: the upstream TRACK_STATUS requests in flight, shared by
+	// the downstream ones for the same track and upstream session
+	// (trackstatus.go).
+	statuses map[statusKey]*statusFlight
 }
 
 type scope struct {
@@ -288,7 +295,7 @@ func New(cfg Config) *Relay {
 	}
 	r := &Relay{cfg: cfg, log: cfg.Logger, scopes: map[string]*scope{}, remotes: map[string]*remote{},
 		sessions: map[*moqtransport.Session]*peer{}, byTrack: map[*moqtransport.Track]*relayTrack{},
-		leaving: map[string]*relayTrack{}}
+		leaving: map[string]*relayTrack{}, statuses: map[statusKey]*statusFlight{}}
 	r.metrics = newMetrics(r)
 	r.hnd = r.handler()
 	r.observeDelivery = r.deliveryObserver()
@@ -601,7 +608,8 @@ func (r *Relay) serveSubscribe(ctx context.Context, s *moqtransport.Session, req
 // is asked with SUBSCRIBE instead (statusBySubscribe), and so from then
 // on; another relay of the cluster answers every TRACK_STATUS (it falls
 // back in the same way), so it is given that fallback's whole bound,
-// TrackStatusTimeout + UpstreamTimeout, before TIMEOUT.
+// TrackStatusTimeout + UpstreamTimeout, before TIMEOUT. Requests asked
+// upstream at once share one upstream request (forwardTrackStatus).
 func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (_ *moqtransport.TrackStatusOK, err error) {
 	defer func() { r.metrics.requestError("track_status", err) }()
 	k := trackKey(req.Namespace, req.Name)
@@ -626,7 +634,7 @@ func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *w
 	}
 	r.mu.Unlock()
 	if live == nil {
-		return r.forwardTrackStatus(ctx, s, rte.o, rte.remote, req)
+		return r.forwardTrackStatus(ctx, rte.scope, k, rte.o, rte.remote, req)
 	}
 	select {
 	case <-live.ready: // a pushed track's claim, decided
@@ -637,71 +645,6 @@ func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *w
 		return nil, live.err
 	}
 	return moqtransport.TrackStatusOf(live.track), nil
-}
-
-// forwardTrackStatus asks o for a track's status with TRACK_STATUS, or,
-// when o does not answer it, with SUBSCRIBE (see trackStatus).
-func (r *Relay) forwardTrackStatus(ctx context.Context, s *moqtransport.Session, o *origin, viaRemote bool, req *wire.TrackStatus) (*moqtransport.TrackStatusOK, error) {
-	if o.statusSilent.Load() {
-		return r.statusBySubscribe(ctx, s, req)
-	}
-	wait := r.cfg.TrackStatusTimeout
-	if viaRemote {
-		wait += r.cfg.UpstreamTimeout
-	}
-	uctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	up, err := o.s.TrackStatus(uctx, req.Namespace, req.Name)
-	if err != nil {
-		var re *moqtransport.RequestError
-		switch {
-		case errors.As(err, &re):
-			return nil, err
-		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-			if viaRemote {
-				return nil, moqtransport.SubscribeError(wire.SubscribeTimeout, fmt.Sprintf("the relay serving the namespace did not answer TRACK_STATUS within %v", wait))
-			}
-			if errors.Is(err, moqtransport.ErrRequestNotSent) {
-				// The publisher's MAX_REQUEST_ID left no request ID for
-				// the TRACK_STATUS in time: it never got it, so it is not
-				// marked silent; this request asks with SUBSCRIBE.
-				r.logFor(o.s).Debug("the publisher granted no request ID for TRACK_STATUS in time; asking with SUBSCRIBE this once", "namespace", o.ns.String(), "after", wait)
-				return r.statusBySubscribe(ctx, s, req)
-			}
-			// Draft-14 has no way to cancel the TRACK_STATUS; a late
-			// answer is dropped by the session.
-			o.statusSilent.Store(true)
-			r.logFor(o.s).Info("the publisher did not answer TRACK_STATUS; asking with SUBSCRIBE from now on", "namespace", o.ns.String(), "after", wait)
-			return r.statusBySubscribe(ctx, s, req)
-		}
-		return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "forwarding TRACK_STATUS to the publisher failed: "+err.Error())
-	}
-	// The status, not the publisher's parameters: what the relay's own
-	// SUBSCRIBE_OK would carry comes from its own track.
-	return &moqtransport.TrackStatusOK{GroupOrder: up.GroupOrder, ContentExists: up.ContentExists, Largest: up.Largest}, nil
-}
-
-// statusBySubscribe answers TRACK_STATUS with a SUBSCRIBE, which a relay
-// without an active subscription MAY initiate to determine the response
-// (§9.20): routed and shared as a subscriber's would be (subscribe), it
-// gives the SUBSCRIBE_OK's largest location, or the SUBSCRIBE_ERROR. The
-// reference it takes on the relayed track is given back once the status
-// is read, so the upstream subscription is UNSUBSCRIBEd at once unless a
-// subscriber shares it. It is bounded as a SUBSCRIBE is (UpstreamTimeout,
-// TIMEOUT). Trust: the requester is allowed this subscription because a
-// TRACK_STATUS needs the same grant as a SUBSCRIBE of the track
-// (requestNamespace, auth.go), checked before the handler runs; the
-// TRACK_STATUS's own token notes no grant, and the subscription does not
-// outlive the answer.
-func (r *Relay) statusBySubscribe(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (*moqtransport.TrackStatusOK, error) {
-	var source string
-	t, err := r.subscribe(ctx, s, &wire.Subscribe{RequestID: req.RequestID, Namespace: req.Namespace, Name: req.Name}, &source)
-	if err != nil {
-		return nil, err
-	}
-	st := moqtransport.TrackStatusOf(t)
-	r.releaseTrack(t)
-	return st, nil
 }
 
 // subscribe resolves a SUBSCRIBE; source is set to where the track comes

@@ -159,6 +159,9 @@ func (r *Relay) Close() {
 			}
 		}
 	}
+	for _, f := range r.statuses {
+		f.cancel() // upstream TRACK_STATUS requests still waiting
+	}
 	var sessions []*moqtransport.Session
 	for _, rm := range r.remotes {
 		select {

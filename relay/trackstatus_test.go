@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,6 +12,28 @@ import (
 	"github.com/moqgo/moq/moqtransport/wire"
 	"github.com/moqgo/moq/relay"
 )
+
+// New fills in the default timeouts and keeps the TRACK_STATUS wait at
+// most the upstream one (moq-relay gives both flags as they are).
+func TestTimeoutDefaults(t *testing.T) {
+	for _, c := range []struct {
+		cfg              relay.Config
+		upstream, status time.Duration
+	}{
+		{relay.Config{}, relay.DefaultUpstreamTimeout, relay.DefaultTrackStatusTimeout},
+		{relay.Config{UpstreamTimeout: 3 * time.Second}, 3 * time.Second, relay.DefaultTrackStatusTimeout},
+		{relay.Config{UpstreamTimeout: 400 * time.Millisecond}, 400 * time.Millisecond, 400 * time.Millisecond},
+		{relay.Config{UpstreamTimeout: 400 * time.Millisecond, TrackStatusTimeout: time.Second}, 400 * time.Millisecond, 400 * time.Millisecond},
+		{relay.Config{TrackStatusTimeout: 250 * time.Millisecond}, relay.DefaultUpstreamTimeout, 250 * time.Millisecond},
+	} {
+		r := relay.New(c.cfg)
+		if up, st := relay.Timeouts(r); up != c.upstream || st != c.status {
+			t.Errorf("New(UpstreamTimeout %v, TrackStatusTimeout %v): %v, %v; want %v, %v",
+				c.cfg.UpstreamTimeout, c.cfg.TrackStatusTimeout, up, st, c.upstream, c.status)
+		}
+		r.Close()
+	}
+}
 
 // TRACK_STATUS for a track the relay does not relay is forwarded to the
 // publisher as TRACK_STATUS (§9.20), its answer passed on: no upstream
@@ -211,6 +234,167 @@ func TestTrackStatusPublisherBlockedNotSilent(t *testing.T) {
 		}
 		if n := h.statuses.Load(); n != 1 {
 			t.Errorf("the publisher got %d TRACK_STATUSes, want 1: it was marked silent though it never got the first", n)
+		}
+	})
+}
+
+// Downstream TRACK_STATUS requests for a track the relay does not relay,
+// arriving while one is asked upstream, share that upstream request: the
+// publisher gets one TRACK_STATUS per track, and every request gets the
+// answer, TRACK_STATUS_OK or the error with its code. A requester that
+// leaves (its session ends) while the publisher has not answered does not
+// end the upstream request for the others.
+func TestTrackStatusShared(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		// Long timeouts: the publisher answers when the test says so.
+		e := startRelayWith(t, scheme, relay.Config{UpstreamTimeout: time.Minute, TrackStatusTimeout: time.Minute})
+		ns := wire.Namespace{"live"}
+		h := &countingTracks{}
+		tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "video"}, moqtransport.TrackConfig{})
+		h.Add(tr)
+		write(t, tr, 0, 3, 2)
+		hh := h.Handler()
+		status := hh.TrackStatus
+		release := make(chan struct{})
+		asked := make(chan string, 8)
+		hh.TrackStatus = func(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (*moqtransport.TrackStatusOK, error) {
+			asked <- req.Name
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return status(ctx, s, req)
+		}
+		pub := e.connect("/", handlerFunc(hh))
+		ctx := ctxFor(t)
+		if _, err := pub.PublishNamespace(ctx, ns, nil); err != nil {
+			t.Fatal(err)
+		}
+		type answer struct {
+			name string
+			st   *moqtransport.TrackStatusOK
+			err  error
+		}
+		answers := make(chan answer, 8)
+		ask := func(s *moqtransport.Session, name string) {
+			go func() {
+				st, err := s.TrackStatus(ctx, ns, name)
+				answers <- answer{name, st, err}
+			}()
+		}
+		// The first requester's TRACK_STATUS reaches the publisher, then
+		// more requesters of the same track, and of a track the publisher
+		// lacks, ask while it is unanswered.
+		first := e.connect("/", nil)
+		ask(first, "video")
+		if name := <-asked; name != "video" {
+			t.Fatalf("the publisher was asked for %q, want video", name)
+		}
+		const videos, missings = 4, 3
+		for range videos {
+			ask(e.connect("/", nil), "video")
+		}
+		for range missings {
+			ask(e.connect("/", nil), "missing")
+		}
+		r := e.rs.Relay
+		waitFor(t, "every request waiting for the publisher's answer", func() bool {
+			return relay.StatusWaiting(r) == 1+videos+missings
+		})
+		// The first requester leaves: the others still wait.
+		_ = first.Close()
+		if a := <-answers; a.err == nil || a.name != "video" {
+			t.Fatalf("the requester whose session closed got %+v, want an error", a)
+		}
+		waitFor(t, "the first requester to stop waiting", func() bool {
+			return relay.StatusWaiting(r) == videos+missings
+		})
+		close(release)
+		for range videos + missings {
+			a := <-answers
+			switch {
+			case a.name == "video" && a.err != nil:
+				t.Errorf("TRACK_STATUS of video: %v, want TRACK_STATUS_OK", a.err)
+			case a.name == "video" && (!a.st.ContentExists || a.st.Largest != (wire.Location{Group: 2, Object: 1})):
+				t.Errorf("TRACK_STATUS_OK of video %+v, want content up to {2 1}", a.st)
+			case a.name == "missing" && !errors.Is(a.err, moqtransport.ErrTrackNotFound):
+				t.Errorf("TRACK_STATUS of a track the publisher lacks: %v, want TRACK_DOES_NOT_EXIST", a.err)
+			}
+		}
+		var more []string
+		for len(asked) > 0 {
+			more = append(more, <-asked)
+		}
+		if len(more) != 1 || more[0] != "missing" {
+			t.Errorf("the publisher was asked for video, then %q; want one TRACK_STATUS per track (video, missing)", more)
+		}
+		if s, n := h.subscribes.Load(), h.statuses.Load(); s != 0 || n != 2 {
+			t.Errorf("the publisher answered %d SUBSCRIBEs and %d TRACK_STATUSes, want 0 and 2", s, n)
+		}
+		if n := relay.StatusWaiting(r); n != 0 {
+			t.Errorf("%d requests still waiting after the answers", n)
+		}
+	})
+}
+
+// Behind a publisher that never answers TRACK_STATUS, requests asking at
+// once share one TRACK_STATUS and then one fallback SUBSCRIBE, whose
+// SUBSCRIBE_OK answers them all.
+func TestTrackStatusSharedPublisherSilent(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelayWith(t, scheme, relay.Config{UpstreamTimeout: time.Minute, TrackStatusTimeout: 200 * time.Millisecond})
+		ns := wire.Namespace{"live"}
+		h := &countingTracks{}
+		tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "video"}, moqtransport.TrackConfig{})
+		h.Add(tr)
+		write(t, tr, 0, 3, 2)
+		hh := h.Handler()
+		hh.TrackStatus = unanswered[*wire.TrackStatus, *moqtransport.TrackStatusOK](func() { h.statuses.Add(1) })
+		subscribe := hh.Subscribe
+		release, subscribed := make(chan struct{}), make(chan struct{}, 8)
+		hh.Subscribe = func(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
+			subscribed <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return subscribe(ctx, s, req)
+		}
+		pub := e.connect("/", handlerFunc(hh))
+		ctx := ctxFor(t)
+		if _, err := pub.PublishNamespace(ctx, ns, nil); err != nil {
+			t.Fatal(err)
+		}
+		const n = 5
+		errs := make(chan error, n)
+		for range n {
+			s := e.connect("/", nil)
+			go func() {
+				st, err := s.TrackStatus(ctx, ns, "video")
+				if err == nil && (!st.ContentExists || st.Largest != (wire.Location{Group: 2, Object: 1})) {
+					err = fmt.Errorf("TRACK_STATUS_OK %+v, want content up to {2 1}", st)
+				}
+				errs <- err
+			}()
+		}
+		<-subscribed // the fallback SUBSCRIBE, held until every request waits
+		waitFor(t, "every request waiting for the fallback SUBSCRIBE", func() bool {
+			return relay.StatusWaiting(e.rs.Relay) == n
+		})
+		close(release)
+		for range n {
+			if err := <-errs; err != nil {
+				t.Errorf("TRACK_STATUS behind a silent publisher: %v", err)
+			}
+		}
+		if n := h.statuses.Load(); n != 1 {
+			t.Errorf("the publisher got %d TRACK_STATUSes, want 1", n)
+		}
+		waitFor(t, "the fallback subscription's UNSUBSCRIBE", func() bool { return h.ended.Load() == h.subscribes.Load() })
+		if s, st := h.subscribes.Load(), h.statuses.Load(); s != 1 || st != 1 {
+			t.Errorf("the publisher got %d SUBSCRIBEs and %d TRACK_STATUSes, want 1 and 1", s, st)
 		}
 	})
 }
