@@ -116,9 +116,9 @@ func (o *opsConfig) addFlags(f *pflag.FlagSet) {
 // applyTimeouts checks --upstream-timeout and --track-status-timeout and
 // puts them into the relay's configuration. Zero, in an opsConfig built
 // without flags, leaves the relay's default; a flag given is positive,
-// and --track-status-timeout at most --upstream-timeout (when only
-// --upstream-timeout is given, and is shorter than the default
-// --track-status-timeout, the relay shortens that one to it).
+// and --track-status-timeout at most --upstream-timeout. The default
+// --track-status-timeout is not refused when only --upstream-timeout is
+// given, shorter: relay.New shortens the TRACK_STATUS wait to it.
 func (o *opsConfig) applyTimeouts(rcfg *relay.Config) error {
 	given := func(name string) bool { return o.flags != nil && o.flags.Changed(name) }
 	for _, t := range []struct {
@@ -133,10 +133,7 @@ func (o *opsConfig) applyTimeouts(rcfg *relay.Config) error {
 		return fmt.Errorf("--track-status-timeout %v is longer than --upstream-timeout %v: the TRACK_STATUS fallback must come before the upstream wait ends; shorten it or raise --upstream-timeout",
 			o.trackStatusTO, cmp.Or(o.upstreamTO, relay.DefaultUpstreamTimeout))
 	}
-	rcfg.UpstreamTimeout = o.upstreamTO
-	if given("track-status-timeout") || o.flags == nil {
-		rcfg.TrackStatusTimeout = o.trackStatusTO
-	}
+	rcfg.UpstreamTimeout, rcfg.TrackStatusTimeout = o.upstreamTO, o.trackStatusTO
 	return nil
 }
 

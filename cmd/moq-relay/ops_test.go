@@ -228,11 +228,12 @@ func TestTimeoutFlags(t *testing.T) {
 		upstream, status time.Duration // what the relay is given
 		err              string        // in the error, when refused
 	}{
-		{args: nil, upstream: relay.DefaultUpstreamTimeout},
-		{args: []string{"--upstream-timeout", "3s"}, upstream: 3 * time.Second},
-		// The default TRACK_STATUS wait is shortened by the relay to a
-		// shorter upstream one, not refused.
-		{args: []string{"--upstream-timeout", "400ms"}, upstream: 400 * time.Millisecond},
+		{args: nil, upstream: relay.DefaultUpstreamTimeout, status: relay.DefaultTrackStatusTimeout},
+		{args: []string{"--upstream-timeout", "3s"}, upstream: 3 * time.Second, status: relay.DefaultTrackStatusTimeout},
+		// The default TRACK_STATUS wait is not refused with a shorter
+		// upstream one: relay.New shortens it to that (relay's
+		// TestTimeoutDefaults).
+		{args: []string{"--upstream-timeout", "400ms"}, upstream: 400 * time.Millisecond, status: relay.DefaultTrackStatusTimeout},
 		{args: []string{"--upstream-timeout", "3s", "--track-status-timeout", "3s"}, upstream: 3 * time.Second, status: 3 * time.Second},
 		{args: []string{"--track-status-timeout", "250ms"}, upstream: relay.DefaultUpstreamTimeout, status: 250 * time.Millisecond},
 		{args: []string{"--upstream-timeout", "0"}, err: "--upstream-timeout 0s: give a positive duration"},
