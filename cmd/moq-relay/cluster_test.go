@@ -5,11 +5,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -77,46 +75,8 @@ func TestClusterFlags(t *testing.T) {
 // and fingerprint; it stops when the test ends.
 func startRelay(t *testing.T, cluster clusterConfig) (net.Addr, [32]byte) {
 	t.Helper()
-	return startRelayConfig(t, config{cluster: cluster})
-}
-
-// startRelayConfig runs moq-relay with cfg's cluster and ops flags.
-func startRelayConfig(t *testing.T, cfg config) (net.Addr, [32]byte) {
-	t.Helper()
-	type ready struct {
-		addr net.Addr
-		fp   string
-	}
-	readyc := make(chan ready, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, config{
-			bind: "127.0.0.1:0", logLevel: "info", drainTimeout: time.Second, cluster: cfg.cluster, ops: cfg.ops,
-			stdout: io.Discard, stderr: io.Discard,
-			ready: func(addr net.Addr, fp string) { readyc <- ready{addr, fp} },
-		})
-	}()
-	select {
-	case r := <-readyc:
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("relay stopped with %v", err)
-			}
-		})
-		var fp [32]byte
-		raw, _ := hex.DecodeString(r.fp)
-		copy(fp[:], raw)
-		return r.addr, fp
-	case err := <-done:
-		cancel()
-		t.Fatalf("relay stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("relay did not start")
-	}
-	panic("unreachable")
+	r := startRelayConfig(t, config{cluster: cluster})
+	return r.addr, r.fp
 }
 
 func connectTo(t *testing.T, ctx context.Context, url string, fp [32]byte, h *moqtransport.Tracks) *moqtransport.Session {
@@ -295,8 +255,8 @@ func TestRelaysClusterWithAuth(t *testing.T) {
 			var addrs []net.Addr
 			var fps [][32]byte
 			for range 3 {
-				a, fp := startRelayConfig(t, cfg)
-				addrs, fps = append(addrs, a), append(fps, fp)
+				r := startRelayConfig(t, cfg)
+				addrs, fps = append(addrs, r.addr), append(fps, r.fp)
 			}
 			token := func(pub, sub []string) wire.Parameters {
 				signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, relay.Claims{Publish: pub, Subscribe: sub,

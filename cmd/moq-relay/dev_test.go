@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -27,37 +26,14 @@ import (
 func startWebRelay(t *testing.T, cfg config) (addr net.Addr, fp string) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		type ready struct {
-			addr net.Addr
-			fp   string
+		r, err := tryStartRelay(t, cfg)
+		switch {
+		case err == nil:
+			return r.addr, r.fpHex
+		case attempt < 3 && strings.Contains(err.Error(), "listening on TCP"):
+			continue
 		}
-		readyc := make(chan ready, 1)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		c := cfg
-		c.bind, c.logLevel, c.drainTimeout = "127.0.0.1:0", "info", time.Second
-		c.stdout, c.stderr = io.Discard, io.Discard
-		c.ready = func(addr net.Addr, fp string) { readyc <- ready{addr, fp} }
-		go func() { done <- run(ctx, c) }()
-		select {
-		case r := <-readyc:
-			t.Cleanup(func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("relay: %v", err)
-				}
-			})
-			return r.addr, r.fp
-		case err := <-done:
-			cancel()
-			if attempt < 3 && strings.Contains(err.Error(), "listening on TCP") {
-				continue
-			}
-			t.Fatalf("relay stopped: %v", err)
-		case <-time.After(10 * time.Second):
-			cancel()
-			t.Fatal("relay did not start")
-		}
+		t.Fatal(err)
 	}
 }
 

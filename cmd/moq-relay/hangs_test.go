@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -56,49 +54,20 @@ func (s *stallStream) Read(b []byte) (int, error) {
 // a subscriber keeps its subscription open, the first signal starts a
 // drain that could last a minute; the second makes run return.
 func TestRelaySecondSignalExits(t *testing.T) {
-	type ready struct {
-		addr net.Addr
-		fp   string
-	}
-	readyc := make(chan ready, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	force := make(chan struct{})
-	done := make(chan error, 1)
 	var logs syncBuffer
-	go func() {
-		done <- run(ctx, config{
-			bind: "127.0.0.1:0", logLevel: "info", drainTimeout: time.Minute,
-			stdout: io.Discard, stderr: &logs, force: force,
-			ready: func(addr net.Addr, fp string) { readyc <- ready{addr, fp} },
-		})
-	}()
-	var r ready
-	select {
-	case r = <-readyc:
-	case err := <-done:
-		t.Fatalf("relay stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("relay did not start")
-	}
-	sub, wait := blockRelay(t, r.addr.String(), r.fp)
+	r := startRelayConfig(t, config{drainTimeout: time.Minute, stderr: &logs, force: force})
+	sub, wait := blockRelay(t, r.addr.String(), r.fpHex)
 	defer wait()
 
-	cancel() // the first signal
+	r.cancel() // the first signal
 	select {
 	case <-sub.GoAway():
 	case <-time.After(10 * time.Second):
 		t.Fatal("no GOAWAY on drain")
 	}
 	close(force) // the second signal
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("relay stopped with %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the relay did not stop after the second signal")
-	}
+	r.stop(t)    // within 10s, not the minute's drain
 }
 
 // blockRelay sets up, on the relay at addr, what makes a drain block: a

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,7 +20,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/moqgo/moq/internal/version"
-	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
 )
@@ -86,50 +87,15 @@ func TestRelayRejectsUnpairedCertificates(t *testing.T) {
 // through it over both transports, and checks that cancelling the context
 // (the first signal) sends GOAWAY and stops the relay.
 func TestRelayServesAndDrains(t *testing.T) {
-	type ready struct {
-		addr net.Addr
-		fp   string
-	}
-	readyc := make(chan ready, 1)
 	var logs syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, config{
-			bind: "127.0.0.1:0", logLevel: "info", drainTimeout: 2 * time.Second,
-			stdout: io.Discard, stderr: &logs,
-			ready: func(addr net.Addr, fp string) { readyc <- ready{addr, fp} },
-		})
-	}()
-	var r ready
-	select {
-	case r = <-readyc:
-	case err := <-done:
-		t.Fatalf("relay stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("relay did not start")
+	r := startRelayConfig(t, config{drainTimeout: 2 * time.Second, stderr: &logs})
+	if len(r.fpHex) != 64 || !strings.Contains(logs.String(), r.fpHex) {
+		t.Fatalf("fingerprint %q not logged: %s", r.fpHex, logs.String())
 	}
-	if len(r.fp) != 64 || !strings.Contains(logs.String(), r.fp) {
-		t.Fatalf("fingerprint %q not logged: %s", r.fp, logs.String())
-	}
-	raw, _ := hex.DecodeString(r.fp)
-	var fp [32]byte
-	copy(fp[:], raw)
 	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer tcancel()
 	connect := func(scheme string, h *moqtransport.Tracks) *moqtransport.Session {
-		d, err := moqnative.Dial(tctx, fmt.Sprintf("%s://%s/", scheme, r.addr), moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = d.Close() })
-		s, err := moqtransport.Connect(tctx, d.Conn, &moqtransport.Config{Handler: handlerOf(h), Path: d.Path, Authority: d.Authority})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s
+		return connectTo(t, tctx, fmt.Sprintf("%s://%s/", scheme, r.addr), r.fp, h)
 	}
 	tracks := &moqtransport.Tracks{}
 	ns := wire.Namespace{"clock"}
@@ -155,7 +121,7 @@ func TestRelayServesAndDrains(t *testing.T) {
 		t.Fatalf("through the relay: %+v, %v", ev, err)
 	}
 
-	cancel() // the first signal
+	r.cancel() // the first signal
 	select {
 	case <-sub.GoAway():
 	case <-tctx.Done():
@@ -163,13 +129,90 @@ func TestRelayServesAndDrains(t *testing.T) {
 	}
 	_ = sub.Close()
 	_ = pub.Close()
+	r.stop(t) // the drain ends
+}
+
+// testRelay is moq-relay running in the test's process (startRelayConfig).
+type testRelay struct {
+	addr  net.Addr
+	fpHex string   // its certificate's SHA-256 fingerprint, as logged
+	fp    [32]byte // the same, for ServerCertificateHashes
+	// cancel is the first signal: the relay drains.
+	cancel context.CancelFunc
+	done   chan error // run's result
+	// stopped: stop has waited for run.
+	stopped bool
+}
+
+// startRelayConfig runs moq-relay with cfg until the test ends and returns
+// once it serves. What cfg leaves unset is a test's default: bind
+// 127.0.0.1:0, log level info, a 1s drain, output discarded. A relay that
+// stops, or does not serve within 10s, fails the test; at the test's end
+// the relay is stopped (stop).
+func startRelayConfig(t *testing.T, cfg config) *testRelay {
+	t.Helper()
+	r, err := tryStartRelay(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// tryStartRelay is startRelayConfig returning run's error when the relay
+// stops before it serves.
+func tryStartRelay(t *testing.T, cfg config) (*testRelay, error) {
+	t.Helper()
+	cfg.bind = cmp.Or(cfg.bind, "127.0.0.1:0")
+	cfg.logLevel = cmp.Or(cfg.logLevel, "info")
+	cfg.drainTimeout = cmp.Or(cfg.drainTimeout, time.Second)
+	if cfg.stdout == nil {
+		cfg.stdout = io.Discard
+	}
+	if cfg.stderr == nil {
+		cfg.stderr = io.Discard
+	}
+	type ready struct {
+		addr net.Addr
+		fp   string
+	}
+	readyc := make(chan ready, 1)
+	cfg.ready = func(addr net.Addr, fp string) { readyc <- ready{addr, fp} }
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &testRelay{cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- run(ctx, cfg) }()
 	select {
-	case err := <-done:
+	case rd := <-readyc:
+		r.addr, r.fpHex = rd.addr, rd.fp
+		raw, _ := hex.DecodeString(rd.fp)
+		copy(r.fp[:], raw)
+		t.Cleanup(func() { r.stop(t) })
+		return r, nil
+	case err := <-r.done:
+		cancel()
+		return nil, fmt.Errorf("relay stopped: %w", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		return nil, errors.New("relay did not start within 10s")
+	}
+}
+
+// stop sends the relay its first signal, if the test has not, and waits
+// up to 10s for run to return; an error, or a relay still running, fails
+// the test. Later calls return at once.
+func (r *testRelay) stop(t *testing.T) {
+	t.Helper()
+	if r.stopped {
+		return
+	}
+	r.stopped = true
+	r.cancel()
+	select {
+	case err := <-r.done:
 		if err != nil {
-			t.Fatalf("relay stopped with %v", err)
+			t.Errorf("relay stopped with %v", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("relay did not stop after the drain")
+		t.Fatal("relay did not stop within 10s of its first signal")
 	}
 }
 

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -155,36 +153,11 @@ next:
 // Grafana dashboard queries exists, with the labels it groups by, every
 // family has HELP, and the counters and histograms moved.
 func TestMetricsForDashboard(t *testing.T) {
-	type ready struct {
-		addr net.Addr
-		fp   string
-	}
-	readyc := make(chan ready, 1)
 	var logs syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, config{
-			bind: "127.0.0.1:0", logLevel: "info", drainTimeout: time.Second,
-			ops:    opsConfig{metricsAddr: "127.0.0.1:0", maxRequests: 100, cacheMaxBytes: moqtransport.DefaultTrackMaxBytes, cacheMaxGroups: moqtransport.DefaultTrackMaxGroups},
-			stdout: io.Discard, stderr: &logs,
-			ready: func(addr net.Addr, fp string) { readyc <- ready{addr, fp} },
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("relay stopped with %v", err)
-		}
+	r := startRelayConfig(t, config{
+		ops:    opsConfig{metricsAddr: "127.0.0.1:0", maxRequests: 100, cacheMaxBytes: moqtransport.DefaultTrackMaxBytes, cacheMaxGroups: moqtransport.DefaultTrackMaxGroups},
+		stderr: &logs,
 	})
-	var r ready
-	select {
-	case r = <-readyc:
-	case err := <-done:
-		t.Fatalf("relay stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("relay did not start")
-	}
 	// The metrics server logs its address before the relay is ready.
 	m := regexp.MustCompile(`msg="metrics serving" addr=(\S+)`).FindStringSubmatch(logs.String())
 	if m == nil {
@@ -192,9 +165,7 @@ func TestMetricsForDashboard(t *testing.T) {
 	}
 	url := "http://" + m[1] + "/metrics"
 	t.Cleanup(http.DefaultClient.CloseIdleConnections) // no keep-alive goroutine outlives the test
-	var fp [32]byte
-	raw, _ := hex.DecodeString(r.fp)
-	copy(fp[:], raw)
+	fp := r.fp
 
 	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer tcancel()

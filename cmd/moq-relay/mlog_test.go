@@ -22,8 +22,9 @@ func TestMlogFilesClosedPerSession(t *testing.T) {
 		t.Skip("no /proc/self/fd on this system")
 	}
 	dir := filepath.Join(t.TempDir(), "mlog")
-	addr, fp := startRelayConfig(t, config{ops: opsConfig{mlogDir: dir, maxRequests: 100,
+	r := startRelayConfig(t, config{ops: opsConfig{mlogDir: dir, maxRequests: 100,
 		cacheMaxBytes: moqtransport.DefaultTrackMaxBytes, cacheMaxGroups: moqtransport.DefaultTrackMaxGroups}})
+	addr, fp := r.addr, r.fp
 	fds := func() int {
 		ents, _ := os.ReadDir("/proc/self/fd")
 		return len(ents)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -10,7 +9,6 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -164,39 +162,12 @@ func TestPprofContention(t *testing.T) {
 	}
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1)) // run applies --memory-limit
 
-	readyc := make(chan struct{}, 1)
 	var logs syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, config{
-			bind: "127.0.0.1:0", logLevel: "info", drainTimeout: time.Second,
-			ops: opsConfig{metricsAddr: "127.0.0.1:0", pprof: true, mutexFraction: 3, blockRate: 1000, maxRequests: 100,
-				cacheMaxBytes: moqtransport.DefaultTrackMaxBytes, cacheMaxGroups: moqtransport.DefaultTrackMaxGroups},
-			stdout: io.Discard, stderr: &logs,
-			ready: func(net.Addr, string) { readyc <- struct{}{} },
-		})
-	}()
-	select {
-	case <-readyc:
-	case err := <-done:
-		cancel()
-		t.Fatalf("relay stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("relay did not start")
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("relay stopped with %v", err)
-			}
-		}
-	}
-	defer stop()
+	r := startRelayConfig(t, config{
+		ops: opsConfig{metricsAddr: "127.0.0.1:0", pprof: true, mutexFraction: 3, blockRate: 1000, maxRequests: 100,
+			cacheMaxBytes: moqtransport.DefaultTrackMaxBytes, cacheMaxGroups: moqtransport.DefaultTrackMaxGroups},
+		stderr: &logs,
+	})
 	m := regexp.MustCompile(`msg="metrics serving" addr=(\S+)`).FindStringSubmatch(logs.String())
 	if m == nil {
 		t.Fatalf("no metrics address in the logs:\n%s", logs.String())
@@ -211,7 +182,7 @@ func TestPprofContention(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "sampling period=3\n") {
 		t.Errorf("/debug/pprof/mutex: %s\n%s", resp.Status, body)
 	}
-	stop()
+	r.stop(t)
 	if f := runtime.SetMutexProfileFraction(-1); f != 0 {
 		t.Errorf("mutex profile fraction %d after the relay stopped, want 0 (off)", f)
 	}
