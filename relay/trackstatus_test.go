@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -249,28 +250,12 @@ func TestTrackStatusShared(t *testing.T) {
 		// Long timeouts: the publisher answers when the test says so.
 		e := startRelayWith(t, scheme, relay.Config{UpstreamTimeout: time.Minute, TrackStatusTimeout: time.Minute})
 		ns := wire.Namespace{"live"}
-		h := &countingTracks{}
-		tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "video"}, moqtransport.TrackConfig{})
-		h.Add(tr)
-		write(t, tr, 0, 3, 2)
-		hh := h.Handler()
-		status := hh.TrackStatus
 		release := make(chan struct{})
 		asked := make(chan string, 8)
-		hh.TrackStatus = func(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (*moqtransport.TrackStatusOK, error) {
-			asked <- req.Name
-			select {
-			case <-release:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			return status(ctx, s, req)
-		}
-		pub := e.connect("/", handlerFunc(hh))
+		_, _, h := statusPublisher(t, e, ns, func(hh *moqtransport.Handler) {
+			hh.TrackStatus = heldUntil(release, func(req *wire.TrackStatus) { asked <- req.Name }, hh.TrackStatus)
+		})
 		ctx := ctxFor(t)
-		if _, err := pub.PublishNamespace(ctx, ns, nil); err != nil {
-			t.Fatal(err)
-		}
 		type answer struct {
 			name string
 			st   *moqtransport.TrackStatusOK
@@ -345,28 +330,13 @@ func TestTrackStatusSharedPublisherSilent(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		e := startRelayWith(t, scheme, relay.Config{UpstreamTimeout: time.Minute, TrackStatusTimeout: 200 * time.Millisecond})
 		ns := wire.Namespace{"live"}
-		h := &countingTracks{}
-		tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "video"}, moqtransport.TrackConfig{})
-		h.Add(tr)
-		write(t, tr, 0, 3, 2)
-		hh := h.Handler()
-		hh.TrackStatus = unanswered[*wire.TrackStatus, *moqtransport.TrackStatusOK](func() { h.statuses.Add(1) })
-		subscribe := hh.Subscribe
 		release, subscribed := make(chan struct{}), make(chan struct{}, 8)
-		hh.Subscribe = func(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
-			subscribed <- struct{}{}
-			select {
-			case <-release:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			return subscribe(ctx, s, req)
-		}
-		pub := e.connect("/", handlerFunc(hh))
+		var statuses atomic.Int32 // the TRACK_STATUSes left unanswered
+		_, _, h := statusPublisher(t, e, ns, func(hh *moqtransport.Handler) {
+			hh.TrackStatus = unanswered[*wire.TrackStatus, *moqtransport.TrackStatusOK](func() { statuses.Add(1) })
+			hh.Subscribe = heldUntil(release, func(*wire.Subscribe) { subscribed <- struct{}{} }, hh.Subscribe)
+		})
 		ctx := ctxFor(t)
-		if _, err := pub.PublishNamespace(ctx, ns, nil); err != nil {
-			t.Fatal(err)
-		}
 		const n = 5
 		errs := make(chan error, n)
 		for range n {
@@ -389,14 +359,49 @@ func TestTrackStatusSharedPublisherSilent(t *testing.T) {
 				t.Errorf("TRACK_STATUS behind a silent publisher: %v", err)
 			}
 		}
-		if n := h.statuses.Load(); n != 1 {
+		if n := statuses.Load(); n != 1 {
 			t.Errorf("the publisher got %d TRACK_STATUSes, want 1", n)
 		}
 		waitFor(t, "the fallback subscription's UNSUBSCRIBE", func() bool { return h.ended.Load() == h.subscribes.Load() })
-		if s, st := h.subscribes.Load(), h.statuses.Load(); s != 1 || st != 1 {
+		if s, st := h.subscribes.Load(), statuses.Load(); s != 1 || st != 1 {
 			t.Errorf("the publisher got %d SUBSCRIBEs and %d TRACK_STATUSes, want 1 and 1", s, st)
 		}
 	})
+}
+
+// statusPublisher connects a publisher of ns whose track "video" holds
+// groups 0-2 of two objects each; change, when set, alters the Handler it
+// answers the relay with (h counts what the unaltered one answers).
+func statusPublisher(t *testing.T, e *relayEnv, ns wire.Namespace, change func(*moqtransport.Handler)) (pub *moqtransport.Session, tr *moqtransport.Track, h *countingTracks) {
+	t.Helper()
+	h = &countingTracks{}
+	tr = moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "video"}, moqtransport.TrackConfig{})
+	h.Add(tr)
+	write(t, tr, 0, 3, 2)
+	hh := h.Handler()
+	if change != nil {
+		change(&hh)
+	}
+	pub = e.connect("/", handlerFunc(hh))
+	if _, err := pub.PublishNamespace(ctxFor(t), ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	return pub, tr, h
+}
+
+// heldUntil wraps a request handler so that it notes each request, then
+// answers only once release is closed.
+func heldUntil[Req any, Resp any](release <-chan struct{}, note func(Req), next func(context.Context, *moqtransport.Session, Req) (Resp, error)) func(context.Context, *moqtransport.Session, Req) (Resp, error) {
+	return func(ctx context.Context, s *moqtransport.Session, req Req) (Resp, error) {
+		note(req)
+		select {
+		case <-release:
+		case <-ctx.Done():
+			var none Resp
+			return none, ctx.Err()
+		}
+		return next(ctx, s, req)
+	}
 }
 
 // unanswered is a request handler that never answers: it notes the
