@@ -385,7 +385,7 @@ func nsKey(ns wire.Namespace) string {
 
 func trackKey(ns wire.Namespace, name string) string {
 	var b strings.Builder
-	b.Grow(2*maxIntDigits + 2 + nsKeyLen(ns) + len(name))
+	b.Grow(trackKeyLen(ns, name))
 	writeInt(&b, len(ns))
 	b.WriteByte('|')
 	appendNSKey(&b, ns)
@@ -396,18 +396,30 @@ func trackKey(ns wire.Namespace, name string) string {
 }
 
 // The keys are written without fmt: a SUBSCRIBE computes one or two, and
-// fmt cost about 15 allocations per SUBSCRIBE where these cost one.
+// fmt cost about 15 allocations per SUBSCRIBE where these cost one, of
+// the key's own size.
 
-// maxIntDigits is the most decimal digits of a length.
-const maxIntDigits = 20
-
-// nsKeyLen is an upper bound of nsKey(ns)'s length.
+// nsKeyLen is the length of nsKey(ns).
 func nsKeyLen(ns wire.Namespace) int {
 	n := 0
 	for _, f := range ns {
-		n += maxIntDigits + 1 + len(f)
+		n += intLen(len(f)) + 1 + len(f)
 	}
 	return n
+}
+
+// trackKeyLen is the length of trackKey(ns, name).
+func trackKeyLen(ns wire.Namespace, name string) int {
+	return intLen(len(ns)) + 1 + nsKeyLen(ns) + intLen(len(name)) + 1 + len(name)
+}
+
+// intLen is the number of decimal digits of n, a length.
+func intLen(n int) int {
+	d := 1
+	for ; n >= 10; n /= 10 {
+		d++
+	}
+	return d
 }
 
 // appendNSKey writes each field of ns as "LEN:FIELD".
@@ -420,7 +432,7 @@ func appendNSKey(b *strings.Builder, ns wire.Namespace) {
 }
 
 func writeInt(b *strings.Builder, n int) {
-	var d [maxIntDigits]byte
+	var d [20]byte // the digits of any int
 	b.Write(strconv.AppendInt(d[:0], int64(n), 10))
 }
 

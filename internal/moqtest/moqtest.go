@@ -124,16 +124,14 @@ func Goroutines(prefixes ...string) map[string]int {
 }
 
 // GoroutinesAdded is how many goroutines after has more than before, in
-// total over their owners.
+// total over their owners (an owner only one of them has counts too).
 func GoroutinesAdded(before, after map[string]int) int {
 	n := 0
-	for f, c := range after {
-		n += c - before[f]
+	for _, c := range after {
+		n += c
 	}
-	for f, c := range before {
-		if _, ok := after[f]; !ok {
-			n -= c
-		}
+	for _, c := range before {
+		n -= c
 	}
 	return n
 }
