@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -199,6 +200,44 @@ func (c *countingCoordinator) Register(context.Context, string, wire.Namespace) 
 func (c *countingCoordinator) Lookup(context.Context, string, wire.Namespace) (string, error) {
 	c.lookups.Add(1)
 	return *c.url.Load(), nil
+}
+
+// TestFetchCoordinatorFailure: while the coordinator cannot be read, a
+// scoped session's FETCH is refused with INTERNAL_ERROR, as its SUBSCRIBE
+// is. The relay cannot tell whether another relay serves the namespace in
+// the session's scope (which would shadow the unscoped publisher here), so
+// neither the unscoped publisher serves it nor is the track said not to
+// exist. A session of the publisher's own scope needs no lookup and is
+// served.
+func TestFetchCoordinatorFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "coordinator.json")
+	const node = "moqt://127.0.0.1:1"
+	e := startRelayWith(t, "moqt", relay.Config{Coordinator: fileCoordinator(t, path, node), Node: node})
+	ns := wire.Namespace{"live"}
+	_, tr, h := e.publisher("/", ns, "video")
+	write(t, tr, 0, 3, 2)
+	if err := os.WriteFile(path, []byte("not JSON"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxFor(t)
+	scoped := e.connect("/room", nil)
+	if _, err := scoped.Subscribe(ctx, ns, "video", moqtransport.SubscribeOptions{}); !errors.Is(err, moqtransport.SubscribeError(wire.SubscribeInternalError, "")) {
+		t.Errorf("SUBSCRIBE while the coordinator fails: %v, want INTERNAL_ERROR", err)
+	}
+	fetch := moqtransport.FetchOptions{Namespace: ns, Name: "video", End: wire.Location{Group: 2}}
+	if _, err := scoped.Fetch(ctx, fetch); !errors.Is(err, moqtransport.FetchError(wire.FetchInternalError, "")) {
+		t.Errorf("FETCH while the coordinator fails: %v, want INTERNAL_ERROR", err)
+	}
+	if n, s := h.fetches.Load(), h.subscribes.Load(); n != 0 || s != 0 {
+		t.Errorf("the unscoped publisher got %d FETCHes and %d SUBSCRIBEs from a scoped session, want none", n, s)
+	}
+	f, err := e.connect("/", nil).Fetch(ctx, fetch)
+	if err != nil {
+		t.Fatalf("FETCH in the publisher's scope: %v", err)
+	}
+	if got, err := fetchAll(ctx, f); err != io.EOF || !slices.Equal(got, expected(0, 3, 2)) {
+		t.Errorf("FETCH in the publisher's scope: %v (%v)", got, err)
+	}
 }
 
 // TestClusterLoopPrevented: stale registrations that send relay 0 to relay

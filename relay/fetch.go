@@ -56,6 +56,23 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	// The same scopes in the same order as a SUBSCRIBE, but a FETCH holds
 	// no reference on a relayed track and opens no upstream subscription:
 	// it is served from a cache that exists or forwarded as a FETCH.
+	//
+	// This is its own walk, not Relay.route, because a relayed track serves
+	// a FETCH only when its cache holds the start of the range, where route
+	// lets its callers take an existing track whatever it holds. Two rules
+	// of route would send a FETCH the cache cannot serve to the wrong place:
+	//   - With a local origin of a shorter namespace, route asks the
+	//     coordinator for a longer one elsewhere only when no relayed track
+	//     exists (SUBSCRIBE shares that track, whatever its upstream). A
+	//     FETCH the track's cache lacks must still go to the longest
+	//     prefix's publisher, which may be another relay's.
+	//   - With no origin in the scope, route takes a track relayed from
+	//     another relay without asking the coordinator. A FETCH that track's
+	//     cache lacks is forwarded to that relay, found through the
+	//     coordinator.
+	// Otherwise the two agree: a pushed track is served from its cache
+	// (there is no publisher to ask), and a coordinator that fails is an
+	// INTERNAL_ERROR, never a fall-through to the unscoped scope.
 	var pub *relayTrack
 	var o *origin
 	var cached *moqtransport.Track
@@ -74,8 +91,16 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 			return moqtransport.FetchFromTrack(cached, req)
 		}
 		if pub == nil && o == nil && viaCoordinator {
-			if remote, err := r.remoteOrigin(ctx, scName, req.Namespace); err == nil {
+			remote, err := r.remoteOrigin(ctx, scName, req.Namespace)
+			switch {
+			case err == nil:
 				o = remote
+			case !errors.Is(err, ErrNotFound):
+				// As Relay.route: another relay may serve the namespace
+				// in this scope, shadowing the unscoped scope's publisher,
+				// and the track is not known not to exist.
+				r.logFor(s).Warn("routing through the coordinator failed", "request", req.RequestID, "namespace", req.Namespace.String(), "err", err)
+				return nil, moqtransport.FetchError(wire.FetchInternalError, "routing to another relay failed")
 			}
 		} else if pub == nil && o != nil && viaCoordinator && len(o.ns) < len(req.Namespace) {
 			// As Subscribe: a longer prefix on another relay wins.
