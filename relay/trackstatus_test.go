@@ -273,7 +273,7 @@ func TestTrackStatusShared(t *testing.T) {
 		// lacks, ask while it is unanswered.
 		first := e.connect("/", nil)
 		ask(first, "video")
-		if name := <-asked; name != "video" {
+		if name := recv(t, ctx, asked, "the publisher's TRACK_STATUS"); name != "video" {
 			t.Fatalf("the publisher was asked for %q, want video", name)
 		}
 		const videos, missings = 4, 3
@@ -349,7 +349,7 @@ func TestTrackStatusSharedPublisherSilent(t *testing.T) {
 				errs <- err
 			}()
 		}
-		<-subscribed // the fallback SUBSCRIBE, held until every request waits
+		recv(t, ctx, subscribed, "the fallback SUBSCRIBE") // held until every request waits
 		waitFor(t, "every request waiting for the fallback SUBSCRIBE", func() bool {
 			return relay.StatusWaiting(e.rs.Relay) == n
 		})
@@ -401,6 +401,18 @@ func heldUntil[Req any, Resp any](release <-chan struct{}, note func(Req), next 
 			return none, ctx.Err()
 		}
 		return next(ctx, s, req)
+	}
+}
+
+// recv receives from ch, failing the test when ctx ends first.
+func recv[T any](t *testing.T, ctx context.Context, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-ctx.Done():
+		t.Fatalf("no %s: %v", what, ctx.Err())
+		panic("unreachable")
 	}
 }
 
