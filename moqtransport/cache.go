@@ -313,13 +313,18 @@ func (t *Track) groupObjects(group uint64) []*Object {
 	if g == nil || len(g.objects) == 0 {
 		return nil
 	}
+	return slices.Clone(g.sortedObjects())
+}
+
+// sortedObjects returns g's objects in object ID order, sorting them in
+// place once per change of order: stable, so equal IDs keep their arrival
+// order. The slice is g's. Called with t.mu held exclusively.
+func (g *cachedGroup) sortedObjects() []*Object {
 	if g.unsorted {
-		// Once per change of order: stable, so equal IDs keep their
-		// arrival order.
 		slices.SortStableFunc(g.objects, func(a, b *Object) int { return cmp.Compare(a.ID, b.ID) })
 		g.unsorted = false
 	}
-	return slices.Clone(g.objects)
+	return g.objects
 }
 
 func (t *Track) groupTruncated(group uint64) bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"sync"
 	"time"
 
@@ -564,37 +565,18 @@ func FetchFromTrack(t *Track, req *FetchRequest) (*FetchResponse, error) {
 	if last.Less(start) {
 		return nil, FetchError(wire.FetchInvalidRange, fmt.Sprintf("end %v is before start %v", end, start))
 	}
-	largest, exists := t.Largest()
-	if !exists || largest.Less(start) {
-		return nil, FetchError(wire.FetchInvalidRange, fmt.Sprintf("start %v is past the largest object", start))
+	// The range is read from one view of the cache (cachedRange): the
+	// track is written, and its groups evicted, while a FETCH is answered.
+	_, maxCache := t.Timeouts()
+	cr, err := t.cachedRange(start, last, maxCache)
+	if err != nil {
+		return nil, err
 	}
-	oldest, _, cached := t.cachedGroups()
-	if !cached || start.Group < oldest {
-		return nil, FetchError(wire.FetchUnknownStatusInRange, "the start of the range is no longer cached")
-	}
+	largest, objs := cr.largest, cr.objs
 	okEnd := end
 	if largest.Less(last) {
 		okEnd = endAfter(largest)
 		last = largest
-	}
-	// Collect the range now, in the requested group order.
-	var objs []*Object
-	_, maxCache := t.Timeouts()
-	for g := start.Group; g <= last.Group; g++ {
-		if t.groupTruncated(g) {
-			return nil, FetchError(wire.FetchUnknownStatusInRange, fmt.Sprintf("group %d is only partly cached", g))
-		}
-		for _, o := range t.groupObjects(g) {
-			if maxCache > 0 && t.clock().Sub(o.Received) > maxCache {
-				continue // §9.2.1.3: not forwarded past MAX_CACHE_DURATION
-			}
-			if l := o.Location(); !l.Less(start) && !last.Less(l) {
-				objs = append(objs, o)
-			}
-		}
-	}
-	if len(objs) == 0 {
-		return nil, FetchError(wire.FetchNoObjects, "no objects in the range")
 	}
 	order := req.GroupOrder
 	if order == GroupOrderPublisher {
@@ -606,7 +588,7 @@ func FetchFromTrack(t *Track, req *FetchRequest) (*FetchResponse, error) {
 	next := sliceObjects(objs)
 	return &FetchResponse{
 		GroupOrder: order,
-		EndOfTrack: t.Closed() && t.Err() == nil && !last.Less(largest),
+		EndOfTrack: cr.ended && !last.Less(largest),
 		End:        okEnd,
 		Next: func(ctx context.Context) (*Object, error) {
 			if err := t.Err(); isMalformed(err) {
@@ -615,6 +597,65 @@ func FetchFromTrack(t *Track, req *FetchRequest) (*FetchResponse, error) {
 			return next(ctx)
 		},
 	}, nil
+}
+
+// cachedRange is what a track's cache holds of a FETCH's range.
+type cachedRange struct {
+	largest Location  // the track's largest location
+	objs    []*Object // the range's objects, by location
+	ended   bool      // the track had ended normally: nothing follows largest
+}
+
+// cachedRange collects the objects of [start, last] that the cache holds,
+// without those past maxCache (MAX_CACHE_DURATION), or refuses the range
+// with its FETCH_ERROR: INVALID_RANGE when start is past the largest
+// location, UNKNOWN_STATUS_IN_RANGE when the start is no longer cached or
+// a group of the range is only partly cached, NO_OBJECTS when nothing of
+// it is cached. Every check and the objects come from one hold of t.mu: an
+// eviction between a check and the reading of the objects it passed would
+// leave cached groups out of an answer whose gaps the subscriber takes for
+// objects that do not exist (§9.16), and the largest location and the
+// track's end, read apart from the objects, could name a different end
+// than the objects sent. Only the cached groups are visited, however far
+// apart their IDs are.
+func (t *Track) cachedRange(start, last Location, maxCache time.Duration) (cachedRange, error) {
+	t.touch()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.expire()
+	if !t.hasLargest || t.largest.Less(start) {
+		return cachedRange{}, FetchError(wire.FetchInvalidRange, fmt.Sprintf("start %v is past the largest object", start))
+	}
+	if len(t.groups) == 0 || start.Group < t.groups[0].id {
+		return cachedRange{}, FetchError(wire.FetchUnknownStatusInRange, "the start of the range is no longer cached")
+	}
+	if t.largest.Less(last) {
+		last = t.largest
+	}
+	var now time.Time
+	if maxCache > 0 {
+		now = t.now()
+	}
+	var objs []*Object
+	i := sort.Search(len(t.groups), func(i int) bool { return t.groups[i].id >= start.Group })
+	for ; i < len(t.groups) && t.groups[i].id <= last.Group; i++ {
+		g := t.groups[i]
+		if g.truncated {
+			return cachedRange{}, FetchError(wire.FetchUnknownStatusInRange, fmt.Sprintf("group %d is only partly cached", g.id))
+		}
+		for _, o := range g.sortedObjects() {
+			if maxCache > 0 && now.Sub(o.Received) > maxCache {
+				continue // §9.2.1.3: not forwarded past MAX_CACHE_DURATION
+			}
+			if l := o.Location(); !l.Less(start) && !last.Less(l) {
+				objs = append(objs, o)
+			}
+		}
+	}
+	if len(objs) == 0 {
+		return cachedRange{}, FetchError(wire.FetchNoObjects, "no objects in the range")
+	}
+	return cachedRange{largest: t.largest, objs: objs, ended: t.closed && t.closeErr == io.EOF}, nil
 }
 
 // isMalformed reports whether a track ended because it was malformed.
