@@ -10,10 +10,11 @@ import (
 )
 
 // fetch answers FETCH (Handler.Fetch) from the relay's cache when the cached track holds
-// the start of the range, and otherwise forwards it to the track's
-// publisher (the namespace's origin), streaming the answer through
-// (draft-14 §8.3: a relay must not skip objects whose status it does not
-// know). A joining fetch arrives here with its range already resolved.
+// the range, and otherwise forwards it to the track's publisher (the
+// namespace's origin), streaming the answer through (draft-14 §8.3, §9.16:
+// a relay must not skip objects whose status it does not know, and asks
+// upstream for them; UNKNOWN_STATUS_IN_RANGE is an original publisher's
+// answer). A joining fetch arrives here with its range already resolved.
 //
 // A forwarded FETCH gets an answer whatever the publisher does: FETCH_ERROR
 // TIMEOUT when it leaves the FETCH unanswered for UpstreamTimeout, and,
@@ -76,6 +77,7 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	var pub *relayTrack
 	var o *origin
 	var cached *moqtransport.Track
+	var cacheErr error // the cache's UNKNOWN_STATUS_IN_RANGE
 	for _, scName := range lookupScopes(scopeOf(s)) {
 		r.mu.Lock()
 		pub, o = r.resolveIn(scName, req.Namespace, k)
@@ -88,7 +90,16 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 		}
 		r.mu.Unlock()
 		if cached != nil && covers(cached, req.Start) {
-			return moqtransport.FetchFromTrack(cached, req)
+			// covers looked at the cache a moment ago; FetchFromTrack
+			// decides from what it holds now. Its UNKNOWN_STATUS_IN_RANGE
+			// (a group of the range only partly cached, or the start
+			// evicted since covers looked) is for an original publisher
+			// to say: a relay asks upstream (§9.16).
+			resp, err := moqtransport.FetchFromTrack(cached, req)
+			if !unknownStatus(err) {
+				return resp, err
+			}
+			cacheErr = err
 		}
 		if pub == nil && o == nil && viaCoordinator {
 			remote, err := r.remoteOrigin(ctx, scName, req.Namespace)
@@ -113,8 +124,12 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 		}
 	}
 	if o == nil {
+		// A pushed track: the cache is all there is.
+		if cacheErr != nil {
+			return nil, cacheErr
+		}
 		if cached != nil {
-			return moqtransport.FetchFromTrack(cached, req) // a pushed track: the cache is all there is
+			return moqtransport.FetchFromTrack(cached, req)
 		}
 		return nil, moqtransport.FetchError(wire.FetchTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
 	}
@@ -161,8 +176,16 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	}, nil
 }
 
+// unknownStatus reports whether err is FETCH_ERROR UNKNOWN_STATUS_IN_RANGE.
+func unknownStatus(err error) bool {
+	var re *moqtransport.RequestError
+	return errors.As(err, &re) && re.Message == wire.TypeFetchError && re.Code == uint64(wire.FetchUnknownStatusInRange)
+}
+
 // covers reports whether a cached track holds the start of a range: the
-// start's group is cached from an object at or before the start.
+// start's group is cached from an object at or before the start. It is a
+// first look, made in steps while the track is written: FetchFromTrack,
+// which answers from one view of the cache, has the last word.
 func covers(t *moqtransport.Track, start wire.Location) bool {
 	oldest, _, ok := t.Cache().Groups()
 	if !ok || start.Group < oldest {
