@@ -550,11 +550,12 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 
 // FetchFromTrack answers a FETCH from what t's cache holds: the objects of
 // the requested range, in the requested group order (the track's when the
-// request leaves it to the publisher), without those past the track's
-// MAX_CACHE_DURATION. A range the cache cannot answer is refused with its
-// draft-14 code: INVALID_RANGE when it starts past the largest object,
-// UNKNOWN_STATUS_IN_RANGE when part of it is no longer (or only partly)
-// cached, NO_OBJECTS when nothing in it is cached. A track found malformed
+// request leaves it to the publisher). A range the cache cannot answer is
+// refused with its draft-14 code: INVALID_RANGE when it starts past the
+// largest object, UNKNOWN_STATUS_IN_RANGE when part of it is no longer (or
+// only partly) cached or past the track's MAX_CACHE_DURATION (§9.2.1.3:
+// its state is then unknown; a relay asks upstream), NO_OBJECTS when
+// nothing in it is cached. A track found malformed
 // while the objects are sent resets the fetch stream (§2.5).
 //
 // It is what a Handler.Fetch returns for a track served from memory; the
@@ -607,10 +608,10 @@ type cachedRange struct {
 }
 
 // cachedRange collects the objects of [start, last] that the cache holds,
-// without those past maxCache (MAX_CACHE_DURATION), or refuses the range
-// with its FETCH_ERROR: INVALID_RANGE when start is past the largest
-// location, UNKNOWN_STATUS_IN_RANGE when the start is no longer cached or
-// a group of the range is only partly cached, NO_OBJECTS when nothing of
+// or refuses the range with its FETCH_ERROR: INVALID_RANGE when start is
+// past the largest location, UNKNOWN_STATUS_IN_RANGE when the start is no
+// longer cached, a group of the range is only partly cached, or an object
+// of it is past maxCache (MAX_CACHE_DURATION), NO_OBJECTS when nothing of
 // it is cached. Every check and the objects come from one hold of t.mu: an
 // eviction between a check and the reading of the objects it passed would
 // leave cached groups out of an answer whose gaps the subscriber takes for
@@ -644,12 +645,17 @@ func (t *Track) cachedRange(start, last Location, maxCache time.Duration) (cache
 			return cachedRange{}, FetchError(wire.FetchUnknownStatusInRange, fmt.Sprintf("group %d is only partly cached", g.id))
 		}
 		for _, o := range g.sortedObjects() {
+			if l := o.Location(); l.Less(start) || last.Less(l) {
+				continue
+			}
 			if maxCache > 0 && now.Sub(o.Received) > maxCache {
-				continue // §9.2.1.3: not forwarded past MAX_CACHE_DURATION
+				// §9.2.1.3: an object past MAX_CACHE_DURATION is not
+				// forwarded, and its state is unknown (a relay asks
+				// upstream). Left out, it would read as an object
+				// that does not exist.
+				return cachedRange{}, FetchError(wire.FetchUnknownStatusInRange, fmt.Sprintf("object %v is past the track's MAX_CACHE_DURATION (%v)", o.Location(), maxCache))
 			}
-			if l := o.Location(); !l.Less(start) && !last.Less(l) {
-				objs = append(objs, o)
-			}
+			objs = append(objs, o)
 		}
 	}
 	if len(objs) == 0 {

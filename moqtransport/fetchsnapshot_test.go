@@ -155,3 +155,57 @@ func TestFetchFromTrackSparseGroups(t *testing.T) {
 		t.Errorf("fetched %v, want 0/0 and %d/0", got, uint64(far))
 	}
 }
+
+// TestFetchFromTrackPastMaxCacheDuration: an object of the range that is
+// past the track's MAX_CACHE_DURATION makes the range's status unknown
+// (§9.2.1.3: "their state becomes unknown, and a relay ... re-requests
+// them"), so FetchFromTrack refuses it with UNKNOWN_STATUS_IN_RANGE, which
+// a relay forwards upstream. It used to leave the object out of the
+// answer, and the subscriber took the gap for an object that does not
+// exist.
+func TestFetchFromTrackPastMaxCacheDuration(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	advance := func(d time.Duration) {
+		mu.Lock()
+		now = now.Add(d)
+		mu.Unlock()
+	}
+	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"mcd"}, Name: "t"},
+		moqtransport.TrackConfig{Now: clock, MaxCacheDuration: time.Second})
+	w, err := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = w.WriteObject(0, []byte("old"), nil)
+	advance(2 * time.Second)
+	_ = w.WriteObject(1, []byte("fresh"), nil)
+	advance(500 * time.Millisecond)
+
+	resp, err := moqtransport.FetchFromTrack(tr, &moqtransport.FetchRequest{Start: wire.Location{Group: 0, Object: 1}, End: wire.Location{Group: 0, Object: 2}})
+	if err != nil {
+		t.Fatalf("fetch of the fresh object: %v", err)
+	}
+	if o, err := resp.Next(context.Background()); err != nil || string(o.Payload) != "fresh" {
+		t.Fatalf("fetch of the fresh object: %v, %v", o, err)
+	}
+
+	resp, err = moqtransport.FetchFromTrack(tr, &moqtransport.FetchRequest{End: wire.Location{Group: 0, Object: 2}})
+	var re *moqtransport.RequestError
+	if !errors.As(err, &re) || re.Code != uint64(wire.FetchUnknownStatusInRange) {
+		var got []wire.Location
+		for resp != nil {
+			o, err := resp.Next(context.Background())
+			if err != nil {
+				break
+			}
+			got = append(got, o.Location())
+		}
+		t.Fatalf("fetch of 0/0 (past MAX_CACHE_DURATION) and 0/1: %v, objects %v; want UNKNOWN_STATUS_IN_RANGE", err, got)
+	}
+}
