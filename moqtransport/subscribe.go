@@ -39,6 +39,10 @@ type Subscription struct {
 	name  FullTrackName
 	track *Track
 
+	// updMu makes each Update one step, from its check of the new range
+	// to its SUBSCRIBE_UPDATE on the wire (see Update).
+	updMu sync.Mutex
+
 	mu       sync.Mutex
 	ok       wire.SubscribeOK
 	start    Location
@@ -309,6 +313,12 @@ func (sub *Subscription) Update(ctx context.Context, opts UpdateOptions) error {
 		return ErrSubscriptionEnded
 	default:
 	}
+	// Updates go out in the order they are checked: two that each passed
+	// the check against the range before them, sent in the other order,
+	// would move the start back, and the publisher closes the session for
+	// that (§9.10). Another Update waits, as the request ID it takes would.
+	sub.updMu.Lock()
+	defer sub.updMu.Unlock()
 	sub.mu.Lock()
 	start, hasEnd, endGroup := opts.Start, opts.HasEnd, opts.EndGroup
 	if start == (Location{}) {
