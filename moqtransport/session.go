@@ -40,6 +40,8 @@ type Config struct {
 	Handler Handler
 	// MaxPendingStreams bounds data streams held while their track alias is
 	// not yet known (data that arrives before SUBSCRIBE_OK); default 64.
+	// When that many wait, a new one takes the place of the one that has
+	// waited longest, which is stopped.
 	MaxPendingStreams int
 	// PendingStreamTimeout is how long such a stream waits for its alias;
 	// default 5s. Past it, the stream is stopped.
@@ -249,8 +251,10 @@ type Session struct {
 	subsByAlas map[uint64]*Subscription
 	aliasAdded chan struct{} // closed and replaced when an alias is learned
 	// datagrams: the datagram reader runs (from the first alias learned).
-	datagrams   bool
-	waiting     int // data streams waiting for their alias
+	datagrams bool
+	// waiting: the data streams waiting for their alias, longest waiting
+	// first; each is told by closing its channel to give up its place.
+	waiting     []chan struct{}
 	headerWaits int // data streams waiting for their header
 	// uniRoom follows the peer's unidirectional stream credit (for
 	// FetchOptions.StreamTimeout).

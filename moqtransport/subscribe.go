@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -431,20 +432,37 @@ func (s *Session) acceptBidiStreams() {
 
 // subscriptionFor finds the subscription of a track alias, waiting a
 // bounded time for a SUBSCRIBE_OK still on its way.
+//
+// At most Config.MaxPendingStreams streams wait. When they all do, the
+// one that has waited longest gives its place to the new one: it is the
+// likeliest to wait for nothing (the streams a publisher had in flight
+// when we unsubscribed wait for an alias that is gone, for the whole
+// PendingStreamTimeout), while the new one may well be the first of a
+// subscription whose SUBSCRIBE_OK is a moment behind. A stream refused for
+// want of a place was lost with its objects, though its SUBSCRIBE_OK came
+// next (a subscriber that had just unsubscribed and subscribed again
+// missed the start of its new subscription).
 func (s *Session) subscriptionFor(alias uint64) *Subscription {
 	s.mu.Lock()
 	if sub, ok := s.subsByAlas[alias]; ok {
 		s.mu.Unlock()
 		return sub
 	}
-	if s.waiting >= s.cfg.MaxPendingStreams {
+	if s.cfg.MaxPendingStreams <= 0 {
 		s.mu.Unlock()
 		return nil
 	}
-	s.waiting++
+	if len(s.waiting) >= s.cfg.MaxPendingStreams {
+		close(s.waiting[0])
+		s.waiting = slices.Delete(s.waiting, 0, 1)
+	}
+	evicted := make(chan struct{})
+	s.waiting = append(s.waiting, evicted)
 	defer func() {
 		s.mu.Lock()
-		s.waiting--
+		if i := slices.Index(s.waiting, evicted); i >= 0 {
+			s.waiting = slices.Delete(s.waiting, i, i+1)
+		}
 		s.mu.Unlock()
 	}()
 	timer := time.NewTimer(s.cfg.PendingStreamTimeout)
@@ -454,6 +472,8 @@ func (s *Session) subscriptionFor(alias uint64) *Subscription {
 		s.mu.Unlock()
 		select {
 		case <-wait:
+		case <-evicted:
+			return nil
 		case <-timer.C:
 			return nil
 		case <-s.ctx.Done():
