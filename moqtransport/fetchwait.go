@@ -2,6 +2,7 @@ package moqtransport
 
 import (
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,8 +30,13 @@ type UniStreamLimitConn interface {
 // session accepts every stream at once).
 type uniCredit struct {
 	limit atomic.Int64 // 0: not known
-	open  atomic.Int64
-	since atomic.Int64 // unix ns: when open last fell below limit
+	// mu makes a stream's count and the time room began one change:
+	// read apart, a roomSince between a close's two steps saw room with
+	// the time room had begun before, and a fetch waiting for a stream
+	// it had had no room for was cancelled as if it had.
+	mu    sync.Mutex
+	open  int64
+	since time.Time // when open last fell below limit
 
 	// watchHook, when set (by tests), is told each time a fetch's
 	// stream is found late, whether the peer had room to open it.
@@ -42,14 +48,22 @@ func (u *uniCredit) start(c Conn) {
 	if l, ok := c.(UniStreamLimitConn); ok {
 		u.limit.Store(l.MaxIncomingUniStreams())
 	}
-	u.since.Store(time.Now().UnixNano())
+	u.mu.Lock()
+	u.since = time.Now()
+	u.mu.Unlock()
 }
 
-func (u *uniCredit) opened() { u.open.Add(1) }
+func (u *uniCredit) opened() {
+	u.mu.Lock()
+	u.open++
+	u.mu.Unlock()
+}
 
 func (u *uniCredit) closed() {
-	if n := u.open.Add(-1); n == u.limit.Load()-1 {
-		u.since.Store(time.Now().UnixNano())
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.open--; u.open == u.limit.Load()-1 {
+		u.since = time.Now()
 	}
 }
 
@@ -57,10 +71,12 @@ func (u *uniCredit) closed() {
 // stream now and, if so, since when it has been able to. With no limit
 // known it always may, since the session started.
 func (u *uniCredit) roomSince() (time.Time, bool) {
-	if l := u.limit.Load(); l > 0 && u.open.Load() >= l {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if l := u.limit.Load(); l > 0 && u.open >= l {
 		return time.Time{}, false
 	}
-	return time.Unix(0, u.since.Load()), true
+	return u.since, true
 }
 
 // ErrFetchStreamTimeout is what ReadObject returns for a fetch whose
