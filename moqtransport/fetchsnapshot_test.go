@@ -209,3 +209,26 @@ func TestFetchFromTrackPastMaxCacheDuration(t *testing.T) {
 		t.Fatalf("fetch of 0/0 (past MAX_CACHE_DURATION) and 0/1: %v, objects %v; want UNKNOWN_STATUS_IN_RANGE", err, got)
 	}
 }
+
+// BenchmarkFetchFromTrack answers a FETCH of a whole cache of 64 groups of
+// 30 objects (a joining FETCH of a live track's cache, or a relay's).
+func BenchmarkFetchFromTrack(b *testing.B) {
+	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"bench"}, Name: "t"}, moqtransport.TrackConfig{})
+	for g := range uint64(64) {
+		w, err := tr.OpenSubgroup(g, 0, moqtransport.SubgroupOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for id := range uint64(30) {
+			_ = w.WriteObject(id, []byte{1}, nil)
+		}
+		_ = w.Close()
+	}
+	req := &moqtransport.FetchRequest{End: wire.Location{Group: 63}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := moqtransport.FetchFromTrack(tr, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
