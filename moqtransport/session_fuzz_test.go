@@ -788,6 +788,14 @@ func runFuzzScript(t *testing.T, script []byte, timing fuzzTiming) fuzzResult {
 					return res
 				}
 				app.s = sess // before any call's goroutine
+				if sess != nil {
+					// Setup can complete before the session's own
+					// SETUP is in the pipe (the script answers it
+					// without waiting for it): wait for it to be, so
+					// that its write is not taken below for the
+					// call's request.
+					p.await(1, timing.action)
+				}
 			}
 			if sess == nil {
 				continue
