@@ -22,25 +22,7 @@ func TestSubscribeLargestNoGap(t *testing.T) {
 	h := &moqtransport.Tracks{}
 	h.Add(tr)
 	ctx := timeout(t)
-	cc, sc := newMemConnPair(moqtransport.ProtocolQUIC)
-	accepted := make(chan *moqtransport.Session, 1)
-	go func() {
-		s, err := moqtransport.Accept(ctx, sc, "/", &moqtransport.Config{Handler: h.Handler()})
-		if err != nil {
-			t.Error(err)
-		}
-		accepted <- s
-	}()
-	client, err := moqtransport.Connect(ctx, cc, &moqtransport.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := <-accepted
-	if server == nil {
-		t.FailNow()
-	}
-	defer server.Close()
-	defer client.Close()
+	client, _ := memSessions(t, ctx, &moqtransport.Config{Handler: h.Handler()})
 
 	// The publisher writes a burst of objects while each SUBSCRIBE is
 	// handled, yielding after each one, so that the window between the

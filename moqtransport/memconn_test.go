@@ -14,6 +14,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"testing"
 
 	"github.com/moqgo/moq/moqtransport"
 )
@@ -370,4 +371,32 @@ func (p *memPipe) writes() (int64, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.written, p.wrote
+}
+
+// memSessions connects a client session to a server session with srvCfg
+// over an in-memory raw QUIC connection; both close when the test ends.
+func memSessions(t *testing.T, ctx context.Context, srvCfg *moqtransport.Config) (client, server *moqtransport.Session) {
+	t.Helper()
+	cc, sc := newMemConnPair(moqtransport.ProtocolQUIC)
+	accepted := make(chan *moqtransport.Session, 1)
+	go func() {
+		s, err := moqtransport.Accept(ctx, sc, "/", srvCfg)
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- s
+	}()
+	client, err := moqtransport.Connect(ctx, cc, &moqtransport.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() {
+		_ = client.Close()
+		_ = server.Close()
+	})
+	return client, server
 }

@@ -22,25 +22,7 @@ func TestConcurrentUpdatesKeepTheirOrder(t *testing.T) {
 	h := &moqtransport.Tracks{}
 	h.Add(tr)
 	ctx := timeout(t)
-	cc, sc := newMemConnPair(moqtransport.ProtocolQUIC)
-	accepted := make(chan *moqtransport.Session, 1)
-	go func() {
-		s, err := moqtransport.Accept(ctx, sc, "/", &moqtransport.Config{Handler: h.Handler()})
-		if err != nil {
-			t.Error(err)
-		}
-		accepted <- s
-	}()
-	client, err := moqtransport.Connect(ctx, cc, &moqtransport.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := <-accepted
-	if server == nil {
-		t.FailNow()
-	}
-	defer server.Close()
-	defer client.Close()
+	client, server := memSessions(t, ctx, &moqtransport.Config{Handler: h.Handler()})
 	sub, err := client.Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{Filter: wire.Filter{Type: wire.FilterAbsoluteStart}})
 	if err != nil {
 		t.Fatal(err)
