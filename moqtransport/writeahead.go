@@ -90,8 +90,7 @@ func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) error {
 		w.mu.Unlock()
 		return nil
 	}
-	st.aheadWant, st.aheadSeq, st.aheadGranted = n, w.seq.Add(1), false
-	w.waiting = append(w.waiting, st)
+	w.enqueueLocked(st, n)
 	w.mu.Unlock()
 	sv := st.sv
 	// The writes that fill the bound may all be stuck behind streams the
@@ -128,6 +127,13 @@ func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) error {
 		}
 		w.mu.Unlock()
 	}
+}
+
+// enqueueLocked puts st in line for n bytes of write-ahead. Called with
+// w.mu held.
+func (w *writeAhead) enqueueLocked(st *outStream, n int64) {
+	st.aheadWant, st.aheadSeq, st.aheadGranted = n, w.seq.Add(1), false
+	w.waiting = append(w.waiting, st)
 }
 
 // admitLocked counts st's write of n bytes. Called with w.mu held.

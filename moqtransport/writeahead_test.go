@@ -2,6 +2,7 @@ package moqtransport
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -272,4 +273,39 @@ func TestWriteAheadLessUrgentStalled(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAhead(t, "the oldest group's next object past the full bound", func() bool { return conn.taken.Load() >= 2*size })
+}
+
+// BenchmarkWriteAheadGrant: one release that grants the next waiting
+// writer, with n writers of mixed urgencies in line (a relay-to-relay
+// session carrying many tracks, each with a stream waiting). The released
+// stream lines up again, so the line keeps its length.
+func BenchmarkWriteAheadGrant(b *testing.B) {
+	for _, n := range []int{1, 16, 256, 1024} {
+		b.Run(fmt.Sprintf("waiting=%d", n), func(b *testing.B) {
+			const size = 4 << 10
+			w := &writeAhead{limit: size} // one write at a time
+			streams := make([]*outStream, n+1)
+			for i := range streams {
+				st := &outStream{wake: make(chan struct{}, 1)}
+				st.due.Store(int32(1+i%dataUrgencies) + 1)
+				streams[i] = st
+			}
+			w.mu.Lock()
+			w.admitLocked(streams[0], size)
+			for _, st := range streams[1:] {
+				w.enqueueLocked(st, size)
+			}
+			w.mu.Unlock()
+			cur := streams[0]
+			b.ReportAllocs()
+			for b.Loop() {
+				w.release(cur)
+				w.mu.Lock()
+				next := w.active[0]
+				w.enqueueLocked(cur, size)
+				w.mu.Unlock()
+				cur = next
+			}
+		})
+	}
 }
