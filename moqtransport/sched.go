@@ -143,6 +143,12 @@ type outStream struct {
 	aheadHeld    int64
 	aheadPassed  int
 	aheadSeq     uint64
+	// aheadUrgency is the urgency the line is ordered by and aheadIdx
+	// the stream's place in it; aheadWaiting (set under the lock, read
+	// without it by setUrgenciesDue) says it is in line.
+	aheadUrgency int32
+	aheadIdx     int
+	aheadWaiting atomic.Bool
 	// aheadEntered is the session's admission count when the admitted
 	// write entered the transport (0: not yet).
 	aheadEntered atomic.Uint64
@@ -1029,10 +1035,14 @@ func (st *outStream) setUrgencyDue() {
 }
 
 // setUrgenciesDue sets the urgencies a ranking changed, after the
-// scheduler let go of its lock.
+// scheduler let go of its lock, on the streams and in the line of writers
+// waiting for write-ahead.
 func setUrgenciesDue(due []*outStream) {
 	for _, st := range due {
 		st.setUrgencyDue()
+		if st.aheadWaiting.Load() {
+			st.sv.s.ahead.reurge(st)
+		}
 	}
 }
 

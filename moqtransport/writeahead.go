@@ -1,6 +1,7 @@
 package moqtransport
 
 import (
+	"container/heap"
 	"errors"
 	"slices"
 	"sync"
@@ -57,7 +58,7 @@ type writeAhead struct {
 	mu      sync.Mutex
 	used    int64
 	seq     atomic.Uint64 // written under mu; read by entered
-	waiting []*outStream  // in line for write-ahead
+	waiting aheadLine     // in line for write-ahead: a heap, most urgent first
 	active  []*outStream  // with a counted write admitted and not returned
 }
 
@@ -115,12 +116,12 @@ func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) error {
 			return nil
 		}
 		if over {
-			w.waiting = deleteStream(w.waiting, st)
+			w.leaveLocked(st)
 			w.mu.Unlock()
 			return errWriteAheadEnded
 		}
 		if impatient {
-			w.waiting = deleteStream(w.waiting, st)
+			w.leaveLocked(st)
 			w.admitLocked(st, n)
 			w.mu.Unlock()
 			return nil
@@ -133,7 +134,36 @@ func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) error {
 // w.mu held.
 func (w *writeAhead) enqueueLocked(st *outStream, n int64) {
 	st.aheadWant, st.aheadSeq, st.aheadGranted = n, w.seq.Add(1), false
-	w.waiting = append(w.waiting, st)
+	// In line before its urgency is read: a ranking that changes it
+	// meanwhile finds it there (reurge).
+	st.aheadWaiting.Store(true)
+	st.aheadUrgency = urgencyOf(st)
+	heap.Push(&w.waiting, st)
+}
+
+// leaveLocked takes st, which waits, out of line. Called with w.mu held.
+func (w *writeAhead) leaveLocked(st *outStream) {
+	heap.Remove(&w.waiting, st.aheadIdx)
+}
+
+// reurge moves st to its place in line for the urgency the scheduler
+// ranked for it last (urgeLocked stores it; setUrgenciesDue calls reurge
+// after, if st waits). enqueueLocked marks st waiting before it reads the
+// urgency and setUrgenciesDue reads the mark after the urgency was stored,
+// so every change is either read when st lines up or followed by a reurge:
+// the line keeps the order of the waiting streams' ranked urgencies, as a
+// scan of them would find it (a grant between the store and reurge goes as
+// it would have just before the change).
+func (w *writeAhead) reurge(st *outStream) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !st.aheadWaiting.Load() {
+		return
+	}
+	if u := urgencyOf(st); u != st.aheadUrgency {
+		st.aheadUrgency = u
+		heap.Fix(&w.waiting, st.aheadIdx)
+	}
 }
 
 // admitLocked counts st's write of n bytes. Called with w.mu held.
@@ -172,12 +202,11 @@ func (w *writeAhead) release(st *outStream) {
 	// scans them (their own release finds nothing to give back).
 	w.active = slices.DeleteFunc(w.active, func(o *outStream) bool { return o.aheadHeld == 0 })
 	for len(w.waiting) > 0 {
-		i := w.nextLocked()
-		o := w.waiting[i]
+		o := w.waiting[0] // the most urgent, then the longest waiting
 		if w.used > 0 && w.used+o.aheadWant > w.limit {
 			break
 		}
-		w.waiting = slices.Delete(w.waiting, i, i+1)
+		heap.Pop(&w.waiting)
 		w.admitLocked(o, o.aheadWant)
 		o.aheadGranted = true
 		granted = append(granted, o)
@@ -205,18 +234,41 @@ func urgencyOf(st *outStream) int32 {
 	return dataUrgencies + 1
 }
 
-// nextLocked returns the index of the waiting stream that goes next: the
-// most urgent, then the one that has waited longest. Called with w.mu held
-// and w.waiting not empty.
-func (w *writeAhead) nextLocked() int {
-	best := 0
-	for i, st := range w.waiting[1:] {
-		b := w.waiting[best]
-		if u, bu := urgencyOf(st), urgencyOf(b); u < bu || (u == bu && st.aheadSeq < b.aheadSeq) {
-			best = i + 1
-		}
-	}
-	return best
+// aheadLine is the streams waiting for write-ahead, a container/heap
+// ordered by the order they go in: the most urgent (aheadUrgency, the
+// urgency ranked when it lined up or last reurged), then the one that has
+// waited longest (aheadSeq). A grant takes the first in O(log n) under the
+// session's write-ahead lock, however many streams wait (a relay-to-relay
+// session carrying hundreds of tracks).
+type aheadLine []*outStream
+
+func (l aheadLine) Len() int { return len(l) }
+
+func (l aheadLine) Less(i, j int) bool {
+	a, b := l[i], l[j]
+	return a.aheadUrgency < b.aheadUrgency || (a.aheadUrgency == b.aheadUrgency && a.aheadSeq < b.aheadSeq)
+}
+
+func (l aheadLine) Swap(i, j int) {
+	l[i], l[j] = l[j], l[i]
+	l[i].aheadIdx, l[j].aheadIdx = i, j
+}
+
+func (l *aheadLine) Push(x any) {
+	st := x.(*outStream)
+	st.aheadIdx = len(*l)
+	*l = append(*l, st)
+}
+
+func (l *aheadLine) Pop() any {
+	old := *l
+	n := len(old) - 1
+	st := old[n]
+	old[n] = nil
+	*l = old[:n]
+	st.aheadIdx = -1
+	st.aheadWaiting.Store(false)
+	return st
 }
 
 func deleteStream(list []*outStream, st *outStream) []*outStream {

@@ -3,6 +3,7 @@ package moqtransport
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -307,5 +308,88 @@ func BenchmarkWriteAheadGrant(b *testing.B) {
 				cur = next
 			}
 		})
+	}
+}
+
+// TestWriteAheadLineOrder: the line of writers waiting for write-ahead,
+// under random line-ups, give-ups (abandon, deadline, patience) and
+// rankings that change waiting streams' urgencies, grants exactly the
+// stream a scan of the waiting streams picks: the most urgent as ranked
+// now, then the one that has waited longest.
+func TestWriteAheadLineOrder(t *testing.T) {
+	const streams, steps, size = 40, 20000, 4 << 10
+	rng := rand.New(rand.NewPCG(12, 13))
+	sv := &servedSubscription{s: &Session{}}
+	w := &sv.s.ahead
+	w.limit = size // one write at a time: each release grants one
+	all := make([]*outStream, streams)
+	for i := range all {
+		all[i] = &outStream{sv: sv, wake: make(chan struct{}, 1)}
+		if i%5 != 0 { // the others not ranked yet: the least urgent
+			all[i].due.Store(int32(1+rng.IntN(dataUrgencies)) + 1)
+		}
+	}
+	waiting := map[*outStream]bool{}
+	active := all[0]
+	w.mu.Lock()
+	w.admitLocked(active, size)
+	w.mu.Unlock()
+	grants := 0
+	for step := range steps {
+		st := all[rng.IntN(streams)]
+		switch op := rng.IntN(10); {
+		case op < 4 && st != active && !waiting[st]:
+			w.mu.Lock()
+			if active == nil { // none in line either: admitted at once (acquire)
+				w.admitLocked(st, size)
+				active = st
+			} else {
+				w.enqueueLocked(st, size)
+				waiting[st] = true
+			}
+			w.mu.Unlock()
+		case op < 7:
+			// A ranking changes st's urgency, whether it waits or not.
+			st.due.Store(int32(1+rng.IntN(dataUrgencies)) + 1)
+			setUrgenciesDue([]*outStream{st})
+		case op < 8 && waiting[st]:
+			w.mu.Lock()
+			w.leaveLocked(st)
+			w.mu.Unlock()
+			delete(waiting, st)
+		case op < 10 && active != nil:
+			var want *outStream
+			for o := range waiting {
+				if want == nil || urgencyOf(o) < urgencyOf(want) || (urgencyOf(o) == urgencyOf(want) && o.aheadSeq < want.aheadSeq) {
+					want = o
+				}
+			}
+			w.release(active)
+			active = nil
+			w.mu.Lock()
+			if len(w.active) > 0 {
+				active = w.active[0]
+			}
+			w.mu.Unlock()
+			if active != want {
+				t.Fatalf("step %d: granted %p (urgency %d), want %p (urgency %d)", step, active, urgencyOf(active), want, urgencyOf(want))
+			}
+			if active != nil {
+				if !active.aheadGranted || active.aheadWaiting.Load() {
+					t.Fatalf("step %d: the granted stream is not marked granted and out of line", step)
+				}
+				delete(waiting, active)
+				grants++
+			}
+		}
+		if used, n := w.held(); n != len(waiting) || (active == nil && used != 0) {
+			t.Fatalf("step %d: %d in line, %d bytes counted; want %d in line", step, n, used, len(waiting))
+		}
+		if active == nil && len(waiting) > 0 {
+			t.Fatalf("step %d: %d streams wait with no write admitted", step, len(waiting))
+		}
+	}
+	if grants < steps/10 {
+		t.Errorf("%d grants in %d steps: the test does not exercise the line", grants, steps)
 	}
 }
