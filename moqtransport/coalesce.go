@@ -16,7 +16,7 @@ const burstGap = 100 * time.Microsecond
 
 // hold waits, for Config.WriteCoalesce (w), for the objects that follow o
 // on its stream, so that they go in o's write (writeFramed), and returns
-// how long it waited (0: it did not hold o). Holding costs o up to w of
+// how long it waited from at's reading (0: it did not hold o). Holding costs o up to w of
 // latency and saves a transport write (a send call, a wakeup of the
 // connection's sender) for each object that joins; that saving only
 // matters when a track is fanned out, so o is held only when all of these
@@ -40,17 +40,17 @@ const burstGap = 100 * time.Microsecond
 // object is never kept waiting past the FIN's arrival), an abandon and the
 // subscription's end release it too, and a timer at o's arrival plus w,
 // should the next object not come.
-func (st *outStream) hold(o *Object, w time.Duration) time.Duration {
+func (st *outStream) hold(o *Object, w time.Duration, at writeClock) time.Duration {
 	sv := st.sv
 	n := o.size()
 	if n >= coalesceBytes || o.Received.IsZero() || sv.track == nil || !sv.track.realClock || sv.track.readerCount() < 2 {
 		return 0
 	}
-	start := time.Now()
+	start := at.now
 	if start.Sub(o.Received) >= w {
 		return 0
 	}
-	if remaining, _, _ := sv.remaining(o, start); remaining > 0 && remaining < 2*w {
+	if at.remaining > 0 && at.remaining < 2*w {
 		return 0
 	}
 	recv := monoOffset(o.Received)

@@ -393,11 +393,16 @@ func (st *outStream) run() {
 			return
 		}
 		if ok {
+			// One clock reading per write, shared by hold and
+			// writeObject; a hold that waited reads it once more.
+			at := st.sv.clockAt(ev.Object, time.Now())
 			var held time.Duration
 			if w := st.sv.s.cfg.WriteCoalesce; w > 0 {
-				held = st.hold(ev.Object, w) // coalesce.go
+				if held = st.hold(ev.Object, w, at); held > 0 {
+					at = st.sv.clockAt(ev.Object, at.now.Add(held))
+				}
 			}
-			ok, code = st.writeObject(ev)
+			ok, code = st.writeObject(ev, at)
 			reset = !ok
 			if f := st.sv.s.cfg.ObserveHold; f != nil && held > 0 && ok {
 				f(held, st.wrote)
@@ -434,18 +439,34 @@ func (st *outStream) exit(reset bool, code wire.StreamResetCode) {
 	sv.s.sched.remove(st)
 }
 
-// writeObject writes one object, opening the stream first if need be. It
-// returns false, with the reset code, if the subgroup must be abandoned.
-func (st *outStream) writeObject(ev Event) (bool, wire.StreamResetCode) {
+// writeClock is the clock as a stream's writer reads it for an object:
+// now, and the object's time left to its delivery deadline then
+// (servedSubscription.remaining).
+type writeClock struct {
+	now            time.Time
+	remaining      time.Duration
+	late, timedOut bool
+}
+
+// clockAt reads o's delivery deadline at now.
+func (sv *servedSubscription) clockAt(o *Object, now time.Time) writeClock {
+	c := writeClock{now: now}
+	c.remaining, c.late, c.timedOut = sv.remaining(o, now)
+	return c
+}
+
+// writeObject writes one object, opening the stream first if need be, at
+// the clock reading at. It returns false, with the reset code, if the
+// subgroup must be abandoned.
+func (st *outStream) writeObject(ev Event, at writeClock) (bool, wire.StreamResetCode) {
 	sv := st.sv
 	o := ev.Object
-	now := time.Now()
-	remaining, late, timedOut := sv.remaining(o, now)
-	if late {
+	now, remaining := at.now, at.remaining
+	if at.late {
 		// §9.2.1.2: past the delivery timeout, the stream is reset; the
 		// rest of the subgroup goes with it, before a byte of this
 		// object is written.
-		if timedOut {
+		if at.timedOut {
 			return false, wire.ResetDeliveryTimeout
 		}
 		return false, wire.ResetCancelled
@@ -589,10 +610,8 @@ func writeBufClass(n int) int {
 	return i
 }
 
-// getWriteBuf returns an empty buffer of at least n bytes, n at most the
-// largest class.
-func getWriteBuf(n int) *[]byte {
-	i := writeBufClass(n)
+// getWriteBuf returns an empty buffer of size class i (writeBufClass).
+func getWriteBuf(i int) *[]byte {
 	if p, ok := writeBufs[i].Get().(*[]byte); ok {
 		return p
 	}
@@ -653,11 +672,12 @@ func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *
 	}
 	// The buffer's bytes count against the session's write-ahead until
 	// the write returns; waiting for them holds no buffer.
-	held := int64(writeBufSizes[writeBufClass(n)])
+	class := writeBufClass(n)
+	held := int64(writeBufSizes[class])
 	if err := sv.s.ahead.acquire(st, held, deadline); err != nil {
 		return o, &writeError{err: err}
 	}
-	bp := getWriteBuf(n)
+	bp := getWriteBuf(class)
 	released := false
 	giveBack := func() {
 		if !released {

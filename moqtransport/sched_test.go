@@ -177,7 +177,7 @@ func TestWriteBufClasses(t *testing.T) {
 		{100, 2 << 10}, {2 << 10, 2 << 10}, {4<<10 + writeBufHeadroom, 4<<10 + writeBufHeadroom},
 		{4<<10 + writeBufHeadroom + 1, 8<<10 + writeBufHeadroom}, {maxBatchedPayload + writeBufHeadroom, maxBatchedPayload + writeBufHeadroom},
 	} {
-		p := getWriteBuf(tc.n)
+		p := getWriteBuf(writeBufClass(tc.n))
 		// A class's pool may hold a buffer grown past the class (an
 		// earlier test's large extensions), never one below it.
 		limit := 2 * writeBufSizes[len(writeBufSizes)-1]
