@@ -711,18 +711,27 @@ func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, next func(conte
 	// what follows its own stream header, so there the reset waits
 	// until a probe timeout after the header was handed over (resetAfter):
 	// by then the header has been acknowledged, or declared lost and
-	// sent again. Only FETCH_CANCEL (or the session's end) stops the
-	// wait for stream credit.
-	openCtx, cancelOpen := context.WithCancel(context.WithoutCancel(ctx))
-	stopOpen := context.AfterFunc(ctx, func() {
+	// sent again.
+	//
+	// FETCH_CANCEL or the session's end, not EndFetch, cuts the stream
+	// before its header is out (cut): the wait for stream credit, and a
+	// header write blocked on flow control (quic-go takes a header this
+	// small at once, but webtransport-go's session flow control,
+	// WT_MAX_DATA, can stop it), which only a reset ends. The peer that
+	// cancelled needs nothing more on the stream.
+	cut, cutNow := context.WithCancel(context.WithoutCancel(ctx))
+	stopCut := context.AfterFunc(ctx, func() {
 		if re := (*RequestError)(nil); !errors.As(context.Cause(ctx), &re) {
-			cancelOpen() // FETCH_CANCEL or the session's end, not EndFetch
+			cutNow()
 		}
 	})
-	str, err := s.conn.OpenUniStreamSync(openCtx)
-	stopOpen()
-	cancelOpen()
+	endCut := func() {
+		stopCut()
+		cutNow()
+	}
+	str, err := s.conn.OpenUniStreamSync(cut)
 	if err != nil {
+		endCut()
 		return err
 	}
 	setUrgency(str, fetchUrgency(m.SubscriberPriority))
@@ -731,7 +740,11 @@ func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, next func(conte
 	if tr != nil {
 		tr.FetchHeader(true, m.RequestID)
 	}
-	if _, err := str.Write(buf); err != nil {
+	stopHeader := context.AfterFunc(cut, func() { str.CancelWrite(uint64(wire.ResetCancelled)) })
+	_, err = str.Write(buf)
+	stopHeader() // before endCut, whose cutNow would run it
+	endCut()
+	if err != nil {
 		return err
 	}
 	reset := s.resetAfter(str, time.Now())
