@@ -376,10 +376,12 @@ func (s *Session) readFetchStream(str ReceiveStream, r *wire.StreamReader) {
 }
 
 // servedFetch is a FETCH from the peer that we answer from a track.
-// cancel's cause is errFetchCancelled for FETCH_CANCEL, or the
-// *RequestError EndFetch was given.
+// cancel ends its context with the *RequestError EndFetch was given; cut
+// ends, with errFetchCancelled, the context a FETCH_CANCEL ends (see
+// writeFetch), and with it the fetch's context if it has not ended.
 type servedFetch struct {
 	cancel context.CancelCauseFunc
+	cut    context.CancelCauseFunc
 }
 
 // errFetchCancelled is the cause of a served fetch's end at FETCH_CANCEL.
@@ -427,13 +429,17 @@ func (s *Session) handleFetch(m *wire.Fetch) error {
 			return violation("joining FETCH on subscription %d, whose filter is %s, not LargestObject", m.JoiningRequestID, joined.req.Filter.Type)
 		}
 	}
-	ctx, cancel := context.WithCancelCause(s.ctx)
+	// cut ends at FETCH_CANCEL or the session's end, even after
+	// EndFetch; ctx ends with it, and at EndFetch.
+	cut, cutNow := context.WithCancelCause(s.ctx)
+	ctx, cancel := context.WithCancelCause(cut)
 	s.mu.Lock()
-	setIn(&s.servedFetches, m.RequestID, &servedFetch{cancel: cancel})
+	setIn(&s.servedFetches, m.RequestID, &servedFetch{cancel: cancel, cut: cutNow})
 	s.mu.Unlock()
 	s.goFunc(func() {
 		defer func() {
 			cancel(nil)
+			cutNow(nil)
 			s.mu.Lock()
 			delete(s.servedFetches, m.RequestID)
 			s.mu.Unlock()
@@ -441,7 +447,7 @@ func (s *Session) handleFetch(m *wire.Fetch) error {
 				s.requestDone()
 			}
 		}()
-		s.serveFetch(ctx, m, joined)
+		s.serveFetch(ctx, cut, m, joined)
 	})
 	return nil
 }
@@ -468,7 +474,7 @@ func (s *Session) handleFetchCancel(m *wire.FetchCancel) {
 	f := s.servedFetches[m.RequestID]
 	s.mu.Unlock()
 	if f != nil {
-		f.cancel(errFetchCancelled)
+		f.cut(errFetchCancelled)
 	}
 }
 
@@ -477,8 +483,9 @@ func (s *Session) fetchError(id uint64, code wire.FetchErrorCode, reason string)
 }
 
 // serveFetch resolves one FETCH's track and range and answers it with
-// what the handler's Fetch gives.
-func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedSubscription) {
+// what the handler's Fetch gives. ctx is the fetch's, cut what ends at
+// FETCH_CANCEL (handleFetch).
+func (s *Session) serveFetch(ctx, cut context.Context, m *wire.Fetch, joined *servedSubscription) {
 	var (
 		ns         wire.Namespace
 		name       string
@@ -545,7 +552,7 @@ func (s *Session) serveFetch(ctx context.Context, m *wire.Fetch, joined *servedS
 		s.fetchError(m.RequestID, wire.FetchErrorCode(code), reason)
 		return
 	}
-	s.serveFetchResponse(ctx, m, resp)
+	s.serveFetchResponse(ctx, cut, m, resp)
 }
 
 // FetchFromTrack answers a FETCH from what t's cache holds: the objects of
@@ -699,8 +706,9 @@ func sliceObjects(objs []*Object) func(context.Context) (*Object, error) {
 }
 
 // writeFetch writes the fetch stream: header, then each object next
-// yields until io.EOF. Another error resets the stream.
-func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, next func(context.Context) (*Object, error)) error {
+// yields until io.EOF. Another error resets the stream. ctx ends with the
+// fetch; cut, at FETCH_CANCEL or the session's end (handleFetch).
+func (s *Session) writeFetch(ctx, cut context.Context, m *wire.Fetch, next func(context.Context) (*Object, error)) error {
 	// The peer has FETCH_OK and waits for the stream: one ended by
 	// EndFetch is still opened, its header written at once, and reset,
 	// so that the peer learns of the end. The reset must not overtake
@@ -713,25 +721,14 @@ func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, next func(conte
 	// by then the header has been acknowledged, or declared lost and
 	// sent again.
 	//
-	// FETCH_CANCEL or the session's end, not EndFetch, cuts the stream
-	// before its header is out (cut): the wait for stream credit, and a
-	// header write blocked on flow control (quic-go takes a header this
-	// small at once, but webtransport-go's session flow control,
-	// WT_MAX_DATA, can stop it), which only a reset ends. The peer that
-	// cancelled needs nothing more on the stream.
-	cut, cutNow := context.WithCancel(context.WithoutCancel(ctx))
-	stopCut := context.AfterFunc(ctx, func() {
-		if re := (*RequestError)(nil); !errors.As(context.Cause(ctx), &re) {
-			cutNow()
-		}
-	})
-	endCut := func() {
-		stopCut()
-		cutNow()
-	}
+	// FETCH_CANCEL or the session's end (cut), not EndFetch, cuts the
+	// stream before its header is out, even after an EndFetch: the wait
+	// for stream credit, and a header write blocked on flow control
+	// (quic-go takes a header this small at once, but webtransport-go's
+	// session flow control, WT_MAX_DATA, can stop it), which only a reset
+	// ends. The peer that cancelled needs nothing more on the stream.
 	str, err := s.conn.OpenUniStreamSync(cut)
 	if err != nil {
-		endCut()
 		return err
 	}
 	setUrgency(str, fetchUrgency(m.SubscriberPriority))
@@ -742,8 +739,7 @@ func (s *Session) writeFetch(ctx context.Context, m *wire.Fetch, next func(conte
 	}
 	stopHeader := context.AfterFunc(cut, func() { str.CancelWrite(uint64(wire.ResetCancelled)) })
 	_, err = str.Write(buf)
-	stopHeader() // before endCut, whose cutNow would run it
-	endCut()
+	stopHeader()
 	if err != nil {
 		return err
 	}
@@ -890,7 +886,7 @@ func FetchError(code FetchErrorCode, reason string) error {
 }
 
 // serveFetchResponse sends FETCH_OK and streams a handler's objects.
-func (s *Session) serveFetchResponse(ctx context.Context, m *wire.Fetch, resp *FetchResponse) {
+func (s *Session) serveFetchResponse(ctx, cut context.Context, m *wire.Fetch, resp *FetchResponse) {
 	if resp.Close != nil {
 		defer resp.Close()
 	}
@@ -925,7 +921,7 @@ func (s *Session) serveFetchResponse(ctx context.Context, m *wire.Fetch, resp *F
 		s.sendOrFail(&wire.FetchError{RequestID: m.RequestID, Code: FetchInternalError, Reason: err.Error()})
 		return
 	}
-	if err := s.writeFetch(ctx, m, next); err != nil && s.ctx.Err() == nil {
+	if err := s.writeFetch(ctx, cut, m, next); err != nil && s.ctx.Err() == nil {
 		s.log.Debug("fetch stream failed", "request", m.RequestID, "err", err)
 	}
 }

@@ -63,8 +63,9 @@ func blockedOnCredit(fn string) bool {
 // the publisher's data credit (16 KiB). The fetcher then FETCHes; the
 // publisher's FETCH_OK and its fetch stream's header wait for credit that
 // never comes, and the fetcher gives up (FETCH_CANCEL). The publisher's
-// fetch ends (its response's Close runs) and both sessions go on. Before,
-// the header write stayed blocked until the session ended.
+// fetch ends (its response's Close runs), also when the publisher ended it
+// (EndFetch) first, and both sessions go on. Before, the header write
+// stayed blocked until the session ended.
 func TestFetchCancelCutsBlockedHeader(t *testing.T) {
 	ctx := timeout(t)
 	name := wire.FullTrackName{Namespace: wire.Namespace{"cut"}, Name: "t"}
@@ -72,11 +73,13 @@ func TestFetchCancelCutsBlockedHeader(t *testing.T) {
 	tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
 	tracks.Add(tr)
 	h := tracks.Handler()
-	fetchEnded := make(chan struct{})
-	h.Fetch = func(context.Context, *moqtransport.Session, *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+	fetchStarted := make(chan uint64, 1)
+	fetchEnded := make(chan uint64, 1)
+	h.Fetch = func(_ context.Context, _ *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+		fetchStarted <- req.RequestID
 		return &moqtransport.FetchResponse{
 			Objects: []*moqtransport.Object{{Group: 0, ID: 0, Payload: []byte("fetched")}},
-			Close:   func() { close(fetchEnded) },
+			Close:   func() { fetchEnded <- req.RequestID },
 		}, nil
 	}
 
@@ -163,22 +166,35 @@ func TestFetchCancelCutsBlockedHeader(t *testing.T) {
 	}
 	waitFor(t, "the subgroup write to wait for credit", func() bool { return blockedOnCredit("(*outStream).run") })
 
-	fctx, giveUp := context.WithCancel(ctx)
-	defer giveUp()
-	fetched := make(chan error, 1)
-	go func() {
-		_, err := fetcher.Fetch(fctx, moqtransport.FetchOptions{Namespace: name.Namespace, Name: name.Name, End: wire.Location{Group: 1}})
-		fetched <- err
-	}()
-	waitFor(t, "the fetch stream's header write to wait for credit", func() bool { return blockedOnCredit("(*Session).writeFetch") })
-	giveUp() // FETCH_CANCEL
-	if err := <-fetched; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Fetch: %v, want context.Canceled", err)
-	}
-	select {
-	case <-fetchEnded:
-	case <-time.After(5 * time.Second):
-		t.Fatal("FETCH_CANCEL did not end the publisher's fetch: its header write is still blocked")
+	for _, endFirst := range []bool{false, true} {
+		fctx, giveUp := context.WithCancel(ctx)
+		fetched := make(chan error, 1)
+		go func() {
+			_, err := fetcher.Fetch(fctx, moqtransport.FetchOptions{Namespace: name.Namespace, Name: name.Name, End: wire.Location{Group: 1}})
+			fetched <- err
+		}()
+		id := <-fetchStarted
+		waitFor(t, "the fetch stream's header write to wait for credit", func() bool { return blockedOnCredit("(*Session).writeFetch") })
+		if endFirst {
+			// EndFetch does not cut the stream before its header is
+			// out (the peer could not tell which FETCH it was for); a
+			// FETCH_CANCEL after it still does.
+			if !publisher.EndFetch(id, wire.FetchInternalError, "ended") {
+				t.Fatalf("EndFetch(%d) found no fetch", id)
+			}
+		}
+		giveUp() // FETCH_CANCEL
+		if err := <-fetched; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Fetch: %v, want context.Canceled", err)
+		}
+		select {
+		case got := <-fetchEnded:
+			if got != id {
+				t.Fatalf("fetch %d ended, want %d", got, id)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("ended first %v: FETCH_CANCEL did not end the publisher's fetch: its header write is still blocked", endFirst)
+		}
 	}
 	if publisher.Err() != nil || fetcher.Err() != nil {
 		t.Errorf("sessions ended: %v, %v", publisher.Err(), fetcher.Err())

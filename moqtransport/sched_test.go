@@ -252,7 +252,7 @@ func TestWriteFetchUrgency(t *testing.T) {
 	s := &Session{conn: c}
 	eof := func(context.Context) (*Object, error) { return nil, io.EOF }
 	for i, sub := range []uint8{0, 31, 32, 128, 255} {
-		if err := s.writeFetch(context.Background(), &wire.Fetch{RequestID: uint64(2 * i), SubscriberPriority: sub}, eof); err != nil {
+		if err := s.writeFetch(context.Background(), context.Background(), &wire.Fetch{RequestID: uint64(2 * i), SubscriberPriority: sub}, eof); err != nil {
 			t.Fatalf("writeFetch: %v", err)
 		}
 		st := c.opened[i]
@@ -285,7 +285,7 @@ func TestWriteFetchStopsWhenEnded(t *testing.T) {
 		}
 		return &Object{Group: 0, ID: uint64(calls), Payload: []byte("x")}, nil
 	}
-	if err := s.writeFetch(ctx, &wire.Fetch{RequestID: 0}, next); err == nil {
+	if err := s.writeFetch(ctx, context.Background(), &wire.Fetch{RequestID: 0}, next); err == nil {
 		t.Error("writeFetch of an ended fetch: nil error")
 	}
 	if calls != 3 {
