@@ -185,6 +185,11 @@ func (s *Session) handle(m wire.Message) error {
 			return err
 		}
 		if refused, err := s.authorize(m, m.RequestID, m.Params); refused || err != nil {
+			if refused {
+				s.mu.Lock()
+				s.aliasEndedLocked(m.TrackAlias) // its streams are stopped at once
+				s.mu.Unlock()
+			}
 			return err
 		}
 		return s.handlePublish(m)
@@ -221,12 +226,15 @@ func (s *Session) request(ctx context.Context, build func(id uint64) wire.Messag
 	p := &pendingRequest{ch: make(chan wire.Message, 1), kind: m.Type()}
 	s.mu.Lock()
 	setIn(&s.pending, id, p)
+	if p.kind == wire.TypeSubscribe {
+		s.subscribesOut++
+	}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		if _, still := s.pending[id]; still {
 			// Given up before the answer: a late one is dropped.
-			delete(s.pending, id)
+			s.unpendLocked(id, p)
 			setIn(&s.abandoned, id, struct{}{})
 		}
 		s.mu.Unlock()
@@ -319,7 +327,7 @@ func (s *Session) respond(id uint64, m wire.Message) error {
 	p, ok := s.pending[id]
 	_, abandoned := s.abandoned[id]
 	if ok {
-		delete(s.pending, id)
+		s.unpendLocked(id, p)
 	}
 	if abandoned {
 		delete(s.abandoned, id)
@@ -336,6 +344,18 @@ func (s *Session) respond(id uint64, m wire.Message) error {
 	}
 	p.ch <- m
 	return nil
+}
+
+// unpendLocked removes a request of ours from the ones waiting for an
+// answer. A SUBSCRIBE answered or given up can no longer name the alias
+// of a data stream waiting for one: those streams look again (see
+// aliasMayComeLocked). Called with s.mu held.
+func (s *Session) unpendLocked(id uint64, p *pendingRequest) {
+	delete(s.pending, id)
+	if p.kind == wire.TypeSubscribe {
+		s.subscribesOut--
+		s.aliasNewsLocked()
+	}
 }
 
 func (s *Session) ownID(id uint64) bool { return (id%2 == 0) == s.client }

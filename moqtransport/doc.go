@@ -105,7 +105,9 @@
 // io.EOF (or the end of the loop) when the publisher ends the track, and
 // with the PUBLISH_DONE code as a *RequestError otherwise. Data that arrives before
 // SUBSCRIBE_OK waits, within Config.MaxPendingStreams and
-// Config.PendingStreamTimeout, for its track alias. A session reads
+// Config.PendingStreamTimeout, for its track alias; data for the alias of a
+// subscription that ended is stopped at once (the session remembers the
+// latest 1024 such aliases). A session reads
 // datagrams from the first track alias it learns (SUBSCRIBE_OK or the
 // peer's PUBLISH): before that none can be for a track of its own, and
 // what the peer sends waits in the transport (quic-go keeps up to 128

@@ -956,6 +956,9 @@ func streamsStopped(strs []moqtransport.SendStream, stopped []bool) int {
 // them waiting for the alias and stops the others at once; the waiting ones
 // are stopped after PendingStreamTimeout. Measured: which streams got
 // STOP_SENDING and when, the goroutine count, and a control round trip.
+// (The server takes PUBLISH, so a PUBLISH to come could name the alias
+// and the streams may wait; without it they are stopped at once, see
+// TestRawServerStreamNoRequestCanNameStoppedAtOnce.)
 func TestHostilePendingStreamsBounded(t *testing.T) {
 	const (
 		streams = 200
@@ -963,7 +966,9 @@ func TestHostilePendingStreamsBounded(t *testing.T) {
 		timeout = time.Second
 	)
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		e := newEnv(t, scheme, &moqtransport.Config{Handler: heldTracks().Handler(), MaxPendingStreams: maxWait, PendingStreamTimeout: timeout})
+		h := heldTracks().Handler()
+		h.Publish = refusePublish
+		e := newEnv(t, scheme, &moqtransport.Config{Handler: h, MaxPendingStreams: maxWait, PendingStreamTimeout: timeout})
 		c := newHostileClient(t, e)
 		c.setup()
 		before := runtime.NumGoroutine()
@@ -1696,13 +1701,15 @@ func TestRawServerDataBeforeSubscribeOK(t *testing.T) {
 }
 
 // Data for an alias that is never announced is stopped after
-// PendingStreamTimeout, and the session goes on.
+// PendingStreamTimeout, and the session goes on. (It waits because the
+// SUBSCRIBE for "u" is unanswered: its SUBSCRIBE_OK could name alias 99.)
 func TestRawServerDataForUnknownAlias(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		const timeout = 300 * time.Millisecond
 		rs := newHostileServer(t, scheme, moqtransport.Config{PendingStreamTimeout: timeout})
 		client := rs.connect()
 		rs.subscribed("t", 7)
+		req, ch := rs.subscribe("u")
 		hdr, _ := wire.AppendSubgroupHeader(nil, &wire.SubgroupHeader{TrackAlias: 99})
 		str := openUni(t, rs.conn, hdr, putVarint(putVarint(nil, 0), 1), []byte("x"))
 		err, after := streamStopped(str, 3*time.Second)
@@ -1717,7 +1724,6 @@ func TestRawServerDataForUnknownAlias(t *testing.T) {
 			t.Fatalf("the session ended: %v", err)
 		}
 		// A round trip on the control stream.
-		req, ch := rs.subscribe("u")
 		rs.send(&wire.SubscribeError{RequestID: req.RequestID, Code: wire.SubscribeTrackDoesNotExist})
 		var re *moqtransport.RequestError
 		if r := waitSubscribe(t, ch); !errors.As(r.err, &re) {

@@ -141,6 +141,9 @@ func PublishError(code PublishErrorCode, reason string) error {
 func (s *Session) handlePublish(m *wire.Publish) error {
 	h := s.cfg.Handler.Publish
 	if h == nil {
+		s.mu.Lock()
+		s.aliasEndedLocked(m.TrackAlias) // its streams are stopped at once
+		s.mu.Unlock()
 		s.refuse(&wire.PublishError{RequestID: m.RequestID, Code: wire.PublishNotSupported, Reason: "PUBLISH is not supported by this endpoint"})
 		return nil
 	}
@@ -160,7 +163,7 @@ func (s *Session) handlePublish(m *wire.Publish) error {
 	}
 	setIn(&s.subs, m.RequestID, sub)
 	setIn(&s.subsByAlas, m.TrackAlias, sub)
-	s.aliasLearnedLocked()
+	s.aliasLearnedLocked(m.TrackAlias)
 	s.mu.Unlock()
 	s.goFunc(func() {
 		var opts SubscribeOptions

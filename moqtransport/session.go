@@ -41,7 +41,10 @@ type Config struct {
 	// MaxPendingStreams bounds data streams held while their track alias is
 	// not yet known (data that arrives before SUBSCRIBE_OK); default 64.
 	// When that many wait, a new one takes the place of the one that has
-	// waited longest, which is stopped.
+	// waited longest, which is stopped. Only a stream whose alias can
+	// still be named waits: one for the alias of a subscription that
+	// ended, or that arrives while no SUBSCRIBE of ours waits for its
+	// answer (and Handler.Publish is nil), is stopped at once.
 	MaxPendingStreams int
 	// PendingStreamTimeout is how long such a stream waits for its alias;
 	// default 5s. Past it, the stream is stopped.
@@ -249,7 +252,16 @@ type Session struct {
 	// Subscriptions we made (subscriber side), by request ID and alias.
 	subs       map[uint64]*Subscription
 	subsByAlas map[uint64]*Subscription
-	aliasAdded chan struct{} // closed and replaced when an alias is learned
+	// aliasNews is closed and replaced when what a waiting data stream
+	// can hope for changes: an alias is learned or ends, or a SUBSCRIBE
+	// of ours is answered or given up (see subscriptionFor).
+	aliasNews chan struct{}
+	// endedAliases: the aliases of the latest subscriptions that ended,
+	// whose late data streams are stopped at once (see aliasEndedLocked).
+	endedAliases aliasRing
+	// subscribesOut: SUBSCRIBEs of ours waiting for their answer, whose
+	// SUBSCRIBE_OK may still name a waiting stream's alias.
+	subscribesOut int
 	// datagrams: the datagram reader runs (from the first alias learned).
 	datagrams bool
 	// waiting: the data streams waiting for their alias, longest waiting
@@ -333,14 +345,14 @@ func newSession(conn Conn, cfg *Config, client bool) *Session {
 	}
 	s := &Session{
 		conn: conn, cfg: c, client: client,
-		log:        c.Logger,
-		ctx:        ctx,
-		cancel:     cancel,
-		ids:        newRequestIDs(client, c.MaxRequests),
-		tokens:     tokenCache{max: c.MaxAuthTokenCacheSize},
-		closed:     make(chan struct{}),
-		aliasAdded: make(chan struct{}),
-		goAway:     make(chan struct{}),
+		log:       c.Logger,
+		ctx:       ctx,
+		cancel:    cancel,
+		ids:       newRequestIDs(client, c.MaxRequests),
+		tokens:    tokenCache{max: c.MaxAuthTokenCacheSize},
+		closed:    make(chan struct{}),
+		aliasNews: make(chan struct{}),
+		goAway:    make(chan struct{}),
 		// The request tables (pending, served, subs, ...) are made by
 		// their first entry (setIn).
 	}
@@ -538,10 +550,11 @@ func (s *Session) start() {
 // waits in the transport: quic-go keeps up to 128 unread datagrams per
 // connection and drops the rest (a datagram may be lost), and once the
 // reader starts they are parsed like any other (an unknown type closes
-// the session with PROTOCOL_VIOLATION). Called with s.mu held.
-func (s *Session) aliasLearnedLocked() {
-	close(s.aliasAdded)
-	s.aliasAdded = make(chan struct{})
+// the session with PROTOCOL_VIOLATION). An alias learned again after it
+// ended is no longer ended (see aliasEndedLocked). Called with s.mu held.
+func (s *Session) aliasLearnedLocked(alias uint64) {
+	s.endedAliases.forget(alias)
+	s.aliasNewsLocked()
 	if !s.datagrams {
 		s.datagrams = true
 		s.goFunc(s.receiveDatagrams)

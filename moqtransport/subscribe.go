@@ -133,7 +133,9 @@ func (sub *Subscription) endWith(err, trackErr error) {
 		s.mu.Lock()
 		delete(s.subs, sub.id)
 		if s.subsByAlas[sub.ok.TrackAlias] == sub {
+			// Its late data streams are stopped at once, from here on.
 			delete(s.subsByAlas, sub.ok.TrackAlias)
+			s.aliasEndedLocked(sub.ok.TrackAlias)
 		}
 		s.mu.Unlock()
 		close(sub.done)
@@ -215,7 +217,12 @@ func (s *Session) handleSubscribeOK(m *wire.SubscribeOK) error {
 		sub.ok = *m
 		sub.mu.Unlock()
 		setIn(&s.subsByAlas, m.TrackAlias, sub)
-		s.aliasLearnedLocked()
+		s.aliasLearnedLocked(m.TrackAlias)
+	} else if _, gaveUp := s.abandoned[m.RequestID]; gaveUp {
+		// A late answer to a SUBSCRIBE we gave up (and UNSUBSCRIBEd):
+		// the streams the publisher sends before it reads the
+		// UNSUBSCRIBE carry this alias.
+		s.aliasEndedLocked(m.TrackAlias)
 	}
 	s.mu.Unlock()
 	if ok {
@@ -431,26 +438,30 @@ func (s *Session) acceptBidiStreams() {
 }
 
 // subscriptionFor finds the subscription of a track alias, waiting a
-// bounded time for a SUBSCRIBE_OK still on its way.
+// bounded time for a SUBSCRIBE_OK still on its way. It returns nil at once
+// for the alias of a subscription that ended (see aliases.go), and for any
+// alias no control message to come can name (aliasMayComeLocked); a
+// waiting stream gives up as soon as either becomes true.
 //
 // At most Config.MaxPendingStreams streams wait. When they all do, the
 // one that has waited longest gives its place to the new one: it is the
-// likeliest to wait for nothing (the streams a publisher had in flight
-// when we unsubscribed wait for an alias that is gone, for the whole
-// PendingStreamTimeout), while the new one may well be the first of a
-// subscription whose SUBSCRIBE_OK is a moment behind. A stream refused for
-// want of a place was lost with its objects, though its SUBSCRIBE_OK came
-// next (a subscriber that had just unsubscribed and subscribed again
-// missed the start of its new subscription).
-func (s *Session) subscriptionFor(alias uint64) *Subscription {
+// likeliest to wait for nothing, while the new one may well be the first
+// of a subscription whose SUBSCRIBE_OK is a moment behind. (Streams of
+// subscriptions we ended no longer take places; streams for aliases that
+// were never named still can, while a SUBSCRIBE of ours is unanswered.)
+func (s *Session) subscriptionFor(alias uint64) (*Subscription, string) {
 	s.mu.Lock()
 	if sub, ok := s.subsByAlas[alias]; ok {
 		s.mu.Unlock()
-		return sub
+		return sub, ""
+	}
+	if why := s.aliasHopelessLocked(alias); why != "" {
+		s.mu.Unlock()
+		return nil, why
 	}
 	if s.cfg.MaxPendingStreams <= 0 {
 		s.mu.Unlock()
-		return nil
+		return nil, "no place to wait for its alias (MaxPendingStreams)"
 	}
 	if len(s.waiting) >= s.cfg.MaxPendingStreams {
 		close(s.waiting[0])
@@ -468,23 +479,39 @@ func (s *Session) subscriptionFor(alias uint64) *Subscription {
 	timer := time.NewTimer(s.cfg.PendingStreamTimeout)
 	defer timer.Stop()
 	for {
-		wait := s.aliasAdded
+		wait := s.aliasNews
 		s.mu.Unlock()
 		select {
 		case <-wait:
 		case <-evicted:
-			return nil
+			return nil, "it gave its place to a newer stream waiting for its alias (MaxPendingStreams)"
 		case <-timer.C:
-			return nil
+			return nil, "no SUBSCRIBE_OK or PUBLISH named its alias within PendingStreamTimeout"
 		case <-s.ctx.Done():
-			return nil
+			return nil, "the session ended"
 		}
 		s.mu.Lock()
 		if sub, ok := s.subsByAlas[alias]; ok {
 			s.mu.Unlock()
-			return sub
+			return sub, ""
+		}
+		if why := s.aliasHopelessLocked(alias); why != "" {
+			s.mu.Unlock()
+			return nil, why
 		}
 	}
+}
+
+// aliasHopelessLocked says why a stream for an alias no subscription
+// holds cannot become valid, or "" while it can. Called with s.mu held.
+func (s *Session) aliasHopelessLocked(alias uint64) string {
+	switch {
+	case s.endedAliases.has(alias):
+		return "its subscription ended"
+	case !s.aliasMayComeLocked():
+		return "no SUBSCRIBE of ours waits for an answer that could name its alias, and PUBLISH is not taken"
+	}
+	return ""
 }
 
 // headerWaitsPerPending scales Config.MaxPendingStreams into the number of
@@ -532,9 +559,12 @@ func (s *Session) readDataStream(str ReceiveStream) {
 	if tr != nil {
 		tr.SubgroupHeader(false, &h.Subgroup)
 	}
-	sub := s.subscriptionFor(h.Subgroup.TrackAlias)
+	sub, why := s.subscriptionFor(h.Subgroup.TrackAlias)
 	if sub == nil {
-		s.log.Debug("data stream for an unknown track alias", "alias", h.Subgroup.TrackAlias)
+		// CANCELLED: the draft's reset code for data the subscriber
+		// cancelled or no longer wants; nothing is wrong with the
+		// stream itself.
+		s.log.Debug("stopping a data stream for a track alias no subscription holds", "alias", h.Subgroup.TrackAlias, "why", why)
 		str.CancelRead(uint64(ResetCancelled))
 		return
 	}

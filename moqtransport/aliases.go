@@ -1,0 +1,100 @@
+package moqtransport
+
+import "slices"
+
+// Track aliases of ended subscriptions.
+//
+// A publisher goes on sending a subscription's data for a while after we
+// end it: streams it had opened, or opens before our UNSUBSCRIBE reaches
+// it. Their alias is no longer known, and the draft asks a subscriber to
+// "retain sufficient state to quickly discard these unwanted Objects,
+// rather than treating them as belonging to an unknown Track Alias"
+// (draft-14 §10.1). Treated as unknown, each waited the whole
+// PendingStreamTimeout for a SUBSCRIBE_OK that never comes, in one of the
+// MaxPendingStreams places, and pushed out a stream that came just before
+// its own SUBSCRIBE_OK. So the session remembers the aliases of the
+// subscriptions that ended and stops their streams at once.
+//
+// An alias is remembered when the subscription holding it ends (ours,
+// or a track the peer pushed with PUBLISH), when a late SUBSCRIBE_OK
+// names it for a SUBSCRIBE we gave up, and when we refuse a PUBLISH. It is
+// forgotten when a SUBSCRIBE_OK or PUBLISH names it again: the draft only
+// forbids one alias for two tracks at the same time (§9.8), so a
+// publisher may reuse it once the subscription ended; data for the reused
+// alias that comes before its SUBSCRIBE_OK cannot be told from the old
+// subscription's and is stopped too.
+//
+// Memory: at most endedAliasesKept aliases, 8 bytes each, made as
+// subscriptions end (a session that never ends one holds none). A
+// publisher can add to them only by ending subscriptions, and each one
+// took a request ID (a SUBSCRIBE of ours, or a PUBLISH of its own within
+// our MAX_REQUEST_ID grant); past the bound the oldest is forgotten, and
+// a late stream for it waits like one for an unknown alias, within
+// MaxPendingStreams and PendingStreamTimeout. A hostile publisher can thus
+// make us forget, not grow.
+const endedAliasesKept = 1024
+
+// noAlias marks a forgotten place: aliases are varints, below 2^62.
+const noAlias = ^uint64(0)
+
+// aliasRing holds the aliases of the latest subscriptions that ended.
+// Lookups scan it: they are made only for streams whose alias is not
+// bound, never for a live subscription's data.
+type aliasRing struct {
+	aliases []uint64 // up to endedAliasesKept
+	next    int      // the place the next alias takes once it is full
+}
+
+func (r *aliasRing) add(alias uint64) {
+	if len(r.aliases) < endedAliasesKept {
+		r.aliases = append(r.aliases, alias)
+		return
+	}
+	r.aliases[r.next] = alias
+	r.next = (r.next + 1) % endedAliasesKept
+}
+
+func (r *aliasRing) has(alias uint64) bool { return slices.Contains(r.aliases, alias) }
+
+func (r *aliasRing) forget(alias uint64) {
+	for i, a := range r.aliases {
+		if a == alias {
+			r.aliases[i] = noAlias
+		}
+	}
+}
+
+// aliasEndedLocked remembers the alias of a subscription that ended (or
+// that a late SUBSCRIBE_OK or a refused PUBLISH named), unless a live
+// subscription holds it, and tells the streams waiting for their alias.
+// Called with s.mu held.
+func (s *Session) aliasEndedLocked(alias uint64) {
+	if _, bound := s.subsByAlas[alias]; bound {
+		return
+	}
+	s.endedAliases.add(alias)
+	s.aliasNewsLocked()
+}
+
+// aliasNewsLocked wakes the data streams waiting for their alias, to look
+// again. Called with s.mu held.
+func (s *Session) aliasNewsLocked() {
+	close(s.aliasNews)
+	s.aliasNews = make(chan struct{})
+}
+
+// aliasMayComeLocked tells whether a data stream for an alias the session
+// does not know can still become valid: a SUBSCRIBE of ours waits for its
+// answer, whose SUBSCRIBE_OK may name the alias, or the peer may push a
+// track with PUBLISH (we have a handler for it). A publisher opens a
+// subscription's streams only after it got the SUBSCRIBE, so with none of
+// ours waiting and no PUBLISH taken, no control message to come can name
+// the alias (draft-14 §10.4.2 allows abandoning the stream; buffering is
+// only "to handle reordering with the control message that establishes
+// the Track Alias"). The draft ties an alias to nothing else: the
+// publisher chooses it freely in SUBSCRIBE_OK or PUBLISH (§10.1), so an
+// alias that is not one of our request IDs may still be valid. Called with
+// s.mu held.
+func (s *Session) aliasMayComeLocked() bool {
+	return s.subscribesOut > 0 || s.cfg.Handler.Publish != nil
+}

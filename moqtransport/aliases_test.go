@@ -1,0 +1,35 @@
+package moqtransport
+
+import "testing"
+
+// The ended aliases a session remembers are bounded whatever a peer ends:
+// past endedAliasesKept the oldest are forgotten, the latest kept, and an
+// alias named again is no longer ended.
+func TestAliasRingBounded(t *testing.T) {
+	var r aliasRing
+	const n = 10 * endedAliasesKept
+	for a := uint64(0); a < n; a++ {
+		r.add(a)
+	}
+	if len(r.aliases) != endedAliasesKept || cap(r.aliases) > 2*endedAliasesKept {
+		t.Fatalf("ring holds %d aliases (capacity %d) after %d ended, want %d", len(r.aliases), cap(r.aliases), n, endedAliasesKept)
+	}
+	for _, a := range []uint64{0, n - endedAliasesKept - 1} {
+		if r.has(a) {
+			t.Errorf("alias %d, ended %d aliases ago, is still remembered", a, n-a)
+		}
+	}
+	for _, a := range []uint64{n - endedAliasesKept, n - 1} {
+		if !r.has(a) {
+			t.Errorf("alias %d, among the latest %d ended, is forgotten", a, endedAliasesKept)
+		}
+	}
+	r.forget(n - 1)
+	if r.has(n - 1) {
+		t.Error("an alias named again is still ended")
+	}
+	r.add(n - 1)
+	if !r.has(n - 1) {
+		t.Error("an alias that ended again is not ended")
+	}
+}
