@@ -31,7 +31,62 @@ type cachedGroup struct {
 	hasObject bool
 	endID     uint64 // End of Group (or End of Track) object ID
 	hasEnd    bool
-	truncated bool
+	// lastEnd is one past the group's last object as a stream that
+	// declared End of Group (subgroup header types 0x18-0x1D) and ended
+	// with FIN told it, or a datagram with the End Of Group bit: the
+	// group's end without an End of Group object (knownEnd). A reset
+	// stream tells nothing (§10.4.2).
+	lastEnd    uint64
+	hasLastEnd bool
+	truncated  bool
+}
+
+// knownEnd returns the last object ID that can exist in g, inclusive: an
+// End of Group or End of Track object's ID, or the last object of a
+// subgroup declared to end the group. ok is false when the group's end is
+// unknown, or when two signals disagree (a malformed source: neither is
+// trusted).
+func (g *cachedGroup) knownEnd() (last uint64, ok bool) {
+	switch {
+	case g.hasEnd && g.hasLastEnd && g.lastEnd != g.endID:
+		return 0, false
+	case g.hasEnd:
+		return g.endID, true // the End of Group object itself is cached
+	case g.hasLastEnd:
+		if g.maxID >= g.lastEnd {
+			return 0, false // an object past the declared end
+		}
+		return g.lastEnd - 1, true
+	}
+	return 0, false
+}
+
+// knows reports whether the cache holds every object of g with an ID in
+// [lo, hi] that can exist: each ID from lo up to hi, or up to the group's
+// known end when that comes first, is a cached object. An ID not cached
+// may be an object still on its way on another subgroup stream, or lost
+// with a reset one: its status is unknown, not "does not exist" (§9.16).
+// Called with t.mu held exclusively (the objects are sorted).
+func (g *cachedGroup) knows(lo, hi uint64) bool {
+	if end, ok := g.knownEnd(); ok && end < hi {
+		hi = end
+	}
+	if lo > hi {
+		return true // past the group's end: nothing there exists
+	}
+	next := lo
+	for _, o := range g.sortedObjects() {
+		switch {
+		case o.ID < next:
+			continue // before lo, or a duplicate
+		case o.ID > next:
+			return false
+		case o.ID == hi:
+			return true
+		}
+		next++
+	}
+	return false
 }
 
 // group returns the cache's record of group id, creating it if create.

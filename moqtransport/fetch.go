@@ -568,6 +568,41 @@ func (s *Session) serveFetch(ctx, cut context.Context, m *wire.Fetch, joined *se
 // It is what a Handler.Fetch returns for a track served from memory; the
 // objects are collected when it is called.
 func FetchFromTrack(t *Track, req *FetchRequest) (*FetchResponse, error) {
+	return fetchFromTrack(t, req, false)
+}
+
+// FetchFromRelayedTrack answers a FETCH from the cache of a track received
+// from a peer, as FetchFromTrack does, but only when the cache knows every
+// object of the range; otherwise it refuses it with
+// UNKNOWN_STATUS_IN_RANGE, and a relay forwards the FETCH upstream
+// (§9.16: an object that is not cached and whose status is unknown is
+// confirmed upstream, never left out of the answer, where the subscriber
+// would take it for an object that does not exist).
+//
+// The cache knows the objects of a group from ID lo to hi when each of
+// them is cached: a subgroup's objects arrive on a stream of their own,
+// late or never (a reset stream), so an ID in between that is not cached
+// may be an object on its way, and gaps in object IDs, though legal, are
+// not taken to mean that objects do not exist. A range that runs past a
+// group needs the group's end: an End of Group or End of Track object, or
+// the FIN of a subgroup stream that declared End of Group (the subgroup
+// header types 0x18-0x1D), or a datagram with the End Of Group bit. A
+// newer group's arrival proves nothing about an older one, and every group
+// ID of the range must be cached (a missing group may be late, not
+// nonexistent). The range's last group is known up to the track's largest
+// location, which is then the FETCH_OK's end: so a joining FETCH of the
+// group being written, up to its subscription's largest location, is
+// answered from the cache while that group's only subgroup stream is still
+// open.
+//
+// A track whose cache is the only source (an original publisher's, or a
+// track pushed with PUBLISH, which has no one to forward to) is answered
+// with FetchFromTrack.
+func FetchFromRelayedTrack(t *Track, req *FetchRequest) (*FetchResponse, error) {
+	return fetchFromTrack(t, req, true)
+}
+
+func fetchFromTrack(t *Track, req *FetchRequest, known bool) (*FetchResponse, error) {
 	start, end := req.Start, req.End
 	last := fetchLast(end)
 	if last.Less(start) {
@@ -576,7 +611,7 @@ func FetchFromTrack(t *Track, req *FetchRequest) (*FetchResponse, error) {
 	// The range is read from one view of the cache (cachedRange): the
 	// track is written, and its groups evicted, while a FETCH is answered.
 	_, maxCache := t.Timeouts()
-	cr, err := t.cachedRange(start, last, maxCache)
+	cr, err := t.cachedRange(start, last, maxCache, known)
 	if err != nil {
 		return nil, err
 	}
@@ -625,8 +660,10 @@ type cachedRange struct {
 // objects that do not exist (§9.16), and the largest location and the
 // track's end, read apart from the objects, could name a different end
 // than the objects sent. Only the cached groups are visited, however far
-// apart their IDs are.
-func (t *Track) cachedRange(start, last Location, maxCache time.Duration) (cachedRange, error) {
+// apart their IDs are. With known, the range is also refused with
+// UNKNOWN_STATUS_IN_RANGE unless the cache knows every object of it
+// (FetchFromRelayedTrack gives the rule).
+func (t *Track) cachedRange(start, last Location, maxCache time.Duration, known bool) (cachedRange, error) {
 	t.touch()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -646,10 +683,27 @@ func (t *Track) cachedRange(start, last Location, maxCache time.Duration) (cache
 	}
 	var objs []*Object
 	i := sort.Search(len(t.groups), func(i int) bool { return t.groups[i].id >= start.Group })
+	next := start.Group // with known: the group ID the range needs next
 	for ; i < len(t.groups) && t.groups[i].id <= last.Group; i++ {
 		g := t.groups[i]
 		if g.truncated {
 			return cachedRange{}, FetchError(wire.FetchUnknownStatusInRange, fmt.Sprintf("group %d is only partly cached", g.id))
+		}
+		if known {
+			if g.id != next {
+				return cachedRange{}, FetchError(wire.FetchUnknownStatusInRange, fmt.Sprintf("group %d is not cached: it may exist", next))
+			}
+			lo, hi := uint64(0), uint64(wire.MaxVarint)
+			if g.id == start.Group {
+				lo = start.Object
+			}
+			if g.id == last.Group {
+				hi = last.Object
+			}
+			if !g.knows(lo, hi) {
+				return cachedRange{}, FetchError(wire.FetchUnknownStatusInRange, fmt.Sprintf("group %d is not known complete in the cache (a subgroup stream may be late or was reset)", g.id))
+			}
+			next++
 		}
 		for _, o := range g.sortedObjects() {
 			if l := o.Location(); l.Less(start) || last.Less(l) {
@@ -664,6 +718,9 @@ func (t *Track) cachedRange(start, last Location, maxCache time.Duration) (cache
 			}
 			objs = append(objs, o)
 		}
+	}
+	if known && next <= last.Group {
+		return cachedRange{}, FetchError(wire.FetchUnknownStatusInRange, fmt.Sprintf("group %d is not cached: it may exist", next))
 	}
 	if len(objs) == 0 {
 		return cachedRange{}, FetchError(wire.FetchNoObjects, "no objects in the range")

@@ -491,6 +491,16 @@ func (t *Track) endSubgroup(w *SubgroupWriter, kind EventKind, code uint64) {
 		return // no reader can have a stream open for it
 	}
 	g := t.group(w.group, true)
+	if kind == EventSubgroupEnd && w.endOfGroup {
+		// §10.4.2: with Contains End of Group, the last object before
+		// the FIN is the group's last (an End of Group object, when it
+		// is one, already set g.endID to its ID).
+		end := w.lastID + 1
+		if g.hasEnd && g.endID == w.lastID {
+			end = w.lastID
+		}
+		g.lastEnd, g.hasLastEnd = end, true
+	}
 	t.appendEntry(g, Event{Kind: kind, Group: w.group, Subgroup: w.subgroup, EndOfGroup: w.endOfGroup, Code: code}, CacheEntryOverhead)
 }
 
@@ -570,6 +580,10 @@ func (t *Track) addObject(o *Object, ev Event) error {
 		g.endID, g.hasEnd = o.ID, true
 	case wire.StatusEndOfGroup:
 		g.endID, g.hasEnd = o.ID, true
+	case wire.StatusNormal:
+		if ev.Datagram && o.EndOfGroup {
+			g.lastEnd, g.hasLastEnd = o.ID+1, true
+		}
 	}
 	if !t.hasLargest || t.largest.Less(loc) {
 		t.largest, t.hasLargest = loc, true

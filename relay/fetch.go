@@ -89,13 +89,21 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 			}
 		}
 		r.mu.Unlock()
-		if cached != nil && covers(cached, req.Start) {
-			// covers looked at the cache a moment ago; FetchFromTrack
-			// decides from what it holds now. Its UNKNOWN_STATUS_IN_RANGE
-			// (a group of the range only partly cached, or the start
-			// evicted since covers looked) is for an original publisher
-			// to say: a relay asks upstream (§9.16).
-			resp, err := moqtransport.FetchFromTrack(cached, req)
+		if cached != nil {
+			// The cache answers only a range it knows complete
+			// (FetchFromRelayedTrack: every object of it cached, each
+			// whole group's end known), decided in one hold of the
+			// track's lock; its UNKNOWN_STATUS_IN_RANGE (a subgroup
+			// stream late or reset, a group missing, truncated or
+			// evicted, an object past MAX_CACHE_DURATION) is for an
+			// original publisher to say: a relay asks upstream (§9.16).
+			// A pushed track's cache is all there is: it answers what it
+			// holds, as an original publisher does.
+			fetchFrom := moqtransport.FetchFromRelayedTrack
+			if pub != nil {
+				fetchFrom = moqtransport.FetchFromTrack
+			}
+			resp, err := fetchFrom(cached, req)
 			if !unknownStatus(err) {
 				return resp, err
 			}
@@ -124,8 +132,9 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 		}
 	}
 	if o == nil {
-		// A pushed track: the cache is all there is.
-		if cacheErr != nil {
+		// A pushed track, or a relayed one whose publisher is gone: the
+		// cache is all there is, and answers what it holds.
+		if pub != nil && cacheErr != nil {
 			return nil, cacheErr
 		}
 		if cached != nil {
@@ -180,23 +189,4 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 func unknownStatus(err error) bool {
 	var re *moqtransport.RequestError
 	return errors.As(err, &re) && re.Message == wire.TypeFetchError && re.Code == uint64(wire.FetchUnknownStatusInRange)
-}
-
-// covers reports whether a cached track holds the start of a range: the
-// start's group is cached from an object at or before the start. It is a
-// first look, made in steps while the track is written: FetchFromTrack,
-// which answers from one view of the cache, has the last word.
-func covers(t *moqtransport.Track, start wire.Location) bool {
-	oldest, _, ok := t.Cache().Groups()
-	if !ok || start.Group < oldest {
-		return false
-	}
-	objs := t.Cache().Objects(start.Group)
-	if len(objs) == 0 {
-		// Not cached: either not published yet (the cache answers
-		// INVALID_RANGE) or missed; let the publisher say.
-		largest, exists := t.Largest()
-		return exists && largest.Less(start)
-	}
-	return objs[0].ID <= start.Object
 }

@@ -81,9 +81,11 @@
 // through with its own status.
 //
 // FETCH is not a subscription. It is answered from the cache of a track
-// the relay already relays when that cache holds the start of the range
-// (moqtransport.FetchFromTrack), and otherwise forwarded as a FETCH to the
-// publisher, its answer streamed through; it holds no reference on a
+// the relay already relays when that cache knows every object of the range
+// (moqtransport.FetchFromRelayedTrack: a subgroup stream still on its way
+// or reset leaves objects whose status is unknown), and otherwise
+// forwarded as a FETCH to the publisher, its answer streamed through; a
+// pushed track's cache answers what it holds (moqtransport.FetchFromTrack); it holds no reference on a
 // relayed track and is not counted among subscribers. TRACK_STATUS is
 // answered from a relayed track the relay has live, and otherwise
 // forwarded as a TRACK_STATUS to the publisher a SUBSCRIBE would reach,

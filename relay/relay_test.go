@@ -153,7 +153,10 @@ func ctxFor(t *testing.T) context.Context {
 func write(t *testing.T, tr *moqtransport.Track, from, to uint64, n int) {
 	t.Helper()
 	for g := from; g < to; g++ {
-		w, err := tr.OpenSubgroup(g, 0, moqtransport.SubgroupOptions{Priority: 1})
+		// Each group is one subgroup that declares End of Group: the
+		// relay then knows the group complete once its stream ends, and
+		// answers a FETCH of it from its cache (FetchFromRelayedTrack).
+		w, err := tr.OpenSubgroup(g, 0, moqtransport.SubgroupOptions{Priority: 1, EndOfGroup: true})
 		if err != nil {
 			t.Fatal(err)
 		}
