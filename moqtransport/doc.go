@@ -87,7 +87,8 @@
 // kind a peer can send (a nil one refuses it with NOT_SUPPORTED, or
 // TRACK_DOES_NOT_EXIST for SUBSCRIBE): Subscribe answers SUBSCRIBE with a
 // track, Fetch answers FETCH (FetchFromTrack serves it from a track's
-// cache), TrackStatus answers TRACK_STATUS (TrackStatusOf reports a
+// cache; FetchFromRelayedTrack from a relay's copy of one, only for a range
+// that copy knows complete), TrackStatus answers TRACK_STATUS (TrackStatusOf reports a
 // track's), and Tracks.Handler serves a set of tracks to all three. The
 // session then delivers a subscribed track: one
 // unidirectional stream per subgroup with the smallest header type that fits

@@ -595,6 +595,11 @@ func FetchFromTrack(t *Track, req *FetchRequest) (*FetchResponse, error) {
 // answered from the cache while that group's only subgroup stream is still
 // open.
 //
+// Trust: a group's end is its publisher's word (an End of Group object, or
+// a subgroup declared to end the group); a source that contradicts itself
+// (an object past its declared end, two ends) is believed neither way, and
+// its group is forwarded.
+//
 // A track whose cache is the only source (an original publisher's, or a
 // track pushed with PUBLISH, which has no one to forward to) is answered
 // with FetchFromTrack.
