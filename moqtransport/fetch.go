@@ -686,8 +686,15 @@ func (t *Track) cachedRange(start, last Location, maxCache time.Duration, known 
 	if maxCache > 0 {
 		now = t.now()
 	}
-	var objs []*Object
 	i := sort.Search(len(t.groups), func(i int) bool { return t.groups[i].id >= start.Group })
+	// One allocation for the answer: the range's groups hold at most this
+	// many of its objects (appending grew it, copying, to three times the
+	// size of a whole cache's answer).
+	n := 0
+	for j := i; j < len(t.groups) && t.groups[j].id <= last.Group; j++ {
+		n += len(t.groups[j].objects)
+	}
+	objs := make([]*Object, 0, n)
 	next := start.Group // with known: the group ID the range needs next
 	for ; i < len(t.groups) && t.groups[i].id <= last.Group; i++ {
 		g := t.groups[i]
