@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 // The track cache: groups, the event log, and eviction by groups, bytes,
@@ -63,7 +65,8 @@ func (g *cachedGroup) knownEnd() (last uint64, ok bool) {
 
 // knows reports whether the cache holds every object of g with an ID in
 // [lo, hi] that can exist: each ID from lo up to hi, or up to the group's
-// known end when that comes first, is a cached object. An ID not cached
+// known end when that comes first, is a cached object or declared not to
+// exist by a cached object's Prior Object ID Gap. An ID not cached
 // may be an object still on its way on another subgroup stream, or lost
 // with a reset one: its status is unknown, not "does not exist" (§9.16).
 // Called with t.mu held exclusively (the objects are sorted).
@@ -79,14 +82,36 @@ func (g *cachedGroup) knows(lo, hi uint64) bool {
 		switch {
 		case o.ID < next:
 			continue // before lo, or a duplicate
-		case o.ID > next:
-			return false
-		case o.ID == hi:
-			return true
+		case o.ID > next && priorGap(o.Extensions, wire.ExtPriorObjectIDGap) < o.ID-next:
+			return false // IDs from next are missing, not declared nonexistent
+		case o.ID >= hi:
+			return true // [next, o.ID) is empty or declared nonexistent
 		}
-		next++
+		next = o.ID + 1
 	}
 	return false
+}
+
+// priorGap returns the Prior Group ID Gap or Prior Object ID Gap (ext) an
+// object's extensions declare (§11.1, §11.3: that many group or object IDs
+// before it will never exist), 0 when none. It is read only where the
+// cache lacks IDs, never on the write path. Trust: the publisher's word,
+// as an End of Group is.
+func priorGap(e wire.Extensions, ext uint64) uint64 {
+	if len(e) == 0 {
+		return 0
+	}
+	kv, _ := e.Get(ext)
+	return kv.Value
+}
+
+// groupGap returns the largest Prior Group ID Gap an object of g declares.
+func (g *cachedGroup) groupGap() uint64 {
+	var gap uint64
+	for _, o := range g.objects {
+		gap = max(gap, priorGap(o.Extensions, wire.ExtPriorGroupIDGap))
+	}
+	return gap
 }
 
 // group returns the cache's record of group id, creating it if create.

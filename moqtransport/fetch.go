@@ -589,7 +589,9 @@ func FetchFromTrack(t *Track, req *FetchRequest) (*FetchResponse, error) {
 // header types 0x18-0x1D), or a datagram with the End Of Group bit. A
 // newer group's arrival proves nothing about an older one, and every group
 // ID of the range must be cached (a missing group may be late, not
-// nonexistent). The range's last group is known up to the track's largest
+// nonexistent). Object and group IDs that a cached object's Prior Object ID
+// Gap or Prior Group ID Gap extension declares nonexistent need no
+// object. The range's last group is known up to the track's largest
 // location, which is then the FETCH_OK's end: so a joining FETCH of the
 // group being written, up to its subscription's largest location, is
 // answered from the cache while that group's only subgroup stream is still
@@ -702,7 +704,7 @@ func (t *Track) cachedRange(start, last Location, maxCache time.Duration, known 
 			return cachedRange{}, FetchError(wire.FetchUnknownStatusInRange, fmt.Sprintf("group %d is only partly cached", g.id))
 		}
 		if known {
-			if g.id != next {
+			if g.id != next && g.groupGap() < g.id-next {
 				return cachedRange{}, FetchError(wire.FetchUnknownStatusInRange, fmt.Sprintf("group %d is not cached: it may exist", next))
 			}
 			lo, hi := uint64(0), uint64(wire.MaxVarint)
@@ -715,7 +717,7 @@ func (t *Track) cachedRange(start, last Location, maxCache time.Duration, known 
 			if !g.knows(lo, hi) {
 				return cachedRange{}, FetchError(wire.FetchUnknownStatusInRange, fmt.Sprintf("group %d is not known complete in the cache (a subgroup stream may be late or was reset)", g.id))
 			}
-			next++
+			next = g.id + 1
 		}
 		for _, o := range g.sortedObjects() {
 			if l := o.Location(); l.Less(start) || last.Less(l) {

@@ -36,6 +36,16 @@ func subgroup(t *testing.T, tr *moqtransport.Track, g, sg uint64, eog bool, end 
 	}
 }
 
+// gapExt is an extension block with a Prior Group or Object ID Gap.
+func gapExt(t *testing.T, ext, gap uint64) moqtransport.Extensions {
+	t.Helper()
+	e, err := wire.BuildExtensions(wire.KeyValue{Type: ext, Value: gap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // fetched reads a FETCH answer's object locations.
 func fetched(t *testing.T, resp *moqtransport.FetchResponse) []string {
 	t.Helper()
@@ -173,6 +183,42 @@ func TestFetchFromRelayedTrack(t *testing.T) {
 			_ = tr.WriteDatagram(moqtransport.Object{Group: 1, ID: 0, Payload: []byte("x")})
 		},
 		req: whole(0, 0), known: []string{"0/0", "0/1"}, held: []string{"0/0", "0/1"},
+	}, {
+		name: "object IDs a Prior Object ID Gap declares nonexistent",
+		write: func(t *testing.T, tr *moqtransport.Track) {
+			w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{EndOfGroup: true})
+			_ = w.WriteObject(0, []byte("x"), nil)
+			_ = w.WriteObject(3, []byte("x"), gapExt(t, wire.ExtPriorObjectIDGap, 2)) // 1 and 2 do not exist
+			_ = w.Close()
+		},
+		req: whole(0, 0), known: []string{"0/0", "0/3"}, held: []string{"0/0", "0/3"},
+	}, {
+		name: "a Prior Object ID Gap too short",
+		write: func(t *testing.T, tr *moqtransport.Track) {
+			w, _ := tr.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{EndOfGroup: true})
+			_ = w.WriteObject(0, []byte("x"), nil)
+			_ = w.WriteObject(3, []byte("x"), gapExt(t, wire.ExtPriorObjectIDGap, 1)) // 1 may exist
+			_ = w.Close()
+		},
+		req: whole(0, 0), held: []string{"0/0", "0/3"},
+	}, {
+		name: "groups a Prior Group ID Gap declares nonexistent",
+		write: func(t *testing.T, tr *moqtransport.Track) {
+			subgroup(t, tr, 0, 0, true, "fin", 0)
+			w, _ := tr.OpenSubgroup(3, 0, moqtransport.SubgroupOptions{EndOfGroup: true})
+			_ = w.WriteObject(0, []byte("x"), gapExt(t, wire.ExtPriorGroupIDGap, 2)) // 1 and 2 do not exist
+			_ = w.Close()
+		},
+		req: whole(0, 3), known: []string{"0/0", "3/0"}, held: []string{"0/0", "3/0"},
+	}, {
+		name: "a Prior Group ID Gap too short",
+		write: func(t *testing.T, tr *moqtransport.Track) {
+			subgroup(t, tr, 0, 0, true, "fin", 0)
+			w, _ := tr.OpenSubgroup(3, 0, moqtransport.SubgroupOptions{EndOfGroup: true})
+			_ = w.WriteObject(0, []byte("x"), gapExt(t, wire.ExtPriorGroupIDGap, 1)) // 1 may exist
+			_ = w.Close()
+		},
+		req: whole(0, 3), held: []string{"0/0", "3/0"},
 	}} {
 		t.Run(c.name, func(t *testing.T) {
 			tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"known"}, Name: "t"}, moqtransport.TrackConfig{})
