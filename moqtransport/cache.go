@@ -40,7 +40,18 @@ type cachedGroup struct {
 	// stream tells nothing (§10.4.2).
 	lastEnd    uint64
 	hasLastEnd bool
+	endsDiffer bool // two declared ends disagree (knownEnd)
 	truncated  bool
+}
+
+// declareEnd records that the group ends before object ID end, as a FIN'd
+// subgroup that declared End of Group or a datagram with the End Of Group
+// bit says. Called with t.mu held.
+func (g *cachedGroup) declareEnd(end uint64) {
+	if g.hasLastEnd && g.lastEnd != end {
+		g.endsDiffer = true
+	}
+	g.lastEnd, g.hasLastEnd = end, true
 }
 
 // knownEnd returns the last object ID that can exist in g, inclusive: an
@@ -50,7 +61,7 @@ type cachedGroup struct {
 // trusted).
 func (g *cachedGroup) knownEnd() (last uint64, ok bool) {
 	switch {
-	case g.hasEnd && g.hasLastEnd && g.lastEnd != g.endID:
+	case g.endsDiffer || g.hasEnd && g.hasLastEnd && g.lastEnd != g.endID:
 		return 0, false
 	case g.hasEnd:
 		return g.endID, true // the End of Group object itself is cached

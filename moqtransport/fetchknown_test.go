@@ -146,6 +146,14 @@ func TestFetchFromRelayedTrack(t *testing.T) {
 		},
 		req: whole(0, 0), held: []string{"0/0", "0/1", "0/5"},
 	}, {
+		name: "two subgroups that declare different ends",
+		write: func(t *testing.T, tr *moqtransport.Track) {
+			subgroup(t, tr, 0, 0, true, "fin", 0, 1)
+			subgroup(t, tr, 0, 2, true, "fin", 2, 3)
+			subgroup(t, tr, 1, 0, true, "fin", 0)
+		},
+		req: whole(0, 1), held: []string{"0/0", "0/1", "0/2", "0/3", "1/0"},
+	}, {
 		name: "a missing group may be late, not nonexistent",
 		write: func(t *testing.T, tr *moqtransport.Track) {
 			subgroup(t, tr, 0, 0, true, "fin", 0)

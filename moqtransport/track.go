@@ -499,7 +499,7 @@ func (t *Track) endSubgroup(w *SubgroupWriter, kind EventKind, code uint64) {
 		if g.hasEnd && g.endID == w.lastID {
 			end = w.lastID
 		}
-		g.lastEnd, g.hasLastEnd = end, true
+		g.declareEnd(end)
 	}
 	t.appendEntry(g, Event{Kind: kind, Group: w.group, Subgroup: w.subgroup, EndOfGroup: w.endOfGroup, Code: code}, CacheEntryOverhead)
 }
@@ -582,7 +582,7 @@ func (t *Track) addObject(o *Object, ev Event) error {
 		g.endID, g.hasEnd = o.ID, true
 	case wire.StatusNormal:
 		if ev.Datagram && o.EndOfGroup {
-			g.lastEnd, g.hasLastEnd = o.ID+1, true
+			g.declareEnd(o.ID + 1)
 		}
 	}
 	if !t.hasLargest || t.largest.Less(loc) {
