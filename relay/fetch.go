@@ -76,6 +76,7 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	// INTERNAL_ERROR, never a fall-through to the unscoped scope.
 	var pub *relayTrack
 	var o *origin
+	viaRemote := false // o is another relay of the cluster
 	var cached *moqtransport.Track
 	var cacheErr error // the cache's UNKNOWN_STATUS_IN_RANGE
 	for _, scName := range lookupScopes(scopeOf(s)) {
@@ -113,7 +114,7 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 			remote, err := r.remoteOrigin(ctx, scName, req.Namespace)
 			switch {
 			case err == nil:
-				o = remote
+				o, viaRemote = remote, true
 			case !errors.Is(err, ErrNotFound):
 				// As Relay.route: another relay may serve the namespace
 				// in this scope, shadowing the unscoped scope's publisher,
@@ -124,7 +125,7 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 		} else if pub == nil && o != nil && viaCoordinator && len(o.ns) < len(req.Namespace) {
 			// As Subscribe: a longer prefix on another relay wins.
 			if remote := r.longerElsewhere(ctx, scName, req.Namespace); remote != nil {
-				o = remote
+				o, viaRemote = remote, true
 			}
 		}
 		if pub != nil || o != nil || cached != nil {
@@ -142,10 +143,30 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 		}
 		return nil, moqtransport.FetchError(wire.FetchTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
 	}
+	// A relayed track's cache that holds objects of the range but cannot
+	// show it complete is the fallback when the publisher cannot answer:
+	// some publishers (moq-rs) drop FETCH without a word, and some
+	// declare no group ends, so their groups are never known complete.
+	// Such a publisher's FETCH is waited for TrackStatusTimeout, not
+	// UpstreamTimeout, and one that left a FETCH unanswered (or answered
+	// NOT_SUPPORTED) is not asked again while its namespace stays
+	// published: the cache answers with what it holds, as it did before it
+	// learnt to ask. That answer may lack objects of a subgroup stream that
+	// was late or reset, which the subscriber reads as objects that do not
+	// exist; no better source exists for it. Another relay of the cluster
+	// always answers FETCH, so it is waited for as any upstream request.
+	fallback := cached != nil && cacheErr != nil && !viaRemote
+	if fallback && o.fetchSilent.Load() {
+		return moqtransport.FetchFromTrack(cached, req)
+	}
+	wait := r.cfg.UpstreamTimeout
+	if fallback {
+		wait = r.cfg.TrackStatusTimeout
+	}
 	// The publisher's answer is awaited no longer than an upstream
 	// SUBSCRIBE's, and so is its fetch stream after FETCH_OK, for as long
 	// as it could open it: the downstream FETCH gets an answer either way.
-	uctx, cancel := context.WithTimeout(ctx, r.cfg.UpstreamTimeout)
+	uctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	up, err := o.s.Fetch(uctx, moqtransport.FetchOptions{
 		Priority: req.Priority, GroupOrder: req.GroupOrder,
@@ -155,10 +176,23 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	if err != nil {
 		var re *moqtransport.RequestError
 		switch {
+		case fallback && errors.As(err, &re) && re.Code == uint64(wire.FetchNotSupported):
+			o.fetchSilent.Store(true)
+			r.logFor(s).Info("the publisher does not support FETCH; answering its tracks' FETCHes from the cache from now on", "namespace", o.ns.String())
+			return moqtransport.FetchFromTrack(cached, req)
 		case errors.As(err, &re):
 			return nil, err
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && fallback:
+			if !errors.Is(err, moqtransport.ErrRequestNotSent) {
+				// Sent and unanswered: draft-14 gives no way to take
+				// it back but FETCH_CANCEL, which the session sent as
+				// the request was given up.
+				o.fetchSilent.Store(true)
+				r.logFor(s).Info("the publisher did not answer FETCH; answering its tracks' FETCHes from the cache from now on", "namespace", o.ns.String(), "after", wait)
+			}
+			return moqtransport.FetchFromTrack(cached, req)
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-			return nil, moqtransport.FetchError(wire.FetchTimeout, fmt.Sprintf("the publisher did not answer the relay's FETCH within %v", r.cfg.UpstreamTimeout))
+			return nil, moqtransport.FetchError(wire.FetchTimeout, fmt.Sprintf("the publisher did not answer the relay's FETCH within %v", wait))
 		}
 		return nil, moqtransport.FetchError(wire.FetchInternalError, "fetching from the publisher failed: "+err.Error())
 	}

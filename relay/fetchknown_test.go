@@ -6,9 +6,11 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
+	"github.com/moqgo/moq/relay"
 )
 
 // splitPublisher is a publisher whose subscriptions are served from live
@@ -243,4 +245,63 @@ func TestFetchCompleteGroupsFromCache(t *testing.T) {
 			t.Errorf("the publisher saw %d FETCHes, want all answered from the relay's cache", n)
 		}
 	})
+}
+
+// TestFetchCacheFallbackWhenPublisherIgnoresFetch: a publisher that never
+// answers FETCH (moq-rs drops it) and declares no group ends, so the
+// relay's cache never knows a group complete. A FETCH of cached groups is
+// forwarded, waited for TrackStatusTimeout, then answered from the cache;
+// the next FETCH is answered from the cache at once, the publisher not
+// asked again. Without the fallback the subscriber got FETCH_ERROR TIMEOUT
+// after UpstreamTimeout, for every FETCH.
+func TestFetchCacheFallbackWhenPublisherIgnoresFetch(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelayWith(t, scheme, relay.Config{UpstreamTimeout: time.Minute, TrackStatusTimeout: 200 * time.Millisecond})
+		ns := wire.Namespace{"silent"}
+		p := &silentFetchPublisher{track: moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})}
+		if _, err := e.connect("/", p).PublishNamespace(ctxFor(t), ns, nil); err != nil {
+			t.Fatal(err)
+		}
+		sub, err := e.connect("/", nil).Subscribe(ctxFor(t), ns, "t", moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeSubgroup(t, 0, 0, false, false, []uint64{0, 1}, p.track)
+		writeSubgroup(t, 1, 0, false, false, []uint64{0, 1}, p.track)
+		cachedAt(t, sub, 1, 0, 1)
+
+		s := e.connect("/", nil)
+		want := locs([]uint64{0, 1}, []uint64{0, 1})
+		for i := range 2 {
+			got := fetchLocations(t, s, moqtransport.FetchOptions{Namespace: ns, Name: "t", End: wire.Location{Group: 1}})
+			if !slices.Equal(got, want) {
+				t.Errorf("FETCH %d of groups 0-1 through the relay: %v, want %v", i, got, want)
+			}
+			if n := p.fetches.Load(); n != 1 {
+				t.Errorf("after FETCH %d the publisher saw %d FETCHes, want the first one only", i, n)
+			}
+		}
+	})
+}
+
+// silentFetchPublisher serves one track and never answers FETCH.
+type silentFetchPublisher struct {
+	track   *moqtransport.Track
+	fetches atomic.Int32
+}
+
+func (p *silentFetchPublisher) Handler() moqtransport.Handler {
+	return moqtransport.Handler{
+		Subscribe: func(_ context.Context, _ *moqtransport.Session, req *moqtransport.SubscribeRequest) (*moqtransport.Track, error) {
+			if req.Name != p.track.Name().Name {
+				return nil, moqtransport.ErrTrackNotFound
+			}
+			return p.track, nil
+		},
+		Fetch: func(ctx context.Context, _ *moqtransport.Session, _ *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+			p.fetches.Add(1)
+			<-ctx.Done() // FETCH_CANCEL or the session's end
+			return nil, ctx.Err()
+		},
+	}
 }

@@ -169,6 +169,10 @@ type Config struct {
 	// some publishers (moq-rs) never answer TRACK_STATUS for a track they
 	// do not know. A publisher that left one unanswered is asked with
 	// SUBSCRIBE from then on, for as long as its namespace is published.
+	// It also bounds the wait for a FETCH the relay forwards only because
+	// its cache holds the range but cannot show it complete: past it (or
+	// on NOT_SUPPORTED) the cache answers, and does so from then on for
+	// that publisher (moq-rs drops FETCH unanswered).
 	// Default DefaultTrackStatusTimeout (1s), at most UpstreamTimeout.
 	TrackStatusTimeout time.Duration
 	// Coordinator, when set, registers the namespaces published here and
@@ -261,6 +265,11 @@ type origin struct {
 	// unanswered for Config.TrackStatusTimeout; its tracks' statuses are
 	// asked with SUBSCRIBE (Relay.trackStatus).
 	statusSilent atomic.Bool
+	// fetchSilent: the publisher left a FETCH the relay's cache could
+	// have answered in part unanswered for Config.TrackStatusTimeout, or
+	// refused it NOT_SUPPORTED; such FETCHes are answered from the cache
+	// (Relay.serveFetch).
+	fetchSilent atomic.Bool
 }
 
 // DefaultInFlightBudget is the default of Config.Session.Reader.Budget:
