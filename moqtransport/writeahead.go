@@ -48,6 +48,19 @@ import (
 // the bound (acquire), so a stalled stream delays the others, never stops
 // them.
 //
+// The bound never makes a write wait for less urgent ones. The transport
+// sends the most urgent data it holds, so a writer more urgent than every
+// write that counts (and every one waiting) that was held back would leave
+// the link to less urgent bytes until one of those writes returned: on a
+// slow link, in descending group order, an older group's write of up to
+// maxBatchedPayload, hundreds of milliseconds, while the newest group's
+// first object (its key frame) waited and missed its delivery timeout
+// (TestLiveSlowViewerWithDeliveryTimeout lost up to 7 of 22 key frames so,
+// TestWriteAheadMoreUrgentFirst). Such a writer is admitted past the
+// bound. While the ranks stay put, that is at most one write per urgency
+// (seven) past it; when each new group demotes the older ones (descending
+// order), at most one write per stream, as the fallback above allows.
+//
 // A writer waiting here gives up as it would inside a blocked write: when
 // its stream is abandoned (abandon wakes it), when the subscription ends,
 // and at the delivery deadline of its object (the stream's expire timer
@@ -86,7 +99,8 @@ func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) error {
 		return nil
 	}
 	w.mu.Lock()
-	if len(w.waiting) == 0 && (w.used == 0 || w.used+n <= w.limit) {
+	if (len(w.waiting) == 0 && (w.used == 0 || w.used+n <= w.limit)) ||
+		(noneAsUrgent(w.active, st) && (len(w.waiting) == 0 || urgencyOf(st) < w.waiting[0].aheadUrgency)) {
 		w.admitLocked(st, n)
 		w.mu.Unlock()
 		return nil
@@ -203,7 +217,7 @@ func (w *writeAhead) release(st *outStream) {
 	w.active = slices.DeleteFunc(w.active, func(o *outStream) bool { return o.aheadHeld == 0 })
 	for len(w.waiting) > 0 {
 		o := w.waiting[0] // the most urgent, then the longest waiting
-		if w.used > 0 && w.used+o.aheadWant > w.limit {
+		if w.used > 0 && w.used+o.aheadWant > w.limit && !noneAsUrgent(w.active, o) {
 			break
 		}
 		heap.Pop(&w.waiting)
@@ -269,6 +283,21 @@ func (l *aheadLine) Pop() any {
 	st.aheadIdx = -1
 	st.aheadWaiting.Store(false)
 	return st
+}
+
+// noneAsUrgent reports whether every stream of list other than st is less
+// urgent than st. For w.active: no write that counts would go before st's
+// in the transport, and st is admitted even past the bound (see
+// writeAhead), unless a stream at least as urgent waits in line before it.
+// Called with w.mu held.
+func noneAsUrgent(list []*outStream, st *outStream) bool {
+	u := urgencyOf(st)
+	for _, o := range list {
+		if o != st && urgencyOf(o) <= u {
+			return false
+		}
+	}
+	return true
 }
 
 func deleteStream(list []*outStream, st *outStream) []*outStream {

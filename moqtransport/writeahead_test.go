@@ -85,9 +85,15 @@ func (c *aheadConn) state() (opened, blocked int, inWrite int64) {
 // for its delivery to end.
 func serveAhead(t *testing.T, conn Conn, cfg *Config, track *Track) (*Session, func()) {
 	t.Helper()
+	return serveAheadOrder(t, conn, cfg, track, wire.GroupOrderAscending)
+}
+
+// serveAheadOrder is serveAhead with the subscription's group order.
+func serveAheadOrder(t *testing.T, conn Conn, cfg *Config, track *Track, order wire.GroupOrder) (*Session, func()) {
+	t.Helper()
 	s := newSession(conn, cfg, false)
 	sv := s.newServed(&wire.Subscribe{RequestID: 0, Namespace: track.name.Namespace, Name: track.name.Name,
-		SubscriberPriority: DefaultPriority, GroupOrder: wire.GroupOrderAscending, Forward: true,
+		SubscriberPriority: DefaultPriority, GroupOrder: order, Forward: true,
 		Filter: wire.Filter{Type: wire.FilterNextGroupStart}})
 	sv.reader = track.NewReader(ReaderFilter{})
 	sv.track = track
@@ -110,21 +116,32 @@ func serveAhead(t *testing.T, conn Conn, cfg *Config, track *Track) (*Session, f
 
 // TestWriteAheadBounded: a subscriber whose streams take nothing (a peer
 // that stopped reading, its flow control spent) and a track that publishes
-// 12 groups of 8 objects of 4 KiB at once. Every group's stream gets a
-// writer; without the bound each one blocks inside the transport holding a
-// copy of up to 16 KiB of objects (here ~12 × 16 KiB); with the default
-// bound the blocked writes hold at most DefaultMaxWriteAhead, and the other
-// writers wait holding nothing. Stream-limit abandons keep working
+// 12 groups of 8 objects of 4 KiB. Every group's stream gets a writer;
+// without the bound each one blocks inside the transport holding a copy of
+// up to 16 KiB of objects (here ~12 × 16 KiB); with the default bound the
+// blocked writes hold at most DefaultMaxWriteAhead, and the other writers
+// wait holding nothing. Stream-limit abandons keep working
 // (maxOpenSubgroups) and the subscription ends cleanly.
+//
+// A writer more urgent than every write that counts goes past the bound
+// (TestWriteAheadMoreUrgentFirst). Published one group after another, in
+// ascending order each new writer is less urgent than those before it and
+// the bound holds exactly. Published at once, the writers reach the bound
+// in the order the Go scheduler runs them: an older group's writer that
+// comes after newer ones goes past it, at most one write per urgency.
 func TestWriteAheadBounded(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const groups, objects, size = 12, 8, 4 << 10
+	maxWrite := int64(writeBufSizes[len(writeBufSizes)-1])
 	for _, tc := range []struct {
-		name  string
-		limit int64
+		name   string
+		limit  int64
+		atOnce bool
+		bound  int64 // for the default limit
 	}{
-		{"default", 0},
-		{"unbounded", -1},
+		{"default", 0, false, DefaultMaxWriteAhead},
+		{"default at once", 0, true, DefaultMaxWriteAhead + dataUrgencies*maxWrite},
+		{"unbounded", -1, true, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -143,6 +160,13 @@ func TestWriteAheadBounded(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
+				if !tc.atOnce {
+					waitAhead(t, "the group's writer blocked or waiting", func() bool {
+						opened, blocked, _ := conn.state()
+						_, waiting := s.ahead.held()
+						return opened == int(g)+1 && blocked+waiting == int(g)+1
+					})
+				}
 			}
 			// Every group's stream is open and its writer either blocked in
 			// the transport or waiting for write-ahead.
@@ -158,11 +182,11 @@ func TestWriteAheadBounded(t *testing.T) {
 			t.Logf("%s: %d writes blocked holding %d bytes (at most %d bytes, %d writes); %d writers waiting; write-ahead counts %d",
 				tc.name, blocked, inWrite, conn.maxBytes, conn.maxCount, waiting, used)
 			if tc.limit == 0 {
-				if conn.maxBytes > DefaultMaxWriteAhead {
-					t.Errorf("blocked writes held up to %d bytes, want at most DefaultMaxWriteAhead (%d)", conn.maxBytes, DefaultMaxWriteAhead)
+				if conn.maxBytes > tc.bound {
+					t.Errorf("blocked writes held up to %d bytes, want at most %d (DefaultMaxWriteAhead %d)", conn.maxBytes, tc.bound, DefaultMaxWriteAhead)
 				}
-				if used > DefaultMaxWriteAhead {
-					t.Errorf("write-ahead counts %d bytes, over its bound %d", used, DefaultMaxWriteAhead)
+				if used > tc.bound {
+					t.Errorf("write-ahead counts %d bytes, over its bound %d", used, tc.bound)
 				}
 			} else if conn.maxBytes <= DefaultMaxWriteAhead {
 				// The contrast: what the bound saves.
@@ -392,4 +416,55 @@ func TestWriteAheadLineOrder(t *testing.T) {
 	if grants < steps/10 {
 		t.Errorf("%d grants in %d steps: the test does not exercise the line", grants, steps)
 	}
+}
+
+// slowRTTConn reports a long RTT: a writer's patience (a probe timeout)
+// outlasts the test, so what goes past the bound goes by the urgency rule.
+type slowRTTConn struct{ *aheadConn }
+
+func (slowRTTConn) RTT() (time.Duration, time.Duration) { return time.Hour, 0 }
+
+// TestWriteAheadMoreUrgentFirst: in descending group order, the writes of
+// two older groups fill the bound and do not return (a slow link: the
+// transport sends them only as fast as it carries them, here never). A new
+// group opens, the most urgent stream of the session: its first object
+// must reach the transport at once, not wait for the less urgent writes to
+// return, which the transport sends after it anyway. Held back, it waited
+// hundreds of milliseconds on a slow link and missed its delivery timeout
+// (TestLiveSlowViewerWithDeliveryTimeout's lost key frames); here it would
+// wait for the writer's patience, an hour.
+func TestWriteAheadMoreUrgentFirst(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const size = 16 << 10 // one write per object: the bound's half
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	conn := &aheadConn{sinkConn: sinkConn{ctx: ctx}, stall: func(n int) bool { return n < 2 }}
+	track := NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"ahead"}, Name: "newest"}, TrackConfig{})
+	s, end := serveAheadOrder(t, slowRTTConn{conn}, &Config{}, track, wire.GroupOrderDescending)
+	defer end()
+	payload := make([]byte, size)
+	for g := uint64(0); g <= 1; g++ {
+		w, err := track.OpenSubgroup(g, 0, SubgroupOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.WriteObject(0, payload, nil); err != nil {
+			t.Fatal(err)
+		}
+		waitAhead(t, "the older group's write to block", func() bool {
+			_, blocked, _ := conn.state()
+			return blocked == int(g)+1
+		})
+	}
+	if used, _ := s.ahead.held(); used < s.ahead.limit {
+		t.Fatalf("the older groups' writes count %d bytes, not the whole bound %d: the test does not fill it", used, s.ahead.limit)
+	}
+	newest, err := track.OpenSubgroup(2, 0, SubgroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := newest.WriteObject(0, payload, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitAhead(t, "the newest group's first object past the full bound", func() bool { return conn.taken.Load() >= size })
 }
