@@ -120,7 +120,22 @@ func (v *liveViewer) maxLag() int64 {
 }
 
 func (v *liveViewer) String() string {
-	return fmt.Sprintf("%s: %d objects, key frames %d/%d, max lag %d groups", v.name, v.objs, v.keyFrames(0, liveGroups), liveGroups, v.maxLag())
+	return fmt.Sprintf("%s: %d objects, key frames %d/%d (of groups %d-%d: %d, missing %v), max lag %d groups", v.name, v.objs,
+		v.keyFrames(0, liveGroups), liveGroups, liveWarm, liveGroups-1, v.keyFrames(liveWarm, liveGroups), v.missingKeys(liveWarm, liveGroups), v.maxLag())
+}
+
+// missingKeys lists the groups in [from, to) whose object 0 did not
+// arrive: with the subgroups reset, what a failure report needs.
+func (v *liveViewer) missingKeys(from, to uint64) []uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var miss []uint64
+	for g := from; g < to; g++ {
+		if !v.key[g] {
+			miss = append(miss, g)
+		}
+	}
+	return miss
 }
 
 // publishLive writes the live track, sampling each viewer's lag at the
@@ -268,8 +283,8 @@ func TestLiveSlowViewerWithDeliveryTimeout(t *testing.T) {
 			Params:     wire.Parameters{}.WithVarint(wire.ParamDeliveryTimeout, uint64(deliveryTimeout/time.Millisecond)),
 		})
 		publishLive(liveTimeout(t), t, ls.tr, []*liveViewer{fast, slow}, deliveryTimeout)
-		t.Log(fast)
-		t.Log(slow)
+		t.Logf("%s %s", scheme, fast)
+		t.Logf("%s %s", scheme, slow)
 		groupsPerTimeout := int64(deliveryTimeout / (liveObjects * liveObjectPeriod))
 		if lag := slow.maxLag(); lag > 2*groupsPerTimeout+1 {
 			t.Errorf("the slow viewer fell %d groups behind live; twice the delivery timeout is %d", lag, 2*groupsPerTimeout)
