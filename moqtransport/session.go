@@ -114,8 +114,10 @@ type Config struct {
 	// every stream with work. Past it, a stream's writer waits, holding
 	// no copy, and the most urgent waiting stream writes next (see
 	// writeahead.go). A write is admitted whenever none is in progress,
-	// whatever its size. Default DefaultMaxWriteAhead; negative: no
-	// bound.
+	// whatever its size, and whenever none in progress is as urgent as
+	// its stream (it never waits for less urgent data: at most one write
+	// per urgency goes past the bound so). Default DefaultMaxWriteAhead;
+	// negative: no bound.
 	MaxWriteAhead int64
 	// WriteCoalesce lets the writer of a subgroup stream we serve hold a
 	// small object (under 8 KiB) for up to this long after its track
