@@ -416,8 +416,8 @@ func runSoak(ctx context.Context, cfg *config, cells []cell) error {
 	}
 	warmup, why := cfg.soakWarmup, "given"
 	if warmup <= 0 {
-		fill := cacheFillTime(p, cfg.relayArgs)
-		warmup, why = max(cfg.soakWindow, fill), fmt.Sprintf("the relay's track cache fills in %s", fill.Round(time.Second))
+		fill := cacheFillTime(p, cfg.relayArgs).Round(time.Second)
+		warmup, why = max(cfg.soakWindow, fill), fmt.Sprintf("the relay's track cache fills in %s", fill)
 	}
 	if cfg.soakEvery <= 0 || cfg.soakWindow < cfg.soakEvery || p.duration < warmup+2*cfg.soakWindow {
 		return fmt.Errorf("--soak: --duration (%s) must be at least the warm-up (%s: %s) and two --soak-window (%s), each at least one --soak-every (%s)", p.duration, warmup, why, cfg.soakWindow, cfg.soakEvery)

@@ -376,8 +376,15 @@ func TestSoakSummary(t *testing.T) {
 			pts[i].RSSMB = 10 * float64(i)
 		}
 	}
-	if s, err := summarizeSoak(pts, 14*time.Second, 8*time.Second, 30); err != nil || !s.Flat || s.FirstMB != 100.5 {
+	if s, err := summarizeSoak(pts, 14*time.Second, 8*time.Second, 30); err != nil || !s.Flat || s.FirstMB != 100.5 || s.FirstHeapGoalMB != 0 {
 		t.Errorf("flat after a 14 s warm-up: %+v, %v", s, err)
+	}
+	// The heap goal's means, when the relay's /metrics gave it.
+	for i := range pts {
+		pts[i].NextGCMB = 40 + float64(i%2)
+	}
+	if s, err := summarizeSoak(pts, 14*time.Second, 8*time.Second, 30); err != nil || s.FirstHeapGoalMB != 40.5 || s.LastHeapGoalMB != 40.5 {
+		t.Errorf("heap goal means: %+v, %v", s, err)
 	}
 }
 

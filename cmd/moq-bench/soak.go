@@ -96,13 +96,19 @@ func parseMetrics(r io.Reader, names []string) ([]float64, error) {
 // soakSummary compares the relay's mean RSS in the first window after
 // warm-up with its mean in the last window.
 type soakSummary struct {
-	Warmup       string     `json:"warmup"` // not compared: the relay's caches fill
-	Window       string     `json:"window"`
-	FirstMB      float64    `json:"first_window_mean_rss_mb"` // the window right after warm-up
-	LastWindowMB float64    `json:"last_window_mean_rss_mb"`
-	Change       float64    `json:"change"` // last/first - 1
-	Flat         bool       `json:"flat"`   // |Change| <= 5%
-	Series       []rssPoint `json:"series"`
+	Warmup       string  `json:"warmup"` // not compared: the relay's caches fill
+	Window       string  `json:"window"`
+	FirstMB      float64 `json:"first_window_mean_rss_mb"` // the window right after warm-up
+	LastWindowMB float64 `json:"last_window_mean_rss_mb"`
+	Change       float64 `json:"change"` // last/first - 1
+	Flat         bool    `json:"flat"`   // |Change| <= 5%
+	// The Go heap goal's means over the same windows (0: not read): it
+	// follows the live heap, where RSS keeps the highest goal reached
+	// until the scavenger returns it, so a heap goal that stays while RSS
+	// creeps up is a peak retained, not a leak.
+	FirstHeapGoalMB float64    `json:"first_window_mean_heap_goal_mb,omitempty"`
+	LastHeapGoalMB  float64    `json:"last_window_mean_heap_goal_mb,omitempty"`
+	Series          []rssPoint `json:"series"`
 }
 
 // soakResult is a --soak run: the fan-out's figures and the relay's RSS.
@@ -172,12 +178,12 @@ func summarizeSoak(pts []rssPoint, warmup, window time.Duration, end float64) (s
 	s := soakSummary{Warmup: warmup.String(), Window: window.String(), Series: pts}
 	from := warmup.Seconds()
 	w := window.Seconds()
-	mean := func(from, to float64) (float64, int) {
+	mean := func(from, to float64, of func(rssPoint) float64) (float64, int) {
 		var sum float64
 		n := 0
 		for _, p := range pts {
-			if p.Seconds >= from && p.Seconds < to {
-				sum += p.RSSMB
+			if v := of(p); p.Seconds >= from && p.Seconds < to && v > 0 {
+				sum += v
 				n++
 			}
 		}
@@ -190,8 +196,15 @@ func summarizeSoak(pts []rssPoint, warmup, window time.Duration, end float64) (s
 	if end-w < from+w {
 		return s, fmt.Errorf("soak: %.0f s is too short to compare a %s window after a %s warm-up with the last one", end, window, warmup)
 	}
-	s.FirstMB, n1 = mean(from, from+w)
-	s.LastWindowMB, n2 = mean(end-w, end+1)
+	rss := func(p rssPoint) float64 { return p.RSSMB }
+	goal := func(p rssPoint) float64 { return p.NextGCMB }
+	s.FirstMB, n1 = mean(from, from+w, rss)
+	s.LastWindowMB, n2 = mean(end-w, end+1, rss)
+	if g1, m1 := mean(from, from+w, goal); m1 > 0 {
+		if g2, m2 := mean(end-w, end+1, goal); m2 > 0 {
+			s.FirstHeapGoalMB, s.LastHeapGoalMB = g1, g2
+		}
+	}
 	if n1 == 0 || n2 == 0 {
 		return s, fmt.Errorf("soak: no RSS samples in the window after warm-up or in the last one (%d samples over %.0f s)", len(pts), end)
 	}
@@ -222,6 +235,9 @@ func printSoak(w io.Writer, r *soakResult) {
 	}
 	fmt.Fprintf(w, "relay RSS mean: first %s after a %s warm-up %.1f MB, last %s %.1f MB: %+.1f%% (%s within %.0f%%)\n",
 		r.Soak.Window, r.Soak.Warmup, r.Soak.FirstMB, r.Soak.Window, r.Soak.LastWindowMB, 100*r.Soak.Change, verdict, 100*soakTolerance)
+	if g1, g2 := r.Soak.FirstHeapGoalMB, r.Soak.LastHeapGoalMB; g1 > 0 {
+		fmt.Fprintf(w, "relay Go heap goal mean over the same windows: %.1f MB, %.1f MB: %+.1f%%\n", g1, g2, 100*(g2/g1-1))
+	}
 }
 
 // cacheFillTime is how long a relayed track's cache takes to fill at p's
