@@ -128,6 +128,32 @@ func locs(groups ...[]uint64) []string { // groups[g] = object IDs of group g
 	return out
 }
 
+// splitRelay starts a relay with a splitPublisher of ns/t (full apart from
+// live) and a subscriber of the track through it.
+func splitRelay(t *testing.T, scheme string, ns wire.Namespace) (*relayEnv, *splitPublisher, *moqtransport.Subscription) {
+	t.Helper()
+	e := startRelay(t, scheme)
+	p := e.splitPublisherOn(ns, false)
+	sub, err := e.connect("/", nil).Subscribe(ctxFor(t), ns, "t", moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, p, sub
+}
+
+// fetchedWhole fetches groups 0-1 of ns/t through the relay: objects 0-3
+// of group 0 and 0-1 of group 1, from the publisher's one FETCH.
+func fetchedWhole(t *testing.T, e *relayEnv, p *splitPublisher, ns wire.Namespace) {
+	t.Helper()
+	got := fetchLocations(t, e.connect("/", nil), moqtransport.FetchOptions{Namespace: ns, Name: "t", End: wire.Location{Group: 1}})
+	if want := locs([]uint64{0, 1, 2, 3}, []uint64{0, 1}); !slices.Equal(got, want) {
+		t.Errorf("FETCH of groups 0-1 through the relay: %v, want %v", got, want)
+	}
+	if n := p.fetches.Load(); n != 1 {
+		t.Errorf("the publisher saw %d FETCHes, want the one forwarded", n)
+	}
+}
+
 // TestFetchForwardedWhenASubgroupIsLate: group 0's second subgroup stream
 // has not reached the relay (the publisher withholds it) when a FETCH of
 // groups 0 and 1 arrives. The relay's cache holds group 0's first subgroup
@@ -138,26 +164,15 @@ func locs(groups ...[]uint64) []string { // groups[g] = object IDs of group g
 // exist (§9.16).
 func TestFetchForwardedWhenASubgroupIsLate(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		e := startRelay(t, scheme)
-		ns := wire.Namespace{"late"}
-		p := e.splitPublisherOn(ns, false)
-		sub, err := e.connect("/", nil).Subscribe(ctxFor(t), ns, "t", moqtransport.SubscribeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		e, p, sub := splitRelay(t, scheme, wire.Namespace{"late"})
+		ns := p.live.Name().Namespace
 		writeSubgroup(t, 0, 0, false, false, []uint64{0, 1}, p.live, p.full)
 		writeSubgroup(t, 0, 1, true, false, []uint64{2, 3}, p.full) // withheld from the relay
 		writeSubgroup(t, 1, 0, true, false, []uint64{0, 1}, p.live, p.full)
 		cachedAt(t, sub, 0, 0, 1)
 		cachedAt(t, sub, 1, 0, 1)
 
-		got := fetchLocations(t, e.connect("/", nil), moqtransport.FetchOptions{Namespace: ns, Name: "t", End: wire.Location{Group: 1}})
-		if want := locs([]uint64{0, 1, 2, 3}, []uint64{0, 1}); !slices.Equal(got, want) {
-			t.Errorf("FETCH of groups 0-1 through the relay: %v, want %v", got, want)
-		}
-		if n := p.fetches.Load(); n != 1 {
-			t.Errorf("the publisher saw %d FETCHes, want the one forwarded", n)
-		}
+		fetchedWhole(t, e, p, ns)
 	})
 }
 
@@ -168,13 +183,8 @@ func TestFetchForwardedWhenASubgroupIsLate(t *testing.T) {
 // the stream lost. It used to be answered from the cache with two objects.
 func TestFetchForwardedWhenASubgroupWasReset(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		e := startRelay(t, scheme)
-		ns := wire.Namespace{"reset"}
-		p := e.splitPublisherOn(ns, false)
-		sub, err := e.connect("/", nil).Subscribe(ctxFor(t), ns, "t", moqtransport.SubscribeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		e, p, sub := splitRelay(t, scheme, wire.Namespace{"reset"})
+		ns := p.live.Name().Namespace
 		writeSubgroup(t, 0, 0, true, false, []uint64{0, 1, 2, 3}, p.full)
 		w, err := p.live.OpenSubgroup(0, 0, moqtransport.SubgroupOptions{EndOfGroup: true})
 		if err != nil {
@@ -190,13 +200,7 @@ func TestFetchForwardedWhenASubgroupWasReset(t *testing.T) {
 		writeSubgroup(t, 1, 0, true, false, []uint64{0, 1}, p.live, p.full)
 		cachedAt(t, sub, 1, 0, 1)
 
-		got := fetchLocations(t, e.connect("/", nil), moqtransport.FetchOptions{Namespace: ns, Name: "t", End: wire.Location{Group: 1}})
-		if want := locs([]uint64{0, 1, 2, 3}, []uint64{0, 1}); !slices.Equal(got, want) {
-			t.Errorf("FETCH of groups 0-1 through the relay: %v, want %v", got, want)
-		}
-		if n := p.fetches.Load(); n != 1 {
-			t.Errorf("the publisher saw %d FETCHes, want the one forwarded", n)
-		}
+		fetchedWhole(t, e, p, ns)
 	})
 }
 
