@@ -151,15 +151,7 @@ func TestWriteAheadBounded(t *testing.T) {
 			s, end := serveAhead(t, conn, &Config{MaxWriteAhead: tc.limit}, track)
 			payload := make([]byte, size)
 			for g := range uint64(groups) {
-				w, err := track.OpenSubgroup(g, 0, SubgroupOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for id := range uint64(objects) {
-					if err := w.WriteObject(id, payload, nil); err != nil {
-						t.Fatal(err)
-					}
-				}
+				writeObjects(t, track, g, objects, payload)
 				if !tc.atOnce {
 					waitAhead(t, "the group's writer blocked or waiting", func() bool {
 						opened, blocked, _ := conn.state()
@@ -217,15 +209,7 @@ func TestWriteAheadStalledStreams(t *testing.T) {
 	payload := make([]byte, size)
 	var want int64
 	for g := range uint64(groups) {
-		w, err := track.OpenSubgroup(g, 0, SubgroupOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for id := range uint64(objects) {
-			if err := w.WriteObject(id, payload, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
+		writeObjects(t, track, g, objects, payload)
 		if g%3 != 0 {
 			want += objects * size
 		}
@@ -245,6 +229,22 @@ func TestWriteAheadStalledStreams(t *testing.T) {
 }
 
 // waitAhead polls cond until it holds, for at most 10 s.
+// writeObjects opens subgroup 0 of group g and writes objects 0..n-1 of
+// payload to it; it returns the subgroup's writer.
+func writeObjects(t *testing.T, track *Track, g uint64, n int, payload []byte) *SubgroupWriter {
+	t.Helper()
+	w, err := track.OpenSubgroup(g, 0, SubgroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range uint64(n) {
+		if err := w.WriteObject(id, payload, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
+}
+
 func waitAhead(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -272,22 +272,10 @@ func TestWriteAheadLessUrgentStalled(t *testing.T) {
 	s, end := serveAhead(t, conn, &Config{}, track)
 	defer end()
 	payload := make([]byte, size)
-	oldest, err := track.OpenSubgroup(0, 0, SubgroupOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := oldest.WriteObject(0, payload, nil); err != nil {
-		t.Fatal(err)
-	}
+	oldest := writeObjects(t, track, 0, 1, payload)
 	waitAhead(t, "the oldest group's first object", func() bool { return conn.taken.Load() >= size })
 	for g := uint64(1); g <= 2; g++ {
-		w, err := track.OpenSubgroup(g, 0, SubgroupOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.WriteObject(0, payload, nil); err != nil {
-			t.Fatal(err)
-		}
+		writeObjects(t, track, g, 1, payload)
 	}
 	waitAhead(t, "the newer groups' writes to block", func() bool {
 		_, blocked, _ := conn.state()
@@ -444,13 +432,7 @@ func TestWriteAheadMoreUrgentFirst(t *testing.T) {
 	defer end()
 	payload := make([]byte, size)
 	for g := uint64(0); g <= 1; g++ {
-		w, err := track.OpenSubgroup(g, 0, SubgroupOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.WriteObject(0, payload, nil); err != nil {
-			t.Fatal(err)
-		}
+		writeObjects(t, track, g, 1, payload)
 		waitAhead(t, "the older group's write to block", func() bool {
 			_, blocked, _ := conn.state()
 			return blocked == int(g)+1
@@ -459,12 +441,6 @@ func TestWriteAheadMoreUrgentFirst(t *testing.T) {
 	if used, _ := s.ahead.held(); used < s.ahead.limit {
 		t.Fatalf("the older groups' writes count %d bytes, not the whole bound %d: the test does not fill it", used, s.ahead.limit)
 	}
-	newest, err := track.OpenSubgroup(2, 0, SubgroupOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := newest.WriteObject(0, payload, nil); err != nil {
-		t.Fatal(err)
-	}
+	writeObjects(t, track, 2, 1, payload)
 	waitAhead(t, "the newest group's first object past the full bound", func() bool { return conn.taken.Load() >= size })
 }
