@@ -152,6 +152,9 @@ type outStream struct {
 	// aheadEntered is the session's admission count when the admitted
 	// write entered the transport (0: not yet).
 	aheadEntered atomic.Uint64
+	// aheadOpened is the stream's place in the session's opening order
+	// (writeAhead.opened), set when it opens, before its first write.
+	aheadOpened uint64
 
 	// Guarded by the session's prioSched.mu: the urgency ranked; the
 	// rank it is in, and where in its list.
@@ -897,6 +900,7 @@ func (st *outStream) open(ev Event, deadline time.Time) error {
 	if err != nil {
 		return err
 	}
+	st.aheadOpened = sv.s.ahead.opened.Add(1)
 	st.mu.Lock()
 	if st.stopped || sv.ctx.Err() != nil {
 		// Abandoned, or the subscription ended (sv.cutStreams may have

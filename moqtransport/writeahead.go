@@ -35,9 +35,11 @@ import (
 // so its flow control stops it) must not hold up the others. quic-go sends
 // the most urgent stream with data first (moqnative: strict priority
 // between urgencies, by stream ID within one), so a write that returns
-// before one at least as urgent that was inside the transport before it
-// was admitted shows that the earlier one is not moving: passed twice so,
-// it stops counting (stalled).
+// before one more urgent, or as urgent on a stream opened before it, that
+// was inside the transport before it was admitted shows that the earlier
+// one is not moving: passed twice so, it stops counting (stalled). A
+// write on a stream of the same urgency opened later going first is the
+// transport's order, not a pass.
 // It still holds its buffer, as every blocked write did before the bound:
 // at most maxOpenSubgroups per subscription, until the stream is abandoned
 // or its delivery deadline resets it.
@@ -73,6 +75,10 @@ type writeAhead struct {
 	seq     atomic.Uint64 // written under mu; read by entered
 	waiting aheadLine     // in line for write-ahead: a heap, most urgent first
 	active  []*outStream  // with a counted write admitted and not returned
+	// opened numbers the session's subgroup streams in the order they
+	// were opened (outStream.aheadOpened), the transport's order within
+	// an urgency.
+	opened atomic.Uint64
 }
 
 // DefaultMaxWriteAhead is Config.MaxWriteAhead's default: two full batched
@@ -129,15 +135,19 @@ func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) error {
 			w.mu.Unlock()
 			return nil
 		}
-		if over {
+		if over || impatient {
+			// st leaves the line: the one behind it may go now.
 			w.leaveLocked(st)
+			if impatient {
+				w.admitLocked(st, n)
+			}
+			var buf [4]*outStream
+			granted := w.grantLocked(buf[:0])
 			w.mu.Unlock()
-			return errWriteAheadEnded
-		}
-		if impatient {
-			w.leaveLocked(st)
-			w.admitLocked(st, n)
-			w.mu.Unlock()
+			nudgeAll(granted)
+			if over {
+				return errWriteAheadEnded
+			}
 			return nil
 		}
 		w.mu.Unlock()
@@ -196,25 +206,49 @@ func (w *writeAhead) release(st *outStream) {
 		return
 	}
 	var buf [4]*outStream
-	granted := buf[:0]
 	w.mu.Lock()
-	w.active = deleteStream(w.active, st)
 	w.used -= st.aheadHeld
 	st.aheadHeld = 0
 	u := urgencyOf(st)
-	for _, o := range w.active {
-		// o was inside the transport before st was admitted: st did
-		// not merely reach the transport first.
-		if e := o.aheadEntered.Load(); o.aheadHeld > 0 && e != 0 && e < st.aheadSeq && urgencyOf(o) <= u {
+	// One pass over the active writes: st leaves, the ones it passed are
+	// marked, and the stalled ones leave too, so that no write scans them
+	// (their own release finds nothing to give back).
+	w.active = slices.DeleteFunc(w.active, func(o *outStream) bool {
+		if o == st {
+			return true
+		}
+		// o was inside the transport before st was admitted: st did not
+		// merely reach the transport first.
+		if e := o.aheadEntered.Load(); e != 0 && e < st.aheadSeq && passes(st, u, o) {
 			if o.aheadPassed++; o.aheadPassed >= stallPasses {
 				w.used -= o.aheadHeld
 				o.aheadHeld = 0
+				return true
 			}
 		}
-	}
-	// Stalled writes no longer count: out of active, so that no write
-	// scans them (their own release finds nothing to give back).
-	w.active = slices.DeleteFunc(w.active, func(o *outStream) bool { return o.aheadHeld == 0 })
+		return false
+	})
+	granted := w.grantLocked(buf[:0])
+	w.mu.Unlock()
+	nudgeAll(granted)
+}
+
+// passes reports whether st, of urgency u, returning while o's write is
+// still in the transport means the transport sent st's data before o's
+// out of order: o is more urgent, or as urgent on a stream opened before
+// st's (the transport's order within an urgency).
+func passes(st *outStream, u int32, o *outStream) bool {
+	uo := urgencyOf(o)
+	return uo < u || (uo == u && o.aheadOpened < st.aheadOpened)
+}
+
+// grantLocked admits the waiting streams that now fit, most urgent first,
+// appending them to granted; the caller nudges them once it has unlocked
+// (nudgeAll). Called with w.mu held, whenever the line's head may have
+// become admissible: a write returned, or a waiting stream left the line
+// or was admitted over the bound. (A reordering, reurge, grants nothing:
+// a stream it promotes goes at the next of those, or after its patience.)
+func (w *writeAhead) grantLocked(granted []*outStream) []*outStream {
 	for len(w.waiting) > 0 {
 		o := w.waiting[0] // the most urgent, then the longest waiting
 		if w.used > 0 && w.used+o.aheadWant > w.limit && !noneAsUrgent(w.active, o) {
@@ -225,7 +259,10 @@ func (w *writeAhead) release(st *outStream) {
 		o.aheadGranted = true
 		granted = append(granted, o)
 	}
-	w.mu.Unlock()
+	return granted
+}
+
+func nudgeAll(granted []*outStream) {
 	for _, o := range granted {
 		o.nudge()
 	}
@@ -298,13 +335,6 @@ func noneAsUrgent(list []*outStream, st *outStream) bool {
 		}
 	}
 	return true
-}
-
-func deleteStream(list []*outStream, st *outStream) []*outStream {
-	if i := slices.Index(list, st); i >= 0 {
-		return slices.Delete(list, i, i+1)
-	}
-	return list
 }
 
 // held returns the bytes the session's writes hold and count, and how many
