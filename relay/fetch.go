@@ -59,7 +59,7 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	// it is served from a cache that exists or forwarded as a FETCH.
 	//
 	// This is its own walk, not Relay.route, because a relayed track serves
-	// a FETCH only when its cache holds the start of the range, where route
+	// a FETCH only when its cache knows every object of the range, where route
 	// lets its callers take an existing track whatever it holds. Two rules
 	// of route would send a FETCH the cache cannot serve to the wrong place:
 	//   - With a local origin of a shorter namespace, route asks the
@@ -100,11 +100,10 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 			// original publisher to say: a relay asks upstream (§9.16).
 			// A pushed track's cache is all there is: it answers what it
 			// holds, as an original publisher does.
-			fetchFrom := moqtransport.FetchFromRelayedTrack
 			if pub != nil {
-				fetchFrom = moqtransport.FetchFromTrack
+				return moqtransport.FetchFromTrack(cached, req)
 			}
-			resp, err := fetchFrom(cached, req)
+			resp, err := moqtransport.FetchFromRelayedTrack(cached, req)
 			if !unknownStatus(err) {
 				return resp, err
 			}
@@ -133,11 +132,8 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 		}
 	}
 	if o == nil {
-		// A pushed track, or a relayed one whose publisher is gone: the
-		// cache is all there is, and answers what it holds.
-		if pub != nil && cacheErr != nil {
-			return nil, cacheErr
-		}
+		// A relayed track whose publisher is gone: the cache is all
+		// there is, and answers what it holds.
 		if cached != nil {
 			return moqtransport.FetchFromTrack(cached, req)
 		}
@@ -153,9 +149,17 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	// published: the cache answers with what it holds, as it did before it
 	// learnt to ask. That answer may lack objects of a subgroup stream that
 	// was late or reset, which the subscriber reads as objects that do not
-	// exist; no better source exists for it. Another relay of the cluster
-	// always answers FETCH, so it is waited for as any upstream request.
-	fallback := cached != nil && cacheErr != nil && !viaRemote
+	// exist; no better source exists for it. Only a cache that can answer
+	// the range on its own falls back: one whose range starts before what
+	// it holds, or runs past MAX_CACHE_DURATION, has nothing to say, and
+	// the publisher is waited for as any upstream request (an archive can
+	// take its time). Another relay of the cluster always answers FETCH,
+	// so it is waited for as any upstream request too.
+	var fallback bool
+	if cached != nil && cacheErr != nil && !viaRemote {
+		_, err := moqtransport.FetchFromTrack(cached, req)
+		fallback = err == nil
+	}
 	if fallback && o.fetchSilent.Load() {
 		return moqtransport.FetchFromTrack(cached, req)
 	}
@@ -200,7 +204,7 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	return &moqtransport.FetchResponse{
 		GroupOrder: ok.GroupOrder, EndOfTrack: ok.EndOfTrack, End: ok.End,
 		Next: func(ctx context.Context) (*moqtransport.Object, error) {
-			o, err := up.ReadObject(ctx)
+			obj, err := up.ReadObject(ctx)
 			if errors.Is(err, moqtransport.ErrFetchStreamTimeout) {
 				// FETCH_OK went downstream as soon as it came: the
 				// publisher's fetch (cancelled with FETCH_CANCEL) ends
@@ -213,7 +217,7 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 				r.metrics.requestError("fetch", moqtransport.FetchError(wire.FetchTimeout, reason))
 				s.EndFetch(req.RequestID, wire.FetchTimeout, reason)
 			}
-			return o, err
+			return obj, err
 		},
 		Close: func() { _ = up.Cancel() },
 	}, nil

@@ -21,6 +21,7 @@ import (
 type splitPublisher struct {
 	live, full *moqtransport.Track
 	fetches    atomic.Int32
+	delay      time.Duration // before each FETCH's answer
 }
 
 func (p *splitPublisher) Handler() moqtransport.Handler {
@@ -31,8 +32,15 @@ func (p *splitPublisher) Handler() moqtransport.Handler {
 			}
 			return p.live, nil
 		},
-		Fetch: func(_ context.Context, _ *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+		Fetch: func(ctx context.Context, _ *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
 			p.fetches.Add(1)
+			if p.delay > 0 {
+				select {
+				case <-time.After(p.delay): // an archive taking its time
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
 			return moqtransport.FetchFromTrack(p.full, req)
 		},
 	}
@@ -308,4 +316,38 @@ func (p *silentFetchPublisher) Handler() moqtransport.Handler {
 			return nil, ctx.Err()
 		},
 	}
+}
+
+// TestFetchEvictedStartWaitsForSlowPublisher: a FETCH whose start the
+// relay's cache no longer holds has no cache answer to fall back to, so a
+// publisher slower than TrackStatusTimeout is still waited for, and still
+// asked the next time: the fallback is only for a cache that holds the
+// range. It was cut at TrackStatusTimeout and answered
+// UNKNOWN_STATUS_IN_RANGE, and the publisher was never asked again.
+func TestFetchEvictedStartWaitsForSlowPublisher(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelayWith(t, scheme, relay.Config{UpstreamTimeout: time.Minute, TrackStatusTimeout: 100 * time.Millisecond,
+			Track: moqtransport.TrackConfig{MaxGroups: 2}})
+		ns := wire.Namespace{"slow"}
+		p := e.splitPublisherOn(ns, true)
+		p.delay = 300 * time.Millisecond
+		sub, err := e.connect("/", nil).Subscribe(ctxFor(t), ns, "t", moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for g := range uint64(4) {
+			writeSubgroup(t, g, 0, true, false, []uint64{0, 1}, p.live)
+		}
+		cachedAt(t, sub, 3, 0, 1)
+		s := e.connect("/", nil)
+		for i := range 2 {
+			got := fetchLocations(t, s, moqtransport.FetchOptions{Namespace: ns, Name: "t", End: wire.Location{Group: 0}})
+			if want := locs([]uint64{0, 1}); !slices.Equal(got, want) {
+				t.Errorf("FETCH %d of evicted group 0 through the relay: %v, want %v", i, got, want)
+			}
+			if n := p.fetches.Load(); n != int32(i+1) {
+				t.Errorf("after FETCH %d the publisher saw %d FETCHes, want %d", i, n, i+1)
+			}
+		}
+	})
 }
