@@ -677,8 +677,14 @@ func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *
 	// the write returns; waiting for them holds no buffer.
 	class := writeBufClass(n)
 	held := int64(writeBufSizes[class])
-	if err := sv.s.ahead.acquire(st, held, deadline); err != nil {
+	waited, err := sv.s.ahead.acquire(st, held, deadline)
+	if err != nil {
 		return o, &writeError{err: err}
+	}
+	if waited {
+		// The wait is part of the objects' delivery (ObserveDelivery),
+		// and the queued objects' lateness is judged after it.
+		now = time.Now()
 	}
 	bp := getWriteBuf(class)
 	released := false
@@ -691,7 +697,7 @@ func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *
 	}
 	defer giveBack()
 	buf := (*bp)[:0]
-	var err error
+
 	if st.headerDue {
 		if buf, err = wire.AppendSubgroupHeader(buf, &st.state.Header); err != nil {
 			sv.s.log.Debug("subgroup header not encodable", "request", sv.req.RequestID, "group", o.Group, "subgroup", o.Subgroup, "err", err)

@@ -99,17 +99,18 @@ var errWriteAheadEnded = errors.New("moqtransport: stream ended while waiting to
 // acquire reserves n bytes of write-ahead for st's next write, waiting
 // while the session's writes hold the bound and for the streams that
 // waited before st or are more urgent. deadline (zero: none) is the
-// object's delivery deadline. A nil error must be followed by release.
-func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) error {
+// object's delivery deadline. A nil error must be followed by release;
+// waited says whether st waited.
+func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) (waited bool, err error) {
 	if w.limit <= 0 {
-		return nil
+		return false, nil
 	}
 	w.mu.Lock()
 	if (len(w.waiting) == 0 && (w.used == 0 || w.used+n <= w.limit)) ||
 		(noneAsUrgent(w.active, st) && (len(w.waiting) == 0 || urgencyOf(st) < w.waiting[0].aheadUrgency)) {
 		w.admitLocked(st, n)
 		w.mu.Unlock()
-		return nil
+		return false, nil
 	}
 	w.enqueueLocked(st, n)
 	w.mu.Unlock()
@@ -133,7 +134,7 @@ func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) error {
 		w.mu.Lock()
 		if st.aheadGranted {
 			w.mu.Unlock()
-			return nil
+			return true, nil
 		}
 		if over || impatient {
 			// st leaves the line: the one behind it may go now.
@@ -146,9 +147,9 @@ func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) error {
 			w.mu.Unlock()
 			nudgeAll(granted)
 			if over {
-				return errWriteAheadEnded
+				return true, errWriteAheadEnded
 			}
-			return nil
+			return true, nil
 		}
 		w.mu.Unlock()
 	}
