@@ -348,7 +348,6 @@ func (sub *Subscription) Update(ctx context.Context, opts UpdateOptions) error {
 		sub.mu.Unlock()
 		return err
 	}
-	sub.start, sub.hasEnd, sub.endGroup = start, hasEnd, endGroup
 	sub.mu.Unlock()
 	s := sub.s
 	if err := s.checkOpen(); err != nil {
@@ -356,14 +355,22 @@ func (sub *Subscription) Update(ctx context.Context, opts UpdateOptions) error {
 	}
 	id, err := s.takeID(ctx)
 	if err != nil {
-		return err
+		return err // nothing sent: the range stays as the publisher has it
 	}
 	defer s.reqMu.Unlock()
-	return s.send(&wire.SubscribeUpdate{
+	if err := s.send(&wire.SubscribeUpdate{
 		RequestID: id, SubscriptionRequestID: sub.id, Start: start,
 		HasEndGroup: hasEnd, EndGroup: endGroup, SubscriberPriority: opts.Priority, Forward: !opts.Paused,
 		Params: opts.Params,
-	})
+	}); err != nil {
+		return err
+	}
+	// The range the next Update is checked against is the one sent
+	// (updMu keeps Updates one at a time).
+	sub.mu.Lock()
+	sub.start, sub.hasEnd, sub.endGroup = start, hasEnd, endGroup
+	sub.mu.Unlock()
+	return nil
 }
 
 // handlePublishDone: the publisher ended the subscription. The track

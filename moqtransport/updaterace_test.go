@@ -1,9 +1,11 @@
 package moqtransport_test
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -52,4 +54,54 @@ func TestConcurrentUpdatesKeepTheirOrder(t *testing.T) {
 	if err := server.Err(); err != nil {
 		t.Fatalf("the publisher closed the session: %v", err)
 	}
+}
+
+// TestUpdateNotSentKeepsTheRange: an Update that sends nothing (no request
+// ID granted before its context ended) leaves the range the next Update is
+// checked against as the publisher has it. It used to store the unsent
+// range first, so a later, legal start between the two was refused.
+func TestUpdateNotSentKeepsTheRange(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		rs := newHostileServer(t, scheme, moqtransport.Config{})
+		// One request ID: the SUBSCRIBE's.
+		rs.send(&wire.ServerSetup{Version: wire.Draft14, Params: wire.Parameters{}.WithVarint(wire.SetupParamMaxRequestID, 1)})
+		select {
+		case <-rs.conned:
+		case <-time.After(hostileWait):
+			t.Fatal("Connect did not return")
+		}
+		if rs.cErr != nil {
+			t.Fatalf("Connect: %v", rs.cErr)
+		}
+		ctx := timeout(t)
+		ch := make(chan subResult, 1)
+		go func() {
+			sub, err := rs.client.Subscribe(ctx, heldNS, heldName, moqtransport.SubscribeOptions{Filter: wire.Filter{Type: wire.FilterAbsoluteStart}})
+			ch <- subResult{sub, err}
+		}()
+		req, ok := rs.next().(*wire.Subscribe)
+		if !ok {
+			t.Fatal("no SUBSCRIBE")
+		}
+		rs.send(&wire.SubscribeOK{RequestID: req.RequestID, TrackAlias: 1, GroupOrder: wire.GroupOrderAscending})
+		r := <-ch
+		if r.err != nil {
+			t.Fatalf("Subscribe: %v", r.err)
+		}
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		if err := r.sub.Update(short, moqtransport.UpdateOptions{Start: wire.Location{Group: 5}}); err == nil {
+			t.Fatal("an Update with no request ID granted returned nil")
+		}
+		if _, ok := rs.next().(*wire.RequestsBlocked); !ok {
+			t.Fatal("no REQUESTS_BLOCKED")
+		}
+		rs.send(&wire.MaxRequestID{Max: 10})
+		if err := r.sub.Update(ctx, moqtransport.UpdateOptions{Start: wire.Location{Group: 3}}); err != nil {
+			t.Fatalf("Update to start 3 after one to 5 that was never sent: %v", err)
+		}
+		if m, ok := rs.next().(*wire.SubscribeUpdate); !ok || m.Start != (wire.Location{Group: 3}) {
+			t.Fatalf("got %v, want SUBSCRIBE_UPDATE from 3", m)
+		}
+	})
 }
