@@ -1,7 +1,5 @@
 package moqtransport
 
-import "slices"
-
 // Track aliases of ended subscriptions.
 //
 // A publisher goes on sending a subscription's data for a while after we
@@ -24,7 +22,8 @@ import "slices"
 // alias that comes before its SUBSCRIBE_OK cannot be told from the old
 // subscription's and is stopped too.
 //
-// Memory: at most endedAliasesKept aliases, 8 bytes each, made as
+// Memory: at most endedAliasesKept aliases, 8 bytes each and an index
+// entry (tens of kilobytes in all), made as
 // subscriptions end (a session that never ends one holds none). A
 // publisher can add to them only by ending subscriptions, and each one
 // took a request ID (a SUBSCRIBE of ours, or a PUBLISH of its own within
@@ -37,26 +36,41 @@ const endedAliasesKept = 1024
 // noAlias marks a forgotten place: aliases are varints, below 2^62.
 const noAlias = ^uint64(0)
 
-// aliasRing holds the aliases of the latest subscriptions that ended.
-// Lookups scan it: they are made only for streams whose alias is not
-// bound, never for a live subscription's data.
+// aliasRing holds the aliases of the latest subscriptions that ended,
+// with a count of the places each holds, so that a lookup (made for every
+// waiting stream each time the session learns of an alias) is one map
+// read, not a scan of up to endedAliasesKept places.
 type aliasRing struct {
 	aliases []uint64 // up to endedAliasesKept
 	next    int      // the place the next alias takes once it is full
+	count   map[uint64]int
 }
 
 func (r *aliasRing) add(alias uint64) {
+	if r.count == nil {
+		r.count = map[uint64]int{}
+	}
+	r.count[alias]++
 	if len(r.aliases) < endedAliasesKept {
 		r.aliases = append(r.aliases, alias)
 		return
+	}
+	if old := r.aliases[r.next]; old != noAlias {
+		if r.count[old]--; r.count[old] == 0 {
+			delete(r.count, old)
+		}
 	}
 	r.aliases[r.next] = alias
 	r.next = (r.next + 1) % endedAliasesKept
 }
 
-func (r *aliasRing) has(alias uint64) bool { return slices.Contains(r.aliases, alias) }
+func (r *aliasRing) has(alias uint64) bool { return r.count[alias] > 0 }
 
 func (r *aliasRing) forget(alias uint64) {
+	if r.count[alias] == 0 {
+		return
+	}
+	delete(r.count, alias)
 	for i, a := range r.aliases {
 		if a == alias {
 			r.aliases[i] = noAlias

@@ -14,6 +14,9 @@ func TestAliasRingBounded(t *testing.T) {
 	if len(r.aliases) != endedAliasesKept || cap(r.aliases) > 2*endedAliasesKept {
 		t.Fatalf("ring holds %d aliases (capacity %d) after %d ended, want %d", len(r.aliases), cap(r.aliases), n, endedAliasesKept)
 	}
+	if len(r.count) != endedAliasesKept {
+		t.Errorf("the index holds %d aliases, want the ring's %d", len(r.count), endedAliasesKept)
+	}
 	for _, a := range []uint64{0, n - endedAliasesKept - 1} {
 		if r.has(a) {
 			t.Errorf("alias %d, ended %d aliases ago, is still remembered", a, n-a)
@@ -31,5 +34,18 @@ func TestAliasRingBounded(t *testing.T) {
 	r.add(n - 1)
 	if !r.has(n - 1) {
 		t.Error("an alias that ended again is not ended")
+	}
+	// An alias in two places stays remembered until both are reused.
+	r.add(7)
+	r.add(7)
+	for range endedAliasesKept - 1 {
+		r.add(n)
+	}
+	if !r.has(7) {
+		t.Error("an alias still in one place is forgotten")
+	}
+	r.add(n)
+	if r.has(7) || len(r.count) > endedAliasesKept {
+		t.Errorf("an alias whose places were all reused is remembered (index %d)", len(r.count))
 	}
 }

@@ -116,11 +116,18 @@ func priorGap(e wire.Extensions, ext uint64) uint64 {
 	return kv.Value
 }
 
-// groupGap returns the largest Prior Group ID Gap an object of g declares.
+// groupGap returns the Prior Group ID Gap g's objects declare, 0 when none
+// does or when two declare different gaps (§11.1 makes that a malformed
+// track: a source that contradicts itself is believed neither way).
 func (g *cachedGroup) groupGap() uint64 {
 	var gap uint64
 	for _, o := range g.objects {
-		gap = max(gap, priorGap(o.Extensions, wire.ExtPriorGroupIDGap))
+		if v := priorGap(o.Extensions, wire.ExtPriorGroupIDGap); v != 0 {
+			if gap != 0 && v != gap {
+				return 0
+			}
+			gap = v
+		}
 	}
 	return gap
 }

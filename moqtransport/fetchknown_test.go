@@ -227,6 +227,18 @@ func TestFetchFromRelayedTrack(t *testing.T) {
 			_ = w.Close()
 		},
 		req: whole(0, 3), held: []string{"0/0", "3/0"},
+	}, {
+		name: "two objects of a group declaring different Prior Group ID Gaps",
+		write: func(t *testing.T, tr *moqtransport.Track) {
+			subgroup(t, tr, 0, 0, true, "fin", 0)
+			w, _ := tr.OpenSubgroup(3, 0, moqtransport.SubgroupOptions{})
+			_ = w.WriteObject(0, []byte("x"), gapExt(t, wire.ExtPriorGroupIDGap, 2))
+			_ = w.Close()
+			w, _ = tr.OpenSubgroup(3, 1, moqtransport.SubgroupOptions{EndOfGroup: true})
+			_ = w.WriteObject(1, []byte("x"), gapExt(t, wire.ExtPriorGroupIDGap, 1)) // malformed (§11.1)
+			_ = w.Close()
+		},
+		req: whole(0, 3), held: []string{"0/0", "3/0", "3/1"},
 	}} {
 		t.Run(c.name, func(t *testing.T) {
 			tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"known"}, Name: "t"}, moqtransport.TrackConfig{})
