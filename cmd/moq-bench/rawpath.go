@@ -137,6 +137,9 @@ func (r *rawPath) setup(ctx context.Context) error {
 		return fmt.Errorf("origin: unexpected first line %q", l)
 	}
 	clientTLS := pinnedTLS("localhost", rawALPN, [][32]byte{[32]byte(fp)})
+	// The same handshake as the relay path's thin subscribers
+	// (--tls-key-exchange), so that setup times and CPU compare.
+	clientTLS.CurvePreferences = keyExchanges[r.prm.keyExchange]
 	aliases := make([]uint64, r.prm.pubs) // the origin's track alias of publisher i is i
 	for i := range aliases {
 		aliases[i] = uint64(i)
