@@ -152,6 +152,9 @@ func (o *opsConfig) apply(rcfg *relay.Config, logger *slog.Logger) (func(), erro
 	if err := o.applyTimeouts(rcfg); err != nil {
 		return nil, err
 	}
+	if o.writeAhead == 0 || o.writeAhead < -1 {
+		return nil, fmt.Errorf("--write-ahead %d: give a number of bytes, or -1 for no bound", o.writeAhead)
+	}
 	if limit > 0 {
 		debug.SetMemoryLimit(limit)
 		logger.Info("memory limit", "bytes", limit, "from", from)

@@ -98,6 +98,13 @@ func TestOpsDefaults(t *testing.T) {
 	if rcfg.Session.MaxWriteAhead != moqtransport.DefaultMaxWriteAhead {
 		t.Errorf("default --write-ahead %d, want %d", rcfg.Session.MaxWriteAhead, moqtransport.DefaultMaxWriteAhead)
 	}
+	for _, bad := range []int64{0, -2} {
+		o2 := o
+		o2.writeAhead = bad
+		if _, err := o2.apply(&relay.Config{}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "--write-ahead") {
+			t.Errorf("--write-ahead %d: %v, want it refused", bad, err)
+		}
+	}
 	if rcfg.MaxSessions != defaultMaxSessions || defaultMaxSessions == 0 {
 		t.Errorf("default --max-sessions %d, want %d", rcfg.MaxSessions, defaultMaxSessions)
 	}
