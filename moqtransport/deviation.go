@@ -36,10 +36,7 @@ func (s *Session) tolerate(deviation, format string, args ...any) error {
 	}
 	s.mu.Lock()
 	warned := s.deviations[deviation]
-	if s.deviations == nil {
-		s.deviations = map[string]bool{}
-	}
-	s.deviations[deviation] = true
+	setIn(&s.deviations, deviation, true)
 	s.mu.Unlock()
 	if !warned {
 		s.log.Warn("the peer deviates from draft-14; tolerated (Config.StrictPeer refuses it)", "deviation", deviation, "detail", detail)

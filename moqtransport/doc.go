@@ -58,16 +58,17 @@
 // # No hangs
 //
 // The control stream has one writer, a goroutine of the session that runs
-// while control messages wait: sending a control message only queues it,
-// so no lock is held while the network waits. Each write must complete within Config.ControlWriteTimeout, and the
-// queue holds at most Config.MaxControlBacklog bytes: a peer that stops
-// reading its control stream is closed with CONTROL_MESSAGE_TIMEOUT, and
-// every request waiting on it gets an error. Close may be called from a
-// Handler or Authorizer callback. Fetch.Cancel stops the stream and ends the
-// goroutine that read it. A publisher may send FETCH_OK and never open the
-// fetch stream: ReadObject's context bounds that wait, and
-// FetchOptions.StreamTimeout cancels such a fetch for the caller once the
-// publisher could have opened the stream for that long. Request IDs and grants stop at 2^62-1 (a request
+// while control messages wait: sending a control message only queues it, so
+// no lock is held while the network waits. Each write must complete within
+// Config.ControlWriteTimeout, and the queue holds at most
+// Config.MaxControlBacklog bytes: a peer that stops reading its control
+// stream is closed with CONTROL_MESSAGE_TIMEOUT, and every request waiting
+// on it gets an error. Close may be called from a Handler or Authorizer
+// callback. Fetch.Cancel stops the stream and ends the goroutine that read
+// it. A publisher may send FETCH_OK and never open the fetch stream:
+// ReadObject's context bounds that wait, and FetchOptions.StreamTimeout
+// cancels such a fetch for the caller once the publisher could have opened
+// the stream for that long. Request IDs and grants stop at 2^62-1 (a request
 // past the last ID fails with ErrRequestIDsExhausted), and a joining FETCH
 // whose end is object 2^62-1 is answered with the end {G, 0}.
 //
@@ -86,17 +87,17 @@
 // groups, bytes and age. Config.Handler has one function for each request
 // kind a peer can send (a nil one refuses it with NOT_SUPPORTED, or
 // TRACK_DOES_NOT_EXIST for SUBSCRIBE): Subscribe answers SUBSCRIBE with a
-// track, Fetch answers FETCH (FetchFromTrack serves it from a track's
-// cache; FetchFromRelayedTrack from a relay's copy of one, only for a range
-// that copy knows complete), TrackStatus answers TRACK_STATUS (TrackStatusOf reports a
-// track's), and Tracks.Handler serves a set of tracks to all three. The
-// session then delivers a subscribed track: one
-// unidirectional stream per subgroup with the smallest header type that fits
-// (Subgroup ID 0, the first object's ID, or explicit; extensions only when
-// the subgroup has them; the end-of-group types when the subgroup ends its
-// group), draft-14 object ID deltas, status objects, datagrams, and
-// PUBLISH_DONE with the true status and stream count. All four filters,
-// the forward flag, group order, end group and SUBSCRIBE_UPDATE are honoured.
+// track, Fetch answers FETCH (FetchFromTrack serves it from a track's cache;
+// FetchFromRelayedTrack from a relay's copy of one, only for a range that
+// copy knows complete), TrackStatus answers TRACK_STATUS (TrackStatusOf
+// reports a track's), and Tracks.Handler serves a set of tracks to all
+// three. The session then delivers a subscribed track: one unidirectional
+// stream per subgroup with the smallest header type that fits (Subgroup ID
+// 0, the first object's ID, or explicit; extensions only when the subgroup
+// has them; the end-of-group types when the subgroup ends its group),
+// draft-14 object ID deltas, status objects, datagrams, and PUBLISH_DONE
+// with the true status and stream count. All four filters, the forward flag,
+// group order, end group and SUBSCRIBE_UPDATE are honoured.
 //
 // # Subscribing
 //
@@ -104,14 +105,15 @@
 // with their true IDs, status and extensions; Subscription.ReadObject and
 // Subscription.Objects read them in the order they arrived and end with
 // io.EOF (or the end of the loop) when the publisher ends the track, and
-// with the PUBLISH_DONE code as a *RequestError otherwise. Data that arrives before
-// SUBSCRIBE_OK waits, within Config.MaxPendingStreams and
+// with the PUBLISH_DONE code as a *RequestError otherwise. Data that arrives
+// before SUBSCRIBE_OK waits, within Config.MaxPendingStreams and
 // Config.PendingStreamTimeout, for its track alias; data for the alias of a
 // subscription that ended is stopped at once (the session remembers the
-// latest 1024 such aliases). A session reads
-// datagrams from the first track alias it learns (SUBSCRIBE_OK or the
-// peer's PUBLISH): before that none can be for a track of its own, and
-// what the peer sends waits in the transport (quic-go keeps up to 128
+// latest 1024 such aliases), and so is data for an unknown alias while no
+// SUBSCRIBE of ours waits for its answer and Handler.Publish is nil. A
+// session reads datagrams from the first track alias it learns (SUBSCRIBE_OK
+// or the peer's PUBLISH): before that none can be for a track of its own,
+// and what the peer sends waits in the transport (quic-go keeps up to 128
 // per connection) to be read then. PUBLISH_DONE ends the track once the
 // streams it counts have been read.
 //
@@ -144,18 +146,18 @@
 //
 // Every buffer a peer fills is bounded (the in-flight budget below can be
 // passed by the object each concurrent stream is completing, and a track's
-// cache always keeps the object just written). An object's payload and extensions
-// are allocated as their bytes arrive, never at a declared length
+// cache always keeps the object just written). An object's payload and
+// extensions are allocated as their bytes arrive, never at a declared length
 // (wire.EagerObjectBytes). The data streams of a session, those waiting for
-// their header or track alias included, hold at most
-// Config.MaxBytesInFlight for their readers and the objects they are
-// reading, and at most a parent budget (Config.Reader.Budget) shared with
-// other sessions; a stream that would exceed either is cancelled with
-// STOP_SENDING CANCELLED (draft-14 "Resource Exhaustion") and the session
-// goes on. Session.InFlight reports the figures. A track's cache is bounded
-// by TrackConfig, and the caches of many tracks together by a CacheBudget,
-// which evicts from the least recently read tracks first. How many streams
-// a peer may open at once is the transport's limit (moqnative: 1024).
+// their header or track alias included, hold at most Config.MaxBytesInFlight
+// for their readers and the objects they are reading, and at most a parent
+// budget (Config.Reader.Budget) shared with other sessions; a stream that
+// would exceed either is cancelled with STOP_SENDING CANCELLED (draft-14
+// "Resource Exhaustion") and the session goes on. Session.InFlight reports
+// the figures. A track's cache is bounded by TrackConfig, and the caches of
+// many tracks together by a CacheBudget, which evicts from the least
+// recently read tracks first. How many streams a peer may open at once is
+// the transport's limit (moqnative: 1024).
 //
 // # Live delivery and priorities
 //
@@ -243,14 +245,14 @@
 //     the publisher's): read as the order the FETCH asked for, or
 //     ascending when it asked for the publisher's.
 //
-// A peer whose SETUP has no MAX_REQUEST_ID grants no request IDs (the MAX_REQUEST_ID setup parameter:
-// the default is 0); the xquic draft-14 relay does so. That is not a
-// deviation and we do not send requests past it: the session logs a
-// warning when a request first waits for a grant that never came, sends
-// REQUESTS_BLOCKED, and with Config.RequestIDTimeout the request fails
-// after that long with ErrRequestsBlocked, whose message says why. Media
-// clients set it, so that they end with a clear message within seconds
-// instead of waiting silently.
+// A peer whose SETUP has no MAX_REQUEST_ID grants no request IDs (the
+// MAX_REQUEST_ID setup parameter: the default is 0); the xquic draft-14
+// relay does so. That is not a deviation and we do not send requests past
+// it: the session logs a warning when a request first waits for a grant that
+// never came, sends REQUESTS_BLOCKED, and with Config.RequestIDTimeout the
+// request fails after that long with ErrRequestsBlocked, whose message says
+// why. Media clients set it, so that they end with a clear message within
+// seconds instead of waiting silently.
 //
 // # Logging
 //

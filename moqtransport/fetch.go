@@ -824,7 +824,7 @@ func (s *Session) writeFetch(ctx, cut context.Context, m *wire.Fetch, next func(
 			// would go on yielding objects while the reset waits
 			// (resetAfter), and they would still be written.
 			reset(wire.ResetCancelled)
-			return errors.New("fetch cancelled")
+			return context.Cause(ctx)
 		}
 		o, err := next(ctx)
 		if err == io.EOF {
@@ -859,7 +859,7 @@ func (s *Session) writeFetch(ctx, cut context.Context, m *wire.Fetch, next func(
 		}
 	}
 	if ctx.Err() != nil {
-		return errors.New("fetch cancelled")
+		return context.Cause(ctx)
 	}
 	return str.Close()
 }
