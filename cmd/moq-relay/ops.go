@@ -109,7 +109,7 @@ func (o *opsConfig) addFlags(f *pflag.FlagSet) {
 	f.DurationVar(&o.writeCoalesce, "write-coalesce", defaultWriteCoalesce, "hold a small object (under 8 KiB) for up to this long after it arrived, so that the objects that follow within it reach a subscriber in one write: fewer send calls and wakeups, less CPU per byte, for up to this much more latency. Only tracks read by more than one subscriber whose objects come closer together than this (over 250 a second at 6ms) are held, never bursts, objects near their delivery deadline, or tracks with an object per audio or video frame (0: write each object at once)")
 	f.DurationVar(&o.upstreamTO, "upstream-timeout", relay.DefaultUpstreamTimeout, "how long the relay waits for a publisher's answer to a SUBSCRIBE or FETCH it forwards, or the SUBSCRIBE a TRACK_STATUS falls back to (then TIMEOUT), for a forwarded FETCH's stream after FETCH_OK while the publisher could open it (then FETCH_CANCEL upstream, and the subscriber's fetch stream is reset), for a dial to another relay of the cluster, and for a namespace subscriber's answer to the PUBLISH_NAMESPACE and PUBLISH the relay sends it")
 	f.DurationVar(&o.trackStatusTO, "track-status-timeout", relay.DefaultTrackStatusTimeout, "how long the relay waits for a publisher's answer to a forwarded TRACK_STATUS before it asks with SUBSCRIBE instead (some publishers never answer TRACK_STATUS for a track they lack), and for a FETCH it forwards only because its cache cannot show the range complete before it answers from the cache (some publishers drop FETCH); at most --upstream-timeout")
-	f.Int64Var(&o.writeAhead, "write-ahead", moqtransport.DefaultMaxWriteAhead, "bytes of copied objects a session's writes may hold inside QUIC at once; past it a subscriber's next write waits, holding no copy, for one to finish (-1: no bound)")
+	f.Int64Var(&o.writeAhead, "write-ahead", moqtransport.DefaultMaxWriteAhead, "bytes of copied objects a session's writes may hold inside QUIC at once; past it a subscriber's next write waits, holding no copy, for one to finish (0: the default; -1: no bound)")
 	f.IntVar(&o.maxSessions, "max-sessions", defaultMaxSessions, "sessions the relay runs at once; more are closed with INTERNAL_ERROR \"relay full\" (0: no cap)")
 }
 
@@ -152,8 +152,8 @@ func (o *opsConfig) apply(rcfg *relay.Config, logger *slog.Logger) (func(), erro
 	if err := o.applyTimeouts(rcfg); err != nil {
 		return nil, err
 	}
-	if o.writeAhead == 0 || o.writeAhead < -1 {
-		return nil, fmt.Errorf("--write-ahead %d: give a number of bytes, or -1 for no bound", o.writeAhead)
+	if o.writeAhead < -1 {
+		return nil, fmt.Errorf("--write-ahead %d: give a number of bytes, 0 for the default or -1 for no bound", o.writeAhead)
 	}
 	if limit > 0 {
 		debug.SetMemoryLimit(limit)

@@ -98,7 +98,7 @@ func TestOpsDefaults(t *testing.T) {
 	if rcfg.Session.MaxWriteAhead != moqtransport.DefaultMaxWriteAhead {
 		t.Errorf("default --write-ahead %d, want %d", rcfg.Session.MaxWriteAhead, moqtransport.DefaultMaxWriteAhead)
 	}
-	for _, bad := range []int64{0, -2} {
+	for _, bad := range []int64{-2, -1 << 20} {
 		o2 := o
 		o2.writeAhead = bad
 		if _, err := o2.apply(&relay.Config{}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "--write-ahead") {
