@@ -493,3 +493,39 @@ func TestWriteCoalesceBurst(t *testing.T) {
 	rg.checkObjects(paced+burst, true)
 	rg.noHolds()
 }
+
+// TestWriteCoalesceFillsPackets: a hold ends as soon as the write fills
+// its packets (fillsPackets), long before the window does: 1 KiB objects
+// 2 ms apart under a 20 ms window go four to a write (4,112 bytes, three
+// full packets), not three (three packets, the last a quarter full) nor
+// as many as the window or coalesceBytes would take.
+func TestWriteCoalesceFillsPackets(t *testing.T) {
+	const gap, size = 2 * time.Millisecond, 1 << 10
+	rg := newHoldRig(t, Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: 20 * time.Millisecond}, 2)
+	base := time.Now().Add(time.Hour) // hold's timer never ends a hold here
+	at := func(i int) time.Time { return base.Add(time.Duration(i) * gap) }
+	for i := range 2 {
+		rg.push(size, at(i))
+		rg.waitWrites(i + 1)
+	}
+	for round := range 2 {
+		first := 2 + 4*round
+		rg.push(size, at(first))
+		waitHolding(t, rg.ctx, rg.s, rg.sv)
+		for i := first + 1; i < first+4; i++ {
+			rg.push(size, at(i))
+		}
+		if h := rg.waitHold(); h.objects != 4 {
+			t.Fatalf("round %d: the held write carried %d objects, want 4 (three full packets)", round, h.objects)
+		}
+		rg.waitWrites(3 + round)
+	}
+	rg.end()
+	rg.checkObjects(10, true)
+	rg.noHolds()
+	one := int64(size + objectHeaderBytes)
+	if !fillsPackets(4*one) || fillsPackets(3*one) || fillsPackets(5*one) {
+		t.Errorf("fillsPackets of 3, 4 and 5 objects of %d bytes: %v, %v, %v; want false, true, false", size,
+			fillsPackets(3*one), fillsPackets(4*one), fillsPackets(5*one))
+	}
+}

@@ -102,9 +102,10 @@ type outStream struct {
 	stopCode wire.StreamResetCode
 	exited   bool // run ended the stream: no writer is started again
 	// For Config.WriteCoalesce (hold): the size and arrival (monoOffset)
-	// of the object the writer holds, held 0 if none, and the arrivals of
-	// the last three objects pushed (oldest first).
-	held, heldRecv                int64
+	// of the object the writer holds, held 0 if none, its bytes on the
+	// stream (heldWire, header included), and the arrivals of the last
+	// three objects pushed (oldest first).
+	held, heldRecv, heldWire      int64
 	firstRecv, prevRecv, lastRecv int64
 	str                           SendStream
 

@@ -122,15 +122,17 @@ type Config struct {
 	// WriteCoalesce lets the writer of a subgroup stream we serve hold a
 	// small object (under 8 KiB) for up to this long after its track
 	// received it, so that the objects that follow meanwhile go to the
-	// transport in the same write: fewer send calls and wakeups per byte,
-	// so less CPU per byte (the transport's cost per packet and per send
-	// call dominates at small objects), for up to WriteCoalesce more
+	// transport in the same write: fewer send calls, wakeups and packets
+	// per byte, so less CPU per byte (the transport's cost per packet and
+	// per send call dominates at small objects), for up to WriteCoalesce more
 	// latency. Only objects of a track with more than one reader (fan-out)
 	// whose objects come closer together than this are held, never one
 	// whose delivery deadline is less than twice this away nor one of a
 	// burst (objects under 100 µs apart go in one write anyway); the hold
 	// ends when an object arrives and the next one would come too late,
-	// when a burst comes, once 8 KiB are queued, or when the subgroup ends.
+	// when the write would fill its packets (the last one at most an eighth
+	// short), when a burst comes, once 8 KiB are queued, or when the
+	// subgroup ends.
 	// A track whose objects come further apart than two thirds of this
 	// (audio, video with an object per frame) is never held. 0, the
 	// default, writes every object at once.

@@ -20,7 +20,8 @@ import (
 // moq_relay_write_hold_objects_total the objects they carried: more than
 // one each), every object reaches both subscribers in order, and the same
 // track read by one subscriber is never held. The window is a second: the
-// holds end when 8 KiB are queued or the group ends, not by its timer.
+// holds end when the write fills its packets, 8 KiB are queued or the
+// group ends, not by its timer.
 func TestWriteCoalesceFanOut(t *testing.T) {
 	e, _ := startRelayFor(t, "moqt", relay.Config{Session: moqtransport.Config{WriteCoalesce: time.Second}})
 	ctx := ctxFor(t)

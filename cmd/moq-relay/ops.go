@@ -35,15 +35,20 @@ const defaultMaxSessions = 1000
 
 // defaultWriteCoalesce is --write-coalesce's default. It holds only small
 // objects (under 8 KiB) of tracks read by more than one subscriber whose
-// objects come less than 4 ms apart (over 250 a second), so a track with
-// an object per audio or video frame is never held. On those it adds up
-// to 6 ms per relay hop (1.5–2 ms per object on average at an object
-// every 2 ms) and, at 4 Mbit/s of 1 KiB objects, about three objects share
-// a write: about half the send calls per object, about a quarter less
-// relay CPU per GB (16.0 → 11.7 s/GB at 1:100 in session 4's quiet
-// window). A smaller window does little at that rate: it must be at least
-// 1.5 times the object interval to hold anything.
-const defaultWriteCoalesce = 6 * time.Millisecond
+// objects come less than about 5 ms apart (over 190 a second), so a track
+// with an object per audio or video frame is never held. On those it adds
+// up to 8 ms per relay hop, less once the held objects fill their packets
+// (a hold then ends at once). At 4 Mbit/s of 1 KiB objects, one every 2
+// ms, four objects share a write and three full packets: relay CPU per GB
+// at 1:100 (session 7, pinned, three runs each) was 12.0–13.1 s/GB at 6
+// ms (three objects a write, three packets) and 10.0–11.3 at 8 ms, for
+// about half a millisecond more median latency (5.0 → 5.5 ms); with no
+// hold, 13.9–16.5 (session 6). At 8 Mbit/s (1:50) the write goes once
+// its packets are full, after 3 ms rather than at 8 KiB: median 2.8 ms
+// against 3.6 at the same CPU. A smaller window does little at an object
+// every 2 ms: it must be at least 1.5 times the object interval to hold
+// anything, and 4 intervals to make packets full.
+const defaultWriteCoalesce = 8 * time.Millisecond
 
 // defaultCacheTotal is --cache-total-bytes' default: moqtransport's
 // DefaultCacheBudget (1 GiB), or a quarter of the Go memory limit
@@ -106,7 +111,7 @@ func (o *opsConfig) addFlags(f *pflag.FlagSet) {
 	f.Int64Var(&o.cacheTotal, "cache-total-bytes", defaultCacheTotal(), "bytes all relayed tracks may cache together; over it, the older groups of the least recently read tracks go first (default 1 GiB, or a quarter of --memory-limit when that is less)")
 	f.Uint64Var(&o.maxRequests, "max-requests", 100, "requests a session may have open at once (MAX_REQUEST_ID window)")
 	f.DurationVar(&o.deliveryTO, "delivery-timeout", 5*time.Second, "DELIVERY TIMEOUT for subscribers that send none, when the track's publisher gives none either: a viewer on a slow link is never further behind live than this, its stale groups are dropped whole (0: deliver everything, however late)")
-	f.DurationVar(&o.writeCoalesce, "write-coalesce", defaultWriteCoalesce, "hold a small object (under 8 KiB) for up to this long after it arrived, so that the objects that follow within it reach a subscriber in one write: fewer send calls and wakeups, less CPU per byte, for up to this much more latency. Only tracks read by more than one subscriber whose objects come closer together than this (over 250 a second at 6ms) are held, never bursts, objects near their delivery deadline, or tracks with an object per audio or video frame (0: write each object at once)")
+	f.DurationVar(&o.writeCoalesce, "write-coalesce", defaultWriteCoalesce, "hold a small object (under 8 KiB) for up to this long after it arrived, so that the objects that follow within it reach a subscriber in one write: fewer send calls and wakeups, less CPU per byte, for up to this much more latency. Only tracks read by more than one subscriber whose objects come closer together than this (over about 190 a second at 8ms) are held, never bursts, objects near their delivery deadline, or tracks with an object per audio or video frame (0: write each object at once)")
 	f.DurationVar(&o.upstreamTO, "upstream-timeout", relay.DefaultUpstreamTimeout, "how long the relay waits for a publisher's answer to a SUBSCRIBE or FETCH it forwards, or the SUBSCRIBE a TRACK_STATUS falls back to (then TIMEOUT), for a forwarded FETCH's stream after FETCH_OK while the publisher could open it (then FETCH_CANCEL upstream, and the subscriber's fetch stream is reset), for a dial to another relay of the cluster, and for a namespace subscriber's answer to the PUBLISH_NAMESPACE and PUBLISH the relay sends it")
 	f.DurationVar(&o.trackStatusTO, "track-status-timeout", relay.DefaultTrackStatusTimeout, "how long the relay waits for a publisher's answer to a forwarded TRACK_STATUS before it asks with SUBSCRIBE instead (some publishers never answer TRACK_STATUS for a track they lack), and for a FETCH it forwards only because its cache cannot show the range complete before it answers from the cache (some publishers drop FETCH); at most --upstream-timeout")
 	f.Int64Var(&o.writeAhead, "write-ahead", moqtransport.DefaultMaxWriteAhead, "bytes of copied objects a session's writes may hold inside QUIC at once; past it a subscriber's next write waits, holding no copy, for one to finish (0: the default; -1: no bound)")
