@@ -31,7 +31,9 @@ const burstGap = 100 * time.Microsecond
 //     than w is never held, not even after two of its objects came close
 //     together once; and the last gap is not a burst's (burstGap);
 //   - o's delivery deadline, if it has one, is further than 2w away;
-//   - the subgroup has not ended.
+//   - the subgroup has not ended;
+//   - o and the objects queued behind it do not fill their packets
+//     already (fillsPackets).
 //
 // push then releases o at an arrival, inside the wakeup that brings the
 // object (a release by timer would add one): when the write is full
@@ -67,6 +69,11 @@ func (st *outStream) hold(o *Object, w time.Duration, at writeClock) time.Durati
 		return 0
 	}
 	st.held, st.heldRecv, st.heldWire = n, recv, wireSize(o)
+	if st.head < len(st.queue) && st.fillsLocked() {
+		st.held = 0 // o and those queued behind it fill their packets already
+		st.mu.Unlock()
+		return 0
+	}
 	st.mu.Unlock()
 	d := o.Received.Add(w).Sub(start)
 	if st.holdTimer == nil {
@@ -98,6 +105,12 @@ func (st *outStream) releaseLocked(w time.Duration) bool {
 	if st.held+st.qbytes >= coalesceBytes || gap < int64(burstGap) || st.lastRecv+gap+gap/2-st.heldRecv > int64(w) {
 		return true
 	}
+	return st.fillsLocked()
+}
+
+// fillsLocked says whether the held object and those queued behind it
+// fill their packets (fillsPackets). Called with st.mu held.
+func (st *outStream) fillsLocked() bool {
 	n := st.heldWire
 	for _, o := range st.queue[st.head:] {
 		n += wireSize(o)

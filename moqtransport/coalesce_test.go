@@ -260,11 +260,17 @@ type holdReport struct {
 }
 
 func newHoldRig(t *testing.T, cfg Config, readers int) *holdRig {
+	release := make(chan struct{})
+	close(release)
+	return newHoldRigReleasing(t, cfg, readers, release)
+}
+
+// newHoldRigReleasing is newHoldRig whose stream's first write returns
+// once release is closed.
+func newHoldRigReleasing(t *testing.T, cfg Config, readers int, release chan struct{}) *holdRig {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
-	release := make(chan struct{})
-	close(release)
 	str := &recordStream{entered: make(chan struct{}), release: release, closed: make(chan struct{})}
 	rg := &holdRig{t: t, ctx: ctx, str: str, holds: make(chan holdReport, 100)}
 	cfg.ObserveHold = func(held time.Duration, objects int) { rg.holds <- holdReport{held, objects} }
@@ -528,4 +534,32 @@ func TestWriteCoalesceFillsPackets(t *testing.T) {
 		t.Errorf("fillsPackets of 3, 4 and 5 objects of %d bytes: %v, %v, %v; want false, true, false", size,
 			fillsPackets(3*one), fillsPackets(4*one), fillsPackets(5*one))
 	}
+}
+
+// TestWriteCoalesceFullQueueNotHeld: a writer that fell behind (its first
+// write blocked while four 1 KiB objects queued) writes the next object
+// with the three queued behind it at once: they fill three packets
+// already, so holding them for a fifth would only add latency.
+func TestWriteCoalesceFullQueueNotHeld(t *testing.T) {
+	const gap, size = 2 * time.Millisecond, 1 << 10
+	release := make(chan struct{})
+	rg := newHoldRigReleasing(t, Config{DefaultDeliveryTimeout: 10 * time.Hour, WriteCoalesce: 20 * time.Millisecond}, 2, release)
+	base := time.Now().Add(time.Hour) // hold's timer never ends a hold here
+	rg.push(size, base)
+	select {
+	case <-rg.str.entered:
+	case <-rg.ctx.Done():
+		t.Fatal("the first write did not start")
+	}
+	for i := 1; i <= 4; i++ {
+		rg.push(size, base.Add(time.Duration(i)*gap))
+	}
+	close(release)
+	writes := rg.waitWrites(2)
+	if n := countObjects(t, bytes.Join(writes, nil)); n != 5 {
+		t.Fatalf("%d objects written, want all 5 without a hold", n)
+	}
+	rg.noHolds()
+	rg.end()
+	rg.checkObjects(5, true)
 }
