@@ -1067,13 +1067,17 @@ func (st *outStream) setUrgencyDue() {
 
 // setUrgenciesDue sets the urgencies a ranking changed, after the
 // scheduler let go of its lock, on the streams and in the line of writers
-// waiting for write-ahead.
+// waiting for write-ahead, and admits the writers the change made
+// admissible (regrant). The streams are one session's (its scheduler's).
 func setUrgenciesDue(due []*outStream) {
 	for _, st := range due {
 		st.setUrgencyDue()
 		if st.aheadWaiting.Load() {
 			st.sv.s.ahead.reurge(st)
 		}
+	}
+	if len(due) > 0 {
+		due[0].sv.s.ahead.regrant()
 	}
 }
 

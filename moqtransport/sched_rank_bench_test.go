@@ -18,7 +18,7 @@ func BenchmarkSchedRank(b *testing.B) {
 			svs := make([]*servedSubscription, subs)
 			cur := make([]*outStream, subs)
 			for i := range svs {
-				sv := &servedSubscription{order: wire.GroupOrderAscending}
+				sv := &servedSubscription{s: &Session{}, order: wire.GroupOrderAscending}
 				sv.subPrio.Store(uint32(DefaultPriority))
 				svs[i] = sv
 				cur[i] = &outStream{sv: sv, key: subgroupKey{0, 0}, pubPrio: 128, str: &prioStream{}, urgency: -1, applied: -1}

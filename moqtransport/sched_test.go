@@ -24,7 +24,7 @@ func (s *prioStream) SetPriority(p uint8) { s.prio = int(p) }
 func TestSchedRanks(t *testing.T) {
 	var p prioSched
 	sub := func(prio uint8, order wire.GroupOrder) *servedSubscription {
-		sv := &servedSubscription{order: order}
+		sv := &servedSubscription{s: &Session{}, order: order}
 		sv.subPrio.Store(uint32(prio))
 		return sv
 	}
@@ -133,7 +133,7 @@ func TestSchedRanksIncremental(t *testing.T) {
 	var svs []*servedSubscription
 	next := map[*servedSubscription]uint64{}
 	for i := range 6 {
-		sv := &servedSubscription{order: []wire.GroupOrder{wire.GroupOrderAscending, wire.GroupOrderDescending}[i%2]}
+		sv := &servedSubscription{s: &Session{}, order: []wire.GroupOrder{wire.GroupOrderAscending, wire.GroupOrderDescending}[i%2]}
 		sv.subPrio.Store(uint32(rng.IntN(3) * 64))
 		svs = append(svs, sv)
 	}

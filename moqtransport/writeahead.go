@@ -191,6 +191,27 @@ func (w *writeAhead) reurge(st *outStream) {
 	}
 }
 
+// regrant admits the waiting streams a ranking made admissible: one it
+// promoted, or whose writes in progress it demoted, may now be more urgent
+// than every write in progress, and goes past the bound at once, as it
+// would have had it lined up now (acquire). Left for the next write to
+// return, it would wait behind less urgent bytes, on a slow link for as
+// long as the live case in writeAhead's comment describes.
+func (w *writeAhead) regrant() {
+	if w.limit <= 0 {
+		return
+	}
+	var buf [4]*outStream
+	w.mu.Lock()
+	if len(w.waiting) == 0 {
+		w.mu.Unlock()
+		return
+	}
+	granted := w.grantLocked(buf[:0])
+	w.mu.Unlock()
+	nudgeAll(granted)
+}
+
 // admitLocked counts st's write of n bytes. Called with w.mu held.
 func (w *writeAhead) admitLocked(st *outStream, n int64) {
 	w.used += n
@@ -246,9 +267,8 @@ func passes(st *outStream, u int32, o *outStream) bool {
 // grantLocked admits the waiting streams that now fit, most urgent first,
 // appending them to granted; the caller nudges them once it has unlocked
 // (nudgeAll). Called with w.mu held, whenever the line's head may have
-// become admissible: a write returned, or a waiting stream left the line
-// or was admitted over the bound. (A reordering, reurge, grants nothing:
-// a stream it promotes goes at the next of those, or after its patience.)
+// become admissible: a write returned, a waiting stream left the line or
+// was admitted over the bound, or a ranking changed urgencies (regrant).
 func (w *writeAhead) grantLocked(granted []*outStream) []*outStream {
 	for len(w.waiting) > 0 {
 		o := w.waiting[0] // the most urgent, then the longest waiting

@@ -324,16 +324,19 @@ func BenchmarkWriteAheadGrant(b *testing.B) {
 }
 
 // TestWriteAheadLineOrder: the line of writers waiting for write-ahead,
-// under random line-ups, give-ups (abandon, deadline, patience) and
-// rankings that change waiting streams' urgencies, grants exactly the
-// stream a scan of the waiting streams picks: the most urgent as ranked
-// now, then the one that has waited longest.
+// under random line-ups, give-ups (abandon, deadline, patience), returned
+// writes and rankings that change streams' urgencies (waiting ones and
+// ones writing), admits exactly the streams a scan picks: at each return
+// and each ranking, while the line's head (the most urgent as ranked now,
+// then the one that has waited longest) fits the bound or is more urgent
+// than every write in progress, it goes. A ranking that makes a waiting
+// stream more urgent than every write in progress admits it at once.
 func TestWriteAheadLineOrder(t *testing.T) {
 	const streams, steps, size = 40, 20000, 4 << 10
 	rng := rand.New(rand.NewPCG(12, 13))
 	sv := &servedSubscription{s: &Session{}}
 	w := &sv.s.ahead
-	w.limit = size // one write at a time: each release grants one
+	w.limit = size // one write fits: more go only past the bound
 	all := make([]*outStream, streams)
 	for i := range all {
 		all[i] = &outStream{sv: sv, wake: make(chan struct{}, 1)}
@@ -342,67 +345,110 @@ func TestWriteAheadLineOrder(t *testing.T) {
 		}
 	}
 	waiting := map[*outStream]bool{}
-	active := all[0]
+	active := map[*outStream]bool{all[0]: true}
 	w.mu.Lock()
-	w.admitLocked(active, size)
+	w.admitLocked(all[0], size)
 	w.mu.Unlock()
-	grants := 0
+	// expect moves the streams a scan admits from waiting to active. It
+	// runs before the operation it predicts: an admission renumbers the
+	// stream's aheadSeq.
+	expect := func() {
+		for len(waiting) > 0 {
+			var head *outStream
+			for o := range waiting {
+				if head == nil || urgencyOf(o) < urgencyOf(head) || (urgencyOf(o) == urgencyOf(head) && o.aheadSeq < head.aheadSeq) {
+					head = o
+				}
+			}
+			more := len(active) == 0
+			if !more {
+				more = true
+				for o := range active {
+					if urgencyOf(o) <= urgencyOf(head) {
+						more = false
+					}
+				}
+			}
+			if !more {
+				return
+			}
+			delete(waiting, head)
+			active[head] = true
+		}
+	}
+	check := func(step int, what string) {
+		t.Helper()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		got := map[*outStream]bool{}
+		for _, o := range w.active {
+			got[o] = true
+		}
+		if len(got) != len(active) || len(w.active) != len(active) {
+			t.Fatalf("step %d (%s): %d writes admitted, want %d", step, what, len(w.active), len(active))
+		}
+		for o := range active {
+			if !got[o] {
+				t.Fatalf("step %d (%s): a stream of urgency %d is not admitted; the scan admits it", step, what, urgencyOf(o))
+			}
+			if o.aheadWaiting.Load() {
+				t.Fatalf("step %d (%s): an admitted stream is still marked waiting", step, what)
+			}
+		}
+		if len(w.waiting) != len(waiting) {
+			t.Fatalf("step %d (%s): %d in line, want %d", step, what, len(w.waiting), len(waiting))
+		}
+		if len(active) == 0 && len(waiting) > 0 {
+			t.Fatalf("step %d (%s): %d streams wait with no write admitted", step, what, len(waiting))
+		}
+	}
+	grants, rankGrants := 0, 0
 	for step := range steps {
 		st := all[rng.IntN(streams)]
 		switch op := rng.IntN(10); {
-		case op < 4 && st != active && !waiting[st]:
+		case op < 4 && !active[st] && !waiting[st]:
 			w.mu.Lock()
-			if active == nil { // none in line either: admitted at once (acquire)
+			if len(active) == 0 { // none in line either: admitted at once (acquire)
 				w.admitLocked(st, size)
-				active = st
+				active[st] = true
 			} else {
 				w.enqueueLocked(st, size)
 				waiting[st] = true
 			}
 			w.mu.Unlock()
+			check(step, "line-up")
 		case op < 7:
-			// A ranking changes st's urgency, whether it waits or not.
+			// A ranking changes st's urgency, whether it waits, writes
+			// or neither.
 			st.due.Store(int32(1+rng.IntN(dataUrgencies)) + 1)
+			before := len(active)
+			expect()
 			setUrgenciesDue([]*outStream{st})
+			rankGrants += len(active) - before
+			check(step, "ranking")
 		case op < 8 && waiting[st]:
 			w.mu.Lock()
 			w.leaveLocked(st)
 			w.mu.Unlock()
 			delete(waiting, st)
-		case op < 10 && active != nil:
-			var want *outStream
-			for o := range waiting {
-				if want == nil || urgencyOf(o) < urgencyOf(want) || (urgencyOf(o) == urgencyOf(want) && o.aheadSeq < want.aheadSeq) {
-					want = o
+			check(step, "give-up")
+		case op < 10 && len(active) > 0:
+			var done *outStream
+			for o := range active {
+				if done == nil || o.aheadSeq < done.aheadSeq {
+					done = o // the oldest write returns
 				}
 			}
-			w.release(active)
-			active = nil
-			w.mu.Lock()
-			if len(w.active) > 0 {
-				active = w.active[0]
-			}
-			w.mu.Unlock()
-			if active != want {
-				t.Fatalf("step %d: granted %p (urgency %d), want %p (urgency %d)", step, active, urgencyOf(active), want, urgencyOf(want))
-			}
-			if active != nil {
-				if !active.aheadGranted || active.aheadWaiting.Load() {
-					t.Fatalf("step %d: the granted stream is not marked granted and out of line", step)
-				}
-				delete(waiting, active)
-				grants++
-			}
-		}
-		if used, n := w.held(); n != len(waiting) || (active == nil && used != 0) {
-			t.Fatalf("step %d: %d in line, %d bytes counted; want %d in line", step, n, used, len(waiting))
-		}
-		if active == nil && len(waiting) > 0 {
-			t.Fatalf("step %d: %d streams wait with no write admitted", step, len(waiting))
+			before := len(active)
+			delete(active, done)
+			expect()
+			w.release(done)
+			grants += len(active) - before + 1
+			check(step, "return")
 		}
 	}
-	if grants < steps/10 {
-		t.Errorf("%d grants in %d steps: the test does not exercise the line", grants, steps)
+	if grants < steps/10 || rankGrants < steps/100 {
+		t.Errorf("%d grants at returns and %d at rankings in %d steps: the test does not exercise the line", grants, rankGrants, steps)
 	}
 }
 
