@@ -295,3 +295,49 @@ func TestWriteFetchStopsWhenEnded(t *testing.T) {
 		t.Error("the ended fetch's stream was closed, not reset")
 	}
 }
+
+// TestWriteBufSizedToQueue: a batched write's buffer has room for its
+// object and the queued ones that may join it, and no more: a writer that
+// lags with one 4 KiB object queued behind another takes the 8.25 KiB
+// class, not the largest (at 1:1000 the lagging writers' buffers were a
+// sixth of the relay's live heap, all of the largest class).
+func TestWriteBufSizedToQueue(t *testing.T) {
+	obj := func(size int) *Object { return &Object{Payload: make([]byte, size)} }
+	for _, tc := range []struct {
+		name   string
+		first  int
+		queued []int
+		want   int // size class
+	}{
+		{"alone 4 KiB", 4 << 10, nil, 1},
+		{"4 KiB and one queued", 4 << 10, []int{4 << 10}, 2},
+		{"4 KiB and three queued", 4 << 10, []int{4 << 10, 4 << 10, 4 << 10}, 3},
+		{"4 KiB and four queued: the fourth does not join", 4 << 10, []int{4 << 10, 4 << 10, 4 << 10, 4 << 10}, 3},
+		{"1 KiB and three queued", 1 << 10, []int{1 << 10, 1 << 10, 1 << 10}, 1},
+		{"1 KiB and one of 15 KiB, which joins", 1 << 10, []int{15 << 10}, 3},
+		{"1 KiB and one of 16 KiB, which does not", 1 << 10, []int{16 << 10}, 0},
+	} {
+		st := &outStream{}
+		for _, n := range tc.queued {
+			st.queue = append(st.queue, obj(n))
+		}
+		class, batch, lead := st.writeBufFor(obj(tc.first))
+		if class != tc.want || !batch || lead != 0 {
+			t.Errorf("%s: class %d (%d bytes), batch %v, lead %d; want class %d (%d bytes), batched", tc.name, class, writeBufSizes[class], batch, lead, tc.want, writeBufSizes[tc.want])
+		}
+		// Every object that may join fits: the join check passes for each.
+		used := firstHeadersMax + tc.first
+		payload := tc.first
+		for _, n := range tc.queued {
+			if payload += n; payload > maxBatchedPayload {
+				break
+			}
+			if used += objectHeaderMax + n; used > writeBufSizes[class] {
+				t.Errorf("%s: the queued objects need %d bytes, the buffer has %d", tc.name, used, writeBufSizes[class])
+			}
+		}
+	}
+	if class, batch, lead := (&outStream{}).writeBufFor(obj(20 << 10)); class != 0 || batch || lead != leadPayload {
+		t.Errorf("20 KiB: class %d, batch %v, lead %d; want the 2 KiB class for its header and lead", class, batch, lead)
+	}
+}
