@@ -32,13 +32,16 @@ const burstGap = 100 * time.Microsecond
 //     together once; and the last gap is not a burst's (burstGap);
 //   - o's delivery deadline, if it has one, is further than 2w away;
 //   - the subgroup has not ended;
-//   - o and the objects queued behind it do not fill their packets
-//     already (fillsPackets).
+//   - no objects are queued behind o that, with it, fill their packets
+//     already (fillsPackets): a writer that lags adds no hold to objects
+//     already late. (A lone o is held even if it fills its packets: the
+//     next one shares its write, one send and wakeup for two.)
 //
 // push then releases o at an arrival, inside the wakeup that brings the
 // object (a release by timer would add one): when the write is full
-// (coalesceBytes), when the object after the one just pushed would come
-// too late for o, or when a burst comes. The subgroup's end (its last
+// (coalesceBytes) or fills its packets (fillsPackets), when the object
+// after the one just pushed would come too late for o, or when a burst
+// comes. The subgroup's end (its last
 // object is never kept waiting past the FIN's arrival), an abandon and the
 // subscription's end release it too, and a timer at o's arrival plus w,
 // should the next object not come.
@@ -137,16 +140,16 @@ func wireSize(o *Object) int64 {
 }
 
 // fillsPackets says whether a write of n stream bytes ends close to a
-// packet's end: at least two packets, the last missing at most an eighth
-// of one. Such a write goes at once: waiting for the next object would
+// packet's end: two packets or more, the last missing at most an eighth
+// of one. A held write that does goes at once: waiting for the next object would
 // add its latency and, unless it fills the rest just as closely, a packet
 // that leaves the link emptier. A held 1 KiB object at an object every 2
 // ms goes with the three after it (4 objects in 3 full packets) rather
-// than with two (3 objects in 3 packets, the last a quarter full): a
+// than with two (3 objects in 3 packets, the last a sixth full): a
 // quarter fewer packets, each costing the relay and the receiver a
 // packet's CPU (packing, sealing, the kernel's path, the acknowledgment).
 func fillsPackets(n int64) bool {
-	if n < 2*packetStreamBytes {
+	if n < 2*packetStreamBytes-packetStreamBytes/8 {
 		return false
 	}
 	return (packetStreamBytes-n%packetStreamBytes)%packetStreamBytes <= packetStreamBytes/8

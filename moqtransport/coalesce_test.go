@@ -534,6 +534,12 @@ func TestWriteCoalesceFillsPackets(t *testing.T) {
 		t.Errorf("fillsPackets of 3, 4 and 5 objects of %d bytes: %v, %v, %v; want false, true, false", size,
 			fillsPackets(3*one), fillsPackets(4*one), fillsPackets(5*one))
 	}
+	const p = packetStreamBytes
+	for n, want := range map[int64]bool{p: false, 2*p - p/8 - 1: false, 2*p - p/8: true, 2 * p: true, 2*p + 1: false, 3*p - p/8: true, 3*p - p/8 - 1: false} {
+		if fillsPackets(n) != want {
+			t.Errorf("fillsPackets(%d) = %v, want %v (packets of %d bytes)", n, !want, want, p)
+		}
+	}
 }
 
 // TestWriteCoalesceFullQueueNotHeld: a writer that fell behind (its first

@@ -14,11 +14,12 @@ import (
 func BenchmarkSchedRank(b *testing.B) {
 	for _, subs := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) {
-			var p prioSched
+			sess := &Session{}
+			p := &sess.sched
 			svs := make([]*servedSubscription, subs)
 			cur := make([]*outStream, subs)
 			for i := range svs {
-				sv := &servedSubscription{s: &Session{}, order: wire.GroupOrderAscending}
+				sv := &servedSubscription{s: sess, order: wire.GroupOrderAscending}
 				sv.subPrio.Store(uint32(DefaultPriority))
 				svs[i] = sv
 				cur[i] = &outStream{sv: sv, key: subgroupKey{0, 0}, pubPrio: 128, str: &prioStream{}, urgency: -1, applied: -1}

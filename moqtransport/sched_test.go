@@ -22,9 +22,10 @@ func (s *prioStream) SetPriority(p uint8) { s.prio = int(p) }
 // group order) mapped onto urgencies 1-7, re-ranked as streams come and
 // go.
 func TestSchedRanks(t *testing.T) {
-	var p prioSched
+	sess := &Session{} // its scheduler ranks the streams of all its subscriptions
+	p := &sess.sched
 	sub := func(prio uint8, order wire.GroupOrder) *servedSubscription {
-		sv := &servedSubscription{s: &Session{}, order: order}
+		sv := &servedSubscription{s: sess, order: order}
 		sv.subPrio.Store(uint32(prio))
 		return sv
 	}
@@ -129,11 +130,12 @@ func referenceUrgencies(p *prioSched) map[*outStream]int8 {
 // urgency a ranking from scratch gives it.
 func TestSchedRanksIncremental(t *testing.T) {
 	rng := rand.New(rand.NewPCG(12, 34))
-	var p prioSched
+	sess := &Session{}
+	p := &sess.sched
 	var svs []*servedSubscription
 	next := map[*servedSubscription]uint64{}
 	for i := range 6 {
-		sv := &servedSubscription{s: &Session{}, order: []wire.GroupOrder{wire.GroupOrderAscending, wire.GroupOrderDescending}[i%2]}
+		sv := &servedSubscription{s: sess, order: []wire.GroupOrder{wire.GroupOrderAscending, wire.GroupOrderDescending}[i%2]}
 		sv.subPrio.Store(uint32(rng.IntN(3) * 64))
 		svs = append(svs, sv)
 	}
@@ -158,7 +160,7 @@ func TestSchedRanksIncremental(t *testing.T) {
 			sv.subPrio.Store(uint32(rng.IntN(3) * 64))
 			p.rerank(sv)
 		}
-		want := referenceUrgencies(&p)
+		want := referenceUrgencies(p)
 		if len(want) != len(open) {
 			t.Fatalf("step %d: %d streams ranked, %d open", step, len(want), len(open))
 		}

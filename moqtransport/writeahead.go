@@ -106,8 +106,7 @@ func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) (waited
 		return false, nil
 	}
 	w.mu.Lock()
-	if (len(w.waiting) == 0 && (w.used == 0 || w.used+n <= w.limit)) ||
-		(noneAsUrgent(w.active, st) && (len(w.waiting) == 0 || urgencyOf(st) < w.waiting[0].aheadUrgency)) {
+	if w.admitsNowLocked(st, n) {
 		w.admitLocked(st, n)
 		w.mu.Unlock()
 		return false, nil
@@ -122,14 +121,11 @@ func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) (waited
 	// write per stream); the bound only delays.
 	patience := time.NewTimer(sv.s.probeTimeout())
 	defer patience.Stop()
+	impatient := false
 	for {
-		impatient := false
-		select {
-		case <-st.wake: // granted (release), abandoned, expired, or a push
-		case <-sv.ctx.Done():
-		case <-patience.C:
-			impatient = true
-		}
+		// Checked before the first wait too: an abandon whose wakeup
+		// was taken before st lined up (hold drains it) is seen now,
+		// not after a probe timeout.
 		over := st.dead() || sv.ctx.Err() != nil || (!deadline.IsZero() && !time.Now().Before(deadline))
 		w.mu.Lock()
 		if st.aheadGranted {
@@ -152,7 +148,22 @@ func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) (waited
 			return true, nil
 		}
 		w.mu.Unlock()
+		select {
+		case <-st.wake: // granted (release), abandoned, expired, or a push
+		case <-sv.ctx.Done():
+		case <-patience.C:
+			impatient = true
+		}
 	}
+}
+
+// admitsNowLocked says whether a write of n bytes on st goes at once: no
+// one waits and the bound has room (or no write is in progress), or st is
+// more urgent than every write in progress and every waiting one (see
+// writeAhead). Called with w.mu held.
+func (w *writeAhead) admitsNowLocked(st *outStream, n int64) bool {
+	return (len(w.waiting) == 0 && (w.used == 0 || w.used+n <= w.limit)) ||
+		(noneAsUrgent(w.active, st) && (len(w.waiting) == 0 || urgencyOf(st) < w.waiting[0].aheadUrgency))
 }
 
 // enqueueLocked puts st in line for n bytes of write-ahead. Called with

@@ -398,6 +398,9 @@ func TestWriteAheadLineOrder(t *testing.T) {
 		if len(w.waiting) != len(waiting) {
 			t.Fatalf("step %d (%s): %d in line, want %d", step, what, len(w.waiting), len(waiting))
 		}
+		if w.used != int64(size*len(active)) {
+			t.Fatalf("step %d (%s): %d bytes counted, want %d", step, what, w.used, size*len(active))
+		}
 		if len(active) == 0 && len(waiting) > 0 {
 			t.Fatalf("step %d (%s): %d streams wait with no write admitted", step, what, len(waiting))
 		}
@@ -407,8 +410,28 @@ func TestWriteAheadLineOrder(t *testing.T) {
 		st := all[rng.IntN(streams)]
 		switch op := rng.IntN(10); {
 		case op < 4 && !active[st] && !waiting[st]:
+			// As acquire: admitted at once when nothing is in progress,
+			// or when st is more urgent than every write in progress and
+			// every waiting stream; else in line.
+			now := len(active) == 0
+			if !now {
+				now = true
+				for o := range active {
+					if urgencyOf(o) <= urgencyOf(st) {
+						now = false
+					}
+				}
+				for o := range waiting {
+					if urgencyOf(o) <= urgencyOf(st) {
+						now = false
+					}
+				}
+			}
 			w.mu.Lock()
-			if len(active) == 0 { // none in line either: admitted at once (acquire)
+			if w.admitsNowLocked(st, size) != now {
+				t.Fatalf("step %d: acquire would admit a stream of urgency %d at once: %v; the model says %v", step, urgencyOf(st), !now, now)
+			}
+			if now {
 				w.admitLocked(st, size)
 				active[st] = true
 			} else {
