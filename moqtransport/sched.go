@@ -365,33 +365,14 @@ func (st *outStream) popLocked() *Object {
 	return o
 }
 
-// objectHeaderMax is the most an object's header takes on a subgroup
-// stream, its extensions aside: object ID delta, extensions length,
-// payload length and status, varints of at most 8 bytes.
-const objectHeaderMax = 4 * 8
-
-// firstHeadersMax is the most the headers of a write's first object take:
-// the subgroup header (stream type, track alias, group ID, subgroup ID,
-// publisher priority) and the object's header.
-const firstHeadersMax = 3*8 + 8 + 1 + objectHeaderMax
-
-// queuedJoinBytes is how many bytes the queued objects that would join a
-// write whose first payload is payload bytes take there (writeFramed's
-// join: up to maxBatchedPayload of payloads), headers included.
-func (st *outStream) queuedJoinBytes(payload int) int {
+// peekQueued returns the first queued object, or nil.
+func (st *outStream) peekQueued() *Object {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.stopped {
-		return 0
+	if st.stopped || st.head >= len(st.queue) {
+		return nil
 	}
-	n := 0
-	for _, q := range st.queue[st.head:] {
-		if payload += len(q.Payload); payload > maxBatchedPayload {
-			break
-		}
-		n += objectHeaderMax + len(q.Extensions) + len(q.Payload)
-	}
-	return n
+	return st.queue[st.head]
 }
 
 // popQueuedIf takes the first queued object off the queue if there is one
@@ -681,9 +662,21 @@ func (e *writeError) code(st *outStream, deadline time.Time) wire.StreamResetCod
 // object written.
 func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *writeError) {
 	sv := st.sv
-	class, batch, lead := st.writeBufFor(o)
+	batch := len(o.Payload) <= maxBatchedPayload
+	n := writeBufHeadroom + len(o.Extensions)
+	lead := 0 // of an unbatched payload, the bytes copied after its header
+	if batch {
+		n += len(o.Payload)
+		if st.peekQueued() != nil {
+			n = maxBatchedPayload + writeBufHeadroom // room for those queued
+		}
+	} else {
+		lead = leadPayload
+		n += lead
+	}
 	// The buffer's bytes count against the session's write-ahead until
 	// the write returns; waiting for them holds no buffer.
+	class := writeBufClass(n)
 	held := int64(writeBufSizes[class])
 	waited, err := sv.s.ahead.acquire(st, held, deadline)
 	if err != nil {
@@ -726,7 +719,7 @@ func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *
 	// join says whether a queued object goes in this write: a late one
 	// does not, it resets the stream (the next round does it).
 	join := func(next *Object) bool {
-		if payload+len(next.Payload) > maxBatchedPayload || len(buf)+objectHeaderMax+len(next.Extensions)+len(next.Payload) > cap(buf) {
+		if payload+len(next.Payload) > maxBatchedPayload || len(buf)+len(next.Payload)+len(next.Extensions)+writeBufHeadroom > cap(buf) {
 			return false
 		}
 		_, late, _ := sv.remaining(next, now)
@@ -756,19 +749,6 @@ func (st *outStream) writeFramed(o *Object, now, deadline time.Time) (*Object, *
 		}
 	}
 	return last, nil
-}
-
-// writeBufFor returns the size class of the buffer of o's write, whether
-// o's payload goes in it (batch), and if not how much of the payload
-// (lead). A batched write has room for o and the queued objects that may
-// join it (queuedJoinBytes): a writer that lags with a few small objects
-// queued takes a buffer of their size, not the largest class.
-func (st *outStream) writeBufFor(o *Object) (class int, batch bool, lead int) {
-	if len(o.Payload) > maxBatchedPayload {
-		return writeBufClass(writeBufHeadroom + len(o.Extensions) + leadPayload), false, leadPayload
-	}
-	n := firstHeadersMax + len(o.Extensions) + len(o.Payload) + st.queuedJoinBytes(len(o.Payload))
-	return writeBufClass(max(n, writeBufHeadroom+len(o.Extensions)+len(o.Payload))), true, 0
 }
 
 // appendObject appends o's object header, and its payload if withPayload.
