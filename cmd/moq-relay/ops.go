@@ -39,15 +39,19 @@ const defaultMaxSessions = 1000
 // with an object per audio or video frame is never held. On those it adds
 // up to 8 ms per relay hop, less once the held objects fill their packets
 // (a hold then ends at once). At 4 Mbit/s of 1 KiB objects, one every 2
-// ms, four objects share a write and three full packets: relay CPU per GB
-// at 1:100 (session 7, pinned, three runs each) was 12.0–13.1 s/GB at 6
-// ms (three objects a write, three packets) and 10.0–11.3 at 8 ms, for
-// about half a millisecond more median latency (5.0 → 5.5 ms); with no
-// hold, 13.9–16.5 (session 6). At 8 Mbit/s (1:50) the write goes once
-// its packets are full, after 3 ms rather than at 8 KiB: median 2.8 ms
-// against 3.6 at the same CPU. A smaller window does little at an object
-// every 2 ms: it must be at least 1.5 times the object interval to hold
-// anything, and 4 intervals to make packets full.
+// ms, a held write carries four objects in three full packets (3.8
+// objects a held write against 3.2 at 6 ms, from the relay's
+// moq_relay_write_hold_* metrics). At 1:100, pinned (session 7): loopback
+// UDP datagrams per 15 s run 1.07-1.11 M with no hold, 0.97-0.98 M at
+// 6 ms, 0.90-0.97 M at 8 ms; relay CPU 12.0-13.1 s/GB at 6 ms and
+// 10.0-11.3 at 8 ms in a quiet hour (three interleaved runs each), the
+// same within a noisier hour's spread (13.8-17.3 for both) later; median
+// latency about half a millisecond more (5.0 -> 5.5 ms). At 8 Mbit/s
+// (1:50) the write goes once its packets are full, after 3 ms rather
+// than at 8 KiB: median 2.8 ms against 3.6 at the same CPU. A smaller
+// window does little at an object every 2 ms: it must be at least 1.5
+// times the object interval to hold anything, and 4 intervals to make
+// packets full.
 const defaultWriteCoalesce = 8 * time.Millisecond
 
 // defaultCacheTotal is --cache-total-bytes' default: moqtransport's
