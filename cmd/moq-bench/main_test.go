@@ -62,8 +62,14 @@ func TestShortRunJSON(t *testing.T) {
 		if p.Error != "" {
 			t.Errorf("%s: %s", p.Path, p.Error)
 		}
+		// A 1 KiB object fits one packet: the subscribers received about
+		// one per object (a few more for control messages and new streams,
+		// fewer if objects shared a packet), counted only while publishing.
+		if p.PacketsPerObject == nil || *p.PacketsPerObject < 0.7 || *p.PacketsPerObject > 2 {
+			t.Errorf("%s: packets per object %v, want about 1", p.Path, optF(p.PacketsPerObject, "%.2f"))
+		}
 	}
-	for _, k := range []string{"mb_per_s", "p50", "p99", "max", "total_cpu_per_gb"} {
+	for _, k := range []string{"mb_per_s", "p50", "p99", "max", "total_cpu_per_gb", "packets_per_object"} {
 		if v, ok := r.Ratios[k]; !ok || v <= 0 {
 			t.Errorf("ratio %s = %v, %v", k, v, ok)
 		}

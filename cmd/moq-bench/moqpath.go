@@ -208,6 +208,17 @@ func (m *moqPath) endPublish(i int) {
 	}
 }
 
+// packetsReceived counts the thin subscribers' packets; session
+// subscribers cannot be counted.
+func (m *moqPath) packetsReceived() (uint64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.subs) > 0 || len(m.thin) == 0 {
+		return 0, false
+	}
+	return thinPackets(m.thin), true
+}
+
 func (m *moqPath) close() {
 	m.mu.Lock()
 	pubs, subs, thin := m.pubs, m.subs, m.thin

@@ -15,15 +15,16 @@ func optF(v *float64, format string) string {
 func printResult(w io.Writer, r *result) {
 	fmt.Fprintf(w, "%d publisher(s) x %d subscribers, %d B objects at %g/s per publisher, %d objects/group, %s; relay: %s\n",
 		r.Publishers, r.Subscribers, r.ObjectSize, r.Rate, r.GroupObjects, r.Duration, r.Relay)
-	fmt.Fprintf(w, "%-9s %9s %9s %9s %9s %9s %9s %11s %11s %11s %9s %9s %7s\n",
-		"path", "MB/s", "p50 ms", "p99 ms", "max ms", "received", "lost", "bench s/GB", "server s/GB", "total s/GB", "bench MB", "server MB", "setup s")
+	fmt.Fprintf(w, "%-9s %9s %9s %9s %9s %9s %9s %11s %11s %11s %9s %9s %7s %8s\n",
+		"path", "MB/s", "p50 ms", "p99 ms", "max ms", "received", "lost", "bench s/GB", "server s/GB", "total s/GB", "bench MB", "server MB", "setup s", "pkts/obj")
 	for _, p := range []*pathResult{r.Moq, r.Baseline} {
 		if p == nil {
 			continue
 		}
-		fmt.Fprintf(w, "%-9s %9.3f %9.2f %9.2f %9.2f %9d %9d %11.1f %11s %11.1f %9.0f %9s %7.1f\n",
+		fmt.Fprintf(w, "%-9s %9.3f %9.2f %9.2f %9.2f %9d %9d %11.1f %11s %11.1f %9.0f %9s %7.1f %8s\n",
 			p.Path, p.MBps, p.P50ms, p.P99ms, p.MaxMs, p.Received, p.Lost, p.BenchCPUPerGB,
-			optF(p.ServerCPUPerGB, "%.1f"), p.TotalCPUPerGB, p.BenchPeakRSSMB, optF(p.ServerPeakRSSMB, "%.0f"), p.SetupSeconds)
+			optF(p.ServerCPUPerGB, "%.1f"), p.TotalCPUPerGB, p.BenchPeakRSSMB, optF(p.ServerPeakRSSMB, "%.0f"), p.SetupSeconds,
+			optF(p.PacketsPerObject, "%.2f"))
 		if p.Skipped > 0 || p.Bad > 0 || p.Error != "" {
 			fmt.Fprintf(w, "  %s: skipped %d, bad %d %s\n", p.Path, p.Skipped, p.Bad, p.Error)
 		}

@@ -220,6 +220,13 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// packetsReceived counts the subscribers' packets.
+func (r *rawPath) packetsReceived() (uint64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return thinPackets(r.clients), len(r.clients) > 0
+}
+
 func (r *rawPath) close() {
 	r.finishSenders()
 	r.mu.Lock()

@@ -16,6 +16,21 @@ import (
 	"github.com/moqgo/moq/relay"
 )
 
+// packetCounter is a path whose subscribers can count the QUIC packets
+// they received (ok false: not all of them can).
+type packetCounter interface {
+	packetsReceived() (n uint64, ok bool)
+}
+
+// thinPackets sums the packets received by thin subscribers' connections.
+func thinPackets(conns []*thinConn) uint64 {
+	var n uint64
+	for _, c := range conns {
+		n += c.conn.ConnectionStats().PacketsReceived
+	}
+	return n
+}
+
 // pathResult is what one path delivered.
 type pathResult struct {
 	Path         string  `json:"path"`
@@ -36,12 +51,18 @@ type pathResult struct {
 	// in-process relay on the relay path), the server process (the relay
 	// when spawned or its pid is given; the baseline's origin), and their
 	// sum.
-	BenchCPUSeconds  float64    `json:"bench_cpu_seconds"`
-	BenchCPUPerGB    float64    `json:"bench_cpu_s_per_gb"`
-	ServerCPUSeconds *float64   `json:"server_cpu_seconds,omitempty"`
-	ServerCPUPerGB   *float64   `json:"server_cpu_s_per_gb,omitempty"`
-	TotalCPUPerGB    float64    `json:"total_cpu_s_per_gb"`
-	BenchPeakRSSMB   float64    `json:"bench_peak_rss_mb"`
+	BenchCPUSeconds  float64  `json:"bench_cpu_seconds"`
+	BenchCPUPerGB    float64  `json:"bench_cpu_s_per_gb"`
+	ServerCPUSeconds *float64 `json:"server_cpu_seconds,omitempty"`
+	ServerCPUPerGB   *float64 `json:"server_cpu_s_per_gb,omitempty"`
+	TotalCPUPerGB    float64  `json:"total_cpu_s_per_gb"`
+	BenchPeakRSSMB   float64  `json:"bench_peak_rss_mb"`
+	// PacketsPerObject is the QUIC packets the thin subscribers received
+	// while publishing (the relay's, or the origin's, data and their
+	// acknowledgments of the subscribers' ACKs), per object they received:
+	// a count, the same at any hour, where CPU per GB is not. Unset with
+	// session subscribers.
+	PacketsPerObject *float64   `json:"packets_per_object,omitempty"`
 	ServerPeakRSSMB  *float64   `json:"server_peak_rss_mb,omitempty"`
 	Error            string     `json:"error,omitempty"`
 	series           []rssPoint // --soak: the relay's RSS while publishing
@@ -109,6 +130,9 @@ func runOne(ctx context.Context, p params, logw io.Writer) (*result, error) {
 		ratio("p50", pr.P50ms, b.P50ms)
 		ratio("p99", pr.P99ms, b.P99ms)
 		ratio("max", pr.MaxMs, b.MaxMs)
+		if pr.PacketsPerObject != nil && b.PacketsPerObject != nil {
+			ratio("packets_per_object", *pr.PacketsPerObject, *b.PacketsPerObject)
+		}
 		if pr.ServerCPUPerGB != nil && b.ServerCPUPerGB != nil {
 			ratio("server_cpu_per_gb", *pr.ServerCPUPerGB, *b.ServerCPUPerGB)
 			ratio("server_peak_rss", *pr.ServerPeakRSSMB, *b.ServerPeakRSSMB)
@@ -182,6 +206,11 @@ func measure(ctx context.Context, p *params, pa path, rec *recorder, relayPID in
 	}
 	rss := startRSS(relayPID)
 	cpu0 := selfCPU()
+	pc, counts := pa.(packetCounter)
+	var pkts0 uint64
+	if counts {
+		pkts0, counts = pc.packetsReceived()
+	}
 	var rcpu0 time.Duration
 	if relayPID != 0 {
 		if rcpu0, err = procCPU(relayPID); err != nil {
@@ -253,6 +282,14 @@ func measure(ctx context.Context, p *params, pa path, rec *recorder, relayPID in
 	drain.Stop()
 	cpu := selfCPU() - cpu0
 	selfRSS, relRSS := rss.finish()
+	if counts {
+		if pkts, ok := pc.packetsReceived(); ok {
+			if got := rec.got.Load(); got > 0 {
+				v := float64(pkts-pkts0) / float64(got)
+				pr.PacketsPerObject = &v
+			}
+		}
+	}
 	if pubErr != nil {
 		return nil, pubErr
 	}

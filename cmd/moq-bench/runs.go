@@ -53,6 +53,9 @@ func pathFigures(p *pathResult) map[string]float64 {
 		"total_cpu_s_per_gb": p.TotalCPUPerGB,
 		"bench_peak_rss_mb":  p.BenchPeakRSSMB,
 	}
+	if p.PacketsPerObject != nil {
+		f["packets_per_object"] = *p.PacketsPerObject
+	}
 	if p.ServerCPUPerGB != nil {
 		f["server_cpu_s_per_gb"] = *p.ServerCPUPerGB
 	}
@@ -120,10 +123,10 @@ func (c *cellResult) pair(fig, ratio, f string) string {
 func printMatrix(w io.Writer, cs []*cellResult) {
 	hdr := []string{"fan-out", "object", "track Mbit/s", "runs", "MB/s relay / raw (x)", "p50 ms relay / raw (x)", "p99 ms relay / raw (x)",
 		"max ms relay / raw (x)", "lost relay / raw", "server CPU s/GB relay / origin (x)", "bench CPU s/GB relay path / raw", "total CPU s/GB relay / raw (x)",
-		"server peak RSS MB relay / origin (x)", "bench peak RSS MB relay path / raw"}
+		"server peak RSS MB relay / origin (x)", "bench peak RSS MB relay path / raw", "packets/object relay / raw (x)"}
 	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(hdr, " | "), strings.Repeat("---|", len(hdr)))
 	for _, c := range cs {
-		fmt.Fprintf(w, "| 1:%d | %d B | %.2f | %d | %s | %s | %s | %s | %s / %s | %s | %s / %s | %s | %s | %s / %s |\n",
+		fmt.Fprintf(w, "| 1:%d | %d B | %.2f | %d | %s | %s | %s | %s | %s / %s | %s | %s / %s | %s | %s | %s / %s | %s |\n",
 			c.Subscribers, c.ObjectSize, c.TrackMbps, len(c.Runs),
 			c.pair("mb_per_s", "mb_per_s", "%.1f"),
 			c.pair("p50_ms", "p50", "%.1f"),
@@ -134,6 +137,7 @@ func printMatrix(w io.Writer, cs []*cellResult) {
 			c.fmtStat("moq.bench_cpu_s_per_gb", "%.1f"), c.fmtStat("baseline.bench_cpu_s_per_gb", "%.1f"),
 			c.pair("total_cpu_s_per_gb", "total_cpu_per_gb", "%.1f"),
 			c.pair("server_peak_rss_mb", "server_peak_rss", "%.0f"),
-			c.fmtStat("moq.bench_peak_rss_mb", "%.0f"), c.fmtStat("baseline.bench_peak_rss_mb", "%.0f"))
+			c.fmtStat("moq.bench_peak_rss_mb", "%.0f"), c.fmtStat("baseline.bench_peak_rss_mb", "%.0f"),
+			c.pair("packets_per_object", "packets_per_object", "%.2f"))
 	}
 }
