@@ -291,7 +291,7 @@ func (w *wtConn) OpenStreamSync(ctx context.Context) (moqtransport.Stream, error
 	if err != nil {
 		return nil, w.error(err)
 	}
-	return &wtStream{s: s, c: w}, nil
+	return &wtStream{s: s, c: w, unguard: w.guardRead(s.SetReadDeadline)}, nil
 }
 
 func (w *wtConn) AcceptStream(ctx context.Context) (moqtransport.Stream, error) {
@@ -299,7 +299,20 @@ func (w *wtConn) AcceptStream(ctx context.Context) (moqtransport.Stream, error) 
 	if err != nil {
 		return nil, w.error(err)
 	}
-	return &wtStream{s: s, c: w}, nil
+	return &wtStream{s: s, c: w, unguard: w.guardRead(s.SetReadDeadline)}, nil
+}
+
+// guardRead ends, with a read deadline in the past, a Read of a stream of
+// the session that is still blocked once the session has ended, and
+// returns the function that stops the guard (called when the stream's
+// reading ends). A stream the peer resets with WT_SESSION_GONE makes
+// webtransport-go's Read wait for the session to close the stream; it
+// closes only the streams it still tracks. In ./relay's tests a fetch
+// stream's reader waited so after every session and connection was closed
+// (once in four CI runs; goleak caught it); a reader released when the
+// session ends cannot.
+func (w *wtConn) guardRead(setReadDeadline func(time.Time) error) (stop func() bool) {
+	return context.AfterFunc(w.sess.Context(), func() { _ = setReadDeadline(time.Now()) })
 }
 
 func (w *wtConn) OpenUniStreamSync(ctx context.Context) (moqtransport.SendStream, error) {
@@ -315,7 +328,7 @@ func (w *wtConn) AcceptUniStream(ctx context.Context) (moqtransport.ReceiveStrea
 	if err != nil {
 		return nil, w.error(err)
 	}
-	return &wtReceiveStream{s: s, c: w}, nil
+	return &wtReceiveStream{s: s, c: w, unguard: w.guardRead(s.SetReadDeadline)}, nil
 }
 
 func (w *wtConn) SendDatagram(b []byte) error {
@@ -486,16 +499,18 @@ func wtStreamCode(code uint64) webtransport.StreamErrorCode {
 // streams do not expose quic-go's SetPriority), so SetPriority is a no-op.
 type (
 	wtStream struct {
-		s *webtransport.Stream
-		c *wtConn
+		s       *webtransport.Stream
+		c       *wtConn
+		unguard func() bool // stops guardRead's guard
 	}
 	wtSendStream struct {
 		s *webtransport.SendStream
 		c *wtConn
 	}
 	wtReceiveStream struct {
-		s *webtransport.ReceiveStream
-		c *wtConn
+		s       *webtransport.ReceiveStream
+		c       *wtConn
+		unguard func() bool // stops guardRead's guard
 	}
 )
 
@@ -507,8 +522,11 @@ var (
 
 func (s *wtStream) Read(b []byte) (int, error) {
 	n, err := s.s.Read(b)
-	if err != nil && err != io.EOF {
-		err = s.c.error(err)
+	if err != nil {
+		s.unguard()
+		if err != io.EOF {
+			err = s.c.error(err)
+		}
 	}
 	return n, err
 }
@@ -523,8 +541,11 @@ func (s *wtStream) Write(b []byte) (int, error) {
 
 func (s *wtStream) Close() error            { return s.c.error(s.s.Close()) }
 func (s *wtStream) CancelWrite(code uint64) { s.s.CancelWrite(wtStreamCode(code)) }
-func (s *wtStream) CancelRead(code uint64)  { s.s.CancelRead(wtStreamCode(code)) }
-func (s *wtStream) SetPriority(uint8)       {}
+func (s *wtStream) CancelRead(code uint64) {
+	s.unguard()
+	s.s.CancelRead(wtStreamCode(code))
+}
+func (s *wtStream) SetPriority(uint8) {}
 
 func (s *wtSendStream) Write(b []byte) (int, error) {
 	n, err := s.s.Write(b)
@@ -547,10 +568,16 @@ func (s *wtStream) SetWriteDeadline(t time.Time) error { return s.s.SetWriteDead
 
 func (s *wtReceiveStream) Read(b []byte) (int, error) {
 	n, err := s.s.Read(b)
-	if err != nil && err != io.EOF {
-		err = s.c.error(err)
+	if err != nil {
+		s.unguard()
+		if err != io.EOF {
+			err = s.c.error(err)
+		}
 	}
 	return n, err
 }
 
-func (s *wtReceiveStream) CancelRead(code uint64) { s.s.CancelRead(wtStreamCode(code)) }
+func (s *wtReceiveStream) CancelRead(code uint64) {
+	s.unguard()
+	s.s.CancelRead(wtStreamCode(code))
+}
