@@ -9,7 +9,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/webtransport-go"
 
+	"github.com/moqgo/moq/internal/moqtest"
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -39,16 +39,7 @@ func (c unreadUniStreams) AcceptUniStream(ctx context.Context) (moqtransport.Rec
 // blockedOnCredit reports whether a goroutine whose stack shows fn waits
 // in webtransport-go for session flow-control credit (WT_MAX_DATA).
 func blockedOnCredit(fn string) bool {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	for g := range strings.SplitSeq(string(buf), "\n\n") {
+	for g := range strings.SplitSeq(string(moqtest.Stacks()), "\n\n") {
 		if strings.Contains(g, fn) && strings.Contains(g, "webtransport-go.(*SendStream).waitForUpdate") {
 			return true
 		}

@@ -58,17 +58,9 @@ func TestRawServerEarlyStreamNotCrowdedOut(t *testing.T) {
 		defer cancel()
 		rd := r.sub.Track().NewReader(moqtransport.ReaderFilter{FromCache: true})
 		defer rd.Close()
-		for {
-			ev, err := rd.Next(ctx)
-			if err != nil {
-				t.Fatalf("the object that came before SUBSCRIBE_OK never reached the track: %v", err)
-			}
-			if ev.Kind == moqtransport.EventObject {
-				if o := ev.Object; o.Location() != (wire.Location{Group: 3}) || string(o.Payload) != "early" {
-					t.Errorf("got object %v %q, want {3,0} \"early\"", o.Location(), o.Payload)
-				}
-				break
-			}
+		// The object that came before SUBSCRIBE_OK reaches the track.
+		if o := waitObjects(ctx, t, rd, 1)[0]; o.Location() != (wire.Location{Group: 3}) || string(o.Payload) != "early" {
+			t.Errorf("got object %v %q, want {3,0} \"early\"", o.Location(), o.Payload)
 		}
 		finishStream(t, early)
 		if err := rs.client.Err(); err != nil {

@@ -67,6 +67,18 @@ func Serve(t testing.TB, cfg moqnative.ServerConfig, h moqtransport.Handler) *Se
 	return &Server{Server: srv, URL: "moqt://" + srv.Addr().String() + "/", Fingerprint: hex.EncodeToString(fp[:])}
 }
 
+// Stacks returns the stacks of all goroutines (runtime.Stack), whole.
+func Stacks() []byte {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return buf[:n]
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
 // Goroutines counts the goroutines that functions of the packages named by
 // prefixes started (runtime.Stack's "created by"), by the innermost
 // function in each one's stack of the first of those packages it shows:
@@ -75,15 +87,7 @@ func Serve(t testing.TB, cfg moqnative.ServerConfig, h moqtransport.Handler) *Se
 // control reader as "(*Session).readControl". A test that bounds the
 // goroutines a component keeps per client compares two counts.
 func Goroutines(prefixes ...string) map[string]int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
+	buf := Stacks()
 	of := func(fn string) string {
 		for _, p := range prefixes {
 			if strings.HasPrefix(fn, p) {
