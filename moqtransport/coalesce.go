@@ -114,11 +114,10 @@ func (st *outStream) releaseLocked(w time.Duration) bool {
 // fillsLocked says whether the held object and those queued behind it
 // fill their packets (fillsPackets). Called with st.mu held.
 func (st *outStream) fillsLocked() bool {
-	n := st.heldWire
-	for _, o := range st.queue[st.head:] {
-		n += wireSize(o)
-	}
-	return fillsPackets(n)
+	// qbytes counts each queued object's size(), CacheEntryOverhead
+	// more than its wireSize: no walk of the queue at each arrival.
+	queued := int64(len(st.queue) - st.head)
+	return fillsPackets(st.heldWire + st.qbytes - queued*(CacheEntryOverhead-objectHeaderBytes))
 }
 
 // packetStreamBytes is about what a full QUIC packet carries of a
