@@ -148,7 +148,7 @@ func (s *Session) handlePublish(m *wire.Publish) error {
 		return nil
 	}
 	full := wire.FullTrackName{Namespace: m.Namespace, Name: m.Name}
-	sub := &Subscription{s: s, id: m.RequestID, name: full, track: NewTrack(full, s.cfg.Track), done: make(chan struct{}), incoming: true}
+	sub := &Subscription{s: s, id: m.RequestID, name: full, track: NewTrack(full, s.cfg.Track), done: make(chan struct{}), upd: make(chan struct{}, 1), incoming: true}
 	sub.ok = wire.SubscribeOK{RequestID: m.RequestID, TrackAlias: m.TrackAlias, GroupOrder: m.GroupOrder, ContentExists: m.ContentExists, Largest: m.Largest}
 	if m.ContentExists {
 		sub.track.noteLargest(m.Largest)

@@ -40,9 +40,11 @@ type Subscription struct {
 	name  FullTrackName
 	track *Track
 
-	// updMu makes each Update one step, from its check of the new range
-	// to its SUBSCRIBE_UPDATE on the wire (see Update).
-	updMu sync.Mutex
+	// upd, holding one token, makes each Update one step, from its check
+	// of the new range to its SUBSCRIBE_UPDATE on the wire (see Update);
+	// a channel, so that a waiting Update still honours its context and
+	// the subscription's end.
+	upd chan struct{}
 
 	mu       sync.Mutex
 	ok       wire.SubscribeOK
@@ -162,7 +164,7 @@ func (s *Session) subscribe(ctx context.Context, ns Namespace, name string, opts
 	if opts.Filter.Type == 0 {
 		opts.Filter.Type = FilterLargestObject
 	}
-	sub := &Subscription{s: s, name: full, track: NewTrack(full, s.cfg.Track), done: make(chan struct{})}
+	sub := &Subscription{s: s, name: full, track: NewTrack(full, s.cfg.Track), done: make(chan struct{}), upd: make(chan struct{}, 1)}
 	sub.start = opts.Filter.Start
 	sub.hasEnd, sub.endGroup = opts.Filter.Type == FilterAbsoluteRange, opts.Filter.EndGroup
 	registered := false
@@ -325,8 +327,14 @@ func (sub *Subscription) Update(ctx context.Context, opts UpdateOptions) error {
 	// the check against the range before them, sent in the other order,
 	// would move the start back, and the publisher closes the session for
 	// that (§9.10). Another Update waits, as the request ID it takes would.
-	sub.updMu.Lock()
-	defer sub.updMu.Unlock()
+	select {
+	case sub.upd <- struct{}{}:
+		defer func() { <-sub.upd }()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-sub.done:
+		return ErrSubscriptionEnded
+	}
 	sub.mu.Lock()
 	start, hasEnd, endGroup := opts.Start, opts.HasEnd, opts.EndGroup
 	if start == (Location{}) {
@@ -366,7 +374,7 @@ func (sub *Subscription) Update(ctx context.Context, opts UpdateOptions) error {
 		return err
 	}
 	// The range the next Update is checked against is the one sent
-	// (updMu keeps Updates one at a time).
+	// (upd keeps Updates one at a time).
 	sub.mu.Lock()
 	sub.start, sub.hasEnd, sub.endGroup = start, hasEnd, endGroup
 	sub.mu.Unlock()

@@ -2,6 +2,7 @@ package moqtransport_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -102,6 +103,65 @@ func TestUpdateNotSentKeepsTheRange(t *testing.T) {
 		}
 		if m, ok := rs.next().(*wire.SubscribeUpdate); !ok || m.Start != (wire.Location{Group: 3}) {
 			t.Fatalf("got %v, want SUBSCRIBE_UPDATE from 3", m)
+		}
+	})
+}
+
+// TestUpdateWaitingHonoursItsContext: an Update waiting behind another
+// (which waits for a request ID the peer does not grant) returns at its
+// own context's end; it used to wait on a mutex for as long as the first
+// one did, here forever.
+func TestUpdateWaitingHonoursItsContext(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		rs := newHostileServer(t, scheme, moqtransport.Config{})
+		// One request ID: the SUBSCRIBE's.
+		rs.send(&wire.ServerSetup{Version: wire.Draft14, Params: wire.Parameters{}.WithVarint(wire.SetupParamMaxRequestID, 1)})
+		select {
+		case <-rs.conned:
+		case <-time.After(hostileWait):
+			t.Fatal("Connect did not return")
+		}
+		if rs.cErr != nil {
+			t.Fatalf("Connect: %v", rs.cErr)
+		}
+		ctx := timeout(t)
+		ch := make(chan subResult, 1)
+		go func() {
+			sub, err := rs.client.Subscribe(ctx, heldNS, heldName, moqtransport.SubscribeOptions{Filter: wire.Filter{Type: wire.FilterAbsoluteStart}})
+			ch <- subResult{sub, err}
+		}()
+		req, ok := rs.next().(*wire.Subscribe)
+		if !ok {
+			t.Fatal("no SUBSCRIBE")
+		}
+		rs.send(&wire.SubscribeOK{RequestID: req.RequestID, TrackAlias: 1, GroupOrder: wire.GroupOrderAscending})
+		r := <-ch
+		if r.err != nil {
+			t.Fatalf("Subscribe: %v", r.err)
+		}
+		first := make(chan error, 1)
+		go func() { first <- r.sub.Update(ctx, moqtransport.UpdateOptions{Start: wire.Location{Group: 5}}) }()
+		if _, ok := rs.next().(*wire.RequestsBlocked); !ok {
+			t.Fatal("no REQUESTS_BLOCKED: the first Update does not wait for a request ID")
+		}
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		second := make(chan error, 1)
+		go func() { second <- r.sub.Update(short, moqtransport.UpdateOptions{Start: wire.Location{Group: 6}}) }()
+		select {
+		case err := <-second:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("the waiting Update returned %v, want its context's deadline", err)
+			}
+		case <-time.After(hostileWait):
+			t.Fatal("the waiting Update did not return at its context's end")
+		}
+		rs.send(&wire.MaxRequestID{Max: 10})
+		if err := <-first; err != nil {
+			t.Fatalf("the first Update, once a request ID came: %v", err)
+		}
+		if m, ok := rs.next().(*wire.SubscribeUpdate); !ok || m.Start != (wire.Location{Group: 5}) {
+			t.Fatalf("got %v, want SUBSCRIBE_UPDATE from 5", m)
 		}
 	})
 }
