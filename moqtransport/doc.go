@@ -178,8 +178,9 @@
 // default): past it a writer waits holding no copy, and the most urgent
 // stream writes next; a writer more urgent than every write in progress
 // does not wait (the transport would send it first). A write that does not
-// move while later, less urgent ones return (the peer stopped reading that
-// stream) stops counting, so it holds up no other stream.
+// move while later ones less urgent, or as urgent on streams opened after
+// its own, return (the peer stopped reading that stream) stops counting,
+// so it holds up no other stream.
 //
 // Late data is dropped a group at a time, not a byte at a time. The
 // delivery timeout is the smaller of the subscriber's and the publisher's

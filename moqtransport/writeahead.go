@@ -138,10 +138,7 @@ func (w *writeAhead) acquire(st *outStream, n int64, deadline time.Time) (waited
 			if impatient {
 				w.admitLocked(st, n)
 			}
-			var buf [4]*outStream
-			granted := w.grantLocked(buf[:0])
-			w.mu.Unlock()
-			nudgeAll(granted)
+			w.grantAndUnlock()
 			if over {
 				return true, errWriteAheadEnded
 			}
@@ -212,15 +209,12 @@ func (w *writeAhead) regrant() {
 	if w.limit <= 0 {
 		return
 	}
-	var buf [4]*outStream
 	w.mu.Lock()
 	if len(w.waiting) == 0 {
 		w.mu.Unlock()
 		return
 	}
-	granted := w.grantLocked(buf[:0])
-	w.mu.Unlock()
-	nudgeAll(granted)
+	w.grantAndUnlock()
 }
 
 // admitLocked counts st's write of n bytes. Called with w.mu held.
@@ -238,7 +232,6 @@ func (w *writeAhead) release(st *outStream) {
 	if w.limit <= 0 {
 		return
 	}
-	var buf [4]*outStream
 	w.mu.Lock()
 	w.used -= st.aheadHeld
 	st.aheadHeld = 0
@@ -261,9 +254,7 @@ func (w *writeAhead) release(st *outStream) {
 		}
 		return false
 	})
-	granted := w.grantLocked(buf[:0])
-	w.mu.Unlock()
-	nudgeAll(granted)
+	w.grantAndUnlock()
 }
 
 // passes reports whether st, of urgency u, returning while o's write is
@@ -292,6 +283,15 @@ func (w *writeAhead) grantLocked(granted []*outStream) []*outStream {
 		granted = append(granted, o)
 	}
 	return granted
+}
+
+// grantAndUnlock admits what grantLocked admits, lets go of w.mu and
+// nudges the admitted writers. Called with w.mu held.
+func (w *writeAhead) grantAndUnlock() {
+	var buf [4]*outStream
+	granted := w.grantLocked(buf[:0])
+	w.mu.Unlock()
+	nudgeAll(granted)
 }
 
 func nudgeAll(granted []*outStream) {

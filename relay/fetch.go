@@ -155,21 +155,24 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	// the publisher is waited for as any upstream request (an archive can
 	// take its time). Another relay of the cluster always answers FETCH,
 	// so it is waited for as any upstream request too.
-	var fallback bool
+	var fromCache *moqtransport.FetchResponse // the fallback's answer
 	if cached != nil && cacheErr != nil && !viaRemote {
-		_, err := moqtransport.FetchFromTrack(cached, req)
-		fallback = err == nil
+		if resp, err := moqtransport.FetchFromTrack(cached, req); err == nil {
+			fromCache = resp
+		}
 	}
+	fallback := fromCache != nil
 	if fallback && o.fetchSilent.Load() {
-		return moqtransport.FetchFromTrack(cached, req)
+		return fromCache, nil
 	}
 	wait := r.cfg.UpstreamTimeout
 	if fallback {
 		wait = r.cfg.TrackStatusTimeout
 	}
 	// The publisher's answer is awaited no longer than an upstream
-	// SUBSCRIBE's, and so is its fetch stream after FETCH_OK, for as long
-	// as it could open it: the downstream FETCH gets an answer either way.
+	// SUBSCRIBE's (TrackStatusTimeout when the cache can fall back), and
+	// its fetch stream after FETCH_OK for UpstreamTimeout of the time it
+	// could open it: the downstream FETCH gets an answer either way.
 	uctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	up, err := o.s.Fetch(uctx, moqtransport.FetchOptions{
@@ -180,7 +183,7 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	if err != nil {
 		var re *moqtransport.RequestError
 		switch {
-		case fallback && errors.As(err, &re) && re.Code == uint64(wire.FetchNotSupported):
+		case fallback && errors.Is(err, moqtransport.FetchError(wire.FetchNotSupported, "")):
 			o.fetchSilent.Store(true)
 			r.logFor(s).Info("the publisher does not support FETCH; answering its tracks' FETCHes from the cache from now on", "namespace", o.ns.String())
 			return moqtransport.FetchFromTrack(cached, req)
@@ -225,6 +228,5 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 
 // unknownStatus reports whether err is FETCH_ERROR UNKNOWN_STATUS_IN_RANGE.
 func unknownStatus(err error) bool {
-	var re *moqtransport.RequestError
-	return errors.As(err, &re) && re.Message == wire.TypeFetchError && re.Code == uint64(wire.FetchUnknownStatusInRange)
+	return errors.Is(err, moqtransport.FetchError(wire.FetchUnknownStatusInRange, ""))
 }
