@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"os"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -445,7 +446,9 @@ func (w *wtConn) error(err error) error {
 		return &moqtransport.ConnError{Code: moqtransport.SessionErrorCode(e.ErrorCode), Reason: e.Message, Remote: e.Remote}
 	}
 	h3e, isH3 := errors.AsType[*http3.Error](err)
-	if _, isApp := errors.AsType[*quic.ApplicationError](err); !isH3 && !isApp {
+	// guardRead's deadline: the session ended, its close not readable.
+	guarded := errors.Is(err, os.ErrDeadlineExceeded) && w.sess.Context().Err() != nil
+	if _, isApp := errors.AsType[*quic.ApplicationError](err); !isH3 && !isApp && !guarded {
 		return err
 	}
 	if w.qconn != nil && isH3 && w.qconn.Context().Err() == nil {
@@ -471,8 +474,10 @@ func (w *wtConn) error(err error) error {
 	if e, ok := errors.AsType[*quic.ApplicationError](err); ok {
 		return &moqtransport.ConnError{Code: moqtransport.SessionErrorCode(h3ToMoQT(uint64(e.ErrorCode))), Reason: e.ErrorMessage, Remote: e.Remote}
 	}
-	if h3e.ErrorCode == http3.ErrCodeDatagramError && h3e.ErrorMessage == io.EOF.Error() {
-		return &moqtransport.ConnError{Code: codeNoError, Remote: true} // CONNECT stream FIN
+	if guarded || (h3e.ErrorCode == http3.ErrCodeDatagramError && h3e.ErrorMessage == io.EOF.Error()) {
+		// The CONNECT stream's FIN, or a session that ended as one with
+		// no close it could read.
+		return &moqtransport.ConnError{Code: codeNoError, Remote: true}
 	}
 	return &moqtransport.ConnError{Code: moqtransport.SessionErrorCode(h3ToMoQT(uint64(h3e.ErrorCode))), Reason: h3e.ErrorMessage, Remote: h3e.Remote}
 }
