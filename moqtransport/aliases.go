@@ -78,6 +78,14 @@ func (r *aliasRing) forget(alias uint64) {
 	}
 }
 
+// publishRefused remembers the alias of a PUBLISH this session refused:
+// the streams the peer sent under it are stopped at once.
+func (s *Session) publishRefused(alias uint64) {
+	s.mu.Lock()
+	s.aliasEndedLocked(alias)
+	s.mu.Unlock()
+}
+
 // aliasEndedLocked remembers the alias of a subscription that ended (or
 // that a late SUBSCRIBE_OK or a refused PUBLISH named), unless a live
 // subscription holds it, and tells the streams waiting for their alias.

@@ -139,7 +139,7 @@ func (t *Track) group(id uint64, create bool) *cachedGroup {
 	if n > 0 && t.groups[n-1].id == id {
 		return t.groups[n-1]
 	}
-	i := sort.Search(n, func(i int) bool { return t.groups[i].id >= id })
+	i := t.groupIndex(id)
 	if i < n && t.groups[i].id == id {
 		return t.groups[i]
 	}
@@ -470,4 +470,10 @@ func (t *Track) expire() {
 // Called with t.mu held, shared or exclusively.
 func (t *Track) expireDue() bool {
 	return t.maxAge > 0 && len(t.groups) > 1 && !t.now().Before(t.nextAgeCheck)
+}
+
+// groupIndex is the index in t.groups of group id, or where it would go.
+// Called with t.mu held.
+func (t *Track) groupIndex(id uint64) int {
+	return sort.Search(len(t.groups), func(i int) bool { return t.groups[i].id >= id })
 }

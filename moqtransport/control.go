@@ -186,9 +186,7 @@ func (s *Session) handle(m wire.Message) error {
 		}
 		if refused, err := s.authorize(m, m.RequestID, m.Params); refused || err != nil {
 			if refused {
-				s.mu.Lock()
-				s.aliasEndedLocked(m.TrackAlias) // its streams are stopped at once
-				s.mu.Unlock()
+				s.publishRefused(m.TrackAlias)
 			}
 			return err
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"sync"
 	"time"
 
@@ -688,7 +687,7 @@ func (t *Track) cachedRange(start, last Location, maxCache time.Duration, known 
 	if maxCache > 0 {
 		now = t.now()
 	}
-	i := sort.Search(len(t.groups), func(i int) bool { return t.groups[i].id >= start.Group })
+	i := t.groupIndex(start.Group)
 	// One allocation for the answer: the range's groups hold at most this
 	// many of its objects (appending grew it, copying, to three times the
 	// size of a whole cache's answer).

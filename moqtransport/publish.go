@@ -141,9 +141,7 @@ func PublishError(code PublishErrorCode, reason string) error {
 func (s *Session) handlePublish(m *wire.Publish) error {
 	h := s.cfg.Handler.Publish
 	if h == nil {
-		s.mu.Lock()
-		s.aliasEndedLocked(m.TrackAlias) // its streams are stopped at once
-		s.mu.Unlock()
+		s.publishRefused(m.TrackAlias)
 		s.refuse(&wire.PublishError{RequestID: m.RequestID, Code: wire.PublishNotSupported, Reason: "PUBLISH is not supported by this endpoint"})
 		return nil
 	}
