@@ -78,3 +78,24 @@ func StatusWaiting(r *Relay) int {
 func Timeouts(r *Relay) (upstream, status time.Duration) {
 	return r.cfg.UpstreamTimeout, r.cfg.TrackStatusTimeout
 }
+
+// EndFetchPause ends the pause in which the relay answers FETCHes for the
+// publisher of ns (scope scName) from its cache without asking it, as if
+// the pause's time had passed; it reports whether there was one.
+func EndFetchPause(r *Relay, scName string, ns []string) bool {
+	r.mu.Lock()
+	sc := r.scopes[scName]
+	var o *origin
+	if sc != nil {
+		o = sc.origins[nsKey(ns)]
+	}
+	r.mu.Unlock()
+	if o == nil {
+		return false
+	}
+	o.fetchSilence.mu.Lock()
+	defer o.fetchSilence.mu.Unlock()
+	paused := time.Now().Before(o.fetchSilence.until)
+	o.fetchSilence.until = time.Time{}
+	return paused
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -144,12 +146,14 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	// some publishers (moq-rs) drop FETCH without a word, and some
 	// declare no group ends, so their groups are never known complete.
 	// Such a publisher's FETCH is waited for TrackStatusTimeout, not
-	// UpstreamTimeout, and one that left a FETCH unanswered (or answered
-	// NOT_SUPPORTED) is not asked again while its namespace stays
-	// published: the cache answers with what it holds, as it did before it
-	// learnt to ask. That answer may lack objects of a subgroup stream that
-	// was late or reset, which the subscriber reads as objects that do not
-	// exist; no better source exists for it. Only a cache that can answer
+	// UpstreamTimeout, and one that left a FETCH unanswered is not asked
+	// again for a while (fetchSilence: a slow publisher may answer the
+	// next one in time), one that answered NOT_SUPPORTED not while its
+	// namespace stays published: the cache answers with what it holds, as
+	// it did before it learnt to ask. That answer may lack objects of a
+	// subgroup stream that was late or reset, which the subscriber reads as
+	// objects that do not exist; no better source exists for it. Only a
+	// cache that can answer
 	// the range on its own falls back: one whose range starts before what
 	// it holds, or runs past MAX_CACHE_DURATION, has nothing to say, and
 	// the publisher is waited for as any upstream request (an archive can
@@ -162,7 +166,7 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 		}
 	}
 	fallback := fromCache != nil
-	if fallback && o.fetchSilent.Load() {
+	if fallback && o.fetchSilence.skip(time.Now()) {
 		return fromCache, nil
 	}
 	wait := r.cfg.UpstreamTimeout
@@ -184,18 +188,19 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 		var re *moqtransport.RequestError
 		switch {
 		case fallback && errors.Is(err, moqtransport.FetchError(wire.FetchNotSupported, "")):
-			o.fetchSilent.Store(true)
+			o.fetchSilence.refused()
 			r.logFor(s).Info("the publisher does not support FETCH; answering its tracks' FETCHes from the cache from now on", "namespace", o.ns.String())
 			return moqtransport.FetchFromTrack(cached, req)
 		case errors.As(err, &re):
+			o.fetchSilence.answered()
 			return nil, err
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && fallback:
 			if !errors.Is(err, moqtransport.ErrRequestNotSent) {
 				// Sent and unanswered: draft-14 gives no way to take
 				// it back but FETCH_CANCEL, which the session sent as
 				// the request was given up.
-				o.fetchSilent.Store(true)
-				r.logFor(s).Info("the publisher did not answer FETCH; answering its tracks' FETCHes from the cache from now on", "namespace", o.ns.String(), "after", wait)
+				pause := o.fetchSilence.missed(time.Now(), r.cfg.TrackStatusTimeout)
+				r.logFor(s).Info("the publisher did not answer FETCH; answering its tracks' FETCHes from the cache for a while", "namespace", o.ns.String(), "after", wait, "asking again in", pause)
 			}
 			return moqtransport.FetchFromTrack(cached, req)
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
@@ -203,6 +208,7 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 		}
 		return nil, moqtransport.FetchError(wire.FetchInternalError, "fetching from the publisher failed: "+err.Error())
 	}
+	o.fetchSilence.answered()
 	ok := up.OK()
 	return &moqtransport.FetchResponse{
 		GroupOrder: ok.GroupOrder, EndOfTrack: ok.EndOfTrack, End: ok.End,
@@ -229,4 +235,54 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 // unknownStatus reports whether err is FETCH_ERROR UNKNOWN_STATUS_IN_RANGE.
 func unknownStatus(err error) bool {
 	return errors.Is(err, moqtransport.FetchError(wire.FetchUnknownStatusInRange, ""))
+}
+
+// fetchSilence is what a relay knows of whether a publisher answers the
+// FETCHes its cache could answer in part. A publisher that left one
+// unanswered is not asked again until a pause is over: ten times the wait
+// it was given, doubled at each further FETCH it leaves unanswered, at most
+// 600 times (10 minutes at the default TrackStatusTimeout); an answer, or
+// a refusal other than NOT_SUPPORTED, ends the doubling. A publisher that
+// answered NOT_SUPPORTED is not asked again. (It used to be never asked
+// again after one FETCH unanswered: a publisher slow once, an archive at
+// 1.2 s, was answered from the cache for good, which may lack a late
+// subgroup's objects.)
+type fetchSilence struct {
+	mu     sync.Mutex
+	never  bool      // NOT_SUPPORTED
+	misses int       // FETCHes left unanswered in a row
+	until  time.Time // not asked before
+}
+
+// skip reports whether a FETCH is answered from the cache without asking.
+func (f *fetchSilence) skip(now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.never || now.Before(f.until)
+}
+
+// missed records a FETCH left unanswered for wait, and returns the pause
+// before the publisher is asked again.
+func (f *fetchSilence) missed(now time.Time, wait time.Duration) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.misses++
+	pause := 10 * wait << min(f.misses-1, 6) // 10, 20, ..., 640 times
+	pause = min(pause, 600*wait)
+	f.until = now.Add(pause)
+	return pause
+}
+
+// answered records a FETCH answered in time.
+func (f *fetchSilence) answered() {
+	f.mu.Lock()
+	f.misses = 0
+	f.mu.Unlock()
+}
+
+// refused records NOT_SUPPORTED.
+func (f *fetchSilence) refused() {
+	f.mu.Lock()
+	f.never = true
+	f.mu.Unlock()
 }

@@ -264,8 +264,11 @@ func TestFetchCompleteGroupsFromCache(t *testing.T) {
 // relay's cache never knows a group complete. A FETCH of cached groups is
 // forwarded, waited for TrackStatusTimeout, then answered from the cache;
 // the next FETCH is answered from the cache at once, the publisher not
-// asked again. Without the fallback the subscriber got FETCH_ERROR TIMEOUT
-// after UpstreamTimeout, for every FETCH.
+// asked again until the pause is over. Without the fallback the
+// subscriber got FETCH_ERROR TIMEOUT after UpstreamTimeout, for every
+// FETCH. Once the pause is over, the publisher is asked again (it was
+// never asked again: see TestFetchSlowPublisherAskedAgain), and left
+// unanswered again, paused again.
 func TestFetchCacheFallbackWhenPublisherIgnoresFetch(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		e := startRelayWith(t, scheme, relay.Config{UpstreamTimeout: time.Minute, TrackStatusTimeout: 200 * time.Millisecond})
@@ -293,13 +296,69 @@ func TestFetchCacheFallbackWhenPublisherIgnoresFetch(t *testing.T) {
 				t.Errorf("after FETCH %d the publisher saw %d FETCHes, want the first one only", i, n)
 			}
 		}
+		if !relay.EndFetchPause(e.rs.Relay, "", ns) {
+			t.Fatal("the relay is not pausing its FETCHes to the silent publisher")
+		}
+		for i := range 2 {
+			got := fetchLocations(t, s, moqtransport.FetchOptions{Namespace: ns, Name: "t", End: wire.Location{Group: 1}})
+			if !slices.Equal(got, want) {
+				t.Errorf("FETCH %d after the pause: %v, want %v", i, got, want)
+			}
+			if n := p.fetches.Load(); n != 2 {
+				t.Errorf("after FETCH %d after the pause the publisher saw %d FETCHes, want 2: asked again once", i, n)
+			}
+		}
 	})
 }
 
-// silentFetchPublisher serves one track and never answers FETCH.
+// TestFetchSlowPublisherAskedAgain: a publisher that once answered a FETCH
+// later than TrackStatusTimeout (an archive under load) is asked again
+// once the relay's pause is over, and its answers are forwarded from then
+// on. The relay answered every FETCH of such a publisher's tracks from its
+// cache for as long as its namespace stayed published.
+func TestFetchSlowPublisherAskedAgain(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		e := startRelayWith(t, scheme, relay.Config{UpstreamTimeout: time.Minute, TrackStatusTimeout: 200 * time.Millisecond})
+		ns := wire.Namespace{"slow-once"}
+		p := &silentFetchPublisher{track: moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})}
+		if _, err := e.connect("/", p).PublishNamespace(ctxFor(t), ns, nil); err != nil {
+			t.Fatal(err)
+		}
+		sub, err := e.connect("/", nil).Subscribe(ctxFor(t), ns, "t", moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeSubgroup(t, 0, 0, false, false, []uint64{0, 1}, p.track)
+		writeSubgroup(t, 1, 0, false, false, []uint64{0, 1}, p.track)
+		cachedAt(t, sub, 1, 0, 1)
+
+		s := e.connect("/", nil)
+		opts := moqtransport.FetchOptions{Namespace: ns, Name: "t", End: wire.Location{Group: 1}}
+		fetchLocations(t, s, opts) // left unanswered: from the cache
+		if !relay.EndFetchPause(e.rs.Relay, "", ns) {
+			t.Fatal("the relay is not pausing its FETCHes to the publisher that left one unanswered")
+		}
+		p.answer.Store(true)
+		want := locs([]uint64{0, 1}, []uint64{0, 1})
+		for i := range 3 {
+			got := fetchLocations(t, s, opts)
+			if !slices.Equal(got, want) {
+				t.Errorf("FETCH %d after the pause: %v, want %v", i, got, want)
+			}
+			if n, a := p.fetches.Load(), p.answered.Load(); n != int32(2+i) || a != int32(1+i) {
+				t.Errorf("after FETCH %d after the pause the publisher saw %d FETCHes and answered %d, want %d and %d: asked each time", i, n, a, 2+i, 1+i)
+			}
+		}
+	})
+}
+
+// silentFetchPublisher serves one track and never answers FETCH, or,
+// once answer is set, answers it from the track.
 type silentFetchPublisher struct {
-	track   *moqtransport.Track
-	fetches atomic.Int32
+	track    *moqtransport.Track
+	fetches  atomic.Int32
+	answer   atomic.Bool
+	answered atomic.Int32
 }
 
 func (p *silentFetchPublisher) Handler() moqtransport.Handler {
@@ -310,8 +369,12 @@ func (p *silentFetchPublisher) Handler() moqtransport.Handler {
 			}
 			return p.track, nil
 		},
-		Fetch: func(ctx context.Context, _ *moqtransport.Session, _ *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+		Fetch: func(ctx context.Context, _ *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
 			p.fetches.Add(1)
+			if p.answer.Load() {
+				p.answered.Add(1)
+				return moqtransport.FetchFromTrack(p.track, req)
+			}
 			<-ctx.Done() // FETCH_CANCEL or the session's end
 			return nil, ctx.Err()
 		},

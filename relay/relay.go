@@ -170,9 +170,12 @@ type Config struct {
 	// do not know. A publisher that left one unanswered is asked with
 	// SUBSCRIBE from then on, for as long as its namespace is published.
 	// It also bounds the wait for a FETCH the relay forwards only because
-	// its cache holds the range but cannot show it complete: past it (or
-	// on NOT_SUPPORTED) the cache answers, and does so from then on for
-	// that publisher (moq-rs drops FETCH unanswered).
+	// its cache holds the range but cannot show it complete: past it the
+	// cache answers, and answers such FETCHes for that publisher without
+	// asking it for a while (10 times TrackStatusTimeout, doubling at each
+	// further FETCH left unanswered, up to 600 times: moq-rs drops FETCH
+	// unanswered, while a slow archive may answer the next one); after
+	// NOT_SUPPORTED, for as long as its namespace is published.
 	// Default DefaultTrackStatusTimeout (1s), at most UpstreamTimeout.
 	TrackStatusTimeout time.Duration
 	// Coordinator, when set, registers the namespaces published here and
@@ -265,11 +268,11 @@ type origin struct {
 	// unanswered for Config.TrackStatusTimeout; its tracks' statuses are
 	// asked with SUBSCRIBE (Relay.trackStatus).
 	statusSilent atomic.Bool
-	// fetchSilent: the publisher left a FETCH the relay's cache could
-	// have answered in part unanswered for Config.TrackStatusTimeout, or
-	// refused it NOT_SUPPORTED; such FETCHes are answered from the cache
+	// fetchSilence: whether the publisher is asked a FETCH the relay's
+	// cache could answer in part, after it left one unanswered for
+	// Config.TrackStatusTimeout or refused one NOT_SUPPORTED
 	// (Relay.serveFetch).
-	fetchSilent atomic.Bool
+	fetchSilence fetchSilence
 }
 
 // DefaultInFlightBudget is the default of Config.Session.Reader.Budget:
