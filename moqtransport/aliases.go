@@ -22,7 +22,7 @@ package moqtransport
 // alias that comes before its SUBSCRIBE_OK cannot be told from the old
 // subscription's and is stopped too.
 //
-// Memory: at most endedAliasesKept aliases, 8 bytes each and an index
+// Memory: at most endedAliasesKept aliases, 16 bytes each and an index
 // entry (tens of kilobytes in all), made as
 // subscriptions end (a session that never ends one holds none). A
 // publisher can add to them only by ending subscriptions, and each one
@@ -33,50 +33,46 @@ package moqtransport
 // make us forget, not grow.
 const endedAliasesKept = 1024
 
-// noAlias marks a forgotten place: aliases are varints, below 2^62.
-const noAlias = ^uint64(0)
-
-// aliasRing holds the aliases of the latest subscriptions that ended,
-// with a count of the places each holds, so that a lookup (made for every
-// waiting stream each time the session learns of an alias) is one map
-// read, not a scan of up to endedAliasesKept places.
+// aliasRing holds the aliases of the latest endedAliasesKept
+// subscriptions that ended. A lookup (made for every waiting stream each
+// time the session learns of an alias) is one map read: latest maps each
+// alias to the number of its latest ending; the ring keeps the endings in
+// order, to forget the oldest, and an ending whose alias ended again since
+// or was forgotten (its number is no longer latest's) forgets nothing.
 type aliasRing struct {
-	aliases []uint64 // up to endedAliasesKept
-	next    int      // the place the next alias takes once it is full
-	count   map[uint64]int
+	ring   []endedAlias // up to endedAliasesKept
+	next   int          // the place the next ending takes once it is full
+	seq    uint64       // the endings numbered so far
+	latest map[uint64]uint64
 }
 
+type endedAlias struct{ alias, seq uint64 }
+
 func (r *aliasRing) add(alias uint64) {
-	if r.count == nil {
-		r.count = map[uint64]int{}
+	if r.latest == nil {
+		r.latest = map[uint64]uint64{}
 	}
-	r.count[alias]++
-	if len(r.aliases) < endedAliasesKept {
-		r.aliases = append(r.aliases, alias)
+	r.seq++
+	e := endedAlias{alias, r.seq}
+	r.latest[alias] = e.seq
+	if len(r.ring) < endedAliasesKept {
+		r.ring = append(r.ring, e)
 		return
 	}
-	if old := r.aliases[r.next]; old != noAlias {
-		if r.count[old]--; r.count[old] == 0 {
-			delete(r.count, old)
-		}
+	if old := r.ring[r.next]; r.latest[old.alias] == old.seq {
+		delete(r.latest, old.alias)
 	}
-	r.aliases[r.next] = alias
+	r.ring[r.next] = e
 	r.next = (r.next + 1) % endedAliasesKept
 }
 
-func (r *aliasRing) has(alias uint64) bool { return r.count[alias] > 0 }
-
-func (r *aliasRing) forget(alias uint64) {
-	if r.count[alias] == 0 {
-		return
-	}
-	delete(r.count, alias)
-	for i, a := range r.aliases {
-		if a == alias {
-			r.aliases[i] = noAlias
-		}
-	}
+func (r *aliasRing) has(alias uint64) bool {
+	_, ok := r.latest[alias]
+	return ok
 }
+
+// forget drops alias: its endings left in the ring no longer count.
+func (r *aliasRing) forget(alias uint64) { delete(r.latest, alias) }
 
 // publishRefused remembers the alias of a PUBLISH this session refused:
 // the streams the peer sent under it are stopped at once.

@@ -11,11 +11,11 @@ func TestAliasRingBounded(t *testing.T) {
 	for a := uint64(0); a < n; a++ {
 		r.add(a)
 	}
-	if len(r.aliases) != endedAliasesKept || cap(r.aliases) > 2*endedAliasesKept {
-		t.Fatalf("ring holds %d aliases (capacity %d) after %d ended, want %d", len(r.aliases), cap(r.aliases), n, endedAliasesKept)
+	if len(r.ring) != endedAliasesKept || cap(r.ring) > 2*endedAliasesKept {
+		t.Fatalf("ring holds %d aliases (capacity %d) after %d ended, want %d", len(r.ring), cap(r.ring), n, endedAliasesKept)
 	}
-	if len(r.count) != endedAliasesKept {
-		t.Errorf("the index holds %d aliases, want the ring's %d", len(r.count), endedAliasesKept)
+	if len(r.latest) != endedAliasesKept {
+		t.Errorf("the index holds %d aliases, want the ring's %d", len(r.latest), endedAliasesKept)
 	}
 	for _, a := range []uint64{0, n - endedAliasesKept - 1} {
 		if r.has(a) {
@@ -35,7 +35,9 @@ func TestAliasRingBounded(t *testing.T) {
 	if !r.has(n - 1) {
 		t.Error("an alias that ended again is not ended")
 	}
-	// An alias in two places stays remembered until both are reused.
+	// An alias that ended twice stays remembered until its latest ending
+	// is the oldest one pushed out; a forgotten one stays forgotten when
+	// its ending is pushed out.
 	r.add(7)
 	r.add(7)
 	for range endedAliasesKept - 1 {
@@ -45,7 +47,19 @@ func TestAliasRingBounded(t *testing.T) {
 		t.Error("an alias still in one place is forgotten")
 	}
 	r.add(n)
-	if r.has(7) || len(r.count) > endedAliasesKept {
-		t.Errorf("an alias whose places were all reused is remembered (index %d)", len(r.count))
+	if r.has(7) || len(r.latest) > endedAliasesKept {
+		t.Errorf("an alias whose places were all reused is remembered (index %d)", len(r.latest))
+	}
+	r.add(8)
+	r.forget(8)
+	r.add(9)
+	for range endedAliasesKept {
+		if r.has(8) {
+			t.Fatal("a forgotten alias is remembered again")
+		}
+		r.add(n + 1)
+	}
+	if r.has(9) || len(r.latest) > endedAliasesKept {
+		t.Errorf("alias 9 is remembered after %d endings (index %d)", endedAliasesKept, len(r.latest))
 	}
 }
