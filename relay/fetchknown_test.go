@@ -271,21 +271,7 @@ func TestFetchCompleteGroupsFromCache(t *testing.T) {
 // unanswered again, paused again.
 func TestFetchCacheFallbackWhenPublisherIgnoresFetch(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		e := startRelayWith(t, scheme, relay.Config{UpstreamTimeout: time.Minute, TrackStatusTimeout: 200 * time.Millisecond})
-		ns := wire.Namespace{"silent"}
-		p := &silentFetchPublisher{track: moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})}
-		if _, err := e.connect("/", p).PublishNamespace(ctxFor(t), ns, nil); err != nil {
-			t.Fatal(err)
-		}
-		sub, err := e.connect("/", nil).Subscribe(ctxFor(t), ns, "t", moqtransport.SubscribeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		writeSubgroup(t, 0, 0, false, false, []uint64{0, 1}, p.track)
-		writeSubgroup(t, 1, 0, false, false, []uint64{0, 1}, p.track)
-		cachedAt(t, sub, 1, 0, 1)
-
-		s := e.connect("/", nil)
+		e, p, ns, s := silentFetchSetup(t, scheme, "silent")
 		want := locs([]uint64{0, 1}, []uint64{0, 1})
 		for i := range 2 {
 			got := fetchLocations(t, s, moqtransport.FetchOptions{Namespace: ns, Name: "t", End: wire.Location{Group: 1}})
@@ -318,21 +304,7 @@ func TestFetchCacheFallbackWhenPublisherIgnoresFetch(t *testing.T) {
 // cache for as long as its namespace stayed published.
 func TestFetchSlowPublisherAskedAgain(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		e := startRelayWith(t, scheme, relay.Config{UpstreamTimeout: time.Minute, TrackStatusTimeout: 200 * time.Millisecond})
-		ns := wire.Namespace{"slow-once"}
-		p := &silentFetchPublisher{track: moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})}
-		if _, err := e.connect("/", p).PublishNamespace(ctxFor(t), ns, nil); err != nil {
-			t.Fatal(err)
-		}
-		sub, err := e.connect("/", nil).Subscribe(ctxFor(t), ns, "t", moqtransport.SubscribeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		writeSubgroup(t, 0, 0, false, false, []uint64{0, 1}, p.track)
-		writeSubgroup(t, 1, 0, false, false, []uint64{0, 1}, p.track)
-		cachedAt(t, sub, 1, 0, 1)
-
-		s := e.connect("/", nil)
+		e, p, ns, s := silentFetchSetup(t, scheme, "slow-once")
 		opts := moqtransport.FetchOptions{Namespace: ns, Name: "t", End: wire.Location{Group: 1}}
 		fetchLocations(t, s, opts) // left unanswered: from the cache
 		if !relay.EndFetchPause(e.rs.Relay, "", ns) {
@@ -350,6 +322,28 @@ func TestFetchSlowPublisherAskedAgain(t *testing.T) {
 			}
 		}
 	})
+}
+
+// silentFetchSetup starts a relay (TrackStatusTimeout 200 ms) with a
+// silentFetchPublisher of namespace name, whose groups 0 and 1 (objects
+// 0 and 1, no group ends) are in the relay's cache, and a session to ask
+// it with.
+func silentFetchSetup(t *testing.T, scheme, name string) (*relayEnv, *silentFetchPublisher, wire.Namespace, *moqtransport.Session) {
+	t.Helper()
+	e := startRelayWith(t, scheme, relay.Config{UpstreamTimeout: time.Minute, TrackStatusTimeout: 200 * time.Millisecond})
+	ns := wire.Namespace{name}
+	p := &silentFetchPublisher{track: moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})}
+	if _, err := e.connect("/", p).PublishNamespace(ctxFor(t), ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := e.connect("/", nil).Subscribe(ctxFor(t), ns, "t", moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSubgroup(t, 0, 0, false, false, []uint64{0, 1}, p.track)
+	writeSubgroup(t, 1, 0, false, false, []uint64{0, 1}, p.track)
+	cachedAt(t, sub, 1, 0, 1)
+	return e, p, ns, e.connect("/", nil)
 }
 
 // silentFetchPublisher serves one track and never answers FETCH, or,
