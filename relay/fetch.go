@@ -240,9 +240,9 @@ func unknownStatus(err error) bool {
 // fetchSilence is what a relay knows of whether a publisher answers the
 // FETCHes its cache could answer in part. A publisher that left one
 // unanswered is not asked again until a pause is over: ten times the wait
-// it was given, doubled at each further FETCH it leaves unanswered, at most
-// 600 times (10 minutes at the default TrackStatusTimeout); an answer, or
-// a refusal other than NOT_SUPPORTED, ends the doubling. A publisher that
+// it was given, doubled at each further silence, at most 600 times (10
+// minutes at the default TrackStatusTimeout); an answer, or a refusal
+// other than NOT_SUPPORTED, ends the pause and the doubling. A publisher that
 // answered NOT_SUPPORTED is not asked again. (It used to be never asked
 // again after one FETCH unanswered: a publisher slow once, an archive at
 // 1.2 s, was answered from the cache for good, which may lack a late
@@ -262,10 +262,16 @@ func (f *fetchSilence) skip(now time.Time) bool {
 }
 
 // missed records a FETCH left unanswered for wait, and returns the pause
-// before the publisher is asked again.
+// before the publisher is asked again. FETCHes that were in flight
+// together are one silence: one that times out during the pause another
+// started neither doubles nor extends it (seven at once would otherwise
+// reach the 600x cap at the first silence).
 func (f *fetchSilence) missed(now time.Time, wait time.Duration) time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if now.Before(f.until) {
+		return f.until.Sub(now)
+	}
 	f.misses++
 	pause := 10 * wait << min(f.misses-1, 6) // 10, 20, ..., 640 times
 	pause = min(pause, 600*wait)
@@ -273,10 +279,11 @@ func (f *fetchSilence) missed(now time.Time, wait time.Duration) time.Duration {
 	return pause
 }
 
-// answered records a FETCH answered in time.
+// answered records a FETCH answered in time: the publisher is asked from
+// now on, and a later silence starts the pauses over.
 func (f *fetchSilence) answered() {
 	f.mu.Lock()
-	f.misses = 0
+	f.misses, f.until = 0, time.Time{}
 	f.mu.Unlock()
 }
 
