@@ -187,13 +187,19 @@ func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) 
 		return m
 	})
 	if err != nil {
-		s.mu.Lock()
-		delete(s.fetches, f.id)
-		s.mu.Unlock()
-		if sent && ctx.Err() != nil && s.ctx.Err() == nil {
-			// We gave up waiting: tell the publisher.
-			s.sendOrFail(&wire.FetchCancel{RequestID: f.id})
+		if !sent {
+			return nil, err // no request ID: nothing registered, nothing came
 		}
+		if ctx.Err() == nil || s.ctx.Err() != nil {
+			s.mu.Lock()
+			delete(s.fetches, f.id)
+			s.mu.Unlock()
+		}
+		// We gave up waiting (Cancel sends FETCH_CANCEL while the fetch
+		// is registered), or the session ended: either way a fetch
+		// stream that came already is stopped and its reader ends; it
+		// blocked on the full channel until the session's end.
+		_ = f.Cancel()
 		return nil, err
 	}
 	switch r := resp.(type) {

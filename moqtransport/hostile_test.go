@@ -1369,8 +1369,14 @@ func (rs *hostileServer) subscribe(name string) (*wire.Subscribe, chan subResult
 // server read, and where the result will arrive.
 func (rs *hostileServer) fetch(opts moqtransport.FetchOptions) (*wire.Fetch, chan error) {
 	rs.t.Helper()
+	return rs.fetchFor(opts, hostileWait)
+}
+
+// fetchFor is fetch with the client giving up after d.
+func (rs *hostileServer) fetchFor(opts moqtransport.FetchOptions, d time.Duration) (*wire.Fetch, chan error) {
+	rs.t.Helper()
 	ch := make(chan error, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), hostileWait)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	go func() {
 		defer cancel()
 		_, err := rs.client.Fetch(ctx, opts)
