@@ -942,7 +942,10 @@ type FetchResponse struct {
 	EndOfTrack bool
 	// End is the FETCH_OK end location, as on the wire: {G, 0} is all of
 	// group G, {G, N} the objects before N. The zero value, with
-	// Objects, is just past the last of them.
+	// Objects, is just past the last of them; with Next it is {0, 0}, all
+	// of group 0, so set it. An End before the requested start is
+	// refused with FETCH_ERROR INTERNAL_ERROR (the peer would close the
+	// session for it).
 	End Location
 	// Objects are the objects to send, in order, when Next is nil: an
 	// application's store answers with the objects it holds. None (and
@@ -987,6 +990,13 @@ func (s *Session) serveFetchResponse(ctx, cut context.Context, m *wire.Fetch, re
 			}
 			end = endAfter(largest)
 		}
+	}
+	if m.FetchType == wire.FetchStandalone && fetchLast(end).Less(m.Start) {
+		// Sent, it would make the peer close the session (§9.17): most
+		// likely a handler with Next that left End unset ({0, 0}).
+		s.log.Error("a Fetch handler's FetchResponse.End is before the requested start; refusing the FETCH (set End with Next)", "request", m.RequestID, "end", end, "start", m.Start)
+		s.fetchError(m.RequestID, FetchInternalError, "the publisher's answer ends before the requested start")
+		return
 	}
 	if ctx.Err() != nil {
 		s.fetchEnded(ctx, m.RequestID)

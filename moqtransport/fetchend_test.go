@@ -1,7 +1,9 @@
 package moqtransport_test
 
 import (
+	"context"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -82,4 +84,27 @@ func TestFetchErrorAfterStreamStopsStream(t *testing.T) {
 			})
 		}
 	})
+}
+
+// A Fetch handler that answers with Next and no End would send FETCH_OK
+// {0, 0}, which ends before a range starting past group 0: the peer closes
+// the session for that (§9.17). The FETCH is refused instead, and the
+// session goes on.
+func TestFetchHandlerEndBeforeStartRefused(t *testing.T) {
+	h := moqtransport.Handler{
+		Fetch: func(context.Context, *moqtransport.Session, *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+			return &moqtransport.FetchResponse{Next: func(context.Context) (*moqtransport.Object, error) { return nil, io.EOF }}, nil
+		},
+	}
+	e := newEnv(t, "moqt", &moqtransport.Config{Handler: h})
+	client, _ := e.dial(nil)
+	ctx := timeout(t)
+	_, err := client.Fetch(ctx, moqtransport.FetchOptions{Namespace: wire.Namespace{"n"}, Name: "t", Start: wire.Location{Group: 5}, End: wire.Location{Group: 6}})
+	var re *moqtransport.RequestError
+	if !errors.As(err, &re) || re.Code != uint64(wire.FetchInternalError) {
+		t.Fatalf("FETCH answered by a handler with no End: %v, want FETCH_ERROR INTERNAL_ERROR", err)
+	}
+	if err := client.Context().Err(); err != nil {
+		t.Fatalf("the session ended: %v", err)
+	}
 }
