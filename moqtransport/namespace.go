@@ -106,9 +106,20 @@ func (s *Session) handlePublishNamespace(m *wire.PublishNamespace) {
 			return NamespaceError(wire.NamespaceNotSupported, "PUBLISH_NAMESPACE is not supported by this endpoint")
 		}
 	}
+	key := nsKey(m.Namespace)
+	pend := &nsPending{}
+	s.mu.Lock()
+	setIn(&s.nsPending, key, pend)
+	s.mu.Unlock()
 	s.goFunc(func() {
 		var err error
 		s.callback(func() { err = h(s.ctx, s, m) })
+		s.mu.Lock()
+		if s.nsPending[key] == pend {
+			delete(s.nsPending, key)
+		}
+		withdrawn, cancelled := pend.withdrawn, pend.cancel
+		s.mu.Unlock()
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -117,7 +128,21 @@ func (s *Session) handlePublishNamespace(m *wire.PublishNamespace) {
 			s.refuse(&wire.PublishNamespaceError{RequestID: m.RequestID, Code: wire.PublishNamespaceErrorCode(code), Reason: reason})
 			return
 		}
-		key := nsKey(m.Namespace)
+		if withdrawn || cancelled != nil {
+			// Withdrawn (PUBLISH_NAMESPACE_DONE) or cancelled while the
+			// handler decided: the request still gets its answer, and
+			// then ends as it would have had the namespace been in place.
+			// (The DONE used to find nothing and be dropped: the
+			// namespace stayed published for the rest of the session.)
+			s.sendOrFail(&wire.PublishNamespaceOK{RequestID: m.RequestID})
+			s.requestDone()
+			if cancelled != nil {
+				s.sendOrFail(cancelled)
+			} else if h := s.cfg.Handler.PublishNamespaceDone; h != nil {
+				s.callback(func() { h(s, m.Namespace) })
+			}
+			return
+		}
 		s.mu.Lock()
 		setIn(&s.peerNamespaces, key, m.Namespace)
 		n := s.nsSubscriptionFor(m.Namespace)
@@ -132,11 +157,23 @@ func (s *Session) handlePublishNamespace(m *wire.PublishNamespace) {
 	})
 }
 
+// nsPending is a PUBLISH_NAMESPACE of the peer's that its handler has not
+// answered yet: what happened to it meanwhile. Guarded by Session.mu.
+type nsPending struct {
+	withdrawn bool                         // PUBLISH_NAMESPACE_DONE came
+	cancel    *wire.PublishNamespaceCancel // CancelNamespace was called
+}
+
 // handlePublishNamespaceDone: the peer withdrew a namespace; its request is
 // over.
 func (s *Session) handlePublishNamespaceDone(m *wire.PublishNamespaceDone) {
 	s.mu.Lock()
 	key := nsKey(m.Namespace)
+	if p := s.nsPending[key]; p != nil {
+		p.withdrawn = true // carried out once the handler answers
+		s.mu.Unlock()
+		return
+	}
 	_, ok := s.peerNamespaces[key]
 	delete(s.peerNamespaces, key)
 	n, noted := s.nsNoted[key]
@@ -159,6 +196,14 @@ func (s *Session) handlePublishNamespaceDone(m *wire.PublishNamespaceDone) {
 func (s *Session) CancelNamespace(ns Namespace, code PublishNamespaceErrorCode, reason string) error {
 	s.mu.Lock()
 	key := nsKey(ns)
+	if p := s.nsPending[key]; p != nil {
+		// Its handler has not answered yet: cancelled once it accepts.
+		if p.cancel == nil && !p.withdrawn {
+			p.cancel = &wire.PublishNamespaceCancel{Namespace: ns, Code: code, Reason: reason}
+		}
+		s.mu.Unlock()
+		return nil
+	}
 	_, ok := s.peerNamespaces[key]
 	delete(s.peerNamespaces, key)
 	n, noted := s.nsNoted[key]

@@ -293,6 +293,11 @@ type Session struct {
 	// Namespaces we published, and the ones the peer published to us.
 	ourNamespaces  map[string]*NamespacePublication
 	peerNamespaces map[string]wire.Namespace
+	// nsPending: the peer's PUBLISH_NAMESPACEs whose handler has not
+	// answered yet, by namespace key: a PUBLISH_NAMESPACE_DONE or a
+	// CancelNamespace meanwhile is noted there and carried out once the
+	// handler accepts (handlePublishNamespace).
+	nsPending map[string]*nsPending
 	// GOAWAY state.
 	goAwayReceived bool
 	goAwayURI      string
