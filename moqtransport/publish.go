@@ -105,7 +105,7 @@ func (sv *servedSubscription) runPublish() {
 }
 
 // applyPublishOK applies the subscriber's choices to a PUBLISH we sent:
-// forwarding, priority and filter (§9.14).
+// forwarding, priority, group order and filter (§9.14).
 func (s *Session) applyPublishOK(m *wire.PublishOK) error {
 	s.mu.Lock()
 	p := s.pending[m.RequestID]
@@ -118,6 +118,9 @@ func (s *Session) applyPublishOK(m *wire.PublishOK) error {
 	if p == nil || p.kind != wire.TypePublish || sv == nil {
 		return nil
 	}
+	// The subscriber's group order overwrites the PUBLISH's (it was kept,
+	// so a subscriber asking for descending got ascending).
+	s.sched.setOrder(sv, m.GroupOrder)
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
 	start, hasEnd, endGroup, _ := filterRange(m.Filter, sv.largest, sv.exists)

@@ -1035,6 +1035,23 @@ func (p *prioSched) remove(st *outStream) {
 	setUrgenciesDue(due)
 }
 
+// setOrder gives sv the group order a PUBLISH_OK chose (§9.14: it
+// overwrites the PUBLISH's) and re-ranks its streams: objects may have
+// gone out before the answer came. sv.order is read under p.mu
+// (rankSubLocked) once streams exist.
+func (p *prioSched) setOrder(sv *servedSubscription, order wire.GroupOrder) {
+	var buf [4]*outStream
+	p.mu.Lock()
+	if sv.order == order {
+		p.mu.Unlock()
+		return
+	}
+	sv.order = order
+	due := p.rankSubLocked(sv, noShift, buf[:0])
+	p.mu.Unlock()
+	setUrgenciesDue(due)
+}
+
 // rerank recomputes the urgencies of sv's streams, after its subscriber
 // priority changed.
 func (p *prioSched) rerank(sv *servedSubscription) {

@@ -297,3 +297,28 @@ func TestWriteFetchStopsWhenEnded(t *testing.T) {
 		t.Error("the ended fetch's stream was closed, not reset")
 	}
 }
+
+// TestSchedSetOrder: a PUBLISH_OK's group order overwrites the PUBLISH's
+// (§9.14), and the streams already open are re-ranked for it (applyPublishOK
+// kept the PUBLISH's order: a subscriber asking for descending got the
+// oldest group first).
+func TestSchedSetOrder(t *testing.T) {
+	sess := &Session{}
+	p := &sess.sched
+	sv := &servedSubscription{s: sess, order: wire.GroupOrderAscending}
+	sv.subPrio.Store(128)
+	var ps []*prioStream
+	for g := uint64(1); g <= 3; g++ {
+		s := &prioStream{prio: -1}
+		p.add(&outStream{sv: sv, key: subgroupKey{g, 0}, pubPrio: 128, str: s, urgency: -1, applied: -1})
+		ps = append(ps, s)
+	}
+	urgencies := func() []int { return []int{ps[0].prio / 32, ps[1].prio / 32, ps[2].prio / 32} }
+	if u := urgencies(); !slices.Equal(u, []int{1, 2, 3}) {
+		t.Fatalf("ascending: groups 1-3 at urgencies %v, want [1 2 3]", u)
+	}
+	p.setOrder(sv, wire.GroupOrderDescending)
+	if u := urgencies(); !slices.Equal(u, []int{3, 2, 1}) {
+		t.Fatalf("after PUBLISH_OK chose descending: groups 1-3 at urgencies %v, want [3 2 1]", u)
+	}
+}
