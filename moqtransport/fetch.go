@@ -190,16 +190,17 @@ func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) 
 		if !sent {
 			return nil, err // no request ID: nothing registered, nothing came
 		}
-		if ctx.Err() == nil || s.ctx.Err() != nil {
-			s.mu.Lock()
-			delete(s.fetches, f.id)
-			s.mu.Unlock()
-		}
-		// We gave up waiting (Cancel sends FETCH_CANCEL while the fetch
-		// is registered), or the session ended: either way a fetch
-		// stream that came already is stopped and its reader ends; it
-		// blocked on the full channel until the session's end.
+		s.mu.Lock()
+		delete(s.fetches, f.id)
+		s.mu.Unlock()
+		// A fetch stream that came already is stopped and its reader
+		// ends (it blocked on the full channel until the session's end);
+		// no longer registered, Cancel sends nothing.
 		_ = f.Cancel()
+		if ctx.Err() != nil && s.ctx.Err() == nil {
+			// We gave up waiting: tell the publisher.
+			s.sendOrFail(&wire.FetchCancel{RequestID: f.id})
+		}
 		return nil, err
 	}
 	switch r := resp.(type) {
@@ -232,6 +233,7 @@ func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) 
 		s.mu.Lock()
 		delete(s.fetches, f.id)
 		s.mu.Unlock()
+		_ = f.Cancel() // no FETCH_CANCEL (no longer registered): a stream that came is stopped
 		return nil, &RequestError{Message: wire.TypeFetchError, Code: uint64(r.Code), Reason: r.Reason}
 	}
 	return nil, violation("%s in answer to FETCH", resp.Type())
