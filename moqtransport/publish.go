@@ -47,7 +47,10 @@ func (s *Session) Publish(ctx context.Context, t *Track, opts PublishOptions) (*
 		req := &wire.Subscribe{RequestID: id, Namespace: name.Namespace, Name: name.Name,
 			SubscriberPriority: DefaultPriority, GroupOrder: t.GroupOrder(), Forward: !opts.Paused,
 			Filter: wire.Filter{Type: wire.FilterLargestObject}}
-		sv = s.newServed(req)
+		s.mu.Lock()
+		sv = s.newServedLocked(req)
+		sv.pushed = true // under s.mu: a SUBSCRIBE of the peer's reads it (handleSubscribe)
+		s.mu.Unlock()
 		// PUBLISH's Largest and the reader's start are taken together
 		// (newReaderAt), so no object falls between them.
 		var largest Location

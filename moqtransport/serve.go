@@ -3,6 +3,7 @@ package moqtransport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ type servedSubscription struct {
 	s      *Session
 	req    *wire.Subscribe
 	key    string // full track name, to refuse a second subscription to it
+	pushed bool   // a PUBLISH of ours, not the peer's SUBSCRIBE
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -83,6 +85,14 @@ func (s *Session) handleSubscribe(m *wire.Subscribe) error {
 	for _, other := range s.served {
 		if other.key == key && !other.isUnsubscribed() && !other.over.Load() {
 			s.mu.Unlock()
+			if other.pushed {
+				// Our PUBLISH of the track crossed the peer's SUBSCRIBE
+				// (§5.1 forbids two subscriptions to a track, but the
+				// peer could not know of ours): refused, not a violation.
+				s.refuse(&wire.SubscribeError{RequestID: m.RequestID, Code: wire.SubscribeInternalError,
+					Reason: fmt.Sprintf("track %s is already published to this session (PUBLISH request %d)", m.Namespace.String()+"/"+m.Name, other.req.RequestID)})
+				return nil
+			}
 			return violation("a second SUBSCRIBE for track %s in one session", m.Namespace.String()+"/"+m.Name)
 		}
 	}
