@@ -61,10 +61,17 @@ func (s *Session) PublishNamespace(ctx context.Context, ns Namespace, params Par
 	if err := ns.Validate(); err != nil {
 		return nil, err
 	}
+	sent := false
 	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
+		sent = true
 		return &wire.PublishNamespace{RequestID: id, Namespace: ns, Params: params}
 	})
 	if err != nil {
+		if sent && ctx.Err() != nil && s.ctx.Err() == nil {
+			// We gave up waiting for the answer: the peer may accept
+			// still, so the namespace is withdrawn.
+			s.sendOrFail(&wire.PublishNamespaceDone{Namespace: ns})
+		}
 		return nil, err
 	}
 	switch r := resp.(type) {

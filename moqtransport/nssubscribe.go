@@ -235,6 +235,12 @@ func (s *Session) SubscribeNamespace(ctx context.Context, prefix Namespace, para
 	}
 	if err != nil {
 		unregister()
+		if registered && ctx.Err() != nil && s.ctx.Err() == nil {
+			// We gave up waiting for the answer: the peer may accept
+			// still (and then refuse the prefix to a retry as an
+			// overlap), so the subscription is ended.
+			s.sendOrFail(&wire.UnsubscribeNamespace{Prefix: prefix})
+		}
 		return nil, err
 	}
 	switch r := resp.(type) {

@@ -71,7 +71,15 @@ func (s *Session) Publish(ctx context.Context, t *Track, opts PublishOptions) (*
 	})
 	if err != nil {
 		if sv != nil {
-			sv.refuse()
+			if ctx.Err() != nil && s.ctx.Err() == nil {
+				// We gave up waiting for PUBLISH_OK: the peer may
+				// accept still, so it is told the subscription ended
+				// (PUBLISH_DONE); refused, it would wait for objects
+				// that never come.
+				s.EndSubscription(sv.req.RequestID, wire.DoneSubscriptionEnded, "the publisher stopped waiting for PUBLISH_OK")
+			} else {
+				sv.refuse()
+			}
 		}
 		return nil, err
 	}
