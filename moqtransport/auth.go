@@ -148,6 +148,16 @@ func (s *Session) authorize(m wire.Message, id uint64, ps wire.Parameters) (refu
 	return true, nil
 }
 
+// registerTokens takes the token REGISTERs and DELETEs of a request refused
+// before authorization (a FETCH's range, an overlapping prefix): §9.2.1.1
+// has them take effect even when the request fails for another reason.
+// The request is not authorized, so Config.Authorize notes no grant for
+// it. A token error that closes the session still does.
+func (s *Session) registerTokens(ps wire.Parameters) error {
+	_, _, sessErr := s.tokens.resolve(ps, false)
+	return sessErr
+}
+
 // refusal builds the error answer to request m for an authorization error:
 // UNAUTHORIZED, EXPIRED_AUTH_TOKEN or MALFORMED_AUTH_TOKEN in the answer's
 // registry, by name (PUBLISH_ERROR has no token codes: UNAUTHORIZED).

@@ -61,6 +61,15 @@ func TestAuthorizationTokens(t *testing.T) {
 		check("unknown alias", tokenParam(t, wire.Token{AliasType: wire.TokenUseAlias, Alias: 8}), uint64(wire.FetchUnauthorized))
 		check("delete", tokenParam(t, wire.Token{AliasType: wire.TokenDelete, Alias: 7}), uint64(wire.FetchUnauthorized))
 		check("deleted alias", tokenParam(t, wire.Token{AliasType: wire.TokenUseAlias, Alias: 7}), uint64(wire.FetchUnauthorized))
+		// A REGISTER in a request refused for another reason (its end is
+		// before its start) is registered all the same (§9.2.1.1): it
+		// was not, and the alias's next use was refused as unknown.
+		_, err := client.Fetch(ctx, moqtransport.FetchOptions{Namespace: name.Namespace, Name: name.Name, Start: wire.Location{Group: 5}, End: wire.Location{Group: 4},
+			Params: tokenParam(t, wire.Token{AliasType: wire.TokenRegister, Alias: 9, Value: []byte("good")})})
+		if re := (*moqtransport.RequestError)(nil); !errors.As(err, &re) || re.Code != uint64(wire.FetchInvalidRange) {
+			t.Errorf("FETCH ending before its start: %v, want FETCH_ERROR INVALID_RANGE", err)
+		}
+		check("alias registered by a refused request", tokenParam(t, wire.Token{AliasType: wire.TokenUseAlias, Alias: 9}), uint64(wire.FetchInvalidRange))
 		// SUBSCRIBE is authorized the same way.
 		if _, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{
 			Params: tokenParam(t, wire.Token{AliasType: wire.TokenUseValue, Value: []byte("good")})}); err != nil {

@@ -147,7 +147,7 @@ func (s *Session) handle(m wire.Message) error {
 			return err
 		}
 		if s.refuseFetch(m) {
-			return nil
+			return s.registerTokens(m.Params)
 		}
 		if refused, err := s.authorize(m, m.RequestID, m.Params); refused || err != nil {
 			return err
@@ -170,7 +170,7 @@ func (s *Session) handle(m wire.Message) error {
 			return err
 		}
 		if s.refuseSubscribeNamespace(m) {
-			return nil
+			return s.registerTokens(m.Params)
 		}
 		if refused, err := s.authorize(m, m.RequestID, m.Params); refused || err != nil {
 			return err
