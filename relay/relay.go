@@ -837,7 +837,8 @@ func (r *Relay) subscribeNamespace(_ context.Context, s *moqtransport.Session, r
 
 // namespaceSubscribed queues what the scope has under the prefix now:
 // its namespaces, then its pushed tracks; later ones follow as they come.
-// The subscriber's own namespaces are echoed back too, as draft-14 says.
+// The subscriber's own namespaces and tracks are echoed back too, as
+// draft-14 says ("Subscribing to Namespaces").
 func (r *Relay) namespaceSubscribed(s *moqtransport.Session, prefix wire.Namespace) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -855,7 +856,7 @@ func (r *Relay) namespaceSubscribed(s *moqtransport.Session, prefix wire.Namespa
 			}
 		}
 		for _, rt := range sc.tracks {
-			if rt.published && rt.owner != s && !rt.track.Closed() && rt.ns.HasPrefix(prefix) && rt.claimed() {
+			if rt.published && !rt.track.Closed() && rt.ns.HasPrefix(prefix) && rt.claimed() {
 				sub.push(rt.track)
 			}
 		}
@@ -1002,7 +1003,12 @@ func (r *Relay) publish(ctx context.Context, s *moqtransport.Session, req *wire.
 	}
 	r.logFor(s).Info("track published", "request", req.RequestID, "scope", scName, "track", name)
 	for _, n := range sc.nsSubs {
-		if n.s != s && req.Namespace.HasPrefix(n.prefix) {
+		// The publisher too, if it subscribed to the namespace: the
+		// answer to SUBSCRIBE_NAMESPACE "includes echoing back PUBLISH
+		// or PUBLISH_NAMESPACE messages to the endpoint that sent them"
+		// (draft-14, "Subscribing to Namespaces"), which may accept its own
+		// track or refuse it.
+		if req.Namespace.HasPrefix(n.prefix) {
 			n.push(t)
 		}
 	}

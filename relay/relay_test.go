@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http/httptest"
 	"slices"
@@ -522,6 +523,53 @@ func TestSubscribeNamespaceEchoesToThePublisher(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the echo", func() bool { got, _ := a.seen(); return len(got) == 1 && got[0] == "mine/x" })
+}
+
+// A publisher subscribed to its own namespace is sent its own tracks with
+// PUBLISH too (draft-14, "Subscribing to Namespaces": "This includes
+// echoing back PUBLISH or PUBLISH_NAMESPACE messages to the endpoint that
+// sent them"), both a track pushed before its SUBSCRIBE_NAMESPACE and one
+// after; accepted, it reads its own objects back. Only namespaces were
+// echoed.
+func TestSubscribeNamespaceEchoesPublishToThePublisher(t *testing.T) {
+	e := startRelay(t, "moqt")
+	ctx := ctxFor(t)
+	p := &pushed{subs: make(chan *moqtransport.Subscription, 2)}
+	s := e.connect("/", p)
+	before := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"mine", "x"}, Name: "before"}, moqtransport.TrackConfig{})
+	if _, err := s.Publish(ctx, before, moqtransport.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SubscribeNamespace(ctx, wire.Namespace{"mine"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	after := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"mine", "x"}, Name: "after"}, moqtransport.TrackConfig{})
+	if _, err := s.Publish(ctx, after, moqtransport.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*moqtransport.Subscription{}
+	for range 2 {
+		select {
+		case sub := <-p.subs:
+			got[sub.Track().Name().Name] = sub
+		case <-ctx.Done():
+			t.Fatalf("echoed PUBLISHes: %v, want both tracks", slices.Collect(maps.Keys(got)))
+		}
+	}
+	echo := got["after"]
+	if echo == nil || got["before"] == nil {
+		t.Fatalf("echoed PUBLISHes: %v, want before and after", slices.Collect(maps.Keys(got)))
+	}
+	done := make(chan []string, 1)
+	go func() {
+		objs, _ := read(ctx, echo.Track())
+		done <- objs
+	}()
+	write(t, after, 0, 2, 2)
+	after.Close(nil)
+	if objs := <-done; !slices.Equal(objs, expected(0, 2, 2)) {
+		t.Errorf("the publisher's own track read back: %v", objs)
+	}
 }
 
 func TestSubscribeNamespaceNotSupportedWithoutHandler(t *testing.T) {
