@@ -247,6 +247,9 @@ func (t *Track) enforceLimits() {
 func (t *Track) evictGroup(i int) {
 	g := t.groups[i]
 	t.groups = slices.Delete(t.groups, i, i+1)
+	if !t.hasEvicted || g.id > t.evictedMax {
+		t.evictedMax, t.hasEvicted = g.id, true
+	}
 	if g.entries > 0 {
 		behind := t.readersBehind(g.firstSeq, g.lastSeq)
 		for j := t.index(g.firstSeq); j < len(t.log) && t.log[j].seq <= g.lastSeq; j++ {

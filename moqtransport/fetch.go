@@ -688,6 +688,12 @@ func (t *Track) cachedRange(start, last Location, maxCache time.Duration, known 
 	if len(t.groups) == 0 || start.Group < t.groups[0].id {
 		return cachedRange{}, FetchError(wire.FetchUnknownStatusInRange, "the start of the range is no longer cached")
 	}
+	if t.hasEvicted && start.Group <= t.evictedMax {
+		// An older-arriving group of a larger ID was evicted by age
+		// while this one stayed: the range may cross it, and a group
+		// left out reads as one that does not exist (§9.16).
+		return cachedRange{}, FetchError(wire.FetchUnknownStatusInRange, fmt.Sprintf("group %d of the range may have been evicted", t.evictedMax))
+	}
 	if t.largest.Less(last) {
 		last = t.largest
 	}

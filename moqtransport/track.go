@@ -165,6 +165,12 @@ type Track struct {
 	logBase []trackEntry // log's array, from its start (makeLogRoom)
 	tombs   int
 	nextSeq uint64
+	// evictedMax is the largest group ID the cache evicted (hasEvicted:
+	// any). Evicting by age goes by arrival, so a group can be evicted
+	// while one with a smaller ID stays: a range that reaches down to
+	// evictedMax may cross it (cachedRange refuses it).
+	evictedMax uint64
+	hasEvicted bool
 	// groups is the cache's group index, sorted by group ID.
 	groups       []*cachedGroup
 	bytes        int64

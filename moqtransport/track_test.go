@@ -1183,3 +1183,30 @@ func TestTrackReadersSideBySide(t *testing.T) {
 		}
 	}
 }
+
+// Evicting by age goes by arrival, so a group can go while one of a smaller
+// ID stays (group 6 arrived before a late group 5): a FETCH of a range
+// that may cross the evicted group is refused UNKNOWN_STATUS_IN_RANGE. It
+// was answered with groups 5 and 7 only, which the subscriber reads as
+// "group 6 does not exist" (§9.16). A range past the evicted group is
+// answered.
+func TestFetchFromTrackAfterAgeEvictionHole(t *testing.T) {
+	clock := newFakeClock()
+	tr := NewTrack(testTrackName, TrackConfig{MaxAge: 10 * time.Second, Now: clock.Now})
+	writeGroup(t, tr, 6, 1, 10) // t=0
+	clock.Advance(3 * time.Second)
+	writeGroup(t, tr, 5, 1, 10) // t=3: late
+	clock.Advance(5 * time.Second)
+	writeGroup(t, tr, 7, 1, 10)    // t=8
+	clock.Advance(3 * time.Second) // t=11: group 6 is 11 s old
+	if o, n, _ := tr.Cache().Groups(); o != 5 || n != 7 || len(tr.Cache().Objects(6)) != 0 {
+		t.Fatalf("cache holds %d..%d, group 6 %d objects; want 5..7 without group 6", o, n, len(tr.Cache().Objects(6)))
+	}
+	_, err := FetchFromTrack(tr, &FetchRequest{Start: Location{Group: 5}, End: Location{Group: 8}})
+	if !errors.Is(err, FetchError(wire.FetchUnknownStatusInRange, "")) {
+		t.Fatalf("FETCH of groups 5-7 across the evicted group 6: %v, want UNKNOWN_STATUS_IN_RANGE", err)
+	}
+	if _, err := FetchFromTrack(tr, &FetchRequest{Start: Location{Group: 7}, End: Location{Group: 8}}); err != nil {
+		t.Fatalf("FETCH of group 7, past the evicted group: %v", err)
+	}
+}
