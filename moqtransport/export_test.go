@@ -4,3 +4,11 @@ package moqtransport
 // stream late (FetchOptions.StreamTimeout), with whether the peer had
 // room to open it.
 func SetFetchWatchHook(s *Session, h func(room bool)) { s.uniRoom.watchHook.Store(&h) }
+
+// NamespaceSubscriptionSize counts what n holds: the namespaces it knows
+// and the changes queued for Next.
+func NamespaceSubscriptionSize(n *NamespaceSubscription) (known, changed int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.known), len(n.changed)
+}

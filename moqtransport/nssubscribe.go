@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"iter"
+	"slices"
 	"sync"
 
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -26,9 +27,14 @@ type NamespaceSubscription struct {
 	mu sync.Mutex
 	// known: the namespaces under the prefix, by nsKey, with what the
 	// peer says now and what Next last reported; changed: the keys whose
-	// two differ, in the order they changed. Their size is bounded by the
+	// two differ, in the order they changed. known is bounded by the
 	// peer's open PUBLISH_NAMESPACE requests (Config.MaxRequests) plus
-	// the namespaces Next reported and the peer withdrew since.
+	// the namespaces Next reported and the peer withdrew since: one
+	// withdrawn before Next reported it is forgotten at once (note), and
+	// changed is compacted to known's size when it outgrows it, so a peer
+	// that publishes and withdraws namespace after namespace grows neither
+	// while the application does not read (each took a request ID of ours,
+	// given back at the withdrawal).
 	known   map[string]*nsState
 	changed []string
 	wake    chan struct{}
@@ -72,6 +78,9 @@ func (n *NamespaceSubscription) Next(ctx context.Context) (NamespaceEvent, error
 			k := n.changed[0]
 			n.changed = n.changed[1:]
 			st := n.known[k]
+			if st == nil {
+				continue // withdrawn before it was reported (note)
+			}
 			st.queued = false
 			if st.active == st.reported {
 				if !st.active {
@@ -133,15 +142,43 @@ func (n *NamespaceSubscription) note(ns Namespace, active bool) {
 		st = &nsState{ns: ns}
 		n.known[k] = st
 	}
+	if !active && !st.reported {
+		// Published and withdrawn before Next reported it: nothing to
+		// report. Its key may stay in changed (Next skips it) until a
+		// compaction.
+		delete(n.known, k)
+		n.compactLocked()
+		return
+	}
 	st.active = active
 	if !st.queued {
 		st.queued = true
 		n.changed = append(n.changed, k)
+		n.compactLocked()
 	}
 	select {
 	case n.wake <- struct{}{}:
 	default:
 	}
+}
+
+// compactLocked drops from changed the keys of namespaces no longer known,
+// and repeats (a key forgotten and published again), once changed is more
+// than twice as long as known: amortized, a constant cost per note. Called
+// with n.mu held.
+func (n *NamespaceSubscription) compactLocked() {
+	if len(n.changed) <= 2*len(n.known)+64 {
+		return
+	}
+	seen := make(map[string]bool, len(n.known))
+	n.changed = slices.DeleteFunc(n.changed, func(k string) bool {
+		st := n.known[k]
+		if st == nil || !st.queued || seen[k] {
+			return true
+		}
+		seen[k] = true
+		return false
+	})
 }
 
 // finish ends the subscription's events with err.
