@@ -496,6 +496,10 @@ func (r *Relay) publishNamespace(ctx context.Context, s *moqtransport.Session, r
 			r.mu.Lock()
 			if sc.origins[k] == o {
 				delete(sc.origins, k)
+				// A namespace subscriber that came while the
+				// coordinator was asked may have been told of it
+				// (namespaceSubscribed): withdrawn, or it kept it.
+				r.withdraw(sc, k)
 				r.dropIfEmpty(scName)
 			}
 			r.mu.Unlock()

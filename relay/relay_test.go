@@ -978,3 +978,50 @@ func TestFetchCountsNoSubscriber(t *testing.T) {
 		}
 	})
 }
+
+// refusingCoordinator refuses every registration once refuse is closed,
+// and answers every lookup ErrNotFound.
+type refusingCoordinator struct {
+	asked  chan struct{}
+	refuse chan struct{}
+}
+
+func (c *refusingCoordinator) Register(context.Context, string, wire.Namespace) (relay.Registration, error) {
+	c.asked <- struct{}{}
+	<-c.refuse
+	return nil, errors.New("coordinator down")
+}
+
+func (c *refusingCoordinator) Lookup(context.Context, string, wire.Namespace) (string, error) {
+	return "", relay.ErrNotFound
+}
+
+// A namespace subscriber that subscribes while a PUBLISH_NAMESPACE waits
+// for the coordinator is told of the namespace, and, when the coordinator
+// refuses it, of its withdrawal. It kept a namespace no one published.
+func TestNamespaceRefusedByCoordinatorWithdrawn(t *testing.T) {
+	c := &refusingCoordinator{asked: make(chan struct{}, 1), refuse: make(chan struct{})}
+	e := startRelayWith(t, "moqt", relay.Config{Coordinator: c, Node: "moqt://127.0.0.1:1"})
+	ctx := ctxFor(t)
+	ns := wire.Namespace{"refused"}
+	published := make(chan error, 1)
+	go func() {
+		_, err := e.connect("/", nil).PublishNamespace(ctx, ns, nil)
+		published <- err
+	}()
+	select {
+	case <-c.asked:
+	case <-ctx.Done():
+		t.Fatal("the coordinator was not asked")
+	}
+	a := &announcements{}
+	if _, err := e.connect("/", a).SubscribeNamespace(ctx, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the namespace announced while pending", func() bool { got, _ := a.seen(); return len(got) == 1 })
+	close(c.refuse)
+	if err := <-published; err == nil {
+		t.Fatal("PUBLISH_NAMESPACE accepted though the coordinator refused it")
+	}
+	waitFor(t, "the refused namespace withdrawn", func() bool { _, done := a.seen(); return len(done) == 1 && done[0] == "refused" })
+}
