@@ -63,42 +63,18 @@ func TestConcurrentUpdatesKeepTheirOrder(t *testing.T) {
 // range first, so a later, legal start between the two was refused.
 func TestUpdateNotSentKeepsTheRange(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		rs := newHostileServer(t, scheme, moqtransport.Config{})
-		// One request ID: the SUBSCRIBE's.
-		rs.send(&wire.ServerSetup{Version: wire.Draft14, Params: wire.Parameters{}.WithVarint(wire.SetupParamMaxRequestID, 1)})
-		select {
-		case <-rs.conned:
-		case <-time.After(hostileWait):
-			t.Fatal("Connect did not return")
-		}
-		if rs.cErr != nil {
-			t.Fatalf("Connect: %v", rs.cErr)
-		}
+		rs, sub := subscribedWithOneRequestID(t, scheme)
 		ctx := timeout(t)
-		ch := make(chan subResult, 1)
-		go func() {
-			sub, err := rs.client.Subscribe(ctx, heldNS, heldName, moqtransport.SubscribeOptions{Filter: wire.Filter{Type: wire.FilterAbsoluteStart}})
-			ch <- subResult{sub, err}
-		}()
-		req, ok := rs.next().(*wire.Subscribe)
-		if !ok {
-			t.Fatal("no SUBSCRIBE")
-		}
-		rs.send(&wire.SubscribeOK{RequestID: req.RequestID, TrackAlias: 1, GroupOrder: wire.GroupOrderAscending})
-		r := <-ch
-		if r.err != nil {
-			t.Fatalf("Subscribe: %v", r.err)
-		}
 		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		defer cancel()
-		if err := r.sub.Update(short, moqtransport.UpdateOptions{Start: wire.Location{Group: 5}}); err == nil {
+		if err := sub.Update(short, moqtransport.UpdateOptions{Start: wire.Location{Group: 5}}); err == nil {
 			t.Fatal("an Update with no request ID granted returned nil")
 		}
 		if _, ok := rs.next().(*wire.RequestsBlocked); !ok {
 			t.Fatal("no REQUESTS_BLOCKED")
 		}
 		rs.send(&wire.MaxRequestID{Max: 10})
-		if err := r.sub.Update(ctx, moqtransport.UpdateOptions{Start: wire.Location{Group: 3}}); err != nil {
+		if err := sub.Update(ctx, moqtransport.UpdateOptions{Start: wire.Location{Group: 3}}); err != nil {
 			t.Fatalf("Update to start 3 after one to 5 that was never sent: %v", err)
 		}
 		if m, ok := rs.next().(*wire.SubscribeUpdate); !ok || m.Start != (wire.Location{Group: 3}) {
@@ -113,41 +89,17 @@ func TestUpdateNotSentKeepsTheRange(t *testing.T) {
 // one did, here forever.
 func TestUpdateWaitingHonoursItsContext(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		rs := newHostileServer(t, scheme, moqtransport.Config{})
-		// One request ID: the SUBSCRIBE's.
-		rs.send(&wire.ServerSetup{Version: wire.Draft14, Params: wire.Parameters{}.WithVarint(wire.SetupParamMaxRequestID, 1)})
-		select {
-		case <-rs.conned:
-		case <-time.After(hostileWait):
-			t.Fatal("Connect did not return")
-		}
-		if rs.cErr != nil {
-			t.Fatalf("Connect: %v", rs.cErr)
-		}
+		rs, sub := subscribedWithOneRequestID(t, scheme)
 		ctx := timeout(t)
-		ch := make(chan subResult, 1)
-		go func() {
-			sub, err := rs.client.Subscribe(ctx, heldNS, heldName, moqtransport.SubscribeOptions{Filter: wire.Filter{Type: wire.FilterAbsoluteStart}})
-			ch <- subResult{sub, err}
-		}()
-		req, ok := rs.next().(*wire.Subscribe)
-		if !ok {
-			t.Fatal("no SUBSCRIBE")
-		}
-		rs.send(&wire.SubscribeOK{RequestID: req.RequestID, TrackAlias: 1, GroupOrder: wire.GroupOrderAscending})
-		r := <-ch
-		if r.err != nil {
-			t.Fatalf("Subscribe: %v", r.err)
-		}
 		first := make(chan error, 1)
-		go func() { first <- r.sub.Update(ctx, moqtransport.UpdateOptions{Start: wire.Location{Group: 5}}) }()
+		go func() { first <- sub.Update(ctx, moqtransport.UpdateOptions{Start: wire.Location{Group: 5}}) }()
 		if _, ok := rs.next().(*wire.RequestsBlocked); !ok {
 			t.Fatal("no REQUESTS_BLOCKED: the first Update does not wait for a request ID")
 		}
 		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		defer cancel()
 		second := make(chan error, 1)
-		go func() { second <- r.sub.Update(short, moqtransport.UpdateOptions{Start: wire.Location{Group: 6}}) }()
+		go func() { second <- sub.Update(short, moqtransport.UpdateOptions{Start: wire.Location{Group: 6}}) }()
 		select {
 		case err := <-second:
 			if !errors.Is(err, context.DeadlineExceeded) {
@@ -164,4 +116,36 @@ func TestUpdateWaitingHonoursItsContext(t *testing.T) {
 			t.Fatalf("got %v, want SUBSCRIBE_UPDATE from 5", m)
 		}
 	})
+}
+
+// subscribedWithOneRequestID connects a moq-go client to a hostile server
+// that grants it one request ID, and subscribes (absolute start) with it:
+// the client has no request ID left.
+func subscribedWithOneRequestID(t *testing.T, scheme string) (*hostileServer, *moqtransport.Subscription) {
+	t.Helper()
+	rs := newHostileServer(t, scheme, moqtransport.Config{})
+	rs.send(&wire.ServerSetup{Version: wire.Draft14, Params: wire.Parameters{}.WithVarint(wire.SetupParamMaxRequestID, 1)})
+	select {
+	case <-rs.conned:
+	case <-time.After(hostileWait):
+		t.Fatal("Connect did not return")
+	}
+	if rs.cErr != nil {
+		t.Fatalf("Connect: %v", rs.cErr)
+	}
+	ch := make(chan subResult, 1)
+	go func() {
+		sub, err := rs.client.Subscribe(timeout(t), heldNS, heldName, moqtransport.SubscribeOptions{Filter: wire.Filter{Type: wire.FilterAbsoluteStart}})
+		ch <- subResult{sub, err}
+	}()
+	req, ok := rs.next().(*wire.Subscribe)
+	if !ok {
+		t.Fatal("no SUBSCRIBE")
+	}
+	rs.send(&wire.SubscribeOK{RequestID: req.RequestID, TrackAlias: 1, GroupOrder: wire.GroupOrderAscending})
+	r := <-ch
+	if r.err != nil {
+		t.Fatalf("Subscribe: %v", r.err)
+	}
+	return rs, r.sub
 }

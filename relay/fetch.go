@@ -153,9 +153,9 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	// it did before it learnt to ask. That answer may lack objects of a
 	// subgroup stream that was late or reset, which the subscriber reads as
 	// objects that do not exist; no better source exists for it. Only a
-	// cache that can answer
-	// the range on its own falls back: one whose range starts before what
-	// it holds, or runs past MAX_CACHE_DURATION, has nothing to say, and
+	// cache that can answer the range on its own falls back: one whose
+	// range starts before what it holds, or runs past MAX_CACHE_DURATION,
+	// or may cross a group it evicted, has nothing to say, and
 	// the publisher is waited for as any upstream request (an archive can
 	// take its time). Another relay of the cluster always answers FETCH,
 	// so it is waited for as any upstream request too.
@@ -242,8 +242,8 @@ func unknownStatus(err error) bool {
 // unanswered is not asked again until a pause is over: ten times the wait
 // it was given, doubled at each further silence, at most 600 times (10
 // minutes at the default TrackStatusTimeout); an answer, or a refusal
-// other than NOT_SUPPORTED, ends the pause and the doubling. A publisher that
-// answered NOT_SUPPORTED is not asked again. (It used to be never asked
+// other than NOT_SUPPORTED, ends the pause and the doubling. A publisher
+// that answered NOT_SUPPORTED is not asked again. (It used to be never asked
 // again after one FETCH unanswered: a publisher slow once, an archive at
 // 1.2 s, was answered from the cache for good, which may lack a late
 // subgroup's objects.)

@@ -173,9 +173,9 @@ type Config struct {
 	// its cache holds the range but cannot show it complete: past it the
 	// cache answers, and answers such FETCHes for that publisher without
 	// asking it for a while (10 times TrackStatusTimeout, doubling at each
-	// further FETCH left unanswered, up to 600 times: moq-rs drops FETCH
-	// unanswered, while a slow archive may answer the next one); after
-	// NOT_SUPPORTED, for as long as its namespace is published.
+	// further silence, up to 600 times, until it answers one: moq-rs drops
+	// FETCH unanswered, while a slow archive may answer the next one);
+	// after NOT_SUPPORTED, for as long as its namespace is published.
 	// Default DefaultTrackStatusTimeout (1s), at most UpstreamTimeout.
 	TrackStatusTimeout time.Duration
 	// Coordinator, when set, registers the namespaces published here and
