@@ -185,8 +185,7 @@ func (r *Relay) expireNamespaceSubscription(scName string, n *nsSub, exp time.Ti
 		n.expired = true
 		sc.nsSubs = deleteSubs(sc.nsSubs, func(x *nsSub) bool { return x == n })
 		r.dropIfEmpty(scName)
-		announced := n.announced
-		n.announced = map[string]*moqtransport.NamespacePublication{}
+		announced := n.takeAnnounced()
 		forwarded := n.publications
 		n.publications = nil
 		r.mu.Unlock()
@@ -196,9 +195,7 @@ func (r *Relay) expireNamespaceSubscription(scName string, n *nsSub, exp time.Ti
 		// SUBSCRIBE_NAMESPACE with a new token.
 		n.s.EndNamespaceSubscription(n.prefix, wire.SubscribeNamespaceExpiredAuthToken, reason)
 		for _, pub := range announced {
-			if pub != nil {
-				_ = pub.Close()
-			}
+			_ = pub.Close()
 		}
 		for _, p := range forwarded {
 			n.s.EndSubscription(p.RequestID(), wire.DoneUnauthorized, reason)

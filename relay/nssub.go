@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/moqgo/moq/moqtransport"
@@ -27,6 +28,9 @@ type nsSub struct {
 	// flight, or one the subscriber refused (not retried until it is
 	// withdrawn and published again).
 	announced map[string]*moqtransport.NamespacePublication
+	// retry: wanted namespaces whose announcement went unanswered in
+	// time, asked again after the other namespaces and pushed tracks.
+	retry map[string]struct{}
 	// toPush: pushed tracks to forward; pushed: forwarded (or being), so
 	// that each goes once.
 	toPush map[*moqtransport.Track]struct{}
@@ -43,7 +47,7 @@ func newNSSub(s *moqtransport.Session, prefix wire.Namespace) *nsSub {
 	ctx, cancel := context.WithCancel(s.Context())
 	return &nsSub{s: s, prefix: prefix, ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1),
 		wanted: map[string]wire.Namespace{}, announced: map[string]*moqtransport.NamespacePublication{},
-		toPush: map[*moqtransport.Track]struct{}{}, pushed: map[*moqtransport.Track]struct{}{}}
+		retry: map[string]struct{}{}, toPush: map[*moqtransport.Track]struct{}{}, pushed: map[*moqtransport.Track]struct{}{}}
 }
 
 func (n *nsSub) poke() {
@@ -92,6 +96,21 @@ func (n *nsSub) stop() {
 	}
 }
 
+// takeAnnounced returns the namespaces announced to the subscriber and
+// forgets them: the caller withdraws them (PUBLISH_NAMESPACE_DONE), after
+// Relay.mu is released. One in flight is withdrawn by announce, which no
+// longer finds it. Called with Relay.mu held.
+func (n *nsSub) takeAnnounced() []*moqtransport.NamespacePublication {
+	var pubs []*moqtransport.NamespacePublication
+	for _, pub := range n.announced {
+		if pub != nil {
+			pubs = append(pubs, pub)
+		}
+	}
+	n.announced = map[string]*moqtransport.NamespacePublication{}
+	return pubs
+}
+
 // next picks the next thing to send, marks it in flight and returns it
 // as a function, nil when the sets agree. Called with Relay.mu held.
 func (r *Relay) nextNamespaceAction(n *nsSub) func() {
@@ -106,6 +125,9 @@ func (r *Relay) nextNamespaceAction(n *nsSub) func() {
 	}
 	for k, ns := range n.wanted {
 		if _, ok := n.announced[k]; ok {
+			continue
+		}
+		if _, later := n.retry[k]; later {
 			continue
 		}
 		n.announced[k] = nil // in flight
@@ -134,6 +156,15 @@ func (r *Relay) nextNamespaceAction(n *nsSub) func() {
 			}
 		}
 	}
+	for k := range n.retry {
+		delete(n.retry, k)
+		ns, ok := n.wanted[k]
+		if _, busy := n.announced[k]; !ok || busy {
+			continue // withdrawn meanwhile, or announced again
+		}
+		n.announced[k] = nil // in flight
+		return func() { r.announce(n, k, ns) }
+	}
 	return nil
 }
 
@@ -144,7 +175,24 @@ func (r *Relay) announce(n *nsSub, k string, ns wire.Namespace) {
 	pub, err := n.s.PublishNamespace(ctx, ns, nil)
 	if err != nil {
 		r.logFor(n.s).Debug("announcing to a namespace subscriber failed", "namespace", ns.String(), "err", err)
-		return // stays nil in announced: not retried
+		if n.ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, moqtransport.ErrRequestsBlocked)) {
+			return // refused, or over: stays nil in announced, not retried
+		}
+		// Not answered within UpstreamTimeout, or no request ID was
+		// granted in time: asked again once everything else queued has
+		// been sent (it used to stay nil, never announced: one slow
+		// moment of the subscriber's hid the namespace from it for
+		// good). A request given up after it was sent was withdrawn
+		// (PublishNamespace sends PUBLISH_NAMESPACE_DONE), so the
+		// subscriber never holds two.
+		r.mu.Lock()
+		if cur, inFlight := n.announced[k]; inFlight && cur == nil {
+			delete(n.announced, k)
+			n.retry[k] = struct{}{}
+			n.poke()
+		}
+		r.mu.Unlock()
+		return
 	}
 	r.mu.Lock()
 	cur, inFlight := n.announced[k]

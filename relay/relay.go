@@ -868,17 +868,34 @@ func (r *Relay) namespaceSubscribed(s *moqtransport.Session, prefix wire.Namespa
 }
 
 // unsubscribeNamespace forgets a namespace subscription: nothing more is
-// announced to it.
+// announced to it, and what was announced is withdrawn
+// (PUBLISH_NAMESPACE_DONE). Draft-14 says the subscriber is "no longer
+// interested" in either, so the DONEs are not owed; they are sent so that
+// neither end keeps the namespaces' requests open: kept, each held one of
+// the subscriber's request IDs for the rest of the session, a later
+// withdrawal reached it no more, and a new SUBSCRIBE_NAMESPACE of the
+// prefix announced them a second time.
 func (r *Relay) unsubscribeNamespace(s *moqtransport.Session, prefix wire.Namespace) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	name := scopeOf(s)
 	sc := r.scopes[name]
 	if sc == nil {
+		r.mu.Unlock()
 		return
 	}
-	sc.nsSubs = deleteSubs(sc.nsSubs, func(n *nsSub) bool { return n.s == s && n.prefix.Equal(prefix) })
+	var announced []*moqtransport.NamespacePublication
+	sc.nsSubs = deleteSubs(sc.nsSubs, func(n *nsSub) bool {
+		if n.s == s && n.prefix.Equal(prefix) {
+			announced = append(announced, n.takeAnnounced()...)
+			return true
+		}
+		return false
+	})
 	r.dropIfEmpty(name)
+	r.mu.Unlock()
+	for _, pub := range announced {
+		_ = pub.Close()
+	}
 }
 
 // deleteSubs removes and stops the namespace subscriptions del picks.
