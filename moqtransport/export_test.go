@@ -12,3 +12,12 @@ func NamespaceSubscriptionSize(n *NamespaceSubscription) (known, changed int) {
 	defer n.mu.Unlock()
 	return len(n.known), len(n.changed)
 }
+
+// FetchRegistered reports whether s still routes FETCH id's stream and
+// answer to a Fetch: false once its stream has been read to the end.
+func FetchRegistered(s *Session, id uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.fetches[id]
+	return ok
+}

@@ -57,7 +57,10 @@ type Fetch struct {
 	err   error           // why the stream ended, once ch is closed
 	str   ReceiveStream   // the fetch stream, once it came
 	order wire.GroupOrder // from FETCH_OK, once it came: the order objects must keep
-	bad   error           // the track was found malformed: what ReadObject returns
+	// rose, fell: a group of a larger (smaller) ID followed another
+	// while order was not known yet (setOrder checks them).
+	rose, fell bool
+	bad        error // the track was found malformed: what ReadObject returns
 
 	name wire.FullTrackName
 
@@ -149,12 +152,31 @@ func (f *Fetch) malformed(err error) {
 	f.abort(err) // no stream yet: ReadObject returns err
 	f.mu.Lock()
 	str := f.str
-	f.bad = err
+	// f.err too: the stream may have been read to its end already (see
+	// setOrder); a reader still running sets it again from f.bad.
+	f.bad, f.err = err, err
 	f.mu.Unlock()
 	if str != nil {
 		str.CancelRead(uint64(wire.ResetCancelled))
 	}
 	f.s.sendOrFail(&wire.FetchCancel{RequestID: f.id})
+}
+
+// joinableBy checks that a joining FETCH of s may name sub (§9.16.2): a
+// SUBSCRIBE of s's own with the Largest Object filter. The publisher
+// closes the session (PROTOCOL_VIOLATION) at a joining FETCH of any other
+// filter, and knows no SUBSCRIBE by the request ID of another session's
+// subscription or of a track it pushed (PUBLISH).
+func (sub *Subscription) joinableBy(s *Session) error {
+	switch {
+	case sub.s != s:
+		return errors.New("moqt: Fetch: FetchOptions.Joining is a subscription of another session")
+	case sub.incoming:
+		return errors.New("moqt: Fetch: FetchOptions.Joining is a track the peer pushed (PUBLISH), not a SUBSCRIBE of ours")
+	case sub.filter != FilterLargestObject:
+		return fmt.Errorf("moqt: Fetch: a joining FETCH needs a subscription with the Largest Object filter; FetchOptions.Joining's is %s (the publisher would close the session)", sub.filter)
+	}
+	return nil
 }
 
 // Fetch sends FETCH and waits for FETCH_OK; the objects then come through
@@ -164,6 +186,9 @@ func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) 
 	m := &wire.Fetch{SubscriberPriority: opts.Priority, GroupOrder: opts.GroupOrder, Params: opts.Params}
 	f.name = wire.FullTrackName{Namespace: opts.Namespace, Name: opts.Name}
 	if opts.Joining != nil {
+		if err := opts.Joining.joinableBy(s); err != nil {
+			return nil, err
+		}
 		f.name = opts.Joining.name
 		m.FetchType = wire.FetchRelativeJoining
 		if opts.Absolute {
@@ -215,10 +240,10 @@ func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) 
 				return nil, err
 			}
 			r.GroupOrder = order
-			f.mu.Lock()
-			f.order = order // what the stream's order is checked against
-			f.mu.Unlock()
 		}
+		// What the stream's order is checked against (noteFetchOK has
+		// set it, unless the fetch's stream had been read to its end).
+		f.setOrder(r.GroupOrder)
 		if m.FetchType == wire.FetchStandalone && fetchLast(r.End).Less(m.Start) {
 			err := violation("FETCH_OK end %v is before the FETCH start %v", r.End, m.Start)
 			s.fail(err)
@@ -255,11 +280,39 @@ func (s *Session) noteFetchOK(m *wire.FetchOK) {
 	s.mu.Lock()
 	f := s.fetches[m.RequestID]
 	s.mu.Unlock()
-	if f != nil {
-		f.mu.Lock()
-		f.order = m.GroupOrder
-		f.mu.Unlock()
+	if f != nil && m.GroupOrder != wire.GroupOrderPublisher {
+		f.setOrder(m.GroupOrder)
 	}
+}
+
+// setOrder gives a fetch the group order its objects must keep, and
+// checks the objects read before it was known: a fetch stream may be read
+// before its FETCH_OK, and its groups going the other way were let
+// through until then. A fetch found out of order is malformed (§2.5).
+// Only the first call acts: noteFetchOK's, or Fetch's when noteFetchOK
+// found the fetch over already (its whole stream read before FETCH_OK).
+func (f *Fetch) setOrder(order wire.GroupOrder) {
+	f.mu.Lock()
+	if f.order != 0 {
+		f.mu.Unlock()
+		return
+	}
+	f.order = order
+	wrong := (order == wire.GroupOrderAscending && f.fell) || (order == wire.GroupOrderDescending && f.rose)
+	f.mu.Unlock()
+	if !wrong {
+		return
+	}
+	err := fmt.Errorf("%w: the fetch stream's groups, read before FETCH_OK, are not in its %s group order", ErrMalformedTrack, order)
+	// Every subscription and fetch of the track ends (§2.5), this one
+	// too if it is still registered; if its stream was read to the end
+	// already, ReadObject returns err after the objects.
+	f.s.trackMalformed(f.name, err)
+	f.mu.Lock()
+	if f.bad == nil {
+		f.bad, f.err = err, err
+	}
+	f.mu.Unlock()
 }
 
 // checkFetchOrder applies §2.5's rules on the order of a fetch stream's
@@ -268,6 +321,13 @@ func (s *Session) noteFetchOK(m *wire.FetchOK) {
 func (f *Fetch) checkFetchOrder(prev, o wire.Location) error {
 	f.mu.Lock()
 	order := f.order
+	if order == 0 {
+		// Read before FETCH_OK: the order is checked when it comes
+		// (setOrder). Under f.mu, so that setOrder sees every group
+		// change read before it.
+		f.rose = f.rose || o.Group > prev.Group
+		f.fell = f.fell || o.Group < prev.Group
+	}
 	f.mu.Unlock()
 	switch {
 	case o.Group == prev.Group && o.Object <= prev.Object:

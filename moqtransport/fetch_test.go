@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/moqgo/moq/moqtransport"
@@ -140,6 +141,44 @@ func TestJoiningFetchWithoutContent(t *testing.T) {
 	var re *moqtransport.RequestError
 	if !errors.As(err, &re) || re.Code != uint64(wire.FetchInvalidRange) {
 		t.Fatalf("joining fetch on an empty track: %v, want INVALID_RANGE", err)
+	}
+}
+
+// A joining FETCH is refused before it is sent when the subscription it
+// names is not one the publisher may join (§9.16.2): another filter than
+// Largest Object (the publisher closes the session at it), or another
+// session's. The session goes on.
+func TestJoiningFetchNeedsLargestObjectSubscription(t *testing.T) {
+	tr, client, name := served(t, "moqt")
+	ctx := timeout(t)
+	publishObjects(t, tr, 0, 3, 2)
+	sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{Filter: moqtransport.Filter{Type: moqtransport.FilterNextGroupStart}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Fetch(ctx, moqtransport.FetchOptions{Joining: sub, JoiningStart: 1}); err == nil || !strings.Contains(err.Error(), "Largest Object") {
+		t.Errorf("joining FETCH of a NextGroupStart subscription: %v, want refused", err)
+	}
+	tr2, other, _ := served(t, "moqt")
+	publishObjects(t, tr2, 0, 3, 2)
+	if _, err := other.Fetch(ctx, moqtransport.FetchOptions{Joining: sub, JoiningStart: 1}); err == nil || !strings.Contains(err.Error(), "another session") {
+		t.Errorf("joining FETCH of another session's subscription: %v, want refused", err)
+	}
+	// The session is open (a FETCH is answered), and a Largest Object
+	// subscription joins.
+	if _, err := client.Fetch(ctx, moqtransport.FetchOptions{Namespace: name.Namespace, Name: name.Name, End: wire.Location{Group: 1}}); err != nil {
+		t.Fatalf("the session after the refused FETCHes: %v", err)
+	}
+	joinable, err := other.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := other.Fetch(ctx, moqtransport.FetchOptions{Joining: joinable, JoiningStart: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fetchAll(ctx, f); err != io.EOF || len(got) != 2 {
+		t.Errorf("joining FETCH of a Largest Object subscription: %v (%v), want group 2's 2 objects", got, err)
 	}
 }
 

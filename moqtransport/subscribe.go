@@ -46,6 +46,10 @@ type Subscription struct {
 	// the subscription's end.
 	upd chan struct{}
 
+	// filter: the SUBSCRIBE's filter type (a joining FETCH needs
+	// LargestObject); 0 for a track the peer pushed.
+	filter FilterType
+
 	mu       sync.Mutex
 	ok       wire.SubscribeOK
 	start    Location
@@ -165,7 +169,7 @@ func (s *Session) subscribe(ctx context.Context, ns Namespace, name string, opts
 		opts.Filter.Type = FilterLargestObject
 	}
 	sub := &Subscription{s: s, name: full, track: NewTrack(full, s.cfg.Track), done: make(chan struct{}), upd: make(chan struct{}, 1)}
-	sub.start = opts.Filter.Start
+	sub.start, sub.filter = opts.Filter.Start, opts.Filter.Type
 	sub.hasEnd, sub.endGroup = opts.Filter.Type == FilterAbsoluteRange, opts.Filter.EndGroup
 	registered := false
 	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
