@@ -168,6 +168,7 @@ func (s *Session) handlePublish(m *wire.Publish) error {
 	delivery, _ := m.Params.DeliveryTimeout()
 	maxCache, _ := m.Params.MaxCacheDuration()
 	sub.track.setTimeouts(delivery, maxCache)
+	s.endDrainingAlias(m.TrackAlias, m.RequestID)
 	s.mu.Lock()
 	if _, dup := s.subsByAlas[m.TrackAlias]; dup {
 		s.mu.Unlock()

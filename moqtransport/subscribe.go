@@ -208,6 +208,7 @@ func (s *Session) subscribe(ctx context.Context, ns Namespace, name string, opts
 // handleSubscribeOK learns the track alias before anything else can read
 // data for it, then hands the answer to the waiting Subscribe.
 func (s *Session) handleSubscribeOK(m *wire.SubscribeOK) error {
+	s.endDrainingAlias(m.TrackAlias, m.RequestID)
 	s.mu.Lock()
 	sub, ok := s.subs[m.RequestID]
 	if ok {
@@ -407,6 +408,31 @@ func (s *Session) handlePublishDone(m *wire.PublishDone) error {
 	sub.mu.Unlock()
 	sub.maybeFinish()
 	return nil
+}
+
+// endDrainingAlias ends, at once, the subscription that holds alias if
+// its PUBLISH_DONE came (it only waits for its last data streams): a
+// SUBSCRIBE_OK or PUBLISH naming the alias again is then no duplicate.
+// Draft-14 forbids one alias for two tracks at the same time (§9.8), and
+// the publisher ended that subscription; refused, as it used to be, the
+// publisher's next subscription closed the session (DUPLICATE_TRACK_ALIAS)
+// until PendingStreamTimeout after the PUBLISH_DONE. Streams of the old
+// subscription that come after this are read as the new one's: nothing
+// tells them apart. The subscription of request id (the message's own)
+// is left alone.
+func (s *Session) endDrainingAlias(alias, id uint64) {
+	s.mu.Lock()
+	other := s.subsByAlas[alias]
+	s.mu.Unlock()
+	if other == nil || other.id == id {
+		return
+	}
+	other.mu.Lock()
+	done := other.doneMsg != nil
+	other.mu.Unlock()
+	if done {
+		other.finishDone()
+	}
 }
 
 // maybeFinish ends a subscription whose PUBLISH_DONE arrived once all its
