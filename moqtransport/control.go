@@ -111,6 +111,9 @@ func (s *Session) handle(m wire.Message) error {
 		if err := s.ids.accept(m.RequestID); err != nil {
 			return err
 		}
+		if s.refuseSubscribe(m) {
+			return s.registerTokens(m.Params)
+		}
 		if refused, err := s.authorize(m, m.RequestID, m.Params); refused || err != nil {
 			return err
 		}

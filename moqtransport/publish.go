@@ -142,6 +142,11 @@ func (s *Session) applyPublishOK(m *wire.PublishOK) error {
 		sv.deliveryTimeout.Store(int64(d))
 	}
 	sv.reader.SetFilter(ReaderFilter{Start: start, HasEnd: hasEnd, EndGroup: endGroup})
+	// The subscriber priority is the scheduler's first key (§7): a
+	// pushed track was ranked at DefaultPriority whatever PUBLISH_OK said.
+	if uint32(m.SubscriberPriority) != sv.subPrio.Swap(uint32(m.SubscriberPriority)) {
+		s.sched.rerank(sv)
+	}
 	return nil
 }
 
@@ -199,7 +204,10 @@ func (s *Session) handlePublish(m *wire.Publish) error {
 			order = m.GroupOrder
 		}
 		sub.mu.Lock()
-		sub.start = opts.Filter.Start
+		// The start as the publisher resolves it from its PUBLISH
+		// (applyPublishOK): Update checks a new start against it.
+		sub.start, _, _, _ = filterRange(opts.Filter, m.Largest, m.ContentExists)
+		sub.filter = opts.Filter.Type
 		sub.hasEnd, sub.endGroup = opts.Filter.Type == wire.FilterAbsoluteRange, opts.Filter.EndGroup
 		sub.mu.Unlock()
 		s.sendOrFail(&wire.PublishOK{RequestID: m.RequestID, Forward: !opts.Paused, SubscriberPriority: opts.Priority,

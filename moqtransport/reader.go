@@ -101,6 +101,10 @@ type TrackReader struct {
 	skipAt  uint64
 	floor   uint64 // objects of groups below floor are ignored (after a skip, SkipTo)
 	closed  bool
+	// maxGroup: the largest group of an object it looked at (sawObject:
+	// any), filter or not.
+	maxGroup  uint64
+	sawObject bool
 }
 
 // NewReader starts a reader that yields events in the order the track
@@ -161,7 +165,11 @@ func (r *TrackReader) wants(ev *Event, fresh bool) bool {
 // Next returns the next event. It blocks until there is one, ctx is done
 // (ctx.Err()), or the track has ended and every event was delivered (then
 // io.EOF for a normal end, the track's Close error otherwise). After Close
-// it returns ErrTrackReaderClosed.
+// it returns ErrTrackReaderClosed. A reader whose filter has an end group
+// returns ErrEndGroupPassed once an object of a later group came and its
+// subgroups open in the range have ended: a subscription with an end
+// group ends there (PUBLISH_DONE SUBSCRIPTION_ENDED), not at the track's
+// end. (A subgroup of the range that starts after that is not waited for.)
 //
 // Next holds the track's lock shared: a thousand readers woken by one
 // write read it side by side. A reader that has read every event keeps the
@@ -192,6 +200,10 @@ func (r *TrackReader) Next(ctx context.Context) (Event, error) {
 			t.mu.RUnlock()
 			return ev, nil
 		}
+		if r.pastEndLocked() {
+			t.mu.RUnlock()
+			return Event{}, ErrEndGroupPassed
+		}
 		if !expired && t.expireDue() {
 			// Evicting needs the lock exclusively; what it changed is
 			// looked at again.
@@ -214,7 +226,7 @@ func (r *TrackReader) Next(ctx context.Context) (Event, error) {
 			}
 			r.pos = e.seq + 1
 			if ev, ok := r.deliver(&e.ev); ok {
-				if r.pos == t.nextSeq && !r.skipped && !t.closed {
+				if r.pos == t.nextSeq && !r.skipped && !t.closed && !r.pastEndLocked() {
 					r.idle = t.waitChan()
 				}
 				t.mu.RUnlock()
@@ -224,6 +236,10 @@ func (r *TrackReader) Next(ctx context.Context) (Event, error) {
 		r.pos = t.nextSeq
 		if r.skipped {
 			return r.skip()
+		}
+		if r.pastEndLocked() {
+			t.mu.RUnlock()
+			return Event{}, ErrEndGroupPassed
 		}
 		if t.closed {
 			err := t.closeErr
@@ -238,6 +254,13 @@ func (r *TrackReader) Next(ctx context.Context) (Event, error) {
 		t.mu.RLock()
 		expired = false
 	}
+}
+
+// pastEndLocked reports whether nothing more can pass r's filter: it has
+// an end group, an object of a later group came, and the subgroups of the
+// range r yielded objects of have ended. Called with t.mu held.
+func (r *TrackReader) pastEndLocked() bool {
+	return r.filter.HasEnd && r.sawObject && r.maxGroup > r.filter.EndGroup && len(r.open) == 0
 }
 
 // wait returns once ch, the channel the track's next write closes, is
@@ -294,6 +317,11 @@ func (r *TrackReader) deliver(ev *Event) (Event, bool) {
 	case EventObject:
 		if ev.Group < r.floor {
 			return Event{}, false // older than where a skip moved the reader
+		}
+		if !r.sawObject || ev.Group > r.maxGroup {
+			// Past an end group, Next ends once the range's open
+			// subgroups have.
+			r.sawObject, r.maxGroup = true, ev.Group
 		}
 		if r.filter.passes(ev.Object) {
 			if !ev.Datagram {

@@ -274,6 +274,18 @@ func (st *outStream) dead() bool {
 	return st.stopped || (st.exited && !st.end)
 }
 
+// gone reports whether the stream has nothing left to abandon: it was
+// abandoned, or its writer has exited (with a FIN too, in which case it
+// stays in the scheduler's list until exit removes it). The streams that
+// make room (dispatch, add) are picked among the others: abandon does
+// nothing to one that is gone, and picking it again and again spun the
+// dispatcher until its writer's exit removed it.
+func (st *outStream) gone() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.stopped || st.exited
+}
+
 func (st *outStream) dropQueueLocked() {
 	st.sv.backlog.Add(-st.qbytes)
 	clear(st.queue)
@@ -998,11 +1010,11 @@ func (p *prioSched) oldest(sv *servedSubscription, except *outStream) *outStream
 }
 
 // oldestStreams returns up to n streams of list with the oldest groups,
-// other than except and those already abandoned.
+// other than except and those gone (abandoned, or their writer exited).
 func oldestStreams(list []*outStream, except *outStream, n int) []*outStream {
 	cands := make([]*outStream, 0, len(list))
 	for _, st := range list {
-		if st != except && !st.dead() {
+		if st != except && !st.gone() {
 			cands = append(cands, st)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,10 @@ type servedSubscription struct {
 	// The scheduler's view (sched.go). streams is the dispatcher's:
 	// the subgroups it has handed to a writer, live or abandoned.
 	streams map[subgroupKey]*outStream
+	// paused: the subgroups not open when forwarding paused dropped one
+	// of their objects; the rest of each is dropped too (dispatch),
+	// until its end. The dispatcher's, like streams.
+	paused  map[subgroupKey]struct{}
 	wg      sync.WaitGroup // the writers
 	backlog atomic.Int64   // bytes of objects queued for the writers
 	subPrio atomic.Uint32  // subscriber priority, for the scheduler
@@ -79,22 +84,61 @@ func (sv *servedSubscription) endCode() wire.StreamResetCode {
 	return wire.ResetCancelled
 }
 
-func (s *Session) handleSubscribe(m *wire.Subscribe) error {
-	key := trackKey(wire.FullTrackName{Namespace: m.Namespace, Name: m.Name})
+// refuseSubscribe refuses, before it is authorized, a SUBSCRIBE that
+// crossed our PUBLISH of the same track, and reports whether it did.
+// Checked first, as refuseFetch is, so that an authorizer is not asked
+// about (and does not note a grant for) a request that cannot be served;
+// its token REGISTERs are then taken by the caller (registerTokens). The
+// peer's second SUBSCRIBE of a track, a protocol violation, is left to
+// handleSubscribe, after authorization, as it was.
+func (s *Session) refuseSubscribe(m *wire.Subscribe) bool {
 	s.mu.Lock()
+	other := s.servingLocked(m)
+	s.mu.Unlock()
+	if other == nil || !other.pushed {
+		return false
+	}
+	refused, _ := s.refuseServed(m, other)
+	return refused
+}
+
+// servingLocked returns the live subscription this session serves for
+// m's track, if any. Called with s.mu held.
+func (s *Session) servingLocked(m *wire.Subscribe) *servedSubscription {
+	key := trackKey(wire.FullTrackName{Namespace: m.Namespace, Name: m.Name})
 	for _, other := range s.served {
 		if other.key == key && !other.isUnsubscribed() && !other.over.Load() {
-			s.mu.Unlock()
-			if other.pushed {
-				// Our PUBLISH of the track crossed the peer's SUBSCRIBE
-				// (§5.1 forbids two subscriptions to a track, but the
-				// peer could not know of ours): refused, not a violation.
-				s.refuse(&wire.SubscribeError{RequestID: m.RequestID, Code: wire.SubscribeInternalError,
-					Reason: fmt.Sprintf("track %s is already published to this session (PUBLISH request %d)", m.Namespace.String()+"/"+m.Name, other.req.RequestID)})
-				return nil
-			}
-			return violation("a second SUBSCRIBE for track %s in one session", m.Namespace.String()+"/"+m.Name)
+			return other
 		}
+	}
+	return nil
+}
+
+// refuseServed answers SUBSCRIBE m for a track that other serves already
+// (nothing if other is nil).
+func (s *Session) refuseServed(m *wire.Subscribe, other *servedSubscription) (refused bool, err error) {
+	if other == nil {
+		return false, nil
+	}
+	if other.pushed {
+		// Our PUBLISH of the track crossed the peer's SUBSCRIBE (§5.1
+		// forbids two subscriptions to a track, but the peer could not
+		// know of ours): refused, not a violation.
+		s.refuse(&wire.SubscribeError{RequestID: m.RequestID, Code: wire.SubscribeInternalError,
+			Reason: fmt.Sprintf("track %s is already published to this session (PUBLISH request %d)", m.Namespace.String()+"/"+m.Name, other.req.RequestID)})
+		return true, nil
+	}
+	return false, violation("a second SUBSCRIBE for track %s in one session", m.Namespace.String()+"/"+m.Name)
+}
+
+func (s *Session) handleSubscribe(m *wire.Subscribe) error {
+	s.mu.Lock()
+	// Checked again: our PUBLISH of the track may have been registered
+	// since refuseSubscribe.
+	if other := s.servingLocked(m); other != nil {
+		s.mu.Unlock()
+		_, err := s.refuseServed(m, other)
+		return err
 	}
 	sv := s.newServedLocked(m)
 	s.mu.Unlock()
@@ -294,11 +338,13 @@ func (sv *servedSubscription) deliver() (wire.PublishDoneCode, string) {
 			}
 			sv.dispatch(ev)
 		case EventSubgroupEnd:
+			delete(sv.paused, k)
 			if st := sv.streams[k]; st != nil {
 				st.finish(false, 0)
 				delete(sv.streams, k)
 			}
 		case EventSubgroupAbort:
+			delete(sv.paused, k)
 			if st := sv.streams[k]; st != nil {
 				st.finish(true, wire.StreamResetCode(ev.Code))
 				delete(sv.streams, k)
@@ -307,6 +353,7 @@ func (sv *servedSubscription) deliver() (wire.PublishDoneCode, string) {
 			// The subscriber fell behind the cache: the subgroups in
 			// flight cannot be completed.
 			sv.abandonAll(wire.ResetCancelled)
+			clear(sv.paused)
 		}
 	}
 }
@@ -314,11 +361,38 @@ func (sv *servedSubscription) deliver() (wire.PublishDoneCode, string) {
 // dispatch hands a subgroup object to its stream's writer, starting one
 // for a new subgroup, and keeps the subscription's backlog within
 // Config.MaxBacklogBytes by abandoning the oldest groups.
+//
+// While forwarding is paused (Forward 0), objects are dropped, and so is
+// the rest of every subgroup they belong to, after the pause too: a
+// subgroup stream that has not carried all of its objects from the
+// subscription's start ends with RESET_STREAM, never a FIN (draft-14,
+// "Closing Subgroup Streams"; with an End of Group header type, a FIN
+// tells the subscriber the group ended at the last object it got). An
+// open stream is reset at the first object dropped; a subgroup not open
+// yet is remembered (paused) until its end, so that forwarding resumed
+// mid-subgroup opens no stream for its tail.
 func (sv *servedSubscription) dispatch(ev Event) {
+	const maxPausedSubgroups = 256
+	k := subgroupKey{ev.Group, ev.Subgroup}
 	if !sv.forward.Load() {
+		if st := sv.streams[k]; st != nil {
+			st.abandon(wire.ResetCancelled) // kept in streams: dead, the rest is dropped
+		} else {
+			if sv.paused == nil {
+				sv.paused = map[subgroupKey]struct{}{}
+			}
+			if len(sv.paused) >= maxPausedSubgroups {
+				// Subgroups whose end never came (a track that
+				// drops them): the older groups' are forgotten.
+				maps.DeleteFunc(sv.paused, func(p subgroupKey, _ struct{}) bool { return p.group < ev.Group })
+			}
+			sv.paused[k] = struct{}{}
+		}
 		return
 	}
-	k := subgroupKey{ev.Group, ev.Subgroup}
+	if _, skipped := sv.paused[k]; skipped {
+		return
+	}
 	st := sv.streams[k]
 	if st != nil && st.dead() {
 		return // abandoned: the rest of the subgroup is dropped
@@ -333,16 +407,26 @@ func (sv *servedSubscription) dispatch(ev Event) {
 		st = sv.newStream(ev)
 		sv.streams[k] = st
 	}
-	st.push(ev)
-	for sv.backlog.Load() > sv.s.cfg.MaxBacklogBytes {
+	var own int64 // the backlog's bytes that are this object
+	if st.push(ev) {
+		own = ev.Object.size()
+	}
+	limit := sv.s.cfg.MaxBacklogBytes
+	for sv.backlog.Load() > limit {
 		victim := sv.s.sched.oldest(sv, st)
 		if victim == nil {
-			victim = st
-		}
-		victim.abandon(wire.ResetCancelled)
-		if victim == st {
+			// Only this object's stream is left. It is given up only
+			// if its queue is over the bound without the object just
+			// added: one object larger than MaxBacklogBytes is still
+			// sent (it was reset at once, so a relay never forwarded
+			// an object of 8 to 64 MiB, and took the subscription's
+			// other streams down with it).
+			if sv.backlog.Load()-own > limit {
+				st.abandon(wire.ResetCancelled)
+			}
 			break
 		}
+		victim.abandon(wire.ResetCancelled)
 	}
 }
 
@@ -366,6 +450,15 @@ func (sv *servedSubscription) finish(err error) (wire.PublishDoneCode, string) {
 			delete(sv.streams, k)
 		}
 		return wire.DoneTrackEnded, "track ended"
+	case errors.Is(err, ErrEndGroupPassed):
+		// §9.12: SUBSCRIPTION_ENDED, "reached the end of an associated
+		// Subscribe filter". The range's subgroups have ended; a stream
+		// left is one already abandoned.
+		for k, st := range sv.streams {
+			st.finish(false, 0)
+			delete(sv.streams, k)
+		}
+		return wire.DoneSubscriptionEnded, "reached the end group"
 	case sv.endedByApp() != nil:
 		sv.abandonAll(wire.ResetCancelled)
 		e := sv.endedByApp()

@@ -47,7 +47,7 @@ type Subscription struct {
 	upd chan struct{}
 
 	// filter: the SUBSCRIBE's filter type (a joining FETCH needs
-	// LargestObject); 0 for a track the peer pushed.
+	// LargestObject), or our PUBLISH_OK's for a track the peer pushed.
 	filter FilterType
 
 	mu       sync.Mutex
@@ -222,6 +222,14 @@ func (s *Session) handleSubscribeOK(m *wire.SubscribeOK) error {
 		// sub.ok.TrackAlias under s.mu to remove the alias again.
 		sub.mu.Lock()
 		sub.ok = *m
+		if sub.filter == FilterLargestObject || sub.filter == FilterNextGroupStart {
+			// The start these filters name is the publisher's largest
+			// location then (§9.7): Update checks a new start against
+			// it. Left at {0, 0}, an Update that kept the start sent
+			// {0, 0}, a start moved back, and the publisher closed the
+			// session (§9.10).
+			sub.start, _, _, _ = filterRange(wire.Filter{Type: sub.filter}, m.Largest, m.ContentExists)
+		}
 		sub.mu.Unlock()
 		setIn(&s.subsByAlas, m.TrackAlias, sub)
 		s.aliasLearnedLocked(m.TrackAlias)

@@ -59,8 +59,12 @@ var (
 	ErrTrackClosed       = errors.New("moqt: track closed")
 	ErrSubgroupClosed    = errors.New("moqt: subgroup closed")
 	ErrTrackReaderClosed = errors.New("moqt: track reader closed")
-	ErrMalformedTrack    = errors.New("moqt: malformed track")
-	ErrInvalidObject     = errors.New("moqt: invalid object")
+	// ErrEndGroupPassed is what a TrackReader whose filter has an end
+	// group returns once the track has gone past it: nothing more can
+	// pass the filter.
+	ErrEndGroupPassed = errors.New("moqt: the track is past the reader's end group")
+	ErrMalformedTrack = errors.New("moqt: malformed track")
+	ErrInvalidObject  = errors.New("moqt: invalid object")
 )
 
 // Object is one object of a track. Payload and Extensions are shared by

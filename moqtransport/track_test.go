@@ -52,6 +52,16 @@ func nextEvent(t *testing.T, r *TrackReader) Event {
 	return ev
 }
 
+// endGroupPassed checks that r, past its filter's end group, has ended.
+func endGroupPassed(t *testing.T, r *TrackReader) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if ev, err := r.Next(ctx); err != ErrEndGroupPassed {
+		t.Fatalf("Next past the end group: %s, %v; want ErrEndGroupPassed", describe(ev), err)
+	}
+}
+
 // noEvent checks that no event is ready.
 func noEvent(t *testing.T, r *TrackReader) {
 	t.Helper()
@@ -198,7 +208,7 @@ func TestTrackFilters(t *testing.T) {
 		writeGroup(t, tr, 4, 3, 1)
 		writeGroup(t, tr, 5, 3, 1)
 		expectEvents(t, r, "obj{4,0,1}", "obj{4,0,2}", "end{4,0}")
-		noEvent(t, r)
+		endGroupPassed(t, r)
 	})
 }
 
@@ -260,7 +270,7 @@ func TestTrackSetFilterNarrowing(t *testing.T) {
 	mustWrite(t, w2, 1, "e")
 	mustClose(t, w2)
 	writeGroup(t, tr, 3, 1, 1)
-	noEvent(t, r)
+	endGroupPassed(t, r)
 	r.Close()
 	goleak.VerifyNone(t)
 }
