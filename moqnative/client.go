@@ -170,11 +170,23 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Dialed, error)
 		return nil, fmt.Errorf("moqnative: %w", err)
 	}
 	u.Scheme = "https"
+	// webtransport-go honours ctx only until the CONNECT request is sent:
+	// it then waits for the response without a deadline, and keep-alives
+	// hold the connection open, so a server that never answers would hold
+	// Dial forever. Closing the connection when ctx ends cuts that wait.
+	stop := context.AfterFunc(ctx, func() {
+		qconn.CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeRequestCanceled), "dial abandoned")
+	})
 	rsp, sess, err := cc.Dial(ctx, u.String(), nil)
-	if err != nil {
+	// stop reports false once ctx has ended: the connection is closed or
+	// closing, even if a response came just in time.
+	if abandoned := !stop(); err != nil || abandoned {
 		qconn.CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeNoError), "")
 		wtt.Close()
 		ep.release()
+		if abandoned {
+			return nil, fmt.Errorf("moqnative: WebTransport session to %s: the context ended before the server accepted the session (no answer to the CONNECT request): %w", u.Redacted(), ctx.Err())
+		}
 		if rsp != nil {
 			return nil, fmt.Errorf("moqnative: WebTransport request to %s refused: %s", u.Redacted(), rsp.Status)
 		}
