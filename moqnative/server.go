@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
@@ -31,6 +32,10 @@ const serverClosed = "server closed"
 // busy CPU, and a connection refused here is a join lost. Connections
 // only wait here when the application does not call Accept.
 const DefaultMaxPending = 1024
+
+// DefaultHTTP3IdleTimeout is ServerConfig.HTTP3IdleTimeout's default, the
+// same bound moqtransport puts on a session's setup (Config.SetupTimeout).
+const DefaultHTTP3IdleTimeout = 10 * time.Second
 
 // ServerConfig configures a Server. The zero value serves a generated
 // self-signed certificate, accepts WebTransport from any origin and logs
@@ -68,6 +73,20 @@ type ServerConfig struct {
 	// before it; the server empties that at once with several goroutines,
 	// so it does not refuse connections while the application accepts.
 	MaxPending int
+
+	// HTTP3IdleTimeout bounds how long an HTTP/3 connection may go without
+	// a request in progress, and how long a request's header may take to
+	// arrive (DefaultHTTP3IdleTimeout when 0). A WebTransport session is a
+	// request in progress for as long as it lasts (its CONNECT stream stays
+	// open), however quiet it is, so this only closes connections that
+	// have no session: one whose client asked for nothing, or whose
+	// request was refused or has ended. They are closed with H3_NO_ERROR
+	// "idle timeout". It is WebTransport's counterpart of the bounds on a
+	// raw QUIC connection (MaxPending, then the session's setup timeout):
+	// QUIC keep-alives hold a silent connection open, so without it a
+	// client that completes the handshake and asks for nothing would keep
+	// its connection, and the server's goroutines for it, for good.
+	HTTP3IdleTimeout time.Duration
 
 	// MaxIncomingUniStreams bounds the unidirectional streams a client may
 	// have open at once (MaxIncomingUniStreams when 0). A client that
@@ -212,9 +231,15 @@ func Listen(addr string, cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("moqnative: %w", err)
 	}
 
+	idle := cfg.HTTP3IdleTimeout
+	if idle <= 0 {
+		idle = DefaultHTTP3IdleTimeout
+	}
 	h3 := &http3.Server{
-		Handler: http.HandlerFunc(s.serveHTTP),
-		Logger:  logger.With("component", "http3"),
+		Handler:           http.HandlerFunc(s.serveHTTP),
+		Logger:            logger.With("component", "http3"),
+		IdleTimeout:       idle,
+		ReadHeaderTimeout: idle,
 		// Remember each request's QUIC connection: the session needs it to
 		// close the connection when the session ends.
 		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
@@ -395,9 +420,18 @@ func (s *Server) admit(c *quic.Conn) bool {
 		s.enqueue(&Incoming{Conn: conn, RemoteAddr: c.RemoteAddr()})
 	case ALPNH3:
 		s.wg.Go(func() {
+			// ServeQUICConn returns when the connection is closed, or at
+			// once when it cannot serve it (a client whose transport
+			// parameters leave no room for HTTP/3's control stream); it
+			// never closes the connection itself, so it is closed here:
+			// otherwise keep-alives would hold it open with nothing
+			// serving it.
+			code, reason := http3.ErrCodeNoError, ""
 			if err := s.wts.ServeQUICConn(c); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.logger.Debug("HTTP/3 connection ended", "remote", c.RemoteAddr().String(), "error", err)
+				s.logger.Debug("cannot serve HTTP/3; closing the connection", "remote", c.RemoteAddr().String(), "error", err)
+				code, reason = http3.ErrCodeGeneralProtocolError, "cannot serve HTTP/3: "+err.Error()
 			}
+			c.CloseWithError(quic.ApplicationErrorCode(code), reason)
 		})
 	default: // unreachable: TLS only negotiates the protocols offered
 		s.logger.Warn("unexpected ALPN", "remote", c.RemoteAddr().String(), "alpn", alpn)
