@@ -29,7 +29,9 @@
 // Certificates come from PEM files (LoadCertificates, chosen by SNI) or
 // are generated (GenerateSelfSigned: ECDSA P-256, valid 10 days, so that
 // browsers accept it by its SHA-256 fingerprint through WebTransport's
-// serverCertificateHashes). A client can pin that fingerprint
+// serverCertificateHashes). A Server that generated its certificate
+// renews it when half its validity is left, so its fingerprint changes
+// every few days (Server.Fingerprint). A client can pin that fingerprint
 // (ClientTLS.ServerCertificateHashes) as a browser does.
 //
 // Servers and Dial write a qlog file per connection when given a

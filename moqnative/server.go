@@ -45,7 +45,8 @@ type ServerConfig struct {
 	// with LoadCertificates. When empty, the server generates a self-signed
 	// certificate for SelfSignedHosts (see GenerateSelfSigned), whose
 	// fingerprint Server.Fingerprint reports for browsers'
-	// serverCertificateHashes.
+	// serverCertificateHashes, and renews it while it runs (see
+	// Server.Fingerprint).
 	Certificates []tls.Certificate
 	// SelfSignedHosts are the names of the generated certificate;
 	// DefaultSelfSignedHosts when empty.
@@ -138,7 +139,7 @@ type Incoming struct {
 // logs its own warning with the sysctl to run (see Server.Socket).
 type Server struct {
 	logger      *slog.Logger
-	selfSigned  *SelfSigned
+	selfSigned  *renewedSelfSigned // nil when given certificates
 	checkOrigin func(*http.Request) bool
 
 	tr     *quic.Transport
@@ -179,14 +180,16 @@ func Listen(addr string, cfg ServerConfig) (*Server, error) {
 	}
 	s := &Server{logger: logger, conns: make(map[*quic.Conn]string)}
 
-	certs := cfg.Certificates
-	if len(certs) == 0 {
-		ss, err := GenerateSelfSigned(cfg.SelfSignedHosts...)
+	getCert := CertificateChooser(cfg.Certificates)
+	if len(cfg.Certificates) == 0 {
+		ss, err := newRenewedSelfSigned(cfg.SelfSignedHosts, logger)
 		if err != nil {
 			return nil, err
 		}
 		s.selfSigned = ss
-		certs = []tls.Certificate{ss.Certificate}
+		getCert = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return &ss.current().Certificate, nil
+		}
 	}
 	s.checkOrigin = originChecker(cfg)
 
@@ -216,7 +219,7 @@ func Listen(addr string, cfg ServerConfig) (*Server, error) {
 	// signature. The ticket keys are made and rotated by this tls.Config,
 	// so after a restart old tickets get a full handshake.
 	tlsConf := &tls.Config{
-		GetCertificate: CertificateChooser(certs),
+		GetCertificate: getCert,
 		NextProtos:     []string{ALPNMoQT, ALPNH3},
 		MinVersion:     tls.VersionTLS13,
 		KeyLogWriter:   s.keyLog.writer(),
@@ -272,17 +275,31 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // quic-go wants.
 func (s *Server) Socket() SocketInfo { return s.socket }
 
-// SelfSigned is the generated certificate, or nil when the server was
-// given certificates.
-func (s *Server) SelfSigned() *SelfSigned { return s.selfSigned }
+// SelfSigned is the generated certificate the server serves now, or nil
+// when the server was given certificates. It changes when the server
+// renews it (see Fingerprint).
+func (s *Server) SelfSigned() *SelfSigned {
+	if s.selfSigned == nil {
+		return nil
+	}
+	return s.selfSigned.current()
+}
 
-// Fingerprint is the SHA-256 of the generated certificate; ok is false
-// when the server was given certificates.
+// Fingerprint is the SHA-256 of the generated certificate the server
+// serves now; ok is false when the server was given certificates.
+//
+// A generated certificate is valid for SelfSignedValidity, and browsers
+// accept one by hash only if it is valid for less than 14 days, so the
+// server renews it, on the next handshake or call of Fingerprint or
+// SelfSigned, once less than half its validity is left, and logs the new
+// fingerprint at Info. A long-running server's fingerprint therefore
+// changes every few days: hand it to browsers when they connect (e.g. from
+// a page that calls Fingerprint on each request), not once at startup.
 func (s *Server) Fingerprint() (fp [32]byte, ok bool) {
 	if s.selfSigned == nil {
 		return fp, false
 	}
-	return s.selfSigned.Fingerprint(), true
+	return s.selfSigned.current().Fingerprint(), true
 }
 
 // Accept returns the next connection, raw QUIC or WebTransport.

@@ -14,10 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,8 +33,13 @@ const (
 
 // SelfSignedValidity is how long a generated certificate is valid. Browsers
 // accept a certificate by its hash (WebTransport serverCertificateHashes)
-// only if it is an ECDSA certificate valid for less than 14 days.
+// only if it is an ECDSA certificate valid for less than 14 days, so a
+// Server renews the certificate it generated once less than half of this
+// is left (see Server.Fingerprint).
 const SelfSignedValidity = 10 * 24 * time.Hour
+
+// timeNow is the clock of certificate generation and renewal; tests move it.
+var timeNow = time.Now
 
 // DefaultSelfSignedHosts are the names a generated certificate is valid for
 // when none are given.
@@ -103,6 +110,12 @@ type SelfSigned struct {
 // or IP addresses; DefaultSelfSignedHosts when none), valid from a minute
 // ago for SelfSignedValidity, so that browsers accept it by its hash.
 func GenerateSelfSigned(hosts ...string) (*SelfSigned, error) {
+	return generateSelfSigned(timeNow(), hosts)
+}
+
+// generateSelfSigned is GenerateSelfSigned at the time now: a renewal
+// makes its certificate on the same clock that decided it was due.
+func generateSelfSigned(now time.Time, hosts []string) (*SelfSigned, error) {
 	if len(hosts) == 0 {
 		hosts = DefaultSelfSignedHosts
 	}
@@ -114,7 +127,7 @@ func GenerateSelfSigned(hosts ...string) (*SelfSigned, error) {
 	if err != nil {
 		return nil, fmt.Errorf("moqnative: generating serial number: %w", err)
 	}
-	notBefore := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	notBefore := now.Add(-time.Minute).UTC().Truncate(time.Second)
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: hosts[0], Organization: []string{"moq-go self-signed"}},
@@ -153,6 +166,67 @@ func (s *SelfSigned) Fingerprint() [32]byte { return s.fingerprint }
 
 // FingerprintHex is Fingerprint in lower-case hex.
 func (s *SelfSigned) FingerprintHex() string { return hex.EncodeToString(s.fingerprint[:]) }
+
+// renewedSelfSigned is a Server's generated certificate, replaced by a new
+// one when less than half its validity is left. Without that, every
+// client would fail once it expired, SelfSignedValidity after the server
+// started, and it cannot be made to last longer: browsers accept a
+// certificate by hash only if it is valid for less than 14 days. Renewing
+// at half time rather than at expiry leaves days for a renewal that failed
+// (logged) to be tried again, on the next handshake, while the old
+// certificate is still good. Once renewed, only the new certificate is
+// served: a client pinning the old fingerprint must fetch the new one
+// (Server.Fingerprint); connections already made are not affected.
+//
+// current is called on every handshake, from many goroutines at once:
+// the certificate in use is read without a lock, and the lock is only
+// taken to renew it, once.
+type renewedSelfSigned struct {
+	hosts  []string
+	logger *slog.Logger
+	cur    atomic.Pointer[SelfSigned]
+	mu     sync.Mutex // held while renewing
+}
+
+func newRenewedSelfSigned(hosts []string, logger *slog.Logger) (*renewedSelfSigned, error) {
+	ss, err := GenerateSelfSigned(hosts...)
+	if err != nil {
+		return nil, err
+	}
+	r := &renewedSelfSigned{hosts: hosts, logger: logger}
+	r.cur.Store(ss)
+	return r, nil
+}
+
+// current returns the certificate to serve now, renewing it first when
+// less than half its validity is left.
+func (r *renewedSelfSigned) current() *SelfSigned {
+	ss := r.cur.Load()
+	if !halfSpent(ss.Certificate.Leaf, timeNow()) {
+		return ss
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := timeNow()
+	if ss = r.cur.Load(); !halfSpent(ss.Certificate.Leaf, now) {
+		return ss // another handshake renewed it
+	}
+	next, err := generateSelfSigned(now, r.hosts)
+	if err != nil {
+		r.logger.Error("cannot renew the self-signed certificate; serving the old one until it expires, and trying again on the next handshake",
+			"not_after", ss.Certificate.Leaf.NotAfter, "error", err)
+		return ss
+	}
+	r.cur.Store(next)
+	r.logger.Info("renewed the self-signed certificate; browsers need its new fingerprint (serverCertificateHashes)",
+		"fingerprint", next.FingerprintHex(), "not_after", next.Certificate.Leaf.NotAfter, "old_not_after", ss.Certificate.Leaf.NotAfter)
+	return next
+}
+
+// halfSpent reports whether less than half of leaf's validity is left at now.
+func halfSpent(leaf *x509.Certificate, now time.Time) bool {
+	return leaf.NotAfter.Sub(now) < leaf.NotAfter.Sub(leaf.NotBefore)/2
+}
 
 // WritePEM writes the certificate (mode 0644) and its PKCS #8 private key
 // (mode 0600) as PEM files that LoadCertificates reads back.
