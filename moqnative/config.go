@@ -3,12 +3,15 @@ package moqnative
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -124,22 +127,53 @@ var (
 // that quic-go ends by closing its recorder when the connection ends; it
 // is counted in ws, so that closing a Dialed or a Server can wait until
 // the files are complete.
+//
+// The client chooses the original connection ID, so two connections can
+// have the same one (a client that reuses it, or one that means to
+// overwrite another connection's trace): a file that exists already is
+// never opened again, as truncating it would mix two connections in a
+// file whose first writer is still writing. The later connection's file
+// gets a sequence number, <role>_<ID>.<n>.sqlog (see createQlogFile).
 func qlogTracer(dir string, ws *qlogWriters, logger *slog.Logger) func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace {
 	return func(_ context.Context, isClient bool, connID quic.ConnectionID) qlogwriter.Trace {
 		role := "server"
 		if isClient {
 			role = "client"
 		}
-		path := filepath.Join(dir, fmt.Sprintf("%s_%s.sqlog", role, connID))
-		f, err := os.Create(path)
+		f, err := createQlogFile(dir, fmt.Sprintf("%s_%s", role, connID))
 		if err != nil {
-			logger.Warn("cannot create qlog file", "path", path, "error", err)
+			logger.Warn("cannot create qlog file; the connection is not traced", "dir", dir, "error", err)
 			return nil
 		}
 		seq := qlogwriter.NewConnectionFileSeq(&bufferedFile{Writer: bufio.NewWriter(f), f: f}, isClient, connID)
 		ws.run(seq.Run)
 		return seq
 	}
+}
+
+// qlogSeq numbers the qlog files whose name was taken (see qlogTracer).
+// It is shared by every directory and never reset, so a name is tried
+// once: a busy name costs one more attempt, not a search from 1.
+var qlogSeq atomic.Uint64
+
+// qlogNameAttempts bounds createQlogFile's attempts at a free name. Each
+// number is used once in the process, so a name is only taken if a file
+// of that name predates the process (or another process writes to dir).
+const qlogNameAttempts = 100
+
+// createQlogFile creates a new file for a connection's trace in dir,
+// named base + ".sqlog", or base + ".<n>.sqlog" when that exists: it
+// never opens an existing file (O_EXCL).
+func createQlogFile(dir, base string) (*os.File, error) {
+	name := base + ".sqlog"
+	for range qlogNameAttempts {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+		name = fmt.Sprintf("%s.%d.sqlog", base, qlogSeq.Add(1))
+	}
+	return nil, fmt.Errorf("no free file name for %s.sqlog after %d attempts", base, qlogNameAttempts)
 }
 
 // qlogWriters counts the qlog writer goroutines of a Dialed or a Server.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlogwriter"
 	"go.uber.org/goleak"
 
 	"github.com/moqgo/moq/moqtransport"
@@ -562,6 +564,41 @@ func TestQlog(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Two connections with the same original destination connection ID (the
+// client chooses it) get a qlog file each: the second must not truncate
+// the file the first is still writing.
+func TestQlogSameConnectionID(t *testing.T) {
+	dir := t.TempDir()
+	var ws qlogWriters
+	tracer := qlogTracer(dir, &ws, slog.New(slog.DiscardHandler))
+	id := quic.ConnectionIDFromBytes([]byte{1, 2, 3, 4, 5, 6, 7, 8})
+	var recs []qlogwriter.Recorder
+	for range 2 { // both open at once, as two live connections' traces are
+		tr := tracer(context.Background(), false, id)
+		if tr == nil {
+			t.Fatal("the tracer made no trace")
+		}
+		recs = append(recs, tr.AddProducer())
+	}
+	for _, r := range recs {
+		r.Close() // the last producer's Close ends the file's writer
+	}
+	ws.wait()
+	files, _ := filepath.Glob(filepath.Join(dir, "server_*.sqlog"))
+	if len(files) != 2 {
+		t.Fatalf("qlog files %v, want two for two connections", files)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := bytes.Count(b, []byte(`"vantage_point"`)); n != 1 {
+			t.Errorf("%s holds %d trace headers, want 1", f, n)
+		}
 	}
 }
 
