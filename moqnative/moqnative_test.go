@@ -146,6 +146,42 @@ func TestWritePEMLoadCertificates(t *testing.T) {
 	}
 }
 
+// WritePEM over an existing key file readable to all leaves it readable to
+// the owner only: writing into the file would keep its old mode.
+func TestWritePEMReplacesKeyMode(t *testing.T) {
+	ss, err := GenerateSelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for _, p := range []string{certPath, keyPath} {
+		if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, 0o644); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+	}
+	if err := ss.WritePEM(certPath, keyPath); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(keyPath); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+	certs, err := LoadCertificates(CertKeyPair{CertFile: certPath, KeyFile: keyPath})
+	if err != nil || !bytes.Equal(certs[0].Certificate[0], ss.DER) {
+		t.Fatalf("the files written do not load back as the certificate: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("directory holds %v, want only the two files", names)
+	}
+}
+
 // TestCertificateChooser makes TLS handshakes over an in-memory pipe
 // against a config with two certificates, asking for each name.
 func TestCertificateChooser(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -229,7 +230,12 @@ func halfSpent(leaf *x509.Certificate, now time.Time) bool {
 }
 
 // WritePEM writes the certificate (mode 0644) and its PKCS #8 private key
-// (mode 0600) as PEM files that LoadCertificates reads back.
+// (mode 0600) as PEM files that LoadCertificates reads back. Each file is
+// written under a temporary name in its directory and renamed over the
+// path, so an existing file is replaced whole, with these modes (writing
+// into it would keep its mode, and a key file once made readable to all
+// would stay so), and a reader never sees half a file. A symbolic link at
+// either path is replaced, not followed.
 func (s *SelfSigned) WritePEM(certPath, keyPath string) error {
 	keyDER, err := x509.MarshalPKCS8PrivateKey(s.key)
 	if err != nil {
@@ -237,13 +243,41 @@ func (s *SelfSigned) WritePEM(certPath, keyPath string) error {
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.DER})
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
-		return fmt.Errorf("moqnative: %w", err)
+	if err := replaceFile(certPath, certPEM, 0o644); err != nil {
+		return fmt.Errorf("moqnative: writing certificate: %w", err)
 	}
-	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
-		return fmt.Errorf("moqnative: %w", err)
+	if err := replaceFile(keyPath, keyPEM, 0o600); err != nil {
+		return fmt.Errorf("moqnative: writing private key: %w", err)
 	}
 	return nil
+}
+
+// replaceFile writes data to a new file in path's directory, made with
+// mode 0600 (os.CreateTemp) and set to perm before anything is written,
+// and renames it to path.
+func replaceFile(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	err = f.Chmod(perm)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 // ClientTLS is how a client verifies the server. The zero value verifies
