@@ -56,7 +56,9 @@ func (d *devConfig) addFlags(f *pflag.FlagSet) {
 }
 
 // webHandler serves the watch page and, with --dev, the dev routes.
-func webHandler(dev bool, certDER []byte, qlogDir, mlogDir string) http.Handler {
+// certDER returns the certificate served now (the generated one is
+// renewed while the relay runs: see moqnative.Server.Fingerprint).
+func webHandler(dev bool, certDER func() []byte, qlogDir, mlogDir string) http.Handler {
 	mux := http.NewServeMux()
 	page := web.Handler()
 	mux.Handle("GET /{$}", page)
@@ -68,10 +70,11 @@ func webHandler(dev bool, certDER []byte, qlogDir, mlogDir string) http.Handler 
 	return mux
 }
 
-// devHandler serves the --dev routes: GET only, any origin.
-func devHandler(certDER []byte, qlogDir, mlogDir string) http.Handler {
-	sum := sha256.Sum256(certDER)
-	fingerprint := hex.EncodeToString(sum[:])
+// devHandler serves the --dev routes: GET only, any origin. /fingerprint
+// is the hash of the certificate certDER returns at each request: a
+// generated certificate is renewed every few days, and a page that pins
+// it must pin the one served when it connects.
+func devHandler(certDER func() []byte, qlogDir, mlogDir string) http.Handler {
 	serveDir := func(dir, suffix string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			name := r.PathValue("name")
@@ -91,8 +94,9 @@ func devHandler(certDER []byte, qlogDir, mlogDir string) http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /fingerprint", func(w http.ResponseWriter, _ *http.Request) {
+		sum := sha256.Sum256(certDER())
 		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte(fingerprint))
+		_, _ = w.Write([]byte(hex.EncodeToString(sum[:])))
 	})
 	if qlogDir != "" {
 		mux.HandleFunc("GET /qlog/{name}", serveDir(qlogDir, ".sqlog"))
@@ -112,12 +116,14 @@ func serveDev(d devConfig, addr net.Addr, certs []tls.Certificate, srv *moqnativ
 	if !d.enabled && !d.web {
 		return func() {}, nil
 	}
-	selfSigned := false
-	if ss := srv.SelfSigned(); ss != nil {
-		certs = []tls.Certificate{ss.Certificate}
-		selfSigned = true
-	}
-	if len(certs) == 0 || len(certs[0].Certificate) == 0 {
+	selfSigned := srv.SelfSigned() != nil
+	getCert := moqnative.CertificateChooser(certs)
+	certDER := func() []byte { return certs[0].Certificate[0] }
+	if selfSigned {
+		// The one the relay serves now: it renews it.
+		getCert = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &srv.SelfSigned().Certificate, nil }
+		certDER = func() []byte { return srv.SelfSigned().Certificate.Certificate[0] }
+	} else if len(certs) == 0 || len(certs[0].Certificate) == 0 {
 		return nil, errors.New("--dev/--web: no certificate to serve HTTPS with")
 	}
 	if !d.qlogServe {
@@ -130,7 +136,7 @@ func serveDev(d devConfig, addr net.Addr, certs []tls.Certificate, srv *moqnativ
 	if err != nil {
 		return nil, fmt.Errorf("--dev/--web: listening on TCP %s: %w", addr, err)
 	}
-	h := webHandler(d.enabled, certs[0].Certificate[0], qlogDir, mlogDir)
+	h := webHandler(d.enabled, certDER, qlogDir, mlogDir)
 	var plain http.Handler = h
 	if !selfSigned {
 		plain = http.HandlerFunc(redirectHTTPS)
@@ -138,7 +144,7 @@ func serveDev(d devConfig, addr net.Addr, certs []tls.Certificate, srv *moqnativ
 	sn := newSniffer(ln)
 	https := &http.Server{
 		Handler:           h,
-		TLSConfig:         &tls.Config{GetCertificate: moqnative.CertificateChooser(certs), MinVersion: tls.VersionTLS12},
+		TLSConfig:         &tls.Config{GetCertificate: getCert, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}

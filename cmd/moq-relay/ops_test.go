@@ -132,7 +132,7 @@ func TestDevHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	der := []byte("certificate")
-	h := devHandler(der, dir, "")
+	h := devHandler(func() []byte { return der }, dir, "")
 	get := func(path string) (int, string) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
@@ -141,6 +141,12 @@ func TestDevHandler(t *testing.T) {
 	sum := sha256.Sum256(der)
 	if code, body := get("/fingerprint"); code != 200 || body != hex.EncodeToString(sum[:]) {
 		t.Errorf("/fingerprint: %d %q", code, body)
+	}
+	// The certificate served now, after a renewal too.
+	der = []byte("renewed certificate")
+	sum = sha256.Sum256(der)
+	if code, body := get("/fingerprint"); code != 200 || body != hex.EncodeToString(sum[:]) {
+		t.Errorf("/fingerprint after the certificate changed: %d %q", code, body)
 	}
 	if code, body := get("/qlog/server_abc"); code != 200 || body != "qlog" {
 		t.Errorf("/qlog/server_abc: %d %q", code, body)
