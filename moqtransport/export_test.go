@@ -21,3 +21,10 @@ func FetchRegistered(s *Session, id uint64) bool {
 	_, ok := s.fetches[id]
 	return ok
 }
+
+// SubscriptionReading counts the data streams sub is reading.
+func SubscriptionReading(sub *Subscription) int {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	return len(sub.reading)
+}

@@ -44,10 +44,14 @@ type Config struct {
 	// waited longest, which is stopped. Only a stream whose alias can
 	// still be named waits: one for the alias of a subscription that
 	// ended, or that arrives while no SUBSCRIBE of ours waits for its
-	// answer (and Handler.Publish is nil), is stopped at once.
+	// answer (and Handler.Publish is nil), is stopped at once. A negative
+	// value: no stream waits for its alias.
 	MaxPendingStreams int
 	// PendingStreamTimeout is how long such a stream waits for its alias;
-	// default 5s. Past it, the stream is stopped.
+	// default 5s. Past it, the stream is stopped. It is also the grace a
+	// subscription gives, after PUBLISH_DONE, to streams that have not
+	// come (at least the subscription's DELIVERY TIMEOUT; see
+	// Subscription.Done).
 	PendingStreamTimeout time.Duration
 	// SetupParams are extra parameters for CLIENT_SETUP or SERVER_SETUP,
 	// such as AUTHORIZATION TOKEN (AuthToken.Param).

@@ -57,12 +57,15 @@ type Subscription struct {
 	endGroup uint64
 	// Data streams: how many arrived, how many are still being read, and
 	// the count PUBLISH_DONE announced.
-	streams     uint64
-	active      int
-	doneCount   uint64
-	doneMsg     *wire.PublishDone
-	doneTimer   *time.Timer
-	unsubscribe bool
+	streams   uint64
+	active    int
+	doneCount uint64
+	doneMsg   *wire.PublishDone
+	doneTimer *time.Timer
+	// noMoreStreams: PUBLISH_DONE's grace passed (graceOver); a stream
+	// that comes now is stopped.
+	noMoreStreams bool
+	unsubscribe   bool
 	// incoming: the peer pushed this track with PUBLISH; its request is
 	// the peer's, and ends with the subscription.
 	incoming bool
@@ -133,7 +136,17 @@ func (sub *Subscription) endWith(err, trackErr error) {
 		if sub.doneTimer != nil {
 			sub.doneTimer.Stop()
 		}
+		reading := make([]ReceiveStream, 0, len(sub.reading))
+		for str := range sub.reading {
+			reading = append(reading, str)
+		}
 		sub.mu.Unlock()
+		// Its streams still open are stopped (§9.12: STOP_SENDING "on all
+		// streams related to the subscription"): they went on being read,
+		// an object of up to 64 MiB each, into a closed track.
+		for _, str := range reading {
+			str.CancelRead(uint64(ResetCancelled))
+		}
 		sub.track.Close(trackErr)
 		s := sub.s
 		s.mu.Lock()
@@ -412,10 +425,48 @@ func (s *Session) handlePublishDone(m *wire.PublishDone) error {
 	}
 	sub.mu.Lock()
 	sub.doneMsg, sub.doneCount = m, m.StreamCount
-	sub.doneTimer = time.AfterFunc(s.cfg.PendingStreamTimeout, sub.finishDone)
+	grace := s.cfg.PendingStreamTimeout
+	if d, ok := sub.ok.Params.DeliveryTimeout(); ok && d > grace {
+		grace = d // §9.12: the timeout is "at least its delivery timeout"
+	}
+	sub.doneTimer = time.AfterFunc(grace, func() { sub.graceOver(grace) })
 	sub.mu.Unlock()
 	sub.maybeFinish()
 	return nil
+}
+
+// graceOver: PUBLISH_DONE's grace for streams still to come has passed.
+// No new stream is taken from now on (readDataStream stops it); the
+// subscription ends once the streams being read have ended, and those
+// still open after one more grace are stopped (they held the end for as
+// long as the publisher liked). It used to end the subscription at once,
+// a normal end (io.EOF, no error) with a stream still delivering its
+// last objects, which were dropped.
+func (sub *Subscription) graceOver(grace time.Duration) {
+	sub.mu.Lock()
+	if sub.ended {
+		sub.mu.Unlock()
+		return
+	}
+	sub.noMoreStreams = true
+	sub.doneTimer = time.AfterFunc(grace, sub.stopReading)
+	sub.mu.Unlock()
+	sub.maybeFinish()
+}
+
+// stopReading stops the data streams the subscription is still reading
+// (STOP_SENDING CANCELLED); their readers end, and the subscription with
+// the last.
+func (sub *Subscription) stopReading() {
+	sub.mu.Lock()
+	strs := make([]ReceiveStream, 0, len(sub.reading))
+	for str := range sub.reading {
+		strs = append(strs, str)
+	}
+	sub.mu.Unlock()
+	for _, str := range strs {
+		str.CancelRead(uint64(ResetCancelled))
+	}
 }
 
 // endDrainingAlias ends, at once, the subscription that holds alias if
@@ -444,10 +495,15 @@ func (s *Session) endDrainingAlias(alias, id uint64) {
 }
 
 // maybeFinish ends a subscription whose PUBLISH_DONE arrived once all its
-// streams have been read.
+// streams have been read: the number PUBLISH_DONE counts, or, when it
+// does not know it (StreamCountUnknown), those that came within the grace
+// (graceOver). With an unknown count it used to end at once, and the
+// streams opened just after PUBLISH_DONE (the control stream often
+// overtakes them, §9.12) were stopped as those of an ended subscription.
 func (sub *Subscription) maybeFinish() {
 	sub.mu.Lock()
-	ready := sub.doneMsg != nil && sub.active == 0 && (sub.streams >= sub.doneCount || sub.doneCount == wire.StreamCountUnknown)
+	counted := sub.doneCount != wire.StreamCountUnknown && sub.streams >= sub.doneCount
+	ready := sub.doneMsg != nil && sub.active == 0 && (counted || sub.noMoreStreams)
 	sub.mu.Unlock()
 	if ready {
 		sub.finishDone()
@@ -579,7 +635,7 @@ func (s *Session) readDataStream(str ReceiveStream) {
 	// stream's first packet, so the limit is generous: a burst of new
 	// group streams must not be refused.)
 	s.mu.Lock()
-	if s.headerWaits >= headerWaitsPerPending*s.cfg.MaxPendingStreams {
+	if s.headerWaits >= headerWaitsPerPending*max(s.cfg.MaxPendingStreams, 1) {
 		s.mu.Unlock()
 		str.CancelRead(uint64(ResetCancelled))
 		return
@@ -593,6 +649,11 @@ func (s *Session) readDataStream(str ReceiveStream) {
 	s.headerWaits--
 	s.mu.Unlock()
 	if late {
+		if err == nil {
+			// The header came as the timer stopped the stream: its
+			// buffer goes back to the in-flight budget.
+			r.Release()
+		}
 		return
 	}
 	if err != nil {
@@ -624,7 +685,7 @@ func (s *Session) readDataStream(str ReceiveStream) {
 	sub.mu.Lock()
 	sub.streams++
 	sub.active++
-	stale := h.Subgroup.GroupID < sub.skipBefore
+	stale := h.Subgroup.GroupID < sub.skipBefore || sub.noMoreStreams || sub.ended
 	if !stale {
 		if sub.reading == nil {
 			sub.reading = map[ReceiveStream]uint64{}
@@ -640,7 +701,9 @@ func (s *Session) readDataStream(str ReceiveStream) {
 		sub.maybeFinish()
 	}()
 	if stale {
-		str.CancelRead(uint64(ResetCancelled)) // SkipTo abandoned its group
+		// SkipTo abandoned its group, or the subscription ended or takes
+		// no more streams.
+		str.CancelRead(uint64(ResetCancelled))
 		return
 	}
 	var w *SubgroupWriter
