@@ -99,3 +99,10 @@ func EndFetchPause(r *Relay, scName string, ns []string) bool {
 	o.fetchSilence.until = time.Time{}
 	return paused
 }
+
+// Closing reports whether Close has begun.
+func Closing(r *Relay) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}

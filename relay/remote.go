@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -113,25 +114,18 @@ func (r *Relay) remoteSession(ctx context.Context, target string) (*moqtransport
 		// The dial serves every request waiting for this relay, not only
 		// the first: it must not end with that one's context.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.UpstreamTimeout)
-		rm.s, rm.err = r.cfg.Dial(dctx, target, cfg)
+		s, err := r.cfg.Dial(dctx, target, cfg)
 		cancel()
-		close(rm.ready)
-		if rm.err != nil {
+		if err != nil {
 			r.metrics.upstreamErrors.WithLabelValues("connect").Inc()
-		} else {
-			r.logFor(rm.s).Info("connected to relay", "url", target)
-			r.metrics.upstreamConnections.Add(1)
-			r.wg.Add(1)
-			go func() {
-				defer r.wg.Done()
-				<-rm.s.Done()
-				r.metrics.upstreamConnections.Add(-1)
-				r.mu.Lock()
-				if r.remotes[target] == rm {
-					delete(r.remotes, target)
-				}
-				r.mu.Unlock()
-			}()
+			rm.err = err
+			close(rm.ready)
+		} else if !r.keepDialed(rm, target, s) {
+			// Close ran while the dial did: it saw this remote still
+			// connecting, so the session is ours to end, and Close
+			// waits for its end (the relay watches every admitted
+			// session's).
+			_ = s.Close()
 		}
 	} else {
 		r.mu.Unlock()
@@ -144,8 +138,39 @@ func (r *Relay) remoteSession(ctx context.Context, target string) (*moqtransport
 	return rm.s, rm.err
 }
 
+// keepDialed stores the session a dial opened to target in rm, unless
+// the relay is closed, and closes rm.ready either way; it reports whether
+// it kept it. Under r.mu, so that Close (which sets r.closed under it)
+// either sees the session among the remotes and ends it, or the dialer
+// learns here that it must.
+func (r *Relay) keepDialed(rm *remote, target string, s *moqtransport.Session) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	defer close(rm.ready)
+	if r.closed {
+		rm.err = errors.New("relay: closed")
+		return false
+	}
+	rm.s = s
+	r.logFor(s).Info("connected to relay", "url", target)
+	r.metrics.upstreamConnections.Add(1)
+	r.wg.Add(1) // Close has not begun waiting: r.closed is false
+	go func() {
+		defer r.wg.Done()
+		<-s.Done()
+		r.metrics.upstreamConnections.Add(-1)
+		r.mu.Lock()
+		if r.remotes[target] == rm {
+			delete(r.remotes, target)
+		}
+		r.mu.Unlock()
+	}()
+	return true
+}
+
 // Close ends the relay's sessions to other relays and waits for the
-// relay's goroutines.
+// relay's goroutines. A dial to another relay still under way ends the
+// session it opens itself (keepDialed).
 func (r *Relay) Close() {
 	r.mu.Lock()
 	r.closed = true
