@@ -87,7 +87,10 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 		if pub != nil {
 			cached = pub.track
 		} else if sc := r.scopes[scName]; sc != nil {
-			if rt := sc.tracks[k]; rt != nil && rt.track != nil && !rt.track.Closed() {
+			// A relayed track's cache answers for the publisher it was
+			// subscribed from only: after the namespace changed owner, the
+			// new owner's objects are asked of it (see subscribeOrigin).
+			if rt := sc.tracks[k]; rt != nil && rt.track != nil && !rt.track.Closed() && (o == nil || rt.from == o.s) {
 				cached = rt.track
 			}
 		}

@@ -21,7 +21,11 @@ import (
 //   - a PUBLISH_NAMESPACE: the namespace is withdrawn from the scope and
 //     the coordinator, and the publisher gets PUBLISH_NAMESPACE_CANCEL
 //     EXPIRED_AUTH_TOKEN (§9.24 uses the PUBLISH_NAMESPACE_ERROR codes,
-//     §13.1.6);
+//     §13.1.6); the tracks the relay subscribed to from the publisher
+//     under it end too (endGranted): their subscribers get PUBLISH_DONE
+//     TRACK_ENDED ("the track is no longer being published", §9.12), and
+//     the relay UNSUBSCRIBEs. (A PUBLISH_NAMESPACE_DONE, by contrast,
+//     leaves them running: see Relay.publishNamespaceDone.)
 //   - a PUBLISH: the relay UNSUBSCRIBEs (§9.11, which carries no code), so
 //     the track and its registration go as when its publisher ends it;
 //   - a SUBSCRIBE_NAMESPACE: draft-14 has no message that ends one from
@@ -129,28 +133,81 @@ func (r *Relay) stopSubscriptionExpiry(s *moqtransport.Session, id uint64) {
 	}
 }
 
-// expireNamespace withdraws origin o (key k of scope scName) at exp and
-// sends its publisher PUBLISH_NAMESPACE_CANCEL EXPIRED_AUTH_TOKEN. Called
-// with r.mu held, once o is registered; whatever removes o stops the
-// timer (stopExpiry).
+// expireNamespace withdraws origin o (key k of scope scName) at exp,
+// ends the relayed tracks its grant served (endGranted) and sends its
+// publisher PUBLISH_NAMESPACE_CANCEL EXPIRED_AUTH_TOKEN. Called with r.mu
+// held, once o is registered; whatever removes o stops the timer
+// (stopExpiry).
 func (r *Relay) expireNamespace(scName, k string, o *origin, exp time.Time) {
 	o.expiry = time.AfterFunc(time.Until(exp), func() {
 		r.mu.Lock()
 		sc := r.scopes[scName]
 		mine := sc != nil && sc.origins[k] == o
+		var ended []*relayTrack
 		if mine {
 			delete(sc.origins, k)
 			r.unregister(o)
 			r.withdraw(sc, k)
+			ended = r.endGranted(scName, sc, o)
 			r.dropIfEmpty(scName)
 		}
 		r.mu.Unlock()
 		if !mine {
 			return
 		}
-		r.logFor(o.s).Info("namespace withdrawn: its token expired", "scope", scName, "namespace", o.ns.String(), "exp", exp)
-		_ = o.s.CancelNamespace(o.ns, wire.NamespaceExpiredAuthToken, "the namespace's token expired at "+exp.UTC().Format(time.RFC3339)+": publish it again with a new token")
+		r.logFor(o.s).Info("namespace withdrawn: its token expired", "scope", scName, "namespace", o.ns.String(), "exp", exp, "tracks_ended", len(ended))
+		reason := "the namespace's token expired at " + exp.UTC().Format(time.RFC3339)
+		for _, rt := range ended {
+			// The track first, so that its subscribers get the reason;
+			// then UNSUBSCRIBE, after which a SUBSCRIBE of the track
+			// to the same publisher may go (subscribeOrigin waits for
+			// rt.over).
+			rt.track.Close(moqtransport.PublishDoneError(wire.DoneTrackEnded, "the publisher's grant of namespace "+o.ns.String()+" ended: "+reason))
+			_ = rt.up.Unsubscribe()
+			r.endUpstream(rt)
+		}
+		_ = o.s.CancelNamespace(o.ns, wire.NamespaceExpiredAuthToken, reason+": publish it again with a new token")
 	})
+}
+
+// endGranted revokes the relayed tracks of scope scName that the grant
+// of origin o, just removed from sc, served: the ones subscribed from its
+// publisher under its namespace, unless another namespace that publisher
+// still has in the scope covers them. It returns the ones subscribed, for
+// the caller to end after the unlock; one still waiting for the
+// publisher's answer is cancelled, and its waiting subscribers refused
+// (subscribeUpstream). Called with r.mu held.
+//
+// Trust: what a namespace's own token granted ends at that token's exp,
+// and a relayed track is served under the grant of the namespace it was
+// subscribed through; its subscribers' own grants do not keep it, since
+// the relay may no longer take the track from that publisher.
+func (r *Relay) endGranted(scName string, sc *scope, o *origin) []*relayTrack {
+	var live []*relayTrack
+	revoke := func(rt *relayTrack) {
+		if rt.revoked || rt.published || rt.from != o.s || rt.scope != scName || !rt.ns.HasPrefix(o.ns) {
+			return
+		}
+		if other := sc.owner(rt.ns); other != nil && other.s == o.s {
+			return // still granted through another of the publisher's namespaces
+		}
+		rt.revoked = true
+		if rt.up == nil {
+			if rt.cancel != nil {
+				rt.cancel() // still asked, or failed: nothing to end
+			}
+			return
+		}
+		live = append(live, rt)
+	}
+	for _, rt := range sc.tracks {
+		revoke(rt)
+	}
+	// Tracks that left the scope's table but still serve subscribers.
+	for _, rt := range r.byTrack {
+		revoke(rt)
+	}
+	return live
 }
 
 // stopExpiry stops an origin's expiry timer. Called with r.mu held by

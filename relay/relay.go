@@ -73,7 +73,10 @@
 // UpstreamTimeout (SUBSCRIBE_ERROR TIMEOUT) and by the upstream session.
 // When the last downstream subscription ends, or the last waiting
 // subscriber leaves, the relay sends UNSUBSCRIBE upstream; a new
-// subscriber subscribes again. A namespace no
+// subscriber subscribes again. The upstream SUBSCRIBE is shared only by
+// requests that resolve to the session it was asked of: a namespace that
+// changes owner leaves it to the subscribers it has, and new ones are
+// served by the new owner (subscribeOrigin). A namespace no
 // publisher has gets SUBSCRIBE_ERROR TRACK_DOES_NOT_EXIST.
 //
 // When a publisher's session ends, its tracks end for their subscribers
@@ -238,7 +241,7 @@ type Relay struct {
 	byTrack map[*moqtransport.Track]*relayTrack
 	// leaving: relayed tracks whose last subscriber left and whose
 	// upstream request is not over yet, by scope and track (tracks.go).
-	leaving map[string]*relayTrack
+	leaving map[leavingKey]*relayTrack
 	// statuses: the upstream TRACK_STATUS requests in flight, shared by
 	// the downstream ones for the same track and upstream session
 	// (trackstatus.go).
@@ -309,7 +312,7 @@ func New(cfg Config) *Relay {
 	}
 	r := &Relay{cfg: cfg, log: cfg.Logger, scopes: map[string]*scope{}, remotes: map[string]*remote{},
 		sessions: map[*moqtransport.Session]*peer{}, byTrack: map[*moqtransport.Track]*relayTrack{},
-		leaving: map[string]*relayTrack{}, statuses: map[statusKey]*statusFlight{}}
+		leaving: map[leavingKey]*relayTrack{}, statuses: map[statusKey]*statusFlight{}}
 	r.metrics = newMetrics(r)
 	r.hnd = r.handler()
 	r.observeDelivery = r.deliveryObserver()
@@ -558,7 +561,13 @@ func (r *Relay) unregister(o *origin) {
 	}()
 }
 
-// publishNamespaceDone removes a withdrawn namespace.
+// publishNamespaceDone removes a withdrawn namespace. The relayed tracks
+// subscribed under it go on serving their subscribers: draft-14's
+// PUBLISH_NAMESPACE_DONE only stops new subscriptions ("its intent to
+// stop serving new subscriptions"). New subscribers go to whoever
+// publishes the namespace next, never to those tracks (subscribeOrigin).
+// A namespace whose own token expires is another matter: what it granted
+// ends (expireNamespace).
 func (r *Relay) publishNamespaceDone(s *moqtransport.Session, ns wire.Namespace) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -655,9 +664,11 @@ func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *w
 	}
 	live := rte.rt
 	if live == nil {
-		// The origin's track, when the relay relays it live.
+		// The origin's track, when the relay relays it live from the
+		// origin's session (one from a previous owner of the namespace
+		// does not answer for this one: see subscribeOrigin).
 		if sc := r.scopes[rte.scope]; sc != nil {
-			if rt := sc.tracks[k]; rt != nil && rt.track != nil && !rt.track.Closed() {
+			if rt := sc.tracks[k]; rt != nil && rt.from == rte.o.s && rt.track != nil && !rt.track.Closed() {
 				live = rt
 			}
 		}
@@ -780,8 +791,8 @@ func (r *Relay) route(ctx context.Context, s *moqtransport.Session, ns wire.Name
 
 // mayBeLongerElsewhere reports whether another relay may serve a longer
 // prefix of ns than the local origin o: o's namespace is shorter than ns
-// and no relayed track exists for it yet (an existing one is shared
-// whatever its upstream). Another relay can hold a namespace under o's
+// and no relayed track subscribed from o's publisher exists for it yet
+// (an existing one is shared, see subscribeOrigin). Another relay can hold a namespace under o's
 // only if it claimed it before o was published here (the coordinator
 // refuses it after), and it is then that relay's, as the longest prefix
 // is locally. Called with r.mu held.
@@ -790,7 +801,7 @@ func (r *Relay) mayBeLongerElsewhere(scName string, o *origin, ns wire.Namespace
 		return false
 	}
 	if sc := r.scopes[scName]; sc != nil {
-		if rt := sc.tracks[k]; rt != nil && (rt.track == nil || !rt.track.Closed()) {
+		if rt := sc.tracks[k]; rt != nil && rt.from == o.s && (rt.track == nil || !rt.track.Closed()) {
 			return false
 		}
 	}

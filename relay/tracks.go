@@ -17,16 +17,22 @@ import (
 // A relayTrack is found by name in its scope (scope.tracks) while it
 // serves new subscribers, and by its Track (Relay.byTrack) while anyone
 // holds it: SubscriptionEnded gets only the Track, and the relayTrack may
-// have left its scope by then (its upstream ended and a new subscriber
-// replaced it, or its PUBLISH ended). byTrack holds it from the moment its
-// Track is known until the last reference is given back (and, for a
-// pushed track, its publication has ended): forgetLocked.
+// have left its scope by then (its upstream ended, or its namespace
+// changed owner, and a new subscriber replaced it; or its PUBLISH ended).
+// byTrack holds it from the moment its Track is known until the last
+// reference is given back (and, for a pushed track, its publication has
+// ended): forgetLocked.
 
 // relayTrack is one upstream subscription shared by its downstream ones.
 type relayTrack struct {
 	key   string
 	scope string
 	ns    wire.Namespace
+	// from is the session the upstream SUBSCRIBE is asked of: the
+	// publisher owning the namespace when the track was subscribed, or
+	// another relay; nil for a pushed track. Set at creation, then read
+	// only.
+	from  *moqtransport.Session
 	up    *moqtransport.Subscription
 	upLog *slog.Logger // the upstream session's logger, with the request
 	track *moqtransport.Track
@@ -44,6 +50,9 @@ type relayTrack struct {
 	// remote: the upstream is another relay, found through the
 	// coordinator.
 	remote bool
+	// revoked: the grant it was subscribed under ended (endGranted);
+	// an upstream answer that comes after is not served. Under Relay.mu.
+	revoked bool
 	// expiry ends a published track at its PUBLISH token's exp
 	// (grants.go); stopped when the publication ends. Under Relay.mu.
 	expiry *time.Timer
@@ -60,15 +69,29 @@ type relayTrack struct {
 	over chan struct{}
 }
 
-// leavingKey is a relayTrack's key in Relay.leaving.
-func leavingKey(scope, k string) string { return scope + "\x00" + k }
+// leavingKey is a relayTrack's key in Relay.leaving: the track and the
+// upstream session it was asked of, since only a SUBSCRIBE to that same
+// session must wait for its UNSUBSCRIBE.
+type leavingKey struct {
+	from  *moqtransport.Session
+	scope string
+	k     string
+}
 
-// endUpstream marks rt's upstream request over (rt.over).
+func (rt *relayTrack) leavingKey() leavingKey { return leavingKey{rt.from, rt.scope, rt.key} }
+
+// endUpstream marks rt's upstream request over (rt.over); again, it does
+// nothing.
 func (r *Relay) endUpstream(rt *relayTrack) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	select {
+	case <-rt.over:
+		return
+	default:
+	}
 	close(rt.over)
-	if key := leavingKey(rt.scope, rt.key); r.leaving[key] == rt {
+	if key := rt.leavingKey(); r.leaving[key] == rt {
 		delete(r.leaving, key)
 	}
 }
@@ -87,6 +110,15 @@ func (rt *relayTrack) claimed() bool {
 // subscribeOrigin serves a track of scope scName from o, sharing the
 // track's upstream subscription. Called with r.mu held; it unlocks it.
 //
+// Trust: an upstream subscription is shared only by requests that resolve
+// to the session it was asked of (relayTrack.from). A namespace that
+// changes owner (its publisher withdrew it, or its token expired, and
+// another session published it) leaves the old subscription serving the
+// subscribers it has, as draft-14 lets it, but a new subscriber is served
+// by the new owner, which is asked with a SUBSCRIBE of its own: it never
+// gets the previous owner's objects for a track the new owner now answers
+// for.
+//
 // The upstream SUBSCRIBE belongs to the shared track, not to the
 // subscriber that came first: it runs on a goroutine of the relay's with
 // a context of its own, which ends with the upstream session, at
@@ -97,8 +129,17 @@ func (r *Relay) subscribeOrigin(ctx context.Context, scName string, o *origin, v
 	k := trackKey(req.Namespace, req.Name)
 	sc := r.scope(scName)
 	rt := sc.tracks[k]
-	if rt != nil && rt.track != nil && rt.track.Closed() {
-		// The upstream subscription ended: subscribe again.
+	var prev *relayTrack // an upstream request for the track to wait for
+	if rt != nil && (rt.from != o.s || rt.revoked || rt.track != nil && rt.track.Closed()) {
+		// The upstream subscription ended or its grant did, or it was
+		// asked of another session than the one serving the namespace
+		// now: subscribe again, from o. The old one keeps its
+		// subscribers; it has left the scope, so its end (release) takes
+		// only itself away. One whose grant ended is being UNSUBSCRIBEd
+		// (endGranted): a SUBSCRIBE to the same session waits for that.
+		if rt.revoked && rt.from == o.s {
+			prev = rt
+		}
 		delete(sc.tracks, k)
 		rt = nil
 	}
@@ -109,13 +150,15 @@ func (r *Relay) subscribeOrigin(ctx context.Context, scName string, o *origin, v
 			r.mu.Unlock()
 			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "the relay is shutting down")
 		}
-		rt = &relayTrack{key: k, scope: scName, ns: req.Namespace, ready: make(chan struct{}), over: make(chan struct{}), remote: viaRemote}
+		rt = &relayTrack{key: k, scope: scName, ns: req.Namespace, from: o.s, ready: make(chan struct{}), over: make(chan struct{}), remote: viaRemote}
 		sc.tracks[k] = rt
 		rt.refs++
 		uctx, cancel := context.WithTimeout(o.s.Context(), r.cfg.UpstreamTimeout)
 		rt.cancel = cancel
 		name := req.Name
-		prev := r.leaving[leavingKey(scName, k)]
+		if prev == nil {
+			prev = r.leaving[rt.leavingKey()]
+		}
 		r.wg.Add(1)
 		r.mu.Unlock()
 		go func() {
@@ -176,8 +219,13 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 	}
 	r.metrics.upstreamSubscribe.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	if err != nil {
+		r.mu.Lock()
+		revoked := rt.revoked
+		r.mu.Unlock()
 		var re *moqtransport.RequestError
 		switch {
+		case revoked:
+			err = moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+rt.ns.String()+": its grant ended")
 		case errors.As(err, &re):
 		case errors.Is(err, context.DeadlineExceeded):
 			err = moqtransport.SubscribeError(wire.SubscribeTimeout, fmt.Sprintf("the publisher did not answer the relay's SUBSCRIBE within %v", r.cfg.UpstreamTimeout))
@@ -195,8 +243,10 @@ func (r *Relay) subscribeUpstream(ctx context.Context, o *origin, rt *relayTrack
 	// subscribers with GOING_AWAY; a PUBLISH_DONE passes its own status
 	// through the track.
 	r.mu.Lock()
-	abandoned := rt.refs == 0 // every subscriber left as the answer came
-	if abandoned {
+	abandoned := rt.refs == 0 || rt.revoked // every subscriber left, or the grant ended, as the answer came
+	if rt.revoked {
+		rt.err = moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+rt.ns.String()+": its grant ended")
+	} else if abandoned {
 		rt.err = moqtransport.SubscribeError(wire.SubscribeInternalError, "every subscriber left")
 	} else {
 		rt.up, rt.track = up, up.Track()
@@ -243,7 +293,7 @@ func (r *Relay) release(rt *relayTrack) {
 		select {
 		case <-rt.over:
 		default:
-			r.leaving[leavingKey(rt.scope, rt.key)] = rt
+			r.leaving[rt.leavingKey()] = rt
 		}
 	}
 	r.forgetLocked(rt)

@@ -1,0 +1,192 @@
+package relay_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+	"github.com/moqgo/moq/relay"
+)
+
+// writeOne writes one object, payload, as group g of tr.
+func writeOne(t *testing.T, tr *moqtransport.Track, g uint64, payload string) {
+	t.Helper()
+	w, err := tr.OpenSubgroup(g, 0, moqtransport.SubgroupOptions{Priority: 1, EndOfGroup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteObject(0, []byte(payload), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantFirstObject checks the payload of a subscription's next object.
+func wantFirstObject(t *testing.T, ctx context.Context, who string, sub *moqtransport.Subscription, want string) {
+	t.Helper()
+	o, err := sub.ReadObject(ctx)
+	if err != nil {
+		t.Errorf("%s: %v, want an object %q", who, err, want)
+		return
+	}
+	if string(o.Payload) != want {
+		t.Errorf("%s read %q, want %q", who, o.Payload, want)
+	}
+}
+
+// TestNamespaceNewOwnerAsked: after a publisher withdraws its namespace
+// (PUBLISH_NAMESPACE_DONE) and another session publishes it, a new
+// subscriber of a track under it is served by the new owner, which the
+// relay asks, not from the upstream subscription the relay still holds
+// from the first publisher (that one goes on serving its subscriber, as
+// draft-14 lets it). Before, the new subscriber shared the old
+// subscription and got the previous owner's objects.
+func TestNamespaceNewOwnerAsked(t *testing.T) {
+	e := startRelay(t, "moqt")
+	ctx := ctxFor(t)
+	ns := wire.Namespace{"live"}
+	// The watcher sees when the relay has taken the withdrawal.
+	watch, err := e.connect("/", nil).SubscribeNamespace(ctx, ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(active bool) {
+		t.Helper()
+		ev, err := watch.Next(ctx)
+		if err != nil || !ev.Namespace.Equal(ns) || ev.Active != active {
+			t.Fatalf("namespace event %+v, %v; want %v active=%v", ev, err, ns, active)
+		}
+	}
+	publisher := func() (*moqtransport.NamespacePublication, *moqtransport.Track, *countingTracks) {
+		t.Helper()
+		h := &countingTracks{}
+		tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})
+		h.Add(tr)
+		pub, err := e.connect("/", h).PublishNamespace(ctx, ns, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pub, tr, h
+	}
+	pub1, tr1, h1 := publisher()
+	next(true)
+	v1, err := e.connect("/", nil).Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next(false)
+	_, tr2, h2 := publisher()
+	v2, err := e.connect("/", nil).Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatalf("a subscriber after the namespace changed owner: %v", err)
+	}
+	if n1, n2 := h1.subscribes.Load(), h2.subscribes.Load(); n1 != 1 || n2 != 1 {
+		t.Errorf("SUBSCRIBEs: the first owner got %d, the new one %d; want 1 each", n1, n2)
+	}
+	writeOne(t, tr1, 0, "from P1")
+	writeOne(t, tr2, 0, "from P2")
+	wantFirstObject(t, ctx, "the first owner's subscriber", v1, "from P1")
+	wantFirstObject(t, ctx, "the new owner's subscriber", v2, "from P2")
+}
+
+// doneTracer records the PUBLISH_DONE messages a session receives.
+type doneTracer struct {
+	mu    sync.Mutex
+	dones []wire.PublishDone
+}
+
+func (d *doneTracer) ControlMessage(created bool, m wire.Message) {
+	if pd, ok := m.(*wire.PublishDone); ok && !created {
+		d.mu.Lock()
+		d.dones = append(d.dones, *pd)
+		d.mu.Unlock()
+	}
+}
+
+func (d *doneTracer) received() []wire.PublishDone {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]wire.PublishDone(nil), d.dones...)
+}
+
+func (*doneTracer) SubgroupHeader(bool, *wire.SubgroupHeader)                     {}
+func (*doneTracer) SubgroupObject(bool, *wire.SubgroupHeader, *wire.ObjectHeader) {}
+func (*doneTracer) FetchHeader(bool, uint64)                                      {}
+func (*doneTracer) FetchObject(bool, *wire.ObjectHeader)                          {}
+func (*doneTracer) Datagram(bool, *wire.Datagram)                                 {}
+
+// TestNamespaceTokenExpiryEndsItsTracks: what a namespace's own token
+// granted ends at its exp, the tracks the relay subscribed to under it
+// included: their subscribers get PUBLISH_DONE TRACK_ENDED, and the relay
+// UNSUBSCRIBEs from the publisher. Before, only the namespace was
+// withdrawn, and the subscription went on with the expired grant.
+func TestNamespaceTokenExpiryEndsItsTracks(t *testing.T) {
+	e := startRelayWith(t, "moqt", relay.Config{Auth: hmacAuth(t)})
+	ctx := ctxFor(t)
+	hour := time.Now().Add(time.Hour)
+	// JWT exp has a precision of a second: at least a second ahead.
+	exp := time.Now().Add(2 * time.Second).Truncate(time.Second)
+	if time.Until(exp) < time.Second {
+		exp = exp.Add(time.Second)
+	}
+	ns := wire.Namespace{"short"}
+	h := &countingTracks{}
+	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})
+	h.Add(tr)
+	pubSess, _, err := e.dialCfg("/", moqtransport.Config{Handler: h.Handler()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsPub, err := pubSess.PublishNamespace(ctx, ns, userToken(t, []string{"short"}, nil, exp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracer := &doneTracer{}
+	subSess, _, err := e.dialCfg("/", moqtransport.Config{Tracer: tracer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := subSess.Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{Params: userToken(t, nil, []string{"short"}, hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithDeadline(ctx, exp.Add(5*time.Second))
+	defer cancel()
+	select {
+	case <-sub.Done():
+	case <-wctx.Done():
+		t.Fatal("the subscription outlived the token of the namespace it was served under")
+	}
+	if now := time.Now(); now.Before(exp) {
+		t.Errorf("the subscription ended %v before the namespace's exp", exp.Sub(now))
+	}
+	if d := tracer.received(); len(d) != 1 || d[0].StatusCode != wire.DoneTrackEnded {
+		t.Errorf("the subscriber got PUBLISH_DONE %+v, want one TRACK_ENDED", d)
+	}
+	waitFor(t, "the relay to unsubscribe upstream", func() bool { return h.ended.Load() == 1 })
+	<-nsPub.Done()
+	wantRequestCode(t, "the expired namespace", nsPub.Err(), uint64(wire.NamespaceExpiredAuthToken))
+
+	// A new token publishes it again, and a new subscriber is served
+	// from a new upstream subscription.
+	if _, err := pubSess.PublishNamespace(ctx, ns, userToken(t, []string{"short"}, nil, hour)); err != nil {
+		t.Fatal(err)
+	}
+	again, err := subSess.Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{Params: userToken(t, nil, []string{"short"}, hour)})
+	if err != nil {
+		t.Fatalf("a subscriber after the namespace was published again: %v", err)
+	}
+	if n := h.subscribes.Load(); n != 2 {
+		t.Errorf("the publisher got %d SUBSCRIBEs, want 2", n)
+	}
+	writeOne(t, tr, 5, "again")
+	wantFirstObject(t, ctx, "the new subscriber", again, "again")
+}
