@@ -182,12 +182,23 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	// could open it: the downstream FETCH gets an answer either way.
 	uctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	// A session to another relay is used until the response is done
+	// (Close) or refused (see remote).
+	r.mu.Lock()
+	r.useRemote(o.s)
+	r.mu.Unlock()
+	done := sync.OnceFunc(func() {
+		r.mu.Lock()
+		r.doneRemote(o.s)
+		r.mu.Unlock()
+	})
 	up, err := o.s.Fetch(uctx, moqtransport.FetchOptions{
 		Priority: req.Priority, GroupOrder: req.GroupOrder,
 		Namespace: req.Namespace, Name: req.Name, Start: req.Start, End: req.End,
 		StreamTimeout: r.cfg.UpstreamTimeout,
 	})
 	if err != nil {
+		done()
 		var re *moqtransport.RequestError
 		switch {
 		case fallback && errors.Is(err, moqtransport.FetchError(wire.FetchNotSupported, "")):
@@ -231,7 +242,10 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 			}
 			return obj, err
 		},
-		Close: func() { _ = up.Cancel() },
+		Close: func() {
+			_ = up.Cancel()
+			done()
+		},
 	}, nil
 }
 

@@ -60,6 +60,9 @@
 // elsewhere. Within a scope the longest prefix wins across the cluster as
 // on one relay: a namespace under a local publisher's that another relay
 // claimed first is served from that relay, not by the local publisher.
+// The relay reaches another relay through one session per relay and
+// scope, shared by what it forwards there, and closed once nothing has
+// used it for Config.RemoteIdleTimeout (remote.go).
 //
 // # Routing
 //
@@ -191,6 +194,12 @@ type Config struct {
 	// Dial opens sessions to other relays (moqnative.Dial and
 	// moqtransport.Connect, with the TLS settings for the cluster).
 	Dial DialFunc
+	// RemoteIdleTimeout is how long a session to another relay (one per
+	// relay and scope) stays open once nothing uses it: no relayed track
+	// subscribed there, no FETCH or TRACK_STATUS forwarded there. The
+	// other relay counts it as a session like any other (its
+	// MaxSessions). Default DefaultRemoteIdleTimeout (1 minute).
+	RemoteIdleTimeout time.Duration
 	// Auth, when set, checks every session's and request's token; nil
 	// leaves the relay open, as moq-rs is.
 	Auth *TokenAuth
@@ -230,10 +239,13 @@ type Relay struct {
 	observeDelivery func(time.Duration)
 	observeHold     func(time.Duration, int)
 
-	mu       sync.Mutex
-	closed   bool
-	scopes   map[string]*scope
-	remotes  map[string]*remote
+	mu      sync.Mutex
+	closed  bool
+	scopes  map[string]*scope
+	remotes map[string]*remote
+	// dialed: the sessions to other relays the remotes keep, by session
+	// (remote.go).
+	dialed   map[*moqtransport.Session]*remote
 	sessions map[*moqtransport.Session]*peer
 	accepted int // admitted sessions that are not ours to other relays
 	// byTrack finds a relayed track's relayTrack from the Track its
@@ -286,10 +298,12 @@ type origin struct {
 // CANCELLED).
 const DefaultInFlightBudget = 512 << 20
 
-// The defaults of Config.UpstreamTimeout and Config.TrackStatusTimeout.
+// The defaults of Config.UpstreamTimeout, Config.TrackStatusTimeout and
+// Config.RemoteIdleTimeout.
 const (
 	DefaultUpstreamTimeout    = 10 * time.Second
 	DefaultTrackStatusTimeout = time.Second
+	DefaultRemoteIdleTimeout  = time.Minute
 )
 
 // New returns a relay.
@@ -310,7 +324,11 @@ func New(cfg Config) *Relay {
 	if cfg.Session.Reader.Budget == nil {
 		cfg.Session.Reader.Budget = wire.NewByteBudget(DefaultInFlightBudget, nil)
 	}
+	if cfg.RemoteIdleTimeout == 0 {
+		cfg.RemoteIdleTimeout = DefaultRemoteIdleTimeout
+	}
 	r := &Relay{cfg: cfg, log: cfg.Logger, scopes: map[string]*scope{}, remotes: map[string]*remote{},
+		dialed:   map[*moqtransport.Session]*remote{},
 		sessions: map[*moqtransport.Session]*peer{}, byTrack: map[*moqtransport.Track]*relayTrack{},
 		leaving: map[leavingKey]*relayTrack{}, statuses: map[statusKey]*statusFlight{}}
 	r.metrics = newMetrics(r)

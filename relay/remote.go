@@ -31,12 +31,29 @@ const ParamRelayHop = 0x6d72
 // passes a cfg that carries ParamRelayHop.
 type DialFunc func(ctx context.Context, url string, cfg *moqtransport.Config) (*moqtransport.Session, error)
 
-// remote is a session to another relay, shared by every track the relay
-// subscribes to there.
+// remote is a session to another relay in one scope, shared by every
+// track, fetch and track-status request the relay forwards there.
+//
+// A remote session lives while something uses it, and for
+// Config.RemoteIdleTimeout after: users counts the relayed tracks
+// subscribed on it (until their upstream request is over, endUpstream),
+// the TRACK_STATUS flights and the forwarded FETCHes (until their
+// response is done), and last is when the last of them ended or a lookup
+// last returned the session (remoteSession), which the request then uses
+// at once. Once it has had no user for the grace period, idle closes it
+// (closeIfIdle): on the other relay it is a session like any client's,
+// counted against its MaxSessions, and there is one per relay and scope
+// ever used. A later request dials again.
 type remote struct {
-	s     *moqtransport.Session
-	ready chan struct{}
-	err   error
+	target string
+	s      *moqtransport.Session
+	ready  chan struct{}
+	err    error
+
+	// Under Relay.mu, once s is kept (keepDialed).
+	users int
+	last  time.Time
+	idle  *time.Timer
 }
 
 // remoteOrigin finds the relay serving ns through the coordinator and
@@ -97,7 +114,7 @@ func (r *Relay) remoteSession(ctx context.Context, target string) (*moqtransport
 			r.mu.Unlock()
 			return nil, fmt.Errorf("relay: no Dial configured for relay-to-relay connections")
 		}
-		rm = &remote{ready: make(chan struct{})}
+		rm = &remote{target: target, ready: make(chan struct{})}
 		r.remotes[target] = rm
 		r.mu.Unlock()
 		cfg, err := r.dialConfig(target)
@@ -135,7 +152,13 @@ func (r *Relay) remoteSession(ctx context.Context, target string) (*moqtransport
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	return rm.s, rm.err
+	if rm.err != nil {
+		return nil, rm.err
+	}
+	r.mu.Lock()
+	rm.last = time.Now() // the caller uses it now: not idle
+	r.mu.Unlock()
+	return rm.s, nil
 }
 
 // keepDialed stores the session a dial opened to target in rm, unless
@@ -152,6 +175,8 @@ func (r *Relay) keepDialed(rm *remote, target string, s *moqtransport.Session) b
 		return false
 	}
 	rm.s = s
+	r.dialed[s] = rm
+	r.idleFrom(rm) // the caller's use comes next
 	r.logFor(s).Info("connected to relay", "url", target)
 	r.metrics.upstreamConnections.Add(1)
 	r.wg.Add(1) // Close has not begun waiting: r.closed is false
@@ -163,9 +188,69 @@ func (r *Relay) keepDialed(rm *remote, target string, s *moqtransport.Session) b
 		if r.remotes[target] == rm {
 			delete(r.remotes, target)
 		}
+		if r.dialed[s] == rm {
+			delete(r.dialed, s)
+		}
+		rm.idle.Stop()
 		r.mu.Unlock()
 	}()
 	return true
+}
+
+// useRemote counts a user of s (see remote) when s is a session to
+// another relay; anything else is left alone. Called with r.mu held.
+func (r *Relay) useRemote(s *moqtransport.Session) {
+	if rm := r.dialed[s]; rm != nil {
+		rm.users++
+	}
+}
+
+// doneRemote gives back a use of s counted by useRemote; the last one
+// starts its idle period. Called with r.mu held.
+func (r *Relay) doneRemote(s *moqtransport.Session) {
+	if rm := r.dialed[s]; rm != nil {
+		rm.users--
+		if rm.users == 0 {
+			r.idleFrom(rm)
+		}
+	}
+}
+
+// idleFrom starts rm's idle period now. Called with r.mu held.
+func (r *Relay) idleFrom(rm *remote) {
+	rm.last = time.Now()
+	if rm.idle == nil {
+		rm.idle = time.AfterFunc(r.cfg.RemoteIdleTimeout, func() { r.closeIfIdle(rm) })
+		return
+	}
+	rm.idle.Reset(r.cfg.RemoteIdleTimeout)
+}
+
+// closeIfIdle closes rm's session when it has had no user for
+// Config.RemoteIdleTimeout; it runs on rm's timer. A session still used
+// waits for its last user (doneRemote restarts the timer); one a lookup
+// returned meanwhile waits for the rest of its period.
+func (r *Relay) closeIfIdle(rm *remote) {
+	r.mu.Lock()
+	if r.closed || r.dialed[rm.s] != rm || rm.users > 0 {
+		r.mu.Unlock()
+		return // Close ends it; it ended; or it is in use
+	}
+	if wait := r.cfg.RemoteIdleTimeout - time.Since(rm.last); wait > 0 {
+		rm.idle.Reset(wait)
+		r.mu.Unlock()
+		return
+	}
+	// Forgotten first: a request from now on dials anew.
+	delete(r.dialed, rm.s)
+	if r.remotes[rm.target] == rm {
+		delete(r.remotes, rm.target)
+	}
+	r.wg.Add(1) // Close has not begun waiting: r.closed is false
+	r.mu.Unlock()
+	defer r.wg.Done()
+	r.logFor(rm.s).Info("closing the session to relay: unused", "url", rm.target, "idle", r.cfg.RemoteIdleTimeout)
+	_ = rm.s.Close()
 }
 
 // Close ends the relay's sessions to other relays and waits for the
@@ -188,14 +273,9 @@ func (r *Relay) Close() {
 		f.cancel() // upstream TRACK_STATUS requests still waiting
 	}
 	var sessions []*moqtransport.Session
-	for _, rm := range r.remotes {
-		select {
-		case <-rm.ready:
-			if rm.err == nil {
-				sessions = append(sessions, rm.s)
-			}
-		default:
-		}
+	for s, rm := range r.dialed {
+		rm.idle.Stop()
+		sessions = append(sessions, s)
 	}
 	r.mu.Unlock()
 	for _, s := range sessions {

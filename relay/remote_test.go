@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -61,5 +62,62 @@ func TestCloseDuringRemoteDial(t *testing.T) {
 	case <-closed:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Relay.Close did not return after a dial to another relay completed during it")
+	}
+}
+
+// TestRemoteSessionIdleClosed: a session to another relay ends once
+// nothing has used it for RemoteIdleTimeout. Relay 0 serves subscribers
+// in /r1 and /r2 from publishers on relay 1, through one session per
+// scope; while they are subscribed the sessions stay, and once every
+// client has left they are closed, so relay 1 holds no session for them
+// (they counted against its MaxSessions), and a new round dials again.
+// Before, they lasted as long as the relays did.
+func TestRemoteSessionIdleClosed(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	coords := []*countingCoordinator{{}, {}}
+	relays, nodes := startCluster(t, "moqt", 2, func(i int, _ string) relay.Coordinator { return coords[i] },
+		func(i int, c *relay.Config) {
+			c.RemoteIdleTimeout = idle
+			if i == 1 {
+				c.MaxSessions = 4 // two publishers and relay 0's two sessions
+			}
+		})
+	coords[0].url.Store(&nodes[1])
+	a, b := relays[0], relays[1]
+	ns := wire.Namespace{"live"}
+	for round := range 2 {
+		ctx := ctxFor(t)
+		var clients []*moqtransport.Session
+		var results []<-chan readResult
+		var tracks []*moqtransport.Track
+		for _, path := range []string{"/r1", "/r2"} {
+			pub, tr, _ := b.publisher(path, ns, "t")
+			s := a.connect(path, nil)
+			sub, err := s.Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{})
+			if err != nil {
+				t.Fatalf("round %d: a subscriber in %s through relay 0: %v", round, path, err)
+			}
+			clients = append(clients, pub, s)
+			results = append(results, readAsync(ctx, sub.Track()))
+			tracks = append(tracks, tr)
+		}
+		if n := b.rs.Relay.Sessions(); n != 4 {
+			t.Fatalf("round %d: relay 1 has %d sessions, want 4 (two publishers, relay 0 in two scopes)", round, n)
+		}
+		// In use, a session outlives its idle period.
+		for start := time.Now(); time.Since(start) < 3*idle; time.Sleep(20 * time.Millisecond) {
+			if n := b.rs.Relay.Sessions(); n != 4 {
+				t.Fatalf("round %d: relay 1 has %d sessions while relay 0's are in use, want 4", round, n)
+			}
+		}
+		for i, tr := range tracks {
+			write(t, tr, 0, 2, 2)
+			tr.Close(nil)
+			wantObjects(t, fmt.Sprintf("round %d: subscriber %d", round, i), results[i], expected(0, 2, 2))
+		}
+		for _, s := range clients {
+			_ = s.Close()
+		}
+		waitFor(t, "relay 0's sessions to relay 1 to close once unused", func() bool { return b.rs.Relay.Sessions() == 0 })
 	}
 }

@@ -80,8 +80,8 @@ type leavingKey struct {
 
 func (rt *relayTrack) leavingKey() leavingKey { return leavingKey{rt.from, rt.scope, rt.key} }
 
-// endUpstream marks rt's upstream request over (rt.over); again, it does
-// nothing.
+// endUpstream marks rt's upstream request over (rt.over), and gives back
+// its use of a remote session; again, it does nothing.
 func (r *Relay) endUpstream(rt *relayTrack) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -94,6 +94,7 @@ func (r *Relay) endUpstream(rt *relayTrack) {
 	if key := rt.leavingKey(); r.leaving[key] == rt {
 		delete(r.leaving, key)
 	}
+	r.doneRemote(rt.from)
 }
 
 // claimed reports whether a published track is served: its claim on its
@@ -153,6 +154,7 @@ func (r *Relay) subscribeOrigin(ctx context.Context, scName string, o *origin, v
 		rt = &relayTrack{key: k, scope: scName, ns: req.Namespace, from: o.s, ready: make(chan struct{}), over: make(chan struct{}), remote: viaRemote}
 		sc.tracks[k] = rt
 		rt.refs++
+		r.useRemote(o.s) // until endUpstream
 		uctx, cancel := context.WithTimeout(o.s.Context(), r.cfg.UpstreamTimeout)
 		rt.cancel = cancel
 		name := req.Name

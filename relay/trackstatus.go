@@ -73,6 +73,7 @@ func (r *Relay) forwardTrackStatus(ctx context.Context, scName, k string, o *ori
 		fctx, cancel := context.WithCancel(o.s.Context())
 		f = &statusFlight{done: make(chan struct{}), cancel: cancel}
 		r.statuses[key] = f
+		r.useRemote(o.s) // until the flight ends
 		ns, name := req.Namespace, req.Name
 		r.wg.Add(1)
 		go func() {
@@ -83,6 +84,7 @@ func (r *Relay) forwardTrackStatus(ctx context.Context, scName, k string, o *ori
 			if r.statuses[key] == f {
 				delete(r.statuses, key)
 			}
+			r.doneRemote(o.s)
 			f.st, f.err = st, err
 			r.mu.Unlock()
 			close(f.done)
