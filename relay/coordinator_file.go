@@ -33,7 +33,16 @@ type FileCoordinatorConfig struct {
 	Node string
 	// Logger receives the coordinator's logs; nil is silent.
 	Logger *slog.Logger
+	// Timeout bounds how long Register, Lookup and a registration's
+	// Close wait for the file's lock: a process that holds it (an
+	// exclusive flock) must not leave every request that needs the
+	// coordinator without an answer. Default DefaultCoordinatorFileTimeout.
+	Timeout time.Duration
 }
+
+// DefaultCoordinatorFileTimeout is the default of
+// FileCoordinatorConfig.Timeout.
+const DefaultCoordinatorFileTimeout = 5 * time.Second
 
 // FileCoordinator is moq-rs's file coordinator: the relays of one host
 // share a JSON file,
@@ -64,6 +73,7 @@ type FileCoordinatorConfig struct {
 // relay comes back with the same Node and takes them again.
 type FileCoordinator struct {
 	path, node string
+	timeout    time.Duration // for the lock; 0 is the default
 	log        *slog.Logger
 	regs       registrations
 }
@@ -80,7 +90,7 @@ func NewFileCoordinator(cfg FileCoordinatorConfig) (*FileCoordinator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &FileCoordinator{path: cfg.Path, node: cfg.Node, log: cfg.Logger}, nil
+	return &FileCoordinator{path: cfg.Path, node: cfg.Node, timeout: cfg.Timeout, log: cfg.Logger}, nil
 }
 
 // coordinatorFile is the file's JSON.
@@ -153,8 +163,8 @@ func (c *FileCoordinator) update(ctx context.Context, fn func(*coordinatorFile) 
 		return fmt.Errorf("coordinator file: %w", err)
 	}
 	defer fh.Close()
-	if err := lockFile(ctx, fh, true); err != nil {
-		return fmt.Errorf("coordinator file %s: locking: %w", c.path, err)
+	if err := c.lock(ctx, fh, true); err != nil {
+		return err
 	}
 	defer unlockFile(fh)
 	f, err := readCoordinatorFile(fh, c.path)
@@ -194,11 +204,33 @@ func (c *FileCoordinator) read(ctx context.Context) (*coordinatorFile, error) {
 		return nil, fmt.Errorf("coordinator file: %w", err)
 	}
 	defer fh.Close()
-	if err := lockFile(ctx, fh, false); err != nil {
-		return nil, fmt.Errorf("coordinator file %s: locking: %w", c.path, err)
+	if err := c.lock(ctx, fh, false); err != nil {
+		return nil, err
 	}
 	defer unlockFile(fh)
 	return readCoordinatorFile(fh, c.path)
+}
+
+// lock takes the file's lock, exclusive or shared, waiting no longer than
+// the coordinator's timeout (or ctx). Every request that needs the
+// coordinator waits here: whoever holds the lock (another relay mid-write,
+// or any process that took an exclusive flock and keeps it) delays them
+// by that much at most, and they get an error saying the file is locked.
+func (c *FileCoordinator) lock(ctx context.Context, fh *os.File, exclusive bool) error {
+	timeout := c.timeout
+	if timeout <= 0 {
+		timeout = DefaultCoordinatorFileTimeout
+	}
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := lockFile(lctx, fh, exclusive)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("coordinator file %s is locked: another process held its lock for %v: %w", c.path, timeout, err)
+	}
+	return fmt.Errorf("coordinator file %s: locking: %w", c.path, err)
 }
 
 func readCoordinatorFile(r io.Reader, path string) (*coordinatorFile, error) {
