@@ -514,13 +514,7 @@ func (s *subscriber) play(ctx context.Context, c chosen, sub *moqtransport.Subsc
 	if err != nil {
 		return err
 	}
-	o := newOrderer(s.log.With("track", c.name), start, func(obj *moqtransport.Object) error {
-		if id, err := fmp4.FragmentTrack(obj.Payload); err != nil || id != c.id {
-			s.log.Warn("skipping an object that is not a fragment of the track", "track", c.name, "group", obj.Group, "object", obj.ID, "track_id", id, "err", err)
-			return nil
-		}
-		return s.out.object(c.id, obj)
-	})
+	o := newOrderer(s.log.With("track", c.name), start, checkedWrite(s.log, c, s.out.object))
 	o.skipBehind = s.cfg.skipBehind
 	o.onSkip = func(g uint64) {
 		sub.SkipTo(g) // stop the streams of the groups given up
@@ -565,6 +559,33 @@ func (s *subscriber) play(ctx context.Context, c chosen, sub *moqtransport.Subsc
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// checkedWrite returns the write function of track c's orderer: it passes
+// the objects that are fragments of the track to out, and skips the others
+// with the rest of their group (for the track): the objects after a skipped
+// one depend on it (P-frames after a dropped key frame), so writing them
+// would show garbage until the next group start, as output does when
+// stdout has no room.
+func checkedWrite(log *slog.Logger, c chosen, out func(id uint32, obj *moqtransport.Object) error) func(*moqtransport.Object) error {
+	var bad uint64 // the group being skipped
+	skipping := false
+	return func(obj *moqtransport.Object) error {
+		if skipping && obj.Group == bad {
+			return nil
+		}
+		skipping = false
+		id, err := fmp4.FragmentTrack(obj.Payload)
+		if err == nil && id != c.id {
+			err = fmt.Errorf("it is a fragment of track_ID %d, not of the track's %d", id, c.id)
+		}
+		if err != nil {
+			log.Warn("skipping the rest of a group from an object that is not a fragment of the track", "track", c.name, "group", obj.Group, "object", obj.ID, "err", err)
+			bad, skipping = obj.Group, true
+			return nil
+		}
+		return out(c.id, obj)
 	}
 }
 

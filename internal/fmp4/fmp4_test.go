@@ -344,12 +344,49 @@ func TestFmp4FragmentTrack(t *testing.T) {
 	if fr, err := ParseFragment(v, in); err != nil || fr.TrackID != 1 || !fr.Keyframe || fr.DecodeTime != 6*512 || fr.Duration != 512 || !bytes.Equal(fr.Data, v) {
 		t.Errorf("ParseFragment = %+v, %v", fr, err)
 	}
-	for _, b := range [][]byte{nil, box("mdat"), audioFrag(1).moof(), stream(f, box("free")), []byte("garbage!")} {
+	for _, b := range [][]byte{nil, box("mdat"), audioFrag(1).moof(), stream(f, box("moov")), []byte("garbage!")} {
 		if _, err := FragmentTrack(b); !errors.Is(err, ErrInvalid) {
 			t.Errorf("FragmentTrack(%q) = %v", b, err)
 		}
 		if _, err := ParseFragment(b, in); !errors.Is(err, ErrInvalid) {
 			t.Errorf("ParseFragment(%q) = %v", b, err)
+		}
+	}
+}
+
+// TestFmp4FragmentTrackCMAFChunks: every CMAF chunk or segment layout is a
+// fragment of its track: a styp first (Red5), prft, emsg and free boxes
+// around the pairs, several moof/mdat pairs (a whole GOP); a chunk that
+// mixes tracks or breaks a pair is not.
+func TestFmp4FragmentTrackCMAFChunks(t *testing.T) {
+	styp := box("styp", []byte("cmfs"), u32(0), []byte("cmfs"))
+	prft := box("prft", fullBox(1, 0), u32(1), u64(1), u64(2))
+	emsg := box("emsg", fullBox(1, 0), make([]byte, 22))
+	v0, v1, v2 := videoFrag(0, 3).bytes(), videoFrag(1, 3).bytes(), videoFrag(2, 3).bytes()
+	for name, b := range map[string][]byte{
+		"styp+moof+mdat":           stream(styp, v0),
+		"prft+emsg+moof+mdat":      stream(prft, emsg, v0),
+		"styp+prft+free+moof+mdat": stream(styp, prft, box("free"), v0),
+		"two moof/mdat pairs":      stream(v0, v1),
+		"a GOP with prft between":  stream(styp, v0, prft, v1, v2, box("free")),
+	} {
+		if id, err := FragmentTrack(b); err != nil || id != 1 {
+			t.Errorf("%s: FragmentTrack = %d, %v; want track 1", name, id, err)
+		}
+	}
+	a := audioFrag(0).bytes()
+	for name, c := range map[string]struct {
+		b    []byte
+		want string
+	}{
+		"two tracks":        {stream(v0, a), "moof 2 is of track 2, moof 1 of track 1"},
+		"styp not first":    {stream(v0, styp, v1), "styp that is not its first box"},
+		"moof without mdat": {stream(styp, videoFrag(0, 3).moof(), v1), "not followed by its mdat"},
+		"no moof":           {stream(styp, prft), "no moof"},
+		"init in a chunk":   {stream(box("moov"), v0), `"moov" box`},
+	} {
+		if _, err := FragmentTrack(c.b); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: FragmentTrack error %v, want ErrInvalid with %q", name, err, c.want)
 		}
 	}
 }

@@ -214,21 +214,64 @@ func ParseFragment(b []byte, in *Init) (*Fragment, error) {
 	}, nil
 }
 
-// FragmentTrack returns the track ID of a fragment (a moof, with or
-// without its mdat after it) and checks that it is one: moq-sub's check of
-// the objects it writes.
+// chunkExtras are the top-level boxes a CMAF chunk or segment may carry
+// beside its moof/mdat pairs (ISO/IEC 23000-19 §7.3.2.3, ISO/IEC 14496-12):
+// a segment type (styp, first), indexes (sidx, ssix), producer reference
+// times (prft), event messages (emsg) and padding (free, skip).
+var chunkExtras = map[string]bool{
+	"styp": true, "sidx": true, "ssix": true, "prft": true, "emsg": true, "free": true, "skip": true,
+}
+
+// FragmentTrack returns the track ID of a fragment and checks that it is
+// one: moq-sub's check of the objects it writes. A fragment is a CMAF chunk
+// or segment: one or more moof/mdat pairs, each moof followed by its mdat,
+// optionally with a styp first and sidx, ssix, prft, emsg, free or skip
+// boxes between or around the pairs (Red5 writes styp+moof+mdat, some
+// packagers a whole GOP as several pairs). Every traf of every moof must
+// be of the same track.
 func FragmentTrack(b []byte) (uint32, error) {
 	top, err := children(b, "fragment")
 	if err != nil {
 		return 0, err
 	}
-	if len(top) == 0 || top[0].typ != "moof" {
-		return 0, invalid("the object is not a fragment: it does not start with a moof")
+	var id uint32
+	moofs := 0
+	for i := 0; i < len(top); i++ {
+		c := top[i]
+		switch {
+		case c.typ == "moof":
+			if i+1 >= len(top) || top[i+1].typ != "mdat" {
+				return 0, invalid("moof %d of the object is not followed by its mdat", moofs+1)
+			}
+			where := fmt.Sprintf("moof %d", moofs+1)
+			tid, err := moofTrack(c.payload, where)
+			if err != nil {
+				return 0, err
+			}
+			if moofs > 0 && tid != id {
+				return 0, invalid("%s is of track %d, moof 1 of track %d: an object carries one track", where, tid, id)
+			}
+			id = tid
+			moofs++
+			i++ // its mdat
+		case c.typ == "mdat":
+			return 0, invalid("the object has an mdat without a moof before it")
+		case c.typ == "styp" && i > 0:
+			return 0, invalid("the object has a styp that is not its first box")
+		case !chunkExtras[c.typ]:
+			return 0, invalid("the object has a %q box, which a CMAF chunk does not carry", c.typ)
+		}
 	}
-	if len(top) != 2 || top[1].typ != "mdat" {
-		return 0, invalid("the object is not one moof followed by one mdat")
+	if moofs == 0 {
+		return 0, invalid("the object is not a fragment: it has no moof")
 	}
-	boxes, err := children(top[0].payload, "moof")
+	return id, nil
+}
+
+// moofTrack returns the track of a moof's trafs, which must all be of one
+// track.
+func moofTrack(payload []byte, where string) (uint32, error) {
+	boxes, err := children(payload, where)
 	if err != nil {
 		return 0, err
 	}
@@ -238,23 +281,26 @@ func FragmentTrack(b []byte) (uint32, error) {
 		if c.typ != "traf" {
 			continue
 		}
-		n++
-		traf, err := children(c.payload, "moof/traf")
+		traf, err := children(c.payload, where+"/traf")
 		if err != nil {
 			return 0, err
 		}
 		th, ok := find(traf, "tfhd")
 		if !ok {
-			return 0, invalid("moof/traf has no tfhd")
+			return 0, invalid("%s/traf has no tfhd", where)
 		}
 		var tfhd mp4.Tfhd
-		if err := unmarshal(th.payload, &tfhd, "moof/traf/tfhd"); err != nil {
+		if err := unmarshal(th.payload, &tfhd, where+"/traf/tfhd"); err != nil {
 			return 0, err
 		}
+		if n > 0 && tfhd.TrackID != id {
+			return 0, invalid("%s has trafs of tracks %d and %d: an object carries one track", where, id, tfhd.TrackID)
+		}
 		id = tfhd.TrackID
+		n++
 	}
-	if n != 1 {
-		return 0, invalid("the moof has %d trafs, not 1", n)
+	if n == 0 {
+		return 0, invalid("%s has no traf", where)
 	}
 	return id, nil
 }
