@@ -64,6 +64,9 @@ type publisher struct {
 	ignored map[uint32]bool
 
 	fragments, groups uint64
+	// warnedKeyframes: the warning about key frames in the middle of
+	// fragments was logged (once per run).
+	warnedKeyframes bool
 }
 
 // mediaTrack is one published {track_ID}.m4s.
@@ -343,6 +346,12 @@ func (p *publisher) fragment(f *fmp4.Fragment) error {
 	}
 	mt := p.media[f.TrackID]
 	pl := p.grouper.Place(f)
+	if pl.MissedKeyframe && !p.warnedKeyframes {
+		p.warnedKeyframes = true
+		p.log.Warn("the input has a key frame in the middle of a fragment, which cannot start a group (a subscriber joining there could not decode it): "+
+			"its groups are longer than its GOPs, so joining takes longer; cut fragments at key frames with ffmpeg -movflags frag_keyframe or frag_every_frame "+
+			"(-frag_duration or -frag_size alone cut anywhere)", "track", f.TrackID, "decode_time", f.DecodeTime)
+	}
 	if pl.NewGroup {
 		if mt.w != nil {
 			if err := mt.w.Close(); err != nil {

@@ -257,8 +257,9 @@ func TestFmp4SampleFlagsAndTimes(t *testing.T) {
 		{testFrag{track: 1, durs: []uint32{3000, 3000}, payload: make([]byte, 2)}, false, 2, 6000, 9000},
 		// tfhd default flags override trex; tfhd duration too.
 		{testFrag{track: 1, tfhdFlag: ptr(uint32(0)), tfhdDur: ptr(uint32(1500)), payload: make([]byte, 1)}, true, 1, 1500, 15000},
-		// A key frame in the middle of a fragment counts.
-		{testFrag{track: 1, flags: []uint32{nonKeyFlags, keyFlags}, payload: make([]byte, 2)}, true, 2, 6000, 16500},
+		// A key frame in the middle of a fragment does not make it one
+		// (LateSync, checked below).
+		{testFrag{track: 1, flags: []uint32{nonKeyFlags, keyFlags}, payload: make([]byte, 2)}, false, 2, 6000, 16500},
 		// tfdt resets the running time.
 		{testFrag{track: 1, tfdt: ptr(uint64(1 << 40)), flags: []uint32{nonKeyFlags}, payload: make([]byte, 1)}, false, 1, 3000, 1 << 40},
 		{testFrag{track: 1, flags: []uint32{0x00010000}, payload: make([]byte, 1)}, false, 1, 3000, 1<<40 + 3000},
@@ -272,6 +273,9 @@ func TestFmp4SampleFlagsAndTimes(t *testing.T) {
 		f, err := s.Next()
 		if err != nil {
 			t.Fatalf("fragment %d: %v", i, err)
+		}
+		if late := i == 3; f.LateSync != late {
+			t.Errorf("fragment %d: LateSync %v, want %v", i, f.LateSync, late)
 		}
 		if f.Keyframe != want.key || f.Samples != want.samples || f.Duration != want.dur || f.DecodeTime != want.start || f.HasTFDT != (want.f.tfdt != nil) {
 			t.Errorf("fragment %d: %+v, want key %v samples %d duration %d start %d", i, f, want.key, want.samples, want.dur, want.start)
@@ -388,6 +392,54 @@ func TestFmp4FragmentTrackCMAFChunks(t *testing.T) {
 		if _, err := FragmentTrack(c.b); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: FragmentTrack error %v, want ErrInvalid with %q", name, err, c.want)
 		}
+	}
+}
+
+// TestFmp4GrouperKeyframeMidFragment: a video fragment whose key frame is
+// not its first sample (ffmpeg -frag_duration without frag_keyframe) does
+// not start a group, whose object 0 would be frames a joiner cannot
+// decode; the Placement reports the missed key frame. All-intra
+// fragments (every sample a key frame) start groups as usual.
+func TestFmp4GrouperKeyframeMidFragment(t *testing.T) {
+	in, err := ParseInit(stream(ftyp(), moov(true, videoTrack, audioTrack)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frag := func(n int, flags ...uint32) testFrag {
+		return testFrag{track: 1, tfdt: ptr(uint64(n) * 512), durs: slices.Repeat([]uint32{512}, len(flags)), flags: flags, payload: make([]byte, len(flags))}
+	}
+	frags := []testFrag{
+		frag(0, keyFlags, nonKeyFlags),
+		frag(2, nonKeyFlags, keyFlags), // the key frame is the second sample
+		audioFrag(0),
+		frag(4, nonKeyFlags, nonKeyFlags),
+		frag(6, keyFlags, keyFlags), // starts with one: a group
+		audioFrag(1),
+	}
+	parts := [][]byte{in.Data}
+	for _, f := range frags {
+		parts = append(parts, f.bytes())
+	}
+	s := NewSplitter(bytes.NewReader(stream(parts...)))
+	g := NewGrouper(in, 0)
+	var got []Placement
+	for range frags {
+		f, err := s.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, g.Place(f))
+	}
+	want := []Placement{
+		{Group: 0, Object: 0, NewGroup: true},
+		{Group: 0, Object: 1, MissedKeyframe: true},
+		{Group: 0, Object: 0, NewGroup: true},
+		{Group: 0, Object: 2},
+		{Group: 1, Object: 0, NewGroup: true},
+		{Group: 1, Object: 0, NewGroup: true},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("placements\n%+v\nwant\n%+v", got, want)
 	}
 }
 

@@ -20,10 +20,16 @@ type Fragment struct {
 	Offset int64
 	// Samples is the number of samples its truns describe.
 	Samples uint64
-	// Keyframe reports that a sample of it is a sync sample (for video, a
-	// key frame): sample_is_non_sync_sample is 0 and sample_depends_on is
-	// not 1 ("depends on others").
+	// Keyframe reports that its first sample is a sync sample (for video,
+	// a key frame: sample_is_non_sync_sample is 0 and sample_depends_on is
+	// not 1, "depends on others"): the fragment is a random-access point,
+	// where a decoder can start.
 	Keyframe bool
+	// LateSync reports that a sample after its first is a sync sample: a
+	// key frame in the middle of the fragment (ffmpeg -frag_duration or
+	// -frag_size without frag_keyframe), where a decoder could start but a
+	// MoQT group cannot.
+	LateSync bool
 	// DecodeTime is the decode time of its first sample in the track's
 	// timescale: the tfdt, or without one the sum of the durations of the
 	// track's earlier fragments.
@@ -39,6 +45,7 @@ type moofInfo struct {
 	trackID    uint32
 	samples    uint64
 	keyframe   bool
+	lateSync   bool
 	decodeTime uint64
 	hasTFDT    bool
 	duration   uint64
@@ -114,9 +121,14 @@ func parseMoof(payload []byte, in *Init, where string) (moofInfo, error) {
 		if err != nil {
 			return info, err
 		}
+		if info.samples == 0 {
+			info.keyframe = r.firstSync
+		} else {
+			info.lateSync = info.lateSync || r.firstSync
+		}
+		info.lateSync = info.lateSync || r.lateSync
 		info.samples += r.samples
 		info.duration += r.duration
-		info.keyframe = info.keyframe || r.sync
 	}
 	return info, nil
 }
@@ -124,7 +136,9 @@ func parseMoof(payload []byte, in *Init, where string) (moofInfo, error) {
 type trunInfo struct {
 	samples  uint64
 	duration uint64
-	sync     bool
+	// firstSync: its first sample is a sync sample; lateSync: one after
+	// it is.
+	firstSync, lateSync bool
 }
 
 // IsSync reports whether ISO BMFF sample flags describe a sync sample:
@@ -165,7 +179,8 @@ func parseTrun(b []byte, defDur, defFlags uint32, where string) (trunInfo, error
 	r.samples = count
 	if entry == 0 {
 		r.duration = count * uint64(defDur)
-		r.sync = (count > 0 && IsSync(first)) || (count > 1 && IsSync(defFlags))
+		r.firstSync = count > 0 && IsSync(first)
+		r.lateSync = count > 1 && IsSync(defFlags)
 		return r, nil
 	}
 	for i := uint64(0); i < count; i++ {
@@ -188,7 +203,11 @@ func parseTrun(b []byte, defDur, defFlags uint32, where string) (trunInfo, error
 			p += 4
 		}
 		r.duration += uint64(dur)
-		r.sync = r.sync || IsSync(sf)
+		if i == 0 {
+			r.firstSync = IsSync(sf)
+		} else {
+			r.lateSync = r.lateSync || IsSync(sf)
+		}
 	}
 	return r, nil
 }
@@ -209,7 +228,7 @@ func ParseFragment(b []byte, in *Init) (*Fragment, error) {
 		return nil, err
 	}
 	return &Fragment{
-		TrackID: info.trackID, Data: b, Samples: info.samples, Keyframe: info.keyframe,
+		TrackID: info.trackID, Data: b, Samples: info.samples, Keyframe: info.keyframe, LateSync: info.lateSync,
 		DecodeTime: info.decodeTime, HasTFDT: info.hasTFDT, Duration: info.duration,
 	}, nil
 }
@@ -419,7 +438,7 @@ func (s *Splitter) fragment(moof Box) (*Fragment, error) {
 	}
 	f := &Fragment{
 		TrackID: info.trackID, Data: buf, Offset: moof.Offset,
-		Samples: info.samples, Keyframe: info.keyframe,
+		Samples: info.samples, Keyframe: info.keyframe, LateSync: info.lateSync,
 		DecodeTime: info.decodeTime, HasTFDT: info.hasTFDT, Duration: info.duration,
 	}
 	if !f.HasTFDT {

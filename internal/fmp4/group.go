@@ -15,13 +15,20 @@ type Placement struct {
 	// NewGroup: the fragment is the first object of Group; the track's
 	// previous group (if any) is complete.
 	NewGroup bool
+	// MissedKeyframe: the fragment is of a video track and has a key frame
+	// after its first sample, which cannot start a group (object 0 of a
+	// group must be a random-access point, or a subscriber that joins
+	// there starts with frames it cannot decode): the input's fragments
+	// are not cut at key frames, and its groups are longer than its GOPs.
+	MissedKeyframe bool
 }
 
 // Grouper places fragments into MoQT groups, one subgroup each:
 //
 //   - The primary track is the first video track in moov order. Its key
-//     frames start groups: each key frame fragment (after its first
-//     fragment) opens the next group.
+//     frames start groups: each fragment that starts with a key frame
+//     (after its first fragment) opens the next group. A key frame in the
+//     middle of a fragment does not (Placement.MissedKeyframe).
 //   - Every other video track starts a group at each of its own key frames.
 //   - Every other track (audio, text) starts a group with its first
 //     fragment after the primary track started one, so that a subscriber
@@ -109,6 +116,7 @@ func (g *Grouper) Place(f *Fragment) Placement {
 	}
 	p.Object = st.next
 	st.next++
+	p.MissedKeyframe = st.video && f.LateSync && !f.Keyframe
 	return p
 }
 
