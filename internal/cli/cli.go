@@ -154,9 +154,12 @@ func (c *ClientFlags) Dial(ctx context.Context, rawURL string, tlsConf moqnative
 // ends the client with a clear message instead of a silent wait.
 const RequestIDTimeout = 5 * time.Second
 
-// JoinTimeout bounds a client's joining FETCH (the current group, from its
-// first object, for a viewer that joins mid-group): past it the client
-// starts at the next group instead.
+// JoinTimeout bounds the waits of a client's joining FETCH (the current
+// group, from its first object, for a viewer that joins mid-group): for the
+// relay's answer (FETCH_OK), then for each object after the one before. A
+// FETCH that stalls that long is given up and the client starts at the
+// next group instead; the download as a whole takes as long as the link
+// needs.
 const JoinTimeout = 2 * time.Second
 
 // Setup runs the MoQT setup on the dialed connection d with cfg, whose

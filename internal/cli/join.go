@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/moqgo/moq/moqtransport"
 )
@@ -26,7 +27,8 @@ func SubscribeJoin(ctx context.Context, sess *moqtransport.Session, ns moqtransp
 // Join returns the objects of the group a subscription started in, from
 // the group's first object up to where the subscription took over, in
 // object order: what its joining FETCH j (see SubscribeJoin; priority is
-// the subscription's) brings within JoinTimeout. The
+// the subscription's) brings, the relay answering within JoinTimeout and
+// each object coming within JoinTimeout of the one before. The
 // subscription's track goes on with the objects after them. A peer that
 // takes a joining FETCH only once it has answered the SUBSCRIBE
 // (INVALID_JOINING_REQUEST_ID) is asked again. Join cancels j.
@@ -34,7 +36,7 @@ func SubscribeJoin(ctx context.Context, sess *moqtransport.Session, ns moqtransp
 // It returns nil, with the reason logged, when there is nothing to join
 // (the track had no content) or the relay did not serve the FETCH (a
 // FETCH_ERROR such as NOT_SUPPORTED, no answer in time, a stream that
-// ended early): the caller then starts at the next group, as a Next Group
+// ended early or stalled): the caller then starts at the next group, as a Next Group
 // Start subscription would. An error is returned only when ctx ended.
 func Join(ctx context.Context, sess *moqtransport.Session, sub *moqtransport.Subscription, j *moqtransport.JoiningFetch, priority uint8, log *slog.Logger) ([]*moqtransport.Object, error) {
 	defer j.Cancel()
@@ -56,34 +58,57 @@ func Join(ctx context.Context, sess *moqtransport.Session, sub *moqtransport.Sub
 }
 
 func joinFetch(ctx context.Context, sess *moqtransport.Session, sub *moqtransport.Subscription, j *moqtransport.JoiningFetch, priority uint8, largest moqtransport.Location) ([]*moqtransport.Object, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, JoinTimeout, fmt.Errorf("the relay did not complete it within %v", JoinTimeout))
+	// JoinTimeout bounds the relay's answer (FETCH_OK); the download
+	// after it is bounded per object by readJoin, not as a whole: a group
+	// of several MB on a slow link takes longer than that.
+	waitCtx, cancel := context.WithTimeoutCause(ctx, JoinTimeout, fmt.Errorf("the relay did not answer the joining FETCH (FETCH_OK) within %v", JoinTimeout))
 	defer cancel()
-	cause := func(err error) error {
-		if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
-			return c
-		}
-		return err
-	}
-	f, err := j.Wait(ctx)
+	f, err := j.Wait(waitCtx)
 	if errors.Is(err, moqtransport.FetchError(moqtransport.FetchInvalidJoiningRequestID, "")) {
 		// The peer did not tie the FETCH to the SUBSCRIBE it had not
 		// answered yet; it has now.
-		if f, err = sess.Fetch(ctx, moqtransport.FetchOptions{Priority: priority, GroupOrder: moqtransport.GroupOrderAscending, Joining: sub}); err == nil {
+		if f, err = sess.Fetch(waitCtx, moqtransport.FetchOptions{Priority: priority, GroupOrder: moqtransport.GroupOrderAscending, Joining: sub}); err == nil {
 			defer func() { _ = f.Cancel() }()
 		}
 	}
 	if err != nil {
-		return nil, cause(err)
+		if c := context.Cause(waitCtx); c != nil && waitCtx.Err() != nil && ctx.Err() == nil {
+			err = c
+		}
+		return nil, err
 	}
+	return readJoin(ctx, f, largest, JoinTimeout)
+}
+
+// objectReader is what readJoin reads: a FETCH's objects.
+type objectReader interface {
+	ReadObject(ctx context.Context) (*moqtransport.Object, error)
+}
+
+// readJoin reads a joining FETCH's objects of group largest.Group, up to
+// largest, until its stream ends. Each object must come within gap of the
+// one before (of the FETCH_OK for the first); the whole download may take
+// as long as the link needs.
+func readJoin(ctx context.Context, f objectReader, largest moqtransport.Location, gap time.Duration) ([]*moqtransport.Object, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errStalled := fmt.Errorf("no object came for %v: the link or the relay stalled", gap)
+	timer := time.AfterFunc(gap, func() { cancel(errStalled) })
+	defer timer.Stop()
 	var objs []*moqtransport.Object
+	size := 0
 	for {
 		o, err := f.ReadObject(ctx)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("the fetch stream ended early: %w", cause(err))
+			if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
+				err = c
+			}
+			return nil, fmt.Errorf("the joining FETCH's stream ended after %d objects (%d bytes) of group %d: %w", len(objs), size, largest.Group, err)
 		}
+		timer.Reset(gap)
 		if o.Group != largest.Group || largest.Less(o.Location()) {
 			return nil, fmt.Errorf("the FETCH returned object %v, outside the joined group %d up to %v", o.Location(), largest.Group, largest)
 		}
@@ -91,6 +116,7 @@ func joinFetch(ctx context.Context, sess *moqtransport.Session, sub *moqtranspor
 			return nil, fmt.Errorf("the FETCH returned more than %d objects", maxJoinObjects)
 		}
 		objs = append(objs, o)
+		size += len(o.Payload)
 	}
 	if len(objs) == 0 {
 		return nil, errors.New("the FETCH returned no objects")
