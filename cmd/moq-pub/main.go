@@ -31,8 +31,9 @@
 // ended (at most a few seconds). The first SIGINT or SIGTERM does the same;
 // a second one exits at once. Input that is not fragmented MP4 (or a
 // codec the catalog cannot name on every track) ends it with exit status 3
-// and a message that says what is wrong; other failures exit 1. Logs go to
-// stderr.
+// and a message that says what is wrong, as does a terminal as stdin, which
+// moq-pub refuses at once (with the ffmpeg pipeline to run) rather than
+// wait for media nobody types; other failures exit 1. Logs go to stderr.
 package main
 
 import (
@@ -167,6 +168,11 @@ func run(ctx context.Context, cfg config) error {
 	}
 	if cfg.groupDuration <= 0 {
 		return fmt.Errorf("--group-duration %v: want a positive duration", cfg.groupDuration)
+	}
+	if cli.IsTerminal(cfg.stdin) {
+		return &inputError{errors.New("stdin is a terminal: pipe fragmented MP4 into moq-pub, e.g.\n" +
+			"  ffmpeg -re -i movie.mp4 -c copy -f mp4 -movflags cmaf+separate_moof+delay_moov+skip_trailer+frag_every_frame - | " +
+			"moq-pub --name " + cfg.name + " " + cfg.url)}
 	}
 	tlsConf, err := cfg.client.TLS()
 	if err != nil {

@@ -20,8 +20,9 @@
 // next group. A relay that grants no request IDs (no MAX_REQUEST_ID) ends
 // it after cli.RequestIDTimeout with a message that says so.
 //
-// stdout carries nothing but the media: ftyp moov (moof mdat)*. Logs go to
-// stderr. One goroutine writes stdout from a queue of at most
+// stdout carries nothing but the media: ftyp moov (moof mdat)*, so it
+// must be a pipe or a file: with stdout a terminal moq-sub refuses to
+// start and shows the pipeline to run. Logs go to stderr. One goroutine writes stdout from a queue of at most
 // --output-queue bytes, so a reader that stops reading (a paused or hung
 // player) does not stop moq-sub: while the queue is full, each track drops
 // its objects until the next group start (a key frame) that fits, and
@@ -151,6 +152,10 @@ func run(ctx context.Context, cfg config) error {
 		if err := (moqtransport.FullTrackName{Namespace: ns, Name: t}).Validate(); err != nil || t == "" {
 			return fmt.Errorf("--track %q: not a track name", t)
 		}
+	}
+	if cli.IsTerminal(cfg.stdout) {
+		return fmt.Errorf("stdout is a terminal, and moq-sub writes fragmented MP4 to it: pipe it into a player, e.g.\n"+
+			"  moq-sub --name %s %s | ffplay -\n(or redirect it to a file: > out.mp4)", cfg.name, cfg.url)
 	}
 	tlsConf, err := cfg.client.TLS()
 	if err != nil {
