@@ -9,9 +9,12 @@
 // init track moq-rs's catalog on ".catalog" names with --catalog) from a
 // subscription or, when it was published before, with FETCH; with --msf it
 // reads the MSF catalog on track "catalog" instead, which carries the init
-// segments itself. It picks the tracks (every video and audio track, or
-// those named with --track, by their track names such as "1.m4s"); writes
-// the init segment, cut down to those tracks, and then every moof+mdat object of the tracks as it arrives,
+// segments itself (merged into one, with track IDs made distinct where
+// they collide, as with Eyevinn's mlmpub). It picks the tracks (every video
+// and audio track, one of each MSF altGroup, or those named with --track,
+// by their track names such as "1.m4s"); writes the init segment, cut down
+// to those tracks, and then every object (a CMAF chunk: moof+mdat pairs,
+// perhaps after a styp) of the tracks as it arrives,
 // tracks interleaved, each track in group and object order. Each track
 // starts at once, at the first object (a key frame) of the group the
 // publisher is in: the subscription (Largest Object) brings the rest of that

@@ -116,8 +116,19 @@ func (o *output) object(id uint32, obj *moqtransport.Object) error {
 // chosen is a track to play.
 type chosen struct {
 	name string
-	id   uint32
+	id   uint32 // its track_ID in the output
+	// src is the track_ID its fragments carry when it is not id (0: id):
+	// an MSF track renumbered because another track had its ID.
+	src  uint32
 	kind fmp4.Kind
+}
+
+// srcID is the track_ID the track's fragments carry.
+func (c chosen) srcID() uint32 {
+	if c.src != 0 {
+		return c.src
+	}
+	return c.id
 }
 
 // priority is the track's subscriber priority.
@@ -577,8 +588,18 @@ func checkedWrite(log *slog.Logger, c chosen, out func(id uint32, obj *moqtransp
 		}
 		skipping = false
 		id, err := fmp4.FragmentTrack(obj.Payload)
+		if err == nil && id != c.srcID() {
+			err = fmt.Errorf("it is a fragment of track_ID %d, not of the track's %d", id, c.srcID())
+		}
 		if err == nil && id != c.id {
-			err = fmt.Errorf("it is a fragment of track_ID %d, not of the track's %d", id, c.id)
+			// A renumbered track (msfTracks): its fragments carry the ID
+			// the output gives it.
+			var b []byte
+			if b, err = fmp4.RenumberFragment(obj.Payload, c.id); err == nil {
+				renumbered := *obj
+				renumbered.Payload = b
+				obj = &renumbered
+			}
 		}
 		if err != nil {
 			log.Warn("skipping the rest of a group from an object that is not a fragment of the track", "track", c.name, "group", obj.Group, "object", obj.ID, "err", err)

@@ -2,6 +2,7 @@ package fmp4
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"slices"
@@ -189,6 +190,72 @@ func TestFmp4MergeInits(t *testing.T) {
 		if _, err := MergeInits(c.in...); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want ErrInvalid with %q", c.name, err, c.want)
 		}
+	}
+}
+
+// TestFmp4Renumber: a track renumbered in its init segment (tkhd, trex)
+// and in its fragments (every tfhd) merges with another track of the same
+// ID, and its fragments are of the new ID.
+func TestFmp4Renumber(t *testing.T) {
+	audioAs1 := testTrack{id: 1, handler: "soun", timescale: 48000, dur: 1024}
+	a := stream(ftyp(), moov(true, audioAs1))
+	v := stream(ftyp(), moov(true, videoTrack))
+	if _, err := MergeInits(v, a); err == nil {
+		t.Fatal("two inits of track 1 merged without renumbering")
+	}
+	a7, err := RenumberInit(a, 1, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := ParseInit(a7)
+	if err != nil || len(in.Tracks) != 1 || in.Tracks[0].ID != 7 || in.Tracks[0].DefaultSampleDuration != 1024 || len(a7) != len(a) {
+		t.Fatalf("renumbered: %+v, %v", in, err)
+	}
+	if _, err := ParseInit(a); err != nil || !bytes.Equal(a, stream(ftyp(), moov(true, audioAs1))) {
+		t.Error("RenumberInit changed its input")
+	}
+	merged, err := MergeInits(v, a7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in, err = ParseInit(merged); err != nil || in.String() != "1 video, 7 audio" {
+		t.Errorf("merged: %v, %v", in, err)
+	}
+	// A version 1 tkhd (64-bit times) has its track_ID further on.
+	tkhd1 := make([]byte, 92)
+	binary.BigEndian.PutUint32(tkhd1[16:], 1)
+	mdhd := make([]byte, 20)
+	binary.BigEndian.PutUint32(mdhd[8:], 90000)
+	hdlr := slices.Concat(make([]byte, 4), []byte("vide"), make([]byte, 13))
+	trak1 := box("trak", box("tkhd", fullBox(1, 3), tkhd1),
+		box("mdia", box("mdhd", fullBox(0, 0), mdhd), box("hdlr", fullBox(0, 0), hdlr), box("minf")))
+	v1 := box("moov", box("mvhd", fullBox(0, 0), make([]byte, 96)), trak1, box("mvex", trex(videoTrack)))
+	if in, err := ParseInit(v1); err != nil || in.Tracks[0].ID != 1 {
+		t.Fatalf("the version 1 tkhd test input: %v, %v", in, err)
+	}
+	if b, err := RenumberInit(v1, 1, 9); err != nil {
+		t.Error(err)
+	} else if in, err := ParseInit(b); err != nil || in.String() != "9 video" {
+		t.Errorf("renumbered with a version 1 tkhd: %v, %v", in, err)
+	}
+	if _, err := RenumberInit(a, 2, 3); !errors.Is(err, ErrInvalid) {
+		t.Errorf("renumbering a track the init lacks: %v", err)
+	}
+	if _, err := RenumberInit(merged, 1, 7); !errors.Is(err, ErrInvalid) {
+		t.Errorf("renumbering onto a track the init has: %v", err)
+	}
+
+	frag := stream(box("styp"), testFrag{track: 1, tfdt: ptr(uint64(0)), durs: []uint32{1024}, payload: []byte{1}}.bytes(), audioFrag(1).bytes())
+	if _, err := RenumberFragment(frag, 7); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a fragment of two tracks: %v", err)
+	}
+	frag = stream(box("styp"), audioFrag(0).bytes(), audioFrag(1).bytes())
+	out, err := RenumberFragment(frag, 7)
+	if id, ferr := FragmentTrack(out); err != nil || ferr != nil || id != 7 || len(out) != len(frag) {
+		t.Errorf("renumbered fragment: track %d, %v, %v", id, err, ferr)
+	}
+	if id, _ := FragmentTrack(frag); id != 2 {
+		t.Error("RenumberFragment changed its input")
 	}
 }
 

@@ -1,6 +1,8 @@
 package fmp4
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strings"
 
@@ -370,6 +372,101 @@ func MergeInits(inits ...[]byte) ([]byte, error) {
 			}
 		}
 		out = appendBox(out, "moov", moov)
+	}
+	return out, nil
+}
+
+// RenumberInit returns a copy of an init segment in which track from is
+// track to: its tkhd and its trex carry to. It is how moq-sub merges
+// per-track init segments that all use the same track_ID (Eyevinn's
+// mlmpub gives every track ID 1); the track's fragments are rewritten to
+// match with RenumberFragment. Track references (tref) are not rewritten:
+// CMAF tracks have none. to must not be a track of init already.
+func RenumberInit(init []byte, from, to uint32) ([]byte, error) {
+	in, err := ParseInit(init)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := in.Track(from); !ok {
+		return nil, invalid("init segment: no track %d to renumber (it has %s)", from, in)
+	}
+	if from == to {
+		return in.Data, nil
+	}
+	if _, ok := in.Track(to); ok {
+		return nil, invalid("init segment: track %d cannot become track %d, which it has already", from, to)
+	}
+	out := bytes.Clone(in.Data)
+	top, err := children(out, "init segment")
+	if err != nil {
+		return nil, err
+	}
+	moov, _ := find(top, "moov")
+	boxes, err := children(moov.payload, "moov")
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range boxes {
+		switch b.typ {
+		case "trak":
+			cs, err := children(b.payload, "moov/trak")
+			if err != nil {
+				return nil, err
+			}
+			tkhd, ok := find(cs, "tkhd")
+			if !ok {
+				return nil, invalid("moov/trak has no tkhd")
+			}
+			at := 12 // version 0: creation and modification times of 4 bytes
+			if len(tkhd.payload) > 0 && tkhd.payload[0] == 1 {
+				at = 20
+			}
+			if len(tkhd.payload) < at+4 {
+				return nil, invalid("moov/trak/tkhd is truncated")
+			}
+			if binary.BigEndian.Uint32(tkhd.payload[at:]) == from {
+				binary.BigEndian.PutUint32(tkhd.payload[at:], to)
+			}
+		case "mvex":
+			cs, err := children(b.payload, "moov/mvex")
+			if err != nil {
+				return nil, err
+			}
+			for _, m := range cs {
+				if m.typ == "trex" && len(m.payload) >= 8 && binary.BigEndian.Uint32(m.payload[4:]) == from {
+					binary.BigEndian.PutUint32(m.payload[4:], to)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// RenumberFragment returns a copy of a fragment (see FragmentTrack) whose
+// trafs all carry track ID to in their tfhd: the fragments of a track that
+// RenumberInit renumbered.
+func RenumberFragment(b []byte, to uint32) ([]byte, error) {
+	if _, err := FragmentTrack(b); err != nil {
+		return nil, err
+	}
+	out := bytes.Clone(b)
+	top, _ := children(out, "fragment")
+	for _, c := range top {
+		if c.typ != "moof" {
+			continue
+		}
+		boxes, _ := children(c.payload, "moof")
+		for _, traf := range boxes {
+			if traf.typ != "traf" {
+				continue
+			}
+			cs, _ := children(traf.payload, "moof/traf")
+			tfhd, _ := find(cs, "tfhd")
+			if len(tfhd.payload) < 8 {
+				return nil, invalid("moof/traf/tfhd is truncated")
+			}
+			binary.BigEndian.PutUint32(tfhd.payload[4:], to)
+		}
 	}
 	return out, nil
 }
