@@ -42,6 +42,10 @@ type cachedGroup struct {
 	hasLastEnd bool
 	endsDiffer bool // two declared ends disagree (knownEnd)
 	truncated  bool
+	// byID indexes objects by ID, for the duplicate check (lookup), from
+	// the first lookup in a group whose objects are out of ID order; nil
+	// before, and in a group written in ID order, which never needs it.
+	byID map[uint64]*Object
 }
 
 // declareEnd records that the group ends before object ID end, as a FIN'd
@@ -130,6 +134,27 @@ func (g *cachedGroup) groupGap() uint64 {
 		}
 	}
 	return gap
+}
+
+// lookup returns g's cached object with ID id, or nil. Objects in ID
+// order are searched; out of order they are indexed once (byID), which
+// addObject and truncate then keep up to date: no lookup scans the group.
+// Called with t.mu held exclusively.
+func (g *cachedGroup) lookup(id uint64) *Object {
+	if g.byID == nil {
+		if !g.unsorted {
+			i, ok := slices.BinarySearchFunc(g.objects, id, func(o *Object, id uint64) int { return cmp.Compare(o.ID, id) })
+			if ok {
+				return g.objects[i]
+			}
+			return nil
+		}
+		g.byID = make(map[uint64]*Object, len(g.objects))
+		for _, o := range g.objects {
+			g.byID[o.ID] = o
+		}
+	}
+	return g.byID[id]
 }
 
 // group returns the cache's record of group id, creating it if create.
@@ -262,7 +287,7 @@ func (t *Track) evictGroup(i int) {
 	t.charge(-g.bytes)
 	t.objects -= len(g.objects)
 	clear(g.objects)
-	g.objects = nil
+	g.objects, g.byID = nil, nil
 }
 
 // truncate drops the oldest events of g, the only cached group, until the
@@ -282,6 +307,9 @@ func (t *Track) truncate(g *cachedGroup, limit int64) bool {
 			if k := slices.Index(g.objects, o); k >= 0 {
 				g.objects = slices.Delete(g.objects, k, k+1)
 				t.objects--
+			}
+			if g.byID != nil {
+				delete(g.byID, o.ID)
 			}
 		}
 		t.kill(e, behind)

@@ -99,7 +99,8 @@ func TestSubgroupHeaderTypesAndStatus(t *testing.T) {
 		defer r.Close()
 		// Subgroup 0 (type with Subgroup ID 0), subgroup 5 starting at
 		// object 5 (Subgroup ID = first object), subgroup 9 starting at
-		// object 2 (explicit Subgroup ID).
+		// object 1 (explicit Subgroup ID). Each object ID is in one
+		// subgroup only (§8.1).
 		write := func(sg, first uint64, status wire.ObjectStatus) {
 			w, err := tr.OpenSubgroup(0, sg, moqtransport.SubgroupOptions{Priority: uint8(sg)})
 			if err != nil {
@@ -117,7 +118,7 @@ func TestSubgroupHeaderTypesAndStatus(t *testing.T) {
 		}
 		write(0, 0, wire.StatusDoesNotExist)
 		write(5, 5, wire.StatusNormal)
-		write(9, 2, wire.StatusDoesNotExist)
+		write(9, 1, wire.StatusDoesNotExist)
 		got := waitObjects(ctx, t, r, 6)
 		seen := map[[2]uint64]*moqtransport.Object{}
 		for _, o := range got {
@@ -126,7 +127,7 @@ func TestSubgroupHeaderTypesAndStatus(t *testing.T) {
 		for _, c := range []struct {
 			sg, id uint64
 			status wire.ObjectStatus
-		}{{0, 0, 0}, {0, 3, wire.StatusDoesNotExist}, {5, 5, 0}, {5, 8, wire.StatusNormal}, {9, 2, 0}, {9, 5, wire.StatusDoesNotExist}} {
+		}{{0, 0, 0}, {0, 3, wire.StatusDoesNotExist}, {5, 5, 0}, {5, 8, wire.StatusNormal}, {9, 1, 0}, {9, 4, wire.StatusDoesNotExist}} {
 			o := seen[[2]uint64{c.sg, c.id}]
 			if o == nil {
 				t.Errorf("subgroup %d object %d missing", c.sg, c.id)

@@ -507,10 +507,12 @@ func publishLiveBig(ctx context.Context, t *testing.T, b *bigGroupTrack, viewers
 		t.Fatal(err)
 	}
 	// Subgroup 1 of the stalled group is written first, whole; the
-	// regular subgroup 0 of that group follows in its turn.
+	// regular subgroup 0 of that group follows in its turn. Its object
+	// IDs follow those of subgroup 0: an object ID is in one subgroup
+	// only (§8.1: the same object in another subgroup is malformed).
 	chunk := make([]byte, 64<<10)
-	for id := uint64(0); id*uint64(len(chunk)) < uint64(b.extra); id++ {
-		if err := w.WriteObject(id, chunk, nil); err != nil {
+	for i := uint64(0); i*uint64(len(chunk)) < uint64(b.extra); i++ {
+		if err := w.WriteObject(liveObjects+i, chunk, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

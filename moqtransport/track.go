@@ -1,6 +1,7 @@
 package moqtransport
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -415,6 +416,13 @@ func (t *Track) OpenSubgroup(group, subgroup uint64, opts SubgroupOptions) (*Sub
 // (ext, nil for none) to the subgroup. The track keeps payload and shares
 // it with every subscriber and reader, without copying it: do not modify
 // payload after the call.
+//
+// An object the cache already holds (the same group and object ID, sent
+// again on another stream after a reset, §2.3) is a duplicate: it returns
+// nil and the object is dropped, neither cached nor given to readers
+// again, so that the stream carrying it goes on; a duplicate that
+// differs from the cached object makes the track malformed (§8.1, see
+// Track.addObject).
 func (w *SubgroupWriter) WriteObject(id uint64, payload []byte, ext Extensions) error {
 	return w.write(id, wire.StatusNormal, ext, payload)
 }
@@ -449,10 +457,14 @@ func (w *SubgroupWriter) write(id uint64, status wire.ObjectStatus, ext wire.Ext
 		Payload:           payload,
 	}
 	ext0 := w.extensions || len(ext) > 0
-	if err := t.addObject(o, Event{Kind: EventObject, Object: o, Group: w.group, Subgroup: w.subgroup, EndOfGroup: w.endOfGroup, Extensions: ext0}); err != nil {
+	added, err := t.addObject(o, Event{Kind: EventObject, Object: o, Group: w.group, Subgroup: w.subgroup, EndOfGroup: w.endOfGroup, Extensions: ext0})
+	if err != nil {
 		return err
 	}
-	w.lastID, w.hasLast, w.logged, w.extensions = id, true, true, ext0
+	w.lastID, w.hasLast = id, true
+	if added {
+		w.logged, w.extensions = true, ext0
+	}
 	return nil
 }
 
@@ -493,14 +505,17 @@ func (w *SubgroupWriter) Abort(code uint64) {
 }
 
 // endSubgroup retires w and logs its end for the readers that saw it.
-// Called with t.mu held.
+// A subgroup whose objects were all duplicates (dropped, nothing logged)
+// still tells its group's end. Called with t.mu held.
 func (t *Track) endSubgroup(w *SubgroupWriter, kind EventKind, code uint64) {
 	w.done = true
 	delete(t.writers, w)
-	if !w.logged {
+	var g *cachedGroup
+	if w.logged {
+		g = t.group(w.group, true)
+	} else if g = t.group(w.group, false); g == nil || !w.hasLast {
 		return // no reader can have a stream open for it
 	}
-	g := t.group(w.group, true)
 	if kind == EventSubgroupEnd && w.endOfGroup {
 		// §10.4.2: with Contains End of Group, the last object before
 		// the FIN is the group's last (an End of Group object, when it
@@ -511,11 +526,16 @@ func (t *Track) endSubgroup(w *SubgroupWriter, kind EventKind, code uint64) {
 		}
 		g.declareEnd(end)
 	}
-	t.appendEntry(g, Event{Kind: kind, Group: w.group, Subgroup: w.subgroup, EndOfGroup: w.endOfGroup, Code: code}, CacheEntryOverhead)
+	if w.logged {
+		t.appendEntry(g, Event{Kind: kind, Group: w.group, Subgroup: w.subgroup, EndOfGroup: w.endOfGroup, Code: code}, CacheEntryOverhead)
+	}
 }
 
 // WriteDatagram records a datagram object. o.Subgroup is set to o.ID (the
-// value a FETCH carries for datagram objects); o.Received is set too.
+// value a FETCH carries for datagram objects); o.Received is set too. A
+// datagram whose object the cache holds already is dropped and returns nil,
+// or makes the track malformed if it differs (§8.1, see
+// SubgroupWriter.WriteObject).
 func (t *Track) WriteDatagram(o Object) error {
 	if err := checkObject(o.Status, o.Extensions, o.Payload); err != nil {
 		return err
@@ -532,7 +552,8 @@ func (t *Track) WriteDatagram(o Object) error {
 	p := new(Object)
 	*p = o
 	p.Subgroup = p.ID
-	return t.addObject(p, Event{Kind: EventObject, Object: p, Group: p.Group, Subgroup: p.Subgroup, EndOfGroup: p.EndOfGroup, Datagram: true})
+	_, err := t.addObject(p, Event{Kind: EventObject, Object: p, Group: p.Group, Subgroup: p.Subgroup, EndOfGroup: p.EndOfGroup, Datagram: true})
+	return err
 }
 
 // checkObject applies the rules that need no track state.
@@ -559,24 +580,40 @@ func (t *Track) setForwarding(f ForwardingPreference) error {
 }
 
 // addObject checks o against the end of its group and of the track, then
-// caches and logs it. Called with t.mu held.
-func (t *Track) addObject(o *Object, ev Event) error {
+// caches and logs it, and reports that it did; added is false for a
+// duplicate of a cached object, which is dropped (§8.1: a relay MAY ignore
+// an object received again). A duplicate that differs from the cached
+// object (sameObject) makes the track malformed. Only an object whose ID
+// is at or below the largest of its group can be a duplicate: the objects
+// of one subgroup stream arrive with rising IDs, so a group written one
+// subgroup after another never looks one up. The check sees the objects
+// still cached: one evicted, or dropped from a truncated group, is taken
+// as new. Called with t.mu held.
+func (t *Track) addObject(o *Object, ev Event) (added bool, err error) {
 	loc := o.Location()
-	if eot := t.endOfTrack; eot != nil && loc.Compare(*eot) >= 0 {
-		return fmt.Errorf("%w: object %v at or past End of Track %v", ErrMalformedTrack, loc, *eot)
-	}
 	g := t.group(o.Group, false)
+	if g != nil && g.hasObject && o.ID <= g.maxID {
+		// Before the checks against the group's and the track's end:
+		// the End of Group or End of Track object sent again is not
+		// past itself.
+		if c := g.lookup(o.ID); c != nil {
+			return false, sameObject(c, o)
+		}
+	}
+	if eot := t.endOfTrack; eot != nil && loc.Compare(*eot) >= 0 {
+		return false, fmt.Errorf("%w: object %v at or past End of Track %v", ErrMalformedTrack, loc, *eot)
+	}
 	if g != nil && g.hasEnd && o.ID >= g.endID {
-		return fmt.Errorf("%w: object %v at or past the end of group %d (object %d)", ErrMalformedTrack, loc, o.Group, g.endID)
+		return false, fmt.Errorf("%w: object %v at or past the end of group %d (object %d)", ErrMalformedTrack, loc, o.Group, g.endID)
 	}
 	switch o.Status {
 	case wire.StatusEndOfTrack:
 		if t.hasLargest && t.largest.Compare(loc) >= 0 {
-			return fmt.Errorf("%w: End of Track %v is not past the largest object %v", ErrMalformedTrack, loc, t.largest)
+			return false, fmt.Errorf("%w: End of Track %v is not past the largest object %v", ErrMalformedTrack, loc, t.largest)
 		}
 	case wire.StatusEndOfGroup:
 		if g != nil && g.hasObject && g.maxID >= o.ID {
-			return fmt.Errorf("%w: End of Group %v is not past object %d", ErrMalformedTrack, loc, g.maxID)
+			return false, fmt.Errorf("%w: End of Group %v is not past object %d", ErrMalformedTrack, loc, g.maxID)
 		}
 	}
 	if g == nil {
@@ -605,6 +642,9 @@ func (t *Track) addObject(o *Object, ev Event) error {
 		g.unsorted = true
 	}
 	g.objects = append(g.objects, o)
+	if g.byID != nil {
+		g.byID[o.ID] = o
+	}
 	if !g.hasObject || o.ID > g.maxID {
 		g.maxID = o.ID
 	}
@@ -615,5 +655,34 @@ func (t *Track) addObject(o *Object, ev Event) error {
 	t.enforceLimits()
 	t.justWritten = false
 	t.broadcast()
-	return nil
+	return true, nil
+}
+
+// sameObject judges o, received again with the ID of the cached object c
+// (§8.1). A Subgroup ID, Publisher Priority, Payload or Object Status that
+// differs makes the track malformed, except that the status may change
+// to Object Does Not Exist (the object is no longer available), and a
+// Normal, End of Group or End of Track object may arrive after an Object
+// Does Not Exist (reordering), which is not to be cached or forwarded.
+// Extension headers may be added, removed or updated: the cached ones
+// are kept. The forwarding preference was checked already
+// (setForwarding). nil means o is dropped.
+func sameObject(c, o *Object) error {
+	var what string
+	switch {
+	case c.Subgroup != o.Subgroup:
+		what = fmt.Sprintf("in subgroup %d", o.Subgroup)
+	case c.PublisherPriority != o.PublisherPriority:
+		what = fmt.Sprintf("with publisher priority %d", o.PublisherPriority)
+	case c.Status == wire.StatusDoesNotExist || o.Status == wire.StatusDoesNotExist:
+		return nil
+	case c.Status != o.Status:
+		what = "with status " + o.Status.String()
+	case !bytes.Equal(c.Payload, o.Payload):
+		what = "with another payload"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%w: object %v received again %s (cached: subgroup %d, priority %d, status %s, %d payload bytes)",
+		ErrMalformedTrack, o.Location(), what, c.Subgroup, c.PublisherPriority, c.Status, len(c.Payload))
 }

@@ -1021,8 +1021,9 @@ func TestTrackReaderSkipTo(t *testing.T) {
 }
 
 // Objects that arrive out of ID order (subgroups interleaved, falling
-// IDs, an ID repeated in two subgroups) are read back in ID order, equal
-// IDs in arrival order, also after more arrive following a read.
+// IDs) are read back in ID order, also after more arrive following a
+// read; an ID repeated in another subgroup is refused (§8.1: a malformed
+// track) and not cached.
 func TestTrackCacheObjectsInterleaved(t *testing.T) {
 	tr := NewTrack(testTrackName, TrackConfig{})
 	ws := []*SubgroupWriter{mustOpen(t, tr, 0, 0, false), mustOpen(t, tr, 0, 1, false), mustOpen(t, tr, 0, 2, false)}
@@ -1047,9 +1048,12 @@ func TestTrackCacheObjectsInterleaved(t *testing.T) {
 	want("0/0", "0/1", "1/10", "1/11", "2/20", "2/21")
 	write(0, 2)  // in order after the read
 	write(1, 12) // ...
-	write(0, 11) // out of order again, equal to 1/11: after it
+	if err := ws[0].WriteObject(11, []byte("0/11"), nil); !errors.Is(err, ErrMalformedTrack) {
+		t.Fatalf("object 11 again in another subgroup: %v, want ErrMalformedTrack", err)
+	}
+	write(0, 3) // out of order again
 	write(2, 22)
-	want("0/0", "0/1", "0/2", "1/10", "1/11", "0/11", "1/12", "2/20", "2/21", "2/22")
+	want("0/0", "0/1", "0/2", "0/3", "1/10", "1/11", "1/12", "2/20", "2/21", "2/22")
 }
 
 // A reader that has read the newest event waits for the next write
