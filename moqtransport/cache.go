@@ -22,8 +22,9 @@ type trackEntry struct {
 // cachedGroup is the cache's record of one group.
 type cachedGroup struct {
 	id        uint64
-	objects   []*Object // in arrival order; by object ID unless unsorted
+	objects   []*Object // in arrival order, unless reordered; by object ID unless unsorted
 	unsorted  bool      // objects arrived out of ID order since the last sort
+	reordered bool      // a sort put objects out of arrival order (truncate restores it)
 	bytes     int64
 	entries   int // live log entries
 	firstSeq  uint64
@@ -292,8 +293,16 @@ func (t *Track) evictGroup(i int) {
 
 // truncate drops the oldest events of g, the only cached group, until the
 // cache is within limit bytes, keeping at least the event last written. It
-// reports whether it dropped any. Called with t.mu held.
+// reports whether it dropped any. An object dropped is the group's oldest
+// by arrival, the first of g.objects, which is sliced off: in a full cache
+// every write into one endless group (a telemetry track, or a peer that
+// never starts a new group) drops one, and deleting it from the slice
+// moved every object after it, O(objects cached) per write. Called with
+// t.mu held.
 func (t *Track) truncate(g *cachedGroup, limit int64) bool {
+	if g.reordered {
+		t.arrivalOrder(g)
+	}
 	dropped := false
 	behind := t.readersBehind(g.firstSeq, g.lastSeq)
 	for j := t.index(g.firstSeq); j < len(t.log) && t.bytes > limit && g.entries > 1; j++ {
@@ -304,12 +313,8 @@ func (t *Track) truncate(g *cachedGroup, limit int64) bool {
 		size := int64(CacheEntryOverhead)
 		if o := e.ev.Object; o != nil {
 			size = o.size()
-			if k := slices.Index(g.objects, o); k >= 0 {
-				g.objects = slices.Delete(g.objects, k, k+1)
+			if g.dropOldest(o) {
 				t.objects--
-			}
-			if g.byID != nil {
-				delete(g.byID, o.ID)
 			}
 		}
 		t.kill(e, behind)
@@ -324,6 +329,44 @@ func (t *Track) truncate(g *cachedGroup, limit int64) bool {
 		}
 	}
 	return dropped
+}
+
+// dropOldest removes o, the oldest object of g by arrival, from g.objects,
+// which is in arrival order (truncate), and reports whether it was there.
+// Slicing it off leaves its slot (cleared) in the array, which the next
+// append that needs room leaves behind: O(1) amortised. Called with t.mu
+// held exclusively.
+func (g *cachedGroup) dropOldest(o *Object) bool {
+	switch {
+	case len(g.objects) > 0 && g.objects[0] == o:
+		g.objects[0] = nil
+		g.objects = g.objects[1:]
+	default: // not reached: o is the first
+		k := slices.Index(g.objects, o)
+		if k < 0 {
+			return false
+		}
+		g.objects = slices.Delete(g.objects, k, k+1)
+	}
+	if g.byID != nil {
+		delete(g.byID, o.ID)
+	}
+	return true
+}
+
+// arrivalOrder puts the objects of g, which a read sorted by ID
+// (sortedObjects), back in arrival order, which the log keeps, for
+// truncate. Called with t.mu held exclusively.
+func (t *Track) arrivalOrder(g *cachedGroup) {
+	n := 0
+	for j := t.index(g.firstSeq); j < len(t.log) && t.log[j].seq <= g.lastSeq && n < len(g.objects); j++ {
+		if e := &t.log[j]; !e.gone && e.ev.Group == g.id && e.ev.Object != nil {
+			g.objects[n] = e.ev.Object
+			n++
+		}
+	}
+	g.reordered = false
+	g.unsorted = true // it was sorted because it was not in ID order
 }
 
 // readersBehind returns the readers that may still want an event in
@@ -451,7 +494,7 @@ func (t *Track) groupObjects(group uint64) []*Object {
 func (g *cachedGroup) sortedObjects() []*Object {
 	if g.unsorted {
 		slices.SortStableFunc(g.objects, func(a, b *Object) int { return cmp.Compare(a.ID, b.ID) })
-		g.unsorted = false
+		g.unsorted, g.reordered = false, true
 	}
 	return g.objects
 }

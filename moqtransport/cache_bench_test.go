@@ -65,3 +65,43 @@ func BenchmarkCacheInsertOrder(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCacheFullGroup writes 3-byte objects into one endless group of
+// a full cache (a telemetry track, or a peer that never starts a new
+// group), so that every write drops the group's oldest object: ns/op
+// should not grow with MaxBytes.
+func BenchmarkCacheFullGroup(b *testing.B) {
+	payload := make([]byte, 3)
+	for _, maxBytes := range []int64{1 << 20, 32 << 20} {
+		b.Run(fmt.Sprintf("MaxBytes=%dMiB", maxBytes>>20), func(b *testing.B) {
+			tr := NewTrack(testTrackName, TrackConfig{MaxBytes: maxBytes})
+			w, err := tr.OpenSubgroup(0, 0, SubgroupOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var id uint64
+			write := func() {
+				if err := w.WriteObject(id, payload, nil); err != nil {
+					b.Fatal(err)
+				}
+				id++
+			}
+			for !tr.Cache().Truncated(0) {
+				write()
+			}
+			// Turn the cache over once, so that the log's array has
+			// grown to the size it keeps (a one-time cost of the
+			// first writes past the limit, not of each write).
+			for range tr.Cache().Stats().Objects {
+				write()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				write()
+			}
+			if s := tr.Cache().Stats(); s.Bytes > maxBytes {
+				b.Fatalf("%d bytes cached, limit %d", s.Bytes, maxBytes)
+			}
+		})
+	}
+}
