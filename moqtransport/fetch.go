@@ -418,13 +418,20 @@ func (s *Session) readFetchStream(str ReceiveStream, r *wire.StreamReader) {
 			s.cfg.Tracer.FetchObject(false, &o.ObjectHeader)
 		}
 		loc := wire.Location{Group: o.Group, Object: o.ID}
+		var bad error
 		if i > 0 {
-			if err := f.checkFetchOrder(prev, loc); err != nil {
-				str.CancelRead(uint64(wire.ResetCancelled))
-				end = err
-				s.trackMalformed(f.name, err)
-				return
+			bad = f.checkFetchOrder(prev, loc)
+		}
+		if bad == nil {
+			if err := o.Extensions.CheckRules(loc); err != nil {
+				bad = fmt.Errorf("%w: %v", ErrMalformedTrack, err)
 			}
+		}
+		if bad != nil {
+			str.CancelRead(uint64(wire.ResetCancelled))
+			end = bad
+			s.trackMalformed(f.name, bad)
+			return
 		}
 		prev = loc
 		obj := &Object{Group: o.Group, Subgroup: o.Subgroup, ID: o.ID, PublisherPriority: o.PublisherPriority,

@@ -437,6 +437,9 @@ func (w *SubgroupWriter) write(id uint64, status wire.ObjectStatus, ext wire.Ext
 	if err := checkObject(status, ext, payload); err != nil {
 		return err
 	}
+	if err := ext.CheckRules(wire.Location{Group: w.group, Object: id}); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformedTrack, err)
+	}
 	t := w.t
 	defer t.settle()
 	t.mu.Lock()
@@ -539,6 +542,9 @@ func (t *Track) endSubgroup(w *SubgroupWriter, kind EventKind, code uint64) {
 func (t *Track) WriteDatagram(o Object) error {
 	if err := checkObject(o.Status, o.Extensions, o.Payload); err != nil {
 		return err
+	}
+	if err := o.Extensions.CheckRules(o.Location()); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformedTrack, err)
 	}
 	defer t.settle()
 	t.mu.Lock()

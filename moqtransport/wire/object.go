@@ -88,6 +88,48 @@ func (e Extensions) Get(t uint64) (KeyValue, bool) {
 	return KeyValue{}, false
 }
 
+// CheckRules applies draft-14's rules on the extension headers of the
+// object at loc (§11): at most one Prior Group ID Gap, not larger than the
+// group ID; at most one Prior Object ID Gap, not larger than the object
+// ID; and an Immutable Extensions value that is a whole number of
+// well-formed pairs with no Immutable Extensions among them. An object
+// that breaks one makes its track malformed (§2.5); the error says which
+// rule. e is taken as parsed (a whole number of pairs).
+func (e Extensions) CheckRules(loc Location) error {
+	if len(e) == 0 {
+		return nil
+	}
+	var groupGaps, objectGaps int
+	for kv := range e.All() {
+		switch kv.Type {
+		case ExtPriorGroupIDGap:
+			if groupGaps++; groupGaps > 1 {
+				return fmt.Errorf("object %v has more than one Prior Group ID Gap", loc)
+			}
+			if kv.Value > loc.Group {
+				return fmt.Errorf("object %v has a Prior Group ID Gap of %d, larger than its group ID", loc, kv.Value)
+			}
+		case ExtPriorObjectIDGap:
+			if objectGaps++; objectGaps > 1 {
+				return fmt.Errorf("object %v has more than one Prior Object ID Gap", loc)
+			}
+			if kv.Value > loc.Object {
+				return fmt.Errorf("object %v has a Prior Object ID Gap of %d, larger than its object ID", loc, kv.Value)
+			}
+		case ExtImmutable:
+			if err := validateExtensions(kv.Bytes); err != nil {
+				return fmt.Errorf("object %v has Immutable Extensions that are not key-value pairs: %v", loc, err)
+			}
+			for inner := range Extensions(kv.Bytes).All() {
+				if inner.Type == ExtImmutable {
+					return fmt.Errorf("object %v has Immutable Extensions nested in Immutable Extensions", loc)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // validateExtensions checks that b is a whole number of well-formed pairs.
 func validateExtensions(b []byte) error {
 	p := parser{b: b}
