@@ -203,8 +203,12 @@ func (r *Relay) endGranted(scName string, sc *scope, o *origin) []*relayTrack {
 	for _, rt := range sc.tracks {
 		revoke(rt)
 	}
-	// Tracks that left the scope's table but still serve subscribers.
+	// Tracks that left the scope's table but still serve subscribers,
+	// or are still asked.
 	for _, rt := range r.byTrack {
+		revoke(rt)
+	}
+	for _, rt := range r.upstream {
 		revoke(rt)
 	}
 	return live

@@ -190,3 +190,80 @@ func TestNamespaceTokenExpiryEndsItsTracks(t *testing.T) {
 	writeOne(t, tr, 5, "again")
 	wantFirstObject(t, ctx, "the new subscriber", again, "again")
 }
+
+// TestNamespaceBackToFirstOwner: a namespace that goes from publisher X
+// to Y and back to X while X's first subscription still serves a
+// subscriber is served by that subscription again: X is asked one
+// SUBSCRIBE for the track, not a second one for a track it still serves
+// to the relay (draft-14 §9.7), which moqtransport takes for a protocol
+// violation and closes the relay's session with. Before, the relay found
+// only Y's subscription under the track's name, displaced it and asked X
+// again.
+func TestNamespaceBackToFirstOwner(t *testing.T) {
+	e := startRelay(t, "moqt")
+	ctx := ctxFor(t)
+	ns := wire.Namespace{"live"}
+	watch, err := e.connect("/", nil).SubscribeNamespace(ctx, ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(active bool) {
+		t.Helper()
+		ev, err := watch.Next(ctx)
+		if err != nil || !ev.Namespace.Equal(ns) || ev.Active != active {
+			t.Fatalf("namespace event %+v, %v; want %v active=%v", ev, err, ns, active)
+		}
+	}
+	session := func() (*moqtransport.Session, *moqtransport.Track, *countingTracks) {
+		h := &countingTracks{}
+		tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})
+		h.Add(tr)
+		return e.connect("/", h), tr, h
+	}
+	subscribe := func(who string) *moqtransport.Subscription {
+		t.Helper()
+		sub, err := e.connect("/", nil).Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", who, err)
+		}
+		return sub
+	}
+	x, trX, hX := session()
+	pubX, err := x.PublishNamespace(ctx, ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(true)
+	s1 := subscribe("a subscriber of X")
+	if err := pubX.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next(false)
+	y, trY, hY := session()
+	pubY, err := y.PublishNamespace(ctx, ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(true)
+	s2 := subscribe("a subscriber of Y")
+	if err := pubY.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next(false)
+	if _, err := x.PublishNamespace(ctx, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	next(true)
+	s3 := subscribe("a subscriber after the namespace came back to X")
+	if n, m := hX.subscribes.Load(), hY.subscribes.Load(); n != 1 || m != 1 {
+		t.Errorf("SUBSCRIBEs: X got %d, Y %d; want 1 each", n, m)
+	}
+	writeOne(t, trX, 0, "from X")
+	writeOne(t, trY, 0, "from Y")
+	wantFirstObject(t, ctx, "X's first subscriber", s1, "from X")
+	wantFirstObject(t, ctx, "Y's subscriber", s2, "from Y")
+	wantFirstObject(t, ctx, "X's second subscriber", s3, "from X")
+	if err := x.Err(); err != nil {
+		t.Errorf("X's session ended: %v", err)
+	}
+}

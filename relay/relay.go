@@ -251,9 +251,10 @@ type Relay struct {
 	// byTrack finds a relayed track's relayTrack from the Track its
 	// subscribers were given, for SubscriptionEnded (see tracks.go).
 	byTrack map[*moqtransport.Track]*relayTrack
-	// leaving: relayed tracks whose last subscriber left and whose
-	// upstream request is not over yet, by scope and track (tracks.go).
-	leaving map[leavingKey]*relayTrack
+	// upstream: the newest relayed track asked of each session for each
+	// track of each scope, until its upstream request is over, whether
+	// the scope finds it by name or not (tracks.go).
+	upstream map[upstreamKey]*relayTrack
 	// statuses: the upstream TRACK_STATUS requests in flight, shared by
 	// the downstream ones for the same track and upstream session
 	// (trackstatus.go).
@@ -330,7 +331,7 @@ func New(cfg Config) *Relay {
 	r := &Relay{cfg: cfg, log: cfg.Logger, scopes: map[string]*scope{}, remotes: map[string]*remote{},
 		dialed:   map[*moqtransport.Session]*remote{},
 		sessions: map[*moqtransport.Session]*peer{}, byTrack: map[*moqtransport.Track]*relayTrack{},
-		leaving: map[leavingKey]*relayTrack{}, statuses: map[statusKey]*statusFlight{}}
+		upstream: map[upstreamKey]*relayTrack{}, statuses: map[statusKey]*statusFlight{}}
 	r.metrics = newMetrics(r)
 	r.hnd = r.handler()
 	r.observeDelivery = r.deliveryObserver()
@@ -818,10 +819,8 @@ func (r *Relay) mayBeLongerElsewhere(scName string, o *origin, ns wire.Namespace
 	if len(o.ns) >= len(ns) {
 		return false
 	}
-	if sc := r.scopes[scName]; sc != nil {
-		if rt := sc.tracks[k]; rt != nil && rt.from == o.s && (rt.track == nil || !rt.track.Closed()) {
-			return false
-		}
+	if rt := r.upstream[upstreamKey{o.s, scName, k}]; rt != nil && rt.serving() {
+		return false
 	}
 	return true
 }

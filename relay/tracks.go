@@ -15,13 +15,24 @@ import (
 // counted by its downstream subscribers (and held by a PUBLISH).
 //
 // A relayTrack is found by name in its scope (scope.tracks) while it
-// serves new subscribers, and by its Track (Relay.byTrack) while anyone
-// holds it: SubscriptionEnded gets only the Track, and the relayTrack may
-// have left its scope by then (its upstream ended, or its namespace
-// changed owner, and a new subscriber replaced it; or its PUBLISH ended).
-// byTrack holds it from the moment its Track is known until the last
-// reference is given back (and, for a pushed track, its publication has
-// ended): forgetLocked.
+// serves new subscribers, by the session it was asked of (Relay.upstream)
+// until its upstream request is over, and by its Track (Relay.byTrack)
+// while anyone holds it: SubscriptionEnded gets only the Track, and the
+// relayTrack may have left its scope by then (its upstream ended, or its
+// namespace changed owner, and a new subscriber replaced it; or its
+// PUBLISH ended). byTrack holds it from the moment its Track is known
+// until the last reference is given back (and, for a pushed track, its
+// publication has ended): forgetLocked.
+//
+// Ownership: there is at most one upstream subscription per session and
+// track at a time (draft-14 §9.7: a publisher may close the session of a
+// subscriber that subscribes twice to one track, and moqtransport does).
+// Relay.upstream enforces it: a request that resolves to a session shares
+// the relayTrack asked of that session while it serves, even one another
+// owner's track displaced from scope.tracks (a namespace that went X, Y,
+// then X again is served by X's first subscription); and a new one for
+// that session and track is asked only once the previous one's upstream
+// request is over (subscribeOrigin).
 
 // relayTrack is one upstream subscription shared by its downstream ones.
 type relayTrack struct {
@@ -62,23 +73,42 @@ type relayTrack struct {
 	cancel context.CancelFunc
 	// over is closed, under Relay.mu, once the upstream request is over
 	// on our side: refused or given up (moqtransport sent UNSUBSCRIBE
-	// then), or UNSUBSCRIBEd after its last subscriber left. Until then
-	// the relayTrack is in Relay.leaving, and a new upstream SUBSCRIBE
-	// for the track waits for it: a publisher may take a SUBSCRIBE for a
-	// track it still serves to the session for a protocol violation.
+	// then), or UNSUBSCRIBEd after its last subscriber left or its grant
+	// ended. Until then the relayTrack is in Relay.upstream (unless a
+	// newer one, which waits for it, took its place), and a new upstream
+	// SUBSCRIBE for the track to the same session waits for it: a
+	// publisher may take a SUBSCRIBE for a track it still serves to the
+	// session for a protocol violation.
 	over chan struct{}
 }
 
-// leavingKey is a relayTrack's key in Relay.leaving: the track and the
-// upstream session it was asked of, since only a SUBSCRIBE to that same
-// session must wait for its UNSUBSCRIBE.
-type leavingKey struct {
+// upstreamKey is a relayTrack's key in Relay.upstream: the upstream
+// session it was asked of and the track, since a session serves one
+// subscription per track.
+type upstreamKey struct {
 	from  *moqtransport.Session
 	scope string
 	k     string
 }
 
-func (rt *relayTrack) leavingKey() leavingKey { return leavingKey{rt.from, rt.scope, rt.key} }
+func (rt *relayTrack) upstreamKey() upstreamKey { return upstreamKey{rt.from, rt.scope, rt.key} }
+
+// serving reports whether a relayed track serves new subscribers: it has
+// some, its grant holds and its upstream subscription has not ended (or
+// is still asked). Called with Relay.mu held.
+func (rt *relayTrack) serving() bool {
+	return rt.refs > 0 && !rt.revoked && (rt.track == nil || !rt.track.Closed())
+}
+
+// liveFrom returns the relayed track of scope scName subscribed from s
+// for track k when it is live (subscribed, serving): the one a SUBSCRIBE
+// resolving to s would share, nil if none. Called with r.mu held.
+func (r *Relay) liveFrom(s *moqtransport.Session, scName, k string) *relayTrack {
+	if rt := r.upstream[upstreamKey{s, scName, k}]; rt != nil && rt.track != nil && rt.serving() {
+		return rt
+	}
+	return nil
+}
 
 // endUpstream marks rt's upstream request over (rt.over), and gives back
 // its use of a remote session; again, it does nothing.
@@ -91,8 +121,8 @@ func (r *Relay) endUpstream(rt *relayTrack) {
 	default:
 	}
 	close(rt.over)
-	if key := rt.leavingKey(); r.leaving[key] == rt {
-		delete(r.leaving, key)
+	if key := rt.upstreamKey(); r.upstream[key] == rt {
+		delete(r.upstream, key)
 	}
 	r.doneRemote(rt.from)
 }
@@ -118,7 +148,9 @@ func (rt *relayTrack) claimed() bool {
 // subscribers it has, as draft-14 lets it, but a new subscriber is served
 // by the new owner, which is asked with a SUBSCRIBE of its own: it never
 // gets the previous owner's objects for a track the new owner now answers
-// for.
+// for. Should the namespace come back to the previous owner while its
+// subscription lives, that subscription serves again (Relay.upstream):
+// the owner is never asked a second SUBSCRIBE for a track it serves us.
 //
 // The upstream SUBSCRIBE belongs to the shared track, not to the
 // subscriber that came first: it runs on a goroutine of the relay's with
@@ -129,56 +161,56 @@ func (rt *relayTrack) claimed() bool {
 func (r *Relay) subscribeOrigin(ctx context.Context, scName string, o *origin, viaRemote bool, req *wire.Subscribe) (*moqtransport.Track, error) {
 	k := trackKey(req.Namespace, req.Name)
 	sc := r.scope(scName)
-	rt := sc.tracks[k]
-	var prev *relayTrack // an upstream request for the track to wait for
-	if rt != nil && (rt.from != o.s || rt.revoked || rt.track != nil && rt.track.Closed()) {
-		// The upstream subscription ended or its grant did, or it was
-		// asked of another session than the one serving the namespace
-		// now: subscribe again, from o. The old one keeps its
-		// subscribers; it has left the scope, so its end (release) takes
-		// only itself away. One whose grant ended is being UNSUBSCRIBEd
-		// (endGranted): a SUBSCRIBE to the same session waits for that.
-		if rt.revoked && rt.from == o.s {
-			prev = rt
-		}
-		delete(sc.tracks, k)
-		rt = nil
-	}
-	if rt == nil {
-		if r.closed {
-			// Close has cancelled the pending upstream SUBSCRIBEs and
-			// waits for the relay's goroutines: start no more.
-			r.mu.Unlock()
-			return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "the relay is shutting down")
-		}
-		rt = &relayTrack{key: k, scope: scName, ns: req.Namespace, from: o.s, ready: make(chan struct{}), over: make(chan struct{}), remote: viaRemote}
+	key := upstreamKey{o.s, scName, k}
+	rt := r.upstream[key]
+	if rt != nil && rt.serving() {
+		// Asked of o's session already: shared, and found by name again
+		// (another owner's track it displaced keeps its subscribers, and
+		// its place in Relay.upstream).
 		sc.tracks[k] = rt
 		rt.refs++
-		r.useRemote(o.s) // until endUpstream
-		uctx, cancel := context.WithTimeout(o.s.Context(), r.cfg.UpstreamTimeout)
-		rt.cancel = cancel
-		name := req.Name
-		if prev == nil {
-			prev = r.leaving[rt.leavingKey()]
-		}
-		r.wg.Add(1)
 		r.mu.Unlock()
-		go func() {
-			defer r.wg.Done()
-			defer cancel()
-			if prev != nil {
-				// Its UNSUBSCRIBE goes first. Waited for even when rt is
-				// given up meanwhile: rt may take prev's place in leaving,
-				// and a later track waits for rt only. prev ends within
-				// its own UpstreamTimeout.
-				<-prev.over
-			}
-			r.subscribeUpstream(uctx, o, rt, name)
-		}()
-	} else {
-		rt.refs++
-		r.mu.Unlock()
+		return r.awaitTrack(ctx, rt)
 	}
+	// An upstream request for the track still open on o's session (its
+	// last subscriber left, or its grant ended, and its UNSUBSCRIBE is on
+	// its way) goes first. One whose subscription the publisher ended
+	// (PUBLISH_DONE, its track closed) is over upstream already.
+	prev := rt
+	if prev != nil && !prev.revoked && prev.track != nil && prev.track.Closed() {
+		prev = nil
+	}
+	if r.closed {
+		// Close has cancelled the pending upstream SUBSCRIBEs and
+		// waits for the relay's goroutines: start no more.
+		r.mu.Unlock()
+		return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "the relay is shutting down")
+	}
+	// Another owner's track the scope had by this name keeps its
+	// subscribers (and its place in Relay.upstream); its end (release)
+	// takes only itself away.
+	rt = &relayTrack{key: k, scope: scName, ns: req.Namespace, from: o.s, ready: make(chan struct{}), over: make(chan struct{}), remote: viaRemote}
+	sc.tracks[k] = rt
+	r.upstream[key] = rt
+	rt.refs++
+	r.useRemote(o.s) // until endUpstream
+	uctx, cancel := context.WithTimeout(o.s.Context(), r.cfg.UpstreamTimeout)
+	rt.cancel = cancel
+	name := req.Name
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go func() {
+		defer r.wg.Done()
+		defer cancel()
+		if prev != nil {
+			// Its UNSUBSCRIBE goes first. Waited for even when rt is
+			// given up meanwhile: rt has taken prev's place in
+			// Relay.upstream, and a later track waits for rt only. prev
+			// ends within its own UpstreamTimeout.
+			<-prev.over
+		}
+		r.subscribeUpstream(uctx, o, rt, name)
+	}()
 	return r.awaitTrack(ctx, rt)
 }
 
@@ -288,14 +320,11 @@ func (r *Relay) release(rt *relayTrack) {
 	rt.refs--
 	last := rt.refs == 0 && !rt.published
 	if last {
+		// It stays in Relay.upstream, serving no one, until its
+		// upstream request is over (endUpstream).
 		if sc := r.scopes[rt.scope]; sc != nil && sc.tracks[rt.key] == rt {
 			delete(sc.tracks, rt.key)
 			r.dropIfEmpty(rt.scope)
-		}
-		select {
-		case <-rt.over:
-		default:
-			r.leaving[rt.leavingKey()] = rt
 		}
 	}
 	r.forgetLocked(rt)
