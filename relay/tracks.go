@@ -152,6 +152,14 @@ func (rt *relayTrack) claimed() bool {
 // subscription lives, that subscription serves again (Relay.upstream):
 // the owner is never asked a second SUBSCRIBE for a track it serves us.
 //
+// Ownership: a track pushed with PUBLISH is its publisher's, its claim
+// pending or not: a request that reaches here for it (a TRACK_STATUS's
+// fallback SUBSCRIBE that waited while the track was pushed, a route
+// through the coordinator that raced the PUBLISH) is served from it, and
+// never displaces it with a subscription to the namespace's origin (which
+// took the track from the scope: later SUBSCRIBEs were refused, and a
+// second PUBLISH of it accepted).
+//
 // The upstream SUBSCRIBE belongs to the shared track, not to the
 // subscriber that came first: it runs on a goroutine of the relay's with
 // a context of its own, which ends with the upstream session, at
@@ -161,6 +169,11 @@ func (rt *relayTrack) claimed() bool {
 func (r *Relay) subscribeOrigin(ctx context.Context, scName string, o *origin, viaRemote bool, req *wire.Subscribe) (*moqtransport.Track, error) {
 	k := trackKey(req.Namespace, req.Name)
 	sc := r.scope(scName)
+	if pub := sc.tracks[k]; pub != nil && pub.published && !pub.track.Closed() {
+		pub.refs++
+		r.mu.Unlock()
+		return r.awaitTrack(ctx, pub) // its claim decided first (ready)
+	}
 	key := upstreamKey{o.s, scName, k}
 	rt := r.upstream[key]
 	if rt != nil && rt.serving() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -453,5 +454,75 @@ func TestClusterTrackStatus(t *testing.T) {
 	}
 	if s, n := h.subscribes.Load(), h.statuses.Load(); s != 0 || n != 1 {
 		t.Errorf("the publisher got %d SUBSCRIBEs and %d TRACK_STATUSes, want 0 and 1", s, n)
+	}
+}
+
+// TestTrackStatusPublisherSilentPushes: a silent publisher that pushes
+// the track (PUBLISH) while the relay waits for its TRACK_STATUS answer
+// keeps it: the TRACK_STATUS's fallback SUBSCRIBE is served from the
+// pushed track, and so are later subscribers. Before, the fallback
+// displaced the pushed track with a SUBSCRIBE to the publisher, which
+// refused it, and every later SUBSCRIBE of the track was refused.
+func TestTrackStatusPublisherSilentPushes(t *testing.T) {
+	e := startRelayWith(t, "moqt", relay.Config{UpstreamTimeout: 5 * time.Second, TrackStatusTimeout: 500 * time.Millisecond})
+	ns := wire.Namespace{"live"}
+	h := &countingTracks{}
+	hh := h.Handler()
+	entered := make(chan struct{})
+	var once sync.Once
+	hh.TrackStatus = func(ctx context.Context, _ *moqtransport.Session, _ *wire.TrackStatus) (*moqtransport.TrackStatusOK, error) {
+		once.Do(func() { close(entered) })
+		<-ctx.Done() // silent
+		return nil, ctx.Err()
+	}
+	pub := e.connect("/", handlerFunc(hh))
+	ctx := ctxFor(t)
+	if _, err := pub.PublishNamespace(ctx, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	client := e.connect("/", nil)
+	type status struct {
+		st  *moqtransport.TrackStatusOK
+		err error
+	}
+	done := make(chan status, 1)
+	go func() {
+		st, err := client.TrackStatus(ctx, ns, "v")
+		done <- status{st, err}
+	}()
+	select {
+	case <-entered:
+	case <-ctx.Done():
+		t.Fatal("the publisher got no TRACK_STATUS")
+	}
+	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "v"}, moqtransport.TrackConfig{})
+	write(t, tr, 0, 2, 2)
+	if _, err := pub.Publish(ctx, tr, moqtransport.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var st status
+	select {
+	case st = <-done:
+	case <-ctx.Done():
+		t.Fatal("no TRACK_STATUS answer")
+	}
+	if st.err != nil {
+		t.Errorf("TRACK_STATUS of the track pushed while it waited: %v", st.err)
+	} else if !st.st.ContentExists || st.st.Largest != (wire.Location{Group: 1, Object: 1}) {
+		t.Errorf("TRACK_STATUS_OK %+v, want the pushed track's content up to {1 1}", st.st)
+	}
+	sub, err := e.connect("/", nil).Subscribe(ctx, ns, "v", moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatalf("SUBSCRIBE of the pushed track after the TRACK_STATUS: %v", err)
+	}
+	got := readAsync(ctx, sub.Track())
+	write(t, tr, 2, 4, 2)
+	tr.Close(nil)
+	wantObjects(t, "the subscriber", got, expected(2, 4, 2))
+	if n := h.subscribes.Load(); n != 0 {
+		t.Errorf("the publisher got %d SUBSCRIBEs for the track it pushed, want 0", n)
+	}
+	if err := pub.Err(); err != nil {
+		t.Errorf("the publisher's session ended: %v", err)
 	}
 }
