@@ -80,18 +80,33 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	var o *origin
 	viaRemote := false // o is another relay of the cluster
 	var cached *moqtransport.Track
+	// orphan: a track relayed from a local publisher that withdrew its
+	// namespace, which answers only when nothing else serves the track.
+	var orphan *moqtransport.Track
 	var cacheErr error // the cache's UNKNOWN_STATUS_IN_RANGE
 	for _, scName := range lookupScopes(scopeOf(s)) {
 		r.mu.Lock()
 		pub, o = r.resolveIn(scName, req.Namespace, k)
 		if pub != nil {
 			cached = pub.track
-		} else if sc := r.scopes[scName]; sc != nil {
+		} else if o != nil {
 			// A relayed track's cache answers for the publisher it was
 			// subscribed from only: after the namespace changed owner, the
 			// new owner's objects are asked of it (see subscribeOrigin).
-			if rt := sc.tracks[k]; rt != nil && rt.track != nil && !rt.track.Closed() && (o == nil || rt.from == o.s) {
+			if rt := r.liveFrom(o.s, scName, k); rt != nil {
 				cached = rt.track
+			}
+		} else if sc := r.scopes[scName]; sc != nil {
+			// No publisher in the scope: as SUBSCRIBE, a track relayed
+			// from another relay is taken as it is (fromRemoteRelay); one
+			// from a local publisher that withdrew its namespace answers
+			// only if no other scope or relay serves the track.
+			if rt := sc.tracks[k]; rt != nil && rt.track != nil && !rt.track.Closed() {
+				if rt.remote {
+					cached = rt.track
+				} else if orphan == nil {
+					orphan = rt.track
+				}
 			}
 		}
 		r.mu.Unlock()
@@ -139,6 +154,9 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	if o == nil {
 		// A relayed track whose publisher is gone: the cache is all
 		// there is, and answers what it holds.
+		if cached == nil {
+			cached = orphan
+		}
 		if cached != nil {
 			return moqtransport.FetchFromTrack(cached, req)
 		}

@@ -2,6 +2,8 @@ package relay_test
 
 import (
 	"context"
+	"io"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -265,5 +267,83 @@ func TestNamespaceBackToFirstOwner(t *testing.T) {
 	wantFirstObject(t, ctx, "X's second subscriber", s3, "from X")
 	if err := x.Err(); err != nil {
 		t.Errorf("X's session ended: %v", err)
+	}
+}
+
+// TestPreviousOwnerAnswersNoStatusOrFetch: TRACK_STATUS and FETCH are
+// routed as SUBSCRIBE is (§9.20). Once publisher X of /room has
+// withdrawn its namespace, a /room request for its track goes to Z, the
+// unscoped publisher a SUBSCRIBE would reach, not to the track the relay
+// still relays from X for its subscriber. Before, the TRACK_STATUS got
+// X's largest location and the FETCH X's objects from that track's
+// cache, and Z was never asked.
+func TestPreviousOwnerAnswersNoStatusOrFetch(t *testing.T) {
+	e := startRelay(t, "moqt")
+	ctx := ctxFor(t)
+	ns := wire.Namespace{"live"}
+	watch, err := e.connect("/room", nil).SubscribeNamespace(ctx, ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(active bool) {
+		t.Helper()
+		ev, err := watch.Next(ctx)
+		if err != nil || !ev.Namespace.Equal(ns) || ev.Active != active {
+			t.Fatalf("namespace event %+v, %v; want %v active=%v", ev, err, ns, active)
+		}
+	}
+	hX := &countingTracks{}
+	trX := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})
+	hX.Add(trX)
+	pubX, err := e.connect("/room", hX).PublishNamespace(ctx, ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(true)
+	s1, err := e.connect("/room", nil).Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeOne(t, trX, 0, "from X")
+	wantFirstObject(t, ctx, "X's subscriber", s1, "from X")
+	if err := pubX.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next(false)
+	_, trZ, hZ := e.publisher("/", ns, "t")
+	write(t, trZ, 0, 3, 2)
+
+	client := e.connect("/room", nil)
+	st, err := client.TrackStatus(ctx, ns, "t")
+	if err != nil {
+		t.Fatalf("TRACK_STATUS in /room after X withdrew: %v", err)
+	}
+	if st.Largest != (wire.Location{Group: 2, Object: 1}) {
+		t.Errorf("TRACK_STATUS_OK largest %v, want Z's {2 1}", st.Largest)
+	}
+	if n := hZ.statuses.Load(); n != 1 {
+		t.Errorf("Z got %d TRACK_STATUSes, want 1", n)
+	}
+	f, err := client.Fetch(ctx, moqtransport.FetchOptions{Namespace: ns, Name: "t",
+		Start: wire.Location{Group: 0, Object: 0}, End: wire.Location{Group: 0, Object: 2}})
+	if err != nil {
+		t.Fatalf("FETCH in /room after X withdrew: %v", err)
+	}
+	var got []string
+	for {
+		o, err := f.ReadObject(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(o.Payload))
+	}
+	if want := []string{"0/0", "0/1"}; !slices.Equal(got, want) {
+		t.Errorf("fetched %q, want Z's %q", got, want)
+	}
+	if n := hZ.fetches.Load(); n != 1 {
+		t.Errorf("Z got %d FETCHes, want 1", n)
 	}
 }

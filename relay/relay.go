@@ -93,7 +93,9 @@
 // forwarded as a FETCH to the publisher, its answer streamed through; a
 // pushed track's cache answers what it holds (moqtransport.FetchFromTrack); it holds no reference on a
 // relayed track and is not counted among subscribers. TRACK_STATUS is
-// answered from a relayed track the relay has live, and otherwise
+// answered from a relayed track the relay has live (one a SUBSCRIBE would
+// share: FETCH and TRACK_STATUS are routed as SUBSCRIBE is, never to a
+// previous owner's track), and otherwise
 // forwarded as a TRACK_STATUS to the publisher a SUBSCRIBE would reach,
 // its answer passed on (§9.20): it opens no subscription. A publisher
 // that leaves it unanswered for TrackStatusTimeout (moq-rs does for a
@@ -671,9 +673,11 @@ func (r *Relay) serveSubscribe(ctx context.Context, s *moqtransport.Session, req
 func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *wire.TrackStatus) (_ *moqtransport.TrackStatusOK, err error) {
 	defer func() { r.metrics.requestError("track_status", err) }()
 	k := trackKey(req.Namespace, req.Name)
-	rte, err := r.route(ctx, s, req.Namespace, k, func(rt *relayTrack) bool {
-		return rt.track != nil && !rt.track.Closed()
-	})
+	// Routed as a SUBSCRIBE is (§9.20: "as if it were a SUBSCRIBE"): a
+	// track relayed from a previous owner of the namespace, which a
+	// SUBSCRIBE would no longer share, does not answer for the one a
+	// SUBSCRIBE would reach.
+	rte, err := r.route(ctx, s, req.Namespace, k, fromRemoteRelay)
 	if err != nil {
 		r.logFor(s).Warn("routing through the coordinator failed", "request", req.RequestID, "namespace", req.Namespace.String(), "err", err)
 		return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed")
@@ -686,11 +690,7 @@ func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *w
 		// The origin's track, when the relay relays it live from the
 		// origin's session (one from a previous owner of the namespace
 		// does not answer for this one: see subscribeOrigin).
-		if sc := r.scopes[rte.scope]; sc != nil {
-			if rt := sc.tracks[k]; rt != nil && rt.from == rte.o.s && rt.track != nil && !rt.track.Closed() {
-				live = rt
-			}
-		}
+		live = r.liveFrom(rte.o.s, rte.scope, k)
 	}
 	r.mu.Unlock()
 	if live == nil {
@@ -713,9 +713,7 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 	k := trackKey(req.Namespace, req.Name)
 	// A track already relayed from another relay, or being subscribed
 	// there, needs no lookup; a local one is shared by subscribeOrigin.
-	rte, err := r.route(ctx, s, req.Namespace, k, func(rt *relayTrack) bool {
-		return rt.remote && (rt.track == nil || !rt.track.Closed())
-	})
+	rte, err := r.route(ctx, s, req.Namespace, k, fromRemoteRelay)
 	switch {
 	case err != nil:
 		*source = "route_error"
@@ -736,6 +734,16 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 	}
 	*source = "not_found"
 	return nil, moqtransport.SubscribeError(wire.SubscribeTrackDoesNotExist, "no publisher for namespace "+req.Namespace.String())
+}
+
+// fromRemoteRelay is the relayed track that SUBSCRIBE and TRACK_STATUS
+// take as it is when their scope has no publisher (Relay.route): one
+// subscribed from another relay, being asked or live. A track subscribed
+// from a local publisher that has withdrawn its namespace serves only the
+// subscribers it has (subscribeOrigin): the request is routed on, to the
+// unscoped scope or another relay. Called with r.mu held.
+func fromRemoteRelay(rt *relayTrack) bool {
+	return rt.remote && (rt.track == nil || !rt.track.Closed())
 }
 
 // trackRoute is what serves a requested track (Relay.route).
