@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/moqgo/moq/moqtransport"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -106,3 +107,7 @@ func Closing(r *Relay) bool {
 	defer r.mu.Unlock()
 	return r.closed
 }
+
+// OnRemoteFound makes f run whenever a lookup has found the session to
+// another relay, before the lookup counts its use of it.
+func OnRemoteFound(r *Relay, f func(*moqtransport.Session)) { r.remoteFoundHook.Store(&f) }

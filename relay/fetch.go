@@ -78,6 +78,9 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	// INTERNAL_ERROR, never a fall-through to the unscoped scope.
 	var pub *relayTrack
 	var o *origin
+	// A remote o's lookup counted a use of its session, given back once
+	// the FETCH has counted its own below.
+	defer func() { o.endLookup() }()
 	viaRemote := false // o is another relay of the cluster
 	var cached *moqtransport.Track
 	// orphan: a track relayed from a local publisher that withdrew its

@@ -241,6 +241,10 @@ type Relay struct {
 	observeDelivery func(time.Duration)
 	observeHold     func(time.Duration, int)
 
+	// remoteFoundHook, set by tests only, runs when a lookup has found
+	// the session to another relay, before it counts its use.
+	remoteFoundHook atomic.Pointer[func(*moqtransport.Session)]
+
 	mu      sync.Mutex
 	closed  bool
 	scopes  map[string]*scope
@@ -286,6 +290,9 @@ type origin struct {
 	// unanswered for Config.TrackStatusTimeout; its tracks' statuses are
 	// asked with SUBSCRIBE (Relay.trackStatus).
 	statusSilent atomic.Bool
+	// endLookupFn: for an origin on another relay, gives back the use
+	// of its session the lookup counted (endLookup, remote.go).
+	endLookupFn func()
 	// fetchSilence: whether the publisher is asked a FETCH the relay's
 	// cache could answer in part, after it left one unanswered for
 	// Config.TrackStatusTimeout or refused one NOT_SUPPORTED
@@ -678,6 +685,7 @@ func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *w
 	// SUBSCRIBE would no longer share, does not answer for the one a
 	// SUBSCRIBE would reach.
 	rte, err := r.route(ctx, s, req.Namespace, k, fromRemoteRelay)
+	defer rte.o.endLookup() // once forwardTrackStatus has counted its use
 	if err != nil {
 		r.logFor(s).Warn("routing through the coordinator failed", "request", req.RequestID, "namespace", req.Namespace.String(), "err", err)
 		return nil, moqtransport.SubscribeError(wire.SubscribeInternalError, "routing to another relay failed")
@@ -714,6 +722,7 @@ func (r *Relay) subscribe(ctx context.Context, s *moqtransport.Session, req *wir
 	// A track already relayed from another relay, or being subscribed
 	// there, needs no lookup; a local one is shared by subscribeOrigin.
 	rte, err := r.route(ctx, s, req.Namespace, k, fromRemoteRelay)
+	defer rte.o.endLookup() // once subscribeOrigin has counted its use
 	switch {
 	case err != nil:
 		*source = "route_error"

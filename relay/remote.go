@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/moqgo/moq/moqtransport"
@@ -38,9 +39,9 @@ type DialFunc func(ctx context.Context, url string, cfg *moqtransport.Config) (*
 // Config.RemoteIdleTimeout after: users counts the relayed tracks
 // subscribed on it (until their upstream request is over, endUpstream),
 // the TRACK_STATUS flights and the forwarded FETCHes (until their
-// response is done), and last is when the last of them ended or a lookup
-// last returned the session (remoteSession), which the request then uses
-// at once. Once it has had no user for the grace period, idle closes it
+// response is done), and the lookups that returned it (remoteSession)
+// until their request has counted its own use; last is when the last of
+// them ended. Once it has had no user for the grace period, idle closes it
 // (closeIfIdle): on the other relay it is a session like any client's,
 // counted against its MaxSessions, and there is one per relay and scope
 // ever used. A later request dials again.
@@ -76,7 +77,22 @@ func (r *Relay) remoteOrigin(ctx context.Context, scope string, ns wire.Namespac
 	if err != nil {
 		return nil, fmt.Errorf("connecting to relay %s: %w", target, err)
 	}
-	return &origin{s: s, ns: ns}, nil
+	return &origin{s: s, ns: ns, endLookupFn: sync.OnceFunc(func() {
+		r.mu.Lock()
+		r.doneRemote(s)
+		r.mu.Unlock()
+	})}, nil
+}
+
+// endLookup gives back the use of a remote session its lookup counted
+// (remoteSession), once: called, without r.mu held, by whoever took o
+// from Relay.route, remoteOrigin or longerElsewhere, after it counted its
+// own use of the session (a relayed track, a TRACK_STATUS flight, a
+// forwarded FETCH) or made none. Nothing for a local origin.
+func (o *origin) endLookup() {
+	if o != nil && o.endLookupFn != nil {
+		o.endLookupFn()
+	}
 }
 
 // withScope puts the scope in a relay URL's path, so the remote relay
@@ -92,8 +108,42 @@ func withScope(raw, scope string) (string, error) {
 	return u.String(), nil
 }
 
-// remoteSession returns the session to a relay, connecting once.
+// remoteSession returns the session to a relay, connecting once, with a
+// use of it counted (see remote) that the caller gives back once it has
+// counted its own or has none to make (origin.endLookup). The use is
+// counted in the same hold of r.mu that finds the session open and kept:
+// idle closing (closeIfIdle) cannot take the session between the lookup
+// and the caller's use. A session closed or replaced while this waited is
+// not returned: the relay is dialed again.
 func (r *Relay) remoteSession(ctx context.Context, target string) (*moqtransport.Session, error) {
+	for {
+		rm, err := r.remoteDial(ctx, target)
+		if err != nil {
+			return nil, err
+		}
+		if hook := r.remoteFoundHook.Load(); hook != nil {
+			(*hook)(rm.s)
+		}
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return nil, errors.New("relay: closed")
+		}
+		if r.dialed[rm.s] == rm && rm.s.Err() == nil {
+			rm.users++ // the lookup's use: not idle
+			r.mu.Unlock()
+			return rm.s, nil
+		}
+		r.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// remoteDial returns the remote for target once its dial is over, dialing
+// when there is none or it failed or ended.
+func (r *Relay) remoteDial(ctx context.Context, target string) (*remote, error) {
 	r.mu.Lock()
 	rm := r.remotes[target]
 	if rm != nil {
@@ -155,10 +205,7 @@ func (r *Relay) remoteSession(ctx context.Context, target string) (*moqtransport
 	if rm.err != nil {
 		return nil, rm.err
 	}
-	r.mu.Lock()
-	rm.last = time.Now() // the caller uses it now: not idle
-	r.mu.Unlock()
-	return rm.s, nil
+	return rm, nil
 }
 
 // keepDialed stores the session a dial opened to target in rm, unless
@@ -228,8 +275,7 @@ func (r *Relay) idleFrom(rm *remote) {
 
 // closeIfIdle closes rm's session when it has had no user for
 // Config.RemoteIdleTimeout; it runs on rm's timer. A session still used
-// waits for its last user (doneRemote restarts the timer); one a lookup
-// returned meanwhile waits for the rest of its period.
+// waits for its last user (doneRemote restarts the timer).
 func (r *Relay) closeIfIdle(rm *remote) {
 	r.mu.Lock()
 	if r.closed || r.dialed[rm.s] != rm || rm.users > 0 {

@@ -121,3 +121,42 @@ func TestRemoteSessionIdleClosed(t *testing.T) {
 		waitFor(t, "relay 0's sessions to relay 1 to close once unused", func() bool { return b.rs.Relay.Sessions() == 0 })
 	}
 }
+
+// TestRemoteSessionIdleRace: a session to another relay that idle
+// closing ends just after a lookup found it is not used: the lookup dials
+// again, and the request succeeds. Before, the lookup returned the closed
+// session, and the request failed with INTERNAL_ERROR. The window (between
+// finding the session and counting its use) is held open by the test
+// until the idle timer has closed the session.
+func TestRemoteSessionIdleRace(t *testing.T) {
+	const idle = 20 * time.Millisecond
+	coords := []*countingCoordinator{{}, {}}
+	relays, nodes := startCluster(t, "moqt", 2, func(i int, _ string) relay.Coordinator { return coords[i] },
+		func(i int, c *relay.Config) { c.RemoteIdleTimeout = idle })
+	coords[0].url.Store(&nodes[1])
+	ns := wire.Namespace{"live"}
+	_, tr, _ := relays[1].publisher("/", ns, "t")
+	write(t, tr, 0, 1, 1)
+	client := relays[0].connect("/", nil)
+	ctx := ctxFor(t)
+	if _, err := client.TrackStatus(ctx, ns, "t"); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	var waited error
+	relay.OnRemoteFound(relays[0].rs.Relay, func(s *moqtransport.Session) {
+		once.Do(func() {
+			select {
+			case <-s.Done():
+			case <-time.After(5 * time.Second):
+				waited = fmt.Errorf("the idle session was not closed")
+			}
+		})
+	})
+	if _, err := client.TrackStatus(ctx, ns, "t"); err != nil {
+		t.Errorf("TRACK_STATUS through relay 0 whose session to relay 1 closed as it was found: %v", err)
+	}
+	if waited != nil {
+		t.Error(waited)
+	}
+}
