@@ -347,3 +347,78 @@ func TestPreviousOwnerAnswersNoStatusOrFetch(t *testing.T) {
 		t.Errorf("Z got %d FETCHes, want 1", n)
 	}
 }
+
+// TestCloseCancelsDisplacedUpstream: Relay.Close cancels every upstream
+// SUBSCRIBE still waiting for its answer, one whose namespace changed
+// owner meanwhile included: its waiting subscriber is answered at once.
+// Before, Close cancelled only the tracks its scopes named, and the
+// subscriber of silent publisher X's track, displaced by Y's, waited until
+// X's session ended or UpstreamTimeout.
+func TestCloseCancelsDisplacedUpstream(t *testing.T) {
+	e := startRelayWith(t, "moqt", relay.Config{UpstreamTimeout: time.Minute})
+	ctx := ctxFor(t)
+	ns := wire.Namespace{"live"}
+	watch, err := e.connect("/", nil).SubscribeNamespace(ctx, ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(active bool) {
+		t.Helper()
+		ev, err := watch.Next(ctx)
+		if err != nil || !ev.Namespace.Equal(ns) || ev.Active != active {
+			t.Fatalf("namespace event %+v, %v; want %v active=%v", ev, err, ns, active)
+		}
+	}
+	asked := make(chan struct{}, 1)
+	silent := handlerFunc(moqtransport.Handler{
+		Subscribe: func(ctx context.Context, _ *moqtransport.Session, _ *wire.Subscribe) (*moqtransport.Track, error) {
+			asked <- struct{}{}
+			<-ctx.Done()
+			return nil, ctx.Err()
+		},
+	})
+	pubX, err := e.connect("/", silent).PublishNamespace(ctx, ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(true)
+	first := make(chan error, 1)
+	s1 := e.connect("/", nil)
+	go func() {
+		_, err := s1.Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{})
+		first <- err
+	}()
+	select {
+	case <-asked:
+	case <-ctx.Done():
+		t.Fatal("X was not asked")
+	}
+	if err := pubX.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next(false)
+	e.publisher("/", ns, "t")
+	if _, err := e.connect("/", nil).Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.rs.Relay
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		r.Close() // returns once the sessions end (below)
+	}()
+	select {
+	case err := <-first:
+		if err == nil {
+			t.Error("the silent publisher's subscriber was served")
+		}
+	case <-time.After(time.Second):
+		t.Error("Relay.Close left the subscriber of a displaced upstream SUBSCRIBE waiting")
+	}
+	e.rs.Close()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Relay.Close did not return once the sessions ended")
+	}
+}

@@ -309,10 +309,14 @@ func (r *Relay) Close() {
 		for _, n := range sc.nsSubs {
 			n.stop()
 		}
-		for _, rt := range sc.tracks {
-			if rt.cancel != nil {
-				rt.cancel() // upstream SUBSCRIBEs still waiting for their answer
-			}
+	}
+	// Every upstream SUBSCRIBE still waiting for its answer, the ones a
+	// scope no longer names (their namespace changed owner) included:
+	// each is the newest of its session and track in Relay.upstream, or
+	// waits for that one (subscribeOrigin) and is cancelled with it.
+	for _, rt := range r.upstream {
+		if rt.cancel != nil {
+			rt.cancel()
 		}
 	}
 	for _, f := range r.statuses {
