@@ -89,7 +89,11 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 	var cacheErr error // the cache's UNKNOWN_STATUS_IN_RANGE
 	for _, scName := range lookupScopes(scopeOf(s)) {
 		r.mu.Lock()
-		pub, o = r.resolveIn(scName, req.Namespace, k)
+		var err error
+		if pub, o, err = r.resolveClaimed(ctx, scName, req.Namespace, k); err != nil {
+			r.mu.Unlock()
+			return nil, moqtransport.FetchError(wire.FetchInternalError, "the request ended while its namespace's claim was pending")
+		}
 		if pub != nil {
 			cached = pub.track
 		} else if o != nil {

@@ -2,7 +2,10 @@ package relay_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -420,5 +423,73 @@ func TestCloseCancelsDisplacedUpstream(t *testing.T) {
 	case <-closed:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Relay.Close did not return once the sessions ended")
+	}
+}
+
+// heldCoordinator holds each Register until release is closed, then
+// refuses it: another relay serves the namespace. It finds nothing.
+type heldCoordinator struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (c *heldCoordinator) Register(ctx context.Context, _ string, ns wire.Namespace) (relay.Registration, error) {
+	c.entered <- struct{}{}
+	select {
+	case <-c.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return nil, fmt.Errorf("%w: %s is held by moqt://elsewhere", relay.ErrServedElsewhere, ns)
+}
+
+func (c *heldCoordinator) Lookup(context.Context, string, wire.Namespace) (string, error) {
+	return "", relay.ErrNotFound
+}
+
+// TestNamespaceServesNothingUntilClaimed: with a Coordinator, a SUBSCRIBE
+// for a namespace whose registration the coordinator has not answered yet
+// waits for the answer, and the coordinator's refusal leaves it routed as
+// if the namespace had never been published (TRACK_DOES_NOT_EXIST here):
+// the publisher is never asked. Before, the namespace served requests
+// while it was claimed, and a subscription it served went on after the
+// coordinator gave the namespace to another relay.
+func TestNamespaceServesNothingUntilClaimed(t *testing.T) {
+	logs := &logBuffer{}
+	coord := &heldCoordinator{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	e := startRelayWith(t, "moqt", relay.Config{Coordinator: coord, Node: "moqt://here",
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	ctx := ctxFor(t)
+	ns := wire.Namespace{"live"}
+	h := &countingTracks{}
+	h.Add(moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{}))
+	pub := e.connect("/", h)
+	published := make(chan error, 1)
+	go func() {
+		_, err := pub.PublishNamespace(ctx, ns, nil)
+		published <- err
+	}()
+	select {
+	case <-coord.entered:
+	case <-ctx.Done():
+		t.Fatal("the relay did not register the namespace")
+	}
+	s := e.connect("/", nil)
+	subscribed := make(chan error, 1)
+	go func() {
+		_, err := s.Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{})
+		subscribed <- err
+	}()
+	const waiting = "a request waits for its namespace's claim with the coordinator"
+	waitFor(t, "the SUBSCRIBE to wait for the claim", func() bool { return logs.count(t, waiting) > 0 })
+	close(coord.release)
+	if err := <-published; !errors.Is(err, moqtransport.NamespaceError(wire.NamespaceUnauthorized, "")) {
+		t.Errorf("PUBLISH_NAMESPACE refused by the coordinator: %v, want UNAUTHORIZED", err)
+	}
+	if err := <-subscribed; !errors.Is(err, moqtransport.ErrTrackNotFound) {
+		t.Errorf("SUBSCRIBE that waited for a refused claim: %v, want TRACK_DOES_NOT_EXIST", err)
+	}
+	if n := h.subscribes.Load(); n != 0 {
+		t.Errorf("the publisher whose claim was refused got %d SUBSCRIBEs, want 0", n)
 	}
 }

@@ -53,8 +53,9 @@
 // namespace (for as long as the track is published), and the coordinator
 // refuses a namespace when another relay holds it or a prefix of it in the
 // same scope (ErrServedElsewhere). The session is then refused as above,
-// PUBLISH_NAMESPACE_ERROR or PUBLISH_ERROR UNAUTHORIZED; a pushed track is
-// served to no one until its claim succeeds. A subscriber is served from
+// PUBLISH_NAMESPACE_ERROR or PUBLISH_ERROR UNAUTHORIZED; a pushed track,
+// and a namespace, serve no one until their claim succeeds (a request
+// for them waits for the coordinator's answer). A subscriber is served from
 // its scope on this relay, then from its scope on another relay (through
 // the coordinator), and only then from the unscoped scope, here and then
 // elsewhere. Within a scope the longest prefix wins across the cluster as
@@ -284,6 +285,10 @@ type origin struct {
 	s   *moqtransport.Session
 	ns  wire.Namespace
 	reg Registration // with the coordinator, when there is one
+	// claim is closed once the coordinator has answered the namespace's
+	// registration (after a refusal has removed the origin); nil without
+	// a coordinator. Set at creation, then read only.
+	claim chan struct{}
 	// expiry withdraws it at its request token's exp (grants.go).
 	expiry *time.Timer
 	// statusSilent: the publisher left a forwarded TRACK_STATUS
@@ -501,6 +506,9 @@ func (r *Relay) publishNamespace(ctx context.Context, s *moqtransport.Session, r
 	scName := scopeOf(s)
 	k := nsKey(req.Namespace)
 	o := &origin{s: s, ns: req.Namespace}
+	if r.cfg.Coordinator != nil {
+		o.claim = make(chan struct{})
+	}
 	exp, expires := r.takeGrant(s, req.RequestID)
 	r.metrics.publishersTotal.Add(1)
 	r.mu.Lock()
@@ -522,6 +530,12 @@ func (r *Relay) publishNamespace(ctx context.Context, s *moqtransport.Session, r
 	sc.origins[k] = o
 	r.mu.Unlock()
 	if r.cfg.Coordinator != nil {
+		// Ownership: the namespace is held for s while the coordinator
+		// is asked (no other session may take it), but serves no request
+		// until its claim succeeds: a request routed to it waits for the
+		// answer (resolveClaimed), and is routed anew after a refusal,
+		// which removes the origin before claim is closed.
+		defer close(o.claim)
 		reg, err := r.cfg.Coordinator.Register(ctx, scName, req.Namespace)
 		if err != nil {
 			r.mu.Lock()
@@ -627,6 +641,44 @@ func (r *Relay) resolveIn(scopeName string, ns wire.Namespace, k string) (pub *r
 		return rt, nil
 	}
 	return nil, sc.owner(ns)
+}
+
+// resolveClaimed is resolveIn for a request: an origin whose claim with
+// the coordinator is still pending is waited for, and the track resolved
+// again once the coordinator has answered (an origin it refused is gone
+// by then), so that no request is served from a namespace the cluster
+// may give to another relay. It gives up when ctx ends. Called with r.mu
+// held; it unlocks it while it waits, and returns with it held.
+func (r *Relay) resolveClaimed(ctx context.Context, scopeName string, ns wire.Namespace, k string) (*relayTrack, *origin, error) {
+	for {
+		pub, o := r.resolveIn(scopeName, ns, k)
+		if pub != nil || o == nil || o.claimed() {
+			return pub, o, nil
+		}
+		r.mu.Unlock()
+		r.log.Debug("a request waits for its namespace's claim with the coordinator", "scope", scopeName, "namespace", o.ns.String())
+		select {
+		case <-o.claim:
+		case <-ctx.Done():
+			r.mu.Lock()
+			return nil, nil, ctx.Err()
+		}
+		r.mu.Lock()
+	}
+}
+
+// claimed reports whether the coordinator has answered o's registration
+// (o is still published, so it accepted it), or there is none.
+func (o *origin) claimed() bool {
+	if o.claim == nil {
+		return true
+	}
+	select {
+	case <-o.claim:
+		return true
+	default:
+		return false
+	}
 }
 
 // lookupScopes is where a track requested in scope may be: the scope,
@@ -783,7 +835,11 @@ func (r *Relay) route(ctx context.Context, s *moqtransport.Session, ns wire.Name
 	viaCoordinator := r.cfg.Coordinator != nil && !r.isRelayPeer(s)
 	for _, scName := range lookupScopes(scopeOf(s)) {
 		r.mu.Lock()
-		pub, o := r.resolveIn(scName, ns, k)
+		pub, o, err := r.resolveClaimed(ctx, scName, ns, k)
+		if err != nil {
+			r.mu.Unlock()
+			return trackRoute{}, err
+		}
 		if pub != nil {
 			return trackRoute{scope: scName, rt: pub}, nil
 		}
@@ -795,7 +851,11 @@ func (r *Relay) route(ctx context.Context, s *moqtransport.Session, ns wire.Name
 				if remote != nil {
 					return trackRoute{scope: scName, o: remote, remote: true}, nil
 				}
-				if pub, o = r.resolveIn(scName, ns, k); pub != nil {
+				if pub, o, err = r.resolveClaimed(ctx, scName, ns, k); err != nil {
+					r.mu.Unlock()
+					return trackRoute{}, err
+				}
+				if pub != nil {
 					return trackRoute{scope: scName, rt: pub}, nil
 				}
 			}
