@@ -117,6 +117,23 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 			}
 		}
 		r.mu.Unlock()
+		if pub != nil {
+			// A pushed track serves no one until its claim succeeds (see
+			// Ownership in the package doc), FETCH as SUBSCRIBE and
+			// TRACK_STATUS: it answered from the cache while the
+			// coordinator could still refuse the claim.
+			if !pub.claimed() {
+				r.logFor(s).Debug("a FETCH waits for its pushed track's claim with the coordinator", "request", req.RequestID, "track", req.Namespace.String()+"/"+req.Name)
+			}
+			select {
+			case <-pub.ready:
+			case <-ctx.Done():
+				return nil, moqtransport.FetchError(wire.FetchInternalError, "the request ended while the track's claim was pending")
+			}
+			if pub.err != nil {
+				return nil, moqtransport.FetchError(wire.FetchTrackDoesNotExist, "no publisher for track "+req.Namespace.String()+"/"+req.Name)
+			}
+		}
 		if cached != nil {
 			// The cache answers only a range it knows complete
 			// (FetchFromRelayedTrack: every object of it cached, each
@@ -149,9 +166,24 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 				return nil, moqtransport.FetchError(wire.FetchInternalError, "routing to another relay failed")
 			}
 		} else if pub == nil && o != nil && viaCoordinator && len(o.ns) < len(req.Namespace) {
-			// As Subscribe: a longer prefix on another relay wins.
+			// As Subscribe: a longer prefix on another relay wins. The
+			// track relayed from that relay, if the subscribers share one,
+			// answers from its cache first, as one from o would have.
 			if remote := r.longerElsewhere(ctx, scName, req.Namespace); remote != nil {
+				o.endLookup()
 				o, viaRemote = remote, true
+				if cached == nil {
+					r.mu.Lock()
+					rt := r.liveFrom(o.s, scName, k)
+					r.mu.Unlock()
+					if rt != nil {
+						resp, err := moqtransport.FetchFromRelayedTrack(rt.track, req)
+						if !unknownStatus(err) {
+							return resp, err
+						}
+						cacheErr = err
+					}
+				}
 			}
 		}
 		if pub != nil || o != nil || cached != nil {

@@ -139,6 +139,7 @@ func (r *Relay) stopSubscriptionExpiry(s *moqtransport.Session, id uint64) {
 // held, once o is registered; whatever removes o stops the timer
 // (stopExpiry).
 func (r *Relay) expireNamespace(scName, k string, o *origin, exp time.Time) {
+	o.exp = exp
 	o.expiry = time.AfterFunc(time.Until(exp), func() {
 		r.mu.Lock()
 		sc := r.scopes[scName]
@@ -157,17 +158,42 @@ func (r *Relay) expireNamespace(scName, k string, o *origin, exp time.Time) {
 		}
 		r.logFor(o.s).Info("namespace withdrawn: its token expired", "scope", scName, "namespace", o.ns.String(), "exp", exp, "tracks_ended", len(ended))
 		reason := "the namespace's token expired at " + exp.UTC().Format(time.RFC3339)
-		for _, rt := range ended {
-			// The track first, so that its subscribers get the reason;
-			// then UNSUBSCRIBE, after which a SUBSCRIBE of the track
-			// to the same publisher may go (subscribeOrigin waits for
-			// rt.over).
-			rt.track.Close(moqtransport.PublishDoneError(wire.DoneTrackEnded, "the publisher's grant of namespace "+o.ns.String()+" ended: "+reason))
-			_ = rt.up.Unsubscribe()
-			r.endUpstream(rt)
-		}
+		r.endTracks(o, ended, reason)
 		_ = o.s.CancelNamespace(o.ns, wire.NamespaceExpiredAuthToken, reason+": publish it again with a new token")
 	})
+}
+
+// expireWithdrawn keeps, for a namespace withdrawn (PUBLISH_NAMESPACE_DONE)
+// before its token's exp, the end of what that grant still serves: its
+// relayed tracks go on after the withdrawal, as draft-14 lets them, but
+// not past exp (endGranted's rule). Withdrawing just before exp kept them
+// for good. Called with r.mu held, with o removed from scope scName.
+func (r *Relay) expireWithdrawn(scName string, o *origin) {
+	if o.expiry == nil || !o.expiry.Stop() {
+		return // no token of its own, or it fired already
+	}
+	exp := o.exp
+	o.expiry = time.AfterFunc(time.Until(exp), func() {
+		r.mu.Lock()
+		ended := r.endGranted(scName, r.scopes[scName], o) // the scope may be gone
+		r.mu.Unlock()
+		if len(ended) > 0 {
+			r.logFor(o.s).Info("tracks of a withdrawn namespace ended: its token expired", "scope", scName, "namespace", o.ns.String(), "exp", exp, "tracks_ended", len(ended))
+			r.endTracks(o, ended, "the namespace's token expired at "+exp.UTC().Format(time.RFC3339))
+		}
+	})
+}
+
+// endTracks ends the relayed tracks endGranted revoked for origin o.
+func (r *Relay) endTracks(o *origin, ended []*relayTrack, reason string) {
+	for _, rt := range ended {
+		// The track first, so that its subscribers get the reason; then
+		// UNSUBSCRIBE, after which a SUBSCRIBE of the track to the same
+		// publisher may go (subscribeOrigin waits for rt.over).
+		rt.track.Close(moqtransport.PublishDoneError(wire.DoneTrackEnded, "the publisher's grant of namespace "+o.ns.String()+" ended: "+reason))
+		_ = rt.up.Unsubscribe()
+		r.endUpstream(rt)
+	}
 }
 
 // endGranted revokes the relayed tracks of scope scName that the grant
@@ -176,7 +202,8 @@ func (r *Relay) expireNamespace(scName, k string, o *origin, exp time.Time) {
 // still has in the scope covers them. It returns the ones subscribed, for
 // the caller to end after the unlock; one still waiting for the
 // publisher's answer is cancelled, and its waiting subscribers refused
-// (subscribeUpstream). Called with r.mu held.
+// (subscribeUpstream). sc may be nil (a scope dropped since). Called with
+// r.mu held.
 //
 // Trust: what a namespace's own token granted ends at that token's exp,
 // and a relayed track is served under the grant of the namespace it was
@@ -188,8 +215,10 @@ func (r *Relay) endGranted(scName string, sc *scope, o *origin) []*relayTrack {
 		if rt.revoked || rt.published || rt.from != o.s || rt.scope != scName || !rt.ns.HasPrefix(o.ns) {
 			return
 		}
-		if other := sc.owner(rt.ns); other != nil && other.s == o.s {
-			return // still granted through another of the publisher's namespaces
+		if sc != nil {
+			if other := sc.owner(rt.ns); other != nil && other.s == o.s {
+				return // still granted through another of the publisher's namespaces
+			}
 		}
 		rt.revoked = true
 		if rt.up == nil {
@@ -200,14 +229,10 @@ func (r *Relay) endGranted(scName string, sc *scope, o *origin) []*relayTrack {
 		}
 		live = append(live, rt)
 	}
-	for _, rt := range sc.tracks {
-		revoke(rt)
-	}
-	// Tracks that left the scope's table but still serve subscribers,
-	// or are still asked.
-	for _, rt := range r.byTrack {
-		revoke(rt)
-	}
+	// Every relayed track subscribed from a session, live or still
+	// asked, is in r.upstream, in the scope's table or not: the only
+	// place to look (scanning every track of the relay held r.mu for all
+	// of them at each expiry).
 	for _, rt := range r.upstream {
 		revoke(rt)
 	}

@@ -493,3 +493,99 @@ func TestNamespaceServesNothingUntilClaimed(t *testing.T) {
 		t.Errorf("the publisher whose claim was refused got %d SUBSCRIBEs, want 0", n)
 	}
 }
+
+// TestFetchWaitsForPushedTrackClaim: with a Coordinator, a FETCH of a
+// track pushed with PUBLISH waits for the track's claim, as SUBSCRIBE and
+// TRACK_STATUS do, and a refused claim leaves the track unknown: the FETCH
+// was answered from the pushed track's cache while the coordinator could
+// still give the namespace to another relay.
+func TestFetchWaitsForPushedTrackClaim(t *testing.T) {
+	logs := &logBuffer{}
+	coord := &heldCoordinator{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	e := startRelayWith(t, "moqt", relay.Config{Coordinator: coord, Node: "moqt://here",
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	ctx := ctxFor(t)
+	name := wire.FullTrackName{Namespace: wire.Namespace{"pushed"}, Name: "t"}
+	tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
+	pub := e.connect("/", nil)
+	published := make(chan error, 1)
+	go func() {
+		_, err := pub.Publish(ctx, tr, moqtransport.PublishOptions{})
+		published <- err
+	}()
+	select {
+	case <-coord.entered:
+	case <-ctx.Done():
+		t.Fatal("the relay did not register the pushed track's namespace")
+	}
+	write(t, tr, 0, 1, 3)
+	s := e.connect("/", nil)
+	fetched := make(chan error, 1)
+	go func() {
+		f, err := s.Fetch(ctx, moqtransport.FetchOptions{Namespace: name.Namespace, Name: name.Name, End: wire.Location{Group: 1}})
+		if err == nil {
+			_ = f.Cancel()
+		}
+		fetched <- err
+	}()
+	const waiting = "a FETCH waits for its pushed track's claim with the coordinator"
+	waitFor(t, "the FETCH to wait for the claim", func() bool { return logs.count(t, waiting) > 0 })
+	close(coord.release)
+	if err := <-published; err == nil {
+		t.Error("PUBLISH refused by the coordinator: accepted")
+	}
+	if err := <-fetched; !errors.Is(err, moqtransport.FetchError(wire.FetchTrackDoesNotExist, "")) {
+		t.Errorf("FETCH that waited for a refused claim: %v, want TRACK_DOES_NOT_EXIST", err)
+	}
+}
+
+// TestWithdrawnNamespaceTracksEndAtTokenExpiry: a namespace withdrawn
+// (PUBLISH_NAMESPACE_DONE) before its own token's exp keeps serving the
+// subscriptions it has, as draft-14 lets it, but only until exp: the
+// withdrawal stopped the expiry, and its tracks outlived the token.
+func TestWithdrawnNamespaceTracksEndAtTokenExpiry(t *testing.T) {
+	e := startRelayWith(t, "moqt", relay.Config{Auth: hmacAuth(t)})
+	ctx := ctxFor(t)
+	hour := time.Now().Add(time.Hour)
+	exp := time.Now().Add(2 * time.Second).Truncate(time.Second)
+	if time.Until(exp) < time.Second {
+		exp = exp.Add(time.Second)
+	}
+	ns := wire.Namespace{"short"}
+	h := &countingTracks{}
+	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})
+	h.Add(tr)
+	pubSess, _, err := e.dialCfg("/", moqtransport.Config{Handler: h.Handler()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsPub, err := pubSess.PublishNamespace(ctx, ns, userToken(t, []string{"short"}, nil, exp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subSess, _, err := e.dialCfg("/", moqtransport.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := subSess.Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{Params: userToken(t, nil, []string{"short"}, hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nsPub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Still served after the withdrawal.
+	writeOne(t, tr, 1, "after the withdrawal")
+	wantFirstObject(t, ctx, "the subscriber after the withdrawal", sub, "after the withdrawal")
+	wctx, cancel := context.WithDeadline(ctx, exp.Add(5*time.Second))
+	defer cancel()
+	select {
+	case <-sub.Done():
+	case <-wctx.Done():
+		t.Fatal("the subscription outlived the token of the withdrawn namespace it was served under")
+	}
+	if now := time.Now(); now.Before(exp) {
+		t.Errorf("the subscription ended %v before the namespace's exp", exp.Sub(now))
+	}
+	waitFor(t, "the relay to unsubscribe upstream", func() bool { return h.ended.Load() == 1 })
+}

@@ -289,8 +289,10 @@ type origin struct {
 	// registration (after a refusal has removed the origin); nil without
 	// a coordinator. Set at creation, then read only.
 	claim chan struct{}
-	// expiry withdraws it at its request token's exp (grants.go).
+	// expiry withdraws it at its request token's exp (grants.go), exp;
+	// after a withdrawal it ends the tracks the grant still serves.
 	expiry *time.Timer
+	exp    time.Time
 	// statusSilent: the publisher left a forwarded TRACK_STATUS
 	// unanswered for Config.TrackStatusTimeout; its tracks' statuses are
 	// asked with SUBSCRIBE (Relay.trackStatus).
@@ -620,8 +622,8 @@ func (r *Relay) publishNamespaceDone(s *moqtransport.Session, ns wire.Namespace)
 	}
 	k := nsKey(ns)
 	if o := sc.origins[k]; o != nil && o.s == s {
-		o.stopExpiry()
 		delete(sc.origins, k)
+		r.expireWithdrawn(scName, o)
 		r.logFor(s).Info("namespace withdrawn", "scope", scName, "namespace", ns.String())
 		r.unregister(o)
 		r.withdraw(sc, k)
