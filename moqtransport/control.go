@@ -211,9 +211,24 @@ func (s *Session) requestDone() {
 	}
 }
 
+// requestHooks are what a request does around its message.
+type requestHooks struct {
+	// register, when set, runs once the message encodes, before it is
+	// queued, with s.reqMu held (a request it starts goes on the wire
+	// after this one): it registers what the answer and the data that
+	// follow need. It may fill in fields of the message as long as their
+	// encoding cannot fail or grow (the message is encoded again).
+	register func(id uint64)
+	// queued, when set, runs once the message is queued for the peer.
+	queued func(id uint64)
+}
+
 // request sends a request that takes a new request ID and waits for its
-// response. build makes the message for the allocated ID.
-func (s *Session) request(ctx context.Context, build func(id uint64) wire.Message) (uint64, wire.Message, error) {
+// response. build makes the message for the allocated ID; it must have no
+// side effect: a message that does not encode is not sent, and its ID goes
+// back, so that the next request carries it (§9.1: the peer closes the
+// session on a gap in the IDs).
+func (s *Session) request(ctx context.Context, build func(id uint64) wire.Message, h requestHooks) (uint64, wire.Message, error) {
 	if err := s.checkOpen(); err != nil {
 		return 0, nil, err
 	}
@@ -224,6 +239,22 @@ func (s *Session) request(ctx context.Context, build func(id uint64) wire.Messag
 		return 0, nil, err
 	}
 	m := build(id)
+	b, err := s.encodeRequest(id, m)
+	if err != nil {
+		s.reqMu.Unlock()
+		return 0, nil, err
+	}
+	if h.register != nil {
+		h.register(id)
+		if b, err = wire.AppendMessage(b[:0], m); err != nil {
+			// register broke its contract; the ID is lost, and the
+			// peer would see a gap.
+			s.reqMu.Unlock()
+			err = fmt.Errorf("moqt: %s %d changed after it was checked: %w", m.Type(), id, err)
+			s.fail(err)
+			return id, nil, err
+		}
+	}
 	p := &pendingRequest{ch: make(chan wire.Message, 1), kind: m.Type()}
 	s.mu.Lock()
 	setIn(&s.pending, id, p)
@@ -240,10 +271,13 @@ func (s *Session) request(ctx context.Context, build func(id uint64) wire.Messag
 		}
 		s.mu.Unlock()
 	}()
-	err = s.send(m)
+	err = s.queue(b, m)
 	s.reqMu.Unlock()
 	if err != nil {
 		return id, nil, err
+	}
+	if h.queued != nil {
+		h.queued(id)
 	}
 	select {
 	case m := <-p.ch:
@@ -253,6 +287,18 @@ func (s *Session) request(ctx context.Context, build func(id uint64) wire.Messag
 	case <-s.closed:
 		return id, nil, s.closedErr()
 	}
+}
+
+// encodeRequest encodes request m, which has taken request ID id (s.reqMu
+// is held). A message that does not encode gives its ID back: it is never
+// sent, and the next request must carry that ID.
+func (s *Session) encodeRequest(id uint64, m wire.Message) ([]byte, error) {
+	b, err := wire.AppendMessage(nil, m)
+	if err != nil {
+		s.ids.giveBack(id)
+		return nil, fmt.Errorf("moqt: %w: %s cannot be encoded (%v): check its fields and parameters", ErrRequestNotSent, m.Type(), err)
+	}
+	return b, nil
 }
 
 // takeID takes our next request ID and returns with s.reqMu held: the

@@ -9,9 +9,11 @@ import (
 // no request ID within Config.RequestIDTimeout.
 var ErrRequestsBlocked = errors.New("moqt: the peer grants no request ID for this request")
 
-// ErrRequestNotSent is wrapped, with the context's error, by what a
-// request fails with when its context ends while it waits for the peer to
-// grant it a request ID: the peer never got the request.
+// ErrRequestNotSent is wrapped by what a request fails with when the peer
+// never got it: its context ended while it waited for the peer to grant it
+// a request ID (with the context's error), or its message does not encode
+// (a parameter given twice, a field out of range, a message over 65,535
+// bytes). Its request ID was not used.
 var ErrRequestNotSent = errors.New("the request was not sent")
 
 // Peer deviations the session tolerates: each is a departure from draft-14

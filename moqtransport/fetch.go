@@ -205,12 +205,14 @@ func (s *Session) Fetch(ctx context.Context, opts FetchOptions) (*Fetch, error) 
 	}
 	sent := false
 	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
-		f.id, m.RequestID, sent = id, id, true
+		m.RequestID = id
+		return m
+	}, requestHooks{register: func(id uint64) {
+		f.id, sent = id, true
 		s.mu.Lock()
 		setIn(&s.fetches, id, f)
 		s.mu.Unlock()
-		return m
-	})
+	}})
 	if err != nil {
 		if !sent {
 			return nil, err // no request ID: nothing registered, nothing came

@@ -63,9 +63,8 @@ func (s *Session) PublishNamespace(ctx context.Context, ns Namespace, params Par
 	}
 	sent := false
 	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
-		sent = true
 		return &wire.PublishNamespace{RequestID: id, Namespace: ns, Params: params}
-	})
+	}, requestHooks{register: func(uint64) { sent = true }})
 	if err != nil {
 		if sent && ctx.Err() != nil && s.ctx.Err() == nil {
 			// We gave up waiting for the answer: the peer may accept

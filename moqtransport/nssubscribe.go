@@ -251,6 +251,8 @@ func (s *Session) SubscribeNamespace(ctx context.Context, prefix Namespace, para
 	key := nsKey(prefix)
 	registered := false
 	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
+		return &wire.SubscribeNamespace{RequestID: id, Prefix: prefix, Params: params}
+	}, requestHooks{register: func(uint64) {
 		// Registered before the request is sent: the PUBLISH_NAMESPACEs
 		// that follow the answer are read in order behind it.
 		s.mu.Lock()
@@ -259,8 +261,7 @@ func (s *Session) SubscribeNamespace(ctx context.Context, prefix Namespace, para
 			registered = true
 		}
 		s.mu.Unlock()
-		return &wire.SubscribeNamespace{RequestID: id, Prefix: prefix, Params: params}
-	})
+	}})
 	unregister := func() {
 		if registered {
 			s.mu.Lock()

@@ -43,7 +43,16 @@ func (s *Session) Publish(ctx context.Context, t *Track, opts PublishOptions) (*
 		return nil, err
 	}
 	var sv *servedSubscription
+	var m *wire.Publish
+	started := false
 	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
+		// Checked with the largest Largest there is: the track's own,
+		// filled in by register, encodes in no more bytes.
+		m = &wire.Publish{RequestID: id, Namespace: name.Namespace, Name: name.Name, TrackAlias: id,
+			GroupOrder: t.GroupOrder(), ContentExists: true, Largest: Location{Group: wire.MaxVarint, Object: wire.MaxVarint},
+			Forward: !opts.Paused, Params: mergeParams(timeoutParams(t), opts.Params)}
+		return m
+	}, requestHooks{register: func(id uint64) {
 		req := &wire.Subscribe{RequestID: id, Namespace: name.Namespace, Name: name.Name,
 			SubscriberPriority: DefaultPriority, GroupOrder: t.GroupOrder(), Forward: !opts.Paused,
 			Filter: wire.Filter{Type: wire.FilterLargestObject}}
@@ -61,23 +70,31 @@ func (s *Session) Publish(ctx context.Context, t *Track, opts PublishOptions) (*
 		})
 		sv.largest, sv.exists, sv.accepted, sv.track = largest, exists, true, t
 		close(sv.answered)
-		s.goFunc(sv.runPublish)
-		m := &wire.Publish{RequestID: id, Namespace: name.Namespace, Name: name.Name, TrackAlias: id,
-			GroupOrder: t.GroupOrder(), ContentExists: exists, Forward: !opts.Paused, Params: append(timeoutParams(t), opts.Params...)}
+		m.ContentExists, m.Largest = exists, Location{}
 		if exists {
 			m.Largest = largest
 		}
-		return m
-	})
+	}, queued: func(uint64) {
+		// Delivery starts once the PUBLISH is queued, ahead of every
+		// data stream: no object goes out under an alias the peer
+		// never learns.
+		started = true
+		s.goFunc(sv.runPublish)
+	}})
 	if err != nil {
 		if sv != nil {
-			if ctx.Err() != nil && s.ctx.Err() == nil {
+			switch {
+			case !started:
+				// Not sent (the session ended): nothing to tell the peer.
+				sv.refuse()
+				sv.endPublish()
+			case ctx.Err() != nil && s.ctx.Err() == nil:
 				// We gave up waiting for PUBLISH_OK: the peer may
 				// accept still, so it is told the subscription ended
 				// (PUBLISH_DONE); refused, it would wait for objects
 				// that never come.
 				s.EndSubscription(sv.req.RequestID, wire.DoneSubscriptionEnded, "the publisher stopped waiting for PUBLISH_OK")
-			} else {
+			default:
 				sv.refuse()
 			}
 		}
@@ -103,16 +120,36 @@ func (sv *servedSubscription) refuse() {
 
 // runPublish delivers a PUBLISH-initiated subscription.
 func (sv *servedSubscription) runPublish() {
-	s := sv.s
-	defer func() {
-		sv.reader.Close()
-		sv.cancel()
-		s.mu.Lock()
-		delete(s.served, sv.req.RequestID)
-		s.mu.Unlock()
-		close(sv.ended)
-	}()
+	defer sv.endPublish()
 	sv.deliverAndFinish()
+}
+
+// endPublish ends a PUBLISH-initiated subscription: its reader, its
+// context and its place among the subscriptions served.
+func (sv *servedSubscription) endPublish() {
+	s := sv.s
+	sv.reader.Close()
+	sv.cancel()
+	s.mu.Lock()
+	delete(s.served, sv.req.RequestID)
+	s.mu.Unlock()
+	close(sv.ended)
+}
+
+// mergeParams is base with over appended, where a parameter of over
+// replaces base's parameters of its type: a request's own DELIVERY_TIMEOUT
+// wins over the track's (sent twice, the request would not encode).
+func mergeParams(base, over wire.Parameters) wire.Parameters {
+	if len(over) == 0 {
+		return base
+	}
+	out := make(wire.Parameters, 0, len(base)+len(over))
+	for _, kv := range base {
+		if _, replaced := over.Get(kv.Type); !replaced {
+			out = append(out, kv)
+		}
+	}
+	return append(out, over...)
 }
 
 // applyPublishOK applies the subscriber's choices to a PUBLISH we sent:

@@ -93,6 +93,17 @@ func (r *requestIDs) tryAllocate() (id uint64, wait <-chan struct{}, limit uint6
 	return 0, r.granted, limit, notify, nil
 }
 
+// giveBack returns id, the last ID tryAllocate took, which was never
+// sent: the next request takes it. The caller holds s.reqMu since it took
+// id, so no other ID was taken since.
+func (r *requestIDs) giveBack(id uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.next == id+2 {
+		r.next = id
+	}
+}
+
 // accept checks the ID of a new request from the peer: it must be exactly
 // the next one (INVALID_REQUEST_ID) and below our grant
 // (TOO_MANY_REQUESTS). The request then counts as open until finish.

@@ -605,6 +605,11 @@ func (s *Session) send(m wire.Message) error {
 	if err != nil {
 		return err
 	}
+	return s.queue(b, m)
+}
+
+// queue queues b, the encoding of m, as send does.
+func (s *Session) queue(b []byte, m wire.Message) error {
 	if err := s.out.push(b, s.cfg.MaxControlBacklog, func() {
 		s.log.Debug("sent", "message", m.Type().String())
 		if s.cfg.Tracer != nil {

@@ -186,6 +186,12 @@ func (s *Session) subscribe(ctx context.Context, ns Namespace, name string, opts
 	sub.hasEnd, sub.endGroup = opts.Filter.Type == FilterAbsoluteRange, opts.Filter.EndGroup
 	registered := false
 	_, resp, err := s.request(ctx, func(id uint64) wire.Message {
+		return &wire.Subscribe{
+			RequestID: id, Namespace: ns, Name: name,
+			SubscriberPriority: opts.Priority, GroupOrder: opts.GroupOrder,
+			Forward: !opts.Paused, Filter: opts.Filter, Params: opts.Params,
+		}
+	}, requestHooks{register: func(id uint64) {
 		sub.id, registered = id, true
 		s.mu.Lock()
 		setIn(&s.subs, id, sub)
@@ -193,12 +199,7 @@ func (s *Session) subscribe(ctx context.Context, ns Namespace, name string, opts
 		if onID != nil {
 			onID(sub)
 		}
-		return &wire.Subscribe{
-			RequestID: id, Namespace: ns, Name: name,
-			SubscriberPriority: opts.Priority, GroupOrder: opts.GroupOrder,
-			Forward: !opts.Paused, Filter: opts.Filter, Params: opts.Params,
-		}
-	})
+	}})
 	if err != nil {
 		if registered && ctx.Err() != nil && s.ctx.Err() == nil {
 			// We gave up waiting: tell the publisher.
@@ -392,11 +393,16 @@ func (sub *Subscription) Update(ctx context.Context, opts UpdateOptions) error {
 		return err // nothing sent: the range stays as the publisher has it
 	}
 	defer s.reqMu.Unlock()
-	if err := s.send(&wire.SubscribeUpdate{
+	m := &wire.SubscribeUpdate{
 		RequestID: id, SubscriptionRequestID: sub.id, Start: start,
 		HasEndGroup: hasEnd, EndGroup: endGroup, SubscriberPriority: opts.Priority, Forward: !opts.Paused,
 		Params: opts.Params,
-	}); err != nil {
+	}
+	b, err := s.encodeRequest(id, m)
+	if err != nil {
+		return err // the ID goes back: the range stays as the publisher has it
+	}
+	if err := s.queue(b, m); err != nil {
 		return err
 	}
 	// The range the next Update is checked against is the one sent

@@ -19,7 +19,7 @@ func (s *Session) TrackStatus(ctx context.Context, ns Namespace, name string) (*
 			RequestID: id, Namespace: ns, Name: name, SubscriberPriority: DefaultPriority,
 			Forward: true, Filter: wire.Filter{Type: wire.FilterLargestObject},
 		}
-	})
+	}, requestHooks{})
 	if err != nil {
 		return nil, err
 	}
