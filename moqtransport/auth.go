@@ -139,7 +139,11 @@ func (s *Session) authorize(m wire.Message, id uint64, ps wire.Parameters) (refu
 		return false, sessErr
 	}
 	if reqErr == nil && s.cfg.Authorize != nil {
-		s.callback(func() { reqErr = s.cfg.Authorize(s, m, tokens) })
+		if !s.callback(func() { reqErr = s.cfg.Authorize(s, m, tokens) }) {
+			// Closed while the Authorizer ran: Close may have
+			// returned, and the request goes no further.
+			return true, nil
+		}
 	}
 	if reqErr == nil {
 		return false, nil

@@ -26,6 +26,12 @@ func (s *Session) readControl() {
 			s.fail(controlStreamErr(err))
 			return
 		}
+		if s.ctx.Err() != nil {
+			// Closed (by a callback of the last message, or while it
+			// ran): Close may have returned, so a message read from
+			// what was buffered is not handled.
+			return
+		}
 		s.log.Debug("received", "message", m.Type().String())
 		if s.cfg.Tracer != nil {
 			s.cfg.Tracer.ControlMessage(false, m)

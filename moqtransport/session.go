@@ -588,11 +588,17 @@ func (s *Session) goFunc(f func()) {
 }
 
 // callback runs application code (a Handler or Authorizer method): Close
-// called from it does not wait for the goroutine that runs it.
-func (s *Session) callback(f func()) {
+// called from it, or meanwhile, does not wait for the goroutine that runs
+// it. open reports whether the session still runs once f has returned:
+// when it does not, Close may have returned already, and the caller must
+// do nothing more (handle no request, start no goroutine, call no other
+// callback). The check follows leaveCallback, so a Close whose wait has
+// returned has already cancelled s.ctx.
+func (s *Session) callback(f func()) (open bool) {
 	s.units.enterCallback()
-	defer s.units.leaveCallback()
 	f()
+	s.units.leaveCallback()
+	return s.ctx.Err() == nil
 }
 
 // send queues one control message for the control stream's writer: it
