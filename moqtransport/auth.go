@@ -40,7 +40,8 @@ func (t AuthToken) Param() (KeyValue, error) {
 // ErrMalformedToken refuse the request with the matching code of its
 // error registry (or close the session, for a setup message); any other
 // error refuses with UNAUTHORIZED. For a setup message, a
-// *SessionError closes the session with its own code.
+// *SessionError closes the session with its own code. A panic is
+// recovered and logged, and refuses with INTERNAL_ERROR (see Handler).
 type Authorizer func(s *Session, m Message, tokens []AuthToken) error
 
 // Message is a control message (an alias of wire.Message): what an
@@ -139,7 +140,8 @@ func (s *Session) authorize(m wire.Message, id uint64, ps wire.Parameters) (refu
 		return false, sessErr
 	}
 	if reqErr == nil && s.cfg.Authorize != nil {
-		if !s.callback(func() { reqErr = s.cfg.Authorize(s, m, tokens) }) {
+		reqErr = s.callbackErr("Authorizer", func() error { return s.cfg.Authorize(s, m, tokens) })
+		if s.ctx.Err() != nil {
 			// Closed while the Authorizer ran: Close may have
 			// returned, and the request goes no further.
 			return true, nil
@@ -168,6 +170,8 @@ func (s *Session) registerTokens(ps wire.Parameters) error {
 func refusal(m wire.Message, id uint64, err error) wire.Message {
 	name := "UNAUTHORIZED"
 	switch {
+	case errors.Is(err, errCallbackPanicked):
+		name = "INTERNAL_ERROR"
 	case errors.Is(err, ErrExpiredToken):
 		name = "EXPIRED_AUTH_TOKEN"
 	case errors.Is(err, ErrMalformedToken):
@@ -205,7 +209,7 @@ func (s *Session) authorizeSetup(m wire.Message, params wire.Parameters) error {
 		return sessErr
 	}
 	if reqErr == nil && s.cfg.Authorize != nil {
-		s.callback(func() { reqErr = s.cfg.Authorize(s, m, tokens) })
+		reqErr = s.callbackErr("Authorizer", func() error { return s.cfg.Authorize(s, m, tokens) })
 	}
 	var se *wire.SessionError
 	if errors.As(reqErr, &se) {
@@ -214,6 +218,8 @@ func (s *Session) authorizeSetup(m wire.Message, params wire.Parameters) error {
 	if reqErr != nil {
 		code := wire.Unauthorized
 		switch {
+		case errors.Is(reqErr, errCallbackPanicked):
+			code = wire.InternalError
 		case errors.Is(reqErr, ErrExpiredToken):
 			code = wire.ExpiredAuthToken
 		case errors.Is(reqErr, ErrMalformedToken):

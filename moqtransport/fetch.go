@@ -607,9 +607,9 @@ func (s *Session) serveFetch(ctx, cut context.Context, m *wire.Fetch, joined *se
 	}
 	h := s.cfg.Handler.Fetch // not nil: refuseFetch answered a nil one
 	var resp *FetchResponse
-	var err error
-	s.callback(func() {
+	err := s.callbackErr("Handler.Fetch", func() (err error) {
 		resp, err = h(ctx, s, newFetchRequest(m, ns, name, start, end))
+		return err
 	})
 	if ctx.Err() != nil {
 		if err == nil && resp != nil && resp.Close != nil {

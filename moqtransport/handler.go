@@ -24,6 +24,14 @@ import (
 // returns becomes the request's error message: a *RequestError keeps its
 // code (SubscribeError, FetchError, PublishError, NamespaceError,
 // ErrTrackNotFound); anything else is INTERNAL_ERROR.
+//
+// A panic in a Handler function (or an Authorizer) does not crash the
+// process: the session recovers it and logs it at Error, with its stack,
+// on Config.Logger. A request function that panics has its request
+// answered with INTERNAL_ERROR, and the session goes on; a notification
+// that panics closes its session with INTERNAL_ERROR. Other sessions are
+// not affected. What the panic left half done in the application is the
+// application's to repair.
 type Handler struct {
 	// Subscribe answers SUBSCRIBE with the track to serve; the session
 	// then delivers the track's objects. nil refuses with
@@ -206,11 +214,13 @@ func (s *Session) handlerTrack(ctx context.Context, req *SubscribeRequest) (*Tra
 		return nil, func() {}, ErrTrackNotFound
 	}
 	var track *Track
-	var err error
-	s.callback(func() { track, err = h.Subscribe(ctx, s, req) })
+	err := s.callbackErr("Handler.Subscribe", func() (err error) {
+		track, err = h.Subscribe(ctx, s, req)
+		return err
+	})
 	release := func() {}
 	if track != nil && h.SubscriptionEnded != nil {
-		release = func() { s.callback(func() { h.SubscriptionEnded(s, req, track) }) }
+		release = func() { s.callback("Handler.SubscriptionEnded", func() { h.SubscriptionEnded(s, req, track) }) }
 	}
 	if err == nil && track == nil {
 		err = ErrTrackNotFound

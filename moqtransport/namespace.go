@@ -118,8 +118,7 @@ func (s *Session) handlePublishNamespace(m *wire.PublishNamespace) {
 	setIn(&s.nsPending, key, pend)
 	s.mu.Unlock()
 	s.goFunc(func() {
-		var err error
-		s.callback(func() { err = h(s.ctx, s, m) })
+		err := s.callbackErr("Handler.PublishNamespace", func() error { return h(s.ctx, s, m) })
 		s.mu.Lock()
 		if s.nsPending[key] == pend {
 			delete(s.nsPending, key)
@@ -145,7 +144,7 @@ func (s *Session) handlePublishNamespace(m *wire.PublishNamespace) {
 			if cancelled != nil {
 				s.sendOrFail(cancelled)
 			} else if h := s.cfg.Handler.PublishNamespaceDone; h != nil {
-				s.callback(func() { h(s, m.Namespace) })
+				s.callback("Handler.PublishNamespaceDone", func() { h(s, m.Namespace) })
 			}
 			return
 		}
@@ -193,7 +192,7 @@ func (s *Session) handlePublishNamespaceDone(m *wire.PublishNamespaceDone) {
 		n.note(m.Namespace, false)
 	}
 	if h := s.cfg.Handler.PublishNamespaceDone; h != nil {
-		s.callback(func() { h(s, m.Namespace) })
+		s.callback("Handler.PublishNamespaceDone", func() { h(s, m.Namespace) })
 	}
 }
 

@@ -411,8 +411,7 @@ func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
 	setIn(&s.peerNSSubs, key, mine)
 	s.mu.Unlock()
 	s.goFunc(func() {
-		var err error
-		s.callback(func() { err = h.SubscribeNamespace(s.ctx, s, m) })
+		err := s.callbackErr("Handler.SubscribeNamespace", func() error { return h.SubscribeNamespace(s.ctx, s, m) })
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -427,14 +426,14 @@ func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
 		if unsubscribed {
 			// UNSUBSCRIBE_NAMESPACE came first and ended the request.
 			if err == nil && h.UnsubscribeNamespace != nil {
-				s.callback(func() { h.UnsubscribeNamespace(s, m.Prefix) })
+				s.callback("Handler.UnsubscribeNamespace", func() { h.UnsubscribeNamespace(s, m.Prefix) })
 			}
 			return
 		}
 		if endedBy != nil {
 			// EndNamespaceSubscription came while the handler decided.
 			if err == nil && h.UnsubscribeNamespace != nil {
-				s.callback(func() { h.UnsubscribeNamespace(s, m.Prefix) })
+				s.callback("Handler.UnsubscribeNamespace", func() { h.UnsubscribeNamespace(s, m.Prefix) })
 			}
 			s.refuse(&wire.SubscribeNamespaceError{RequestID: m.RequestID, Code: endedBy.Code, Reason: endedBy.Reason})
 			return
@@ -448,7 +447,7 @@ func (s *Session) handleSubscribeNamespace(m *wire.SubscribeNamespace) {
 			return
 		}
 		if h.NamespaceSubscribed != nil {
-			s.callback(func() { h.NamespaceSubscribed(s, m.Prefix) })
+			s.callback("Handler.NamespaceSubscribed", func() { h.NamespaceSubscribed(s, m.Prefix) })
 		}
 	})
 }
@@ -476,6 +475,6 @@ func (s *Session) handleUnsubscribeNamespace(m *wire.UnsubscribeNamespace) {
 		return // handleSubscribeNamespace tells the handler once it has decided
 	}
 	if h := s.cfg.Handler.UnsubscribeNamespace; h != nil {
-		s.callback(func() { h(s, m.Prefix) })
+		s.callback("Handler.UnsubscribeNamespace", func() { h(s, m.Prefix) })
 	}
 }

@@ -222,8 +222,10 @@ func (s *Session) handlePublish(m *wire.Publish) error {
 	s.mu.Unlock()
 	s.goFunc(func() {
 		var opts SubscribeOptions
-		var err error
-		s.callback(func() { opts, err = h(s.ctx, s, m, sub) })
+		err := s.callbackErr("Handler.Publish", func() (err error) {
+			opts, err = h(s.ctx, s, m, sub)
+			return err
+		})
 		if s.ctx.Err() != nil {
 			return
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -587,18 +588,53 @@ func (s *Session) goFunc(f func()) {
 	}()
 }
 
-// callback runs application code (a Handler or Authorizer method): Close
-// called from it, or meanwhile, does not wait for the goroutine that runs
-// it. open reports whether the session still runs once f has returned:
-// when it does not, Close may have returned already, and the caller must
-// do nothing more (handle no request, start no goroutine, call no other
-// callback). The check follows leaveCallback, so a Close whose wait has
-// returned has already cancelled s.ctx.
-func (s *Session) callback(f func()) (open bool) {
-	s.units.enterCallback()
-	f()
-	s.units.leaveCallback()
+// callback runs application code that answers nothing (a Handler
+// notification), named what for the log: Close called from it, or
+// meanwhile, does not wait for the goroutine that runs it. open reports
+// whether the session still runs once f has returned: when it does not,
+// Close may have returned already, and the caller must do nothing more
+// (handle no request, start no goroutine, call no other callback). The
+// check follows leaveCallback, so a Close whose wait has returned has
+// already cancelled s.ctx. A panic in f is logged and closes the session
+// with INTERNAL_ERROR; the process goes on.
+func (s *Session) callback(what string, f func()) (open bool) {
+	if s.guard(what, f) {
+		s.closeWithErr(wire.InternalError, fmt.Errorf("%w (%s)", errCallbackPanicked, what))
+	}
 	return s.ctx.Err() == nil
+}
+
+// callbackErr runs application code that decides a request (a Handler
+// request function, the Authorizer) as callback does, and returns its
+// error. A panic in f is logged and returned as errCallbackPanicked: the
+// request is answered with INTERNAL_ERROR, and the session goes on. The
+// caller checks s.ctx after it, as callback's open.
+func (s *Session) callbackErr(what string, f func() error) error {
+	var err error
+	if s.guard(what, func() { err = f() }) {
+		return errCallbackPanicked
+	}
+	return err
+}
+
+// errCallbackPanicked answers a request whose callback panicked; its text
+// is the reason the peer sees (the panic itself is only logged).
+var errCallbackPanicked = errors.New("moqt: internal error: the application's callback failed")
+
+// guard runs f, a callback named what, outside the units Close waits for,
+// and recovers a panic in it: logged at Error with its stack.
+func (s *Session) guard(what string, f func()) (panicked bool) {
+	s.units.enterCallback()
+	defer func() {
+		if v := recover(); v != nil {
+			panicked = true
+			s.log.Error("callback panicked; the request fails with INTERNAL_ERROR (or, if it has no answer, the session closes with it)",
+				"callback", what, "panic", v, "stack", string(debug.Stack()))
+		}
+		s.units.leaveCallback()
+	}()
+	f()
+	return false
 }
 
 // send queues one control message for the control stream's writer: it
@@ -823,7 +859,7 @@ func (s *Session) endAll(err error) {
 	}
 	clear(s.peerNSSubs)
 	s.mu.Unlock()
-	s.callback(func() {
+	s.callback("Handler.UnsubscribeNamespace and PublishNamespaceDone at the session's end", func() {
 		if h := s.cfg.Handler.UnsubscribeNamespace; h != nil {
 			for _, p := range prefixes {
 				h(s, p)

@@ -60,8 +60,10 @@ func (s *Session) answerTrackStatus(m *wire.TrackStatus) {
 		return
 	}
 	var st *TrackStatusOK
-	var err error
-	s.callback(func() { st, err = h(s.ctx, s, m) })
+	err := s.callbackErr("Handler.TrackStatus", func() (err error) {
+		st, err = h(s.ctx, s, m)
+		return err
+	})
 	if s.ctx.Err() != nil {
 		return
 	}

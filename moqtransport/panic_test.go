@@ -1,0 +1,104 @@
+package moqtransport_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
+)
+
+// lockedBuffer is a log sink shared by the sessions of a test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A panic in a Handler or Authorizer callback is recovered: a request
+// function's request is answered with INTERNAL_ERROR and its session goes
+// on, a notification's session closes with INTERNAL_ERROR, the panic is
+// logged at Error with its stack, and the other sessions of the server
+// keep working (the test process survives).
+func TestCallbackPanicRecovered(t *testing.T) {
+	logs := &lockedBuffer{}
+	tracks := heldTracks()
+	cfg := &moqtransport.Config{
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelError})),
+		Authorize: func(_ *moqtransport.Session, m moqtransport.Message, _ []moqtransport.AuthToken) error {
+			if r, ok := m.(*moqtransport.TrackStatusRequest); ok && r.Name == "authboom" {
+				panic("authorizer bug")
+			}
+			return nil
+		},
+		Handler: moqtransport.Handler{
+			Subscribe: func(ctx context.Context, s *moqtransport.Session, req *moqtransport.SubscribeRequest) (*moqtransport.Track, error) {
+				if req.Name == "boom" {
+					panic("handler bug")
+				}
+				return tracks.Handler().Subscribe(ctx, s, req)
+			},
+			TrackStatus: func(context.Context, *moqtransport.Session, *moqtransport.TrackStatusRequest) (*moqtransport.TrackStatusOK, error) {
+				return nil, moqtransport.ErrTrackNotFound
+			},
+			PublishNamespace: func(context.Context, *moqtransport.Session, *moqtransport.PublishNamespaceRequest) error { return nil },
+			PublishNamespaceDone: func(*moqtransport.Session, moqtransport.Namespace) {
+				panic("notification bug")
+			},
+		},
+	}
+	e := newEnv(t, "moqt", cfg)
+	ctx := timeout(t)
+	c1, s1 := e.dial(nil)
+	c2, _ := e.dial(nil)
+
+	var re *moqtransport.RequestError
+	_, err := c1.Subscribe(ctx, wire.Namespace{"a"}, "boom", moqtransport.SubscribeOptions{})
+	if !errors.As(err, &re) || re.Message != wire.TypeSubscribeError || re.Code != uint64(wire.SubscribeInternalError) {
+		t.Fatalf("SUBSCRIBE whose handler panics: %v, want SUBSCRIBE_ERROR INTERNAL_ERROR", err)
+	}
+	_, err = c1.TrackStatus(ctx, wire.Namespace{"a"}, "authboom")
+	if !errors.As(err, &re) || re.Message != wire.TypeTrackStatusError || re.Code != uint64(wire.SubscribeInternalError) {
+		t.Fatalf("TRACK_STATUS whose Authorizer panics: %v, want TRACK_STATUS_ERROR INTERNAL_ERROR", err)
+	}
+	if _, err := c1.Subscribe(ctx, heldNS, heldName, moqtransport.SubscribeOptions{}); err != nil {
+		t.Fatalf("the session whose handler panicked: SUBSCRIBE: %v", err)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "handler bug") ||
+		!strings.Contains(logs.String(), "authorizer bug") || !strings.Contains(logs.String(), "panic_test.go") {
+		t.Errorf("the panics are not logged at Error with their stacks:\n%s", logs.String())
+	}
+
+	// A notification has no answer: its session closes.
+	pub, err := c1.PublishNamespace(ctx, wire.Namespace{"ns"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = pub.Close() // PUBLISH_NAMESPACE_DONE: the server's notification panics
+	expectSessionEnd(t, s1, wire.InternalError)
+	<-c1.Done()
+	if got := wire.SessionCode(c1.Err()); got != wire.InternalError {
+		t.Errorf("the client's session ended with %v, want INTERNAL_ERROR", c1.Err())
+	}
+
+	// The server's other session is untouched.
+	if _, err := c2.Subscribe(ctx, heldNS, heldName, moqtransport.SubscribeOptions{}); err != nil {
+		t.Fatalf("another session of the server: SUBSCRIBE: %v", err)
+	}
+}
