@@ -772,7 +772,12 @@ func (s *Session) setupServer(ctx context.Context) error {
 			}
 			s.path = string(path)
 		}
-		s.authority = string(authority)
+		if hasAuthority {
+			if err := checkAuthority(string(authority)); err != nil {
+				return err
+			}
+			s.authority = string(authority)
+		}
 	}
 	if err := s.applyPeerSetup(wire.Draft14, cs.Params); err != nil {
 		return err
@@ -781,20 +786,6 @@ func (s *Session) setupServer(ctx context.Context) error {
 		return err
 	}
 	return s.send(&wire.ServerSetup{Version: wire.Draft14, Params: s.setupParams()})
-}
-
-// checkPath applies RFC 3986 path-abempty (plus an optional query) to a
-// PATH parameter: empty, or starting with "/" and made of printable ASCII.
-func checkPath(p string) error {
-	if p != "" && p[0] != '/' {
-		return &wire.SessionError{Code: wire.MalformedPath, Reason: fmt.Sprintf("PATH %q does not start with /", p)}
-	}
-	for i := 0; i < len(p); i++ {
-		if p[i] <= 0x20 || p[i] >= 0x7f {
-			return &wire.SessionError{Code: wire.MalformedPath, Reason: fmt.Sprintf("PATH has byte 0x%02x at %d", p[i], i)}
-		}
-	}
-	return nil
 }
 
 func (s *Session) applyPeerSetup(v wire.Version, ps wire.Parameters) error {
