@@ -74,8 +74,10 @@ type tokenCache struct {
 // resolve applies the tokens of one message: REGISTER and DELETE change
 // the cache (a session error when they break its rules), USE_ALIAS and
 // USE_VALUE give the tokens the message presents. An alias that is not
-// registered gives a request error (UNKNOWN_AUTH_TOKEN_ALIAS has no
-// request code in draft-14, so the request is refused as unauthorized).
+// registered gives a request error, the only one resolve returns
+// (UNKNOWN_AUTH_TOKEN_ALIAS has no request code in draft-14, so a request
+// is refused as unauthorized; a SUBSCRIBE_UPDATE, which has no error
+// reply, closes the session with it).
 // inSetup relaxes an over-size REGISTER into a USE_VALUE, as the draft
 // requires for CLIENT_SETUP.
 func (c *tokenCache) resolve(ps wire.Parameters, inSetup bool) (tokens []AuthToken, requestErr, sessionErr error) {

@@ -159,3 +159,17 @@ func TestAuthTokenParam(t *testing.T) {
 		t.Fatal("a token type of 2^62 was encoded")
 	}
 }
+
+// A SUBSCRIBE_UPDATE that names a token alias never registered is
+// rejected with UNKNOWN_AUTH_TOKEN_ALIAS (§9.2.1.1): it has no error
+// reply, so the session closes with that code, as for a DELETE of an
+// unknown alias.
+func TestSubscribeUpdateUnknownTokenAlias(t *testing.T) {
+	e := newEnv(t, "moqt", &moqtransport.Config{Handler: heldTracks().Handler(), MaxAuthTokenCacheSize: 1024})
+	c := newHostileClient(t, e)
+	c.setup()
+	sub := c.subscribeHeld()
+	c.send(&wire.SubscribeUpdate{RequestID: c.id(), SubscriptionRequestID: sub, Forward: true,
+		Params: tokenParam(t, wire.Token{AliasType: wire.TokenUseAlias, Alias: 5})})
+	c.expectClose(wire.UnknownAuthTokenAlias)
+}

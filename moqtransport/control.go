@@ -128,8 +128,16 @@ func (s *Session) handle(m wire.Message) error {
 		if err := s.ids.accept(m.RequestID); err != nil {
 			return err
 		}
-		if _, _, err := s.tokens.resolve(m.Params, false); err != nil {
+		_, unknownAlias, err := s.tokens.resolve(m.Params, false)
+		if err != nil {
 			return err
+		}
+		if unknownAlias != nil {
+			// §9.2.1.1: a message naming an unregistered alias is
+			// rejected with UNKNOWN_AUTH_TOKEN_ALIAS; SUBSCRIBE_UPDATE
+			// has no error reply, so the session closes with it (as
+			// for a DELETE of an unknown alias).
+			return &wire.SessionError{Code: wire.UnknownAuthTokenAlias, Reason: fmt.Sprintf("SUBSCRIBE_UPDATE %d: %v", m.RequestID, unknownAlias)}
 		}
 		s.requestDone()
 		return s.handleSubscribeUpdate(m)
