@@ -79,7 +79,7 @@ type tokenCache struct {
 // is refused as unauthorized; a SUBSCRIBE_UPDATE, which has no error
 // reply, closes the session with it).
 // inSetup relaxes an over-size REGISTER into a USE_VALUE, as the draft
-// requires for CLIENT_SETUP.
+// requires of a server for CLIENT_SETUP (and only there).
 func (c *tokenCache) resolve(ps wire.Parameters, inSetup bool) (tokens []AuthToken, requestErr, sessionErr error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -204,9 +204,13 @@ func refusal(m wire.Message, id uint64, err error) wire.Message {
 }
 
 // authorizeSetup applies the tokens of the peer's setup message
-// (CLIENT_SETUP on the server side, SERVER_SETUP on the client side).
+// (CLIENT_SETUP on the server side, SERVER_SETUP on the client side). Only
+// a server relaxes an over-size REGISTER into a USE_VALUE (§9.3.2.5: it
+// is the client's, sent before it knew the server's cache size); a
+// client receiving one in SERVER_SETUP closes the session with
+// AUTH_TOKEN_CACHE_OVERFLOW, as for any other message.
 func (s *Session) authorizeSetup(m wire.Message, params wire.Parameters) error {
-	tokens, reqErr, sessErr := s.tokens.resolve(params, true)
+	tokens, reqErr, sessErr := s.tokens.resolve(params, !s.client)
 	if sessErr != nil {
 		return sessErr
 	}

@@ -72,3 +72,32 @@ func TestAuthorizeSetupMessages(t *testing.T) {
 		}
 	})
 }
+
+// Only a server treats an over-size REGISTER in the peer's setup message
+// as USE_VALUE (§9.3.2.5, for CLIENT_SETUP): a client receiving one in
+// SERVER_SETUP closes the session with AUTH_TOKEN_CACHE_OVERFLOW.
+func TestServerSetupRegisterOverflow(t *testing.T) {
+	tok, err := wire.TokenParam(wire.Token{AliasType: wire.TokenRegister, Alias: 1, Value: make([]byte, 100)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, "moqt", &moqtransport.Config{SetupParams: wire.Parameters{tok}})
+	d := e.dialRaw("/app")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// The client's MaxAuthTokenCacheSize is 0: no alias fits.
+	_, err = moqtransport.Connect(ctx, d.Conn, &moqtransport.Config{Path: d.Path})
+	if got := wire.SessionCode(err); got != wire.AuthTokenCacheOverflow {
+		t.Fatalf("Connect to a server that REGISTERs 116 bytes in SERVER_SETUP: %v (%s), want AUTH_TOKEN_CACHE_OVERFLOW", err, got)
+	}
+	select {
+	case s := <-e.sessions:
+		<-s.Done()
+		var ce *moqtransport.ConnError
+		if !errors.As(s.Err(), &ce) || ce.Code != wire.AuthTokenCacheOverflow || !ce.Remote {
+			t.Errorf("the server's session ended with %v, want AUTH_TOKEN_CACHE_OVERFLOW from the client", s.Err())
+		}
+	case <-ctx.Done():
+		t.Error("the server's session did not start")
+	}
+}
