@@ -97,8 +97,9 @@ func grants(prefixes []string, ns wire.Namespace) bool {
 // outlives it. A token in a request applies to that request. A
 // request whose namespace is outside the claims is refused with
 // UNAUTHORIZED, an expired token with EXPIRED_AUTH_TOKEN and a token that
-// does not verify with MALFORMED_AUTH_TOKEN. When Issuer or Audience is
-// set, a token must carry that iss, or that value among its aud.
+// does not verify, or has no exp, with MALFORMED_AUTH_TOKEN. When Issuer
+// or Audience is set, a token must carry that iss, or that value among its
+// aud.
 //
 // TokenAuth keeps no state of its own: the relay keeps each session's
 // claims with the session and drops them when it ends.
@@ -128,11 +129,15 @@ func NewEd25519Auth(pub crypto.PublicKey) (*TokenAuth, error) {
 	return &TokenAuth{key: pub, method: []string{"EdDSA"}}, nil
 }
 
-// Parse verifies a token and returns its claims. Its errors wrap
-// moqtransport.ErrExpiredToken or moqtransport.ErrMalformedToken.
+// Parse verifies a token and returns its claims. A token must have an exp
+// claim. Its errors wrap moqtransport.ErrExpiredToken or
+// moqtransport.ErrMalformedToken (a token without exp is malformed).
 func (a *TokenAuth) Parse(raw []byte) (*Claims, error) {
 	var c Claims
-	opts := []jwt.ParserOption{jwt.WithValidMethods(a.method)}
+	// exp is required: golang-jwt checks it only when present, so a
+	// token without one (leaked, say) would grant for ever, and the relay
+	// would never close the session or end the grant at its expiry.
+	opts := []jwt.ParserOption{jwt.WithValidMethods(a.method), jwt.WithExpirationRequired()}
 	if a.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(a.Issuer))
 	}
@@ -144,6 +149,8 @@ func (a *TokenAuth) Parse(raw []byte) (*Claims, error) {
 	case err == nil:
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return nil, fmt.Errorf("%w: %v", moqtransport.ErrExpiredToken, err)
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && c.ExpiresAt == nil:
+		return nil, fmt.Errorf("%w: the token has no exp claim: relay tokens must expire; issue it with an exp", moqtransport.ErrMalformedToken)
 	default:
 		return nil, fmt.Errorf("%w: %v", moqtransport.ErrMalformedToken, err)
 	}

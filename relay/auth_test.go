@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,5 +161,41 @@ func TestCheckSessionClaimsAtExp(t *testing.T) {
 		if err := a.Check(m, c, now); !errors.Is(err, moqtransport.ErrExpiredToken) {
 			t.Errorf("at exp%+v: %v, want ErrExpiredToken", now.Sub(exp), err)
 		}
+	}
+}
+
+// TestTokenWithoutExpRefused: a user token must have an exp claim, as a
+// peer token must: without one, a leaked token would grant for ever and
+// the relay would never end the session or the grant at its expiry.
+func TestTokenWithoutExpRefused(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	a, err := relay.NewHMACAuth(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(c relay.Claims) []byte {
+		t.Helper()
+		raw, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []byte(raw)
+	}
+	_, err = a.Parse(sign(relay.Claims{Subscribe: []string{""}}))
+	if !errors.Is(err, moqtransport.ErrMalformedToken) {
+		t.Fatalf("a token without exp: %v, want ErrMalformedToken", err)
+	}
+	if !strings.Contains(err.Error(), "exp") {
+		t.Errorf("the error %q does not say the token needs an exp claim", err)
+	}
+	// Through the Authorizer, a request with such a token is refused.
+	tok := moqtransport.AuthToken{Type: 0, Value: sign(relay.Claims{Subscribe: []string{""}})}
+	if err := a.Authorize(nil, &wire.Subscribe{Namespace: wire.Namespace{"live"}, Name: "v"}, []moqtransport.AuthToken{tok}); !errors.Is(err, moqtransport.ErrMalformedToken) {
+		t.Errorf("Authorize with a token without exp: %v, want ErrMalformedToken", err)
+	}
+	// With exp, the same grant holds.
+	c := relay.Claims{Subscribe: []string{""}, RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}
+	if _, err := a.Parse(sign(c)); err != nil {
+		t.Errorf("a token with exp: %v", err)
 	}
 }
