@@ -53,6 +53,15 @@ func NewClient(base string, hc *http.Client, opts ...Option) (*Client, error) {
 		c.hc = &http.Client{Timeout: 10 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 		c.own = true
 	}
+	// A redirect is answered, never followed: Go follows one from a
+	// POST, PATCH or DELETE with a GET and no body, so a registry behind a
+	// front end that redirects http:// to https:// made a registration a
+	// lookup (one held by another relay then looked taken) and a refresh
+	// or removal a no-op. The 3xx comes back as a *StatusError: point
+	// the URL at where it redirects.
+	hc2 := *c.hc
+	hc2.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.hc = &hc2
 	for _, o := range opts {
 		o(c)
 	}
@@ -151,5 +160,9 @@ func (c *Client) do(ctx context.Context, method, ns string, o *Origin) ([]byte, 
 	case http.StatusUnauthorized:
 		return nil, fmt.Errorf("%w: %s %s: %s", ErrUnauthorized, method, u, strings.TrimSpace(string(b)))
 	}
-	return nil, &StatusError{Method: method, URL: u, Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
+	msg := strings.TrimSpace(string(b))
+	if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && loc != "" {
+		msg = "redirected to " + loc + " (not followed: use that URL)"
+	}
+	return nil, &StatusError{Method: method, URL: u, Code: resp.StatusCode, Body: msg}
 }

@@ -76,6 +76,10 @@ type APICoordinator struct {
 	wg sync.WaitGroup
 }
 
+// minAPITTL is the shortest registry TTL the API coordinator takes (tests
+// use short ones; moq-relay's --api-ttl wants at least 2 s).
+const minAPITTL = 10 * time.Millisecond
+
 // NewAPICoordinator returns a coordinator on the registry at cfg.URL.
 func NewAPICoordinator(cfg APICoordinatorConfig) (*APICoordinator, error) {
 	if cfg.Node == "" {
@@ -88,8 +92,13 @@ func NewAPICoordinator(cfg APICoordinatorConfig) (*APICoordinator, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.TTL <= 0 {
+	if cfg.TTL == 0 {
 		cfg.TTL = api.DefaultTTL
+	}
+	if cfg.TTL < minAPITTL {
+		// Refreshed every TTL/2: a shorter one hammers the registry (and
+		// under 2 ns made the refresh ticker panic).
+		return nil, fmt.Errorf("relay: the API coordinator's TTL %v: want at least %v", cfg.TTL, minAPITTL)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
@@ -144,6 +153,17 @@ func (c *APICoordinator) Register(ctx context.Context, scope string, ns wire.Nam
 				}
 				return fmt.Errorf("%w: namespace %s (scope %q) is served by another relay", ErrServedElsewhere, ns, scope)
 			}
+			// The registry may have stored it before the answer was
+			// lost (a timeout, the request's end): with no refresh and
+			// no removal it would name this relay for the namespace for
+			// a whole TTL, routing the cluster here and refusing the
+			// publisher elsewhere. The removal is the owner's only, so
+			// it is safe either way.
+			dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+			if derr := c.client.DeleteOrigin(dctx, key, origin); derr != nil && !errors.Is(derr, api.ErrNotFound) && !errors.Is(derr, api.ErrNotOwner) {
+				c.log.Warn("removing a registration whose answer was lost failed; it expires with its TTL", "scope", scope, "namespace", ns.String(), "err", derr)
+			}
+			dcancel()
 			return err
 		}
 		var refreshCtx context.Context
@@ -172,7 +192,12 @@ func (c *APICoordinator) Register(ctx context.Context, scope string, ns wire.Nam
 // refresh PATCHes the registration every ttl/2 until ctx ends, POSTing it
 // again if the registry lost it.
 func (c *APICoordinator) refresh(ctx context.Context, key string, ns wire.Namespace, scope string, origin api.Origin) {
-	t := time.NewTicker(c.ttl / 2)
+	// Every ttl/2; after a failure sooner, backing off from 1 s to ttl/2,
+	// so that one failed refresh (a registry restarting, a timeout) is
+	// not followed by an entry that expires before the next try.
+	every := c.ttl / 2
+	wait := every
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	lost := false
 	for {
@@ -198,10 +223,19 @@ func (c *APICoordinator) refresh(ctx context.Context, key string, ns wire.Namesp
 			}
 			lost = true
 		case err != nil:
-			c.log.Warn("refreshing a namespace with the registry failed", "scope", scope, "namespace", ns.String(), "err", err)
+			c.log.Warn("refreshing a namespace with the registry failed; trying again soon", "scope", scope, "namespace", ns.String(), "err", err)
+			if wait == every {
+				wait = time.Second
+			} else {
+				wait = min(2*wait, every)
+			}
+			t.Reset(wait)
+			continue
 		default:
 			lost = false
 		}
+		wait = every
+		t.Reset(wait)
 	}
 }
 

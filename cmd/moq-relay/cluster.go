@@ -76,8 +76,8 @@ func (c *clusterConfig) apply(rc *relay.Config, addr net.Addr, logger *slog.Logg
 		}
 		rc.ClusterKey = key
 	}
-	if c.apiURL != "" && c.apiTTL <= 0 {
-		return nop, fmt.Errorf("--api-ttl %v: want a positive duration", c.apiTTL)
+	if c.apiURL != "" && c.apiTTL < 2*time.Second {
+		return nop, fmt.Errorf("--api-ttl %v: want at least 2s (the relay refreshes its registrations every TTL/2)", c.apiTTL)
 	}
 	node := c.node
 	if node == "" {

@@ -54,6 +54,7 @@ func TestClusterFlags(t *testing.T) {
 		{"--coordinator-file", "x.json", "--node", "ftp://x"},
 		{"--api-url", "redis://x"},
 		{"--api-url", "http://127.0.0.1:1", "--api-ttl", "0"},
+		{"--api-url", "http://127.0.0.1:1", "--api-ttl", "1s"}, // refreshed every 500 ms
 		{"--coordinator-file", "x.json", "--tls-root", "/nonexistent.pem"},
 		{"--cluster-key", "/nonexistent.key"},
 		{"--coordinator-file", "x.json", "--cluster-key", "/nonexistent.key"},
