@@ -57,15 +57,21 @@ func (d *devConfig) addFlags(f *pflag.FlagSet) {
 
 // webHandler serves the watch page and, with --dev, the dev routes.
 // certDER returns the certificate served now (the generated one is
-// renewed while the relay runs: see moqnative.Server.Fingerprint).
-func webHandler(dev bool, certDER func() []byte, qlogDir, mlogDir string) http.Handler {
+// renewed while the relay runs: see moqnative.Server.Fingerprint). With
+// selfSigned (a generated certificate), /fingerprint is served with the
+// page, --dev or not: the page served over plain HTTP pins the
+// certificate by it, and without it never connected.
+func webHandler(dev, selfSigned bool, certDER func() []byte, qlogDir, mlogDir string) http.Handler {
 	mux := http.NewServeMux()
 	page := web.Handler()
 	mux.Handle("GET /{$}", page)
 	mux.Handle("GET /watch.js", page)
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	if dev {
+	switch {
+	case dev:
 		mux.Handle("/", devHandler(certDER, qlogDir, mlogDir))
+	case selfSigned:
+		mux.Handle("GET /fingerprint", devHandler(certDER, "", ""))
 	}
 	return mux
 }
@@ -110,6 +116,11 @@ func devHandler(certDER func() []byte, qlogDir, mlogDir string) http.Handler {
 	})
 }
 
+// webIdleTimeout closes a keep-alive connection of the web server that
+// has asked nothing for that long (without it, an idle connection held a
+// file descriptor and a goroutine for good, as many as a client opened).
+var webIdleTimeout = 30 * time.Second
+
 // serveDev runs the web server on TCP at the relay's address until the
 // returned stop is called.
 func serveDev(d devConfig, addr net.Addr, certs []tls.Certificate, srv *moqnative.Server, qlogDir, mlogDir string, logger *slog.Logger) (func(), error) {
@@ -136,7 +147,7 @@ func serveDev(d devConfig, addr net.Addr, certs []tls.Certificate, srv *moqnativ
 	if err != nil {
 		return nil, fmt.Errorf("--dev/--web: listening on TCP %s: %w", addr, err)
 	}
-	h := webHandler(d.enabled, certDER, qlogDir, mlogDir)
+	h := webHandler(d.enabled, selfSigned, certDER, qlogDir, mlogDir)
 	var plain http.Handler = h
 	if !selfSigned {
 		plain = http.HandlerFunc(redirectHTTPS)
@@ -146,9 +157,10 @@ func serveDev(d devConfig, addr net.Addr, certs []tls.Certificate, srv *moqnativ
 		Handler:           h,
 		TLSConfig:         &tls.Config{GetCertificate: getCert, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       webIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
-	httpSrv := &http.Server{Handler: plain, ReadHeaderTimeout: 5 * time.Second,
+	httpSrv := &http.Server{Handler: plain, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: webIdleTimeout,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
 	var wg sync.WaitGroup
 	wg.Go(sn.run)

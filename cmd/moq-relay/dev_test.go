@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
@@ -140,5 +141,47 @@ func TestWebWithCertificateFiles(t *testing.T) {
 	}
 	if resp, _ = get(t, c, "https://"+addr.String()+"/fingerprint"); resp.StatusCode != 404 {
 		t.Errorf("/fingerprint without --dev: %d", resp.StatusCode)
+	}
+}
+
+// TestWebSelfSignedServesFingerprint: --web without --dev and with the
+// generated certificate serves /fingerprint with the page, which pins the
+// certificate by it when loaded over plain HTTP (it got 404 and never
+// connected); the other dev routes stay off.
+func TestWebSelfSignedServesFingerprint(t *testing.T) {
+	addr, fp := startWebRelay(t, config{dev: devConfig{web: true}})
+	c := pinnedClient(fp)
+	base := "http://" + addr.String()
+	if resp, body := get(t, c, base+"/fingerprint"); resp.StatusCode != 200 || body != fp {
+		t.Errorf("/fingerprint with --web and the generated certificate: %d %q, want %q", resp.StatusCode, body, fp)
+	}
+	if resp, _ := get(t, c, base+"/qlog/x"); resp.StatusCode != 404 {
+		t.Errorf("/qlog/x without --dev: %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestWebIdleConnectionClosed: a keep-alive connection that asks nothing
+// more is closed after webIdleTimeout (it was held for good).
+func TestWebIdleConnectionClosed(t *testing.T) {
+	defer func(d time.Duration) { webIdleTimeout = d }(webIdleTimeout)
+	webIdleTimeout = 200 * time.Millisecond
+	addr, _ := startWebRelay(t, config{dev: devConfig{web: true}})
+	conn, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("reading an idle keep-alive connection: %v, want io.EOF (closed by the server)", err)
 	}
 }
