@@ -532,12 +532,19 @@ var Session = class _Session {
   }
   // fetchOne returns the payload of object {0, 0} of a track (the catalog,
   // the init segment).
+  // The FETCH is let go once object 0 is read (or it failed): its stream
+  // and its entry in fetches lasted for the session, one more at each of
+  // the page's retries.
   async fetchOne(namespace, name2) {
     const f = await this.fetch({ namespace, name: name2, start: { group: 0, object: 0 }, end: { group: 0, object: 1 } });
-    for (; ; ) {
-      const o = await f.next();
-      if (!o) throw new Error(`FETCH of ${name2} returned no object 0`);
-      if (o.status === STATUS_NORMAL && o.group === 0 && o.object === 0) return o.payload;
+    try {
+      for (; ; ) {
+        const o = await f.next();
+        if (!o) throw new Error(`FETCH of ${name2} returned no object 0`);
+        if (o.status === STATUS_NORMAL && o.group === 0 && o.object === 0) return o.payload;
+      }
+    } finally {
+      if (this.fetches.has(f.id)) f.cancel();
     }
   }
   async readStreams() {
@@ -1265,12 +1272,14 @@ var Player = class {
     show.close();
   }
   setupAudio({ config }) {
-    this.actx = new AudioContext({ sampleRate: config.sampleRate, latencyHint: "interactive" });
-    (window.audioContexts ||= /* @__PURE__ */ new Set()).add(this.actx);
-    this.stats.audioState = this.actx.state;
-    this.actx.onstatechange = () => {
+    if (!this.actx) {
+      this.actx = new AudioContext({ sampleRate: config.sampleRate, latencyHint: "interactive" });
+      (window.audioContexts ||= /* @__PURE__ */ new Set()).add(this.actx);
       this.stats.audioState = this.actx.state;
-    };
+      this.actx.onstatechange = () => {
+        this.stats.audioState = this.actx.state;
+      };
+    }
     this.adec = new AudioDecoder({
       output: (data) => this.audioData(data),
       error: (err) => {

@@ -494,12 +494,19 @@ export class Session {
 
   // fetchOne returns the payload of object {0, 0} of a track (the catalog,
   // the init segment).
+  // The FETCH is let go once object 0 is read (or it failed): its stream
+  // and its entry in fetches lasted for the session, one more at each of
+  // the page's retries.
   async fetchOne(namespace, name) {
     const f = await this.fetch({ namespace, name, start: { group: 0, object: 0 }, end: { group: 0, object: 1 } });
-    for (;;) {
-      const o = await f.next();
-      if (!o) throw new Error(`FETCH of ${name} returned no object 0`);
-      if (o.status === STATUS_NORMAL && o.group === 0 && o.object === 0) return o.payload;
+    try {
+      for (;;) {
+        const o = await f.next();
+        if (!o) throw new Error(`FETCH of ${name} returned no object 0`);
+        if (o.status === STATUS_NORMAL && o.group === 0 && o.object === 0) return o.payload;
+      }
+    } finally {
+      if (this.fetches.has(f.id)) f.cancel();
     }
   }
 

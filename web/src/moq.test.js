@@ -171,3 +171,21 @@ test("a request the peer does not answer fails in time; a late answer is undone"
   assert.equal(sent[1].p.varint(), 0);
   assert.equal(s.error, null);
 });
+
+test("fetchOne lets its FETCH go once object 0 is read", async () => {
+  const { s, sent } = session();
+  // Object {0,0} "abc", then more the page does not read.
+  const r = new StreamReader(stream(bytes("05 06 00 00 00 80 00 03 61 62 63 00 00 01 80 00 00 03")));
+  await r.varint();
+  await r.varint();
+  s.fetch = async () => {
+    const f = new Fetch(s, 6);
+    s.fetches.set(6, f);
+    f.attach(r);
+    return f;
+  };
+  const payload = await s.fetchOne(["ns"], "catalog");
+  assert.equal(new TextDecoder().decode(payload), "abc");
+  assert.equal(s.fetches.size, 0, "the FETCH is still held by the session");
+  assert.ok(sent.some((m) => m.type === MSG.FETCH_CANCEL), "no FETCH_CANCEL");
+});

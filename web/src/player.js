@@ -310,10 +310,14 @@ export class Player {
   }
 
   setupAudio({ config }) {
-    this.actx = new AudioContext({ sampleRate: config.sampleRate, latencyHint: "interactive" });
-    (window.audioContexts ||= new Set()).add(this.actx);
-    this.stats.audioState = this.actx.state;
-    this.actx.onstatechange = () => { this.stats.audioState = this.actx.state; };
+    // One AudioContext for the player's life: a decoder error makes a new
+    // decoder, not a new context (each error leaked one, still running).
+    if (!this.actx) {
+      this.actx = new AudioContext({ sampleRate: config.sampleRate, latencyHint: "interactive" });
+      (window.audioContexts ||= new Set()).add(this.actx);
+      this.stats.audioState = this.actx.state;
+      this.actx.onstatechange = () => { this.stats.audioState = this.actx.state; };
+    }
     this.adec = new AudioDecoder({
       output: (data) => this.audioData(data),
       error: (err) => {

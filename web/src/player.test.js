@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { parseInit, parseFragment, codecFor } from "./mp4.js";
-import { GroupFeed } from "./player.js";
+import { GroupFeed, Player } from "./player.js";
 import { parseCatalog } from "./catalog.js";
 
 test("init segment: moq-pub's H.264 + AAC test clip", () => {
@@ -205,4 +205,35 @@ test("catalogs: moq-rs's and MSF's", () => {
   assert.equal(d01.format, "MSF");
   assert.throws(() => parseCatalog({ version: "draft-01", tracks: [{ name: "v", packaging: "cmaf", initRef: "9" }] }), /initRef/);
   assert.throws(() => parseCatalog({}));
+});
+
+test("an audio decoder error makes a new decoder, not a new AudioContext", () => {
+  let made = 0, closed = 0;
+  const errors = [];
+  globalThis.window = {};
+  globalThis.AudioContext = class {
+    constructor() { made++; this.state = "running"; }
+    close() { closed++; return Promise.resolve(); }
+  };
+  globalThis.AudioDecoder = class {
+    constructor({ error }) { errors.push(error); this.state = "unconfigured"; }
+    configure() { this.state = "configured"; }
+    close() { this.state = "closed"; }
+  };
+  try {
+    const p = Object.create(Player.prototype);
+    Object.assign(p, { stats: {}, log() {}, closed: false, subs: [], feeds: [], frames: [] });
+    p.setupAudio({ config: { sampleRate: 48000 } });
+    errors.at(-1)(new Error("bad frame"));
+    errors.at(-1)(new Error("bad frame"));
+    assert.equal(errors.length, 3, "a decoder per error");
+    p.close();
+    assert.equal(made, 1, "AudioContexts made");
+    assert.equal(closed, made, "AudioContexts closed");
+    assert.equal(window.audioContexts.size, 0);
+  } finally {
+    delete globalThis.window;
+    delete globalThis.AudioContext;
+    delete globalThis.AudioDecoder;
+  }
 });
