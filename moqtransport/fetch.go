@@ -1044,13 +1044,24 @@ func FetchError(code FetchErrorCode, reason string) error {
 // serveFetchResponse sends FETCH_OK and streams a handler's objects.
 func (s *Session) serveFetchResponse(ctx, cut context.Context, m *wire.Fetch, resp *FetchResponse) {
 	if resp.Close != nil {
-		defer resp.Close()
+		defer s.guard("FetchResponse.Close", resp.Close)
 	}
 	order := resp.GroupOrder
 	if order == GroupOrderPublisher {
 		order = GroupOrderAscending
 	}
 	next, end := resp.Next, resp.End
+	if user := next; user != nil {
+		// Application code, as a Handler is: a panic in it resets the
+		// fetch stream (INTERNAL_ERROR) and is logged; it crashed the
+		// process.
+		next = func(ctx context.Context) (o *Object, err error) {
+			if s.guard("FetchResponse.Next", func() { o, err = user(ctx) }) {
+				return nil, errCallbackPanicked
+			}
+			return o, err
+		}
+	}
 	if next == nil && len(resp.Objects) == 0 {
 		s.fetchError(m.RequestID, FetchNoObjects, "no objects in the range")
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -100,5 +101,47 @@ func TestCallbackPanicRecovered(t *testing.T) {
 	// The server's other session is untouched.
 	if _, err := c2.Subscribe(ctx, heldNS, heldName, moqtransport.SubscribeOptions{}); err != nil {
 		t.Fatalf("another session of the server: SUBSCRIBE: %v", err)
+	}
+}
+
+// A FetchResponse.Next that panics resets the fetch stream and is logged; the session and the process go on (it
+// crashed the process).
+func TestFetchNextPanicRecovered(t *testing.T) {
+	logs := &lockedBuffer{}
+	calls := 0
+	cfg := &moqtransport.Config{
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelError})),
+		Handler: moqtransport.Handler{
+			Fetch: func(_ context.Context, _ *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+				return &moqtransport.FetchResponse{End: wire.Location{Group: 1}, Next: func(context.Context) (*moqtransport.Object, error) {
+					if calls++; calls > 1 {
+						panic("next bug")
+					}
+					return &moqtransport.Object{Group: 0, ID: 0, Payload: []byte("first")}, nil
+				}}, nil
+			},
+		},
+	}
+	e := newEnv(t, "moqt", cfg)
+	ctx := timeout(t)
+	c, _ := e.dial(nil)
+	f, err := c.Fetch(ctx, moqtransport.FetchOptions{Namespace: wire.Namespace{"a"}, Name: "t", End: wire.Location{Group: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reset may overtake the first object (RESET_STREAM drops what
+	// is unread): the fetch ends with an error either way, never io.EOF.
+	var err2 error
+	for err2 == nil {
+		_, err2 = f.ReadObject(ctx)
+	}
+	if err2 == io.EOF || ctx.Err() != nil {
+		t.Errorf("the fetch whose Next panicked: %v, want the stream's reset", err2)
+	}
+	if _, err := c.TrackStatus(ctx, wire.Namespace{"a"}, "x"); err != nil && c.Err() != nil {
+		t.Fatalf("the session after the panic: %v", c.Err())
+	}
+	if !strings.Contains(logs.String(), "next bug") {
+		t.Errorf("the panic was not logged: %q", logs.String())
 	}
 }
