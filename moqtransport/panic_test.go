@@ -1,36 +1,16 @@
 package moqtransport_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
 )
-
-// lockedBuffer is a log sink shared by the sessions of a test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A panic in a Handler or Authorizer callback is recovered: a request
 // function's request is answered with INTERNAL_ERROR and its session goes
@@ -38,7 +18,7 @@ func (l *lockedBuffer) String() string {
 // logged at Error with its stack, and the other sessions of the server
 // keep working (the test process survives).
 func TestCallbackPanicRecovered(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &logBuffer{}
 	tracks := heldTracks()
 	cfg := &moqtransport.Config{
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelError})),
@@ -107,7 +87,7 @@ func TestCallbackPanicRecovered(t *testing.T) {
 // A FetchResponse.Next that panics resets the fetch stream and is logged; the session and the process go on (it
 // crashed the process).
 func TestFetchNextPanicRecovered(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &logBuffer{}
 	calls := 0
 	cfg := &moqtransport.Config{
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelError})),

@@ -134,35 +134,11 @@ func (*doneTracer) Datagram(bool, *wire.Datagram)                               
 // UNSUBSCRIBEs from the publisher. Before, only the namespace was
 // withdrawn, and the subscription went on with the expired grant.
 func TestNamespaceTokenExpiryEndsItsTracks(t *testing.T) {
-	e := startRelayWith(t, "moqt", relay.Config{Auth: hmacAuth(t)})
 	ctx := ctxFor(t)
 	hour := time.Now().Add(time.Hour)
-	// JWT exp has a precision of a second: at least a second ahead.
-	exp := time.Now().Add(2 * time.Second).Truncate(time.Second)
-	if time.Until(exp) < time.Second {
-		exp = exp.Add(time.Second)
-	}
-	ns := wire.Namespace{"short"}
-	h := &countingTracks{}
-	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})
-	h.Add(tr)
-	pubSess, _, err := e.dialCfg("/", moqtransport.Config{Handler: h.Handler()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nsPub, err := pubSess.PublishNamespace(ctx, ns, userToken(t, []string{"short"}, nil, exp))
-	if err != nil {
-		t.Fatal(err)
-	}
 	tracer := &doneTracer{}
-	subSess, _, err := e.dialCfg("/", moqtransport.Config{Tracer: tracer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := subSess.Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{Params: userToken(t, nil, []string{"short"}, hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sn := subscribedUnderShortNamespace(t, ctx, tracer)
+	ns, exp, h, tr, pubSess, nsPub, subSess, sub := sn.ns, sn.exp, sn.h, sn.tr, sn.pubSess, sn.nsPub, sn.subSess, sn.sub
 	wctx, cancel := context.WithDeadline(ctx, exp.Add(5*time.Second))
 	defer cancel()
 	select {
@@ -332,18 +308,11 @@ func TestPreviousOwnerAnswersNoStatusOrFetch(t *testing.T) {
 	if err != nil {
 		t.Fatalf("FETCH in /room after X withdrew: %v", err)
 	}
-	var got []string
-	for {
-		o, err := f.ReadObject(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, string(o.Payload))
+	got, err := fetchAll(ctx, f)
+	if err != io.EOF {
+		t.Fatal(err)
 	}
-	if want := []string{"0/0", "0/1"}; !slices.Equal(got, want) {
+	if want := []string{"0/0=0/0", "0/1=0/1"}; !slices.Equal(got, want) {
 		t.Errorf("fetched %q, want Z's %q", got, want)
 	}
 	if n := hZ.fetches.Load(); n != 1 {
@@ -544,33 +513,9 @@ func TestFetchWaitsForPushedTrackClaim(t *testing.T) {
 // subscriptions it has, as draft-14 lets it, but only until exp: the
 // withdrawal stopped the expiry, and its tracks outlived the token.
 func TestWithdrawnNamespaceTracksEndAtTokenExpiry(t *testing.T) {
-	e := startRelayWith(t, "moqt", relay.Config{Auth: hmacAuth(t)})
 	ctx := ctxFor(t)
-	hour := time.Now().Add(time.Hour)
-	exp := time.Now().Add(2 * time.Second).Truncate(time.Second)
-	if time.Until(exp) < time.Second {
-		exp = exp.Add(time.Second)
-	}
-	ns := wire.Namespace{"short"}
-	h := &countingTracks{}
-	tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})
-	h.Add(tr)
-	pubSess, _, err := e.dialCfg("/", moqtransport.Config{Handler: h.Handler()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nsPub, err := pubSess.PublishNamespace(ctx, ns, userToken(t, []string{"short"}, nil, exp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	subSess, _, err := e.dialCfg("/", moqtransport.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := subSess.Subscribe(ctx, ns, "t", moqtransport.SubscribeOptions{Params: userToken(t, nil, []string{"short"}, hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sn := subscribedUnderShortNamespace(t, ctx, nil)
+	exp, h, tr, nsPub, sub := sn.exp, sn.h, sn.tr, sn.nsPub, sn.sub
 	if err := nsPub.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -588,4 +533,45 @@ func TestWithdrawnNamespaceTracksEndAtTokenExpiry(t *testing.T) {
 		t.Errorf("the subscription ended %v before the namespace's exp", exp.Sub(now))
 	}
 	waitFor(t, "the relay to unsubscribe upstream", func() bool { return h.ended.Load() == 1 })
+}
+
+// shortNamespace is a relay with Auth, a publisher of namespace "short"
+// under a token that expires in a second or two (exp) and serves track
+// t, and a subscriber of short/t under its own hour-long token.
+type shortNamespace struct {
+	ns               wire.Namespace
+	exp              time.Time
+	h                *countingTracks
+	tr               *moqtransport.Track
+	pubSess, subSess *moqtransport.Session
+	nsPub            *moqtransport.NamespacePublication
+	sub              *moqtransport.Subscription
+}
+
+func subscribedUnderShortNamespace(t *testing.T, ctx context.Context, tracer moqtransport.Tracer) shortNamespace {
+	t.Helper()
+	e := startRelayWith(t, "moqt", relay.Config{Auth: hmacAuth(t)})
+	sn := shortNamespace{ns: wire.Namespace{"short"}, h: &countingTracks{}}
+	// JWT exp has a precision of a second: at least a second ahead.
+	sn.exp = time.Now().Add(2 * time.Second).Truncate(time.Second)
+	if time.Until(sn.exp) < time.Second {
+		sn.exp = sn.exp.Add(time.Second)
+	}
+	sn.tr = moqtransport.NewTrack(wire.FullTrackName{Namespace: sn.ns, Name: "t"}, moqtransport.TrackConfig{})
+	sn.h.Add(sn.tr)
+	var err error
+	if sn.pubSess, _, err = e.dialCfg("/", moqtransport.Config{Handler: sn.h.Handler()}); err != nil {
+		t.Fatal(err)
+	}
+	if sn.nsPub, err = sn.pubSess.PublishNamespace(ctx, sn.ns, userToken(t, []string{"short"}, nil, sn.exp)); err != nil {
+		t.Fatal(err)
+	}
+	if sn.subSess, _, err = e.dialCfg("/", moqtransport.Config{Tracer: tracer}); err != nil {
+		t.Fatal(err)
+	}
+	hour := time.Now().Add(time.Hour)
+	if sn.sub, err = sn.subSess.Subscribe(ctx, sn.ns, "t", moqtransport.SubscribeOptions{Params: userToken(t, nil, []string{"short"}, hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return sn
 }
