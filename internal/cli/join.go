@@ -14,6 +14,10 @@ import (
 // maxJoinObjects bounds what a joining FETCH may hand a client: one group.
 const maxJoinObjects = 1 << 16
 
+// maxJoinBytes bounds the payload bytes a joining FETCH's group may hold:
+// a mid-GOP group at several Mbit/s is a few MB.
+const maxJoinBytes = 64 << 20
+
 // SubscribeJoin subscribes to a track with the Largest Object filter and,
 // alongside the SUBSCRIBE, a joining FETCH (relative, Joining Start 0) for
 // the group the subscription starts in, with the same priority
@@ -115,8 +119,16 @@ func readJoin(ctx context.Context, f objectReader, largest moqtransport.Location
 		if len(objs) >= maxJoinObjects {
 			return nil, fmt.Errorf("the FETCH returned more than %d objects", maxJoinObjects)
 		}
+		// Rising IDs, and a bound on the bytes kept: with no bound on the
+		// download's time, a relay sending object 0 again and again, each
+		// within gap, would otherwise grow this without end.
+		if n := len(objs); n > 0 && o.ID <= objs[n-1].ID {
+			return nil, fmt.Errorf("the FETCH returned object %v after %v: object IDs must rise", o.Location(), objs[n-1].Location())
+		}
+		if size += len(o.Payload); size > maxJoinBytes {
+			return nil, fmt.Errorf("the FETCH returned more than %d bytes of group %d", maxJoinBytes, largest.Group)
+		}
 		objs = append(objs, o)
-		size += len(o.Payload)
 	}
 	if len(objs) == 0 {
 		return nil, errors.New("the FETCH returned no objects")

@@ -63,3 +63,23 @@ func TestJoinSlowDownload(t *testing.T) {
 		}
 	})
 }
+
+// repeatingFetch sends object 0 of group 7 again and again.
+type repeatingFetch struct{ sent int }
+
+func (f *repeatingFetch) ReadObject(context.Context) (*moqtransport.Object, error) {
+	f.sent++
+	return &moqtransport.Object{Group: 7, ID: 0, Payload: make([]byte, 100)}, nil
+}
+
+// TestJoinRefusesRepeatedObjects: a relay that sends one object again and
+// again (each in time, so the download has no end) is refused at the
+// first repeat: with no bound on the download's time, the objects kept
+// grew with it.
+func TestJoinRefusesRepeatedObjects(t *testing.T) {
+	f := &repeatingFetch{}
+	_, err := readJoin(t.Context(), f, moqtransport.Location{Group: 7, Object: 9}, JoinTimeout)
+	if err == nil || !strings.Contains(err.Error(), "must rise") || f.sent != 2 {
+		t.Errorf("a FETCH repeating object 0: %v after %d objects, want refused at the second", err, f.sent)
+	}
+}
