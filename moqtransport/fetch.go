@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -613,7 +614,7 @@ func (s *Session) serveFetch(ctx, cut context.Context, m *wire.Fetch, joined *se
 	})
 	if ctx.Err() != nil {
 		if err == nil && resp != nil && resp.Close != nil {
-			resp.Close()
+			s.guard("FetchResponse.Close", resp.Close)
 		}
 		s.fetchEnded(ctx, m.RequestID)
 		return
@@ -861,7 +862,7 @@ func sliceObjects(objs []*Object) func(context.Context) (*Object, error) {
 // writeFetch writes the fetch stream: header, then each object next
 // yields until io.EOF. Another error resets the stream. ctx ends with the
 // fetch; cut, at FETCH_CANCEL or the session's end (handleFetch).
-func (s *Session) writeFetch(ctx, cut context.Context, m *wire.Fetch, next func(context.Context) (*Object, error)) error {
+func (s *Session) writeFetch(ctx, cut context.Context, m *wire.Fetch, next func(context.Context) (*Object, error)) (err error) {
 	// The peer has FETCH_OK and waits for the stream: one ended by
 	// EndFetch is still opened, its header written at once, and reset,
 	// so that the peer learns of the end. The reset must not overtake
@@ -897,6 +898,16 @@ func (s *Session) writeFetch(ctx, cut context.Context, m *wire.Fetch, next func(
 		return err
 	}
 	reset := s.resetAfter(str, time.Now())
+	// next is application code (FetchResponse.Next), as a Handler is: a
+	// panic in it resets the stream (INTERNAL_ERROR) and is logged; it
+	// crashed the process. Recovered once here, not around each call.
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("FetchResponse.Next panicked; the fetch stream is reset with INTERNAL_ERROR", "request", m.RequestID, "panic", v, "stack", string(debug.Stack()))
+			reset(wire.ResetInternalError)
+			err = errCallbackPanicked
+		}
+	}()
 	buf = buf[:0]
 	stop := context.AfterFunc(ctx, func() { reset(wire.ResetCancelled) })
 	defer stop()
@@ -1051,17 +1062,6 @@ func (s *Session) serveFetchResponse(ctx, cut context.Context, m *wire.Fetch, re
 		order = GroupOrderAscending
 	}
 	next, end := resp.Next, resp.End
-	if user := next; user != nil {
-		// Application code, as a Handler is: a panic in it resets the
-		// fetch stream (INTERNAL_ERROR) and is logged; it crashed the
-		// process.
-		next = func(ctx context.Context) (o *Object, err error) {
-			if s.guard("FetchResponse.Next", func() { o, err = user(ctx) }) {
-				return nil, errCallbackPanicked
-			}
-			return o, err
-		}
-	}
 	if next == nil && len(resp.Objects) == 0 {
 		s.fetchError(m.RequestID, FetchNoObjects, "no objects in the range")
 		return

@@ -119,11 +119,22 @@ func (s *Session) handlePublishNamespace(m *wire.PublishNamespace) {
 	s.mu.Unlock()
 	s.goFunc(func() {
 		err := s.callbackErr("Handler.PublishNamespace", func() error { return h(s.ctx, s, m) })
+		// Decided and, if accepted, in place in one hold of s.mu: a
+		// PUBLISH_NAMESPACE_DONE or CancelNamespace between the two found
+		// the namespace neither pending nor published, and was dropped.
 		s.mu.Lock()
 		if s.nsPending[key] == pend {
 			delete(s.nsPending, key)
 		}
 		withdrawn, cancelled := pend.withdrawn, pend.cancel
+		var n *NamespaceSubscription
+		accepted := err == nil && !withdrawn && cancelled == nil
+		if accepted {
+			setIn(&s.peerNamespaces, key, m.Namespace)
+			if n = s.nsSubscriptionFor(m.Namespace); n != nil {
+				setIn(&s.nsNoted, key, n)
+			}
+		}
 		s.mu.Unlock()
 		if s.ctx.Err() != nil {
 			return
@@ -148,13 +159,6 @@ func (s *Session) handlePublishNamespace(m *wire.PublishNamespace) {
 			}
 			return
 		}
-		s.mu.Lock()
-		setIn(&s.peerNamespaces, key, m.Namespace)
-		n := s.nsSubscriptionFor(m.Namespace)
-		if n != nil {
-			setIn(&s.nsNoted, key, n)
-		}
-		s.mu.Unlock()
 		if n != nil {
 			n.note(m.Namespace, true)
 		}

@@ -246,7 +246,6 @@ func (s *Session) handlePublish(m *wire.Publish) error {
 		// The start as the publisher resolves it from its PUBLISH
 		// (applyPublishOK): Update checks a new start against it.
 		sub.start, _, _, _ = filterRange(opts.Filter, m.Largest, m.ContentExists)
-		sub.filter = opts.Filter.Type
 		sub.hasEnd, sub.endGroup = opts.Filter.Type == wire.FilterAbsoluteRange, opts.Filter.EndGroup
 		sub.mu.Unlock()
 		s.sendOrFail(&wire.PublishOK{RequestID: m.RequestID, Forward: !opts.Paused, SubscriberPriority: opts.Priority,

@@ -101,10 +101,9 @@ type TrackReader struct {
 	skipAt  uint64
 	floor   uint64 // objects of groups below floor are ignored (after a skip, SkipTo)
 	closed  bool
-	// maxGroup: the largest group of an object it looked at (sawObject:
-	// any), filter or not.
-	maxGroup  uint64
-	sawObject bool
+	// maxGroup: the largest group of an object it looked at, filter or
+	// not (0 before any: past no end group).
+	maxGroup uint64
 }
 
 // NewReader starts a reader that yields events in the order the track
@@ -260,7 +259,7 @@ func (r *TrackReader) Next(ctx context.Context) (Event, error) {
 // an end group, an object of a later group came, and the subgroups of the
 // range r yielded objects of have ended. Called with t.mu held.
 func (r *TrackReader) pastEndLocked() bool {
-	return r.filter.HasEnd && r.sawObject && r.maxGroup > r.filter.EndGroup && len(r.open) == 0
+	return r.filter.HasEnd && r.maxGroup > r.filter.EndGroup && len(r.open) == 0
 }
 
 // wait returns once ch, the channel the track's next write closes, is
@@ -318,10 +317,10 @@ func (r *TrackReader) deliver(ev *Event) (Event, bool) {
 		if ev.Group < r.floor {
 			return Event{}, false // older than where a skip moved the reader
 		}
-		if !r.sawObject || ev.Group > r.maxGroup {
+		if ev.Group > r.maxGroup {
 			// Past an end group, Next ends once the range's open
 			// subgroups have.
-			r.sawObject, r.maxGroup = true, ev.Group
+			r.maxGroup = ev.Group
 		}
 		if r.filter.passes(ev.Object) {
 			if !ev.Datagram {

@@ -438,6 +438,15 @@ func (sv *servedSubscription) abandonAll(code wire.StreamResetCode) {
 	}
 }
 
+// finishAll ends every stream with a FIN once its queue is written, and
+// forgets the subgroups.
+func (sv *servedSubscription) finishAll() {
+	for k, st := range sv.streams {
+		st.finish(false, 0)
+		delete(sv.streams, k)
+	}
+}
+
 // finish ends the open streams and picks the PUBLISH_DONE status.
 func (sv *servedSubscription) finish(err error) (wire.PublishDoneCode, string) {
 	sv.mu.Lock()
@@ -445,19 +454,13 @@ func (sv *servedSubscription) finish(err error) (wire.PublishDoneCode, string) {
 	sv.mu.Unlock()
 	switch {
 	case errors.Is(err, io.EOF):
-		for k, st := range sv.streams {
-			st.finish(false, 0)
-			delete(sv.streams, k)
-		}
+		sv.finishAll()
 		return wire.DoneTrackEnded, "track ended"
 	case errors.Is(err, ErrEndGroupPassed):
 		// §9.12: SUBSCRIPTION_ENDED, "reached the end of an associated
 		// Subscribe filter". The range's subgroups have ended; a stream
 		// left is one already abandoned.
-		for k, st := range sv.streams {
-			st.finish(false, 0)
-			delete(sv.streams, k)
-		}
+		sv.finishAll()
 		return wire.DoneSubscriptionEnded, "reached the end group"
 	case sv.endedByApp() != nil:
 		sv.abandonAll(wire.ResetCancelled)

@@ -47,7 +47,7 @@ type Subscription struct {
 	upd chan struct{}
 
 	// filter: the SUBSCRIBE's filter type (a joining FETCH needs
-	// LargestObject), or our PUBLISH_OK's for a track the peer pushed.
+	// LargestObject).
 	filter FilterType
 
 	mu       sync.Mutex
@@ -136,17 +136,11 @@ func (sub *Subscription) endWith(err, trackErr error) {
 		if sub.doneTimer != nil {
 			sub.doneTimer.Stop()
 		}
-		reading := make([]ReceiveStream, 0, len(sub.reading))
-		for str := range sub.reading {
-			reading = append(reading, str)
-		}
 		sub.mu.Unlock()
 		// Its streams still open are stopped (§9.12: STOP_SENDING "on all
 		// streams related to the subscription"): they went on being read,
 		// an object of up to 64 MiB each, into a closed track.
-		for _, str := range reading {
-			str.CancelRead(uint64(ResetCancelled))
-		}
+		sub.stopReading()
 		sub.track.Close(trackErr)
 		s := sub.s
 		s.mu.Lock()
