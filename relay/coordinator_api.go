@@ -159,11 +159,18 @@ func (c *APICoordinator) Register(ctx context.Context, scope string, ns wire.Nam
 			// a whole TTL, routing the cluster here and refusing the
 			// publisher elsewhere. The removal is the owner's only, so
 			// it is safe either way.
-			dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
-			if derr := c.client.DeleteOrigin(dctx, key, origin); derr != nil && !errors.Is(derr, api.ErrNotFound) && !errors.Is(derr, api.ErrNotOwner) {
-				c.log.Warn("removing a registration whose answer was lost failed; it expires with its TTL", "scope", scope, "namespace", ns.String(), "err", derr)
+			// Only when the answer may be lost (not an answer the registry
+			// gave), and in the background: the refusal does not wait.
+			var se *api.StatusError
+			if !errors.As(err, &se) && !errors.Is(err, api.ErrUnauthorized) {
+				c.wg.Go(func() {
+					dctx, dcancel := context.WithTimeout(context.Background(), c.timeout)
+					defer dcancel()
+					if derr := c.client.DeleteOrigin(dctx, key, origin); derr != nil && !errors.Is(derr, api.ErrNotFound) && !errors.Is(derr, api.ErrNotOwner) {
+						c.log.Warn("removing a registration whose answer was lost failed; it expires with its TTL", "scope", scope, "namespace", ns.String(), "err", derr)
+					}
+				})
 			}
-			dcancel()
 			return err
 		}
 		var refreshCtx context.Context

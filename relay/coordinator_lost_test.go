@@ -42,6 +42,7 @@ func TestAPIRegistrationLostAnswerRemoved(t *testing.T) {
 	if _, err := a.Register(context.Background(), "", ns); err == nil {
 		t.Fatal("a registration whose answer never came: no error")
 	}
+	_ = a.Close() // waits for its removal, made in the background
 	b := reg.apiCoordinator(t, "moqt://b", 0)
 	r, err := b.Register(context.Background(), "", ns)
 	if errors.Is(err, relay.ErrServedElsewhere) {

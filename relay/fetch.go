@@ -125,12 +125,9 @@ func (r *Relay) serveFetch(ctx context.Context, s *moqtransport.Session, req *mo
 			if !pub.claimed() {
 				r.logFor(s).Debug("a FETCH waits for its pushed track's claim with the coordinator", "request", req.RequestID, "track", req.Namespace.String()+"/"+req.Name)
 			}
-			select {
-			case <-pub.ready:
-			case <-ctx.Done():
+			if err := pub.wait(ctx); ctx.Err() != nil {
 				return nil, moqtransport.FetchError(wire.FetchInternalError, "the request ended while the track's claim was pending")
-			}
-			if pub.err != nil {
+			} else if err != nil {
 				return nil, moqtransport.FetchError(wire.FetchTrackDoesNotExist, "no publisher for track "+req.Namespace.String()+"/"+req.Name)
 			}
 		}

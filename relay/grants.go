@@ -173,8 +173,25 @@ func (r *Relay) expireWithdrawn(scName string, o *origin) {
 		return // no token of its own, or it fired already
 	}
 	exp := o.exp
-	o.expiry = time.AfterFunc(time.Until(exp), func() {
+	// Kept on the publisher's session, one per namespace (a namespace
+	// withdrawn again replaces its timer) and stopped when the session
+	// ends, when its tracks end anyway: a publisher withdrawing and
+	// publishing in a loop left a timer, holding its session, per round
+	// until exp.
+	p := r.sessions[o.s]
+	if p == nil {
+		return // the session has ended: so have the tracks it served
+	}
+	key := scName + "|" + nsKey(o.ns)
+	if old := p.withdrawn[key]; old != nil {
+		old.Stop()
+	}
+	var t *time.Timer
+	t = time.AfterFunc(time.Until(exp), func() {
 		r.mu.Lock()
+		if p.withdrawn[key] == t {
+			delete(p.withdrawn, key)
+		}
 		ended := r.endGranted(scName, r.scopes[scName], o) // the scope may be gone
 		r.mu.Unlock()
 		if len(ended) > 0 {
@@ -182,6 +199,11 @@ func (r *Relay) expireWithdrawn(scName string, o *origin) {
 			r.endTracks(o, ended, "the namespace's token expired at "+exp.UTC().Format(time.RFC3339))
 		}
 	})
+	o.expiry = t
+	if p.withdrawn == nil {
+		p.withdrawn = map[string]*time.Timer{}
+	}
+	p.withdrawn[key] = t
 }
 
 // endTracks ends the relayed tracks endGranted revoked for origin o.

@@ -758,13 +758,8 @@ func (r *Relay) trackStatus(ctx context.Context, s *moqtransport.Session, req *w
 	if live == nil {
 		return r.forwardTrackStatus(ctx, rte.scope, k, rte.o, rte.remote, req)
 	}
-	select {
-	case <-live.ready: // a pushed track's claim, decided
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if live.err != nil {
-		return nil, live.err
+	if err := live.wait(ctx); err != nil { // a pushed track's claim, decided
+		return nil, err
 	}
 	return moqtransport.TrackStatusOf(live.track), nil
 }

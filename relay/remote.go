@@ -134,6 +134,12 @@ func (r *Relay) remoteSession(ctx context.Context, target string) (*moqtransport
 			r.mu.Unlock()
 			return rm.s, nil
 		}
+		// Closed or closing (the idle close may not have ended it yet):
+		// forgotten, so that the next pass dials instead of finding it
+		// again and spinning until its end shows.
+		if r.remotes[target] == rm {
+			delete(r.remotes, target)
+		}
 		r.mu.Unlock()
 		if err := ctx.Err(); err != nil {
 			return nil, err

@@ -48,6 +48,10 @@ type peer struct {
 	// Relay.mu.
 	grants    map[uint64]time.Time
 	subExpiry map[uint64]*time.Timer
+	// withdrawn: the timers that end, at their token's exp, the tracks of
+	// namespaces this publisher withdrew (expireWithdrawn), by scope and
+	// namespace. Under Relay.mu; stopped when the session ends.
+	withdrawn map[string]*time.Timer
 	// authority: the WebTransport request's :authority (raw QUIC sends
 	// AUTHORITY in CLIENT_SETUP instead).
 	authority string
@@ -437,6 +441,9 @@ func (r *Relay) SessionEnded(s *moqtransport.Session) {
 	p.ended = true
 	if p.expiry != nil {
 		p.expiry.Stop()
+	}
+	for _, t := range p.withdrawn {
+		t.Stop()
 	}
 	for _, t := range p.subExpiry {
 		t.Stop()

@@ -230,17 +230,22 @@ func (r *Relay) subscribeOrigin(ctx context.Context, scName string, o *origin, v
 // awaitTrack waits for a relayed track's upstream subscription; the
 // caller holds a reference, which a failure gives back.
 func (r *Relay) awaitTrack(ctx context.Context, rt *relayTrack) (*moqtransport.Track, error) {
-	select {
-	case <-rt.ready:
-	case <-ctx.Done():
+	if err := rt.wait(ctx); err != nil {
 		r.release(rt)
-		return nil, ctx.Err()
-	}
-	if rt.err != nil {
-		r.release(rt)
-		return nil, rt.err
+		return nil, err
 	}
 	return rt.track, nil
+}
+
+// wait waits for rt to be ready (its upstream answer, or a pushed track's
+// claim decided) and returns ctx's error, or rt's if it failed.
+func (rt *relayTrack) wait(ctx context.Context) error {
+	select {
+	case <-rt.ready:
+		return rt.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // subscribeUpstream opens the shared upstream subscription of rt, on the

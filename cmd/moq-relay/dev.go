@@ -24,8 +24,9 @@ import (
 )
 
 // devConfig is the web server on TCP at the relay's port: the watch page
-// (--web, or --dev) and, with --dev, the certificate fingerprint and the
-// qlog and mlog files, as moq-relay-ietf's --dev does.
+// (--web, or --dev), the certificate fingerprint (with --dev, or with the
+// generated certificate) and, with --dev, the qlog and mlog files, as
+// moq-relay-ietf's --dev does.
 //
 // With the generated certificate the server speaks both plain HTTP and
 // HTTPS on the one port (the first byte of a connection tells a TLS
@@ -50,7 +51,7 @@ type devConfig struct {
 
 func (d *devConfig) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&d.enabled, "dev", false, "serve HTTP(S) over TCP on the same port: the watch page, /fingerprint (hex SHA-256 of the certificate) and, with --qlog-serve/--mlog-serve, the log files")
-	f.BoolVar(&d.web, "web", false, "serve the watch page over TCP on the same port (HTTPS; also plain HTTP with the generated certificate); --dev implies it")
+	f.BoolVar(&d.web, "web", false, "serve the watch page over TCP on the same port (HTTPS; also plain HTTP, with /fingerprint, with the generated certificate); --dev implies it")
 	f.BoolVar(&d.qlogServe, "qlog-serve", false, "with --dev, serve --qlog-dir's files at /qlog/{name}")
 	f.BoolVar(&d.mlogServe, "mlog-serve", false, "with --dev, serve --mlog-dir's files at /mlog/{name}")
 }
