@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
@@ -123,5 +125,88 @@ func TestFetchNextPanicRecovered(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "next bug") {
 		t.Errorf("the panic was not logged: %q", logs.String())
+	}
+}
+
+// panickyTracer panics on the first event of each kind it is asked to
+// panic on, and counts the calls it gets.
+type panickyTracer struct {
+	calls atomic.Int64
+}
+
+func (p *panickyTracer) ControlMessage(bool, wire.Message) { p.calls.Add(1) }
+func (p *panickyTracer) SubgroupHeader(bool, *wire.SubgroupHeader) {
+	p.calls.Add(1)
+}
+func (p *panickyTracer) SubgroupObject(bool, *wire.SubgroupHeader, *wire.ObjectHeader) {
+	p.calls.Add(1)
+	panic("tracer bug")
+}
+func (p *panickyTracer) FetchHeader(bool, uint64)             { p.calls.Add(1) }
+func (p *panickyTracer) FetchObject(bool, *wire.ObjectHeader) { p.calls.Add(1) }
+func (p *panickyTracer) Datagram(bool, *wire.Datagram)        { p.calls.Add(1) }
+
+// A Tracer or an ObserveDelivery that panics is logged and not called
+// again: the session delivers every object (they ran on the delivery and
+// reading goroutines, where the panic crashed the process).
+func TestObserverPanicRecovered(t *testing.T) {
+	logs := &logBuffer{}
+	tracks := &moqtransport.Tracks{}
+	name := wire.FullTrackName{Namespace: wire.Namespace{"live"}, Name: "video"}
+	tr := moqtransport.NewTrack(name, moqtransport.TrackConfig{})
+	tracks.Add(tr)
+	var observed atomic.Int64
+	serverTracer := &panickyTracer{}
+	e := newEnv(t, "moqt", &moqtransport.Config{
+		Handler: tracks.Handler(),
+		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelError})),
+		Tracer:  serverTracer,
+		ObserveDelivery: func(time.Duration) {
+			observed.Add(1)
+			panic("observer bug")
+		},
+	})
+	clientTracer := &panickyTracer{}
+	client, _ := e.dial(&moqtransport.Config{Tracer: clientTracer})
+	ctx := timeout(t)
+	sub, err := client.Subscribe(ctx, name.Namespace, name.Name, moqtransport.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var got []*moqtransport.Object
+	var readErr error
+	go func() {
+		defer close(done)
+		got, readErr = collect(ctx, sub.Track())
+	}()
+	publishObjects(t, tr, 0, 3, 4)
+	tr.Close(nil)
+	<-done
+	if readErr != io.EOF || len(got) != 12 {
+		t.Fatalf("read %d objects, then %v; want 12, then io.EOF", len(got), readErr)
+	}
+	if n := observed.Load(); n != 1 {
+		t.Errorf("ObserveDelivery called %d times, want once (not after its panic)", n)
+	}
+	for _, tc := range []struct {
+		side string
+		tr   *panickyTracer
+	}{{"server", serverTracer}, {"client", clientTracer}} {
+		// The calls up to and including the first SubgroupObject: the
+		// control messages and one subgroup header, nothing after.
+		n := tc.tr.calls.Load()
+		tc.tr.calls.Store(0)
+		if _, err := client.TrackStatus(ctx, wire.Namespace{"none"}, "x"); err == nil || client.Err() != nil {
+			t.Fatalf("TRACK_STATUS after the panics: %v (session %v)", err, client.Err())
+		}
+		if after := tc.tr.calls.Load(); after != 0 || n == 0 {
+			t.Errorf("%s Tracer: %d calls before, %d after its panic; want some, then none", tc.side, n, after)
+		}
+	}
+	for _, want := range []string{"tracer bug", "observer bug", "panic_test.go"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the server's log lacks %q:\n%s", want, logs.String())
+		}
 	}
 }

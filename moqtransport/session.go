@@ -65,14 +65,16 @@ type Config struct {
 	// default, 0, allows no aliases.
 	MaxAuthTokenCacheSize uint64
 	// Tracer, when set, receives every MoQT event of the session (see
-	// package mlog).
+	// package mlog). A panic in it is logged at Error and ends the
+	// session's tracing, not the session.
 	Tracer Tracer
 	// ObserveDelivery, when set, is called for every object the session
 	// starts writing to a subscription it serves (a subgroup stream or a
 	// datagram), with how long the object had waited since its track
 	// received it (Object.Received): a relay's delivery latency, per
 	// object and subscriber. It is called on the delivery goroutines and
-	// must not block; nil costs nothing.
+	// must not block; nil costs nothing. A panic in it is logged at Error
+	// and the session calls it no more.
 	ObserveDelivery func(wait time.Duration)
 	// Track configures the tracks that hold received objects. When its
 	// Budget is nil the session gives them one of their own, of
@@ -378,6 +380,14 @@ func newSession(conn Conn, cfg *Config, client bool) *Session {
 	}
 	s.ahead.limit = max(c.MaxWriteAhead, 0)
 	s.out.init()
+	// The observers are application code called on the delivery and
+	// reading goroutines, where nothing else recovers a panic.
+	if c.Tracer != nil {
+		s.cfg.Tracer = &guardedTracer{t: c.Tracer, s: s}
+	}
+	if c.ObserveDelivery != nil {
+		s.cfg.ObserveDelivery = s.guardObserver(c.ObserveDelivery)
+	}
 	return s
 }
 

@@ -1,6 +1,12 @@
 package moqtransport
 
-import "github.com/moqgo/moq/moqtransport/wire"
+import (
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/moqgo/moq/moqtransport/wire"
+)
 
 // Tracer receives a session's MoQT events as they happen: every control
 // message parsed or created, every subgroup header and object read or
@@ -75,5 +81,92 @@ func (m multiTracer) FetchObject(c bool, o *wire.ObjectHeader) {
 func (m multiTracer) Datagram(c bool, d *wire.Datagram) {
 	for _, t := range m {
 		t.Datagram(c, d)
+	}
+}
+
+// guardedTracer is the session's view of Config.Tracer: application code
+// called on the session's goroutines, for every object, where a panic
+// crashed the process (nothing recovers on those goroutines). A panic in
+// any of its methods is logged at Error with its stack, and the session
+// calls the Tracer no more: tracing is an observer, so the session and its
+// requests go on without it. The guard is an open-coded defer per call.
+type guardedTracer struct {
+	t   Tracer
+	off atomic.Bool
+	s   *Session
+}
+
+// done recovers a panic of the Tracer's method what (deferred by each).
+func (g *guardedTracer) done(what string) {
+	if v := recover(); v != nil {
+		g.off.Store(true)
+		g.s.log.Error("Tracer panicked; the session goes on without tracing", "method", what, "panic", v, "stack", string(debug.Stack()))
+	}
+}
+
+func (g *guardedTracer) ControlMessage(c bool, m wire.Message) {
+	if g.off.Load() {
+		return
+	}
+	defer g.done("ControlMessage")
+	g.t.ControlMessage(c, m)
+}
+
+func (g *guardedTracer) SubgroupHeader(c bool, h *wire.SubgroupHeader) {
+	if g.off.Load() {
+		return
+	}
+	defer g.done("SubgroupHeader")
+	g.t.SubgroupHeader(c, h)
+}
+
+func (g *guardedTracer) SubgroupObject(c bool, h *wire.SubgroupHeader, o *wire.ObjectHeader) {
+	if g.off.Load() {
+		return
+	}
+	defer g.done("SubgroupObject")
+	g.t.SubgroupObject(c, h, o)
+}
+
+func (g *guardedTracer) FetchHeader(c bool, requestID uint64) {
+	if g.off.Load() {
+		return
+	}
+	defer g.done("FetchHeader")
+	g.t.FetchHeader(c, requestID)
+}
+
+func (g *guardedTracer) FetchObject(c bool, o *wire.ObjectHeader) {
+	if g.off.Load() {
+		return
+	}
+	defer g.done("FetchObject")
+	g.t.FetchObject(c, o)
+}
+
+func (g *guardedTracer) Datagram(c bool, d *wire.Datagram) {
+	if g.off.Load() {
+		return
+	}
+	defer g.done("Datagram")
+	g.t.Datagram(c, d)
+}
+
+// guardObserver wraps Config.ObserveDelivery as guardedTracer wraps the
+// Tracer: a panic in it is logged once and the session calls it no more.
+func (s *Session) guardObserver(f func(time.Duration)) func(time.Duration) {
+	var off atomic.Bool
+	done := func() {
+		if v := recover(); v != nil {
+			off.Store(true)
+			s.log.Error("ObserveDelivery panicked; the session goes on without it", "panic", v, "stack", string(debug.Stack()))
+		}
+	}
+	return func(wait time.Duration) {
+		if off.Load() {
+			return
+		}
+		defer done()
+		f(wait)
 	}
 }
