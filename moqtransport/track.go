@@ -330,8 +330,10 @@ func (t *Track) Err() error {
 // Close ends the track: no more objects. err == nil means the track ended
 // normally (readers get io.EOF after the last event); a non-nil err is a
 // failure that readers get instead. Subgroups still open are aborted, with
-// ResetCancelled after a normal end and ResetInternalError
-// otherwise. Close is idempotent; the first call decides.
+// ResetCancelled after a normal end or a PublishDoneError other than
+// INTERNAL_ERROR (the publisher ended it, §10.4.3: PUBLISH_DONE says why),
+// and ResetInternalError otherwise. Close is idempotent; the first call
+// decides.
 func (t *Track) Close(err error) {
 	t.mu.Lock()
 	defer t.unlock()
@@ -339,9 +341,12 @@ func (t *Track) Close(err error) {
 		return
 	}
 	code := uint64(wire.ResetCancelled)
-	if err == nil {
+	var re *RequestError
+	switch {
+	case err == nil:
 		err = io.EOF
-	} else {
+	case errors.As(err, &re) && re.Message == wire.TypePublishDone && re.Code != uint64(wire.DoneInternalError):
+	default:
 		code = uint64(wire.ResetInternalError)
 	}
 	open := make([]*SubgroupWriter, 0, len(t.writers))

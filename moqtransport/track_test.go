@@ -880,6 +880,26 @@ func TestTrackClose(t *testing.T) {
 		}
 		goleak.VerifyNone(t)
 	})
+	// §10.4.3: a subscription the publisher ended (PUBLISH_DONE with a
+	// status) resets its streams with CANCELLED; INTERNAL_ERROR is for a
+	// failure (a relay ending tracks at a grant's end reset them with it).
+	for _, tc := range []struct {
+		err  error
+		code wire.StreamResetCode
+	}{
+		{PublishDoneError(wire.DoneTrackEnded, "the publisher's grant ended"), ResetCancelled},
+		{PublishDoneError(wire.DoneExpired, "expired"), ResetCancelled},
+		{PublishDoneError(wire.DoneInternalError, "broken"), ResetInternalError},
+		{errors.New("upstream went away"), ResetInternalError},
+	} {
+		t.Run("reset code after "+tc.err.Error(), func(t *testing.T) {
+			tr := NewTrack(testTrackName, TrackConfig{})
+			r := tr.NewReader(ReaderFilter{})
+			mustWrite(t, mustOpen(t, tr, 0, 0, false), 0, "x")
+			tr.Close(tc.err)
+			expectEvents(t, r, "obj{0,0,0}", fmt.Sprintf("abort{0,0,code=%d}", tc.code))
+		})
+	}
 }
 
 func TestTrackCacheObjects(t *testing.T) {
