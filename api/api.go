@@ -22,6 +22,17 @@
 //	                     without one is 400 (moq-rs's relays send none, and
 //	                     so could delete any relay's entry).
 //
+// A 200 to a POST or PATCH carries the server's TTL in the header
+// Moq-Origin-Ttl (TTLHeader): whole milliseconds as a decimal integer,
+// e.g. "Moq-Origin-Ttl: 600000", how long the entry now lives without
+// another refresh. This module's relays (package relay's APICoordinator)
+// refresh at half of it, whatever TTL they were configured with, so that
+// a registry started with a shorter TTL than its relays' does not let
+// their entries expire between refreshes. moq-rs's moq-api sends none:
+// the Client (RegisterOrigin, RefreshOrigin) takes a missing header, a
+// repeated one, one that is not a decimal integer, and an absurd value
+// (0, or more than MaxReportedTTL) as no report (0), never as an error.
+//
 // # Trust
 //
 // A server configured with tokens answers only requests that carry one,
@@ -54,8 +65,8 @@
 //
 // moq-api differs: it has no token, its POST does not renew the TTL of an
 // entry that is already the caller's nor look at the prefixes' entries,
-// its DELETE takes no owner, and it
-// stores keys, bodies and URLs of any size and scheme.
+// its DELETE takes no owner, it reports no TTL (no Moq-Origin-Ttl), and
+// it stores keys, bodies and URLs of any size and scheme.
 //
 // # Redis
 //
@@ -84,6 +95,15 @@ type Origin struct {
 
 // DefaultTTL is how long an origin lives without a refresh, as in moq-api.
 const DefaultTTL = 600 * time.Second
+
+// TTLHeader is the response header in which a registry reports its TTL
+// with a successful POST or PATCH, in whole milliseconds (see the package
+// doc's Routes).
+const TTLHeader = "Moq-Origin-Ttl"
+
+// MaxReportedTTL bounds the TTL a Client takes from TTLHeader: a longer
+// one (as an entry that never expires) is taken for no report.
+const MaxReportedTTL = 24 * time.Hour
 
 // KeyPrefix is the prefix of the Redis keys, as in moq-api.
 const KeyPrefix = "origin."

@@ -91,7 +91,7 @@ func (c *Client) URL(ns string) string {
 // GetOrigin returns the origin of ns, or ErrNotFound.
 func (c *Client) GetOrigin(ctx context.Context, ns string) (Origin, error) {
 	var o Origin
-	body, err := c.do(ctx, http.MethodGet, ns, nil)
+	body, _, err := c.do(ctx, http.MethodGet, ns, nil)
 	if err != nil {
 		return o, err
 	}
@@ -104,26 +104,74 @@ func (c *Client) GetOrigin(ctx context.Context, ns string) (Origin, error) {
 // SetOrigin registers o for ns (POST). It returns ErrConflict if another
 // URL holds ns; registering again with the same URL renews the TTL.
 func (c *Client) SetOrigin(ctx context.Context, ns string, o Origin) error {
-	_, err := c.do(ctx, http.MethodPost, ns, &o)
+	_, err := c.RegisterOrigin(ctx, ns, o)
 	return err
+}
+
+// RegisterOrigin is SetOrigin, and also returns the TTL the registry
+// reported for the entry in its answer (TTLHeader), or 0 if it reported
+// none or one the client does not take (see ReportedTTL). Each call
+// returns its own answer's, so that callers refreshing many namespaces
+// from many goroutines each see what the registry told them.
+func (c *Client) RegisterOrigin(ctx context.Context, ns string, o Origin) (ttl time.Duration, err error) {
+	_, h, err := c.do(ctx, http.MethodPost, ns, &o)
+	if err != nil {
+		return 0, err
+	}
+	return ReportedTTL(h), nil
 }
 
 // PatchOrigin renews ns's TTL (PATCH). It returns ErrNotFound if ns has no
 // origin (it expired, or Redis lost it) and ErrNotOwner if another URL
 // holds it.
 func (c *Client) PatchOrigin(ctx context.Context, ns string, o Origin) error {
-	_, err := c.do(ctx, http.MethodPatch, ns, &o)
+	_, err := c.RefreshOrigin(ctx, ns, o)
 	return err
+}
+
+// RefreshOrigin is PatchOrigin, and also returns the TTL the registry
+// reported for the entry, as RegisterOrigin does.
+func (c *Client) RefreshOrigin(ctx context.Context, ns string, o Origin) (ttl time.Duration, err error) {
+	_, h, err := c.do(ctx, http.MethodPatch, ns, &o)
+	if err != nil {
+		return 0, err
+	}
+	return ReportedTTL(h), nil
+}
+
+// ReportedTTL returns the TTL an answer's header h reports (TTLHeader),
+// or 0 for no report: no such header (moq-rs's moq-api sends none), more
+// than one, a value that is not a decimal integer of milliseconds, or one
+// outside 1 ms to MaxReportedTTL. None of these is an error: the caller
+// goes on with the TTL it was configured with.
+func ReportedTTL(h http.Header) time.Duration {
+	v := h.Values(TTLHeader)
+	if len(v) != 1 || len(v[0]) == 0 || len(v[0]) > 12 {
+		return 0
+	}
+	var ms int64
+	for _, r := range v[0] {
+		if r < '0' || r > '9' {
+			return 0
+		}
+		ms = 10*ms + int64(r-'0')
+	}
+	ttl := time.Duration(ms) * time.Millisecond
+	if ttl <= 0 || ttl > MaxReportedTTL {
+		return 0
+	}
+	return ttl
 }
 
 // DeleteOrigin removes ns's origin (DELETE) if owner's URL holds it, else
 // it returns ErrNotOwner. It returns ErrNotFound if there was none.
 func (c *Client) DeleteOrigin(ctx context.Context, ns string, owner Origin) error {
-	_, err := c.do(ctx, http.MethodDelete, ns, &owner)
+	_, _, err := c.do(ctx, http.MethodDelete, ns, &owner)
 	return err
 }
 
-func (c *Client) do(ctx context.Context, method, ns string, o *Origin) ([]byte, error) {
+// do sends the request and returns the body and header of a 200 answer.
+func (c *Client) do(ctx context.Context, method, ns string, o *Origin) ([]byte, http.Header, error) {
 	u := c.URL(ns)
 	var body io.Reader
 	if o != nil {
@@ -131,7 +179,7 @@ func (c *Client) do(ctx context.Context, method, ns string, o *Origin) ([]byte, 
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		return nil, fmt.Errorf("api: %w", err)
+		return nil, nil, fmt.Errorf("api: %w", err)
 	}
 	if o != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -141,28 +189,28 @@ func (c *Client) do(ctx context.Context, method, ns string, o *Origin) ([]byte, 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("api: %w", err)
+		return nil, nil, fmt.Errorf("api: %w", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
-		return nil, fmt.Errorf("api: %s %s: reading the answer: %w", method, u, err)
+		return nil, nil, fmt.Errorf("api: %s %s: reading the answer: %w", method, u, err)
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
-		return b, nil
+		return b, resp.Header, nil
 	case http.StatusNotFound:
-		return nil, ErrNotFound
+		return nil, nil, ErrNotFound
 	case http.StatusConflict:
-		return nil, ErrConflict
+		return nil, nil, ErrConflict
 	case http.StatusForbidden:
-		return nil, ErrNotOwner
+		return nil, nil, ErrNotOwner
 	case http.StatusUnauthorized:
-		return nil, fmt.Errorf("%w: %s %s: %s", ErrUnauthorized, method, u, strings.TrimSpace(string(b)))
+		return nil, nil, fmt.Errorf("%w: %s %s: %s", ErrUnauthorized, method, u, strings.TrimSpace(string(b)))
 	}
 	msg := strings.TrimSpace(string(b))
 	if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && loc != "" {
 		msg = "redirected to " + loc + " (not followed: use that URL)"
 	}
-	return nil, &StatusError{Method: method, URL: u, Code: resp.StatusCode, Body: msg}
+	return nil, nil, &StatusError{Method: method, URL: u, Code: resp.StatusCode, Body: msg}
 }

@@ -11,7 +11,9 @@
 // origin is the owner, and a PATCH or DELETE whose body names another is
 // 403. A registration is also refused (409) when another origin holds a
 // namespace it is under (see package api's Routes), checked in the same
-// script.
+// script. A successful POST or PATCH reports Config.TTL in the
+// api.TTLHeader header, so that relays refresh in time whatever TTL they
+// were configured with.
 package server
 
 import (
@@ -40,7 +42,8 @@ type Config struct {
 	// Redis holds the origins; required.
 	Redis redis.UniversalClient
 	// TTL is how long an origin lives without a refresh; api.DefaultTTL when
-	// zero. Redis keeps it to the millisecond.
+	// zero. Redis keeps it to the millisecond, and the answers to POST and
+	// PATCH report it (api.TTLHeader), in whole milliseconds too.
 	TTL time.Duration
 	// Logger receives the server's logs; nil is silent.
 	Logger *slog.Logger
@@ -239,6 +242,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch res {
 		case 1:
 			log.Debug("origin "+strings.ToLower(r.Method), "namespace", ns, "url", o.URL)
+			if r.Method != http.MethodDelete {
+				// The entry lives s.ttl from now: the relay refreshes
+				// at half of it, whatever TTL it was configured with.
+				w.Header().Set(api.TTLHeader, strconv.FormatInt(s.ttl.Milliseconds(), 10))
+			}
+			w.WriteHeader(http.StatusOK)
 		case 2:
 			log.Info("registration refused: another origin holds a prefix", "namespace", ns, "url", o.URL)
 			http.Error(w, "another origin holds a prefix of this namespace", http.StatusConflict)

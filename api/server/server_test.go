@@ -331,6 +331,55 @@ func TestTTL(t *testing.T) {
 	}
 }
 
+// TestTTLReported: every successful POST and PATCH reports the server's
+// TTL in whole milliseconds (api.TTLHeader), so that a relay configured
+// with another TTL refreshes in time; refusals, GET and DELETE report
+// none. The client returns it.
+func TestTTLReported(t *testing.T) {
+	for _, c := range []struct {
+		ttl     time.Duration
+		want    string
+		wantTTL time.Duration // what the client takes it for
+	}{{0, "600000", api.DefaultTTL}, {90 * time.Second, "90000", 90 * time.Second}, {time.Minute + 1500*time.Microsecond, "60001", 60001 * time.Millisecond}} {
+		e := start(t, c.ttl)
+		const p, js, a, b = "/origin/:6c697665", "application/json", `{"url":"moqt://a"}`, `{"url":"moqt://b"}`
+		for i, s := range []struct {
+			method, body string
+			code         int
+			report       bool
+		}{
+			{"PATCH", a, 404, false},
+			{"POST", a, 200, true},
+			{"POST", a, 200, true}, // renewed
+			{"PATCH", a, 200, true},
+			{"POST", b, 409, false},
+			{"PATCH", b, 403, false},
+			{"GET", "", 200, false},
+			{"DELETE", a, 200, false},
+		} {
+			code, _, h := e.raw(t, s.method, p, js, s.body)
+			got, want := h.Values(api.TTLHeader), []string(nil)
+			if s.report {
+				want = []string{c.want}
+			}
+			if code != s.code || fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("TTL %v, step %d: %s %s: %d with %s %q, want %d with %q", c.ttl, i, s.method, s.body, code, api.TTLHeader, got, s.code, want)
+			}
+		}
+		ctx := ctxFor(t)
+		o := api.Origin{URL: "moqt://a"}
+		if ttl, err := e.c.RegisterOrigin(ctx, ":01", o); err != nil || ttl != c.wantTTL {
+			t.Errorf("TTL %v: RegisterOrigin: %v, %v; want %v", c.ttl, ttl, err, c.wantTTL)
+		}
+		if ttl, err := e.c.RefreshOrigin(ctx, ":01", o); err != nil || ttl != c.wantTTL {
+			t.Errorf("TTL %v: RefreshOrigin: %v, %v; want %v", c.ttl, ttl, err, c.wantTTL)
+		}
+		if ttl, err := e.c.RefreshOrigin(ctx, ":02", o); !errors.Is(err, api.ErrNotFound) || ttl != 0 {
+			t.Errorf("TTL %v: RefreshOrigin of nothing: %v, %v", c.ttl, ttl, err)
+		}
+	}
+}
+
 // TestCredentials: with a token, every route (reads too) needs it, and
 // nothing reaches Redis without it; without one, the registry is open.
 func TestCredentials(t *testing.T) {
