@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moqgo/moq/api"
@@ -26,8 +27,14 @@ type APICoordinatorConfig struct {
 	// --api-token or MOQ_API_TOKEN). A registry with a token refuses
 	// requests without it; one without a token ignores it.
 	Token string
-	// TTL is the registry's TTL as the relay sees it: a registration is
-	// refreshed every TTL/2. Default api.DefaultTTL (moq-rs's --api-ttl).
+	// TTL is the registry's TTL as configured here (moq-relay --api-ttl,
+	// as moq-rs's): a registration is refreshed every TTL/2. Default
+	// api.DefaultTTL. A registry that reports its own TTL with its answers
+	// (api.TTLHeader: package api/server does, moq-rs's moq-api does not)
+	// wins: each registration is then refreshed every half of what the
+	// registry last reported for it, and a report other than TTL is
+	// logged once at Warn. TTL then matters only with a registry that
+	// reports none, which must have the same TTL (moq-api --ttl).
 	TTL time.Duration
 	// Timeout bounds each request to the registry; default 5s.
 	Timeout time.Duration
@@ -50,7 +57,12 @@ type APICoordinatorConfig struct {
 //     package api/server checks them again in the script that writes the
 //     key, so a relay that takes a shorter prefix between another's GETs
 //     and its POST still wins alone (TestAPICoordinatorNestedRace).
-//   - While registered, it PATCHes every TTL/2; a PATCH answered 404 (the
+//   - While registered, it PATCHes every TTL/2, where TTL is what the
+//     registry's last answer for the registration reported
+//     (api.TTLHeader), or APICoordinatorConfig.TTL if it reported none
+//     (moq-rs's moq-api): a registry whose TTL is shorter than the
+//     configured one would let the entry expire between refreshes, and
+//     lookups of the namespace fail until the next. A PATCH answered 404 (the
 //     entry expired, or Redis restarted empty) POSTs again, so the
 //     registry recovers within TTL/2; a PATCH answered 403 (another relay
 //     took the namespace after ours expired) is logged, and the refresh
@@ -71,6 +83,8 @@ type APICoordinator struct {
 	timeout time.Duration
 	log     *slog.Logger
 	regs    registrations
+	// warned is the reported TTL last logged as other than ttl.
+	warned atomic.Int64
 
 	// wg owns the refresh goroutines.
 	wg sync.WaitGroup
@@ -146,7 +160,8 @@ func (c *APICoordinator) Register(ctx context.Context, scope string, ns wire.Nam
 				return fmt.Errorf("looking %s up in the registry: %w", ns[:n], err)
 			}
 		}
-		if err := c.client.SetOrigin(rctx, key, origin); err != nil {
+		reported, err := c.client.RegisterOrigin(rctx, key, origin)
+		if err != nil {
 			if errors.Is(err, api.ErrConflict) {
 				if o, gerr := c.client.GetOrigin(rctx, key); gerr == nil {
 					return fmt.Errorf("%w: namespace %s (scope %q) is served by relay %s", ErrServedElsewhere, ns, scope, o.URL)
@@ -173,6 +188,7 @@ func (c *APICoordinator) Register(ctx context.Context, scope string, ns wire.Nam
 			}
 			return err
 		}
+		every := c.refreshEvery(reported)
 		var refreshCtx context.Context
 		refreshCtx, stop = context.WithCancel(context.Background())
 		stopped = make(chan struct{})
@@ -180,7 +196,7 @@ func (c *APICoordinator) Register(ctx context.Context, scope string, ns wire.Nam
 		go func() {
 			defer c.wg.Done()
 			defer close(stopped)
-			c.refresh(refreshCtx, key, ns, scope, origin)
+			c.refresh(refreshCtx, key, ns, scope, origin, every)
 		}()
 		return nil
 	}, func() error {
@@ -196,13 +212,33 @@ func (c *APICoordinator) Register(ctx context.Context, scope string, ns wire.Nam
 	})
 }
 
-// refresh PATCHes the registration every ttl/2 until ctx ends, POSTing it
-// again if the registry lost it.
-func (c *APICoordinator) refresh(ctx context.Context, key string, ns wire.Namespace, scope string, origin api.Origin) {
-	// Every ttl/2; after a failure sooner, backing off from 1 s to ttl/2,
-	// so that one failed refresh (a registry restarting, a timeout) is
-	// not followed by an entry that expires before the next try.
-	every := c.ttl / 2
+// refreshEvery returns how long after an answer that reported ttl (0: no
+// report) the registration is refreshed: half the reported TTL, else half
+// the configured one. A report other than the configured TTL is logged at
+// Warn, once for each value in a row, not for each registration.
+func (c *APICoordinator) refreshEvery(ttl time.Duration) time.Duration {
+	if ttl == 0 {
+		return c.ttl / 2
+	}
+	// Compared as reported, to the millisecond.
+	if ttl != c.ttl.Truncate(time.Millisecond) && c.warned.Swap(int64(ttl)) != int64(ttl) {
+		c.log.Warn("the registry's TTL is not the one configured: refreshing registrations every half of the registry's; set moq-relay --api-ttl to moq-api's --ttl",
+			"registry_ttl", ttl, "api_ttl", c.ttl)
+	}
+	// As NewAPICoordinator bounds the configured one: a registry
+	// reporting 1 ms would have each registration refreshed in a loop.
+	return max(ttl, minAPITTL) / 2
+}
+
+// refresh PATCHes the registration every half of the registry's TTL (see
+// refreshEvery; every is the first wait) until ctx ends, POSTing it again
+// if the registry lost it.
+func (c *APICoordinator) refresh(ctx context.Context, key string, ns wire.Namespace, scope string, origin api.Origin, every time.Duration) {
+	// Every ttl/2; after a failure sooner, backing off from 1 s (or
+	// ttl/2 if shorter) to ttl/2, so that one failed refresh (a registry
+	// restarting, a timeout) is not followed by an entry that expires
+	// before the next try. A failure reports no TTL: the backoff stays
+	// under the last one reported.
 	wait := every
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -214,9 +250,9 @@ func (c *APICoordinator) refresh(ctx context.Context, key string, ns wire.Namesp
 		case <-t.C:
 		}
 		rctx, cancel := context.WithTimeout(ctx, c.timeout)
-		err := c.client.PatchOrigin(rctx, key, origin)
+		reported, err := c.client.RefreshOrigin(rctx, key, origin)
 		if errors.Is(err, api.ErrNotFound) {
-			if err = c.client.SetOrigin(rctx, key, origin); err == nil {
+			if reported, err = c.client.RegisterOrigin(rctx, key, origin); err == nil {
 				c.log.Info("registered again: the registry had lost the namespace", "scope", scope, "namespace", ns.String())
 			}
 		}
@@ -232,7 +268,7 @@ func (c *APICoordinator) refresh(ctx context.Context, key string, ns wire.Namesp
 		case err != nil:
 			c.log.Warn("refreshing a namespace with the registry failed; trying again soon", "scope", scope, "namespace", ns.String(), "err", err)
 			if wait == every {
-				wait = time.Second
+				wait = min(time.Second, every)
 			} else {
 				wait = min(2*wait, every)
 			}
@@ -240,6 +276,7 @@ func (c *APICoordinator) refresh(ctx context.Context, key string, ns wire.Namesp
 			continue
 		default:
 			lost = false
+			every = c.refreshEvery(reported)
 		}
 		wait = every
 		t.Reset(wait)

@@ -31,12 +31,31 @@ type registry struct {
 const registryToken = "cluster-secret"
 
 // startRegistry runs a registry whose entries live ttl (0: the default),
-// with registryToken.
+// with registryToken. Its answers report its TTL (api.TTLHeader): the
+// relays refresh at half of it, whatever TTL they are configured with.
 func startRegistry(t *testing.T, ttl time.Duration) *registry {
+	t.Helper()
+	return startRegistryWith(t, ttl, nil)
+}
+
+// startSilentRegistry is startRegistry whose answers report no TTL, as
+// moq-rs's moq-api: the relays refresh at half their configured TTL.
+func startSilentRegistry(t *testing.T, ttl time.Duration) *registry {
+	t.Helper()
+	return startRegistryWith(t, ttl, withoutTTLReport)
+}
+
+// startRegistryWith is startRegistry with the registry's handler wrapped
+// by wrap (nil: none).
+func startRegistryWith(t *testing.T, ttl time.Duration, wrap func(http.Handler) http.Handler) *registry {
 	t.Helper()
 	rs := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
-	hs := httptest.NewServer(server.New(server.Config{Redis: rdb, TTL: ttl, Token: registryToken}))
+	var h http.Handler = server.New(server.Config{Redis: rdb, TTL: ttl, Token: registryToken})
+	if wrap != nil {
+		h = wrap(h)
+	}
+	hs := httptest.NewServer(h)
 	c, err := api.NewClient(hs.URL, nil, api.WithToken(registryToken))
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +66,27 @@ func startRegistry(t *testing.T, ttl time.Duration) *registry {
 		_ = rdb.Close()
 	})
 	return &registry{redis: rs, rdb: rdb, url: hs.URL, client: c}
+}
+
+// withoutTTLReport drops the registry's report of its TTL from h's
+// answers.
+func withoutTTLReport(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(noTTLWriter{w}, r)
+		w.Header().Del(api.TTLHeader) // an answer h wrote nothing of
+	})
+}
+
+type noTTLWriter struct{ http.ResponseWriter }
+
+func (w noTTLWriter) WriteHeader(code int) {
+	w.Header().Del(api.TTLHeader)
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w noTTLWriter) Write(b []byte) (int, error) {
+	w.Header().Del(api.TTLHeader)
+	return w.ResponseWriter.Write(b)
 }
 
 // origin returns the URL the registry has for ns in scope, "" for none.
@@ -170,14 +210,16 @@ func TestAPICoordinator(t *testing.T) {
 // its refreshes, and comes back when the registry loses it. Time passing is
 // Redis's PEXPIRE, not sleeps: the registry's TTL is long, the relay
 // refreshes often, and each round leaves the entry a moment to live that
-// only a refresh can extend, so a loaded machine changes nothing.
+// only a refresh can extend, so a loaded machine changes nothing. The
+// registry reports no TTL (moq-rs's moq-api), so the relay refreshes at
+// its configured one, as it does with such a registry.
 func TestAPICoordinatorRefresh(t *testing.T) {
 	const (
 		registryTTL = 10 * time.Second
 		relayTTL    = 100 * time.Millisecond // a refresh every 50 ms
 		left        = 5 * time.Second        // what a round leaves the entry
 	)
-	reg := startRegistry(t, registryTTL)
+	reg := startSilentRegistry(t, registryTTL)
 	c := reg.apiCoordinator(t, "moqt://a", relayTTL)
 	ns := wire.Namespace{"live"}
 	r, err := c.Register(context.Background(), "", ns)

@@ -94,7 +94,7 @@ func newRootCommand() *cobra.Command {
 	f := root.Flags()
 	f.StringVar(&cfg.bind, "bind", "127.0.0.1:8080", "TCP address to serve HTTP on (moq-api: [::]:80)")
 	f.StringVar(&cfg.redisURL, "redis", "redis://127.0.0.1:6379", "Redis URL: redis://[user:password@]host:port[/db] or rediss:// for TLS")
-	f.DurationVar(&cfg.ttl, "ttl", api.DefaultTTL, "how long an origin lives without a refresh; relays refresh every --api-ttl/2, so keep it at least their --api-ttl")
+	f.DurationVar(&cfg.ttl, "ttl", api.DefaultTTL, "how long an origin lives without a refresh; POST and PATCH answers report it (Moq-Origin-Ttl), and this module's relays refresh every half of it; moq-rs's relays do not read it and refresh every --api-ttl/2: set their --api-ttl to it")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&cfg.logFormat, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line); lines about an HTTP request carry request=<id>")
 	f.StringVar(&cfg.token, "api-token", os.Getenv(TokenEnv), "the secret every request must carry as \"Authorization: Bearer <token>\" (env "+TokenEnv+", which ps does not show)")
