@@ -33,10 +33,12 @@ func startAuthRelay(t *testing.T, auth *relay.TokenAuth) *relayEnv {
 		_ = rs.Serve(ctx)
 	}()
 	t.Cleanup(func() {
+		checkUpstream(t, rs.Relay) // the test's sessions ending
 		cancel()
 		rs.Close()
 		_ = srv.Close()
 		<-done
+		checkUpstream(t, rs.Relay)
 	})
 	return &relayEnv{t: t, scheme: "moqt", srv: srv, rs: rs}
 }

@@ -79,10 +79,12 @@ func startCluster(t *testing.T, scheme string, n int, coord func(i int, node str
 			_ = rs.Serve(ctx)
 		}()
 		t.Cleanup(func() {
+			checkUpstream(t, rs.Relay) // the test's sessions ending
 			cancel()
 			rs.Close()
 			_ = srv.Close()
 			<-done
+			checkUpstream(t, rs.Relay)
 		})
 		envs[i] = &relayEnv{t: t, scheme: scheme, srv: srv, rs: rs}
 	}

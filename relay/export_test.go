@@ -3,7 +3,9 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/moqgo/moq/moqtransport"
@@ -111,3 +113,44 @@ func Closing(r *Relay) bool {
 // OnRemoteFound makes f run whenever a lookup has found the session to
 // another relay, before the lookup counts its use of it.
 func OnRemoteFound(r *Relay, f func(*moqtransport.Session)) { r.remoteFoundHook.Store(&f) }
+
+// UpstreamIndex checks that Relay.upstream's two tables agree: every
+// relayed track under its key is under the same key in its session's
+// table, and nothing else is there (no track of another session, no
+// session left with none). It returns how many tracks each session has
+// in the index, in increasing order.
+func UpstreamIndex(r *Relay) ([]int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	u := &r.upstream
+	for key, rt := range u.byKey {
+		if rt == nil {
+			return nil, fmt.Errorf("no track under %v", key)
+		}
+		if key != rt.upstreamKey() {
+			return nil, fmt.Errorf("track %q of scope %q is under another key (%q of scope %q)", rt.key, rt.scope, key.k, key.scope)
+		}
+		if got := u.byFrom[key.from][key]; got != rt {
+			return nil, fmt.Errorf("track %q of scope %q is not in its session's table (it has %p)", rt.key, rt.scope, got)
+		}
+	}
+	var counts []int
+	n := 0
+	for s, from := range u.byFrom {
+		if len(from) == 0 {
+			return nil, fmt.Errorf("a session is left with an empty table")
+		}
+		for key, rt := range from {
+			if key.from != s || u.byKey[key] != rt {
+				return nil, fmt.Errorf("track %q of scope %q is in a session's table but not under its key", rt.key, rt.scope)
+			}
+		}
+		counts = append(counts, len(from))
+		n += len(from)
+	}
+	if n != len(u.byKey) {
+		return nil, fmt.Errorf("%d tracks by session, %d by key", n, len(u.byKey))
+	}
+	slices.Sort(counts)
+	return counts, nil
+}

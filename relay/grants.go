@@ -232,12 +232,26 @@ func (r *Relay) endTracks(o *origin, ended []*relayTrack, reason string) {
 // subscribed through; its subscribers' own grants do not keep it, since
 // the relay may no longer take the track from that publisher.
 func (r *Relay) endGranted(scName string, sc *scope, o *origin) []*relayTrack {
+	// Only a namespace of the publisher's that is a prefix of a track's
+	// namespace can still grant the track, and that namespace is then
+	// under o's or o's is under it: without one, no track needs the
+	// scope's owner (sc.owner scans every namespace of the scope, once
+	// per track it was asked for).
+	related := false
+	if sc != nil {
+		for _, other := range sc.origins {
+			if other.s == o.s && (other.ns.HasPrefix(o.ns) || o.ns.HasPrefix(other.ns)) {
+				related = true
+				break
+			}
+		}
+	}
 	var live []*relayTrack
 	revoke := func(rt *relayTrack) {
 		if rt.revoked || rt.published || rt.from != o.s || rt.scope != scName || !rt.ns.HasPrefix(o.ns) {
 			return
 		}
-		if sc != nil {
+		if related {
 			if other := sc.owner(rt.ns); other != nil && other.s == o.s {
 				return // still granted through another of the publisher's namespaces
 			}
@@ -253,9 +267,12 @@ func (r *Relay) endGranted(scName string, sc *scope, o *origin) []*relayTrack {
 	}
 	// Every relayed track subscribed from a session, live or still
 	// asked, is in r.upstream, in the scope's table or not: the only
-	// place to look (scanning every track of the relay held r.mu for all
-	// of them at each expiry).
-	for _, rt := range r.upstream {
+	// place to look, and only at those asked of o's publisher
+	// (upstreamTracks.from), so that the work done under r.mu is the
+	// publisher's tracks, however many other sessions serve the relay
+	// (it scanned every track of the relay, then every relayed track of
+	// every session, at each expiry and withdrawal).
+	for _, rt := range r.upstream.from(o.s) {
 		revoke(rt)
 	}
 	return live

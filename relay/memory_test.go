@@ -250,10 +250,12 @@ func startRelayFor(t *testing.T, scheme string, cfg relay.Config) (*relayEnv, *r
 		_ = rs.Serve(ctx)
 	}()
 	t.Cleanup(func() {
+		checkUpstream(t, rs.Relay) // the test's sessions ending
 		cancel()
 		rs.Close()
 		_ = srv.Close()
 		<-done
+		checkUpstream(t, rs.Relay)
 	})
 	return &relayEnv{t: t, scheme: scheme, srv: srv, rs: rs}, r
 }

@@ -260,8 +260,9 @@ type Relay struct {
 	byTrack map[*moqtransport.Track]*relayTrack
 	// upstream: the newest relayed track asked of each session for each
 	// track of each scope, until its upstream request is over, whether
-	// the scope finds it by name or not (tracks.go).
-	upstream map[upstreamKey]*relayTrack
+	// the scope finds it by name or not, also found by the session it
+	// was asked of (upstreamTracks, tracks.go).
+	upstream upstreamTracks
 	// statuses: the upstream TRACK_STATUS requests in flight, shared by
 	// the downstream ones for the same track and upstream session
 	// (trackstatus.go).
@@ -347,7 +348,7 @@ func New(cfg Config) *Relay {
 	r := &Relay{cfg: cfg, log: cfg.Logger, scopes: map[string]*scope{}, remotes: map[string]*remote{},
 		dialed:   map[*moqtransport.Session]*remote{},
 		sessions: map[*moqtransport.Session]*peer{}, byTrack: map[*moqtransport.Track]*relayTrack{},
-		upstream: map[upstreamKey]*relayTrack{}, statuses: map[statusKey]*statusFlight{}}
+		upstream: newUpstreamTracks(), statuses: map[statusKey]*statusFlight{}}
 	r.metrics = newMetrics(r)
 	r.hnd = r.handler()
 	r.observeDelivery = r.deliveryObserver()
@@ -893,7 +894,7 @@ func (r *Relay) mayBeLongerElsewhere(scName string, o *origin, ns wire.Namespace
 	if len(o.ns) >= len(ns) {
 		return false
 	}
-	if rt := r.upstream[upstreamKey{o.s, scName, k}]; rt != nil && rt.serving() {
+	if rt := r.upstream.get(upstreamKey{o.s, scName, k}); rt != nil && rt.serving() {
 		return false
 	}
 	return true

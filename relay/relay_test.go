@@ -53,12 +53,25 @@ func startRelayWith(t *testing.T, scheme string, cfg relay.Config) *relayEnv {
 		_ = rs.Serve(ctx)
 	}()
 	t.Cleanup(func() {
+		checkUpstream(t, rs.Relay) // the test's sessions ending
 		cancel()
 		rs.Close()
 		_ = srv.Close()
 		<-done
+		checkUpstream(t, rs.Relay)
 	})
 	return &relayEnv{t: t, scheme: scheme, srv: srv, rs: rs}
+}
+
+// checkUpstream fails the test when the relay's table of upstream
+// subscriptions and its index of them by session disagree
+// (relay.UpstreamIndex). Every relay the tests start is checked as its
+// test ends, and after it has closed.
+func checkUpstream(t testing.TB, r *relay.Relay) {
+	t.Helper()
+	if _, err := relay.UpstreamIndex(r); err != nil {
+		t.Errorf("the relay's upstream subscriptions: %v", err)
+	}
 }
 
 // handlerer is a test application that answers a relay's requests; nil
@@ -830,10 +843,12 @@ func TestSessionLimit(t *testing.T) {
 		_ = rs.Serve(ctx)
 	}()
 	t.Cleanup(func() {
+		checkUpstream(t, rs.Relay) // the test's sessions ending
 		cancel()
 		rs.Close()
 		_ = srv.Close()
 		<-done
+		checkUpstream(t, rs.Relay)
 	})
 	e := &relayEnv{t: t, scheme: "moqt", srv: srv, rs: rs}
 	e.connect("/", nil)

@@ -320,7 +320,7 @@ func (r *Relay) Close() {
 	// scope no longer names (their namespace changed owner) included:
 	// each is the newest of its session and track in Relay.upstream, or
 	// waits for that one (subscribeOrigin) and is cancelled with it.
-	for _, rt := range r.upstream {
+	for _, rt := range r.upstream.all() {
 		if rt.cancel != nil {
 			rt.cancel()
 		}

@@ -93,6 +93,63 @@ type upstreamKey struct {
 
 func (rt *relayTrack) upstreamKey() upstreamKey { return upstreamKey{rt.from, rt.scope, rt.key} }
 
+// upstreamTracks is Relay.upstream: the newest relayed track asked of
+// each session for each track of each scope, by upstreamKey, and the
+// same tracks by the session they were asked of (relayTrack.from), so
+// that what one session serves is found without looking at any other
+// session's (endGranted). The two tables change only through put and
+// remove, together, so they cannot drift apart. Under Relay.mu.
+type upstreamTracks struct {
+	byKey  map[upstreamKey]*relayTrack
+	byFrom map[*moqtransport.Session]map[upstreamKey]*relayTrack
+}
+
+func newUpstreamTracks() upstreamTracks {
+	return upstreamTracks{byKey: map[upstreamKey]*relayTrack{}, byFrom: map[*moqtransport.Session]map[upstreamKey]*relayTrack{}}
+}
+
+// get returns the relayed track under key, nil if none.
+func (u *upstreamTracks) get(key upstreamKey) *relayTrack { return u.byKey[key] }
+
+// put makes rt the relayed track under its key. One already there leaves
+// the table: it serves no one, and rt's upstream SUBSCRIBE waits for its
+// request to be over (subscribeOrigin).
+func (u *upstreamTracks) put(rt *relayTrack) {
+	key := rt.upstreamKey()
+	u.byKey[key] = rt
+	from := u.byFrom[rt.from]
+	if from == nil {
+		from = map[upstreamKey]*relayTrack{}
+		u.byFrom[rt.from] = from
+	}
+	from[key] = rt
+}
+
+// remove takes rt out, when it is still the one under its key (a newer
+// one that took its place stays); a session left with none is forgotten.
+func (u *upstreamTracks) remove(rt *relayTrack) {
+	key := rt.upstreamKey()
+	if u.byKey[key] != rt {
+		return
+	}
+	delete(u.byKey, key)
+	from := u.byFrom[rt.from]
+	delete(from, key)
+	if len(from) == 0 {
+		delete(u.byFrom, rt.from)
+	}
+}
+
+// all returns every relayed track in the table, for the caller to range
+// over without changing the table.
+func (u *upstreamTracks) all() map[upstreamKey]*relayTrack { return u.byKey }
+
+// from returns the relayed tracks in the table asked of session s, for
+// the caller to range over without changing the table.
+func (u *upstreamTracks) from(s *moqtransport.Session) map[upstreamKey]*relayTrack {
+	return u.byFrom[s]
+}
+
 // serving reports whether a relayed track serves new subscribers: it has
 // some, its grant holds and its upstream subscription has not ended (or
 // is still asked). Called with Relay.mu held.
@@ -104,7 +161,7 @@ func (rt *relayTrack) serving() bool {
 // for track k when it is live (subscribed, serving): the one a SUBSCRIBE
 // resolving to s would share, nil if none. Called with r.mu held.
 func (r *Relay) liveFrom(s *moqtransport.Session, scName, k string) *relayTrack {
-	if rt := r.upstream[upstreamKey{s, scName, k}]; rt != nil && rt.track != nil && rt.serving() {
+	if rt := r.upstream.get(upstreamKey{s, scName, k}); rt != nil && rt.track != nil && rt.serving() {
 		return rt
 	}
 	return nil
@@ -121,9 +178,7 @@ func (r *Relay) endUpstream(rt *relayTrack) {
 	default:
 	}
 	close(rt.over)
-	if key := rt.upstreamKey(); r.upstream[key] == rt {
-		delete(r.upstream, key)
-	}
+	r.upstream.remove(rt)
 	r.doneRemote(rt.from)
 }
 
@@ -175,7 +230,7 @@ func (r *Relay) subscribeOrigin(ctx context.Context, scName string, o *origin, v
 		return r.awaitTrack(ctx, pub) // its claim decided first (ready)
 	}
 	key := upstreamKey{o.s, scName, k}
-	rt := r.upstream[key]
+	rt := r.upstream.get(key)
 	if rt != nil && rt.serving() {
 		// Asked of o's session already: shared, and found by name again
 		// (another owner's track it displaced keeps its subscribers, and
@@ -204,7 +259,7 @@ func (r *Relay) subscribeOrigin(ctx context.Context, scName string, o *origin, v
 	// takes only itself away.
 	rt = &relayTrack{key: k, scope: scName, ns: req.Namespace, from: o.s, ready: make(chan struct{}), over: make(chan struct{}), remote: viaRemote}
 	sc.tracks[k] = rt
-	r.upstream[key] = rt
+	r.upstream.put(rt)
 	rt.refs++
 	r.useRemote(o.s) // until endUpstream
 	uctx, cancel := context.WithTimeout(o.s.Context(), r.cfg.UpstreamTimeout)
