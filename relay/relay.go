@@ -55,7 +55,8 @@
 // same scope (ErrServedElsewhere). The session is then refused as above,
 // PUBLISH_NAMESPACE_ERROR or PUBLISH_ERROR UNAUTHORIZED; a pushed track,
 // and a namespace, serve no one until their claim succeeds (a request
-// for them waits for the coordinator's answer). A subscriber is served from
+// for them waits for the coordinator's answer), and are not announced
+// to namespace subscribers until then. A subscriber is served from
 // its scope on this relay, then from its scope on another relay (through
 // the coordinator), and only then from the unscoped scope, here and then
 // elsewhere. Within a scope the longest prefix wins across the cluster as
@@ -286,9 +287,12 @@ type origin struct {
 	s   *moqtransport.Session
 	ns  wire.Namespace
 	reg Registration // with the coordinator, when there is one
-	// claim is closed once the coordinator has answered the namespace's
-	// registration (after a refusal has removed the origin); nil without
-	// a coordinator. Set at creation, then read only.
+	// claim is closed, under Relay.mu, once the coordinator has answered
+	// the namespace's registration: after a refusal, once the origin is
+	// removed; after a success, in the hold that announces it to the
+	// namespace subscribers (publishNamespace). nil without a
+	// coordinator. Set at creation, then only closed. Until it is
+	// closed, the origin serves no request and is announced to no one.
 	claim chan struct{}
 	// expiry withdraws it at its request token's exp (grants.go), exp;
 	// after a withdrawal it ends the tracks the grant still serves.
@@ -532,24 +536,25 @@ func (r *Relay) publishNamespace(ctx context.Context, s *moqtransport.Session, r
 	}
 	sc.origins[k] = o
 	r.mu.Unlock()
+	var reg Registration
 	if r.cfg.Coordinator != nil {
 		// Ownership: the namespace is held for s while the coordinator
 		// is asked (no other session may take it), but serves no request
 		// until its claim succeeds: a request routed to it waits for the
 		// answer (resolveClaimed), and is routed anew after a refusal,
-		// which removes the origin before claim is closed.
-		defer close(o.claim)
-		reg, err := r.cfg.Coordinator.Register(ctx, scName, req.Namespace)
+		// which removes the origin before claim is closed. Nor is it
+		// announced to a namespace subscriber until then
+		// (namespaceSubscribed skips it): a refusal has nothing to
+		// withdraw.
+		var err error
+		reg, err = r.cfg.Coordinator.Register(ctx, scName, req.Namespace)
 		if err != nil {
 			r.mu.Lock()
 			if sc.origins[k] == o {
 				delete(sc.origins, k)
-				// A namespace subscriber that came while the
-				// coordinator was asked may have been told of it
-				// (namespaceSubscribed): withdrawn, or it kept it.
-				r.withdraw(sc, k)
 				r.dropIfEmpty(scName)
 			}
+			close(o.claim)
 			r.mu.Unlock()
 			if errors.Is(err, ErrServedElsewhere) {
 				r.metrics.announceErrors.WithLabelValues("owned_elsewhere").Inc()
@@ -558,23 +563,11 @@ func (r *Relay) publishNamespace(ctx context.Context, s *moqtransport.Session, r
 			r.metrics.announceErrors.WithLabelValues("coordinator_register").Inc()
 			return moqtransport.NamespaceError(wire.NamespaceInternalError, "registering with the coordinator: "+err.Error())
 		}
-		r.mu.Lock()
-		gone := sc.origins[k] != o
-		if !gone {
-			o.reg = reg
-		}
-		r.mu.Unlock()
-		if gone {
-			// The session ended while the coordinator was asked: the
-			// registration must not outlive it.
-			_ = reg.Close()
-			return moqtransport.NamespaceError(wire.NamespaceInternalError, "the publisher left")
-		}
 	}
-	r.logFor(s).Info("namespace published", "request", req.RequestID, "scope", scName, "namespace", req.Namespace.String())
-	r.metrics.announceOKTotal.Add(1)
 	r.mu.Lock()
-	if sc.origins[k] == o {
+	gone := sc.origins[k] != o
+	if !gone {
+		o.reg = reg
 		if expires {
 			r.expireNamespace(scName, k, o, exp)
 		}
@@ -584,7 +577,24 @@ func (r *Relay) publishNamespace(ctx context.Context, s *moqtransport.Session, r
 			}
 		}
 	}
+	if o.claim != nil {
+		// Claimed in the hold that announces it: a namespace
+		// subscriber is in sc.nsSubs now, and was told of it above, or
+		// its namespaceSubscribed comes after this and finds the claim
+		// decided; none is missed between the two.
+		close(o.claim)
+	}
 	r.mu.Unlock()
+	if gone && o.claim != nil {
+		// The session ended while the coordinator was asked: the
+		// registration must not outlive it.
+		if reg != nil {
+			_ = reg.Close()
+		}
+		return moqtransport.NamespaceError(wire.NamespaceInternalError, "the publisher left")
+	}
+	r.logFor(s).Info("namespace published", "request", req.RequestID, "scope", scName, "namespace", req.Namespace.String())
+	r.metrics.announceOKTotal.Add(1)
 	return nil
 }
 
@@ -946,6 +956,12 @@ func (r *Relay) subscribeNamespace(_ context.Context, s *moqtransport.Session, r
 // its namespaces, then its pushed tracks; later ones follow as they come.
 // The subscriber's own namespaces and tracks are echoed back too, as
 // draft-14 says ("Subscribing to Namespaces").
+//
+// Ownership: a namespace or pushed track whose claim with the coordinator
+// is still pending is not announced: the coordinator may give it to
+// another relay. Its claim's success announces it to every namespace
+// subscriber there is then, this one included (publishNamespace,
+// publish); a refusal removes it, never having been announced.
 func (r *Relay) namespaceSubscribed(s *moqtransport.Session, prefix wire.Namespace) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -958,7 +974,7 @@ func (r *Relay) namespaceSubscribed(s *moqtransport.Session, prefix wire.Namespa
 			continue
 		}
 		for k, o := range sc.origins {
-			if o.ns.HasPrefix(prefix) {
+			if o.ns.HasPrefix(prefix) && o.claimed() {
 				sub.want(k, o.ns)
 			}
 		}
