@@ -3,7 +3,9 @@ package relay
 import (
 	"context"
 	"errors"
+	"runtime/debug"
 
+	"github.com/moqgo/moq/moqtransport"
 	"github.com/moqgo/moq/moqtransport/wire"
 )
 
@@ -46,3 +48,24 @@ var ErrNotFound = errors.New("relay: no relay serves this namespace")
 // ErrServedElsewhere is what Coordinator.Register's error wraps when
 // another relay serves the namespace, or a prefix of it, in the scope.
 var ErrServedElsewhere = errors.New("relay: another relay serves this namespace")
+
+// errCoordinatorPanicked is the claim's error when Coordinator.Register
+// panicked; the peer is told only that registering failed.
+var errCoordinatorPanicked = errors.New("the coordinator failed")
+
+// register asks the coordinator to register ns in scope for a
+// PUBLISH_NAMESPACE or a PUBLISH of session s. A panic in Register is
+// recovered here, logged at Error with its stack, and is a refusal like
+// any other error (INTERNAL_ERROR): the session recovers a panic in the
+// relay's handler too, but the claim was left behind, a namespace held
+// for the publisher it refused (and served from it), a pushed track's
+// subscribers waiting for a claim never decided.
+func (r *Relay) register(ctx context.Context, s *moqtransport.Session, scope string, ns wire.Namespace) (reg Registration, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.logFor(s).Error("Coordinator.Register panicked; the namespace's claim is refused", "scope", scope, "namespace", ns.String(), "panic", v, "stack", string(debug.Stack()))
+			reg, err = nil, errCoordinatorPanicked
+		}
+	}()
+	return r.cfg.Coordinator.Register(ctx, scope, ns)
+}

@@ -547,7 +547,7 @@ func (r *Relay) publishNamespace(ctx context.Context, s *moqtransport.Session, r
 		// (namespaceSubscribed skips it): a refusal has nothing to
 		// withdraw.
 		var err error
-		reg, err = r.cfg.Coordinator.Register(ctx, scName, req.Namespace)
+		reg, err = r.register(ctx, s, scName, req.Namespace)
 		if err != nil {
 			r.mu.Lock()
 			if sc.origins[k] == o {
@@ -1111,7 +1111,7 @@ func (r *Relay) publish(ctx context.Context, s *moqtransport.Session, req *wire.
 	var reg Registration
 	if r.cfg.Coordinator != nil {
 		var err error
-		reg, err = r.cfg.Coordinator.Register(ctx, scName, req.Namespace)
+		reg, err = r.register(ctx, s, scName, req.Namespace)
 		if err != nil {
 			refusal := moqtransport.PublishError(wire.PublishInternalError, "registering with the coordinator: "+err.Error())
 			reason := "coordinator_register"
