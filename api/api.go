@@ -26,9 +26,10 @@
 // Moq-Origin-Ttl (TTLHeader): whole milliseconds as a decimal integer,
 // e.g. "Moq-Origin-Ttl: 600000", how long the entry now lives without
 // another refresh. This module's relays (package relay's APICoordinator)
-// refresh at half of it, whatever TTL they were configured with, so that
-// a registry started with a shorter TTL than its relays' does not let
-// their entries expire between refreshes. moq-rs's moq-api sends none:
+// refresh at half of it when it is shorter than the TTL they were
+// configured with, so that a registry started with a shorter TTL than its
+// relays' does not let their entries expire between refreshes (a TTL over
+// MaxReportedTTL is taken for no report). moq-rs's moq-api sends none:
 // the Client (RegisterOrigin, RefreshOrigin) takes a missing header, a
 // repeated one, one that is not a decimal integer, and an absurd value
 // (0, or more than MaxReportedTTL) as no report (0), never as an error.

@@ -26,7 +26,10 @@ type Coordinator interface {
 	// registration when the namespace ends. When another relay already
 	// serves ns or a prefix of it in scope (that scope only: the unscoped
 	// one does not count), Register refuses with an error that wraps
-	// ErrServedElsewhere.
+	// ErrServedElsewhere. A panic in Register is recovered by the relay
+	// and taken as a refusal (INTERNAL_ERROR); whatever it registered
+	// before panicking is left behind, since no Registration came back to
+	// close it.
 	Register(ctx context.Context, scope string, ns wire.Namespace) (Registration, error)
 	// Lookup returns the URL of the relay that serves the longest
 	// registered prefix of ns in scope, that scope only, or ErrNotFound.

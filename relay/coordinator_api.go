@@ -29,12 +29,13 @@ type APICoordinatorConfig struct {
 	Token string
 	// TTL is the registry's TTL as configured here (moq-relay --api-ttl,
 	// as moq-rs's): a registration is refreshed every TTL/2. Default
-	// api.DefaultTTL. A registry that reports its own TTL with its answers
-	// (api.TTLHeader: package api/server does, moq-rs's moq-api does not)
-	// wins: each registration is then refreshed every half of what the
-	// registry last reported for it, and a report other than TTL is
-	// logged once at Warn. TTL then matters only with a registry that
-	// reports none, which must have the same TTL (moq-api --ttl).
+	// api.DefaultTTL. A registry that reports a shorter TTL of its own
+	// with its answers (api.TTLHeader: package api/server does, moq-rs's
+	// moq-api does not) wins: the registration is then refreshed every
+	// half of what the registry last reported for it, and the mismatch is
+	// logged once at Warn. A longer report changes nothing: a TTL shorter
+	// than the registry's only refreshes more often (after a registry that
+	// restarted empty, the namespaces are back sooner).
 	TTL time.Duration
 	// Timeout bounds each request to the registry; default 5s.
 	Timeout time.Duration
@@ -57,10 +58,10 @@ type APICoordinatorConfig struct {
 //     package api/server checks them again in the script that writes the
 //     key, so a relay that takes a shorter prefix between another's GETs
 //     and its POST still wins alone (TestAPICoordinatorNestedRace).
-//   - While registered, it PATCHes every TTL/2, where TTL is what the
-//     registry's last answer for the registration reported
-//     (api.TTLHeader), or APICoordinatorConfig.TTL if it reported none
-//     (moq-rs's moq-api): a registry whose TTL is shorter than the
+//   - While registered, it PATCHes every TTL/2, where TTL is
+//     APICoordinatorConfig.TTL or, if shorter, what the registry's last
+//     answer for the registration reported (api.TTLHeader; moq-rs's
+//     moq-api reports none): a registry whose TTL is shorter than the
 //     configured one would let the entry expire between refreshes, and
 //     lookups of the namespace fail until the next. A PATCH answered 404 (the
 //     entry expired, or Redis restarted empty) POSTs again, so the
@@ -83,7 +84,7 @@ type APICoordinator struct {
 	timeout time.Duration
 	log     *slog.Logger
 	regs    registrations
-	// warned is the reported TTL last logged as other than ttl.
+	// warned is the reported TTL last logged as shorter than ttl.
 	warned atomic.Int64
 
 	// wg owns the refresh goroutines.
@@ -213,16 +214,16 @@ func (c *APICoordinator) Register(ctx context.Context, scope string, ns wire.Nam
 }
 
 // refreshEvery returns how long after an answer that reported ttl (0: no
-// report) the registration is refreshed: half the reported TTL, else half
-// the configured one. A report other than the configured TTL is logged at
-// Warn, once for each value in a row, not for each registration.
+// report) the registration is refreshed: half the configured TTL, or half
+// the reported one if shorter. A shorter report is logged at Warn, once
+// for each value in a row, not for each registration.
 func (c *APICoordinator) refreshEvery(ttl time.Duration) time.Duration {
-	if ttl == 0 {
+	// Compared as reported, to the millisecond.
+	if ttl == 0 || ttl >= c.ttl.Truncate(time.Millisecond) {
 		return c.ttl / 2
 	}
-	// Compared as reported, to the millisecond.
-	if ttl != c.ttl.Truncate(time.Millisecond) && c.warned.Swap(int64(ttl)) != int64(ttl) {
-		c.log.Warn("the registry's TTL is not the one configured: refreshing registrations every half of the registry's; set moq-relay --api-ttl to moq-api's --ttl",
+	if c.warned.Swap(int64(ttl)) != int64(ttl) {
+		c.log.Warn("the registry's TTL is shorter than the one configured: refreshing registrations every half of the registry's; set moq-relay --api-ttl to moq-api's --ttl",
 			"registry_ttl", ttl, "api_ttl", c.ttl)
 	}
 	// As NewAPICoordinator bounds the configured one: a registry

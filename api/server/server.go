@@ -12,8 +12,8 @@
 // 403. A registration is also refused (409) when another origin holds a
 // namespace it is under (see package api's Routes), checked in the same
 // script. A successful POST or PATCH reports Config.TTL in the
-// api.TTLHeader header, so that relays refresh in time whatever TTL they
-// were configured with.
+// api.TTLHeader header, so that relays configured with a longer TTL
+// refresh in time (up to api.MaxReportedTTL).
 package server
 
 import (
@@ -243,8 +243,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case 1:
 			log.Debug("origin "+strings.ToLower(r.Method), "namespace", ns, "url", o.URL)
 			if r.Method != http.MethodDelete {
-				// The entry lives s.ttl from now: the relay refreshes
-				// at half of it, whatever TTL it was configured with.
+				// The entry lives s.ttl from now: a relay configured
+				// with a longer TTL refreshes at half of it.
 				w.Header().Set(api.TTLHeader, strconv.FormatInt(s.ttl.Milliseconds(), 10))
 			}
 			w.WriteHeader(http.StatusOK)

@@ -94,7 +94,7 @@ func newRootCommand() *cobra.Command {
 	f := root.Flags()
 	f.StringVar(&cfg.bind, "bind", "127.0.0.1:8080", "TCP address to serve HTTP on (moq-api: [::]:80)")
 	f.StringVar(&cfg.redisURL, "redis", "redis://127.0.0.1:6379", "Redis URL: redis://[user:password@]host:port[/db] or rediss:// for TLS")
-	f.DurationVar(&cfg.ttl, "ttl", api.DefaultTTL, "how long an origin lives without a refresh; POST and PATCH answers report it (Moq-Origin-Ttl), and this module's relays refresh every half of it; moq-rs's relays do not read it and refresh every --api-ttl/2: set their --api-ttl to it")
+	f.DurationVar(&cfg.ttl, "ttl", api.DefaultTTL, "how long an origin lives without a refresh; at least 2s; POST and PATCH answers report it (Moq-Origin-Ttl), and this module's relays refresh every half of it when their --api-ttl is longer; moq-rs's relays do not read it and refresh every --api-ttl/2: set their --api-ttl to it")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&cfg.logFormat, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line); lines about an HTTP request carry request=<id>")
 	f.StringVar(&cfg.token, "api-token", os.Getenv(TokenEnv), "the secret every request must carry as \"Authorization: Bearer <token>\" (env "+TokenEnv+", which ps does not show)")
@@ -121,8 +121,9 @@ func run(ctx context.Context, cfg config) error {
 	default:
 		return fmt.Errorf("--log-format %q: want text or json", cfg.logFormat)
 	}
-	if cfg.ttl <= 0 {
-		return fmt.Errorf("--ttl %v: want a positive duration", cfg.ttl)
+	if cfg.ttl < 2*time.Second {
+		// Relays refresh every half of it, each of their namespaces.
+		return fmt.Errorf("--ttl %v: want at least 2s (relays refresh every registration every half of it)", cfg.ttl)
 	}
 	var nodeTokens map[string]string
 	if cfg.nodeTokens != "" {

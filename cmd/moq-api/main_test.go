@@ -42,7 +42,7 @@ func TestVersionAndFlags(t *testing.T) {
 			t.Errorf("%v: %q, %v", args, out, err)
 		}
 	}
-	for _, args := range [][]string{{"extra"}, {"--redis", "http://x", "--no-auth"}, {"--log-level", "loud"}, {"--ttl", "0s", "--no-auth"},
+	for _, args := range [][]string{{"extra"}, {"--redis", "http://x", "--no-auth"}, {"--log-level", "loud"}, {"--ttl", "0s", "--no-auth"}, {"--ttl", "1s", "--no-auth"},
 		{"--bind", "127.0.0.1:0"}, {"--api-token", "x", "--no-auth"}, {"--api-token", "a\nb"}} {
 		if _, err := execute(t, args...); err == nil {
 			t.Errorf("%v was accepted", args)

@@ -42,7 +42,7 @@ func (c *clusterConfig) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&c.node, "node", "", "this relay's URL for the other relays of the cluster (moqt:// or https://); default https://<bind address>, localhost for an unspecified address")
 	f.StringVar(&c.apiURL, "api-url", "", "find and register namespaces with the moq-api registry at this URL (http://host:port)")
 	f.StringVar(&c.apiToken, "api-token", os.Getenv("MOQ_API_TOKEN"), "the moq-api registry's token, sent with every request (env MOQ_API_TOKEN, which ps does not show)")
-	f.Var((*secondsValue)(&c.apiTTL), "api-ttl", "the registry's TTL, moq-api's --ttl: registrations are refreshed every half of it (seconds, or a duration such as 10m); a registry that reports its TTL (this module's moq-api does, moq-rs's does not) wins, and a report other than --api-ttl is logged as a warning")
+	f.Var((*secondsValue)(&c.apiTTL), "api-ttl", "the registry's TTL, moq-api's --ttl: registrations are refreshed every half of it (seconds, or a duration such as 10m); a registry that reports a shorter TTL (this module's moq-api does, moq-rs's reports none) is refreshed every half of its TTL instead, with a warning")
 	f.StringVar(&c.coordinatorFile, "coordinator-file", "", "find and register namespaces in this JSON file shared by the relays of one host (moq-rs: "+relay.DefaultCoordinatorFile+")")
 	f.StringArrayVar(&c.tlsRoots, "tls-root", nil, "root CA file (PEM) to verify other relays with, instead of the system roots; repeatable")
 	f.StringVar(&c.clusterKey, "cluster-key", "", "a file every relay of the cluster holds: an Ed25519 private key (PEM, PKCS #8) or an HMAC secret (raw bytes, at least 32); relays sign short-lived peer tokens with it to prove they are relays (needed with --auth-key and a coordinator)")
