@@ -3,6 +3,8 @@ package moqtransport
 import (
 	"errors"
 	"fmt"
+
+	"github.com/moqgo/moq/moqtransport/wire"
 )
 
 // ErrRequestsBlocked is what a request fails with when the peer grants it
@@ -25,6 +27,13 @@ const (
 	// order). The objects come in the order the FETCH asked for, or
 	// ascending.
 	deviationFetchOKGroupOrder = "FETCH_OK group order 0x0"
+	// deviationImplementation05: a setup parameter 0x05 where AUTHORITY
+	// is never valid (SERVER_SETUP; CLIENT_SETUP over WebTransport), which
+	// §9.3.2.1 closes with INVALID_AUTHORITY. The draft-14 text also
+	// numbers MOQT_IMPLEMENTATION 0x05 (§9.3.2.7; 0x07 from the editor's
+	// copy of the next day and draft-15 on), and a peer following it sends
+	// its name there: read as MOQT_IMPLEMENTATION (PeerImplementation).
+	deviationImplementation05 = "setup parameter 0x05 as MOQT_IMPLEMENTATION"
 )
 
 // tolerate decides a peer deviation: with Config.StrictPeer it is the
@@ -32,9 +41,14 @@ const (
 // with; otherwise it is logged once per session at Warn and nil is
 // returned, and the caller goes on with the reading the package doc gives.
 func (s *Session) tolerate(deviation, format string, args ...any) error {
+	return s.tolerateAs(wire.ProtocolViolation, deviation, format, args...)
+}
+
+// tolerateAs is tolerate for a deviation the draft closes with code.
+func (s *Session) tolerateAs(code wire.SessionErrorCode, deviation, format string, args ...any) error {
 	detail := fmt.Sprintf(format, args...)
 	if s.cfg.StrictPeer {
-		return violation("%s", detail)
+		return &wire.SessionError{Code: code, Reason: detail}
 	}
 	s.mu.Lock()
 	warned := s.deviations[deviation]

@@ -245,6 +245,14 @@
 //     imquic 0.0.1's relay echoes the FETCH's order, 0x0 when it asked for
 //     the publisher's): read as the order the FETCH asked for, or
 //     ascending when it asked for the publisher's.
+//   - A setup parameter 0x05 where AUTHORITY is never valid: in
+//     SERVER_SETUP, or in a CLIENT_SETUP over WebTransport (§9.3.2.1
+//     closes the session with INVALID_AUTHORITY). The draft-14 text also
+//     numbers MOQT_IMPLEMENTATION 0x05 (the editor's copy moved it to 0x07
+//     the next day, as draft-15 has it; we send 0x07), so a peer following
+//     the text sends its name there: read as its MOQT_IMPLEMENTATION
+//     (Session.PeerImplementation). A client's 0x05 over raw QUIC is
+//     AUTHORITY, checked as one.
 //
 // A peer whose SETUP has no MAX_REQUEST_ID grants no request IDs (the
 // MAX_REQUEST_ID setup parameter: the default is 0); the xquic draft-14

@@ -378,9 +378,6 @@ func TestHostileServerSetup(t *testing.T) {
 		{"PATH over WebTransport", "https", func(c *hostileClient) {
 			c.send(c.clientSetup(wire.KeyValue{Type: wire.SetupParamPath, Bytes: []byte("/app")}))
 		}, wire.InvalidPath},
-		{"AUTHORITY over WebTransport", "https", func(c *hostileClient) {
-			c.send(c.clientSetup(wire.KeyValue{Type: wire.SetupParamAuthority, Bytes: []byte("example.com")}))
-		}, wire.InvalidAuthority},
 		{"PATH without a leading slash", "moqt", func(c *hostileClient) {
 			cs := c.clientSetup()
 			cs.Params = cs.Params.WithBytes(wire.SetupParamPath, []byte("app"))
@@ -1436,9 +1433,6 @@ func TestRawServerSetup(t *testing.T) {
 		{"PATH from the server", func(rs *hostileServer) {
 			rs.send(serverSetup(wire.KeyValue{Type: wire.SetupParamPath, Bytes: []byte("/app")}))
 		}, wire.InvalidPath},
-		{"AUTHORITY from the server", func(rs *hostileServer) {
-			rs.send(serverSetup(wire.KeyValue{Type: wire.SetupParamAuthority, Bytes: []byte("example.com")}))
-		}, wire.InvalidAuthority},
 		{"first message MAX_REQUEST_ID", func(rs *hostileServer) {
 			rs.send(&wire.MaxRequestID{Max: 10})
 		}, wire.ProtocolViolation},

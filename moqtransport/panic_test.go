@@ -128,8 +128,8 @@ func TestFetchNextPanicRecovered(t *testing.T) {
 	}
 }
 
-// panickyTracer panics on the first event of each kind it is asked to
-// panic on, and counts the calls it gets.
+// panickyTracer panics at every SubgroupObject, and counts the calls it
+// gets.
 type panickyTracer struct {
 	calls atomic.Int64
 }

@@ -476,7 +476,7 @@ func (sv *servedSubscription) finish(err error) (wire.PublishDoneCode, string) {
 		sv.abandonAll(wire.ResetSessionClosed)
 		return wire.DoneGoingAway, "session closed"
 	}
-	sv.abandonAll(wire.ResetInternalError)
+	sv.abandonAll(closeResetCode(err)) // as Track.Close resets its subgroups
 	var re *RequestError
 	if errors.As(err, &re) && re.Message == wire.TypePublishDone {
 		return wire.PublishDoneCode(re.Code), re.Reason

@@ -148,7 +148,8 @@ type Config struct {
 	// the writer held for WriteCoalesce, with how long it held it (the
 	// latency the hold added to that object; the ones that joined it waited
 	// less) and how many objects the write carried, the held one included.
-	// It is called on the delivery goroutines and must not block.
+	// It is called on the delivery goroutines and must not block. A panic
+	// in it is logged at Error and the session calls it no more.
 	ObserveHold func(held time.Duration, objects int)
 	// MaxBytesInFlight bounds the memory the peer's data streams hold in
 	// this session before their objects reach a track: each open data
@@ -250,6 +251,10 @@ type Session struct {
 	peerSetup wire.Parameters
 	path      string
 	authority string
+	// implementation05 is a 0x05 setup parameter where AUTHORITY cannot
+	// be (from a server, or over WebTransport): the draft-14 text's
+	// MOQT_IMPLEMENTATION, which it numbered as AUTHORITY.
+	implementation05 string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -382,12 +387,7 @@ func newSession(conn Conn, cfg *Config, client bool) *Session {
 	s.out.init()
 	// The observers are application code called on the delivery and
 	// reading goroutines, where nothing else recovers a panic.
-	if c.Tracer != nil {
-		s.cfg.Tracer = &guardedTracer{t: c.Tracer, s: s}
-	}
-	if c.ObserveDelivery != nil {
-		s.cfg.ObserveDelivery = s.guardObserver(c.ObserveDelivery)
-	}
+	s.guardObservers()
 	return s
 }
 
@@ -416,10 +416,13 @@ func (s *Session) Authority() string { return s.authority }
 // SERVER_SETUP, unknown ones included.
 func (s *Session) PeerSetupParams() Parameters { return s.peerSetup }
 
-// PeerImplementation returns the peer's MOQT_IMPLEMENTATION, if it sent one.
+// PeerImplementation returns the peer's MOQT_IMPLEMENTATION, if it sent one
+// (0x07; or 0x05 where AUTHORITY cannot be, see implementation05).
 func (s *Session) PeerImplementation() string {
-	b, _ := s.peerSetup.Bytes(wire.SetupParamMOQTImplementation)
-	return string(b)
+	if b, ok := s.peerSetup.Bytes(wire.SetupParamMOQTImplementation); ok {
+		return string(b)
+	}
+	return s.implementation05
 }
 
 // InFlight reports the session's in-flight budget (Config.MaxBytesInFlight):
@@ -729,8 +732,11 @@ func (s *Session) setupClient(ctx context.Context) error {
 	if _, ok := ss.Params.Get(wire.SetupParamPath); ok {
 		return &wire.SessionError{Code: wire.InvalidPath, Reason: "server sent the PATH setup parameter"}
 	}
-	if _, ok := ss.Params.Get(wire.SetupParamAuthority); ok {
-		return &wire.SessionError{Code: wire.InvalidAuthority, Reason: "server sent the AUTHORITY setup parameter"}
+	if b, ok := ss.Params.Bytes(wire.SetupParamAuthority); ok {
+		if err := s.tolerateAs(wire.InvalidAuthority, deviationImplementation05, "the server sent setup parameter 0x05 (AUTHORITY, or the draft text's MOQT_IMPLEMENTATION) %q", b); err != nil {
+			return err
+		}
+		s.implementation05 = string(b)
 	}
 	if err := s.applyPeerSetup(ss.Version, ss.Params); err != nil {
 		return err
@@ -773,7 +779,10 @@ func (s *Session) setupServer(ctx context.Context) error {
 			return &wire.SessionError{Code: wire.InvalidPath, Reason: "PATH setup parameter over WebTransport"}
 		}
 		if hasAuthority {
-			return &wire.SessionError{Code: wire.InvalidAuthority, Reason: "AUTHORITY setup parameter over WebTransport"}
+			if err := s.tolerateAs(wire.InvalidAuthority, deviationImplementation05, "setup parameter 0x05 (AUTHORITY, or the draft text's MOQT_IMPLEMENTATION) %q over WebTransport", authority); err != nil {
+				return err
+			}
+			s.implementation05 = string(authority)
 		}
 	} else {
 		if hasPath {

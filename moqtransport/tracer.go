@@ -84,24 +84,33 @@ func (m multiTracer) Datagram(c bool, d *wire.Datagram) {
 	}
 }
 
-// guardedTracer is the session's view of Config.Tracer: application code
-// called on the session's goroutines, for every object, where a panic
-// crashed the process (nothing recovers on those goroutines). A panic in
-// any of its methods is logged at Error with its stack, and the session
-// calls the Tracer no more: tracing is an observer, so the session and its
-// requests go on without it. The guard is an open-coded defer per call.
-type guardedTracer struct {
-	t   Tracer
-	off atomic.Bool
-	s   *Session
+// observerGuard guards an observer of the session's (Config.Tracer,
+// ObserveDelivery, ObserveHold): application code called on the session's
+// delivery and reading goroutines, for every object, where nothing else
+// recovers a panic (one crashed the process). A panic in the observer is
+// logged at Error with its stack, and the session calls that observer no
+// more: observing is not the session's work, so it and its requests go on
+// without it. The guard is an atomic load and an open-coded defer per
+// call.
+type observerGuard struct {
+	off  atomic.Bool
+	s    *Session
+	name string
 }
 
-// done recovers a panic of the Tracer's method what (deferred by each).
-func (g *guardedTracer) done(what string) {
+// done recovers a panic of the observer (deferred by each call); method
+// names the Tracer's method, if it is one.
+func (g *observerGuard) done(method string) {
 	if v := recover(); v != nil {
 		g.off.Store(true)
-		g.s.log.Error("Tracer panicked; the session goes on without tracing", "method", what, "panic", v, "stack", string(debug.Stack()))
+		g.s.log.Error(g.name+" panicked; the session goes on without it", "method", method, "panic", v, "stack", string(debug.Stack()))
 	}
+}
+
+// guardedTracer is the session's view of Config.Tracer (observerGuard).
+type guardedTracer struct {
+	t Tracer
+	observerGuard
 }
 
 func (g *guardedTracer) ControlMessage(c bool, m wire.Message) {
@@ -152,21 +161,30 @@ func (g *guardedTracer) Datagram(c bool, d *wire.Datagram) {
 	g.t.Datagram(c, d)
 }
 
-// guardObserver wraps Config.ObserveDelivery as guardedTracer wraps the
-// Tracer: a panic in it is logged once and the session calls it no more.
-func (s *Session) guardObserver(f func(time.Duration)) func(time.Duration) {
-	var off atomic.Bool
-	done := func() {
-		if v := recover(); v != nil {
-			off.Store(true)
-			s.log.Error("ObserveDelivery panicked; the session goes on without it", "panic", v, "stack", string(debug.Stack()))
+// guardObservers replaces the session's observers with guarded ones
+// (observerGuard).
+func (s *Session) guardObservers() {
+	if t := s.cfg.Tracer; t != nil {
+		s.cfg.Tracer = &guardedTracer{t: t, observerGuard: observerGuard{s: s, name: "Tracer"}}
+	}
+	if f := s.cfg.ObserveDelivery; f != nil {
+		g := &observerGuard{s: s, name: "ObserveDelivery"}
+		s.cfg.ObserveDelivery = func(wait time.Duration) {
+			if g.off.Load() {
+				return
+			}
+			defer g.done("")
+			f(wait)
 		}
 	}
-	return func(wait time.Duration) {
-		if off.Load() {
-			return
+	if f := s.cfg.ObserveHold; f != nil {
+		g := &observerGuard{s: s, name: "ObserveHold"}
+		s.cfg.ObserveHold = func(held time.Duration, objects int) {
+			if g.off.Load() {
+				return
+			}
+			defer g.done("")
+			f(held, objects)
 		}
-		defer done()
-		f(wait)
 	}
 }

@@ -341,13 +341,10 @@ func (t *Track) Close(err error) {
 		return
 	}
 	code := uint64(wire.ResetCancelled)
-	var re *RequestError
-	switch {
-	case err == nil:
+	if err == nil {
 		err = io.EOF
-	case errors.As(err, &re) && re.Message == wire.TypePublishDone && re.Code != uint64(wire.DoneInternalError):
-	default:
-		code = uint64(wire.ResetInternalError)
+	} else {
+		code = uint64(closeResetCode(err))
 	}
 	open := make([]*SubgroupWriter, 0, len(t.writers))
 	for w := range t.writers {
@@ -368,6 +365,18 @@ func (t *Track) Close(err error) {
 	t.uncharge()
 	t.enforceLimits()
 	t.broadcast()
+}
+
+// closeResetCode is the reset code of the open streams of a track closed
+// with err (not nil): CANCELLED for a PublishDoneError other than
+// INTERNAL_ERROR, since the publisher ended it and PUBLISH_DONE says why
+// (§10.4.3), INTERNAL_ERROR for a failure.
+func closeResetCode(err error) wire.StreamResetCode {
+	var re *RequestError
+	if errors.As(err, &re) && re.Message == wire.TypePublishDone && re.Code != uint64(wire.DoneInternalError) {
+		return wire.ResetCancelled
+	}
+	return wire.ResetInternalError
 }
 
 // SubgroupWriter writes the objects of one subgroup, in increasing object
