@@ -549,6 +549,7 @@ func (s *wtStream) CancelWrite(code uint64) { s.s.CancelWrite(wtStreamCode(code)
 func (s *wtStream) CancelRead(code uint64) {
 	s.unguard()
 	s.s.CancelRead(wtStreamCode(code))
+	releaseRead(s.s.SetReadDeadline)
 }
 func (s *wtStream) SetPriority(uint8) {}
 
@@ -585,4 +586,19 @@ func (s *wtReceiveStream) Read(b []byte) (int, error) {
 func (s *wtReceiveStream) CancelRead(code uint64) {
 	s.unguard()
 	s.s.CancelRead(wtStreamCode(code))
+	releaseRead(s.s.SetReadDeadline)
+}
+
+// releaseRead ends, with a read deadline in the past, a Read of a stream
+// we stopped reading (CancelRead) that is blocked or still to come.
+// webtransport-go's CancelRead stops tracking the stream, so the
+// session's end no longer closes it; a Read that got the peer's reset
+// with WT_SESSION_GONE (its session closing) then waited for that close
+// for ever, after every session and connection had ended (goleak caught
+// it in ./relay, in readDataStream, once in many CI runs): a reader still
+// blocked when another goroutine stops its stream, as an ended
+// subscription does to its open streams (§9.12). guardRead covers the
+// streams we never stop.
+func releaseRead(setReadDeadline func(time.Time) error) {
+	_ = setReadDeadline(time.Now())
 }
