@@ -22,6 +22,7 @@ import (
 	"github.com/moqgo/moq/internal/version"
 	"github.com/moqgo/moq/moqnative"
 	"github.com/moqgo/moq/moqtransport"
+	"github.com/moqgo/moq/moqtransport/wire"
 	"github.com/moqgo/moq/relay"
 )
 
@@ -479,5 +480,104 @@ func TestBadArguments(t *testing.T) {
 		if stdout != "" {
 			t.Errorf("%q: stdout %q", c.args, stdout)
 		}
+	}
+}
+
+// startGrantOnBlocked runs a minimal MoQT server, at the wire level, that
+// accepts every SUBSCRIBE_NAMESPACE, grants 2 request IDs in SERVER_SETUP
+// and answers every REQUESTS_BLOCKED with a MAX_REQUEST_ID one request
+// larger (draft-14 §9.6: an endpoint MAY), without waiting for a request
+// to end. A request whose ID is not below its grant closes the session
+// with TOO_MANY_REQUESTS, as the draft requires.
+func startGrantOnBlocked(t *testing.T) (url, fingerprint string) {
+	t.Helper()
+	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{SelfSignedHosts: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			in, err := srv.Accept(ctx)
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer func() { _ = in.Conn.CloseWithError(0, "") }()
+				// Its errors show in the scenario's result.
+				_ = serveGrantOnBlocked(ctx, in.Conn)
+			})
+		}
+	})
+	t.Cleanup(func() {
+		cancel()
+		_ = srv.Close()
+		wg.Wait()
+	})
+	fp, _ := srv.Fingerprint()
+	return "moqt://" + srv.Addr().String() + "/", fmt.Sprintf("%x", fp[:])
+}
+
+func serveGrantOnBlocked(ctx context.Context, c moqtransport.Conn) error {
+	st, err := c.AcceptStream(ctx)
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-ctx.Done()
+		_ = c.CloseWithError(0, "")
+	}()
+	send := func(m wire.Message) error {
+		b, err := wire.AppendMessage(nil, m)
+		if err != nil {
+			return err
+		}
+		_, err = st.Write(b)
+		return err
+	}
+	r := wire.NewControlReader(st)
+	if m, err := r.ReadMessage(); err != nil {
+		return err
+	} else if _, ok := m.(*wire.ClientSetup); !ok {
+		return fmt.Errorf("first message %s", m.Type())
+	}
+	grant := uint64(4) // request IDs 0 and 2
+	if err := send(&wire.ServerSetup{Version: wire.Draft14,
+		Params: wire.Parameters{{Type: wire.SetupParamMaxRequestID, Value: grant}}}); err != nil {
+		return err
+	}
+	for {
+		m, err := r.ReadMessage()
+		if err != nil {
+			return err
+		}
+		switch m := m.(type) {
+		case *wire.SubscribeNamespace:
+			if m.RequestID >= grant {
+				_ = c.CloseWithError(uint64(wire.TooManyRequests), "past MAX_REQUEST_ID")
+				return fmt.Errorf("request ID %d past the grant %d", m.RequestID, grant)
+			}
+			err = send(&wire.SubscribeNamespaceOK{RequestID: m.RequestID})
+		case *wire.RequestsBlocked:
+			grant += 2
+			err = send(&wire.MaxRequestID{Max: grant})
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// TestRequestIDGrantOnBlocked: a relay that raises its MAX_REQUEST_ID as
+// soon as REQUESTS_BLOCKED arrives (which draft-14 §9.6 allows) passes
+// request-id-flow-control: the waiting request completes under the new
+// grant.
+func TestRequestIDGrantOnBlocked(t *testing.T) {
+	url, fp := startGrantOnBlocked(t)
+	stdout, stderr, err := execute(t, config{}, "--fingerprint", fp, "-r", url, "-t", "request-id-flow-control")
+	results := parseTAP(t, stdout, url)
+	if err != nil || len(results) != 1 || !results[0].ok || results[0].skip != "" {
+		t.Fatalf("request-id-flow-control: %v %+v\n%s", err, results, stderr)
 	}
 }

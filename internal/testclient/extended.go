@@ -451,11 +451,16 @@ func trackStatus(ctx context.Context, e *env) error {
 
 // requestTracer watches the request-ID flow control of a session.
 type requestTracer struct {
-	mu       sync.Mutex
-	maxSeen  uint64 // the largest MAX_REQUEST_ID received
-	blocked  []uint64
-	changed  chan struct{}
-	received int // MAX_REQUEST_ID messages received
+	mu      sync.Mutex
+	maxSeen uint64 // the largest MAX_REQUEST_ID received (or SERVER_SETUP's grant)
+	blocked []uint64
+	// beyond is the ID of the first SUBSCRIBE_NAMESPACE sent that was not
+	// below the grant received before it (draft-14 §9.5 forbids sending
+	// it); beyondGrant is that grant. Set only when one was sent.
+	beyond, beyondGrant uint64
+	sentBeyond          bool
+	changed             chan struct{}
+	received            int // MAX_REQUEST_ID messages received
 }
 
 func newRequestTracer() *requestTracer { return &requestTracer{changed: make(chan struct{})} }
@@ -470,6 +475,17 @@ func (t *requestTracer) ControlMessage(created bool, m wire.Message) {
 		}
 		t.received++
 		t.maxSeen = max(t.maxSeen, m.Max)
+	case *wire.ServerSetup:
+		if created {
+			return
+		}
+		grant, _ := m.Params.Varint(wire.SetupParamMaxRequestID)
+		t.maxSeen = max(t.maxSeen, grant)
+	case *wire.SubscribeNamespace:
+		if !created || t.sentBeyond || m.RequestID < t.maxSeen {
+			return
+		}
+		t.sentBeyond, t.beyond, t.beyondGrant = true, m.RequestID, t.maxSeen
 	case *wire.RequestsBlocked:
 		if !created {
 			return
@@ -505,6 +521,16 @@ func (t *requestTracer) wait(ctx context.Context, what string, cond func() bool)
 	}
 }
 
+// beyondErr reports a SUBSCRIBE_NAMESPACE sent past the grant.
+func (t *requestTracer) beyondErr() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.sentBeyond {
+		return nil
+	}
+	return fmt.Errorf("SUBSCRIBE_NAMESPACE with request ID %d sent while MAX_REQUEST_ID was %d", t.beyond, t.beyondGrant)
+}
+
 // maxFlowControlRequests bounds how many requests the scenario opens to
 // exhaust the relay's grant.
 const maxFlowControlRequests = 1000
@@ -516,8 +542,10 @@ const blockedWait = 300 * time.Millisecond
 // until UNSUBSCRIBE_NAMESPACE) until the relay's MAX_REQUEST_ID grant is
 // used up. The next request must wait (no ID past the grant goes out),
 // and REQUESTS_BLOCKED with the grant must be sent; the relay must keep the
-// session. Ending one request must make the relay send a larger
-// MAX_REQUEST_ID, and the waiting request then succeeds.
+// session. A relay may answer REQUESTS_BLOCKED with a larger MAX_REQUEST_ID
+// (draft-14 §9.6): then the waiting request must succeed, and the test
+// passes there. Otherwise ending one request must make the relay send a
+// larger MAX_REQUEST_ID, and the waiting request then succeeds.
 func requestIDFlowControl(ctx context.Context, e *env) error {
 	tr := newRequestTracer()
 	s, err := e.connect(ctx, "client", moqtransport.Handler{}, tr)
@@ -573,22 +601,52 @@ func requestIDFlowControl(ctx context.Context, e *env) error {
 	if sent != limit {
 		return fmt.Errorf("REQUESTS_BLOCKED carried %d, want the grant %d", sent, limit)
 	}
+	// draft-14 §9.6: the relay MAY answer REQUESTS_BLOCKED with a larger
+	// MAX_REQUEST_ID. If it does, the waiting request goes out under the
+	// new grant and must succeed; what the draft forbids is a request sent
+	// past the grant, and no answer to it.
+	grantedOnBlocked := func(r result) error {
+		if err := tr.beyondErr(); err != nil {
+			return err
+		}
+		if current() <= limit {
+			if r.err == nil {
+				_ = r.n.Close()
+			}
+			return fmt.Errorf("the request past the grant of %d completed without a new MAX_REQUEST_ID: %v", limit, r.err)
+		}
+		if r.err != nil {
+			return fmt.Errorf("the request that waited for the grant (raised to %d after REQUESTS_BLOCKED): SUBSCRIBE_NAMESPACE: %w", current(), r.err)
+		}
+		open = append(open, r.n)
+		e.log.Info("the relay raised its grant on REQUESTS_BLOCKED (draft-14 §9.6 allows it); the waiting request completed",
+			"max_request_id", current())
+		return alive(s, "client")
+	}
 	t := time.NewTimer(blockedWait)
 	defer t.Stop()
 	select {
 	case r := <-waiting:
-		if r.err == nil {
-			_ = r.n.Close()
-		}
-		return fmt.Errorf("the request past the grant of %d completed without a new MAX_REQUEST_ID (grant now %d): %v", limit, current(), r.err)
+		return grantedOnBlocked(r)
 	case <-s.Done():
 		return fmt.Errorf("the relay ended the session after REQUESTS_BLOCKED: %w", s.Err())
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
 	}
+	if err := tr.beyondErr(); err != nil {
+		return err
+	}
 	if current() > limit {
-		return fmt.Errorf("the relay raised its grant to %d while no request had ended", current())
+		// Raised while no request had ended, so in answer to
+		// REQUESTS_BLOCKED (or unprompted, also allowed): the waiting
+		// request is on its way.
+		select {
+		case r := <-waiting:
+			return grantedOnBlocked(r)
+		case <-ctx.Done():
+			return fmt.Errorf("the request that waited did not complete after MAX_REQUEST_ID %d: %w", current(), ctx.Err())
+		}
 	}
 
 	// End one request: the relay has to grant another.
@@ -607,6 +665,9 @@ func requestIDFlowControl(ctx context.Context, e *env) error {
 		open = append(open, r.n)
 	case <-ctx.Done():
 		return fmt.Errorf("the request that waited did not complete after MAX_REQUEST_ID %d: %w", current(), ctx.Err())
+	}
+	if err := tr.beyondErr(); err != nil {
+		return err
 	}
 	e.log.Info("grant raised", "max_request_id", current())
 	return alive(s, "client")

@@ -100,7 +100,7 @@ func Scenarios() []Scenario {
 		{Name: "track-status", run: trackStatus,
 			Description: "TRACK_STATUS gets TRACK_STATUS_OK with the largest location (cached or from the publisher), or TRACK_STATUS_ERROR TRACK_DOES_NOT_EXIST"},
 		{Name: "request-id-flow-control", run: requestIDFlowControl,
-			Description: "requests past the relay's MAX_REQUEST_ID wait and send REQUESTS_BLOCKED; finishing one makes the relay raise its grant"},
+			Description: "requests past the relay's MAX_REQUEST_ID wait and send REQUESTS_BLOCKED; the relay raises its grant (on REQUESTS_BLOCKED, or once a request finishes) and the waiting request completes"},
 		{Name: "goaway", Manual: true, run: goAway,
 			Description: "while the relay drains: GOAWAY reaches both sessions, the open subscription keeps flowing, new requests are refused locally"},
 	}
