@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -78,26 +80,44 @@ func ExampleTracks_Handler() {
 
 // Serving FETCH from an application's own store: the handler answers with
 // the objects it holds for the requested range, or refuses with a
-// draft-14 code.
+// draft-14 code. The range is the peer's and may span up to 2^62 groups,
+// so the handler walks the groups it holds, not the groups asked for, and
+// stops when ctx ends (FETCH_CANCEL, or the session's end). It sends
+// nothing outside the range (§9.16): nothing before Start, even in the
+// start group, and nothing at or after End.
 func ExampleHandler_fetch() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
 	// The store: group -> payloads, for one track.
-	store := map[uint64][]string{0: {"a", "b"}, 1: {"c"}, 2: {"d", "e"}}
+	store := map[uint64][]string{0: {"a", "b"}, 1: {"c", "d"}, 2: {"e", "f"}}
 	handler := moqtransport.Handler{
-		Fetch: func(_ context.Context, _ *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+		Fetch: func(ctx context.Context, _ *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
 			if req.Name != "archive" {
 				return nil, moqtransport.FetchError(moqtransport.FetchTrackDoesNotExist, "no such track")
 			}
+			groups := slices.Sorted(maps.Keys(store))
 			var objs []*moqtransport.Object
-			for g := req.Start.Group; g <= req.End.Group; g++ {
+			for _, g := range groups {
+				if err := ctx.Err(); err != nil {
+					return nil, err // the FETCH was cancelled: nobody to answer
+				}
+				if g < req.Start.Group {
+					continue
+				}
+				if g > req.End.Group {
+					break // groups are sorted: the rest are past the range
+				}
 				for id, p := range store[g] {
+					loc := moqtransport.Location{Group: g, Object: uint64(id)}
+					if loc.Less(req.Start) {
+						continue
+					}
 					// End {G, 0} is all of group G; {G, N} stops before N.
-					if g == req.End.Group && req.End.Object != 0 && uint64(id) >= req.End.Object {
+					if g == req.End.Group && req.End.Object != 0 && loc.Object >= req.End.Object {
 						break
 					}
-					objs = append(objs, &moqtransport.Object{Group: g, ID: uint64(id), Payload: []byte(p)})
+					objs = append(objs, &moqtransport.Object{Group: g, ID: loc.Object, Payload: []byte(p)})
 				}
 			}
 			if len(objs) == 0 {
@@ -109,30 +129,39 @@ func ExampleHandler_fetch() {
 	client, stop := pair(ctx, &moqtransport.Config{Handler: handler})
 	defer stop()
 
-	f, err := client.Fetch(ctx, moqtransport.FetchOptions{
-		Namespace: moqtransport.NewNamespace("vod"), Name: "archive",
-		Start: moqtransport.Location{Group: 1}, End: moqtransport.Location{Group: 2},
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	for {
-		o, err := f.ReadObject(ctx)
+	fetch := func(start, end moqtransport.Location) {
+		f, err := client.Fetch(ctx, moqtransport.FetchOptions{
+			Namespace: moqtransport.NewNamespace("vod"), Name: "archive", Start: start, End: end,
+		})
 		if err != nil {
-			break // io.EOF after the last object
+			log.Fatal(err)
 		}
-		fmt.Printf("%d/%d %s\n", o.Group, o.ID, o.Payload)
+		fmt.Printf("fetch %v..%v:", start, end)
+		for {
+			o, err := f.ReadObject(ctx)
+			if err != nil {
+				break // io.EOF after the last object
+			}
+			fmt.Printf(" %d/%d %s", o.Group, o.ID, o.Payload)
+		}
+		fmt.Println()
 	}
+	// Groups 1 and 2, whole; then from {1,1} to the end of group 0 of
+	// the largest group there can be, which is all the store holds from
+	// {1,1} on; then group 0 and the first object of group 2.
+	fetch(moqtransport.Location{Group: 1}, moqtransport.Location{Group: 2})
+	fetch(moqtransport.Location{Group: 1, Object: 1}, moqtransport.Location{Group: 1<<62 - 1})
+	fetch(moqtransport.Location{Group: 0}, moqtransport.Location{Group: 2, Object: 1})
 
-	_, err = client.Fetch(ctx, moqtransport.FetchOptions{Namespace: moqtransport.NewNamespace("vod"), Name: "other", End: moqtransport.Location{Group: 1}})
+	_, err := client.Fetch(ctx, moqtransport.FetchOptions{Namespace: moqtransport.NewNamespace("vod"), Name: "other", End: moqtransport.Location{Group: 1}})
 	var re *moqtransport.RequestError
 	if errors.As(err, &re) {
 		fmt.Printf("refused: %s 0x%x\n", re.Message, re.Code)
 	}
 	// Output:
-	// 1/0 c
-	// 2/0 d
-	// 2/1 e
+	// fetch {1,0}..{2,0}: 1/0 c 1/1 d 2/0 e 2/1 f
+	// fetch {1,1}..{4611686018427387903,0}: 1/1 d 2/0 e 2/1 f
+	// fetch {0,0}..{2,1}: 0/0 a 0/1 b 1/0 c 1/1 d 2/0 e
 	// refused: FETCH_ERROR 0x4
 }
 
