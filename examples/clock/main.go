@@ -78,6 +78,10 @@ func main() {
 
 // run connects to o.url and publishes or subscribes until ctx ends.
 func run(ctx context.Context, o options, out io.Writer) error {
+	if o.publish && o.interval <= 0 {
+		// time.NewTicker panics on it, after the namespace is announced.
+		return fmt.Errorf("-interval: want a positive duration, got %v", o.interval)
+	}
 	tlsCfg := moqnative.ClientTLS{InsecureSkipVerify: o.insecure}
 	if o.fingerprint != "" {
 		b, err := hex.DecodeString(o.fingerprint)
@@ -114,10 +118,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	return subscribe(ctx, s, name, o.count, out)
 }
 
-// publish announces the track's namespace, then writes one group per tick.
+// publish announces the track's namespace, then writes one group per tick
+// until ctx ends, the session ends (the relay went away), or the relay
+// cancels the namespace: writing on after either would reach nobody.
 func publish(ctx context.Context, s *moqtransport.Session, track *moqtransport.Track, o options) error {
 	name := track.Name()
-	if _, err := s.PublishNamespace(ctx, name.Namespace, nil); err != nil {
+	pub, err := s.PublishNamespace(ctx, name.Namespace, nil)
+	if err != nil {
 		return fmt.Errorf("announce %s: %w", name.Namespace, err)
 	}
 	if o.announced != nil {
@@ -141,6 +148,16 @@ func publish(ctx context.Context, s *moqtransport.Session, track *moqtransport.T
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-s.Done():
+			return fmt.Errorf("session with %s ended: %w", o.url, s.Err())
+		case <-pub.Done():
+			// PUBLISH_NAMESPACE_CANCEL is a *RequestError; anything
+			// else is the session's end, seen here first.
+			var re *moqtransport.RequestError
+			if !errors.As(pub.Err(), &re) {
+				return fmt.Errorf("session with %s ended: %w", o.url, pub.Err())
+			}
+			return fmt.Errorf("namespace %s cancelled by the relay: %w", name.Namespace, pub.Err())
 		case <-tick.C:
 		}
 	}

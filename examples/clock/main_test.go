@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,26 +22,7 @@ func TestClockThroughRelay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs := relay.NewServer(relay.New(relay.Config{}), srv)
-	serving := make(chan error, 1)
-	go func() { serving <- rs.Serve(ctx) }()
-	defer func() {
-		rs.Close()
-		_ = srv.Close()
-		<-serving
-	}()
-	fp, _ := srv.Fingerprint()
-	base := options{
-		url:         "moqt://" + srv.Addr().String() + "/",
-		namespace:   "test/clock",
-		track:       "now",
-		interval:    20 * time.Millisecond,
-		fingerprint: hex.EncodeToString(fp[:]),
-	}
+	base, _ := startRelay(t, ctx)
 
 	pubCtx, stopPub := context.WithCancel(ctx)
 	announced := make(chan struct{})
@@ -91,5 +74,73 @@ func TestClockBadFingerprint(t *testing.T) {
 	err := run(context.Background(), options{url: "moqt://127.0.0.1:1/", fingerprint: "zz"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "-fingerprint") {
 		t.Fatalf("got %v, want an error naming -fingerprint", err)
+	}
+}
+
+// startRelay serves an in-process relay on loopback and returns the options
+// that reach it, and what stops the relay (once; later calls do nothing).
+func startRelay(t *testing.T, ctx context.Context) (options, func()) {
+	t.Helper()
+	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := relay.NewServer(relay.New(relay.Config{}), srv)
+	serving := make(chan error, 1)
+	go func() { serving <- rs.Serve(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			rs.Close()
+			_ = srv.Close()
+			<-serving
+		})
+	}
+	t.Cleanup(stop)
+	fp, _ := srv.Fingerprint()
+	return options{
+		url:         "moqt://" + srv.Addr().String() + "/",
+		namespace:   "test/clock",
+		track:       "now",
+		interval:    20 * time.Millisecond,
+		fingerprint: hex.EncodeToString(fp[:]),
+	}, stop
+}
+
+// A publisher whose relay goes away returns an error saying so, instead of
+// writing to nobody until interrupted.
+func TestClockPublisherRelayStops(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pub, stopRelay := startRelay(t, ctx)
+	pub.publish = true
+	announced := make(chan struct{})
+	pub.announced = func() { close(announced) }
+	pubDone := make(chan error, 1)
+	go func() { pubDone <- run(ctx, pub, nil) }()
+	select {
+	case <-announced:
+	case err := <-pubDone:
+		t.Fatalf("publisher ended before announcing: %v", err)
+	}
+	stopRelay()
+	select {
+	case err := <-pubDone:
+		if err == nil || errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "session with") {
+			t.Fatalf("publisher ended with %v, want the session's end", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("publisher still running 3 s after the relay stopped")
+	}
+}
+
+// -interval 0 or negative is refused before anything is announced
+// (time.NewTicker would panic on it).
+func TestClockBadInterval(t *testing.T) {
+	for _, d := range []time.Duration{0, -time.Second} {
+		err := run(context.Background(), options{url: "moqt://127.0.0.1:1/", publish: true, interval: d}, nil)
+		if err == nil || !strings.Contains(err.Error(), "-interval") {
+			t.Errorf("interval %v: got %v, want an error naming -interval", d, err)
+		}
 	}
 }
