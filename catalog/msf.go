@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 
 	mp4 "github.com/abema/go-mp4"
@@ -228,7 +229,8 @@ func ParseMSF(b []byte) (*MSF, error) {
 	if err := dec.Decode(&root); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMSF, err)
 	}
-	if dec.More() {
+	// Token, not More: More is false before a stray '}' or ']'.
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: data after the JSON object", ErrMSF)
 	}
 	m := &MSF{GeneratedAt: root.GeneratedAt, IsComplete: root.IsComplete}

@@ -167,12 +167,18 @@ func TestParseMSFErrors(t *testing.T) {
 		{"initDataList id twice", `{"version":"draft-01","tracks":[],"initDataList":[{"id":"0","type":"inline","data":""},{"id":"0","type":"inline","data":""}]}`, "twice"},
 		{"negative width", `{"version":1,"tracks":[{"name":"v","packaging":"cmaf","width":-1}]}`, "cannot unmarshal"},
 		{"trailing data", `{"version":1,"tracks":[]} {}`, "data after"},
+		{"trailing brackets", `{"version":1,"tracks":[]}}]`, "data after"},
+		{"trailing bracket", `{"version":1,"tracks":[]} ]`, "data after"},
 		{"too big", `{"version":1,"tracks":[],"x":"` + strings.Repeat("a", maxMSFSize) + `"}`, "more than"},
 	} {
 		_, err := ParseMSF([]byte(c.js))
 		if !errors.Is(err, ErrMSF) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want ErrMSF with %q", c.name, err, c.want)
 		}
+	}
+	// Trailing white space is not trailing data.
+	if _, err := ParseMSF([]byte("{\"version\":1,\"tracks\":[]} \n")); err != nil {
+		t.Errorf("trailing white space: %v", err)
 	}
 	// Namespaces make names distinct; the same name twice in one is not.
 	if _, err := ParseMSF([]byte(`{"version":1,"tracks":[{"name":"v","packaging":"cmaf"},{"name":"v","namespace":"x","packaging":"cmaf"}]}`)); err != nil {
