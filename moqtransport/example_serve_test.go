@@ -339,12 +339,22 @@ func ExampleConfig_writeCoalesce() {
 	}
 	// Each accepted connection gets cfg: moqtransport.Accept(ctx, conn, path, cfg),
 	// and report runs now and then (a metrics scrape, a log line).
-	_ = cfg
 	report := func() {
-		if n := holds.Load(); n > 0 {
-			fmt.Printf("%d held writes, %.1f objects each, held %v on average\n",
-				n, float64(objects.Load())/float64(n), time.Duration(heldNanos.Load()/n))
+		n := holds.Load()
+		if n == 0 {
+			fmt.Println("no held writes")
+			return
 		}
+		fmt.Printf("%d held writes, %.1f objects each, held %v on average\n",
+			n, float64(objects.Load())/float64(n), time.Duration(heldNanos.Load()/n))
 	}
 	report()
+	// Two holds as a session reports them (how many a real server sees
+	// depends on its traffic's timing): 4 ms for 3 objects, 2 ms for 5.
+	cfg.ObserveHold(4*time.Millisecond, 3)
+	cfg.ObserveHold(2*time.Millisecond, 5)
+	report()
+	// Output:
+	// no held writes
+	// 2 held writes, 4.0 objects each, held 3ms on average
 }

@@ -192,16 +192,22 @@ func ExampleSession_SubscribeJoin() {
 	}
 	defer join.Cancel()
 	fetch, err := join.Wait(ctx)
-	if err != nil {
-		// FETCH_ERROR (NOT_SUPPORTED from some relays): wait for the
-		// next group's key frame instead.
-		log.Fatal(err)
-	}
-	for obj, err := range fetch.Objects(ctx) {
-		if err != nil {
-			log.Fatal(err)
+	var refused *moqtransport.RequestError
+	waitForKey := false
+	switch {
+	case errors.As(err, &refused):
+		// FETCH_ERROR (NOT_SUPPORTED from some relays): no start of
+		// this group; wait for the next group's key frame instead.
+		waitForKey = true
+	case err != nil:
+		log.Fatal(err) // the session ended
+	default:
+		for obj, err := range fetch.Objects(ctx) {
+			if err != nil {
+				log.Fatal(err)
+			}
+			fmt.Printf("fetched %v %s\n", obj.Location(), obj.Payload)
 		}
-		fmt.Printf("fetched %v %s\n", obj.Location(), obj.Payload)
 	}
 
 	// The group goes on, live.
@@ -212,6 +218,10 @@ func ExampleSession_SubscribeJoin() {
 		if err != nil {
 			log.Fatal(err)
 		}
+		if waitForKey && obj.ID != 0 {
+			continue // a delta frame of a group whose key frame we lack
+		}
+		waitForKey = false
 		fmt.Printf("live %v %s\n", obj.Location(), obj.Payload)
 	}
 	// Output:
