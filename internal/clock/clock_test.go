@@ -386,6 +386,80 @@ func TestSubscriberDatagrams(t *testing.T) {
 	}
 }
 
+// TestSubscriberRejectsPayloads: payloads that are not of the clock's
+// layouts (an escape sequence, an oversized line) in any position (a
+// base, a second, a datagram, a joined object) are logged, bounded and
+// escaped, and never reach the output; the valid ones still print.
+func TestSubscriberRejectsPayloads(t *testing.T) {
+	const esc = "\x1b]0;pwned\x07\x1b[2J"
+	huge := strings.Repeat("A", 1<<16)
+	track := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"clock"}, Name: "now"}, moqtransport.TrackConfig{})
+	open := func(g uint64) *moqtransport.SubgroupWriter {
+		w, err := track.OpenSubgroup(g, 0, moqtransport.SubgroupOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	write := func(w *moqtransport.SubgroupWriter, id uint64, payload string) {
+		if err := w.WriteObject(id, []byte(payload), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g37 := open(37)
+	write(g37, 0, "2026-04-13 18:37:")
+	write(g37, 1, "58")
+	write(g37, 2, esc)
+	write(g37, 3, huge)
+	write(g37, 4, "5"+esc)
+	write(g37, 5, "59")
+	_ = g37.Close()
+	g38 := open(38) // a bad base: its seconds are skipped
+	write(g38, 0, esc+"2026-04-13 18:38:")
+	write(g38, 1, "00")
+	_ = g38.Close()
+	g39 := open(39)
+	write(g39, 0, huge)
+	write(g39, 1, "00")
+	_ = g39.Close()
+	track.Close(nil)
+	// A track is of streams or of datagrams: the datagrams on another.
+	dgrams := moqtransport.NewTrack(wire.FullTrackName{Namespace: wire.Namespace{"clock"}, Name: "now"}, moqtransport.TrackConfig{})
+	for i, p := range []string{"2026-04-13 18:40:00", esc, huge, "2026-04-13 18:40:01"} {
+		if err := dgrams.WriteDatagram(moqtransport.Object{Group: 100 + uint64(i), PublisherPriority: 127, Payload: []byte(p)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dgrams.Close(nil)
+
+	joined := []*moqtransport.Object{
+		{Group: 36, ID: 0, Payload: []byte("2026-04-13 18:36:")},
+		{Group: 36, ID: 1, Payload: []byte("10")},
+		{Group: 36, ID: 2, Payload: []byte(esc)}, // not the newest line
+	}
+	var out, logs bytes.Buffer
+	s := &Subscriber{Out: &out, Logger: newTestLogger(&logs), Joined: joined}
+	if err := s.Run(context.Background(), track); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Subscriber{Out: &out, Logger: newTestLogger(&logs)}).Run(context.Background(), dgrams); err != nil {
+		t.Fatal(err)
+	}
+	want := "2026-04-13 18:36:10\n2026-04-13 18:37:58\n2026-04-13 18:37:59\n2026-04-13 18:40:00\n2026-04-13 18:40:01\n"
+	if out.String() != want {
+		t.Errorf("printed %q, want %q", out.String(), want)
+	}
+	if strings.Contains(logs.String(), "\x1b") {
+		t.Errorf("an escape byte reached the log: %q", logs.String())
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 8 {
+		t.Errorf("%d warnings, want 8 (one a bad payload):\n%s", n, logs.String())
+	}
+	if logs.Len() > 8*400 {
+		t.Errorf("the log is %d bytes: the excerpts are not bounded", logs.Len())
+	}
+}
+
 func TestSubscriberEnds(t *testing.T) {
 	name := wire.FullTrackName{Namespace: wire.Namespace{"clock"}, Name: "now"}
 	// A track that fails: its error.

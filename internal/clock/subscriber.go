@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/moqgo/moq/moqtransport"
@@ -14,6 +15,13 @@ import (
 
 // Subscriber prints the clock from a track: "{object 0}{object N}" for every
 // object N >= 1 of a group, and the payload of every datagram, one a line.
+//
+// Payloads come from the network (a publisher or relay of any
+// implementation) and the lines usually go to a terminal: only payloads of
+// the clock's layouts are printed (object 0 as BaseLayout, the seconds as
+// two digits (SecondsLayout), a datagram as TimestampLayout). Anything else is logged
+// at Warn with a short, escaped excerpt and skipped, so that no escape
+// sequence or oversized line reaches Out.
 type Subscriber struct {
 	// Out gets the lines.
 	Out io.Writer
@@ -62,14 +70,28 @@ func (s *Subscriber) Run(ctx context.Context, t *moqtransport.Track) error {
 			if o.Status != wire.StatusNormal || len(o.Payload) == 0 {
 				continue // a status object (or an empty one a relay re-made) has no time
 			}
+			p := string(o.Payload)
 			if ev.Datagram {
-				if _, err := fmt.Fprintln(s.Out, string(o.Payload)); err != nil {
+				if !isLayout(TimestampLayout, p) {
+					warnPayload(log, "datagram", o)
+					continue
+				}
+				if _, err := fmt.Fprintln(s.Out, p); err != nil {
 					return err
 				}
 				continue
 			}
 			if o.ID == 0 {
-				bases[o.Group] = string(o.Payload)
+				if !isLayout(BaseLayout, p) {
+					warnPayload(log, "base", o)
+					baseless[o.Group] = true // its seconds are skipped without another log line
+					continue
+				}
+				bases[o.Group] = p
+				continue
+			}
+			if !isSeconds(p) {
+				warnPayload(log, "seconds", o)
 				continue
 			}
 			base, ok := bases[o.Group]
@@ -80,7 +102,7 @@ func (s *Subscriber) Run(ctx context.Context, t *moqtransport.Track) error {
 				}
 				continue
 			}
-			if _, err := fmt.Fprintln(s.Out, base+string(o.Payload)); err != nil {
+			if _, err := fmt.Fprintln(s.Out, base+p); err != nil {
 				return err
 			}
 		case moqtransport.EventSubgroupEnd, moqtransport.EventSubgroupAbort:
@@ -112,6 +134,10 @@ func (s *Subscriber) join(bases map[uint64]string) string {
 			bases[o.Group] = p
 		case o.ID == 0 && isLayout(TimestampLayout, p):
 			line = p // a datagram: one full timestamp a group
+		case o.ID == 0:
+			warnPayload(s.Logger, "base", o)
+		case !isSeconds(p):
+			warnPayload(s.Logger, "seconds", o)
 		case bases[o.Group] != "":
 			line = bases[o.Group] + p
 		}
@@ -122,4 +148,26 @@ func (s *Subscriber) join(bases map[uint64]string) string {
 func isLayout(layout, s string) bool {
 	_, err := time.Parse(layout, s)
 	return err == nil
+}
+
+// isSeconds reports whether s is a seconds object: two ASCII digits,
+// 00..59 (SecondsLayout).
+func isSeconds(s string) bool { return isLayout(SecondsLayout, s) }
+
+// excerptLen bounds the payload excerpt logged for an invalid object.
+const excerptLen = 32
+
+// warnPayload logs an object whose payload is not of the clock's layouts,
+// with at most excerptLen bytes of it, Go-quoted (control bytes escaped).
+// A nil log is silent.
+func warnPayload(log *slog.Logger, what string, o *moqtransport.Object) {
+	if log == nil {
+		return
+	}
+	p := o.Payload
+	if len(p) > excerptLen {
+		p = p[:excerptLen]
+	}
+	log.Warn("skipped an object that is not a clock "+what, "group", o.Group, "object", o.ID,
+		"size", len(o.Payload), "excerpt", strconv.Quote(string(p)))
 }
