@@ -28,9 +28,11 @@
 // spaces, "key": value, no trailing newline); MarshalJSON writes the compact form
 // (serde_json::to_string). Fields appear in moq-rs's declaration order. Parse accepts what
 // serde_json would deserialize into moq_catalog::Root: field names are case-sensitive, unknown
-// fields are ignored, duplicate fields, missing required fields, null for a required field,
-// numbers out of range or with a fraction or exponent, unknown packaging values and trailing
-// data are errors.
+// fields are ignored (a repeated unknown field too, and their values are not checked beyond JSON
+// syntax), a repeated known field, missing required fields, null for a required field, numbers
+// out of range or with a fraction or exponent, unknown packaging values, a key or a known
+// string field with an escaped lone surrogate ("\ud800" not followed by a low surrogate's
+// escape, which encoding/json would read as U+FFFD) and trailing data are errors.
 package catalog
 
 import (

@@ -336,6 +336,23 @@ func TestParseAccepts(t *testing.T) {
 	}
 }
 
+// TestParseRepeatedUnknownAndEscapes: as serde_json with a derived Deserialize, a repeated
+// unknown field is skipped each time (only known fields are checked for duplicates), and an
+// ignored value is not checked for lone surrogates; escaped pairs and escaped backslashes
+// before a 'u' are read as such.
+func TestParseRepeatedUnknownAndEscapes(t *testing.T) {
+	in := `{"x":1,"x":2,"version":1,"streamingFormat":1,"streamingFormatVersion":"0.2","supportsDeltaUpdates":true,
+		"commonTrackFields":{"ext":[],"ext":{}},"x":"\ud800",
+		"tracks":[{"name":"\ud83d\ude00\\ud800","ext":1,"selectionParams":{"y":null,"y":"\udc00x"},"ext":2}]}`
+	c, err := Parse([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Tracks) != 1 || c.Tracks[0].Name != "\U0001F600\\ud800" {
+		t.Errorf("tracks = %+v", c.Tracks)
+	}
+}
+
 func TestParseRejects(t *testing.T) {
 	const head = `"version":1,"streamingFormat":1,"streamingFormatVersion":"0.2","supportsDeltaUpdates":true,"commonTrackFields":{}`
 	track := func(s string) string { return `{` + head + `,"tracks":[` + s + `]}` }
@@ -349,6 +366,16 @@ func TestParseRejects(t *testing.T) {
 		{"keys are case-sensitive", `{"Version":1,"streamingFormat":1,"streamingFormatVersion":"0.2","supportsDeltaUpdates":true,"commonTrackFields":{},"tracks":[]}`, `missing field "version"`},
 		{"duplicate", `{"version":1,` + head + `,"tracks":[]}`, `duplicate field "version"`},
 		{"duplicate nested", track(`{"name":"a","name":"b","selectionParams":{}}`), `duplicate field "name"`},
+		{"duplicate after unknown", track(`{"x":1,"name":"a","x":2,"selectionParams":{},"name":"b"}`), `duplicate field "name"`},
+		{"duplicate optional", track(`{"name":"a","selectionParams":{"width":1,"width":null}}`), `duplicate field "width"`},
+		{"duplicate before a bad value", track(`{"name":"a","name":7,"selectionParams":{}}`), `duplicate field "name"`},
+		{"lone high surrogate", track(`{"name":"a\ud800","selectionParams":{}}`), "lone surrogate"},
+		{"high surrogate then not a low one", track(`{"name":"\ud800\u0041","selectionParams":{}}`), "lone surrogate"},
+		{"high surrogate then a high one", track(`{"name":"\udbff\udbff","selectionParams":{}}`), "lone surrogate"},
+		{"lone low surrogate", track(`{"name":"\udc00","selectionParams":{}}`), "lone surrogate"},
+		{"lone surrogate in a key", track(`{"\ud800":1,"name":"a","selectionParams":{}}`), "lone surrogate"},
+		{"lone surrogate in depends", track(`{"name":"a","selectionParams":{},"depends":["\uDFFF"]}`), "lone surrogate"},
+		{"lone surrogate in packaging", track(`{"name":"a","selectionParams":{},"packaging":"\ud800"}`), "lone surrogate"},
 		{"null version", `{"version":null,"streamingFormat":1,"streamingFormatVersion":"0.2","supportsDeltaUpdates":true,"commonTrackFields":{},"tracks":[]}`, "got null"},
 		{"null tracks", `{` + head + `,"tracks":null}`, "got null"},
 		{"float", `{"version":1.0,"streamingFormat":1,"streamingFormatVersion":"0.2","supportsDeltaUpdates":true,"commonTrackFields":{},"tracks":[]}`, "unsigned 16-bit"},

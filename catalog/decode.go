@@ -66,13 +66,14 @@ func (f *CommonTrackFields) UnmarshalJSON(b []byte) error {
 // duplicate keys and match keys case-sensitively, which encoding/json's Unmarshal does not.
 type decoder struct {
 	d *json.Decoder
+	b []byte // the input, for the escapes of a string token
 }
 
 func decodeAll(b []byte, value func(*decoder, json.Token) error) error {
 	if !utf8.Valid(b) {
 		return errors.New("catalog: invalid JSON: not valid UTF-8")
 	}
-	d := &decoder{d: json.NewDecoder(bytes.NewReader(b))}
+	d := &decoder{d: json.NewDecoder(bytes.NewReader(b)), b: b}
 	d.d.UseNumber()
 	tok, err := d.token("")
 	if err != nil {
@@ -87,7 +88,66 @@ func decodeAll(b []byte, value func(*decoder, json.Token) error) error {
 	return nil
 }
 
+// token reads the next token. A string (a key, or the value of a known field) with an escaped
+// lone surrogate is an error, as serde_json reports for a string it decodes ("lone leading
+// surrogate in hex escape"); encoding/json would read it as U+FFFD.
 func (d *decoder) token(where string) (json.Token, error) {
+	start := d.d.InputOffset()
+	tok, err := d.rawToken(where)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := tok.(string); ok && loneSurrogate(d.b[start:d.d.InputOffset()]) {
+		if where == "" {
+			return nil, errors.New("catalog: invalid JSON: lone surrogate in a \\u escape")
+		}
+		return nil, fmt.Errorf("catalog: invalid JSON at %s: lone surrogate in a \\u escape", where)
+	}
+	return tok, nil
+}
+
+// loneSurrogate reports whether raw, the input a string token was read from (separators and
+// white space, then the quoted string, which json.Decoder has checked), has a \uD800-\uDFFF
+// escape that is not a high surrogate followed at once by an escaped low one.
+func loneSurrogate(raw []byte) bool {
+	i := bytes.IndexByte(raw, '"')
+	if i < 0 {
+		return false
+	}
+	hex := func(at int) (rune, bool) {
+		if at+6 > len(raw) || raw[at] != '\\' || raw[at+1] != 'u' {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(string(raw[at+2:at+6]), 16, 16)
+		return rune(v), err == nil
+	}
+	for i++; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		r, ok := hex(i)
+		if !ok {
+			i++ // a two-character escape: skip the escaped character
+			continue
+		}
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true // a low surrogate without a high one before it
+		case r >= 0xD800 && r <= 0xDBFF:
+			lo, ok := hex(i + 6)
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 11 // the pair
+		default:
+			i += 5
+		}
+	}
+	return false
+}
+
+// rawToken reads the next token without checking its escapes.
+func (d *decoder) rawToken(where string) (json.Token, error) {
 	tok, err := d.d.Token()
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
@@ -102,12 +162,14 @@ func (d *decoder) token(where string) (json.Token, error) {
 }
 
 // object decodes an object whose opening token is tok, calling field for each key. field reports
-// whether it knew the key; unknown keys are skipped. Duplicate keys are errors.
+// whether it knew the key; unknown keys are skipped. A known key that comes again is an error,
+// before its second value is read; an unknown one is skipped again. This is what serde's derived
+// Deserialize does: it checks duplicates per field and ignores unknown keys without looking.
 func (d *decoder) object(tok json.Token, where string, field func(key string) (bool, error)) error {
 	if tok != json.Delim('{') {
 		return typeError(where, tok, "an object")
 	}
-	seen := make(map[string]bool)
+	seen := make(map[string]bool) // known keys only
 	for d.d.More() {
 		t, err := d.token(where)
 		if err != nil {
@@ -117,26 +179,26 @@ func (d *decoder) object(tok json.Token, where string, field func(key string) (b
 		if seen[key] {
 			return fmt.Errorf("catalog: %s: duplicate field %q", where, key)
 		}
-		seen[key] = true
 		known, err := field(key)
 		if err != nil {
 			return err
 		}
-		if !known {
-			if err := d.skip(where + "." + key); err != nil {
-				return err
-			}
+		if known {
+			seen[key] = true
+		} else if err := d.skip(where + "." + key); err != nil {
+			return err
 		}
 	}
 	_, err := d.token(where) // '}'
 	return err
 }
 
-// skip consumes one value.
+// skip consumes one value. Its strings are not checked for lone surrogates: serde_json skips an
+// ignored value without validating its escapes.
 func (d *decoder) skip(where string) error {
 	depth := 0
 	for {
-		tok, err := d.token(where)
+		tok, err := d.rawToken(where)
 		if err != nil {
 			return err
 		}

@@ -62,7 +62,7 @@ func FuzzBuild(f *testing.F) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(bbbJSON))
 	f.Add([]byte(fullJSON))
-	f.Add([]byte(`{"version":1,"streamingFormat":1,"streamingFormatVersion":"","supportsDeltaUpdates":false,"commonTrackFields":{},"tracks":[{"name":"\u0000\ud800","selectionParams":{"x":[{}]},"depends":[]}]}`))
+	f.Add([]byte(`{"version":1,"streamingFormat":1,"streamingFormatVersion":"","supportsDeltaUpdates":false,"commonTrackFields":{},"tracks":[{"name":"\u0000\ud83d\ude00","selectionParams":{"x":[{},"\ud800"]},"depends":[]}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse(b)
 		if err != nil {
