@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"sync"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
@@ -25,8 +28,9 @@ func ExampleDial() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer srv.Close()
-	go serveSessions(ctx, srv)
+	served := make(chan struct{})
+	go func() { serveSessions(ctx, srv); close(served) }()
+	defer func() { srv.Close(); <-served }() // serveSessions closes its sessions, then returns
 
 	fp, _ := srv.Fingerprint()
 	cfg := moqnative.ClientConfig{TLS: moqnative.ClientTLS{ServerCertificateHashes: [][32]byte{fp}}}
@@ -49,15 +53,48 @@ func ExampleDial() {
 }
 
 // serveSessions is the server side of ExampleDial: it runs MoQT setup on
-// every connection until the server closes. (A raw QUIC client sends its
-// path in CLIENT_SETUP; Incoming.Path is WebTransport's.)
+// every connection until the server closes (or ctx ends), each in a
+// goroutine of its own so that a slow client holds up no other. A setup
+// that fails is logged (a TLS client that is not MoQT, a refused path);
+// the sessions set up are kept until they end, and closed when serving
+// stops, after the setups under way are done. (A raw QUIC client sends its
+// path in CLIENT_SETUP; Incoming.Path is WebTransport's.) relay.Server is
+// the full form: metrics, GOAWAY on drain, the relay's own handlers.
 func serveSessions(ctx context.Context, srv *moqnative.Server) {
+	var (
+		mu       sync.Mutex
+		sessions = map[*moqtransport.Session]struct{}{}
+		setups   sync.WaitGroup
+	)
+	defer func() {
+		setups.Wait()
+		mu.Lock()
+		open := slices.Collect(maps.Keys(sessions))
+		mu.Unlock()
+		for _, sess := range open {
+			sess.Close()
+		}
+	}()
 	for {
 		in, err := srv.Accept(ctx)
 		if err != nil {
-			return // moqnative.ErrServerClosed
+			return // moqnative.ErrServerClosed, or ctx's error
 		}
-		go moqtransport.Accept(ctx, in.Conn, in.Path, nil)
+		setups.Go(func() {
+			sess, err := moqtransport.Accept(ctx, in.Conn, in.Path, nil)
+			if err != nil {
+				log.Printf("MoQT setup from %v failed: %v", in.RemoteAddr, err)
+				return
+			}
+			mu.Lock()
+			sessions[sess] = struct{}{}
+			mu.Unlock()
+			context.AfterFunc(sess.Context(), func() {
+				mu.Lock()
+				delete(sessions, sess)
+				mu.Unlock()
+			})
+		})
 	}
 }
 
