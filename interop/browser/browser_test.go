@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -455,7 +456,7 @@ func buildBinaries(t *testing.T) string {
 	ctx, cancel := context.WithTimeout(t.Context(), buildTimeout)
 	defer cancel()
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/moq-relay", "./cmd/moq-clock", "./cmd/moq-pub")
+	cmd := exec.CommandContext(ctx, goTool(), "build", "-o", dir+string(filepath.Separator), "./cmd/moq-relay", "./cmd/moq-clock", "./cmd/moq-pub")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -463,6 +464,17 @@ func buildBinaries(t *testing.T) string {
 	}
 	t.Logf("built moq-relay, moq-clock and moq-pub in %v", time.Since(start).Round(time.Millisecond))
 	return dir
+}
+
+// goTool is the go command of the toolchain running the test (as the
+// interop harness does), not whichever go is first on PATH; "go" when
+// GOROOT has none.
+func goTool() string {
+	p := filepath.Join(goruntime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return "go"
 }
 
 // startRelay starts moq-relay on a free UDP port of 127.0.0.1 (with extra
@@ -563,6 +575,9 @@ func startProcess(t *testing.T, name, path string, args ...string) *process {
 func startCmd(t *testing.T, name string, cmd *exec.Cmd) *process {
 	t.Helper()
 	p := &process{name: name, cmd: cmd, changed: make(chan struct{}), done: make(chan struct{})}
+	if p.cmd.SysProcAttr == nil {
+		p.cmd.SysProcAttr = procAttr() // killed with the test process
+	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
