@@ -1,0 +1,33 @@
+# dev/lib.sh: shared by the dev/ scripts (sourced, not run). The script
+# sets its name in `prog` first and is in the repository root when it calls
+# these.
+
+# ensure_go puts Go on PATH (from /usr/local/go if it is not there), or
+# exits naming what to install. Debian's golang-go is older than the Go this
+# module needs (see go.mod); Go comes from the official tarball.
+ensure_go() {
+	if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+		export PATH="/usr/local/go/bin:$PATH"
+	fi
+	if ! command -v go >/dev/null 2>&1; then
+		printf '%s: go not found: install Go %s or newer into /usr/local/go (https://go.dev/doc/install)\n' \
+			"$prog" "$(sed -n 's/^go //p' go.mod)" >&2
+		exit 1
+	fi
+}
+
+# build_cmd NAME builds ./cmd/NAME and sets `bin` to the binary, so that the
+# script can exec it: `exec go run` would leave the program running when the
+# script is sent SIGTERM (the go tool does not pass it on). The binaries live
+# in a cache directory of their own per checkout; each build links to a new
+# name that is then renamed, so that two scripts starting at once do not
+# write the same file (and a running binary is never overwritten).
+build_cmd() {
+	local root dir
+	root="$(pwd -P)"
+	dir="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/moq-go-dev/$(printf '%s' "$root" | cksum | cut -d' ' -f1)"
+	mkdir -p "$dir"
+	bin="$dir/$1"
+	go build -o "$bin.$$" "./cmd/$1" || { rm -f "$bin.$$"; exit 1; }
+	mv -f "$bin.$$" "$bin"
+}
