@@ -1,6 +1,9 @@
 # dev/lib.sh: shared by the dev/ scripts (sourced, not run). The script
-# sets its name in `prog` first and is in the repository root when it calls
-# these.
+# sets `root` (the repository root, absolute) and `prog` (its own name, for
+# messages) first. The scripts that run a program do not cd to the root, so
+# that the program runs in the caller's directory and relative paths given
+# to it (INPUT, OUTPUT, --tls-cert, --tls-root, ...) mean what they meant
+# there; the go commands run with -C "$root".
 
 # ensure_go puts Go on PATH (from /usr/local/go if it is not there), or
 # exits naming what to install. Debian's golang-go is older than the Go this
@@ -11,7 +14,7 @@ ensure_go() {
 	fi
 	if ! command -v go >/dev/null 2>&1; then
 		printf '%s: go not found: install Go %s or newer into /usr/local/go (https://go.dev/doc/install)\n' \
-			"$prog" "$(sed -n 's/^go //p' go.mod)" >&2
+			"$prog" "$(sed -n 's/^go //p' "$root/go.mod")" >&2
 		exit 1
 	fi
 }
@@ -23,11 +26,19 @@ ensure_go() {
 # name that is then renamed, so that two scripts starting at once do not
 # write the same file (and a running binary is never overwritten).
 build_cmd() {
-	local root dir
-	root="$(pwd -P)"
+	local dir
 	dir="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/moq-go-dev/$(printf '%s' "$root" | cksum | cut -d' ' -f1)"
 	mkdir -p "$dir"
 	bin="$dir/$1"
-	go build -o "$bin.$$" "./cmd/$1" || { rm -f "$bin.$$"; exit 1; }
+	go -C "$root" build -o "$bin.$$" "./cmd/$1" || { rm -f "$bin.$$"; exit 1; }
 	mv -f "$bin.$$" "$bin"
+}
+
+# abs_path PATH prints PATH made absolute against the current directory (the
+# caller's), for a path that a program run with -C "$root" takes.
+abs_path() {
+	case "$1" in
+	/*) printf '%s\n' "$1" ;;
+	*) printf '%s/%s\n' "$(pwd)" "$1" ;;
+	esac
 }
