@@ -238,6 +238,110 @@ func TestAllScenarios(t *testing.T) {
 	}
 }
 
+// startForwardingFetch runs a moq-go relay that answers every FETCH by
+// forwarding it to the namespace's publisher, never from its cache: a relay
+// with no cache (or one that does not use it for FETCH).
+func startForwardingFetch(t *testing.T) (url, fingerprint string) {
+	t.Helper()
+	srv, err := moqnative.Listen("127.0.0.1:0", moqnative.ServerConfig{SelfSignedHosts: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := relay.New(relay.Config{})
+	var mu sync.Mutex
+	publishers := map[string]*moqtransport.Session{} // by namespace
+	// A config per session: each carries the relay's state of its session.
+	sessionConfig := func() *moqtransport.Config {
+		cfg := r.SessionConfig()
+		publish := cfg.Handler.PublishNamespace
+		cfg.Handler.PublishNamespace = func(ctx context.Context, s *moqtransport.Session, req *moqtransport.PublishNamespaceRequest) error {
+			mu.Lock()
+			publishers[req.Namespace.String()] = s
+			mu.Unlock()
+			return publish(ctx, s, req)
+		}
+		cfg.Handler.Fetch = func(ctx context.Context, _ *moqtransport.Session, req *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+			mu.Lock()
+			pub := publishers[req.Namespace.String()]
+			mu.Unlock()
+			if pub == nil {
+				return nil, moqtransport.FetchError(wire.FetchTrackDoesNotExist, "no publisher")
+			}
+			up, err := pub.Fetch(ctx, moqtransport.FetchOptions{
+				Priority: req.Priority, GroupOrder: req.GroupOrder,
+				Namespace: req.Namespace, Name: req.Name, Start: req.Start, End: req.End,
+			})
+			if err != nil {
+				return nil, err
+			}
+			ok := up.OK()
+			return &moqtransport.FetchResponse{
+				GroupOrder: ok.GroupOrder, EndOfTrack: ok.EndOfTrack, End: ok.End,
+				Next:  up.ReadObject,
+				Close: func() { _ = up.Cancel() },
+			}, nil
+		}
+		return cfg
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var sessions []*moqtransport.Session
+	wg.Go(func() {
+		for {
+			in, err := srv.Accept(ctx)
+			if err != nil {
+				return
+			}
+			s, err := moqtransport.Accept(ctx, in.Conn, in.Path, sessionConfig())
+			if err != nil {
+				continue
+			}
+			mu.Lock()
+			sessions = append(sessions, s)
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		cancel()
+		_ = srv.Close()
+		wg.Wait()
+		for _, s := range sessions {
+			_ = s.Close()
+			<-s.Done()
+		}
+		r.Close()
+	})
+	fp, _ := srv.Fingerprint()
+	return "moqt://" + srv.Addr().String() + "/", fmt.Sprintf("%x", fp[:])
+}
+
+// TestFetchNeedsTheCache: fetch and joining-fetch check what the relay
+// serves from its cache, so they fail against a relay that forwards every
+// FETCH to the publisher: the scenarios' publisher refuses FETCH
+// (NOT_SUPPORTED), as a moq-rs publisher, which ignores FETCH, cannot
+// answer it either.
+func TestFetchNeedsTheCache(t *testing.T) {
+	url, fp := startForwardingFetch(t)
+	stdout, stderr, err := execute(t, config{}, "--fingerprint", fp, "-r", url, "-t", "fetch,joining-fetch")
+	results := parseTAP(t, stdout, url)
+	if got, want := strings.Join(names(results), ","), "fetch,joining-fetch"; got != want {
+		t.Fatalf("ran %s, want %s", got, want)
+	}
+	for _, res := range results {
+		if res.ok {
+			t.Errorf("%s passed against a relay that forwards every FETCH", res.name)
+		} else if !strings.Contains(res.message, "NOT_SUPPORTED") {
+			t.Errorf("%s failed, but not on the publisher's NOT_SUPPORTED: %s", res.name, res.message)
+		}
+	}
+	if err == nil {
+		t.Error("run: no error")
+	}
+	if t.Failed() {
+		t.Logf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+}
+
 // TestGoAway runs the manual goaway scenario and drains the relay when it
 // waits for GOAWAY.
 func TestGoAway(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 // subscribe, writes groups of the given sizes, and waits until the
 // subscriber has them all: the relay then holds them in its cache.
 func fillCache(ctx context.Context, e *env, ns wire.Namespace, track *moqtransport.Track, counts ...uint64) ([]obj, error) {
-	if _, _, _, err := e.startPublisher(ctx, "publisher", ns, track); err != nil {
+	if _, _, _, err := e.startCachePublisher(ctx, "publisher", ns, track); err != nil {
 		return nil, err
 	}
 	s, err := e.connect(ctx, "subscriber", moqtransport.Handler{}, nil)
@@ -64,7 +64,9 @@ func readFetch(ctx context.Context, f *moqtransport.Fetch) ([]obj, error) {
 // standaloneFetch: three groups of three objects pass through the relay
 // to a subscriber; then another session FETCHes {0,1} up to (not
 // including) {2,2} and must get exactly those seven objects in ascending
-// order, with FETCH_OK saying ascending and not the end of the track.
+// order, with FETCH_OK saying ascending and not the end of the track. The
+// publisher refuses FETCH (NOT_SUPPORTED), so the objects must come from
+// the relay's cache.
 // A FETCH for a namespace nobody publishes gets FETCH_ERROR
 // TRACK_DOES_NOT_EXIST.
 func standaloneFetch(ctx context.Context, e *env) error {
@@ -121,12 +123,13 @@ func standaloneFetch(ctx context.Context, e *env) error {
 // of group 2 pass through the relay. A second subscriber joins: its
 // SUBSCRIBE_OK must report the largest location {2,1}; a relative joining
 // FETCH for the two groups before must return {0,0} to {2,1}, all eight
-// objects in order; and the subscription must carry on from {2,2}: the
-// next objects arrive on it, and none of the older ones.
+// objects in order, from the relay's cache (the publisher refuses FETCH);
+// and the subscription must carry on from {2,2}: the next objects arrive
+// on it, and none of the older ones.
 func joiningFetch(ctx context.Context, e *env) error {
 	ns := e.ns()
 	track := newTrack(ns, trackName)
-	if _, _, _, err := e.startPublisher(ctx, "publisher", ns, track); err != nil {
+	if _, _, _, err := e.startCachePublisher(ctx, "publisher", ns, track); err != nil {
 		return err
 	}
 	s1, err := e.connect(ctx, "subscriber", moqtransport.Handler{}, nil)

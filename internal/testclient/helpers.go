@@ -90,6 +90,11 @@ type publisher struct {
 	moqtransport.Tracks
 	mu         sync.Mutex
 	subscribed map[string]chan struct{} // by track name, closed at the first SUBSCRIBE
+	// noFetch refuses FETCH with NOT_SUPPORTED, for the scenarios that
+	// check the relay's cache: a relay that only forwards FETCH must not
+	// pass them on the publisher's answers. (A moq-rs publisher ignores
+	// FETCH, so a relay in front of one can answer only from its cache.)
+	noFetch bool
 }
 
 func newPublisher(tracks ...*moqtransport.Track) *publisher {
@@ -101,10 +106,15 @@ func newPublisher(tracks ...*moqtransport.Track) *publisher {
 	return p
 }
 
-// handler serves the tracks (SUBSCRIBE, FETCH, TRACK_STATUS) and notes
-// each SUBSCRIBE.
+// handler serves the tracks (SUBSCRIBE, FETCH unless noFetch,
+// TRACK_STATUS) and notes each SUBSCRIBE.
 func (p *publisher) handler() moqtransport.Handler {
 	h := p.Tracks.Handler()
+	if p.noFetch {
+		h.Fetch = func(context.Context, *moqtransport.Session, *moqtransport.FetchRequest) (*moqtransport.FetchResponse, error) {
+			return nil, moqtransport.FetchError(wire.FetchNotSupported, "this publisher answers no FETCH: the test checks the relay's cache")
+		}
+	}
 	subscribe := h.Subscribe
 	h.Subscribe = func(ctx context.Context, s *moqtransport.Session, req *wire.Subscribe) (*moqtransport.Track, error) {
 		t, err := subscribe(ctx, s, req)
@@ -140,7 +150,18 @@ func (p *publisher) waitSubscribed(ctx context.Context, name string) error {
 // startPublisher connects a publisher of ns serving tracks and publishes
 // ns.
 func (e *env) startPublisher(ctx context.Context, role string, ns wire.Namespace, tracks ...*moqtransport.Track) (*moqtransport.Session, *publisher, *moqtransport.NamespacePublication, error) {
+	return e.startPublisherOf(ctx, role, ns, newPublisher(tracks...))
+}
+
+// startCachePublisher is startPublisher for the scenarios that check the
+// relay's cache: its publisher refuses FETCH (see publisher.noFetch).
+func (e *env) startCachePublisher(ctx context.Context, role string, ns wire.Namespace, tracks ...*moqtransport.Track) (*moqtransport.Session, *publisher, *moqtransport.NamespacePublication, error) {
 	h := newPublisher(tracks...)
+	h.noFetch = true
+	return e.startPublisherOf(ctx, role, ns, h)
+}
+
+func (e *env) startPublisherOf(ctx context.Context, role string, ns wire.Namespace, h *publisher) (*moqtransport.Session, *publisher, *moqtransport.NamespacePublication, error) {
 	s, err := e.connect(ctx, role, h.handler(), nil)
 	if err != nil {
 		return nil, nil, nil, err
