@@ -101,11 +101,15 @@ func ExampleSession_Subscribe() {
 		}
 		fmt.Printf("%v %s\n", obj.Location(), obj.Payload)
 	}
-	fmt.Println("track ended")
+	// The end was normal: TRACK_ENDED (the track is over), not
+	// SUBSCRIPTION_ENDED (this subscription is; the track may go on).
+	if code, _, ok := sub.DoneStatus(); ok {
+		fmt.Println("PUBLISH_DONE", code)
+	}
 	// Output:
 	// {0,0} hello
 	// {0,1} world
-	// track ended
+	// PUBLISH_DONE TRACK_ENDED
 }
 
 // ReadObject reads one object at a time; io.EOF is the normal end of the

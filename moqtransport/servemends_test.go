@@ -154,6 +154,10 @@ func TestSubscriptionEndsAtEndGroup(t *testing.T) {
 		if err := sub.Err(); err != nil {
 			t.Errorf("subscription ended with %v, want SUBSCRIPTION_ENDED (no error)", err)
 		}
+		// Err is nil for TRACK_ENDED too: DoneStatus tells them apart.
+		if code, reason, ok := sub.DoneStatus(); !ok || code != moqtransport.DoneSubscriptionEnded {
+			t.Errorf("DoneStatus %v %q %v, want SUBSCRIPTION_ENDED", code, reason, ok)
+		}
 		var groups []uint64
 		for {
 			ev, err := r.Next(ctx)

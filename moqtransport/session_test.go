@@ -242,6 +242,9 @@ func TestSubscribeDeliversObjectsEndToEnd(t *testing.T) {
 		if err := sub.Err(); err != nil {
 			t.Errorf("subscription ended with %v, want nil (TRACK_ENDED)", err)
 		}
+		if code, reason, ok := sub.DoneStatus(); !ok || code != moqtransport.DoneTrackEnded {
+			t.Errorf("DoneStatus %v %q %v, want TRACK_ENDED", code, reason, ok)
+		}
 		if len(got) != 12 {
 			for _, o := range got {
 				t.Logf("got %v %s %q", o.Location(), o.Status, o.Payload)

@@ -119,9 +119,27 @@ func (sub *Subscription) Done() <-chan struct{} { return sub.done }
 // Err says how the subscription ended: nil for PUBLISH_DONE TRACK_ENDED or
 // SUBSCRIPTION_ENDED, or after Unsubscribe; a *RequestError carrying the
 // PUBLISH_DONE status otherwise; the session's error if it ended first.
+// DoneStatus tells TRACK_ENDED and SUBSCRIPTION_ENDED apart.
 func (sub *Subscription) Err() error {
 	<-sub.done
 	return sub.err
+}
+
+// DoneStatus returns the status code and reason of the PUBLISH_DONE the
+// publisher sent for the subscription, and false if none came: the
+// subscription is live, or Unsubscribe or the session's end ended it
+// before one arrived. It tells apart what Err does not: TRACK_ENDED (the track is over
+// for every subscriber) and SUBSCRIPTION_ENDED (the publisher ended this
+// subscription, as at its end group, or a relay giving it up: the track
+// may go on, and subscribing again can find it). Once it reports a
+// PUBLISH_DONE, objects may still arrive until Done is closed.
+func (sub *Subscription) DoneStatus() (code PublishDoneCode, reason string, ok bool) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.doneMsg == nil {
+		return 0, "", false
+	}
+	return sub.doneMsg.StatusCode, sub.doneMsg.Reason, true
 }
 
 func (sub *Subscription) end(err error) { sub.endWith(err, err) }

@@ -120,8 +120,9 @@ func writeAndCheck(ctx context.Context, e *env, track *moqtransport.Track, sub *
 		return err
 	}
 	// Subscription.Err is nil for PUBLISH_DONE TRACK_ENDED and for
-	// SUBSCRIPTION_ENDED alike, and the Subscription does not expose the
-	// status code, so this accepts either.
+	// SUBSCRIPTION_ENDED alike, and this accepts either: a relay may end
+	// its subscribers' subscriptions to a track that ended either way
+	// (Subscription.DoneStatus tells them apart).
 	if err := waitDone(ctx, sub, "subscriber"); err != nil {
 		return fmt.Errorf("subscriber: the subscription ended with %w, want PUBLISH_DONE TRACK_ENDED (or SUBSCRIPTION_ENDED)", err)
 	}
