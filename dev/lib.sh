@@ -27,11 +27,17 @@ ensure_go() {
 # write the same file (and a running binary is never overwritten).
 build_cmd() {
 	local dir
-	dir="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/moq-go-dev/$(printf '%s' "$root" | cksum | cut -d' ' -f1)"
+	local cache="${XDG_CACHE_HOME:-${HOME:+$HOME/.cache}}"
+	[ -n "$cache" ] || { printf '%s: neither XDG_CACHE_HOME nor HOME is set: set one (the go command needs HOME too)\n' "$prog" >&2; exit 1; }
+	# Absolute: go builds with -C "$root", mv runs here.
+	dir="$(abs_path "$cache")/moq-go-dev/$(printf '%s' "$root" | cksum | cut -d' ' -f1)"
 	mkdir -p "$dir"
 	bin="$dir/$1"
-	go -C "$root" build -o "$bin.$$" "./cmd/$1" || { rm -f "$bin.$$"; exit 1; }
-	mv -f "$bin.$$" "$bin"
+	local tmp
+	tmp="$(mktemp -d "$dir/build.XXXXXX")"
+	go -C "$root" build -o "$tmp/$1" "./cmd/$1" || { rm -rf "$tmp"; exit 1; }
+	mv -f "$tmp/$1" "$bin"
+	rmdir "$tmp"
 }
 
 # abs_path PATH prints PATH made absolute against the current directory (the

@@ -413,6 +413,10 @@ func TestSubscriberRejectsPayloads(t *testing.T) {
 	write(g37, 3, huge)
 	write(g37, 4, "5"+esc)
 	write(g37, 5, "59")
+	write(g37, 6, "7")     // moxygen writes no leading zero
+	write(g37, 7, "60")    // a leap second
+	write(g37, 8, "61")    // not a second
+	write(g37, 9, "5.123") // older moq-rs: SS.mmm
 	_ = g37.Close()
 	g38 := open(38) // a bad base: its seconds are skipped
 	write(g38, 0, esc+"2026-04-13 18:38:")
@@ -445,17 +449,17 @@ func TestSubscriberRejectsPayloads(t *testing.T) {
 	if err := (&Subscriber{Out: &out, Logger: newTestLogger(&logs)}).Run(context.Background(), dgrams); err != nil {
 		t.Fatal(err)
 	}
-	want := "2026-04-13 18:36:10\n2026-04-13 18:37:58\n2026-04-13 18:37:59\n2026-04-13 18:40:00\n2026-04-13 18:40:01\n"
+	want := "2026-04-13 18:36:10\n2026-04-13 18:37:58\n2026-04-13 18:37:59\n2026-04-13 18:37:7\n2026-04-13 18:37:60\n2026-04-13 18:37:5.123\n2026-04-13 18:40:00\n2026-04-13 18:40:01\n"
 	if out.String() != want {
 		t.Errorf("printed %q, want %q", out.String(), want)
 	}
 	if strings.Contains(logs.String(), "\x1b") {
 		t.Errorf("an escape byte reached the log: %q", logs.String())
 	}
-	if n := strings.Count(logs.String(), "level=WARN"); n != 8 {
-		t.Errorf("%d warnings, want 8 (one a bad payload):\n%s", n, logs.String())
+	if n := strings.Count(logs.String(), "level=WARN"); n != 9 {
+		t.Errorf("%d warnings, want 9 (one a bad payload):\n%s", n, logs.String())
 	}
-	if logs.Len() > 8*400 {
+	if logs.Len() > 9*400 {
 		t.Errorf("the log is %d bytes: the excerpts are not bounded", logs.Len())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/moqgo/moq/moqtransport"
@@ -19,7 +20,7 @@ import (
 // Payloads come from the network (a publisher or relay of any
 // implementation) and the lines usually go to a terminal: only payloads of
 // the clock's layouts are printed (object 0 as BaseLayout, the seconds as
-// two digits (SecondsLayout), a datagram as TimestampLayout). Anything else is logged
+// a number 0..60 (isSeconds), a datagram as TimestampLayout). Anything else is logged
 // at Warn with a short, escaped excerpt and skipped, so that no escape
 // sequence or oversized line reaches Out.
 type Subscriber struct {
@@ -150,9 +151,28 @@ func isLayout(layout, s string) bool {
 	return err == nil
 }
 
-// isSeconds reports whether s is a seconds object: two ASCII digits,
-// 00..59 (SecondsLayout).
-func isSeconds(s string) bool { return isLayout(SecondsLayout, s) }
+// isSeconds reports whether s is a seconds object: one or two ASCII
+// digits, 0..60, optionally a fraction (a dot and up to nine digits).
+// moq-rs writes two digits (SecondsLayout; older versions "SS.mmm");
+// moxygen's date publisher writes the number without a leading zero; 60
+// is a leap second.
+func isSeconds(s string) bool {
+	whole, frac, dotted := strings.Cut(s, ".")
+	if len(whole) < 1 || len(whole) > 2 || !allDigits(whole) || (dotted && (len(frac) < 1 || len(frac) > 9 || !allDigits(frac))) {
+		return false
+	}
+	n, _ := strconv.Atoi(whole)
+	return n <= 60
+}
+
+func allDigits(s string) bool {
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // excerptLen bounds the payload excerpt logged for an invalid object.
 const excerptLen = 32
