@@ -9,14 +9,39 @@
 # exits naming what to install. Debian's golang-go is older than the Go this
 # module needs (see go.mod); Go comes from the official tarball.
 ensure_go() {
-	if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+	local want
+	want="$(sed -n 's/^go //p' "$root/go.mod")"
+	# A Go on PATH older than go.mod's (Debian's golang-go) gives way to
+	# /usr/local/go's; with neither new enough, say what to install.
+	if { ! command -v go >/dev/null 2>&1 || ! go_at_least "$(go env GOVERSION 2>/dev/null)" "$want"; } &&
+		[ -x /usr/local/go/bin/go ]; then
 		export PATH="/usr/local/go/bin:$PATH"
 	fi
 	if ! command -v go >/dev/null 2>&1; then
-		printf '%s: go not found: install Go %s or newer into /usr/local/go (https://go.dev/doc/install)\n' \
-			"$prog" "$(sed -n 's/^go //p' "$root/go.mod")" >&2
+		printf '%s: go not found: install Go %s or newer into /usr/local/go (https://go.dev/doc/install)\n' "$prog" "$want" >&2
 		exit 1
 	fi
+	local have
+	have="$(go env GOVERSION 2>/dev/null)"
+	if ! go_at_least "$have" "$want"; then
+		printf '%s: %s is %s, older than the Go %s this module needs: install Go %s or newer into /usr/local/go (https://go.dev/doc/install)\n' \
+			"$prog" "$(command -v go)" "${have:-of unknown version}" "$want" "$want" >&2
+		exit 1
+	fi
+}
+
+# go_at_least HAVE WANT: the Go version HAVE (go env GOVERSION, e.g.
+# go1.26.8) is WANT (go.mod's, e.g. 1.26.0) or newer. A development
+# toolchain ("devel ...") counts as new enough.
+go_at_least() {
+	case "$1" in
+	devel*) return 0 ;;
+	go[0-9]*) ;;
+	*) return 1 ;;
+	esac
+	local have="${1#go}"
+	have="${have%%[-+ ]*}"
+	[ "$(printf '%s\n%s\n' "$2" "$have" | sort -V | head -n1)" = "$2" ]
 }
 
 # build_cmd NAME builds ./cmd/NAME and sets `bin` to the binary, so that the
