@@ -22,7 +22,7 @@ ensure_go() {
 		exit 1
 	fi
 	local have
-	have="$(go env GOVERSION 2>/dev/null)"
+	have="$(go env GOVERSION 2>/dev/null || true)"
 	if ! go_at_least "$have" "$want"; then
 		printf '%s: %s is %s, older than the Go %s this module needs: install Go %s or newer into /usr/local/go (https://go.dev/doc/install)\n' \
 			"$prog" "$(command -v go)" "${have:-of unknown version}" "$want" "$want" >&2
