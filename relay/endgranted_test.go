@@ -118,13 +118,7 @@ func TestNamespaceExpiryEndsOnlyItsTracks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := func(active bool) {
-		t.Helper()
-		ev, err := watch.Next(ctx)
-		if err != nil || ev.Namespace.String() != "a" || ev.Active != active {
-			t.Fatalf("namespace event %+v, %v; want a active=%v", ev, err, active)
-		}
-	}
+	next := namespaceEvents(t, ctx, watch, wire.Namespace{"a"})
 	hP, pubsP := publisher("/", []grant{{"a", hour}}, 6)
 	next(true)
 	subscribe(tracks[6])

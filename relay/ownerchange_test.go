@@ -44,6 +44,18 @@ func wantFirstObject(t *testing.T, ctx context.Context, who string, sub *moqtran
 	}
 }
 
+// namespaceEvents returns a function that reads watch's next event and
+// fails the test unless it is ns, active or withdrawn as told.
+func namespaceEvents(t *testing.T, ctx context.Context, watch *moqtransport.NamespaceSubscription, ns wire.Namespace) func(active bool) {
+	return func(active bool) {
+		t.Helper()
+		ev, err := watch.Next(ctx)
+		if err != nil || !ev.Namespace.Equal(ns) || ev.Active != active {
+			t.Fatalf("namespace event %+v, %v; want %v active=%v", ev, err, ns, active)
+		}
+	}
+}
+
 // TestNamespaceNewOwnerAsked: after a publisher withdraws its namespace
 // (PUBLISH_NAMESPACE_DONE) and another session publishes it, a new
 // subscriber of a track under it is served by the new owner, which the
@@ -60,13 +72,7 @@ func TestNamespaceNewOwnerAsked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := func(active bool) {
-		t.Helper()
-		ev, err := watch.Next(ctx)
-		if err != nil || !ev.Namespace.Equal(ns) || ev.Active != active {
-			t.Fatalf("namespace event %+v, %v; want %v active=%v", ev, err, ns, active)
-		}
-	}
+	next := namespaceEvents(t, ctx, watch, ns)
 	publisher := func() (*moqtransport.NamespacePublication, *moqtransport.Track, *countingTracks) {
 		t.Helper()
 		h := &countingTracks{}
@@ -188,13 +194,7 @@ func TestNamespaceBackToFirstOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := func(active bool) {
-		t.Helper()
-		ev, err := watch.Next(ctx)
-		if err != nil || !ev.Namespace.Equal(ns) || ev.Active != active {
-			t.Fatalf("namespace event %+v, %v; want %v active=%v", ev, err, ns, active)
-		}
-	}
+	next := namespaceEvents(t, ctx, watch, ns)
 	session := func() (*moqtransport.Session, *moqtransport.Track, *countingTracks) {
 		h := &countingTracks{}
 		tr := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})
@@ -264,13 +264,7 @@ func TestPreviousOwnerAnswersNoStatusOrFetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := func(active bool) {
-		t.Helper()
-		ev, err := watch.Next(ctx)
-		if err != nil || !ev.Namespace.Equal(ns) || ev.Active != active {
-			t.Fatalf("namespace event %+v, %v; want %v active=%v", ev, err, ns, active)
-		}
-	}
+	next := namespaceEvents(t, ctx, watch, ns)
 	hX := &countingTracks{}
 	trX := moqtransport.NewTrack(wire.FullTrackName{Namespace: ns, Name: "t"}, moqtransport.TrackConfig{})
 	hX.Add(trX)
@@ -334,13 +328,7 @@ func TestCloseCancelsDisplacedUpstream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := func(active bool) {
-		t.Helper()
-		ev, err := watch.Next(ctx)
-		if err != nil || !ev.Namespace.Equal(ns) || ev.Active != active {
-			t.Fatalf("namespace event %+v, %v; want %v active=%v", ev, err, ns, active)
-		}
-	}
+	next := namespaceEvents(t, ctx, watch, ns)
 	asked := make(chan struct{}, 1)
 	silent := handlerFunc(moqtransport.Handler{
 		Subscribe: func(ctx context.Context, _ *moqtransport.Session, _ *wire.Subscribe) (*moqtransport.Track, error) {
